@@ -1,0 +1,111 @@
+/* store.h - the server's durable state in SQLite: node presence and the
+ * offline message queue (tables from db/migrations).
+ *
+ * Single-threaded: called from the event loop only. Writes of presence are
+ * batched into one open transaction that rdv_store_flush() commits (the
+ * server calls it on a short timer); rdv_store_queue_push() commits before
+ * it returns, so a message answered with `queued` survives a crash.
+ * All statements are prepared once at open. Callbacks must not call back
+ * into the store (such calls fail with RDV_STORE_ERR).
+ */
+#ifndef RDV_SERVER_STORE_H
+#define RDV_SERVER_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RDV_STORE_OK 0
+#define RDV_STORE_ERR (-1)      /* SQLite failure; message in rdv_store_errmsg */
+#define RDV_STORE_EFULL (-2)    /* the recipient's queue is at its cap */
+#define RDV_STORE_ENOTFOUND (-3)
+
+typedef struct rdv_store rdv_store;
+
+/* Presence of one node as stored. nat_type is "unknown" for never-seen. */
+typedef struct rdv_presence {
+    bool known;          /* the node has authenticated at least once */
+    bool online;
+    int64_t first_seen;  /* ms, 0 when unknown */
+    int64_t last_seen;   /* ms, 0 when unknown */
+    char nat_type[16];
+} rdv_presence;
+
+/* One queued message handed to a callback; pointers valid during the call. */
+typedef struct rdv_queued_msg {
+    int64_t id;
+    const char *recipient;
+    const char *sender;
+    const char *type;
+    const char *session_id;
+    const uint8_t *raw;
+    size_t raw_len;
+    int64_t created;
+    int64_t expires;
+} rdv_queued_msg;
+
+typedef void (*rdv_store_msg_cb)(const rdv_queued_msg *msg, void *user);
+
+/* Opens (creating and migrating) the database at `path`. On failure
+ * returns RDV_STORE_ERR with a message in err. */
+int rdv_store_open(const char *path, rdv_store **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Commits pending writes, finalises statements and closes. NULL-safe. */
+void rdv_store_close(rdv_store *st);
+
+/* Last SQLite error text (static storage of the store). */
+const char *rdv_store_errmsg(const rdv_store *st);
+
+/* Commits the open batch transaction, if any. */
+int rdv_store_flush(rdv_store *st) __attribute__((warn_unused_result));
+
+/* Marks every node that is recorded online as offline, with last_seen =
+ * now (at server start: they were online until the last run ended). Nodes
+ * already offline keep their last_seen. */
+int rdv_store_mark_all_offline(rdv_store *st, int64_t now)
+    __attribute__((warn_unused_result));
+
+/* Records that node_id authenticated: online, last_seen = now, NAT type
+ * and observed endpoint; inserts it on first sight (first_seen = now). */
+int rdv_store_node_online(rdv_store *st, const char *node_id,
+                          const char *nat_type, const char *ip, int port,
+                          int64_t now) __attribute__((warn_unused_result));
+
+/* Records that node_id went offline at `now`. RDV_STORE_ENOTFOUND when
+ * the node was never recorded. */
+int rdv_store_node_offline(rdv_store *st, const char *node_id, int64_t now)
+    __attribute__((warn_unused_result));
+
+/* Reads a node's presence into *out (known=false when never seen). */
+int rdv_store_lookup(rdv_store *st, const char *node_id, rdv_presence *out)
+    __attribute__((warn_unused_result));
+
+/* Durably appends a message for an offline recipient, unless it already
+ * has `cap` messages waiting (RDV_STORE_EFULL). Commits before return. */
+int rdv_store_queue_push(rdv_store *st, const char *recipient,
+                         const char *sender, const char *type,
+                         const char *session_id, const uint8_t *raw,
+                         size_t raw_len, int64_t created, int64_t expires,
+                         int cap) __attribute__((warn_unused_result));
+
+/* Calls cb, in acceptance order, for each unexpired message (expires >
+ * now) queued for recipient, then deletes them (and any expired ones of
+ * that recipient are left for rdv_store_queue_expire). Returns the number
+ * delivered or RDV_STORE_ERR. */
+int rdv_store_queue_take(rdv_store *st, const char *recipient, int64_t now,
+                         rdv_store_msg_cb cb, void *user)
+    __attribute__((warn_unused_result));
+
+/* Calls cb for each message with expires <= now, then deletes them.
+ * Returns the number expired or RDV_STORE_ERR. */
+int rdv_store_queue_expire(rdv_store *st, int64_t now, rdv_store_msg_cb cb,
+                           void *user) __attribute__((warn_unused_result));
+
+/* Total messages waiting in the queue (for /metrics), or RDV_STORE_ERR. */
+int64_t rdv_store_queue_depth(rdv_store *st);
+
+/* True when the database accepts a write now (for /healthz). */
+bool rdv_store_writable(rdv_store *st);
+
+#endif
