@@ -26,6 +26,7 @@
  * every path.
  */
 #include "message.h"
+#include "jcs.h"
 
 #include <arpa/inet.h>
 #include <math.h>
@@ -164,14 +165,39 @@ static int fail(rdv_msg_error *err, rdv_ec code, const char *field,
     return -(int)code;
 }
 
+/* Appends the NUL-terminated s to dst (size dstsz, NUL-terminated),
+ * silently truncating. Paths are built from ASCII names and indices. */
+static void path_append(char *dst, size_t dstsz, const char *s)
+{
+    size_t have = strlen(dst);
+    size_t n = strlen(s);
+    if (have + 1 >= dstsz)
+        return;
+    if (n > dstsz - 1 - have)
+        n = dstsz - 1 - have;
+    memcpy(dst + have, s, n);
+    dst[have + n] = '\0';
+}
+
 /* Dotted path of member `name` under `prefix` ("" at the body). */
 static void path_join(char *dst, size_t dstsz, const char *prefix,
                       const char *name)
 {
-    if (prefix[0] == '\0')
-        snprintf(dst, dstsz, "%s", name);
-    else
-        snprintf(dst, dstsz, "%s.%s", prefix, name);
+    dst[0] = '\0';
+    path_append(dst, dstsz, prefix);
+    if (prefix[0] != '\0')
+        path_append(dst, dstsz, ".");
+    path_append(dst, dstsz, name);
+}
+
+/* Path of element `i` of the array at `prefix`: "nodeIDs[3]". */
+static void path_index(char *dst, size_t dstsz, const char *prefix, size_t i)
+{
+    char idx[32]; /* "[" + at most 20 digits + "]" */
+    snprintf(idx, sizeof idx, "[%zu]", i);
+    dst[0] = '\0';
+    path_append(dst, dstsz, prefix);
+    path_append(dst, dstsz, idx);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -589,7 +615,7 @@ static int validate_array(const json_t *v, bool peers, const char *path,
     size_t i;
     const json_t *e;
     json_array_foreach(v, i, e) {
-        snprintf(elem, sizeof elem, "%s[%zu]", path, i);
+        path_index(elem, sizeof elem, path, i);
         if (peers) {
             if (!json_is_object(e))
                 return fail(err, RDV_EC_INVALID_FIELD, elem,
@@ -867,9 +893,15 @@ char *rdv_msg_dump(const json_t *envelope, size_t *len)
 {
     if (envelope == NULL)
         return NULL;
-    char *s = json_dumps(envelope, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    if (s != NULL && len != NULL)
-        *len = strlen(s);
+    /* The canonical form (RFC 8785) is compact JSON whose integral numbers
+     * print as integers (parsed numbers are doubles: json_dumps would write
+     * 1700000000000.0, which integer-typed readers refuse). */
+    char *s = NULL;
+    size_t n = 0;
+    if (rdv_jcs_serialize(envelope, SIZE_MAX / 2, &s, &n) != RDV_JCS_OK)
+        return NULL;
+    if (len != NULL)
+        *len = n;
     return s;
 }
 

@@ -102,8 +102,10 @@ bool rdv_msg_get_int(const json_t *body, const char *key, int64_t *out);
  * `type`. Returns a new object or NULL on allocation failure. */
 json_t *rdv_msg_wrap(rdv_msg_type type, json_t *body);
 
-/* Serialises an envelope compactly into a malloc'd NUL-terminated string
- * (length in *len). Returns NULL on failure. Caller frees. */
+/* Serialises an envelope into a malloc'd NUL-terminated string in its
+ * RFC 8785 canonical form (compact, members sorted, integral numbers
+ * without ".0"); length in *len. Returns NULL on failure. Caller frees.
+ * Routed messages are forwarded as their original bytes, never re-dumped. */
 char *rdv_msg_dump(const json_t *envelope, size_t *len);
 
 /* Builds the text of an `error` message: code, message (the code's hint
