@@ -3,87 +3,608 @@
  *
  *   rdv keygen [--key PATH] [--force]   create an identity key file (0600)
  *   rdv id [--key PATH] [--json]        print the node ID of a key file
+ *   rdv lookup ID...                    is each node online? (one answer)
+ *   rdv watch ID...                     print presence changes until ^C
+ *   rdv offer ID                        send an offer, print the answer
+ *   rdv listen                          answer offers, print what arrives
  *
- * The key path comes from --key, else $RENDEZVOUS_KEY, else ./rendezvous.key.
- * Exit status: 0 success, 1 failure, 2 usage error.
+ * `offer` and `listen` are a two-terminal demo of the signaling exchange.
+ * The key path comes from --key, else $RENDEZVOUS_KEY, else
+ * ./rendezvous.key; the server from --url, else $RENDEZVOUS_URL, else
+ * ws://127.0.0.1:8080/v1. The network commands run the client in embedded
+ * mode: one poll() loop in main(). --json prints one JSON object per line.
+ * Exit status: 0 success, 1 failure (including a timeout), 2 usage error.
  */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rendezvous/rendezvous.h>
 
 #define DEFAULT_KEY_PATH "rendezvous.key"
+#define DEFAULT_URL "ws://127.0.0.1:8080/v1"
+#define DEFAULT_TIMEOUT_MS 15000   /* lookup, offer: overall deadline */
+#define MAX_IDS RDV_MAX_IDS_PER_CALL
 
-static void usage(FILE *out)
+static const char *const usage_main =
+    "usage: rdv [--version] [--help] <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  keygen [--key PATH] [--force]  create a new Ed25519 identity key file\n"
+    "                                 (mode 0600; --force overwrites)\n"
+    "  id [--key PATH] [--json]       print the node ID of the key file\n"
+    "  lookup ID...                   ask the server whether nodes are online\n"
+    "  watch ID...                    print presence changes of nodes until ^C\n"
+    "  offer ID                       send a signed offer, print the answer\n"
+    "  listen                         answer offers and print what arrives\n"
+    "\n"
+    "options:\n"
+    "  --key PATH   identity key file (env RENDEZVOUS_KEY,\n"
+    "               default ./" DEFAULT_KEY_PATH ")\n"
+    "  --url URL    rendezvous server, ws:// or wss:// (env RENDEZVOUS_URL,\n"
+    "               default " DEFAULT_URL ")\n"
+    "  --json       machine-readable output (one JSON object per line)\n"
+    "  --help       this text; `rdv <command> --help` for one command\n";
+
+static const char *const usage_net =
+    "  --url URL        rendezvous server (env RENDEZVOUS_URL, default " DEFAULT_URL ")\n"
+    "  --key PATH       identity key file (env RENDEZVOUS_KEY, default ./" DEFAULT_KEY_PATH ")\n"
+    "  --ca FILE        PEM CA bundle for a wss:// server\n"
+    "  --json           one JSON object per line\n";
+
+static const char *const usage_info =
+    "  --local-ip IP    connectionInfo.localIP (default 0.0.0.0)\n"
+    "  --local-port N   connectionInfo.localPort (default 0)\n"
+    "  --public-ip IP   connectionInfo.publicIP (default: the address the\n"
+    "                   server observed)\n"
+    "  --public-port N  connectionInfo.publicPort (default 0)\n"
+    "  --nat TYPE       fullCone|restrictedCone|portRestricted|symmetric|unknown\n"
+    "  --wg-key HEX     connectionInfo.wgPublicKey (64 hex digits)\n";
+
+static void usage_cmd(const char *cmd, FILE *out)
 {
-    fprintf(out,
-            "usage: rdv [--version] [--help] <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  keygen [--key PATH] [--force]  create a new Ed25519 identity key file\n"
-            "                                 (mode 0600; --force overwrites)\n"
-            "  id [--key PATH] [--json]       print the node ID of the key file\n"
-            "\n"
-            "options:\n"
-            "  --key PATH   identity key file (env RENDEZVOUS_KEY,\n"
-            "               default ./" DEFAULT_KEY_PATH ")\n"
-            "  --json       machine-readable output\n"
-            "  --help       this text; `rdv <command> --help` for one command\n");
+    if (strcmp(cmd, "keygen") == 0) {
+        fprintf(out, "usage: rdv keygen [--key PATH] [--force] [--json]\n"
+                     "Creates a new Ed25519 identity key file (mode 0600) and prints its node ID.\n"
+                     "  --force  overwrite an existing key file\n");
+    } else if (strcmp(cmd, "id") == 0) {
+        fprintf(out, "usage: rdv id [--key PATH] [--json]\nPrints the node ID of the key file.\n");
+    } else if (strcmp(cmd, "lookup") == 0) {
+        fprintf(out, "usage: rdv lookup [options] ID...\n"
+                     "Asks the server whether each node is online; prints one line per node.\n%s"
+                     "  --timeout MS     give up after MS (default %d)\n",
+                usage_net, DEFAULT_TIMEOUT_MS);
+    } else if (strcmp(cmd, "watch") == 0) {
+        fprintf(out, "usage: rdv watch [options] ID...\n"
+                     "Prints the nodes' presence, then every online/offline change, until\n"
+                     "interrupted. Reconnects and re-watches after the server drops.\n%s"
+                     "  --count N        exit after N changes\n"
+                     "  --timeout MS     exit (status 0) after MS\n",
+                usage_net);
+    } else if (strcmp(cmd, "offer") == 0) {
+        fprintf(out, "usage: rdv offer [options] ID\n"
+                     "Sends a signed offer to node ID and prints its (verified) answer.\n%s%s"
+                     "  --session UUID   session ID (default: a new one)\n"
+                     "  --timeout MS     give up after MS (default %d)\n",
+                usage_net, usage_info, DEFAULT_TIMEOUT_MS);
+    } else if (strcmp(cmd, "listen") == 0) {
+        fprintf(out, "usage: rdv listen [options]\n"
+                     "Waits for offers, prints each (verified) one and answers it; prints\n"
+                     "candidates too. Runs until interrupted.\n%s%s"
+                     "  --count N        exit after answering N offers\n"
+                     "  --timeout MS     exit (status 1) when nothing was answered in MS\n",
+                usage_net, usage_info);
+    } else {
+        fputs(usage_main, out);
+    }
 }
 
 struct cli_opts {
     const char *key_path;
+    const char *url;
+    const char *ca;
     int force;
     int json;
     int help;
+    long timeout_ms;   /* -1: not given */
+    long count;        /* 0: unlimited */
+    const char *session;
+    rdv_connection_info info;
+    int public_ip_set;
+    const char *ids[MAX_IDS];
+    int nids;
 };
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int copy_opt(char *dst, size_t cap, const char *src)
+{
+    if (strlen(src) >= cap)
+        return -1;
+    strcpy(dst, src);
+    return 0;
+}
 
 /* Parses the options after the command; returns 0 or 2 on a usage error. */
 static int parse_opts(int argc, char **argv, struct cli_opts *o)
 {
     const char *env = getenv("RENDEZVOUS_KEY");
     o->key_path = env && *env ? env : DEFAULT_KEY_PATH;
+    env = getenv("RENDEZVOUS_URL");
+    o->url = env && *env ? env : DEFAULT_URL;
+    o->timeout_ms = -1;
+    strcpy(o->info.public_ip, "0.0.0.0");
+    strcpy(o->info.local_ip, "0.0.0.0");
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
-            o->key_path = argv[++i];
-        } else if (strcmp(argv[i], "--force") == 0) {
-            o->force = 1;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            o->json = 1;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            o->help = 1;
-        } else {
-            fprintf(stderr, "rdv: unknown or incomplete option '%s'\n", argv[i]);
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        int bad = 0, takes = 1;
+        if (strcmp(a, "--key") == 0 && v)
+            o->key_path = v;
+        else if (strcmp(a, "--url") == 0 && v)
+            o->url = v;
+        else if (strcmp(a, "--ca") == 0 && v)
+            o->ca = v;
+        else if (strcmp(a, "--timeout") == 0 && v)
+            bad = parse_long(v, 1, 86400000L, &o->timeout_ms);
+        else if (strcmp(a, "--count") == 0 && v)
+            bad = parse_long(v, 1, 1000000L, &o->count);
+        else if (strcmp(a, "--session") == 0 && v)
+            o->session = v;
+        else if (strcmp(a, "--local-ip") == 0 && v)
+            bad = copy_opt(o->info.local_ip, sizeof(o->info.local_ip), v);
+        else if (strcmp(a, "--public-ip") == 0 && v) {
+            bad = copy_opt(o->info.public_ip, sizeof(o->info.public_ip), v);
+            o->public_ip_set = 1;
+        } else if (strcmp(a, "--local-port") == 0 && v) {
+            bad = parse_long(v, 0, 65535, &n);
+            o->info.local_port = (uint16_t)n;
+        } else if (strcmp(a, "--public-port") == 0 && v) {
+            bad = parse_long(v, 0, 65535, &n);
+            o->info.public_port = (uint16_t)n;
+        } else if (strcmp(a, "--nat") == 0 && v) {
+            o->info.nat_type = rdv_nat_type_from_name(v);
+            bad = o->info.nat_type == RDV_NAT_UNKNOWN && strcmp(v, "unknown") != 0;
+        } else if (strcmp(a, "--wg-key") == 0 && v)
+            bad = copy_opt(o->info.wg_public_key, sizeof(o->info.wg_public_key), v);
+        else {
+            takes = 0;
+            if (strcmp(a, "--force") == 0)
+                o->force = 1;
+            else if (strcmp(a, "--json") == 0)
+                o->json = 1;
+            else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+                o->help = 1;
+            else if (a[0] != '-' && o->nids < MAX_IDS)
+                o->ids[o->nids++] = a;
+            else {
+                fprintf(stderr, "rdv: unknown or incomplete option '%s'\n", a);
+                return 2;
+            }
+        }
+        if (bad) {
+            fprintf(stderr, "rdv: bad value for %s: '%s'\n", a, v);
             return 2;
         }
+        i += takes;
     }
     return 0;
 }
 
-static int print_id(const rdv_identity *id, const char *path, int json)
+/* ---- output helpers ------------------------------------------------------ */
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (const char *p = s ? s : ""; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+static void iso_time(int64_t ms, char out[32])
+{
+    if (ms <= 0) {
+        strcpy(out, "never");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void print_id(const rdv_identity *id, const char *path, int json)
 {
     char node_id[RDV_NODE_ID_LEN + 1];
     rdv_identity_node_id(id, node_id);
-    if (json)
-        /* node IDs are hex and the path is escaped minimally for JSON. */
-        printf("{\"nodeID\":\"%s\",\"keyFile\":\"", node_id);
-    else
-        printf("%s\n", node_id);
     if (json) {
-        for (const char *p = path; *p; p++) {
-            unsigned char c = (unsigned char)*p;
-            if (c == '"' || c == '\\')
-                printf("\\%c", c);
-            else if (c < 0x20)
-                printf("\\u%04x", c);
-            else
-                putchar(c);
-        }
-        printf("\"}\n");
+        printf("{\"nodeID\":\"%s\",\"keyFile\":", node_id);
+        json_str(path);
+        printf("}\n");
+    } else {
+        printf("%s\n", node_id);
     }
-    return 0;
 }
+
+static void print_peer(const char *event, const rdv_peer *p, int json)
+{
+    if (json) {
+        printf("{\"event\":\"%s\",\"nodeID\":\"%s\",\"online\":%s,\"lastSeen\":%lld,"
+               "\"natType\":\"%s\"}\n",
+               event, p->node_id, p->online ? "true" : "false", (long long)p->last_seen,
+               rdv_nat_type_name(p->nat_type));
+    } else {
+        char ts[32];
+        iso_time(p->last_seen, ts);
+        printf("%s %s nat=%s lastSeen=%s\n", p->node_id, p->online ? "online" : "offline",
+               rdv_nat_type_name(p->nat_type), ts);
+    }
+    fflush(stdout);
+}
+
+static void print_info_json(const rdv_connection_info *i)
+{
+    printf("{\"publicIP\":\"%s\",\"publicPort\":%u,\"localIP\":\"%s\",\"localPort\":%u,"
+           "\"natType\":\"%s\"",
+           i->public_ip, i->public_port, i->local_ip, i->local_port,
+           rdv_nat_type_name(i->nat_type));
+    if (i->wg_public_key[0])
+        printf(",\"wgPublicKey\":\"%s\"", i->wg_public_key);
+    printf("}");
+}
+
+static void print_session(const char *event, const rdv_session_msg *m, int json)
+{
+    if (json) {
+        printf("{\"event\":\"%s\",\"fromNodeID\":\"%s\",\"sessionID\":\"%s\","
+               "\"timestamp\":%lld,\"connectionInfo\":",
+               event, m->from_node_id, m->session_id, (long long)m->timestamp);
+        print_info_json(&m->info);
+        printf("}\n");
+    } else {
+        printf("%s from %s session %s: public %s:%u local %s:%u nat %s%s%s\n", event,
+               m->from_node_id, m->session_id, m->info.public_ip, m->info.public_port,
+               m->info.local_ip, m->info.local_port, rdv_nat_type_name(m->info.nat_type),
+               m->info.wg_public_key[0] ? " wg " : "", m->info.wg_public_key);
+    }
+    fflush(stdout);
+}
+
+/* ---- the network commands -------------------------------------------------- */
+
+enum cmd { CMD_LOOKUP, CMD_WATCH, CMD_OFFER, CMD_LISTEN };
+
+struct app {
+    enum cmd cmd;
+    struct cli_opts *o;
+    rdv_client *c;
+    int done;          /* leave the loop */
+    int status;        /* exit status when done */
+    int sent;          /* lookup/offer sent */
+    char request_id[RDV_REQUEST_ID_LEN + 1];
+    char session[RDV_SESSION_ID_LEN + 1];
+    long events;       /* watch: changes; listen: answers */
+};
+
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int sig)
+{
+    g_signal = sig;
+}
+
+static const char *cmd_name(enum cmd c)
+{
+    static const char *const n[] = {"lookup", "watch", "offer", "listen"};
+    return n[c];
+}
+
+/* Our connectionInfo: flags, with the observed address as the default
+ * public IP. */
+static void my_info(struct app *a, rdv_connection_info *ci)
+{
+    *ci = a->o->info;
+    if (!a->o->public_ip_set) {
+        rdv_client_info info;
+        if (rdv_client_get_info(a->c, &info) == 0 && info.observed_ip[0])
+            snprintf(ci->public_ip, sizeof(ci->public_ip), "%s", info.observed_ip);
+    }
+}
+
+static void fail(struct app *a, const char *what, int err)
+{
+    fprintf(stderr, "rdv %s: %s: %s\n", cmd_name(a->cmd), what, rdv_strerror(err));
+    a->status = 1;
+    a->done = 1;
+}
+
+static void on_state(rdv_client *c, rdv_state st, void *u)
+{
+    struct app *a = u;
+    if (st == RDV_STATE_FAILED) {
+        rdv_client_info info;
+        int err = rdv_client_get_info(c, &info) == 0 ? info.last_error : RDV_ERR_CONNECT;
+        fail(a, "cannot reach the server", err ? err : RDV_ERR_CONNECT);
+        return;
+    }
+    if (st != RDV_STATE_AUTHENTICATED)
+        return;
+    if ((a->cmd == CMD_WATCH || a->cmd == CMD_LISTEN) && !a->o->json) {
+        rdv_client_info info;
+        if (rdv_client_get_info(c, &info) == 0)
+            fprintf(stderr, "rdv %s: connected as %s (seen as %s:%u)\n", cmd_name(a->cmd),
+                    info.node_id, info.observed_ip, info.observed_port);
+    }
+    if (a->sent)
+        return;
+    if (a->cmd == CMD_LOOKUP) {
+        int rc = rdv_client_lookup(c, a->o->ids, (size_t)a->o->nids, a->request_id);
+        if (rc != 0)
+            fail(a, "lookup", rc);
+        a->sent = 1;
+    } else if (a->cmd == CMD_OFFER) {
+        rdv_connection_info ci;
+        my_info(a, &ci);
+        int rc = rdv_client_send_offer(c, a->o->ids[0], a->session, &ci);
+        if (rc != 0)
+            fail(a, "offer", rc);
+        else if (!a->o->json)
+            fprintf(stderr, "rdv offer: sent offer %s to %s\n", a->session, a->o->ids[0]);
+        a->sent = 1;
+    }
+}
+
+static void on_presence(rdv_client *c, const char *rid, const rdv_peer *peers,
+                        size_t n, void *u)
+{
+    (void)c;
+    struct app *a = u;
+    if (a->cmd == CMD_LOOKUP && (!rid || strcmp(rid, a->request_id) != 0))
+        return;
+    for (size_t i = 0; i < n; i++)
+        print_peer("presence", &peers[i], a->o->json);
+    if (a->cmd == CMD_LOOKUP)
+        a->done = 1;
+}
+
+static void on_peer(struct app *a, const rdv_peer *p, const char *event)
+{
+    if (a->cmd != CMD_WATCH)
+        return;
+    print_peer(event, p, a->o->json);
+    if (++a->events >= a->o->count && a->o->count)
+        a->done = 1;
+}
+
+static void on_online(rdv_client *c, const rdv_peer *p, void *u)
+{
+    (void)c;
+    on_peer(u, p, "online");
+}
+
+static void on_offline(rdv_client *c, const rdv_peer *p, void *u)
+{
+    (void)c;
+    on_peer(u, p, "offline");
+}
+
+static void on_offer(rdv_client *c, const rdv_session_msg *m, void *u)
+{
+    struct app *a = u;
+    if (a->cmd != CMD_LISTEN)
+        return;
+    print_session("offer", m, a->o->json);
+    rdv_connection_info ci;
+    my_info(a, &ci);
+    int rc = rdv_client_send_answer(c, m->from_node_id, m->session_id, &ci);
+    if (rc != 0) {
+        fprintf(stderr, "rdv listen: answer to %s: %s\n", m->from_node_id, rdv_strerror(rc));
+        return;
+    }
+    if (!a->o->json)
+        fprintf(stderr, "rdv listen: answered session %s\n", m->session_id);
+    if (++a->events >= a->o->count && a->o->count)
+        a->done = 1;
+}
+
+static void on_answer(rdv_client *c, const rdv_session_msg *m, void *u)
+{
+    (void)c;
+    struct app *a = u;
+    if (a->cmd != CMD_OFFER || strcmp(m->session_id, a->session) != 0 ||
+        strcmp(m->from_node_id, a->o->ids[0]) != 0)
+        return;
+    print_session("answer", m, a->o->json);
+    a->done = 1;
+}
+
+static void on_candidate(rdv_client *c, const rdv_candidate_msg *m, void *u)
+{
+    (void)c;
+    struct app *a = u;
+    if (a->o->json)
+        printf("{\"event\":\"candidate\",\"fromNodeID\":\"%s\",\"sessionID\":\"%s\","
+               "\"ip\":\"%s\",\"port\":%u,\"type\":\"%s\",\"priority\":%u}\n",
+               m->from_node_id, m->session_id, m->candidate.ip, m->candidate.port,
+               m->candidate.type, m->candidate.priority);
+    else
+        printf("candidate from %s session %s: %s %s:%u priority %u\n", m->from_node_id,
+               m->session_id, m->candidate.type, m->candidate.ip, m->candidate.port,
+               m->candidate.priority);
+    fflush(stdout);
+}
+
+static void on_queued(rdv_client *c, const rdv_queued *q, void *u)
+{
+    (void)c;
+    struct app *a = u;
+    char ts[32];
+    iso_time(q->expires_at, ts);
+    if (!a->o->json)
+        fprintf(stderr, "rdv %s: %.16s... is offline; the %s waits on the server until %s\n",
+                cmd_name(a->cmd), q->to_node_id, q->type, ts);
+}
+
+static void on_error(rdv_client *c, const rdv_error_info *e, void *u)
+{
+    (void)c;
+    struct app *a = u;
+    fprintf(stderr, "rdv %s: %s%s%s%s\n", cmd_name(a->cmd), e->message,
+            e->server_code ? " [" : "", e->server_code ? e->server_code : "",
+            e->server_code ? "]" : "");
+    /* An offer that cannot be delivered ends `rdv offer`. */
+    if (a->cmd == CMD_OFFER && e->ref && strcmp(e->ref, a->session) == 0 &&
+        (e->code == RDV_ERR_PEER_OFFLINE || e->code == RDV_ERR_PEER_QUEUE_FULL ||
+         e->server_code)) {
+        a->status = 1;
+        a->done = 1;
+    }
+    if (a->cmd == CMD_LOOKUP && e->ref && strcmp(e->ref, a->request_id) == 0) {
+        a->status = 1;
+        a->done = 1;
+    }
+}
+
+static int run_net(enum cmd cmd, struct cli_opts *o)
+{
+    if ((cmd == CMD_LOOKUP || cmd == CMD_WATCH) && o->nids < 1) {
+        fprintf(stderr, "rdv %s: give at least one node ID\n", cmd_name(cmd));
+        return 2;
+    }
+    if (cmd == CMD_OFFER && o->nids != 1) {
+        fprintf(stderr, "rdv offer: give exactly one node ID\n");
+        return 2;
+    }
+    if (cmd == CMD_LISTEN && o->nids != 0) {
+        fprintf(stderr, "rdv listen: takes no node ID\n");
+        return 2;
+    }
+    for (int i = 0; i < o->nids; i++)
+        if (!rdv_node_id_is_valid(o->ids[i])) {
+            fprintf(stderr, "rdv %s: not a node ID (64 lowercase hex digits): '%s'\n",
+                    cmd_name(cmd), o->ids[i]);
+            return 2;
+        }
+    struct app a;
+    memset(&a, 0, sizeof(a));
+    a.cmd = cmd;
+    a.o = o;
+    if (o->session) {
+        if (strlen(o->session) != RDV_SESSION_ID_LEN) {
+            fprintf(stderr, "rdv offer: --session must be a UUID\n");
+            return 2;
+        }
+        strcpy(a.session, o->session);
+    } else {
+        rdv_session_id_generate(a.session);
+    }
+
+    rdv_identity id;
+    int rc = rdv_identity_load(&id, o->key_path);
+    if (rc != 0) {
+        fprintf(stderr, "rdv %s: %s: %s\n", cmd_name(cmd), o->key_path, rdv_strerror(rc));
+        return 1;
+    }
+    rdv_client_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.server_url = o->url;
+    cfg.identity = &id;
+    cfg.tls_ca_file = o->ca;
+    cfg.software = "rdv/" RDV_VERSION_STRING;
+    cfg.nat_type = o->info.nat_type;
+    /* One-shot commands give up when the server cannot be reached; the
+     * long-running ones keep retrying. */
+    if (cmd == CMD_LOOKUP || cmd == CMD_OFFER)
+        cfg.reconnect.max_attempts = 3;
+    cfg.cb_state_changed = on_state;
+    cfg.cb_presence = on_presence;
+    cfg.cb_peer_online = on_online;
+    cfg.cb_peer_offline = on_offline;
+    cfg.cb_offer = on_offer;
+    cfg.cb_answer = on_answer;
+    cfg.cb_candidate = on_candidate;
+    cfg.cb_queued = on_queued;
+    cfg.cb_error = on_error;
+    cfg.user_ptr = &a;
+    rc = rdv_client_create(&cfg, &a.c);
+    rdv_identity_wipe(&id);
+    if (rc != 0) {
+        fprintf(stderr, "rdv %s: %s: %s\n", cmd_name(cmd), o->url, rdv_strerror(rc));
+        return rc == RDV_ERR_INVALID ? 2 : 1;
+    }
+    if (cmd == CMD_WATCH) {
+        rc = rdv_client_watch(a.c, o->ids, (size_t)o->nids);
+        if (rc != 0) {
+            fprintf(stderr, "rdv watch: %s\n", rdv_strerror(rc));
+            rdv_client_destroy(a.c);
+            return 1;
+        }
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    long timeout = o->timeout_ms;
+    if (timeout < 0 && (cmd == CMD_LOOKUP || cmd == CMD_OFFER))
+        timeout = DEFAULT_TIMEOUT_MS;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* Embedded mode: poll the client's fd with its timeout. */
+    while (!a.done && !g_signal) {
+        struct pollfd pfd = {.fd = rdv_client_fd(a.c), .events = POLLIN};
+        int wait = rdv_client_timeout_ms(a.c);
+        (void)poll(&pfd, 1, wait);
+        rc = rdv_client_process(a.c);
+        if (rc != 0) {
+            fail(&a, "process", rc);
+            break;
+        }
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long elapsed = (long)(t1.tv_sec - t0.tv_sec) * 1000 +
+                       (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (timeout > 0 && elapsed >= timeout && !a.done) {
+            if (cmd == CMD_WATCH) {
+                a.status = 0;
+            } else if (cmd == CMD_LISTEN) {
+                a.status = a.events > 0 ? 0 : 1;
+            } else {
+                fprintf(stderr, "rdv %s: no answer within %ld ms\n", cmd_name(cmd), timeout);
+                a.status = 1;
+            }
+            break;
+        }
+    }
+    rdv_client_destroy(a.c);
+    return a.status;
+}
+
+/* ---- keygen / id ----------------------------------------------------------- */
 
 static int cmd_keygen(const struct cli_opts *o)
 {
@@ -120,33 +641,48 @@ static int cmd_id(const struct cli_opts *o)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        fputs(usage_main, stderr);
         return 2;
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
         strcmp(cmd, "help") == 0) {
-        usage(stdout);
+        if (argc > 2)
+            usage_cmd(argv[2], stdout);
+        else
+            fputs(usage_main, stdout);
         return 0;
     }
     if (strcmp(cmd, "--version") == 0) {
         printf("rdv %s\n", RDV_VERSION_STRING);
         return 0;
     }
-    struct cli_opts o = {0};
+    static const char *const known[] = {"keygen", "id", "lookup", "watch", "offer", "listen"};
+    int k = -1;
+    for (int i = 0; i < (int)(sizeof(known) / sizeof(known[0])); i++)
+        if (strcmp(cmd, known[i]) == 0)
+            k = i;
+    if (k < 0) {
+        fprintf(stderr, "rdv: unknown command '%s'\n", cmd);
+        fputs(usage_main, stderr);
+        return 2;
+    }
+    struct cli_opts o;
+    memset(&o, 0, sizeof(o));
     if (parse_opts(argc - 2, argv + 2, &o) != 0) {
-        usage(stderr);
+        usage_cmd(cmd, stderr);
         return 2;
     }
     if (o.help) {
-        usage(stdout);
+        usage_cmd(cmd, stdout);
         return 0;
     }
-    if (strcmp(cmd, "keygen") == 0)
-        return cmd_keygen(&o);
-    if (strcmp(cmd, "id") == 0)
-        return cmd_id(&o);
-    fprintf(stderr, "rdv: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return 2;
+    switch (k) {
+    case 0: return o.nids ? (usage_cmd(cmd, stderr), 2) : cmd_keygen(&o);
+    case 1: return o.nids ? (usage_cmd(cmd, stderr), 2) : cmd_id(&o);
+    case 2: return run_net(CMD_LOOKUP, &o);
+    case 3: return run_net(CMD_WATCH, &o);
+    case 4: return run_net(CMD_OFFER, &o);
+    default: return run_net(CMD_LISTEN, &o);
+    }
 }

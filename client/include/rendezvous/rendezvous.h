@@ -1,12 +1,47 @@
 /* rendezvous.h - librendezvous, the node-side library of rendezvous.
  *
  * A node holds an Ed25519 identity; its node ID is the lowercase hex of the
- * public key. This header is the library's whole public API. Functions
- * return 0 (or a count) on success and a negative RDV_ERR_* code on
- * failure; rdv_strerror() names the code.
+ * public key. It keeps one WebSocket open to a rendezvous server
+ * (`rendezvousd`, wire protocol v1: schema/PROTOCOL.md) and through it
+ * exchanges signed offer / answer / iceCandidate messages with other nodes,
+ * looks up and watches their presence. This header is the library's whole
+ * public API. Functions return 0 (or a count) on success and a negative
+ * RDV_ERR_* code on failure; rdv_strerror() names the code.
  *
- * Thread safety: functions on different objects may be called from
- * different threads; one object is used by one thread at a time.
+ * Minimal use (see README.md for a complete program):
+ *
+ *     rdv_client_config cfg = {0};
+ *     cfg.server_url = "ws://127.0.0.1:8080/v1";
+ *     cfg.identity = &id;                      // rdv_identity_load(&id, path)
+ *     cfg.cb_offer = on_offer;                 // all callbacks are optional
+ *     cfg.user_ptr = app;
+ *     rdv_client *c;
+ *     if (rdv_client_create(&cfg, &c) == 0 && rdv_client_start(c) == 0) ...
+ *
+ * Running a client: EITHER rdv_client_start() (the library's own thread runs
+ * the connection and calls the callbacks from it) OR the embedded mode: the
+ * application polls rdv_client_fd() for readability, with
+ * rdv_client_timeout_ms() as the timeout, and calls rdv_client_process()
+ * whenever the fd is readable or the timeout expired; callbacks are then
+ * called from inside rdv_client_process(). Never both on one client.
+ *
+ * Thread safety: every rdv_client_* function may be called from any thread
+ * at any time, except that rdv_client_process() runs on one thread at a
+ * time (the application's loop) and rdv_client_destroy() must not race with
+ * other calls on the same client. Callbacks are never called with an
+ * internal lock held; a callback may call any rdv_client_* function of its
+ * client except rdv_client_process() (returns RDV_ERR_BUSY, or
+ * RDV_ERR_STATE in threaded mode) and rdv_client_destroy() (refused).
+ * Callbacks of one client never run concurrently.
+ * Pointers passed to a callback are valid only during that call.
+ *
+ * The identity functions (rdv_identity_*) work on the caller's struct and
+ * are thread safe on different structs.
+ *
+ * Process-wide effects: the first rdv_client_create() points
+ * libwebsockets' (global) log at a hook that prints to stderr only when the
+ * environment has RDV_DEBUG=1; libwebsockets ignores SIGPIPE. The
+ * background thread blocks all signals.
  */
 #ifndef RENDEZVOUS_RENDEZVOUS_H
 #define RENDEZVOUS_RENDEZVOUS_H
@@ -36,14 +71,59 @@ extern "C" {
 #define RDV_ERR_FORMAT (-5)      /* file or message content malformed */
 #define RDV_ERR_CRYPTO (-6)      /* libsodium failed to initialise */
 #define RDV_ERR_EXISTS (-7)      /* refusing to overwrite an existing file */
+#define RDV_ERR_NOT_CONNECTED (-8) /* not authenticated to the server now:
+                                    * the message was not sent (fail fast) */
+#define RDV_ERR_STATE (-9)       /* call not valid in this state (e.g.
+                                  * rdv_client_start twice, process() on a
+                                  * started client) */
+#define RDV_ERR_BUSY (-10)       /* called re-entrantly (process() from a
+                                  * callback) */
+#define RDV_ERR_TIMEOUT (-11)    /* connect or authentication timed out,
+                                  * or the server stopped answering */
+#define RDV_ERR_CONNECT (-12)    /* could not connect: DNS, TCP, TLS or
+                                  * WebSocket upgrade failed, or the
+                                  * connection dropped */
+#define RDV_ERR_AUTH (-13)       /* the server refused our hello, or its
+                                  * welcome did not match our identity */
+#define RDV_ERR_REPLACED (-14)   /* another connection authenticated with
+                                  * this identity; the client stops (FAILED) */
+#define RDV_ERR_BAD_SIGNATURE (-15) /* received message: signature does not
+                                     * verify with its fromNodeID */
+#define RDV_ERR_STALE (-16)      /* received message: timestamp outside the
+                                  * freshness window */
+#define RDV_ERR_DUPLICATE (-17)  /* received message: a replayed copy of one
+                                  * already accepted; dropped */
+#define RDV_ERR_MISROUTED (-18)  /* received message: toNodeID is not us, or
+                                  * fromNodeID is us */
+#define RDV_ERR_PROTOCOL (-19)   /* the server sent something malformed or
+                                  * unexpected (PROTOCOL.md violation) */
+#define RDV_ERR_SERVER (-20)     /* the server reported an error not mapped
+                                  * below (server_code tells which) */
+#define RDV_ERR_PEER_OFFLINE (-21) /* the recipient is offline and the
+                                    * message expired or could not wait */
+#define RDV_ERR_PEER_QUEUE_FULL (-22) /* the recipient's offline queue on
+                                       * the server is full */
+#define RDV_ERR_RATE_LIMITED (-23) /* the server dropped a message: over the
+                                    * message rate */
+#define RDV_ERR_LIMIT (-24)      /* a server limit (watches, relay sessions)
+                                  * was exceeded */
+#define RDV_ERR_TOO_LARGE (-25)  /* message larger than the server's
+                                  * maxMessageBytes */
+#define RDV_ERR_BACKLOG (-26)    /* the client's bounded send queue is full */
+#define RDV_ERR_NOT_SUPPORTED (-27) /* feature not available (yet) */
 
 /* Returns a static, human-readable description of an RDV_ERR_* code. */
 RDV_API const char *rdv_strerror(int err);
 
-/* Sizes of an identity. */
+/* Sizes of an identity and of the strings of the protocol. */
 #define RDV_PUBLIC_KEY_BYTES 32
 #define RDV_SECRET_KEY_BYTES 64
 #define RDV_NODE_ID_LEN 64       /* hex characters, without the NUL */
+#define RDV_SESSION_ID_LEN 36    /* UUID 8-4-4-4-12, without the NUL */
+#define RDV_IP_LEN 45            /* longest IP text (IPv6), without NUL */
+#define RDV_KEY_HEX_LEN 64       /* wgPublicKey / e2eKey hex, without NUL */
+#define RDV_REQUEST_ID_LEN 64    /* longest requestID, without NUL */
+#define RDV_MAX_IDS_PER_CALL 64  /* node IDs per lookup()/watch() call */
 
 /* An Ed25519 identity. Wipe it with rdv_identity_wipe() when done. */
 typedef struct rdv_identity {
@@ -70,6 +150,362 @@ RDV_API int rdv_identity_load(rdv_identity *id, const char *path) RDV_MUST_CHECK
 
 /* Overwrites the secret key material with zeros. */
 RDV_API void rdv_identity_wipe(rdv_identity *id);
+
+/* Writes a fresh random (version 4) UUID, lowercase 8-4-4-4-12 and a NUL,
+ * into out: a new SessionID for rdv_client_send_offer(). Never fails. */
+RDV_API void rdv_session_id_generate(char out[RDV_SESSION_ID_LEN + 1]);
+
+/* True (1) when s is a valid node ID (64 lowercase hex digits), else 0. */
+RDV_API int rdv_node_id_is_valid(const char *s);
+
+/* ------------------------------------------------------------------------
+ * The client
+ * ---------------------------------------------------------------------- */
+
+typedef struct rdv_client rdv_client;
+
+/* Connection state. The client starts DISCONNECTED, goes CONNECTING (TCP,
+ * TLS, WebSocket upgrade, challenge/hello) and AUTHENTICATED (welcome
+ * received: messages may be sent). After any drop it is DISCONNECTED and
+ * retries after a backoff. FAILED is final: the identity was replaced by
+ * another connection, or reconnect.max_attempts was reached. */
+typedef enum rdv_state {
+    RDV_STATE_DISCONNECTED = 0,
+    RDV_STATE_CONNECTING = 1,
+    RDV_STATE_AUTHENTICATED = 2,
+    RDV_STATE_FAILED = 3
+} rdv_state;
+
+/* Returns a static name for a state ("authenticated", ...). */
+RDV_API const char *rdv_state_name(rdv_state state);
+
+/* NAT classification (PROTOCOL.md 3, NatType). */
+typedef enum rdv_nat_type {
+    RDV_NAT_UNKNOWN = 0,
+    RDV_NAT_FULL_CONE,
+    RDV_NAT_RESTRICTED_CONE,
+    RDV_NAT_PORT_RESTRICTED,
+    RDV_NAT_SYMMETRIC
+} rdv_nat_type;
+
+/* Wire name of a NAT type ("fullCone", ...; "unknown" when out of range). */
+RDV_API const char *rdv_nat_type_name(rdv_nat_type nat);
+
+/* Parses a wire name; returns RDV_NAT_UNKNOWN for anything unknown. */
+RDV_API rdv_nat_type rdv_nat_type_from_name(const char *name);
+
+/* How a node can be reached (PROTOCOL.md 3.1). Unknown addresses are
+ * "0.0.0.0" (an empty string is sent as "0.0.0.0") and port 0.
+ * wg_public_key is "" when absent. */
+typedef struct rdv_connection_info {
+    char public_ip[RDV_IP_LEN + 1];
+    uint16_t public_port;
+    char local_ip[RDV_IP_LEN + 1];
+    uint16_t local_port;
+    rdv_nat_type nat_type;
+    char wg_public_key[RDV_KEY_HEX_LEN + 1];
+} rdv_connection_info;
+
+/* One ICE candidate (PROTOCOL.md 3.2). type is "host", "serverReflexive",
+ * "peerReflexive" or "relayed"; foundation and related_ip are "" and
+ * related_port 0 when absent. */
+typedef struct rdv_candidate {
+    char ip[RDV_IP_LEN + 1];
+    uint16_t port;               /* 1 ... 65535 */
+    char type[16];
+    uint32_t priority;
+    char foundation[33];
+    char related_ip[RDV_IP_LEN + 1];
+    uint16_t related_port;
+} rdv_candidate;
+
+/* A verified offer or answer, as given to cb_offer / cb_answer. e2e_key is
+ * "" when absent. `json` is the received body (NUL-terminated, unknown
+ * fields included), for extensions. */
+typedef struct rdv_session_msg {
+    char from_node_id[RDV_NODE_ID_LEN + 1];
+    char to_node_id[RDV_NODE_ID_LEN + 1];
+    char session_id[RDV_SESSION_ID_LEN + 1];
+    int64_t timestamp;           /* sender's signing time, ms since epoch */
+    rdv_connection_info info;
+    char e2e_key[RDV_KEY_HEX_LEN + 1];
+    const char *json;
+} rdv_session_msg;
+
+/* A verified iceCandidate, as given to cb_candidate. */
+typedef struct rdv_candidate_msg {
+    char from_node_id[RDV_NODE_ID_LEN + 1];
+    char to_node_id[RDV_NODE_ID_LEN + 1];
+    char session_id[RDV_SESSION_ID_LEN + 1];
+    int64_t timestamp;
+    rdv_candidate candidate;
+    const char *json;
+} rdv_candidate_msg;
+
+/* Presence of one node (a `presence` entry, `peerOnline`, `peerOffline`).
+ * last_seen is ms since epoch, 0 = never seen. */
+typedef struct rdv_peer {
+    char node_id[RDV_NODE_ID_LEN + 1];
+    int online;
+    int64_t last_seen;
+    rdv_nat_type nat_type;       /* RDV_NAT_UNKNOWN in peerOffline */
+} rdv_peer;
+
+/* The server queued a message for an offline recipient (`queued`). */
+typedef struct rdv_queued {
+    char session_id[RDV_SESSION_ID_LEN + 1];
+    char to_node_id[RDV_NODE_ID_LEN + 1];
+    char type[16];               /* "offer", "answer", "iceCandidate" */
+    int64_t expires_at;          /* ms since epoch (server clock) */
+} rdv_queued;
+
+/* An error, given to cb_error. `code` is an RDV_ERR_* value. Strings are
+ * NULL when not applicable:
+ *   server_code   the wire code of a server `error` ("peer_offline"), NULL
+ *                 for errors found locally (e.g. a bad signature);
+ *   message       human-readable text (never NULL);
+ *   ref           sessionID or requestID the error is about;
+ *   msg_type      type of the message concerned ("offer", ...);
+ *   field         offending field (dotted) when the server names one;
+ *   from_node_id  claimed sender of a received message that was rejected. */
+typedef struct rdv_error_info {
+    int code;
+    const char *server_code;
+    const char *message;
+    const char *ref;
+    const char *msg_type;
+    const char *field;
+    const char *from_node_id;
+} rdv_error_info;
+
+/* Limits announced by the server in `welcome` (PROTOCOL.md 6); 0 before
+ * the first welcome. */
+typedef struct rdv_limits {
+    int64_t max_message_bytes;
+    int64_t messages_per_second;
+    int64_t message_burst;
+    int64_t offline_ttl_ms;
+    int64_t offline_queue_max;
+    int64_t max_watches;
+    int64_t ping_interval_ms;
+    int64_t idle_timeout_ms;
+    int64_t fresh_past_ms;
+    int64_t fresh_future_ms;
+    int64_t max_relay_sessions;
+    int64_t max_relay_payload;
+    int64_t relay_bytes_per_second;
+} rdv_limits;
+
+/* A snapshot of the client, from rdv_client_get_info(). The observed
+ * address, server name, time offset and limits are those of the last
+ * welcome (kept while disconnected; empty/0 before the first). */
+typedef struct rdv_client_info {
+    rdv_state state;
+    char node_id[RDV_NODE_ID_LEN + 1];
+    char server_name[254];
+    char observed_ip[RDV_IP_LEN + 1];
+    uint16_t observed_port;
+    int64_t server_time_offset_ms; /* server clock - local clock */
+    rdv_limits limits;
+    unsigned connects;             /* welcomes received so far */
+    unsigned reconnect_attempt;    /* failed attempts since the last welcome */
+    int last_error;                /* last RDV_ERR_* of the connection, 0 */
+} rdv_client_info;
+
+/* Callbacks. `user_ptr` is rdv_client_config.user_ptr. All are optional. */
+typedef void (*rdv_cb_state)(rdv_client *c, rdv_state state, void *user_ptr);
+typedef void (*rdv_cb_session_msg)(rdv_client *c, const rdv_session_msg *msg,
+                                   void *user_ptr);
+typedef void (*rdv_cb_candidate)(rdv_client *c, const rdv_candidate_msg *msg,
+                                 void *user_ptr);
+typedef void (*rdv_cb_presence)(rdv_client *c, const char *request_id,
+                                const rdv_peer *peers, size_t count,
+                                void *user_ptr);
+typedef void (*rdv_cb_peer)(rdv_client *c, const rdv_peer *peer,
+                            void *user_ptr);
+typedef void (*rdv_cb_queued)(rdv_client *c, const rdv_queued *q,
+                              void *user_ptr);
+typedef void (*rdv_cb_error)(rdv_client *c, const rdv_error_info *err,
+                             void *user_ptr);
+/* Relay callbacks (not yet: the relay API comes with the server's relay;
+ * these are never called by this version). */
+typedef void (*rdv_cb_relay_request)(rdv_client *c, const char *from_node_id,
+                                     const char *session_id, void *user_ptr);
+typedef void (*rdv_cb_relay_state)(rdv_client *c, const char *session_id,
+                                   int open, int reason, void *user_ptr);
+typedef void (*rdv_cb_relay_data)(rdv_client *c, const char *session_id,
+                                  const uint8_t *data, size_t len,
+                                  void *user_ptr);
+
+/* Reconnect policy: after a drop, wait
+ *   d = min(max_backoff_ms, initial_backoff_ms * 2^attempt)
+ * reduced by a random fraction up to jitter_percent % (so d*(1-j) ... d),
+ * then connect again. 0 in a field means its default. */
+#define RDV_DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define RDV_DEFAULT_AUTH_TIMEOUT_MS 10000
+#define RDV_DEFAULT_KEEPALIVE_MS 15000   /* ping after this much silence,
+                                          * below the 55-60 s proxies allow */
+#define RDV_DEFAULT_INITIAL_BACKOFF_MS 500
+#define RDV_DEFAULT_MAX_BACKOFF_MS 30000
+#define RDV_DEFAULT_JITTER_PERCENT 50
+
+typedef struct rdv_reconnect_policy {
+    int initial_backoff_ms;    /* first delay (default 500) */
+    int max_backoff_ms;        /* cap (default 30000) */
+    int jitter_percent;        /* 0..100 (default 50); -1 = no jitter */
+    int max_attempts;          /* consecutive failed attempts before FAILED;
+                                * 0 = retry forever */
+} rdv_reconnect_policy;
+
+typedef struct rdv_client_config {
+    /* ws://host[:port][/path] or wss://...; path defaults to "/v1". IPv6
+     * literals in brackets. Required. Copied. */
+    const char *server_url;
+    /* The node's identity. Required. Copied (and wiped on destroy). */
+    const rdv_identity *identity;
+    /* PEM CA bundle to verify a wss:// server; NULL: system default. */
+    const char *tls_ca_file;
+    /* Optional hello.software, 1..64 chars (default "librendezvous/"
+     * RDV_VERSION_STRING); "" to omit. */
+    const char *software;
+    /* hello.natType (what lookup shows others). */
+    rdv_nat_type nat_type;
+    int connect_timeout_ms;    /* TCP+TLS+upgrade (default 10000) */
+    int auth_timeout_ms;       /* upgrade -> welcome (default 10000) */
+    /* Silence after which the client sends a `ping`; a connection silent
+     * for twice this long is dropped and reconnected (default 15000). */
+    int keepalive_ms;
+    rdv_reconnect_policy reconnect;
+
+    rdv_cb_state cb_state_changed;
+    rdv_cb_session_msg cb_offer;
+    rdv_cb_session_msg cb_answer;
+    rdv_cb_candidate cb_candidate;
+    rdv_cb_presence cb_presence;     /* answers to lookup() and watch() */
+    rdv_cb_peer cb_peer_online;      /* a watched node came online */
+    rdv_cb_peer cb_peer_offline;     /* a watched node went offline */
+    rdv_cb_queued cb_queued;
+    /* Server errors; received messages rejected by the library's own
+     * checks (signature, recipient, freshness, replay, malformed) - a
+     * rejected message never reaches cb_offer/cb_answer/cb_candidate; why
+     * a connection attempt failed or a connection dropped (RDV_ERR_CONNECT,
+     * RDV_ERR_TIMEOUT, RDV_ERR_AUTH...); and messages accepted by a send
+     * call but dropped unsent by a disconnect (RDV_ERR_NOT_CONNECTED). */
+    rdv_cb_error cb_error;
+    rdv_cb_relay_request cb_relay_request; /* not yet */
+    rdv_cb_relay_state cb_relay_state;     /* not yet */
+    rdv_cb_relay_data cb_relay_data;       /* not yet */
+    void *user_ptr;
+} rdv_client_config;
+
+/* Creates a client from `config` (copied; the caller's strings and identity
+ * may be freed afterwards). Does not connect yet (the first
+ * rdv_client_process() or rdv_client_start() does; host names are resolved
+ * synchronously there). Returns 0 and the client in *out, or
+ * RDV_ERR_INVALID (missing identity or one whose public key does not match
+ * its secret key, bad URL, out-of-range value), RDV_ERR_NOMEM, RDV_ERR_CRYPTO, RDV_ERR_IO (no event fd, or the
+ * tls_ca_file / system CA store of a wss:// URL cannot be loaded). */
+RDV_API int rdv_client_create(const rdv_client_config *config,
+                              rdv_client **out) RDV_MUST_CHECK;
+
+/* Stops the client (closing the connection, joining the background thread
+ * if started) and frees it. Pending messages are dropped without error
+ * callbacks; no callback runs once this returns. Must not be called from a
+ * callback of this client (such a call is refused with a message on
+ * stderr and does nothing). NULL is fine. */
+RDV_API void rdv_client_destroy(rdv_client *c);
+
+/* Threaded mode: starts the library's background thread, which connects
+ * and then keeps the client connected; callbacks run on that thread.
+ * Returns 0, RDV_ERR_STATE (already started, or used in embedded mode:
+ * rdv_client_process() was called), RDV_ERR_IO (thread creation failed). */
+RDV_API int rdv_client_start(rdv_client *c) RDV_MUST_CHECK;
+
+/* Embedded mode: the file descriptor to poll for POLLIN. It is an epoll
+ * descriptor that becomes readable when the WebSocket needs service or an
+ * API call from any thread queued work. It is owned by the client (do not
+ * close it) and stays the same for the client's life. */
+RDV_API int rdv_client_fd(const rdv_client *c);
+
+/* Embedded mode: the longest the application may wait before calling
+ * rdv_client_process() even when the fd is not readable, in ms (0 = call
+ * now; at most 1000). While a connection is being set up the value is at
+ * most 10 ms (connection set-up is ticked). Never negative. Call it from
+ * the thread that calls rdv_client_process(). */
+RDV_API int rdv_client_timeout_ms(rdv_client *c);
+
+/* Embedded mode: does all due work without blocking: connects (the first
+ * call starts the first connection), reads and writes the socket, runs
+ * timers, and calls the callbacks. Returns 0, RDV_ERR_STATE on a client
+ * started with rdv_client_start(), RDV_ERR_BUSY when called from a
+ * callback or from two threads at once. */
+RDV_API int rdv_client_process(rdv_client *c);
+
+/* Fills *info with a snapshot of the client. Returns 0 or RDV_ERR_INVALID. */
+RDV_API int rdv_client_get_info(rdv_client *c, rdv_client_info *info);
+
+/* Current state (as the last state callback reported it). */
+RDV_API rdv_state rdv_client_state(rdv_client *c);
+
+/* The client's node ID (static for the client's life). */
+RDV_API const char *rdv_client_node_id(const rdv_client *c);
+
+/* Server clock estimate, ms since epoch: local clock + the offset measured
+ * at the last challenge/welcome. Signed messages carry this time. */
+RDV_API int64_t rdv_client_server_time_ms(rdv_client *c);
+
+/* Sending. The messages below are queued for the current connection
+ * (bounded: RDV_ERR_BACKLOG when full) and sent by the service loop. They
+ * fail fast with RDV_ERR_NOT_CONNECTED unless the client is AUTHENTICATED;
+ * nothing is queued across reconnects. A message accepted (0) but dropped
+ * because the connection went down before it was written is reported to
+ * cb_error with RDV_ERR_NOT_CONNECTED and its ref. Delivery failures the
+ * server reports (peer_offline, queue_full...) arrive through cb_error.
+ * RDV_ERR_INVALID: bad node ID (or to = self), session ID, or field. */
+
+/* Signs and sends an `offer` to `to_node_id` for `session_id` (a new UUID
+ * from rdv_session_id_generate()) with the node's connection info. */
+RDV_API int rdv_client_send_offer(rdv_client *c, const char *to_node_id,
+                                  const char *session_id,
+                                  const rdv_connection_info *info)
+    RDV_MUST_CHECK;
+
+/* Signs and sends an `answer` (same session_id as the offer). */
+RDV_API int rdv_client_send_answer(rdv_client *c, const char *to_node_id,
+                                   const char *session_id,
+                                   const rdv_connection_info *info)
+    RDV_MUST_CHECK;
+
+/* Signs and sends an `iceCandidate` for session_id. */
+RDV_API int rdv_client_send_candidate(rdv_client *c, const char *to_node_id,
+                                      const char *session_id,
+                                      const rdv_candidate *cand)
+    RDV_MUST_CHECK;
+
+/* Sends `lookup` for `count` (1..RDV_MAX_IDS_PER_CALL) node IDs. The answer
+ * arrives at cb_presence with the request ID written to request_id_out
+ * (may be NULL). */
+RDV_API int rdv_client_lookup(rdv_client *c, const char *const *node_ids,
+                              size_t count,
+                              char request_id_out[RDV_REQUEST_ID_LEN + 1])
+    RDV_MUST_CHECK;
+
+/* Adds node IDs to the client's watch set. Watches are state, not a
+ * message: the set is sent now when AUTHENTICATED (answered by cb_presence)
+ * and re-sent after every reconnect, so watch() succeeds while
+ * disconnected too. IDs already watched are ignored. cb_peer_online /
+ * cb_peer_offline report changes. RDV_ERR_LIMIT when the set would exceed
+ * the server's maxWatches (or 4096 before the first welcome). */
+RDV_API int rdv_client_watch(rdv_client *c, const char *const *node_ids,
+                             size_t count) RDV_MUST_CHECK;
+
+/* Removes node IDs from the watch set (sends `unwatch` when connected).
+ * IDs not watched are ignored. Succeeds while disconnected. */
+RDV_API int rdv_client_unwatch(rdv_client *c, const char *const *node_ids,
+                               size_t count) RDV_MUST_CHECK;
+
+/* Number of node IDs in the watch set. */
+RDV_API size_t rdv_client_watch_count(rdv_client *c);
 
 #ifdef __cplusplus
 }

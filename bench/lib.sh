@@ -1,0 +1,145 @@
+# lib.sh - shared by bench/signaling.sh, idle.sh, churn.sh (sourced, not run).
+#
+# Builds rendezvousd (Release, no sanitizers) into build-bench/ and the load
+# generators into build-bench-gen/, installs the PeerJS server, starts and
+# stops both servers by PID, reads RSS. Every wait is bounded.
+
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
+SRV_BUILD=${SRV_BUILD:-$REPO_DIR/build-bench}
+GEN_BUILD=${GEN_BUILD:-$REPO_DIR/build-bench-gen}
+RDV_PORT=${RDV_PORT:-18480}
+PEER_PORT=${PEER_PORT:-19480}
+OUT=${OUT:-$(mktemp -d /tmp/rdv-bench.XXXXXX)}
+RDVD=$SRV_BUILD/rendezvous/rendezvousd
+PEERJS=$BENCH_DIR/peers/peerjs/node_modules/peer/dist/bin/peerjs.js
+RDV_PID=
+PEER_PID=
+mkdir -p "$OUT"
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "bench: $*"; exit 1; }
+
+build_all() {
+    # the repository's package list (idempotent; libwebsockets-dev brings
+    # libuv1-dev, which the load generators use); BOOTSTRAP=0 skips it
+    if [ "${BOOTSTRAP:-1}" = 1 ] && [ -x "$REPO_DIR/scripts/bootstrap" ]; then
+        "$REPO_DIR/scripts/bootstrap" || die "scripts/bootstrap failed"
+    fi
+    command -v cmake >/dev/null || die "cmake not found (scripts/bootstrap installs it)"
+    command -v node >/dev/null || die "node (>= 14) and npm are needed for the PeerJS server"
+    command -v curl >/dev/null || die "curl not found"
+    log "building rendezvousd (Release) in $SRV_BUILD"
+    cmake -S "$REPO_DIR" -B "$SRV_BUILD" -DCMAKE_BUILD_TYPE=Release -DRDV_SANITIZE=OFF \
+        -DRDV_BUILD_TESTS=OFF >"$OUT/cmake-server.log" 2>&1 \
+        || die "configuring the server failed; see $OUT/cmake-server.log"
+    cmake --build "$SRV_BUILD" -j2 --target rendezvousd >>"$OUT/cmake-server.log" 2>&1 \
+        || die "building the server failed; see $OUT/cmake-server.log"
+    log "building the load generators (Release) in $GEN_BUILD"
+    cmake -S "$BENCH_DIR" -B "$GEN_BUILD" -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake-gen.log" 2>&1 \
+        || die "configuring bench/ failed; see $OUT/cmake-gen.log"
+    cmake --build "$GEN_BUILD" -j2 >>"$OUT/cmake-gen.log" 2>&1 \
+        || die "building bench/ failed; see $OUT/cmake-gen.log"
+    "$BENCH_DIR/install_peerjs.sh" >"$OUT/npm.log" 2>&1 \
+        || die "installing the PeerJS server failed; see $OUT/npm.log"
+}
+
+port_free() { ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
+
+# start_rdv on|off [extra flags...]: a fresh database each time.
+start_rdv() {
+    local verify=$1; shift
+    port_free "$RDV_PORT" || die "port $RDV_PORT is in use (set RDV_PORT)"
+    rm -f "$OUT"/rdv.db "$OUT"/rdv.db-*
+    "$RDVD" --port "$RDV_PORT" --db "$OUT/rdv.db" --name bench \
+        --verify-signatures "$verify" --rate 1000000 --burst 1000000 \
+        --max-connections-per-ip 0 --log-level warn "$@" >>"$OUT/rdv.log" 2>&1 &
+    RDV_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        if curl -sf "http://127.0.0.1:$RDV_PORT/healthz" >/dev/null 2>&1; then return 0; fi
+        kill -0 "$RDV_PID" 2>/dev/null || die "rendezvousd exited at start; see $OUT/rdv.log"
+        sleep 0.1
+    done
+    die "rendezvousd not ready after 10 s; see $OUT/rdv.log"
+}
+
+start_peerjs() {
+    port_free "$PEER_PORT" || die "port $PEER_PORT is in use (set PEER_PORT)"
+    # PeerJS logs a line per connection on stdout; drop it (a file write per
+    # connect would slow it down), keep stderr.
+    ( ulimit -n "$(ulimit -Hn)"; exec node "$PEERJS" --port "$PEER_PORT" --host 127.0.0.1 \
+        --concurrent_limit 200000 ) >/dev/null 2>>"$OUT/peerjs.log" &
+    PEER_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        if curl -sf "http://127.0.0.1:$PEER_PORT/" >/dev/null 2>&1; then return 0; fi
+        kill -0 "$PEER_PID" 2>/dev/null || die "the PeerJS server exited at start; see $OUT/peerjs.log"
+        sleep 0.1
+    done
+    die "the PeerJS server not ready after 10 s"
+}
+
+# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL.
+stop_pid() {
+    local pid=$1 i
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+        sleep 0.1
+    done
+    log "bench: pid $pid did not stop in 10 s; killing it"
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+stop_rdv() {
+    if [ -n "$RDV_PID" ] && ! kill -0 "$RDV_PID" 2>/dev/null; then
+        wait "$RDV_PID" 2>/dev/null; local rc=$?
+        log "bench: rendezvousd (pid $RDV_PID) had already exited, status $rc; see $OUT/rdv.log"
+    fi
+    stop_pid "$RDV_PID"; RDV_PID=
+}
+stop_peerjs() { stop_pid "$PEER_PID"; PEER_PID=; }
+
+cleanup() { stop_rdv; stop_peerjs; }
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# Established TCP connections to local port $1 (server side).
+conns_on() { ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l; }
+
+# field NAME LINE: the value of NAME=... in a RESULT line.
+field() { printf '%s\n' "$2" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2; exit}'; }
+
+# median of the numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print 0}'; }
+
+machine_line() {
+    printf 'date %s; commit %s; %s cores (%s); %s MiB RAM; %s; open files hard limit %s\n' \
+        "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null)" \
+        "$(nproc)" "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)" \
+        "$(awk '/^MemTotal/ {printf "%d", $2/1024}' /proc/meminfo)" \
+        "$(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-linux}")" "$(ulimit -Hn)"
+}
+
+# Other engineers' builds and tests may share this machine. wait_quiet
+# samples the machine's busy CPU over 1 s (our servers are idle then) and
+# waits, at most QUIET_WAIT seconds, until it is below QUIET_CORES; then
+# the run goes ahead anyway (the result lines carry other_cores).
+QUIET_CORES=${QUIET_CORES:-0.15}
+QUIET_WAIT=${QUIET_WAIT:-60}
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+wait_quiet() {
+    local t=0 b0 b1 cores tck
+    tck=$(getconf CLK_TCK)
+    while [ "$t" -lt "$QUIET_WAIT" ]; do
+        b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
+        cores=$(awk -v a="$b0" -v b="$b1" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) / t}')
+        if awk -v c="$cores" -v q="$QUIET_CORES" 'BEGIN {exit !(c < q)}'; then return 0; fi
+        t=$((t + 1))
+    done
+    log "bench: machine still busy ($cores cores of other work) after ${QUIET_WAIT}s; running anyway"
+}

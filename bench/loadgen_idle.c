@@ -1,0 +1,343 @@
+/* loadgen_idle.c - workloads 2 (idle nodes) and 3 (churn).
+ *
+ * Idle (default): opens --conns K connections, at most --inflight at a time
+ * in the handshake, each as its own node:
+ *   --proto rdv     WebSocket to /v1 (subprotocol rendezvous.v1), challenge,
+ *                   hello signed with the node's key (signed when the
+ *                   challenge arrives: the nonce is per connection), welcome.
+ *   --proto peerjs  WebSocket to /peerjs?key=peerjs&id=ID&token=T, OPEN.
+ * Prints a RESULT line (handshakes/s from the first connect to the last
+ * welcome/OPEN, with wall-clock start/end so a script can combine several
+ * processes), touches --ready-file, then holds the connections (answering
+ * the server's pings) until SIGTERM/SIGINT/SIGUSR1 or --hold seconds, and
+ * exits, which closes them all. A HOLD line reports connections the server
+ * closed while held.
+ *
+ * Churn (--churn SECONDS): K slots each loop connect -> authenticate (or
+ * OPEN) -> close -> reconnect with the same identity (PeerJS: a new ID each
+ * time, as PeerJS sends no OPEN to a second socket under an ID it still
+ * holds), for SECONDS; prints
+ * the completed handshakes per second (each is a presence update on
+ * rendezvousd: online, then offline).
+ *
+ * Identities are deterministic: family --family, numbers --offset ..
+ * --offset+K-1, so processes must use distinct offsets or families.
+ * Every loop is bounded by --timeout (default 120 s) and --hold.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "ids.h"
+#include "message.h"
+#include "sign.h"
+
+enum { PROTO_RDV, PROTO_PEERJS };
+
+typedef struct node {
+    uint8_t sk[64];
+    char id[RDV_NODE_ID_HEXLEN + 1];
+    char *hello;
+    size_t hello_len;
+    bool closing;
+    unsigned gen;   /* connects so far (PeerJS churn: a fresh ID each time) */
+} node;
+
+static struct {
+    int proto;
+    const char *host;
+    int port;
+    const char *name;
+    int conns;
+    int inflight;
+    const char *src_ips;
+    uint32_t family;
+    uint32_t offset;
+    double hold_s;
+    double timeout_s;
+    double churn_s;
+    const char *ready_file;
+    bool uv;
+    bool quiet;
+} opt = {PROTO_RDV, "127.0.0.1", 8080, "rendezvous", 1000, 256, NULL, 2, 0,
+         60, 120, 0, NULL, true, false};
+
+static bench B;
+static node *nodes;
+static long ready, failed, lost_in_hold, errors, handshakes;
+static bool holding, churning;
+static bench_lat hs_lat;
+static char first_error[400];
+static volatile sig_atomic_t got_signal;
+
+static void path_cb(bconn *c, char *buf, size_t size)
+{
+    node *n = &nodes[c->idx];
+    n->gen++;
+    if (opt.proto == PROTO_RDV)
+        snprintf(buf, size, "%s", RDV_WS_PATH);
+    else if (!churning)
+        snprintf(buf, size, "/peerjs?key=peerjs&id=%s&token=tk%u", n->id, opt.offset);
+    else /* PeerJS answers a reconnect under a live ID without OPEN: use a new ID */
+        snprintf(buf, size, "/peerjs?key=peerjs&id=%.56s-%u&token=tk%u", n->id, n->gen,
+                 opt.offset);
+}
+
+static void note_error(const char *msg, size_t len)
+{
+    errors++;
+    if (!first_error[0])
+        snprintf(first_error, sizeof first_error, "%.*s", (int)(len > 300 ? 300 : len), msg);
+}
+
+static void became_ready(bconn *c)
+{
+    bench_conn_ready(c);
+    ready++;
+    handshakes++;
+    bench_lat_add(&hs_lat, c->t_ready_ns - c->t_start_ns);
+    if (churning) {
+        nodes[c->idx].closing = true;
+        bench_close(c);
+    }
+}
+
+static void on_message(bconn *c, const char *msg, size_t len)
+{
+    node *n = &nodes[c->idx];
+    if (opt.proto == PROTO_PEERJS) {
+        if (memmem(msg, len, "\"type\":\"OPEN\"", 13))
+            became_ready(c);
+        else if (!memmem(msg, len, "HEARTBEAT", 9))
+            note_error(msg, len);
+        return;
+    }
+    if (len > 14 && !memcmp(msg, "{\"challenge\":", 13)) {
+        rdv_msg m;
+        rdv_msg_error e;
+        if (rdv_msg_parse((const uint8_t *)msg, len, RDV_MAX_MESSAGE_BYTES, &m, &e) != 0) {
+            note_error(msg, len);
+            return;
+        }
+        const char *nonce = rdv_msg_get_str(m.body, "nonce");
+        const char *server = rdv_msg_get_str(m.body, "server");
+        json_t *h = json_pack("{s:s, s:s, s:s, s:I, s:s}", "nodeID", n->id, "nonce",
+                              nonce ? nonce : "", "server", server ? server : "", "timestamp",
+                              (json_int_t)rdv_now_ms(), "software", "rdv-bench/1");
+        rdv_msg_free(&m);
+        if (!h || rdv_sig_sign(RDV_MSG_HELLO, h, n->sk) != 0)
+            bench_die("cannot sign hello");
+        json_t *env = rdv_msg_wrap(RDV_MSG_HELLO, h);
+        free(n->hello);
+        n->hello = rdv_msg_dump(env, &n->hello_len);
+        json_decref(env);
+        bench_want_write(c);
+    } else if (len > 12 && !memcmp(msg, "{\"welcome\":", 11)) {
+        became_ready(c);
+    } else {
+        note_error(msg, len);
+    }
+}
+
+static void on_writable(bconn *c)
+{
+    node *n = &nodes[c->idx];
+    if (n->hello) {
+        if (bench_send(c, n->hello, n->hello_len) != 0)
+            bench_die("hello write failed");
+        free(n->hello);
+        n->hello = NULL;
+    }
+}
+
+static void on_closed(bconn *c, const char *why, bool established)
+{
+    node *n = &nodes[c->idx];
+    bool was_ready = c->t_ready_ns != 0 && established;
+    if (churning) {
+        if (!n->closing) {
+            failed++;
+            if (!first_error[0])
+                snprintf(first_error, sizeof first_error, "%s", why);
+        }
+        n->closing = false;
+        if (!B.stop)
+            bench_queue_connect(&B, c->idx); /* storm: reconnect at once */
+        return;
+    }
+    if (holding && was_ready) {
+        lost_in_hold++;
+        if (!first_error[0])
+            snprintf(first_error, sizeof first_error, "lost in hold: %s", why);
+        return;
+    }
+    if (!was_ready) {
+        failed++;
+        if (!first_error[0])
+            snprintf(first_error, sizeof first_error, "%s", why);
+    } else {
+        ready--; /* closed before the hold */
+        lost_in_hold++;
+    }
+}
+
+static const bench_ops ops = {path_cb, NULL, on_message, on_writable, on_closed};
+
+static bool all_settled(bench *b)
+{
+    (void)b;
+    return ready + failed >= opt.conns;
+}
+
+static void on_sig(int s)
+{
+    (void)s;
+    got_signal = 1;
+    B.stop = 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: loadgen_idle [--proto rdv|peerjs] [--host IP] [--port N] [--name NAME]\n"
+            "         [--conns K] [--inflight C] [--src-ips IP,IP..] [--family F]\n"
+            "         [--offset O] [--hold S] [--timeout S] [--ready-file PATH]\n"
+            "         [--churn S] [--poll] [--quiet]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"proto", 1, 0, 'P'},   {"host", 1, 0, 'h'},       {"port", 1, 0, 'p'},
+        {"name", 1, 0, 'n'},    {"conns", 1, 0, 'K'},      {"inflight", 1, 0, 'C'},
+        {"src-ips", 1, 0, 's'}, {"family", 1, 0, 'f'},     {"offset", 1, 0, 'o'},
+        {"hold", 1, 0, 'H'},    {"timeout", 1, 0, 't'},    {"ready-file", 1, 0, 'R'},
+        {"churn", 1, 0, 'c'},   {"poll", 0, 0, 'L'},       {"quiet", 0, 0, 'q'},
+        {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'P':
+            if (!strcmp(optarg, "rdv"))
+                opt.proto = PROTO_RDV;
+            else if (!strcmp(optarg, "peerjs"))
+                opt.proto = PROTO_PEERJS;
+            else
+                usage();
+            break;
+        case 'h': opt.host = optarg; break;
+        case 'p': opt.port = atoi(optarg); break;
+        case 'n': opt.name = optarg; break;
+        case 'K': opt.conns = atoi(optarg); break;
+        case 'C': opt.inflight = atoi(optarg); break;
+        case 's': opt.src_ips = optarg; break;
+        case 'f': opt.family = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'o': opt.offset = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'H': opt.hold_s = atof(optarg); break;
+        case 't': opt.timeout_s = atof(optarg); break;
+        case 'R': opt.ready_file = optarg; break;
+        case 'c': opt.churn_s = atof(optarg); break;
+        case 'L': opt.uv = false; break;
+        case 'q': opt.quiet = true; break;
+        default: usage();
+        }
+    }
+    if (opt.conns < 1 || opt.conns > 30000 || opt.inflight < 1 || opt.hold_s < 0 ||
+        opt.hold_s > 600 || opt.timeout_s <= 0 || opt.timeout_s > 3600 || opt.churn_s < 0 ||
+        opt.churn_s > 600)
+        usage();
+    if (sodium_init() < 0)
+        bench_die("libsodium");
+    signal(SIGINT, on_sig);
+    signal(SIGTERM, on_sig);
+    signal(SIGUSR1, on_sig);
+    signal(SIGPIPE, SIG_IGN);
+
+    long nofile = bench_raise_nofile();
+    if (nofile < opt.conns + 64)
+        bench_die("open-file limit %ld is too low for %d connections", nofile, opt.conns);
+    nodes = calloc((size_t)opt.conns, sizeof *nodes);
+    if (!nodes)
+        bench_die("out of memory");
+    for (int i = 0; i < opt.conns; i++) {
+        uint8_t pk[32];
+        bench_identity(opt.family, opt.offset + (uint32_t)i, pk, nodes[i].sk);
+        rdv_node_id_from_pk(pk, nodes[i].id);
+    }
+    bench_lat_init(&hs_lat, opt.churn_s > 0 ? 4000000 : (size_t)opt.conns);
+    if (bench_init(&B, &ops, opt.host, opt.port,
+                   opt.proto == PROTO_RDV ? RDV_WS_SUBPROTOCOL : NULL, opt.src_ips, opt.conns,
+                   opt.inflight, opt.uv) != 0)
+        bench_die("cannot create the lws context");
+    const char *proto = opt.proto == PROTO_RDV ? "rdv" : "peerjs";
+    double p50, p99, p999, mx;
+
+    if (opt.churn_s > 0) {
+        churning = true;
+        int64_t t0 = bench_mono_ns();
+        for (int i = 0; i < opt.conns; i++)
+            bench_queue_connect(&B, i);
+        (void)bench_run(&B, t0 + (int64_t)(opt.churn_s * 1e9), NULL);
+        double el = (double)(bench_mono_ns() - t0) / 1e9;
+        B.stop = 1;
+        bench_lat_summary(&hs_lat, &p50, &p99, &p999, &mx);
+        printf("RESULT mode=churn proto=%s slots=%d seconds=%.2f handshakes=%ld "
+               "handshakes_per_s=%.0f failed=%ld errors=%ld hs_p50_ms=%.2f hs_p99_ms=%.2f\n",
+               proto, opt.conns, el, handshakes, (double)handshakes / el, failed, errors,
+               p50 / 1e3, p99 / 1e3);
+        if (first_error[0] && !opt.quiet)
+            fprintf(stderr, "loadgen_idle: first failure: %s\n", first_error);
+        fflush(stdout);
+        bench_destroy(&B);
+        return 0;
+    }
+
+    int64_t t0 = bench_mono_ns();
+    int64_t real0 = bench_real_ns();
+    for (int i = 0; i < opt.conns; i++)
+        bench_queue_connect(&B, i);
+    int rc = bench_run(&B, t0 + (int64_t)(opt.timeout_s * 1e9), all_settled);
+    int64_t last_ready = 0;
+    for (int i = 0; i < opt.conns; i++)
+        if (B.conns[i].t_ready_ns > last_ready)
+            last_ready = B.conns[i].t_ready_ns;
+    if (!last_ready)
+        last_ready = bench_mono_ns();
+    double el = (double)(last_ready - t0) / 1e9;
+    int64_t real1 = real0 + (last_ready - t0);
+    bench_lat_summary(&hs_lat, &p50, &p99, &p999, &mx);
+    printf("RESULT mode=idle proto=%s conns=%d ready=%ld failed=%ld errors=%ld seconds=%.3f "
+           "handshakes_per_s=%.0f hs_p50_ms=%.2f hs_p99_ms=%.2f start_real_ns=%lld "
+           "end_real_ns=%lld status=%s\n",
+           proto, opt.conns, ready, failed, errors, el, el > 0 ? (double)ready / el : 0,
+           p50 / 1e3, p99 / 1e3, (long long)real0, (long long)real1,
+           rc ? "timeout" : B.stop ? "stopped" : "ok");
+    fflush(stdout);
+    if (first_error[0] && !opt.quiet)
+        fprintf(stderr, "loadgen_idle: first failure: %s\n", first_error);
+    if (opt.ready_file) {
+        int fd = open(opt.ready_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (!B.stop && opt.hold_s > 0) {
+        holding = true;
+        first_error[0] = '\0';
+        (void)bench_run(&B, bench_mono_ns() + (int64_t)(opt.hold_s * 1e9), NULL);
+    }
+    printf("HOLD proto=%s held=%ld lost=%ld end=%s\n", proto, ready - lost_in_hold,
+           lost_in_hold, got_signal ? "signal" : "hold_timeout");
+    if (first_error[0] && !opt.quiet)
+        fprintf(stderr, "loadgen_idle: %s\n", first_error);
+    fflush(stdout);
+    B.stop = 1;
+    bench_destroy(&B);
+    return 0;
+}

@@ -1,0 +1,589 @@
+/* loadgen_signal.c - workload 1 (signaling): N node pairs exchange offers
+ * through the server; messages/s and one-way latency.
+ *
+ * Each pair (A, B) has W messages in flight ("balls"): all W start at A;
+ * a node that receives one sends the next message of the pair to its
+ * partner, so every message received triggers one in the other direction
+ * until the pair has exchanged its share of the total. Window 1 is pure
+ * ping-pong.
+ *
+ * --proto rdv     rendezvous.v1 at ws://HOST:PORT/v1: every node
+ *                 authenticates (challenge -> signed hello -> welcome) and
+ *                 sends signed `offer`s. All offers are built and signed
+ *                 with the repository's codec BEFORE the run (two threads),
+ *                 so signing never limits the rate. Each carries an unknown
+ *                 field "benchSeq" (covered by the signature): the message's
+ *                 index. The sender records the send time of that index
+ *                 just before writing it; the receiver, in the same
+ *                 process, subtracts: one-way latency on one clock. The
+ *                 timestamps are the signing time plus --ts-ahead-ms
+ *                 (default 20000, inside the server's +-30 s ingress
+ *                 window), so the batch stays fresh for ~50 s after signing.
+ * --proto peerjs  the PeerJS server at ws://HOST:PORT/peerjs?key=peerjs&
+ *                 id=ID&token=T: waits for {"type":"OPEN"}, then sends
+ *                 {"type":"OFFER","dst":ID,"payload":BODY} where BODY is
+ *                 the same offer body (same size, signature field filled
+ *                 with random hex, not signed: PeerJS does not check).
+ *
+ * The first --warmup messages (default M/20) are not measured.
+ * --rate R paces the sends to R messages/s in total (token bucket, 1 ms
+ * ticks) instead of as fast as the window allows (the churn workload uses
+ * it). Every loop is bounded: --timeout (default 120 s) ends the run.
+ *
+ * Output: a human summary on stderr and one line on stdout:
+ *   RESULT proto=.. pairs=.. window=.. messages=.. msg_bytes=.. elapsed_s=..
+ *          msgs_per_s=.. p50_us=.. p99_us=.. p999_us=.. max_us=.. errors=..
+ *          loadgen_cores=.. server_cores=.. other_cores=..
+ * (cores = CPU seconds per second of the run: this process, --server-pid,
+ * and everything else on the machine, from /proc/stat; other_cores shows
+ * interference from unrelated work.)
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "ids.h"
+#include "message.h"
+#include "sign.h"
+
+enum { PROTO_RDV, PROTO_PEERJS };
+
+typedef struct node {
+    int pair, side;              /* side 0 = A, 1 = B */
+    uint8_t pk[32], sk[64];
+    char id[RDV_NODE_ID_HEXLEN + 1];
+    char token[24];
+    int balls;                   /* messages this node owes its partner */
+    int next_k;                  /* next pre-built message index of its direction */
+    char *hello;                 /* pending hello text (rdv) */
+    size_t hello_len;
+    bool blocked;                /* waiting for rate tokens */
+} node;
+
+static struct {
+    int proto;
+    const char *host;
+    int port;
+    const char *name;
+    int pairs;
+    long messages;
+    long warmup;
+    int window;
+    double rate;
+    double timeout_s;
+    const char *src_ips;
+    uint32_t family;
+    long ts_ahead_ms;
+    int sign_threads;
+    bool quiet;
+    bool uv;
+    int server_pid;
+} opt = {PROTO_RDV, "127.0.0.1", 8080, "rendezvous", 100, 200000, -1, 10, 0, 120, NULL, 1,
+         20000, 2, false, true, 0};
+
+static bench B;
+static node *nodes;          /* 2 * pairs; conn idx = node idx */
+static long quota;           /* messages per pair (received) */
+static long per_dir;         /* pre-built messages per (pair, direction) */
+static char **msg_text;      /* [pairs * 2 * per_dir] */
+static uint16_t *msg_len;
+static int64_t *send_ns;     /* send time of each message index */
+static long *pair_sent;
+static long received, measured, errors, ready_nodes;
+static long long ts_signed_ms;
+static int64_t t_first_send, t_measure_start, t_last_recv;
+static bench_lat lat;
+static double tokens, token_cap;
+static int *blocked_list;
+static int n_blocked;
+static lws_sorted_usec_list_t sul_tick;
+static int64_t last_tick_ns;
+static bool started;
+static long err_counts[8];
+static char first_error[512];
+
+/* ---- building the messages --------------------------------------------- */
+
+static json_t *offer_body(const node *from, const node *to, long seq, int64_t ts_ms)
+{
+    char sid[RDV_UUID_STRLEN + 1];
+    rdv_uuid_v4(sid);
+    return json_pack("{s:s, s:s, s:s, s:I, s:{s:s, s:i, s:s, s:i, s:s}, s:I}", "fromNodeID",
+                     from->id, "toNodeID", to->id, "sessionID", sid, "timestamp",
+                     (json_int_t)ts_ms, "connectionInfo", "publicIP", "203.0.113.5",
+                     "publicPort", 41641, "localIP", "10.0.0.5", "localPort", 51820, "natType",
+                     "symmetric", "benchSeq", (json_int_t)seq);
+}
+
+typedef struct build_job {
+    long from, to;  /* message index range */
+    int64_t ts_ms;
+    int rc;
+} build_job;
+
+static void *build_range(void *arg)
+{
+    build_job *j = arg;
+    for (long g = j->from; g < j->to; g++) {
+        long pd = g / per_dir;
+        int pair = (int)(pd / 2), dir = (int)(pd % 2);
+        const node *from = &nodes[2 * pair + dir], *to = &nodes[2 * pair + 1 - dir];
+        json_t *body = offer_body(from, to, g, j->ts_ms);
+        if (!body) {
+            j->rc = -1;
+            return NULL;
+        }
+        size_t len = 0;
+        char *text = NULL;
+        if (opt.proto == PROTO_RDV) {
+            if (rdv_sig_sign(RDV_MSG_OFFER, body, from->sk) != 0) {
+                json_decref(body);
+                j->rc = -1;
+                return NULL;
+            }
+            json_t *env = rdv_msg_wrap(RDV_MSG_OFFER, body);
+            text = rdv_msg_dump(env, &len);
+            json_decref(env);
+        } else {
+            uint8_t fake[64];
+            char hex[129];
+            randombytes_buf(fake, sizeof fake);
+            sodium_bin2hex(hex, sizeof hex, fake, sizeof fake);
+            json_object_set_new(body, "signature", json_string(hex));
+            json_t *m = json_pack("{s:s, s:s, s:o}", "type", "OFFER", "dst", to->id, "payload",
+                                  body);
+            text = m ? json_dumps(m, JSON_COMPACT) : NULL;
+            len = text ? strlen(text) : 0;
+            json_decref(m);
+        }
+        if (!text || len > 65535) {
+            j->rc = -1;
+            return NULL;
+        }
+        msg_text[g] = text;
+        msg_len[g] = (uint16_t)len;
+    }
+    j->rc = 0;
+    return NULL;
+}
+
+static void build_all(void)
+{
+    long total = (long)opt.pairs * 2 * per_dir;
+    msg_text = calloc((size_t)total, sizeof *msg_text);
+    msg_len = calloc((size_t)total, sizeof *msg_len);
+    send_ns = calloc((size_t)total, sizeof *send_ns);
+    if (!msg_text || !msg_len || !send_ns)
+        bench_die("out of memory");
+    int nt = opt.sign_threads < 1 ? 1 : opt.sign_threads > 16 ? 16 : opt.sign_threads;
+    pthread_t th[16];
+    build_job jobs[16];
+    int64_t t0 = bench_mono_ns();
+    ts_signed_ms = rdv_now_ms();
+    for (int t = 0; t < nt; t++) {
+        jobs[t].from = total * t / nt;
+        jobs[t].to = total * (t + 1) / nt;
+        jobs[t].ts_ms = ts_signed_ms + opt.ts_ahead_ms;
+        jobs[t].rc = -1;
+        if (pthread_create(&th[t], NULL, build_range, &jobs[t]) != 0)
+            bench_die("pthread_create failed");
+    }
+    for (int t = 0; t < nt; t++) {
+        pthread_join(th[t], NULL);
+        if (jobs[t].rc != 0)
+            bench_die("building messages failed");
+    }
+    if (!opt.quiet)
+        fprintf(stderr, "built %ld %s messages (%u bytes each) in %.2f s with %d threads\n",
+                total, opt.proto == PROTO_RDV ? "signed" : "PeerJS", msg_len[0],
+                (double)(bench_mono_ns() - t0) / 1e9, nt);
+}
+
+/* ---- connection callbacks ---------------------------------------------- */
+
+static void path_cb(bconn *c, char *buf, size_t size)
+{
+    node *n = &nodes[c->idx];
+    if (opt.proto == PROTO_RDV)
+        snprintf(buf, size, "%s", RDV_WS_PATH);
+    else
+        snprintf(buf, size, "/peerjs?key=peerjs&id=%s&token=%s", n->id, n->token);
+}
+
+static void note_error(const char *msg, size_t len, int kind)
+{
+    errors++;
+    if (kind >= 0 && kind < 8)
+        err_counts[kind]++;
+    if (!first_error[0])
+        snprintf(first_error, sizeof first_error, "%.*s", (int)(len > 400 ? 400 : len), msg);
+}
+
+static void give_ball(node *n)
+{
+    n->balls++;
+    bench_want_write(&B.conns[n - nodes]);
+}
+
+static long parse_seq(const char *msg, size_t len)
+{
+    const char *key = "\"benchSeq\":";
+    const char *p = memmem(msg, len, key, strlen(key));
+    if (!p)
+        return -1;
+    p += strlen(key);
+    long v = 0;
+    const char *end = msg + len;
+    if (p >= end || *p < '0' || *p > '9')
+        return -1;
+    while (p < end && *p >= '0' && *p <= '9')
+        v = v * 10 + (*p++ - '0');
+    return v;
+}
+
+static void on_offer(bconn *c, const char *msg, size_t len)
+{
+    int64_t now = bench_mono_ns();
+    long g = parse_seq(msg, len);
+    long total = (long)opt.pairs * 2 * per_dir;
+    if (g < 0 || g >= total || !send_ns[g]) {
+        note_error(msg, len, 7);
+        return;
+    }
+    received++;
+    t_last_recv = now;
+    if (received == opt.warmup)
+        t_measure_start = now;
+    if (received > opt.warmup) {
+        measured++;
+        bench_lat_add(&lat, now - send_ns[g]);
+    }
+    node *n = &nodes[c->idx];
+    if (pair_sent[n->pair] < quota)
+        give_ball(n);
+}
+
+static void rdv_challenge(bconn *c, const char *msg, size_t len)
+{
+    node *n = &nodes[c->idx];
+    rdv_msg m;
+    rdv_msg_error e;
+    if (rdv_msg_parse((const uint8_t *)msg, len, RDV_MAX_MESSAGE_BYTES, &m, &e) != 0)
+        bench_die("bad challenge: %.*s", (int)len, msg);
+    const char *nonce = rdv_msg_get_str(m.body, "nonce");
+    const char *server = rdv_msg_get_str(m.body, "server");
+    json_t *h = json_pack("{s:s, s:s, s:s, s:I, s:s}", "nodeID", n->id, "nonce", nonce ? nonce : "",
+                          "server", server ? server : "", "timestamp",
+                          (json_int_t)rdv_now_ms(), "software", "rdv-bench/1");
+    rdv_msg_free(&m);
+    if (!h || rdv_sig_sign(RDV_MSG_HELLO, h, n->sk) != 0)
+        bench_die("cannot sign hello");
+    json_t *env = rdv_msg_wrap(RDV_MSG_HELLO, h);
+    free(n->hello);
+    n->hello = rdv_msg_dump(env, &n->hello_len);
+    json_decref(env);
+    bench_want_write(c);
+}
+
+static void on_message(bconn *c, const char *msg, size_t len)
+{
+    if (opt.proto == PROTO_RDV) {
+        if (len > 10 && !memcmp(msg, "{\"offer\":", 9)) {
+            on_offer(c, msg, len);
+        } else if (len > 14 && !memcmp(msg, "{\"challenge\":", 13)) {
+            rdv_challenge(c, msg, len);
+        } else if (len > 12 && !memcmp(msg, "{\"welcome\":", 11)) {
+            bench_conn_ready(c);
+            ready_nodes++;
+        } else if (len > 10 && !memcmp(msg, "{\"error\":", 9)) {
+            int kind = memmem(msg, len, "stale_timestamp", 15) ? 1
+                       : memmem(msg, len, "rate_limited", 12) ? 2
+                       : memmem(msg, len, "slow_consumer", 13) ? 3 : 0;
+            note_error(msg, len, kind);
+        } else if (len > 11 && !memcmp(msg, "{\"queued\":", 10)) {
+            note_error(msg, len, 4);
+        } else if (memmem(msg, len, "\"benchSeq\":", 11)) {
+            on_offer(c, msg, len); /* not canonical order? still an offer */
+        }
+    } else {
+        if (memmem(msg, len, "\"type\":\"OFFER\"", 14)) {
+            on_offer(c, msg, len);
+        } else if (memmem(msg, len, "\"type\":\"OPEN\"", 13)) {
+            bench_conn_ready(c);
+            ready_nodes++;
+        } else {
+            note_error(msg, len, 5);
+        }
+    }
+}
+
+static bool take_token(void)
+{
+    if (opt.rate <= 0)
+        return true;
+    if (tokens >= 1.0) {
+        tokens -= 1.0;
+        return true;
+    }
+    return false;
+}
+
+static void on_writable(bconn *c)
+{
+    node *n = &nodes[c->idx];
+    if (n->hello) {
+        if (bench_send(c, n->hello, n->hello_len) != 0)
+            bench_die("hello write failed");
+        free(n->hello);
+        n->hello = NULL;
+        return;
+    }
+    if (!started)
+        return;
+    int dir = n->side;
+    int sent_here = 0;
+    while (n->balls > 0 && pair_sent[n->pair] < quota && sent_here < 16) {
+        if (!take_token()) {
+            if (!n->blocked) {
+                n->blocked = true;
+                blocked_list[n_blocked++] = c->idx;
+            }
+            return;
+        }
+        if (n->next_k >= per_dir)
+            bench_die("pair %d side %d ran out of pre-built messages", n->pair, n->side);
+        long g = ((long)n->pair * 2 + dir) * per_dir + n->next_k++;
+        send_ns[g] = bench_mono_ns();
+        if (!t_first_send)
+            t_first_send = send_ns[g];
+        if (bench_send(c, msg_text[g], msg_len[g]) != 0)
+            bench_die("write failed");
+        free(msg_text[g]);
+        msg_text[g] = NULL;
+        n->balls--;
+        pair_sent[n->pair]++;
+        sent_here++;
+        if (lws_send_pipe_choked(c->wsi))
+            break;
+    }
+    if (n->balls > 0 && pair_sent[n->pair] < quota)
+        bench_want_write(c);
+}
+
+static void on_closed(bconn *c, const char *why, bool established)
+{
+    (void)established;
+    if (!B.stop) {
+        fprintf(stderr, "loadgen_signal: connection %d lost: %s\n", c->idx, why);
+        errors++;
+        B.stop = 1;
+    }
+}
+
+static const bench_ops ops = {path_cb, NULL, on_message, on_writable, on_closed};
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+    int64_t now = bench_mono_ns();
+    if (opt.rate > 0) {
+        tokens += opt.rate * (double)(now - last_tick_ns) / 1e9;
+        if (tokens > token_cap)
+            tokens = token_cap;
+        /* wake only as many waiting nodes as there are tokens, oldest first */
+        int wake = (int)tokens;
+        if (wake > n_blocked)
+            wake = n_blocked;
+        for (int i = 0; i < wake; i++) {
+            nodes[blocked_list[i]].blocked = false;
+            bench_want_write(&B.conns[blocked_list[i]]);
+        }
+        memmove(blocked_list, blocked_list + wake, (size_t)(n_blocked - wake) * sizeof *blocked_list);
+        n_blocked -= wake;
+    }
+    last_tick_ns = now;
+    lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, 1000);
+}
+
+static bool all_ready(bench *b)
+{
+    (void)b;
+    return ready_nodes >= 2L * opt.pairs;
+}
+
+static bool all_done(bench *b)
+{
+    (void)b;
+    return received >= quota * opt.pairs;
+}
+
+static void on_sig(int s)
+{
+    (void)s;
+    B.stop = 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: loadgen_signal [--proto rdv|peerjs] [--host IP] [--port N] [--name NAME]\n"
+            "         [--pairs N] [--messages M] [--warmup N] [--window W] [--rate R]\n"
+            "         [--timeout S] [--src-ips IP,IP..] [--family F] [--ts-ahead-ms MS]\n"
+            "         [--sign-threads T] [--quiet] [--poll] [--server-pid PID]\n"
+            "  --poll        use lws's poll() loop instead of libuv (epoll)\n"
+            "  --server-pid  report the server's CPU use during the run (server_cores)\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"proto", 1, 0, 'P'},    {"host", 1, 0, 'h'},         {"port", 1, 0, 'p'},
+        {"name", 1, 0, 'n'},     {"pairs", 1, 0, 'N'},        {"messages", 1, 0, 'M'},
+        {"warmup", 1, 0, 'u'},   {"window", 1, 0, 'W'},       {"rate", 1, 0, 'r'},
+        {"timeout", 1, 0, 't'},  {"src-ips", 1, 0, 's'},      {"family", 1, 0, 'f'},
+        {"ts-ahead-ms", 1, 0, 'a'}, {"sign-threads", 1, 0, 'T'}, {"quiet", 0, 0, 'q'},
+        {"poll", 0, 0, 'L'},     {"server-pid", 1, 0, 'S'}, {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'P':
+            if (!strcmp(optarg, "rdv"))
+                opt.proto = PROTO_RDV;
+            else if (!strcmp(optarg, "peerjs"))
+                opt.proto = PROTO_PEERJS;
+            else
+                usage();
+            break;
+        case 'h': opt.host = optarg; break;
+        case 'p': opt.port = atoi(optarg); break;
+        case 'n': opt.name = optarg; break;
+        case 'N': opt.pairs = atoi(optarg); break;
+        case 'M': opt.messages = atol(optarg); break;
+        case 'u': opt.warmup = atol(optarg); break;
+        case 'W': opt.window = atoi(optarg); break;
+        case 'r': opt.rate = atof(optarg); break;
+        case 't': opt.timeout_s = atof(optarg); break;
+        case 's': opt.src_ips = optarg; break;
+        case 'f': opt.family = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'a': opt.ts_ahead_ms = atol(optarg); break;
+        case 'T': opt.sign_threads = atoi(optarg); break;
+        case 'q': opt.quiet = true; break;
+        case 'L': opt.uv = false; break;
+        case 'S': opt.server_pid = atoi(optarg); break;
+        default: usage();
+        }
+    }
+    if (opt.pairs < 1 || opt.pairs > 5000 || opt.messages < 1 || opt.messages > 20000000 ||
+        opt.window < 1 || opt.window > 1000 || opt.timeout_s <= 0 || opt.timeout_s > 3600 ||
+        opt.ts_ahead_ms < 0 || opt.ts_ahead_ms > 29000)
+        usage();
+    if (opt.warmup < 0)
+        opt.warmup = opt.messages / 20;
+    if (sodium_init() < 0)
+        bench_die("libsodium");
+    signal(SIGINT, on_sig);
+    signal(SIGTERM, on_sig);
+    signal(SIGPIPE, SIG_IGN);
+
+    long total_msgs = opt.messages + opt.warmup;
+    quota = (total_msgs + opt.pairs - 1) / opt.pairs;
+    per_dir = quota / 2 + opt.window + 2;
+    int n_nodes = 2 * opt.pairs;
+    nodes = calloc((size_t)n_nodes, sizeof *nodes);
+    pair_sent = calloc((size_t)opt.pairs, sizeof *pair_sent);
+    blocked_list = calloc((size_t)n_nodes, sizeof *blocked_list);
+    if (!nodes || !pair_sent || !blocked_list)
+        bench_die("out of memory");
+    for (int i = 0; i < n_nodes; i++) {
+        nodes[i].pair = i / 2;
+        nodes[i].side = i % 2;
+        bench_identity(opt.family, (uint32_t)i, nodes[i].pk, nodes[i].sk);
+        rdv_node_id_from_pk(nodes[i].pk, nodes[i].id);
+        snprintf(nodes[i].token, sizeof nodes[i].token, "t%08x", randombytes_random());
+    }
+    bench_lat_init(&lat, (size_t)opt.messages + 16);
+    build_all();
+
+    int64_t deadline = bench_mono_ns() + (int64_t)(opt.timeout_s * 1e9);
+    if (bench_init(&B, &ops, opt.host, opt.port,
+                   opt.proto == PROTO_RDV ? RDV_WS_SUBPROTOCOL : NULL, opt.src_ips, n_nodes,
+                   64, opt.uv) != 0)
+        bench_die("cannot create the lws context");
+    for (int i = 0; i < n_nodes; i++)
+        bench_queue_connect(&B, i);
+    last_tick_ns = bench_mono_ns();
+    token_cap = opt.rate > 0 ? opt.rate / 100.0 + 1.0 : 0;
+    if (opt.rate > 0)
+        lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, 1000);
+    int rc = bench_run(&B, deadline, all_ready);
+    if (rc != 0 || B.stop) {
+        fprintf(stderr, "loadgen_signal: only %ld of %d nodes ready (%s)\n", ready_nodes, n_nodes,
+                rc ? "timeout" : "stopped");
+        if (first_error[0])
+            fprintf(stderr, "first error: %s\n", first_error);
+        printf("RESULT proto=%s status=not_ready ready=%ld errors=%ld\n",
+               opt.proto == PROTO_RDV ? "rdv" : "peerjs", ready_nodes, errors);
+        bench_destroy(&B);
+        return 1;
+    }
+    if (!opt.quiet)
+        fprintf(stderr, "%d nodes ready; %.1f s since signing\n", n_nodes,
+                (double)(rdv_now_ms() - ts_signed_ms) / 1e3);
+    started = true;
+    double cpu0 = bench_self_cpu_s();
+    double srv0 = bench_proc_cpu_s(opt.server_pid);
+    double busy0 = bench_machine_busy_s();
+    int64_t run0 = bench_mono_ns();
+    for (int p = 0; p < opt.pairs; p++) {
+        nodes[2 * p].balls = opt.window;
+        bench_want_write(&B.conns[2 * p]);
+    }
+    rc = bench_run(&B, deadline, all_done);
+    double run_s = (double)(bench_mono_ns() - run0) / 1e9;
+    double lg_cores = (bench_self_cpu_s() - cpu0) / run_s;
+    double srv_cores = opt.server_pid > 0 ? (bench_proc_cpu_s(opt.server_pid) - srv0) / run_s : -1;
+    double busy_cores = (bench_machine_busy_s() - busy0) / run_s;
+    double other_cores = busy_cores - lg_cores - (srv_cores > 0 ? srv_cores : 0);
+    int64_t end = t_last_recv ? t_last_recv : bench_mono_ns();
+    if (!t_measure_start)
+        t_measure_start = t_first_send;
+    double elapsed = (double)(end - t_measure_start) / 1e9;
+    double rate = elapsed > 0 ? (double)measured / elapsed : 0;
+    double p50, p99, p999, mx;
+    bench_lat_summary(&lat, &p50, &p99, &p999, &mx);
+    const char *status = rc ? "timeout" : B.stop ? "stopped" : "ok";
+    if (!opt.quiet) {
+        fprintf(stderr,
+                "%s: %ld messages measured (+%ld warm-up) in %.3f s = %.0f msgs/s; one-way "
+                "latency p50 %.0f us p99 %.0f us p999 %.0f us max %.0f us; errors %ld; %s\n",
+                opt.proto == PROTO_RDV ? "rdv" : "peerjs", measured, opt.warmup, elapsed, rate,
+                p50, p99, p999, mx, errors, status);
+        if (errors)
+            fprintf(stderr,
+                    "errors: other %ld stale %ld rate_limited %ld slow_consumer %ld queued %ld "
+                    "unexpected %ld bad_seq %ld; first: %s\n",
+                    err_counts[0], err_counts[1], err_counts[2], err_counts[3], err_counts[4],
+                    err_counts[5], err_counts[7], first_error);
+    }
+    printf("RESULT proto=%s status=%s pairs=%d window=%d rate=%.0f messages=%ld msg_bytes=%u "
+           "elapsed_s=%.3f msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f "
+           "errors=%ld loadgen_cores=%.2f server_cores=%.2f other_cores=%.2f\n",
+           opt.proto == PROTO_RDV ? "rdv" : "peerjs", status, opt.pairs, opt.window, opt.rate,
+           measured, msg_len[0] ? msg_len[0] : 0, elapsed, rate, p50, p99, p999, mx, errors, lg_cores, srv_cores,
+           other_cores < 0 ? 0 : other_cores);
+    fflush(stdout);
+    B.stop = 1;
+    lws_sul_cancel(&sul_tick);
+    bench_destroy(&B);
+    long total = (long)opt.pairs * 2 * per_dir;
+    for (long g = 0; g < total; g++)
+        free(msg_text[g]);
+    bench_lat_free(&lat);
+    return strcmp(status, "ok") ? 1 : 0;
+}

@@ -1,0 +1,228 @@
+/* client_internal.h - private state of an rdv_client, shared by the files of
+ * client/ (never installed).
+ *
+ * Split of concerns:
+ *   client.c    handle life cycle, configuration, the public send/lookup/
+ *               watch API, the bounded outbound queue, locking;
+ *   loop.c      libwebsockets glue: the lws context, connecting, reading and
+ *               writing frames, timers, the epoll fd of the embedded mode and
+ *               the background thread;
+ *   proto.c     the protocol state machine: what to do with each received
+ *               message (challenge -> hello, welcome, routed messages,
+ *               presence, errors) and building outbound messages;
+ *   verify.c    checks of received signed messages (recipient, signature,
+ *               freshness) and the replay cache, pure functions of their
+ *               inputs;
+ *   url.c       ws:// / wss:// URL parsing;
+ *   backoff.c   the reconnect delay (exponential, capped, jittered).
+ *
+ * Threads: fields marked (L) are protected by `lock`; fields marked (S) are
+ * touched only by the service thread (the one inside rdv_client_process()
+ * or the background thread); the rest is immutable after create. User
+ * callbacks are always called from the service thread with no lock held.
+ */
+#ifndef RDV_CLIENT_INTERNAL_H
+#define RDV_CLIENT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "message.h"
+#include "rendezvous/rendezvous.h"
+
+struct lws;
+struct lws_context;
+
+/* Bounds (named, as STYLE.md asks). */
+#define RDV__OUTQ_MAX_MSGS 256           /* messages waiting to be written */
+#define RDV__OUTQ_MAX_BYTES (1024 * 1024) /* bytes waiting to be written */
+#define RDV__WATCH_MAX_LOCAL 4096        /* watch set before the 1st welcome */
+#define RDV__REPLAY_SLOTS 4096           /* replay cache entries */
+#define RDV__CONNECT_TICK_MS 10          /* embedded: tick while connecting */
+#define RDV__HOUSEKEEPING_MS 1000        /* longest sleep (lws timers) */
+#define RDV__LWS_PRE 16                  /* must equal LWS_PRE (checked) */
+
+/* A parsed server URL. */
+typedef struct rdv__url {
+    bool tls;
+    char host[256];
+    int port;
+    char path[256];
+} rdv__url;
+
+/* Parses ws://host[:port][/path] or wss://...; host may be [IPv6]. Path
+ * defaults to "/v1". Returns 0 or RDV_ERR_INVALID. */
+int rdv__url_parse(const char *url, rdv__url *out);
+
+/* Reconnect delay in ms before attempt number `attempt` (0 for the first
+ * retry) under `p` (defaults already applied); `rnd` is a uniform random
+ * 32-bit value (jitter). */
+int64_t rdv__backoff_ms(const rdv_reconnect_policy *p, unsigned attempt,
+                        uint32_t rnd);
+
+/* One replay-cache entry: a hash of (type, sender, signature) and the
+ * message's timestamp. */
+typedef struct rdv__replay_entry {
+    uint8_t key[16];
+    int64_t ts;
+} rdv__replay_entry;
+
+typedef struct rdv__replay {
+    rdv__replay_entry *slots; /* RDV__REPLAY_SLOTS */
+    size_t used;
+    size_t next;              /* round-robin eviction when full */
+} rdv__replay;
+
+/* Freshness window in force (welcome limits or the defaults). */
+typedef struct rdv__fresh {
+    int64_t past_ms;
+    int64_t future_ms;
+} rdv__fresh;
+
+/* Verifies a received routed signed message `m` for node `self_id` at
+ * server time `now`: recipient (RDV_ERR_MISROUTED), signature
+ * (RDV_ERR_BAD_SIGNATURE), freshness (RDV_ERR_STALE), replay
+ * (RDV_ERR_DUPLICATE; an accepted message is remembered in `rc`, which may
+ * be NULL to skip). Returns 0 when the message may be delivered. */
+int rdv__verify_routed(const rdv_msg *m, const char *self_id, int64_t now,
+                       const rdv__fresh *fresh, rdv__replay *rc)
+    __attribute__((warn_unused_result));
+
+int rdv__replay_init(rdv__replay *rc);
+void rdv__replay_free(rdv__replay *rc);
+
+/* A message waiting to be written: RDV__LWS_PRE bytes of headroom, then the
+ * text. `ref` and `type` identify it in a "dropped" error. */
+typedef struct rdv__outmsg {
+    struct rdv__outmsg *next;
+    size_t len;
+    char ref[RDV_REQUEST_ID_LEN + 1];
+    char type[16];
+    unsigned char buf[]; /* RDV__LWS_PRE + len + 1 */
+} rdv__outmsg;
+
+/* Connection phase, (S). */
+typedef enum rdv__phase {
+    RDV__PH_IDLE = 0,     /* no connection (waiting for a reconnect) */
+    RDV__PH_CONNECTING,   /* TCP / TLS / upgrade in progress */
+    RDV__PH_AUTH,         /* upgraded; waiting for challenge, then welcome */
+    RDV__PH_READY         /* welcome received */
+} rdv__phase;
+
+typedef enum rdv__mode { RDV__MODE_NONE = 0, RDV__MODE_THREAD, RDV__MODE_EMBED } rdv__mode;
+
+struct rdv_client {
+    /* Immutable after create. */
+    rdv_client_config cfg;       /* strings point to the copies below */
+    char *url_copy;
+    char *ca_copy;
+    char *software_copy;
+    rdv__url url;
+    rdv_identity id;
+    char node_id[RDV_NODE_ID_LEN + 1];
+    int epfd;                    /* the fd of rdv_client_fd() */
+    int evfd;                    /* eventfd: wakes the service thread */
+
+    pthread_mutex_t lock;
+    /* (L) */
+    rdv_state state;
+    rdv__outmsg *outq_head, *outq_tail;
+    size_t outq_count, outq_bytes;
+    char (*watches)[RDV_NODE_ID_LEN + 1];
+    size_t nwatch, capwatch;
+    char server_name[254];
+    char observed_ip[RDV_IP_LEN + 1];
+    uint16_t observed_port;
+    int64_t time_offset_ms;
+    rdv_limits limits;
+    unsigned connects;
+    unsigned attempt;
+    int last_error;
+    unsigned req_counter;
+    int64_t last_sign_ts;
+
+    /* (S) */
+    struct lws_context *ctx;
+    void *ssl_ctx;               /* SSL_CTX of a wss:// client, or NULL */
+    struct lws *wsi;
+    rdv__phase phase;
+    int reg_fd;                  /* socket fd registered in epfd, or -1 */
+    uint32_t reg_events;
+    int64_t next_connect_at;     /* monotonic ms */
+    int64_t deadline;            /* connect/auth deadline, monotonic ms */
+    int64_t last_rx;             /* monotonic ms of the last frame */
+    int64_t ping_sent;           /* monotonic ms, 0 when no ping out */
+    bool got_challenge;
+    int end_reason;              /* RDV_ERR_* to report when the wsi ends */
+    const char *end_detail;      /* static text for that report, or NULL */
+    bool final_failure;          /* go FAILED instead of reconnecting */
+    char *rx;
+    size_t rx_len, rx_cap;
+    bool rx_skip;                /* current message too large: skipping */
+    rdv__replay replay;
+    rdv__fresh fresh;
+
+    /* Mode and threads. */
+    atomic_int mode;             /* rdv__mode */
+    atomic_int busy;             /* inside process() */
+    atomic_int stop;
+    atomic_bool destroying;
+    pthread_t thread;
+    bool thread_started;
+    pthread_t service_tid;       /* thread inside process() while busy */
+};
+
+/* True when called from this client's service thread, i.e. from one of
+ * its callbacks. */
+bool rdv__in_callback(rdv_client *c);
+
+/* Monotonic clock, ms. */
+int64_t rdv__mono_ms(void);
+
+/* Server-time estimate (local wall clock + offset). */
+int64_t rdv__server_now(rdv_client *c);
+
+/* Wakes the service thread (eventfd write). Safe from any thread. */
+void rdv__wake(rdv_client *c);
+
+/* Queues text[0..len) for the current connection. `force` queues even
+ * when not AUTHENTICATED (hello). Returns 0, RDV_ERR_NOT_CONNECTED,
+ * RDV_ERR_BACKLOG, RDV_ERR_TOO_LARGE, RDV_ERR_NOMEM. Takes the lock. */
+int rdv__enqueue(rdv_client *c, const char *text, size_t len,
+                 const char *type, const char *ref, bool force);
+
+/* Builds, validates, optionally signs (with the client's key) and queues a
+ * message of `type` whose body is `body` (reference stolen). */
+int rdv__send_body(rdv_client *c, rdv_msg_type type, json_t *body,
+                   const char *ref, bool force);
+
+/* Sets the state and calls cb_state_changed if it changed. (S) */
+void rdv__set_state(rdv_client *c, rdv_state st);
+
+/* Reports an error to cb_error (no lock held). */
+void rdv__report(rdv_client *c, int code, const char *server_code,
+                 const char *message, const char *ref, const char *msg_type,
+                 const char *field, const char *from);
+
+/* Handles one complete received text message. Returns 0, or -1 to close
+ * the connection (end_reason set). (S) */
+int rdv__proto_on_text(rdv_client *c, const char *text, size_t len);
+
+/* Called when the WebSocket upgrade completed. (S) */
+void rdv__proto_on_established(rdv_client *c);
+
+/* Queues the watch set in `watch` requests of at most
+ * RDV_MAX_IDS_PER_CALL IDs (after welcome). (S) */
+void rdv__proto_send_watches(rdv_client *c);
+
+/* Queues a `ping` keep-alive. (S) */
+void rdv__proto_send_ping(rdv_client *c);
+
+/* Removes and returns the whole outbound queue (caller frees it). (L taken) */
+rdv__outmsg *rdv__outq_take_all(rdv_client *c);
+
+#endif

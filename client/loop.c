@@ -1,0 +1,570 @@
+/* loop.c - the client's I/O: one libwebsockets context per client, the
+ * connection's life cycle (connect, upgrade, authenticate, keep alive,
+ * drop, back off, reconnect), the embedded-mode fd and the background
+ * thread.
+ *
+ * Embedding design. This libwebsockets build (4.1.6, Debian) has no
+ * external-poll callbacks, so the library offers ONE epoll descriptor
+ * (rdv_client_fd()) that holds:
+ *   - an eventfd, written by every API call that queued work (any thread);
+ *   - the WebSocket's TCP socket, registered for EPOLLIN, plus EPOLLOUT
+ *     while there is output waiting (our queue or lws's partial send).
+ * rdv_client_process() then lets lws poll its own sockets without waiting
+ * (lws_service(ctx, -1)), so lws keeps its usual state machine. While a
+ * connection is being set up (non-blocking connect, TLS handshake) the
+ * socket's interest is not visible to us, so rdv_client_timeout_ms()
+ * ticks every RDV__CONNECT_TICK_MS ms in that phase only. The background
+ * thread of rdv_client_start() is exactly this loop with epoll_wait().
+ *
+ * Only the service thread (inside process()) calls lws. A connection ends
+ * in on_conn_end() exactly once (guarded by c->wsi), which drops what was
+ * not written, reports why, and schedules the next attempt.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "client_internal.h"
+#include "limits.h"
+
+_Static_assert(LWS_PRE <= RDV__LWS_PRE, "RDV__LWS_PRE must cover LWS_PRE");
+
+static void lws_log_emit(int level, const char *line)
+{
+    (void)level;
+    static int debug = -1;
+    if (debug < 0) {
+        const char *e = getenv("RDV_DEBUG");
+        debug = e && *e && strcmp(e, "0") != 0;
+    }
+    if (debug)
+        fprintf(stderr, "librendezvous/lws: %s", line);
+}
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+static void set_lws_log(void)
+{
+    /* lws logs through one process-wide hook; send it to stderr only with
+     * RDV_DEBUG=1 so a library user's terminal stays clean. */
+    lws_set_log_level(LLL_ERR | LLL_WARN | LLL_NOTICE, lws_log_emit);
+}
+
+/* ---- fd registration ---------------------------------------------------- */
+
+static void sync_fd(rdv_client *c)
+{
+    int fd = c->wsi ? (int)lws_get_socket_fd(c->wsi) : -1;
+    uint32_t events = EPOLLIN;
+    if (fd >= 0 && c->phase >= RDV__PH_AUTH) {
+        pthread_mutex_lock(&c->lock);
+        bool pending = c->outq_head != NULL;
+        pthread_mutex_unlock(&c->lock);
+        if (pending || lws_partial_buffered(c->wsi))
+            events |= EPOLLOUT;
+    }
+    if (fd != c->reg_fd) {
+        if (c->reg_fd >= 0)
+            (void)epoll_ctl(c->epfd, EPOLL_CTL_DEL, c->reg_fd, NULL);
+        c->reg_fd = -1;
+        if (fd >= 0) {
+            struct epoll_event ev = {.events = events, .data.fd = fd};
+            if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ||
+                (errno == EEXIST && epoll_ctl(c->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)) {
+                c->reg_fd = fd;
+                c->reg_events = events;
+            }
+        }
+    } else if (fd >= 0 && events != c->reg_events) {
+        struct epoll_event ev = {.events = events, .data.fd = fd};
+        if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+            c->reg_events = events;
+    }
+}
+
+/* ---- connection life cycle --------------------------------------------- */
+
+/* The connection of c->wsi is gone (or never came up): report, drop the
+ * unsent queue, decide between FAILED and a backoff. */
+static void on_conn_end(rdv_client *c, int reason, const char *detail)
+{
+    if (c->reg_fd >= 0) {
+        (void)epoll_ctl(c->epfd, EPOLL_CTL_DEL, c->reg_fd, NULL);
+        c->reg_fd = -1;
+    }
+    c->wsi = NULL;
+    rdv__phase was = c->phase;
+    c->phase = RDV__PH_IDLE;
+    c->ping_sent = 0;
+    c->rx_len = 0;
+    if (c->end_reason)
+        reason = c->end_reason;
+    if (c->end_detail)
+        detail = c->end_detail;
+    c->end_reason = 0;
+    c->end_detail = NULL;
+    if (atomic_load(&c->destroying))
+        return;
+
+    bool failed = c->final_failure;
+    pthread_mutex_lock(&c->lock);
+    rdv__outmsg *dropped = rdv__outq_take_all(c);
+    c->last_error = reason;
+    if (!failed) {
+        c->attempt++; /* 0 since the last welcome: a drop is retry 1 */
+        if (c->cfg.reconnect.max_attempts > 0 &&
+            c->attempt >= (unsigned)c->cfg.reconnect.max_attempts)
+            failed = true;
+    }
+    unsigned attempt = c->attempt;
+    pthread_mutex_unlock(&c->lock);
+
+    if (!failed) {
+        int64_t d = rdv__backoff_ms(&c->cfg.reconnect, attempt ? attempt - 1 : 0,
+                                    randombytes_random());
+        c->next_connect_at = rdv__mono_ms() + d;
+    }
+    char text[256];
+    snprintf(text, sizeof(text), "%s%s%s", was == RDV__PH_READY ? "connection lost: "
+                                                                 : "connection failed: ",
+             rdv_strerror(reason), detail && *detail ? " - " : "");
+    if (detail && *detail)
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s", detail);
+    rdv__set_state(c, failed ? RDV_STATE_FAILED : RDV_STATE_DISCONNECTED);
+    rdv__report(c, reason, NULL, text, NULL, NULL, NULL, NULL);
+    while (dropped) {
+        rdv__outmsg *n = dropped->next;
+        if (strcmp(dropped->type, "pong") != 0 && strcmp(dropped->type, "ping") != 0 &&
+            strcmp(dropped->type, "hello") != 0)
+            rdv__report(c, RDV_ERR_NOT_CONNECTED, NULL,
+                        "message dropped: the connection went down before it was sent",
+                        dropped->ref[0] ? dropped->ref : NULL, dropped->type, NULL, NULL);
+        free(dropped);
+        dropped = n;
+    }
+}
+
+static void start_connect(rdv_client *c)
+{
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof(ci));
+    ci.context = c->ctx;
+    ci.address = c->url.host;
+    ci.port = c->url.port;
+    ci.path = c->url.path;
+    ci.host = c->url.host;
+    ci.origin = c->url.host;
+    ci.protocol = RDV_WS_SUBPROTOCOL;
+    ci.local_protocol_name = RDV_WS_SUBPROTOCOL;
+    ci.ssl_connection = c->url.tls ? LCCSCF_USE_SSL : 0;
+    c->end_reason = 0;
+    c->phase = RDV__PH_CONNECTING;
+    c->deadline = rdv__mono_ms() + c->cfg.connect_timeout_ms;
+    rdv__set_state(c, RDV_STATE_CONNECTING);
+    c->wsi = NULL;
+    struct lws *w = lws_client_connect_via_info(&ci);
+    if (!w && c->phase == RDV__PH_CONNECTING) {
+        /* Failed synchronously (and lws may or may not have told us). */
+        c->wsi = NULL;
+        on_conn_end(c, RDV_ERR_CONNECT, "could not start the connection");
+        return;
+    }
+    if (w && c->phase == RDV__PH_CONNECTING)
+        c->wsi = w;
+}
+
+/* Closes the current connection from outside lws callbacks. */
+static void kill_conn(rdv_client *c, int reason, const char *detail)
+{
+    struct lws *w = c->wsi;
+    if (!w)
+        return;
+    if (!c->end_reason)
+        c->end_reason = reason;
+    c->end_detail = detail;
+    lws_set_timeout(w, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+    if (c->wsi == w) /* lws did not call us back for it */
+        on_conn_end(c, reason, NULL);
+}
+
+/* ---- lws callback -------------------------------------------------------- */
+
+static int write_one(rdv_client *c, struct lws *wsi)
+{
+    pthread_mutex_lock(&c->lock);
+    rdv__outmsg *m = c->outq_head;
+    if (m) {
+        c->outq_head = m->next;
+        if (!c->outq_head)
+            c->outq_tail = NULL;
+        c->outq_count--;
+        c->outq_bytes -= m->len;
+    }
+    bool more = c->outq_head != NULL;
+    pthread_mutex_unlock(&c->lock);
+    if (!m)
+        return 0;
+    int n = lws_write(wsi, m->buf + RDV__LWS_PRE, m->len, LWS_WRITE_TEXT);
+    free(m);
+    if (n < 0) {
+        c->end_reason = RDV_ERR_CONNECT;
+        return -1;
+    }
+    if (more)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int on_receive(rdv_client *c, struct lws *wsi, const void *in, size_t len)
+{
+    c->last_rx = rdv__mono_ms();
+    c->ping_sent = 0;
+    if (lws_frame_is_binary(wsi))
+        return 0; /* binary relay frames: relay API not yet */
+    if (lws_is_first_fragment(wsi)) {
+        c->rx_len = 0;
+        c->rx_skip = false;
+    }
+    size_t max = RDV_MAX_MESSAGE_BYTES;
+    pthread_mutex_lock(&c->lock);
+    if (c->limits.max_message_bytes > (int64_t)max)
+        max = (size_t)c->limits.max_message_bytes;
+    pthread_mutex_unlock(&c->lock);
+    if (!c->rx_skip) {
+        if (c->rx_len + len > max) {
+            c->rx_skip = true;
+            rdv__report(c, RDV_ERR_TOO_LARGE, NULL,
+                        "server sent a message over maxMessageBytes (dropped)",
+                        NULL, NULL, NULL, NULL);
+        } else {
+            if (c->rx_len + len + 1 > c->rx_cap) {
+                size_t cap = c->rx_cap ? c->rx_cap : 4096;
+                while (cap < c->rx_len + len + 1)
+                    cap *= 2;
+                char *p = realloc(c->rx, cap);
+                if (!p) {
+                    c->end_reason = RDV_ERR_NOMEM;
+                    return -1;
+                }
+                c->rx = p;
+                c->rx_cap = cap;
+            }
+            memcpy(c->rx + c->rx_len, in, len);
+            c->rx_len += len;
+        }
+    }
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
+        return 0;
+    if (c->rx_skip) {
+        c->rx_skip = false;
+        c->rx_len = 0;
+        return 0;
+    }
+    size_t n = c->rx_len;
+    c->rx_len = 0;
+    return rdv__proto_on_text(c, c->rx, n);
+}
+
+static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                  void *in, size_t len)
+{
+    (void)user;
+    struct lws_context *ctx = lws_get_context(wsi);
+    rdv_client *c = ctx ? lws_context_user(ctx) : NULL;
+    if (!c)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (wsi == c->wsi || (c->phase == RDV__PH_CONNECTING && !c->wsi)) {
+            c->wsi = wsi; /* so on_conn_end runs once */
+            on_conn_end(c, RDV_ERR_CONNECT, in ? (const char *)in : NULL);
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        if (wsi != c->wsi)
+            return -1;
+        c->phase = RDV__PH_AUTH;
+        c->deadline = rdv__mono_ms() + c->cfg.auth_timeout_ms;
+        c->last_rx = rdv__mono_ms();
+        rdv__proto_on_established(c);
+        return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        if (wsi != c->wsi)
+            return -1;
+        return on_receive(c, wsi, in, len);
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+        c->last_rx = rdv__mono_ms();
+        c->ping_sent = 0;
+        return 0;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (wsi != c->wsi)
+            return -1;
+        if (c->end_reason) /* asked to close */
+            return -1;
+        return write_one(c, wsi);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (wsi == c->wsi && !c->end_reason && len >= 2) {
+            const uint8_t *b = in;
+            unsigned code = (unsigned)b[0] << 8 | b[1];
+            if (code == 4001)
+                c->final_failure = true;
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (wsi == c->wsi)
+            on_conn_end(c, c->phase == RDV__PH_READY ? RDV_ERR_CONNECT
+                                                     : (c->phase == RDV__PH_AUTH ? RDV_ERR_AUTH
+                                                                                 : RDV_ERR_CONNECT),
+                        "closed by the server or the network");
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {RDV_WS_SUBPROTOCOL, lws_cb, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+int rdv__loop_init(rdv_client *c)
+{
+    pthread_once(&log_once, set_lws_log);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.gid = (gid_t)-1;
+    info.uid = (uid_t)-1;
+    info.user = c;
+    info.fd_limit_per_thread = 16;
+    if (c->url.tls) {
+        /* Our own client SSL_CTX (lws 4.1.6 leaks the one it builds, with
+         * the whole system CA store, at every context destroy): TLS >= 1.2,
+         * peer verification against tls_ca_file or the system store; lws
+         * still checks the host name on each connection. */
+        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        SSL_CTX *ssl = SSL_CTX_new(TLS_client_method());
+        if (!ssl)
+            return RDV_ERR_NOMEM;
+        SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+        SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+        int ok = c->cfg.tls_ca_file
+                     ? SSL_CTX_load_verify_locations(ssl, c->cfg.tls_ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(ssl);
+        if (ok != 1) {
+            SSL_CTX_free(ssl);
+            return RDV_ERR_IO;
+        }
+        info.provided_client_ssl_ctx = ssl;
+        c->ssl_ctx = ssl;
+    }
+    c->ctx = lws_create_context(&info);
+    if (!c->ctx)
+        return RDV_ERR_NOMEM;
+    c->next_connect_at = 0; /* first process() connects at once */
+    return 0;
+}
+
+void rdv__loop_free(rdv_client *c)
+{
+    if (c->ctx) {
+        lws_context_destroy(c->ctx);
+        c->ctx = NULL;
+    }
+    if (c->ssl_ctx) {
+        SSL_CTX_free(c->ssl_ctx);
+        c->ssl_ctx = NULL;
+    }
+    c->wsi = NULL;
+}
+
+/* ---- the service step ------------------------------------------------------ */
+
+static void drain_eventfd(rdv_client *c)
+{
+    uint64_t v;
+    while (read(c->evfd, &v, sizeof(v)) == (ssize_t)sizeof(v)) {
+    }
+}
+
+static void run_timers(rdv_client *c, int64_t now)
+{
+    rdv_state st = rdv_client_state(c);
+    if (st == RDV_STATE_FAILED)
+        return;
+    switch (c->phase) {
+    case RDV__PH_IDLE:
+        if (!c->wsi && now >= c->next_connect_at)
+            start_connect(c);
+        break;
+    case RDV__PH_CONNECTING:
+    case RDV__PH_AUTH:
+        if (now >= c->deadline) {
+            kill_conn(c, RDV_ERR_TIMEOUT,
+                      c->phase == RDV__PH_CONNECTING
+                          ? "no WebSocket connection within connect_timeout_ms"
+                          : "no challenge/welcome within auth_timeout_ms");
+        }
+        break;
+    case RDV__PH_READY: {
+        int64_t ka = c->cfg.keepalive_ms;
+        if (now - c->last_rx >= 2 * ka) {
+            kill_conn(c, RDV_ERR_TIMEOUT, "the server stopped answering (keepalive)");
+        } else if (now - c->last_rx >= ka && !c->ping_sent) {
+            c->ping_sent = now;
+            rdv__proto_send_ping(c);
+        }
+        break;
+    }
+    }
+}
+
+static void service(rdv_client *c)
+{
+    drain_eventfd(c);
+    run_timers(c, rdv__mono_ms());
+    for (int round = 0; round < 2; round++) {
+        if (c->wsi && c->phase >= RDV__PH_AUTH) {
+            pthread_mutex_lock(&c->lock);
+            bool pending = c->outq_head != NULL;
+            pthread_mutex_unlock(&c->lock);
+            if (pending)
+                lws_callback_on_writable(c->wsi);
+        }
+        lws_service(c->ctx, -1); /* never waits */
+    }
+    if (c->phase == RDV__PH_IDLE && !c->wsi && rdv_client_state(c) != RDV_STATE_FAILED &&
+        rdv__mono_ms() >= c->next_connect_at)
+        rdv__wake(c);
+    sync_fd(c);
+}
+
+/* The service thread's wait: see rdv_client_timeout_ms(). (S) */
+static int service_timeout(rdv_client *c)
+{
+    int64_t now = rdv__mono_ms();
+    int64_t t = RDV__HOUSEKEEPING_MS;
+    if (rdv_client_state(c) != RDV_STATE_FAILED) {
+        switch (c->phase) {
+        case RDV__PH_IDLE:
+            if (!c->wsi && c->next_connect_at - now < t)
+                t = c->next_connect_at - now;
+            break;
+        case RDV__PH_CONNECTING:
+        case RDV__PH_AUTH:
+            if (c->deadline - now < t)
+                t = c->deadline - now;
+            if (c->phase == RDV__PH_CONNECTING && t > RDV__CONNECT_TICK_MS)
+                t = RDV__CONNECT_TICK_MS;
+            break;
+        case RDV__PH_READY: {
+            int64_t ka = c->cfg.keepalive_ms;
+            int64_t due = c->ping_sent ? c->last_rx + 2 * ka : c->last_rx + ka;
+            if (due - now < t)
+                t = due - now;
+            break;
+        }
+        }
+    }
+    if (c->ctx && t > 0) {
+        int n = lws_service_adjust_timeout(c->ctx, (int)t, 0);
+        if (n < t)
+            t = n;
+    }
+    return t < 0 ? 0 : (int)t;
+}
+
+int rdv_client_timeout_ms(rdv_client *c)
+{
+    if (!c)
+        return 0;
+    /* The loop state belongs to the background thread when started. */
+    if (atomic_load(&c->mode) == RDV__MODE_THREAD)
+        return RDV__HOUSEKEEPING_MS;
+    return service_timeout(c);
+}
+
+int rdv_client_fd(const rdv_client *c)
+{
+    return c ? c->epfd : -1;
+}
+
+int rdv_client_process(rdv_client *c)
+{
+    if (!c)
+        return RDV_ERR_INVALID;
+    int expect = RDV__MODE_NONE;
+    if (!atomic_compare_exchange_strong(&c->mode, &expect, RDV__MODE_EMBED) &&
+        expect != RDV__MODE_EMBED)
+        return RDV_ERR_STATE;
+    int zero = 0;
+    if (!atomic_compare_exchange_strong(&c->busy, &zero, 1))
+        return RDV_ERR_BUSY;
+    c->service_tid = pthread_self();
+    service(c);
+    atomic_store(&c->busy, 0);
+    return 0;
+}
+
+static void *thread_main(void *arg)
+{
+    rdv_client *c = arg;
+    c->service_tid = pthread_self();
+    /* Signals belong to the application's threads. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    while (!atomic_load(&c->stop)) {
+        struct epoll_event ev[8];
+        int t = service_timeout(c);
+        (void)epoll_wait(c->epfd, ev, 8, t);
+        if (atomic_load(&c->stop))
+            break;
+        atomic_store(&c->busy, 1);
+        service(c);
+        atomic_store(&c->busy, 0);
+    }
+    return NULL;
+}
+
+int rdv_client_start(rdv_client *c)
+{
+    if (!c)
+        return RDV_ERR_INVALID;
+    int expect = RDV__MODE_NONE;
+    if (!atomic_compare_exchange_strong(&c->mode, &expect, RDV__MODE_THREAD))
+        return RDV_ERR_STATE;
+    if (pthread_create(&c->thread, NULL, thread_main, c) != 0) {
+        atomic_store(&c->mode, RDV__MODE_NONE);
+        return RDV_ERR_IO;
+    }
+    c->thread_started = true;
+    return 0;
+}
+
+bool rdv__in_callback(rdv_client *c)
+{
+    if (c->thread_started)
+        return pthread_equal(pthread_self(), c->thread) != 0;
+    return atomic_load(&c->busy) && pthread_equal(pthread_self(), c->service_tid);
+}
+
+void rdv__loop_stop_thread(rdv_client *c)
+{
+    if (!c->thread_started)
+        return;
+    atomic_store(&c->stop, 1);
+    rdv__wake(c);
+    pthread_join(c->thread, NULL);
+    c->thread_started = false;
+}

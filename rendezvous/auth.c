@@ -1,0 +1,220 @@
+/* auth.c - challenge / hello / welcome (see auth.h).
+ *
+ * Pending connections sit in a FIFO ordered by connect time; since they all
+ * have the same timeout, one timer for the oldest covers them all.
+ * Ed25519 verification of hello runs inline on the event loop (~50 us);
+ * rdv_auth_hello() is split into check and complete so it can move to a
+ * worker thread without changing its callers.
+ */
+#include "auth.h"
+
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "ids.h"
+#include "conn_limits.h"
+#include "log.h"
+#include "presence.h"
+#include "route.h"
+#include "server.h"
+#include "sign.h"
+
+/* Appends c to the pending FIFO. */
+static void pending_push(rdv_server *srv, rdv_conn *c)
+{
+    c->link.pending.next = NULL;
+    c->link.pending.prev = srv->pending_tail;
+    if (srv->pending_tail)
+        srv->pending_tail->link.pending.next = c;
+    else
+        srv->pending_head = c;
+    srv->pending_tail = c;
+}
+
+void rdv_auth_forget(rdv_server *srv, rdv_conn *c)
+{
+    if (c->state != RDV_CONN_PENDING)
+        return;
+    rdv_conn *p = c->link.pending.prev, *n = c->link.pending.next;
+    if (p)
+        p->link.pending.next = n;
+    else if (srv->pending_head == c)
+        srv->pending_head = n;
+    if (n)
+        n->link.pending.prev = p;
+    else if (srv->pending_tail == c)
+        srv->pending_tail = p;
+    c->link.pending.prev = c->link.pending.next = NULL;
+}
+
+int rdv_auth_on_connect(rdv_server *srv, rdv_conn *c)
+{
+    char nonce_hex[RDV_NONCE_HEXLEN + 1];
+    c->state = RDV_CONN_PENDING;
+    c->connected_ms = rdv_mono_ms();
+    randombytes_buf(c->nonce, sizeof c->nonce);
+    sodium_bin2hex(nonce_hex, sizeof nonce_hex, c->nonce, sizeof c->nonce);
+    pending_push(srv, c);
+    rdv_server_arm_auth_timer(srv);
+    json_t *b = json_pack("{s:s, s:s, s:i, s:I}", "nonce", nonce_hex, "server", srv->cfg->name,
+                          "version", RDV_PROTOCOL_VERSION, "serverTime",
+                          (json_int_t)rdv_now_ms());
+    if (!b || rdv_conn_send_json(srv, c, RDV_MSG_CHALLENGE, b) != 0) {
+        rdv_error(srv->log, "cannot build challenge (out of memory)");
+        return -1;
+    }
+    return 0;
+}
+
+void rdv_auth_fail(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *message,
+                   const char *field)
+{
+    char ip[64] = "?";
+    uint8_t key[16];
+    uint16_t port = 0;
+    (void)rdv_peer_address(c->wsi, key, ip, sizeof ip, &port);
+    srv->m.auth_failures++;
+    rdv_info(srv->log, "auth failed from %s:%u: %s (%s)", ip, port, rdv_ec_name(code), message);
+    if (code != RDV_EC_AUTH_FAILED && !c->close_code) {
+        /* keep the field detail: send the precise error, then close */
+        (void)rdv_conn_send_error(srv, c, code, message, NULL, "hello", field);
+        rdv_conn_close(srv, c, RDV_EC_NONE, NULL, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return;
+    }
+    rdv_conn_close(srv, c, code, message, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+}
+
+/* Queues `welcome` for the freshly authenticated c. */
+static int send_welcome(rdv_server *srv, rdv_conn *c, const char *hex, const char *ip)
+{
+    const rdv_config *cfg = srv->cfg;
+    json_t *limits = json_pack(
+        "{s:I, s:i, s:i, s:I, s:i, s:i, s:I, s:I, s:i, s:i}", "maxMessageBytes",
+        (json_int_t)cfg->max_message_bytes, "messagesPerSecond", cfg->rate, "messageBurst",
+        cfg->burst, "offlineTtlMs", (json_int_t)cfg->offline_ttl_ms, "offlineQueueMax",
+        cfg->offline_queue_max, "maxWatches", cfg->max_watches, "pingIntervalMs",
+        (json_int_t)cfg->ping_interval_ms, "idleTimeoutMs", (json_int_t)cfg->idle_timeout_ms,
+        "freshPastMs", RDV_FRESH_PAST_MS, "freshFutureMs", RDV_FRESH_FUTURE_MS);
+    if (!limits)
+        return -1;
+    json_t *b = json_pack("{s:s, s:s, s:i, s:I, s:o}", "nodeID", hex, "observedIP", ip,
+                          "observedPort", (int)c->observed_port, "serverTime",
+                          (json_int_t)rdv_now_ms(), "limits", limits);
+    if (!b)
+        return -1;
+    return rdv_conn_send_json(srv, c, RDV_MSG_WELCOME, b);
+}
+
+/* The checks of section 6 step 3. Returns RDV_EC_NONE when hello is good,
+ * else the code with *why and *field set. Pure apart from reading c. */
+static rdv_ec check_hello(rdv_server *srv, const rdv_conn *c, const json_t *body,
+                          const char **why, const char **field)
+{
+    char nonce_hex[RDV_NONCE_HEXLEN + 1];
+    const char *nonce = rdv_msg_get_str(body, "nonce");
+    const char *server = rdv_msg_get_str(body, "server");
+    int64_t ts = 0;
+    sodium_bin2hex(nonce_hex, sizeof nonce_hex, c->nonce, sizeof c->nonce);
+    *field = NULL;
+    if (!nonce || strcmp(nonce, nonce_hex) != 0) {
+        *why = "hello.nonce is not the nonce of this connection's challenge; sign the "
+               "challenge you received on this connection";
+        *field = "nonce";
+        return RDV_EC_AUTH_FAILED;
+    }
+    if (!server || strcmp(server, srv->cfg->name) != 0) {
+        *why = "hello.server is not this server's name; copy challenge.server";
+        *field = "server";
+        return RDV_EC_AUTH_FAILED;
+    }
+    if (!rdv_msg_get_int(body, "timestamp", &ts) ||
+        !rdv_ts_fresh(ts, rdv_now_ms(), RDV_INGRESS_SKEW_MS, RDV_INGRESS_SKEW_MS)) {
+        *why = "hello.timestamp is more than 30 s from the server clock; sync your clock "
+               "with challenge.serverTime";
+        *field = "timestamp";
+        return RDV_EC_STALE_TIMESTAMP;
+    }
+    if (rdv_sig_verify_from(RDV_MSG_HELLO, body, "nodeID") != 0) {
+        *why = "hello signature does not verify with nodeID; sign with the key of that "
+               "node ID";
+        *field = "signature";
+        return RDV_EC_AUTH_FAILED;
+    }
+    return RDV_EC_NONE;
+}
+
+int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
+{
+    const char *why = NULL, *field = NULL;
+    if (c->state != RDV_CONN_PENDING) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_UNSUPPORTED_TYPE,
+                                  "already authenticated: hello is accepted once, before "
+                                  "welcome",
+                                  NULL, "hello", NULL);
+        return 0;
+    }
+    rdv_ec ec = check_hello(srv, c, msg->body, &why, &field);
+    if (ec != RDV_EC_NONE) {
+        rdv_auth_fail(srv, c, ec, why, field);
+        return 0;
+    }
+    const char *hex = rdv_msg_get_str(msg->body, "nodeID");
+    if (!hex || rdv_node_id_to_pk(hex, c->node_id) != 0) {
+        rdv_auth_fail(srv, c, RDV_EC_INVALID_FIELD, "nodeID is not a node ID", "nodeID");
+        return 0;
+    }
+    c->nat_type = rdv_nat_index(rdv_msg_get_str(msg->body, "natType"));
+
+    /* complete: from here on the node is authenticated */
+    rdv_auth_forget(srv, c);
+    c->state = RDV_CONN_AUTHED;
+    rdv_conn *old = rdv_presence_attach(srv, c);
+    if (old) {
+        rdv_info(srv->log, "node %s reconnected; closing its older connection", hex);
+        rdv_conn_close(srv, old,
+                       RDV_EC_REPLACED, "this node authenticated on a newer connection; "
+                                        "this one is closed",
+                       4001);
+    }
+    char ip[64] = "0.0.0.0";
+    uint8_t key[16];
+    uint16_t port = c->observed_port;
+    if (rdv_peer_address(c->wsi, key, ip, sizeof ip, &port) == 0)
+        c->observed_port = port;
+    int64_t now = rdv_now_ms();
+    if (rdv_store_node_online(srv->store, hex, rdv_nat_names[c->nat_type], ip,
+                              c->observed_port, now) != RDV_STORE_OK)
+        rdv_error(srv->log, "store: cannot record node %s online: %s", hex,
+                  rdv_store_errmsg(srv->store));
+    rdv_server_store_dirty(srv);
+    if (send_welcome(srv, c, hex, ip) != 0) {
+        rdv_conn_close(srv, c, RDV_EC_INTERNAL, "cannot build welcome",
+                       LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+        return 0;
+    }
+    rdv_info(srv->log, "node %s authenticated from %s:%u (%s)", hex, ip, c->observed_port,
+             rdv_nat_names[c->nat_type]);
+    rdv_route_deliver_queued(srv, c, hex);
+    if (!old)
+        rdv_presence_notify(srv, c, true);
+    return 0;
+}
+
+void rdv_auth_expire(rdv_server *srv)
+{
+    int64_t now = rdv_mono_ms();
+    while (srv->pending_head &&
+           now - srv->pending_head->connected_ms >= srv->cfg->auth_timeout_ms) {
+        rdv_conn *c = srv->pending_head;
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "no valid hello within %lld ms of connecting; answer the challenge sooner",
+                 (long long)srv->cfg->auth_timeout_ms);
+        srv->m.auth_failures++;
+        rdv_debug(srv->log, "auth timeout on connection %p", (void *)c);
+        rdv_auth_forget(srv, c); /* unlink first: the loop must advance */
+        rdv_conn_close(srv, c, RDV_EC_AUTH_TIMEOUT, msg, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    }
+    rdv_server_arm_auth_timer(srv);
+}

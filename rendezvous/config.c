@@ -1,0 +1,259 @@
+/* config.c - flags and RENDEZVOUS_* variables (see config.h).
+ *
+ * One table describes every option: its flag, variable, default, range and
+ * help text, so --help, the environment and argv can never disagree. Flags
+ * take their value as the next argument or after '=' (--port=0).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ids.h" /* and schema/limits.h */
+
+#ifndef RDV_VERSION
+#define RDV_VERSION "0.1.0"
+#endif
+
+typedef enum opt_kind { K_STR, K_INT, K_ONOFF, K_FLAG, K_LEVEL } opt_kind;
+
+typedef struct opt {
+    const char *flag;     /* "--port" */
+    const char *env;      /* "RENDEZVOUS_PORT" */
+    const char *metavar;  /* "N" (NULL for K_FLAG) */
+    opt_kind kind;
+    const char *def;      /* default as text, for --help and the first pass */
+    long long min, max;   /* K_INT range */
+    const char *help;
+} opt;
+
+static const opt options[] = {
+    {"--listen", "RENDEZVOUS_LISTEN", "ADDR", K_STR, "127.0.0.1", 0, 0,
+     "address to listen on (0.0.0.0 or :: for all)"},
+    {"--port", "RENDEZVOUS_PORT", "N", K_INT, "8080", 0, 65535,
+     "TCP port; 0 picks a free one (logged)"},
+    {"--db", "RENDEZVOUS_DB", "PATH", K_STR, "./rendezvous.db", 0, 0,
+     "SQLite database (created and migrated at start)"},
+    {"--name", "RENDEZVOUS_NAME", "NAME", K_STR, "rendezvous", 0, 0,
+     "server name nodes sign in hello"},
+    {"--verify-signatures", "RENDEZVOUS_VERIFY_SIGNATURES", "on|off", K_ONOFF, "on", 0, 0,
+     "check Ed25519 signatures of routed messages (sender binding always checked)"},
+    {"--auth-timeout", "RENDEZVOUS_AUTH_TIMEOUT", "MS", K_INT, "10000", 1, 3600000,
+     "time allowed between connect and a valid hello"},
+    {"--offline-ttl", "RENDEZVOUS_OFFLINE_TTL", "MS", K_INT, "60000", 1, 90000,
+     "how long a message waits for an offline node (max 90000)"},
+    {"--offline-queue-max", "RENDEZVOUS_OFFLINE_QUEUE_MAX", "N", K_INT, "64", 0, 1000000,
+     "messages waiting per offline node"},
+    {"--max-message-bytes", "RENDEZVOUS_MAX_MESSAGE_BYTES", "N", K_INT, "65536", 512,
+     16777216, "largest message; larger closes the connection"},
+    {"--rate", "RENDEZVOUS_RATE", "N", K_INT, "50", 1, 1000000,
+     "messages per second per node (token bucket)"},
+    {"--burst", "RENDEZVOUS_BURST", "N", K_INT, "100", 1, 1000000, "token bucket size"},
+    {"--max-connections", "RENDEZVOUS_MAX_CONNECTIONS", "N", K_INT, "0", 0, 100000000,
+     "total connections; 0 = as many as the fd limit allows"},
+    {"--max-connections-per-ip", "RENDEZVOUS_MAX_CONNECTIONS_PER_IP", "N", K_INT, "1024", 0,
+     100000000, "connections from one source address (0 = no cap)"},
+    {"--max-watches", "RENDEZVOUS_MAX_WATCHES", "N", K_INT, "1024", 0, 1000000,
+     "node IDs one node may watch"},
+    {"--ping-interval", "RENDEZVOUS_PING_INTERVAL", "MS", K_INT, "20000", 1000, 65535000,
+     "WebSocket ping interval"},
+    {"--idle-timeout", "RENDEZVOUS_IDLE_TIMEOUT", "MS", K_INT, "60000", 1000, 65535000,
+     "close a connection silent this long"},
+    {"--send-queue-max", "RENDEZVOUS_SEND_QUEUE_MAX", "BYTES", K_INT, "1048576", 4096,
+     1073741824, "bytes waiting to be sent to one node; over it: slow_consumer"},
+    {"--tls-cert", "RENDEZVOUS_TLS_CERT", "PATH", K_STR, "", 0, 0,
+     "PEM certificate; with --tls-key, serve wss://"},
+    {"--tls-key", "RENDEZVOUS_TLS_KEY", "PATH", K_STR, "", 0, 0, "PEM private key"},
+    {"--log-level", "RENDEZVOUS_LOG_LEVEL", "LEVEL", K_LEVEL, "info", 0, 0,
+     "debug, info, warn or error"},
+    {"--log-json", "RENDEZVOUS_LOG_JSON", NULL, K_FLAG, "off", 0, 0,
+     "one JSON object per log line (RENDEZVOUS_LOG_JSON=1)"},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+/* Copies s into dst[cap]; false when it does not fit. */
+static bool copy_str(char *dst, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= cap)
+        return false;
+    memcpy(dst, s, n + 1);
+    return true;
+}
+
+/* Where option i stores its value; sets the string buffer or number. */
+static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *src)
+{
+    const opt *o = &options[i];
+    long long v = 0;
+    if (o->kind == K_INT) {
+        char *end = NULL;
+        errno = 0;
+        v = strtoll(val, &end, 10);
+        if (errno || !*val || *end || v < o->min || v > o->max) {
+            fprintf(stderr, "rendezvousd: %s: '%s' is not an integer in %lld..%lld\n", src, val,
+                    o->min, o->max);
+            return false;
+        }
+    }
+    const char *f = o->flag;
+    bool ok = true;
+    if (!strcmp(f, "--listen")) {
+        ok = copy_str(cfg->listen, sizeof cfg->listen, val) && *val;
+    } else if (!strcmp(f, "--port")) {
+        cfg->port = (int)v;
+    } else if (!strcmp(f, "--db")) {
+        ok = copy_str(cfg->db_path, sizeof cfg->db_path, val) && *val;
+    } else if (!strcmp(f, "--name")) {
+        ok = copy_str(cfg->name, sizeof cfg->name, val) && *val &&
+             strlen(val) <= RDV_MAX_SERVER_NAME;
+    } else if (!strcmp(f, "--verify-signatures")) {
+        if (!strcmp(val, "on") || !strcmp(val, "1") || !strcmp(val, "true"))
+            cfg->verify_signatures = true;
+        else if (!strcmp(val, "off") || !strcmp(val, "0") || !strcmp(val, "false"))
+            cfg->verify_signatures = false;
+        else {
+            fprintf(stderr, "rendezvousd: %s: '%s' must be 'on' or 'off'\n", src, val);
+            return false;
+        }
+    } else if (!strcmp(f, "--auth-timeout")) {
+        cfg->auth_timeout_ms = v;
+    } else if (!strcmp(f, "--offline-ttl")) {
+        cfg->offline_ttl_ms = v;
+    } else if (!strcmp(f, "--offline-queue-max")) {
+        cfg->offline_queue_max = (int)v;
+    } else if (!strcmp(f, "--max-message-bytes")) {
+        cfg->max_message_bytes = (size_t)v;
+    } else if (!strcmp(f, "--rate")) {
+        cfg->rate = (int)v;
+    } else if (!strcmp(f, "--burst")) {
+        cfg->burst = (int)v;
+    } else if (!strcmp(f, "--max-connections")) {
+        cfg->max_connections = (int)v;
+    } else if (!strcmp(f, "--max-connections-per-ip")) {
+        cfg->max_connections_per_ip = (int)v;
+    } else if (!strcmp(f, "--max-watches")) {
+        cfg->max_watches = (int)v;
+    } else if (!strcmp(f, "--ping-interval")) {
+        cfg->ping_interval_ms = v;
+    } else if (!strcmp(f, "--idle-timeout")) {
+        cfg->idle_timeout_ms = v;
+    } else if (!strcmp(f, "--send-queue-max")) {
+        cfg->send_queue_max = (size_t)v;
+    } else if (!strcmp(f, "--tls-cert")) {
+        ok = copy_str(cfg->tls_cert, sizeof cfg->tls_cert, val);
+    } else if (!strcmp(f, "--tls-key")) {
+        ok = copy_str(cfg->tls_key, sizeof cfg->tls_key, val);
+    } else if (!strcmp(f, "--log-level")) {
+        if (!rdv_log_level_parse(val, &cfg->log.level)) {
+            fprintf(stderr, "rendezvousd: %s: '%s' must be debug, info, warn or error\n", src,
+                    val);
+            return false;
+        }
+    } else if (!strcmp(f, "--log-json")) {
+        if (!strcmp(val, "1") || !strcmp(val, "on") || !strcmp(val, "true"))
+            cfg->log.json = true;
+        else if (!strcmp(val, "0") || !strcmp(val, "off") || !strcmp(val, "false") || !*val)
+            cfg->log.json = false;
+        else {
+            fprintf(stderr, "rendezvousd: %s: '%s' must be 1 or 0\n", src, val);
+            return false;
+        }
+    }
+    if (!ok) {
+        fprintf(stderr, "rendezvousd: %s: '%s' is empty or too long\n", src, val);
+        return false;
+    }
+    return true;
+}
+
+static void print_help(void)
+{
+    printf("Usage: rendezvousd [OPTION]...\n"
+           "WebSocket rendezvous server for NATed nodes (protocol %s, path %s).\n\n"
+           "Every option is also an environment variable; flags win. Times are in\n"
+           "milliseconds.\n\n",
+           RDV_WS_SUBPROTOCOL, RDV_WS_PATH);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt *o = &options[i];
+        char lhs[64];
+        snprintf(lhs, sizeof lhs, "%s%s%s", o->flag, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        printf("  %-32s %s\n  %-32s   env %s, default %s\n", lhs, o->help, "", o->env,
+               *o->def ? o->def : "none");
+    }
+    printf("  %-32s %s\n  %-32s %s\n", "-h, --help", "print this help and exit", "--version",
+           "print the version and exit");
+}
+
+/* Index of the option named by arg (up to '=' if any), or -1. */
+static int find_flag(const char *arg, size_t len)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strlen(options[i].flag) == len && !strncmp(options[i].flag, arg, len))
+            return (int)i;
+    return -1;
+}
+
+rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].kind == K_FLAG)
+            continue;
+        if (!store_value(cfg, i, options[i].def, "default"))
+            return RDV_CONFIG_ERROR;
+    }
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const char *v = getenv(options[i].env);
+        if (v && !store_value(cfg, i, v, options[i].env))
+            return RDV_CONFIG_ERROR;
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            print_help();
+            return RDV_CONFIG_EXIT_OK;
+        }
+        if (!strcmp(arg, "--version")) {
+            printf("rendezvousd %s (protocol %d)\n", RDV_VERSION, RDV_PROTOCOL_VERSION);
+            return RDV_CONFIG_EXIT_OK;
+        }
+        const char *eq = strchr(arg, '=');
+        size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
+        int i = find_flag(arg, flen);
+        if (i < 0) {
+            fprintf(stderr, "rendezvousd: unknown option '%.*s' (see --help)\n", (int)flen, arg);
+            return RDV_CONFIG_ERROR;
+        }
+        const char *val;
+        if (options[i].kind == K_FLAG) {
+            val = eq ? eq + 1 : "1";
+        } else if (eq) {
+            val = eq + 1;
+        } else if (a + 1 < argc) {
+            val = argv[++a];
+        } else {
+            fprintf(stderr, "rendezvousd: %s needs a value (%s)\n", options[i].flag,
+                    options[i].metavar);
+            return RDV_CONFIG_ERROR;
+        }
+        if (!store_value(cfg, (size_t)i, val, options[i].flag))
+            return RDV_CONFIG_ERROR;
+    }
+    if (!*cfg->tls_cert != !*cfg->tls_key) {
+        fprintf(stderr, "rendezvousd: --tls-cert and --tls-key must be given together\n");
+        return RDV_CONFIG_ERROR;
+    }
+    if (cfg->ping_interval_ms >= cfg->idle_timeout_ms) {
+        fprintf(stderr,
+                "rendezvousd: --ping-interval (%lld) must be below --idle-timeout (%lld)\n",
+                (long long)cfg->ping_interval_ms, (long long)cfg->idle_timeout_ms);
+        return RDV_CONFIG_ERROR;
+    }
+    if (cfg->burst < 1 || cfg->rate < 1)
+        return RDV_CONFIG_ERROR;
+    return RDV_CONFIG_RUN;
+}

@@ -1,0 +1,49 @@
+/* config.h - rendezvousd configuration: command-line flags and RENDEZVOUS_*
+ * environment variables (README.md "Configuration"; flags win over the
+ * environment, which wins over the defaults).
+ */
+#ifndef RDV_SERVER_CONFIG_H
+#define RDV_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+typedef struct rdv_config {
+    char listen[64];             /* --listen: bind address */
+    int port;                    /* --port: 0 = any free port */
+    char db_path[1024];          /* --db */
+    char name[254];              /* --name: signed by nodes in hello */
+    bool verify_signatures;      /* --verify-signatures on|off */
+    int64_t auth_timeout_ms;     /* --auth-timeout */
+    int64_t offline_ttl_ms;      /* --offline-ttl (<= 90000) */
+    int offline_queue_max;       /* --offline-queue-max */
+    size_t max_message_bytes;    /* --max-message-bytes */
+    int rate;                    /* --rate: messages/s per connection */
+    int burst;                   /* --burst: token bucket size */
+    int max_connections;         /* --max-connections: 0 = fd limit */
+    int max_connections_per_ip;  /* --max-connections-per-ip: 0 = no cap */
+    int max_watches;             /* --max-watches */
+    int64_t ping_interval_ms;    /* --ping-interval */
+    int64_t idle_timeout_ms;     /* --idle-timeout */
+    size_t send_queue_max;       /* --send-queue-max: bytes per connection */
+    char tls_cert[1024];         /* --tls-cert: empty = plain ws:// */
+    char tls_key[1024];          /* --tls-key */
+    rdv_logger log;              /* --log-level, --log-json */
+} rdv_config;
+
+/* What rdv_config_load() asks the caller to do. */
+typedef enum rdv_config_result {
+    RDV_CONFIG_RUN = 0,   /* configuration valid: serve */
+    RDV_CONFIG_EXIT_OK,   /* --help or --version printed: exit 0 */
+    RDV_CONFIG_ERROR      /* invalid: message printed on stderr, exit 2 */
+} rdv_config_result;
+
+/* Fills *cfg with the defaults, then the environment, then argv.
+ * Prints --help / --version to stdout and errors (naming the flag or
+ * variable and the accepted values) to stderr. */
+rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv);
+
+#endif

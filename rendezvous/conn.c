@@ -1,0 +1,340 @@
+/* conn.c - receive reassembly, the bounded outbound queue and closing of
+ * one connection (see conn.h).
+ *
+ * Receive: libwebsockets hands a message to LWS_CALLBACK_RECEIVE in pieces
+ * of at most the protocol's rx_buffer_size. A message that arrives whole is
+ * processed straight from lws' buffer; otherwise the pieces are appended to
+ * c->rx_buf (grown up to --max-message-bytes, freed after the message).
+ *
+ * Send: every message is copied once into a heap block with LWS_PRE bytes
+ * of headroom and written, one per LWS_CALLBACK_SERVER_WRITEABLE.
+ */
+#include "conn.h"
+
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "conn_limits.h"
+#include "log.h"
+#include "route.h"
+#include "server.h"
+#include "sign.h"
+
+/* lws_write() type of a WebSocket close frame: private to lws 4.1.6
+ * (roles/ws/private-lib-roles-ws.h), same value in every 4.x. */
+#define RDV_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+
+/* Most queued messages written in one WRITEABLE callback. */
+#define WRITES_PER_CALLBACK 32
+
+/* Bound on how long a closing connection may take to drain (seconds). */
+#define CLOSE_DRAIN_SECS 5
+
+const char *const rdv_nat_names[5] = {"unknown", "fullCone", "restrictedCone",
+                                      "portRestricted", "symmetric"};
+
+uint8_t rdv_nat_index(const char *s)
+{
+    for (uint8_t i = 0; s && i < 5; i++)
+        if (!strcmp(s, rdv_nat_names[i]))
+            return i;
+    return 0;
+}
+
+void rdv_conn_node_hex(const rdv_conn *c, char out[RDV_NODE_ID_HEXLEN + 1])
+{
+    sodium_bin2hex(out, RDV_NODE_ID_HEXLEN + 1, c->node_id, RDV_NODE_ID_BYTES);
+}
+
+/* Appends a copy of data to c's queue regardless of the cap. */
+static int enqueue(rdv_conn *c, const void *data, size_t len, bool binary)
+{
+    if (len > UINT32_MAX - c->out_bytes)
+        return -1;
+    rdv_outmsg *m = malloc(sizeof *m + LWS_PRE + len);
+    if (!m)
+        return -1;
+    m->next = NULL;
+    m->len = (uint32_t)len;
+    m->binary = binary;
+    memcpy(m->buf + LWS_PRE, data, len);
+    if (c->out_tail)
+        c->out_tail->next = m;
+    else
+        c->out_head = m;
+    c->out_tail = m;
+    c->out_bytes += (uint32_t)len;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+/* Frees every queued message; returns how many there were. */
+static uint64_t drop_queue(rdv_conn *c)
+{
+    uint64_t n = 0;
+    while (c->out_head) {
+        rdv_outmsg *m = c->out_head;
+        c->out_head = m->next;
+        free(m);
+        n++;
+    }
+    c->out_tail = NULL;
+    c->out_bytes = 0;
+    return n;
+}
+
+int rdv_conn_send(rdv_server *srv, rdv_conn *c, const void *data, size_t len, bool binary)
+{
+    if (c->close_code)
+        return -1;
+    if ((uint64_t)c->out_bytes + len > srv->cfg->send_queue_max) {
+        srv->m.dropped[RDV_DROP_SLOW_CONSUMER] += drop_queue(c) + 1;
+        char hex[RDV_NODE_ID_HEXLEN + 1] = "(unauthenticated)";
+        if (c->state == RDV_CONN_AUTHED)
+            rdv_conn_node_hex(c, hex);
+        rdv_warn(srv->log, "closing slow consumer %s: over %zu bytes waiting", hex,
+                 srv->cfg->send_queue_max);
+        rdv_conn_close(srv, c, RDV_EC_SLOW_CONSUMER,
+                       "you did not read fast enough and your send queue overflowed; "
+                       "read continuously and reconnect",
+                       LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return -1;
+    }
+    if (enqueue(c, data, len, binary) != 0) {
+        rdv_error(srv->log, "out of memory queueing %zu bytes", len);
+        return -1;
+    }
+    return 0;
+}
+
+int rdv_conn_send_json(rdv_server *srv, rdv_conn *c, rdv_msg_type type, json_t *body)
+{
+    json_t *env = rdv_msg_wrap(type, body);
+    if (!env)
+        return -1;
+    size_t len = 0;
+    char *text = rdv_msg_dump(env, &len);
+    json_decref(env);
+    if (!text)
+        return -1;
+    int rc = rdv_conn_send(srv, c, text, len, false);
+    free(text);
+    return rc;
+}
+
+/* A JSON string of at most max bytes of s, non-printable-ASCII replaced by
+ * '?' (echoed input may be truncated mid-character). NULL on OOM. */
+static json_t *safe_string(const char *s, size_t max)
+{
+    char buf[RDV_MAX_TEXT + 1];
+    size_t n = strnlen(s, max < RDV_MAX_TEXT ? max : RDV_MAX_TEXT);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        buf[i] = (ch < 0x20 || ch > 0x7e) ? '?' : (char)ch;
+    }
+    buf[n] = '\0';
+    return json_stringn(buf, n);
+}
+
+/* Builds the body of an error message; NULL on OOM. */
+static json_t *error_body(rdv_ec code, const char *message, const char *ref, const char *type,
+                          const char *field)
+{
+    json_t *b = json_object();
+    if (!b)
+        return NULL;
+    if (!message || !*message)
+        message = rdv_ec_hint(code);
+    int bad = json_object_set_new(b, "code", json_string(rdv_ec_name(code)));
+    bad |= json_object_set_new(b, "message", safe_string(message, RDV_MAX_TEXT));
+    if (ref && *ref)
+        bad |= json_object_set_new(b, "ref", safe_string(ref, RDV_MAX_REQUEST_ID));
+    if (type && *type)
+        bad |= json_object_set_new(b, "type", safe_string(type, 64));
+    if (field && *field)
+        bad |= json_object_set_new(b, "field", safe_string(field, 128));
+    if (bad) {
+        json_decref(b);
+        return NULL;
+    }
+    return b;
+}
+
+int rdv_conn_send_error(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *message,
+                        const char *ref, const char *type, const char *field)
+{
+    json_t *b = error_body(code, message, ref, type, field);
+    if (!b)
+        return -1;
+    if ((unsigned)code < RDV_EC__COUNT)
+        srv->m.errors_sent[code]++;
+    rdv_debug(srv->log, "error %s to connection %p: %s", rdv_ec_name(code), (void *)c,
+              message ? message : rdv_ec_hint(code));
+    return rdv_conn_send_json(srv, c, RDV_MSG_ERROR, b);
+}
+
+void rdv_conn_close(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *message,
+                    uint16_t close_code)
+{
+    if (c->close_code)
+        return;
+    if (code != RDV_EC_NONE) {
+        json_t *b = error_body(code, message, NULL, NULL, NULL);
+        json_t *env = b ? rdv_msg_wrap(RDV_MSG_ERROR, b) : NULL;
+        size_t len = 0;
+        char *text = env ? rdv_msg_dump(env, &len) : NULL;
+        json_decref(env);
+        if (text && enqueue(c, text, len, false) == 0 && (unsigned)code < RDV_EC__COUNT)
+            srv->m.errors_sent[code]++;
+        free(text);
+    }
+    rdv_auth_forget(srv, c);
+    c->state = RDV_CONN_CLOSING;
+    c->close_code = close_code ? close_code : LWS_CLOSE_STATUS_NORMAL;
+    free(c->rx_buf);
+    c->rx_buf = NULL;
+    c->rx_len = c->rx_cap = 0;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_DRAIN_SECS);
+    lws_callback_on_writable(c->wsi);
+}
+
+/* Hands one complete message to the router after the rate limiter. */
+static int deliver(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len, bool binary)
+{
+    if (!rdv_limits_admit(srv, c))
+        return 0;
+    if (binary)
+        return rdv_route_binary(srv, c, data, len);
+    return rdv_route_message(srv, c, data, len);
+}
+
+/* Oversize: error too_large and close 1009. */
+static void too_large(rdv_server *srv, rdv_conn *c)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "message over the limit of %zu bytes; the connection is closed",
+             srv->cfg->max_message_bytes);
+    rdv_conn_close(srv, c, RDV_EC_TOO_LARGE, msg, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+}
+
+int rdv_conn_on_receive(rdv_server *srv, rdv_conn *c, const uint8_t *in, size_t len)
+{
+    struct lws *wsi = c->wsi;
+    bool final = lws_is_final_fragment(wsi);
+    size_t max = srv->cfg->max_message_bytes;
+    srv->m.bytes_in += len;
+    if (c->close_code)
+        return 0;
+    if (!c->rx_buf && final) {
+        if (len > max) {
+            too_large(srv, c);
+            return 0;
+        }
+        return deliver(srv, c, in, len, lws_frame_is_binary(wsi));
+    }
+    size_t need = (size_t)c->rx_len + len;
+    if (need > max) {
+        too_large(srv, c);
+        return 0;
+    }
+    if (!c->rx_buf)
+        c->rx_binary = (uint8_t)lws_frame_is_binary(wsi);
+    if (need > c->rx_cap) {
+        /* size for the rest of this frame at once; at least double */
+        size_t want = need + lws_remaining_packet_payload(wsi);
+        if (want < (size_t)c->rx_cap * 2)
+            want = (size_t)c->rx_cap * 2;
+        if (want > max)
+            want = max;
+        if (want < need)
+            want = need;
+        uint8_t *nb = realloc(c->rx_buf, want);
+        if (!nb) {
+            rdv_error(srv->log, "out of memory reassembling a %zu-byte message", need);
+            rdv_conn_close(srv, c, RDV_EC_INTERNAL, "server out of memory",
+                           LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+            return 0;
+        }
+        c->rx_buf = nb;
+        c->rx_cap = (uint32_t)want;
+    }
+    memcpy(c->rx_buf + c->rx_len, in, len);
+    c->rx_len = (uint32_t)need;
+    if (!final)
+        return 0;
+    uint8_t *buf = c->rx_buf;
+    size_t blen = c->rx_len;
+    bool binary = c->rx_binary;
+    c->rx_buf = NULL;
+    c->rx_len = c->rx_cap = 0;
+    int rc = deliver(srv, c, buf, blen, binary);
+    free(buf);
+    return rc;
+}
+
+/* The closing handshake, done here rather than by lws: lws 4.1.6 hangs up
+ * right after its close frame, and a peer still sending then gets a TCP
+ * reset that destroys the error and close frame it has not read yet. So
+ * we send the close frame ourselves and keep reading (and dropping) until
+ * the peer answers with its close (rdv_conn_on_peer_close) or the drain
+ * timeout set by rdv_conn_close() expires. */
+static int send_close(rdv_server *srv, rdv_conn *c)
+{
+    uint8_t frame[LWS_PRE + 2];
+    frame[LWS_PRE] = (uint8_t)(c->close_code >> 8);
+    frame[LWS_PRE + 1] = (uint8_t)(c->close_code & 0xff);
+    c->close_sent = 1;
+    if (lws_write(c->wsi, frame + LWS_PRE, 2, RDV_LWS_WRITE_CLOSE) < 0)
+        return -1;
+    srv->m.bytes_out += 2;
+    return 0;
+}
+
+int rdv_conn_on_peer_close(rdv_conn *c)
+{
+    /* our close frame went out first: this is the answer, hang up;
+     * otherwise let lws echo the peer's close */
+    return c->close_sent ? -1 : 0;
+}
+
+int rdv_conn_on_writeable(rdv_server *srv, rdv_conn *c)
+{
+    if (!c->out_head) {
+        if (c->close_code && !c->close_sent)
+            return send_close(srv, c);
+        return 0;
+    }
+    /* Several messages per callback while the socket takes them: a service
+     * round per message would cost a poll() over every connection. */
+    for (int n = 0; c->out_head && n < WRITES_PER_CALLBACK; n++) {
+        if (n > 0 && lws_send_pipe_choked(c->wsi))
+            break;
+        rdv_outmsg *m = c->out_head;
+        c->out_head = m->next;
+        if (!c->out_head)
+            c->out_tail = NULL;
+        c->out_bytes -= m->len;
+        size_t len = m->len;
+        int w = lws_write(c->wsi, m->buf + LWS_PRE, len,
+                          m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        free(m);
+        if (w < (int)len)
+            return -1;
+        srv->m.bytes_out += len;
+    }
+    /* more to send, or a close to perform once lws has flushed the last */
+    if (c->out_head || c->close_code)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+void rdv_conn_release(rdv_conn *c)
+{
+    drop_queue(c);
+    free(c->rx_buf);
+    c->rx_buf = NULL;
+    c->rx_len = c->rx_cap = 0;
+}

@@ -1,0 +1,118 @@
+/* conn.h - per-connection state of one node's WebSocket.
+ *
+ * Kept small (it is allocated by libwebsockets for every connection, idle or
+ * not): no fixed buffers. The receive buffer exists only while a message
+ * split over several receive callbacks is being reassembled; the outbound
+ * queue is a list of heap messages with LWS_PRE headroom, bounded in bytes
+ * (--send-queue-max). Data is written only from LWS_CALLBACK_SERVER_WRITEABLE.
+ * A connection is closed by queueing an `error`, then, once the queue has
+ * drained, sending a close frame with the code (rdv_conn_close()).
+ */
+#ifndef RDV_SERVER_CONN_H
+#define RDV_SERVER_CONN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "hmap.h"
+#include "ids.h" /* and schema/limits.h */
+#include "message.h"
+
+struct lws;
+struct rdv_server;
+struct rdv_ip_entry;
+struct rdv_watchset;
+
+typedef enum rdv_conn_state {
+    RDV_CONN_PENDING = 0, /* challenge sent, waiting for hello */
+    RDV_CONN_AUTHED,      /* welcome sent; in the node map */
+    RDV_CONN_CLOSING      /* error queued; closes when the queue drains */
+} rdv_conn_state;
+
+/* One queued outbound message; buf holds LWS_PRE bytes, then len bytes. */
+typedef struct rdv_outmsg {
+    struct rdv_outmsg *next;
+    uint32_t len;
+    uint8_t binary;
+    uint8_t buf[];
+} rdv_outmsg;
+
+typedef struct rdv_conn {
+    struct lws *wsi;
+    union {
+        struct {
+            struct rdv_conn *prev, *next;
+        } pending;       /* RDV_CONN_PENDING: auth-deadline FIFO */
+        rdv_hnode node;  /* RDV_CONN_AUTHED: entry of the node map */
+    } link;
+    rdv_outmsg *out_head, *out_tail;
+    uint8_t *rx_buf;                 /* only while a message is split */
+    struct rdv_ip_entry *ip;         /* per-source-address counter */
+    struct rdv_watchset *watches;    /* NULL until the first watch */
+    int64_t connected_ms;            /* monotonic ms: auth deadline base */
+    int64_t bucket_ms;               /* monotonic ms of the last refill */
+    uint32_t rx_len, rx_cap;
+    uint32_t out_bytes;              /* payload bytes waiting in out_* */
+    float tokens;                    /* token bucket */
+    uint16_t strikes;                /* consecutive rate-limited messages */
+    uint16_t close_code;             /* nonzero: close after draining */
+    uint16_t observed_port;
+    uint8_t state;                   /* rdv_conn_state */
+    uint8_t nat_type;                /* index into rdv_nat_names */
+    uint8_t rx_binary;               /* message being reassembled is binary */
+    uint8_t close_sent;              /* our close frame is written */
+    union {
+        uint8_t nonce[RDV_NONCE_BYTES];     /* PENDING: the challenge's nonce */
+        uint8_t node_id[RDV_NODE_ID_BYTES]; /* AUTHED (and CLOSING after it) */
+    };
+} rdv_conn;
+
+/* NAT type names, in the order of rdv_conn.nat_type ("unknown" is 0). */
+extern const char *const rdv_nat_names[5];
+/* Index of a NatType string, 0 ("unknown") when not one. */
+uint8_t rdv_nat_index(const char *s);
+
+/* Queues len bytes (text frame, or binary) for c. Over the send cap the
+ * queue is dropped and c closed with `slow_consumer`. Returns 0 when
+ * queued, -1 when not (closing, over the cap, out of memory). */
+int rdv_conn_send(struct rdv_server *srv, rdv_conn *c, const void *data, size_t len,
+                  bool binary);
+
+/* Wraps body (reference stolen) in an envelope of type and queues it. */
+int rdv_conn_send_json(struct rdv_server *srv, rdv_conn *c, rdv_msg_type type,
+                       json_t *body);
+
+/* Queues an `error`. message NULL: the code's hint. ref, type, field: NULL
+ * or empty to leave out. Counts it in the metrics. */
+int rdv_conn_send_error(struct rdv_server *srv, rdv_conn *c, rdv_ec code,
+                        const char *message, const char *ref, const char *type,
+                        const char *field);
+
+/* Queues an error (unless code is RDV_EC_NONE) and closes c with
+ * close_code once everything queued before it is written. Ignores further
+ * input. Idempotent: the first close wins. */
+void rdv_conn_close(struct rdv_server *srv, rdv_conn *c, rdv_ec code, const char *message,
+                    uint16_t close_code);
+
+/* Feeds one receive callback's data. Reassembles split messages and hands
+ * every complete one to rdv_route_message(). Returns -1 when lws must close
+ * the connection now. */
+int rdv_conn_on_receive(struct rdv_server *srv, rdv_conn *c, const uint8_t *in, size_t len);
+
+/* Writes the next queued message. Returns -1 when lws must close now. */
+int rdv_conn_on_writeable(struct rdv_server *srv, rdv_conn *c);
+
+/* The peer sent a close frame (LWS_CALLBACK_WS_PEER_INITIATED_CLOSE).
+ * Returns the callback's result: -1 (hang up) when it answers ours. */
+int rdv_conn_on_peer_close(rdv_conn *c);
+
+/* Frees everything c owns (queues, buffers); the struct itself is lws'. */
+void rdv_conn_release(rdv_conn *c);
+
+/* Lowercase hex of c's node ID into out[65]. */
+void rdv_conn_node_hex(const rdv_conn *c, char out[RDV_NODE_ID_HEXLEN + 1]);
+
+#endif

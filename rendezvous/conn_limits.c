@@ -1,0 +1,163 @@
+/* conn_limits.c - token bucket and connection counting (see conn_limits.h).
+ *
+ * Token bucket: `rate` tokens per second up to `burst`; each message takes
+ * one. A message with no token is dropped with `rate_limited`. Refusals
+ * ("strikes") accumulate until the bucket has refilled completely (the node
+ * paused); `burst` strikes before that is a sustained flood and closes the
+ * connection with 1008.
+ */
+#include "conn_limits.h"
+
+#include <arpa/inet.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "hmap.h"
+#include "log.h"
+#include "server.h"
+
+int rdv_peer_address(struct lws *wsi, uint8_t key[16], char *text, size_t textlen,
+                     uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = (int)lws_get_socket_fd(wsi);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return -1;
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+        memcpy(key, v4mapped, 12);
+        memcpy(key + 12, &s4->sin_addr, 4);
+        *port = ntohs(s4->sin_port);
+        if (!inet_ntop(AF_INET, &s4->sin_addr, text, (socklen_t)textlen))
+            return -1;
+        return 0;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+        memcpy(key, &s6->sin6_addr, 16);
+        *port = ntohs(s6->sin6_port);
+        const void *src = &s6->sin6_addr;
+        int af = AF_INET6;
+        if (!memcmp(key, v4mapped, 12)) {
+            src = key + 12;
+            af = AF_INET;
+        }
+        if (!inet_ntop(af, src, text, (socklen_t)textlen))
+            return -1;
+        return 0;
+    }
+    return -1;
+}
+
+bool rdv_limits_accept(rdv_server *srv, struct lws *wsi)
+{
+    if (srv->shutting_down)
+        return false;
+    const rdv_config *cfg = srv->cfg;
+    if (cfg->max_connections > 0 && srv->m.connections >= (uint64_t)cfg->max_connections) {
+        srv->m.connections_refused++;
+        rdv_warn(srv->log, "refusing connection: --max-connections %d reached",
+                 cfg->max_connections);
+        return false;
+    }
+    if (cfg->max_connections_per_ip > 0) {
+        uint8_t key[16];
+        char text[64];
+        uint16_t port;
+        if (rdv_peer_address(wsi, key, text, sizeof text, &port) != 0)
+            return false;
+        rdv_hnode *n = rdv_hmap_get(&srv->ips, key);
+        if (n && rdv_container_of(n, rdv_ip_entry, node)->count >=
+                     (uint32_t)cfg->max_connections_per_ip) {
+            srv->m.connections_refused++;
+            rdv_warn(srv->log, "refusing connection from %s: --max-connections-per-ip %d reached",
+                     text, cfg->max_connections_per_ip);
+            return false;
+        }
+    }
+    return true;
+}
+
+int rdv_limits_attach(rdv_server *srv, rdv_conn *c)
+{
+    uint8_t key[16];
+    char text[64];
+    uint16_t port = 0;
+    c->tokens = (float)srv->cfg->burst;
+    c->bucket_ms = rdv_mono_ms();
+    if (rdv_peer_address(c->wsi, key, text, sizeof text, &port) != 0)
+        memset(key, 0, sizeof key);
+    c->observed_port = port;
+    rdv_hnode *n = rdv_hmap_get(&srv->ips, key);
+    rdv_ip_entry *e = n ? rdv_container_of(n, rdv_ip_entry, node) : NULL;
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e)
+            return -1;
+        memcpy(e->addr, key, sizeof key);
+        rdv_hmap_put(&srv->ips, &e->node);
+    }
+    e->count++;
+    c->ip = e;
+    srv->m.connections++;
+    srv->m.connections_total++;
+    return 0;
+}
+
+void rdv_limits_detach(rdv_server *srv, rdv_conn *c)
+{
+    rdv_ip_entry *e = c->ip;
+    if (!e)
+        return;
+    c->ip = NULL;
+    if (srv->m.connections)
+        srv->m.connections--;
+    if (--e->count == 0) {
+        rdv_hmap_del(&srv->ips, &e->node);
+        free(e);
+    }
+}
+
+bool rdv_limits_admit(rdv_server *srv, rdv_conn *c)
+{
+    const rdv_config *cfg = srv->cfg;
+    int64_t now = rdv_mono_ms();
+    int64_t dt = now - c->bucket_ms;
+    if (dt > 0) {
+        float t = c->tokens + (float)dt * (float)cfg->rate / 1000.0f;
+        if (t >= (float)cfg->burst) {
+            t = (float)cfg->burst;
+            c->strikes = 0; /* the node paused long enough: forgive */
+        }
+        c->tokens = t;
+        c->bucket_ms = now;
+    }
+    if (c->tokens >= 1.0f) {
+        c->tokens -= 1.0f;
+        return true;
+    }
+    srv->m.rate_limited++;
+    srv->m.dropped[RDV_DROP_RATE_LIMITED]++;
+    unsigned limit = cfg->burst < 10 ? 10u : cfg->burst > 60000 ? 60000u : (unsigned)cfg->burst;
+    if (++c->strikes >= limit) {
+        char hex[RDV_NODE_ID_HEXLEN + 1] = "(unauthenticated)";
+        if (c->state == RDV_CONN_AUTHED)
+            rdv_conn_node_hex(c, hex);
+        rdv_warn(srv->log, "closing %s: sustained flood over %d messages/s", hex, cfg->rate);
+        rdv_conn_close(srv, c, RDV_EC_RATE_LIMITED,
+                       "sustained message flood over the rate limit; the connection is closed",
+                       LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return false;
+    }
+    char msg[160];
+    snprintf(msg, sizeof msg, "over %d messages per second (burst %d); the message was dropped",
+             cfg->rate, cfg->burst);
+    (void)rdv_conn_send_error(srv, c, RDV_EC_RATE_LIMITED, msg, NULL, NULL, NULL);
+    return false;
+}

@@ -1,0 +1,220 @@
+/* http.c - /healthz, /metrics, /status (see http.h).
+ *
+ * A response is built whole in a heap buffer with LWS_PRE headroom and
+ * written from the LWS_CALLBACK_HTTP callback (headers, then the body as
+ * the final write); bodies are a few KiB at most.
+ */
+#include "http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn_limits.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+#include "sign.h"
+
+#ifndef RDV_VERSION
+#define RDV_VERSION "0.1.0"
+#endif
+
+/* Growable text buffer that keeps LWS_PRE bytes free at its start. */
+typedef struct tbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} tbuf;
+
+static void tb_printf(tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(tbuf *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        size_t room = b->cap - LWS_PRE - b->len;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = b->p ? vsnprintf(b->p + LWS_PRE + b->len, room, fmt, ap) : -1;
+        va_end(ap);
+        if (n >= 0 && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 8192;
+        if (n >= 0 && cap < LWS_PRE + b->len + (size_t)n + 1)
+            cap = LWS_PRE + b->len + (size_t)n + 1;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+static rdv_server *server_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+static void metric(tbuf *b, const char *name, const char *type, const char *help)
+{
+    tb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void build_metrics(rdv_server *srv, tbuf *b)
+{
+    const rdv_metrics *m = &srv->m;
+    metric(b, "rendezvous_connections", "gauge", "Open WebSocket connections.");
+    tb_printf(b, "rendezvous_connections %llu\n", (unsigned long long)m->connections);
+    metric(b, "rendezvous_nodes_authenticated", "gauge",
+           "Connections that completed the hello/welcome handshake.");
+    tb_printf(b, "rendezvous_nodes_authenticated %zu\n", srv->nodes.count);
+    metric(b, "rendezvous_messages_routed_total", "counter",
+           "Signed messages forwarded to or queued for their recipient, by type.");
+    for (int t = 1; t < RDV_MSG__COUNT; t++)
+        if (rdv_msg_type_is_routed((rdv_msg_type)t))
+            tb_printf(b, "rendezvous_messages_routed_total{type=\"%s\"} %llu\n",
+                      rdv_msg_type_name((rdv_msg_type)t), (unsigned long long)m->routed[t]);
+    metric(b, "rendezvous_errors_sent_total", "counter", "error messages sent, by code.");
+    for (int e = 1; e < RDV_EC__COUNT; e++)
+        tb_printf(b, "rendezvous_errors_sent_total{code=\"%s\"} %llu\n",
+                  rdv_ec_name((rdv_ec)e), (unsigned long long)m->errors_sent[e]);
+    metric(b, "rendezvous_auth_failures_total", "counter",
+           "Handshakes refused or timed out.");
+    tb_printf(b, "rendezvous_auth_failures_total %llu\n", (unsigned long long)m->auth_failures);
+    metric(b, "rendezvous_rate_limited_total", "counter",
+           "Messages dropped by the per-connection rate limit.");
+    tb_printf(b, "rendezvous_rate_limited_total %llu\n", (unsigned long long)m->rate_limited);
+    metric(b, "rendezvous_dropped_messages_total", "counter",
+           "Messages dropped without delivery, by reason.");
+    for (int r = 0; r < RDV_DROP__COUNT; r++)
+        tb_printf(b, "rendezvous_dropped_messages_total{reason=\"%s\"} %llu\n",
+                  rdv_drop_reason_name((rdv_drop_reason)r), (unsigned long long)m->dropped[r]);
+    int64_t depth = rdv_store_queue_depth(srv->store);
+    metric(b, "rendezvous_offline_queue_depth", "gauge",
+           "Messages waiting in the durable offline queue.");
+    tb_printf(b, "rendezvous_offline_queue_depth %lld\n", (long long)(depth < 0 ? 0 : depth));
+    metric(b, "rendezvous_bytes_in_total", "counter", "WebSocket payload bytes received.");
+    tb_printf(b, "rendezvous_bytes_in_total %llu\n", (unsigned long long)m->bytes_in);
+    metric(b, "rendezvous_bytes_out_total", "counter", "WebSocket payload bytes sent.");
+    tb_printf(b, "rendezvous_bytes_out_total %llu\n", (unsigned long long)m->bytes_out);
+    metric(b, "rendezvous_connections_total", "counter", "WebSocket connections accepted.");
+    tb_printf(b, "rendezvous_connections_total %llu\n",
+              (unsigned long long)m->connections_total);
+    metric(b, "rendezvous_connections_refused_total", "counter",
+           "WebSocket connections refused by a connection limit.");
+    tb_printf(b, "rendezvous_connections_refused_total %llu\n",
+              (unsigned long long)m->connections_refused);
+}
+
+static void build_status(rdv_server *srv, tbuf *b)
+{
+    const rdv_config *cfg = srv->cfg;
+    int64_t depth = rdv_store_queue_depth(srv->store);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:{s:I, s:i, s:i, s:I, s:i, "
+        "s:i, s:I, s:I, s:i, s:i, s:I}}",
+        "version", RDV_VERSION, "name", cfg->name, "protocol", RDV_PROTOCOL_VERSION, "uptimeMs",
+        (json_int_t)(rdv_now_ms() - srv->started_ms), "connections",
+        (json_int_t)srv->m.connections, "nodesAuthenticated", (json_int_t)srv->nodes.count,
+        "offlineQueueDepth", (json_int_t)(depth < 0 ? 0 : depth), "connectionsTotal",
+        (json_int_t)srv->m.connections_total, "storeWritable", rdv_store_writable(srv->store),
+        "verifySignatures", cfg->verify_signatures, "shuttingDown", srv->shutting_down,
+        "limits", "maxMessageBytes", (json_int_t)cfg->max_message_bytes, "messagesPerSecond",
+        cfg->rate, "messageBurst", cfg->burst, "offlineTtlMs", (json_int_t)cfg->offline_ttl_ms,
+        "offlineQueueMax", cfg->offline_queue_max, "maxWatches", cfg->max_watches,
+        "pingIntervalMs", (json_int_t)cfg->ping_interval_ms, "idleTimeoutMs",
+        (json_int_t)cfg->idle_timeout_ms, "maxConnections", cfg->max_connections,
+        "maxConnectionsPerIp", cfg->max_connections_per_ip, "sendQueueMax",
+        (json_int_t)cfg->send_queue_max);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!s) {
+        b->oom = true;
+        return;
+    }
+    tb_printf(b, "%s\n", s);
+    free(s);
+}
+
+/* Writes status, content type and body; returns the callback result. */
+static int respond(struct lws *wsi, unsigned status, const char *ctype, tbuf *b)
+{
+    unsigned char hdr[LWS_PRE + 512];
+    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    if (lws_add_http_common_headers(wsi, status, ctype, (lws_filepos_t)b->len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    if (b->len && lws_write(wsi, (unsigned char *)b->p + LWS_PRE, b->len,
+                            LWS_WRITE_HTTP_FINAL) < (int)b->len)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* Serves GET path; returns the callback result. */
+static int serve(struct lws *wsi, const char *path)
+{
+    rdv_server *srv = server_of(wsi);
+    tbuf b = {0};
+    unsigned status = HTTP_STATUS_OK;
+    const char *ctype = "text/plain; charset=utf-8";
+    if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
+        status = HTTP_STATUS_METHOD_NOT_ALLOWED;
+        tb_printf(&b, "only GET is served here\n");
+    } else if (!strcmp(path, "/healthz")) {
+        bool ok = srv->store && rdv_store_writable(srv->store) && !srv->shutting_down;
+        status = ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
+        tb_printf(&b, ok ? "ok\n" : "unavailable\n");
+    } else if (!strcmp(path, "/metrics")) {
+        ctype = "text/plain; version=0.0.4; charset=utf-8";
+        build_metrics(srv, &b);
+    } else if (!strcmp(path, "/status")) {
+        ctype = "application/json";
+        build_status(srv, &b);
+    } else if (!strcmp(path, RDV_WS_PATH)) {
+        status = HTTP_STATUS_BAD_REQUEST;
+        tb_printf(&b, "open a WebSocket here with subprotocol %s\n", RDV_WS_SUBPROTOCOL);
+    } else {
+        status = HTTP_STATUS_NOT_FOUND;
+        tb_printf(&b, "not found; try %s (WebSocket), /healthz, /metrics or /status\n",
+                  RDV_WS_PATH);
+    }
+    int rc;
+    if (b.oom) {
+        free(b.p);
+        b = (tbuf){0};
+        tb_printf(&b, "out of memory\n");
+        status = HTTP_STATUS_INTERNAL_SERVER_ERROR;
+    }
+    rc = b.oom ? -1 : respond(wsi, status, ctype, &b);
+    free(b.p);
+    return rc;
+}
+
+int rdv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len)
+{
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return serve(wsi, in ? (const char *)in : "/");
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        /* an upgrade that landed here asked for no (or no known) subprotocol */
+        rdv_server *srv = server_of(wsi);
+        rdv_debug(srv ? srv->log : NULL,
+                  "refusing WebSocket upgrade without subprotocol %s", RDV_WS_SUBPROTOCOL);
+        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
+                               "request subprotocol " RDV_WS_SUBPROTOCOL);
+        return 1;
+    }
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}

@@ -1,0 +1,42 @@
+/* metrics.h - the server's counters and gauges, rendered by http.c as
+ * Prometheus text (/metrics) and a JSON summary (/status).
+ *
+ * Plain integers updated from the event loop only; no atomics needed while
+ * the server is single-threaded.
+ */
+#ifndef RDV_SERVER_METRICS_H
+#define RDV_SERVER_METRICS_H
+
+#include <stdint.h>
+
+#include "errors.h"
+#include "message.h"
+
+/* Why a message was dropped without delivery. */
+typedef enum rdv_drop_reason {
+    RDV_DROP_EXPIRED = 0,    /* offline queue TTL passed */
+    RDV_DROP_QUEUE_FULL,     /* recipient's offline queue at its cap */
+    RDV_DROP_SLOW_CONSUMER,  /* recipient's send queue overflowed */
+    RDV_DROP_RATE_LIMITED,   /* sender over its token bucket */
+    RDV_DROP_STORE_ERROR,    /* the database refused the write */
+    RDV_DROP__COUNT
+} rdv_drop_reason;
+
+typedef struct rdv_metrics {
+    uint64_t connections;              /* gauge: open WebSocket connections */
+    uint64_t nodes_authenticated;      /* gauge: connections past welcome */
+    uint64_t routed[RDV_MSG__COUNT];   /* messages forwarded or queued, by type */
+    uint64_t errors_sent[RDV_EC__COUNT];
+    uint64_t auth_failures;
+    uint64_t rate_limited;
+    uint64_t dropped[RDV_DROP__COUNT];
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t connections_total;        /* accepted since start */
+    uint64_t connections_refused;      /* over a connection limit */
+} rdv_metrics;
+
+/* Prometheus label value of a drop reason ("expired", ...). */
+const char *rdv_drop_reason_name(rdv_drop_reason r);
+
+#endif

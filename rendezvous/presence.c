@@ -1,0 +1,303 @@
+/* presence.c - node map, watches and presence messages (see presence.h). */
+#include "presence.h"
+
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ids.h"
+#include "log.h"
+#include "server.h"
+#include "sign.h"
+
+int rdv_presence_init(rdv_server *srv)
+{
+    if (rdv_hmap_init(&srv->nodes, RDV_NODE_ID_BYTES,
+                      (ptrdiff_t)offsetof(rdv_conn, node_id) -
+                          (ptrdiff_t)offsetof(rdv_conn, link.node)) != 0)
+        return -1;
+    if (rdv_hmap_init(&srv->watches, RDV_NODE_ID_BYTES,
+                      (ptrdiff_t)offsetof(rdv_watch_entry, id) -
+                          (ptrdiff_t)offsetof(rdv_watch_entry, node)) != 0)
+        return -1;
+    return 0;
+}
+
+static void free_entry(rdv_hnode *n, void *user)
+{
+    rdv_server *srv = user;
+    rdv_watch_entry *e = rdv_container_of(n, rdv_watch_entry, node);
+    rdv_hmap_del(&srv->watches, n);
+    free(e->watchers);
+    free(e);
+}
+
+void rdv_presence_free(rdv_server *srv)
+{
+    rdv_hmap_each(&srv->watches, free_entry, srv);
+    rdv_hmap_free(&srv->watches);
+    rdv_hmap_free(&srv->nodes);
+}
+
+rdv_conn *rdv_presence_find(rdv_server *srv, const uint8_t id[RDV_NODE_ID_BYTES])
+{
+    rdv_hnode *n = rdv_hmap_get(&srv->nodes, id);
+    return n ? rdv_container_of(n, rdv_conn, link.node) : NULL;
+}
+
+rdv_conn *rdv_presence_attach(rdv_server *srv, rdv_conn *c)
+{
+    rdv_conn *old = rdv_presence_find(srv, c->node_id);
+    if (old)
+        rdv_hmap_del(&srv->nodes, &old->link.node);
+    c->link.node.next = NULL;
+    rdv_hmap_put(&srv->nodes, &c->link.node);
+    return old;
+}
+
+/* Removes c from entry e's watchers; frees e when nobody watches it. */
+static void entry_remove(rdv_server *srv, rdv_watch_entry *e, const rdv_conn *c)
+{
+    for (uint32_t i = 0; i < e->n; i++) {
+        if (e->watchers[i] == c) {
+            e->watchers[i] = e->watchers[--e->n];
+            break;
+        }
+    }
+    if (e->n == 0) {
+        rdv_hmap_del(&srv->watches, &e->node);
+        free(e->watchers);
+        free(e);
+    }
+}
+
+/* Drops every watch of c. */
+static void drop_watches(rdv_server *srv, rdv_conn *c)
+{
+    rdv_watchset *ws = c->watches;
+    if (!ws)
+        return;
+    for (uint32_t i = 0; i < ws->n; i++)
+        entry_remove(srv, ws->e[i], c);
+    free(ws->e);
+    free(ws);
+    c->watches = NULL;
+}
+
+void rdv_presence_detach(rdv_server *srv, rdv_conn *c)
+{
+    drop_watches(srv, c);
+    if (c->state != RDV_CONN_AUTHED && c->state != RDV_CONN_CLOSING)
+        return;
+    if (rdv_presence_find(srv, c->node_id) != c)
+        return; /* never authenticated, or replaced by a newer connection */
+    rdv_hmap_del(&srv->nodes, &c->link.node);
+    char hex[RDV_NODE_ID_HEXLEN + 1];
+    rdv_conn_node_hex(c, hex);
+    if (rdv_store_node_offline(srv->store, hex, rdv_now_ms()) != RDV_STORE_OK)
+        rdv_error(srv->log, "store: cannot record node %s offline: %s", hex,
+                  rdv_store_errmsg(srv->store));
+    rdv_server_store_dirty(srv);
+    rdv_info(srv->log, "node %s offline", hex);
+    rdv_presence_notify(srv, c, false);
+}
+
+void rdv_presence_notify(rdv_server *srv, const rdv_conn *c, bool online)
+{
+    rdv_hnode *n = rdv_hmap_get(&srv->watches, c->node_id);
+    if (!n)
+        return;
+    rdv_watch_entry *e = rdv_container_of(n, rdv_watch_entry, node);
+    char hex[RDV_NODE_ID_HEXLEN + 1];
+    rdv_conn_node_hex(c, hex);
+    json_t *b = online ? json_pack("{s:s, s:s, s:I}", "nodeID", hex, "natType",
+                                   rdv_nat_names[c->nat_type], "lastSeen",
+                                   (json_int_t)rdv_now_ms())
+                       : json_pack("{s:s, s:I}", "nodeID", hex, "lastSeen",
+                                   (json_int_t)rdv_now_ms());
+    json_t *env = b ? rdv_msg_wrap(online ? RDV_MSG_PEER_ONLINE : RDV_MSG_PEER_OFFLINE, b) : NULL;
+    size_t len = 0;
+    char *text = env ? rdv_msg_dump(env, &len) : NULL;
+    json_decref(env);
+    if (!text) {
+        rdv_error(srv->log, "cannot build presence push (out of memory)");
+        return;
+    }
+    /* a send may close a slow watcher, which does not touch this entry
+     * until its CLOSED callback, so iterating by index is safe */
+    for (uint32_t i = 0; i < e->n; i++)
+        if (e->watchers[i] != c && e->watchers[i]->state == RDV_CONN_AUTHED)
+            (void)rdv_conn_send(srv, e->watchers[i], text, len, false);
+    free(text);
+}
+
+/* Presence entry for one node ID (hex, validated by the codec). */
+static json_t *peer_entry(rdv_server *srv, const char *hex)
+{
+    uint8_t id[RDV_NODE_ID_BYTES];
+    if (rdv_node_id_to_pk(hex, id) != 0)
+        return NULL;
+    rdv_conn *p = rdv_presence_find(srv, id);
+    if (p)
+        return json_pack("{s:s, s:b, s:I, s:s}", "nodeID", hex, "online", 1, "lastSeen",
+                         (json_int_t)rdv_now_ms(), "natType", rdv_nat_names[p->nat_type]);
+    rdv_presence pr;
+    memset(&pr, 0, sizeof pr);
+    if (rdv_store_lookup(srv->store, hex, &pr) != RDV_STORE_OK)
+        pr.known = false;
+    return json_pack("{s:s, s:b, s:I, s:s}", "nodeID", hex, "online", 0, "lastSeen",
+                     (json_int_t)(pr.known ? pr.last_seen : 0), "natType",
+                     pr.known && pr.nat_type[0] ? pr.nat_type : "unknown");
+}
+
+/* Sends `presence` for msg.body.nodeIDs, echoing requestID. */
+static int send_presence(rdv_server *srv, rdv_conn *c, const json_t *body)
+{
+    const json_t *ids = json_object_get(body, "nodeIDs");
+    const char *rid = rdv_msg_get_str(body, "requestID");
+    json_t *peers = json_array();
+    json_t *b = json_object();
+    if (!peers || !b)
+        goto oom;
+    size_t i;
+    const json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        json_t *e = peer_entry(srv, json_string_value(v));
+        if (!e || json_array_append_new(peers, e) != 0)
+            goto oom;
+    }
+    if (rid && json_object_set_new(b, "requestID", json_string(rid)) != 0)
+        goto oom;
+    if (json_object_set_new(b, "peers", peers) != 0) {
+        peers = NULL;
+        goto oom;
+    }
+    return rdv_conn_send_json(srv, c, RDV_MSG_PRESENCE, b);
+oom:
+    json_decref(peers);
+    json_decref(b);
+    (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", rid, NULL, NULL);
+    return 0;
+}
+
+int rdv_presence_lookup(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
+{
+    (void)send_presence(srv, c, msg->body);
+    return 0;
+}
+
+/* True when c's watch set holds id. */
+static bool watches_has(const rdv_watchset *ws, const uint8_t *id)
+{
+    for (uint32_t i = 0; ws && i < ws->n; i++)
+        if (!memcmp(ws->e[i]->id, id, RDV_NODE_ID_BYTES))
+            return true;
+    return false;
+}
+
+/* Adds id to c's set and c to id's entry. Returns 0 or -1 (OOM). */
+static int watch_add(rdv_server *srv, rdv_conn *c, const uint8_t *id)
+{
+    rdv_watchset *ws = c->watches;
+    if (!ws) {
+        ws = calloc(1, sizeof *ws);
+        if (!ws)
+            return -1;
+        c->watches = ws;
+    }
+    if (ws->n == ws->cap) {
+        uint32_t cap = ws->cap ? ws->cap * 2 : 8;
+        rdv_watch_entry **ne = realloc(ws->e, cap * sizeof *ne);
+        if (!ne)
+            return -1;
+        ws->e = ne;
+        ws->cap = cap;
+    }
+    rdv_hnode *n = rdv_hmap_get(&srv->watches, id);
+    rdv_watch_entry *e = n ? rdv_container_of(n, rdv_watch_entry, node) : NULL;
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e)
+            return -1;
+        memcpy(e->id, id, RDV_NODE_ID_BYTES);
+        rdv_hmap_put(&srv->watches, &e->node);
+    }
+    if (e->n == e->cap) {
+        uint32_t cap = e->cap ? e->cap * 2 : 4;
+        rdv_conn **nw = realloc(e->watchers, cap * sizeof *nw);
+        if (!nw) {
+            if (e->n == 0)
+                entry_remove(srv, e, c);
+            return -1;
+        }
+        e->watchers = nw;
+        e->cap = cap;
+    }
+    e->watchers[e->n++] = c;
+    ws->e[ws->n++] = e;
+    return 0;
+}
+
+int rdv_presence_watch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
+{
+    const json_t *ids = json_object_get(msg->body, "nodeIDs");
+    const char *rid = rdv_msg_get_str(msg->body, "requestID");
+    uint8_t want[RDV_MAX_IDS_PER_REQUEST][RDV_NODE_ID_BYTES];
+    size_t nwant = 0, i;
+    const json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        uint8_t id[RDV_NODE_ID_BYTES];
+        if (nwant >= RDV_MAX_IDS_PER_REQUEST ||
+            rdv_node_id_to_pk(json_string_value(v), id) != 0)
+            continue;
+        bool dup = watches_has(c->watches, id);
+        for (size_t k = 0; !dup && k < nwant; k++)
+            dup = !memcmp(want[k], id, RDV_NODE_ID_BYTES);
+        if (!dup)
+            memcpy(want[nwant++], id, RDV_NODE_ID_BYTES);
+    }
+    uint32_t have = c->watches ? c->watches->n : 0;
+    if (have + nwant > (size_t)srv->cfg->max_watches) {
+        char m[160];
+        snprintf(m, sizeof m,
+                 "watching %u + %zu node IDs would exceed the limit of %d; unwatch some first",
+                 have, nwant, srv->cfg->max_watches);
+        (void)rdv_conn_send_error(srv, c, RDV_EC_LIMIT_EXCEEDED, m, rid, "watch", "nodeIDs");
+        return 0;
+    }
+    for (size_t k = 0; k < nwant; k++) {
+        if (watch_add(srv, c, want[k]) != 0) {
+            (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", rid,
+                                      "watch", NULL);
+            return 0;
+        }
+    }
+    return send_presence(srv, c, msg->body);
+}
+
+int rdv_presence_unwatch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
+{
+    const json_t *ids = json_object_get(msg->body, "nodeIDs");
+    rdv_watchset *ws = c->watches;
+    size_t i;
+    const json_t *v;
+    if (!ws)
+        return 0;
+    json_array_foreach(ids, i, v)
+    {
+        uint8_t id[RDV_NODE_ID_BYTES];
+        if (rdv_node_id_to_pk(json_string_value(v), id) != 0)
+            continue;
+        for (uint32_t k = 0; k < ws->n; k++) {
+            if (!memcmp(ws->e[k]->id, id, RDV_NODE_ID_BYTES)) {
+                rdv_watch_entry *e = ws->e[k];
+                ws->e[k] = ws->e[--ws->n];
+                entry_remove(srv, e, c);
+                break;
+            }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,61 @@
+/* presence.h - who is online (PROTOCOL.md section 8): the node-ID ->
+ * connection map, lookup / watch / unwatch, peerOnline / peerOffline pushes
+ * and the store's presence rows.
+ *
+ * The map is the truth for "online"; the store adds lastSeen and natType
+ * of nodes that are not connected. Watches belong to a connection and are
+ * indexed by watched ID, so a change notifies exactly its watchers.
+ */
+#ifndef RDV_SERVER_PRESENCE_H
+#define RDV_SERVER_PRESENCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "hmap.h"
+#include "message.h"
+
+struct rdv_server;
+
+/* One watched node ID and the connections watching it. */
+typedef struct rdv_watch_entry {
+    rdv_hnode node;
+    uint8_t id[RDV_NODE_ID_BYTES];
+    uint32_t n, cap;
+    rdv_conn **watchers;
+} rdv_watch_entry;
+
+/* The IDs one connection watches (entries of the index). */
+typedef struct rdv_watchset {
+    uint32_t n, cap;
+    rdv_watch_entry **e;
+} rdv_watchset;
+
+/* Initialises the node map and watch index. Returns 0 or -1 (OOM). */
+int rdv_presence_init(struct rdv_server *srv) __attribute__((warn_unused_result));
+
+/* Frees the maps (connections are lws'; watch entries are freed). */
+void rdv_presence_free(struct rdv_server *srv);
+
+/* The authenticated connection of node `id`, or NULL. */
+rdv_conn *rdv_presence_find(struct rdv_server *srv, const uint8_t id[RDV_NODE_ID_BYTES]);
+
+/* Enters AUTHED c in the map. Returns the older connection of the same
+ * node, now out of the map (the caller closes it with `replaced`), or NULL. */
+rdv_conn *rdv_presence_attach(struct rdv_server *srv, rdv_conn *c);
+
+/* c is closing for good: drops its watches, and if it is the node's
+ * current connection, removes it, records the node offline and pushes
+ * peerOffline to the node's watchers. */
+void rdv_presence_detach(struct rdv_server *srv, rdv_conn *c);
+
+/* Pushes peerOnline (online) or peerOffline for c's node to its watchers. */
+void rdv_presence_notify(struct rdv_server *srv, const rdv_conn *c, bool online);
+
+/* Handlers of lookup, watch, unwatch (always return 0: errors are sent). */
+int rdv_presence_lookup(struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg);
+int rdv_presence_watch(struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg);
+int rdv_presence_unwatch(struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg);
+
+#endif

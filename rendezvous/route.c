@@ -1,0 +1,382 @@
+/* route.c - dispatcher and signaling routes (see route.h).
+ *
+ * The route table maps each message type to {may a node send it, is it
+ * accepted before welcome, handler}. relay.c will fill the relay slots.
+ */
+#include "route.h"
+
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "ids.h"
+#include "conn_limits.h"
+#include "log.h"
+#include "presence.h"
+#include "server.h"
+#include "sign.h"
+
+typedef int (*route_fn)(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                        size_t len);
+
+typedef struct route_entry {
+    route_fn fn;          /* NULL: accepted type without a handler yet */
+    bool from_node;       /* a node may send it (N->S or N->N) */
+    bool before_auth;     /* accepted before welcome */
+} route_entry;
+
+static int h_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                   size_t len);
+static int h_signal(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                    size_t len);
+static int h_lookup(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                    size_t len);
+static int h_watch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                   size_t len);
+static int h_unwatch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                     size_t len);
+static int h_ping(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                  size_t len);
+static int h_pong(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                  size_t len);
+
+static const route_entry routes[RDV_MSG__COUNT] = {
+    [RDV_MSG_HELLO] = {h_hello, true, true},
+    [RDV_MSG_OFFER] = {h_signal, true, false},
+    [RDV_MSG_ANSWER] = {h_signal, true, false},
+    [RDV_MSG_ICE_CANDIDATE] = {h_signal, true, false},
+    /* relay slots: relay.c (relay issue) provides these handlers */
+    [RDV_MSG_RELAY_OPEN] = {NULL, true, false},
+    [RDV_MSG_RELAY_READY] = {NULL, true, false},
+    [RDV_MSG_RELAY_DATA] = {NULL, true, false},
+    [RDV_MSG_RELAY_CLOSE] = {NULL, true, false},
+    [RDV_MSG_LOOKUP] = {h_lookup, true, false},
+    [RDV_MSG_WATCH] = {h_watch, true, false},
+    [RDV_MSG_UNWATCH] = {h_unwatch, true, false},
+    [RDV_MSG_PING] = {h_ping, true, true},
+    [RDV_MSG_PONG] = {h_pong, true, true},
+};
+
+/* The sessionID or requestID of body, for `ref` (NULL when absent). */
+static const char *ref_of(const json_t *body)
+{
+    const char *r = rdv_msg_get_str(body, "sessionID");
+    if (!r)
+        r = rdv_msg_get_str(body, "requestID");
+    return r && strlen(r) <= RDV_MAX_REQUEST_ID ? r : NULL;
+}
+
+/* Answers a message whose type the route table refuses in c's state.
+ * Returns true when it did (the message is not handled further). */
+static bool refuse_type(rdv_server *srv, rdv_conn *c, rdv_msg_type type, const char *ref)
+{
+    const route_entry *e = &routes[type];
+    const char *name = rdv_msg_type_name(type);
+    char m[160];
+    if (!e->from_node) {
+        snprintf(m, sizeof m, "%s is sent by the server, never by a node", name);
+        (void)rdv_conn_send_error(srv, c, RDV_EC_UNSUPPORTED_TYPE, m, ref, name, NULL);
+        return true;
+    }
+    if (c->state != RDV_CONN_AUTHED && !e->before_auth) {
+        snprintf(m, sizeof m, "%s before welcome; send hello first and wait for welcome", name);
+        (void)rdv_conn_send_error(srv, c, RDV_EC_NOT_AUTHENTICATED, m, ref, name, NULL);
+        return true;
+    }
+    if (!e->fn) {
+        snprintf(m, sizeof m, "%s is not supported by this server version (no relay)", name);
+        (void)rdv_conn_send_error(srv, c, RDV_EC_UNSUPPORTED_TYPE, m, ref, name, NULL);
+        return true;
+    }
+    return false;
+}
+
+/* After a validation failure (the codec does not report the type then):
+ * the message's type and ref from a plain JSON read, for the error. */
+static rdv_msg_type peek_type(const uint8_t *data, size_t len, char *ref, size_t reflen)
+{
+    rdv_msg_type t = RDV_MSG_UNKNOWN;
+    json_t *root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
+    ref[0] = '\0';
+    if (root && json_is_object(root) && json_object_size(root) == 1) {
+        void *it = json_object_iter(root);
+        const char *k = json_object_iter_key(it);
+        t = rdv_msg_type_from_name(k, strlen(k));
+        const char *r = ref_of(json_object_iter_value(it));
+        if (r && strlen(r) < reflen)
+            memcpy(ref, r, strlen(r) + 1);
+    }
+    json_decref(root);
+    return t;
+}
+
+/* Answers a message the codec refused. */
+static int parse_failed(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len,
+                        const rdv_msg_error *err)
+{
+    rdv_ec code = err->code;
+    if (code == RDV_EC_UNSUPPORTED_TYPE) {
+        char m[200];
+        snprintf(m, sizeof m, "unknown message type '%.64s' (protocol v1)", err->field);
+        (void)rdv_conn_send_error(srv, c, code, m, NULL, err->field, NULL);
+        return 0;
+    }
+    if (code == RDV_EC_MISSING_FIELD || code == RDV_EC_INVALID_FIELD) {
+        char ref[RDV_MAX_REQUEST_ID + 1];
+        rdv_msg_type t = peek_type(data, len, ref, sizeof ref);
+        if (t != RDV_MSG_UNKNOWN && refuse_type(srv, c, t, ref))
+            return 0;
+        if (t == RDV_MSG_HELLO && c->state == RDV_CONN_PENDING) {
+            rdv_auth_fail(srv, c, code, err->detail, err->field);
+            return 0;
+        }
+        (void)rdv_conn_send_error(srv, c, code, err->detail, ref,
+                                  t != RDV_MSG_UNKNOWN ? rdv_msg_type_name(t) : NULL,
+                                  err->field);
+        return 0;
+    }
+    (void)rdv_conn_send_error(srv, c, code ? code : RDV_EC_INTERNAL, err->detail, NULL, NULL,
+                              err->field);
+    return 0;
+}
+
+int rdv_route_message(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len)
+{
+    rdv_msg msg;
+    rdv_msg_error err;
+    memset(&err, 0, sizeof err);
+    if (rdv_msg_parse(data, len, srv->cfg->max_message_bytes, &msg, &err) != 0)
+        return parse_failed(srv, c, data, len, &err);
+    int rc = 0;
+    if ((unsigned)msg.type < RDV_MSG__COUNT &&
+        !refuse_type(srv, c, msg.type, ref_of(msg.body)))
+        rc = routes[msg.type].fn(srv, c, &msg, data, len);
+    rdv_msg_free(&msg);
+    return rc;
+}
+
+int rdv_route_binary(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len)
+{
+    if (c->state != RDV_CONN_AUTHED) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_NOT_AUTHENTICATED,
+                                  "binary frame before welcome; send hello first", NULL,
+                                  "relayData", NULL);
+        return 0;
+    }
+    if (len < RDV_RELAY_FRAME_HEADER || data[0] != RDV_RELAY_FRAME_KIND_DATA) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD,
+                                  "binary frame is not relay data (kind 0x01, 17-byte header)",
+                                  NULL, "relayData", NULL);
+        return 0;
+    }
+    (void)rdv_conn_send_error(srv, c, RDV_EC_UNSUPPORTED_TYPE,
+                              "relay data is not supported by this server version", NULL,
+                              "relayData", NULL);
+    return 0;
+}
+
+static int h_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                   size_t len)
+{
+    (void)raw;
+    (void)len;
+    return rdv_auth_hello(srv, c, msg);
+}
+
+static int h_lookup(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                    size_t len)
+{
+    (void)raw;
+    (void)len;
+    return rdv_presence_lookup(srv, c, msg);
+}
+
+static int h_watch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                   size_t len)
+{
+    (void)raw;
+    (void)len;
+    return rdv_presence_watch(srv, c, msg);
+}
+
+static int h_unwatch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                     size_t len)
+{
+    (void)raw;
+    (void)len;
+    return rdv_presence_unwatch(srv, c, msg);
+}
+
+static int h_ping(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                  size_t len)
+{
+    (void)raw;
+    (void)len;
+    const char *id = rdv_msg_get_str(msg->body, "id");
+    json_t *b = json_pack("{s:I}", "serverTime", (json_int_t)rdv_now_ms());
+    if (b && id)
+        (void)json_object_set_new(b, "id", json_string(id));
+    if (!b || rdv_conn_send_json(srv, c, RDV_MSG_PONG, b) != 0)
+        rdv_debug(srv->log, "pong not queued");
+    return 0;
+}
+
+static int h_pong(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                  size_t len)
+{
+    (void)srv;
+    (void)c;
+    (void)msg;
+    (void)raw;
+    (void)len;
+    return 0;
+}
+
+/* Checks of section 7.1 steps 2-3. Returns RDV_EC_NONE or the code, with
+ * *field and *why set. */
+static rdv_ec check_signed(rdv_server *srv, const rdv_conn *c, const rdv_msg *msg,
+                           const char **field, const char **why)
+{
+    const json_t *body = msg->body;
+    const char *from = rdv_msg_get_str(body, "fromNodeID");
+    const char *to = rdv_msg_get_str(body, "toNodeID");
+    char me[RDV_NODE_ID_HEXLEN + 1];
+    int64_t ts = 0;
+    rdv_conn_node_hex(c, me);
+    if (!from || strcmp(from, me) != 0) {
+        *field = "fromNodeID";
+        *why = "fromNodeID is not the node authenticated on this connection";
+        return RDV_EC_SENDER_MISMATCH;
+    }
+    if (!to || !strcmp(to, from)) {
+        *field = "toNodeID";
+        *why = "toNodeID must name another node";
+        return RDV_EC_INVALID_FIELD;
+    }
+    if (!rdv_msg_get_int(body, "timestamp", &ts) ||
+        !rdv_ts_fresh(ts, rdv_now_ms(), RDV_INGRESS_SKEW_MS, RDV_INGRESS_SKEW_MS)) {
+        *field = "timestamp";
+        *why = "timestamp is more than 30 s from the server clock; sync with "
+               "welcome.serverTime and sign just before sending";
+        return RDV_EC_STALE_TIMESTAMP;
+    }
+    if (srv->cfg->verify_signatures) {
+        int rc = rdv_sig_verify_from(msg->type, body, "fromNodeID");
+        if (rc != 0) {
+            *field = "signature";
+            *why = "signature does not verify with fromNodeID's key over this type and body";
+            return rc == -(int)RDV_EC_BAD_SIGNATURE ? RDV_EC_BAD_SIGNATURE : (rdv_ec)(-rc);
+        }
+    }
+    return RDV_EC_NONE;
+}
+
+/* offer, answer, iceCandidate: forward, or queue for an offline node. */
+static int h_signal(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                    size_t len)
+{
+    const char *name = rdv_msg_type_name(msg->type);
+    const char *sid = rdv_msg_get_str(msg->body, "sessionID");
+    const char *field = NULL, *why = NULL;
+    rdv_ec ec = check_signed(srv, c, msg, &field, &why);
+    if (ec != RDV_EC_NONE) {
+        (void)rdv_conn_send_error(srv, c, ec, why, sid, name, field);
+        return 0;
+    }
+    const char *from = rdv_msg_get_str(msg->body, "fromNodeID");
+    const char *to = rdv_msg_get_str(msg->body, "toNodeID");
+    uint8_t to_id[RDV_NODE_ID_BYTES];
+    if (rdv_node_id_to_pk(to, to_id) != 0) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD, "toNodeID is not a node ID",
+                                  sid, name, "toNodeID");
+        return 0;
+    }
+    rdv_conn *target = rdv_presence_find(srv, to_id);
+    if (target && !target->close_code) {
+        if (rdv_conn_send(srv, target, raw, len, false) == 0)
+            srv->m.routed[msg->type]++;
+        return 0;
+    }
+    int64_t now = rdv_now_ms();
+    int64_t expires = now + srv->cfg->offline_ttl_ms;
+    int rc = rdv_store_queue_push(srv->store, to, from, name, sid, raw, len, now, expires,
+                                  srv->cfg->offline_queue_max);
+    if (rc == RDV_STORE_EFULL) {
+        char m[200];
+        snprintf(m, sizeof m,
+                 "node %.16s... is offline and already has %d messages waiting; retry later",
+                 to, srv->cfg->offline_queue_max);
+        srv->m.dropped[RDV_DROP_QUEUE_FULL]++;
+        (void)rdv_conn_send_error(srv, c, RDV_EC_QUEUE_FULL, m, sid, name, NULL);
+        return 0;
+    }
+    if (rc != RDV_STORE_OK) {
+        rdv_error(srv->log, "store: cannot queue %s for %s: %s", name, to,
+                  rdv_store_errmsg(srv->store));
+        srv->m.dropped[RDV_DROP_STORE_ERROR]++;
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL,
+                                  "the server could not store the message; try again later", sid,
+                                  name, NULL);
+        return 0;
+    }
+    srv->m.routed[msg->type]++;
+    json_t *b = json_pack("{s:s, s:s, s:s, s:I}", "sessionID", sid ? sid : "", "toNodeID", to,
+                          "type", name, "expiresAt", (json_int_t)expires);
+    if (!b || rdv_conn_send_json(srv, c, RDV_MSG_QUEUED, b) != 0)
+        rdv_debug(srv->log, "queued notice not sent");
+    rdv_debug(srv->log, "%s %s -> %s queued (offline)", name, from, to);
+    return 0;
+}
+
+typedef struct deliver_ctx {
+    rdv_server *srv;
+    rdv_conn *c;
+} deliver_ctx;
+
+static void deliver_one(const rdv_queued_msg *m, void *user)
+{
+    deliver_ctx *d = user;
+    (void)rdv_conn_send(d->srv, d->c, m->raw, m->raw_len, false);
+}
+
+void rdv_route_deliver_queued(rdv_server *srv, rdv_conn *c, const char *hex)
+{
+    deliver_ctx d = {srv, c};
+    int n = rdv_store_queue_take(srv->store, hex, rdv_now_ms(), deliver_one, &d);
+    if (n < 0)
+        rdv_error(srv->log, "store: cannot read queued messages of %s: %s", hex,
+                  rdv_store_errmsg(srv->store));
+    else if (n > 0)
+        rdv_info(srv->log, "delivered %d queued message(s) to %s", n, hex);
+    rdv_server_store_dirty(srv);
+}
+
+static void expired_one(const rdv_queued_msg *m, void *user)
+{
+    rdv_server *srv = user;
+    uint8_t id[RDV_NODE_ID_BYTES];
+    srv->m.dropped[RDV_DROP_EXPIRED]++;
+    if (!m->sender || rdv_node_id_to_pk(m->sender, id) != 0)
+        return;
+    rdv_conn *s = rdv_presence_find(srv, id);
+    if (!s || s->state != RDV_CONN_AUTHED)
+        return;
+    char msg[240];
+    snprintf(msg, sizeof msg,
+             "peer %.64s stayed offline for %lld s; your %s was dropped undelivered",
+             m->recipient ? m->recipient : "?", (long long)((m->expires - m->created) / 1000),
+             m->type ? m->type : "message");
+    (void)rdv_conn_send_error(srv, s, RDV_EC_PEER_OFFLINE, msg, m->session_id, m->type, NULL);
+}
+
+void rdv_route_expire(rdv_server *srv)
+{
+    int n = rdv_store_queue_expire(srv->store, rdv_now_ms(), expired_one, srv);
+    if (n < 0)
+        rdv_error(srv->log, "store: expiry sweep failed: %s", rdv_store_errmsg(srv->store));
+    else if (n > 0) {
+        rdv_debug(srv->log, "expired %d queued message(s)", n);
+        rdv_server_store_dirty(srv);
+    }
+}

@@ -1,0 +1,36 @@
+/* route.h - the message dispatcher and signaling routes (PROTOCOL.md
+ * sections 2, 5, 7 and 11).
+ *
+ * Every complete text message goes through rdv_route_message(): parse and
+ * validate with the codec, check direction and authentication, then call
+ * the handler of its type from a table. offer / answer / iceCandidate are
+ * checked (sender binding, ingress freshness, signature unless
+ * --verify-signatures=off) and forwarded as their original bytes, or queued
+ * durably when the recipient is offline. The relay types have slots in the
+ * table for relay.c; until it exists they are answered `unsupported_type`.
+ */
+#ifndef RDV_SERVER_ROUTE_H
+#define RDV_SERVER_ROUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+
+struct rdv_server;
+
+/* Handles one complete text message of c. Returns -1 when lws must close
+ * the connection immediately (never for bad input: errors are queued). */
+int rdv_route_message(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len);
+
+/* Handles one complete binary message (relay fast path). */
+int rdv_route_binary(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len);
+
+/* Sends c (just welcomed as node `hex`) its queued messages, in order. */
+void rdv_route_deliver_queued(struct rdv_server *srv, rdv_conn *c, const char *hex);
+
+/* Drops expired queued messages and tells connected senders `peer_offline`
+ * with ref = sessionID. Called from the sweep timer. */
+void rdv_route_expire(struct rdv_server *srv);
+
+#endif

@@ -1,0 +1,429 @@
+/* server.c - the libwebsockets context, the protocol table, timers,
+ * signals and shutdown (see server.h).
+ *
+ * Memory per connection is what the issue cares about most, so the lws
+ * knobs are set small: the rendezvous.v1 protocol's rx_buffer_size (256 B;
+ * conn.c reassembles longer messages), pt_serv_buf_size, and a bounded pool
+ * of HTTP header buffers (only in use during the upgrade). WebSocket pings
+ * and the idle close come from the vhost's retry_and_idle_policy.
+ *
+ * Event loop: lws' libuv loop when its plugin is installed (it keeps
+ * accepting quickly with tens of thousands of sockets), else poll();
+ * RENDEZVOUS_EVENT_LOOP=poll forces poll().
+ *
+ * Signals: the handler (with libuv: lws' signal callback) only sets a
+ * sig_atomic_t and calls lws_cancel_service(); the loop then sends every
+ * connection `error` shutting_down and a 1001 close, waits for them to go
+ * (at most SHUTDOWN_GRACE_MS) and returns.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "http.h"
+#include "conn_limits.h"
+#include "log.h"
+#include "presence.h"
+#include "route.h"
+#include "sign.h"
+
+/* lws receive chunk, allocated for every connection for its lifetime.
+ * Measured RSS per idle authenticated connection (5000 more, release
+ * build): 256 -> ~1.8 KB, 512 -> ~2.1 KB, 1024 -> ~2.6 KB. Longer messages
+ * are reassembled in conn.c (one malloc per message). */
+#define RX_BUFFER_SIZE 256
+#define PT_SERV_BUF_SIZE 4096
+#define HTTP_HEADER_DATA 2048    /* bytes of request headers kept */
+#define HTTP_HEADER_POOL 256     /* upgrades in flight at once */
+#define FLUSH_DELAY_US 20000     /* store batch commit delay */
+#define SWEEP_INTERVAL_US 500000 /* offline-queue expiry sweep */
+#define SHUTDOWN_GRACE_MS 3000
+#define UV_PLUGIN "libwebsockets-evlib_uv.so" /* lws 4.1 evlib plugin */
+
+/* Set by the signal handler only; read by the loop. */
+static volatile sig_atomic_t signal_seen;
+/* The context the signal handler wakes; set once before signals arrive. */
+static struct lws_context *volatile signal_ctx;
+
+static void on_signal(int sig)
+{
+    signal_seen = sig;
+    if (signal_ctx)
+        lws_cancel_service(signal_ctx);
+}
+
+/* libuv event loop: lws delivers signals through this hook instead. */
+static void on_uv_signal(void *handle, int sig)
+{
+    (void)handle;
+    on_signal(sig);
+}
+
+int64_t rdv_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static rdv_server *server_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+/* ---- timers ---------------------------------------------------------- */
+
+static void flush_cb(lws_sorted_usec_list_t *sul)
+{
+    rdv_server *srv = lws_container_of(sul, rdv_server, sul_flush);
+    srv->flush_armed = false;
+    if (rdv_store_flush(srv->store) != RDV_STORE_OK)
+        rdv_error(srv->log, "store: commit failed: %s", rdv_store_errmsg(srv->store));
+}
+
+void rdv_server_store_dirty(rdv_server *srv)
+{
+    if (srv->flush_armed || !srv->ctx || srv->stop_loop)
+        return;
+    srv->flush_armed = true;
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_flush, flush_cb, FLUSH_DELAY_US);
+}
+
+static void auth_cb(lws_sorted_usec_list_t *sul)
+{
+    rdv_server *srv = lws_container_of(sul, rdv_server, sul_auth);
+    srv->auth_armed = false;
+    rdv_auth_expire(srv);
+}
+
+void rdv_server_arm_auth_timer(rdv_server *srv)
+{
+    if (srv->auth_armed || !srv->pending_head || !srv->ctx || srv->stop_loop)
+        return;
+    int64_t due = srv->pending_head->connected_ms + srv->cfg->auth_timeout_ms - rdv_mono_ms();
+    if (due < 1)
+        due = 1;
+    srv->auth_armed = true;
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_auth, auth_cb, (lws_usec_t)due * 1000);
+}
+
+static void sweep_cb(lws_sorted_usec_list_t *sul)
+{
+    rdv_server *srv = lws_container_of(sul, rdv_server, sul_sweep);
+    rdv_route_expire(srv);
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
+}
+
+/* libuv: uv_run() only returns once the context is being destroyed; do
+ * that from a timer (loop context, outside any connection's callback). */
+static void uv_stop_cb(lws_sorted_usec_list_t *sul)
+{
+    rdv_server *srv = lws_container_of(sul, rdv_server, sul_uvstop);
+    lws_context_destroy(srv->ctx);
+}
+
+/* Ends rdv_server_run(). */
+static void stop_loop(rdv_server *srv)
+{
+    if (srv->stop_loop)
+        return;
+    srv->stop_loop = true;
+    if (srv->uv)
+        lws_sul_schedule(srv->ctx, 0, &srv->sul_uvstop, uv_stop_cb, 1);
+    else
+        lws_cancel_service(srv->ctx);
+}
+
+static void stop_cb(lws_sorted_usec_list_t *sul)
+{
+    rdv_server *srv = lws_container_of(sul, rdv_server, sul_stop);
+    rdv_warn(srv->log, "shutdown: %llu connection(s) did not close in time; dropping them",
+             (unsigned long long)srv->m.connections);
+    stop_loop(srv);
+}
+
+/* ---- shutdown -------------------------------------------------------- */
+
+static void close_going_away(rdv_server *srv, rdv_conn *c)
+{
+    rdv_conn_close(srv, c, RDV_EC_SHUTTING_DOWN,
+                   "the server is stopping; reconnect with backoff",
+                   LWS_CLOSE_STATUS_GOINGAWAY);
+}
+
+static void close_node(rdv_hnode *n, void *user)
+{
+    close_going_away(user, rdv_container_of(n, rdv_conn, link.node));
+}
+
+static void begin_shutdown(rdv_server *srv)
+{
+    if (srv->shutting_down)
+        return;
+    srv->shutting_down = true;
+    rdv_info(srv->log, "signal %d: shutting down, closing %llu connection(s)", (int)signal_seen,
+             (unsigned long long)srv->m.connections);
+    while (srv->pending_head) {
+        rdv_conn *c = srv->pending_head;
+        rdv_auth_forget(srv, c);
+        close_going_away(srv, c);
+    }
+    rdv_hmap_each(&srv->nodes, close_node, srv);
+    if (srv->m.connections == 0) {
+        stop_loop(srv);
+        return;
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_stop, stop_cb,
+                     (lws_usec_t)SHUTDOWN_GRACE_MS * 1000);
+}
+
+/* ---- the rendezvous.v1 protocol ---------------------------------------- */
+
+/* Undoes everything a connection holds in the server. Idempotent. */
+static void conn_gone(rdv_server *srv, rdv_conn *c)
+{
+    rdv_auth_forget(srv, c);
+    rdv_presence_detach(srv, c);
+    rdv_limits_detach(srv, c);
+    rdv_conn_release(c);
+    c->state = RDV_CONN_CLOSING;
+    if (!c->close_code)
+        c->close_code = LWS_CLOSE_STATUS_NORMAL;
+    if (srv->shutting_down && srv->m.connections == 0)
+        stop_loop(srv);
+}
+
+/* True when the upgrade request targets RDV_WS_PATH. */
+static bool path_ok(struct lws *wsi)
+{
+    char uri[64];
+    int n = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+    if (n <= 0)
+        return false;
+    char *q = strchr(uri, '?');
+    if (q)
+        *q = '\0';
+    return !strcmp(uri, RDV_WS_PATH);
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+    rdv_server *srv = server_of(wsi);
+    rdv_conn *c = user;
+    if (!srv)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (!path_ok(wsi)) {
+            rdv_debug(srv->log, "refusing WebSocket upgrade: path is not %s", RDV_WS_PATH);
+            lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND,
+                                   "WebSocket endpoint is " RDV_WS_PATH);
+            return 1;
+        }
+        if (!rdv_limits_accept(srv, wsi)) {
+            lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                                   srv->shutting_down ? "server shutting down"
+                                                      : "connection limit reached");
+            return 1;
+        }
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!c)
+            return -1;
+        c->wsi = wsi;
+        if (rdv_limits_attach(srv, c) != 0 || rdv_auth_on_connect(srv, c) != 0) {
+            conn_gone(srv, c);
+            return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return c ? rdv_conn_on_receive(srv, c, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c ? rdv_conn_on_writeable(srv, c) : -1;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return c ? rdv_conn_on_peer_close(c) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (c)
+            conn_gone(srv, c);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (signal_seen && !srv->shutting_down)
+            begin_shutdown(srv);
+        return 0;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* ---- start / run / destroy -------------------------------------------- */
+
+/* True when addr is an IPv4 literal (the listener then binds IPv4 only). */
+static bool is_ipv4(const char *addr)
+{
+    struct in_addr a;
+    return inet_pton(AF_INET, addr, &a) == 1;
+}
+
+/* Whether to ask lws for its libuv event loop: the default, since lws'
+ * poll() loop slows down with tens of thousands of sockets. lws 4.1.6
+ * loads it as a plugin (Debian: libwebsockets-evlib-uv); without it the
+ * server falls back to poll(). RENDEZVOUS_EVENT_LOOP=poll forces poll(). */
+static bool use_uv(const rdv_server *srv)
+{
+    const char *e = getenv("RENDEZVOUS_EVENT_LOOP");
+    if (e && !strcmp(e, "poll"))
+        return false;
+    if (e && strcmp(e, "uv"))
+        rdv_warn(srv->log, "RENDEZVOUS_EVENT_LOOP=%s is neither uv nor poll; using uv", e);
+    void *plugin = dlopen(UV_PLUGIN, RTLD_LAZY | RTLD_LOCAL);
+    if (!plugin) {
+        rdv_info(srv->log, "%s not found (Debian package libwebsockets-evlib-uv); using the "
+                           "poll() event loop",
+                 UV_PLUGIN);
+        return false;
+    }
+    dlclose(plugin);
+    return true;
+}
+
+static struct lws_context *create_context(rdv_server *srv, bool uv)
+{
+    const rdv_config *cfg = srv->cfg;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = cfg->port;
+    info.iface = cfg->listen;
+    info.pprotocols = NULL;
+    info.protocols = srv->protocols;
+    info.user = srv;
+    info.pt_serv_buf_size = PT_SERV_BUF_SIZE;
+    info.max_http_header_data = HTTP_HEADER_DATA;
+    info.max_http_header_pool = HTTP_HEADER_POOL;
+    info.retry_and_idle_policy = &srv->retry;
+    info.timeout_secs = 10;
+    info.gid = -1;
+    info.uid = -1;
+    info.vhost_name = "rendezvous";
+    info.server_string = "rendezvousd";
+    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (is_ipv4(cfg->listen))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (srv->tls) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert;
+        info.ssl_private_key_filepath = cfg->tls_key;
+    }
+    if (uv) {
+        info.options |= LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
+        info.signal_cb = on_uv_signal;
+        info.pcontext = &srv->ctx;
+    }
+    return lws_create_context(&info);
+}
+
+int rdv_server_start(rdv_server *srv)
+{
+    const rdv_config *cfg = srv->cfg;
+    srv->started_ms = rdv_now_ms();
+    srv->tls = cfg->tls_cert[0] != '\0';
+    if (rdv_presence_init(srv) != 0 ||
+        rdv_hmap_init(&srv->ips, 16,
+                      (ptrdiff_t)offsetof(rdv_ip_entry, addr) -
+                          (ptrdiff_t)offsetof(rdv_ip_entry, node)) != 0) {
+        rdv_error(srv->log, "out of memory");
+        return -1;
+    }
+    uint32_t ping_s = (uint32_t)(cfg->ping_interval_ms / 1000);
+    uint32_t hup_s = (uint32_t)(cfg->idle_timeout_ms / 1000);
+    if (ping_s < 1)
+        ping_s = 1;
+    if (hup_s <= ping_s)
+        hup_s = ping_s + 1;
+    srv->retry.secs_since_valid_ping = (uint16_t)(ping_s > 65534 ? 65534 : ping_s);
+    srv->retry.secs_since_valid_hangup = (uint16_t)(hup_s > 65535 ? 65535 : hup_s);
+
+    memset(srv->protocols, 0, sizeof srv->protocols);
+    srv->protocols[0].name = "http";
+    srv->protocols[0].callback = rdv_http_callback;
+    srv->protocols[1].name = RDV_WS_SUBPROTOCOL;
+    srv->protocols[1].callback = ws_callback;
+    srv->protocols[1].per_session_data_size = sizeof(rdv_conn);
+    srv->protocols[1].rx_buffer_size = RX_BUFFER_SIZE;
+    srv->protocols[1].tx_packet_size = cfg->max_message_bytes + 64;
+
+    int lws_levels = LLL_ERR | LLL_WARN;
+    lws_set_log_level(lws_levels,
+                      cfg->log.json ? rdv_log_lws_emit_json : rdv_log_lws_emit_text);
+
+    srv->uv = use_uv(srv);
+    srv->ctx = create_context(srv, srv->uv);
+    if (!srv->ctx && srv->uv) {
+        rdv_debug(srv->log, "cannot start with the libuv event loop; retrying with poll()");
+        srv->uv = false;
+        srv->ctx = create_context(srv, false);
+    }
+    if (!srv->ctx) {
+        rdv_error(srv->log, "cannot listen on %s port %d (address in use, or not an address "
+                            "of this host?)",
+                  cfg->listen, cfg->port);
+        return -1;
+    }
+    signal_ctx = srv->ctx;
+    if (!srv->uv) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    srv->vhost = lws_get_vhost_by_name(srv->ctx, "rendezvous");
+    srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
+    char host[80];
+    if (strchr(cfg->listen, ':'))
+        snprintf(host, sizeof host, "[%s]", cfg->listen);
+    else
+        snprintf(host, sizeof host, "%s", cfg->listen);
+    rdv_notice(srv->log, "listening on %s://%s:%d%s (name %s, db %s, %s loop)",
+             srv->tls ? "wss" : "ws", host, srv->port, RDV_WS_PATH, cfg->name, cfg->db_path,
+             srv->uv ? "libuv" : "poll");
+    return 0;
+}
+
+int rdv_server_run(rdv_server *srv)
+{
+    while (!srv->stop_loop) {
+        if (lws_service(srv->ctx, 0) < 0)
+            break;
+        if (signal_seen && !srv->shutting_down)
+            begin_shutdown(srv);
+    }
+    return 0;
+}
+
+void rdv_server_destroy(rdv_server *srv)
+{
+    signal_ctx = NULL;
+    if (srv->ctx) {
+        srv->stop_loop = true; /* no new timers while lws closes what is left */
+        lws_sul_cancel(&srv->sul_flush);
+        lws_sul_cancel(&srv->sul_auth);
+        lws_sul_cancel(&srv->sul_sweep);
+        lws_sul_cancel(&srv->sul_stop);
+        lws_sul_cancel(&srv->sul_uvstop);
+        lws_context_destroy(srv->ctx);
+        srv->ctx = NULL;
+    }
+    rdv_presence_free(srv);
+    rdv_hmap_free(&srv->ips);
+}

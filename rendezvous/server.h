@@ -1,0 +1,67 @@
+/* server.h - the server context: the one place holding mutable state
+ * (configuration, store, lws context, node map, watch index, per-IP
+ * counters, timers, metrics), and the event loop around libwebsockets.
+ */
+#ifndef RDV_SERVER_SERVER_H
+#define RDV_SERVER_SERVER_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "conn.h"
+#include "hmap.h"
+#include "metrics.h"
+#include "store.h"
+
+typedef struct rdv_server {
+    const rdv_config *cfg;
+    const rdv_logger *log;
+    rdv_store *store;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    lws_retry_bo_t retry;            /* ping / idle policy of the vhost */
+    struct lws_protocols protocols[3]; /* http, rendezvous.v1, terminator */
+    int port;                        /* actual listening port */
+    bool tls;
+    bool uv;                         /* libuv event loop in use */
+    int64_t started_ms;              /* wall clock at start */
+    rdv_metrics m;
+    rdv_hmap nodes;                  /* node ID -> rdv_conn (AUTHED) */
+    rdv_hmap watches;                /* node ID -> rdv_watch_entry */
+    rdv_hmap ips;                    /* address -> rdv_ip_entry */
+    rdv_conn *pending_head, *pending_tail; /* awaiting hello, oldest first */
+    lws_sorted_usec_list_t sul_flush;    /* store batch commit */
+    lws_sorted_usec_list_t sul_auth;     /* auth deadline of pending_head */
+    lws_sorted_usec_list_t sul_sweep;    /* offline-queue expiry */
+    lws_sorted_usec_list_t sul_stop;     /* shutdown deadline */
+    lws_sorted_usec_list_t sul_uvstop;   /* libuv: leave the loop */
+    bool flush_armed;
+    bool auth_armed;
+    bool shutting_down;
+    bool stop_loop;
+} rdv_server;
+
+/* Creates the lws context and listener for srv (cfg, log, store set by
+ * the caller) and logs "listening on ws://ADDR:PORT/v1". Returns 0 or -1
+ * (logged). */
+int rdv_server_start(rdv_server *srv);
+
+/* Runs the loop until SIGTERM/SIGINT has closed every connection (or the
+ * shutdown deadline passed). Returns 0. */
+int rdv_server_run(rdv_server *srv);
+
+/* Destroys the lws context (closing what is left) and frees the maps. */
+void rdv_server_destroy(rdv_server *srv);
+
+/* Marks the store dirty: commits its batch within a few milliseconds. */
+void rdv_server_store_dirty(rdv_server *srv);
+
+/* (Re)arms the auth-deadline timer for the oldest pending connection. */
+void rdv_server_arm_auth_timer(rdv_server *srv);
+
+/* Monotonic milliseconds (for deadlines and token buckets). */
+int64_t rdv_mono_ms(void);
+
+#endif

@@ -1,0 +1,177 @@
+/* test_unit.c - client_unit: the pure parts of librendezvous without a
+ * server: URL parsing, the reconnect backoff, verification of received
+ * signed messages (recipient, signature, freshness, replay) and the
+ * public helpers (session IDs, NAT names, error strings).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "client_internal.h"
+#include "ids.h"
+#include "sign.h"
+
+static void test_url(void **state)
+{
+    (void)state;
+    rdv__url u;
+    assert_int_equal(rdv__url_parse("ws://127.0.0.1:8080/v1", &u), 0);
+    assert_false(u.tls);
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_int_equal(u.port, 8080);
+    assert_string_equal(u.path, "/v1");
+    assert_int_equal(rdv__url_parse("wss://rdv.example.net", &u), 0);
+    assert_true(u.tls);
+    assert_int_equal(u.port, 443);
+    assert_string_equal(u.path, "/v1");
+    assert_int_equal(rdv__url_parse("WS://[2001:db8::1]:9/x/v1?a=b", &u), 0);
+    assert_string_equal(u.host, "2001:db8::1");
+    assert_int_equal(u.port, 9);
+    assert_string_equal(u.path, "/x/v1?a=b");
+    assert_int_equal(rdv__url_parse("ws://h/", &u), 0);
+    assert_string_equal(u.path, "/v1");
+    assert_int_equal(u.port, 80);
+    const char *bad[] = {"", "http://h/", "ws://", "ws://:80/", "ws://h:0/",
+                         "ws://h:70000", "ws://h:x", "ws://[::1/", "ws://[]/",
+                         "ws://u@h/", "ws://h#frag", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(rdv__url_parse(bad[i], &u), RDV_ERR_INVALID);
+}
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    rdv_reconnect_policy p = {.initial_backoff_ms = 500, .max_backoff_ms = 30000,
+                              .jitter_percent = 0};
+    assert_int_equal(rdv__backoff_ms(&p, 0, 0), 500);
+    assert_int_equal(rdv__backoff_ms(&p, 1, 0), 1000);
+    assert_int_equal(rdv__backoff_ms(&p, 5, 0), 16000);
+    assert_int_equal(rdv__backoff_ms(&p, 6, 0), 30000);
+    assert_int_equal(rdv__backoff_ms(&p, 1000, 0), 30000); /* no overflow */
+    p.jitter_percent = 50;
+    assert_int_equal(rdv__backoff_ms(&p, 0, 0), 500);
+    int64_t lo = rdv__backoff_ms(&p, 0, UINT32_MAX);
+    assert_true(lo >= 250 && lo <= 251);
+    for (uint32_t r = 0; r < 1000; r++) {
+        int64_t d = rdv__backoff_ms(&p, 3, randombytes_random());
+        assert_true(d >= 2000 && d <= 4000);
+    }
+    p.jitter_percent = 100;
+    assert_true(rdv__backoff_ms(&p, 0, UINT32_MAX) >= 0);
+}
+
+/* A signed offer from `from` to `to`, timestamp ts. */
+static void make_offer(rdv_msg *m, const uint8_t sk[64], const char *from,
+                       const char *to, int64_t ts)
+{
+    char sid[RDV_UUID_STRLEN + 1];
+    rdv_uuid_v4(sid);
+    json_t *ci = json_pack("{s:s, s:i, s:s, s:i, s:s}", "publicIP", "0.0.0.0",
+                           "publicPort", 0, "localIP", "10.0.0.1", "localPort", 1,
+                           "natType", "unknown");
+    json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:o}", "fromNodeID", from,
+                             "toNodeID", to, "sessionID", sid, "timestamp",
+                             (json_int_t)ts, "connectionInfo", ci);
+    assert_int_equal(rdv_sig_sign(RDV_MSG_OFFER, body, sk), 0);
+    m->type = RDV_MSG_OFFER;
+    m->body = body;
+    m->root = rdv_msg_wrap(RDV_MSG_OFFER, body);
+}
+
+static void test_verify(void **state)
+{
+    (void)state;
+    assert_true(sodium_init() >= 0);
+    uint8_t pa[32], sa[64], pb[32], sb[64];
+    crypto_sign_keypair(pa, sa);
+    crypto_sign_keypair(pb, sb);
+    char a[65], b[65];
+    rdv_node_id_from_pk(pa, a);
+    rdv_node_id_from_pk(pb, b);
+    rdv__fresh fresh = {RDV_FRESH_PAST_MS, RDV_FRESH_FUTURE_MS};
+    rdv__replay rc;
+    assert_int_equal(rdv__replay_init(&rc), 0);
+    int64_t now = rdv_now_ms();
+
+    rdv_msg m;
+    make_offer(&m, sa, a, b, now);
+    assert_int_equal(rdv__verify_routed(&m, b, now, &fresh, &rc), 0);
+    assert_int_equal(rdv__verify_routed(&m, b, now, &fresh, &rc), RDV_ERR_DUPLICATE);
+    assert_int_equal(rdv__verify_routed(&m, a, now, &fresh, &rc), RDV_ERR_MISROUTED);
+    /* freshness: 120 s past, 30 s future, in the given (server) time */
+    assert_int_equal(rdv__verify_routed(&m, b, now + RDV_FRESH_PAST_MS + 1, &fresh, NULL),
+                     RDV_ERR_STALE);
+    assert_int_equal(rdv__verify_routed(&m, b, now - RDV_FRESH_FUTURE_MS - 1, &fresh, NULL),
+                     RDV_ERR_STALE);
+    assert_int_equal(rdv__verify_routed(&m, b, now + RDV_FRESH_PAST_MS, &fresh, NULL), 0);
+    /* altered after signing */
+    json_object_set_new(m.body, "sessionID", json_string("6f9619ff-8b86-4d01-b42d-00cf4fc964ff"));
+    assert_int_equal(rdv__verify_routed(&m, b, now, &fresh, NULL), RDV_ERR_BAD_SIGNATURE);
+    rdv_msg_free(&m);
+    /* signed by a key other than fromNodeID's */
+    make_offer(&m, sb, a, b, now);
+    assert_int_equal(rdv__verify_routed(&m, b, now, &fresh, &rc), RDV_ERR_BAD_SIGNATURE);
+    rdv_msg_free(&m);
+    /* from self */
+    make_offer(&m, sb, b, b, now);
+    assert_int_equal(rdv__verify_routed(&m, b, now, &fresh, &rc), RDV_ERR_MISROUTED);
+    rdv_msg_free(&m);
+
+    /* Two distinct messages with the same timestamp are both accepted. */
+    rdv_msg m1, m2;
+    make_offer(&m1, sa, a, b, now + 5);
+    make_offer(&m2, sa, a, b, now + 5);
+    assert_int_equal(rdv__verify_routed(&m1, b, now, &fresh, &rc), 0);
+    assert_int_equal(rdv__verify_routed(&m2, b, now, &fresh, &rc), 0);
+    rdv_msg_free(&m1);
+    rdv_msg_free(&m2);
+
+    /* The cache is bounded: many more messages than slots. */
+    for (int i = 0; i < RDV__REPLAY_SLOTS + 10; i++) {
+        make_offer(&m, sa, a, b, now);
+        assert_int_equal(rdv__verify_routed(&m, b, now, &fresh, &rc), 0);
+        rdv_msg_free(&m);
+    }
+    assert_int_equal(rc.used, RDV__REPLAY_SLOTS);
+    rdv__replay_free(&rc);
+}
+
+static void test_helpers(void **state)
+{
+    (void)state;
+    char s1[RDV_SESSION_ID_LEN + 1], s2[RDV_SESSION_ID_LEN + 1];
+    rdv_session_id_generate(s1);
+    rdv_session_id_generate(s2);
+    assert_true(rdv_uuid_valid(s1, strlen(s1)));
+    assert_string_not_equal(s1, s2);
+    assert_int_equal(s1[14], '4');
+    assert_string_equal(rdv_nat_type_name(RDV_NAT_PORT_RESTRICTED), "portRestricted");
+    assert_int_equal(rdv_nat_type_from_name("symmetric"), RDV_NAT_SYMMETRIC);
+    assert_int_equal(rdv_nat_type_from_name("bogus"), RDV_NAT_UNKNOWN);
+    assert_string_equal(rdv_nat_type_name((rdv_nat_type)99), "unknown");
+    assert_string_equal(rdv_state_name(RDV_STATE_AUTHENTICATED), "authenticated");
+    assert_true(rdv_node_id_is_valid("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"));
+    assert_false(rdv_node_id_is_valid("D75A"));
+    assert_false(rdv_node_id_is_valid(NULL));
+    for (int e = RDV_ERR_INVALID; e >= RDV_ERR_NOT_SUPPORTED; e--)
+        assert_string_not_equal(rdv_strerror(e), "unknown error");
+    assert_string_equal(rdv_strerror(-1000), "unknown error");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_verify),
+        cmocka_unit_test(test_helpers),
+    };
+    return cmocka_run_group_tests_name("client_unit", tests, NULL, NULL);
+}
