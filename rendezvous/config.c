@@ -66,6 +66,8 @@ static const opt options[] = {
     {"--tls-cert", "RENDEZVOUS_TLS_CERT", "PATH", K_STR, "", 0, 0,
      "PEM certificate; with --tls-key, serve wss://"},
     {"--tls-key", "RENDEZVOUS_TLS_KEY", "PATH", K_STR, "", 0, 0, "PEM private key"},
+    {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "uv|poll", K_STR, "uv", 0, 0,
+     "libuv loop (lws plugin; poll when it is missing) or poll()"},
     {"--log-level", "RENDEZVOUS_LOG_LEVEL", "LEVEL", K_LEVEL, "info", 0, 0,
      "debug, info, warn or error"},
     {"--log-json", "RENDEZVOUS_LOG_JSON", NULL, K_FLAG, "off", 0, 0,
@@ -146,6 +148,12 @@ static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *
         ok = copy_str(cfg->tls_cert, sizeof cfg->tls_cert, val);
     } else if (!strcmp(f, "--tls-key")) {
         ok = copy_str(cfg->tls_key, sizeof cfg->tls_key, val);
+    } else if (!strcmp(f, "--event-loop")) {
+        if (strcmp(val, "uv") && strcmp(val, "poll")) {
+            fprintf(stderr, "rendezvousd: %s: '%s' must be uv or poll\n", src, val);
+            return false;
+        }
+        cfg->event_loop_poll = !strcmp(val, "poll");
     } else if (!strcmp(f, "--log-level")) {
         if (!rdv_log_level_parse(val, &cfg->log.level)) {
             fprintf(stderr, "rendezvousd: %s: '%s' must be debug, info, warn or error\n", src,

@@ -31,6 +31,7 @@ typedef struct rdv_config {
     size_t send_queue_max;       /* --send-queue-max: bytes per connection */
     char tls_cert[1024];         /* --tls-cert: empty = plain ws:// */
     char tls_key[1024];          /* --tls-key */
+    bool event_loop_poll;        /* --event-loop poll (default uv) */
     rdv_logger log;              /* --log-level, --log-json */
 } rdv_config;
 

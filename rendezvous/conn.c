@@ -86,6 +86,17 @@ static uint64_t drop_queue(rdv_conn *c)
     return n;
 }
 
+int rdv_conn_send_backlog(rdv_server *srv, rdv_conn *c, const void *data, size_t len)
+{
+    if (c->close_code)
+        return -1;
+    if (enqueue(c, data, len, false) != 0) {
+        rdv_error(srv->log, "out of memory queueing %zu bytes of backlog", len);
+        return -1;
+    }
+    return 0;
+}
+
 int rdv_conn_send(rdv_server *srv, rdv_conn *c, const void *data, size_t len, bool binary)
 {
     if (c->close_code)

@@ -81,6 +81,13 @@ uint8_t rdv_nat_index(const char *s);
 int rdv_conn_send(struct rdv_server *srv, rdv_conn *c, const void *data, size_t len,
                   bool binary);
 
+/* Queues a stored message delivered at welcome, exempt from the send cap:
+ * the backlog is bounded by --offline-queue-max x --max-message-bytes, and
+ * closing the node as a slow consumer would lose messages already taken
+ * from the durable queue. Returns 0, or -1 when closing / out of memory. */
+int rdv_conn_send_backlog(struct rdv_server *srv, rdv_conn *c, const void *data,
+                          size_t len);
+
 /* Wraps body (reference stolen) in an envelope of type and queues it. */
 int rdv_conn_send_json(struct rdv_server *srv, rdv_conn *c, rdv_msg_type type,
                        json_t *body);

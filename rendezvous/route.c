@@ -337,7 +337,7 @@ typedef struct deliver_ctx {
 static void deliver_one(const rdv_queued_msg *m, void *user)
 {
     deliver_ctx *d = user;
-    (void)rdv_conn_send(d->srv, d->c, m->raw, m->raw_len, false);
+    (void)rdv_conn_send_backlog(d->srv, d->c, m->raw, m->raw_len);
 }
 
 void rdv_route_deliver_queued(rdv_server *srv, rdv_conn *c, const char *hex)

@@ -9,7 +9,7 @@
  *
  * Event loop: lws' libuv loop when its plugin is installed (it keeps
  * accepting quickly with tens of thousands of sockets), else poll();
- * RENDEZVOUS_EVENT_LOOP=poll forces poll().
+ * --event-loop poll (RENDEZVOUS_EVENT_LOOP=poll) forces poll().
  *
  * Signals: the handler (with libuv: lws' signal callback) only sets a
  * sig_atomic_t and calls lws_cancel_service(); the loop then sends every
@@ -35,8 +35,9 @@
 
 /* lws receive chunk, allocated for every connection for its lifetime.
  * Measured RSS per idle authenticated connection (5000 more, release
- * build): 256 -> ~1.8 KB, 512 -> ~2.1 KB, 1024 -> ~2.6 KB. Longer messages
- * are reassembled in conn.c (one malloc per message). */
+ * build, poll loop): 256 -> ~1.8 KB, 512 -> ~2.1 KB, 1024 -> ~2.6 KB; the
+ * libuv loop adds ~230 B (~2.0 KB at 256). Longer messages are
+ * reassembled in conn.c (one malloc per message). */
 #define RX_BUFFER_SIZE 256
 #define PT_SERV_BUF_SIZE 4096
 #define HTTP_HEADER_DATA 2048    /* bytes of request headers kept */
@@ -275,14 +276,11 @@ static bool is_ipv4(const char *addr)
 /* Whether to ask lws for its libuv event loop: the default, since lws'
  * poll() loop slows down with tens of thousands of sockets. lws 4.1.6
  * loads it as a plugin (Debian: libwebsockets-evlib-uv); without it the
- * server falls back to poll(). RENDEZVOUS_EVENT_LOOP=poll forces poll(). */
+ * server falls back to poll(). --event-loop poll forces poll(). */
 static bool use_uv(const rdv_server *srv)
 {
-    const char *e = getenv("RENDEZVOUS_EVENT_LOOP");
-    if (e && !strcmp(e, "poll"))
+    if (srv->cfg->event_loop_poll)
         return false;
-    if (e && strcmp(e, "uv"))
-        rdv_warn(srv->log, "RENDEZVOUS_EVENT_LOOP=%s is neither uv nor poll; using uv", e);
     void *plugin = dlopen(UV_PLUGIN, RTLD_LAZY | RTLD_LOCAL);
     if (!plugin) {
         rdv_info(srv->log, "%s not found (Debian package libwebsockets-evlib-uv); using the "

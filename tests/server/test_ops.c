@@ -94,6 +94,7 @@ static void test_ops_bad_flags_refused(void **state)
         {"--verify-signatures", "maybe", NODB, NULL},
         {"--log-level", "loud", NODB, NULL},
         {"--max-message-bytes", "-5", NODB, NULL},
+        {"--event-loop", "select", NODB, NULL},
     };
 #undef NODB
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -456,6 +457,34 @@ static void test_ops_log_json(void **state)
     assert_true(lines >= 2);
 }
 
+/* Both event loops serve: --event-loop poll and the default (libuv when
+ * its plugin is installed); the ready line names the loop in use. */
+static void test_ops_event_loops(void **state)
+{
+    (void)state;
+    static const char *const want[] = {"poll loop)", "libuv loop)"};
+    for (int i = 0; i < 2; i++) {
+        rdv_ts_server *s = i == 0 ? START("--event-loop", "poll") : START_DEFAULT();
+        rdv_tn alice, bob;
+        rdv_tn_init(&alice, "alice");
+        rdv_tn_init(&bob, "bob");
+        rdv_ws *a = itest_node(s, &alice);
+        rdv_ws *b = itest_node(s, &bob);
+        itest_alive(a, bob.id);
+        rdv_ws_close(a);
+        rdv_ws_close(b);
+        char *log = rdv_ts_server_read_log(s);
+        assert_non_null(log);
+        bool found = strstr(log, want[i]) != NULL;
+        if (!found && i == 1 && strstr(log, "using the poll() event loop"))
+            found = true; /* plugin not installed: the documented fallback */
+        free(log);
+        if (!found)
+            fail_msg("log does not name the %s", want[i]);
+        assert_int_equal(rdv_ts_server_stop(s), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +500,7 @@ int main(void)
         ITEST(test_ops_tls),
         ITEST(test_ops_sigint_like_sigterm),
         ITEST(test_ops_log_json),
+        ITEST(test_ops_event_loops),
     };
     return ITEST_RUN(tests);
 }

@@ -227,6 +227,44 @@ static void test_queue_sender_gone(void **state)
     itest_alive(b, alice.id);
 }
 
+/* The backlog delivered at welcome may exceed --send-queue-max (it is
+ * bounded by --offline-queue-max x --max-message-bytes): stored messages
+ * are never lost to the slow-consumer cap. */
+static void test_queue_backlog_over_send_cap(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = START("--send-queue-max", "4096", "--offline-queue-max", "8");
+    rdv_tn alice, bob;
+    rdv_tn_init(&alice, "alice");
+    rdv_tn_init(&bob, "bob");
+    rdv_ws *a = itest_node(s, &alice);
+    char pad[1501];
+    memset(pad, 'x', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    sent m[8];
+    memset(m, 0, sizeof m);
+    for (int i = 0; i < 8; i++) {
+        rdv_uuid_v4(m[i].sid);
+        json_t *body = json_pack("{s:s, s:s, s:o, s:s}", "toNodeID", bob.id, "sessionID",
+                                 m[i].sid, "connectionInfo", rdv_tn_connection_info(),
+                                 "pad", pad);
+        assert_non_null(body);
+        m[i].text = rdv_tn_sign_body(&alice, RDV_MSG_OFFER, body, NULL, &m[i].len);
+        assert_non_null(m[i].text);
+        assert_int_equal(rdv_ws_send_text(a, m[i].text, m[i].len), 0);
+        json_decref(itest_expect(a, "queued"));
+    }
+    rdv_ws *b = itest_node(s, &bob);
+    for (int i = 0; i < 8; i++) {
+        if (rdv_expect_bytes(b, m[i].text, m[i].len, T_MS) != 0) {
+            sent_free(m, 8);
+            fail_msg("queued message %d of 8 (12 KB backlog, 4 KB send cap) lost", i);
+        }
+    }
+    sent_free(m, 8);
+    itest_alive(b, alice.id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +274,7 @@ int main(void)
         ITEST(test_queue_survives_sigkill),
         ITEST(test_queue_survives_sigterm),
         ITEST(test_queue_sender_gone),
+        ITEST(test_queue_backlog_over_send_cap),
     };
     return ITEST_RUN(tests);
 }
