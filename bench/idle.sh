@@ -41,6 +41,9 @@ run_idle() {
     wait_quiet
     rss0=$(rss_kb "$spid")
     rm -f "$OUT"/ready.*
+    local tck b0 b1 s0 s1 g1=0 t0 t1 p
+    tck=$(getconf CLK_TCK)
+    b0=$(busy_ticks); s0=$(proc_ticks "$spid"); t0=$(date +%s.%N)
     GEN_PIDS=()
     for i in $(seq 0 $((PROCS - 1))); do
         local n=$per
@@ -65,6 +68,14 @@ run_idle() {
         [ "$alive" -eq 0 ] && break
         sleep 0.1; t=$((t + 1))
     done
+    # CPU during the connect phase: server, generators, everything else
+    b1=$(busy_ticks); s1=$(proc_ticks "$spid"); t1=$(date +%s.%N)
+    for p in "${GEN_PIDS[@]}"; do g1=$((g1 + $(proc_ticks "$p"))); done
+    local cpu
+    cpu=$(awk -v b0="$b0" -v b1="$b1" -v s0="$s0" -v s1="$s1" -v g="$g1" -v t0="$t0" \
+        -v t1="$t1" -v k="$tck" 'BEGIN { d = (t1 - t0) * k; if (d <= 0) d = 1;
+        srv = (s1 - s0) / d; gen = g / d; oth = (b1 - b0) / d - srv - gen; if (oth < 0) oth = 0;
+        printf "%.2f %.2f %.2f", srv, gen, oth }')
     sleep "$SETTLE"
     rss1=$(rss_kb "$spid")
     held_srv=$(conns_on "$port")
@@ -102,8 +113,8 @@ run_idle() {
     hs=$(awk -v n="$ready" -v s="$secs" 'BEGIN {if (s > 0) printf "%.0f", n / s; else print 0}')
     per_conn=$(awk -v a="$rss0" -v b="$rss1" -v n="$ready" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / n; else print "n/a"}')
     back=$(awk -v a="$rss0" -v b="$rss1" -v c="$rss2" 'BEGIN {if (b > a) printf "%.0f%%", 100 * (b - c) / (b - a); else print "n/a"}')
-    ROWS+=("$(printf '| %-20s | %6s | %6s | %6s | %5s | %8s | %7s | %9s | %9s | %9s | %8s | %7s |' \
-        "$label" "$k" "$ready" "$held_srv" "$failed" "$hs" "$p99" \
+    ROWS+=("$(printf '| %-20s | %6s | %6s | %6s | %5s | %8s | %7s | %4s / %4s / %4s | %9s | %9s | %9s | %8s | %7s |' \
+        "$label" "$k" "$ready" "$held_srv" "$failed" "$hs" "$p99" $cpu \
         "$(awk -v v="$rss0" 'BEGIN {printf "%.1f", v / 1024}')" \
         "$(awk -v v="$rss1" 'BEGIN {printf "%.1f", v / 1024}')" \
         "$(awk -v v="$rss2" 'BEGIN {printf "%.1f", v / 1024}')" "$per_conn" "$back")")
@@ -132,7 +143,9 @@ echo "RSS in MiB (VmRSS): before connecting, with all K connected ($SETTLE s aft
 echo "and $SETTLE s after all disconnected; KiB/conn = (with - before) / ready; returned = share"
 echo "of the growth given back after the disconnect."
 echo
-echo "| server               |      K |  ready | server | fail | hs/s     | hs p99 ms | RSS before | RSS with K | RSS after | KiB/conn | returned |"
-echo "|----------------------|--------|--------|--------|------|----------|-----------|------------|------------|-----------|----------|----------|"
+echo "cores: CPU used while connecting by the server / the generators / everything else."
+echo
+echo "| server               |      K |  ready | server | fail | hs/s     | hs p99 ms | cores srv / gen / other | RSS before | RSS with K | RSS after | KiB/conn | returned |"
+echo "|----------------------|--------|--------|--------|------|----------|-----------|-------------------------|------------|------------|-----------|----------|----------|"
 printf '%s\n' "${ROWS[@]}"
 } | tee "$OUT/table.md"

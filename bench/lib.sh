@@ -6,13 +6,22 @@
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
-SRV_BUILD=${SRV_BUILD:-$REPO_DIR/build-bench}
+# SERVER_FROM=tree builds rendezvousd from the working tree (a clean
+# checkout: what you have); SERVER_FROM=head builds it from `git archive HEAD`
+# unpacked in build-bench-src/, so uncommitted edits in the tree do not matter.
+SERVER_FROM=${SERVER_FROM:-tree}
+if [ "$SERVER_FROM" = head ]; then
+    SRV_BUILD=${SRV_BUILD:-$REPO_DIR/build-bench-head}
+else
+    SRV_BUILD=${SRV_BUILD:-$REPO_DIR/build-bench}
+fi
 GEN_BUILD=${GEN_BUILD:-$REPO_DIR/build-bench-gen}
 RDV_PORT=${RDV_PORT:-18480}
 PEER_PORT=${PEER_PORT:-19480}
 OUT=${OUT:-$(mktemp -d /tmp/rdv-bench.XXXXXX)}
 RDVD=$SRV_BUILD/rendezvous/rendezvousd
 PEERJS=$BENCH_DIR/peers/peerjs/node_modules/peer/dist/bin/peerjs.js
+RDV_FLAGS=${RDV_FLAGS:-}   # extra rendezvousd flags, e.g. "--event-loop poll"
 RDV_PID=
 PEER_PID=
 mkdir -p "$OUT"
@@ -29,8 +38,19 @@ build_all() {
     command -v cmake >/dev/null || die "cmake not found (scripts/bootstrap installs it)"
     command -v node >/dev/null || die "node (>= 14) and npm are needed for the PeerJS server"
     command -v curl >/dev/null || die "curl not found"
-    log "building rendezvousd (Release) in $SRV_BUILD"
-    cmake -S "$REPO_DIR" -B "$SRV_BUILD" -DCMAKE_BUILD_TYPE=Release -DRDV_SANITIZE=OFF \
+    local src=$REPO_DIR
+    BUILT_COMMIT=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null)
+    BUILT_DIRTY=$(git -C "$REPO_DIR" status --porcelain -- rendezvous schema db 2>/dev/null | wc -l)
+    if [ "$SERVER_FROM" = head ]; then
+        src=$REPO_DIR/build-bench-src   # git-ignored (/build-*/)
+        if [ "$(cat "$src/.bench-commit" 2>/dev/null)" != "$BUILT_COMMIT" ]; then
+            rm -rf "$src" && mkdir -p "$src"
+            git -C "$REPO_DIR" archive HEAD | tar -x -C "$src" || die "git archive HEAD failed"
+            echo "$BUILT_COMMIT" >"$src/.bench-commit"
+        fi
+    fi
+    log "building rendezvousd (Release, from $SERVER_FROM) in $SRV_BUILD"
+    cmake -S "$src" -B "$SRV_BUILD" -DCMAKE_BUILD_TYPE=Release -DRDV_SANITIZE=OFF \
         -DRDV_BUILD_TESTS=OFF >"$OUT/cmake-server.log" 2>&1 \
         || die "configuring the server failed; see $OUT/cmake-server.log"
     cmake --build "$SRV_BUILD" -j2 --target rendezvousd >>"$OUT/cmake-server.log" 2>&1 \
@@ -53,7 +73,7 @@ start_rdv() {
     rm -f "$OUT"/rdv.db "$OUT"/rdv.db-*
     "$RDVD" --port "$RDV_PORT" --db "$OUT/rdv.db" --name bench \
         --verify-signatures "$verify" --rate 1000000 --burst 1000000 \
-        --max-connections-per-ip 0 --log-level warn "$@" >>"$OUT/rdv.log" 2>&1 &
+        --max-connections-per-ip 0 --log-level warn $RDV_FLAGS "$@" >>"$OUT/rdv.log" 2>&1 &
     RDV_PID=$!
     local i
     for i in $(seq 1 100); do
@@ -117,9 +137,23 @@ field() { printf '%s\n' "$2" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $
 # median of the numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print 0}'; }
 
+# The server under test: commit, whether its sources differ from it, the
+# event loop it reported at start, and any extra flags.
+server_line() {
+    local dirty=${BUILT_DIRTY:-0} loop
+    [ "$SERVER_FROM" = head ] && dirty=0
+    loop=$(grep -o '[a-z]* loop)' "$OUT/rdv.log" 2>/dev/null | tail -1 | tr -d ')')
+    printf 'rendezvousd at commit %s%s%s, %s%s\n' "${BUILT_COMMIT:-?}" \
+        "$([ "$SERVER_FROM" = head ] && echo " (built from git archive HEAD)")" \
+        "$([ "$dirty" -gt 0 ] && echo " plus $dirty uncommitted files in rendezvous/ schema/ db/")" \
+        "${loop:-unknown loop}" "${RDV_FLAGS:+, flags $RDV_FLAGS}"
+}
+
 machine_line() {
+    server_line
+    echo
     printf 'date %s; commit %s; %s cores (%s); %s MiB RAM; %s; open files hard limit %s\n' \
-        "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null)" \
+        "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${BUILT_COMMIT:-?}" \
         "$(nproc)" "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)" \
         "$(awk '/^MemTotal/ {printf "%d", $2/1024}' /proc/meminfo)" \
         "$(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-linux}")" "$(ulimit -Hn)"
@@ -131,6 +165,7 @@ machine_line() {
 # the run goes ahead anyway (the result lines carry other_cores).
 QUIET_CORES=${QUIET_CORES:-0.15}
 QUIET_WAIT=${QUIET_WAIT:-60}
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 wait_quiet() {
     local t=0 b0 b1 cores tck

@@ -118,6 +118,11 @@ start_peerjs
 run_config "PeerJS (peer@1.0.2)" peerjs "$PEER_PORT" "$PEER_PID"
 stop_peerjs
 
+# the same per-core check after the runs: a drift between the two means the
+# CPU itself got slower or faster meanwhile (e.g. a busy host under this VM)
+"$GEN_BUILD/verify_rate" --seconds 2 >"$OUT/verify_rate_end.txt" 2>&1 || die "verify_rate failed"
+VERIFY_END=$(awk '$1 == "sodium_verify" {print $2}' "$OUT/verify_rate_end.txt")
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 {
@@ -132,7 +137,8 @@ echo "| server                 | window | msgs/s best | median | p50 us | p99 us
 echo "|------------------------|--------|-------------|--------|--------|--------|---------|--------|-----------|-----------|-------|--------|"
 printf '%s\n' "${ROWS[@]}"
 echo
-echo "Ed25519 on one core (bench/verify_rate): crypto_sign_verify_detached $VERIFY_PER_S/s;"
+echo "Ed25519 on one core (bench/verify_rate): crypto_sign_verify_detached $VERIFY_PER_S/s"
+echo "before the runs, $VERIFY_END/s after them;"
 echo "the codec's rdv_sig_verify_from (JCS + verify, what the server runs per offer) $CODEC_VERIFY_PER_S/s."
 echo
 for w in $WINDOWS; do

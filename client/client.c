@@ -127,6 +127,27 @@ rdv__outmsg *rdv__outq_take_all(rdv_client *c)
     return all;
 }
 
+int rdv__outq_append_locked(rdv_client *c, rdv__outmsg *m, bool force)
+{
+    int64_t max = c->limits.max_message_bytes > 0 ? c->limits.max_message_bytes
+                                                   : RDV_MAX_MESSAGE_BYTES;
+    if (!force && c->state != RDV_STATE_AUTHENTICATED)
+        return RDV_ERR_NOT_CONNECTED;
+    if ((int64_t)m->len > max)
+        return RDV_ERR_TOO_LARGE;
+    if (c->outq_count >= RDV__OUTQ_MAX_MSGS || c->outq_bytes + m->len > RDV__OUTQ_MAX_BYTES)
+        return RDV_ERR_BACKLOG;
+    m->next = NULL;
+    if (c->outq_tail)
+        c->outq_tail->next = m;
+    else
+        c->outq_head = m;
+    c->outq_tail = m;
+    c->outq_count++;
+    c->outq_bytes += m->len;
+    return 0;
+}
+
 int rdv__enqueue(rdv_client *c, const char *text, size_t len,
                  const char *type, const char *ref, bool force)
 {
@@ -135,31 +156,14 @@ int rdv__enqueue(rdv_client *c, const char *text, size_t len,
         return RDV_ERR_NOMEM;
     m->next = NULL;
     m->len = len;
+    m->binary = false;
     snprintf(m->ref, sizeof(m->ref), "%s", ref ? ref : "");
     snprintf(m->type, sizeof(m->type), "%s", type ? type : "");
     memcpy(m->buf + RDV__LWS_PRE, text, len);
     m->buf[RDV__LWS_PRE + len] = '\0';
 
-    int rc = 0;
     pthread_mutex_lock(&c->lock);
-    int64_t max = c->limits.max_message_bytes > 0 ? c->limits.max_message_bytes
-                                                   : RDV_MAX_MESSAGE_BYTES;
-    if (!force && c->state != RDV_STATE_AUTHENTICATED)
-        rc = RDV_ERR_NOT_CONNECTED;
-    else if ((int64_t)len > max)
-        rc = RDV_ERR_TOO_LARGE;
-    else if (c->outq_count >= RDV__OUTQ_MAX_MSGS ||
-             c->outq_bytes + len > RDV__OUTQ_MAX_BYTES)
-        rc = RDV_ERR_BACKLOG;
-    if (rc == 0) {
-        if (c->outq_tail)
-            c->outq_tail->next = m;
-        else
-            c->outq_head = m;
-        c->outq_tail = m;
-        c->outq_count++;
-        c->outq_bytes += len;
-    }
+    int rc = rdv__outq_append_locked(c, m, force);
     pthread_mutex_unlock(&c->lock);
     if (rc != 0) {
         free(m);
@@ -167,6 +171,16 @@ int rdv__enqueue(rdv_client *c, const char *text, size_t len,
     }
     rdv__wake(c);
     return 0;
+}
+
+size_t rdv_client_pending(rdv_client *c)
+{
+    if (!c)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    size_t n = c->outq_count;
+    pthread_mutex_unlock(&c->lock);
+    return n;
 }
 
 /* Signing time: the server-clock estimate, strictly increasing per client
@@ -337,6 +351,7 @@ void rdv_client_destroy(rdv_client *c)
     atomic_store(&c->destroying, true);
     rdv__loop_stop_thread(c);
     rdv__loop_free(c);
+    rdv__relay_free_all(c);
     rdv__outmsg *m = rdv__outq_take_all(c);
     while (m) {
         rdv__outmsg *n = m->next;

@@ -14,7 +14,12 @@
  *               freshness) and the replay cache, pure functions of their
  *               inputs;
  *   url.c       ws:// / wss:// URL parsing;
- *   backoff.c   the reconnect delay (exponential, capped, jittered).
+ *   backoff.c   the reconnect delay (exponential, capped, jittered);
+ *   relay.c     relay sessions (PROTOCOL.md 9): open/accept/reject/close,
+ *               relayOpen/relayReady/relayClose/relayData handling, the
+ *               encrypted binary fast path, timeouts, network status;
+ *   e2e.c       end-to-end encryption of session data (pure);
+ *   proxy.c     the UDP proxy bound to a relay session.
  *
  * Threads: fields marked (L) are protected by `lock`; fields marked (S) are
  * touched only by the service thread (the one inside rdv_client_process()
@@ -28,8 +33,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
+
+#include "e2e.h"
 
 #include "message.h"
 #include "rendezvous/rendezvous.h"
@@ -100,6 +108,7 @@ void rdv__replay_free(rdv__replay *rc);
 typedef struct rdv__outmsg {
     struct rdv__outmsg *next;
     size_t len;
+    bool binary;         /* a relay data frame (datagram: dropped silently) */
     char ref[RDV_REQUEST_ID_LEN + 1];
     char type[16];
     unsigned char buf[]; /* RDV__LWS_PRE + len + 1 */
@@ -112,6 +121,40 @@ typedef enum rdv__phase {
     RDV__PH_AUTH,         /* upgraded; waiting for challenge, then welcome */
     RDV__PH_READY         /* welcome received */
 } rdv__phase;
+
+/* Relay session states (this node's view). */
+typedef enum rdv__relay_state {
+    RDV__RS_REQUESTED = 0, /* peer's relayOpen received, not answered yet */
+    RDV__RS_OPENING,       /* our relayOpen sent, waiting for relayReady */
+    RDV__RS_OPEN           /* keys derived, data flows */
+} rdv__relay_state;
+
+/* One relay session, in c->relays (L). */
+typedef struct rdv__relay {
+    struct rdv__relay *next;
+    char sid[RDV_SESSION_ID_LEN + 1];
+    uint8_t sid_bytes[RDV__E2E_AD_BYTES];
+    char peer[RDV_NODE_ID_LEN + 1];
+    rdv__relay_state st;
+    bool initiator;                 /* we sent relayOpen */
+    rdv__e2e_keypair kp;            /* ours; wiped once keys are derived */
+    uint8_t peer_pk[RDV__E2E_PK_BYTES]; /* REQUESTED: the opener's e2eKey */
+    rdv__e2e e2e;                   /* OPEN: keys, counters, window */
+    int64_t deadline;               /* monotonic ms: open / answer timeout */
+    int64_t req_ts;                 /* relayOpen timestamp (REQUESTED) */
+    /* UDP proxy (proxy.c); proxy_fd -1 when none. */
+    int proxy_fd;
+    struct sockaddr_storage dest;   /* last local sender / forward address */
+    socklen_t dest_len;             /* 0: nowhere to deliver yet */
+} rdv__relay;
+
+/* Relay statistics and errors for rdv_client_network_status (L). */
+typedef struct rdv__relay_stats {
+    uint64_t opened, tx_dgrams, rx_dgrams, tx_bytes, rx_bytes, dropped;
+    int last_error;
+    char last_error_text[128];
+    int last_traversal;             /* rdv_traversal */
+} rdv__relay_stats;
 
 typedef enum rdv__mode { RDV__MODE_NONE = 0, RDV__MODE_THREAD, RDV__MODE_EMBED } rdv__mode;
 
@@ -144,6 +187,11 @@ struct rdv_client {
     int last_error;
     unsigned req_counter;
     int64_t last_sign_ts;
+    rdv__relay *relays;          /* relay sessions (relay.c) */
+    rdv__relay_stats rstats;
+    int *dead_fds;               /* proxy sockets to close on the service
+                                  * thread (never while it may use them) */
+    size_t ndead, capdead;
 
     /* (S) */
     struct lws_context *ctx;
@@ -163,6 +211,8 @@ struct rdv_client {
     char *rx;
     size_t rx_len, rx_cap;
     bool rx_skip;                /* current message too large: skipping */
+    bool rx_binary;              /* current message is a binary frame */
+    uint8_t *scratch;            /* decrypted relay datagram (S) */
     rdv__replay replay;
     rdv__fresh fresh;
 
@@ -224,5 +274,51 @@ void rdv__proto_send_ping(rdv_client *c);
 
 /* Removes and returns the whole outbound queue (caller frees it). (L taken) */
 rdv__outmsg *rdv__outq_take_all(rdv_client *c);
+
+/* Appends m to the outbound queue if the state and bounds allow (see
+ * rdv__enqueue). Returns 0 (m is owned by the queue) or an RDV_ERR_* (m
+ * still the caller's). (L taken) */
+int rdv__outq_append_locked(rdv_client *c, rdv__outmsg *m, bool force);
+
+/* ---- relay.c ---- */
+
+/* Scratch size for one decrypted datagram (largest binary frame). */
+#define RDV__SCRATCH_BYTES RDV_MAX_MESSAGE_BYTES
+
+/* A verified relayOpen / relayReady. (S) */
+void rdv__relay_on_routed(rdv_client *c, const rdv_msg *m);
+/* relayClose from the server. (S) */
+void rdv__relay_on_close(rdv_client *c, const json_t *body);
+/* relayData text form. (S) */
+void rdv__relay_on_data_text(rdv_client *c, const json_t *body);
+/* A complete binary frame. (S) */
+void rdv__relay_on_binary(rdv_client *c, const uint8_t *buf, size_t len);
+/* A server `error`: ends the relay session it is about, if any. (S) */
+void rdv__relay_on_server_error(rdv_client *c, rdv_ec ec, const char *ref,
+                                const char *type, const char *message);
+/* The connection ended: every session ends with RDV_ERR_CONNECT. (S) */
+void rdv__relay_on_conn_lost(rdv_client *c);
+/* Timeouts of opening / requested sessions; closes dead proxy fds. (S) */
+void rdv__relay_tick(rdv_client *c, int64_t now);
+/* Frees every session without callbacks (destroy). */
+void rdv__relay_free_all(rdv_client *c);
+/* Encrypts and queues one datagram on open session `r`. (L held) */
+int rdv__relay_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_t len);
+/* Finds a session by ID. (L held) */
+rdv__relay *rdv__relay_find_locked(rdv_client *c, const char *sid);
+/* Forgets the proxy socket of r: removed from epfd, closed later on the
+ * service thread. (L held) */
+void rdv__proxy_detach_locked(rdv_client *c, rdv__relay *r);
+
+/* ---- proxy.c ---- */
+
+/* Reads the proxy sockets (bounded per call) and relays what arrived. (S) */
+void rdv__proxy_service(rdv_client *c);
+/* Writes a datagram from the peer to the proxy's local destination; the
+ * caller copied fd and destination under the lock. (S) */
+void rdv__proxy_deliver(rdv_client *c, int fd, const struct sockaddr_storage *dest,
+                        socklen_t dest_len, const uint8_t *buf, size_t len);
+/* Closes the proxy fds queued by rdv__proxy_detach_locked. (S) */
+void rdv__proxy_close_dead(rdv_client *c);
 
 #endif

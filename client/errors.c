@@ -32,6 +32,8 @@ const char *rdv_strerror(int err)
     case RDV_ERR_TOO_LARGE: return "message larger than the server allows";
     case RDV_ERR_BACKLOG: return "send queue full (the connection is not draining)";
     case RDV_ERR_NOT_SUPPORTED: return "not supported by this version";
+    case RDV_ERR_DECRYPT: return "relay data failed end-to-end authentication (tampered or wrong key; dropped)";
+    case RDV_ERR_NO_SESSION: return "no such open relay session";
     default: return "unknown error";
     }
 }

@@ -139,10 +139,13 @@ static void on_conn_end(rdv_client *c, int reason, const char *detail)
         snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s", detail);
     rdv__set_state(c, failed ? RDV_STATE_FAILED : RDV_STATE_DISCONNECTED);
     rdv__report(c, reason, NULL, text, NULL, NULL, NULL, NULL);
+    /* The server ends every relay session of a connection. */
+    rdv__relay_on_conn_lost(c);
     while (dropped) {
         rdv__outmsg *n = dropped->next;
-        if (strcmp(dropped->type, "pong") != 0 && strcmp(dropped->type, "ping") != 0 &&
-            strcmp(dropped->type, "hello") != 0)
+        /* Relay data is datagrams: dropped without a report. */
+        if (!dropped->binary && strcmp(dropped->type, "pong") != 0 &&
+            strcmp(dropped->type, "ping") != 0 && strcmp(dropped->type, "hello") != 0)
             rdv__report(c, RDV_ERR_NOT_CONNECTED, NULL,
                         "message dropped: the connection went down before it was sent",
                         dropped->ref[0] ? dropped->ref : NULL, dropped->type, NULL, NULL);
@@ -211,7 +214,8 @@ static int write_one(rdv_client *c, struct lws *wsi)
     pthread_mutex_unlock(&c->lock);
     if (!m)
         return 0;
-    int n = lws_write(wsi, m->buf + RDV__LWS_PRE, m->len, LWS_WRITE_TEXT);
+    int n = lws_write(wsi, m->buf + RDV__LWS_PRE, m->len,
+                      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
     free(m);
     if (n < 0) {
         c->end_reason = RDV_ERR_CONNECT;
@@ -226,11 +230,10 @@ static int on_receive(rdv_client *c, struct lws *wsi, const void *in, size_t len
 {
     c->last_rx = rdv__mono_ms();
     c->ping_sent = 0;
-    if (lws_frame_is_binary(wsi))
-        return 0; /* binary relay frames: relay API not yet */
     if (lws_is_first_fragment(wsi)) {
         c->rx_len = 0;
         c->rx_skip = false;
+        c->rx_binary = lws_frame_is_binary(wsi) != 0; /* relay data */
     }
     size_t max = RDV_MAX_MESSAGE_BYTES;
     pthread_mutex_lock(&c->lock);
@@ -269,6 +272,10 @@ static int on_receive(rdv_client *c, struct lws *wsi, const void *in, size_t len
     }
     size_t n = c->rx_len;
     c->rx_len = 0;
+    if (c->rx_binary) {
+        rdv__relay_on_binary(c, (const uint8_t *)c->rx, n);
+        return 0;
+    }
     return rdv__proto_on_text(c, c->rx, n);
 }
 
@@ -433,6 +440,8 @@ static void service(rdv_client *c)
 {
     drain_eventfd(c);
     run_timers(c, rdv__mono_ms());
+    rdv__relay_tick(c, rdv__mono_ms());
+    rdv__proxy_service(c);
     for (int round = 0; round < 2; round++) {
         if (c->wsi && c->phase >= RDV__PH_AUTH) {
             pthread_mutex_lock(&c->lock);

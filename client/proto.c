@@ -10,7 +10,10 @@
  *                 cb_offer / cb_answer / cb_candidate; rejected ones go to
  *                 cb_error only
  *   presence, peerOnline, peerOffline, queued -> their callbacks
- *   error      -> cb_error (mapped to RDV_ERR_*); `replaced` is final
+ *   relayOpen, relayReady -> verified like offers, then relay.c
+ *   relayClose, relayData (text form) -> relay.c
+ *   error      -> cb_error (mapped to RDV_ERR_*); `replaced` is final; an
+ *                 error about a relay session may end it (relay.c)
  *   ping       -> pong with the same id (11)
  * Every message is parsed and validated by the codec (schema/message.h)
  * first; nothing here re-implements parsing, canonicalisation or signing.
@@ -134,6 +137,9 @@ static void read_limits(const json_t *l, rdv_limits *out)
     out->max_relay_sessions = get_int(l, "maxRelaySessions", 0);
     out->max_relay_payload = get_int(l, "maxRelayPayload", 0);
     out->relay_bytes_per_second = get_int(l, "relayBytesPerSecond", 0);
+    out->relay_global_bytes_per_second = get_int(l, "relayGlobalBytesPerSecond", 0);
+    out->relay_session_quota = get_int(l, "relaySessionQuota", 0);
+    out->relay_idle_timeout_ms = get_int(l, "relayIdleTimeoutMs", 0);
 }
 
 static int on_welcome(rdv_client *c, const json_t *b)
@@ -229,13 +235,7 @@ static void on_routed(rdv_client *c, const rdv_msg *m)
         if (c->cfg.cb_candidate)
             c->cfg.cb_candidate(c, &s, c->cfg.user_ptr);
     } else {
-        /* relayOpen / relayReady: verified, but the relay API is not there
-         * yet. Decline a relayOpen so the peer does not wait. */
-        if (m->type == RDV_MSG_RELAY_OPEN && sid) {
-            json_t *body = json_pack("{s:s, s:s}", "sessionID", sid, "reason",
-                                     "relay not supported by this node yet");
-            (void)rdv__send_body(c, RDV_MSG_RELAY_CLOSE, body, sid, false);
-        }
+        rdv__relay_on_routed(c, m); /* relayOpen / relayReady */
     }
     free(json);
 }
@@ -295,6 +295,8 @@ static void on_error(rdv_client *c, const json_t *b)
         c->end_reason = err;
     rdv__report(c, err, code, rdv_msg_get_str(b, "message"), rdv_msg_get_str(b, "ref"),
                 rdv_msg_get_str(b, "type"), rdv_msg_get_str(b, "field"), NULL);
+    rdv__relay_on_server_error(c, ec, rdv_msg_get_str(b, "ref"), rdv_msg_get_str(b, "type"),
+                               rdv_msg_get_str(b, "message"));
 }
 
 int rdv__proto_on_text(rdv_client *c, const char *text, size_t len)
@@ -366,8 +368,8 @@ int rdv__proto_on_text(rdv_client *c, const char *text, size_t len)
         break;
     }
     case RDV_MSG_PONG: break;
-    case RDV_MSG_RELAY_DATA:
-    case RDV_MSG_RELAY_CLOSE: break; /* relay API not yet */
+    case RDV_MSG_RELAY_DATA: rdv__relay_on_data_text(c, m.body); break;
+    case RDV_MSG_RELAY_CLOSE: rdv__relay_on_close(c, m.body); break;
     default:
         rdv__report(c, RDV_ERR_PROTOCOL, NULL, "node-to-server message type received",
                     NULL, rdv_msg_type_name(m.type), NULL, NULL);

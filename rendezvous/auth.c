@@ -90,12 +90,17 @@ static int send_welcome(rdv_server *srv, rdv_conn *c, const char *hex, const cha
 {
     const rdv_config *cfg = srv->cfg;
     json_t *limits = json_pack(
-        "{s:I, s:i, s:i, s:I, s:i, s:i, s:I, s:I, s:i, s:i}", "maxMessageBytes",
-        (json_int_t)cfg->max_message_bytes, "messagesPerSecond", cfg->rate, "messageBurst",
-        cfg->burst, "offlineTtlMs", (json_int_t)cfg->offline_ttl_ms, "offlineQueueMax",
-        cfg->offline_queue_max, "maxWatches", cfg->max_watches, "pingIntervalMs",
-        (json_int_t)cfg->ping_interval_ms, "idleTimeoutMs", (json_int_t)cfg->idle_timeout_ms,
-        "freshPastMs", RDV_FRESH_PAST_MS, "freshFutureMs", RDV_FRESH_FUTURE_MS);
+        "{s:I, s:i, s:i, s:I, s:i, s:i, s:I, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I}",
+        "maxMessageBytes", (json_int_t)cfg->max_message_bytes, "messagesPerSecond", cfg->rate,
+        "messageBurst", cfg->burst, "offlineTtlMs", (json_int_t)cfg->offline_ttl_ms,
+        "offlineQueueMax", cfg->offline_queue_max, "maxWatches", cfg->max_watches,
+        "pingIntervalMs", (json_int_t)cfg->ping_interval_ms, "idleTimeoutMs",
+        (json_int_t)cfg->idle_timeout_ms, "freshPastMs", RDV_FRESH_PAST_MS, "freshFutureMs",
+        RDV_FRESH_FUTURE_MS, "maxRelaySessions", cfg->relay_max_sessions, "maxRelayPayload",
+        (json_int_t)cfg->relay_max_payload, "relayBytesPerSecond", (json_int_t)cfg->relay_rate,
+        "relayGlobalBytesPerSecond", (json_int_t)cfg->relay_global_rate, "relaySessionQuota",
+        (json_int_t)cfg->relay_quota, "relayIdleTimeoutMs",
+        (json_int_t)cfg->relay_idle_timeout_ms);
     if (!limits)
         return -1;
     json_t *b = json_pack("{s:s, s:s, s:i, s:I, s:o}", "nodeID", hex, "observedIP", ip,

@@ -17,6 +17,11 @@
 #define RDV_VERSION "0.1.0"
 #endif
 
+/* Bytes of a text relayData besides the base64 payload:
+ * {"relayData":{"sessionID":"<36>","data":""}} is 57; room for whitespace
+ * and unknown fields. */
+#define RELAY_TEXT_OVERHEAD 128
+
 typedef enum opt_kind { K_STR, K_INT, K_ONOFF, K_FLAG, K_LEVEL } opt_kind;
 
 typedef struct opt {
@@ -63,9 +68,23 @@ static const opt options[] = {
      "close a connection silent this long"},
     {"--send-queue-max", "RENDEZVOUS_SEND_QUEUE_MAX", "BYTES", K_INT, "1048576", 4096,
      1073741824, "bytes waiting to be sent to one node; over it: slow_consumer"},
+    {"--rx-buffer", "RENDEZVOUS_RX_BUFFER", "BYTES", K_INT, "256", 128, 65536,
+     "receive chunk per connection: memory of every idle node vs. relay throughput"},
     {"--tls-cert", "RENDEZVOUS_TLS_CERT", "PATH", K_STR, "", 0, 0,
      "PEM certificate; with --tls-key, serve wss://"},
     {"--tls-key", "RENDEZVOUS_TLS_KEY", "PATH", K_STR, "", 0, 0, "PEM private key"},
+    {"--relay-max-payload", "RENDEZVOUS_RELAY_MAX_PAYLOAD", "BYTES", K_INT, "16384", 1,
+     16777216, "payload bytes per relayData (lowered to fit --max-message-bytes as base64)"},
+    {"--relay-max-sessions", "RENDEZVOUS_RELAY_MAX_SESSIONS", "N", K_INT, "8", 0, 1000000,
+     "relay sessions per node (0 disables the relay)"},
+    {"--relay-rate", "RENDEZVOUS_RELAY_RATE", "BYTES", K_INT, "134217728", 0,
+     1099511627776LL, "relayed payload bytes per second per node, 1 s burst (0 = unlimited)"},
+    {"--relay-quota", "RENDEZVOUS_RELAY_QUOTA", "BYTES", K_INT, "0", 0, 1LL << 53,
+     "payload bytes per relay session, then it is closed (0 = unlimited)"},
+    {"--relay-global-rate", "RENDEZVOUS_RELAY_GLOBAL_RATE", "BYTES", K_INT, "0", 0,
+     1099511627776LL, "relayed payload bytes per second, whole server (0 = unlimited)"},
+    {"--relay-idle-timeout", "RENDEZVOUS_RELAY_IDLE_TIMEOUT", "MS", K_INT, "60000", 100,
+     86400000, "close a relay session without data this long"},
     {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "uv|poll", K_STR, "uv", 0, 0,
      "libuv loop (lws plugin; poll when it is missing) or poll()"},
     {"--log-level", "RENDEZVOUS_LOG_LEVEL", "LEVEL", K_LEVEL, "info", 0, 0,
@@ -144,10 +163,24 @@ static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *
         cfg->idle_timeout_ms = v;
     } else if (!strcmp(f, "--send-queue-max")) {
         cfg->send_queue_max = (size_t)v;
+    } else if (!strcmp(f, "--rx-buffer")) {
+        cfg->rx_buffer_size = (size_t)v;
     } else if (!strcmp(f, "--tls-cert")) {
         ok = copy_str(cfg->tls_cert, sizeof cfg->tls_cert, val);
     } else if (!strcmp(f, "--tls-key")) {
         ok = copy_str(cfg->tls_key, sizeof cfg->tls_key, val);
+    } else if (!strcmp(f, "--relay-max-payload")) {
+        cfg->relay_max_payload = (size_t)v;
+    } else if (!strcmp(f, "--relay-max-sessions")) {
+        cfg->relay_max_sessions = (int)v;
+    } else if (!strcmp(f, "--relay-rate")) {
+        cfg->relay_rate = (uint64_t)v;
+    } else if (!strcmp(f, "--relay-quota")) {
+        cfg->relay_quota = (uint64_t)v;
+    } else if (!strcmp(f, "--relay-global-rate")) {
+        cfg->relay_global_rate = (uint64_t)v;
+    } else if (!strcmp(f, "--relay-idle-timeout")) {
+        cfg->relay_idle_timeout_ms = v;
     } else if (!strcmp(f, "--event-loop")) {
         if (strcmp(val, "uv") && strcmp(val, "poll")) {
             fprintf(stderr, "rendezvousd: %s: '%s' must be uv or poll\n", src, val);
@@ -263,5 +296,12 @@ rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
     }
     if (cfg->burst < 1 || cfg->rate < 1)
         return RDV_CONFIG_ERROR;
+    /* a relayData of the largest payload must fit one message in both
+     * forms, binary (17-byte header) and text (base64 plus the envelope):
+     * a smaller --max-message-bytes lowers the relay payload with it
+     * (welcome.limits announces the value in force) */
+    size_t fit = (cfg->max_message_bytes - RELAY_TEXT_OVERHEAD) / 4 * 3;
+    if (cfg->relay_max_payload > fit)
+        cfg->relay_max_payload = fit;
     return RDV_CONFIG_RUN;
 }

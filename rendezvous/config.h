@@ -29,9 +29,16 @@ typedef struct rdv_config {
     int64_t ping_interval_ms;    /* --ping-interval */
     int64_t idle_timeout_ms;     /* --idle-timeout */
     size_t send_queue_max;       /* --send-queue-max: bytes per connection */
+    size_t rx_buffer_size;       /* --rx-buffer: lws receive chunk per connection */
     char tls_cert[1024];         /* --tls-cert: empty = plain ws:// */
     char tls_key[1024];          /* --tls-key */
     bool event_loop_poll;        /* --event-loop poll (default uv) */
+    size_t relay_max_payload;    /* --relay-max-payload: bytes per relayData */
+    int relay_max_sessions;      /* --relay-max-sessions: per node */
+    uint64_t relay_rate;         /* --relay-rate: bytes/s per node, 0 = unlimited */
+    uint64_t relay_quota;        /* --relay-quota: bytes per session, 0 = unlimited */
+    uint64_t relay_global_rate;  /* --relay-global-rate: bytes/s, 0 = unlimited */
+    int64_t relay_idle_timeout_ms; /* --relay-idle-timeout */
     rdv_logger log;              /* --log-level, --log-json */
 } rdv_config;
 

@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "conn_limits.h"
 #include "log.h"
+#include "relay.h"
 #include "route.h"
 #include "server.h"
 #include "sign.h"
@@ -208,17 +209,25 @@ void rdv_conn_close(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *messa
     free(c->rx_buf);
     c->rx_buf = NULL;
     c->rx_len = c->rx_cap = 0;
+    /* its relay sessions end now (the peers are told), not at the TCP close */
+    rdv_relay_conn_gone(&srv->relay, srv, c,
+                        code == RDV_EC_REPLACED        ? RDV_RELAY_END_REPLACED
+                        : code == RDV_EC_SHUTTING_DOWN ? RDV_RELAY_END_SHUTDOWN
+                                                       : RDV_RELAY_END_DISCONNECTED);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_DRAIN_SECS);
     lws_callback_on_writable(c->wsi);
 }
 
-/* Hands one complete message to the router after the rate limiter. */
+/* Hands one complete message to the router after the rate limiter.
+ * Relay data (binary frames, compact text relayData) is exempt from the
+ * per-message limit: relay.c charges its bytes to the relay buckets, and
+ * charges refused relay data to the message bucket itself. */
 static int deliver(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len, bool binary)
 {
-    if (!rdv_limits_admit(srv, c))
-        return 0;
     if (binary)
         return rdv_route_binary(srv, c, data, len);
+    if (!rdv_relay_is_data_text(data, len) && !rdv_limits_admit(srv, c))
+        return 0;
     return rdv_route_message(srv, c, data, len);
 }
 

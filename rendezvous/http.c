@@ -66,6 +66,43 @@ static void metric(tbuf *b, const char *name, const char *type, const char *help
     tb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The relay's series (relay.h): sessions by state, payload bytes and
+ * messages forwarded, drops and session ends by reason. */
+static void build_relay_metrics(rdv_server *srv, tbuf *b)
+{
+    const rdv_relay *r = &srv->relay;
+    metric(b, "rendezvous_relay_sessions", "gauge", "Relay sessions, by state.");
+    tb_printf(b, "rendezvous_relay_sessions{state=\"opening\"} %llu\n",
+              (unsigned long long)r->n_opening);
+    tb_printf(b, "rendezvous_relay_sessions{state=\"open\"} %llu\n",
+              (unsigned long long)r->n_open);
+    metric(b, "rendezvous_relay_bytes_total", "counter", "Relay payload bytes forwarded.");
+    tb_printf(b, "rendezvous_relay_bytes_total %llu\n", (unsigned long long)r->m.bytes);
+    metric(b, "rendezvous_relay_messages_total", "counter", "relayData messages forwarded.");
+    tb_printf(b, "rendezvous_relay_messages_total %llu\n", (unsigned long long)r->m.messages);
+    metric(b, "rendezvous_relay_dropped_messages_total", "counter",
+           "relayData not delivered, by reason.");
+    for (int d = 0; d < RDV_RELAY_DROP__COUNT; d++)
+        tb_printf(b, "rendezvous_relay_dropped_messages_total{reason=\"%s\"} %llu\n",
+                  rdv_relay_drop_name((rdv_relay_drop)d),
+                  (unsigned long long)r->m.dropped_msgs[d]);
+    metric(b, "rendezvous_relay_dropped_bytes_total", "counter",
+           "Payload bytes of relayData not delivered, by reason.");
+    for (int d = 0; d < RDV_RELAY_DROP__COUNT; d++)
+        tb_printf(b, "rendezvous_relay_dropped_bytes_total{reason=\"%s\"} %llu\n",
+                  rdv_relay_drop_name((rdv_relay_drop)d),
+                  (unsigned long long)r->m.dropped_bytes[d]);
+    metric(b, "rendezvous_relay_sessions_opened_total", "counter",
+           "Relay sessions that reached OPEN (consented).");
+    tb_printf(b, "rendezvous_relay_sessions_opened_total %llu\n",
+              (unsigned long long)r->m.opened);
+    metric(b, "rendezvous_relay_sessions_closed_total", "counter",
+           "Relay sessions ended, by reason.");
+    for (int e = 0; e < RDV_RELAY_END__COUNT; e++)
+        tb_printf(b, "rendezvous_relay_sessions_closed_total{reason=\"%s\"} %llu\n",
+                  rdv_relay_end_name((rdv_relay_end)e), (unsigned long long)r->m.closed[e]);
+}
+
 static void build_metrics(rdv_server *srv, tbuf *b)
 {
     const rdv_metrics *m = &srv->m;
@@ -95,6 +132,7 @@ static void build_metrics(rdv_server *srv, tbuf *b)
     for (int r = 0; r < RDV_DROP__COUNT; r++)
         tb_printf(b, "rendezvous_dropped_messages_total{reason=\"%s\"} %llu\n",
                   rdv_drop_reason_name((rdv_drop_reason)r), (unsigned long long)m->dropped[r]);
+    build_relay_metrics(srv, b);
     int64_t depth = rdv_store_queue_depth(srv->store);
     metric(b, "rendezvous_offline_queue_depth", "gauge",
            "Messages waiting in the durable offline queue.");
@@ -132,6 +170,23 @@ static void build_status(rdv_server *srv, tbuf *b)
         (json_int_t)cfg->idle_timeout_ms, "maxConnections", cfg->max_connections,
         "maxConnectionsPerIp", cfg->max_connections_per_ip, "sendQueueMax",
         (json_int_t)cfg->send_queue_max);
+    const rdv_relay *r = &srv->relay;
+    json_t *relay = json_pack(
+        "{s:I, s:I, s:I, s:I, s:{s:I, s:i, s:I, s:I, s:I, s:I}}", "sessionsOpen",
+        (json_int_t)r->n_open, "sessionsOpening", (json_int_t)r->n_opening, "bytes",
+        (json_int_t)r->m.bytes, "messages", (json_int_t)r->m.messages, "limits", "maxPayload",
+        (json_int_t)cfg->relay_max_payload, "maxSessions", cfg->relay_max_sessions,
+        "bytesPerSecond", (json_int_t)cfg->relay_rate, "globalBytesPerSecond",
+        (json_int_t)cfg->relay_global_rate, "sessionQuota", (json_int_t)cfg->relay_quota,
+        "idleTimeoutMs", (json_int_t)cfg->relay_idle_timeout_ms);
+    if (!o || !relay) {
+        json_decref(relay);
+        json_decref(o);
+        o = NULL;
+    } else if (json_object_set_new(o, "relay", relay) != 0) { /* steals relay */
+        json_decref(o);
+        o = NULL;
+    }
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!s) {

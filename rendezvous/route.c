@@ -1,7 +1,8 @@
 /* route.c - dispatcher and signaling routes (see route.h).
  *
  * The route table maps each message type to {may a node send it, is it
- * accepted before welcome, handler}. relay.c will fill the relay slots.
+ * accepted before welcome, handler}. The relay types go to relay.c, after
+ * the checks of section 7.1 for relayOpen / relayReady.
  */
 #include "route.h"
 
@@ -14,6 +15,7 @@
 #include "conn_limits.h"
 #include "log.h"
 #include "presence.h"
+#include "relay.h"
 #include "server.h"
 #include "sign.h"
 
@@ -40,17 +42,23 @@ static int h_ping(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_
                   size_t len);
 static int h_pong(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
                   size_t len);
+static int h_relay_signed(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                          size_t len);
+static int h_relay_data(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                        size_t len);
+static int h_relay_close(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                         size_t len);
 
 static const route_entry routes[RDV_MSG__COUNT] = {
     [RDV_MSG_HELLO] = {h_hello, true, true},
     [RDV_MSG_OFFER] = {h_signal, true, false},
     [RDV_MSG_ANSWER] = {h_signal, true, false},
     [RDV_MSG_ICE_CANDIDATE] = {h_signal, true, false},
-    /* relay slots: relay.c (relay issue) provides these handlers */
-    [RDV_MSG_RELAY_OPEN] = {NULL, true, false},
-    [RDV_MSG_RELAY_READY] = {NULL, true, false},
-    [RDV_MSG_RELAY_DATA] = {NULL, true, false},
-    [RDV_MSG_RELAY_CLOSE] = {NULL, true, false},
+    /* the relay (relay.c) */
+    [RDV_MSG_RELAY_OPEN] = {h_relay_signed, true, false},
+    [RDV_MSG_RELAY_READY] = {h_relay_signed, true, false},
+    [RDV_MSG_RELAY_DATA] = {h_relay_data, true, false},
+    [RDV_MSG_RELAY_CLOSE] = {h_relay_close, true, false},
     [RDV_MSG_LOOKUP] = {h_lookup, true, false},
     [RDV_MSG_WATCH] = {h_watch, true, false},
     [RDV_MSG_UNWATCH] = {h_unwatch, true, false},
@@ -146,8 +154,16 @@ int rdv_route_message(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t 
     rdv_msg msg;
     rdv_msg_error err;
     memset(&err, 0, sizeof err);
-    if (rdv_msg_parse(data, len, srv->cfg->max_message_bytes, &msg, &err) != 0)
+    /* compact relayData skipped the message rate limit (conn.c); anything
+     * but well-formed relay data from a node that may send it pays here */
+    bool relay_fast = rdv_relay_is_data_text(data, len);
+    if (relay_fast && c->state != RDV_CONN_AUTHED && !rdv_limits_admit(srv, c))
+        return 0;
+    if (rdv_msg_parse(data, len, srv->cfg->max_message_bytes, &msg, &err) != 0) {
+        if (relay_fast && c->state == RDV_CONN_AUTHED && !rdv_limits_admit(srv, c))
+            return 0;
         return parse_failed(srv, c, data, len, &err);
+    }
     int rc = 0;
     if ((unsigned)msg.type < RDV_MSG__COUNT &&
         !refuse_type(srv, c, msg.type, ref_of(msg.body)))
@@ -159,21 +175,13 @@ int rdv_route_message(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t 
 int rdv_route_binary(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len)
 {
     if (c->state != RDV_CONN_AUTHED) {
-        (void)rdv_conn_send_error(srv, c, RDV_EC_NOT_AUTHENTICATED,
-                                  "binary frame before welcome; send hello first", NULL,
-                                  "relayData", NULL);
+        if (rdv_limits_admit(srv, c))
+            (void)rdv_conn_send_error(srv, c, RDV_EC_NOT_AUTHENTICATED,
+                                      "binary frame before welcome; send hello first", NULL,
+                                      "relayData", NULL);
         return 0;
     }
-    if (len < RDV_RELAY_FRAME_HEADER || data[0] != RDV_RELAY_FRAME_KIND_DATA) {
-        (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD,
-                                  "binary frame is not relay data (kind 0x01, 17-byte header)",
-                                  NULL, "relayData", NULL);
-        return 0;
-    }
-    (void)rdv_conn_send_error(srv, c, RDV_EC_UNSUPPORTED_TYPE,
-                              "relay data is not supported by this server version", NULL,
-                              "relayData", NULL);
-    return 0;
+    return rdv_relay_data_binary(&srv->relay, srv, c, data, len);
 }
 
 static int h_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
@@ -327,6 +335,36 @@ static int h_signal(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint
         rdv_debug(srv->log, "queued notice not sent");
     rdv_debug(srv->log, "%s %s -> %s queued (offline)", name, from, to);
     return 0;
+}
+
+/* relayOpen, relayReady: the checks of section 7.1, then relay.c. */
+static int h_relay_signed(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                          size_t len)
+{
+    const char *sid = rdv_msg_get_str(msg->body, "sessionID");
+    const char *field = NULL, *why = NULL;
+    rdv_ec ec = check_signed(srv, c, msg, &field, &why);
+    if (ec != RDV_EC_NONE) {
+        (void)rdv_conn_send_error(srv, c, ec, why, sid, rdv_msg_type_name(msg->type), field);
+        return 0;
+    }
+    if (msg->type == RDV_MSG_RELAY_OPEN)
+        return rdv_relay_open(&srv->relay, srv, c, msg, raw, len);
+    return rdv_relay_ready(&srv->relay, srv, c, msg, raw, len);
+}
+
+static int h_relay_data(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                        size_t len)
+{
+    return rdv_relay_data_text(&srv->relay, srv, c, msg, raw, len);
+}
+
+static int h_relay_close(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
+                         size_t len)
+{
+    (void)raw;
+    (void)len;
+    return rdv_relay_close_msg(&srv->relay, srv, c, msg);
 }
 
 typedef struct deliver_ctx {

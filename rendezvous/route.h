@@ -6,8 +6,8 @@
  * the handler of its type from a table. offer / answer / iceCandidate are
  * checked (sender binding, ingress freshness, signature unless
  * --verify-signatures=off) and forwarded as their original bytes, or queued
- * durably when the recipient is offline. The relay types have slots in the
- * table for relay.c; until it exists they are answered `unsupported_type`.
+ * durably when the recipient is offline. relayOpen / relayReady get the
+ * same checks and then go to relay.c, as do relayData and relayClose.
  */
 #ifndef RDV_SERVER_ROUTE_H
 #define RDV_SERVER_ROUTE_H
@@ -23,7 +23,8 @@ struct rdv_server;
  * the connection immediately (never for bad input: errors are queued). */
 int rdv_route_message(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len);
 
-/* Handles one complete binary message (relay fast path). */
+/* Handles one complete binary message (relay fast path: relay.c). Not
+ * rate limited per message unless refused. */
 int rdv_route_binary(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len);
 
 /* Sends c (just welcomed as node `hex`) its queued messages, in order. */

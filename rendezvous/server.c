@@ -2,8 +2,8 @@
  * signals and shutdown (see server.h).
  *
  * Memory per connection is what the issue cares about most, so the lws
- * knobs are set small: the rendezvous.v1 protocol's rx_buffer_size (256 B;
- * conn.c reassembles longer messages), pt_serv_buf_size, and a bounded pool
+ * knobs are set small: the rendezvous.v1 protocol's rx_buffer_size (256 B
+ * by default, --rx-buffer; conn.c reassembles longer messages), pt_serv_buf_size, and a bounded pool
  * of HTTP header buffers (only in use during the upgrade). WebSocket pings
  * and the idle close come from the vhost's retry_and_idle_policy.
  *
@@ -33,13 +33,16 @@
 #include "route.h"
 #include "sign.h"
 
-/* lws receive chunk, allocated for every connection for its lifetime.
- * Measured RSS per idle authenticated connection (5000 more, release
- * build, poll loop): 256 -> ~1.8 KB, 512 -> ~2.1 KB, 1024 -> ~2.6 KB; the
- * libuv loop adds ~230 B (~2.0 KB at 256). Longer messages are
- * reassembled in conn.c (one malloc per message). */
-#define RX_BUFFER_SIZE 256
-#define PT_SERV_BUF_SIZE 4096
+/* lws receive chunk (--rx-buffer, default 256), allocated for every
+ * connection for its lifetime. Measured RSS per idle authenticated
+ * connection (5000 more, release build, poll loop): 256 -> ~1.8 KB,
+ * 512 -> ~2.1 KB, 1024 -> ~2.6 KB; the libuv loop adds ~230 B (~2.0 KB at
+ * 256). Longer messages are reassembled in conn.c (one malloc per
+ * message). lws also reads the socket in pieces of this size (one
+ * poll + recv each), which bounds relay throughput: one relay session on
+ * loopback (bench/relay.sh, 2 cores) moved ~176 MB/s at 256, ~412 at
+ * 1024, ~744 at 4096, ~1117 at 16384. */
+#define PT_SERV_BUF_MIN 4096
 #define HTTP_HEADER_DATA 2048    /* bytes of request headers kept */
 #define HTTP_HEADER_POOL 256     /* upgrades in flight at once */
 #define FLUSH_DELAY_US 20000     /* store batch commit delay */
@@ -118,6 +121,7 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
     rdv_server *srv = lws_container_of(sul, rdv_server, sul_sweep);
     rdv_route_expire(srv);
+    rdv_relay_sweep(&srv->relay, srv, rdv_mono_ms());
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
 }
 
@@ -196,6 +200,8 @@ static void conn_gone(rdv_server *srv, rdv_conn *c)
     c->state = RDV_CONN_CLOSING;
     if (!c->close_code)
         c->close_code = LWS_CLOSE_STATUS_NORMAL;
+    /* after close_code: nothing more can be queued for c */
+    rdv_relay_conn_gone(&srv->relay, srv, c, RDV_RELAY_END_DISCONNECTED);
     if (srv->shutting_down && srv->m.connections == 0)
         stop_loop(srv);
 }
@@ -302,7 +308,10 @@ static struct lws_context *create_context(rdv_server *srv, bool uv)
     info.pprotocols = NULL;
     info.protocols = srv->protocols;
     info.user = srv;
-    info.pt_serv_buf_size = PT_SERV_BUF_SIZE;
+    /* lws never reads more than this at once: room for a whole rx chunk */
+    size_t serv_buf = cfg->rx_buffer_size + LWS_PRE;
+    info.pt_serv_buf_size = (unsigned int)(serv_buf > PT_SERV_BUF_MIN ? serv_buf
+                                                                      : PT_SERV_BUF_MIN);
     info.max_http_header_data = HTTP_HEADER_DATA;
     info.max_http_header_pool = HTTP_HEADER_POOL;
     info.retry_and_idle_policy = &srv->retry;
@@ -339,6 +348,20 @@ int rdv_server_start(rdv_server *srv)
         rdv_error(srv->log, "out of memory");
         return -1;
     }
+    rdv_relay_limits rl = {
+        .max_payload = cfg->relay_max_payload,
+        .max_sessions = cfg->relay_max_sessions,
+        .rate = cfg->relay_rate,
+        .global_rate = cfg->relay_global_rate,
+        .quota = cfg->relay_quota,
+        .idle_timeout_ms = cfg->relay_idle_timeout_ms,
+        .open_timeout_ms = cfg->offline_ttl_ms,
+        .queue_threshold = cfg->send_queue_max / 2,
+    };
+    if (rdv_relay_init(&srv->relay, &rl) != 0) {
+        rdv_error(srv->log, "out of memory");
+        return -1;
+    }
     uint32_t ping_s = (uint32_t)(cfg->ping_interval_ms / 1000);
     uint32_t hup_s = (uint32_t)(cfg->idle_timeout_ms / 1000);
     if (ping_s < 1)
@@ -354,7 +377,7 @@ int rdv_server_start(rdv_server *srv)
     srv->protocols[1].name = RDV_WS_SUBPROTOCOL;
     srv->protocols[1].callback = ws_callback;
     srv->protocols[1].per_session_data_size = sizeof(rdv_conn);
-    srv->protocols[1].rx_buffer_size = RX_BUFFER_SIZE;
+    srv->protocols[1].rx_buffer_size = cfg->rx_buffer_size;
     srv->protocols[1].tx_packet_size = cfg->max_message_bytes + 64;
 
     int lws_levels = LLL_ERR | LLL_WARN;
@@ -422,6 +445,7 @@ void rdv_server_destroy(rdv_server *srv)
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
     }
+    rdv_relay_free(&srv->relay);
     rdv_presence_free(srv);
     rdv_hmap_free(&srv->ips);
 }

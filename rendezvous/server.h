@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "hmap.h"
 #include "metrics.h"
+#include "relay.h"
 #include "store.h"
 
 typedef struct rdv_server {
@@ -31,6 +32,7 @@ typedef struct rdv_server {
     rdv_hmap nodes;                  /* node ID -> rdv_conn (AUTHED) */
     rdv_hmap watches;                /* node ID -> rdv_watch_entry */
     rdv_hmap ips;                    /* address -> rdv_ip_entry */
+    rdv_relay relay;                 /* relay sessions (relay.c) */
     rdv_conn *pending_head, *pending_tail; /* awaiting hello, oldest first */
     lws_sorted_usec_list_t sul_flush;    /* store batch commit */
     lws_sorted_usec_list_t sul_auth;     /* auth deadline of pending_head */

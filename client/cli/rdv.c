@@ -7,6 +7,9 @@
  *   rdv watch ID...                     print presence changes until ^C
  *   rdv offer ID                        send an offer, print the answer
  *   rdv listen                          answer offers, print what arrives
+ *   rdv relay ID | rdv relay --accept   pipe stdin/stdout through a relay
+ *   rdv proxy ID --listen ADDR          UDP proxy over a relay (and --accept)
+ *   rdv network status                  icnctl-style status (relay_cmds.c)
  *
  * `offer` and `listen` are a two-terminal demo of the signaling exchange.
  * The key path comes from --key, else $RENDEZVOUS_KEY, else
@@ -26,10 +29,9 @@
 
 #include <rendezvous/rendezvous.h>
 
-#define DEFAULT_KEY_PATH "rendezvous.key"
-#define DEFAULT_URL "ws://127.0.0.1:8080/v1"
+#include "cli.h"
+
 #define DEFAULT_TIMEOUT_MS 15000   /* lookup, offer: overall deadline */
-#define MAX_IDS RDV_MAX_IDS_PER_CALL
 
 static const char *const usage_main =
     "usage: rdv [--version] [--help] <command> [options]\n"
@@ -42,6 +44,11 @@ static const char *const usage_main =
     "  watch ID...                    print presence changes of nodes until ^C\n"
     "  offer ID                       send a signed offer, print the answer\n"
     "  listen                         answer offers and print what arrives\n"
+    "  relay ID | relay --accept [ID] pipe stdin/stdout through an encrypted relay\n"
+    "  proxy ID --listen ADDR         local UDP proxy over an encrypted relay\n"
+    "  proxy --accept [ID] --forward ADDR   the accepting side of a proxy\n"
+    "  network status                 public endpoint, NAT type, relay server,\n"
+    "                                 active relays, last traversal and errors\n"
     "\n"
     "options:\n"
     "  --key PATH   identity key file (env RENDEZVOUS_KEY,\n"
@@ -99,28 +106,15 @@ static void usage_cmd(const char *cmd, FILE *out)
                      "  --count N        exit after answering N offers\n"
                      "  --timeout MS     exit (status 1) when nothing was answered in MS\n",
                 usage_net, usage_info);
+    } else if (strcmp(cmd, "relay") == 0 || strcmp(cmd, "proxy") == 0 ||
+               strcmp(cmd, "network") == 0) {
+        rdv_cli_usage_relay(cmd, out, usage_net);
     } else {
         fputs(usage_main, out);
     }
 }
 
-struct cli_opts {
-    const char *key_path;
-    const char *url;
-    const char *ca;
-    int force;
-    int json;
-    int help;
-    long timeout_ms;   /* -1: not given */
-    long count;        /* 0: unlimited */
-    const char *session;
-    rdv_connection_info info;
-    int public_ip_set;
-    const char *ids[MAX_IDS];
-    int nids;
-};
-
-static int parse_long(const char *s, long min, long max, long *out)
+int rdv_cli_parse_long(const char *s, long min, long max, long *out)
 {
     char *end;
     errno = 0;
@@ -147,6 +141,7 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
     env = getenv("RENDEZVOUS_URL");
     o->url = env && *env ? env : DEFAULT_URL;
     o->timeout_ms = -1;
+    o->wait_ms = -2; /* not given */
     strcpy(o->info.public_ip, "0.0.0.0");
     strcpy(o->info.local_ip, "0.0.0.0");
     for (int i = 0; i < argc; i++) {
@@ -161,9 +156,17 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
         else if (strcmp(a, "--ca") == 0 && v)
             o->ca = v;
         else if (strcmp(a, "--timeout") == 0 && v)
-            bad = parse_long(v, 1, 86400000L, &o->timeout_ms);
+            bad = rdv_cli_parse_long(v, 1, 86400000L, &o->timeout_ms);
         else if (strcmp(a, "--count") == 0 && v)
-            bad = parse_long(v, 1, 1000000L, &o->count);
+            bad = rdv_cli_parse_long(v, 1, 1000000L, &o->count);
+        else if (strcmp(a, "--wait") == 0 && v)
+            bad = rdv_cli_parse_long(v, -1, 86400000L, &o->wait_ms);
+        else if (strcmp(a, "--listen") == 0 && v)
+            o->listen = v;
+        else if (strcmp(a, "--forward") == 0 && v)
+            o->forward = v;
+        else if (strcmp(a, "--state") == 0 && v)
+            o->state_path = v;
         else if (strcmp(a, "--session") == 0 && v)
             o->session = v;
         else if (strcmp(a, "--local-ip") == 0 && v)
@@ -172,10 +175,10 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
             bad = copy_opt(o->info.public_ip, sizeof(o->info.public_ip), v);
             o->public_ip_set = 1;
         } else if (strcmp(a, "--local-port") == 0 && v) {
-            bad = parse_long(v, 0, 65535, &n);
+            bad = rdv_cli_parse_long(v, 0, 65535, &n);
             o->info.local_port = (uint16_t)n;
         } else if (strcmp(a, "--public-port") == 0 && v) {
-            bad = parse_long(v, 0, 65535, &n);
+            bad = rdv_cli_parse_long(v, 0, 65535, &n);
             o->info.public_port = (uint16_t)n;
         } else if (strcmp(a, "--nat") == 0 && v) {
             o->info.nat_type = rdv_nat_type_from_name(v);
@@ -188,6 +191,12 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
                 o->force = 1;
             else if (strcmp(a, "--json") == 0)
                 o->json = 1;
+            else if (strcmp(a, "--accept") == 0)
+                o->accept = 1;
+            else if (strcmp(a, "--no-connect") == 0)
+                o->no_connect = 1;
+            else if (strcmp(a, "--once") == 0)
+                o->once = 1;
             else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
                 o->help = 1;
             else if (a[0] != '-' && o->nids < MAX_IDS)
@@ -208,7 +217,7 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
 
 /* ---- output helpers ------------------------------------------------------ */
 
-static void json_str(const char *s)
+void rdv_cli_json_str(const char *s)
 {
     putchar('"');
     for (const char *p = s ? s : ""; *p; p++) {
@@ -241,7 +250,7 @@ static void print_id(const rdv_identity *id, const char *path, int json)
     rdv_identity_node_id(id, node_id);
     if (json) {
         printf("{\"nodeID\":\"%s\",\"keyFile\":", node_id);
-        json_str(path);
+        rdv_cli_json_str(path);
         printf("}\n");
     } else {
         printf("%s\n", node_id);
@@ -657,7 +666,8 @@ int main(int argc, char **argv)
         printf("rdv %s\n", RDV_VERSION_STRING);
         return 0;
     }
-    static const char *const known[] = {"keygen", "id", "lookup", "watch", "offer", "listen"};
+    static const char *const known[] = {"keygen", "id", "lookup", "watch", "offer", "listen",
+                                        "relay", "proxy", "network"};
     int k = -1;
     for (int i = 0; i < (int)(sizeof(known) / sizeof(known[0])); i++)
         if (strcmp(cmd, known[i]) == 0)
@@ -669,7 +679,18 @@ int main(int argc, char **argv)
     }
     struct cli_opts o;
     memset(&o, 0, sizeof(o));
-    if (parse_opts(argc - 2, argv + 2, &o) != 0) {
+    int skip = 2;
+    if (k == 8) { /* network status */
+        if (argc > 2 && strcmp(argv[2], "status") == 0) {
+            skip = 3;
+        } else if (!(argc > 2 && (strcmp(argv[2], "--help") == 0 ||
+                                  strcmp(argv[2], "-h") == 0))) {
+            fprintf(stderr, "rdv network: the only subcommand is 'status'\n");
+            usage_cmd(cmd, stderr);
+            return 2;
+        }
+    }
+    if (parse_opts(argc - skip, argv + skip, &o) != 0) {
         usage_cmd(cmd, stderr);
         return 2;
     }
@@ -683,6 +704,9 @@ int main(int argc, char **argv)
     case 2: return run_net(CMD_LOOKUP, &o);
     case 3: return run_net(CMD_WATCH, &o);
     case 4: return run_net(CMD_OFFER, &o);
-    default: return run_net(CMD_LISTEN, &o);
+    case 5: return run_net(CMD_LISTEN, &o);
+    case 6: return rdv_cli_relay(&o, 0);
+    case 7: return rdv_cli_relay(&o, 1);
+    default: return rdv_cli_network_status(&o);
     }
 }

@@ -4,7 +4,9 @@
  * public key. It keeps one WebSocket open to a rendezvous server
  * (`rendezvousd`, wire protocol v1: schema/PROTOCOL.md) and through it
  * exchanges signed offer / answer / iceCandidate messages with other nodes,
- * looks up and watches their presence. This header is the library's whole
+ * looks up and watches their presence, and - when no direct path exists -
+ * exchanges end-to-end encrypted datagrams with them through the server's
+ * relay (rdv_relay_*, with an optional local UDP proxy). This header is the library's whole
  * public API. Functions return 0 (or a count) on success and a negative
  * RDV_ERR_* code on failure; rdv_strerror() names the code.
  *
@@ -111,6 +113,11 @@ extern "C" {
                                   * maxMessageBytes */
 #define RDV_ERR_BACKLOG (-26)    /* the client's bounded send queue is full */
 #define RDV_ERR_NOT_SUPPORTED (-27) /* feature not available (yet) */
+#define RDV_ERR_DECRYPT (-28)    /* received relay data failed end-to-end
+                                  * authentication (tampered, wrong key or
+                                  * session); dropped */
+#define RDV_ERR_NO_SESSION (-29) /* no such relay session here (never
+                                  * opened, not yet open, or closed) */
 
 /* Returns a static, human-readable description of an RDV_ERR_* code. */
 RDV_API const char *rdv_strerror(int err);
@@ -294,6 +301,9 @@ typedef struct rdv_limits {
     int64_t max_relay_sessions;
     int64_t max_relay_payload;
     int64_t relay_bytes_per_second;
+    int64_t relay_global_bytes_per_second; /* 0: none announced */
+    int64_t relay_session_quota;           /* bytes per session; 0: none */
+    int64_t relay_idle_timeout_ms;         /* open session without data */
 } rdv_limits;
 
 /* A snapshot of the client, from rdv_client_get_info(). The observed
@@ -327,15 +337,47 @@ typedef void (*rdv_cb_queued)(rdv_client *c, const rdv_queued *q,
                               void *user_ptr);
 typedef void (*rdv_cb_error)(rdv_client *c, const rdv_error_info *err,
                              void *user_ptr);
-/* Relay callbacks (not yet: the relay API comes with the server's relay;
- * these are never called by this version). */
-typedef void (*rdv_cb_relay_request)(rdv_client *c, const char *from_node_id,
-                                     const char *session_id, void *user_ptr);
-typedef void (*rdv_cb_relay_state)(rdv_client *c, const char *session_id,
-                                   int open, int reason, void *user_ptr);
+/* Relay of last resort (PROTOCOL.md 9): a relay session carries
+ * datagrams between two nodes through the server, end-to-end encrypted
+ * (README "Relay"). See rdv_relay_open() below.
+ *
+ * A node asked us for a relay session (a verified relayOpen carrying its
+ * e2eKey). Answer with rdv_relay_accept() or rdv_relay_reject() - from the
+ * callback or later (a request not answered within RDV_RELAY_ANSWER_MS is
+ * rejected with reason "timeout"). Without cb_relay_request every request
+ * is rejected ("no relay handler"). */
+typedef struct rdv_relay_request {
+    char session_id[RDV_SESSION_ID_LEN + 1];
+    char from_node_id[RDV_NODE_ID_LEN + 1];
+    int64_t timestamp;           /* sender's signing time, ms since epoch */
+} rdv_relay_request;
+typedef void (*rdv_cb_relay_request)(rdv_client *c, const rdv_relay_request *req,
+                                     void *user_ptr);
+/* A session we opened with rdv_relay_open() is now open: the peer's
+ * verified relayReady arrived and the keys are derived. */
+typedef void (*rdv_cb_relay_ready)(rdv_client *c, const char *session_id,
+                                   const char *peer_node_id, void *user_ptr);
+/* One datagram received on an open session, decrypted and authenticated
+ * (replays and forgeries never get here: they go to cb_error with
+ * RDV_ERR_DUPLICATE / RDV_ERR_DECRYPT). Not called for a session bound to
+ * a UDP proxy (rdv_relay_proxy): its data goes to the proxy socket. */
 typedef void (*rdv_cb_relay_data)(rdv_client *c, const char *session_id,
                                   const uint8_t *data, size_t len,
                                   void *user_ptr);
+/* A session ended other than by our own rdv_relay_close() /
+ * rdv_relay_reject(). `err` says why: 0 the peer closed or rejected it
+ * deliberately (reason = the peer's text, e.g. "closed_by_peer",
+ * "rejected"); RDV_ERR_PEER_OFFLINE the peer is offline or disconnected;
+ * RDV_ERR_CONNECT our connection to the server dropped or the server is
+ * shutting down (the server ends every session of a connection);
+ * RDV_ERR_TIMEOUT no relayReady within RDV_RELAY_OPEN_TIMEOUT_MS, an
+ * unanswered request expired, or the server's idle timeout; RDV_ERR_LIMIT
+ * session limit or quota; RDV_ERR_REPLACED our identity connected
+ * elsewhere; RDV_ERR_PROTOCOL the peer sent no usable e2eKey; another
+ * RDV_ERR_* for a server error about the session. `reason` is never
+ * NULL. The session ID is no longer valid after this call. */
+typedef void (*rdv_cb_relay_closed)(rdv_client *c, const char *session_id,
+                                    int err, const char *reason, void *user_ptr);
 
 /* Reconnect policy: after a drop, wait
  *   d = min(max_backoff_ms, initial_backoff_ms * 2^attempt)
@@ -392,9 +434,10 @@ typedef struct rdv_client_config {
      * RDV_ERR_TIMEOUT, RDV_ERR_AUTH...); and messages accepted by a send
      * call but dropped unsent by a disconnect (RDV_ERR_NOT_CONNECTED). */
     rdv_cb_error cb_error;
-    rdv_cb_relay_request cb_relay_request; /* not yet */
-    rdv_cb_relay_state cb_relay_state;     /* not yet */
-    rdv_cb_relay_data cb_relay_data;       /* not yet */
+    rdv_cb_relay_request cb_relay_request; /* a peer asks for a relay */
+    rdv_cb_relay_ready cb_relay_ready;     /* our rdv_relay_open() is open */
+    rdv_cb_relay_data cb_relay_data;       /* decrypted relay datagram */
+    rdv_cb_relay_closed cb_relay_closed;   /* a session ended */
     void *user_ptr;
 } rdv_client_config;
 
@@ -422,8 +465,9 @@ RDV_API void rdv_client_destroy(rdv_client *c);
 RDV_API int rdv_client_start(rdv_client *c) RDV_MUST_CHECK;
 
 /* Embedded mode: the file descriptor to poll for POLLIN. It is an epoll
- * descriptor that becomes readable when the WebSocket needs service or an
- * API call from any thread queued work. It is owned by the client (do not
+ * descriptor that becomes readable when the WebSocket needs service, a
+ * relay proxy socket (rdv_relay_proxy) received a datagram, or an API call
+ * from any thread queued work. It is owned by the client (do not
  * close it) and stays the same for the client's life. */
 RDV_API int rdv_client_fd(const rdv_client *c);
 
@@ -506,6 +550,158 @@ RDV_API int rdv_client_unwatch(rdv_client *c, const char *const *node_ids,
 
 /* Number of node IDs in the watch set. */
 RDV_API size_t rdv_client_watch_count(rdv_client *c);
+
+/* Number of messages (text and relay frames) queued and not yet handed to
+ * the socket. A program that wants its last messages delivered (e.g. data
+ * then rdv_relay_close()) waits for 0 before rdv_client_destroy(). */
+RDV_API size_t rdv_client_pending(rdv_client *c);
+
+/* ------------------------------------------------------------------------
+ * Relay of last resort (PROTOCOL.md 9), end-to-end encrypted
+ *
+ * A session joins two nodes through the server. The opener calls
+ * rdv_relay_open(); the peer gets cb_relay_request and answers
+ * rdv_relay_accept() (the session is open for it when that returns 0) or
+ * rdv_relay_reject(); the opener then gets cb_relay_ready (or
+ * cb_relay_closed). Both sides exchange datagrams with rdv_relay_send()
+ * and cb_relay_data, and end with rdv_relay_close() (the peer gets
+ * cb_relay_closed).
+ *
+ * Every datagram is encrypted and authenticated between the two nodes:
+ * ephemeral X25519 keys per session carried as `e2eKey` in the signed
+ * relayOpen / relayReady, ChaCha20-Poly1305 with counter nonces and a
+ * replay window (README "Relay", PROTOCOL.md 9.4). The server only ever
+ * sees ciphertext. Relay data is datagram-like: no retransmission, no
+ * ordering guarantee beyond the server's, and the server may drop data a
+ * slow receiver cannot take.
+ *
+ * Sessions exist per connection: when the connection to the server drops,
+ * every session ends (cb_relay_closed with RDV_ERR_CONNECT); open new ones
+ * after reconnecting. All functions may be called from any thread and
+ * from inside callbacks.
+ * ---------------------------------------------------------------------- */
+
+#define RDV_RELAY_OVERHEAD 24          /* counter (8) + tag (16) per datagram */
+#define RDV_RELAY_DEFAULT_PAYLOAD 16384 /* maxRelayPayload when the server
+                                         * does not announce one */
+#define RDV_RELAY_OPEN_TIMEOUT_MS 30000 /* opener waits this for relayReady */
+#define RDV_RELAY_ANSWER_MS 30000      /* an unanswered request is rejected */
+#define RDV_RELAY_MAX_SESSIONS 64      /* sessions (any state) per client */
+
+/* Opens a relay session to `peer_node_id`: makes an ephemeral key, signs
+ * and sends relayOpen with it. The new session ID is written to
+ * session_id_out before relayOpen is queued (a callback on the service
+ * thread may name it before this returns); "" on failure. Returns 0, RDV_ERR_INVALID (bad node ID, ourselves),
+ * RDV_ERR_NOT_CONNECTED, RDV_ERR_LIMIT (RDV_RELAY_MAX_SESSIONS, or the
+ * server's maxRelaySessions reached locally), RDV_ERR_BACKLOG,
+ * RDV_ERR_NOMEM, RDV_ERR_CRYPTO. Delivery problems (peer offline, server
+ * limits) arrive as cb_relay_closed. */
+RDV_API int rdv_relay_open(rdv_client *c, const char *peer_node_id,
+                           char session_id_out[RDV_SESSION_ID_LEN + 1])
+    RDV_MUST_CHECK;
+
+/* Accepts a pending request (cb_relay_request): makes our ephemeral key,
+ * derives the session keys, signs and sends relayReady. The session is
+ * open when this returns 0: rdv_relay_send() works at once (no
+ * cb_relay_ready on this side). Returns 0, RDV_ERR_NO_SESSION (no such
+ * pending request: answered, expired or closed by the peer),
+ * RDV_ERR_NOT_CONNECTED, RDV_ERR_BACKLOG, RDV_ERR_CRYPTO (the peer's key
+ * is unusable; the request is rejected). */
+RDV_API int rdv_relay_accept(rdv_client *c, const char *session_id) RDV_MUST_CHECK;
+
+/* Rejects a pending request: sends relayClose with `reason` (NULL:
+ * "rejected"; at most 512 characters) and forgets it. Returns 0,
+ * RDV_ERR_NO_SESSION, RDV_ERR_INVALID (reason too long). */
+RDV_API int rdv_relay_reject(rdv_client *c, const char *session_id,
+                             const char *reason);
+
+/* Encrypts buf[0..len) and sends it on an open session as one binary
+ * relayData frame (PROTOCOL.md 9.3). len may be 0. Returns 0,
+ * RDV_ERR_NO_SESSION (unknown or not open yet), RDV_ERR_TOO_LARGE (len >
+ * rdv_relay_max_payload()), RDV_ERR_NOT_CONNECTED, RDV_ERR_BACKLOG (the
+ * send queue is full: the datagram was not sent; drop it or retry after
+ * the queue drained), RDV_ERR_LIMIT (2^64 datagrams sent: close and
+ * reopen), RDV_ERR_NOMEM. */
+RDV_API int rdv_relay_send(rdv_client *c, const char *session_id,
+                           const void *buf, size_t len) RDV_MUST_CHECK;
+
+/* Ends a session in any state (open, opening, or a request not yet
+ * answered = a reject): sends relayClose ("closed"; the peer sees
+ * "closed_by_peer" or this text), wipes the keys, closes its UDP proxy. No
+ * cb_relay_closed for it. Returns 0 or RDV_ERR_NO_SESSION. */
+RDV_API int rdv_relay_close(rdv_client *c, const char *session_id);
+
+/* Largest datagram rdv_relay_send() takes: the server's maxRelayPayload
+ * (RDV_RELAY_DEFAULT_PAYLOAD before the first welcome or when not
+ * announced) minus RDV_RELAY_OVERHEAD. */
+RDV_API size_t rdv_relay_max_payload(rdv_client *c);
+
+/* Number of relay sessions that are open now. */
+RDV_API unsigned rdv_relay_count(rdv_client *c);
+
+/* UDP proxy on a relay session: binds a UDP socket to `listen_addr`
+ * ("127.0.0.1:PORT" or "[::1]:PORT"; port 0 picks one, written to
+ * *port_out when not NULL) and ties it to the OPEN session `session_id`:
+ * every datagram received on the socket is sent to the peer through the
+ * relay (encrypted; datagrams over rdv_relay_max_payload() or meeting a
+ * full queue are dropped and counted), and every datagram received from
+ * the peer is written to the address of the last local sender - or, until
+ * something was received, to `forward_addr` (NULL: none; data arriving
+ * before any local sender is dropped). So WireGuard (or any UDP
+ * application) uses the relay unchanged: point its peer endpoint at the
+ * listen address, or give its own port as forward_addr on the side that
+ * does not send first. The socket is serviced by the client's loop (it is
+ * part of rdv_client_fd()) and closed when the session ends; cb_relay_data
+ * is not called for this session. Bind to loopback: any local process
+ * that can send to the socket can send into the relay. Returns 0,
+ * RDV_ERR_NO_SESSION, RDV_ERR_INVALID (bad address), RDV_ERR_STATE (the
+ * session already has a proxy), RDV_ERR_IO (socket/bind failed, errno
+ * kept). */
+RDV_API int rdv_relay_proxy(rdv_client *c, const char *session_id,
+                            const char *listen_addr, const char *forward_addr,
+                            uint16_t *port_out) RDV_MUST_CHECK;
+
+/* How the last peer-to-peer session reached its peer. */
+typedef enum rdv_traversal {
+    RDV_TRAVERSAL_UNKNOWN = 0,   /* no session yet */
+    RDV_TRAVERSAL_DIRECT,        /* hole punching (NAT traversal; later) */
+    RDV_TRAVERSAL_RELAYED        /* through the server's relay */
+} rdv_traversal;
+
+/* "Unknown", "Direct", "Relayed". */
+RDV_API const char *rdv_traversal_name(rdv_traversal t);
+
+/* What `icnctl network status` shows, for this client (rdv network
+ * status). Fields the library cannot know yet (NAT discovery and direct
+ * connections land later) are "unknown" / RDV_NAT_UNKNOWN / 0. */
+typedef struct rdv_network_status {
+    rdv_state state;
+    char relay_server[256];          /* the server URL (relay of last resort) */
+    char server_name[254];           /* as its challenge names it, "" before */
+    char public_ip[RDV_IP_LEN + 1];  /* public endpoint: NAT discovery
+                                      * (later); until then the address the
+                                      * server observed for our WebSocket */
+    uint16_t public_port;
+    int public_endpoint_from_stun;   /* 0: observed TCP address, see above */
+    rdv_nat_type nat_type;           /* config nat_type (NAT discovery later) */
+    int relay_available;             /* server announced maxRelaySessions>0 */
+    int64_t max_relay_sessions;
+    unsigned active_relays;          /* open sessions */
+    unsigned pending_relays;         /* opening or awaiting our answer */
+    uint64_t relays_opened;          /* sessions that reached open */
+    uint64_t relay_tx_datagrams, relay_rx_datagrams;
+    uint64_t relay_tx_bytes, relay_rx_bytes; /* plaintext bytes */
+    uint64_t relay_dropped;          /* replayed, forged, too big, backlog */
+    rdv_traversal last_traversal;
+    int last_direct_error;           /* RDV_ERR_*; 0 none (no direct path yet) */
+    char last_direct_error_text[128];
+    int last_relay_error;            /* RDV_ERR_* of the last failed or
+                                      * abnormally ended session, 0 none */
+    char last_relay_error_text[128];
+} rdv_network_status;
+
+/* Fills *st. Returns 0 or RDV_ERR_INVALID. */
+RDV_API int rdv_client_network_status(rdv_client *c, rdv_network_status *st);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,55 @@
+/* cli.h - what the files of the rdv CLI share: the parsed options and a few
+ * helpers (rdv.c parses and dispatches; relay_cmds.c implements `relay`,
+ * `proxy` and `network status`). Built only on the public API.
+ */
+#ifndef RDV_CLI_H
+#define RDV_CLI_H
+
+#include <stdio.h>
+
+#include <rendezvous/rendezvous.h>
+
+#define DEFAULT_KEY_PATH "rendezvous.key"
+#define DEFAULT_URL "ws://127.0.0.1:8080/v1"
+#define MAX_IDS RDV_MAX_IDS_PER_CALL
+
+struct cli_opts {
+    const char *key_path;
+    const char *url;
+    const char *ca;
+    int force;
+    int json;
+    int help;
+    long timeout_ms;   /* -1: not given */
+    long count;        /* 0: unlimited */
+    const char *session;
+    rdv_connection_info info;
+    int public_ip_set;
+    const char *ids[MAX_IDS];
+    int nids;
+    /* relay / proxy / network status */
+    int accept;        /* --accept: the accepting side */
+    long wait_ms;      /* --wait: linger after stdin EOF; -1 forever; -2 unset */
+    const char *listen;   /* --listen ADDR */
+    const char *forward;  /* --forward ADDR */
+    const char *state_path; /* --state FILE */
+    int no_connect;    /* network status: only read the state file */
+    int once;          /* proxy: do not reopen a lost session */
+};
+
+/* Parses a decimal in [min, max]. Returns 0 or -1. */
+int rdv_cli_parse_long(const char *s, long min, long max, long *out);
+
+/* Prints s as a JSON string (quoted, escaped) on stdout. */
+void rdv_cli_json_str(const char *s);
+
+/* `rdv relay` (proxy = 0) and `rdv proxy` (proxy = 1). Exit status. */
+int rdv_cli_relay(struct cli_opts *o, int proxy);
+
+/* `rdv network status`. Exit status. */
+int rdv_cli_network_status(struct cli_opts *o);
+
+/* --help text of relay / proxy / network; `net` is the common options. */
+void rdv_cli_usage_relay(const char *cmd, FILE *out, const char *net);
+
+#endif

@@ -1,0 +1,765 @@
+/* relay_cmds.c - the relay commands of the rdv CLI, on the public API only:
+ *
+ *   rdv relay ID              open a relay to ID; stdin -> relay, relay -> stdout
+ *   rdv relay --accept [ID]   accept one relay (from ID, or anyone); same pipe
+ *   rdv proxy ID --listen ADDR [--forward ADDR]
+ *                             open a relay to ID and put a local UDP proxy on it
+ *   rdv proxy --accept [ID] [--listen ADDR] --forward ADDR
+ *                             accept relays (from ID) and proxy them
+ *   rdv network status        icnctl-style status
+ *
+ * The long-running commands (relay, proxy) write a status file (--state,
+ * $RENDEZVOUS_STATE, default <key file>.status: `key=value` lines with
+ * their pid) that `rdv network status` shows while they run: a second
+ * connection with the same key would replace theirs (PROTOCOL.md 6, rule
+ * 6), so status never connects while such a process is alive; otherwise
+ * it connects briefly and shows the live view (plus the last traversal and
+ * errors the file recorded).
+ *
+ * `rdv relay` moves datagrams: each read() of stdin (at most the relay's
+ * max payload) is one datagram, written to the peer's stdout as it
+ * arrives. The sender honours the send queue (RDV_ERR_BACKLOG: wait) and
+ * paces itself below the server's relayBytesPerSecond, but the relay has
+ * no retransmission: use it for text and small files; for a reliable
+ * stream run a transport over `rdv proxy`. After EOF on stdin it keeps
+ * receiving for --wait MS (default 1000; -1: until the peer closes), then
+ * closes the session.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define RELAY_DEFAULT_WAIT_MS 1000   /* linger after stdin EOF */
+#define STATUS_WRITE_MS 2000         /* status file refresh */
+#define REOPEN_DELAY_MS 1000         /* proxy: reopen a lost session after */
+#define CLOSE_FLUSH_MS 2000          /* bound on flushing the final close */
+#define STATUS_CONNECT_MS 10000      /* network status: connect deadline */
+
+void rdv_cli_usage_relay(const char *cmd, FILE *out, const char *net)
+{
+    if (strcmp(cmd, "relay") == 0) {
+        fprintf(out,
+                "usage: rdv relay [options] ID\n"
+                "       rdv relay --accept [options] [ID]\n"
+                "Pipes stdin to node ID and the peer's data to stdout through an end-to-end\n"
+                "encrypted relay session of the server. The other side runs\n"
+                "`rdv relay --accept` (accepting only ID when given). Each read of stdin\n"
+                "is one datagram (no retransmission: best effort).\n%s"
+                "  --accept         wait for a relay request instead of opening one\n"
+                "  --wait MS        after EOF on stdin keep receiving MS before closing\n"
+                "                   (default %d; -1: until the peer closes)\n"
+                "  --timeout MS     give up when no session is open after MS\n"
+                "  --state FILE     status file for `rdv network status`\n"
+                "                   (env RENDEZVOUS_STATE, default <key>.status)\n",
+                net, RELAY_DEFAULT_WAIT_MS);
+    } else if (strcmp(cmd, "proxy") == 0) {
+        fprintf(out,
+                "usage: rdv proxy [options] ID --listen ADDR [--forward ADDR]\n"
+                "       rdv proxy --accept [options] [ID] [--listen ADDR] --forward ADDR\n"
+                "A local UDP proxy over an end-to-end encrypted relay session: datagrams\n"
+                "sent to the --listen address go to the peer; the peer's datagrams are\n"
+                "sent to the last local sender, or to --forward until one was seen.\n"
+                "For WireGuard: on the opening side set the peer's Endpoint to the\n"
+                "--listen address; on the accepting side give WireGuard's ListenPort as\n"
+                "--forward 127.0.0.1:PORT. Runs until interrupted; the opening side\n"
+                "reopens a session lost with the connection (unless --once).\n%s"
+                "  --listen ADDR    IP:PORT or [IPv6]:PORT to bind (accepting side\n"
+                "                   default 127.0.0.1:0; keep it on loopback)\n"
+                "  --forward ADDR   local destination before a local sender was seen\n"
+                "  --accept         accept relay requests (from ID only, when given)\n"
+                "  --once           exit when the session ends instead of reopening\n"
+                "  --timeout MS     give up when no session is open after MS\n"
+                "  --state FILE     status file for `rdv network status`\n",
+                net);
+    } else {
+        fprintf(out,
+                "usage: rdv network status [options]\n"
+                "Prints public endpoint, NAT type, relay server, active relays, last\n"
+                "traversal (Direct/Relayed/Unknown), last direct error and last relay error.\n"
+                "While an `rdv relay`/`rdv proxy` with the same key runs, shows its status\n"
+                "file; otherwise connects briefly. NAT discovery is not implemented yet:\n"
+                "the public endpoint is the address the server observed for the\n"
+                "WebSocket (TCP) and the NAT type is the configured one (--nat, default\n"
+                "unknown); Direct traversal never appears yet. Exit status 1 when the\n"
+                "server cannot be reached (the status is printed anyway).\n%s"
+                "  --nat TYPE       NAT type to announce/show\n"
+                "  --no-connect     only read the status file\n"
+                "  --state FILE     status file (env RENDEZVOUS_STATE, default <key>.status)\n"
+                "  --timeout MS     connect deadline (default %d)\n",
+                net, STATUS_CONNECT_MS);
+    }
+}
+
+static volatile sig_atomic_t g_sig;
+static void on_sig(int s)
+{
+    g_sig = s;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- status file ------------------------------------------------------------ */
+
+static const char *state_path(const struct cli_opts *o, char *buf, size_t cap)
+{
+    if (o->state_path)
+        return o->state_path;
+    const char *env = getenv("RENDEZVOUS_STATE");
+    if (env && *env)
+        return env;
+    snprintf(buf, cap, "%s.status", o->key_path);
+    return buf;
+}
+
+/* Writes st as key=value lines to path (atomically: temp file + rename). */
+static void status_write(const char *path, const char *cmd, const rdv_network_status *st,
+                         long pid)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f,
+            "pid=%ld\ncommand=%s\nstate=%s\nrelay_server=%s\nserver_name=%s\npublic_ip=%s\n"
+            "public_port=%u\nnat_type=%s\nrelay_available=%d\nmax_relay_sessions=%lld\n"
+            "active_relays=%u\npending_relays=%u\nrelays_opened=%llu\ntx_datagrams=%llu\n"
+            "rx_datagrams=%llu\ntx_bytes=%llu\nrx_bytes=%llu\ndropped=%llu\n"
+            "last_traversal=%s\nlast_direct_error=%d\nlast_direct_error_text=%s\n"
+            "last_relay_error=%d\nlast_relay_error_text=%s\n",
+            pid, cmd, rdv_state_name(st->state), st->relay_server, st->server_name,
+            st->public_ip, st->public_port, rdv_nat_type_name(st->nat_type),
+            st->relay_available, (long long)st->max_relay_sessions, st->active_relays,
+            st->pending_relays, (unsigned long long)st->relays_opened,
+            (unsigned long long)st->relay_tx_datagrams,
+            (unsigned long long)st->relay_rx_datagrams, (unsigned long long)st->relay_tx_bytes,
+            (unsigned long long)st->relay_rx_bytes, (unsigned long long)st->relay_dropped,
+            rdv_traversal_name(st->last_traversal), st->last_direct_error,
+            st->last_direct_error_text, st->last_relay_error, st->last_relay_error_text);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        unlink(tmp);
+}
+
+/* Reads a status file into *st; *pid gets its writer. Returns 0 or -1. */
+static int status_read(const char *path, rdv_network_status *st, long *pid, char *cmd,
+                       size_t cmdcap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    memset(st, 0, sizeof(*st));
+    *pid = 0;
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        const char *k = line, *v = eq + 1;
+        if (strcmp(k, "pid") == 0)
+            *pid = strtol(v, NULL, 10);
+        else if (strcmp(k, "command") == 0)
+            snprintf(cmd, cmdcap, "%s", v);
+        else if (strcmp(k, "state") == 0)
+            st->state = strcmp(v, "authenticated") == 0   ? RDV_STATE_AUTHENTICATED
+                        : strcmp(v, "connecting") == 0    ? RDV_STATE_CONNECTING
+                        : strcmp(v, "failed") == 0        ? RDV_STATE_FAILED
+                                                          : RDV_STATE_DISCONNECTED;
+        else if (strcmp(k, "relay_server") == 0)
+            snprintf(st->relay_server, sizeof(st->relay_server), "%s", v);
+        else if (strcmp(k, "server_name") == 0)
+            snprintf(st->server_name, sizeof(st->server_name), "%s", v);
+        else if (strcmp(k, "public_ip") == 0)
+            snprintf(st->public_ip, sizeof(st->public_ip), "%s", v);
+        else if (strcmp(k, "public_port") == 0)
+            st->public_port = (uint16_t)strtoul(v, NULL, 10);
+        else if (strcmp(k, "nat_type") == 0)
+            st->nat_type = rdv_nat_type_from_name(v);
+        else if (strcmp(k, "relay_available") == 0)
+            st->relay_available = atoi(v);
+        else if (strcmp(k, "max_relay_sessions") == 0)
+            st->max_relay_sessions = strtoll(v, NULL, 10);
+        else if (strcmp(k, "active_relays") == 0)
+            st->active_relays = (unsigned)strtoul(v, NULL, 10);
+        else if (strcmp(k, "pending_relays") == 0)
+            st->pending_relays = (unsigned)strtoul(v, NULL, 10);
+        else if (strcmp(k, "relays_opened") == 0)
+            st->relays_opened = strtoull(v, NULL, 10);
+        else if (strcmp(k, "tx_bytes") == 0)
+            st->relay_tx_bytes = strtoull(v, NULL, 10);
+        else if (strcmp(k, "rx_bytes") == 0)
+            st->relay_rx_bytes = strtoull(v, NULL, 10);
+        else if (strcmp(k, "tx_datagrams") == 0)
+            st->relay_tx_datagrams = strtoull(v, NULL, 10);
+        else if (strcmp(k, "rx_datagrams") == 0)
+            st->relay_rx_datagrams = strtoull(v, NULL, 10);
+        else if (strcmp(k, "dropped") == 0)
+            st->relay_dropped = strtoull(v, NULL, 10);
+        else if (strcmp(k, "last_traversal") == 0)
+            st->last_traversal = strcmp(v, "Relayed") == 0  ? RDV_TRAVERSAL_RELAYED
+                                 : strcmp(v, "Direct") == 0 ? RDV_TRAVERSAL_DIRECT
+                                                            : RDV_TRAVERSAL_UNKNOWN;
+        else if (strcmp(k, "last_direct_error") == 0)
+            st->last_direct_error = atoi(v);
+        else if (strcmp(k, "last_direct_error_text") == 0)
+            snprintf(st->last_direct_error_text, sizeof(st->last_direct_error_text), "%s", v);
+        else if (strcmp(k, "last_relay_error") == 0)
+            st->last_relay_error = atoi(v);
+        else if (strcmp(k, "last_relay_error_text") == 0)
+            snprintf(st->last_relay_error_text, sizeof(st->last_relay_error_text), "%s", v);
+    }
+    fclose(f);
+    return 0;
+}
+
+/* ---- relay / proxy ------------------------------------------------------------ */
+
+struct rapp {
+    struct cli_opts *o;
+    rdv_client *c;
+    int proxy;
+    const char *name;          /* "relay" / "proxy" */
+    char sid[RDV_SESSION_ID_LEN + 1]; /* current session, "" when none */
+    char peer[RDV_NODE_ID_LEN + 1];
+    int open;                  /* sid is open */
+    int opened_ever;
+    int opening;               /* relay_open sent, waiting */
+    int done, status;
+    int eof;                   /* stdin ended */
+    int64_t linger_until;      /* after EOF (0: not yet) */
+    int64_t reopen_at;         /* proxy opener: reopen after a loss */
+    int64_t open_since;        /* pacing */
+    uint64_t sent_bytes;
+    uint8_t *chunk;            /* a datagram waiting for queue space */
+    size_t chunk_len, chunk_cap;
+    int status_dirty;
+};
+
+static void rfail(struct rapp *a, const char *what, int err)
+{
+    fprintf(stderr, "rdv %s: %s: %s\n", a->name, what, rdv_strerror(err));
+    a->status = 1;
+    a->done = 1;
+}
+
+static void start_proxy(struct rapp *a)
+{
+    const char *listen = a->o->listen ? a->o->listen : "127.0.0.1:0";
+    uint16_t port = 0;
+    int rc = rdv_relay_proxy(a->c, a->sid, listen, a->o->forward, &port);
+    if (rc != 0) {
+        fprintf(stderr, "rdv proxy: cannot proxy on %s: %s (%s)\n", listen, rdv_strerror(rc),
+                strerror(errno));
+        (void)rdv_relay_close(a->c, a->sid);
+        a->sid[0] = '\0';
+        a->open = 0;
+        a->reopen_at = a->o->accept ? 0 : mono_ms() + REOPEN_DELAY_MS;
+        return;
+    }
+    if (a->o->json) {
+        printf("{\"event\":\"proxy\",\"sessionID\":\"%s\",\"peer\":\"%s\",\"listen\":", a->sid,
+               a->peer);
+        rdv_cli_json_str(listen);
+        printf(",\"port\":%u}\n", port);
+        fflush(stdout);
+    } else {
+        fprintf(stderr, "rdv proxy: UDP port %u (%s) <-> %s via relay session %s\n", port,
+                listen, a->peer, a->sid);
+    }
+}
+
+static void session_open(struct rapp *a)
+{
+    a->open = 1;
+    a->opening = 0;
+    a->opened_ever = 1;
+    a->open_since = mono_ms();
+    a->sent_bytes = 0;
+    a->status_dirty = 1;
+    if (a->proxy)
+        start_proxy(a);
+    else if (!a->o->json)
+        fprintf(stderr, "rdv relay: session %s with %s open\n", a->sid, a->peer);
+}
+
+static void try_open(struct rapp *a)
+{
+    if (a->o->accept || a->sid[0] || a->done)
+        return;
+    int rc = rdv_relay_open(a->c, a->o->ids[0], a->sid);
+    if (rc != 0) {
+        a->sid[0] = '\0';
+        if (rc == RDV_ERR_NOT_CONNECTED)
+            return; /* after the next welcome */
+        rfail(a, "open", rc);
+        return;
+    }
+    snprintf(a->peer, sizeof(a->peer), "%s", a->o->ids[0]);
+    a->opening = 1;
+}
+
+static void r_on_state(rdv_client *c, rdv_state st, void *u)
+{
+    struct rapp *a = u;
+    a->status_dirty = 1;
+    if (st == RDV_STATE_FAILED) {
+        rdv_client_info info;
+        int err = rdv_client_get_info(c, &info) == 0 ? info.last_error : RDV_ERR_CONNECT;
+        rfail(a, "cannot reach the server", err ? err : RDV_ERR_CONNECT);
+        return;
+    }
+    if (st == RDV_STATE_AUTHENTICATED && !a->reopen_at)
+        try_open(a);
+}
+
+static void r_on_request(rdv_client *c, const rdv_relay_request *req, void *u)
+{
+    struct rapp *a = u;
+    a->status_dirty = 1;
+    if (!a->o->accept || a->sid[0] || a->done ||
+        (a->o->nids && strcmp(req->from_node_id, a->o->ids[0]) != 0)) {
+        (void)rdv_relay_reject(c, req->session_id, a->sid[0] ? "busy" : "not expected");
+        if (!a->o->json)
+            fprintf(stderr, "rdv %s: rejected a relay request from %s\n", a->name,
+                    req->from_node_id);
+        return;
+    }
+    int rc = rdv_relay_accept(c, req->session_id);
+    if (rc != 0) {
+        fprintf(stderr, "rdv %s: accept: %s\n", a->name, rdv_strerror(rc));
+        return;
+    }
+    snprintf(a->sid, sizeof(a->sid), "%s", req->session_id);
+    snprintf(a->peer, sizeof(a->peer), "%s", req->from_node_id);
+    session_open(a);
+}
+
+static void r_on_ready(rdv_client *c, const char *sid, const char *peer, void *u)
+{
+    (void)c;
+    (void)peer;
+    struct rapp *a = u;
+    if (strcmp(sid, a->sid) == 0)
+        session_open(a);
+}
+
+static void r_on_data(rdv_client *c, const char *sid, const uint8_t *data, size_t len,
+                      void *u)
+{
+    (void)c;
+    struct rapp *a = u;
+    if (a->proxy || strcmp(sid, a->sid) != 0)
+        return;
+    if (len && (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0)) {
+        fprintf(stderr, "rdv relay: stdout: %s\n", strerror(errno));
+        (void)rdv_relay_close(c, a->sid);
+        a->sid[0] = '\0';
+        a->status = 1;
+        a->done = 1;
+    }
+}
+
+static void r_on_closed(rdv_client *c, const char *sid, int err, const char *reason, void *u)
+{
+    (void)c;
+    struct rapp *a = u;
+    a->status_dirty = 1;
+    if (strcmp(sid, a->sid) != 0)
+        return;
+    int was_open = a->open;
+    a->sid[0] = '\0';
+    a->open = a->opening = 0;
+    if (!a->o->json || err)
+        fprintf(stderr, "rdv %s: session %s: %s%s%s\n", a->name, sid,
+                was_open ? "closed" : "not opened", err ? ": " : " by the peer: ",
+                err ? rdv_strerror(err) : reason);
+    if (err && *reason && !a->o->json)
+        fprintf(stderr, "rdv %s: (reason: %s)\n", a->name, reason);
+    if (a->proxy && !a->o->once) {
+        if (!a->o->accept)
+            a->reopen_at = mono_ms() + REOPEN_DELAY_MS;
+        return; /* the accepting side waits for the next request */
+    }
+    a->status = err == 0 && was_open ? 0 : 1;
+    a->done = 1;
+}
+
+static void r_on_error(rdv_client *c, const rdv_error_info *e, void *u)
+{
+    (void)c;
+    struct rapp *a = u;
+    fprintf(stderr, "rdv %s: %s%s%s%s\n", a->name, e->message, e->server_code ? " [" : "",
+            e->server_code ? e->server_code : "", e->server_code ? "]" : "");
+}
+
+/* Reads one datagram of stdin (when allowed) and sends it. */
+static void pump_stdin(struct rapp *a)
+{
+    if (a->chunk_len == 0) {
+        size_t max = rdv_relay_max_payload(a->c);
+        if (a->chunk_cap < max) {
+            free(a->chunk);
+            a->chunk = malloc(max);
+            a->chunk_cap = a->chunk ? max : 0;
+            if (!a->chunk) {
+                rfail(a, "stdin", RDV_ERR_NOMEM);
+                return;
+            }
+        }
+        ssize_t n = read(STDIN_FILENO, a->chunk, max);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                return;
+            fprintf(stderr, "rdv relay: stdin: %s\n", strerror(errno));
+            n = 0;
+        }
+        if (n == 0) {
+            a->eof = 1;
+            return;
+        }
+        a->chunk_len = (size_t)n;
+    }
+    int rc = rdv_relay_send(a->c, a->sid, a->chunk, a->chunk_len);
+    if (rc == 0) {
+        a->sent_bytes += a->chunk_len;
+        a->chunk_len = 0;
+    } else if (rc != RDV_ERR_BACKLOG) {
+        rfail(a, "send", rc);
+    }
+}
+
+/* True when the pacing budget allows another datagram now. */
+static int pace_ok(struct rapp *a, int64_t now)
+{
+    rdv_client_info info;
+    if (rdv_client_get_info(a->c, &info) != 0 || info.limits.relay_bytes_per_second <= 0)
+        return 1;
+    double rate = 0.9 * (double)info.limits.relay_bytes_per_second; /* bytes/s */
+    double budget = rate * (double)(now - a->open_since) / 1000.0 + rate / 4;
+    return (double)a->sent_bytes <= budget;
+}
+
+static void refresh_status(struct rapp *a, const char *path, int64_t now, int64_t *next)
+{
+    if (!a->status_dirty && now < *next)
+        return;
+    rdv_network_status st;
+    if (rdv_client_network_status(a->c, &st) == 0)
+        status_write(path, a->name, &st, (long)getpid());
+    a->status_dirty = 0;
+    *next = now + STATUS_WRITE_MS;
+}
+
+int rdv_cli_relay(struct cli_opts *o, int proxy)
+{
+    struct rapp a;
+    memset(&a, 0, sizeof(a));
+    a.o = o;
+    a.proxy = proxy;
+    a.name = proxy ? "proxy" : "relay";
+    if ((!o->accept && o->nids != 1) || (o->accept && o->nids > 1)) {
+        fprintf(stderr, "rdv %s: give %s node ID\n", a.name,
+                o->accept ? "at most one" : "exactly one");
+        return 2;
+    }
+    if (o->nids && !rdv_node_id_is_valid(o->ids[0])) {
+        fprintf(stderr, "rdv %s: not a node ID (64 lowercase hex digits): '%s'\n", a.name,
+                o->ids[0]);
+        return 2;
+    }
+    if (proxy && !o->accept && !o->listen) {
+        fprintf(stderr, "rdv proxy: --listen 127.0.0.1:PORT is required\n");
+        return 2;
+    }
+    if (proxy && o->accept && !o->forward && !o->json)
+        fprintf(stderr, "rdv proxy: no --forward: peer datagrams are dropped until a local "
+                        "program sends to the proxy port\n");
+    if (!proxy && (o->listen || o->forward)) {
+        fprintf(stderr, "rdv relay: --listen/--forward belong to `rdv proxy`\n");
+        return 2;
+    }
+    long wait_ms = o->wait_ms == -2 ? RELAY_DEFAULT_WAIT_MS : o->wait_ms;
+
+    rdv_identity id;
+    int rc = rdv_identity_load(&id, o->key_path);
+    if (rc != 0) {
+        fprintf(stderr, "rdv %s: %s: %s\n", a.name, o->key_path, rdv_strerror(rc));
+        return 1;
+    }
+    rdv_client_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.server_url = o->url;
+    cfg.identity = &id;
+    cfg.tls_ca_file = o->ca;
+    cfg.software = "rdv/" RDV_VERSION_STRING;
+    cfg.nat_type = o->info.nat_type;
+    if (!proxy)
+        cfg.reconnect.max_attempts = 3;
+    cfg.cb_state_changed = r_on_state;
+    cfg.cb_relay_request = r_on_request;
+    cfg.cb_relay_ready = r_on_ready;
+    cfg.cb_relay_data = r_on_data;
+    cfg.cb_relay_closed = r_on_closed;
+    cfg.cb_error = r_on_error;
+    cfg.user_ptr = &a;
+    rc = rdv_client_create(&cfg, &a.c);
+    rdv_identity_wipe(&id);
+    if (rc != 0) {
+        fprintf(stderr, "rdv %s: %s: %s\n", a.name, o->url, rdv_strerror(rc));
+        return rc == RDV_ERR_INVALID ? 2 : 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sig;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (!proxy)
+        (void)fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
+
+    char pbuf[4096];
+    const char *spath = state_path(o, pbuf, sizeof(pbuf));
+    int64_t next_status = 0;
+    int64_t t0 = mono_ms();
+    int64_t close_deadline = 0;
+    while (!a.done && !g_sig) {
+        int64_t now = mono_ms();
+        if (a.reopen_at && now >= a.reopen_at &&
+            rdv_client_state(a.c) == RDV_STATE_AUTHENTICATED) {
+            a.reopen_at = 0;
+            try_open(&a);
+        }
+        int want_stdin = !proxy && a.open && !a.eof;
+        int pacing_wait = 0;
+        if (want_stdin && a.chunk_len == 0 && !pace_ok(&a, now)) {
+            want_stdin = 0;
+            pacing_wait = 1;
+        }
+        if (want_stdin && a.chunk_len)
+            pump_stdin(&a); /* retry a datagram the full queue refused */
+        /* EOF: flush, linger, close, flush the close, exit. */
+        if (!proxy && a.eof && a.chunk_len == 0 && rdv_client_pending(a.c) == 0) {
+            if (a.open && wait_ms >= 0 && !a.linger_until)
+                a.linger_until = now + wait_ms;
+            if (a.open && a.linger_until && now >= a.linger_until) {
+                (void)rdv_relay_close(a.c, a.sid);
+                a.sid[0] = '\0';
+                a.open = 0;
+                close_deadline = now + CLOSE_FLUSH_MS;
+            }
+        }
+        if (close_deadline && (rdv_client_pending(a.c) == 0 || now >= close_deadline)) {
+            a.status = 0;
+            break;
+        }
+        if (o->timeout_ms > 0 && !a.opened_ever && now - t0 >= o->timeout_ms) {
+            fprintf(stderr, "rdv %s: no relay session within %ld ms\n", a.name, o->timeout_ms);
+            a.status = 1;
+            break;
+        }
+        refresh_status(&a, spath, now, &next_status);
+
+        struct pollfd pfd[2] = {{.fd = rdv_client_fd(a.c), .events = POLLIN},
+                                {.fd = STDIN_FILENO, .events = POLLIN}};
+        int nfd = want_stdin && a.chunk_len == 0 ? 2 : 1;
+        int t = rdv_client_timeout_ms(a.c);
+        if ((pacing_wait || a.chunk_len || a.linger_until || close_deadline ||
+             (a.eof && a.open)) && t > 10)
+            t = 10;
+        (void)poll(pfd, (nfds_t)nfd, t);
+        if (nfd == 2 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+            pump_stdin(&a);
+        rc = rdv_client_process(a.c);
+        if (rc != 0) {
+            rfail(&a, "process", rc);
+            break;
+        }
+    }
+    if (a.sid[0] && rdv_client_state(a.c) == RDV_STATE_AUTHENTICATED) {
+        /* Interrupted: tell the peer (bounded flush). */
+        (void)rdv_relay_close(a.c, a.sid);
+        int64_t end = mono_ms() + CLOSE_FLUSH_MS;
+        while (rdv_client_pending(a.c) > 0 && mono_ms() < end) {
+            struct pollfd pfd = {.fd = rdv_client_fd(a.c), .events = POLLIN};
+            (void)poll(&pfd, 1, 10);
+            (void)rdv_client_process(a.c);
+        }
+    }
+    /* Leave the last traversal and errors for `rdv network status`. */
+    rdv_network_status st;
+    if (rdv_client_network_status(a.c, &st) == 0) {
+        st.active_relays = 0;
+        st.pending_relays = 0;
+        st.state = RDV_STATE_DISCONNECTED;
+        status_write(spath, a.name, &st, 0); /* pid 0: finished */
+    }
+    rdv_client_destroy(a.c);
+    free(a.chunk);
+    if (g_sig && !a.done)
+        return proxy ? 0 : 1;
+    return a.status;
+}
+
+/* ---- network status ------------------------------------------------------------ */
+
+static void print_err_json(int code, const char *text)
+{
+    if (!code) {
+        printf("null");
+        return;
+    }
+    printf("{\"code\":%d,\"message\":", code);
+    rdv_cli_json_str(text && *text ? text : rdv_strerror(code));
+    printf("}");
+}
+
+static void print_status(const rdv_network_status *st, const char *source, int json)
+{
+    char ep[80];
+    if (st->public_ip[0] && strcmp(st->public_ip, "0.0.0.0") != 0)
+        snprintf(ep, sizeof(ep), strchr(st->public_ip, ':') ? "[%s]:%u" : "%s:%u",
+                 st->public_ip, st->public_port);
+    else
+        snprintf(ep, sizeof(ep), "unknown");
+    if (json) {
+        printf("{\"source\":");
+        rdv_cli_json_str(source);
+        printf(",\"state\":\"%s\",\"publicEndpoint\":", rdv_state_name(st->state));
+        rdv_cli_json_str(ep);
+        printf(",\"publicEndpointSource\":\"%s\",\"natType\":\"%s\",\"relayServer\":",
+               st->public_endpoint_from_stun ? "stun" : "server-observed-tcp",
+               rdv_nat_type_name(st->nat_type));
+        rdv_cli_json_str(st->relay_server);
+        printf(",\"relayAvailable\":%s,\"maxRelaySessions\":%lld,\"activeRelays\":%u,"
+               "\"pendingRelays\":%u,\"relaysOpened\":%llu,\"relayTxBytes\":%llu,"
+               "\"relayRxBytes\":%llu,\"relayDropped\":%llu,\"lastTraversal\":\"%s\","
+               "\"lastDirectError\":",
+               st->relay_available ? "true" : "false", (long long)st->max_relay_sessions,
+               st->active_relays, st->pending_relays, (unsigned long long)st->relays_opened,
+               (unsigned long long)st->relay_tx_bytes, (unsigned long long)st->relay_rx_bytes,
+               (unsigned long long)st->relay_dropped, rdv_traversal_name(st->last_traversal));
+        print_err_json(st->last_direct_error, st->last_direct_error_text);
+        printf(",\"lastRelayError\":");
+        print_err_json(st->last_relay_error, st->last_relay_error_text);
+        printf("}\n");
+        return;
+    }
+    printf("Network status (%s)\n", source);
+    printf("  Connection:         %s\n", rdv_state_name(st->state));
+    printf("  Public endpoint:    %s%s\n", ep,
+           st->public_endpoint_from_stun ? "" : " (as the server sees our TCP connection; "
+                                                "NAT discovery not available yet)");
+    printf("  NAT type:           %s\n", rdv_nat_type_name(st->nat_type));
+    printf("  Relay server:       %s (%s)\n", st->relay_server,
+           st->state == RDV_STATE_AUTHENTICATED || st->max_relay_sessions
+               ? (st->relay_available ? "relay available" : "no relay announced")
+               : "not connected");
+    printf("  Active relays:      %u%s\n", st->active_relays,
+           st->pending_relays ? " (+ pending)" : "");
+    printf("  Last traversal:     %s\n", rdv_traversal_name(st->last_traversal));
+    printf("  Last direct error:  %s\n",
+           st->last_direct_error ? st->last_direct_error_text : "none");
+    printf("  Last relay error:   %s\n",
+           st->last_relay_error ? st->last_relay_error_text : "none");
+}
+
+static void s_on_state(rdv_client *c, rdv_state st, void *u)
+{
+    (void)c;
+    int *done = u;
+    if (st == RDV_STATE_AUTHENTICATED || st == RDV_STATE_FAILED)
+        *done = 1;
+}
+
+int rdv_cli_network_status(struct cli_opts *o)
+{
+    char pbuf[4096], cmd[32] = "";
+    const char *spath = state_path(o, pbuf, sizeof(pbuf));
+    rdv_network_status saved;
+    long pid = 0;
+    int have_file = status_read(spath, &saved, &pid, cmd, sizeof(cmd)) == 0;
+    if (have_file && pid > 0 && kill((pid_t)pid, 0) == 0) {
+        char src[64];
+        snprintf(src, sizeof(src), "rdv %s, pid %ld", cmd[0] ? cmd : "?", pid);
+        print_status(&saved, src, o->json);
+        return 0;
+    }
+    if (o->no_connect) {
+        if (!have_file) {
+            fprintf(stderr, "rdv network status: no status file %s\n", spath);
+            return 1;
+        }
+        print_status(&saved, "status file", o->json);
+        return 0;
+    }
+    rdv_identity id;
+    int rc = rdv_identity_load(&id, o->key_path);
+    if (rc != 0) {
+        fprintf(stderr, "rdv network status: %s: %s\n", o->key_path, rdv_strerror(rc));
+        return 1;
+    }
+    int done = 0;
+    rdv_client_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.server_url = o->url;
+    cfg.identity = &id;
+    cfg.tls_ca_file = o->ca;
+    cfg.software = "rdv/" RDV_VERSION_STRING;
+    cfg.nat_type = o->info.nat_type;
+    cfg.reconnect.max_attempts = 2;
+    cfg.cb_state_changed = s_on_state;
+    cfg.user_ptr = &done;
+    rdv_client *c;
+    rc = rdv_client_create(&cfg, &c);
+    rdv_identity_wipe(&id);
+    if (rc != 0) {
+        fprintf(stderr, "rdv network status: %s: %s\n", o->url, rdv_strerror(rc));
+        return rc == RDV_ERR_INVALID ? 2 : 1;
+    }
+    int64_t end = mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : STATUS_CONNECT_MS);
+    while (!done && mono_ms() < end) {
+        struct pollfd pfd = {.fd = rdv_client_fd(c), .events = POLLIN};
+        (void)poll(&pfd, 1, rdv_client_timeout_ms(c));
+        (void)rdv_client_process(c);
+    }
+    rdv_network_status st;
+    (void)rdv_client_network_status(c, &st);
+    rdv_client_info info;
+    if (st.state != RDV_STATE_AUTHENTICATED && rdv_client_get_info(c, &info) == 0 &&
+        info.last_error) {
+        st.last_relay_error = info.last_error;
+        snprintf(st.last_relay_error_text, sizeof(st.last_relay_error_text),
+                 "relay server unreachable: %s", rdv_strerror(info.last_error));
+    }
+    rdv_client_destroy(c);
+    if (have_file) { /* what the last relay/proxy run saw */
+        if (st.last_traversal == RDV_TRAVERSAL_UNKNOWN)
+            st.last_traversal = saved.last_traversal;
+        if (!st.last_relay_error && saved.last_relay_error) {
+            st.last_relay_error = saved.last_relay_error;
+            memcpy(st.last_relay_error_text, saved.last_relay_error_text,
+                   sizeof(st.last_relay_error_text));
+        }
+        if (!st.last_direct_error && saved.last_direct_error) {
+            st.last_direct_error = saved.last_direct_error;
+            memcpy(st.last_direct_error_text, saved.last_direct_error_text,
+                   sizeof(st.last_direct_error_text));
+        }
+    }
+    print_status(&st, "live", o->json);
+    return st.state == RDV_STATE_AUTHENTICATED ? 0 : 1;
+}

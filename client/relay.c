@@ -1,0 +1,711 @@
+/* relay.c - relay sessions of last resort (PROTOCOL.md 9), node side:
+ * the public rdv_relay_* API, handling of verified relayOpen / relayReady,
+ * relayClose and relayData (both forms), timeouts, and the network-status
+ * snapshot.
+ *
+ * Every session lives in c->relays under c->lock. API calls (any thread)
+ * and the service thread change sessions under the lock; user callbacks
+ * are called by the service thread only after the lock was released, with
+ * copies of what they need. Encryption happens under the lock so the send
+ * counter order equals the queue order (the receiver's replay window then
+ * sees counters in order unless the server reorders).
+ *
+ * Data is sent in the binary form (0x01 || session UUID bytes || packet);
+ * both forms are accepted. Packet = e2e.h: LE64 counter || ciphertext ||
+ * tag, ChaCha20-Poly1305 IETF, AAD = session UUID bytes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "client_internal.h"
+#include "ids.h"
+#include "limits.h"
+
+#define RDV__REASON_CLOSED "closed"
+#define RDV__REASON_REJECTED "rejected"
+#define RDV__REASON_TIMEOUT "timeout"
+#define RDV__REASON_E2E "e2e_required"
+
+const char *rdv_traversal_name(rdv_traversal t)
+{
+    switch (t) {
+    case RDV_TRAVERSAL_DIRECT: return "Direct";
+    case RDV_TRAVERSAL_RELAYED: return "Relayed";
+    default: return "Unknown";
+    }
+}
+
+/* ---- session table (L held) -------------------------------------------- */
+
+rdv__relay *rdv__relay_find_locked(rdv_client *c, const char *sid)
+{
+    for (rdv__relay *r = c->relays; r; r = r->next)
+        if (strcmp(r->sid, sid) == 0)
+            return r;
+    return NULL;
+}
+
+static rdv__relay *find_bytes_locked(rdv_client *c, const uint8_t sid[16])
+{
+    for (rdv__relay *r = c->relays; r; r = r->next)
+        if (memcmp(r->sid_bytes, sid, 16) == 0)
+            return r;
+    return NULL;
+}
+
+static unsigned count_locked(rdv_client *c, int state /* -1: all */)
+{
+    unsigned n = 0;
+    for (rdv__relay *r = c->relays; r; r = r->next)
+        n += state < 0 || (int)r->st == state;
+    return n;
+}
+
+static void unlink_locked(rdv_client *c, rdv__relay *r)
+{
+    for (rdv__relay **pp = &c->relays; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    r->next = NULL;
+}
+
+/* Wipes and frees a session already unlinked (its proxy fd detached). */
+static void relay_free(rdv__relay *r)
+{
+    if (!r)
+        return;
+    sodium_memzero(r, sizeof(*r));
+    free(r);
+}
+
+static void set_error_locked(rdv_client *c, int err, const char *text)
+{
+    c->rstats.last_error = err;
+    snprintf(c->rstats.last_error_text, sizeof(c->rstats.last_error_text), "%s",
+             text ? text : rdv_strerror(err));
+}
+
+/* Unlinks r and wipes its keys; returns it for the caller to report and
+ * free after unlocking. (L held) */
+static rdv__relay *end_locked(rdv_client *c, rdv__relay *r)
+{
+    unlink_locked(c, r);
+    rdv__proxy_detach_locked(c, r);
+    rdv__e2e_keypair_wipe(&r->kp);
+    rdv__e2e_wipe(&r->e2e);
+    return r;
+}
+
+/* ---- sending helpers ------------------------------------------------------- */
+
+static int send_close(rdv_client *c, const char *sid, const char *reason)
+{
+    json_t *body = json_pack("{s:s, s:s}", "sessionID", sid, "reason", reason);
+    return rdv__send_body(c, RDV_MSG_RELAY_CLOSE, body, sid, false);
+}
+
+static void hex32(const uint8_t in[32], char out[RDV_KEY_HEX_LEN + 1])
+{
+    sodium_bin2hex(out, RDV_KEY_HEX_LEN + 1, in, 32);
+}
+
+/* Signs and queues relayOpen / relayReady carrying our e2eKey. */
+static int send_signed(rdv_client *c, rdv_msg_type type, const char *to,
+                       const char *sid, const uint8_t pk[32])
+{
+    char key[RDV_KEY_HEX_LEN + 1];
+    hex32(pk, key);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "fromNodeID", c->node_id,
+                             "toNodeID", to, "sessionID", sid, "e2eKey", key);
+    return rdv__send_body(c, type, body, sid, false);
+}
+
+/* Calls cb_relay_closed (no lock held) and frees r. Records abnormal ends
+ * as the last relay error. */
+static void report_closed(rdv_client *c, rdv__relay *r, int err, const char *reason)
+{
+    if (err != 0) {
+        pthread_mutex_lock(&c->lock);
+        char text[128];
+        snprintf(text, sizeof(text), "session %.8s with %.16s: %s (%s)", r->sid, r->peer,
+                 rdv_strerror(err), reason);
+        set_error_locked(c, err, text);
+        pthread_mutex_unlock(&c->lock);
+    }
+    if (c->cfg.cb_relay_closed && !atomic_load(&c->destroying))
+        c->cfg.cb_relay_closed(c, r->sid, err, reason, c->cfg.user_ptr);
+    relay_free(r);
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+static bool valid_sid(const char *sid)
+{
+    return sid && rdv_uuid_valid(sid, strlen(sid));
+}
+
+int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION_ID_LEN + 1])
+{
+    if (!c || !peer || !session_id_out || !rdv_node_id_valid(peer, strlen(peer)) ||
+        strcmp(peer, c->node_id) == 0)
+        return RDV_ERR_INVALID;
+    if (rdv_client_state(c) != RDV_STATE_AUTHENTICATED)
+        return RDV_ERR_NOT_CONNECTED;
+    rdv__relay *r = calloc(1, sizeof(*r));
+    if (!r)
+        return RDV_ERR_NOMEM;
+    r->proxy_fd = -1;
+    r->st = RDV__RS_OPENING;
+    r->initiator = true;
+    snprintf(r->peer, sizeof(r->peer), "%s", peer);
+    rdv_uuid_v4(r->sid);
+    if (rdv_uuid_to_bytes(r->sid, r->sid_bytes) != 0 || rdv__e2e_keypair_new(&r->kp) != 0) {
+        relay_free(r);
+        return RDV_ERR_CRYPTO;
+    }
+    r->deadline = rdv__mono_ms() + RDV_RELAY_OPEN_TIMEOUT_MS;
+    uint8_t pk[32];
+    memcpy(pk, r->kp.pk, sizeof(pk));
+    char sid[RDV_SESSION_ID_LEN + 1];
+    memcpy(sid, r->sid, sizeof(sid));
+
+    pthread_mutex_lock(&c->lock);
+    unsigned n = count_locked(c, -1);
+    unsigned busy = count_locked(c, RDV__RS_OPEN) + count_locked(c, RDV__RS_OPENING);
+    int rc = 0;
+    if (n >= RDV_RELAY_MAX_SESSIONS ||
+        (c->limits.max_relay_sessions > 0 && busy >= c->limits.max_relay_sessions))
+        rc = RDV_ERR_LIMIT;
+    else {
+        r->next = c->relays;
+        c->relays = r;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (rc != 0) {
+        relay_free(r);
+        return rc;
+    }
+    /* Registered, and the ID given to the caller, before relayOpen is
+     * queued: a fast answer (on the service thread) may arrive before this
+     * function returns. */
+    memcpy(session_id_out, sid, sizeof(sid));
+    rc = send_signed(c, RDV_MSG_RELAY_OPEN, peer, sid, pk);
+    if (rc != 0) {
+        session_id_out[0] = '\0';
+        pthread_mutex_lock(&c->lock);
+        rdv__relay *x = rdv__relay_find_locked(c, sid);
+        if (x)
+            end_locked(c, x);
+        pthread_mutex_unlock(&c->lock);
+        relay_free(x);
+        return rc;
+    }
+    return 0;
+}
+
+int rdv_relay_accept(rdv_client *c, const char *sid)
+{
+    if (!c || !valid_sid(sid))
+        return RDV_ERR_INVALID;
+    if (rdv_client_state(c) != RDV_STATE_AUTHENTICATED)
+        return RDV_ERR_NOT_CONNECTED;
+    rdv__e2e_keypair kp;
+    if (rdv__e2e_keypair_new(&kp) != 0)
+        return RDV_ERR_CRYPTO;
+    char peer[RDV_NODE_ID_LEN + 1];
+    int rc = 0;
+    rdv__relay *dead = NULL;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (!r || r->st != RDV__RS_REQUESTED) {
+        rc = RDV_ERR_NO_SESSION;
+    } else if (rdv__e2e_init(&r->e2e, false, &kp, r->peer_pk, r->sid_bytes) != 0) {
+        rc = RDV_ERR_CRYPTO;
+        dead = end_locked(c, r);
+    } else {
+        r->st = RDV__RS_OPEN;
+        c->rstats.opened++;
+        c->rstats.last_traversal = RDV_TRAVERSAL_RELAYED;
+    }
+    if (r)
+        memcpy(peer, r->peer, sizeof(peer));
+    pthread_mutex_unlock(&c->lock);
+    if (dead) {
+        (void)send_close(c, sid, RDV__REASON_E2E);
+        relay_free(dead);
+    }
+    if (rc == 0) {
+        rc = send_signed(c, RDV_MSG_RELAY_READY, peer, sid, kp.pk);
+        if (rc != 0) {
+            pthread_mutex_lock(&c->lock);
+            rdv__relay *x = rdv__relay_find_locked(c, sid);
+            if (x)
+                end_locked(c, x);
+            pthread_mutex_unlock(&c->lock);
+            relay_free(x);
+        }
+    }
+    rdv__e2e_keypair_wipe(&kp);
+    return rc;
+}
+
+/* Removes session sid in one of the states in `mask` (bit per state) and
+ * sends relayClose with reason. */
+static int end_local(rdv_client *c, const char *sid, unsigned mask, const char *reason)
+{
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (r && !(mask & (1u << r->st)))
+        r = NULL;
+    if (r)
+        end_locked(c, r);
+    pthread_mutex_unlock(&c->lock);
+    if (!r)
+        return RDV_ERR_NO_SESSION;
+    relay_free(r);
+    /* Not connected: the server already ended the session. */
+    (void)send_close(c, sid, reason);
+    return 0;
+}
+
+int rdv_relay_reject(rdv_client *c, const char *sid, const char *reason)
+{
+    if (!c || !valid_sid(sid) || (reason && strlen(reason) > RDV_MAX_TEXT))
+        return RDV_ERR_INVALID;
+    return end_local(c, sid, 1u << RDV__RS_REQUESTED,
+                     reason && *reason ? reason : RDV__REASON_REJECTED);
+}
+
+int rdv_relay_close(rdv_client *c, const char *sid)
+{
+    if (!c || !valid_sid(sid))
+        return RDV_ERR_INVALID;
+    return end_local(c, sid, 7u, RDV__REASON_CLOSED);
+}
+
+size_t rdv_relay_max_payload(rdv_client *c)
+{
+    if (!c)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    int64_t p = c->limits.max_relay_payload;
+    pthread_mutex_unlock(&c->lock);
+    if (p <= 0)
+        p = RDV_RELAY_DEFAULT_PAYLOAD;
+    if (p > RDV_MAX_MESSAGE_BYTES - RDV_RELAY_FRAME_HEADER)
+        p = RDV_MAX_MESSAGE_BYTES - RDV_RELAY_FRAME_HEADER;
+    return p > RDV__E2E_OVERHEAD ? (size_t)p - RDV__E2E_OVERHEAD : 0;
+}
+
+unsigned rdv_relay_count(rdv_client *c)
+{
+    if (!c)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    unsigned n = count_locked(c, RDV__RS_OPEN);
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+int rdv__relay_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_t len)
+{
+    if (r->st != RDV__RS_OPEN)
+        return RDV_ERR_NO_SESSION;
+    size_t plen = RDV_RELAY_FRAME_HEADER + len + RDV__E2E_OVERHEAD;
+    rdv__outmsg *m = malloc(sizeof(*m) + RDV__LWS_PRE + plen + 1);
+    if (!m)
+        return RDV_ERR_NOMEM;
+    memset(m, 0, sizeof(*m));
+    m->len = plen;
+    m->binary = true;
+    snprintf(m->type, sizeof(m->type), "relayData");
+    uint8_t *f = m->buf + RDV__LWS_PRE;
+    f[0] = RDV_RELAY_FRAME_KIND_DATA;
+    memcpy(f + 1, r->sid_bytes, RDV__E2E_AD_BYTES);
+    /* A counter spent on a datagram the full queue refuses is harmless:
+     * the receiver's window only needs counters never to repeat. */
+    int64_t n = rdv__e2e_seal(&r->e2e, buf, len, f + RDV_RELAY_FRAME_HEADER);
+    if (n < 0) {
+        free(m);
+        return (int)n;
+    }
+    int rc = rdv__outq_append_locked(c, m, false);
+    if (rc != 0) {
+        free(m);
+        c->rstats.dropped++;
+        return rc;
+    }
+    c->rstats.tx_dgrams++;
+    c->rstats.tx_bytes += len;
+    return 0;
+}
+
+int rdv_relay_send(rdv_client *c, const char *sid, const void *buf, size_t len)
+{
+    if (!c || !valid_sid(sid) || (!buf && len))
+        return RDV_ERR_INVALID;
+    if (len > rdv_relay_max_payload(c))
+        return RDV_ERR_TOO_LARGE;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    int rc = r ? rdv__relay_send_locked(c, r, buf, len) : RDV_ERR_NO_SESSION;
+    pthread_mutex_unlock(&c->lock);
+    if (rc == 0)
+        rdv__wake(c);
+    return rc;
+}
+
+int rdv_client_network_status(rdv_client *c, rdv_network_status *st)
+{
+    if (!c || !st)
+        return RDV_ERR_INVALID;
+    memset(st, 0, sizeof(*st));
+    snprintf(st->relay_server, sizeof(st->relay_server), "%s", c->cfg.server_url);
+    st->nat_type = c->cfg.nat_type;
+    pthread_mutex_lock(&c->lock);
+    st->state = c->state;
+    memcpy(st->server_name, c->server_name, sizeof(st->server_name));
+    memcpy(st->public_ip, c->observed_ip, sizeof(st->public_ip));
+    st->public_port = c->observed_port;
+    st->max_relay_sessions = c->limits.max_relay_sessions;
+    st->relay_available = c->limits.max_relay_sessions > 0;
+    st->active_relays = count_locked(c, RDV__RS_OPEN);
+    st->pending_relays = count_locked(c, -1) - st->active_relays;
+    st->relays_opened = c->rstats.opened;
+    st->relay_tx_datagrams = c->rstats.tx_dgrams;
+    st->relay_rx_datagrams = c->rstats.rx_dgrams;
+    st->relay_tx_bytes = c->rstats.tx_bytes;
+    st->relay_rx_bytes = c->rstats.rx_bytes;
+    st->relay_dropped = c->rstats.dropped;
+    st->last_traversal = (rdv_traversal)c->rstats.last_traversal;
+    st->last_relay_error = c->rstats.last_error;
+    memcpy(st->last_relay_error_text, c->rstats.last_error_text,
+           sizeof(st->last_relay_error_text));
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+/* ---- received messages (service thread) ----------------------------------- */
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* relayOpen: a new request (needs the opener's e2eKey). */
+static void on_open(rdv_client *c, const rdv_msg *m)
+{
+    const char *from = rdv_msg_get_str(m->body, "fromNodeID");
+    const char *sid = rdv_msg_get_str(m->body, "sessionID");
+    const char *key = rdv_msg_get_str(m->body, "e2eKey");
+    int64_t ts = 0;
+    (void)rdv_msg_get_int(m->body, "timestamp", &ts);
+    uint8_t pk[32];
+    size_t pklen = 0;
+    if (!key || sodium_hex2bin(pk, sizeof(pk), key, strlen(key), NULL, &pklen, NULL) != 0 ||
+        pklen != sizeof(pk)) {
+        rdv__report(c, RDV_ERR_PROTOCOL, NULL,
+                    "relayOpen without e2eKey refused (end-to-end encryption is required)",
+                    sid, "relayOpen", "e2eKey", from);
+        (void)send_close(c, sid, RDV__REASON_E2E);
+        return;
+    }
+    rdv__relay *r = calloc(1, sizeof(*r));
+    if (!r) {
+        (void)send_close(c, sid, "no memory");
+        return;
+    }
+    r->proxy_fd = -1;
+    r->st = RDV__RS_REQUESTED;
+    copy_str(r->sid, sizeof(r->sid), sid);
+    copy_str(r->peer, sizeof(r->peer), from);
+    memcpy(r->peer_pk, pk, sizeof(pk));
+    r->req_ts = ts;
+    r->deadline = rdv__mono_ms() + RDV_RELAY_ANSWER_MS;
+    if (rdv_uuid_to_bytes(r->sid, r->sid_bytes) != 0) {
+        relay_free(r);
+        return;
+    }
+    const char *refuse = NULL;
+    pthread_mutex_lock(&c->lock);
+    if (rdv__relay_find_locked(c, sid) || find_bytes_locked(c, r->sid_bytes))
+        refuse = ""; /* a session we know: ignore (a copy) */
+    else if (count_locked(c, -1) >= RDV_RELAY_MAX_SESSIONS)
+        refuse = "limit";
+    else if (!c->cfg.cb_relay_request)
+        refuse = "no relay handler";
+    else {
+        r->next = c->relays;
+        c->relays = r;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (refuse) {
+        relay_free(r);
+        if (*refuse)
+            (void)send_close(c, sid, refuse);
+        return;
+    }
+    rdv_relay_request req;
+    memset(&req, 0, sizeof(req));
+    copy_str(req.session_id, sizeof(req.session_id), sid);
+    copy_str(req.from_node_id, sizeof(req.from_node_id), from);
+    req.timestamp = ts;
+    c->cfg.cb_relay_request(c, &req, c->cfg.user_ptr);
+}
+
+/* relayReady: our opening session becomes open. */
+static void on_ready(rdv_client *c, const rdv_msg *m)
+{
+    const char *from = rdv_msg_get_str(m->body, "fromNodeID");
+    const char *sid = rdv_msg_get_str(m->body, "sessionID");
+    const char *key = rdv_msg_get_str(m->body, "e2eKey");
+    uint8_t pk[32];
+    size_t pklen = 0;
+    bool key_ok = key && sodium_hex2bin(pk, sizeof(pk), key, strlen(key), NULL, &pklen,
+                                        NULL) == 0 && pklen == sizeof(pk);
+    rdv__relay *dead = NULL;
+    bool known = false, ready = false;
+    char peer[RDV_NODE_ID_LEN + 1] = "";
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (r && r->st == RDV__RS_OPENING && strcmp(r->peer, from) == 0) {
+        known = true;
+        if (key_ok && rdv__e2e_init(&r->e2e, true, &r->kp, pk, r->sid_bytes) == 0) {
+            rdv__e2e_keypair_wipe(&r->kp);
+            r->st = RDV__RS_OPEN;
+            c->rstats.opened++;
+            c->rstats.last_traversal = RDV_TRAVERSAL_RELAYED;
+            memcpy(peer, r->peer, sizeof(peer));
+            ready = true;
+        } else {
+            dead = end_locked(c, r);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!known) {
+        rdv__report(c, RDV_ERR_NO_SESSION, NULL,
+                    "relayReady for a session we are not opening (ignored)", sid,
+                    "relayReady", NULL, from);
+        return;
+    }
+    if (dead) {
+        (void)send_close(c, sid, RDV__REASON_E2E);
+        report_closed(c, dead, RDV_ERR_PROTOCOL,
+                      "the peer's relayReady has no usable e2eKey");
+        return;
+    }
+    if (ready && c->cfg.cb_relay_ready)
+        c->cfg.cb_relay_ready(c, sid, peer, c->cfg.user_ptr);
+}
+
+void rdv__relay_on_routed(rdv_client *c, const rdv_msg *m)
+{
+    if (m->type == RDV_MSG_RELAY_OPEN)
+        on_open(c, m);
+    else if (m->type == RDV_MSG_RELAY_READY)
+        on_ready(c, m);
+}
+
+/* Maps a relayClose reason from the server or the peer to an RDV_ERR_*. */
+static int close_reason_code(const char *reason)
+{
+    if (!reason)
+        return 0;
+    if (strcmp(reason, "peer_disconnected") == 0)
+        return RDV_ERR_PEER_OFFLINE;
+    if (strcmp(reason, "replaced") == 0)
+        return RDV_ERR_REPLACED;
+    if (strcmp(reason, "idle") == 0 || strcmp(reason, RDV__REASON_TIMEOUT) == 0)
+        return RDV_ERR_TIMEOUT;
+    if (strcmp(reason, "quota") == 0 || strcmp(reason, "limit") == 0)
+        return RDV_ERR_LIMIT;
+    if (strcmp(reason, RDV__REASON_E2E) == 0)
+        return RDV_ERR_PROTOCOL;
+    if (strcmp(reason, "shutting_down") == 0)
+        return RDV_ERR_CONNECT; /* the server is stopping */
+    return 0; /* closed_by_peer, rejected, or the peer's own text */
+}
+
+void rdv__relay_on_close(rdv_client *c, const json_t *body)
+{
+    const char *sid = rdv_msg_get_str(body, "sessionID");
+    const char *reason = rdv_msg_get_str(body, "reason");
+    if (!sid)
+        return;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (r)
+        end_locked(c, r);
+    pthread_mutex_unlock(&c->lock);
+    if (r)
+        report_closed(c, r, close_reason_code(reason), reason ? reason : "closed_by_peer");
+}
+
+/* One received relay packet for session sid_bytes: decrypt, then proxy or
+ * cb_relay_data. */
+static void on_packet(rdv_client *c, const uint8_t sid_bytes[16], const uint8_t *pkt,
+                      size_t len)
+{
+    if (!c->scratch && !(c->scratch = malloc(RDV__SCRATCH_BYTES)))
+        return;
+    char sid[RDV_SESSION_ID_LEN + 1], peer[RDV_NODE_ID_LEN + 1];
+    int fd = -1;
+    struct sockaddr_storage dest;
+    socklen_t dest_len = 0;
+    int64_t n = RDV_ERR_NO_SESSION;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = find_bytes_locked(c, sid_bytes);
+    if (r && r->st == RDV__RS_OPEN && len <= RDV__SCRATCH_BYTES) {
+        n = rdv__e2e_open(&r->e2e, pkt, len, c->scratch);
+        memcpy(sid, r->sid, sizeof(sid));
+        memcpy(peer, r->peer, sizeof(peer));
+        fd = r->proxy_fd;
+        dest = r->dest;
+        dest_len = r->dest_len;
+    }
+    if (n >= 0) {
+        c->rstats.rx_dgrams++;
+        c->rstats.rx_bytes += (uint64_t)n;
+    } else {
+        c->rstats.dropped++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (n == RDV_ERR_NO_SESSION)
+        return; /* late data of a session we ended: datagram semantics */
+    if (n < 0) {
+        const char *what = n == RDV_ERR_DUPLICATE
+                               ? "relay datagram replayed or too old (dropped)"
+                               : n == RDV_ERR_DECRYPT
+                                     ? "relay datagram failed authentication (dropped)"
+                                     : "malformed relay datagram (dropped)";
+        rdv__report(c, (int)n, NULL, what, sid, "relayData", NULL, peer);
+        return;
+    }
+    if (fd >= 0)
+        rdv__proxy_deliver(c, fd, &dest, dest_len, c->scratch, (size_t)n);
+    else if (c->cfg.cb_relay_data)
+        c->cfg.cb_relay_data(c, sid, c->scratch, (size_t)n, c->cfg.user_ptr);
+}
+
+void rdv__relay_on_binary(rdv_client *c, const uint8_t *buf, size_t len)
+{
+    if (len < RDV_RELAY_FRAME_HEADER || buf[0] != RDV_RELAY_FRAME_KIND_DATA) {
+        rdv__report(c, RDV_ERR_PROTOCOL, NULL, "binary frame that is not relay data (ignored)",
+                    NULL, "relayData", NULL, NULL);
+        return;
+    }
+    on_packet(c, buf + 1, buf + RDV_RELAY_FRAME_HEADER, len - RDV_RELAY_FRAME_HEADER);
+}
+
+void rdv__relay_on_data_text(rdv_client *c, const json_t *body)
+{
+    const char *sid = rdv_msg_get_str(body, "sessionID");
+    const char *data = rdv_msg_get_str(body, "data");
+    uint8_t sb[16];
+    if (!sid || !data || rdv_uuid_to_bytes(sid, sb) != 0)
+        return;
+    size_t dl = strlen(data);
+    uint8_t *bin = malloc(dl / 4 * 3 + 3);
+    size_t bl = 0;
+    if (!bin)
+        return;
+    if (sodium_base642bin(bin, dl / 4 * 3 + 3, data, dl, NULL, &bl, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) == 0)
+        on_packet(c, sb, bin, bl);
+    else
+        rdv__report(c, RDV_ERR_PROTOCOL, NULL, "relayData with bad base64 (dropped)", sid,
+                    "relayData", "data", NULL);
+    free(bin);
+}
+
+void rdv__relay_on_server_error(rdv_client *c, rdv_ec ec, const char *ref, const char *type,
+                                const char *message)
+{
+    if (!ref || !rdv_uuid_valid(ref, strlen(ref)))
+        return;
+    bool about_open = type && (strcmp(type, "relayOpen") == 0 ||
+                               strcmp(type, "relayReady") == 0);
+    int err;
+    switch (ec) {
+    case RDV_EC_PEER_OFFLINE: err = RDV_ERR_PEER_OFFLINE; break;
+    case RDV_EC_LIMIT_EXCEEDED: err = RDV_ERR_LIMIT; break;
+    case RDV_EC_UNKNOWN_SESSION:
+    case RDV_EC_NOT_IN_SESSION: err = RDV_ERR_NO_SESSION; break;
+    case RDV_EC_RATE_LIMITED:
+    case RDV_EC_NO_CONSENT: return; /* a dropped datagram, the session lives */
+    default:
+        if (!about_open)
+            return;
+        err = RDV_ERR_SERVER;
+        break;
+    }
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, ref);
+    /* A quota on an open session is a dropped datagram, not its end. */
+    if (r && ec == RDV_EC_LIMIT_EXCEEDED && r->st == RDV__RS_OPEN && !about_open)
+        r = NULL;
+    if (r)
+        end_locked(c, r);
+    pthread_mutex_unlock(&c->lock);
+    if (!r)
+        return;
+    /* Our relayReady was refused (e.g. our session limit): the session is
+     * still OPENING on the server, so tell the opener. */
+    if (type && strcmp(type, "relayReady") == 0)
+        (void)send_close(c, r->sid, err == RDV_ERR_LIMIT ? "limit" : "error");
+    report_closed(c, r, err, message && *message ? message : rdv_ec_name(ec));
+}
+
+void rdv__relay_on_conn_lost(rdv_client *c)
+{
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        rdv__relay *r = c->relays;
+        if (r)
+            end_locked(c, r);
+        pthread_mutex_unlock(&c->lock);
+        if (!r)
+            break;
+        report_closed(c, r, RDV_ERR_CONNECT, "connection_lost");
+    }
+}
+
+void rdv__relay_tick(rdv_client *c, int64_t now)
+{
+    rdv__proxy_close_dead(c);
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        rdv__relay *r = c->relays;
+        while (r && (r->st == RDV__RS_OPEN || now < r->deadline))
+            r = r->next;
+        if (r)
+            end_locked(c, r);
+        pthread_mutex_unlock(&c->lock);
+        if (!r)
+            break;
+        (void)send_close(c, r->sid, RDV__REASON_TIMEOUT);
+        report_closed(c, r, RDV_ERR_TIMEOUT,
+                      r->st == RDV__RS_OPENING ? "no relayReady from the peer in time"
+                                               : "request not answered in time");
+    }
+}
+
+void rdv__relay_free_all(rdv_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    while (c->relays)
+        relay_free(end_locked(c, c->relays));
+    pthread_mutex_unlock(&c->lock);
+    rdv__proxy_close_dead(c);
+    free(c->dead_fds);
+    c->dead_fds = NULL;
+    free(c->scratch);
+    c->scratch = NULL;
+}

@@ -1,0 +1,619 @@
+/* relay.c - relay sessions, consent and datagram forwarding (see relay.h).
+ *
+ * Data structures. A session (rdv_relay_session) sits in the session table
+ * under its 16-byte ID and in the session lists of both its relay peers
+ * (rdv_relay_peer, one per connection that opened or was offered a
+ * session; kept until the connection goes so that its token bucket cannot
+ * be reset by closing and reopening sessions). side[0] is the opener, side[1]
+ * the recipient; a session's links in side[i]'s list are next[i]/prev[i].
+ *
+ * Counting against --relay-max-sessions: the opener counts a session from
+ * relayOpen on, the recipient only once it consented (OPEN), so nobody can
+ * fill another node's slots with unanswered relayOpens.
+ *
+ * Re-entrancy. Sending a message can close its receiver (slow_consumer),
+ * and closing a connection ends its sessions (rdv_relay_conn_gone), which
+ * sends more messages. So a session is always taken out of every table and
+ * list and freed before anything is sent about it, loops re-read list heads
+ * after each send, and the idle sweep collects IDs first and looks each up
+ * again before ending it.
+ */
+#include "relay.h"
+
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn_limits.h"
+#include "ids.h"
+#include "log.h"
+#include "presence.h"
+#include "server.h"
+
+enum { S_OPENING = 0, S_OPEN = 1 };
+
+/* Longest gap over which a token bucket is refilled in one step (ms):
+ * keeps dt * rate far from int64 overflow; buckets are full long before. */
+#define MAX_REFILL_MS 100000
+
+struct rdv_relay_session;
+
+typedef struct rdv_relay_peer {
+    rdv_hnode node;
+    rdv_conn *conn;                  /* the key (pointer bytes) */
+    struct rdv_relay_session *head;  /* sessions this connection is in */
+    int count;                       /* counted against max_sessions */
+    int64_t tokens;                  /* per-node byte bucket */
+    int64_t refill_ms;
+} rdv_relay_peer;
+
+typedef struct rdv_relay_session {
+    rdv_hnode node;
+    uint8_t id[RDV_UUID_BYTES];      /* the key */
+    uint8_t state;                   /* S_OPENING / S_OPEN */
+    rdv_relay_peer *side[2];         /* 0: opener, 1: recipient */
+    struct rdv_relay_session *next[2], *prev[2];
+    uint64_t bytes;                  /* payload relayed, both ways (quota) */
+    int64_t last_ms;                 /* created / consented / last data (mono) */
+} rdv_relay_session;
+
+static const char *const drop_names[RDV_RELAY_DROP__COUNT] = {
+    [RDV_RELAY_DROP_RATE] = "rate_limited",
+    [RDV_RELAY_DROP_GLOBAL] = "global_rate",
+    [RDV_RELAY_DROP_QUOTA] = "quota",
+    [RDV_RELAY_DROP_CONGESTED] = "congested",
+    [RDV_RELAY_DROP_TOO_LARGE] = "too_large",
+    [RDV_RELAY_DROP_NO_CONSENT] = "no_consent",
+    [RDV_RELAY_DROP_UNKNOWN_SESSION] = "unknown_session",
+    [RDV_RELAY_DROP_NOT_IN_SESSION] = "not_in_session",
+    [RDV_RELAY_DROP_CLOSING] = "closing",
+};
+
+static const char *const end_names[RDV_RELAY_END__COUNT] = {
+    [RDV_RELAY_END_BY_PEER] = "closed_by_peer",
+    [RDV_RELAY_END_DISCONNECTED] = "peer_disconnected",
+    [RDV_RELAY_END_REPLACED] = "replaced",
+    [RDV_RELAY_END_IDLE] = "idle",
+    [RDV_RELAY_END_QUOTA] = "quota",
+    [RDV_RELAY_END_SHUTDOWN] = "shutting_down",
+};
+
+const char *rdv_relay_drop_name(rdv_relay_drop d)
+{
+    return (unsigned)d < RDV_RELAY_DROP__COUNT ? drop_names[d] : "unknown";
+}
+
+const char *rdv_relay_end_name(rdv_relay_end e)
+{
+    return (unsigned)e < RDV_RELAY_END__COUNT ? end_names[e] : "unknown";
+}
+
+/* ---- tables ------------------------------------------------------------ */
+
+static int64_t burst_of(const rdv_relay *r, uint64_t rate);
+
+int rdv_relay_init(rdv_relay *r, const rdv_relay_limits *lim)
+{
+    memset(r, 0, sizeof *r);
+    r->lim = *lim;
+    if (rdv_hmap_init(&r->sessions, RDV_UUID_BYTES,
+                      (ptrdiff_t)offsetof(rdv_relay_session, id) -
+                          (ptrdiff_t)offsetof(rdv_relay_session, node)) != 0)
+        return -1;
+    if (rdv_hmap_init(&r->peers, sizeof(rdv_conn *),
+                      (ptrdiff_t)offsetof(rdv_relay_peer, conn) -
+                          (ptrdiff_t)offsetof(rdv_relay_peer, node)) != 0) {
+        rdv_hmap_free(&r->sessions);
+        return -1;
+    }
+    r->global_ms = rdv_mono_ms();
+    r->global_tokens = burst_of(r, lim->global_rate);
+    return 0;
+}
+
+static void free_session_cb(rdv_hnode *n, void *user)
+{
+    rdv_relay *r = user;
+    rdv_hmap_del(&r->sessions, n);
+    free(rdv_container_of(n, rdv_relay_session, node));
+}
+
+static void free_peer_cb(rdv_hnode *n, void *user)
+{
+    rdv_relay *r = user;
+    rdv_hmap_del(&r->peers, n);
+    free(rdv_container_of(n, rdv_relay_peer, node));
+}
+
+void rdv_relay_free(rdv_relay *r)
+{
+    rdv_hmap_each(&r->sessions, free_session_cb, r);
+    rdv_hmap_each(&r->peers, free_peer_cb, r);
+    rdv_hmap_free(&r->sessions);
+    rdv_hmap_free(&r->peers);
+    r->n_open = r->n_opening = 0;
+}
+
+/* Token bucket size for a rate: one second of traffic, and at least two
+ * messages of the largest payload so a burst of one is always possible. */
+static int64_t burst_of(const rdv_relay *r, uint64_t rate)
+{
+    int64_t floor = 2 * (int64_t)(r->lim.max_payload + RDV_RELAY_FRAME_HEADER);
+    return (int64_t)rate > floor ? (int64_t)rate : floor;
+}
+
+/* The relay peer entry of c; created (full bucket) when `create`. NULL
+ * when absent or out of memory. */
+static rdv_relay_peer *peer_of(rdv_relay *r, rdv_conn *c, bool create)
+{
+    rdv_hnode *n = rdv_hmap_get(&r->peers, (const uint8_t *)&c);
+    if (n || !create)
+        return n ? rdv_container_of(n, rdv_relay_peer, node) : NULL;
+    rdv_relay_peer *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->conn = c;
+    p->tokens = burst_of(r, r->lim.rate);
+    p->refill_ms = rdv_mono_ms();
+    rdv_hmap_put(&r->peers, &p->node);
+    return p;
+}
+
+static rdv_relay_session *session_get(rdv_relay *r, const uint8_t id[RDV_UUID_BYTES])
+{
+    rdv_hnode *n = rdv_hmap_get(&r->sessions, id);
+    return n ? rdv_container_of(n, rdv_relay_session, node) : NULL;
+}
+
+/* Index of p in s (0 or 1). */
+static int side_of(const rdv_relay_session *s, const rdv_relay_peer *p)
+{
+    return s->side[0] == p ? 0 : 1;
+}
+
+static void list_push(rdv_relay_session *s, int i)
+{
+    rdv_relay_peer *p = s->side[i];
+    s->prev[i] = NULL;
+    s->next[i] = p->head;
+    if (p->head)
+        p->head->prev[side_of(p->head, p)] = s;
+    p->head = s;
+}
+
+static void list_unlink(rdv_relay_session *s, int i)
+{
+    rdv_relay_peer *p = s->side[i];
+    if (s->prev[i])
+        s->prev[i]->next[side_of(s->prev[i], p)] = s->next[i];
+    else
+        p->head = s->next[i];
+    if (s->next[i])
+        s->next[i]->prev[side_of(s->next[i], p)] = s->prev[i];
+    s->next[i] = s->prev[i] = NULL;
+}
+
+/* Takes s out of every table and list, updates gauges and counts, and
+ * frees it. Sends nothing. */
+static void session_destroy(rdv_relay *r, rdv_relay_session *s)
+{
+    list_unlink(s, 0);
+    list_unlink(s, 1);
+    s->side[0]->count--;
+    if (s->state == S_OPEN) {
+        s->side[1]->count--;
+        r->n_open--;
+    } else {
+        r->n_opening--;
+    }
+    rdv_hmap_del(&r->sessions, &s->node);
+    free(s);
+}
+
+/* Queues {"relayClose":{"sessionID":..., "reason":...}} for c (unless it is
+ * closing: nothing can reach it then). */
+static void send_close(struct rdv_server *srv, rdv_conn *c, const char *sid, const char *reason)
+{
+    if (!c || c->close_code)
+        return;
+    json_t *b = json_pack("{s:s, s:s}", "sessionID", sid, "reason", reason);
+    if (!b || rdv_conn_send_json(srv, c, RDV_MSG_RELAY_CLOSE, b) != 0)
+        rdv_debug(srv->log, "relayClose for %s not queued", sid);
+}
+
+/* Ends s: destroys it, then tells its sides (all but `skip`) with
+ * relayClose (`reason`, or the end reason's name). s is freed on return. */
+static void session_end(rdv_relay *r, struct rdv_server *srv, rdv_relay_session *s,
+                        rdv_relay_end why, const rdv_conn *skip, const char *reason)
+{
+    char sid[RDV_UUID_STRLEN + 1];
+    rdv_uuid_from_bytes(s->id, sid);
+    rdv_conn *c0 = s->side[0]->conn, *c1 = s->side[1]->conn;
+    session_destroy(r, s);
+    if ((unsigned)why < RDV_RELAY_END__COUNT)
+        r->m.closed[why]++;
+    const char *text = reason ? reason : rdv_relay_end_name(why);
+    rdv_debug(srv->log, "relay session %s closed (%s)", sid, rdv_relay_end_name(why));
+    /* c0 may be closed by the first send (slow consumer); both pointers
+     * stay valid until their LWS_CALLBACK_CLOSED, which cannot run here. */
+    if (c0 != skip)
+        send_close(srv, c0, sid, text);
+    if (c1 != skip)
+        send_close(srv, c1, sid, text);
+}
+
+/* ---- token buckets ----------------------------------------------------- */
+
+/* Refills a bucket of `rate` bytes/s (0: unlimited) up to `burst`, then
+ * takes n bytes. False (nothing taken) when there are fewer than n. */
+static bool bucket_take(int64_t *tokens, int64_t *last_ms, uint64_t rate, int64_t burst,
+                        int64_t now, size_t n)
+{
+    if (rate == 0)
+        return true;
+    int64_t dt = now - *last_ms;
+    if (dt > 0) {
+        if (dt > MAX_REFILL_MS)
+            dt = MAX_REFILL_MS;
+        int64_t t = *tokens + dt * (int64_t)rate / 1000;
+        *tokens = t > burst ? burst : t;
+        *last_ms = now;
+    }
+    if (*tokens < (int64_t)n)
+        return false;
+    *tokens -= (int64_t)n;
+    return true;
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Answers a refused relay message with an error, after charging the
+ * sender's per-message bucket (so refusals cannot be a free flood). */
+static void refuse(struct rdv_server *srv, rdv_conn *c, rdv_ec code, const char *why,
+                   const char *sid, const char *type, const char *field)
+{
+    if (!rdv_limits_admit(srv, c))
+        return;
+    (void)rdv_conn_send_error(srv, c, code, why, sid, type, field);
+}
+
+static void count_drop(rdv_relay *r, rdv_relay_drop d, size_t bytes)
+{
+    r->m.dropped_msgs[d]++;
+    r->m.dropped_bytes[d] += bytes;
+}
+
+/* ---- relayOpen / relayReady / relayClose -------------------------------- */
+
+/* sessionID of body as 16 bytes; false when absent or malformed (the codec
+ * validated it already, so this is belt and braces). */
+static bool body_sid(const json_t *body, uint8_t id[RDV_UUID_BYTES], const char **text)
+{
+    *text = rdv_msg_get_str(body, "sessionID");
+    return *text && rdv_uuid_to_bytes(*text, id) == 0;
+}
+
+int rdv_relay_open(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg,
+                   const uint8_t *raw, size_t len)
+{
+    const char *type = "relayOpen", *sid = NULL;
+    uint8_t id[RDV_UUID_BYTES], to_id[RDV_NODE_ID_BYTES];
+    const char *to = rdv_msg_get_str(msg->body, "toNodeID");
+    if (!body_sid(msg->body, id, &sid) || !to || rdv_node_id_to_pk(to, to_id) != 0) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD, NULL, sid, type, "sessionID");
+        return 0;
+    }
+    if (session_get(r, id)) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD,
+                                  "sessionID is already in use by a relay session; open "
+                                  "with a new random UUID",
+                                  sid, type, "sessionID");
+        return 0;
+    }
+    rdv_conn *target = rdv_presence_find(srv, to_id);
+    if (!target || target->close_code) {
+        char m[200];
+        snprintf(m, sizeof m,
+                 "node %.16s... is not connected; a relay needs both sides online "
+                 "(relayOpen is never queued)",
+                 to);
+        (void)rdv_conn_send_error(srv, c, RDV_EC_PEER_OFFLINE, m, sid, type, NULL);
+        return 0;
+    }
+    rdv_relay_peer *p = peer_of(r, c, true);
+    if (p && p->count >= r->lim.max_sessions) {
+        char m[200];
+        snprintf(m, sizeof m,
+                 "you already have %d relay sessions (the limit); close one with relayClose",
+                 r->lim.max_sessions);
+        (void)rdv_conn_send_error(srv, c, RDV_EC_LIMIT_EXCEEDED, m, sid, type, NULL);
+        return 0;
+    }
+    rdv_relay_peer *tp = p ? peer_of(r, target, true) : NULL;
+    rdv_relay_session *s = tp ? calloc(1, sizeof *s) : NULL;
+    if (!s) {
+        rdv_error(srv->log, "out of memory opening a relay session");
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", sid, type,
+                                  NULL);
+        return 0;
+    }
+    memcpy(s->id, id, sizeof id);
+    s->state = S_OPENING;
+    s->side[0] = p;
+    s->side[1] = tp;
+    s->last_ms = rdv_mono_ms();
+    rdv_hmap_put(&r->sessions, &s->node);
+    list_push(s, 0);
+    list_push(s, 1);
+    p->count++;
+    r->n_opening++;
+    /* s may be gone after this send (target closed as a slow consumer) */
+    if (rdv_conn_send(srv, target, raw, len, false) == 0)
+        srv->m.routed[RDV_MSG_RELAY_OPEN]++;
+    return 0;
+}
+
+int rdv_relay_ready(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg,
+                    const uint8_t *raw, size_t len)
+{
+    const char *type = "relayReady", *sid = NULL;
+    uint8_t id[RDV_UUID_BYTES], to_id[RDV_NODE_ID_BYTES];
+    const char *to = rdv_msg_get_str(msg->body, "toNodeID");
+    if (!body_sid(msg->body, id, &sid) || !to || rdv_node_id_to_pk(to, to_id) != 0) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD, NULL, sid, type, "sessionID");
+        return 0;
+    }
+    rdv_relay_session *s = session_get(r, id);
+    if (!s) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_UNKNOWN_SESSION,
+                                  "no relay session with this sessionID (closed, expired or "
+                                  "never opened); ask the peer for a new relayOpen",
+                                  sid, type, NULL);
+        return 0;
+    }
+    rdv_conn *opener = s->side[0]->conn, *recipient = s->side[1]->conn;
+    if (c != opener && c != recipient) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_NOT_IN_SESSION,
+                                  "this relay session belongs to other nodes", sid, type, NULL);
+        return 0;
+    }
+    if (c != recipient) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD,
+                                  "only the recipient of relayOpen can consent with relayReady",
+                                  sid, type, "fromNodeID");
+        return 0;
+    }
+    if (memcmp(to_id, opener->node_id, RDV_NODE_ID_BYTES) != 0) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD,
+                                  "relayReady must be addressed to the sender of relayOpen",
+                                  sid, type, "toNodeID");
+        return 0;
+    }
+    if (s->state == S_OPEN) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD,
+                                  "this relay session is already open", sid, type, "sessionID");
+        return 0;
+    }
+    if (s->side[1]->count >= r->lim.max_sessions) {
+        char m[200];
+        snprintf(m, sizeof m,
+                 "you already have %d relay sessions (the limit); close one, then send "
+                 "relayReady again",
+                 r->lim.max_sessions);
+        (void)rdv_conn_send_error(srv, c, RDV_EC_LIMIT_EXCEEDED, m, sid, type, NULL);
+        return 0;
+    }
+    s->state = S_OPEN;
+    s->side[1]->count++;
+    s->last_ms = rdv_mono_ms();
+    r->n_opening--;
+    r->n_open++;
+    r->m.opened++;
+    if (rdv_conn_send(srv, opener, raw, len, false) == 0)
+        srv->m.routed[RDV_MSG_RELAY_READY]++;
+    return 0;
+}
+
+int rdv_relay_close_msg(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
+{
+    const char *type = "relayClose", *sid = NULL;
+    uint8_t id[RDV_UUID_BYTES];
+    if (!body_sid(msg->body, id, &sid)) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD, NULL, sid, type, "sessionID");
+        return 0;
+    }
+    rdv_relay_session *s = session_get(r, id);
+    if (!s) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_UNKNOWN_SESSION,
+                                  "no relay session with this sessionID (already closed?)", sid,
+                                  type, NULL);
+        return 0;
+    }
+    if (c != s->side[0]->conn && c != s->side[1]->conn) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_NOT_IN_SESSION,
+                                  "this relay session belongs to other nodes", sid, type, NULL);
+        return 0;
+    }
+    const char *reason = rdv_msg_get_str(msg->body, "reason");
+    session_end(r, srv, s, RDV_RELAY_END_BY_PEER, c, reason && *reason ? reason : NULL);
+    return 0;
+}
+
+/* ---- relayData --------------------------------------------------------- */
+
+/* The checks and forwarding shared by both forms. id: the session; n: the
+ * payload size; raw/len/binary: the frame to forward unchanged. */
+static void relay_data(rdv_relay *r, struct rdv_server *srv, rdv_conn *c,
+                       const uint8_t id[RDV_UUID_BYTES], size_t n, const uint8_t *raw,
+                       size_t len, bool binary)
+{
+    const char *type = "relayData";
+    rdv_relay_session *s = session_get(r, id);
+    if (!s || (c != s->side[0]->conn && c != s->side[1]->conn) || s->state != S_OPEN ||
+        n > r->lim.max_payload) {
+        char sid[RDV_UUID_STRLEN + 1];
+        rdv_uuid_from_bytes(id, sid);
+        if (!s) {
+            count_drop(r, RDV_RELAY_DROP_UNKNOWN_SESSION, n);
+            refuse(srv, c, RDV_EC_UNKNOWN_SESSION,
+                   "no relay session with this sessionID; open one with relayOpen", sid, type,
+                   NULL);
+        } else if (c != s->side[0]->conn && c != s->side[1]->conn) {
+            count_drop(r, RDV_RELAY_DROP_NOT_IN_SESSION, n);
+            refuse(srv, c, RDV_EC_NOT_IN_SESSION,
+                   "this relay session belongs to other nodes; nothing was delivered", sid,
+                   type, NULL);
+        } else if (s->state != S_OPEN) {
+            count_drop(r, RDV_RELAY_DROP_NO_CONSENT, n);
+            refuse(srv, c, RDV_EC_NO_CONSENT,
+                   "the peer has not consented (no relayReady yet); nothing was delivered",
+                   sid, type, NULL);
+        } else {
+            char m[160];
+            snprintf(m, sizeof m, "payload of %zu bytes is over the limit of %zu; dropped", n,
+                     r->lim.max_payload);
+            count_drop(r, RDV_RELAY_DROP_TOO_LARGE, n);
+            refuse(srv, c, RDV_EC_LIMIT_EXCEEDED, m, sid, type, "data");
+        }
+        return;
+    }
+    int me = c == s->side[0]->conn ? 0 : 1;
+    rdv_relay_peer *p = s->side[me];
+    rdv_conn *to = s->side[1 - me]->conn;
+    int64_t now = rdv_mono_ms();
+    if (r->lim.quota && s->bytes + n > r->lim.quota) {
+        count_drop(r, RDV_RELAY_DROP_QUOTA, n);
+        session_end(r, srv, s, RDV_RELAY_END_QUOTA, NULL, NULL);
+        return;
+    }
+    if (to->close_code) {
+        count_drop(r, RDV_RELAY_DROP_CLOSING, n);
+        return;
+    }
+    /* datagram semantics: never queue relay data past the threshold */
+    if ((uint64_t)to->out_bytes + len > r->lim.queue_threshold) {
+        count_drop(r, RDV_RELAY_DROP_CONGESTED, n);
+        return;
+    }
+    if (!bucket_take(&p->tokens, &p->refill_ms, r->lim.rate, burst_of(r, r->lim.rate), now,
+                     n)) {
+        count_drop(r, RDV_RELAY_DROP_RATE, n);
+        return;
+    }
+    if (!bucket_take(&r->global_tokens, &r->global_ms, r->lim.global_rate,
+                     burst_of(r, r->lim.global_rate), now, n)) {
+        if (r->lim.rate)
+            p->tokens += (int64_t)n; /* not sent: give the node its bytes back */
+        count_drop(r, RDV_RELAY_DROP_GLOBAL, n);
+        return;
+    }
+    s->bytes += n;
+    s->last_ms = now;
+    if (rdv_conn_send(srv, to, raw, len, binary) != 0) {
+        count_drop(r, RDV_RELAY_DROP_CLOSING, n);
+        return;
+    }
+    r->m.messages++;
+    r->m.bytes += n;
+}
+
+bool rdv_relay_is_data_text(const uint8_t *data, size_t len)
+{
+    static const char prefix[] = "{\"relayData\":";
+    return len > sizeof prefix - 1 && !memcmp(data, prefix, sizeof prefix - 1);
+}
+
+int rdv_relay_data_text(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg,
+                        const uint8_t *raw, size_t len)
+{
+    uint8_t id[RDV_UUID_BYTES];
+    const char *sid = NULL;
+    const char *data = rdv_msg_get_str(msg->body, "data");
+    if (!body_sid(msg->body, id, &sid) || !data) {
+        refuse(srv, c, RDV_EC_INVALID_FIELD, NULL, sid, "relayData", "sessionID");
+        return 0;
+    }
+    /* the codec checked standard padded base64: 4 characters per 3 bytes,
+     * minus one byte per '=' at the end */
+    size_t chars = strlen(data);
+    size_t n = chars / 4 * 3;
+    if (chars >= 1 && data[chars - 1] == '=')
+        n--;
+    if (chars >= 2 && data[chars - 2] == '=')
+        n--;
+    relay_data(r, srv, c, id, n, raw, len, false);
+    return 0;
+}
+
+int rdv_relay_data_binary(rdv_relay *r, struct rdv_server *srv, rdv_conn *c,
+                          const uint8_t *data, size_t len)
+{
+    if (len < RDV_RELAY_FRAME_HEADER || data[0] != RDV_RELAY_FRAME_KIND_DATA) {
+        refuse(srv, c, RDV_EC_INVALID_FIELD,
+               "binary frame is not relay data (kind 0x01, 16-byte sessionID, payload)", NULL,
+               "relayData", NULL);
+        return 0;
+    }
+    relay_data(r, srv, c, data + 1, len - RDV_RELAY_FRAME_HEADER, data, len, true);
+    return 0;
+}
+
+/* ---- cleanup ----------------------------------------------------------- */
+
+void rdv_relay_conn_gone(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, rdv_relay_end why)
+{
+    if (!r->peers.buckets)
+        return;
+    rdv_relay_peer *p = peer_of(r, c, false);
+    if (!p)
+        return;
+    /* re-read the head each time: a send can end other sessions of p */
+    while (p->head)
+        session_end(r, srv, p->head, why, c, NULL);
+    rdv_hmap_del(&r->peers, &p->node);
+    free(p);
+}
+
+typedef struct sweep_ctx {
+    rdv_relay *r;
+    int64_t now;
+    uint8_t (*ids)[RDV_UUID_BYTES];
+    size_t n, cap;
+    bool oom;
+} sweep_ctx;
+
+static void sweep_collect(rdv_hnode *n, void *user)
+{
+    sweep_ctx *x = user;
+    const rdv_relay_session *s = rdv_container_of(n, rdv_relay_session, node);
+    int64_t limit = s->state == S_OPEN ? x->r->lim.idle_timeout_ms : x->r->lim.open_timeout_ms;
+    if (limit <= 0 || x->now - s->last_ms < limit)
+        return;
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 16;
+        void *nb = realloc(x->ids, cap * sizeof *x->ids);
+        if (!nb) {
+            x->oom = true; /* the rest waits for the next sweep */
+            return;
+        }
+        x->ids = nb;
+        x->cap = cap;
+    }
+    memcpy(x->ids[x->n++], s->id, RDV_UUID_BYTES);
+}
+
+void rdv_relay_sweep(rdv_relay *r, struct rdv_server *srv, int64_t now)
+{
+    if (!r->sessions.count)
+        return;
+    sweep_ctx x = {r, now, NULL, 0, 0, false};
+    rdv_hmap_each(&r->sessions, sweep_collect, &x);
+    for (size_t i = 0; i < x.n; i++) {
+        rdv_relay_session *s = session_get(r, x.ids[i]);
+        if (s)
+            session_end(r, srv, s, RDV_RELAY_END_IDLE, NULL, NULL);
+    }
+    if (x.oom)
+        rdv_error(srv->log, "out of memory sweeping idle relay sessions");
+    free(x.ids);
+}
