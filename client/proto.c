@@ -134,12 +134,14 @@ static void read_limits(const json_t *l, rdv_limits *out)
     out->idle_timeout_ms = get_int(l, "idleTimeoutMs", 0);
     out->fresh_past_ms = get_int(l, "freshPastMs", RDV_FRESH_PAST_MS);
     out->fresh_future_ms = get_int(l, "freshFutureMs", RDV_FRESH_FUTURE_MS);
-    out->max_relay_sessions = get_int(l, "maxRelaySessions", 0);
-    out->max_relay_payload = get_int(l, "maxRelayPayload", 0);
+    /* Optional members: PROTOCOL.md 6 defaults when absent (0 sessions
+     * announced = the server's relay is disabled). */
+    out->max_relay_sessions = get_int(l, "maxRelaySessions", 8);
+    out->max_relay_payload = get_int(l, "maxRelayPayload", RDV_RELAY_DEFAULT_PAYLOAD);
     out->relay_bytes_per_second = get_int(l, "relayBytesPerSecond", 0);
     out->relay_global_bytes_per_second = get_int(l, "relayGlobalBytesPerSecond", 0);
     out->relay_session_quota = get_int(l, "relaySessionQuota", 0);
-    out->relay_idle_timeout_ms = get_int(l, "relayIdleTimeoutMs", 0);
+    out->relay_idle_timeout_ms = get_int(l, "relayIdleTimeoutMs", 60000);
 }
 
 static int on_welcome(rdv_client *c, const json_t *b)

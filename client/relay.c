@@ -153,6 +153,8 @@ static bool valid_sid(const char *sid)
 
 int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION_ID_LEN + 1])
 {
+    if (session_id_out)
+        session_id_out[0] = '\0';
     if (!c || !peer || !session_id_out || !rdv_node_id_valid(peer, strlen(peer)) ||
         strcmp(peer, c->node_id) == 0)
         return RDV_ERR_INVALID;
@@ -180,8 +182,9 @@ int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESS
     unsigned n = count_locked(c, -1);
     unsigned busy = count_locked(c, RDV__RS_OPEN) + count_locked(c, RDV__RS_OPENING);
     int rc = 0;
-    if (n >= RDV_RELAY_MAX_SESSIONS ||
-        (c->limits.max_relay_sessions > 0 && busy >= c->limits.max_relay_sessions))
+    if (c->limits.max_relay_sessions <= 0)
+        rc = RDV_ERR_NOT_SUPPORTED; /* the server announced no relay */
+    else if (n >= RDV_RELAY_MAX_SESSIONS || busy >= c->limits.max_relay_sessions)
         rc = RDV_ERR_LIMIT;
     else {
         r->next = c->relays;

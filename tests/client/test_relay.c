@@ -26,6 +26,11 @@
  *              RDV_ERR_DUPLICATE;
  *   tamper     a ciphertext with one flipped bit, or sealed under the
  *              wrong session ID: dropped with RDV_ERR_DECRYPT, no data;
+ *   limits     server limits: maxRelaySessions counted locally
+ *              (RDV_ERR_LIMIT), the recipient's limit refusing its
+ *              relayReady (both sides end with RDV_ERR_LIMIT), the session
+ *              quota (closed "quota" on both sides), a server with the
+ *              relay off (RDV_ERR_NOT_SUPPORTED);
  *   proxy      two local UDP sockets talk through two rdv_relay_proxy
  *              sockets and the relay, both ways, with the proxy following
  *              the last local sender.
@@ -482,10 +487,12 @@ static void test_reject(void **state)
     assert_int_equal(st.active_relays, 0);
     assert_int_equal(st.last_traversal, RDV_TRAVERSAL_UNKNOWN);
 
-    /* Bad arguments. */
-    assert_int_equal(rdv_relay_open(a->c, a->id, sid), RDV_ERR_INVALID);
-    assert_int_equal(rdv_relay_open(a->c, "xyz", sid), RDV_ERR_INVALID);
+    /* The ended session is gone; bad arguments (the ID is cleared). */
     assert_int_equal(rdv_relay_close(a->c, sid), RDV_ERR_NO_SESSION);
+    assert_int_equal(rdv_relay_open(a->c, a->id, sid), RDV_ERR_INVALID);
+    assert_string_equal(sid, "");
+    assert_int_equal(rdv_relay_open(a->c, "xyz", sid), RDV_ERR_INVALID);
+    assert_int_equal(rdv_relay_close(a->c, sid), RDV_ERR_INVALID);
 }
 
 static void test_close(void **state)
@@ -523,6 +530,74 @@ static void test_close(void **state)
     assert_int_equal(b->closed_err, RDV_ERR_CONNECT);
     assert_int_equal(rdv_relay_count(a->c), 0);
     assert_int_equal(rdv_relay_send(a->c, sid, "x", 1), RDV_ERR_NO_SESSION);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    const char *args[] = {"--relay-max-sessions", "1", "--relay-quota", "3000", NULL};
+    rdv_ts_server *s = start_server(args);
+    int port = rdv_ts_server_port(s);
+    rpeer *a = peer_new(port, "alice", true);
+    rpeer *b = peer_new(port, "bob", true);
+    rpeer *c = peer_new(port, "carol", true);
+    char sid[RDV_SESSION_ID_LEN + 1], sid2[RDV_SESSION_ID_LEN + 1];
+    open_pair(a, b, sid);
+    rdv_client_info info;
+    assert_int_equal(rdv_client_get_info(a->c, &info), 0);
+    assert_int_equal(info.limits.max_relay_sessions, 1);
+    assert_int_equal(info.limits.relay_session_quota, 3000);
+    /* 1. a's own limit, counted locally. */
+    assert_int_equal(rdv_relay_open(a->c, c->id, sid2), RDV_ERR_LIMIT);
+    assert_string_equal(sid2, "");
+    /* 2. b is at its limit: its relayReady to c is refused by the server;
+     * b ends the session and tells c. */
+    WAIT_FOR(c, c->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    assert_int_equal(rdv_relay_open(c->c, b->id, sid2), 0);
+    WAIT_FOR(b, b->n_closed == 1, WAIT_MS);
+    assert_string_equal(b->closed_sid, sid2);
+    assert_int_equal(b->closed_err, RDV_ERR_LIMIT);
+    WAIT_FOR(c, c->n_closed == 1, WAIT_MS);
+    assert_int_equal(c->closed_err, RDV_ERR_LIMIT);
+    assert_int_equal(c->n_ready, 0);
+    assert_int_equal(rdv_relay_count(b->c), 1); /* the first session lives */
+    /* 3. Quota: 3000 payload bytes per session, then closed on both
+     * sides. */
+    uint8_t buf[1000];
+    memset(buf, 7, sizeof(buf));
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rdv_relay_send(a->c, sid, buf, sizeof(buf)), 0);
+    WAIT_FOR(a, a->n_closed == 1, WAIT_MS);
+    assert_int_equal(a->closed_err, RDV_ERR_LIMIT);
+    assert_string_equal(a->closed_reason, "quota");
+    WAIT_FOR(b, b->n_closed == 2, WAIT_MS);
+    assert_int_equal(b->closed_err, RDV_ERR_LIMIT);
+    /* The server counts packet bytes (1000 + RDV_RELAY_OVERHEAD): the
+     * third datagram would pass 3000, so two arrived. */
+    assert_int_equal(b->n_data, 2);
+    rdv_network_status st;
+    assert_int_equal(rdv_client_network_status(a->c, &st), 0);
+    assert_int_equal(st.last_relay_error, RDV_ERR_LIMIT);
+    assert_int_equal(st.active_relays, 0);
+    assert_true(rdv_ts_server_log_clean(s));
+}
+
+static void test_relay_off(void **state)
+{
+    (void)state;
+    const char *args[] = {"--relay-max-sessions", "0", NULL};
+    rdv_ts_server *s = start_server(args);
+    int port = rdv_ts_server_port(s);
+    rpeer *a = peer_new(port, "alice", true);
+    rpeer *b = peer_new(port, "bob", true);
+    WAIT_FOR(a, a->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    char sid[RDV_SESSION_ID_LEN + 1];
+    assert_int_equal(rdv_relay_open(a->c, b->id, sid), RDV_ERR_NOT_SUPPORTED);
+    rdv_network_status st;
+    assert_int_equal(rdv_client_network_status(a->c, &st), 0);
+    assert_false(st.relay_available);
+    assert_int_equal(b->n_request, 0);
 }
 
 /* ---- raw relay end (the test plays the peer with libsodium only) ---- */
@@ -851,6 +926,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_replay, teardown),
         cmocka_unit_test_teardown(test_tamper, teardown),
         cmocka_unit_test_teardown(test_proxy, teardown),
+        cmocka_unit_test_teardown(test_limits, teardown),
+        cmocka_unit_test_teardown(test_relay_off, teardown),
     };
     if (argc > 1) {
         static char filter[64];

@@ -286,7 +286,9 @@ typedef struct rdv_error_info {
 } rdv_error_info;
 
 /* Limits announced by the server in `welcome` (PROTOCOL.md 6); 0 before
- * the first welcome. */
+ * the first welcome; optional members the server left out have their
+ * PROTOCOL.md defaults (maxRelaySessions 8, maxRelayPayload 16384,
+ * relayIdleTimeoutMs 60000, the rest 0 = not announced). */
 typedef struct rdv_limits {
     int64_t max_message_bytes;
     int64_t messages_per_second;
@@ -592,8 +594,10 @@ RDV_API size_t rdv_client_pending(rdv_client *c);
  * and sends relayOpen with it. The new session ID is written to
  * session_id_out before relayOpen is queued (a callback on the service
  * thread may name it before this returns); "" on failure. Returns 0, RDV_ERR_INVALID (bad node ID, ourselves),
- * RDV_ERR_NOT_CONNECTED, RDV_ERR_LIMIT (RDV_RELAY_MAX_SESSIONS, or the
- * server's maxRelaySessions reached locally), RDV_ERR_BACKLOG,
+ * RDV_ERR_NOT_CONNECTED, RDV_ERR_NOT_SUPPORTED (the server announced
+ * maxRelaySessions 0: its relay is off), RDV_ERR_LIMIT
+ * (RDV_RELAY_MAX_SESSIONS, or the server's maxRelaySessions counted
+ * locally: our open and opening sessions), RDV_ERR_BACKLOG,
  * RDV_ERR_NOMEM, RDV_ERR_CRYPTO. Delivery problems (peer offline, server
  * limits) arrive as cb_relay_closed. */
 RDV_API int rdv_relay_open(rdv_client *c, const char *peer_node_id,
