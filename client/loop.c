@@ -33,7 +33,7 @@
 #include <sodium.h>
 
 #include "client_internal.h"
-#include "limits.h"
+#include "wire_limits.h"
 
 _Static_assert(LWS_PRE <= RDV__LWS_PRE, "RDV__LWS_PRE must cover LWS_PRE");
 

@@ -24,7 +24,7 @@
 
 #include "client_internal.h"
 #include "ids.h"
-#include "limits.h"
+#include "wire_limits.h"
 
 #define RDV__REASON_CLOSED "closed"
 #define RDV__REASON_REJECTED "rejected"

@@ -7,7 +7,7 @@
 #include <strings.h>
 
 #include "client_internal.h"
-#include "limits.h"
+#include "wire_limits.h"
 
 int rdv__url_parse(const char *url, rdv__url *out)
 {

@@ -15,7 +15,7 @@
 #include <jansson.h>
 
 #include "errors.h"
-#include "limits.h"
+#include "wire_limits.h"
 
 typedef enum rdv_msg_type {
     RDV_MSG_UNKNOWN = 0,

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#include "limits.h"
+#include "wire_limits.h"
 #include "message.h"
 
 /* Builds the exact bytes that are signed for `body` of `type` (the

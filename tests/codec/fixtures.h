@@ -17,7 +17,7 @@
 #include <sodium.h>
 
 #include "ids.h"
-#include "limits.h"
+#include "wire_limits.h"
 #include "message.h"
 #include "sign.h"
 

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#include "limits.h"
+#include "wire_limits.h"
 #include "message.h"
 #include "ws_client.h"
 

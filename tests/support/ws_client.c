@@ -11,12 +11,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-/* libwebsockets.h pulls in openssl/err.h, which uses INT_MAX without
- * including <limits.h>; and schema/limits.h shadows <limits.h> on the include
- * path. */
-#ifndef INT_MAX
-#define INT_MAX __INT_MAX__
-#endif
 #include <libwebsockets.h>
 #include <netinet/in.h>
 #include <poll.h>

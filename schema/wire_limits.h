@@ -1,10 +1,10 @@
-/* limits.h - named sizes and limits of wire protocol v1 (schema/PROTOCOL.md).
+/* wire_limits.h - named sizes and limits of wire protocol v1 (schema/PROTOCOL.md).
  *
  * Shared by the server and the client library. Every size that appears on
  * the wire has a name here; code never uses the bare number.
  */
-#ifndef RDV_SCHEMA_LIMITS_H
-#define RDV_SCHEMA_LIMITS_H
+#ifndef RDV_SCHEMA_WIRE_LIMITS_H
+#define RDV_SCHEMA_WIRE_LIMITS_H
 
 #define RDV_PROTOCOL_VERSION 1
 #define RDV_WS_PATH "/v1"
