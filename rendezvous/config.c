@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,14 @@ static const opt options[] = {
      1099511627776LL, "relayed payload bytes per second, whole server (0 = unlimited)"},
     {"--relay-idle-timeout", "RENDEZVOUS_RELAY_IDLE_TIMEOUT", "MS", K_INT, "60000", 100,
      86400000, "close a relay session without data this long"},
+    {"--stun", "RENDEZVOUS_STUN", "on|off", K_ONOFF, "on", 0, 0,
+     "answer STUN Binding requests (RFC 8489) on UDP at the --listen address"},
+    {"--stun-port", "RENDEZVOUS_STUN_PORT", "N", K_INT, "3478", 0, 65535,
+     "STUN UDP port; 0 picks a free one (logged)"},
+    {"--stun-alt-port", "RENDEZVOUS_STUN_ALT_PORT", "N", K_INT, "0", 0, 65535,
+     "second STUN UDP port for RFC 5780 NAT behaviour tests (0 = none)"},
+    {"--stun-alt-address", "RENDEZVOUS_STUN_ALT_ADDRESS", "ADDR", K_STR, "", 0, 0,
+     "second IP of this host for RFC 5780 address tests (needs a specific --listen)"},
     {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "uv|poll", K_STR, "uv", 0, 0,
      "libuv loop (lws plugin; poll when it is missing) or poll()"},
     {"--log-level", "RENDEZVOUS_LOG_LEVEL", "LEVEL", K_LEVEL, "info", 0, 0,
@@ -101,6 +110,21 @@ static bool copy_str(char *dst, size_t cap, const char *s)
     if (n >= cap)
         return false;
     memcpy(dst, s, n + 1);
+    return true;
+}
+
+/* Parses an on|off value (also 1/0, true/false) into *out; false (with a
+ * message naming src) otherwise. */
+static bool parse_onoff(const char *val, const char *src, bool *out)
+{
+    if (!strcmp(val, "on") || !strcmp(val, "1") || !strcmp(val, "true"))
+        *out = true;
+    else if (!strcmp(val, "off") || !strcmp(val, "0") || !strcmp(val, "false"))
+        *out = false;
+    else {
+        fprintf(stderr, "rendezvousd: %s: '%s' must be 'on' or 'off'\n", src, val);
+        return false;
+    }
     return true;
 }
 
@@ -131,14 +155,17 @@ static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *
         ok = copy_str(cfg->name, sizeof cfg->name, val) && *val &&
              strlen(val) <= RDV_MAX_SERVER_NAME;
     } else if (!strcmp(f, "--verify-signatures")) {
-        if (!strcmp(val, "on") || !strcmp(val, "1") || !strcmp(val, "true"))
-            cfg->verify_signatures = true;
-        else if (!strcmp(val, "off") || !strcmp(val, "0") || !strcmp(val, "false"))
-            cfg->verify_signatures = false;
-        else {
-            fprintf(stderr, "rendezvousd: %s: '%s' must be 'on' or 'off'\n", src, val);
+        if (!parse_onoff(val, src, &cfg->verify_signatures))
             return false;
-        }
+    } else if (!strcmp(f, "--stun")) {
+        if (!parse_onoff(val, src, &cfg->stun))
+            return false;
+    } else if (!strcmp(f, "--stun-port")) {
+        cfg->stun_port = (int)v;
+    } else if (!strcmp(f, "--stun-alt-port")) {
+        cfg->stun_alt_port = (int)v;
+    } else if (!strcmp(f, "--stun-alt-address")) {
+        ok = copy_str(cfg->stun_alt_address, sizeof cfg->stun_alt_address, val);
     } else if (!strcmp(f, "--auth-timeout")) {
         cfg->auth_timeout_ms = v;
     } else if (!strcmp(f, "--offline-ttl")) {
@@ -205,6 +232,48 @@ static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *
     }
     if (!ok) {
         fprintf(stderr, "rendezvousd: %s: '%s' is empty or too long\n", src, val);
+        return false;
+    }
+    if (!strncmp(f, "--stun", 6) && strcmp(src, "default"))
+        cfg->stun_explicit = true;
+    return true;
+}
+
+/* Address family of a numeric IP literal, or 0. */
+static int ip_family(const char *s)
+{
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, s, buf) == 1)
+        return AF_INET;
+    if (inet_pton(AF_INET6, s, buf) == 1)
+        return AF_INET6;
+    return 0;
+}
+
+/* The STUN options against each other and --listen (the STUN socket binds
+ * the --listen address, which must then be a numeric IP). */
+static bool check_stun(const rdv_config *cfg)
+{
+    if (!cfg->stun)
+        return true;
+    if (cfg->stun_alt_port && cfg->stun_alt_port == cfg->stun_port) {
+        fprintf(stderr, "rendezvousd: --stun-alt-port must differ from --stun-port\n");
+        return false;
+    }
+    if (!cfg->stun_alt_address[0])
+        return true;
+    int fam = ip_family(cfg->listen);
+    int alt = ip_family(cfg->stun_alt_address);
+    if (!alt) {
+        fprintf(stderr, "rendezvousd: --stun-alt-address: '%s' is not an IP address\n",
+                cfg->stun_alt_address);
+        return false;
+    }
+    if (!fam || !strcmp(cfg->listen, "0.0.0.0") || !strcmp(cfg->listen, "::") ||
+        fam != alt || !strcmp(cfg->listen, cfg->stun_alt_address)) {
+        fprintf(stderr,
+                "rendezvousd: --stun-alt-address needs --listen to be one other IP address "
+                "of the same family (not a wildcard or a name)\n");
         return false;
     }
     return true;
@@ -295,6 +364,8 @@ rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
         return RDV_CONFIG_ERROR;
     }
     if (cfg->burst < 1 || cfg->rate < 1)
+        return RDV_CONFIG_ERROR;
+    if (!check_stun(cfg))
         return RDV_CONFIG_ERROR;
     /* a relayData of the largest payload must fit one message in both
      * forms, binary (17-byte header) and text (base64 plus the envelope):

@@ -39,6 +39,13 @@ typedef struct rdv_config {
     uint64_t relay_quota;        /* --relay-quota: bytes per session, 0 = unlimited */
     uint64_t relay_global_rate;  /* --relay-global-rate: bytes/s, 0 = unlimited */
     int64_t relay_idle_timeout_ms; /* --relay-idle-timeout */
+    bool stun;                   /* --stun on|off: the UDP STUN responder */
+    int stun_port;               /* --stun-port: 0 = any free port */
+    int stun_alt_port;           /* --stun-alt-port: 0 = none (RFC 5780) */
+    char stun_alt_address[64];   /* --stun-alt-address: empty = none */
+    bool stun_explicit;          /* a --stun* option came from argv or the
+                                  * environment: failing to open the STUN
+                                  * socket is then fatal, not a warning */
     rdv_logger log;              /* --log-level, --log-json */
 } rdv_config;
 

@@ -103,6 +103,31 @@ static void build_relay_metrics(rdv_server *srv, tbuf *b)
                   rdv_relay_end_name((rdv_relay_end)e), (unsigned long long)r->m.closed[e]);
 }
 
+/* The STUN responders' series (stun.h counters, summed over sockets):
+ * datagrams received = responses (by class) + dropped. */
+static void build_stun_metrics(rdv_server *srv, tbuf *b)
+{
+    uint64_t rx = 0, ok = 0, err = 0, dropped = 0;
+    for (int i = 0; i < srv->n_stun; i++) {
+        const rdv_stun_server *st = &srv->stun[i];
+        rx += st->n_rx;
+        ok += st->n_tx_success;
+        err += st->n_tx_error;
+        dropped += st->n_dropped + st->n_send_errors;
+    }
+    metric(b, "rendezvous_stun_requests_total", "counter",
+           "UDP datagrams received on the STUN port(s).");
+    tb_printf(b, "rendezvous_stun_requests_total %llu\n", (unsigned long long)rx);
+    metric(b, "rendezvous_stun_responses_total", "counter", "STUN responses sent, by class.");
+    tb_printf(b, "rendezvous_stun_responses_total{class=\"success\"} %llu\n",
+              (unsigned long long)ok);
+    tb_printf(b, "rendezvous_stun_responses_total{class=\"error\"} %llu\n",
+              (unsigned long long)err);
+    metric(b, "rendezvous_stun_dropped_total", "counter",
+           "STUN datagrams not answered (not STUN, not a request, or unsendable).");
+    tb_printf(b, "rendezvous_stun_dropped_total %llu\n", (unsigned long long)dropped);
+}
+
 static void build_metrics(rdv_server *srv, tbuf *b)
 {
     const rdv_metrics *m = &srv->m;
@@ -133,6 +158,7 @@ static void build_metrics(rdv_server *srv, tbuf *b)
         tb_printf(b, "rendezvous_dropped_messages_total{reason=\"%s\"} %llu\n",
                   rdv_drop_reason_name((rdv_drop_reason)r), (unsigned long long)m->dropped[r]);
     build_relay_metrics(srv, b);
+    build_stun_metrics(srv, b);
     int64_t depth = rdv_store_queue_depth(srv->store);
     metric(b, "rendezvous_offline_queue_depth", "gauge",
            "Messages waiting in the durable offline queue.");
@@ -179,11 +205,23 @@ static void build_status(rdv_server *srv, tbuf *b)
         "bytesPerSecond", (json_int_t)cfg->relay_rate, "globalBytesPerSecond",
         (json_int_t)cfg->relay_global_rate, "sessionQuota", (json_int_t)cfg->relay_quota,
         "idleTimeoutMs", (json_int_t)cfg->relay_idle_timeout_ms);
-    if (!o || !relay) {
+    /* STUN: the ports actually bound (0: none) */
+    const rdv_stun_server *st = srv->n_stun ? &srv->stun[0] : NULL;
+    json_t *stun = json_pack("{s:b, s:i, s:i}", "enabled", st != NULL, "port",
+                             st ? (int)st->bound[RDV_STUN_VIA_PRIMARY].port : 0, "altPort",
+                             st ? (int)st->rcfg.alt_port : 0);
+    if (stun && st && st->rcfg.has_alt_addr)
+        json_object_set_new(stun, "altAddress", json_string(cfg->stun_alt_address));
+    if (!o || !relay || !stun) {
+        json_decref(stun);
         json_decref(relay);
         json_decref(o);
         o = NULL;
     } else if (json_object_set_new(o, "relay", relay) != 0) { /* steals relay */
+        json_decref(stun);
+        json_decref(o);
+        o = NULL;
+    } else if (json_object_set_new(o, "stun", stun) != 0) { /* steals stun */
         json_decref(o);
         o = NULL;
     }

@@ -11,6 +11,16 @@
  * accepting quickly with tens of thousands of sockets), else poll();
  * --event-loop poll (RENDEZVOUS_EVENT_LOOP=poll) forces poll().
  *
+ * STUN (--stun, stun.h): the responder's UDP sockets are adopted into the
+ * same loop as raw file descriptors of the "rdv-stun" protocol; lws only
+ * polls them, stun.c reads and answers inline. They live as long as the
+ * context: lws closes them when it is destroyed (RAW_CLOSE_FILE releases
+ * them from stun.c first), so rdv_server_destroy() closes only what lws
+ * never adopted. The default port is best effort (another STUN server on
+ * the host, parallel test servers): when it cannot be opened the server
+ * warns and runs without STUN; an explicitly configured --stun* option
+ * makes that failure fatal instead.
+ *
  * Signals: the handler (with libuv: lws' signal callback) only sets a
  * sig_atomic_t and calls lws_cancel_service(); the loop then sends every
  * connection `error` shutting_down and a 1001 close, waits for them to go
@@ -20,6 +30,7 @@
 
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -270,6 +281,162 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     return 0;
 }
 
+/* ---- STUN ------------------------------------------------------------ */
+
+/* The "rdv-stun" raw-file protocol: readiness of an adopted STUN fd. */
+static int stun_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                         void *in, size_t len)
+{
+    (void)user;
+    (void)in;
+    (void)len;
+    rdv_server *srv = server_of(wsi);
+    if (!srv)
+        return 0;
+    int fd = (int)lws_get_socket_fd(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        /* the protocol is in the vhost's table, so a client could name it
+         * as a WebSocket subprotocol: never a WebSocket */
+        return 1;
+    case LWS_CALLBACK_RAW_RX_FILE:
+        for (int i = 0; i < srv->n_stun; i++)
+            if (rdv_stun_server_on_readable(&srv->stun[i], fd) != -EBADF)
+                break;
+        return 0; /* nonzero would make lws close the socket */
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        /* lws closes the fd itself: forget it so it is not closed twice */
+        for (int i = 0; i < srv->n_stun; i++)
+            if (rdv_stun_server_release(&srv->stun[i], fd) == 0)
+                break;
+        return 0;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* rdv_stun_packet_cb: one debug line per datagram ("stun rx IP PORT
+ * in=N out=N reply=BYTES", the sockets as rdv_stun_via; reply=0: not
+ * answered). */
+static void stun_packet(void *user, const struct sockaddr *from, socklen_t fromlen,
+                        rdv_stun_via in, rdv_stun_via out, size_t reply_len)
+{
+    rdv_server *srv = user;
+    if (srv->log->level > RDV_LOG_DEBUG)
+        return;
+    rdv_stun_addr a;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (rdv_stun_addr_from_sockaddr(from, fromlen, &a) != 0)
+        memset(&a, 0, sizeof a);
+    else
+        inet_ntop(a.family == RDV_STUN_FAMILY_IPV4 ? AF_INET : AF_INET6, a.addr, ip, sizeof ip);
+    rdv_debug(srv->log, "stun rx %s %u in=%d out=%d reply=%zu", ip, (unsigned)a.port, (int)in,
+              (int)out, reply_len);
+}
+
+/* Opens the STUN responder(s) on the --listen address (before the lws
+ * context exists, so a refused port needs no context teardown). Returns 0
+ * (also when STUN is off, or could not be opened with default options
+ * only: logged, srv->n_stun stays 0) or -1 (logged). */
+static int stun_open(rdv_server *srv)
+{
+    const rdv_config *cfg = srv->cfg;
+    if (!cfg->stun)
+        return 0;
+    rdv_stun_server_config sc;
+    memset(&sc, 0, sizeof sc);
+    sc.addr = cfg->listen;
+    sc.port = (uint16_t)cfg->stun_port;
+    sc.alt_port = (uint16_t)cfg->stun_alt_port;
+    sc.alt_addr = cfg->stun_alt_address[0] ? cfg->stun_alt_address : NULL;
+    sc.cb_packet = stun_packet;
+    sc.user_ptr = srv;
+    int rc = rdv_stun_server_open(&srv->stun[0], &sc);
+    if (rc < 0) {
+        const char *why = rc == -EINVAL ? "not a usable IP address" : strerror(-rc);
+        if (cfg->stun_explicit) {
+            rdv_error(srv->log, "stun: cannot open UDP port %d on %s: %s", cfg->stun_port,
+                      cfg->listen, why);
+            return -1;
+        }
+        rdv_warn(srv->log, "stun: cannot open UDP port %d on %s: %s; running without STUN "
+                           "(choose another --stun-port, or --stun off)",
+                 cfg->stun_port, cfg->listen, why);
+        return 0;
+    }
+    srv->n_stun = 1;
+    const rdv_stun_server *s0 = &srv->stun[0];
+    if (s0->family == AF_INET6 && s0->wildcard) {
+        /* --listen :: serves IPv4 too (dual stack): so does STUN */
+        sc.addr = "0.0.0.0";
+        sc.port = s0->bound[RDV_STUN_VIA_PRIMARY].port;
+        sc.alt_port = s0->rcfg.alt_port;
+        rc = rdv_stun_server_open(&srv->stun[1], &sc);
+        if (rc == 0)
+            srv->n_stun = 2;
+        else
+            rdv_warn(srv->log, "stun: cannot open UDP port %u on 0.0.0.0: %s; IPv4 clients get "
+                               "no STUN answers",
+                     (unsigned)sc.port, strerror(-rc));
+    }
+    return 0;
+}
+
+/* Hands the open STUN fds to the lws loop as raw files of "rdv-stun".
+ * Returns 0 or -1 (logged). */
+static int stun_adopt(rdv_server *srv)
+{
+    for (int i = 0; i < srv->n_stun; i++) {
+        for (int v = 0; v < RDV_STUN_VIA__COUNT; v++) {
+            if (srv->stun[i].fd[v] < 0)
+                continue;
+            lws_sock_file_fd_type d;
+            memset(&d, 0, sizeof d);
+            d.filefd = srv->stun[i].fd[v];
+            /* on failure the fd stays ours: rdv_server_destroy closes it */
+            if (!srv->vhost || !lws_adopt_descriptor_vhost(srv->vhost, LWS_ADOPT_RAW_FILE_DESC,
+                                                           d, "rdv-stun", NULL)) {
+                rdv_error(srv->log, "stun: cannot add the UDP socket to the event loop");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Logs "stun on udp://ADDR:PORT[, udp://0.0.0.0:PORT][ (RFC 5780: ...)]"
+ * or "stun off", right after the ready line. */
+static void stun_log_ready(rdv_server *srv)
+{
+    if (srv->n_stun == 0) {
+        rdv_notice(srv->log, "stun off");
+        return;
+    }
+    char line[512];
+    size_t n = 0;
+    n += (size_t)snprintf(line + n, sizeof line - n, "stun on");
+    for (int i = 0; i < srv->n_stun && n < sizeof line; i++) {
+        const rdv_stun_server *st = &srv->stun[i];
+        const rdv_stun_addr *b = &st->bound[RDV_STUN_VIA_PRIMARY];
+        char ip[INET6_ADDRSTRLEN] = "?";
+        inet_ntop(st->family, b->addr, ip, sizeof ip);
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s udp://%s%s%s:%u", i ? "," : "",
+                              st->family == AF_INET6 ? "[" : "", ip,
+                              st->family == AF_INET6 ? "]" : "", (unsigned)b->port);
+    }
+    const rdv_stun_server *s0 = &srv->stun[0];
+    if (n < sizeof line && (s0->rcfg.alt_port || s0->rcfg.has_alt_addr)) {
+        char alt[INET6_ADDRSTRLEN] = "";
+        if (s0->rcfg.has_alt_addr)
+            inet_ntop(s0->family, s0->rcfg.alt_addr.addr, alt, sizeof alt);
+        n += (size_t)snprintf(line + n, sizeof line - n, " (RFC 5780: alternate port %u%s%s)",
+                              (unsigned)s0->rcfg.alt_port,
+                              alt[0] ? ", alternate address " : "", alt);
+    }
+    rdv_notice(srv->log, "%s", line);
+}
+
 /* ---- start / run / destroy -------------------------------------------- */
 
 /* True when addr is an IPv4 literal (the listener then binds IPv4 only). */
@@ -379,11 +546,15 @@ int rdv_server_start(rdv_server *srv)
     srv->protocols[1].per_session_data_size = sizeof(rdv_conn);
     srv->protocols[1].rx_buffer_size = cfg->rx_buffer_size;
     srv->protocols[1].tx_packet_size = cfg->max_message_bytes + 64;
+    srv->protocols[2].name = "rdv-stun";
+    srv->protocols[2].callback = stun_callback;
 
     int lws_levels = LLL_ERR | LLL_WARN;
     lws_set_log_level(lws_levels,
                       cfg->log.json ? rdv_log_lws_emit_json : rdv_log_lws_emit_text);
 
+    if (stun_open(srv) != 0)
+        return -1;
     srv->uv = use_uv(srv);
     srv->ctx = create_context(srv, srv->uv);
     if (!srv->ctx && srv->uv) {
@@ -410,6 +581,8 @@ int rdv_server_start(rdv_server *srv)
     srv->vhost = lws_get_vhost_by_name(srv->ctx, "rendezvous");
     srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
+    if (stun_adopt(srv) != 0)
+        return -1;
     char host[80];
     if (strchr(cfg->listen, ':'))
         snprintf(host, sizeof host, "[%s]", cfg->listen);
@@ -418,6 +591,7 @@ int rdv_server_start(rdv_server *srv)
     rdv_notice(srv->log, "listening on %s://%s:%d%s (name %s, db %s, %s loop)",
              srv->tls ? "wss" : "ws", host, srv->port, RDV_WS_PATH, cfg->name, cfg->db_path,
              srv->uv ? "libuv" : "poll");
+    stun_log_ready(srv);
     return 0;
 }
 
@@ -445,6 +619,10 @@ void rdv_server_destroy(rdv_server *srv)
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
     }
+    /* lws closed (and released) every fd it adopted; close the rest */
+    for (int i = 0; i < srv->n_stun; i++)
+        rdv_stun_server_close(&srv->stun[i]);
+    srv->n_stun = 0;
     rdv_relay_free(&srv->relay);
     rdv_presence_free(srv);
     rdv_hmap_free(&srv->ips);

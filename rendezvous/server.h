@@ -15,6 +15,12 @@
 #include "metrics.h"
 #include "relay.h"
 #include "store.h"
+#include "stun.h"
+
+/* STUN responders: one for the --listen address's family, and with
+ * --listen :: a second one on 0.0.0.0 (same ports) so IPv4 clients of a
+ * dual-stack server get answers too. */
+#define RDV_SERVER_STUN_MAX 2
 
 typedef struct rdv_server {
     const rdv_config *cfg;
@@ -23,7 +29,8 @@ typedef struct rdv_server {
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     lws_retry_bo_t retry;            /* ping / idle policy of the vhost */
-    struct lws_protocols protocols[3]; /* http, rendezvous.v1, terminator */
+    struct lws_protocols protocols[4]; /* http, rendezvous.v1, rdv-stun,
+                                        * terminator */
     int port;                        /* actual listening port */
     bool tls;
     bool uv;                         /* libuv event loop in use */
@@ -33,6 +40,9 @@ typedef struct rdv_server {
     rdv_hmap watches;                /* node ID -> rdv_watch_entry */
     rdv_hmap ips;                    /* address -> rdv_ip_entry */
     rdv_relay relay;                 /* relay sessions (relay.c) */
+    rdv_stun_server stun[RDV_SERVER_STUN_MAX]; /* UDP STUN responders; their
+                                      * fds are adopted into the lws loop */
+    int n_stun;                      /* how many of stun[] are open (0: off) */
     rdv_conn *pending_head, *pending_tail; /* awaiting hello, oldest first */
     lws_sorted_usec_list_t sul_flush;    /* store batch commit */
     lws_sorted_usec_list_t sul_auth;     /* auth deadline of pending_head */
@@ -46,15 +56,17 @@ typedef struct rdv_server {
 } rdv_server;
 
 /* Creates the lws context and listener for srv (cfg, log, store set by
- * the caller) and logs "listening on ws://ADDR:PORT/v1". Returns 0 or -1
- * (logged). */
+ * the caller), opens the STUN socket(s) (--stun) and logs the ready line
+ * "listening on ws://ADDR:PORT/v1", then "stun on udp://ADDR:PORT" or
+ * "stun off". Returns 0 or -1 (logged). */
 int rdv_server_start(rdv_server *srv);
 
 /* Runs the loop until SIGTERM/SIGINT has closed every connection (or the
  * shutdown deadline passed). Returns 0. */
 int rdv_server_run(rdv_server *srv);
 
-/* Destroys the lws context (closing what is left) and frees the maps. */
+/* Destroys the lws context (closing what is left, the adopted STUN fds
+ * included), closes STUN fds lws never took, and frees the maps. */
 void rdv_server_destroy(rdv_server *srv);
 
 /* Marks the store dirty: commits its batch within a few milliseconds. */

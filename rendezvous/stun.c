@@ -529,9 +529,15 @@ int rdv_stun_server_on_readable(rdv_stun_server *srv, int fd)
         /* Without an alternate address the source IP is always the one
          * the request was sent to (a wildcard bind is only allowed then). */
         if (send_reply(srv->fd[route.via], srv->wildcard, &here, ifindex, reply, n, &to,
-                       tolen) == 0)
+                       tolen) == 0) {
             srv->n_tx++;
-        else
+            /* RFC 8489 5: class bits C1 (0x0100) and C0 (0x0010) of the
+             * type; both set is an error response. */
+            if ((reply[0] & 0x01) && (reply[1] & 0x10))
+                srv->n_tx_error++;
+            else
+                srv->n_tx_success++;
+        } else
             srv->n_send_errors++;
     }
     return count;

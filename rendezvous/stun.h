@@ -156,7 +156,13 @@ typedef struct rdv_stun_server {
     char software[RDV_STUN_SOFTWARE_MAX_BYTES + 1];
     rdv_stun_packet_cb cb_packet;
     void *user_ptr;
-    uint64_t n_rx, n_tx, n_dropped, n_send_errors, n_recv_errors; /* counters */
+    /* Counters: datagrams read (n_rx), replies sent (n_tx = n_tx_success +
+     * n_tx_error, by the reply's STUN class), datagrams not answered
+     * (n_dropped: not STUN, responses, indications, truncated; and
+     * n_send_errors: the reply could not be sent), failed reads. So
+     * n_rx == n_tx + n_dropped + n_send_errors. */
+    uint64_t n_rx, n_tx, n_dropped, n_send_errors, n_recv_errors;
+    uint64_t n_tx_success, n_tx_error;
 } rdv_stun_server;
 
 /* Opens the sockets: primary address x {port, alt port} x {addr, alt

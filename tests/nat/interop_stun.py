@@ -5,7 +5,13 @@ checks that the mapped address the client prints is the loopback address
 and the client's own port (as the server saw it in recvmsg, or as the
 test chose with -p).
 
-  interop_stun.py --server PATH --client CLIENT --family 4|6
+  interop_stun.py --server PATH --client CLIENT --family 4|6 [--rendezvousd]
+
+With --rendezvousd, PATH is the whole daemon: it runs with --listen ADDR
+--port 0 --stun-port 0 --stun-alt-port P (P a free port) [--stun-alt-address
+127.0.0.2] --log-level debug, the STUN port comes from its "stun on
+udp://ADDR:PORT" line and the datagrams it saw from its "stun rx ..." debug
+lines; it must exit 0 on SIGTERM with no sanitizer report.
 
 CLIENT:
   turnutils           coturn's turnutils_stunclient, one server address.
@@ -29,6 +35,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 CLIENT_TIMEOUT_S = 20
@@ -41,7 +48,80 @@ def log(*a):
     print(*a, flush=True)
 
 
+RDV = False  # --rendezvousd: the server is rendezvousd itself
+RDV_READY_TIMEOUT_S = 10
+
+
+def free_udp_port(addr):
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((addr, 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def start_rendezvousd(path, addr, alt_addr=None):
+    """Starts rendezvousd; returns (proc, (stun_port, alt_port)) or (None, log)."""
+    tmp = tempfile.mkdtemp(prefix="rdv-stun-interop-")
+    logpath = os.path.join(tmp, "server.log")
+    alt_port = free_udp_port(addr)
+    cmd = [path, "--listen", addr, "--port", "0", "--db", os.path.join(tmp, "r.db"),
+           "--stun-port", "0", "--stun-alt-port", str(alt_port), "--log-level", "debug"]
+    if alt_addr:
+        cmd += ["--stun-alt-address", alt_addr]
+    log("$", " ".join(cmd))
+    with open(logpath, "wb") as lf:
+        p = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             env={k: v for k, v in os.environ.items()
+                                  if not k.startswith("RENDEZVOUS_")})
+    p.rdv_tmp = tmp
+    pat = re.compile(r"stun on udp://\[?[0-9a-fA-F.:]+\]?:(\d+)")
+    deadline = time.time() + RDV_READY_TIMEOUT_S
+    text = ""
+    while time.time() < deadline:
+        with open(logpath, "r", errors="replace") as f:
+            text = f.read()
+        m = pat.search(text)
+        if m:
+            return p, (int(m.group(1)), alt_port)
+        if p.poll() is not None:
+            break
+        time.sleep(0.02)
+    p.kill()
+    p.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return None, text
+
+
+def stop_rendezvousd(p):
+    """SIGTERM; returns the "stun rx" lines as stop_server does; fails on a
+    bad exit or a sanitizer report."""
+    p.terminate()
+    try:
+        p.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    with open(os.path.join(p.rdv_tmp, "server.log"), "r", errors="replace") as f:
+        text = f.read()
+    shutil.rmtree(p.rdv_tmp, ignore_errors=True)
+    rx = []
+    for m in re.finditer(r"stun rx (\S+) (\d+) in=(\d) out=(\d) reply=(\d+)", text):
+        rx.append((m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4)),
+                   int(m.group(5))))
+    log("server saw:", rx)
+    clean = not any(w in text for w in ("AddressSanitizer", "LeakSanitizer", "runtime error:"))
+    if p.returncode != 0 or not clean:
+        sys.stderr.write(text)
+    check(p.returncode == 0, "rendezvousd exited 0 after SIGTERM (status %s)" % p.returncode)
+    check(clean, "rendezvousd log has no sanitizer report")
+    return rx, p.returncode
+
+
 def start_server(path, addr, alt_addr=None):
+    if RDV:
+        return start_rendezvousd(path, addr, alt_addr)
     cmd = [path, "--addr", addr, "--alt-ephemeral", "--timeout", str(SERVER_TIMEOUT_S)]
     if alt_addr:
         cmd += ["--alt-addr", alt_addr]
@@ -57,6 +137,8 @@ def start_server(path, addr, alt_addr=None):
 
 def stop_server(p):
     """Stops the server, returns its "rx" lines as (ip, port, in, out, reply)."""
+    if RDV:
+        return stop_rendezvousd(p)
     p.terminate()
     try:
         out, err = p.communicate(timeout=10)
@@ -223,7 +305,11 @@ def main():
                     choices=["turnutils", "turnutils-rfc5780", "stunclient",
                              "stunclient-nattype"])
     ap.add_argument("--family", type=int, choices=[4, 6], default=4)
+    ap.add_argument("--rendezvousd", action="store_true",
+                    help="--server is rendezvousd (its STUN service), not nat_stun_server")
     a = ap.parse_args()
+    global RDV
+    RDV = a.rendezvousd
     if not os.access(a.server, os.X_OK):
         log("FAIL: no server binary", a.server)
         return 1

@@ -95,6 +95,10 @@ static void test_ops_bad_flags_refused(void **state)
         {"--log-level", "loud", NODB, NULL},
         {"--max-message-bytes", "-5", NODB, NULL},
         {"--event-loop", "select", NODB, NULL},
+        {"--stun", "maybe", NODB, NULL},
+        {"--stun-alt-port", "3478", NODB, NULL}, /* == --stun-port */
+        {"--stun-alt-address", "not-an-ip", NODB, NULL},
+        {"--stun-alt-address=127.0.0.2", "--listen=0.0.0.0", NODB, NULL},
     };
 #undef NODB
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -290,7 +290,7 @@ def start_server(path, tmp):
     log = open(os.path.join(tmp, "server.log"), "wb")
     proc = subprocess.Popen(
         [path, "--listen", "127.0.0.1", "--port", "0", "--db", os.path.join(tmp, "r.db"),
-         "--name", "py-rendezvous"],
+         "--name", "py-rendezvous", "--stun-port", "0"],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("RENDEZVOUS_")})
     deadline = time.time() + 10

@@ -3,8 +3,10 @@
  * See server.h. The child gets stdout+stderr redirected to a log file in
  * its own temporary directory, RENDEZVOUS_* variables removed from its
  * environment (only flags configure it), and PR_SET_PDEATHSIG(SIGKILL).
- * Readiness is detected by polling the log for the README ready line while
- * checking that the child is still alive; every wait is bounded.
+ * Readiness is detected by polling the log for the README ready line and
+ * the STUN line after it while checking that the child is still alive;
+ * every wait is bounded. Unless the test configures STUN itself the child
+ * gets `--stun-port 0`, so parallel servers never compete for 3478.
  */
 #include "server.h"
 #include "ws_client.h"
@@ -32,6 +34,7 @@
 struct rdv_ts_server {
     pid_t pid;          /* 0 when not running */
     int port;
+    int stun_port;      /* from "stun on udp://ADDR:PORT"; 0: stun off */
     char dir[256];
     char db[320];
     char log[320];
@@ -193,6 +196,47 @@ static int parse_ready_port(const char *log)
     return port > 0 && port < 65536 ? (int)port : 0;
 }
 
+/* Parses the STUN line that follows the ready line: 1 with *port set
+ * ("stun on udp://ADDR:PORT", the first address) or 0 ("stun off"), -1
+ * while neither is in the log. */
+static int parse_stun_line(const char *log, int *port)
+{
+    const char *p = strstr(log, "stun on udp://");
+    if (p) {
+        p += strlen("stun on udp://");
+        const char *colon = NULL, *q = p;
+        for (; *q && *q != ' ' && *q != ',' && *q != '"' && *q != '\n'; q++)
+            if (*q == ':')
+                colon = q;
+        long v = colon ? strtol(colon + 1, NULL, 10) : 0;
+        if (v <= 0 || v > 65535)
+            return -1;
+        *port = (int)v;
+        return 1;
+    }
+    if (strstr(log, "stun off")) {
+        *port = 0;
+        return 0;
+    }
+    return -1;
+}
+
+/* True when the test configures STUN itself (a --stun* flag, or the
+ * RENDEZVOUS_STUN / RENDEZVOUS_STUN_PORT variable): then the helper does
+ * not add its own --stun-port 0. */
+static bool stun_configured(const rdv_ts_server *s)
+{
+    for (int i = 0; i < s->nargs; i++)
+        if (!strcmp(s->args[i], "--stun") || !strncmp(s->args[i], "--stun=", 7) ||
+            !strncmp(s->args[i], "--stun-port", 11))
+            return true;
+    for (int i = 0; i < s->nenv; i++)
+        if (!strncmp(s->env[i], "RENDEZVOUS_STUN=", 16) ||
+            !strncmp(s->env[i], "RENDEZVOUS_STUN_PORT=", 21))
+            return true;
+    return false;
+}
+
 static int spawn(rdv_ts_server *s)
 {
     const char *path = serverd_path();
@@ -209,6 +253,11 @@ static int spawn(rdv_ts_server *s)
     argv[n++] = "0";
     argv[n++] = "--db";
     argv[n++] = s->db;
+    /* Servers run in parallel: never the fixed default STUN port. */
+    if (!stun_configured(s)) {
+        argv[n++] = "--stun-port";
+        argv[n++] = "0";
+    }
     for (int i = 0; i < s->nargs; i++)
         argv[n++] = s->args[i];
     argv[n] = NULL;
@@ -276,14 +325,19 @@ static int spawn(rdv_ts_server *s)
     close(fd);
     s->pid = pid;
     s->port = 0;
+    s->stun_port = 0;
 
     long long deadline = rdv_ts_mono_ms() + RDV_TS_READY_TIMEOUT_MS;
     while (rdv_ts_mono_ms() < deadline) {
         char *log = rdv_ts_server_read_log(s);
         int port = log ? parse_ready_port(log) : 0;
+        int stun_port = 0;
+        /* the STUN line ("stun on ..." / "stun off") follows the ready line */
+        bool stun_seen = port && parse_stun_line(log, &stun_port) >= 0;
         free(log);
-        if (port) {
+        if (port && stun_seen) {
             s->port = port;
+            s->stun_port = stun_port;
             return 0;
         }
         int st;
@@ -427,6 +481,7 @@ int rdv_ts_server_kill(rdv_ts_server *s)
 }
 
 int rdv_ts_server_port(const rdv_ts_server *s) { return s ? s->port : 0; }
+int rdv_ts_server_stun_port(const rdv_ts_server *s) { return s ? s->stun_port : 0; }
 pid_t rdv_ts_server_pid(const rdv_ts_server *s) { return s ? s->pid : 0; }
 const char *rdv_ts_server_db_path(const rdv_ts_server *s) { return s->db; }
 const char *rdv_ts_server_log_path(const rdv_ts_server *s) { return s->log; }

@@ -1,9 +1,11 @@
 /* server.h - start, stop, kill and restart a real `rendezvousd` for tests.
  *
- * Each server runs as a child process on 127.0.0.1 with `--port 0` and its
- * own temporary directory (database + log file). The helper waits, bounded,
- * for the README's ready line `listening on ws://ADDR:PORT/v1` and parses the
- * port. stdout and stderr of the server go to `<dir>/server.log`.
+ * Each server runs as a child process on 127.0.0.1 with `--port 0` (and
+ * `--stun-port 0` unless the test passes a --stun* flag or RENDEZVOUS_STUN*
+ * variable) and its own temporary directory (database + log file). The
+ * helper waits, bounded, for the README's ready line
+ * `listening on ws://ADDR:PORT/v1` and the line after it, `stun on
+ * udp://ADDR:PORT` or `stun off`, and parses both ports. stdout and stderr of the server go to `<dir>/server.log`.
  *
  * Servers are registered globally: rdv_ts_cleanup_all() (call it from a
  * cmocka teardown) frees every client and server still alive, and an atexit
@@ -72,6 +74,9 @@ int rdv_ts_server_wait_exit(rdv_ts_server *s, int timeout_ms);
 bool rdv_ts_server_running(rdv_ts_server *s);
 
 int rdv_ts_server_port(const rdv_ts_server *s);
+/* The STUN UDP port from the "stun on udp://ADDR:PORT" line; 0 when the
+ * server logged "stun off". */
+int rdv_ts_server_stun_port(const rdv_ts_server *s);
 pid_t rdv_ts_server_pid(const rdv_ts_server *s);
 const char *rdv_ts_server_db_path(const rdv_ts_server *s);
 const char *rdv_ts_server_log_path(const rdv_ts_server *s);
