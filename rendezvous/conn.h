@@ -18,7 +18,7 @@
 
 #include "errors.h"
 #include "hmap.h"
-#include "ids.h" /* and schema/limits.h */
+#include "ids.h" /* and schema/wire_limits.h */
 #include "message.h"
 
 struct lws;

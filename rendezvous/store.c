@@ -660,6 +660,14 @@ static int finish_delivery(rdv_store *st, sqlite3_stmt *d, int n,
             txn_rollback(st);
         return RDV_STORE_ERR;
     }
+    if (n == 0) {
+        /* Nothing written: end only a transaction opened for this read;
+         * a presence batch stays open for rdv_store_flush(), so an
+         * authentication with an empty queue costs no commit. */
+        if (opened)
+            txn_rollback(st);
+        return 0;
+    }
     if (txn_commit(st) != RDV_STORE_OK)
         return RDV_STORE_ERR;
     return failed ? RDV_STORE_ERR : n;
