@@ -259,6 +259,11 @@ static int open_one(rdv_stun_addr *a, bool wildcard)
     } else if (wildcard) {
         rc = setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
     }
+    if (rc == 0) {
+        /* Best effort: a smaller buffer than asked for is not an error. */
+        int rcvbuf = RDV_STUN_SOCKET_RCVBUF;
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    }
     if (rc == 0)
         rc = bind(fd, (const struct sockaddr *)&ss, sl);
     sl = sizeof(ss);

@@ -65,6 +65,12 @@
 #define RDV_STUN_SOFTWARE_PREFIX "rendezvous/"
 #define RDV_STUN_RECV_BUDGET 64         /* datagrams per on_readable call */
 #define RDV_STUN_RECV_BUFFER 2048       /* larger datagrams are dropped */
+/* Kernel receive buffer asked for each STUN socket (SO_RCVBUF; Linux caps
+ * it at net.core.rmem_max, raise that for more). The default (~212 KiB,
+ * ~280 queued requests) dropped 1.4% of a 1,024-outstanding load in
+ * bench/stun.sh; clients retransmit, but bursts of many NATed nodes are
+ * the normal case for a rendezvous. */
+#define RDV_STUN_SOCKET_RCVBUF (4 * 1024 * 1024)
 #define RDV_STUN_REPLY_BUFFER RDV_STUN_MAX_UDP_MESSAGE
 /* RFC 8489 14.14: SOFTWARE "fewer than 128 characters"; keeps every reply
  * inside RDV_STUN_REPLY_BUFFER. */

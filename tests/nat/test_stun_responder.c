@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <arpa/inet.h>
@@ -634,6 +635,23 @@ static void test_socket_open_errors(void **state)
     assert_int_equal(rdv_stun_server_open(&srv, &cfg), 0);
     assert_int_equal(strlen(srv.software), RDV_STUN_SOFTWARE_SERVER_MAX);
     assert_ptr_equal(srv.rcfg.software, srv.software);
+    /* The socket asks for a large receive buffer (bursts of requests);
+     * Linux grants min(2 x asked, 2 x net.core.rmem_max). */
+    {
+        long rmem_max = 0;
+        FILE *f = fopen("/proc/sys/net/core/rmem_max", "r");
+        if (f) {
+            if (fscanf(f, "%ld", &rmem_max) != 1)
+                rmem_max = 0;
+            fclose(f);
+        }
+        int got = 0;
+        socklen_t gl = sizeof(got);
+        assert_int_equal(getsockopt(srv.fd[0], SOL_SOCKET, SO_RCVBUF, &got, &gl), 0);
+        long want = RDV_STUN_SOCKET_RCVBUF < rmem_max ? RDV_STUN_SOCKET_RCVBUF : rmem_max;
+        if (want > 0)
+            assert_true(got >= want);
+    }
     rdv_stun_server_close(&srv);
     /* Port already taken. */
     rdv_stun_server a, b;
