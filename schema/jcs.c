@@ -363,6 +363,14 @@ int rdv_jcs_format_number(double v, char *buf, size_t buflen)
         return RDV_JCS_ENUMBER;
     if (v == 0) {
         out[o++] = '0';
+    } else if (v == trunc(v) && fabs(v) < 9007199254740992.0) {
+        /* Fast path for the common case (timestamps, ports, priorities):
+         * an integer below 2^53 is exact and its ECMAScript form is its
+         * plain decimal digits (steps 6-7 with k <= n <= 21). */
+        int w = snprintf(out, sizeof out, "%lld", (long long)v);
+        if (w < 0)
+            return RDV_JCS_ENUMBER;
+        o = (size_t)w;
     } else {
         if (v < 0) {
             out[o++] = '-';

@@ -126,6 +126,44 @@ static const struct {
     {0x7cf0000000000000ULL, "6.386688990511104e+293"},  /* 2^976 */
 };
 
+/* Integral values on both sides of 2^53 (the fast path's bound) format as
+ * ECMAScript does, and every integer printed round-trips exactly. */
+static void test_number_integers_around_2p53(void **state)
+{
+    (void)state;
+    static const struct {
+        double v;
+        const char *want;
+    } cases[] = {
+        {1, "1"},
+        {-5, "-5"},
+        {1767225600000.0, "1767225600000"},
+        {4294967295.0, "4294967295"},
+        {1000000000000001.0, "1000000000000001"},
+        {9007199254740991.0, "9007199254740991"},
+        {-9007199254740991.0, "-9007199254740991"},
+        {9007199254740992.0, "9007199254740992"},
+        {1e20, "100000000000000000000"},
+        {1e21, "1e+21"},
+    };
+    char buf[64];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int n = rdv_jcs_format_number(cases[i].v, buf, sizeof buf);
+        assert_true(n > 0);
+        assert_string_equal(buf, cases[i].want);
+    }
+    /* A spread of integers below 2^53: digits only, and exact. */
+    double v = 1;
+    for (int i = 0; i < 2000; i++) {
+        v = fmod(v * 6364136223846793005.0 + 1442695040888963407.0, 9007199254740991.0);
+        double x = trunc(v);
+        int n = rdv_jcs_format_number(x, buf, sizeof buf);
+        assert_true(n > 0);
+        assert_true(strtod(buf, NULL) == x);
+        assert_null(strpbrk(buf, ".e"));
+    }
+}
+
 static void test_number_table(void **state)
 {
     (void)state;
@@ -549,6 +587,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_number_table),
+        cmocka_unit_test(test_number_integers_around_2p53),
         cmocka_unit_test(test_number_nan_inf),
         cmocka_unit_test(test_number_small_buffer),
         cmocka_unit_test(test_number_locale),
