@@ -100,28 +100,8 @@ static bool refuse_type(rdv_server *srv, rdv_conn *c, rdv_msg_type type, const c
     return false;
 }
 
-/* After a validation failure (the codec does not report the type then):
- * the message's type and ref from a plain JSON read, for the error. */
-static rdv_msg_type peek_type(const uint8_t *data, size_t len, char *ref, size_t reflen)
-{
-    rdv_msg_type t = RDV_MSG_UNKNOWN;
-    json_t *root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
-    ref[0] = '\0';
-    if (root && json_is_object(root) && json_object_size(root) == 1) {
-        void *it = json_object_iter(root);
-        const char *k = json_object_iter_key(it);
-        t = rdv_msg_type_from_name(k, strlen(k));
-        const char *r = ref_of(json_object_iter_value(it));
-        if (r && strlen(r) < reflen)
-            memcpy(ref, r, strlen(r) + 1);
-    }
-    json_decref(root);
-    return t;
-}
-
 /* Answers a message the codec refused. */
-static int parse_failed(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len,
-                        const rdv_msg_error *err)
+static int parse_failed(rdv_server *srv, rdv_conn *c, const rdv_msg_error *err)
 {
     rdv_ec code = err->code;
     if (code == RDV_EC_UNSUPPORTED_TYPE) {
@@ -131,8 +111,8 @@ static int parse_failed(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_
         return 0;
     }
     if (code == RDV_EC_MISSING_FIELD || code == RDV_EC_INVALID_FIELD) {
-        char ref[RDV_MAX_REQUEST_ID + 1];
-        rdv_msg_type t = peek_type(data, len, ref, sizeof ref);
+        rdv_msg_type t = (rdv_msg_type)err->type;
+        const char *ref = err->ref[0] ? err->ref : NULL;
         if (t != RDV_MSG_UNKNOWN && refuse_type(srv, c, t, ref))
             return 0;
         if (t == RDV_MSG_HELLO && c->state == RDV_CONN_PENDING) {
@@ -162,7 +142,7 @@ int rdv_route_message(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t 
     if (rdv_msg_parse(data, len, srv->cfg->max_message_bytes, &msg, &err) != 0) {
         if (relay_fast && c->state == RDV_CONN_AUTHED && !rdv_limits_admit(srv, c))
             return 0;
-        return parse_failed(srv, c, data, len, &err);
+        return parse_failed(srv, c, &err);
     }
     int rc = 0;
     if ((unsigned)msg.type < RDV_MSG__COUNT &&

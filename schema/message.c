@@ -131,6 +131,8 @@ static void err_clear(rdv_msg_error *err)
     err->code = RDV_EC_NONE;
     err->field[0] = '\0';
     err->detail[0] = '\0';
+    err->type = RDV_MSG_UNKNOWN;
+    err->ref[0] = '\0';
 }
 
 /* Copies s[0..n) into dst (size dstsz), truncated at a UTF-8 character
@@ -831,6 +833,12 @@ int rdv_msg_parse(const uint8_t *buf, size_t len, size_t max_len, rdv_msg *out,
 
     int rc = rdv_msg_validate(type, body, err);
     if (rc != 0) {
+        err->type = type;
+        const char *ref = rdv_msg_get_str(body, "sessionID");
+        if (ref == NULL)
+            ref = rdv_msg_get_str(body, "requestID");
+        if (ref != NULL && strlen(ref) < sizeof err->ref)
+            memcpy(err->ref, ref, strlen(ref) + 1);
         json_decref(root);
         return rc;
     }

@@ -44,11 +44,16 @@ typedef enum rdv_msg_type {
 
 /* Validation failure detail: the code, the dotted path of the offending
  * field ("connectionInfo.publicPort", empty for the whole message) and a
- * human-readable reason. */
+ * human-readable reason. When the envelope named a v1 type but the body
+ * failed validation, `type` is that type and `ref` the body's sessionID or
+ * requestID (if a string of at most RDV_MAX_REQUEST_ID bytes), so an error
+ * answer can name them; otherwise RDV_MSG_UNKNOWN and "". */
 typedef struct rdv_msg_error {
     rdv_ec code;
     char field[64];
     char detail[160];
+    int type; /* rdv_msg_type (declared below) */
+    char ref[RDV_MAX_REQUEST_ID + 1];
 } rdv_msg_error;
 
 /* A parsed message. `root` owns everything; `body` is borrowed from it. */

@@ -1232,6 +1232,37 @@ static void test_build_error(void **state)
     free(s);
 }
 
+/* A body that fails validation still reports its type and ref, so the
+ * receiver can name them in its error answer; other failures do not. */
+static void test_error_type_and_ref(void **state)
+{
+    (void)state;
+    rdv_msg m;
+    rdv_msg_error err;
+    assert_int_not_equal(
+        fx_parse_str("{\"lookup\":{\"requestID\":\"r-7\",\"nodeIDs\":[\"XYZ\"]}}", &m, &err), 0);
+    assert_int_equal(err.code, RDV_EC_INVALID_FIELD);
+    assert_int_equal(err.type, RDV_MSG_LOOKUP);
+    assert_string_equal(err.ref, "r-7");
+    assert_int_not_equal(
+        fx_parse_str("{\"relayData\":{\"sessionID\":\"6f9619ff-8b86-4d01-b42d-00cf4fc964ff\"}}",
+                     &m, &err), 0);
+    assert_int_equal(err.code, RDV_EC_MISSING_FIELD);
+    assert_int_equal(err.type, RDV_MSG_RELAY_DATA);
+    assert_string_equal(err.ref, "6f9619ff-8b86-4d01-b42d-00cf4fc964ff");
+    /* a ref too long to echo is left out */
+    char big[200];
+    snprintf(big, sizeof big, "{\"watch\":{\"requestID\":\"%0100d\"}}", 0);
+    assert_int_not_equal(fx_parse_str(big, &m, &err), 0);
+    assert_int_equal(err.type, RDV_MSG_WATCH);
+    assert_string_equal(err.ref, "");
+    assert_int_not_equal(fx_parse_str("{\"nosuch\":{}}", &m, &err), 0);
+    assert_int_equal(err.type, RDV_MSG_UNKNOWN);
+    assert_int_not_equal(fx_parse_str("[1]", &m, &err), 0);
+    assert_int_equal(err.type, RDV_MSG_UNKNOWN);
+    assert_string_equal(err.ref, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1256,6 +1287,7 @@ int main(void)
         cmocka_unit_test(test_wrap_dump),
         cmocka_unit_test(test_error_codes),
         cmocka_unit_test(test_build_error),
+        cmocka_unit_test(test_error_type_and_ref),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
