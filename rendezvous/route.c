@@ -111,7 +111,7 @@ static int parse_failed(rdv_server *srv, rdv_conn *c, const rdv_msg_error *err)
         return 0;
     }
     if (code == RDV_EC_MISSING_FIELD || code == RDV_EC_INVALID_FIELD) {
-        rdv_msg_type t = (rdv_msg_type)err->type;
+        rdv_msg_type t = err->type;
         const char *ref = err->ref[0] ? err->ref : NULL;
         if (t != RDV_MSG_UNKNOWN && refuse_type(srv, c, t, ref))
             return 0;

@@ -52,7 +52,7 @@ typedef struct rdv_msg_error {
     rdv_ec code;
     char field[64];
     char detail[160];
-    int type; /* rdv_msg_type (declared below) */
+    rdv_msg_type type;
     char ref[RDV_MAX_REQUEST_ID + 1];
 } rdv_msg_error;
 
