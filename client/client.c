@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "client_internal.h"
+#include "direct.h"
 #include "ids.h"
 #include "sign.h"
 
@@ -247,8 +248,15 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
         config->keepalive_ms < 0 || config->reconnect.initial_backoff_ms < 0 ||
         config->reconnect.max_backoff_ms < 0 || config->reconnect.max_attempts < 0 ||
         config->reconnect.jitter_percent < -1 || config->reconnect.jitter_percent > 100 ||
-        (unsigned)config->nat_type > RDV_NAT_SYMMETRIC)
+        (unsigned)config->nat_type > RDV_NAT_SYMMETRIC || config->stun_rto_ms < 0 ||
+        config->direct_timeout_ms < 0 || config->direct_keepalive_ms < 0 ||
+        config->spray_ports < -1 || config->stun_server_count > RDV_MAX_STUN_SERVERS ||
+        (config->stun_server_count && !config->stun_servers))
         return RDV_ERR_INVALID;
+    for (size_t i = 0; i < config->stun_server_count; i++)
+        if (!config->stun_servers[i] || !config->stun_servers[i][0] ||
+            strlen(config->stun_servers[i]) > 300)
+            return RDV_ERR_INVALID;
     if (config->software && strlen(config->software) > 64)
         return RDV_ERR_INVALID;
     if (sodium_init() < 0)
@@ -262,6 +270,7 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
     if (!c)
         return RDV_ERR_NOMEM;
     c->epfd = c->evfd = c->reg_fd = -1;
+    c->udp4 = c->udp6 = -1;
     c->cfg = *config;
     c->url = url;
     c->url_copy = strdup(config->server_url);
@@ -295,6 +304,16 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
     else if (rp->jitter_percent < 0)
         rp->jitter_percent = 0;
 
+    if (!c->cfg.direct_timeout_ms)
+        c->cfg.direct_timeout_ms = RDV_DEFAULT_DIRECT_TIMEOUT_MS;
+    if (!c->cfg.direct_keepalive_ms)
+        c->cfg.direct_keepalive_ms = RDV_DEFAULT_DIRECT_KEEPALIVE_MS;
+    if (!c->cfg.spray_ports)
+        c->cfg.spray_ports = RDV_DEFAULT_SPRAY_PORTS;
+    else if (c->cfg.spray_ports < 0)
+        c->cfg.spray_ports = 0; /* disabled */
+    c->cfg.stun_servers = NULL; /* the copies, below */
+
     c->state = RDV_STATE_DISCONNECTED;
     c->fresh.past_ms = RDV_FRESH_PAST_MS;
     c->fresh.future_ms = RDV_FRESH_FUTURE_MS;
@@ -308,12 +327,26 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
     }
     if (rdv__replay_init(&c->replay) != 0)
         goto nomem_locked;
+    c->lcand = calloc(RDV__MAX_LOCAL_CANDS, sizeof(*c->lcand));
+    if (!c->lcand)
+        goto nomem_locked;
+    if (config->stun_server_count) {
+        c->stun_names = calloc(config->stun_server_count, sizeof(char *));
+        if (!c->stun_names)
+            goto nomem_locked;
+        for (size_t i = 0; i < config->stun_server_count; i++)
+            if (!(c->stun_names[i] = strdup(config->stun_servers[i])))
+                goto nomem_locked;
+        c->cfg.stun_servers = (const char *const *)c->stun_names;
+    }
     c->epfd = epoll_create1(EPOLL_CLOEXEC);
     c->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (c->epfd < 0 || c->evfd < 0)
         goto io;
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = c->evfd};
     if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->evfd, &ev) != 0)
+        goto io;
+    if (rdv__direct_init(c) != 0)
         goto io;
     int rc = rdv__loop_init(c);
     if (rc != 0) {
@@ -352,6 +385,11 @@ void rdv_client_destroy(rdv_client *c)
     rdv__loop_stop_thread(c);
     rdv__loop_free(c);
     rdv__relay_free_all(c);
+    rdv__direct_free(c);
+    for (size_t i = 0; c->stun_names && i < c->cfg.stun_server_count; i++)
+        free(c->stun_names[i]);
+    free(c->stun_names);
+    free(c->lcand);
     rdv__outmsg *m = rdv__outq_take_all(c);
     while (m) {
         rdv__outmsg *n = m->next;

@@ -142,6 +142,8 @@ typedef struct rdv__relay {
     rdv__e2e e2e;                   /* OPEN: keys, counters, window */
     int64_t deadline;               /* monotonic ms: open / answer timeout */
     int64_t req_ts;                 /* relayOpen timestamp (REQUESTED) */
+    struct rdv__direct *d;          /* direct-path state of a session made
+                                     * by rdv_connect() (direct.h), or NULL */
     /* UDP proxy (proxy.c); proxy_fd -1 when none. */
     int proxy_fd;
     struct sockaddr_storage dest;   /* last local sender / forward address */
@@ -155,6 +157,22 @@ typedef struct rdv__relay_stats {
     char last_error_text[128];
     int last_traversal;             /* rdv_traversal */
 } rdv__relay_stats;
+
+/* What NAT discovery found (direct.c), (L). */
+typedef struct rdv__natinfo {
+    bool done;                      /* finished (even without an answer) */
+    rdv_nat_type nat;
+    bool no_nat;
+    bool have_mapped;
+    struct sockaddr_storage mapped; /* server-reflexive address */
+    socklen_t mapped_len;
+    char method[160];
+    char server[54];                /* "ip:port" that answered */
+    int64_t ms;                     /* how long it took, -1 */
+} rdv__natinfo;
+
+struct rdv__stunc;
+struct rdv__cand;
 
 typedef enum rdv__mode { RDV__MODE_NONE = 0, RDV__MODE_THREAD, RDV__MODE_EMBED } rdv__mode;
 
@@ -192,6 +210,27 @@ struct rdv_client {
     int *dead_fds;               /* proxy sockets to close on the service
                                   * thread (never while it may use them) */
     size_t ndead, capdead;
+
+    /* NAT traversal (direct.c). Sockets: immutable after create. */
+    int udp4, udp6;              /* STUN and direct-path sockets, -1 none */
+    uint16_t udp4_port, udp6_port;
+    char **stun_names;           /* copies of cfg.stun_servers */
+    rdv__natinfo nat;            /* (L) */
+    struct rdv__cand *lcand;     /* (L) our candidates, RDV__MAX_LOCAL_CANDS */
+    size_t nlcand;               /* (L) */
+    uint64_t direct_sessions;    /* (L) */
+    int64_t last_connect_ms, last_direct_ms; /* (L) */
+    int last_derr;               /* (L) last direct error of an ended session */
+    char last_derr_text[128];    /* (L) */
+    struct rdv__stunc *stunc;    /* (S) discovery engine, NULL before */
+    struct sockaddr_storage *stun_addrs; /* (S) resolved servers */
+    socklen_t *stun_lens;        /* (S) */
+    size_t nstun;                /* (S) */
+    bool stun_resolved, stun_reported; /* (S) */
+    uint64_t stun_changes;       /* (S) mapping changes seen by refreshes */
+    int64_t stun_started_at, stun_next_refresh, stun_next_rediscover, stun_due; /* (S) */
+    struct sockaddr_storage server_addr; /* (L) the WebSocket's peer */
+    socklen_t server_addr_len;   /* (L) 0: unknown */
 
     /* (S) */
     struct lws_context *ctx;
@@ -293,8 +332,10 @@ void rdv__relay_on_close(rdv_client *c, const json_t *body);
 void rdv__relay_on_data_text(rdv_client *c, const json_t *body);
 /* A complete binary frame. (S) */
 void rdv__relay_on_binary(rdv_client *c, const uint8_t *buf, size_t len);
-/* A server `error`: ends the relay session it is about, if any. (S) */
-void rdv__relay_on_server_error(rdv_client *c, rdv_ec ec, const char *ref,
+/* A server `error`: ends the relay session it is about, if any. Returns
+ * true when the error only concerned the relay leg of a session a direct
+ * path carries (not worth reporting). (S) */
+bool rdv__relay_on_server_error(rdv_client *c, rdv_ec ec, const char *ref,
                                 const char *type, const char *message);
 /* The connection ended: every session ends with RDV_ERR_CONNECT. (S) */
 void rdv__relay_on_conn_lost(rdv_client *c);
@@ -309,6 +350,58 @@ rdv__relay *rdv__relay_find_locked(rdv_client *c, const char *sid);
 /* Forgets the proxy socket of r: removed from epfd, closed later on the
  * service thread. (L held) */
 void rdv__proxy_detach_locked(rdv_client *c, rdv__relay *r);
+/* Removes fd from epfd and closes it later on the service thread (never
+ * while it may be read). (L held) */
+void rdv__defer_close_locked(rdv_client *c, int fd);
+/* Session table helpers shared with direct.c. (L held unless said) */
+rdv__relay *rdv__relay_find_bytes_locked(rdv_client *c, const uint8_t sid[16]);
+unsigned rdv__relay_count_locked(rdv_client *c, int state /* -1: all */);
+/* Unlinks r, detaches its sockets and wipes its keys; returns r. */
+rdv__relay *rdv__relay_end_locked(rdv_client *c, rdv__relay *r);
+/* Wipes and frees a session already unlinked. (no lock needed) */
+void rdv__relay_free(rdv__relay *r);
+/* Calls cb_relay_closed (no lock held) and frees r. */
+void rdv__relay_report_closed(rdv_client *c, rdv__relay *r, int err, const char *reason);
+/* Signs and queues relayOpen / relayReady with e2eKey pk. (no lock) */
+int rdv__relay_send_signed(rdv_client *c, rdv_msg_type type, const char *to,
+                           const char *sid, const uint8_t pk[32]);
+/* Queues relayClose. (no lock) */
+int rdv__relay_send_close(rdv_client *c, const char *sid, const char *reason);
+/* Decrypts one received packet of session sid_bytes and delivers it (proxy
+ * or cb_relay_data). Returns the plaintext length or an RDV_ERR_*. (S) */
+int64_t rdv__relay_on_packet(rdv_client *c, const uint8_t sid_bytes[16], const uint8_t *pkt,
+                             size_t len);
+
+/* ---- direct.c ---- */
+
+/* Opens the UDP sockets (create). Returns 0 or RDV_ERR_IO. */
+int rdv__direct_init(rdv_client *c);
+/* Closes them and frees discovery state (destroy, after the sessions). */
+void rdv__direct_free(rdv_client *c);
+/* Reads the UDP sockets, runs discovery and the sessions' timers. (S) */
+void rdv__direct_service(rdv_client *c, int64_t now);
+/* Monotonic ms of the next direct.c timer, INT64_MAX when none. (S) */
+int64_t rdv__direct_next_due(rdv_client *c);
+/* The NAT type hello reports: cfg.nat_type, else the discovered one. */
+rdv_nat_type rdv__nat_effective(rdv_client *c);
+/* A verified offer / answer / iceCandidate: true when it belonged to the
+ * direct machinery (a connect request or one of its sessions). (S) */
+bool rdv__direct_on_routed(rdv_client *c, const rdv_msg *m);
+/* rdv_relay_accept() of a connect request. */
+int rdv__direct_accept(rdv_client *c, const char *sid);
+/* relayOpen / relayReady / relayClose about a connect session: true when
+ * handled there. (S) */
+bool rdv__direct_on_relay_open(rdv_client *c, const char *sid, const char *from);
+bool rdv__direct_on_relay_ready(rdv_client *c, const char *sid, const char *from);
+bool rdv__direct_on_relay_close(rdv_client *c, const char *sid, const char *reason);
+/* Sends a datagram on the direct path: 0, an RDV_ERR_*, or 1 when the
+ * session has no direct path now. (L held) */
+int rdv__direct_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_t len);
+/* The session ends: close probes to the peer, spray sockets deferred.
+ * (L held) */
+void rdv__direct_detach_locked(rdv_client *c, rdv__relay *r);
+/* Fills the NAT / direct fields of a network status. (L held) */
+void rdv__direct_status_locked(rdv_client *c, rdv_network_status *st);
 
 /* ---- proxy.c ---- */
 

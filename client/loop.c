@@ -300,6 +300,18 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->phase = RDV__PH_AUTH;
         c->deadline = rdv__mono_ms() + c->cfg.auth_timeout_ms;
         c->last_rx = rdv__mono_ms();
+        {
+            /* The server's address: our relayed candidate (direct.c). */
+            struct sockaddr_storage sa;
+            socklen_t l = sizeof(sa);
+            int fd = lws_get_socket_fd(wsi);
+            if (fd < 0 || getpeername(fd, (struct sockaddr *)&sa, &l) != 0)
+                l = 0;
+            pthread_mutex_lock(&c->lock);
+            c->server_addr = sa;
+            c->server_addr_len = l;
+            pthread_mutex_unlock(&c->lock);
+        }
         rdv__proto_on_established(c);
         return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -441,6 +453,7 @@ static void service(rdv_client *c)
     drain_eventfd(c);
     run_timers(c, rdv__mono_ms());
     rdv__relay_tick(c, rdv__mono_ms());
+    rdv__direct_service(c, rdv__mono_ms());
     rdv__proxy_service(c);
     for (int round = 0; round < 2; round++) {
         if (c->wsi && c->phase >= RDV__PH_AUTH) {
@@ -485,6 +498,9 @@ static int service_timeout(rdv_client *c)
         }
         }
     }
+    int64_t dd = rdv__direct_next_due(c);
+    if (dd != INT64_MAX && dd - now < t)
+        t = dd - now;
     if (c->ctx && t > 0) {
         int n = lws_service_adjust_timeout(c->ctx, (int)t, 0);
         if (n < t)

@@ -110,7 +110,7 @@ static int on_challenge(rdv_client *c, const json_t *b)
 
     json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "nodeID", c->node_id,
                              "nonce", nonce, "server", server, "natType",
-                             rdv_nat_type_name(c->cfg.nat_type));
+                             rdv_nat_type_name(rdv__nat_effective(c)));
     if (body && c->cfg.software[0])
         json_object_set_new(body, "software", json_string(c->cfg.software));
     int rc = rdv__send_body(c, RDV_MSG_HELLO, body, NULL, true);
@@ -201,6 +201,10 @@ static void on_routed(rdv_client *c, const rdv_msg *m)
         rdv__report(c, rc, NULL, text, sid, tname, NULL, from);
         return;
     }
+    /* Signaling of rdv_connect() sessions stays inside the library. */
+    if ((m->type == RDV_MSG_OFFER || m->type == RDV_MSG_ANSWER ||
+         m->type == RDV_MSG_ICE_CANDIDATE) && rdv__direct_on_routed(c, m))
+        return;
     char *json = json_dumps(m->body, JSON_COMPACT);
     if (m->type == RDV_MSG_OFFER || m->type == RDV_MSG_ANSWER) {
         rdv_session_msg s;
@@ -295,10 +299,14 @@ static void on_error(rdv_client *c, const json_t *b)
     if (err == RDV_ERR_AUTH || err == RDV_ERR_REPLACED || ec == RDV_EC_SHUTTING_DOWN ||
         ec == RDV_EC_SLOW_CONSUMER)
         c->end_reason = err;
-    rdv__report(c, err, code, rdv_msg_get_str(b, "message"), rdv_msg_get_str(b, "ref"),
-                rdv_msg_get_str(b, "type"), rdv_msg_get_str(b, "field"), NULL);
-    rdv__relay_on_server_error(c, ec, rdv_msg_get_str(b, "ref"), rdv_msg_get_str(b, "type"),
-                               rdv_msg_get_str(b, "message"));
+    /* An error about the relay leg of a session a direct path carries is
+     * expected (the leg was closed while a message was in flight). */
+    bool absorbed = rdv__relay_on_server_error(c, ec, rdv_msg_get_str(b, "ref"),
+                                               rdv_msg_get_str(b, "type"),
+                                               rdv_msg_get_str(b, "message"));
+    if (!absorbed)
+        rdv__report(c, err, code, rdv_msg_get_str(b, "message"), rdv_msg_get_str(b, "ref"),
+                    rdv_msg_get_str(b, "type"), rdv_msg_get_str(b, "field"), NULL);
 }
 
 int rdv__proto_on_text(rdv_client *c, const char *text, size_t len)

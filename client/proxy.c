@@ -131,25 +131,29 @@ int rdv_relay_proxy(rdv_client *c, const char *sid, const char *listen_addr,
     return 0;
 }
 
-void rdv__proxy_detach_locked(rdv_client *c, rdv__relay *r)
+void rdv__defer_close_locked(rdv_client *c, int fd)
 {
-    if (r->proxy_fd < 0)
+    if (fd < 0)
         return;
-    (void)epoll_ctl(c->epfd, EPOLL_CTL_DEL, r->proxy_fd, NULL);
+    (void)epoll_ctl(c->epfd, EPOLL_CTL_DEL, fd, NULL);
     if (c->ndead == c->capdead) {
         size_t cap = c->capdead ? c->capdead * 2 : 8;
         int *p = realloc(c->dead_fds, cap * sizeof(*p));
         if (!p) {
             /* Cannot defer: closing now is safe unless the service thread
              * is reading it this instant; losing the fd would be worse. */
-            close(r->proxy_fd);
-            r->proxy_fd = -1;
+            close(fd);
             return;
         }
         c->dead_fds = p;
         c->capdead = cap;
     }
-    c->dead_fds[c->ndead++] = r->proxy_fd;
+    c->dead_fds[c->ndead++] = fd;
+}
+
+void rdv__proxy_detach_locked(rdv_client *c, rdv__relay *r)
+{
+    rdv__defer_close_locked(c, r->proxy_fd);
     r->proxy_fd = -1;
 }
 

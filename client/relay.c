@@ -23,6 +23,7 @@
 #include <sodium.h>
 
 #include "client_internal.h"
+#include "direct.h"
 #include "ids.h"
 #include "wire_limits.h"
 
@@ -50,7 +51,7 @@ rdv__relay *rdv__relay_find_locked(rdv_client *c, const char *sid)
     return NULL;
 }
 
-static rdv__relay *find_bytes_locked(rdv_client *c, const uint8_t sid[16])
+rdv__relay *rdv__relay_find_bytes_locked(rdv_client *c, const uint8_t sid[16])
 {
     for (rdv__relay *r = c->relays; r; r = r->next)
         if (memcmp(r->sid_bytes, sid, 16) == 0)
@@ -58,7 +59,7 @@ static rdv__relay *find_bytes_locked(rdv_client *c, const uint8_t sid[16])
     return NULL;
 }
 
-static unsigned count_locked(rdv_client *c, int state /* -1: all */)
+unsigned rdv__relay_count_locked(rdv_client *c, int state /* -1: all */)
 {
     unsigned n = 0;
     for (rdv__relay *r = c->relays; r; r = r->next)
@@ -76,11 +77,14 @@ static void unlink_locked(rdv_client *c, rdv__relay *r)
     r->next = NULL;
 }
 
-/* Wipes and frees a session already unlinked (its proxy fd detached). */
-static void relay_free(rdv__relay *r)
+void rdv__relay_free(rdv__relay *r)
 {
     if (!r)
         return;
+    if (r->d) {
+        sodium_memzero(r->d, sizeof(*r->d));
+        free(r->d);
+    }
     sodium_memzero(r, sizeof(*r));
     free(r);
 }
@@ -92,12 +96,12 @@ static void set_error_locked(rdv_client *c, int err, const char *text)
              text ? text : rdv_strerror(err));
 }
 
-/* Unlinks r and wipes its keys; returns it for the caller to report and
- * free after unlocking. (L held) */
-static rdv__relay *end_locked(rdv_client *c, rdv__relay *r)
+rdv__relay *rdv__relay_end_locked(rdv_client *c, rdv__relay *r)
 {
     unlink_locked(c, r);
     rdv__proxy_detach_locked(c, r);
+    if (r->d)
+        rdv__direct_detach_locked(c, r);
     rdv__e2e_keypair_wipe(&r->kp);
     rdv__e2e_wipe(&r->e2e);
     return r;
@@ -105,7 +109,7 @@ static rdv__relay *end_locked(rdv_client *c, rdv__relay *r)
 
 /* ---- sending helpers ------------------------------------------------------- */
 
-static int send_close(rdv_client *c, const char *sid, const char *reason)
+int rdv__relay_send_close(rdv_client *c, const char *sid, const char *reason)
 {
     json_t *body = json_pack("{s:s, s:s}", "sessionID", sid, "reason", reason);
     return rdv__send_body(c, RDV_MSG_RELAY_CLOSE, body, sid, false);
@@ -116,8 +120,7 @@ static void hex32(const uint8_t in[32], char out[RDV_KEY_HEX_LEN + 1])
     sodium_bin2hex(out, RDV_KEY_HEX_LEN + 1, in, 32);
 }
 
-/* Signs and queues relayOpen / relayReady carrying our e2eKey. */
-static int send_signed(rdv_client *c, rdv_msg_type type, const char *to,
+int rdv__relay_send_signed(rdv_client *c, rdv_msg_type type, const char *to,
                        const char *sid, const uint8_t pk[32])
 {
     char key[RDV_KEY_HEX_LEN + 1];
@@ -127,9 +130,8 @@ static int send_signed(rdv_client *c, rdv_msg_type type, const char *to,
     return rdv__send_body(c, type, body, sid, false);
 }
 
-/* Calls cb_relay_closed (no lock held) and frees r. Records abnormal ends
- * as the last relay error. */
-static void report_closed(rdv_client *c, rdv__relay *r, int err, const char *reason)
+/* Records abnormal ends as the last relay error. */
+void rdv__relay_report_closed(rdv_client *c, rdv__relay *r, int err, const char *reason)
 {
     if (err != 0) {
         pthread_mutex_lock(&c->lock);
@@ -141,7 +143,7 @@ static void report_closed(rdv_client *c, rdv__relay *r, int err, const char *rea
     }
     if (c->cfg.cb_relay_closed && !atomic_load(&c->destroying))
         c->cfg.cb_relay_closed(c, r->sid, err, reason, c->cfg.user_ptr);
-    relay_free(r);
+    rdv__relay_free(r);
 }
 
 /* ---- public API ---------------------------------------------------------- */
@@ -169,7 +171,7 @@ int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESS
     snprintf(r->peer, sizeof(r->peer), "%s", peer);
     rdv_uuid_v4(r->sid);
     if (rdv_uuid_to_bytes(r->sid, r->sid_bytes) != 0 || rdv__e2e_keypair_new(&r->kp) != 0) {
-        relay_free(r);
+        rdv__relay_free(r);
         return RDV_ERR_CRYPTO;
     }
     r->deadline = rdv__mono_ms() + RDV_RELAY_OPEN_TIMEOUT_MS;
@@ -179,8 +181,8 @@ int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESS
     memcpy(sid, r->sid, sizeof(sid));
 
     pthread_mutex_lock(&c->lock);
-    unsigned n = count_locked(c, -1);
-    unsigned busy = count_locked(c, RDV__RS_OPEN) + count_locked(c, RDV__RS_OPENING);
+    unsigned n = rdv__relay_count_locked(c, -1);
+    unsigned busy = rdv__relay_count_locked(c, RDV__RS_OPEN) + rdv__relay_count_locked(c, RDV__RS_OPENING);
     int rc = 0;
     if (c->limits.max_relay_sessions <= 0)
         rc = RDV_ERR_NOT_SUPPORTED; /* the server announced no relay */
@@ -192,22 +194,22 @@ int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESS
     }
     pthread_mutex_unlock(&c->lock);
     if (rc != 0) {
-        relay_free(r);
+        rdv__relay_free(r);
         return rc;
     }
     /* Registered, and the ID given to the caller, before relayOpen is
      * queued: a fast answer (on the service thread) may arrive before this
      * function returns. */
     memcpy(session_id_out, sid, sizeof(sid));
-    rc = send_signed(c, RDV_MSG_RELAY_OPEN, peer, sid, pk);
+    rc = rdv__relay_send_signed(c, RDV_MSG_RELAY_OPEN, peer, sid, pk);
     if (rc != 0) {
         session_id_out[0] = '\0';
         pthread_mutex_lock(&c->lock);
         rdv__relay *x = rdv__relay_find_locked(c, sid);
         if (x)
-            end_locked(c, x);
+            rdv__relay_end_locked(c, x);
         pthread_mutex_unlock(&c->lock);
-        relay_free(x);
+        rdv__relay_free(x);
         return rc;
     }
     return 0;
@@ -219,6 +221,12 @@ int rdv_relay_accept(rdv_client *c, const char *sid)
         return RDV_ERR_INVALID;
     if (rdv_client_state(c) != RDV_STATE_AUTHENTICATED)
         return RDV_ERR_NOT_CONNECTED;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *dr = rdv__relay_find_locked(c, sid);
+    bool direct = dr && dr->d;
+    pthread_mutex_unlock(&c->lock);
+    if (direct)
+        return rdv__direct_accept(c, sid); /* a connect request (direct.c) */
     rdv__e2e_keypair kp;
     if (rdv__e2e_keypair_new(&kp) != 0)
         return RDV_ERR_CRYPTO;
@@ -231,7 +239,7 @@ int rdv_relay_accept(rdv_client *c, const char *sid)
         rc = RDV_ERR_NO_SESSION;
     } else if (rdv__e2e_init(&r->e2e, false, &kp, r->peer_pk, r->sid_bytes) != 0) {
         rc = RDV_ERR_CRYPTO;
-        dead = end_locked(c, r);
+        dead = rdv__relay_end_locked(c, r);
     } else {
         r->st = RDV__RS_OPEN;
         c->rstats.opened++;
@@ -241,18 +249,18 @@ int rdv_relay_accept(rdv_client *c, const char *sid)
         memcpy(peer, r->peer, sizeof(peer));
     pthread_mutex_unlock(&c->lock);
     if (dead) {
-        (void)send_close(c, sid, RDV__REASON_E2E);
-        relay_free(dead);
+        (void)rdv__relay_send_close(c, sid, RDV__REASON_E2E);
+        rdv__relay_free(dead);
     }
     if (rc == 0) {
-        rc = send_signed(c, RDV_MSG_RELAY_READY, peer, sid, kp.pk);
+        rc = rdv__relay_send_signed(c, RDV_MSG_RELAY_READY, peer, sid, kp.pk);
         if (rc != 0) {
             pthread_mutex_lock(&c->lock);
             rdv__relay *x = rdv__relay_find_locked(c, sid);
             if (x)
-                end_locked(c, x);
+                rdv__relay_end_locked(c, x);
             pthread_mutex_unlock(&c->lock);
-            relay_free(x);
+            rdv__relay_free(x);
         }
     }
     rdv__e2e_keypair_wipe(&kp);
@@ -267,14 +275,19 @@ static int end_local(rdv_client *c, const char *sid, unsigned mask, const char *
     rdv__relay *r = rdv__relay_find_locked(c, sid);
     if (r && !(mask & (1u << r->st)))
         r = NULL;
+    /* A connect session is known to the server only through its relay
+     * leg; without one there is nothing to close there (the peer hears of
+     * it over the direct path, or its request times out). */
+    bool server_knows = r && (!r->d || r->d->relay_leg);
     if (r)
-        end_locked(c, r);
+        rdv__relay_end_locked(c, r);
     pthread_mutex_unlock(&c->lock);
     if (!r)
         return RDV_ERR_NO_SESSION;
-    relay_free(r);
+    rdv__relay_free(r);
     /* Not connected: the server already ended the session. */
-    (void)send_close(c, sid, reason);
+    if (server_knows)
+        (void)rdv__relay_send_close(c, sid, reason);
     return 0;
 }
 
@@ -312,7 +325,7 @@ unsigned rdv_relay_count(rdv_client *c)
     if (!c)
         return 0;
     pthread_mutex_lock(&c->lock);
-    unsigned n = count_locked(c, RDV__RS_OPEN);
+    unsigned n = rdv__relay_count_locked(c, RDV__RS_OPEN);
     pthread_mutex_unlock(&c->lock);
     return n;
 }
@@ -320,7 +333,14 @@ unsigned rdv_relay_count(rdv_client *c)
 int rdv__relay_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_t len)
 {
     if (r->st != RDV__RS_OPEN)
-        return RDV_ERR_NO_SESSION;
+        return r->d ? RDV_ERR_STATE : RDV_ERR_NO_SESSION; /* connect: no path yet */
+    if (r->d) {
+        int drc = rdv__direct_send_locked(c, r, buf, len);
+        if (drc != 1)
+            return drc;
+        if (!r->d->relay_up)
+            return RDV_ERR_STATE; /* no path yet */
+    }
     size_t plen = RDV_RELAY_FRAME_HEADER + len + RDV__E2E_OVERHEAD;
     rdv__outmsg *m = malloc(sizeof(*m) + RDV__LWS_PRE + plen + 1);
     if (!m)
@@ -371,7 +391,6 @@ int rdv_client_network_status(rdv_client *c, rdv_network_status *st)
         return RDV_ERR_INVALID;
     memset(st, 0, sizeof(*st));
     snprintf(st->relay_server, sizeof(st->relay_server), "%s", c->cfg.server_url);
-    st->nat_type = c->cfg.nat_type;
     pthread_mutex_lock(&c->lock);
     st->state = c->state;
     memcpy(st->server_name, c->server_name, sizeof(st->server_name));
@@ -379,8 +398,8 @@ int rdv_client_network_status(rdv_client *c, rdv_network_status *st)
     st->public_port = c->observed_port;
     st->max_relay_sessions = c->limits.max_relay_sessions;
     st->relay_available = c->limits.max_relay_sessions > 0;
-    st->active_relays = count_locked(c, RDV__RS_OPEN);
-    st->pending_relays = count_locked(c, -1) - st->active_relays;
+    st->active_relays = rdv__relay_count_locked(c, RDV__RS_OPEN);
+    st->pending_relays = rdv__relay_count_locked(c, -1) - st->active_relays;
     st->relays_opened = c->rstats.opened;
     st->relay_tx_datagrams = c->rstats.tx_dgrams;
     st->relay_rx_datagrams = c->rstats.rx_dgrams;
@@ -391,6 +410,7 @@ int rdv_client_network_status(rdv_client *c, rdv_network_status *st)
     st->last_relay_error = c->rstats.last_error;
     memcpy(st->last_relay_error_text, c->rstats.last_error_text,
            sizeof(st->last_relay_error_text));
+    rdv__direct_status_locked(c, st);
     pthread_mutex_unlock(&c->lock);
     return 0;
 }
@@ -408,6 +428,8 @@ static void on_open(rdv_client *c, const rdv_msg *m)
     const char *from = rdv_msg_get_str(m->body, "fromNodeID");
     const char *sid = rdv_msg_get_str(m->body, "sessionID");
     const char *key = rdv_msg_get_str(m->body, "e2eKey");
+    if (from && sid && rdv__direct_on_relay_open(c, sid, from))
+        return; /* the relay leg of a connect session */
     int64_t ts = 0;
     (void)rdv_msg_get_int(m->body, "timestamp", &ts);
     uint8_t pk[32];
@@ -417,12 +439,12 @@ static void on_open(rdv_client *c, const rdv_msg *m)
         rdv__report(c, RDV_ERR_PROTOCOL, NULL,
                     "relayOpen without e2eKey refused (end-to-end encryption is required)",
                     sid, "relayOpen", "e2eKey", from);
-        (void)send_close(c, sid, RDV__REASON_E2E);
+        (void)rdv__relay_send_close(c, sid, RDV__REASON_E2E);
         return;
     }
     rdv__relay *r = calloc(1, sizeof(*r));
     if (!r) {
-        (void)send_close(c, sid, "no memory");
+        (void)rdv__relay_send_close(c, sid, "no memory");
         return;
     }
     r->proxy_fd = -1;
@@ -433,14 +455,14 @@ static void on_open(rdv_client *c, const rdv_msg *m)
     r->req_ts = ts;
     r->deadline = rdv__mono_ms() + RDV_RELAY_ANSWER_MS;
     if (rdv_uuid_to_bytes(r->sid, r->sid_bytes) != 0) {
-        relay_free(r);
+        rdv__relay_free(r);
         return;
     }
     const char *refuse = NULL;
     pthread_mutex_lock(&c->lock);
-    if (rdv__relay_find_locked(c, sid) || find_bytes_locked(c, r->sid_bytes))
+    if (rdv__relay_find_locked(c, sid) || rdv__relay_find_bytes_locked(c, r->sid_bytes))
         refuse = ""; /* a session we know: ignore (a copy) */
-    else if (count_locked(c, -1) >= RDV_RELAY_MAX_SESSIONS)
+    else if (rdv__relay_count_locked(c, -1) >= RDV_RELAY_MAX_SESSIONS)
         refuse = "limit";
     else if (!c->cfg.cb_relay_request)
         refuse = "no relay handler";
@@ -450,9 +472,9 @@ static void on_open(rdv_client *c, const rdv_msg *m)
     }
     pthread_mutex_unlock(&c->lock);
     if (refuse) {
-        relay_free(r);
+        rdv__relay_free(r);
         if (*refuse)
-            (void)send_close(c, sid, refuse);
+            (void)rdv__relay_send_close(c, sid, refuse);
         return;
     }
     rdv_relay_request req;
@@ -469,6 +491,8 @@ static void on_ready(rdv_client *c, const rdv_msg *m)
     const char *from = rdv_msg_get_str(m->body, "fromNodeID");
     const char *sid = rdv_msg_get_str(m->body, "sessionID");
     const char *key = rdv_msg_get_str(m->body, "e2eKey");
+    if (from && sid && rdv__direct_on_relay_ready(c, sid, from))
+        return;
     uint8_t pk[32];
     size_t pklen = 0;
     bool key_ok = key && sodium_hex2bin(pk, sizeof(pk), key, strlen(key), NULL, &pklen,
@@ -488,7 +512,7 @@ static void on_ready(rdv_client *c, const rdv_msg *m)
             memcpy(peer, r->peer, sizeof(peer));
             ready = true;
         } else {
-            dead = end_locked(c, r);
+            dead = rdv__relay_end_locked(c, r);
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -499,8 +523,8 @@ static void on_ready(rdv_client *c, const rdv_msg *m)
         return;
     }
     if (dead) {
-        (void)send_close(c, sid, RDV__REASON_E2E);
-        report_closed(c, dead, RDV_ERR_PROTOCOL,
+        (void)rdv__relay_send_close(c, sid, RDV__REASON_E2E);
+        rdv__relay_report_closed(c, dead, RDV_ERR_PROTOCOL,
                       "the peer's relayReady has no usable e2eKey");
         return;
     }
@@ -540,31 +564,31 @@ void rdv__relay_on_close(rdv_client *c, const json_t *body)
 {
     const char *sid = rdv_msg_get_str(body, "sessionID");
     const char *reason = rdv_msg_get_str(body, "reason");
-    if (!sid)
+    if (!sid || rdv__direct_on_relay_close(c, sid, reason))
         return;
     pthread_mutex_lock(&c->lock);
     rdv__relay *r = rdv__relay_find_locked(c, sid);
     if (r)
-        end_locked(c, r);
+        rdv__relay_end_locked(c, r);
     pthread_mutex_unlock(&c->lock);
     if (r)
-        report_closed(c, r, close_reason_code(reason), reason ? reason : "closed_by_peer");
+        rdv__relay_report_closed(c, r, close_reason_code(reason), reason ? reason : "closed_by_peer");
 }
 
 /* One received relay packet for session sid_bytes: decrypt, then proxy or
  * cb_relay_data. */
-static void on_packet(rdv_client *c, const uint8_t sid_bytes[16], const uint8_t *pkt,
-                      size_t len)
+int64_t rdv__relay_on_packet(rdv_client *c, const uint8_t sid_bytes[16], const uint8_t *pkt,
+                             size_t len)
 {
     if (!c->scratch && !(c->scratch = malloc(RDV__SCRATCH_BYTES)))
-        return;
+        return RDV_ERR_NOMEM;
     char sid[RDV_SESSION_ID_LEN + 1], peer[RDV_NODE_ID_LEN + 1];
     int fd = -1;
     struct sockaddr_storage dest;
     socklen_t dest_len = 0;
     int64_t n = RDV_ERR_NO_SESSION;
     pthread_mutex_lock(&c->lock);
-    rdv__relay *r = find_bytes_locked(c, sid_bytes);
+    rdv__relay *r = rdv__relay_find_bytes_locked(c, sid_bytes);
     if (r && r->st == RDV__RS_OPEN && len <= RDV__SCRATCH_BYTES) {
         n = rdv__e2e_open(&r->e2e, pkt, len, c->scratch);
         memcpy(sid, r->sid, sizeof(sid));
@@ -581,7 +605,7 @@ static void on_packet(rdv_client *c, const uint8_t sid_bytes[16], const uint8_t 
     }
     pthread_mutex_unlock(&c->lock);
     if (n == RDV_ERR_NO_SESSION)
-        return; /* late data of a session we ended: datagram semantics */
+        return n; /* late data of a session we ended: datagram semantics */
     if (n < 0) {
         const char *what = n == RDV_ERR_DUPLICATE
                                ? "relay datagram replayed or too old (dropped)"
@@ -589,12 +613,13 @@ static void on_packet(rdv_client *c, const uint8_t sid_bytes[16], const uint8_t 
                                      ? "relay datagram failed authentication (dropped)"
                                      : "malformed relay datagram (dropped)";
         rdv__report(c, (int)n, NULL, what, sid, "relayData", NULL, peer);
-        return;
+        return n;
     }
     if (fd >= 0)
         rdv__proxy_deliver(c, fd, &dest, dest_len, c->scratch, (size_t)n);
     else if (c->cfg.cb_relay_data)
         c->cfg.cb_relay_data(c, sid, c->scratch, (size_t)n, c->cfg.user_ptr);
+    return n;
 }
 
 void rdv__relay_on_binary(rdv_client *c, const uint8_t *buf, size_t len)
@@ -604,7 +629,7 @@ void rdv__relay_on_binary(rdv_client *c, const uint8_t *buf, size_t len)
                     NULL, "relayData", NULL, NULL);
         return;
     }
-    on_packet(c, buf + 1, buf + RDV_RELAY_FRAME_HEADER, len - RDV_RELAY_FRAME_HEADER);
+    (void)rdv__relay_on_packet(c, buf + 1, buf + RDV_RELAY_FRAME_HEADER, len - RDV_RELAY_FRAME_HEADER);
 }
 
 void rdv__relay_on_data_text(rdv_client *c, const json_t *body)
@@ -621,18 +646,18 @@ void rdv__relay_on_data_text(rdv_client *c, const json_t *body)
         return;
     if (sodium_base642bin(bin, dl / 4 * 3 + 3, data, dl, NULL, &bl, NULL,
                           sodium_base64_VARIANT_ORIGINAL) == 0)
-        on_packet(c, sb, bin, bl);
+        (void)rdv__relay_on_packet(c, sb, bin, bl);
     else
         rdv__report(c, RDV_ERR_PROTOCOL, NULL, "relayData with bad base64 (dropped)", sid,
                     "relayData", "data", NULL);
     free(bin);
 }
 
-void rdv__relay_on_server_error(rdv_client *c, rdv_ec ec, const char *ref, const char *type,
+bool rdv__relay_on_server_error(rdv_client *c, rdv_ec ec, const char *ref, const char *type,
                                 const char *message)
 {
     if (!ref || !rdv_uuid_valid(ref, strlen(ref)))
-        return;
+        return false;
     bool about_open = type && (strcmp(type, "relayOpen") == 0 ||
                                strcmp(type, "relayReady") == 0);
     int err;
@@ -642,10 +667,10 @@ void rdv__relay_on_server_error(rdv_client *c, rdv_ec ec, const char *ref, const
     case RDV_EC_UNKNOWN_SESSION:
     case RDV_EC_NOT_IN_SESSION: err = RDV_ERR_NO_SESSION; break;
     case RDV_EC_RATE_LIMITED:
-    case RDV_EC_NO_CONSENT: return; /* a dropped datagram, the session lives */
+    case RDV_EC_NO_CONSENT: return false; /* a dropped datagram, the session lives */
     default:
         if (!about_open)
-            return;
+            return false;
         err = RDV_ERR_SERVER;
         break;
     }
@@ -654,16 +679,31 @@ void rdv__relay_on_server_error(rdv_client *c, rdv_ec ec, const char *ref, const
     /* A quota on an open session is a dropped datagram, not its end. */
     if (r && ec == RDV_EC_LIMIT_EXCEEDED && r->st == RDV__RS_OPEN && !about_open)
         r = NULL;
+    /* A connect session ends on errors about its set-up only while no
+     * direct path carries it (its relay leg is then simply gone). */
+    bool absorbed = false;
+    if (r && r->d &&
+        (r->d->direct_up || !(about_open || ec == RDV_EC_PEER_OFFLINE))) {
+        absorbed = r->d->direct_up;
+        if (about_open) {
+            r->d->relay_leg = false;
+            r->d->relay_up = false;
+        }
+        if (!absorbed)
+            set_error_locked(c, err, message && *message ? message : rdv_ec_name(ec));
+        r = NULL;
+    }
     if (r)
-        end_locked(c, r);
+        rdv__relay_end_locked(c, r);
     pthread_mutex_unlock(&c->lock);
     if (!r)
-        return;
+        return absorbed;
     /* Our relayReady was refused (e.g. our session limit): the session is
      * still OPENING on the server, so tell the opener. */
     if (type && strcmp(type, "relayReady") == 0)
-        (void)send_close(c, r->sid, err == RDV_ERR_LIMIT ? "limit" : "error");
-    report_closed(c, r, err, message && *message ? message : rdv_ec_name(ec));
+        (void)rdv__relay_send_close(c, r->sid, err == RDV_ERR_LIMIT ? "limit" : "error");
+    rdv__relay_report_closed(c, r, err, message && *message ? message : rdv_ec_name(ec));
+    return false;
 }
 
 void rdv__relay_on_conn_lost(rdv_client *c)
@@ -671,12 +711,19 @@ void rdv__relay_on_conn_lost(rdv_client *c)
     for (;;) {
         pthread_mutex_lock(&c->lock);
         rdv__relay *r = c->relays;
+        /* Sessions on a direct path outlive the server connection (their
+         * relay leg is gone with it). */
+        while (r && r->d && r->d->direct_up) {
+            r->d->relay_leg = false;
+            r->d->relay_up = false;
+            r = r->next;
+        }
         if (r)
-            end_locked(c, r);
+            rdv__relay_end_locked(c, r);
         pthread_mutex_unlock(&c->lock);
         if (!r)
             break;
-        report_closed(c, r, RDV_ERR_CONNECT, "connection_lost");
+        rdv__relay_report_closed(c, r, RDV_ERR_CONNECT, "connection_lost");
     }
 }
 
@@ -688,13 +735,15 @@ void rdv__relay_tick(rdv_client *c, int64_t now)
         rdv__relay *r = c->relays;
         while (r && (r->st == RDV__RS_OPEN || now < r->deadline))
             r = r->next;
+        bool server_knows = r && (!r->d || r->d->relay_leg);
         if (r)
-            end_locked(c, r);
+            rdv__relay_end_locked(c, r);
         pthread_mutex_unlock(&c->lock);
         if (!r)
             break;
-        (void)send_close(c, r->sid, RDV__REASON_TIMEOUT);
-        report_closed(c, r, RDV_ERR_TIMEOUT,
+        if (server_knows)
+            (void)rdv__relay_send_close(c, r->sid, RDV__REASON_TIMEOUT);
+        rdv__relay_report_closed(c, r, RDV_ERR_TIMEOUT,
                       r->st == RDV__RS_OPENING ? "no relayReady from the peer in time"
                                                : "request not answered in time");
     }
@@ -704,7 +753,7 @@ void rdv__relay_free_all(rdv_client *c)
 {
     pthread_mutex_lock(&c->lock);
     while (c->relays)
-        relay_free(end_locked(c, c->relays));
+        rdv__relay_free(rdv__relay_end_locked(c, c->relays));
     pthread_mutex_unlock(&c->lock);
     rdv__proxy_close_dead(c);
     free(c->dead_fds);

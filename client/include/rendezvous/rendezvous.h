@@ -352,6 +352,10 @@ typedef struct rdv_relay_request {
     char session_id[RDV_SESSION_ID_LEN + 1];
     char from_node_id[RDV_NODE_ID_LEN + 1];
     int64_t timestamp;           /* sender's signing time, ms since epoch */
+    int direct;                  /* 1: a direct-then-relay session asked for
+                                  * with rdv_connect() (an offer carrying
+                                  * e2eKey); 0: a plain relayOpen */
+    rdv_nat_type peer_nat;       /* direct: the NAT type the peer reported */
 } rdv_relay_request;
 typedef void (*rdv_cb_relay_request)(rdv_client *c, const rdv_relay_request *req,
                                      void *user_ptr);
@@ -380,6 +384,13 @@ typedef void (*rdv_cb_relay_data)(rdv_client *c, const char *session_id,
  * NULL. The session ID is no longer valid after this call. */
 typedef void (*rdv_cb_relay_closed)(rdv_client *c, const char *session_id,
                                     int err, const char *reason, void *user_ptr);
+/* The path of a session made with rdv_connect() changed: the first usable
+ * path (DIRECT or RELAYED), an upgrade from RELAYED to DIRECT, or a
+ * fallback from DIRECT to RELAYED when the direct path stopped answering.
+ * `elapsed_ms` is the time since rdv_connect() / rdv_relay_accept(). */
+typedef void (*rdv_cb_path)(rdv_client *c, const char *session_id,
+                            const char *peer_node_id, int path /* rdv_traversal */,
+                            int64_t elapsed_ms, void *user_ptr);
 
 /* Reconnect policy: after a drop, wait
  *   d = min(max_backoff_ms, initial_backoff_ms * 2^attempt)
@@ -412,7 +423,9 @@ typedef struct rdv_client_config {
     /* Optional hello.software, 1..64 chars (default "librendezvous/"
      * RDV_VERSION_STRING); "" to omit. */
     const char *software;
-    /* hello.natType (what lookup shows others). */
+    /* hello.natType (what lookup shows others). RDV_NAT_UNKNOWN (the
+     * default): the type found by NAT discovery, when it finished before
+     * the hello. */
     rdv_nat_type nat_type;
     int connect_timeout_ms;    /* TCP+TLS+upgrade (default 10000) */
     int auth_timeout_ms;       /* upgrade -> welcome (default 10000) */
@@ -440,6 +453,32 @@ typedef struct rdv_client_config {
     rdv_cb_relay_ready cb_relay_ready;     /* our rdv_relay_open() is open */
     rdv_cb_relay_data cb_relay_data;       /* decrypted relay datagram */
     rdv_cb_relay_closed cb_relay_closed;   /* a session ended */
+    rdv_cb_path cb_path;                   /* rdv_connect() path changes */
+
+    /* NAT traversal (rdv_connect(), README "Direct connections"). The
+     * client owns one UDP socket per address family for STUN and for every
+     * direct path. 0 / NULL in a field means its default. */
+    /* STUN servers as "host:port" or "[IPv6]:port", tried in order (a
+     * server that does not answer within the retransmission schedule is
+     * skipped for the next). NULL: the server URL's host at
+     * RDV_DEFAULT_STUN_PORT. At most RDV_MAX_STUN_SERVERS. Copied. */
+    const char *const *stun_servers;
+    size_t stun_server_count;
+    int stun_disable;          /* 1: no NAT discovery (no server-reflexive
+                                * candidate, NAT type from nat_type) */
+    int stun_rto_ms;           /* initial STUN retransmission timeout
+                                * (RFC 8489 6.2.1; default 250) */
+    uint16_t udp_port;         /* local UDP port for STUN and direct paths
+                                * (0 = any) */
+    int direct_disable;        /* 1: rdv_connect() goes straight to the relay */
+    int direct_timeout_ms;     /* how long a direct attempt runs before the
+                                * relay takes over (default 2500) */
+    int direct_keepalive_ms;   /* keepalive on a direct path: every
+                                * [k, 5k/3] ms (default 15000: 15-25 s) */
+    int spray_ports;           /* many-port probing (symmetric <-> cone):
+                                * sockets the symmetric side opens; the
+                                * cone side probes 32x as many ports
+                                * (default 256; -1 disables) */
     void *user_ptr;
 } rdv_client_config;
 
@@ -665,10 +704,51 @@ RDV_API int rdv_relay_proxy(rdv_client *c, const char *session_id,
                             const char *listen_addr, const char *forward_addr,
                             uint16_t *port_out) RDV_MUST_CHECK;
 
+/* ------------------------------------------------------------------------
+ * Direct connections: NAT traversal with the relay as fallback
+ *
+ * rdv_connect() opens a session like rdv_relay_open(), but first tries a
+ * direct UDP path: it sends a signed offer carrying our candidates' summary
+ * and an ephemeral e2eKey, trickles our candidates (host, server-reflexive
+ * from STUN, relayed) as iceCandidate, and both sides punch with
+ * authenticated probes (PROTOCOL.md 14). The decision follows the NAT
+ * types (README "Direct connections"): when neither side is symmetric the
+ * direct attempt runs for direct_timeout_ms, then the relay takes over;
+ * when a side is symmetric the relay is used at once, and probing
+ * (including many-port probing between a symmetric and a cone NAT)
+ * continues in the background and upgrades the session to the direct
+ * path when one opens. A direct path is kept alive and falls back to the
+ * relay when it stops answering. The application sees one session:
+ * rdv_relay_send(), cb_relay_data, rdv_relay_proxy() and rdv_relay_close()
+ * work the same on either path, with the same end-to-end encryption.
+ *
+ * The peer gets cb_relay_request with req->direct = 1 and answers with
+ * rdv_relay_accept() / rdv_relay_reject() as for a relay request. The
+ * opener gets cb_relay_ready when the first path is usable; both sides get
+ * cb_path for every path change. Until a path exists rdv_relay_send()
+ * returns RDV_ERR_STATE.
+ * ---------------------------------------------------------------------- */
+
+#define RDV_DEFAULT_STUN_PORT 3478
+#define RDV_MAX_STUN_SERVERS 8
+#define RDV_DEFAULT_DIRECT_TIMEOUT_MS 2500
+#define RDV_DEFAULT_DIRECT_KEEPALIVE_MS 15000
+#define RDV_DEFAULT_SPRAY_PORTS 256
+#define RDV_DIRECT_OVERHEAD 41   /* kind (1) + session (16) + counter (8) +
+                                  * tag (16) per direct datagram */
+
+/* Opens a direct-then-relay session to `peer_node_id` (see above). The
+ * session ID is written to session_id_out before anything is queued.
+ * Returns 0, RDV_ERR_INVALID, RDV_ERR_NOT_CONNECTED, RDV_ERR_LIMIT,
+ * RDV_ERR_BACKLOG, RDV_ERR_NOMEM, RDV_ERR_CRYPTO. Failures after that
+ * arrive as cb_relay_closed. */
+RDV_API int rdv_connect(rdv_client *c, const char *peer_node_id,
+                        char session_id_out[RDV_SESSION_ID_LEN + 1]) RDV_MUST_CHECK;
+
 /* How the last peer-to-peer session reached its peer. */
 typedef enum rdv_traversal {
     RDV_TRAVERSAL_UNKNOWN = 0,   /* no session yet */
-    RDV_TRAVERSAL_DIRECT,        /* hole punching (NAT traversal; later) */
+    RDV_TRAVERSAL_DIRECT,        /* a direct UDP path (hole punching) */
     RDV_TRAVERSAL_RELAYED        /* through the server's relay */
 } rdv_traversal;
 
@@ -682,12 +762,21 @@ typedef struct rdv_network_status {
     rdv_state state;
     char relay_server[256];          /* the server URL (relay of last resort) */
     char server_name[254];           /* as its challenge names it, "" before */
-    char public_ip[RDV_IP_LEN + 1];  /* public endpoint: NAT discovery
-                                      * (later); until then the address the
-                                      * server observed for our WebSocket */
+    char public_ip[RDV_IP_LEN + 1];  /* public endpoint: from STUN when
+                                      * discovery answered, else the address
+                                      * the server observed for our
+                                      * WebSocket */
     uint16_t public_port;
     int public_endpoint_from_stun;   /* 0: observed TCP address, see above */
-    rdv_nat_type nat_type;           /* config nat_type (NAT discovery later) */
+    rdv_nat_type nat_type;           /* discovered (or config nat_type) */
+    int nat_discovered;              /* discovery finished (even "unknown") */
+    int no_nat;                      /* STUN saw our own address: no NAT */
+    char nat_method[160];            /* how the type was found */
+    char stun_server[RDV_IP_LEN + 9]; /* "ip:port" that answered, "" none */
+    int64_t nat_discovery_ms;        /* how long discovery took, -1 */
+    uint64_t direct_sessions;        /* sessions that reached a direct path */
+    int64_t last_connect_ms;         /* last session: time to first path */
+    int64_t last_direct_ms;          /* last session: time to direct, -1 */
     int relay_available;             /* server announced maxRelaySessions>0 */
     int64_t max_relay_sessions;
     unsigned active_relays;          /* open sessions */
@@ -706,6 +795,30 @@ typedef struct rdv_network_status {
 
 /* Fills *st. Returns 0 or RDV_ERR_INVALID. */
 RDV_API int rdv_client_network_status(rdv_client *c, rdv_network_status *st);
+
+/* One session's path, from rdv_session_info(). Times are ms since
+ * rdv_connect() / rdv_relay_accept(); -1 when not reached. */
+typedef struct rdv_session_info {
+    char peer_node_id[RDV_NODE_ID_LEN + 1];
+    int direct_capable;              /* made by rdv_connect() (or its offer) */
+    int open;                        /* keys agreed */
+    int path;                        /* rdv_traversal now (UNKNOWN: none yet) */
+    int64_t first_path_ms;           /* first usable path */
+    int64_t relayed_ms;              /* relay path usable */
+    int64_t direct_ms;               /* direct path confirmed */
+    int upgraded;                    /* direct after the relay carried data */
+    int via_spray;                   /* found by many-port probing */
+    rdv_nat_type peer_nat;
+    char remote[RDV_IP_LEN + 9];     /* direct path "ip:port" / "[ip]:port" */
+    uint64_t direct_tx_datagrams, direct_rx_datagrams;
+    int last_direct_error;           /* RDV_ERR_*, 0 none */
+    char last_direct_error_text[128];
+} rdv_session_info;
+
+/* Fills *out for session `session_id`. Returns 0, RDV_ERR_INVALID,
+ * RDV_ERR_NO_SESSION. */
+RDV_API int rdv_session_info_get(rdv_client *c, const char *session_id,
+                                 rdv_session_info *out) RDV_MUST_CHECK;
 
 #ifdef __cplusplus
 }

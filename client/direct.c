@@ -1,0 +1,1555 @@
+/* direct.c - direct paths (see direct.h): the client's UDP sockets, NAT
+ * discovery through the STUN engine (stunc.c), local candidates, the
+ * connect decision, probing, nomination, keepalive, fallback to the relay
+ * and upgrade from it, many-port probing, and rdv_connect() /
+ * rdv_session_info_get().
+ *
+ * Decision (README "Direct connections", after TealeNet's matrix): when
+ * neither side is symmetric the initiator tries the direct path for
+ * direct_timeout_ms and then opens the relay leg; when a side is symmetric
+ * it opens the relay leg at once. Both sides keep probing in the
+ * background (unless both are symmetric) and switch to a direct path as
+ * soon as one is confirmed: a probe we sent was acknowledged by the peer,
+ * MAC'd with the session's keys. Between a symmetric and a cone NAT both
+ * sides also run many-port probing: the symmetric side probes the peer
+ * from RDV__SPRAY_MAX extra sockets (new NAT mappings), the cone side
+ * probes random ports of the symmetric side's public IP; a probe that
+ * lands on one of those mappings opens the path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <sodium.h>
+
+#include "client_internal.h"
+#include "direct.h"
+#include "ids.h"
+#include "stunc.h"
+#include "wire_limits.h"
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static bool addr_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+static void set_port(struct sockaddr_storage *a, uint16_t port)
+{
+    if (a->ss_family == AF_INET)
+        ((struct sockaddr_in *)a)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)a)->sin6_port = htons(port);
+}
+
+static uint16_t get_port(const struct sockaddr_storage *a)
+{
+    return ntohs(a->ss_family == AF_INET ? ((const struct sockaddr_in *)a)->sin_port
+                                         : ((const struct sockaddr_in6 *)a)->sin6_port);
+}
+
+static socklen_t fam_len(int fam)
+{
+    return fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+static int64_t ms_since(const rdv__direct *d, int64_t now)
+{
+    return now - d->t0;
+}
+
+static bool is_sym(rdv_nat_type n)
+{
+    return n == RDV_NAT_SYMMETRIC;
+}
+
+static bool is_cone(rdv_nat_type n)
+{
+    return n == RDV_NAT_FULL_CONE || n == RDV_NAT_RESTRICTED_CONE ||
+           n == RDV_NAT_PORT_RESTRICTED;
+}
+
+static void set_derr(rdv__direct *d, int err, const char *text)
+{
+    d->last_err = err;
+    snprintf(d->last_err_text, sizeof(d->last_err_text), "%s", text);
+}
+
+/* A nonblocking UDP socket bound to any:port of `fam`; -1 on failure. */
+static int udp_socket(int fam, uint16_t port)
+{
+    int fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_family = (sa_family_t)fam;
+    if (fam == AF_INET6) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    set_port(&ss, port);
+    if (bind(fd, (struct sockaddr *)&ss, fam_len(fam)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t l = sizeof(ss);
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &l) != 0)
+        return 0;
+    return get_port(&ss);
+}
+
+static int sock_for(rdv_client *c, int fam)
+{
+    return fam == AF_INET ? c->udp4 : fam == AF_INET6 ? c->udp6 : -1;
+}
+
+static void send_to(int fd, const void *buf, size_t len, const struct sockaddr_storage *to,
+                    socklen_t tolen)
+{
+    if (fd >= 0)
+        (void)sendto(fd, buf, len, MSG_NOSIGNAL, (const struct sockaddr *)to, tolen);
+}
+
+/* ---- client life cycle ---------------------------------------------------- */
+
+int rdv__direct_init(rdv_client *c)
+{
+    c->udp4 = c->udp6 = -1;
+    if (c->cfg.stun_disable && c->cfg.direct_disable)
+        return 0;
+    c->udp4 = udp_socket(AF_INET, c->cfg.udp_port);
+    c->udp6 = udp_socket(AF_INET6, c->cfg.udp_port);
+    if (c->udp4 < 0 && c->udp6 < 0)
+        return RDV_ERR_IO;
+    c->udp4_port = bound_port(c->udp4);
+    c->udp6_port = bound_port(c->udp6);
+    int fds[2] = {c->udp4, c->udp6};
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] < 0)
+            continue;
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
+        if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fds[i], &ev) != 0)
+            return RDV_ERR_IO;
+    }
+    c->nat.nat = c->cfg.nat_type;
+    c->nat.ms = -1;
+    c->last_direct_ms = -1;
+    c->last_connect_ms = -1;
+    return 0;
+}
+
+void rdv__direct_free(rdv_client *c)
+{
+    if (c->udp4 >= 0)
+        close(c->udp4);
+    if (c->udp6 >= 0)
+        close(c->udp6);
+    c->udp4 = c->udp6 = -1;
+    free(c->stunc);
+    c->stunc = NULL;
+    free(c->stun_addrs);
+    free(c->stun_lens);
+    c->stun_addrs = NULL;
+    c->stun_lens = NULL;
+}
+
+rdv_nat_type rdv__nat_effective(rdv_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    rdv_nat_type n = c->cfg.nat_type != RDV_NAT_UNKNOWN ? c->cfg.nat_type : c->nat.nat;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+/* ---- NAT discovery (S) ----------------------------------------------------- */
+
+static int stun_send(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
+                     socklen_t tolen)
+{
+    rdv_client *c = ctx;
+    int fd = sock_for(c, to->sa_family);
+    if (fd < 0)
+        return -1;
+    return sendto(fd, buf, len, MSG_NOSIGNAL, to, tolen) < 0 ? -1 : 0;
+}
+
+/* Splits "host:port" / "[v6]:port" / "host" into host and port. */
+static int split_hostport(const char *s, char *host, size_t cap, uint16_t *port)
+{
+    const char *p;
+    size_t hl;
+    *port = RDV_DEFAULT_STUN_PORT;
+    if (s[0] == '[') {
+        const char *e = strchr(s, ']');
+        if (!e)
+            return -1;
+        hl = (size_t)(e - s - 1);
+        s++;
+        p = e[1] == ':' ? e + 2 : (e[1] ? NULL : e + 1);
+        if (!p)
+            return -1;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (colon && strchr(s, ':') != colon)
+            colon = NULL; /* a bare IPv6 literal */
+        hl = colon ? (size_t)(colon - s) : strlen(s);
+        p = colon ? colon + 1 : s + hl;
+    }
+    if (hl == 0 || hl >= cap)
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (*end || v < 1 || v > 65535)
+            return -1;
+        *port = (uint16_t)v;
+    }
+    return 0;
+}
+
+/* Resolves the configured STUN servers (or the server URL's host) into
+ * c->stun_addrs: at most two addresses (one per family) per name. */
+static void resolve_stun(rdv_client *c)
+{
+    c->stun_resolved = true;
+    size_t n = c->cfg.stun_server_count;
+    char def[300];
+    const char *one[1];
+    const char *const *names = c->cfg.stun_servers;
+    if (!names || n == 0) {
+        bool v6 = strchr(c->url.host, ':') != NULL;
+        snprintf(def, sizeof(def), v6 ? "[%s]:%d" : "%s:%d", c->url.host, RDV_DEFAULT_STUN_PORT);
+        one[0] = def;
+        names = one;
+        n = 1;
+    }
+    size_t cap = RDV__STUNC_MAX_SERVERS;
+    c->stun_addrs = calloc(cap, sizeof(*c->stun_addrs));
+    c->stun_lens = calloc(cap, sizeof(*c->stun_lens));
+    if (!c->stun_addrs || !c->stun_lens)
+        return;
+    for (size_t i = 0; i < n && i < RDV_MAX_STUN_SERVERS; i++) {
+        char host[256];
+        uint16_t port;
+        if (!names[i] || split_hostport(names[i], host, sizeof(host), &port) != 0)
+            continue;
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_socktype = SOCK_DGRAM;
+        char ps[8];
+        snprintf(ps, sizeof(ps), "%u", port);
+        if (getaddrinfo(host, ps, &hints, &res) != 0)
+            continue;
+        bool got4 = false, got6 = false;
+        for (struct addrinfo *ai = res; ai && c->nstun < cap; ai = ai->ai_next) {
+            bool v4 = ai->ai_family == AF_INET;
+            if ((v4 && (got4 || c->udp4 < 0)) || (!v4 && (got6 || c->udp6 < 0)) ||
+                ai->ai_addrlen > sizeof(struct sockaddr_storage))
+                continue;
+            memcpy(&c->stun_addrs[c->nstun], ai->ai_addr, ai->ai_addrlen);
+            c->stun_lens[c->nstun++] = ai->ai_addrlen;
+            if (v4)
+                got4 = true;
+            else
+                got6 = true;
+        }
+        freeaddrinfo(res);
+    }
+}
+
+/* True when the server URL's host is a loopback name or address: then
+ * loopback host candidates are offered (nodes on one machine). */
+static bool server_is_loopback(rdv_client *c)
+{
+    const char *h = c->url.host;
+    return strcmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0;
+}
+
+/* Gathers our candidates: host, then the server-reflexive address. (S) */
+static void gather_local(rdv_client *c)
+{
+    rdv__cand tmp[RDV__MAX_LOCAL_CANDS];
+    int n = rdv__cand_gather_host(c->udp4_port, c->udp6_port, server_is_loopback(c), tmp,
+                                  RDV__MAX_LOCAL_CANDS - 1);
+    if (n < 0)
+        n = 0;
+    pthread_mutex_lock(&c->lock);
+    if (c->nat.have_mapped && !c->nat.no_nat) {
+        /* Base: the host address of the same family, if any. */
+        const rdv__cand *base = NULL;
+        for (int i = 0; i < n && !base; i++)
+            if (tmp[i].addr.ss_family == c->nat.mapped.ss_family)
+                base = &tmp[i];
+        if (rdv__cand_make(RDV__CAND_SRFLX, (struct sockaddr *)&c->nat.mapped,
+                           c->nat.mapped_len, base ? (struct sockaddr *)&base->addr : NULL,
+                           base ? base->addr_len : 0, RDV__CAND_LOCALPREF_MAX,
+                           &tmp[n]) == 0)
+            n++;
+    }
+    memcpy(c->lcand, tmp, (size_t)n * sizeof(tmp[0]));
+    c->nlcand = (size_t)n;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void stun_start(rdv_client *c, int64_t now)
+{
+    if (!c->stun_resolved)
+        resolve_stun(c);
+    if (!c->stunc) {
+        if (c->nstun == 0)
+            return;
+        c->stunc = calloc(1, sizeof(*c->stunc));
+        if (!c->stunc)
+            return;
+        rdv__stunc_cfg sc;
+        memset(&sc, 0, sizeof(sc));
+        sc.servers = c->stun_addrs;
+        sc.server_lens = c->stun_lens;
+        sc.nservers = c->nstun;
+        sc.rto_ms = c->cfg.stun_rto_ms;
+        sc.send = stun_send;
+        sc.ctx = c;
+        sc.software = c->cfg.software;
+        /* Our socket's address (wildcard IP: the engine finds the one
+         * used toward the server) for the no-NAT test. */
+        struct sockaddr_storage local;
+        socklen_t ll = sizeof(local);
+        int lfd = c->udp4 >= 0 ? c->udp4 : c->udp6;
+        if (getsockname(lfd, (struct sockaddr *)&local, &ll) == 0) {
+            sc.local = (struct sockaddr *)&local;
+            sc.local_len = ll;
+        }
+        if (rdv__stunc_init(c->stunc, &sc) != 0) {
+            free(c->stunc);
+            c->stunc = NULL;
+            return;
+        }
+    }
+    c->stun_started_at = now;
+    c->stun_reported = false;
+    rdv__stunc_start(c->stunc, now);
+    c->stun_due = now;
+}
+
+/* Copies a finished discovery into c->nat and regathers. (S) */
+static void stun_collect(rdv_client *c, int64_t now)
+{
+    const rdv__stunc_result *r = rdv__stunc_get_result(c->stunc);
+    if (!r->done || c->stun_reported)
+        return;
+    c->stun_reported = true;
+    pthread_mutex_lock(&c->lock);
+    c->nat.done = true;
+    c->nat.nat = r->nat;
+    c->nat.no_nat = r->no_nat;
+    c->nat.have_mapped = r->mapped_known;
+    if (r->mapped_known) {
+        c->nat.mapped = r->mapped;
+        c->nat.mapped_len = r->mapped_len;
+    }
+    snprintf(c->nat.method, sizeof(c->nat.method), "%s",
+             r->mapped_known ? r->method : r->error_text);
+    c->nat.server[0] = '\0';
+    if (r->mapped_known && r->server_len)
+        (void)rdv__addr_to_text((const struct sockaddr *)&r->server, c->nat.server,
+                                sizeof(c->nat.server));
+    c->stun_changes = r->mapping_changes;
+    c->nat.ms = now - c->stun_started_at;
+    pthread_mutex_unlock(&c->lock);
+    gather_local(c);
+}
+
+/* ---- sessions: sending probes (L held) ------------------------------------ */
+
+static uint8_t my_flags(const rdv__relay *r)
+{
+    return r->initiator ? RDV__DWIRE_F_INITIATOR : 0;
+}
+
+static void send_probe_locked(rdv__relay *r, int fd, const struct sockaddr_storage *to,
+                              socklen_t tolen, const uint8_t txid[RDV__DWIRE_TXID_BYTES],
+                              uint8_t extra)
+{
+    uint8_t pkt[RDV__DWIRE_PROBE_BYTES];
+    size_t n = rdv__dwire_probe(pkt, r->sid_bytes, txid, my_flags(r) | extra, r->d->tx_mac);
+    if (n)
+        send_to(fd, pkt, n, to, tolen);
+}
+
+/* Adds a check (fd, addr) unless present; returns it or NULL when full. */
+static rdv__pair *add_pair_locked(rdv__direct *d, int fd, const struct sockaddr_storage *a,
+                                  socklen_t len, uint32_t prio)
+{
+    for (size_t i = 0; i < d->npairs; i++)
+        if (d->pairs[i].fd == fd && addr_eq(&d->pairs[i].addr, a))
+            return &d->pairs[i];
+    if (d->npairs >= RDV__MAX_PAIRS)
+        return NULL;
+    rdv__pair *p = &d->pairs[d->npairs++];
+    memset(p, 0, sizeof(*p));
+    p->fd = fd;
+    p->addr = *a;
+    p->len = len;
+    p->prio = prio;
+    randombytes_buf(p->txid, sizeof(p->txid));
+    return p;
+}
+
+/* Adds a remote candidate (deduplicated) and its check. (L held) */
+static void add_remote_locked(rdv_client *c, rdv__direct *d, const rdv__cand *k)
+{
+    if (k->type == RDV__CAND_RELAYED ||
+        !rdv__cand_addr_usable((const struct sockaddr *)&k->addr, k->addr_len))
+        return;
+    for (size_t i = 0; i < d->nremote; i++)
+        if (addr_eq(&d->remote[i].addr, &k->addr))
+            return;
+    if (d->nremote >= RDV__MAX_REMOTE_CANDS)
+        return;
+    d->remote[d->nremote++] = *k;
+    int fd = sock_for(c, k->addr.ss_family);
+    if (fd >= 0)
+        (void)add_pair_locked(d, fd, &k->addr, k->addr_len, k->priority);
+}
+
+/* The probe interval: fast at first, then slower (background upgrade). */
+static int64_t probe_interval(int64_t since_start)
+{
+    if (since_start < 1000)
+        return 50;
+    if (since_start < 5000)
+        return 200;
+    if (since_start < 30000)
+        return 1000;
+    return 10000;
+}
+
+/* One round of checks on every pair not yet valid. (L held) */
+static void probe_round_locked(rdv__relay *r)
+{
+    rdv__direct *d = r->d;
+    for (size_t i = 0; i < d->npairs; i++)
+        if (!d->pairs[i].valid)
+            send_probe_locked(r, d->pairs[i].fd, &d->pairs[i].addr, d->pairs[i].len,
+                              d->pairs[i].txid, 0);
+}
+
+/* ---- events delivered after the lock is released ------------------------- */
+
+#define RDV__EV_MAX 16
+typedef struct rdv__dev {
+    int kind;                         /* 1 path, 2 ended by the peer */
+    char sid[RDV_SESSION_ID_LEN + 1];
+    char peer[RDV_NODE_ID_LEN + 1];
+    int path;
+    int64_t ms;
+    bool ready;                       /* also cb_relay_ready (initiator) */
+} rdv__dev;
+
+typedef struct rdv__evq {
+    rdv__dev ev[RDV__EV_MAX];
+    size_t n;
+    rdv__relay *ended[RDV__EV_MAX];   /* sessions to report closed, unlinked */
+    size_t nended;
+    char relay_open[RDV__EV_MAX][RDV_SESSION_ID_LEN + 1]; /* relay legs to open */
+    char relay_open_peer[RDV__EV_MAX][RDV_NODE_ID_LEN + 1];
+    uint8_t relay_open_pk[RDV__EV_MAX][32];
+    size_t nopen;
+    char relay_close[RDV__EV_MAX][RDV_SESSION_ID_LEN + 1]; /* legs to close */
+    size_t nclose;
+} rdv__evq;
+
+/* Sets the session's path and queues cb_path (and cb_relay_ready for the
+ * initiator's first path). (L held) */
+static void set_path_locked(rdv_client *c, rdv__relay *r, int path, int64_t now, rdv__evq *q)
+{
+    rdv__direct *d = r->d;
+    if (d->path == path)
+        return;
+    int64_t ms = ms_since(d, now);
+    if (path != RDV_TRAVERSAL_UNKNOWN && d->first_path_ms < 0) {
+        d->first_path_ms = ms;
+        c->last_connect_ms = ms;
+    }
+    if (path == RDV_TRAVERSAL_DIRECT) {
+        if (d->direct_ms < 0) {
+            d->direct_ms = ms;
+            c->direct_sessions++;
+        }
+        c->last_direct_ms = d->direct_ms;
+        if (d->path == RDV_TRAVERSAL_RELAYED)
+            d->upgraded = true;
+    }
+    if (path == RDV_TRAVERSAL_RELAYED && d->relayed_ms < 0)
+        d->relayed_ms = ms;
+    d->path = path;
+    if (path != RDV_TRAVERSAL_UNKNOWN)
+        c->rstats.last_traversal = path;
+    if (q->n < RDV__EV_MAX) {
+        rdv__dev *e = &q->ev[q->n++];
+        memset(e, 0, sizeof(*e));
+        e->kind = 1;
+        memcpy(e->sid, r->sid, sizeof(e->sid));
+        memcpy(e->peer, r->peer, sizeof(e->peer));
+        e->path = path;
+        e->ms = ms;
+        if (r->initiator && !d->announced && path != RDV_TRAVERSAL_UNKNOWN) {
+            d->announced = true;
+            e->ready = true;
+        }
+    }
+}
+
+/* Asks for the relay leg (initiator; sent after unlock). (L held) */
+static void want_relay_locked(rdv__relay *r, rdv__evq *q)
+{
+    rdv__direct *d = r->d;
+    if (!r->initiator || d->relay_leg || q->nopen >= RDV__EV_MAX)
+        return;
+    d->relay_leg = true;
+    memcpy(q->relay_open[q->nopen], r->sid, sizeof(r->sid));
+    memcpy(q->relay_open_peer[q->nopen], r->peer, sizeof(r->peer));
+    memcpy(q->relay_open_pk[q->nopen], d->my_pk, 32);
+    q->nopen++;
+}
+
+static void close_relay_leg_locked(rdv__relay *r, rdv__evq *q)
+{
+    rdv__direct *d = r->d;
+    if (!d->relay_leg || q->nclose >= RDV__EV_MAX)
+        return;
+    d->relay_leg = false;
+    d->relay_up = false;
+    memcpy(q->relay_close[q->nclose++], r->sid, sizeof(r->sid));
+}
+
+static void close_spray_locked(rdv_client *c, rdv__direct *d, int keep)
+{
+    for (size_t i = 0; i < d->nspray; i++)
+        if (d->spray_fd[i] != keep)
+            rdv__defer_close_locked(c, d->spray_fd[i]);
+    d->nspray = 0;
+    if (keep >= 0) {
+        d->spray_fd[0] = keep;
+        d->nspray = 1;
+    }
+    d->spray_left = 0;
+}
+
+/* A check succeeded: (fd, addr) reaches the peer. (L held) */
+static void direct_confirmed_locked(rdv_client *c, rdv__relay *r, int fd,
+                                    const struct sockaddr_storage *a, socklen_t len,
+                                    bool spray, int64_t now, rdv__evq *q)
+{
+    rdv__direct *d = r->d;
+    d->last_rx = now;
+    if (d->direct_up)
+        return;
+    d->direct_up = true;
+    d->dfd = fd;
+    d->daddr = *a;
+    d->dlen = len;
+    d->via_spray = spray;
+    d->next_keepalive = now + c->cfg.direct_keepalive_ms;
+    d->direct_deadline = 0;
+    bool fd_is_spray = false;
+    for (size_t i = 0; i < d->nspray; i++)
+        fd_is_spray |= d->spray_fd[i] == fd;
+    close_spray_locked(c, d, fd_is_spray ? fd : -1);
+    set_path_locked(c, r, RDV_TRAVERSAL_DIRECT, now, q);
+    if (r->initiator)
+        close_relay_leg_locked(r, q);
+}
+
+/* The direct path stopped answering: back to the relay. (L held) */
+static void direct_lost_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__evq *q)
+{
+    rdv__direct *d = r->d;
+    d->direct_up = false;
+    if (d->nspray == 1 && d->spray_fd[0] == d->dfd)
+        close_spray_locked(c, d, -1);
+    d->dfd = -1;
+    for (size_t i = 0; i < d->npairs; i++)
+        d->pairs[i].valid = false;
+    set_derr(d, RDV_ERR_TIMEOUT, "the direct path stopped answering");
+    d->probe_start = now;
+    d->next_probe = now;
+    set_path_locked(c, r, d->relay_up ? RDV_TRAVERSAL_RELAYED : RDV_TRAVERSAL_UNKNOWN, now, q);
+    want_relay_locked(r, q);
+}
+
+/* Starts checks (and many-port probing when it applies) once the keys
+ * are known. (L held) */
+static void start_checks_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__evq *q)
+{
+    rdv__direct *d = r->d;
+    rdv_nat_type me = c->cfg.nat_type != RDV_NAT_UNKNOWN ? c->cfg.nat_type : c->nat.nat;
+    rdv_nat_type peer = d->peer_nat;
+    rdv__dwire_mac_keys(&r->e2e, d->tx_mac, d->rx_mac);
+    d->keys = true;
+    bool direct_expected = !c->cfg.direct_disable && !is_sym(me) && !is_sym(peer);
+    bool upgrade = !c->cfg.direct_disable && !(is_sym(me) && is_sym(peer));
+    if (r->initiator) {
+        if (direct_expected) {
+            d->direct_deadline = now + c->cfg.direct_timeout_ms;
+        } else {
+            if (c->cfg.direct_disable)
+                set_derr(d, RDV_ERR_NOT_SUPPORTED, "direct paths are disabled (direct_disable)");
+            else
+                set_derr(d, RDV_ERR_NOT_SUPPORTED,
+                         is_sym(me) && is_sym(peer)
+                             ? "both sides are behind symmetric NATs: relay only"
+                             : "a side is behind a symmetric NAT: relay first, upgrade tried");
+            want_relay_locked(r, q);
+        }
+    }
+    if (!upgrade)
+        return;
+    d->probe_start = now;
+    d->next_probe = now;
+    int spray = c->cfg.spray_ports;
+    if (spray <= 0)
+        return;
+    if (spray > RDV__SPRAY_MAX)
+        spray = RDV__SPRAY_MAX;
+    /* The peer's server-reflexive address (from its connectionInfo). */
+    const rdv__cand *srflx = NULL;
+    for (size_t i = 0; i < d->nremote && !srflx; i++)
+        if (d->remote[i].type == RDV__CAND_SRFLX)
+            srflx = &d->remote[i];
+    if (!srflx)
+        return;
+    randombytes_buf(d->spray_txid, sizeof(d->spray_txid));
+    d->spray_target = srflx->addr;
+    d->spray_target_len = srflx->addr_len;
+    d->next_spray = now;
+    d->spray_until = now + RDV__SPRAY_HARD_MS;
+    if (is_sym(me) && (is_cone(peer))) {
+        for (int i = 0; i < spray; i++) {
+            int fd = udp_socket(srflx->addr.ss_family, 0);
+            if (fd < 0)
+                break;
+            struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+            if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+                close(fd);
+                break;
+            }
+            d->spray_fd[d->nspray++] = fd;
+        }
+    } else if (is_cone(me) && is_sym(peer)) {
+        d->spray_left = (uint32_t)spray * RDV__SPRAY_PROBES_PER_PORT;
+    }
+}
+
+/* ---- building and sending our signaling ----------------------------------- */
+
+static void hex32(const uint8_t in[32], char out[65])
+{
+    sodium_bin2hex(out, 65, in, 32);
+}
+
+/* connectionInfo from our candidates and NAT type. (L held) */
+static json_t *conn_info_locked(rdv_client *c)
+{
+    char pub[RDV__ADDR_TEXT_MAX] = "0.0.0.0", loc[RDV__ADDR_TEXT_MAX] = "0.0.0.0";
+    int pport = 0, lport = c->udp4_port ? c->udp4_port : c->udp6_port;
+    for (size_t i = 0; i < c->nlcand; i++) {
+        const rdv__cand *k = &c->lcand[i];
+        char ip[INET6_ADDRSTRLEN];
+        const void *a = k->addr.ss_family == AF_INET
+                            ? (const void *)&((const struct sockaddr_in *)&k->addr)->sin_addr
+                            : (const void *)&((const struct sockaddr_in6 *)&k->addr)->sin6_addr;
+        if (!inet_ntop(k->addr.ss_family, a, ip, sizeof(ip)))
+            continue;
+        if (k->type == RDV__CAND_SRFLX && pport == 0) {
+            snprintf(pub, sizeof(pub), "%s", ip);
+            pport = get_port(&k->addr);
+        } else if (k->type == RDV__CAND_HOST && strcmp(loc, "0.0.0.0") == 0 &&
+                   strncmp(ip, "127.", 4) != 0 && strcmp(ip, "::1") != 0) {
+            snprintf(loc, sizeof(loc), "%s", ip);
+            lport = get_port(&k->addr);
+        }
+    }
+    if (c->nat.no_nat && pport == 0 && strcmp(loc, "0.0.0.0") != 0) {
+        snprintf(pub, sizeof(pub), "%s", loc); /* no NAT: public = local */
+        pport = lport;
+    }
+    rdv_nat_type me = c->cfg.nat_type != RDV_NAT_UNKNOWN ? c->cfg.nat_type : c->nat.nat;
+    return json_pack("{s:s, s:i, s:s, s:i, s:s}", "publicIP", pub, "publicPort", pport,
+                     "localIP", loc, "localPort", lport, "natType", rdv_nat_type_name(me));
+}
+
+/* Sends offer / answer with our connectionInfo and e2eKey, then trickles
+ * our candidates as iceCandidate (and the relay as a relayed candidate). */
+static int send_signaling(rdv_client *c, rdv_msg_type type, const char *peer, const char *sid,
+                          const uint8_t pk[32])
+{
+    char key[65];
+    hex32(pk, key);
+    pthread_mutex_lock(&c->lock);
+    json_t *ci = conn_info_locked(c);
+    size_t n = c->nlcand;
+    rdv__cand cands[RDV__MAX_LOCAL_CANDS];
+    memcpy(cands, c->lcand, n * sizeof(cands[0]));
+    /* The relay of last resort, as a relayed candidate at the server's
+     * address (informational: it is reached through the WebSocket). */
+    if (c->server_addr_len > 0 && n < RDV__MAX_LOCAL_CANDS &&
+        rdv__cand_make(RDV__CAND_RELAYED, (struct sockaddr *)&c->server_addr,
+                       c->server_addr_len, NULL, 0, RDV__CAND_LOCALPREF_MAX, &cands[n]) == 0)
+        n++;
+    pthread_mutex_unlock(&c->lock);
+    json_t *body = ci ? json_pack("{s:s, s:s, s:s, s:o, s:s}", "fromNodeID", c->node_id,
+                                  "toNodeID", peer, "sessionID", sid, "connectionInfo", ci,
+                                  "e2eKey", key)
+                      : NULL;
+    int rc = rdv__send_body(c, type, body, sid, false);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        json_t *cj = rdv__cand_to_json(&cands[i]);
+        json_t *b = cj ? json_pack("{s:s, s:s, s:s, s:o}", "fromNodeID", c->node_id,
+                                   "toNodeID", peer, "sessionID", sid, "candidate", cj)
+                       : NULL;
+        rc = rdv__send_body(c, RDV_MSG_ICE_CANDIDATE, b, sid, false);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void run_evq(rdv_client *c, rdv__evq *q);
+static void session_init(rdv__direct *d, int64_t now);
+
+int rdv_connect(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION_ID_LEN + 1])
+{
+    if (session_id_out)
+        session_id_out[0] = '\0';
+    if (!c || !peer || !session_id_out || !rdv_node_id_valid(peer, strlen(peer)) ||
+        strcmp(peer, c->node_id) == 0)
+        return RDV_ERR_INVALID;
+    if (rdv_client_state(c) != RDV_STATE_AUTHENTICATED)
+        return RDV_ERR_NOT_CONNECTED;
+    rdv__relay *r = calloc(1, sizeof(*r));
+    rdv__direct *d = calloc(1, sizeof(*d));
+    if (!r || !d) {
+        free(r);
+        free(d);
+        return RDV_ERR_NOMEM;
+    }
+    r->d = d;
+    r->proxy_fd = -1;
+    r->st = RDV__RS_OPENING;
+    r->initiator = true;
+    snprintf(r->peer, sizeof(r->peer), "%s", peer);
+    rdv_uuid_v4(r->sid);
+    if (rdv_uuid_to_bytes(r->sid, r->sid_bytes) != 0 || rdv__e2e_keypair_new(&r->kp) != 0) {
+        rdv__relay_free(r);
+        return RDV_ERR_CRYPTO;
+    }
+    session_init(d, rdv__mono_ms());
+    memcpy(d->my_pk, r->kp.pk, 32);
+    r->deadline = d->t0 + RDV_RELAY_OPEN_TIMEOUT_MS;
+    char sid[RDV_SESSION_ID_LEN + 1];
+    memcpy(sid, r->sid, sizeof(sid));
+    uint8_t pk[32];
+    memcpy(pk, r->kp.pk, 32);
+    pthread_mutex_lock(&c->lock);
+    int rc = rdv__relay_count_locked(c, -1) >= RDV_RELAY_MAX_SESSIONS ? RDV_ERR_LIMIT : 0;
+    if (rc == 0) {
+        r->next = c->relays;
+        c->relays = r;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (rc != 0) {
+        rdv__relay_free(r);
+        return rc;
+    }
+    memcpy(session_id_out, sid, sizeof(sid));
+    rc = send_signaling(c, RDV_MSG_OFFER, peer, sid, pk);
+    if (rc != 0) {
+        session_id_out[0] = '\0';
+        pthread_mutex_lock(&c->lock);
+        rdv__relay *x = rdv__relay_find_locked(c, sid);
+        if (x)
+            rdv__relay_end_locked(c, x);
+        pthread_mutex_unlock(&c->lock);
+        rdv__relay_free(x);
+        return rc;
+    }
+    rdv__wake(c);
+    return 0;
+}
+
+static void session_init(rdv__direct *d, int64_t now)
+{
+    d->t0 = now;
+    d->dfd = -1;
+    d->first_path_ms = d->relayed_ms = d->direct_ms = -1;
+    for (size_t i = 0; i < RDV__SPRAY_MAX; i++)
+        d->spray_fd[i] = -1;
+}
+
+/* Reads the peer's connectionInfo into remote candidates. (L held) */
+static void conn_info_to_remote_locked(rdv_client *c, rdv__direct *d, const json_t *ci)
+{
+    d->peer_nat = rdv_nat_type_from_name(rdv_msg_get_str(ci, "natType"));
+    static const struct {
+        const char *ip, *port;
+        rdv__cand_type t;
+    } f[2] = {{"localIP", "localPort", RDV__CAND_HOST},
+              {"publicIP", "publicPort", RDV__CAND_SRFLX}};
+    for (int i = 0; i < 2; i++) {
+        const char *ip = rdv_msg_get_str(ci, f[i].ip);
+        int64_t port = 0;
+        if (!ip || rdv_msg_get_int(ci, f[i].port, &port) != 0 || port < 1 || port > 65535)
+            continue;
+        json_t *o = json_pack("{s:s, s:I, s:s, s:I}", "ip", ip, "port", (json_int_t)port,
+                              "type", rdv__cand_type_name(f[i].t), "priority",
+                              (json_int_t)rdv__cand_priority(f[i].t, RDV__CAND_LOCALPREF_MAX,
+                                                             RDV__CAND_COMPONENT));
+        rdv__cand k;
+        if (o && rdv__cand_from_json(o, &k) == 0)
+            add_remote_locked(c, d, &k);
+        json_decref(o);
+    }
+}
+
+/* ---- received signaling (service thread) ----------------------------------- */
+
+static bool parse_key(const char *hex, uint8_t out[32])
+{
+    size_t l = 0;
+    return hex && sodium_hex2bin(out, 32, hex, strlen(hex), NULL, &l, NULL) == 0 && l == 32;
+}
+
+/* An offer carrying e2eKey: a connect request (cb_relay_request). */
+static void on_offer(rdv_client *c, const rdv_msg *m, const uint8_t pk[32])
+{
+    const char *from = rdv_msg_get_str(m->body, "fromNodeID");
+    const char *sid = rdv_msg_get_str(m->body, "sessionID");
+    int64_t ts = 0;
+    (void)rdv_msg_get_int(m->body, "timestamp", &ts);
+    rdv__relay *r = calloc(1, sizeof(*r));
+    rdv__direct *d = calloc(1, sizeof(*d));
+    if (!r || !d) {
+        free(r);
+        free(d);
+        return;
+    }
+    r->d = d;
+    r->proxy_fd = -1;
+    r->st = RDV__RS_REQUESTED;
+    snprintf(r->sid, sizeof(r->sid), "%s", sid);
+    snprintf(r->peer, sizeof(r->peer), "%s", from);
+    memcpy(r->peer_pk, pk, 32);
+    r->req_ts = ts;
+    session_init(d, rdv__mono_ms());
+    r->deadline = d->t0 + RDV_RELAY_ANSWER_MS;
+    if (rdv_uuid_to_bytes(r->sid, r->sid_bytes) != 0) {
+        rdv__relay_free(r);
+        return;
+    }
+    bool ok = false;
+    pthread_mutex_lock(&c->lock);
+    if (!rdv__relay_find_locked(c, sid) && !rdv__relay_find_bytes_locked(c, r->sid_bytes) &&
+        rdv__relay_count_locked(c, -1) < RDV_RELAY_MAX_SESSIONS) {
+        conn_info_to_remote_locked(c, d, json_object_get(m->body, "connectionInfo"));
+        r->next = c->relays;
+        c->relays = r;
+        ok = true;
+    }
+    rdv_nat_type pn = d->peer_nat;
+    pthread_mutex_unlock(&c->lock);
+    if (!ok) {
+        rdv__relay_free(r);
+        return; /* a copy, or too many sessions: the opener times out */
+    }
+    rdv_relay_request req;
+    memset(&req, 0, sizeof(req));
+    snprintf(req.session_id, sizeof(req.session_id), "%s", sid);
+    snprintf(req.from_node_id, sizeof(req.from_node_id), "%s", from);
+    req.timestamp = ts;
+    req.direct = 1;
+    req.peer_nat = pn;
+    c->cfg.cb_relay_request(c, &req, c->cfg.user_ptr);
+}
+
+/* The answer to our rdv_connect(): keys, then the decision. */
+static void on_answer(rdv_client *c, rdv__relay *r, const rdv_msg *m, const uint8_t pk[32],
+                      rdv__evq *q)
+{
+    int64_t now = rdv__mono_ms();
+    rdv__direct *d = r->d;
+    conn_info_to_remote_locked(c, d, json_object_get(m->body, "connectionInfo"));
+    if (rdv__e2e_init(&r->e2e, true, &r->kp, pk, r->sid_bytes) != 0) {
+        if (q->nended < RDV__EV_MAX)
+            q->ended[q->nended++] = rdv__relay_end_locked(c, r);
+        return;
+    }
+    rdv__e2e_keypair_wipe(&r->kp);
+    r->st = RDV__RS_OPEN;
+    c->rstats.opened++;
+    start_checks_locked(c, r, now, q);
+}
+
+bool rdv__direct_on_routed(rdv_client *c, const rdv_msg *m)
+{
+    const char *sid = rdv_msg_get_str(m->body, "sessionID");
+    const char *from = rdv_msg_get_str(m->body, "fromNodeID");
+    if (!sid || !from)
+        return false;
+    uint8_t pk[32];
+    if (m->type == RDV_MSG_OFFER) {
+        if (!c->cfg.cb_relay_request || !parse_key(rdv_msg_get_str(m->body, "e2eKey"), pk))
+            return false; /* a plain offer: the application's cb_offer */
+        on_offer(c, m, pk);
+        return true;
+    }
+    rdv__evq q;
+    memset(&q, 0, sizeof(q));
+    bool handled = false;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (r && r->d && strcmp(r->peer, from) == 0) {
+        handled = true;
+        if (m->type == RDV_MSG_ANSWER) {
+            if (r->initiator && r->st == RDV__RS_OPENING &&
+                parse_key(rdv_msg_get_str(m->body, "e2eKey"), pk))
+                on_answer(c, r, m, pk, &q);
+        } else if (m->type == RDV_MSG_ICE_CANDIDATE) {
+            rdv__cand k;
+            if (rdv__cand_from_json(json_object_get(m->body, "candidate"), &k) == 0) {
+                add_remote_locked(c, r->d, &k);
+                if (r->d->keys && !r->d->direct_up && r->d->probe_start)
+                    r->d->next_probe = rdv__mono_ms(); /* check it now */
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    run_evq(c, &q);
+    if (handled)
+        rdv__wake(c);
+    return handled;
+}
+
+/* rdv_relay_accept() of a connect request: keys, answer, checks. */
+int rdv__direct_accept(rdv_client *c, const char *sid)
+{
+    rdv__e2e_keypair kp;
+    if (rdv__e2e_keypair_new(&kp) != 0)
+        return RDV_ERR_CRYPTO;
+    char peer[RDV_NODE_ID_LEN + 1];
+    rdv__evq q;
+    memset(&q, 0, sizeof(q));
+    int rc = 0;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (!r || !r->d || r->st != RDV__RS_REQUESTED) {
+        rc = RDV_ERR_NO_SESSION;
+    } else if (rdv__e2e_init(&r->e2e, false, &kp, r->peer_pk, r->sid_bytes) != 0) {
+        rc = RDV_ERR_CRYPTO;
+        if (q.nended < RDV__EV_MAX)
+            q.ended[q.nended++] = rdv__relay_end_locked(c, r);
+    } else {
+        r->st = RDV__RS_OPEN;
+        c->rstats.opened++;
+        memcpy(r->d->my_pk, kp.pk, 32);
+        r->d->t0 = rdv__mono_ms();
+        memcpy(peer, r->peer, sizeof(peer));
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (rc == 0)
+        rc = send_signaling(c, RDV_MSG_ANSWER, peer, sid, kp.pk);
+    if (rc == 0) {
+        pthread_mutex_lock(&c->lock);
+        r = rdv__relay_find_locked(c, sid);
+        if (r && r->d)
+            start_checks_locked(c, r, rdv__mono_ms(), &q);
+        pthread_mutex_unlock(&c->lock);
+    } else if (rc != RDV_ERR_NO_SESSION && q.nended == 0) {
+        pthread_mutex_lock(&c->lock);
+        r = rdv__relay_find_locked(c, sid);
+        if (r && q.nended < RDV__EV_MAX)
+            q.ended[q.nended++] = rdv__relay_end_locked(c, r);
+        pthread_mutex_unlock(&c->lock);
+        /* Freed below without a callback: the caller gets rc. */
+        for (size_t i = 0; i < q.nended; i++)
+            rdv__relay_free(q.ended[i]);
+        q.nended = 0;
+    }
+    rdv__e2e_keypair_wipe(&kp);
+    run_evq(c, &q);
+    rdv__wake(c);
+    return rc;
+}
+
+/* relayOpen for a connect session we know: the initiator wants the relay
+ * leg; answer relayReady with our e2eKey (keys are already agreed). Returns
+ * true when the message was about such a session. (S) */
+bool rdv__direct_on_relay_open(rdv_client *c, const char *sid, const char *from)
+{
+    rdv__evq q;
+    memset(&q, 0, sizeof(q));
+    uint8_t pk[32];
+    bool mine = false, answer = false;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (r && r->d && strcmp(r->peer, from) == 0) {
+        mine = true;
+        if (!r->initiator && r->st == RDV__RS_OPEN) {
+            answer = true;
+            memcpy(pk, r->d->my_pk, 32);
+            r->d->relay_leg = true;
+            r->d->relay_up = true;
+            if (!r->d->direct_up)
+                set_path_locked(c, r, RDV_TRAVERSAL_RELAYED, rdv__mono_ms(), &q);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (answer)
+        (void)rdv__relay_send_signed(c, RDV_MSG_RELAY_READY, from, sid, pk);
+    run_evq(c, &q);
+    return mine;
+}
+
+/* relayReady for a connect session's relay leg. Returns true when it was
+ * about such a session. (S) */
+bool rdv__direct_on_relay_ready(rdv_client *c, const char *sid, const char *from)
+{
+    rdv__evq q;
+    memset(&q, 0, sizeof(q));
+    bool mine = false;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (r && r->d && strcmp(r->peer, from) == 0) {
+        mine = true;
+        if (r->initiator && r->d->relay_leg && r->st == RDV__RS_OPEN) {
+            r->d->relay_up = true;
+            if (!r->d->direct_up)
+                set_path_locked(c, r, RDV_TRAVERSAL_RELAYED, rdv__mono_ms(), &q);
+            else
+                close_relay_leg_locked(r, &q); /* direct won meanwhile */
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    run_evq(c, &q);
+    return mine;
+}
+
+/* relayClose for a connect session: the leg ends; the session ends only
+ * when no direct path carries it (or the peer closed the session). Returns
+ * true when the session lives on. (S) */
+bool rdv__direct_on_relay_close(rdv_client *c, const char *sid, const char *reason)
+{
+    rdv__evq q;
+    memset(&q, 0, sizeof(q));
+    bool lives = false;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (r && r->d && r->st == RDV__RS_OPEN) {
+        bool leg_only = reason && (strcmp(reason, RDV__REASON_DIRECT) == 0 ||
+                                   strcmp(reason, "idle") == 0);
+        if (leg_only || r->d->direct_up) {
+            lives = true;
+            r->d->relay_leg = false;
+            r->d->relay_up = false;
+            if (!r->d->direct_up) {
+                set_path_locked(c, r, RDV_TRAVERSAL_UNKNOWN, rdv__mono_ms(), &q);
+                want_relay_locked(r, &q);
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    run_evq(c, &q);
+    return lives;
+}
+
+/* ---- data (L held) ----------------------------------------------------------- */
+
+int rdv__direct_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_t len)
+{
+    rdv__direct *d = r->d;
+    if (!d->direct_up)
+        return 1; /* not on the direct path: the caller uses the relay */
+    uint8_t stackbuf[2048];
+    size_t need = len + RDV_DIRECT_OVERHEAD;
+    uint8_t *pkt = need <= sizeof(stackbuf) ? stackbuf : malloc(need);
+    if (!pkt)
+        return RDV_ERR_NOMEM;
+    int64_t n = rdv__dwire_data_seal(&r->e2e, r->sid_bytes, buf, len, pkt);
+    if (n > 0) {
+        ssize_t w = sendto(d->dfd, pkt, (size_t)n, MSG_NOSIGNAL,
+                           (const struct sockaddr *)&d->daddr, d->dlen);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
+            n = RDV_ERR_BACKLOG;
+        else if (w < 0)
+            n = RDV_ERR_IO;
+    }
+    if (pkt != stackbuf)
+        free(pkt);
+    if (n < 0) {
+        c->rstats.dropped++;
+        return (int)n;
+    }
+    d->dtx++;
+    d->last_tx_data = rdv__mono_ms();
+    c->rstats.tx_dgrams++;
+    c->rstats.tx_bytes += len;
+    return 0;
+}
+
+/* A session ends (any thread, L held): tell the peer over the direct path
+ * and give the sockets back. */
+void rdv__direct_detach_locked(rdv_client *c, rdv__relay *r)
+{
+    rdv__direct *d = r->d;
+    if (d->last_err) {
+        c->last_derr = d->last_err;
+        memcpy(c->last_derr_text, d->last_err_text, sizeof(c->last_derr_text));
+    }
+    if (d->direct_up && d->keys) {
+        uint8_t txid[RDV__DWIRE_TXID_BYTES];
+        randombytes_buf(txid, sizeof(txid));
+        for (int i = 0; i < RDV__CLOSE_REPEAT; i++)
+            send_probe_locked(r, d->dfd, &d->daddr, d->dlen, txid, RDV__DWIRE_F_CLOSE);
+    }
+    close_spray_locked(c, d, -1);
+    d->direct_up = false;
+}
+
+/* ---- received datagrams (S) ------------------------------------------------ */
+
+static void on_probe(rdv_client *c, int fd, const uint8_t *buf, size_t len,
+                     const struct sockaddr_storage *from, socklen_t flen, int64_t now,
+                     rdv__evq *q)
+{
+    uint8_t sid[16];
+    if (rdv__dwire_sid(buf, len, sid) != 0)
+        return;
+    rdv__relay *r = rdv__relay_find_bytes_locked(c, sid);
+    if (!r || !r->d || !r->d->keys)
+        return;
+    rdv__direct *d = r->d;
+    rdv__dwire_probe_t p;
+    if (rdv__dwire_parse_probe(buf, len, d->rx_mac, &p) != 0)
+        return; /* forged, reflected or damaged: silently dropped */
+    if ((p.flags & RDV__DWIRE_F_INITIATOR) == (r->initiator ? RDV__DWIRE_F_INITIATOR : 0))
+        return; /* our own role: not from the peer */
+    if (p.flags & RDV__DWIRE_F_CLOSE) {
+        if (q->nended < RDV__EV_MAX) {
+            rdv__relay_end_locked(c, r);
+            q->ended[q->nended++] = r;
+        }
+        return;
+    }
+    uint8_t ack[RDV__DWIRE_ACK_BYTES];
+    size_t n = rdv__dwire_ack(ack, r->sid_bytes, p.txid, my_flags(r),
+                              (const struct sockaddr *)from, flen, d->tx_mac);
+    if (n)
+        send_to(fd, ack, n, from, flen);
+    if (d->direct_up && d->dfd == fd && addr_eq(&d->daddr, from)) {
+        d->last_rx = now;
+        return;
+    }
+    if (d->direct_up)
+        return;
+    /* A peer-reflexive address (or one we know): check it now from here. */
+    rdv__pair *pr = add_pair_locked(d, fd, from, flen,
+                                    rdv__cand_priority(RDV__CAND_PRFLX, RDV__CAND_LOCALPREF_MAX,
+                                                       RDV__CAND_COMPONENT));
+    if (pr && !pr->valid)
+        send_probe_locked(r, fd, from, flen, pr->txid, 0);
+    else if (!pr) {
+        /* No room (e.g. a spray socket): probe with the spray txid. */
+        send_probe_locked(r, fd, from, flen, d->spray_txid, 0);
+    }
+}
+
+static void on_ack(rdv_client *c, int fd, const uint8_t *buf, size_t len,
+                   const struct sockaddr_storage *from, socklen_t flen, int64_t now,
+                   rdv__evq *q)
+{
+    uint8_t sid[16];
+    if (rdv__dwire_sid(buf, len, sid) != 0)
+        return;
+    rdv__relay *r = rdv__relay_find_bytes_locked(c, sid);
+    if (!r || !r->d || !r->d->keys)
+        return;
+    rdv__direct *d = r->d;
+    rdv__dwire_probe_t a;
+    if (rdv__dwire_parse_ack(buf, len, d->rx_mac, &a) != 0)
+        return;
+    if ((a.flags & RDV__DWIRE_F_INITIATOR) == (r->initiator ? RDV__DWIRE_F_INITIATOR : 0))
+        return;
+    if (d->direct_up && d->dfd == fd && addr_eq(&d->daddr, from)) {
+        d->last_rx = now;
+        return;
+    }
+    bool spray = sodium_memcmp(a.txid, d->spray_txid, sizeof(a.txid)) == 0;
+    for (size_t i = 0; i < d->npairs && !spray; i++) {
+        rdv__pair *p = &d->pairs[i];
+        if (p->fd == fd && addr_eq(&p->addr, from) &&
+            sodium_memcmp(p->txid, a.txid, sizeof(a.txid)) == 0) {
+            p->valid = true;
+            direct_confirmed_locked(c, r, fd, from, flen, false, now, q);
+            return;
+        }
+    }
+    if (spray)
+        direct_confirmed_locked(c, r, fd, from, flen, true, now, q);
+}
+
+static void on_data(rdv_client *c, int fd, const uint8_t *buf, size_t len,
+                    const struct sockaddr_storage *from)
+{
+    uint8_t sid[16];
+    if (rdv__dwire_sid(buf, len, sid) != 0)
+        return;
+    int64_t n = rdv__relay_on_packet(c, sid, buf + RDV__DWIRE_DATA_HDR_BYTES,
+                                     len - RDV__DWIRE_DATA_HDR_BYTES);
+    if (n < 0)
+        return;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_bytes_locked(c, sid);
+    if (r && r->d) {
+        r->d->drx++;
+        if (r->d->direct_up && r->d->dfd == fd && addr_eq(&r->d->daddr, from))
+            r->d->last_rx = rdv__mono_ms();
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+#define RDV__RX_BUDGET 256 /* datagrams read per socket per service call */
+
+static void read_socket(rdv_client *c, int fd, int64_t now)
+{
+    uint8_t buf[RDV__SCRATCH_BYTES > 65536 ? 65536 : RDV__SCRATCH_BYTES];
+    for (int i = 0; i < RDV__RX_BUDGET; i++) {
+        struct sockaddr_storage from;
+        socklen_t flen = sizeof(from);
+        ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+        if (n < 0)
+            return; /* EAGAIN, or an ICMP error reported on the socket */
+        /* IPv4-mapped sources never occur: the IPv6 socket is v6-only. */
+        if (c->stunc && rdv_stun_looks_like(buf, (size_t)n)) {
+            (void)rdv__stunc_on_packet(c->stunc, buf, (size_t)n, (struct sockaddr *)&from, flen,
+                                       now);
+            continue;
+        }
+        int kind = rdv__dwire_kind(buf, (size_t)n);
+        if (c->cfg.direct_disable)
+            continue; /* relay only: never answer probes */
+        if (kind == RDV__DWIRE_DATA) {
+            on_data(c, fd, buf, (size_t)n, &from);
+            continue;
+        }
+        if (kind != RDV__DWIRE_PROBE && kind != RDV__DWIRE_ACK)
+            continue;
+        rdv__evq q;
+        memset(&q, 0, sizeof(q));
+        pthread_mutex_lock(&c->lock);
+        if (kind == RDV__DWIRE_PROBE)
+            on_probe(c, fd, buf, (size_t)n, &from, flen, now, &q);
+        else
+            on_ack(c, fd, buf, (size_t)n, &from, flen, now, &q);
+        pthread_mutex_unlock(&c->lock);
+        run_evq(c, &q);
+    }
+}
+
+/* ---- timers (S) ------------------------------------------------------------ */
+
+static void spray_tick_locked(rdv_client *c, rdv__relay *r, int64_t now)
+{
+    rdv__direct *d = r->d;
+    if (d->direct_up || now < d->next_spray)
+        return;
+    if (d->nspray > 0) {
+        /* Symmetric side: every spray socket probes the peer's srflx. */
+        if (now >= d->spray_until) {
+            close_spray_locked(c, d, -1);
+            return;
+        }
+        for (size_t i = 0; i < d->nspray; i++)
+            send_probe_locked(r, d->spray_fd[i], &d->spray_target, d->spray_target_len,
+                              d->spray_txid, 0);
+        d->next_spray = now + 2000;
+    } else if (d->spray_left > 0) {
+        /* Cone side: probes to random ports of the peer's public IP. */
+        int fd = sock_for(c, d->spray_target.ss_family);
+        for (int i = 0; i < RDV__SPRAY_BATCH && d->spray_left > 0; i++, d->spray_left--) {
+            struct sockaddr_storage to = d->spray_target;
+            uint16_t port = (uint16_t)(RDV__SPRAY_PORT_MIN +
+                                       randombytes_uniform(65536 - RDV__SPRAY_PORT_MIN));
+            set_port(&to, port);
+            send_probe_locked(r, fd, &to, d->spray_target_len, d->spray_txid, 0);
+        }
+        d->next_spray = now + 50;
+    }
+}
+
+static void session_tick_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__evq *q)
+{
+    rdv__direct *d = r->d;
+    if (r->st != RDV__RS_OPEN || !d->keys)
+        return;
+    if (d->direct_up) {
+        int64_t ka = c->cfg.direct_keepalive_ms;
+        bool active = now - d->last_tx_data < 2000;
+        if (now - d->last_rx > 2 * (ka * 5 / 3) ||
+            (active && now - d->last_rx > RDV__CONSENT_DEAD_MS)) {
+            direct_lost_locked(c, r, now, q);
+            return;
+        }
+        bool consent = active && now - d->last_rx > RDV__CONSENT_QUIET_MS &&
+                       now >= d->next_consent;
+        if (now >= d->next_keepalive || consent) {
+            uint8_t txid[RDV__DWIRE_TXID_BYTES];
+            randombytes_buf(txid, sizeof(txid));
+            /* The ack is recognised by (fd, address): no pair needed. */
+            send_probe_locked(r, d->dfd, &d->daddr, d->dlen, txid, 0);
+            d->next_keepalive = now + ka + (int64_t)randombytes_uniform((uint32_t)(ka * 2 / 3) + 1);
+            d->next_consent = now + 1000;
+        }
+        return;
+    }
+    if (d->direct_deadline && now >= d->direct_deadline) {
+        d->direct_deadline = 0;
+        char text[128];
+        snprintf(text, sizeof(text), "no direct path within %d ms (%zu checks)",
+                 c->cfg.direct_timeout_ms, d->npairs);
+        set_derr(d, RDV_ERR_TIMEOUT, text);
+        want_relay_locked(r, q);
+    }
+    if (d->probe_start && now >= d->next_probe) {
+        probe_round_locked(r);
+        d->next_probe = now + probe_interval(now - d->probe_start);
+    }
+    spray_tick_locked(c, r, now);
+}
+
+int64_t rdv__direct_next_due(rdv_client *c)
+{
+    int64_t due = INT64_MAX;
+    if (c->stunc && c->stun_due < due)
+        due = c->stun_due;
+    int64_t now = rdv__mono_ms();
+    if (c->stun_next_refresh && c->stun_next_refresh < due)
+        due = c->stun_next_refresh;
+    pthread_mutex_lock(&c->lock);
+    for (rdv__relay *r = c->relays; r; r = r->next) {
+        rdv__direct *d = r->d;
+        if (!d || r->st != RDV__RS_OPEN || !d->keys)
+            continue;
+        int64_t t = d->direct_up ? d->next_keepalive : INT64_MAX;
+        if (!d->direct_up) {
+            if (d->probe_start && d->next_probe < t)
+                t = d->next_probe;
+            if (d->direct_deadline && d->direct_deadline < t)
+                t = d->direct_deadline;
+            if ((d->nspray || d->spray_left) && d->next_spray < t)
+                t = d->next_spray;
+        } else if (now - d->last_tx_data < 2000 && d->next_consent < t) {
+            t = d->next_consent;
+        }
+        if (t < due)
+            due = t;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return due;
+}
+
+void rdv__direct_service(rdv_client *c, int64_t now)
+{
+    if (c->udp4 < 0 && c->udp6 < 0)
+        return;
+    /* Discovery: first run, refresh, periodic rediscovery. */
+    if (!c->cfg.stun_disable) {
+        if (!c->stun_started_at || now >= c->stun_next_rediscover) {
+            stun_start(c, now);
+            c->stun_next_rediscover = now + RDV__STUN_REDISCOVER_MS;
+            c->stun_next_refresh = now + RDV__STUN_REFRESH_MS;
+            if (!c->stunc) {
+                /* Nothing to ask: discovery is over, type unknown. */
+                c->stun_started_at = now;
+                c->stun_next_rediscover = INT64_MAX;
+                pthread_mutex_lock(&c->lock);
+                c->nat.done = true;
+                snprintf(c->nat.method, sizeof(c->nat.method), "no STUN server could be resolved");
+                pthread_mutex_unlock(&c->lock);
+                gather_local(c);
+            }
+        } else if (c->stunc && now >= c->stun_next_refresh) {
+            rdv__stunc_refresh(c->stunc, now);
+            c->stun_next_refresh = now + RDV__STUN_REFRESH_MS;
+        }
+    } else if (!c->stun_started_at) {
+        c->stun_started_at = now;
+        pthread_mutex_lock(&c->lock);
+        c->nat.done = true;
+        snprintf(c->nat.method, sizeof(c->nat.method), "NAT discovery disabled (stun_disable)");
+        pthread_mutex_unlock(&c->lock);
+        gather_local(c);
+    }
+    if (c->udp4 >= 0)
+        read_socket(c, c->udp4, now);
+    if (c->udp6 >= 0)
+        read_socket(c, c->udp6, now);
+    if (c->stunc) {
+        c->stun_due = rdv__stunc_tick(c->stunc, now);
+        stun_collect(c, now);
+        /* The refresh saw our mapping change: discover again. */
+        if (c->stun_reported && rdv__stunc_get_result(c->stunc)->mapping_changes != c->stun_changes)
+            c->stun_next_rediscover = now;
+    }
+    /* Spray sockets (copied: reading may end sessions). */
+    int fds[RDV__SPRAY_MAX * 2];
+    size_t nf = 0;
+    pthread_mutex_lock(&c->lock);
+    for (rdv__relay *r = c->relays; r; r = r->next)
+        if (r->d)
+            for (size_t i = 0; i < r->d->nspray && nf < RDV__SPRAY_MAX * 2; i++)
+                fds[nf++] = r->d->spray_fd[i];
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; i < nf; i++)
+        read_socket(c, fds[i], now);
+    /* Session timers. */
+    rdv__evq q;
+    memset(&q, 0, sizeof(q));
+    pthread_mutex_lock(&c->lock);
+    for (rdv__relay *r = c->relays; r; r = r->next)
+        if (r->d)
+            session_tick_locked(c, r, now, &q);
+    pthread_mutex_unlock(&c->lock);
+    run_evq(c, &q);
+}
+
+/* ---- deferred work ----------------------------------------------------------- */
+
+static void run_evq(rdv_client *c, rdv__evq *q)
+{
+    for (size_t i = 0; i < q->nopen; i++)
+        (void)rdv__relay_send_signed(c, RDV_MSG_RELAY_OPEN, q->relay_open_peer[i],
+                                     q->relay_open[i], q->relay_open_pk[i]);
+    for (size_t i = 0; i < q->nclose; i++)
+        (void)rdv__relay_send_close(c, q->relay_close[i], RDV__REASON_DIRECT);
+    for (size_t i = 0; i < q->n; i++) {
+        rdv__dev *e = &q->ev[i];
+        if (atomic_load(&c->destroying))
+            break;
+        if (e->ready && c->cfg.cb_relay_ready)
+            c->cfg.cb_relay_ready(c, e->sid, e->peer, c->cfg.user_ptr);
+        if (c->cfg.cb_path)
+            c->cfg.cb_path(c, e->sid, e->peer, e->path, e->ms, c->cfg.user_ptr);
+    }
+    for (size_t i = 0; i < q->nended; i++)
+        rdv__relay_report_closed(c, q->ended[i], 0, "closed_by_peer");
+}
+
+/* ---- status ------------------------------------------------------------------ */
+
+int rdv_session_info_get(rdv_client *c, const char *sid, rdv_session_info *out)
+{
+    if (!c || !sid || !out || !rdv_uuid_valid(sid, strlen(sid)))
+        return RDV_ERR_INVALID;
+    memset(out, 0, sizeof(*out));
+    int rc = 0;
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (!r) {
+        rc = RDV_ERR_NO_SESSION;
+    } else {
+        memcpy(out->peer_node_id, r->peer, sizeof(out->peer_node_id));
+        out->open = r->st == RDV__RS_OPEN;
+        out->first_path_ms = out->relayed_ms = out->direct_ms = -1;
+        if (!r->d) {
+            out->path = r->st == RDV__RS_OPEN ? RDV_TRAVERSAL_RELAYED : RDV_TRAVERSAL_UNKNOWN;
+        } else {
+            rdv__direct *d = r->d;
+            out->direct_capable = 1;
+            out->path = d->path;
+            out->first_path_ms = d->first_path_ms;
+            out->relayed_ms = d->relayed_ms;
+            out->direct_ms = d->direct_ms;
+            out->upgraded = d->upgraded;
+            out->via_spray = d->via_spray;
+            out->peer_nat = d->peer_nat;
+            if (d->direct_up)
+                (void)rdv__addr_to_text((struct sockaddr *)&d->daddr, out->remote,
+                                        sizeof(out->remote));
+            out->direct_tx_datagrams = d->dtx;
+            out->direct_rx_datagrams = d->drx;
+            out->last_direct_error = d->last_err;
+            memcpy(out->last_direct_error_text, d->last_err_text,
+                   sizeof(out->last_direct_error_text));
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+/* The NAT part of rdv_client_network_status(). (L held) */
+void rdv__direct_status_locked(rdv_client *c, rdv_network_status *st)
+{
+    st->nat_type = c->cfg.nat_type != RDV_NAT_UNKNOWN ? c->cfg.nat_type : c->nat.nat;
+    st->nat_discovered = c->nat.done;
+    st->no_nat = c->nat.no_nat;
+    snprintf(st->nat_method, sizeof(st->nat_method), "%s", c->nat.method);
+    snprintf(st->stun_server, sizeof(st->stun_server), "%s", c->nat.server);
+    st->nat_discovery_ms = c->nat.ms;
+    st->direct_sessions = c->direct_sessions;
+    st->last_connect_ms = c->last_connect_ms;
+    st->last_direct_ms = c->last_direct_ms;
+    if (c->nat.have_mapped) {
+        char ip[INET6_ADDRSTRLEN];
+        const struct sockaddr_storage *m = &c->nat.mapped;
+        const void *a = m->ss_family == AF_INET
+                            ? (const void *)&((const struct sockaddr_in *)m)->sin_addr
+                            : (const void *)&((const struct sockaddr_in6 *)m)->sin6_addr;
+        if (inet_ntop(m->ss_family, a, ip, sizeof(ip))) {
+            snprintf(st->public_ip, sizeof(st->public_ip), "%s", ip);
+            st->public_port = get_port(m);
+            st->public_endpoint_from_stun = 1;
+        }
+    }
+    /* The last direct error: of the most recent session that has one. */
+    for (rdv__relay *r = c->relays; r; r = r->next)
+        if (r->d && r->d->last_err) {
+            st->last_direct_error = r->d->last_err;
+            memcpy(st->last_direct_error_text, r->d->last_err_text,
+                   sizeof(st->last_direct_error_text));
+            break;
+        }
+    if (!st->last_direct_error && c->last_derr) {
+        st->last_direct_error = c->last_derr;
+        memcpy(st->last_direct_error_text, c->last_derr_text, sizeof(st->last_direct_error_text));
+    }
+}

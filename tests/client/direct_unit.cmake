@@ -1,0 +1,12 @@
+# client_direct_unit: unit tests of the ICE candidates (client/cand.c) and
+# the direct-path packet codec (client/dwire.c), no server. Links the schema
+# codec (message accessors; the STUN codec for the demultiplexing test).
+add_executable(client_direct_unit test_direct_unit.c ${PROJECT_SOURCE_DIR}/client/cand.c
+  ${PROJECT_SOURCE_DIR}/client/dwire.c ${PROJECT_SOURCE_DIR}/client/e2e.c)
+target_include_directories(client_direct_unit PRIVATE ${PROJECT_SOURCE_DIR}/client
+  ${PROJECT_SOURCE_DIR}/client/include ${PROJECT_SOURCE_DIR}/schema)
+target_link_libraries(client_direct_unit PRIVATE rdv_schema PkgConfig::CMOCKA
+  PkgConfig::SODIUM PkgConfig::JANSSON)
+add_test(NAME client_direct_unit COMMAND client_direct_unit)
+set_tests_properties(client_direct_unit PROPERTIES TIMEOUT 60
+  ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
