@@ -478,6 +478,7 @@ typedef struct rdv__evq {
     rdv__dev ev[RDV__EV_MAX];
     size_t n;
     rdv__relay *ended[RDV__EV_MAX];   /* sessions to report closed, unlinked */
+    int ended_err[RDV__EV_MAX];       /* with this error (0: by the peer) */
     size_t nended;
     char relay_open[RDV__EV_MAX][RDV_SESSION_ID_LEN + 1]; /* relay legs to open */
     char relay_open_peer[RDV__EV_MAX][RDV_NODE_ID_LEN + 1];
@@ -511,6 +512,7 @@ static void set_path_locked(rdv_client *c, rdv__relay *r, int path, int64_t now,
     if (path == RDV_TRAVERSAL_RELAYED && d->relayed_ms < 0)
         d->relayed_ms = ms;
     d->path = path;
+    d->no_path_since = path == RDV_TRAVERSAL_UNKNOWN ? now : 0;
     if (path != RDV_TRAVERSAL_UNKNOWN)
         c->rstats.last_traversal = path;
     if (q->n < RDV__EV_MAX) {
@@ -606,8 +608,10 @@ static void direct_lost_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__e
     want_relay_locked(r, q);
 }
 
-/* Starts checks (and many-port probing when it applies) once the keys
- * are known. (L held) */
+static void start_probing_locked(rdv_client *c, rdv__relay *r, int64_t now);
+
+/* The decision, once the keys are known: checks now (direct expected),
+ * or the relay leg first and checks once it is up. (L held) */
 static void start_checks_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__evq *q)
 {
     rdv__direct *d = r->d;
@@ -615,6 +619,8 @@ static void start_checks_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__
     rdv_nat_type peer = d->peer_nat;
     rdv__dwire_mac_keys(&r->e2e, d->tx_mac, d->rx_mac);
     d->keys = true;
+    if (d->path == RDV_TRAVERSAL_UNKNOWN)
+        d->no_path_since = now;
     bool direct_expected = !c->cfg.direct_disable && !is_sym(me) && !is_sym(peer);
     bool upgrade = !c->cfg.direct_disable && !(is_sym(me) && is_sym(peer));
     if (r->initiator) {
@@ -633,6 +639,23 @@ static void start_checks_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__
     }
     if (!upgrade)
         return;
+    if (!direct_expected) {
+        /* Relay first: the checks start once the relay leg carries the
+         * session, so they never race it (they upgrade it). */
+        d->checks_deferred = true;
+        return;
+    }
+    start_probing_locked(c, r, now);
+}
+
+/* Starts the checks and, between a symmetric and a cone NAT, many-port
+ * probing. (L held) */
+static void start_probing_locked(rdv_client *c, rdv__relay *r, int64_t now)
+{
+    rdv__direct *d = r->d;
+    rdv_nat_type me = c->cfg.nat_type != RDV_NAT_UNKNOWN ? c->cfg.nat_type : c->nat.nat;
+    rdv_nat_type peer = d->peer_nat;
+    d->checks_deferred = false;
     d->probe_start = now;
     d->next_probe = now;
     int spray = c->cfg.spray_ports;
@@ -1031,6 +1054,8 @@ bool rdv__direct_on_relay_open(rdv_client *c, const char *sid, const char *from)
             r->d->relay_up = true;
             if (!r->d->direct_up)
                 set_path_locked(c, r, RDV_TRAVERSAL_RELAYED, rdv__mono_ms(), &q);
+            if (r->d->checks_deferred)
+                start_probing_locked(c, r, rdv__mono_ms());
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -1057,6 +1082,8 @@ bool rdv__direct_on_relay_ready(rdv_client *c, const char *sid, const char *from
                 set_path_locked(c, r, RDV_TRAVERSAL_RELAYED, rdv__mono_ms(), &q);
             else
                 close_relay_leg_locked(r, &q); /* direct won meanwhile */
+            if (r->d->checks_deferred)
+                start_probing_locked(c, r, rdv__mono_ms());
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -1155,8 +1182,8 @@ static void on_probe(rdv_client *c, int fd, const uint8_t *buf, size_t len,
     if (rdv__dwire_sid(buf, len, sid) != 0)
         return;
     rdv__relay *r = rdv__relay_find_bytes_locked(c, sid);
-    if (!r || !r->d || !r->d->keys)
-        return;
+    if (!r || !r->d || !r->d->keys || r->d->checks_deferred)
+        return; /* unknown, or relay first: silent until the relay is up */
     rdv__direct *d = r->d;
     rdv__dwire_probe_t p;
     if (rdv__dwire_parse_probe(buf, len, d->rx_mac, &p) != 0)
@@ -1201,8 +1228,8 @@ static void on_ack(rdv_client *c, int fd, const uint8_t *buf, size_t len,
     if (rdv__dwire_sid(buf, len, sid) != 0)
         return;
     rdv__relay *r = rdv__relay_find_bytes_locked(c, sid);
-    if (!r || !r->d || !r->d->keys)
-        return;
+    if (!r || !r->d || !r->d->keys || r->d->checks_deferred)
+        return; /* unknown, or relay first: silent until the relay is up */
     rdv__direct *d = r->d;
     rdv__dwire_probe_t a;
     if (rdv__dwire_parse_ack(buf, len, d->rx_mac, &a) != 0)
@@ -1341,6 +1368,15 @@ static void session_tick_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__
         }
         return;
     }
+    if (!d->relay_up && d->no_path_since && now - d->no_path_since >= RDV__NO_PATH_MS) {
+        /* Neither path for too long (the peer vanished, or its relay leg
+         * never came): the session ends. */
+        if (q->nended < RDV__EV_MAX) {
+            q->ended_err[q->nended] = RDV_ERR_TIMEOUT;
+            q->ended[q->nended++] = rdv__relay_end_locked(c, r);
+        }
+        return;
+    }
     if (d->direct_deadline && now >= d->direct_deadline) {
         d->direct_deadline = 0;
         char text[128];
@@ -1445,9 +1481,11 @@ void rdv__direct_service(rdv_client *c, int64_t now)
     rdv__evq q;
     memset(&q, 0, sizeof(q));
     pthread_mutex_lock(&c->lock);
-    for (rdv__relay *r = c->relays; r; r = r->next)
+    for (rdv__relay *r = c->relays, *next; r; r = next) {
+        next = r->next; /* the tick may end (unlink) r */
         if (r->d)
             session_tick_locked(c, r, now, &q);
+    }
     pthread_mutex_unlock(&c->lock);
     run_evq(c, &q);
 }
@@ -1471,7 +1509,8 @@ static void run_evq(rdv_client *c, rdv__evq *q)
             c->cfg.cb_path(c, e->sid, e->peer, e->path, e->ms, c->cfg.user_ptr);
     }
     for (size_t i = 0; i < q->nended; i++)
-        rdv__relay_report_closed(c, q->ended[i], 0, "closed_by_peer");
+        rdv__relay_report_closed(c, q->ended[i], q->ended_err[i],
+                                 q->ended_err[i] ? "no path to the peer" : "closed_by_peer");
 }
 
 /* ---- status ------------------------------------------------------------------ */

@@ -38,6 +38,7 @@
 #define RDV__STUN_REFRESH_MS 20000   /* keeps the server-reflexive mapping */
 #define RDV__STUN_REDISCOVER_MS 300000 /* full discovery again */
 #define RDV__REASON_DIRECT "direct"  /* relayClose of a leg no longer needed */
+#define RDV__NO_PATH_MS 30000        /* an open session without a path ends */
 
 /* One connectivity check: a remote address probed from a local socket. */
 typedef struct rdv__pair {
@@ -62,6 +63,7 @@ typedef struct rdv__direct {
     int64_t t0;                      /* rdv_connect() / accept, monotonic ms */
     int64_t probe_start, next_probe; /* checks; 0 = not running */
     int64_t direct_deadline;         /* initiator: relay after this; 0 none */
+    bool checks_deferred;            /* relay first: checks once it is up */
     bool relay_leg;                  /* relayOpen sent (initiator) or received */
     bool relay_up;                   /* relay leg usable */
     bool direct_up;
@@ -72,6 +74,7 @@ typedef struct rdv__direct {
     int64_t last_tx_data;
     int64_t next_keepalive;
     int64_t next_consent;
+    int64_t no_path_since;           /* open without any path since; 0 */
     int path;                        /* rdv_traversal */
     int64_t first_path_ms, relayed_ms, direct_ms;
     bool announced;                  /* initiator: cb_relay_ready given */
