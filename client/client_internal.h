@@ -368,9 +368,12 @@ int rdv__relay_send_signed(rdv_client *c, rdv_msg_type type, const char *to,
 /* Queues relayClose. (no lock) */
 int rdv__relay_send_close(rdv_client *c, const char *sid, const char *reason);
 /* Decrypts one received packet of session sid_bytes and delivers it (proxy
- * or cb_relay_data). Returns the plaintext length or an RDV_ERR_*. (S) */
+ * or cb_relay_data). A packet from the direct path names its socket and
+ * source (direct_from non-NULL): it is counted there and a failure is only
+ * counted, never reported. Returns the plaintext length or an RDV_ERR_*.
+ * (S) */
 int64_t rdv__relay_on_packet(rdv_client *c, const uint8_t sid_bytes[16], const uint8_t *pkt,
-                             size_t len);
+                             size_t len, int direct_fd, const struct sockaddr_storage *direct_from);
 
 /* ---- direct.c ---- */
 
@@ -397,6 +400,10 @@ bool rdv__direct_on_relay_close(rdv_client *c, const char *sid, const char *reas
 /* Sends a datagram on the direct path: 0, an RDV_ERR_*, or 1 when the
  * session has no direct path now. (L held) */
 int rdv__direct_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_t len);
+/* An authenticated DATA packet of session r arrived on fd from `from`:
+ * counts it and keeps the direct path alive. (L held) */
+void rdv__direct_on_rx_locked(rdv__relay *r, int fd, const struct sockaddr_storage *from,
+                              int64_t now);
 /* The session ends: close probes to the peer, spray sockets deferred.
  * (L held) */
 void rdv__direct_detach_locked(rdv_client *c, rdv__relay *r);

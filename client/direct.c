@@ -576,6 +576,8 @@ static void direct_confirmed_locked(rdv_client *c, rdv__relay *r, int fd,
     if (d->direct_up)
         return;
     d->direct_up = true;
+    d->last_err = 0; /* the attempt succeeded */
+    d->last_err_text[0] = '\0';
     d->dfd = fd;
     d->daddr = *a;
     d->dlen = len;
@@ -1148,8 +1150,6 @@ int rdv__direct_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_
     }
     d->dtx++;
     d->last_tx_data = rdv__mono_ms();
-    c->rstats.tx_dgrams++;
-    c->rstats.tx_bytes += len;
     return 0;
 }
 
@@ -1254,24 +1254,24 @@ static void on_ack(rdv_client *c, int fd, const uint8_t *buf, size_t len,
         direct_confirmed_locked(c, r, fd, from, flen, true, now, q);
 }
 
+void rdv__direct_on_rx_locked(rdv__relay *r, int fd, const struct sockaddr_storage *from,
+                              int64_t now)
+{
+    if (!r || !r->d)
+        return;
+    r->d->drx++;
+    if (r->d->direct_up && r->d->dfd == fd && addr_eq(&r->d->daddr, from))
+        r->d->last_rx = now;
+}
+
 static void on_data(rdv_client *c, int fd, const uint8_t *buf, size_t len,
                     const struct sockaddr_storage *from)
 {
     uint8_t sid[16];
     if (rdv__dwire_sid(buf, len, sid) != 0)
         return;
-    int64_t n = rdv__relay_on_packet(c, sid, buf + RDV__DWIRE_DATA_HDR_BYTES,
-                                     len - RDV__DWIRE_DATA_HDR_BYTES);
-    if (n < 0)
-        return;
-    pthread_mutex_lock(&c->lock);
-    rdv__relay *r = rdv__relay_find_bytes_locked(c, sid);
-    if (r && r->d) {
-        r->d->drx++;
-        if (r->d->direct_up && r->d->dfd == fd && addr_eq(&r->d->daddr, from))
-            r->d->last_rx = rdv__mono_ms();
-    }
-    pthread_mutex_unlock(&c->lock);
+    (void)rdv__relay_on_packet(c, sid, buf + RDV__DWIRE_DATA_HDR_BYTES,
+                               len - RDV__DWIRE_DATA_HDR_BYTES, fd, from);
 }
 
 #define RDV__RX_BUDGET 256 /* datagrams read per socket per service call */

@@ -575,10 +575,8 @@ void rdv__relay_on_close(rdv_client *c, const json_t *body)
         rdv__relay_report_closed(c, r, close_reason_code(reason), reason ? reason : "closed_by_peer");
 }
 
-/* One received relay packet for session sid_bytes: decrypt, then proxy or
- * cb_relay_data. */
 int64_t rdv__relay_on_packet(rdv_client *c, const uint8_t sid_bytes[16], const uint8_t *pkt,
-                             size_t len)
+                             size_t len, int direct_fd, const struct sockaddr_storage *direct_from)
 {
     if (!c->scratch && !(c->scratch = malloc(RDV__SCRATCH_BYTES)))
         return RDV_ERR_NOMEM;
@@ -597,7 +595,9 @@ int64_t rdv__relay_on_packet(rdv_client *c, const uint8_t sid_bytes[16], const u
         dest = r->dest;
         dest_len = r->dest_len;
     }
-    if (n >= 0) {
+    if (n >= 0 && direct_from) {
+        rdv__direct_on_rx_locked(r, direct_fd, direct_from, rdv__mono_ms());
+    } else if (n >= 0) {
         c->rstats.rx_dgrams++;
         c->rstats.rx_bytes += (uint64_t)n;
     } else {
@@ -606,6 +606,8 @@ int64_t rdv__relay_on_packet(rdv_client *c, const uint8_t sid_bytes[16], const u
     pthread_mutex_unlock(&c->lock);
     if (n == RDV_ERR_NO_SESSION)
         return n; /* late data of a session we ended: datagram semantics */
+    if (n < 0 && direct_from)
+        return n; /* unauthenticated UDP: counted, never reported (no spam) */
     if (n < 0) {
         const char *what = n == RDV_ERR_DUPLICATE
                                ? "relay datagram replayed or too old (dropped)"
@@ -629,7 +631,8 @@ void rdv__relay_on_binary(rdv_client *c, const uint8_t *buf, size_t len)
                     NULL, "relayData", NULL, NULL);
         return;
     }
-    (void)rdv__relay_on_packet(c, buf + 1, buf + RDV_RELAY_FRAME_HEADER, len - RDV_RELAY_FRAME_HEADER);
+    (void)rdv__relay_on_packet(c, buf + 1, buf + RDV_RELAY_FRAME_HEADER,
+                               len - RDV_RELAY_FRAME_HEADER, -1, NULL);
 }
 
 void rdv__relay_on_data_text(rdv_client *c, const json_t *body)
@@ -646,7 +649,7 @@ void rdv__relay_on_data_text(rdv_client *c, const json_t *body)
         return;
     if (sodium_base642bin(bin, dl / 4 * 3 + 3, data, dl, NULL, &bl, NULL,
                           sodium_base64_VARIANT_ORIGINAL) == 0)
-        (void)rdv__relay_on_packet(c, sb, bin, bl);
+        (void)rdv__relay_on_packet(c, sb, bin, bl, -1, NULL);
     else
         rdv__report(c, RDV_ERR_PROTOCOL, NULL, "relayData with bad base64 (dropped)", sid,
                     "relayData", "data", NULL);

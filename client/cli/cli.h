@@ -35,13 +35,33 @@ struct cli_opts {
     const char *state_path; /* --state FILE */
     int no_connect;    /* network status: only read the state file */
     int once;          /* proxy: do not reopen a lost session */
+    /* NAT traversal (every command that connects; README "rdv") */
+    const char *stun[RDV_MAX_STUN_SERVERS]; /* --stun HOST:PORT, in order */
+    int nstun;
+    int no_stun;       /* --no-stun: stun_disable */
+    long udp_port;     /* --udp-port; 0: any */
+    long direct_timeout_ms; /* --direct-timeout; 0: the library's default */
+    int relay_only;    /* --relay-only: direct_disable */
+    int no_spray;      /* --no-spray: spray_ports -1 */
+    int direct;        /* relay / proxy --direct: rdv_connect() */
 };
 
 /* Parses a decimal in [min, max]. Returns 0 or -1. */
 int rdv_cli_parse_long(const char *s, long min, long max, long *out);
 
+/* Copies the NAT traversal options of o into cfg (stun_servers points into
+ * o, which must outlive rdv_client_create()). */
+void rdv_cli_apply_nat(const struct cli_opts *o, rdv_client_config *cfg);
+
+/* Reports a failed rdv_client_create() for command cmd; returns the exit
+ * status (2 for RDV_ERR_INVALID, else 1). */
+int rdv_cli_create_failed(const char *cmd, const struct cli_opts *o, int rc);
+
 /* Prints s as a JSON string (quoted, escaped) on stdout. */
 void rdv_cli_json_str(const char *s);
+
+/* The same on f. */
+void rdv_cli_json_fstr(FILE *f, const char *s);
 
 /* `rdv relay` (proxy = 0) and `rdv proxy` (proxy = 1). Exit status. */
 int rdv_cli_relay(struct cli_opts *o, int proxy);

@@ -9,13 +9,18 @@
  *   rdv listen                          answer offers, print what arrives
  *   rdv relay ID | rdv relay --accept   pipe stdin/stdout through a relay
  *   rdv proxy ID --listen ADDR          UDP proxy over a relay (and --accept)
+ *                                       (--direct: rdv_connect(), a direct
+ *                                       UDP path first, the relay as fallback)
  *   rdv network status                  icnctl-style status (relay_cmds.c)
  *
  * `offer` and `listen` are a two-terminal demo of the signaling exchange.
  * The key path comes from --key, else $RENDEZVOUS_KEY, else
  * ./rendezvous.key; the server from --url, else $RENDEZVOUS_URL, else
- * ws://127.0.0.1:8080/v1. The network commands run the client in embedded
- * mode: one poll() loop in main(). --json prints one JSON object per line.
+ * ws://127.0.0.1:8080/v1. Every command that connects also takes the NAT
+ * traversal options (--stun, --no-stun, --udp-port, --direct-timeout,
+ * --relay-only, --no-spray: rdv_cli_apply_nat()). The network commands run
+ * the client in embedded mode: one poll() loop in main(). --json prints one
+ * JSON object per line.
  * Exit status: 0 success, 1 failure (including a timeout), 2 usage error.
  */
 #include <errno.h>
@@ -47,8 +52,11 @@ static const char *const usage_main =
     "  relay ID | relay --accept [ID] pipe stdin/stdout through an encrypted relay\n"
     "  proxy ID --listen ADDR         local UDP proxy over an encrypted relay\n"
     "  proxy --accept [ID] --forward ADDR   the accepting side of a proxy\n"
-    "  network status                 public endpoint, NAT type, relay server,\n"
-    "                                 active relays, last traversal and errors\n"
+    "                                 (relay/proxy --direct: a direct UDP path\n"
+    "                                 first, the relay as fallback)\n"
+    "  network status                 public endpoint, NAT type and discovery,\n"
+    "                                 relay server, active relays, direct\n"
+    "                                 sessions, last traversal and errors\n"
     "\n"
     "options:\n"
     "  --key PATH   identity key file (env RENDEZVOUS_KEY,\n"
@@ -56,13 +64,29 @@ static const char *const usage_main =
     "  --url URL    rendezvous server, ws:// or wss:// (env RENDEZVOUS_URL,\n"
     "               default " DEFAULT_URL ")\n"
     "  --json       machine-readable output (one JSON object per line)\n"
-    "  --help       this text; `rdv <command> --help` for one command\n";
+    "  --help       this text; `rdv <command> --help` for one command\n"
+    "  NAT traversal (every command that connects): --stun HOST:PORT,\n"
+    "  --no-stun, --udp-port N, --direct-timeout MS, --relay-only, --no-spray\n";
 
 static const char *const usage_net =
     "  --url URL        rendezvous server (env RENDEZVOUS_URL, default " DEFAULT_URL ")\n"
     "  --key PATH       identity key file (env RENDEZVOUS_KEY, default ./" DEFAULT_KEY_PATH ")\n"
     "  --ca FILE        PEM CA bundle for a wss:// server\n"
     "  --json           one JSON object per line\n";
+
+static const char *const usage_nat =
+    "NAT traversal:\n"
+    "  --stun HOST:PORT STUN server for NAT discovery ([IPv6]:PORT too); repeat\n"
+    "                   for fallbacks, tried in order, at most 8 (default: the\n"
+    "                   --url host, port 3478)\n"
+    "  --no-stun        no NAT discovery (NAT type unknown unless --nat)\n"
+    "  --udp-port N     local UDP port for STUN and direct paths (default: any)\n"
+    "  --direct-timeout MS\n"
+    "                   how long a direct attempt runs before the relay takes\n"
+    "                   over (default 2500; relay/proxy --direct)\n"
+    "  --relay-only     never use a direct path: the opening side goes straight\n"
+    "                   to the relay, the accepting side answers no probes\n"
+    "  --no-spray       no many-port probing between symmetric and cone NATs\n";
 
 static const char *const usage_info =
     "  --local-ip IP    connectionInfo.localIP (default 0.0.0.0)\n"
@@ -111,7 +135,10 @@ static void usage_cmd(const char *cmd, FILE *out)
         rdv_cli_usage_relay(cmd, out, usage_net);
     } else {
         fputs(usage_main, out);
+        return;
     }
+    if (strcmp(cmd, "keygen") != 0 && strcmp(cmd, "id") != 0)
+        fputs(usage_nat, out); /* every command that connects */
 }
 
 int rdv_cli_parse_long(const char *s, long min, long max, long *out)
@@ -123,6 +150,57 @@ int rdv_cli_parse_long(const char *s, long min, long max, long *out)
         return -1;
     *out = v;
     return 0;
+}
+
+/* A --stun value: "HOST:PORT" or "[IPv6]:PORT" with PORT 1..65535. Returns
+ * 0 or -1. */
+static int stun_addr_ok(const char *s)
+{
+    const char *port;
+    size_t hl;
+    if (strlen(s) > 300)
+        return -1;
+    if (s[0] == '[') {
+        const char *e = strchr(s, ']');
+        if (!e || e[1] != ':')
+            return -1;
+        hl = (size_t)(e - s - 1);
+        port = e + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon || strchr(s, ':') != colon)
+            return -1; /* no port, or an IPv6 literal without brackets */
+        hl = (size_t)(colon - s);
+        port = colon + 1;
+    }
+    long v;
+    if (hl == 0 || hl > 253 || port[0] < '0' || port[0] > '9')
+        return -1;
+    return rdv_cli_parse_long(port, 1, 65535, &v);
+}
+
+void rdv_cli_apply_nat(const struct cli_opts *o, rdv_client_config *cfg)
+{
+    if (o->nstun) {
+        cfg->stun_servers = o->stun;
+        cfg->stun_server_count = (size_t)o->nstun;
+    }
+    cfg->stun_disable = o->no_stun;
+    cfg->udp_port = (uint16_t)o->udp_port;
+    cfg->direct_disable = o->relay_only;
+    cfg->direct_timeout_ms = (int)o->direct_timeout_ms;
+    if (o->no_spray)
+        cfg->spray_ports = -1;
+}
+
+int rdv_cli_create_failed(const char *cmd, const struct cli_opts *o, int rc)
+{
+    if (rc == RDV_ERR_IO && o->udp_port)
+        fprintf(stderr, "rdv %s: cannot create the client: %s (UDP port %ld in use%s?)\n",
+                cmd, rdv_strerror(rc), o->udp_port, o->ca ? ", or the --ca file" : "");
+    else
+        fprintf(stderr, "rdv %s: %s: %s\n", cmd, o->url, rdv_strerror(rc));
+    return rc == RDV_ERR_INVALID ? 2 : 1;
 }
 
 static int copy_opt(char *dst, size_t cap, const char *src)
@@ -169,6 +247,18 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
             o->state_path = v;
         else if (strcmp(a, "--session") == 0 && v)
             o->session = v;
+        else if (strcmp(a, "--stun") == 0 && v) {
+            bad = stun_addr_ok(v);
+            if (!bad && o->nstun >= RDV_MAX_STUN_SERVERS) {
+                fprintf(stderr, "rdv: at most %d --stun servers\n", RDV_MAX_STUN_SERVERS);
+                bad = 1;
+            }
+            if (!bad)
+                o->stun[o->nstun++] = v;
+        } else if (strcmp(a, "--udp-port") == 0 && v)
+            bad = rdv_cli_parse_long(v, 0, 65535, &o->udp_port);
+        else if (strcmp(a, "--direct-timeout") == 0 && v)
+            bad = rdv_cli_parse_long(v, 1, 600000L, &o->direct_timeout_ms);
         else if (strcmp(a, "--local-ip") == 0 && v)
             bad = copy_opt(o->info.local_ip, sizeof(o->info.local_ip), v);
         else if (strcmp(a, "--public-ip") == 0 && v) {
@@ -197,6 +287,14 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
                 o->no_connect = 1;
             else if (strcmp(a, "--once") == 0)
                 o->once = 1;
+            else if (strcmp(a, "--no-stun") == 0)
+                o->no_stun = 1;
+            else if (strcmp(a, "--relay-only") == 0)
+                o->relay_only = 1;
+            else if (strcmp(a, "--no-spray") == 0)
+                o->no_spray = 1;
+            else if (strcmp(a, "--direct") == 0)
+                o->direct = 1;
             else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
                 o->help = 1;
             else if (a[0] != '-' && o->nids < MAX_IDS)
@@ -212,24 +310,33 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
         }
         i += takes;
     }
+    if (o->no_stun && o->nstun) {
+        fprintf(stderr, "rdv: --stun and --no-stun contradict each other\n");
+        return 2;
+    }
     return 0;
 }
 
 /* ---- output helpers ------------------------------------------------------ */
 
-void rdv_cli_json_str(const char *s)
+void rdv_cli_json_fstr(FILE *f, const char *s)
 {
-    putchar('"');
+    fputc('"', f);
     for (const char *p = s ? s : ""; *p; p++) {
         unsigned char c = (unsigned char)*p;
         if (c == '"' || c == '\\')
-            printf("\\%c", c);
+            fprintf(f, "\\%c", c);
         else if (c < 0x20)
-            printf("\\u%04x", c);
+            fprintf(f, "\\u%04x", c);
         else
-            putchar(c);
+            fputc(c, f);
     }
-    putchar('"');
+    fputc('"', f);
+}
+
+void rdv_cli_json_str(const char *s)
+{
+    rdv_cli_json_fstr(stdout, s);
 }
 
 static void iso_time(int64_t ms, char out[32])
@@ -510,6 +617,11 @@ static int run_net(enum cmd cmd, struct cli_opts *o)
         fprintf(stderr, "rdv listen: takes no node ID\n");
         return 2;
     }
+    if (o->direct) {
+        fprintf(stderr, "rdv %s: --direct belongs to `rdv relay` and `rdv proxy`\n",
+                cmd_name(cmd));
+        return 2;
+    }
     for (int i = 0; i < o->nids; i++)
         if (!rdv_node_id_is_valid(o->ids[i])) {
             fprintf(stderr, "rdv %s: not a node ID (64 lowercase hex digits): '%s'\n",
@@ -543,6 +655,7 @@ static int run_net(enum cmd cmd, struct cli_opts *o)
     cfg.tls_ca_file = o->ca;
     cfg.software = "rdv/" RDV_VERSION_STRING;
     cfg.nat_type = o->info.nat_type;
+    rdv_cli_apply_nat(o, &cfg);
     /* One-shot commands give up when the server cannot be reached; the
      * long-running ones keep retrying. */
     if (cmd == CMD_LOOKUP || cmd == CMD_OFFER)
@@ -559,10 +672,8 @@ static int run_net(enum cmd cmd, struct cli_opts *o)
     cfg.user_ptr = &a;
     rc = rdv_client_create(&cfg, &a.c);
     rdv_identity_wipe(&id);
-    if (rc != 0) {
-        fprintf(stderr, "rdv %s: %s: %s\n", cmd_name(cmd), o->url, rdv_strerror(rc));
-        return rc == RDV_ERR_INVALID ? 2 : 1;
-    }
+    if (rc != 0)
+        return rdv_cli_create_failed(cmd_name(cmd), o, rc);
     if (cmd == CMD_WATCH) {
         rc = rdv_client_watch(a.c, o->ids, (size_t)o->nids);
         if (rc != 0) {

@@ -8,6 +8,11 @@
  *                             accept relays (from ID) and proxy them
  *   rdv network status        icnctl-style status
  *
+ * With --direct the opening side uses rdv_connect() instead of
+ * rdv_relay_open(): a direct UDP path is tried first and the relay is the
+ * fallback; both sides print every path change (cb_path). The accepting
+ * side needs no flag: rdv_relay_accept() takes both kinds of request.
+ *
  * The long-running commands (relay, proxy) write a status file (--state,
  * $RENDEZVOUS_STATE, default <key file>.status: `key=value` lines with
  * their pid) that `rdv network status` shows while they run: a second
@@ -43,6 +48,7 @@
 #define REOPEN_DELAY_MS 1000         /* proxy: reopen a lost session after */
 #define CLOSE_FLUSH_MS 2000          /* bound on flushing the final close */
 #define STATUS_CONNECT_MS 10000      /* network status: connect deadline */
+#define STATUS_NAT_WAIT_MS 10000     /* network status: NAT discovery wait */
 
 void rdv_cli_usage_relay(const char *cmd, FILE *out, const char *net)
 {
@@ -54,6 +60,12 @@ void rdv_cli_usage_relay(const char *cmd, FILE *out, const char *net)
                 "encrypted relay session of the server. The other side runs\n"
                 "`rdv relay --accept` (accepting only ID when given). Each read of stdin\n"
                 "is one datagram (no retransmission: best effort).\n%s"
+                "  --direct         open with a direct UDP path first (hole punching), the\n"
+                "                   relay as fallback; each path change is printed on\n"
+                "                   stderr (`rdv relay: path Direct 12 ms ...`; --json: an\n"
+                "                   {\"event\":\"path\",...} object, also on stderr). The\n"
+                "                   accepting side takes either kind of request\n"
+                "  --nat TYPE       NAT type to announce (default: the discovered one)\n"
                 "  --accept         wait for a relay request instead of opening one\n"
                 "  --wait MS        after EOF on stdin keep receiving MS before closing\n"
                 "                   (default %d; -1: until the peer closes)\n"
@@ -72,6 +84,12 @@ void rdv_cli_usage_relay(const char *cmd, FILE *out, const char *net)
                 "--listen address; on the accepting side give WireGuard's ListenPort as\n"
                 "--forward 127.0.0.1:PORT. Runs until interrupted; the opening side\n"
                 "reopens a session lost with the connection (unless --once).\n%s"
+                "  --direct         open with a direct UDP path first (hole punching), the\n"
+                "                   relay as fallback; each path change is printed on\n"
+                "                   stderr (`rdv proxy: path Direct 12 ms ...`; --json: an\n"
+                "                   {\"event\":\"path\",...} object on stdout). The accepting\n"
+                "                   side takes either kind of request\n"
+                "  --nat TYPE       NAT type to announce (default: the discovered one)\n"
                 "  --listen ADDR    IP:PORT or [IPv6]:PORT to bind (accepting side\n"
                 "                   default 127.0.0.1:0; keep it on loopback)\n"
                 "  --forward ADDR   local destination before a local sender was seen\n"
@@ -83,19 +101,22 @@ void rdv_cli_usage_relay(const char *cmd, FILE *out, const char *net)
     } else {
         fprintf(out,
                 "usage: rdv network status [options]\n"
-                "Prints public endpoint, NAT type, relay server, active relays, last\n"
-                "traversal (Direct/Relayed/Unknown), last direct error and last relay error.\n"
+                "Prints public endpoint (from STUN, else the address the server observed\n"
+                "for the WebSocket), NAT type, NAT discovery (done, no NAT, method, STUN\n"
+                "server, time), relay server, active relays, direct sessions, the last\n"
+                "session's time to its first and to its direct path, last traversal\n"
+                "(Direct/Relayed/Unknown), last direct error and last relay error.\n"
                 "While an `rdv relay`/`rdv proxy` with the same key runs, shows its status\n"
-                "file; otherwise connects briefly. NAT discovery is not implemented yet:\n"
-                "the public endpoint is the address the server observed for the\n"
-                "WebSocket (TCP) and the NAT type is the configured one (--nat, default\n"
-                "unknown); Direct traversal never appears yet. Exit status 1 when the\n"
-                "server cannot be reached (the status is printed anyway).\n%s"
-                "  --nat TYPE       NAT type to announce/show\n"
+                "file; otherwise connects briefly and waits for NAT discovery to finish\n"
+                "(at most --wait MS; not with --no-stun). Exit status 1 when the server\n"
+                "cannot be reached (the status is printed anyway).\n%s"
+                "  --nat TYPE       NAT type to announce/show (default: the discovered one)\n"
                 "  --no-connect     only read the status file\n"
                 "  --state FILE     status file (env RENDEZVOUS_STATE, default <key>.status)\n"
-                "  --timeout MS     connect deadline (default %d)\n",
-                net, STATUS_CONNECT_MS);
+                "  --timeout MS     connect deadline (default %d)\n"
+                "  --wait MS        wait at most MS for NAT discovery (default %d; 0: do\n"
+                "                   not wait)\n",
+                net, STATUS_CONNECT_MS, STATUS_NAT_WAIT_MS);
     }
 }
 
@@ -125,6 +146,15 @@ static const char *state_path(const struct cli_opts *o, char *buf, size_t cap)
     return buf;
 }
 
+/* Writes "key=value\n" with control characters of value as spaces. */
+static void put_kv(FILE *f, const char *key, const char *value)
+{
+    fprintf(f, "%s=", key);
+    for (const char *p = value; *p; p++)
+        fputc((unsigned char)*p < 0x20 ? ' ' : *p, f);
+    fputc('\n', f);
+}
+
 /* Writes st as key=value lines to path (atomically: temp file + rename). */
 static void status_write(const char *path, const char *cmd, const rdv_network_status *st,
                          long pid)
@@ -150,6 +180,15 @@ static void status_write(const char *path, const char *cmd, const rdv_network_st
             (unsigned long long)st->relay_rx_bytes, (unsigned long long)st->relay_dropped,
             rdv_traversal_name(st->last_traversal), st->last_direct_error,
             st->last_direct_error_text, st->last_relay_error, st->last_relay_error_text);
+    fprintf(f,
+            "public_endpoint_from_stun=%d\nnat_discovered=%d\nno_nat=%d\n"
+            "nat_discovery_ms=%lld\ndirect_sessions=%llu\nlast_connect_ms=%lld\n"
+            "last_direct_ms=%lld\n",
+            st->public_endpoint_from_stun, st->nat_discovered, st->no_nat,
+            (long long)st->nat_discovery_ms, (unsigned long long)st->direct_sessions,
+            (long long)st->last_connect_ms, (long long)st->last_direct_ms);
+    put_kv(f, "nat_method", st->nat_method);
+    put_kv(f, "stun_server", st->stun_server);
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         unlink(tmp);
 }
@@ -162,6 +201,7 @@ static int status_read(const char *path, rdv_network_status *st, long *pid, char
     if (!f)
         return -1;
     memset(st, 0, sizeof(*st));
+    st->nat_discovery_ms = st->last_connect_ms = st->last_direct_ms = -1;
     *pid = 0;
     char line[512];
     while (fgets(line, sizeof(line), f)) {
@@ -222,6 +262,24 @@ static int status_read(const char *path, rdv_network_status *st, long *pid, char
             st->last_relay_error = atoi(v);
         else if (strcmp(k, "last_relay_error_text") == 0)
             snprintf(st->last_relay_error_text, sizeof(st->last_relay_error_text), "%s", v);
+        else if (strcmp(k, "public_endpoint_from_stun") == 0)
+            st->public_endpoint_from_stun = atoi(v);
+        else if (strcmp(k, "nat_discovered") == 0)
+            st->nat_discovered = atoi(v);
+        else if (strcmp(k, "no_nat") == 0)
+            st->no_nat = atoi(v);
+        else if (strcmp(k, "nat_method") == 0)
+            snprintf(st->nat_method, sizeof(st->nat_method), "%s", v);
+        else if (strcmp(k, "stun_server") == 0)
+            snprintf(st->stun_server, sizeof(st->stun_server), "%s", v);
+        else if (strcmp(k, "nat_discovery_ms") == 0)
+            st->nat_discovery_ms = strtoll(v, NULL, 10);
+        else if (strcmp(k, "direct_sessions") == 0)
+            st->direct_sessions = strtoull(v, NULL, 10);
+        else if (strcmp(k, "last_connect_ms") == 0)
+            st->last_connect_ms = strtoll(v, NULL, 10);
+        else if (strcmp(k, "last_direct_ms") == 0)
+            st->last_direct_ms = strtoll(v, NULL, 10);
     }
     fclose(f);
     return 0;
@@ -237,6 +295,7 @@ struct rapp {
     char sid[RDV_SESSION_ID_LEN + 1]; /* current session, "" when none */
     char peer[RDV_NODE_ID_LEN + 1];
     int open;                  /* sid is open */
+    int direct_session;        /* sid is direct-capable (rdv_connect) */
     int opened_ever;
     int opening;               /* relay_open sent, waiting */
     int done, status;
@@ -249,6 +308,13 @@ struct rapp {
     size_t chunk_len, chunk_cap;
     int status_dirty;
 };
+
+/* Where events go: stdout for `proxy --json` (its event stream), else
+ * stderr (`relay` writes the peer's data to stdout). */
+static FILE *event_out(const struct rapp *a)
+{
+    return a->proxy && a->o->json ? stdout : stderr;
+}
 
 static void rfail(struct rapp *a, const char *what, int err)
 {
@@ -275,11 +341,11 @@ static void start_proxy(struct rapp *a)
         printf("{\"event\":\"proxy\",\"sessionID\":\"%s\",\"peer\":\"%s\",\"listen\":", a->sid,
                a->peer);
         rdv_cli_json_str(listen);
-        printf(",\"port\":%u}\n", port);
+        printf(",\"port\":%u,\"direct\":%s}\n", port, a->direct_session ? "true" : "false");
         fflush(stdout);
     } else {
-        fprintf(stderr, "rdv proxy: UDP port %u (%s) <-> %s via relay session %s\n", port,
-                listen, a->peer, a->sid);
+        fprintf(stderr, "rdv proxy: UDP port %u (%s) <-> %s via %s session %s\n", port, listen,
+                a->peer, a->direct_session ? "direct-capable" : "relay", a->sid);
     }
 }
 
@@ -294,14 +360,16 @@ static void session_open(struct rapp *a)
     if (a->proxy)
         start_proxy(a);
     else if (!a->o->json)
-        fprintf(stderr, "rdv relay: session %s with %s open\n", a->sid, a->peer);
+        fprintf(stderr, "rdv relay: session %s with %s open%s\n", a->sid, a->peer,
+                a->direct_session ? " (direct-capable)" : "");
 }
 
 static void try_open(struct rapp *a)
 {
     if (a->o->accept || a->sid[0] || a->done)
         return;
-    int rc = rdv_relay_open(a->c, a->o->ids[0], a->sid);
+    int rc = a->o->direct ? rdv_connect(a->c, a->o->ids[0], a->sid)
+                          : rdv_relay_open(a->c, a->o->ids[0], a->sid);
     if (rc != 0) {
         a->sid[0] = '\0';
         if (rc == RDV_ERR_NOT_CONNECTED)
@@ -310,6 +378,7 @@ static void try_open(struct rapp *a)
         return;
     }
     snprintf(a->peer, sizeof(a->peer), "%s", a->o->ids[0]);
+    a->direct_session = a->o->direct;
     a->opening = 1;
 }
 
@@ -327,6 +396,28 @@ static void r_on_state(rdv_client *c, rdv_state st, void *u)
         try_open(a);
 }
 
+/* One line about a request: direct-capable or not, the peer's NAT type,
+ * what we did with it. */
+static void print_request(struct rapp *a, const rdv_relay_request *req, const char *what)
+{
+    FILE *f = event_out(a);
+    if (a->o->json) {
+        fprintf(f,
+                "{\"event\":\"request\",\"sessionID\":\"%s\",\"peer\":\"%s\",\"direct\":%s,"
+                "\"peerNat\":\"%s\",\"result\":\"%s\"}\n",
+                req->session_id, req->from_node_id, req->direct ? "true" : "false",
+                req->direct ? rdv_nat_type_name(req->peer_nat) : "unknown", what);
+    } else if (req->direct) {
+        fprintf(f, "rdv %s: %s a direct-capable request from %s (peer NAT %s), session %s\n",
+                a->name, what, req->from_node_id, rdv_nat_type_name(req->peer_nat),
+                req->session_id);
+    } else {
+        fprintf(f, "rdv %s: %s a relay request from %s, session %s\n", a->name, what,
+                req->from_node_id, req->session_id);
+    }
+    fflush(f);
+}
+
 static void r_on_request(rdv_client *c, const rdv_relay_request *req, void *u)
 {
     struct rapp *a = u;
@@ -334,9 +425,7 @@ static void r_on_request(rdv_client *c, const rdv_relay_request *req, void *u)
     if (!a->o->accept || a->sid[0] || a->done ||
         (a->o->nids && strcmp(req->from_node_id, a->o->ids[0]) != 0)) {
         (void)rdv_relay_reject(c, req->session_id, a->sid[0] ? "busy" : "not expected");
-        if (!a->o->json)
-            fprintf(stderr, "rdv %s: rejected a relay request from %s\n", a->name,
-                    req->from_node_id);
+        print_request(a, req, "rejected");
         return;
     }
     int rc = rdv_relay_accept(c, req->session_id);
@@ -344,9 +433,73 @@ static void r_on_request(rdv_client *c, const rdv_relay_request *req, void *u)
         fprintf(stderr, "rdv %s: accept: %s\n", a->name, rdv_strerror(rc));
         return;
     }
+    print_request(a, req, "accepted");
     snprintf(a->sid, sizeof(a->sid), "%s", req->session_id);
     snprintf(a->peer, sizeof(a->peer), "%s", req->from_node_id);
+    a->direct_session = req->direct;
     session_open(a);
+}
+
+/* A path change of our (direct-capable) session: one line, so that
+ * scripts can wait for "path Direct". */
+static void r_on_path(rdv_client *c, const char *sid, const char *peer, int path,
+                      int64_t elapsed_ms, void *u)
+{
+    struct rapp *a = u;
+    a->status_dirty = 1;
+    if (strcmp(sid, a->sid) != 0)
+        return;
+    rdv_session_info si;
+    if (rdv_session_info_get(c, sid, &si) != 0)
+        memset(&si, 0, sizeof(si));
+    const char *name = rdv_traversal_name((rdv_traversal)path);
+    const char *remote = path == RDV_TRAVERSAL_DIRECT ? si.remote : "";
+    FILE *f = event_out(a);
+    if (a->o->json) {
+        fprintf(f,
+                "{\"event\":\"path\",\"sessionID\":\"%s\",\"peer\":\"%s\",\"path\":\"%s\","
+                "\"elapsedMs\":%lld,\"remote\":",
+                sid, peer, name, (long long)elapsed_ms);
+        if (remote[0])
+            rdv_cli_json_fstr(f, remote);
+        else
+            fputs("null", f);
+        fprintf(f, ",\"peerNat\":\"%s\",\"upgraded\":%s,\"viaSpray\":%s,\"directError\":",
+                rdv_nat_type_name(si.peer_nat), si.upgraded ? "true" : "false",
+                si.via_spray ? "true" : "false");
+        if (si.last_direct_error) {
+            fprintf(f, "{\"code\":%d,\"message\":", si.last_direct_error);
+            rdv_cli_json_fstr(f, si.last_direct_error_text[0]
+                                     ? si.last_direct_error_text
+                                     : rdv_strerror(si.last_direct_error));
+            fputs("}", f);
+        } else {
+            fputs("null", f);
+        }
+        fputs("}\n", f);
+    } else {
+        fprintf(f, "rdv %s: path %s %lld ms (session %s", a->name, name, (long long)elapsed_ms,
+                sid);
+        if (remote[0])
+            fprintf(f, ", remote %s%s", remote, si.via_spray ? " by many-port probing" : "");
+        if (path == RDV_TRAVERSAL_DIRECT && si.upgraded)
+            fputs(", upgraded from the relay", f);
+        if (path != RDV_TRAVERSAL_DIRECT && si.last_direct_error)
+            fprintf(f, "; direct: %s", si.last_direct_error_text[0]
+                                           ? si.last_direct_error_text
+                                           : rdv_strerror(si.last_direct_error));
+        fputs(")\n", f);
+    }
+    fflush(f);
+}
+
+static void r_on_queued(rdv_client *c, const rdv_queued *q, void *u)
+{
+    (void)c;
+    struct rapp *a = u;
+    if (!a->o->json && strcmp(q->session_id, a->sid) == 0)
+        fprintf(stderr, "rdv %s: %.16s... is offline; the %s waits on the server\n", a->name,
+                q->to_node_id, q->type);
 }
 
 static void r_on_ready(rdv_client *c, const char *sid, const char *peer, void *u)
@@ -438,6 +591,9 @@ static void pump_stdin(struct rapp *a)
     if (rc == 0) {
         a->sent_bytes += a->chunk_len;
         a->chunk_len = 0;
+    } else if (rc == RDV_ERR_STATE && a->direct_session) {
+        /* Between paths (the direct one stopped answering, the relay leg
+         * is not up yet): keep the datagram and retry. */
     } else if (rc != RDV_ERR_BACKLOG) {
         rfail(a, "send", rc);
     }
@@ -508,6 +664,7 @@ int rdv_cli_relay(struct cli_opts *o, int proxy)
     cfg.tls_ca_file = o->ca;
     cfg.software = "rdv/" RDV_VERSION_STRING;
     cfg.nat_type = o->info.nat_type;
+    rdv_cli_apply_nat(o, &cfg);
     if (!proxy)
         cfg.reconnect.max_attempts = 3;
     cfg.cb_state_changed = r_on_state;
@@ -515,14 +672,14 @@ int rdv_cli_relay(struct cli_opts *o, int proxy)
     cfg.cb_relay_ready = r_on_ready;
     cfg.cb_relay_data = r_on_data;
     cfg.cb_relay_closed = r_on_closed;
+    cfg.cb_path = r_on_path;
+    cfg.cb_queued = r_on_queued;
     cfg.cb_error = r_on_error;
     cfg.user_ptr = &a;
     rc = rdv_client_create(&cfg, &a.c);
     rdv_identity_wipe(&id);
-    if (rc != 0) {
-        fprintf(stderr, "rdv %s: %s: %s\n", a.name, o->url, rdv_strerror(rc));
-        return rc == RDV_ERR_INVALID ? 2 : 1;
-    }
+    if (rc != 0)
+        return rdv_cli_create_failed(a.name, o, rc);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sig;
@@ -627,6 +784,23 @@ static void print_err_json(int code, const char *text)
     printf("}");
 }
 
+static void print_err_text(int code, const char *text)
+{
+    if (!code)
+        printf("none\n");
+    else
+        printf("%s (error %d)\n", text && *text ? text : rdv_strerror(code), code);
+}
+
+/* "12 ms" or `none` (-1). */
+static const char *ms_text(int64_t ms, const char *none, char buf[32])
+{
+    if (ms < 0)
+        return none;
+    snprintf(buf, 32, "%lld ms", (long long)ms);
+    return buf;
+}
+
 static void print_status(const rdv_network_status *st, const char *source, int json)
 {
     char ep[80];
@@ -640,41 +814,65 @@ static void print_status(const rdv_network_status *st, const char *source, int j
         rdv_cli_json_str(source);
         printf(",\"state\":\"%s\",\"publicEndpoint\":", rdv_state_name(st->state));
         rdv_cli_json_str(ep);
-        printf(",\"publicEndpointSource\":\"%s\",\"natType\":\"%s\",\"relayServer\":",
+        printf(",\"publicEndpointSource\":\"%s\",\"publicEndpointFromStun\":%s,"
+               "\"natType\":\"%s\",\"natDiscovered\":%s,\"noNat\":%s,\"natMethod\":",
                st->public_endpoint_from_stun ? "stun" : "server-observed-tcp",
-               rdv_nat_type_name(st->nat_type));
+               st->public_endpoint_from_stun ? "true" : "false",
+               rdv_nat_type_name(st->nat_type), st->nat_discovered ? "true" : "false",
+               st->no_nat ? "true" : "false");
+        rdv_cli_json_str(st->nat_method);
+        printf(",\"stunServer\":");
+        rdv_cli_json_str(st->stun_server);
+        printf(",\"natDiscoveryMs\":%lld,\"relayServer\":", (long long)st->nat_discovery_ms);
         rdv_cli_json_str(st->relay_server);
         printf(",\"relayAvailable\":%s,\"maxRelaySessions\":%lld,\"activeRelays\":%u,"
                "\"pendingRelays\":%u,\"relaysOpened\":%llu,\"relayTxBytes\":%llu,"
-               "\"relayRxBytes\":%llu,\"relayDropped\":%llu,\"lastTraversal\":\"%s\","
+               "\"relayRxBytes\":%llu,\"relayDropped\":%llu,\"directSessions\":%llu,"
+               "\"lastConnectMs\":%lld,\"lastDirectMs\":%lld,\"lastTraversal\":\"%s\","
                "\"lastDirectError\":",
                st->relay_available ? "true" : "false", (long long)st->max_relay_sessions,
                st->active_relays, st->pending_relays, (unsigned long long)st->relays_opened,
                (unsigned long long)st->relay_tx_bytes, (unsigned long long)st->relay_rx_bytes,
-               (unsigned long long)st->relay_dropped, rdv_traversal_name(st->last_traversal));
+               (unsigned long long)st->relay_dropped, (unsigned long long)st->direct_sessions,
+               (long long)st->last_connect_ms, (long long)st->last_direct_ms,
+               rdv_traversal_name(st->last_traversal));
         print_err_json(st->last_direct_error, st->last_direct_error_text);
         printf(",\"lastRelayError\":");
         print_err_json(st->last_relay_error, st->last_relay_error_text);
         printf("}\n");
         return;
     }
+    char b1[32];
     printf("Network status (%s)\n", source);
     printf("  Connection:         %s\n", rdv_state_name(st->state));
     printf("  Public endpoint:    %s%s\n", ep,
-           st->public_endpoint_from_stun ? "" : " (as the server sees our TCP connection; "
-                                                "NAT discovery not available yet)");
+           st->public_endpoint_from_stun ? " (from STUN)"
+                                         : " (as the server sees our TCP connection; "
+                                           "no STUN answer)");
     printf("  NAT type:           %s\n", rdv_nat_type_name(st->nat_type));
+    printf("  No NAT:             %s\n", st->no_nat ? "yes (STUN saw our own address)" : "no");
+    if (!st->nat_discovered)
+        printf("  NAT discovery:      not finished\n");
+    else if (st->nat_discovery_ms >= 0)
+        printf("  NAT discovery:      done in %lld ms\n", (long long)st->nat_discovery_ms);
+    else
+        printf("  NAT discovery:      done\n");
+    printf("  NAT method:         %s\n", st->nat_method[0] ? st->nat_method : "none");
+    printf("  STUN server:        %s\n", st->stun_server[0] ? st->stun_server : "none");
     printf("  Relay server:       %s (%s)\n", st->relay_server,
            st->state == RDV_STATE_AUTHENTICATED || st->max_relay_sessions
                ? (st->relay_available ? "relay available" : "no relay announced")
                : "not connected");
     printf("  Active relays:      %u%s\n", st->active_relays,
            st->pending_relays ? " (+ pending)" : "");
+    printf("  Direct sessions:    %llu\n", (unsigned long long)st->direct_sessions);
+    printf("  Last connect:       %s\n", ms_text(st->last_connect_ms, "none", b1));
+    printf("  Last direct:        %s\n", ms_text(st->last_direct_ms, "none", b1));
     printf("  Last traversal:     %s\n", rdv_traversal_name(st->last_traversal));
-    printf("  Last direct error:  %s\n",
-           st->last_direct_error ? st->last_direct_error_text : "none");
-    printf("  Last relay error:   %s\n",
-           st->last_relay_error ? st->last_relay_error_text : "none");
+    printf("  Last direct error:  ");
+    print_err_text(st->last_direct_error, st->last_direct_error_text);
+    printf("  Last relay error:   ");
+    print_err_text(st->last_relay_error, st->last_relay_error_text);
 }
 
 static void s_on_state(rdv_client *c, rdv_state st, void *u)
@@ -687,6 +885,15 @@ static void s_on_state(rdv_client *c, rdv_state st, void *u)
 
 int rdv_cli_network_status(struct cli_opts *o)
 {
+    if (o->direct) {
+        fprintf(stderr, "rdv network status: --direct belongs to `rdv relay` and `rdv proxy`\n");
+        return 2;
+    }
+    if (o->wait_ms == -1) {
+        fprintf(stderr, "rdv network status: --wait must be 0 or more (a bound on NAT "
+                        "discovery)\n");
+        return 2;
+    }
     char pbuf[4096], cmd[32] = "";
     const char *spath = state_path(o, pbuf, sizeof(pbuf));
     rdv_network_status saved;
@@ -720,24 +927,42 @@ int rdv_cli_network_status(struct cli_opts *o)
     cfg.tls_ca_file = o->ca;
     cfg.software = "rdv/" RDV_VERSION_STRING;
     cfg.nat_type = o->info.nat_type;
+    rdv_cli_apply_nat(o, &cfg);
     cfg.reconnect.max_attempts = 2;
     cfg.cb_state_changed = s_on_state;
     cfg.user_ptr = &done;
     rdv_client *c;
     rc = rdv_client_create(&cfg, &c);
     rdv_identity_wipe(&id);
-    if (rc != 0) {
-        fprintf(stderr, "rdv network status: %s: %s\n", o->url, rdv_strerror(rc));
-        return rc == RDV_ERR_INVALID ? 2 : 1;
-    }
-    int64_t end = mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : STATUS_CONNECT_MS);
-    while (!done && mono_ms() < end) {
+    if (rc != 0)
+        return rdv_cli_create_failed("network status", o, rc);
+    /* Connect (bounded by --timeout) and, at the same time, let NAT
+     * discovery finish (bounded by --wait) unless it is off. */
+    int64_t t0 = mono_ms();
+    int64_t conn_end = t0 + (o->timeout_ms > 0 ? o->timeout_ms : STATUS_CONNECT_MS);
+    long nat_wait = o->no_stun ? 0 : o->wait_ms >= 0 ? o->wait_ms : STATUS_NAT_WAIT_MS;
+    int64_t nat_end = t0 + nat_wait;
+    rdv_network_status st;
+    for (;;) {
+        int64_t now = mono_ms();
+        (void)rdv_client_network_status(c, &st);
+        int conn_pending = !done && now < conn_end;
+        int nat_pending = !st.nat_discovered && now < nat_end;
+        if (!conn_pending && !nat_pending)
+            break;
+        int64_t left = (conn_pending && (!nat_pending || conn_end > nat_end) ? conn_end
+                                                                              : nat_end) -
+                       now;
+        int t = rdv_client_timeout_ms(c);
+        if (t > left)
+            t = (int)left;
         struct pollfd pfd = {.fd = rdv_client_fd(c), .events = POLLIN};
-        (void)poll(&pfd, 1, rdv_client_timeout_ms(c));
+        (void)poll(&pfd, 1, t);
         (void)rdv_client_process(c);
     }
-    rdv_network_status st;
-    (void)rdv_client_network_status(c, &st);
+    if (nat_wait > 0 && !st.nat_discovered && !o->json)
+        fprintf(stderr, "rdv network status: NAT discovery did not finish within %ld ms\n",
+                nat_wait);
     rdv_client_info info;
     if (st.state != RDV_STATE_AUTHENTICATED && rdv_client_get_info(c, &info) == 0 &&
         info.last_error) {
@@ -758,6 +983,11 @@ int rdv_cli_network_status(struct cli_opts *o)
             st.last_direct_error = saved.last_direct_error;
             memcpy(st.last_direct_error_text, saved.last_direct_error_text,
                    sizeof(st.last_direct_error_text));
+        }
+        if (!st.direct_sessions) { /* this brief client opened no session */
+            st.direct_sessions = saved.direct_sessions;
+            st.last_connect_ms = saved.last_connect_ms;
+            st.last_direct_ms = saved.last_direct_ms;
         }
     }
     print_status(&st, "live", o->json);
