@@ -109,7 +109,9 @@ static int udp_socket(int fam, uint16_t port)
     }
     set_port(&ss, port);
     if (bind(fd, (struct sockaddr *)&ss, fam_len(fam)) != 0) {
+        int e = errno;
         close(fd);
+        errno = e;
         return -1;
     }
     return fd;
@@ -141,12 +143,34 @@ static void send_to(int fd, const void *buf, size_t len, const struct sockaddr_s
 int rdv__direct_init(rdv_client *c)
 {
     c->udp4 = c->udp6 = -1;
+    c->nat.nat = c->cfg.nat_type;
+    c->nat.ms = -1;
+    c->last_direct_ms = -1;
+    c->last_connect_ms = -1;
+    if (c->cfg.stun_disable) {
+        c->nat.done = true;
+        snprintf(c->nat.method, sizeof(c->nat.method), "NAT discovery disabled (stun_disable)");
+    }
     if (c->cfg.stun_disable && c->cfg.direct_disable)
-        return 0;
+        return 0; /* relay only: no UDP at all */
     c->udp4 = udp_socket(AF_INET, c->cfg.udp_port);
+    int e4 = errno;
     c->udp6 = udp_socket(AF_INET6, c->cfg.udp_port);
-    if (c->udp4 < 0 && c->udp6 < 0)
+    int e6 = errno;
+    /* A port the application chose must be ours in every family this
+     * host has; without IPv6 (or without an IPv6 address) IPv4 suffices. */
+    if ((c->udp4 < 0 && c->udp6 < 0) ||
+        (c->cfg.udp_port && c->udp4 < 0 && e4 == EADDRINUSE) ||
+        (c->cfg.udp_port && c->udp6 < 0 && e6 == EADDRINUSE)) {
+        int e = c->udp4 < 0 ? e4 : e6;
+        if (c->udp4 >= 0)
+            close(c->udp4);
+        if (c->udp6 >= 0)
+            close(c->udp6);
+        c->udp4 = c->udp6 = -1;
+        errno = e;
         return RDV_ERR_IO;
+    }
     c->udp4_port = bound_port(c->udp4);
     c->udp6_port = bound_port(c->udp6);
     int fds[2] = {c->udp4, c->udp6};
@@ -157,10 +181,6 @@ int rdv__direct_init(rdv_client *c)
         if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fds[i], &ev) != 0)
             return RDV_ERR_IO;
     }
-    c->nat.nat = c->cfg.nat_type;
-    c->nat.ms = -1;
-    c->last_direct_ms = -1;
-    c->last_connect_ms = -1;
     return 0;
 }
 

@@ -646,7 +646,10 @@ RDV_API int rdv_relay_open(rdv_client *c, const char *peer_node_id,
 /* Accepts a pending request (cb_relay_request): makes our ephemeral key,
  * derives the session keys, signs and sends relayReady. The session is
  * open when this returns 0: rdv_relay_send() works at once (no
- * cb_relay_ready on this side). Returns 0, RDV_ERR_NO_SESSION (no such
+ * cb_relay_ready on this side). For a direct-capable request (req->direct)
+ * it sends the answer and our candidates instead, and the session has no
+ * path until cb_path reports one (rdv_relay_send() returns RDV_ERR_STATE
+ * until then). Returns 0, RDV_ERR_NO_SESSION (no such
  * pending request: answered, expired or closed by the peer),
  * RDV_ERR_NOT_CONNECTED, RDV_ERR_BACKLOG, RDV_ERR_CRYPTO (the peer's key
  * is unusable; the request is rejected). */
@@ -756,8 +759,8 @@ typedef enum rdv_traversal {
 RDV_API const char *rdv_traversal_name(rdv_traversal t);
 
 /* What `icnctl network status` shows, for this client (rdv network
- * status). Fields the library cannot know yet (NAT discovery and direct
- * connections land later) are "unknown" / RDV_NAT_UNKNOWN / 0. */
+ * status). NAT fields are filled once discovery finished
+ * (nat_discovered); times not reached are -1. */
 typedef struct rdv_network_status {
     rdv_state state;
     char relay_server[256];          /* the server URL (relay of last resort) */
