@@ -556,6 +556,7 @@ static void want_relay_locked(rdv__relay *r, rdv__evq *q)
     rdv__direct *d = r->d;
     if (!r->initiator || d->relay_leg || q->nopen >= RDV__EV_MAX)
         return;
+    d->relay_wanted = true;
     d->relay_leg = true;
     memcpy(q->relay_open[q->nopen], r->sid, sizeof(r->sid));
     memcpy(q->relay_open_peer[q->nopen], r->peer, sizeof(r->peer));
@@ -592,9 +593,9 @@ static void direct_confirmed_locked(rdv_client *c, rdv__relay *r, int fd,
                                     bool spray, int64_t now, rdv__evq *q)
 {
     rdv__direct *d = r->d;
-    d->last_rx = now;
     if (d->direct_up)
-        return;
+        return; /* another pair too: the first one stays */
+    d->last_rx = now;
     d->direct_up = true;
     d->last_err = 0; /* the attempt succeeded */
     d->last_err_text[0] = '\0';
@@ -603,6 +604,7 @@ static void direct_confirmed_locked(rdv_client *c, rdv__relay *r, int fd,
     d->dlen = len;
     d->via_spray = spray;
     d->next_keepalive = now + c->cfg.direct_keepalive_ms;
+    d->next_consent = now + RDV__CONSENT_QUIET_MS;
     d->direct_deadline = 0;
     bool fd_is_spray = false;
     for (size_t i = 0; i < d->nspray; i++)
@@ -621,8 +623,10 @@ static void direct_lost_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__e
     if (d->nspray == 1 && d->spray_fd[0] == d->dfd)
         close_spray_locked(c, d, -1);
     d->dfd = -1;
-    for (size_t i = 0; i < d->npairs; i++)
+    for (size_t i = 0; i < d->npairs; i++) {
         d->pairs[i].valid = false;
+        randombytes_buf(d->pairs[i].txid, sizeof(d->pairs[i].txid)); /* old acks void */
+    }
     set_derr(d, RDV_ERR_TIMEOUT, "the direct path stopped answering");
     d->probe_start = now;
     d->next_probe = now;
@@ -693,6 +697,7 @@ static void start_probing_locked(rdv_client *c, rdv__relay *r, int64_t now)
     if (!srflx)
         return;
     randombytes_buf(d->spray_txid, sizeof(d->spray_txid));
+    d->spray_started = true;
     d->spray_target = srflx->addr;
     d->spray_target_len = srflx->addr_len;
     d->next_spray = now;
@@ -793,6 +798,43 @@ static int send_signaling(rdv_client *c, rdv_msg_type type, const char *peer, co
 static void run_evq(rdv_client *c, rdv__evq *q);
 static void session_init(rdv__direct *d, int64_t now);
 
+/* Sends the offers rdv_connect() left for the end of discovery. (S) */
+static void send_pending_offers(rdv_client *c, int64_t now)
+{
+    for (;;) {
+        char sid[RDV_SESSION_ID_LEN + 1], peer[RDV_NODE_ID_LEN + 1];
+        uint8_t pk[32];
+        bool found = false;
+        pthread_mutex_lock(&c->lock);
+        for (rdv__relay *r = c->relays; r && !found; r = r->next) {
+            if (!r->d || !r->d->offer_pending ||
+                (!c->nat.done && now - r->d->t0 < RDV__OFFER_WAIT_MS))
+                continue;
+            r->d->offer_pending = false;
+            memcpy(sid, r->sid, sizeof(sid));
+            memcpy(peer, r->peer, sizeof(peer));
+            memcpy(pk, r->d->my_pk, sizeof(pk));
+            found = true;
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (!found)
+            return;
+        int rc = send_signaling(c, RDV_MSG_OFFER, peer, sid, pk);
+        if (rc == 0)
+            continue;
+        rdv__evq q;
+        memset(&q, 0, sizeof(q));
+        pthread_mutex_lock(&c->lock);
+        rdv__relay *r = rdv__relay_find_locked(c, sid);
+        if (r) {
+            q.ended_err[0] = rc;
+            q.ended[q.nended++] = rdv__relay_end_locked(c, r);
+        }
+        pthread_mutex_unlock(&c->lock);
+        run_evq(c, &q);
+    }
+}
+
 int rdv_connect(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION_ID_LEN + 1])
 {
     if (session_id_out)
@@ -828,7 +870,12 @@ int rdv_connect(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION
     memcpy(pk, r->kp.pk, 32);
     pthread_mutex_lock(&c->lock);
     int rc = rdv__relay_count_locked(c, -1) >= RDV_RELAY_MAX_SESSIONS ? RDV_ERR_LIMIT : 0;
+    /* Our NAT type and server-reflexive candidate go into the offer: while
+     * discovery still runs, the service thread sends it when discovery
+     * ends (at most RDV__OFFER_WAIT_MS later). */
+    bool wait = !c->nat.done;
     if (rc == 0) {
+        d->offer_pending = wait;
         r->next = c->relays;
         c->relays = r;
     }
@@ -838,6 +885,10 @@ int rdv_connect(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION
         return rc;
     }
     memcpy(session_id_out, sid, sizeof(sid));
+    if (wait) {
+        rdv__wake(c);
+        return 0;
+    }
     rc = send_signaling(c, RDV_MSG_OFFER, peer, sid, pk);
     if (rc != 0) {
         session_id_out[0] = '\0';
@@ -1195,8 +1246,7 @@ void rdv__direct_detach_locked(rdv_client *c, rdv__relay *r)
 /* ---- received datagrams (S) ------------------------------------------------ */
 
 static void on_probe(rdv_client *c, int fd, const uint8_t *buf, size_t len,
-                     const struct sockaddr_storage *from, socklen_t flen, int64_t now,
-                     rdv__evq *q)
+                     const struct sockaddr_storage *from, socklen_t flen, rdv__evq *q)
 {
     uint8_t sid[16];
     if (rdv__dwire_sid(buf, len, sid) != 0)
@@ -1222,10 +1272,8 @@ static void on_probe(rdv_client *c, int fd, const uint8_t *buf, size_t len,
                               (const struct sockaddr *)from, flen, d->tx_mac);
     if (n)
         send_to(fd, ack, n, from, flen);
-    if (d->direct_up && d->dfd == fd && addr_eq(&d->daddr, from)) {
-        d->last_rx = now;
-        return;
-    }
+    /* A probe proves nothing about liveness (it could be a replay): only
+     * acks of our fresh txids and authenticated data do. */
     if (d->direct_up)
         return;
     /* A peer-reflexive address (or one we know): check it now from here. */
@@ -1235,8 +1283,9 @@ static void on_probe(rdv_client *c, int fd, const uint8_t *buf, size_t len,
     if (pr && !pr->valid)
         send_probe_locked(r, fd, from, flen, pr->txid, 0);
     else if (!pr) {
-        /* No room (e.g. a spray socket): probe with the spray txid. */
-        send_probe_locked(r, fd, from, flen, d->spray_txid, 0);
+        /* No room: probe with the spray txid (many-port probing). */
+        if (d->spray_started)
+            send_probe_locked(r, fd, from, flen, d->spray_txid, 0);
     }
 }
 
@@ -1256,11 +1305,15 @@ static void on_ack(rdv_client *c, int fd, const uint8_t *buf, size_t len,
         return;
     if ((a.flags & RDV__DWIRE_F_INITIATOR) == (r->initiator ? RDV__DWIRE_F_INITIATOR : 0))
         return;
-    if (d->direct_up && d->dfd == fd && addr_eq(&d->daddr, from)) {
-        d->last_rx = now;
+    if (d->direct_up) {
+        /* Liveness: the ack of our latest keepalive, on the path. */
+        if (d->dfd == fd && addr_eq(&d->daddr, from) &&
+            sodium_memcmp(a.txid, d->ka_txid, sizeof(a.txid)) == 0)
+            d->last_rx = now;
         return;
     }
-    bool spray = sodium_memcmp(a.txid, d->spray_txid, sizeof(a.txid)) == 0;
+    bool spray = d->spray_started &&
+                 sodium_memcmp(a.txid, d->spray_txid, sizeof(a.txid)) == 0;
     for (size_t i = 0; i < d->npairs && !spray; i++) {
         rdv__pair *p = &d->pairs[i];
         if (p->fd == fd && addr_eq(&p->addr, from) &&
@@ -1324,7 +1377,7 @@ static void read_socket(rdv_client *c, int fd, int64_t now)
         memset(&q, 0, sizeof(q));
         pthread_mutex_lock(&c->lock);
         if (kind == RDV__DWIRE_PROBE)
-            on_probe(c, fd, buf, (size_t)n, &from, flen, now, &q);
+            on_probe(c, fd, buf, (size_t)n, &from, flen, &q);
         else
             on_ack(c, fd, buf, (size_t)n, &from, flen, now, &q);
         pthread_mutex_unlock(&c->lock);
@@ -1379,10 +1432,9 @@ static void session_tick_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__
         bool consent = active && now - d->last_rx > RDV__CONSENT_QUIET_MS &&
                        now >= d->next_consent;
         if (now >= d->next_keepalive || consent) {
-            uint8_t txid[RDV__DWIRE_TXID_BYTES];
-            randombytes_buf(txid, sizeof(txid));
-            /* The ack is recognised by (fd, address): no pair needed. */
-            send_probe_locked(r, d->dfd, &d->daddr, d->dlen, txid, 0);
+            /* A fresh txid each time: a replayed ack keeps nothing alive. */
+            randombytes_buf(d->ka_txid, sizeof(d->ka_txid));
+            send_probe_locked(r, d->dfd, &d->daddr, d->dlen, d->ka_txid, 0);
             d->next_keepalive = now + ka + (int64_t)randombytes_uniform((uint32_t)(ka * 2 / 3) + 1);
             d->next_consent = now + 1000;
         }
@@ -1392,10 +1444,16 @@ static void session_tick_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__
         /* Neither path for too long (the peer vanished, or its relay leg
          * never came): the session ends. */
         if (q->nended < RDV__EV_MAX) {
+            close_relay_leg_locked(r, q); /* a leg still opening */
             q->ended_err[q->nended] = RDV_ERR_TIMEOUT;
             q->ended[q->nended++] = rdv__relay_end_locked(c, r);
         }
         return;
+    }
+    if (d->relay_wanted && !d->relay_leg && now >= d->next_relay_try &&
+        c->phase == RDV__PH_READY) {
+        d->next_relay_try = now + 1000; /* a relayOpen that could not go */
+        want_relay_locked(r, q);
     }
     if (d->direct_deadline && now >= d->direct_deadline) {
         d->direct_deadline = 0;
@@ -1433,7 +1491,8 @@ int64_t rdv__direct_next_due(rdv_client *c)
                 t = d->direct_deadline;
             if ((d->nspray || d->spray_left) && d->next_spray < t)
                 t = d->next_spray;
-        } else if (now - d->last_tx_data < 2000 && d->next_consent < t) {
+        } else if (now - d->last_tx_data < 2000 && now - d->last_rx > RDV__CONSENT_QUIET_MS &&
+                   d->next_consent < t) {
             t = d->next_consent;
         }
         if (t < due)
@@ -1486,17 +1545,24 @@ void rdv__direct_service(rdv_client *c, int64_t now)
         if (c->stun_reported && rdv__stunc_get_result(c->stunc)->mapping_changes != c->stun_changes)
             c->stun_next_rediscover = now;
     }
-    /* Spray sockets (copied: reading may end sessions). */
-    int fds[RDV__SPRAY_MAX * 2];
+    send_pending_offers(c, now);
+    /* Spray sockets, copied (reading may end sessions; their fds are
+     * closed only later on this thread, so the copies stay valid). */
     size_t nf = 0;
     pthread_mutex_lock(&c->lock);
     for (rdv__relay *r = c->relays; r; r = r->next)
         if (r->d)
-            for (size_t i = 0; i < r->d->nspray && nf < RDV__SPRAY_MAX * 2; i++)
-                fds[nf++] = r->d->spray_fd[i];
+            nf += r->d->nspray;
+    int *fds = nf ? malloc(nf * sizeof(*fds)) : NULL;
+    size_t k = 0;
+    for (rdv__relay *r = fds ? c->relays : NULL; r; r = r->next)
+        if (r->d)
+            for (size_t i = 0; i < r->d->nspray && k < nf; i++)
+                fds[k++] = r->d->spray_fd[i];
     pthread_mutex_unlock(&c->lock);
-    for (size_t i = 0; i < nf; i++)
+    for (size_t i = 0; i < k; i++)
         read_socket(c, fds[i], now);
+    free(fds);
     /* Session timers. */
     rdv__evq q;
     memset(&q, 0, sizeof(q));
@@ -1514,9 +1580,17 @@ void rdv__direct_service(rdv_client *c, int64_t now)
 
 static void run_evq(rdv_client *c, rdv__evq *q)
 {
-    for (size_t i = 0; i < q->nopen; i++)
-        (void)rdv__relay_send_signed(c, RDV_MSG_RELAY_OPEN, q->relay_open_peer[i],
-                                     q->relay_open[i], q->relay_open_pk[i]);
+    for (size_t i = 0; i < q->nopen; i++) {
+        if (rdv__relay_send_signed(c, RDV_MSG_RELAY_OPEN, q->relay_open_peer[i],
+                                   q->relay_open[i], q->relay_open_pk[i]) == 0)
+            continue;
+        /* Not sent (disconnected, backlog): the tick asks again. */
+        pthread_mutex_lock(&c->lock);
+        rdv__relay *r = rdv__relay_find_locked(c, q->relay_open[i]);
+        if (r && r->d)
+            r->d->relay_leg = false;
+        pthread_mutex_unlock(&c->lock);
+    }
     for (size_t i = 0; i < q->nclose; i++)
         (void)rdv__relay_send_close(c, q->relay_close[i], RDV__REASON_DIRECT);
     for (size_t i = 0; i < q->n; i++) {
@@ -1530,7 +1604,9 @@ static void run_evq(rdv_client *c, rdv__evq *q)
     }
     for (size_t i = 0; i < q->nended; i++)
         rdv__relay_report_closed(c, q->ended[i], q->ended_err[i],
-                                 q->ended_err[i] ? "no path to the peer" : "closed_by_peer");
+                                 q->ended_err[i] == RDV_ERR_TIMEOUT ? "no path to the peer"
+                                 : q->ended_err[i]                  ? "the offer could not be sent"
+                                                                    : "closed_by_peer");
 }
 
 /* ---- status ------------------------------------------------------------------ */

@@ -39,6 +39,7 @@
 #define RDV__STUN_REDISCOVER_MS 300000 /* full discovery again */
 #define RDV__REASON_DIRECT "direct"  /* relayClose of a leg no longer needed */
 #define RDV__NO_PATH_MS 30000        /* an open session without a path ends */
+#define RDV__OFFER_WAIT_MS 5000      /* rdv_connect() waits for discovery */
 
 /* One connectivity check: a remote address probed from a local socket. */
 typedef struct rdv__pair {
@@ -74,6 +75,10 @@ typedef struct rdv__direct {
     int64_t last_tx_data;
     int64_t next_keepalive;
     int64_t next_consent;
+    uint8_t ka_txid[RDV__DWIRE_TXID_BYTES]; /* last keepalive / consent probe */
+    bool relay_wanted;               /* initiator: the decision needs the leg */
+    int64_t next_relay_try;          /* retry of a relayOpen that failed */
+    bool offer_pending;              /* initiator: offer waits for discovery */
     int64_t no_path_since;           /* open without any path since; 0 */
     int path;                        /* rdv_traversal */
     int64_t first_path_ms, relayed_ms, direct_ms;
@@ -86,6 +91,7 @@ typedef struct rdv__direct {
     size_t nspray;
     int64_t spray_until, next_spray;
     uint8_t spray_txid[RDV__DWIRE_TXID_BYTES];
+    bool spray_started;              /* spray_txid is in use */
     struct sockaddr_storage spray_target; /* peer srflx (hard) / IP (easy) */
     socklen_t spray_target_len;
     uint32_t spray_left;             /* cone side: probes still to send */

@@ -1,0 +1,41 @@
+# The NAT lab (tests/nat/lab/): network namespaces + nftables NAT boxes
+# (full cone, restricted cone, port-restricted cone, symmetric) around a
+# rendezvousd in a "public" namespace. Needs root; without it (or without
+# namespaces / nft) the tests print "SKIP: ..." and exit 77.
+#
+#   nat_lab_boxes   every emulated box classified by stun-client (RFC 3489)
+#                   and turnutils_natdiscovery (RFC 5780) against
+#                   rendezvousd's STUN service; no librendezvous needed.
+#   nat_lab_matrix  every pair of NAT types (5 x 5 with no NAT) through
+#                   nat_node (the real librendezvous): Direct / Relayed as
+#                   the decision matrix says, data intact, reported NAT types,
+#                   symmetric<->cone upgrades. Prints the matrix.
+#
+# Both build and tear down their own namespaces (rl<pid>-*), so they run
+# one at a time (RESOURCE_LOCK) to keep the timings meaningful.
+set(RDV_NAT_LAB_DIR ${CMAKE_CURRENT_SOURCE_DIR}/lab)
+set(RDV_NAT_LAB_ENV
+  "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+
+if(TARGET rendezvousd)
+  add_test(NAME nat_lab_boxes
+    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/check_boxes.py
+            --rendezvousd $<TARGET_FILE:rendezvousd>)
+  set_tests_properties(nat_lab_boxes PROPERTIES TIMEOUT 240
+    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
+    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+endif()
+
+# nat_node: the node program the matrix runs in each node namespace.
+add_executable(nat_node nat_node.c)
+target_link_libraries(nat_node PRIVATE rendezvous Threads::Threads)
+
+if(TARGET rendezvousd)
+  add_test(NAME nat_lab_matrix
+    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/matrix.py
+            --rendezvousd $<TARGET_FILE:rendezvousd>
+            --nat-node $<TARGET_FILE:nat_node>)
+  set_tests_properties(nat_lab_matrix PROPERTIES TIMEOUT 600
+    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
+    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+endif()

@@ -1,0 +1,557 @@
+#!/usr/bin/env python3
+"""natlab.py - the NAT lab's topology: network namespaces, veths, a bridge
+and nftables NAT boxes on one Linux machine. No test logic here: the tests
+(check_boxes.py, matrix.py) import this module.
+
+Topology (all addresses private to the lab's own namespaces):
+
+    pub  (namespace "<prefix>pub")
+         bridge br0: 203.0.113.1/24 and 203.0.113.2/24 (TEST-NET-3);
+         rendezvousd listens on 203.0.113.1 (WebSocket + STUN 3478), the
+         STUN alternate is 203.0.113.2:3479 (RFC 3489/5780 CHANGE-REQUEST).
+    site with a NAT box of type T (lab.add_site(T)):
+         box  "<prefix>b<k>": veth "wan" on br0 with a fresh public address
+              203.0.113.<n>/24, veth "lan" 10.<k>.0.1/24, ip_forward=1 and
+              the nftables ruleset of T (nft_ruleset());
+         node "<prefix>n<k>": veth "eth0" 10.<k>.0.2/24, default via the box.
+    site without NAT (type "none"): only the node namespace, its "eth0" on
+         br0 with a fresh public address.
+    Boxes and no-NAT nodes route by default via 203.0.113.1; pub has a
+    blackhole default route, so traffic to anything outside the lab (a
+    peer's private host candidate, say) is dropped silently there.
+
+Every site gets addresses never used before in the run (no stale ARP
+entries in pub when sites are made and removed per test), so a test can
+build fresh NAT state (conntrack, nft sets) per case by making new sites.
+
+NAT types (the names are the library's wire names; "none" = no NAT):
+  fullCone        snat to the wan address (Linux keeps the source port:
+                  endpoint-independent mapping) + every inbound UDP to a port
+                  the node has sent from is forwarded to it
+                  (endpoint-independent filtering).
+  restrictedCone  the same snat; inbound UDP from an IP the node has sent
+                  to from that port is forwarded (address-dependent
+                  filtering): an nft set of (remote IP . node port) filled
+                  from the forward path.
+  portRestricted  the same snat, only conntrack lets replies in
+                  (address- and port-dependent filtering).
+  symmetric       snat fully-random: a new random port per destination
+                  (address- and port-dependent mapping), conntrack
+                  filtering.
+Anything a box does not forward and that is addressed to the box itself is
+dropped on its wan (no ICMP errors towards the public side).
+
+IPv6 is disabled in every lab namespace (an IPv4 lab; link-local IPv6
+between two no-NAT nodes on the bridge would bypass the emulation).
+
+Namespaces are named "rl<pid>-..." (pid of the process that made them);
+cleanup_stale() deletes those of dead processes, Lab.close() its own.
+Processes started with Lab.popen() get PR_SET_PDEATHSIG(SIGKILL), so they
+die with the Python process even when that is killed with SIGKILL.
+
+Also a small CLI for manual work:
+    natlab.py cleanup            delete leftovers of dead runs
+    natlab.py shell TYPE [TYPE]  build sites and wait (prints the commands
+                                 to enter them); Ctrl-C tears down
+"""
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+
+NAT_TYPES = ("fullCone", "restrictedCone", "portRestricted", "symmetric", "none")
+
+PUB_NET = "203.0.113"          # TEST-NET-3, /24 on the pub bridge
+SERVER_IP = PUB_NET + ".1"
+SERVER_ALT_IP = PUB_NET + ".2"
+SERVER_WS_PORT = 8080
+STUN_PORT = 3478
+STUN_ALT_PORT = 3479
+FIRST_SITE_HOST = 10           # public addresses of sites: .10 ...
+LAST_SITE_HOST = 250           # ... .250 (one per site, never reused)
+SET_TIMEOUT_S = 300            # nft set entries (mapped ports, contacted)
+SET_SIZE = 65535
+CMD_TIMEOUT_S = 20             # any ip / nft / sysctl command
+SERVER_READY_TIMEOUT_S = 20    # rendezvousd start (ASan builds are slow)
+STOP_TIMEOUT_S = 10            # SIGTERM -> exit, then SIGKILL
+
+NS_RE = re.compile(r"^rl(\d+)-")
+_PR_SET_PDEATHSIG = 1
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+class LabError(Exception):
+    """A lab command failed (the message has the command and its output)."""
+
+
+class LabSkip(Exception):
+    """The machine cannot run the lab (not root, no netns, no nft)."""
+
+
+def _pdeathsig():
+    """preexec_fn: the child gets SIGKILL when this process dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # best effort; cleanup_stale() is the backstop
+        pass
+
+
+def run(cmd, check=True, input=None, timeout=CMD_TIMEOUT_S):
+    """Runs cmd (a list), returns CompletedProcess with text stdout/stderr.
+    Raises LabError when check and the exit status is not 0."""
+    try:
+        r = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LabError("timed out after %ss: %s" % (timeout, " ".join(cmd)))
+    except OSError as e:
+        raise LabError("%s: %s" % (" ".join(cmd), e))
+    if check and r.returncode != 0:
+        raise LabError("%s -> %d\n%s%s" % (" ".join(cmd), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def list_netns():
+    """Names of all network namespaces (ip netns list)."""
+    r = run(["ip", "netns", "list"], check=False)
+    return [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+
+
+def _pid_alive(pid):
+    """True when pid is a running (not zombie) process."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # "pid (comm) S ...": the state follows the last ')'
+    state = stat[stat.rfind(")") + 1:].split()[:1]
+    return state != ["Z"]
+
+
+def _kill_netns_pids(ns):
+    """SIGKILLs the processes still running in namespace ns (a lab's own)."""
+    r = run(["ip", "netns", "pids", ns], check=False)
+    for tok in r.stdout.split():
+        try:
+            os.kill(int(tok), signal.SIGKILL)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+
+
+def delete_netns(ns):
+    """Kills what runs in ns and deletes it; ignores a missing ns."""
+    _kill_netns_pids(ns)
+    run(["ip", "netns", "del", ns], check=False)
+
+
+def cleanup_stale():
+    """Deletes the lab namespaces left by dead processes (a crashed or
+    SIGKILLed run). Returns their names."""
+    gone = []
+    for ns in list_netns():
+        m = NS_RE.match(ns)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            delete_netns(ns)
+            gone.append(ns)
+    if gone:
+        log("natlab: removed stale namespaces:", " ".join(gone))
+    return gone
+
+
+def preflight():
+    """Raises LabSkip with the reason when this machine cannot run the lab:
+    not root, no ip/nft, namespaces or nftables NAT unusable."""
+    if os.geteuid() != 0:
+        raise LabSkip("the NAT lab needs root (network namespaces, nftables)")
+    for tool in ("ip", "nft"):
+        if not shutil.which(tool):
+            raise LabSkip("%s not installed (iproute2 / nftables)" % tool)
+    ns = "rl%d-probe" % os.getpid()
+    r = run(["ip", "netns", "add", ns], check=False)
+    if r.returncode != 0:
+        raise LabSkip("cannot create a network namespace (ip netns add: %s)" %
+                      (r.stderr.strip() or r.returncode))
+    try:
+        r = run(["ip", "netns", "exec", ns, "nft", "-f", "-"], check=False,
+                input="table ip probe {\n chain post {\n"
+                      "  type nat hook postrouting priority srcnat; policy accept;\n"
+                      "  oifname \"x\" snat to 192.0.2.1 fully-random\n }\n}\n")
+        if r.returncode != 0:
+            raise LabSkip("nftables NAT not usable in a namespace: %s" % r.stderr.strip())
+    finally:
+        delete_netns(ns)
+
+
+def nft_ruleset(nat_type, wan_ip, node_ip):
+    """The nftables ruleset (text for nft -f) of a box of nat_type whose
+    wan address is wan_ip and whose node is node_ip."""
+    if nat_type not in NAT_TYPES or nat_type == "none":
+        raise ValueError("no box for NAT type %r" % nat_type)
+    sets, pre, fwd_learn = "", "", ""
+    if nat_type == "fullCone":
+        # Endpoint-independent filtering: any remote may send to a port
+        # the node has sent from (the mapping exists).
+        sets = ("  set mapped {\n    type inet_service; flags dynamic,timeout;\n"
+                "    timeout %ds; size %d;\n  }\n" % (SET_TIMEOUT_S, SET_SIZE))
+        fwd_learn = ("    iifname \"lan\" oifname \"wan\" meta l4proto udp "
+                     "update @mapped { udp sport }\n")
+        pre = ("    iifname \"wan\" ip daddr %s ct state new udp dport 1024-65535 "
+               "udp dport @mapped dnat to %s\n" % (wan_ip, node_ip))
+    elif nat_type == "restrictedCone":
+        # Address-dependent filtering: remote IP R may send to mapped
+        # port P when the node has sent from P to R (any port of R).
+        sets = ("  set contacted {\n    type ipv4_addr . inet_service; flags dynamic,timeout;\n"
+                "    timeout %ds; size %d;\n  }\n" % (SET_TIMEOUT_S, SET_SIZE))
+        fwd_learn = ("    iifname \"lan\" oifname \"wan\" meta l4proto udp "
+                     "update @contacted { ip daddr . udp sport }\n")
+        pre = ("    iifname \"wan\" ip daddr %s ct state new udp dport 1024-65535 "
+               "ip saddr . udp dport @contacted dnat to %s\n" % (wan_ip, node_ip))
+    if nat_type == "symmetric":
+        post = "    oifname \"wan\" snat to %s fully-random\n" % wan_ip
+    else:
+        post = "    oifname \"wan\" snat to %s\n" % wan_ip
+    return (
+        "table ip natlab {\n"
+        + sets +
+        "  chain nat_pre {\n"
+        "    type nat hook prerouting priority dstnat; policy accept;\n"
+        + pre +
+        "  }\n"
+        "  chain nat_post {\n"
+        "    type nat hook postrouting priority srcnat; policy accept;\n"
+        + post +
+        "  }\n"
+        "  chain filter_fwd {\n"
+        "    type filter hook forward priority filter; policy drop;\n"
+        + fwd_learn +
+        "    iifname \"lan\" oifname \"wan\" accept\n"
+        "    iifname \"wan\" oifname \"lan\" ct state established,related accept\n"
+        "    iifname \"wan\" oifname \"lan\" ct status dnat accept\n"
+        "  }\n"
+        "  chain filter_in {\n"
+        "    type filter hook input priority filter; policy accept;\n"
+        "    iifname \"wan\" drop\n"
+        "  }\n"
+        "}\n")
+
+
+class Site:
+    """One node's place in the lab: its namespace, and its box's."""
+
+    def __init__(self, k, nat_type, node_ns, box_ns, node_ip, public_ip):
+        self.k = k
+        self.nat_type = nat_type
+        self.node_ns = node_ns
+        self.box_ns = box_ns         # None for "none"
+        self.node_ip = node_ip
+        self.public_ip = public_ip   # the box's wan address, or the node's
+
+    def __repr__(self):
+        return "Site(%s node=%s %s public=%s)" % (self.nat_type, self.node_ns, self.node_ip,
+                                                  self.public_ip)
+
+
+class Lab:
+    """A lab: the pub namespace and its bridge, sites, processes. Use as a
+    context manager (close() deletes everything, also on exceptions)."""
+
+    def __init__(self, tag=""):
+        self.prefix = "rl%d-%s" % (os.getpid(), tag)
+        self.namespaces = []         # ours, in creation order
+        self.procs = []              # Popen objects we started
+        self.tmp = tempfile.mkdtemp(prefix="rdv-natlab-")
+        self.pub = self.prefix + "pub"
+        self.next_k = 1
+        self.next_host = FIRST_SITE_HOST
+        self.server = None
+        self.server_log = None
+        self._closed = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # ---- namespaces ------------------------------------------------------
+
+    def _add_ns(self, ns):
+        run(["ip", "netns", "add", ns])
+        self.namespaces.append(ns)
+        self.ip(ns, "link", "set", "lo", "up")
+        self.sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1")
+        self.sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1")
+
+    def ip(self, ns, *args):
+        return run(["ip", "-n", ns] + list(args))
+
+    def sysctl(self, ns, key, value):
+        return run(["ip", "netns", "exec", ns, "sysctl", "-qw", "%s=%s" % (key, value)])
+
+    def exec_cmd(self, ns, argv):
+        """argv prefixed to run inside namespace ns."""
+        return ["ip", "netns", "exec", ns] + list(argv)
+
+    def setup_pub(self):
+        """Makes the pub namespace with its bridge and the server's two
+        addresses."""
+        self._add_ns(self.pub)
+        self.ip(self.pub, "link", "add", "br0", "type", "bridge")
+        self.ip(self.pub, "addr", "add", SERVER_IP + "/24", "dev", "br0")
+        self.ip(self.pub, "addr", "add", SERVER_ALT_IP + "/24", "dev", "br0")
+        self.ip(self.pub, "link", "set", "br0", "up")
+        # Sites route everything via the pub side (like hosts on the
+        # internet); what is not in the lab (e.g. a peer's private host
+        # candidate) is dropped here without an ICMP error.
+        self.ip(self.pub, "route", "add", "blackhole", "0.0.0.0/0")
+        # Counters of UDP bridged between two sites (watch_pair): what
+        # really went site to site, not through the server.
+        run(["ip", "netns", "exec", self.pub, "nft", "-f", "-"],
+            input="table bridge natlab_watch {\n  chain bridged {\n"
+                  "    type filter hook forward priority filter; policy accept;\n  }\n}\n")
+
+    def _alloc(self):
+        if self.next_host > LAST_SITE_HOST or self.next_k > 250:
+            raise LabError("out of lab addresses (too many sites in one run)")
+        k, host = self.next_k, self.next_host
+        self.next_k += 1
+        self.next_host += 1
+        return k, "%s.%d" % (PUB_NET, host)
+
+    def _veth_to_pub(self, ns, ifname, pub_ifname):
+        """A veth pair: ifname in ns, pub_ifname on the pub bridge."""
+        run(["ip", "-n", self.pub, "link", "add", pub_ifname, "type", "veth",
+             "peer", "name", ifname, "netns", ns])
+        self.ip(self.pub, "link", "set", pub_ifname, "master", "br0")
+        self.ip(self.pub, "link", "set", pub_ifname, "up")
+
+    def add_site(self, nat_type):
+        """Builds a node (and its box unless nat_type is "none") with fresh
+        addresses and fresh NAT state. Returns the Site."""
+        if nat_type not in NAT_TYPES:
+            raise ValueError("unknown NAT type %r" % nat_type)
+        k, public_ip = self._alloc()
+        node_ns = "%sn%d" % (self.prefix, k)
+        self._add_ns(node_ns)
+        if nat_type == "none":
+            self._veth_to_pub(node_ns, "eth0", "h%d" % k)
+            self.ip(node_ns, "addr", "add", public_ip + "/24", "dev", "eth0")
+            self.ip(node_ns, "link", "set", "eth0", "up")
+            self.ip(node_ns, "route", "add", "default", "via", SERVER_IP)
+            return Site(k, nat_type, node_ns, None, public_ip, public_ip)
+        box_ns = "%sb%d" % (self.prefix, k)
+        self._add_ns(box_ns)
+        lan_box, lan_node = "10.%d.0.1" % k, "10.%d.0.2" % k
+        self._veth_to_pub(box_ns, "wan", "b%d" % k)
+        self.ip(box_ns, "addr", "add", public_ip + "/24", "dev", "wan")
+        self.ip(box_ns, "link", "set", "wan", "up")
+        self.ip(box_ns, "route", "add", "default", "via", SERVER_IP)
+        run(["ip", "-n", box_ns, "link", "add", "lan", "type", "veth",
+             "peer", "name", "eth0", "netns", node_ns])
+        self.ip(box_ns, "addr", "add", lan_box + "/24", "dev", "lan")
+        self.ip(box_ns, "link", "set", "lan", "up")
+        self.ip(node_ns, "addr", "add", lan_node + "/24", "dev", "eth0")
+        self.ip(node_ns, "link", "set", "eth0", "up")
+        self.ip(node_ns, "route", "add", "default", "via", lan_box)
+        self.sysctl(box_ns, "net.ipv4.ip_forward", "1")
+        run(["ip", "netns", "exec", box_ns, "nft", "-f", "-"],
+            input=nft_ruleset(nat_type, public_ip, lan_node))
+        return Site(k, nat_type, node_ns, box_ns, lan_node, public_ip)
+
+    def remove_site(self, site):
+        """Kills the site's processes and deletes its namespaces."""
+        for ns in (site.node_ns, site.box_ns):
+            if ns and ns in self.namespaces:
+                delete_netns(ns)
+                self.namespaces.remove(ns)
+
+    def box_ruleset(self, site):
+        """The box's live ruleset (nft list ruleset), "" for no box."""
+        if not site.box_ns:
+            return ""
+        return run(["ip", "netns", "exec", site.box_ns, "nft", "list", "ruleset"],
+                   check=False).stdout
+
+    def conntrack_count(self, site):
+        if not site.box_ns:
+            return 0
+        r = run(["ip", "netns", "exec", site.box_ns, "cat",
+                 "/proc/sys/net/netfilter/nf_conntrack_count"], check=False)
+        try:
+            return int(r.stdout.strip())
+        except ValueError:
+            return -1
+
+    def watch_pair(self, site_a, site_b):
+        """Starts counting UDP datagrams bridged between the public
+        addresses of two sites (both directions). Returns a tag for
+        pair_counts()."""
+        tag = "p%d_%d" % (site_a.k, site_b.k)
+        for x, y, d in ((site_a, site_b, "ab"), (site_b, site_a, "ba")):
+            run(["ip", "netns", "exec", self.pub, "nft", "add", "rule", "bridge",
+                 "natlab_watch", "bridged", "ip", "saddr", x.public_ip, "ip", "daddr",
+                 y.public_ip, "meta", "l4proto", "udp", "counter", "comment",
+                 "%s_%s" % (tag, d)])
+        return tag
+
+    def pair_counts(self, tag):
+        """(datagrams a->b, datagrams b->a) since watch_pair(); (-1, -1)
+        when the counters cannot be read."""
+        r = run(["ip", "netns", "exec", self.pub, "nft", "-j", "list", "chain", "bridge",
+                 "natlab_watch", "bridged"], check=False)
+        got = {}
+        try:
+            for item in json.loads(r.stdout)["nftables"]:
+                rule = item.get("rule")
+                if not rule or not str(rule.get("comment", "")).startswith(tag + "_"):
+                    continue
+                for e in rule["expr"]:
+                    if "counter" in e:
+                        got[rule["comment"][len(tag) + 1:]] = e["counter"]["packets"]
+        except (ValueError, KeyError, TypeError):
+            return -1, -1
+        return got.get("ab", -1), got.get("ba", -1)
+
+    # ---- processes -------------------------------------------------------
+
+    def popen(self, ns, argv, **kw):
+        """Starts argv inside namespace ns (ip netns exec execs it: the
+        Popen's pid is the program's). It dies with us; close() kills it."""
+        p = subprocess.Popen(self.exec_cmd(ns, argv), preexec_fn=_pdeathsig, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, timeout=STOP_TIMEOUT_S):
+        """SIGTERM, wait up to timeout, then SIGKILL. Returns the exit status."""
+        if p.poll() is None:
+            try:
+                p.terminate()
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        return p.returncode
+
+    def start_server(self, rendezvousd, extra=()):
+        """Starts rendezvousd in pub: WebSocket on SERVER_IP:SERVER_WS_PORT,
+        STUN on 3478 with the alternate 203.0.113.2:3479, a fresh DB.
+        Returns the ws:// URL. Raises LabError when it does not come up."""
+        self.server_log = os.path.join(self.tmp, "rendezvousd.log")
+        cmd = [rendezvousd, "--listen", SERVER_IP, "--port", str(SERVER_WS_PORT),
+               "--db", os.path.join(self.tmp, "rendezvous.db"),
+               "--stun-port", str(STUN_PORT), "--stun-alt-port", str(STUN_ALT_PORT),
+               "--stun-alt-address", SERVER_ALT_IP, "--log-level", "info"] + list(extra)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RENDEZVOUS_")}
+        with open(self.server_log, "wb") as lf:
+            self.server = self.popen(self.pub, cmd, stdout=lf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env)
+        deadline = time.time() + SERVER_READY_TIMEOUT_S
+        text = ""
+        while time.time() < deadline:
+            text = self.server_text()
+            if "stun on udp://" in text and re.search(r"listening|ws://", text):
+                return "ws://%s:%d/v1" % (SERVER_IP, SERVER_WS_PORT)
+            if self.server.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise LabError("rendezvousd did not start:\n" + text)
+
+    def server_text(self):
+        if not self.server_log or not os.path.exists(self.server_log):
+            return ""
+        with open(self.server_log, "r", errors="replace") as f:
+            return f.read()
+
+    def stop_server(self):
+        """Stops rendezvousd. Returns (exit status, log text); None when
+        none ran."""
+        if not self.server:
+            return None
+        rc = self.stop(self.server)
+        self.server = None
+        return rc, self.server_text()
+
+    # ---- teardown --------------------------------------------------------
+
+    def close(self):
+        """Kills every process we started, deletes every namespace we made
+        and the temp dir. Idempotent. Verifies no namespace of ours is left."""
+        if self._closed:
+            return
+        self._closed = True
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    p.kill()
+                except ProcessLookupError:
+                    pass
+            try:
+                p.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                pass
+        for ns in reversed(self.namespaces):
+            delete_netns(ns)
+        self.namespaces = []
+        left = [ns for ns in list_netns() if ns.startswith(self.prefix)]
+        for ns in left:
+            delete_netns(ns)
+        left = [ns for ns in list_netns() if ns.startswith(self.prefix)]
+        if left:
+            log("natlab: WARNING: namespaces left behind:", " ".join(left))
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def install_signal_handlers():
+    """SIGTERM / SIGINT / SIGHUP raise SystemExit so `with Lab()` and
+    finally blocks tear the lab down."""
+    def on_sig(signum, _frame):
+        raise SystemExit(128 + signum)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_sig)
+
+
+def _cli(argv):
+    if len(argv) >= 1 and argv[0] == "cleanup":
+        cleanup_stale()
+        return 0
+    if len(argv) >= 2 and argv[0] == "shell":
+        install_signal_handlers()
+        preflight()
+        cleanup_stale()
+        with Lab() as lab:
+            lab.setup_pub()
+            log("pub:", lab.pub, "(server addresses %s, %s)" % (SERVER_IP, SERVER_ALT_IP))
+            for t in argv[1:]:
+                s = lab.add_site(t)
+                log(s, "-> ip netns exec %s bash" % s.node_ns)
+            log("Ctrl-C to tear down")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return 0
+    sys.stderr.write(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(_cli(sys.argv[1:]))
+    except LabSkip as e:
+        log("SKIP:", e)
+        sys.exit(SKIP)
