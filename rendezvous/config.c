@@ -90,8 +90,9 @@ static const opt options[] = {
      "answer STUN Binding requests (RFC 8489) on UDP at the --listen address"},
     {"--stun-port", "RENDEZVOUS_STUN_PORT", "N", K_INT, "3478", 0, 65535,
      "STUN UDP port; 0 picks a free one (logged)"},
-    {"--stun-alt-port", "RENDEZVOUS_STUN_ALT_PORT", "N", K_INT, "0", 0, 65535,
-     "second STUN UDP port for RFC 5780 NAT behaviour tests (0 = none)"},
+    {"--stun-alt-port", "RENDEZVOUS_STUN_ALT_PORT", "N|auto", K_INT, "auto", 0, 65535,
+     "second STUN UDP port for RFC 5780 NAT behaviour tests; auto = --stun-port + 1 "
+     "(none when --stun-port is 0; left out with a warning when taken), 0 = none"},
     {"--stun-alt-address", "RENDEZVOUS_STUN_ALT_ADDRESS", "ADDR", K_STR, "", 0, 0,
      "second IP of this host for RFC 5780 address tests (needs a specific --listen)"},
     {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "poll|uv", K_STR, "poll", 0, 0,
@@ -133,6 +134,15 @@ static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *
 {
     const opt *o = &options[i];
     long long v = 0;
+    if (!strcmp(o->flag, "--stun-alt-port")) {
+        cfg->stun_alt_auto = !strcmp(val, "auto");
+        if (cfg->stun_alt_auto) {
+            cfg->stun_alt_port = 0; /* resolved after every source was read */
+            if (strcmp(src, "default"))
+                cfg->stun_explicit = true;
+            return true;
+        }
+    }
     if (o->kind == K_INT) {
         char *end = NULL;
         errno = 0;
@@ -365,6 +375,8 @@ rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
     }
     if (cfg->burst < 1 || cfg->rate < 1)
         return RDV_CONFIG_ERROR;
+    if (cfg->stun_alt_auto)
+        cfg->stun_alt_port = cfg->stun_port > 0 && cfg->stun_port < 65535 ? cfg->stun_port + 1 : 0;
     if (!check_stun(cfg))
         return RDV_CONFIG_ERROR;
     /* a relayData of the largest payload must fit one message in both

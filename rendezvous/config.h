@@ -42,6 +42,8 @@ typedef struct rdv_config {
     bool stun;                   /* --stun on|off: the UDP STUN responder */
     int stun_port;               /* --stun-port: 0 = any free port */
     int stun_alt_port;           /* --stun-alt-port: 0 = none (RFC 5780) */
+    bool stun_alt_auto;          /* "auto": --stun-port + 1, and a port
+                                  * that cannot open is left out (warned) */
     char stun_alt_address[64];   /* --stun-alt-address: empty = none */
     bool stun_explicit;          /* a --stun* option came from argv or the
                                   * environment: failing to open the STUN

@@ -355,6 +355,19 @@ static int stun_open(rdv_server *srv)
     sc.cb_packet = stun_packet;
     sc.user_ptr = srv;
     int rc = rdv_stun_server_open(&srv->stun[0], &sc);
+    if (rc < 0 && cfg->stun_alt_auto && sc.alt_port) {
+        /* The automatic alternate port is a convenience: without it nodes
+         * cannot tell filtering behaviours apart, but STUN still works. */
+        uint16_t alt = sc.alt_port;
+        sc.alt_port = 0;
+        int rc2 = rdv_stun_server_open(&srv->stun[0], &sc);
+        if (rc2 == 0) {
+            rdv_warn(srv->log, "stun: cannot open the alternate UDP port %u (auto) on %s: %s; "
+                               "running without RFC 5780 (set --stun-alt-port, or 0)",
+                     (unsigned)alt, cfg->listen, strerror(-rc));
+            rc = 0;
+        }
+    }
     if (rc < 0) {
         const char *why = rc == -EINVAL ? "not a usable IP address" : strerror(-rc);
         if (cfg->stun_explicit) {

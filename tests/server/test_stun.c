@@ -418,6 +418,76 @@ static void test_stun_port_taken(void **state)
     free(out);
 }
 
+/* Two adjacent free UDP ports on 127.0.0.1: *p and *p + 1 (bounded tries).
+ * Returns false when none were found. */
+static bool adjacent_ports(unsigned *p)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        struct sockaddr_storage a;
+        socklen_t al;
+        int fd = udp_socket(AF_INET, &a, &al);
+        if (fd < 0)
+            return false;
+        unsigned port = ntohs(((struct sockaddr_in *)&a)->sin_port);
+        close(fd);
+        if (port >= 65535)
+            continue;
+        int fd2 = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in b = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(port + 1)),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        bool free2 = fd2 >= 0 && bind(fd2, (struct sockaddr *)&b, sizeof b) == 0;
+        if (fd2 >= 0)
+            close(fd2);
+        if (free2) {
+            *p = port;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The alternate port defaults to --stun-port + 1 ("auto", /status altPort),
+ * and an automatic one that is taken is left out with a warning instead
+ * of costing the server its STUN service. */
+static void test_stun_alt_port_auto(void **state)
+{
+    (void)state;
+    unsigned port;
+    if (!adjacent_ports(&port))
+        fail_msg("no two adjacent free UDP ports");
+    char ps[16], want[64];
+    snprintf(ps, sizeof ps, "%u", port);
+    rdv_ts_server *s = rdv_ts_server_start((const char *const[]){"--stun-port", ps, NULL});
+    assert_non_null(s);
+    char *body = NULL;
+    assert_int_equal(rdv_http_get(rdv_ts_server_port(s), "/status", &body, T_MS), 200);
+    snprintf(want, sizeof want, "\"altPort\":%u", port + 1);
+    if (!body || !strstr(body, want))
+        fail_msg("/status lacks %s: %s", want, body ? body : "(none)");
+    free(body);
+    binding_ok(AF_INET, (int)port);
+    rdv_ts_server_stop(s);
+
+    /* The same with port + 1 taken by someone else. */
+    if (!adjacent_ports(&port))
+        fail_msg("no two adjacent free UDP ports");
+    int blocker = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in b = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(port + 1)),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_true(blocker >= 0 && bind(blocker, (struct sockaddr *)&b, sizeof b) == 0);
+    snprintf(ps, sizeof ps, "%u", port);
+    s = rdv_ts_server_start((const char *const[]){"--stun-port", ps, NULL});
+    close(blocker);
+    assert_non_null(s);
+    body = NULL;
+    assert_int_equal(rdv_http_get(rdv_ts_server_port(s), "/status", &body, T_MS), 200);
+    if (!body || !strstr(body, "\"altPort\":0"))
+        fail_msg("/status should show altPort 0: %s", body ? body : "(none)");
+    free(body);
+    binding_ok(AF_INET, (int)port); /* STUN still answers */
+    rdv_ts_server_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +497,7 @@ int main(void)
         ITEST(test_stun_off),
         ITEST(test_stun_malformed_ws_unaffected),
         ITEST(test_stun_port_taken),
+        ITEST(test_stun_alt_port_auto),
     };
     return ITEST_RUN(tests);
 }
