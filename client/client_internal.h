@@ -358,6 +358,13 @@ rdv__relay *rdv__relay_find_bytes_locked(rdv_client *c, const uint8_t sid[16]);
 unsigned rdv__relay_count_locked(rdv_client *c, int state /* -1: all */);
 /* Unlinks r, detaches its sockets and wipes its keys; returns r. */
 rdv__relay *rdv__relay_end_locked(rdv_client *c, rdv__relay *r);
+/* A new session we open to `peer`: checks the arguments (session_id_out
+ * gets "" first) and that we are AUTHENTICATED, then makes it OPENING,
+ * initiator, with a fresh UUID, ephemeral keypair and the open timeout;
+ * not linked. Returns 0 and *out, or RDV_ERR_INVALID, RDV_ERR_NOT_CONNECTED,
+ * RDV_ERR_NOMEM, RDV_ERR_CRYPTO. (no lock held) */
+int rdv__relay_new_outgoing(rdv_client *c, const char *peer, char session_id_out[],
+                            rdv__relay **out);
 /* Wipes and frees a session already unlinked. (no lock needed) */
 void rdv__relay_free(rdv__relay *r);
 /* Calls cb_relay_closed (no lock held) and frees r. */

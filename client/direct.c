@@ -837,30 +837,16 @@ static void send_pending_offers(rdv_client *c, int64_t now)
 
 int rdv_connect(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION_ID_LEN + 1])
 {
-    if (session_id_out)
-        session_id_out[0] = '\0';
-    if (!c || !peer || !session_id_out || !rdv_node_id_valid(peer, strlen(peer)) ||
-        strcmp(peer, c->node_id) == 0)
-        return RDV_ERR_INVALID;
-    if (rdv_client_state(c) != RDV_STATE_AUTHENTICATED)
-        return RDV_ERR_NOT_CONNECTED;
-    rdv__relay *r = calloc(1, sizeof(*r));
+    rdv__relay *r;
+    int rc0 = rdv__relay_new_outgoing(c, peer, session_id_out, &r);
+    if (rc0 != 0)
+        return rc0;
     rdv__direct *d = calloc(1, sizeof(*d));
-    if (!r || !d) {
-        free(r);
-        free(d);
+    if (!d) {
+        rdv__relay_free(r);
         return RDV_ERR_NOMEM;
     }
     r->d = d;
-    r->proxy_fd = -1;
-    r->st = RDV__RS_OPENING;
-    r->initiator = true;
-    snprintf(r->peer, sizeof(r->peer), "%s", peer);
-    rdv_uuid_v4(r->sid);
-    if (rdv_uuid_to_bytes(r->sid, r->sid_bytes) != 0 || rdv__e2e_keypair_new(&r->kp) != 0) {
-        rdv__relay_free(r);
-        return RDV_ERR_CRYPTO;
-    }
     session_init(d, rdv__mono_ms());
     memcpy(d->my_pk, r->kp.pk, 32);
     r->deadline = d->t0 + RDV_RELAY_OPEN_TIMEOUT_MS;

@@ -153,8 +153,10 @@ static bool valid_sid(const char *sid)
     return sid && rdv_uuid_valid(sid, strlen(sid));
 }
 
-int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION_ID_LEN + 1])
+int rdv__relay_new_outgoing(rdv_client *c, const char *peer, char session_id_out[],
+                            rdv__relay **out)
 {
+    *out = NULL;
     if (session_id_out)
         session_id_out[0] = '\0';
     if (!c || !peer || !session_id_out || !rdv_node_id_valid(peer, strlen(peer)) ||
@@ -175,6 +177,16 @@ int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESS
         return RDV_ERR_CRYPTO;
     }
     r->deadline = rdv__mono_ms() + RDV_RELAY_OPEN_TIMEOUT_MS;
+    *out = r;
+    return 0;
+}
+
+int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION_ID_LEN + 1])
+{
+    rdv__relay *r;
+    int rc0 = rdv__relay_new_outgoing(c, peer, session_id_out, &r);
+    if (rc0 != 0)
+        return rc0;
     uint8_t pk[32];
     memcpy(pk, r->kp.pk, sizeof(pk));
     char sid[RDV_SESSION_ID_LEN + 1];

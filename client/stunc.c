@@ -31,23 +31,6 @@ _Static_assert(RDV__STUNC_MAX_SERVERS <= UINT8_MAX, "rdv__stunc_tx.server is a u
 #define IPV4_LEN 4
 #define IPV6_LEN 16
 
-/* ---- Address helpers --------------------------------------------- */
-
-static size_t ip_len(const rdv_stun_addr *a)
-{
-    return a->family == RDV_STUN_FAMILY_IPV4 ? IPV4_LEN : IPV6_LEN;
-}
-
-static bool ip_equal(const rdv_stun_addr *a, const rdv_stun_addr *b)
-{
-    return a->family == b->family && memcmp(a->addr, b->addr, ip_len(a)) == 0;
-}
-
-static bool ip_is_any(const rdv_stun_addr *a)
-{
-    static const uint8_t zero[IPV6_LEN];
-    return memcmp(a->addr, zero, ip_len(a)) == 0;
-}
 
 /* A sockaddr for `a` in the style of the configured server sockaddr
  * `like` (same family: an IPv4 `a` becomes IPv4-mapped when `like` is
@@ -171,7 +154,7 @@ static bool plausible(const rdv__stunc_tx *t, const rdv_stun_msg *m, const rdv_s
         return rdv_stun_addr_equal(src, &t->dest);
     if (src->family != t->dest.family)
         return false;
-    bool ip_changed = !ip_equal(src, &t->dest);
+    bool ip_changed = !rdv_stun_ip_equal(src, &t->dest);
     bool port_changed = src->port != t->dest.port;
     return ip_changed == ((t->change & RDV_STUN_CHANGE_IP) != 0) &&
            port_changed == ((t->change & RDV_STUN_CHANGE_PORT) != 0);
@@ -369,7 +352,7 @@ static bool is_local(const rdv__stunc *s, size_t i, const rdv_stun_addr *m)
     if (s->local_len == 0 ||
         !to_stun_addr((const struct sockaddr *)&s->local, s->local_len, &l) || l.port == 0)
         return false;
-    if (ip_is_any(&l)) {
+    if (rdv_stun_ip_is_any(&l)) {
         rdv_stun_addr r;
         if (!route_source(s, i, &r))
             return false;
@@ -401,7 +384,7 @@ static void on_test1(rdv__stunc *s, const rdv__stunc_tx *t, const rdv_stun_msg *
                    !rdv_stun_addr_equal(&msg->other_address, &s->primary);
     if (s->has_other) {
         s->other = msg->other_address;
-        s->alt_ip = !ip_equal(&s->other, &s->primary);
+        s->alt_ip = !rdv_stun_ip_equal(&s->other, &s->primary);
         s->alt_port = s->other.port != s->primary.port;
     }
     s->map_next = i + 1;

@@ -30,22 +30,6 @@
 #define IPV4_LEN 4
 #define IPV6_LEN 16
 
-/* IP helpers on rdv_stun_addr (ports ignored). */
-static size_t ip_len(const rdv_stun_addr *a)
-{
-    return a->family == RDV_STUN_FAMILY_IPV4 ? IPV4_LEN : IPV6_LEN;
-}
-
-static bool ip_equal(const rdv_stun_addr *a, const rdv_stun_addr *b)
-{
-    return a->family == b->family && memcmp(a->addr, b->addr, ip_len(a)) == 0;
-}
-
-static bool ip_is_any(const rdv_stun_addr *a)
-{
-    static const uint8_t zero[IPV6_LEN];
-    return memcmp(a->addr, zero, ip_len(a)) == 0;
-}
 
 /* A complete sockaddr's length from its family (the caller passes a
  * sockaddr_in or sockaddr_in6, or a sockaddr_storage holding one). */
@@ -140,7 +124,7 @@ size_t rdv_stun_responder_handle(const rdv_stun_responder_config *cfg, const uin
     unsigned in_bits = RDV_STUN_VIA_PRIMARY;
     bool alt_ip_ok = cfg->has_alt_addr && cfg->alt_addr.family == here.family;
     bool alt_port_ok = cfg->alt_port != 0 && cfg->alt_port != cfg->port;
-    if (alt_ip_ok && ip_equal(&here, &cfg->alt_addr))
+    if (alt_ip_ok && rdv_stun_ip_equal(&here, &cfg->alt_addr))
         in_bits |= RDV_STUN_VIA_ALT_ADDR;
     if (alt_port_ok && here.port == cfg->alt_port)
         in_bits |= RDV_STUN_VIA_ALT_PORT;
@@ -205,7 +189,7 @@ size_t rdv_stun_responder_handle(const rdv_stun_responder_config *cfg, const uin
     o.software = sw;
     o.fingerprint = true;
     rdv_stun_addr origin, other;
-    if ((alt_ip_ok || alt_port_ok) && !ip_is_any(&here)) {
+    if ((alt_ip_ok || alt_port_ok) && !rdv_stun_ip_is_any(&here)) {
         unsigned other_bits = in_bits;
         if (alt_ip_ok)
             other_bits ^= RDV_STUN_VIA_ALT_ADDR;
@@ -318,15 +302,15 @@ int rdv_stun_server_open(rdv_stun_server *srv, const rdv_stun_server_config *cfg
     if (fam < 0)
         return -EINVAL;
     bool has_alt = cfg->alt_addr != NULL;
-    if (has_alt && (parse_ip(cfg->alt_addr, &alt) != fam || ip_is_any(&alt) ||
-                    ip_is_any(&primary) || ip_equal(&alt, &primary)))
+    if (has_alt && (parse_ip(cfg->alt_addr, &alt) != fam || rdv_stun_ip_is_any(&alt) ||
+                    rdv_stun_ip_is_any(&primary) || rdv_stun_ip_equal(&alt, &primary)))
         return -EINVAL;
     bool has_alt_port = cfg->alt_port != 0 || cfg->alt_port_ephemeral;
     if (has_alt_port && cfg->alt_port == cfg->port && cfg->port != 0)
         return -EINVAL;
 
     srv->family = fam;
-    srv->wildcard = ip_is_any(&primary);
+    srv->wildcard = rdv_stun_ip_is_any(&primary);
     const char *sw = cfg->software ? cfg->software : RDV_STUN_SOFTWARE_DEFAULT;
     size_t swlen = strnlen(sw, RDV_STUN_SOFTWARE_SERVER_MAX);
     memcpy(srv->software, sw, swlen);

@@ -407,10 +407,21 @@ socklen_t rdv_stun_addr_to_sockaddr(const rdv_stun_addr *a, struct sockaddr_stor
     return 0;
 }
 
-bool rdv_stun_addr_equal(const rdv_stun_addr *a, const rdv_stun_addr *b)
+bool rdv_stun_ip_equal(const rdv_stun_addr *a, const rdv_stun_addr *b)
 {
     size_t n = a->family == RDV_STUN_FAMILY_IPV4 ? ADDR_V4_LEN : ADDR_V6_LEN;
-    return a->family == b->family && a->port == b->port && memcmp(a->addr, b->addr, n) == 0;
+    return a->family == b->family && memcmp(a->addr, b->addr, n) == 0;
+}
+
+bool rdv_stun_addr_equal(const rdv_stun_addr *a, const rdv_stun_addr *b)
+{
+    return a->port == b->port && rdv_stun_ip_equal(a, b);
+}
+
+bool rdv_stun_ip_is_any(const rdv_stun_addr *a)
+{
+    static const uint8_t zero[ADDR_V6_LEN];
+    return memcmp(a->addr, zero, a->family == RDV_STUN_FAMILY_IPV4 ? ADDR_V4_LEN : ADDR_V6_LEN) == 0;
 }
 
 /* ---- Building ------------------------------------------------------ */

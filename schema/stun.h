@@ -257,6 +257,12 @@ socklen_t rdv_stun_addr_to_sockaddr(const rdv_stun_addr *a, struct sockaddr_stor
 /* True when both addresses have the same family, IP and port. */
 bool rdv_stun_addr_equal(const rdv_stun_addr *a, const rdv_stun_addr *b);
 
+/* True when both have the same family and IP (ports ignored). */
+bool rdv_stun_ip_equal(const rdv_stun_addr *a, const rdv_stun_addr *b);
+
+/* True for the unspecified address of its family (0.0.0.0, ::). */
+bool rdv_stun_ip_is_any(const rdv_stun_addr *a);
+
 /* Short static description of an rdv_stun_err. */
 const char *rdv_stun_strerror(int err);
 

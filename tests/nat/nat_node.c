@@ -34,6 +34,15 @@
  * and exits 0 when every datagram came back intact, 1 otherwise (2: setup
  * failed: no ready, bad arguments, connect refused).
  *
+ * --stream-ms D (connect mode, for the fallback test) instead sends one
+ * datagram every --interval-ms (20) for at most D ms or until a line / EOF
+ * on stdin, without resends, prints {"event":"stream",...} every second,
+ * one {"event":"missing","from":..,"to":..,"t_from":..,"t_to":..} per run
+ * of seqs with no intact echo, and a result line with "mode":"stream".
+ * Path events carry "t", and stream / missing times are CLOCK_MONOTONIC ms
+ * (the runner's time.monotonic()). --keepalive-ms sets
+ * cfg.direct_keepalive_ms.
+ *
  * Every wait is bounded; the longest run is ready + path + data + upgrade
  * timeouts (about 60 s with the defaults).
  */
@@ -66,6 +75,7 @@
 #define LISTEN_POLL_MS 200         /* listener: stdin / signal check */
 #define CLOSE_FLUSH_MS 2000        /* wait for rdv_client_pending() == 0 */
 #define MAX_COUNT 100000
+#define STREAM_INTERVAL_MS 20      /* --stream-ms: one datagram per interval */
 #define MIN_SIZE 16
 #define MAX_SIZE 65536
 #define MAX_BYTES (64u * 1024 * 1024) /* count * size (both phases) */
@@ -153,6 +163,9 @@ struct opts {
     long direct_timeout_ms;        /* 0: library default */
     long spray_ports;              /* 0: library default */
     long ready_timeout_ms, path_timeout_ms, pace_ms, peer_timeout_ms;
+    long keepalive_ms;             /* 0: library default */
+    long stream_ms;                /* >0: stream mode (connect), upper bound */
+    long interval_ms;              /* stream mode: one datagram per interval */
 };
 
 struct app {
@@ -175,6 +188,7 @@ struct app {
     /* echo check: seq i has its S bytes at expect + i*S */
     uint8_t *expect;
     uint8_t *state;                /* per seq: 0 not yet, 1 intact, 2 corrupt */
+    int64_t *sent_at;              /* stream mode: mono ms of each seq's send */
     long nseq;                     /* sequences allocated */
     long echoes, dups, corrupt_unknown, ping_echoes;
     /* listen mode */
@@ -264,6 +278,7 @@ static void cb_path(rdv_client *c, const char *sid, const char *peer, int path,
 {
     (void)peer;
     struct app *a = u;
+    int64_t t_now = mono_ms();
     pthread_mutex_lock(&a->mu);
     if (!a->o.listen && strcmp(sid, a->sid) == 0) {
         if (a->first_path == RDV_TRAVERSAL_UNKNOWN) {
@@ -288,9 +303,9 @@ static void cb_path(rdv_client *c, const char *sid, const char *peer, int path,
         si.direct_ms = -1;
     }
     emit("{\"event\":\"path\",\"session\":\"%s\",\"path\":\"%s\",\"ms\":%" PRId64
-         ",\"remote\":\"%s\",\"via_spray\":%d,\"upgraded\":%d}",
+         ",\"remote\":\"%s\",\"via_spray\":%d,\"upgraded\":%d,\"t\":%" PRId64 "}",
          sid, path_name(path), elapsed_ms, jesc(si.remote, remote, sizeof(remote)),
-         si.via_spray, si.upgraded);
+         si.via_spray, si.upgraded, t_now);
 }
 
 static void cb_closed(rdv_client *c, const char *sid, int err, const char *reason, void *u)
@@ -538,6 +553,139 @@ static int read_peer(struct app *a)
     return 0;
 }
 
+/* Stream mode: reads stdin without blocking; returns 1 on a line or EOF
+ * (the runner's "stop"), 0 otherwise. */
+static int stdin_stop(int wait_ms)
+{
+    struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+    int n = poll(&p, 1, wait_ms < 0 ? 0 : wait_ms);
+    if (n <= 0)
+        return 0;
+    char ch;
+    ssize_t r = read(STDIN_FILENO, &ch, 1);
+    if (r < 0 && errno == EINTR)
+        return 0;
+    return r <= 0 || ch == '\n';
+}
+
+/* Stream mode: one datagram (seq + random bytes, checked like run_phase's)
+ * every interval_ms until stream_ms passed, a line / EOF on stdin, or the
+ * session closed; no resends. Prints a {"event":"stream",...} line every
+ * second, then waits ECHO_WAIT_MS for the last echoes, prints one
+ * {"event":"missing",...} line per run of seqs without an intact echo (with
+ * their send times) and the result line. Returns 0 when every seq came
+ * back intact, 1 otherwise (the runner decides which losses it allows). */
+static int run_stream(rdv_client *c, struct app *a, const rdv_network_status *st0,
+                      int64_t path_wall_ms)
+{
+    int64_t t0 = mono_ms(), until = t0 + a->o.stream_ms, next_report = t0 + 1000;
+    long n = 0, send_errs = 0, stop_reason = 0; /* 0 time, 1 stdin, 2 closed, 3 full */
+    while (!g_sig) {
+        if (n >= a->nseq) {
+            stop_reason = 3;
+            break;
+        }
+        int64_t now = mono_ms();
+        if (now >= until)
+            break;
+        pthread_mutex_lock(&a->mu);
+        int closed = a->closed;
+        pthread_mutex_unlock(&a->mu);
+        if (closed) {
+            stop_reason = 2;
+            break;
+        }
+        int64_t due = t0 + (int64_t)n * a->o.interval_ms;
+        if (now < due) {
+            if (stdin_stop((int)(due - now))) {
+                stop_reason = 1;
+                break;
+            }
+            continue;
+        }
+        uint8_t *p = a->expect + (uint64_t)n * (uint64_t)a->o.size;
+        pthread_mutex_lock(&a->mu);
+        put_be64(p, (uint64_t)n);
+        fill_random(p + 8, (size_t)a->o.size - 8);
+        a->sent_at[n] = now;
+        pthread_mutex_unlock(&a->mu);
+        int rc = rdv_relay_send(c, a->sid, p, (size_t)a->o.size);
+        if (rc != 0) {
+            send_errs++;
+            fprintf(stderr, "nat_node: stream seq %ld: %s\n", n, rdv_strerror(rc));
+        }
+        n++;
+        if (now >= next_report) {
+            long intact, corrupt;
+            pthread_mutex_lock(&a->mu);
+            tally(a, 0, n, &intact, &corrupt);
+            int path = a->path;
+            pthread_mutex_unlock(&a->mu);
+            emit("{\"event\":\"stream\",\"t\":%" PRId64 ",\"sent\":%ld,\"intact\":%ld,"
+                 "\"corrupt\":%ld,\"send_errors\":%ld,\"path\":\"%s\"}",
+                 now, n, intact, corrupt, send_errs, path_name(path));
+            next_report = now + 1000;
+        }
+    }
+    int64_t t_end = mono_ms();
+    /* the last echoes */
+    int64_t wait_until = t_end + ECHO_WAIT_MS;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        long intact, corrupt;
+        tally(a, 0, n, &intact, &corrupt);
+        if (intact + corrupt == n || a->closed || mono_ms() >= wait_until)
+            break;
+        pthread_mutex_unlock(&a->mu);
+        sleep_ms(POLL_MS);
+        pthread_mutex_lock(&a->mu);
+    }
+    long intact, corrupt, runs = 0;
+    tally(a, 0, n, &intact, &corrupt);
+    for (long i = 0; i < n;) {
+        if (a->state[i] == 1) {
+            i++;
+            continue;
+        }
+        long j = i;
+        while (j + 1 < n && a->state[j + 1] != 1)
+            j++;
+        if (runs++ < 1000)
+            emit("{\"event\":\"missing\",\"from\":%ld,\"to\":%ld,\"t_from\":%" PRId64
+                 ",\"t_to\":%" PRId64 "}",
+                 i, j, a->sent_at[i], a->sent_at[j]);
+        i = j + 1;
+    }
+    char paths[MAX_PATHS * 32] = "", reason[256];
+    size_t pl = 0;
+    for (int i = 0; i < a->npaths && pl < sizeof(paths) - 32; i++)
+        pl += (size_t)snprintf(paths + pl, sizeof(paths) - pl, "%s\"%s@%" PRId64 "\"",
+                               i ? "," : "", path_name(a->paths[i]), a->path_ms[i]);
+    emit("{\"event\":\"result\",\"mode\":\"stream\",\"session\":\"%s\","
+         "\"first_path\":\"%s\",\"first_ms\":%" PRId64 ",\"path_wall_ms\":%" PRId64
+         ",\"final_path\":\"%s\",\"t_start\":%" PRId64 ",\"t_end\":%" PRId64
+         ",\"interval_ms\":%ld,\"sent\":%ld,\"intact\":%ld,\"missing\":%ld,\"corrupt\":%ld,"
+         "\"corrupt_unknown\":%ld,\"dups\":%ld,\"send_errors\":%ld,\"missing_runs\":%ld,"
+         "\"stop\":\"%s\",\"nat\":\"%s\",\"closed\":%d,\"close_reason\":\"%s\","
+         "\"paths\":[%s]}",
+         a->sid, path_name(a->first_path), a->first_ms, path_wall_ms, path_name(a->path), t0,
+         t_end, a->o.interval_ms, n, intact, n - intact - corrupt, corrupt, a->corrupt_unknown,
+         a->dups, send_errs, runs,
+         stop_reason == 0 ? "time" : stop_reason == 1 ? "stdin" : stop_reason == 2 ? "closed"
+                                                                                   : "full",
+         rdv_nat_type_name(st0->nat_type), a->closed,
+         jesc(a->close_reason, reason, sizeof(reason)), paths);
+    int ok = n > 0 && intact == n && corrupt == 0 && a->corrupt_unknown == 0;
+    int closed = a->closed;
+    pthread_mutex_unlock(&a->mu);
+    if (!closed)
+        (void)rdv_relay_close(c, a->sid);
+    int64_t flush_until = mono_ms() + CLOSE_FLUSH_MS;
+    while (rdv_client_pending(c) > 0 && mono_ms() < flush_until)
+        sleep_ms(POLL_MS);
+    return ok ? 0 : 1;
+}
+
 static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *st0)
 {
     if (strcmp(a->o.peer, "-") == 0 && read_peer(a) != 0) {
@@ -584,6 +732,17 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
             break;
     }
     int64_t path_wall_ms = mono_ms() - t_connect;
+    if (a->o.stream_ms > 0) {
+        pthread_mutex_lock(&a->mu);
+        int have = a->path != RDV_TRAVERSAL_UNKNOWN;
+        pthread_mutex_unlock(&a->mu);
+        if (have)
+            return run_stream(c, a, st0, path_wall_ms);
+        emit("{\"event\":\"result\",\"mode\":\"stream\",\"error\":\"no path within %ld ms\","
+             "\"first_path\":\"none\"}",
+             a->o.path_timeout_ms);
+        return 1;
+    }
 
     long send_errs = 0, resent = 0, phase2 = 0;
     long n = a->o.count;
@@ -683,8 +842,11 @@ static void usage(FILE *f)
             "options: --count N (50) --size S (200) --upgrade-wait-ms U (0)\n"
             "         --direct-timeout-ms N --spray-ports N (library defaults)\n"
             "         --ready-timeout-ms N (%d) --path-timeout-ms N (%d) --pace-ms N (%d)\n"
-            "         --peer-timeout-ms N (%d; --connect - reads the peer ID from stdin)\n",
-            READY_TIMEOUT_MS, PATH_TIMEOUT_MS, PACE_MS, PEER_TIMEOUT_MS);
+            "         --peer-timeout-ms N (%d; --connect - reads the peer ID from stdin)\n"
+            "         --keepalive-ms N (library default; cfg.direct_keepalive_ms)\n"
+            "         --stream-ms D [--interval-ms I (%d)]: connect mode streams one\n"
+            "           datagram per I ms for at most D ms (a line / EOF on stdin stops)\n",
+            READY_TIMEOUT_MS, PATH_TIMEOUT_MS, PACE_MS, PEER_TIMEOUT_MS, STREAM_INTERVAL_MS);
 }
 
 /* Parses a decimal long in [lo, hi]; returns 0 or -1. */
@@ -708,6 +870,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     o->path_timeout_ms = PATH_TIMEOUT_MS;
     o->pace_ms = PACE_MS;
     o->peer_timeout_ms = PEER_TIMEOUT_MS;
+    o->interval_ms = STREAM_INTERVAL_MS;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -742,6 +905,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
             num = &o->peer_timeout_ms, lo = 1, hi = 600000;
         else if (strcmp(k, "--pace-ms") == 0)
             num = &o->pace_ms, lo = 0, hi = 1000;
+        else if (strcmp(k, "--keepalive-ms") == 0)
+            num = &o->keepalive_ms, lo = 1, hi = 600000;
+        else if (strcmp(k, "--stream-ms") == 0)
+            num = &o->stream_ms, lo = 1, hi = 600000;
+        else if (strcmp(k, "--interval-ms") == 0)
+            num = &o->interval_ms, lo = 1, hi = 10000;
         else
             return -1;
         if (num && parse_long(v, lo, hi, num) != 0)
@@ -753,6 +922,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
     if (o->peer && strcmp(o->peer, "-") != 0 && !rdv_node_id_is_valid(o->peer))
         return -1;
     if ((unsigned long)o->count * 2 * (unsigned long)o->size > MAX_BYTES)
+        return -1;
+    if (o->stream_ms > 0 && (o->listen || (unsigned long)(o->stream_ms / o->interval_ms + 1) *
+                                                  (unsigned long)o->size > MAX_BYTES))
         return -1;
     return 0;
 }
@@ -772,13 +944,15 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
 
     if (!a->o.listen) {
-        a->nseq = 2 * a->o.count;
+        a->nseq = a->o.stream_ms > 0 ? a->o.stream_ms / a->o.interval_ms + 1 : 2 * a->o.count;
         a->expect = malloc((size_t)a->nseq * (size_t)a->o.size);
         a->state = calloc((size_t)a->nseq, 1);
-        if (!a->expect || !a->state) {
+        a->sent_at = calloc((size_t)a->nseq, sizeof(int64_t));
+        if (!a->expect || !a->state || !a->sent_at) {
             fprintf(stderr, "nat_node: out of memory\n");
             free(a->expect);
             free(a->state);
+            free(a->sent_at);
             return 2;
         }
     }
@@ -789,6 +963,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "nat_node: identity: %s\n", rdv_strerror(rc));
         free(a->expect);
         free(a->state);
+        free(a->sent_at);
         return 2;
     }
     const char *stun[1] = {a->o.stun};
@@ -802,6 +977,7 @@ int main(int argc, char **argv)
     cfg.udp_port = 0;
     cfg.direct_timeout_ms = (int)a->o.direct_timeout_ms;
     cfg.spray_ports = (int)a->o.spray_ports;
+    cfg.direct_keepalive_ms = (int)a->o.keepalive_ms;
     cfg.cb_state_changed = cb_state;
     cfg.cb_error = cb_error;
     cfg.cb_relay_request = cb_request;
@@ -817,6 +993,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "nat_node: rdv_client_create: %s\n", rdv_strerror(rc));
         free(a->expect);
         free(a->state);
+        free(a->sent_at);
         return 2;
     }
     int status = 2;
@@ -831,5 +1008,6 @@ int main(int argc, char **argv)
     rdv_client_destroy(c);
     free(a->expect);
     free(a->state);
+    free(a->sent_at);
     return status;
 }
