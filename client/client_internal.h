@@ -397,6 +397,9 @@ rdv_nat_type rdv__nat_effective(rdv_client *c);
 /* A verified offer / answer / iceCandidate: true when it belonged to the
  * direct machinery (a connect request or one of its sessions). (S) */
 bool rdv__direct_on_routed(rdv_client *c, const rdv_msg *m);
+/* Declines a connect request: an answer without e2eKey (PROTOCOL.md
+ * 14.1). Returns what rdv__send_body returns. */
+int rdv__direct_send_refusal(rdv_client *c, const char *peer, const char *sid);
 /* rdv_relay_accept() of a connect request. */
 int rdv__direct_accept(rdv_client *c, const char *sid);
 /* relayOpen / relayReady / relayClose about a connect session: true when

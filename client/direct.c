@@ -485,6 +485,7 @@ static void probe_round_locked(rdv__relay *r)
 /* ---- events delivered after the lock is released ------------------------- */
 
 #define RDV__EV_MAX 16
+#define RDV__ENDED_REJECTED 1 /* ended_err: the peer declined (err 0) */
 typedef struct rdv__dev {
     int kind;                         /* 1 path, 2 ended by the peer */
     char sid[RDV_SESSION_ID_LEN + 1];
@@ -703,6 +704,15 @@ static void start_probing_locked(rdv_client *c, rdv__relay *r, int64_t now)
     d->next_spray = now;
     d->spray_until = now + RDV__SPRAY_HARD_MS;
     if (is_sym(me) && (is_cone(peer))) {
+        /* Bounded per client too: many sessions at once share the fds. */
+        size_t open_now = 0;
+        for (rdv__relay *o = c->relays; o; o = o->next)
+            if (o->d)
+                open_now += o->d->nspray;
+        if (open_now >= RDV__SPRAY_TOTAL_MAX)
+            spray = 0;
+        else if ((size_t)spray > RDV__SPRAY_TOTAL_MAX - open_now)
+            spray = (int)(RDV__SPRAY_TOTAL_MAX - open_now);
         for (int i = 0; i < spray; i++) {
             int fd = udp_socket(srflx->addr.ss_family, 0);
             if (fd < 0)
@@ -797,6 +807,16 @@ static int send_signaling(rdv_client *c, rdv_msg_type type, const char *peer, co
 
 static void run_evq(rdv_client *c, rdv__evq *q);
 static void session_init(rdv__direct *d, int64_t now);
+
+int rdv__direct_send_refusal(rdv_client *c, const char *peer, const char *sid)
+{
+    json_t *ci = json_pack("{s:s, s:i, s:s, s:i, s:s}", "publicIP", "0.0.0.0", "publicPort", 0,
+                           "localIP", "0.0.0.0", "localPort", 0, "natType", "unknown");
+    json_t *body = ci ? json_pack("{s:s, s:s, s:s, s:o}", "fromNodeID", c->node_id, "toNodeID",
+                                  peer, "sessionID", sid, "connectionInfo", ci)
+                      : NULL;
+    return rdv__send_body(c, RDV_MSG_ANSWER, body, sid, false);
+}
 
 /* Sends the offers rdv_connect() left for the end of discovery. (S) */
 static void send_pending_offers(rdv_client *c, int64_t now)
@@ -1023,9 +1043,15 @@ bool rdv__direct_on_routed(rdv_client *c, const rdv_msg *m)
     if (r && r->d && strcmp(r->peer, from) == 0) {
         handled = true;
         if (m->type == RDV_MSG_ANSWER) {
-            if (r->initiator && r->st == RDV__RS_OPENING &&
-                parse_key(rdv_msg_get_str(m->body, "e2eKey"), pk))
-                on_answer(c, r, m, pk, &q);
+            if (r->initiator && r->st == RDV__RS_OPENING) {
+                if (parse_key(rdv_msg_get_str(m->body, "e2eKey"), pk)) {
+                    on_answer(c, r, m, pk, &q);
+                } else if (q.nended < RDV__EV_MAX) {
+                    /* An answer without e2eKey declines the session. */
+                    q.ended_err[q.nended] = RDV__ENDED_REJECTED;
+                    q.ended[q.nended++] = rdv__relay_end_locked(c, r);
+                }
+            }
         } else if (m->type == RDV_MSG_ICE_CANDIDATE) {
             rdv__cand k;
             if (rdv__cand_from_json(json_object_get(m->body, "candidate"), &k) == 0) {
@@ -1588,11 +1614,14 @@ static void run_evq(rdv_client *c, rdv__evq *q)
         if (c->cfg.cb_path)
             c->cfg.cb_path(c, e->sid, e->peer, e->path, e->ms, c->cfg.user_ptr);
     }
-    for (size_t i = 0; i < q->nended; i++)
-        rdv__relay_report_closed(c, q->ended[i], q->ended_err[i],
-                                 q->ended_err[i] == RDV_ERR_TIMEOUT ? "no path to the peer"
-                                 : q->ended_err[i]                  ? "the offer could not be sent"
-                                                                    : "closed_by_peer");
+    for (size_t i = 0; i < q->nended; i++) {
+        int e = q->ended_err[i];
+        rdv__relay_report_closed(c, q->ended[i], e == RDV__ENDED_REJECTED ? 0 : e,
+                                 e == RDV__ENDED_REJECTED ? "rejected"
+                                 : e == RDV_ERR_TIMEOUT   ? "no path to the peer"
+                                 : e                      ? "the offer could not be sent"
+                                                          : "closed_by_peer");
+    }
 }
 
 /* ---- status ------------------------------------------------------------------ */

@@ -28,6 +28,7 @@
 #define RDV__MAX_PAIRS 32            /* (local socket, remote address) checks */
 #define RDV__MAX_LOCAL_CANDS 12      /* our gathered candidates */
 #define RDV__SPRAY_MAX 256           /* sockets of the symmetric side */
+#define RDV__SPRAY_TOTAL_MAX 1024    /* spray sockets of all sessions */
 #define RDV__SPRAY_PROBES_PER_PORT 32 /* cone side: probes per spray socket */
 #define RDV__SPRAY_BATCH 64          /* cone side: probes per 50 ms tick */
 #define RDV__SPRAY_HARD_MS 30000     /* symmetric side keeps its ports open */

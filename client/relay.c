@@ -291,8 +291,14 @@ static int end_local(rdv_client *c, const char *sid, unsigned mask, const char *
      * leg; without one there is nothing to close there (the peer hears of
      * it over the direct path, or its request times out). */
     bool server_knows = r && (!r->d || r->d->relay_leg);
-    if (r)
+    /* A connect request we decline: tell the offerer with an answer
+     * without e2eKey (PROTOCOL.md 14.1) instead of letting it time out. */
+    bool refuse = r && r->d && r->st == RDV__RS_REQUESTED;
+    char peer[RDV_NODE_ID_LEN + 1] = "";
+    if (r) {
+        memcpy(peer, r->peer, sizeof(peer));
         rdv__relay_end_locked(c, r);
+    }
     pthread_mutex_unlock(&c->lock);
     if (!r)
         return RDV_ERR_NO_SESSION;
@@ -300,6 +306,8 @@ static int end_local(rdv_client *c, const char *sid, unsigned mask, const char *
     /* Not connected: the server already ended the session. */
     if (server_knows)
         (void)rdv__relay_send_close(c, sid, reason);
+    if (refuse)
+        (void)rdv__direct_send_refusal(c, peer, sid);
     return 0;
 }
 
@@ -751,6 +759,7 @@ void rdv__relay_tick(rdv_client *c, int64_t now)
         while (r && (r->st == RDV__RS_OPEN || now < r->deadline))
             r = r->next;
         bool server_knows = r && (!r->d || r->d->relay_leg);
+        bool refuse = r && r->d && r->st == RDV__RS_REQUESTED;
         if (r)
             rdv__relay_end_locked(c, r);
         pthread_mutex_unlock(&c->lock);
@@ -758,6 +767,8 @@ void rdv__relay_tick(rdv_client *c, int64_t now)
             break;
         if (server_knows)
             (void)rdv__relay_send_close(c, r->sid, RDV__REASON_TIMEOUT);
+        if (refuse)
+            (void)rdv__direct_send_refusal(c, r->peer, r->sid);
         rdv__relay_report_closed(c, r, RDV_ERR_TIMEOUT,
                       r->st == RDV__RS_OPENING ? "no relayReady from the peer in time"
                                                : "request not answered in time");

@@ -83,7 +83,7 @@ typedef struct cpeer {
     char label[16];
     pthread_mutex_t mu;
     /* behaviour */
-    int accept_mode;            /* 1: accept from cb_relay_request */
+    int accept_mode;            /* 1: accept from cb_relay_request, 2: reject */
     bool verify;                /* data: per-datagram check, not a hash */
     int relay_burst;            /* send this many datagrams from cb_path
                                  * when the first path is RELAYED */
@@ -225,6 +225,8 @@ static void on_request(rdv_client *c, const rdv_relay_request *r, void *u)
     int rc = 0;
     if (p->accept_mode == 1)
         rc = rdv_relay_accept(c, r->session_id); /* from inside the callback */
+    else if (p->accept_mode == 2)
+        rc = rdv_relay_reject(c, r->session_id, NULL);
     pthread_mutex_lock(&p->mu);
     p->n_request++;
     p->accept_rc = rc;
@@ -1261,6 +1263,34 @@ static void test_close(void **state)
     assert_int_equal(rdv_relay_count(b->c), 0);
 }
 
+/* The answerer declines a connect request: the offerer hears it at once
+ * (an answer without e2eKey), not after its 30 s answer timeout. */
+static void test_reject(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = start_server(NULL);
+    cpeer *a = peer_new(s, "alice", NULL);
+    cpeer *b = peer_new(s, "bob", NULL);
+    WAIT_FOR(a, a->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    b->accept_mode = 2;
+    char sid[RDV_SESSION_ID_LEN + 1];
+    assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
+    WAIT_FOR(b, b->n_request == 1, WAIT_MS);
+    assert_int_equal(peer_get(b, &b->accept_rc), 0);
+    WAIT_FOR(a, a->n_closed == 1, CLOSE_WAIT_MS);
+    pthread_mutex_lock(&a->mu);
+    assert_string_equal(a->closed_sid, sid);
+    assert_int_equal(a->closed_err, 0);
+    assert_string_equal(a->closed_reason, "rejected");
+    pthread_mutex_unlock(&a->mu);
+    rdv_session_info si;
+    assert_int_equal(rdv_session_info_get(a->c, sid, &si), RDV_ERR_NO_SESSION);
+    assert_int_equal(rdv_session_info_get(b->c, sid, &si), RDV_ERR_NO_SESSION);
+    assert_int_equal(peer_get(a, &a->n_path), 0);
+    assert_int_equal(peer_get(b, &b->n_closed), 0); /* its own reject: no callback */
+}
+
 static void test_proxy(void **state)
 {
     (void)state;
@@ -1569,6 +1599,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_upgrade, teardown),
         cmocka_unit_test_teardown(test_both_symmetric, teardown),
         cmocka_unit_test_teardown(test_close, teardown),
+        cmocka_unit_test_teardown(test_reject, teardown),
         cmocka_unit_test_teardown(test_proxy, teardown),
         cmocka_unit_test_teardown(test_stranger, teardown),
         cmocka_unit_test_teardown(test_reconnect_survives, teardown),

@@ -656,7 +656,9 @@ RDV_API int rdv_relay_open(rdv_client *c, const char *peer_node_id,
 RDV_API int rdv_relay_accept(rdv_client *c, const char *session_id) RDV_MUST_CHECK;
 
 /* Rejects a pending request: sends relayClose with `reason` (NULL:
- * "rejected"; at most 512 characters) and forgets it. Returns 0,
+ * "rejected"; at most 512 characters) and forgets it. A direct-capable
+ * request (req->direct) is declined with an answer without e2eKey instead
+ * (the reason is not carried; the opener sees "rejected"). Returns 0,
  * RDV_ERR_NO_SESSION, RDV_ERR_INVALID (reason too long). */
 RDV_API int rdv_relay_reject(rdv_client *c, const char *session_id,
                              const char *reason);
