@@ -553,3 +553,17 @@ int rdv__cand_from_json(const json_t *o, rdv__cand *out)
         snprintf(out->foundation, sizeof(out->foundation), "%s", json_string_value(f));
     return 0;
 }
+
+uint16_t rdv__addr_port(const struct sockaddr_storage *a)
+{
+    return ntohs(a->ss_family == AF_INET ? ((const struct sockaddr_in *)a)->sin_port
+                                         : ((const struct sockaddr_in6 *)a)->sin6_port);
+}
+
+void rdv__addr_set_port(struct sockaddr_storage *a, uint16_t port)
+{
+    if (a->ss_family == AF_INET)
+        ((struct sockaddr_in *)a)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)a)->sin6_port = htons(port);
+}

@@ -156,6 +156,12 @@ int rdv__cand_from_json(const json_t *o, rdv__cand *out)
  * cap > 0). */
 int rdv__addr_to_text(const struct sockaddr *sa, char *buf, size_t cap);
 
+/* The port of an AF_INET / AF_INET6 address (host order). */
+uint16_t rdv__addr_port(const struct sockaddr_storage *a);
+
+/* Sets the port of an AF_INET / AF_INET6 address. */
+void rdv__addr_set_port(struct sockaddr_storage *a, uint16_t port);
+
 /* Sorts c[0..n) by priority, highest first; equal priorities keep their
  * order (stable insertion sort: n is small, a gathering or a peer's
  * candidate list). */

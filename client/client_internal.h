@@ -382,18 +382,43 @@ int rdv__relay_send_close(rdv_client *c, const char *sid, const char *reason);
 int64_t rdv__relay_on_packet(rdv_client *c, const uint8_t sid_bytes[16], const uint8_t *pkt,
                              size_t len, int direct_fd, const struct sockaddr_storage *direct_from);
 
-/* ---- direct.c ---- */
+/* ---- discovery.c ---- */
 
-/* Opens the UDP sockets (create). Returns 0 or RDV_ERR_IO. */
+/* Opens the UDP sockets (create); an explicit cfg.udp_port must bind in
+ * every family the host has. Returns 0 or RDV_ERR_IO (errno kept). */
 int rdv__direct_init(rdv_client *c);
 /* Closes them and frees discovery state (destroy, after the sessions). */
 void rdv__direct_free(rdv_client *c);
+/* A nonblocking UDP socket bound to any:port of `fam` (IPv6: v6-only);
+ * -1 with errno on failure. */
+int rdv__udp_socket(int fam, uint16_t port);
+/* The client's socket of family fam, or -1. */
+int rdv__udp_for(rdv_client *c, int fam);
+/* The NAT type we use and report: cfg.nat_type, else the discovered one
+ * (_locked: L held; the other takes the lock). */
+rdv_nat_type rdv__nat_effective(rdv_client *c);
+rdv_nat_type rdv__nat_effective_locked(rdv_client *c);
+/* Starts, refreshes and repeats discovery when due. (S) */
+void rdv__discovery_tick(rdv_client *c, int64_t now);
+/* A datagram from a UDP socket: true when it was STUN (fed to the
+ * engine). (S) */
+bool rdv__discovery_on_packet(rdv_client *c, const uint8_t *buf, size_t len,
+                              const struct sockaddr_storage *from, socklen_t flen, int64_t now);
+/* After the sockets were read: engine timers, and the result once done
+ * (then our candidates are gathered). (S) */
+void rdv__discovery_after_read(rdv_client *c, int64_t now);
+/* Monotonic ms of the next discovery timer, INT64_MAX when none. (S) */
+int64_t rdv__discovery_next_due(rdv_client *c);
+/* Fills the NAT fields of a network status. (L held) */
+void rdv__discovery_status_locked(rdv_client *c, rdv_network_status *st);
+
+/* ---- direct.c ---- */
+
 /* Reads the UDP sockets, runs discovery and the sessions' timers. (S) */
 void rdv__direct_service(rdv_client *c, int64_t now);
-/* Monotonic ms of the next direct.c timer, INT64_MAX when none. (S) */
+/* Monotonic ms of the next direct.c or discovery timer, INT64_MAX when
+ * none. (S) */
 int64_t rdv__direct_next_due(rdv_client *c);
-/* The NAT type hello reports: cfg.nat_type, else the discovered one. */
-rdv_nat_type rdv__nat_effective(rdv_client *c);
 /* A verified offer / answer / iceCandidate: true when it belonged to the
  * direct machinery (a connect request or one of its sessions). (S) */
 bool rdv__direct_on_routed(rdv_client *c, const rdv_msg *m);

@@ -1,24 +1,22 @@
-/* direct.c - direct paths (see direct.h): the client's UDP sockets, NAT
- * discovery through the STUN engine (stunc.c), local candidates, the
- * connect decision, probing, nomination, keepalive, fallback to the relay
- * and upgrade from it, many-port probing, and rdv_connect() /
- * rdv_session_info_get().
+/* direct.c - direct-then-relay sessions (see direct.h, PROTOCOL.md 14):
+ * rdv_connect() and the offer / answer / candidates, the connect
+ * decision, probing, keepalive, fallback to the relay and upgrade from it,
+ * many-port probing, and rdv_session_info_get(). The UDP sockets and NAT
+ * discovery are discovery.c.
  *
- * Decision (README "Direct connections", after TealeNet's matrix): when
- * neither side is symmetric the initiator tries the direct path for
- * direct_timeout_ms and then opens the relay leg; when a side is symmetric
- * it opens the relay leg at once. Both sides keep probing in the
- * background (unless both are symmetric) and switch to a direct path as
- * soon as one is confirmed: a probe we sent was acknowledged by the peer,
- * MAC'd with the session's keys. Between a symmetric and a cone NAT both
+ * Decision (client/README.md "Direct connections", after TealeNet's
+ * matrix): when neither side is symmetric the initiator tries the direct
+ * path for direct_timeout_ms and then opens the relay leg; when a side is
+ * symmetric it opens the relay leg at once, and both sides start their
+ * checks once the leg carries the session (unless both are symmetric),
+ * switching to a direct path as soon as one is confirmed: a probe we sent
+ * was acknowledged by the peer, MAC'd with the session's keys. Between a symmetric and a cone NAT both
  * sides also run many-port probing: the symmetric side probes the peer
  * from RDV__SPRAY_MAX extra sockets (new NAT mappings), the cone side
  * probes random ports of the symmetric side's public IP; a probe that
  * lands on one of those mappings opens the path.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +30,6 @@
 #include "client_internal.h"
 #include "direct.h"
 #include "ids.h"
-#include "stunc.h"
 #include "wire_limits.h"
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -51,25 +48,6 @@ static bool addr_eq(const struct sockaddr_storage *a, const struct sockaddr_stor
                memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
     }
     return false;
-}
-
-static void set_port(struct sockaddr_storage *a, uint16_t port)
-{
-    if (a->ss_family == AF_INET)
-        ((struct sockaddr_in *)a)->sin_port = htons(port);
-    else
-        ((struct sockaddr_in6 *)a)->sin6_port = htons(port);
-}
-
-static uint16_t get_port(const struct sockaddr_storage *a)
-{
-    return ntohs(a->ss_family == AF_INET ? ((const struct sockaddr_in *)a)->sin_port
-                                         : ((const struct sockaddr_in6 *)a)->sin6_port);
-}
-
-static socklen_t fam_len(int fam)
-{
-    return fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 }
 
 static int64_t ms_since(const rdv__direct *d, int64_t now)
@@ -94,317 +72,11 @@ static void set_derr(rdv__direct *d, int err, const char *text)
     snprintf(d->last_err_text, sizeof(d->last_err_text), "%s", text);
 }
 
-/* A nonblocking UDP socket bound to any:port of `fam`; -1 on failure. */
-static int udp_socket(int fam, uint16_t port)
-{
-    int fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    ss.ss_family = (sa_family_t)fam;
-    if (fam == AF_INET6) {
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    }
-    set_port(&ss, port);
-    if (bind(fd, (struct sockaddr *)&ss, fam_len(fam)) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
-
-static uint16_t bound_port(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t l = sizeof(ss);
-    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &l) != 0)
-        return 0;
-    return get_port(&ss);
-}
-
-static int sock_for(rdv_client *c, int fam)
-{
-    return fam == AF_INET ? c->udp4 : fam == AF_INET6 ? c->udp6 : -1;
-}
-
 static void send_to(int fd, const void *buf, size_t len, const struct sockaddr_storage *to,
                     socklen_t tolen)
 {
     if (fd >= 0)
         (void)sendto(fd, buf, len, MSG_NOSIGNAL, (const struct sockaddr *)to, tolen);
-}
-
-/* ---- client life cycle ---------------------------------------------------- */
-
-int rdv__direct_init(rdv_client *c)
-{
-    c->udp4 = c->udp6 = -1;
-    c->nat.nat = c->cfg.nat_type;
-    c->nat.ms = -1;
-    c->last_direct_ms = -1;
-    c->last_connect_ms = -1;
-    if (c->cfg.stun_disable) {
-        c->nat.done = true;
-        snprintf(c->nat.method, sizeof(c->nat.method), "NAT discovery disabled (stun_disable)");
-    }
-    if (c->cfg.stun_disable && c->cfg.direct_disable)
-        return 0; /* relay only: no UDP at all */
-    c->udp4 = udp_socket(AF_INET, c->cfg.udp_port);
-    int e4 = errno;
-    c->udp6 = udp_socket(AF_INET6, c->cfg.udp_port);
-    int e6 = errno;
-    /* A port the application chose must be ours in every family this
-     * host has; without IPv6 (or without an IPv6 address) IPv4 suffices. */
-    if ((c->udp4 < 0 && c->udp6 < 0) ||
-        (c->cfg.udp_port && c->udp4 < 0 && e4 == EADDRINUSE) ||
-        (c->cfg.udp_port && c->udp6 < 0 && e6 == EADDRINUSE)) {
-        int e = c->udp4 < 0 ? e4 : e6;
-        if (c->udp4 >= 0)
-            close(c->udp4);
-        if (c->udp6 >= 0)
-            close(c->udp6);
-        c->udp4 = c->udp6 = -1;
-        errno = e;
-        return RDV_ERR_IO;
-    }
-    c->udp4_port = bound_port(c->udp4);
-    c->udp6_port = bound_port(c->udp6);
-    int fds[2] = {c->udp4, c->udp6};
-    for (int i = 0; i < 2; i++) {
-        if (fds[i] < 0)
-            continue;
-        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
-        if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fds[i], &ev) != 0)
-            return RDV_ERR_IO;
-    }
-    return 0;
-}
-
-void rdv__direct_free(rdv_client *c)
-{
-    if (c->udp4 >= 0)
-        close(c->udp4);
-    if (c->udp6 >= 0)
-        close(c->udp6);
-    c->udp4 = c->udp6 = -1;
-    free(c->stunc);
-    c->stunc = NULL;
-    free(c->stun_addrs);
-    free(c->stun_lens);
-    c->stun_addrs = NULL;
-    c->stun_lens = NULL;
-}
-
-rdv_nat_type rdv__nat_effective(rdv_client *c)
-{
-    pthread_mutex_lock(&c->lock);
-    rdv_nat_type n = c->cfg.nat_type != RDV_NAT_UNKNOWN ? c->cfg.nat_type : c->nat.nat;
-    pthread_mutex_unlock(&c->lock);
-    return n;
-}
-
-/* ---- NAT discovery (S) ----------------------------------------------------- */
-
-static int stun_send(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
-                     socklen_t tolen)
-{
-    rdv_client *c = ctx;
-    int fd = sock_for(c, to->sa_family);
-    if (fd < 0)
-        return -1;
-    return sendto(fd, buf, len, MSG_NOSIGNAL, to, tolen) < 0 ? -1 : 0;
-}
-
-/* Splits "host:port" / "[v6]:port" / "host" into host and port. */
-static int split_hostport(const char *s, char *host, size_t cap, uint16_t *port)
-{
-    const char *p;
-    size_t hl;
-    *port = RDV_DEFAULT_STUN_PORT;
-    if (s[0] == '[') {
-        const char *e = strchr(s, ']');
-        if (!e)
-            return -1;
-        hl = (size_t)(e - s - 1);
-        s++;
-        p = e[1] == ':' ? e + 2 : (e[1] ? NULL : e + 1);
-        if (!p)
-            return -1;
-    } else {
-        const char *colon = strrchr(s, ':');
-        if (colon && strchr(s, ':') != colon)
-            colon = NULL; /* a bare IPv6 literal */
-        hl = colon ? (size_t)(colon - s) : strlen(s);
-        p = colon ? colon + 1 : s + hl;
-    }
-    if (hl == 0 || hl >= cap)
-        return -1;
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    if (*p) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (*end || v < 1 || v > 65535)
-            return -1;
-        *port = (uint16_t)v;
-    }
-    return 0;
-}
-
-/* Resolves the configured STUN servers (or the server URL's host) into
- * c->stun_addrs: at most two addresses (one per family) per name. */
-static void resolve_stun(rdv_client *c)
-{
-    c->stun_resolved = true;
-    size_t n = c->cfg.stun_server_count;
-    char def[300];
-    const char *one[1];
-    const char *const *names = c->cfg.stun_servers;
-    if (!names || n == 0) {
-        bool v6 = strchr(c->url.host, ':') != NULL;
-        snprintf(def, sizeof(def), v6 ? "[%s]:%d" : "%s:%d", c->url.host, RDV_DEFAULT_STUN_PORT);
-        one[0] = def;
-        names = one;
-        n = 1;
-    }
-    size_t cap = RDV__STUNC_MAX_SERVERS;
-    c->stun_addrs = calloc(cap, sizeof(*c->stun_addrs));
-    c->stun_lens = calloc(cap, sizeof(*c->stun_lens));
-    if (!c->stun_addrs || !c->stun_lens)
-        return;
-    for (size_t i = 0; i < n && i < RDV_MAX_STUN_SERVERS; i++) {
-        char host[256];
-        uint16_t port;
-        if (!names[i] || split_hostport(names[i], host, sizeof(host), &port) != 0)
-            continue;
-        struct addrinfo hints, *res = NULL;
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_socktype = SOCK_DGRAM;
-        char ps[8];
-        snprintf(ps, sizeof(ps), "%u", port);
-        if (getaddrinfo(host, ps, &hints, &res) != 0)
-            continue;
-        bool got4 = false, got6 = false;
-        for (struct addrinfo *ai = res; ai && c->nstun < cap; ai = ai->ai_next) {
-            bool v4 = ai->ai_family == AF_INET;
-            if ((v4 && (got4 || c->udp4 < 0)) || (!v4 && (got6 || c->udp6 < 0)) ||
-                ai->ai_addrlen > sizeof(struct sockaddr_storage))
-                continue;
-            memcpy(&c->stun_addrs[c->nstun], ai->ai_addr, ai->ai_addrlen);
-            c->stun_lens[c->nstun++] = ai->ai_addrlen;
-            if (v4)
-                got4 = true;
-            else
-                got6 = true;
-        }
-        freeaddrinfo(res);
-    }
-}
-
-/* True when the server URL's host is a loopback name or address: then
- * loopback host candidates are offered (nodes on one machine). */
-static bool server_is_loopback(rdv_client *c)
-{
-    const char *h = c->url.host;
-    return strcmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0;
-}
-
-/* Gathers our candidates: host, then the server-reflexive address. (S) */
-static void gather_local(rdv_client *c)
-{
-    rdv__cand tmp[RDV__MAX_LOCAL_CANDS];
-    int n = rdv__cand_gather_host(c->udp4_port, c->udp6_port, server_is_loopback(c), tmp,
-                                  RDV__MAX_LOCAL_CANDS - 1);
-    if (n < 0)
-        n = 0;
-    pthread_mutex_lock(&c->lock);
-    if (c->nat.have_mapped && !c->nat.no_nat) {
-        /* Base: the host address of the same family, if any. */
-        const rdv__cand *base = NULL;
-        for (int i = 0; i < n && !base; i++)
-            if (tmp[i].addr.ss_family == c->nat.mapped.ss_family)
-                base = &tmp[i];
-        if (rdv__cand_make(RDV__CAND_SRFLX, (struct sockaddr *)&c->nat.mapped,
-                           c->nat.mapped_len, base ? (struct sockaddr *)&base->addr : NULL,
-                           base ? base->addr_len : 0, RDV__CAND_LOCALPREF_MAX,
-                           &tmp[n]) == 0)
-            n++;
-    }
-    memcpy(c->lcand, tmp, (size_t)n * sizeof(tmp[0]));
-    c->nlcand = (size_t)n;
-    pthread_mutex_unlock(&c->lock);
-}
-
-static void stun_start(rdv_client *c, int64_t now)
-{
-    if (!c->stun_resolved)
-        resolve_stun(c);
-    if (!c->stunc) {
-        if (c->nstun == 0)
-            return;
-        c->stunc = calloc(1, sizeof(*c->stunc));
-        if (!c->stunc)
-            return;
-        rdv__stunc_cfg sc;
-        memset(&sc, 0, sizeof(sc));
-        sc.servers = c->stun_addrs;
-        sc.server_lens = c->stun_lens;
-        sc.nservers = c->nstun;
-        sc.rto_ms = c->cfg.stun_rto_ms;
-        sc.send = stun_send;
-        sc.ctx = c;
-        sc.software = c->cfg.software;
-        /* Our socket's address (wildcard IP: the engine finds the one
-         * used toward the server) for the no-NAT test. */
-        struct sockaddr_storage local;
-        socklen_t ll = sizeof(local);
-        int lfd = c->udp4 >= 0 ? c->udp4 : c->udp6;
-        if (getsockname(lfd, (struct sockaddr *)&local, &ll) == 0) {
-            sc.local = (struct sockaddr *)&local;
-            sc.local_len = ll;
-        }
-        if (rdv__stunc_init(c->stunc, &sc) != 0) {
-            free(c->stunc);
-            c->stunc = NULL;
-            return;
-        }
-    }
-    c->stun_started_at = now;
-    c->stun_reported = false;
-    rdv__stunc_start(c->stunc, now);
-    c->stun_due = now;
-}
-
-/* Copies a finished discovery into c->nat and regathers. (S) */
-static void stun_collect(rdv_client *c, int64_t now)
-{
-    const rdv__stunc_result *r = rdv__stunc_get_result(c->stunc);
-    if (!r->done || c->stun_reported)
-        return;
-    c->stun_reported = true;
-    pthread_mutex_lock(&c->lock);
-    c->nat.done = true;
-    c->nat.nat = r->nat;
-    c->nat.no_nat = r->no_nat;
-    c->nat.have_mapped = r->mapped_known;
-    if (r->mapped_known) {
-        c->nat.mapped = r->mapped;
-        c->nat.mapped_len = r->mapped_len;
-    }
-    snprintf(c->nat.method, sizeof(c->nat.method), "%s",
-             r->mapped_known ? r->method : r->error_text);
-    c->nat.server[0] = '\0';
-    if (r->mapped_known && r->server_len)
-        (void)rdv__addr_to_text((const struct sockaddr *)&r->server, c->nat.server,
-                                sizeof(c->nat.server));
-    c->stun_changes = r->mapping_changes;
-    c->nat.ms = now - c->stun_started_at;
-    pthread_mutex_unlock(&c->lock);
-    gather_local(c);
 }
 
 /* ---- sessions: sending probes (L held) ------------------------------------ */
@@ -455,7 +127,7 @@ static void add_remote_locked(rdv_client *c, rdv__direct *d, const rdv__cand *k)
     if (d->nremote >= RDV__MAX_REMOTE_CANDS)
         return;
     d->remote[d->nremote++] = *k;
-    int fd = sock_for(c, k->addr.ss_family);
+    int fd = rdv__udp_for(c, k->addr.ss_family);
     if (fd >= 0)
         (void)add_pair_locked(d, fd, &k->addr, k->addr_len, k->priority);
 }
@@ -575,17 +247,37 @@ static void close_relay_leg_locked(rdv__relay *r, rdv__evq *q)
     memcpy(q->relay_close[q->nclose++], r->sid, sizeof(r->sid));
 }
 
-static void close_spray_locked(rdv_client *c, rdv__direct *d, int keep)
+/* Ends many-port probing: closes every spray socket (all), or those that
+ * never carried authenticated traffic from the peer and do not carry our
+ * path: the peer may have chosen its path to one of ours. (L held) */
+static void close_spray_locked(rdv_client *c, rdv__direct *d, bool all)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < d->nspray; i++) {
+        int fd = d->spray_fd[i];
+        if (all || !(d->spray_used[i] || (d->direct_up && fd == d->dfd))) {
+            rdv__defer_close_locked(c, fd);
+            continue;
+        }
+        d->spray_fd[kept] = fd;
+        d->spray_used[kept++] = true;
+    }
+    for (size_t i = kept; i < d->nspray; i++) {
+        d->spray_fd[i] = -1;
+        d->spray_used[i] = false;
+    }
+    d->nspray = kept;
+    d->spraying = false;
+    d->spray_left = 0;
+}
+
+/* Notes that spray socket fd (if it is one) carried authenticated traffic
+ * from the peer. (L held) */
+static void spray_used_locked(rdv__direct *d, int fd)
 {
     for (size_t i = 0; i < d->nspray; i++)
-        if (d->spray_fd[i] != keep)
-            rdv__defer_close_locked(c, d->spray_fd[i]);
-    d->nspray = 0;
-    if (keep >= 0) {
-        d->spray_fd[0] = keep;
-        d->nspray = 1;
-    }
-    d->spray_left = 0;
+        if (d->spray_fd[i] == fd)
+            d->spray_used[i] = true;
 }
 
 /* A check succeeded: (fd, addr) reaches the peer. (L held) */
@@ -607,10 +299,7 @@ static void direct_confirmed_locked(rdv_client *c, rdv__relay *r, int fd,
     d->next_keepalive = now + c->cfg.direct_keepalive_ms;
     d->next_consent = now + RDV__CONSENT_QUIET_MS;
     d->direct_deadline = 0;
-    bool fd_is_spray = false;
-    for (size_t i = 0; i < d->nspray; i++)
-        fd_is_spray |= d->spray_fd[i] == fd;
-    close_spray_locked(c, d, fd_is_spray ? fd : -1);
+    close_spray_locked(c, d, false);
     set_path_locked(c, r, RDV_TRAVERSAL_DIRECT, now, q);
     if (r->initiator)
         close_relay_leg_locked(r, q);
@@ -621,9 +310,7 @@ static void direct_lost_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__e
 {
     rdv__direct *d = r->d;
     d->direct_up = false;
-    if (d->nspray == 1 && d->spray_fd[0] == d->dfd)
-        close_spray_locked(c, d, -1);
-    d->dfd = -1;
+    d->dfd = -1; /* kept spray sockets stay for the new checks */
     for (size_t i = 0; i < d->npairs; i++) {
         d->pairs[i].valid = false;
         randombytes_buf(d->pairs[i].txid, sizeof(d->pairs[i].txid)); /* old acks void */
@@ -642,7 +329,7 @@ static void start_probing_locked(rdv_client *c, rdv__relay *r, int64_t now);
 static void start_checks_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__evq *q)
 {
     rdv__direct *d = r->d;
-    rdv_nat_type me = c->cfg.nat_type != RDV_NAT_UNKNOWN ? c->cfg.nat_type : c->nat.nat;
+    rdv_nat_type me = rdv__nat_effective_locked(c);
     rdv_nat_type peer = d->peer_nat;
     rdv__dwire_mac_keys(&r->e2e, d->tx_mac, d->rx_mac);
     d->keys = true;
@@ -680,7 +367,7 @@ static void start_checks_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__
 static void start_probing_locked(rdv_client *c, rdv__relay *r, int64_t now)
 {
     rdv__direct *d = r->d;
-    rdv_nat_type me = c->cfg.nat_type != RDV_NAT_UNKNOWN ? c->cfg.nat_type : c->nat.nat;
+    rdv_nat_type me = rdv__nat_effective_locked(c);
     rdv_nat_type peer = d->peer_nat;
     d->checks_deferred = false;
     d->probe_start = now;
@@ -714,7 +401,7 @@ static void start_probing_locked(rdv_client *c, rdv__relay *r, int64_t now)
         else if ((size_t)spray > RDV__SPRAY_TOTAL_MAX - open_now)
             spray = (int)(RDV__SPRAY_TOTAL_MAX - open_now);
         for (int i = 0; i < spray; i++) {
-            int fd = udp_socket(srflx->addr.ss_family, 0);
+            int fd = rdv__udp_socket(srflx->addr.ss_family, 0);
             if (fd < 0)
                 break;
             struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
@@ -723,6 +410,7 @@ static void start_probing_locked(rdv_client *c, rdv__relay *r, int64_t now)
                 break;
             }
             d->spray_fd[d->nspray++] = fd;
+            d->spraying = true;
         }
     } else if (is_cone(me) && is_sym(peer)) {
         d->spray_left = (uint32_t)spray * RDV__SPRAY_PROBES_PER_PORT;
@@ -751,18 +439,18 @@ static json_t *conn_info_locked(rdv_client *c)
             continue;
         if (k->type == RDV__CAND_SRFLX && pport == 0) {
             snprintf(pub, sizeof(pub), "%s", ip);
-            pport = get_port(&k->addr);
+            pport = rdv__addr_port(&k->addr);
         } else if (k->type == RDV__CAND_HOST && strcmp(loc, "0.0.0.0") == 0 &&
                    strncmp(ip, "127.", 4) != 0 && strcmp(ip, "::1") != 0) {
             snprintf(loc, sizeof(loc), "%s", ip);
-            lport = get_port(&k->addr);
+            lport = rdv__addr_port(&k->addr);
         }
     }
     if (c->nat.no_nat && pport == 0 && strcmp(loc, "0.0.0.0") != 0) {
         snprintf(pub, sizeof(pub), "%s", loc); /* no NAT: public = local */
         pport = lport;
     }
-    rdv_nat_type me = c->cfg.nat_type != RDV_NAT_UNKNOWN ? c->cfg.nat_type : c->nat.nat;
+    rdv_nat_type me = rdv__nat_effective_locked(c);
     return json_pack("{s:s, s:i, s:s, s:i, s:s}", "publicIP", pub, "publicPort", pport,
                      "localIP", loc, "localPort", lport, "natType", rdv_nat_type_name(me));
 }
@@ -1251,7 +939,7 @@ void rdv__direct_detach_locked(rdv_client *c, rdv__relay *r)
         for (int i = 0; i < RDV__CLOSE_REPEAT; i++)
             send_probe_locked(r, d->dfd, &d->daddr, d->dlen, txid, RDV__DWIRE_F_CLOSE);
     }
-    close_spray_locked(c, d, -1);
+    close_spray_locked(c, d, true);
     d->direct_up = false;
 }
 
@@ -1272,6 +960,7 @@ static void on_probe(rdv_client *c, int fd, const uint8_t *buf, size_t len,
         return; /* forged, reflected or damaged: silently dropped */
     if ((p.flags & RDV__DWIRE_F_INITIATOR) == (r->initiator ? RDV__DWIRE_F_INITIATOR : 0))
         return; /* our own role: not from the peer */
+    spray_used_locked(d, fd);
     if (p.flags & RDV__DWIRE_F_CLOSE) {
         if (q->nended < RDV__EV_MAX) {
             rdv__relay_end_locked(c, r);
@@ -1317,6 +1006,7 @@ static void on_ack(rdv_client *c, int fd, const uint8_t *buf, size_t len,
         return;
     if ((a.flags & RDV__DWIRE_F_INITIATOR) == (r->initiator ? RDV__DWIRE_F_INITIATOR : 0))
         return;
+    spray_used_locked(d, fd);
     if (d->direct_up) {
         /* Liveness: the ack of our latest keepalive, on the path. */
         if (d->dfd == fd && addr_eq(&d->daddr, from) &&
@@ -1345,6 +1035,7 @@ void rdv__direct_on_rx_locked(rdv__relay *r, int fd, const struct sockaddr_stora
     if (!r || !r->d)
         return;
     r->d->drx++;
+    spray_used_locked(r->d, fd);
     if (r->d->direct_up && r->d->dfd == fd && addr_eq(&r->d->daddr, from))
         r->d->last_rx = now;
 }
@@ -1371,11 +1062,8 @@ static void read_socket(rdv_client *c, int fd, int64_t now)
         if (n < 0)
             return; /* EAGAIN, or an ICMP error reported on the socket */
         /* IPv4-mapped sources never occur: the IPv6 socket is v6-only. */
-        if (c->stunc && rdv_stun_looks_like(buf, (size_t)n)) {
-            (void)rdv__stunc_on_packet(c->stunc, buf, (size_t)n, (struct sockaddr *)&from, flen,
-                                       now);
+        if (rdv__discovery_on_packet(c, buf, (size_t)n, &from, flen, now))
             continue;
-        }
         int kind = rdv__dwire_kind(buf, (size_t)n);
         if (c->cfg.direct_disable)
             continue; /* relay only: never answer probes */
@@ -1404,10 +1092,10 @@ static void spray_tick_locked(rdv_client *c, rdv__relay *r, int64_t now)
     rdv__direct *d = r->d;
     if (d->direct_up || now < d->next_spray)
         return;
-    if (d->nspray > 0) {
+    if (d->spraying) {
         /* Symmetric side: every spray socket probes the peer's srflx. */
         if (now >= d->spray_until) {
-            close_spray_locked(c, d, -1);
+            close_spray_locked(c, d, false);
             return;
         }
         for (size_t i = 0; i < d->nspray; i++)
@@ -1416,12 +1104,12 @@ static void spray_tick_locked(rdv_client *c, rdv__relay *r, int64_t now)
         d->next_spray = now + 2000;
     } else if (d->spray_left > 0) {
         /* Cone side: probes to random ports of the peer's public IP. */
-        int fd = sock_for(c, d->spray_target.ss_family);
+        int fd = rdv__udp_for(c, d->spray_target.ss_family);
         for (int i = 0; i < RDV__SPRAY_BATCH && d->spray_left > 0; i++, d->spray_left--) {
             struct sockaddr_storage to = d->spray_target;
             uint16_t port = (uint16_t)(RDV__SPRAY_PORT_MIN +
                                        randombytes_uniform(65536 - RDV__SPRAY_PORT_MIN));
-            set_port(&to, port);
+            rdv__addr_set_port(&to, port);
             send_probe_locked(r, fd, &to, d->spray_target_len, d->spray_txid, 0);
         }
         d->next_spray = now + 50;
@@ -1484,12 +1172,8 @@ static void session_tick_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__
 
 int64_t rdv__direct_next_due(rdv_client *c)
 {
-    int64_t due = INT64_MAX;
-    if (c->stunc && c->stun_due < due)
-        due = c->stun_due;
+    int64_t due = rdv__discovery_next_due(c);
     int64_t now = rdv__mono_ms();
-    if (c->stun_next_refresh && c->stun_next_refresh < due)
-        due = c->stun_next_refresh;
     pthread_mutex_lock(&c->lock);
     for (rdv__relay *r = c->relays; r; r = r->next) {
         rdv__direct *d = r->d;
@@ -1501,7 +1185,7 @@ int64_t rdv__direct_next_due(rdv_client *c)
                 t = d->next_probe;
             if (d->direct_deadline && d->direct_deadline < t)
                 t = d->direct_deadline;
-            if ((d->nspray || d->spray_left) && d->next_spray < t)
+            if ((d->spraying || d->spray_left) && d->next_spray < t)
                 t = d->next_spray;
         } else if (now - d->last_tx_data < 2000 && now - d->last_rx > RDV__CONSENT_QUIET_MS &&
                    d->next_consent < t) {
@@ -1518,45 +1202,12 @@ void rdv__direct_service(rdv_client *c, int64_t now)
 {
     if (c->udp4 < 0 && c->udp6 < 0)
         return;
-    /* Discovery: first run, refresh, periodic rediscovery. */
-    if (!c->cfg.stun_disable) {
-        if (!c->stun_started_at || now >= c->stun_next_rediscover) {
-            stun_start(c, now);
-            c->stun_next_rediscover = now + RDV__STUN_REDISCOVER_MS;
-            c->stun_next_refresh = now + RDV__STUN_REFRESH_MS;
-            if (!c->stunc) {
-                /* Nothing to ask: discovery is over, type unknown. */
-                c->stun_started_at = now;
-                c->stun_next_rediscover = INT64_MAX;
-                pthread_mutex_lock(&c->lock);
-                c->nat.done = true;
-                snprintf(c->nat.method, sizeof(c->nat.method), "no STUN server could be resolved");
-                pthread_mutex_unlock(&c->lock);
-                gather_local(c);
-            }
-        } else if (c->stunc && now >= c->stun_next_refresh) {
-            rdv__stunc_refresh(c->stunc, now);
-            c->stun_next_refresh = now + RDV__STUN_REFRESH_MS;
-        }
-    } else if (!c->stun_started_at) {
-        c->stun_started_at = now;
-        pthread_mutex_lock(&c->lock);
-        c->nat.done = true;
-        snprintf(c->nat.method, sizeof(c->nat.method), "NAT discovery disabled (stun_disable)");
-        pthread_mutex_unlock(&c->lock);
-        gather_local(c);
-    }
+    rdv__discovery_tick(c, now);
     if (c->udp4 >= 0)
         read_socket(c, c->udp4, now);
     if (c->udp6 >= 0)
         read_socket(c, c->udp6, now);
-    if (c->stunc) {
-        c->stun_due = rdv__stunc_tick(c->stunc, now);
-        stun_collect(c, now);
-        /* The refresh saw our mapping change: discover again. */
-        if (c->stun_reported && rdv__stunc_get_result(c->stunc)->mapping_changes != c->stun_changes)
-            c->stun_next_rediscover = now;
-    }
+    rdv__discovery_after_read(c, now);
     send_pending_offers(c, now);
     /* Spray sockets, copied (reading may end sessions; their fds are
      * closed only later on this thread, so the copies stay valid). */
@@ -1669,27 +1320,10 @@ int rdv_session_info_get(rdv_client *c, const char *sid, rdv_session_info *out)
 /* The NAT part of rdv_client_network_status(). (L held) */
 void rdv__direct_status_locked(rdv_client *c, rdv_network_status *st)
 {
-    st->nat_type = c->cfg.nat_type != RDV_NAT_UNKNOWN ? c->cfg.nat_type : c->nat.nat;
-    st->nat_discovered = c->nat.done;
-    st->no_nat = c->nat.no_nat;
-    snprintf(st->nat_method, sizeof(st->nat_method), "%s", c->nat.method);
-    snprintf(st->stun_server, sizeof(st->stun_server), "%s", c->nat.server);
-    st->nat_discovery_ms = c->nat.ms;
+    rdv__discovery_status_locked(c, st);
     st->direct_sessions = c->direct_sessions;
     st->last_connect_ms = c->last_connect_ms;
     st->last_direct_ms = c->last_direct_ms;
-    if (c->nat.have_mapped) {
-        char ip[INET6_ADDRSTRLEN];
-        const struct sockaddr_storage *m = &c->nat.mapped;
-        const void *a = m->ss_family == AF_INET
-                            ? (const void *)&((const struct sockaddr_in *)m)->sin_addr
-                            : (const void *)&((const struct sockaddr_in6 *)m)->sin6_addr;
-        if (inet_ntop(m->ss_family, a, ip, sizeof(ip))) {
-            snprintf(st->public_ip, sizeof(st->public_ip), "%s", ip);
-            st->public_port = get_port(m);
-            st->public_endpoint_from_stun = 1;
-        }
-    }
     /* The last direct error: of the most recent session that has one. */
     for (rdv__relay *r = c->relays; r; r = r->next)
         if (r->d && r->d->last_err) {

@@ -89,7 +89,11 @@ typedef struct rdv__direct {
      * peer's server-reflexive address. Cone side: probes to random ports
      * of the peer's public IP. */
     int spray_fd[RDV__SPRAY_MAX];
+    bool spray_used[RDV__SPRAY_MAX]; /* carried authenticated peer traffic:
+                                      * kept while the session lives (the
+                                      * peer's path may end there) */
     size_t nspray;
+    bool spraying;                   /* symmetric side: probing from them */
     int64_t spray_until, next_spray;
     uint8_t spray_txid[RDV__DWIRE_TXID_BYTES];
     bool spray_started;              /* spray_txid is in use */

@@ -10,8 +10,13 @@
 #                   nat_node (the real librendezvous): Direct / Relayed as
 #                   the decision matrix says, data intact, reported NAT types,
 #                   symmetric<->cone upgrades. Prints the matrix.
+#   nat_lab_fallback two portRestricted sites on a Direct path; the path is
+#                   blocked in A's box (nft), both sides fall back to the
+#                   relay, the block goes, both come back to Direct; echoes
+#                   intact throughout (losses only while switching). Prints
+#                   the timeline.
 #
-# Both build and tear down their own namespaces (rl<pid>-*), so they run
+# All build and tear down their own namespaces (rl<pid>-*), so they run
 # one at a time (RESOURCE_LOCK) to keep the timings meaningful.
 set(RDV_NAT_LAB_DIR ${CMAKE_CURRENT_SOURCE_DIR}/lab)
 set(RDV_NAT_LAB_ENV
@@ -36,6 +41,16 @@ if(TARGET rendezvousd)
             --rendezvousd $<TARGET_FILE:rendezvousd>
             --nat-node $<TARGET_FILE:nat_node>)
   set_tests_properties(nat_lab_matrix PROPERTIES TIMEOUT 600
+    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
+    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+endif()
+
+if(TARGET rendezvousd)
+  add_test(NAME nat_lab_fallback
+    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/fallback.py
+            --rendezvousd $<TARGET_FILE:rendezvousd>
+            --nat-node $<TARGET_FILE:nat_node>)
+  set_tests_properties(nat_lab_fallback PROPERTIES TIMEOUT 300
     SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
     ENVIRONMENT "${RDV_NAT_LAB_ENV}")
 endif()

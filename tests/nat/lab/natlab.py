@@ -386,6 +386,14 @@ class Lab:
         return run(["ip", "netns", "exec", site.box_ns, "nft", "list", "ruleset"],
                    check=False).stdout
 
+    def box_nft(self, site, *args, input=None, check=True):
+        """Runs nft with args (e.g. "-f", "-" with input) in the site's box
+        namespace (a test's own rules beside the box's ruleset)."""
+        if not site.box_ns:
+            raise LabError("site %r has no box" % (site,))
+        return run(["ip", "netns", "exec", site.box_ns, "nft"] + list(args), input=input,
+                   check=check)
+
     def conntrack_count(self, site):
         if not site.box_ns:
             return 0
