@@ -25,6 +25,7 @@
 #include "dwire.h"
 
 #define RDV__MAX_REMOTE_CANDS 16     /* candidates kept per session */
+#define RDV__UDP_BUFFER_BYTES (4 * 1024 * 1024) /* SO_RCVBUF / SO_SNDBUF asked */
 #define RDV__MAX_PAIRS 32            /* (local socket, remote address) checks */
 #define RDV__MAX_LOCAL_CANDS 12      /* our gathered candidates */
 #define RDV__SPRAY_MAX 256           /* sockets of the symmetric side */

@@ -98,6 +98,16 @@ int rdv__direct_init(rdv_client *c)
         errno = e;
         return RDV_ERR_IO;
     }
+    /* Room for bursts of direct-path data (the kernel caps the request at
+     * net.core.rmem_max / wmem_max); best effort. */
+    int bufsz = RDV__UDP_BUFFER_BYTES;
+    for (int i = 0; i < 2; i++) {
+        int fd = i ? c->udp6 : c->udp4;
+        if (fd < 0)
+            continue;
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+    }
     c->udp4_port = bound_port(c->udp4);
     c->udp6_port = bound_port(c->udp6);
     int fds[2] = {c->udp4, c->udp6};

@@ -399,8 +399,10 @@ int rdv_relay_send(rdv_client *c, const char *sid, const void *buf, size_t len)
     pthread_mutex_lock(&c->lock);
     rdv__relay *r = rdv__relay_find_locked(c, sid);
     int rc = r ? rdv__relay_send_locked(c, r, buf, len) : RDV_ERR_NO_SESSION;
+    /* A datagram that left on the direct path needs no service thread. */
+    bool queued = rc == 0 && !(r->d && r->d->direct_up);
     pthread_mutex_unlock(&c->lock);
-    if (rc == 0)
+    if (queued)
         rdv__wake(c);
     return rc;
 }
