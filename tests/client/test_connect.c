@@ -124,6 +124,7 @@ typedef struct popts {
     uint16_t udp_port;
     int stun_rto_ms;
     int spray_ports;
+    int direct_timeout_ms;
 } popts;
 
 static cpeer *g_peers[4];
@@ -386,6 +387,7 @@ static cpeer *peer_new(rdv_ts_server *s, const char *label, const popts *o)
         cfg.udp_port = o->udp_port;
         cfg.stun_rto_ms = o->stun_rto_ms;
         cfg.spray_ports = o->spray_ports;
+        cfg.direct_timeout_ms = o->direct_timeout_ms;
     }
     assert_int_equal(rdv_client_create(&cfg, &p->c), 0);
     rdv_identity_wipe(&id);
@@ -1032,6 +1034,39 @@ static void test_relay_only(void **state)
     exchange_hashed(a, b, sid, 10, 100); /* still carries data */
 }
 
+/* Neither side is symmetric, but the peer never answers probes (it is
+ * relay-only): the opener tries the direct path for its direct_timeout_ms,
+ * then the relay takes over; the direct error says why. */
+static void test_direct_timeout(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = start_server(NULL);
+    popts oa = {0}, ob = {0};
+    oa.direct_timeout_ms = 700;
+    ob.direct_disable = 1;
+    cpeer *a = peer_new(s, "alice", &oa);
+    cpeer *b = peer_new(s, "bob", &ob);
+    char sid[RDV_SESSION_ID_LEN + 1];
+    WAIT_FOR(a, a->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    wait_discovered(a, WAIT_MS);
+    b->accept_mode = 1;
+    assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
+    WAIT_FOR(b, b->n_request == 1, WAIT_MS);
+    WAIT_FOR(a, a->n_path >= 1, WAIT_MS);
+    rdv_session_info ia;
+    info_of(a, sid, &ia);
+    print_info("A", &ia);
+    assert_int_equal(ia.path, RDV_TRAVERSAL_RELAYED);
+    /* The relay leg is asked for only when the direct attempt ended. */
+    assert_true(ia.relayed_ms >= oa.direct_timeout_ms);
+    assert_int_equal(ia.direct_ms, -1);
+    assert_int_equal(ia.last_direct_error, RDV_ERR_TIMEOUT);
+    assert_non_null(strstr(ia.last_direct_error_text, "700 ms"));
+    exchange_hashed(a, b, sid, 20, 100);
+    expect_only_path(a, RDV_TRAVERSAL_RELAYED, "after the exchange");
+}
+
 /* Sends verify-mode datagrams from both ends until `until` (ms), one each
  * every ~2 ms. A send refused with RDV_ERR_STATE (no path at that moment)
  * is counted in *no_path; any other failure fails the test. */
@@ -1596,6 +1631,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_dead_stun, teardown),
         cmocka_unit_test_teardown(test_direct, teardown),
         cmocka_unit_test_teardown(test_relay_only, teardown),
+        cmocka_unit_test_teardown(test_direct_timeout, teardown),
         cmocka_unit_test_teardown(test_upgrade, teardown),
         cmocka_unit_test_teardown(test_both_symmetric, teardown),
         cmocka_unit_test_teardown(test_close, teardown),
