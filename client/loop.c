@@ -303,6 +303,7 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         {
             /* The server's address: our relayed candidate (direct.c). */
             struct sockaddr_storage sa;
+            memset(&sa, 0, sizeof(sa));
             socklen_t l = sizeof(sa);
             int fd = lws_get_socket_fd(wsi);
             if (fd < 0 || getpeername(fd, (struct sockaddr *)&sa, &l) != 0)
