@@ -301,8 +301,10 @@ static void direct_confirmed_locked(rdv_client *c, rdv__relay *r, int fd,
     d->direct_deadline = 0;
     close_spray_locked(c, d, false);
     set_path_locked(c, r, RDV_TRAVERSAL_DIRECT, now, q);
-    if (r->initiator)
-        close_relay_leg_locked(r, q);
+    /* The relay leg is closed a little later: the peer may not have
+     * confirmed its own direct path yet and still sends on the relay. */
+    if (r->initiator && d->relay_leg)
+        d->leg_close_at = now + RDV__LEG_LINGER_MS;
 }
 
 /* The direct path stopped answering: back to the relay. (L held) */
@@ -310,6 +312,7 @@ static void direct_lost_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__e
 {
     rdv__direct *d = r->d;
     d->direct_up = false;
+    d->leg_close_at = 0;
     d->dfd = -1; /* kept spray sockets stay for the new checks */
     for (size_t i = 0; i < d->npairs; i++) {
         d->pairs[i].valid = false;
@@ -854,7 +857,7 @@ bool rdv__direct_on_relay_ready(rdv_client *c, const char *sid, const char *from
             if (!r->d->direct_up)
                 set_path_locked(c, r, RDV_TRAVERSAL_RELAYED, rdv__mono_ms(), &q);
             else
-                close_relay_leg_locked(r, &q); /* direct won meanwhile */
+                r->d->leg_close_at = rdv__mono_ms() + RDV__LEG_LINGER_MS; /* direct won */
             if (r->d->checks_deferred)
                 start_probing_locked(c, r, rdv__mono_ms());
         }
@@ -1122,6 +1125,10 @@ static void session_tick_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__
     if (r->st != RDV__RS_OPEN || !d->keys)
         return;
     if (d->direct_up) {
+        if (d->leg_close_at && now >= d->leg_close_at) {
+            d->leg_close_at = 0;
+            close_relay_leg_locked(r, q);
+        }
         int64_t ka = c->cfg.direct_keepalive_ms;
         bool active = now - d->last_tx_data < 2000;
         if (now - d->last_rx > 2 * (ka * 5 / 3) ||
@@ -1180,6 +1187,8 @@ int64_t rdv__direct_next_due(rdv_client *c)
         if (!d || r->st != RDV__RS_OPEN || !d->keys)
             continue;
         int64_t t = d->direct_up ? d->next_keepalive : INT64_MAX;
+        if (d->direct_up && d->leg_close_at && d->leg_close_at < t)
+            t = d->leg_close_at;
         if (!d->direct_up) {
             if (d->probe_start && d->next_probe < t)
                 t = d->next_probe;

@@ -42,6 +42,8 @@
 #define RDV__REASON_DIRECT "direct"  /* relayClose of a leg no longer needed */
 #define RDV__NO_PATH_MS 30000        /* an open session without a path ends */
 #define RDV__OFFER_WAIT_MS 5000      /* rdv_connect() waits for discovery */
+#define RDV__LEG_LINGER_MS 3000      /* relay leg kept after the direct path
+                                      * came up, while the peer confirms its own */
 
 /* One connectivity check: a remote address probed from a local socket. */
 typedef struct rdv__pair {
@@ -80,6 +82,7 @@ typedef struct rdv__direct {
     uint8_t ka_txid[RDV__DWIRE_TXID_BYTES]; /* last keepalive / consent probe */
     bool relay_wanted;               /* initiator: the decision needs the leg */
     int64_t next_relay_try;          /* retry of a relayOpen that failed */
+    int64_t leg_close_at;            /* initiator: close the relay leg then */
     bool offer_pending;              /* initiator: offer waits for discovery */
     int64_t no_path_since;           /* open without any path since; 0 */
     int path;                        /* rdv_traversal */
