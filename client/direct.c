@@ -156,7 +156,11 @@ static void probe_round_locked(rdv__relay *r)
 
 /* ---- events delivered after the lock is released ------------------------- */
 
-#define RDV__EV_MAX 16
+/* Work collected under the lock for after it: one tick may touch every
+ * session (a network change loses all direct paths at once). An event
+ * beyond the bound is not delivered (rdv_session_info_get() still tells
+ * the state); a relay leg or an end beyond it is retried by the next tick. */
+#define RDV__EV_MAX RDV_RELAY_MAX_SESSIONS
 #define RDV__ENDED_REJECTED 1 /* ended_err: the peer declined (err 0) */
 typedef struct rdv__dev {
     int kind;                         /* 1 path, 2 ended by the peer */
@@ -227,9 +231,11 @@ static void set_path_locked(rdv_client *c, rdv__relay *r, int path, int64_t now,
 static void want_relay_locked(rdv__relay *r, rdv__evq *q)
 {
     rdv__direct *d = r->d;
-    if (!r->initiator || d->relay_leg || q->nopen >= RDV__EV_MAX)
+    if (!r->initiator || d->relay_leg)
         return;
-    d->relay_wanted = true;
+    d->relay_wanted = true; /* the tick asks again if it cannot go now */
+    if (q->nopen >= RDV__EV_MAX)
+        return;
     d->relay_leg = true;
     memcpy(q->relay_open[q->nopen], r->sid, sizeof(r->sid));
     memcpy(q->relay_open_peer[q->nopen], r->peer, sizeof(r->peer));
