@@ -676,10 +676,10 @@ static void on_offer(rdv_client *c, const rdv_msg *m, const uint8_t pk[32])
         rdv__relay_free(r);
         return;
     }
-    bool ok = false;
+    bool ok = false, known = false;
     pthread_mutex_lock(&c->lock);
-    if (!rdv__relay_find_locked(c, sid) && !rdv__relay_find_bytes_locked(c, r->sid_bytes) &&
-        rdv__relay_count_locked(c, -1) < RDV_RELAY_MAX_SESSIONS) {
+    known = rdv__relay_find_locked(c, sid) || rdv__relay_find_bytes_locked(c, r->sid_bytes);
+    if (!known && rdv__relay_count_locked(c, -1) < RDV_RELAY_MAX_SESSIONS) {
         conn_info_to_remote_locked(c, d, json_object_get(m->body, "connectionInfo"));
         r->next = c->relays;
         c->relays = r;
@@ -689,7 +689,9 @@ static void on_offer(rdv_client *c, const rdv_msg *m, const uint8_t pk[32])
     pthread_mutex_unlock(&c->lock);
     if (!ok) {
         rdv__relay_free(r);
-        return; /* a copy, or too many sessions: the opener times out */
+        if (!known) /* too many sessions: decline; a copy is ignored */
+            (void)rdv__direct_send_refusal(c, from, sid);
+        return;
     }
     rdv_relay_request req;
     memset(&req, 0, sizeof(req));
@@ -709,8 +711,10 @@ static void on_answer(rdv_client *c, rdv__relay *r, const rdv_msg *m, const uint
     rdv__direct *d = r->d;
     conn_info_to_remote_locked(c, d, json_object_get(m->body, "connectionInfo"));
     if (rdv__e2e_init(&r->e2e, true, &r->kp, pk, r->sid_bytes) != 0) {
-        if (q->nended < RDV__EV_MAX)
+        if (q->nended < RDV__EV_MAX) {
+            q->ended_err[q->nended] = RDV_ERR_PROTOCOL; /* a low-order key */
             q->ended[q->nended++] = rdv__relay_end_locked(c, r);
+        }
         return;
     }
     rdv__e2e_keypair_wipe(&r->kp);
@@ -775,22 +779,27 @@ int rdv__direct_accept(rdv_client *c, const char *sid)
     rdv__evq q;
     memset(&q, 0, sizeof(q));
     int rc = 0;
+    rdv__relay *dead = NULL; /* the peer's key is unusable: declined */
     pthread_mutex_lock(&c->lock);
     rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (r)
+        memcpy(peer, r->peer, sizeof(peer));
     if (!r || !r->d || r->st != RDV__RS_REQUESTED) {
         rc = RDV_ERR_NO_SESSION;
     } else if (rdv__e2e_init(&r->e2e, false, &kp, r->peer_pk, r->sid_bytes) != 0) {
         rc = RDV_ERR_CRYPTO;
-        if (q.nended < RDV__EV_MAX)
-            q.ended[q.nended++] = rdv__relay_end_locked(c, r);
+        dead = rdv__relay_end_locked(c, r);
     } else {
         r->st = RDV__RS_OPEN;
         c->rstats.opened++;
         memcpy(r->d->my_pk, kp.pk, 32);
         r->d->t0 = rdv__mono_ms();
-        memcpy(peer, r->peer, sizeof(peer));
     }
     pthread_mutex_unlock(&c->lock);
+    if (dead) {
+        rdv__relay_free(dead); /* no callback: the caller gets rc */
+        (void)rdv__direct_send_refusal(c, peer, sid);
+    }
     if (rc == 0)
         rc = send_signaling(c, RDV_MSG_ANSWER, peer, sid, kp.pk);
     if (rc == 0) {
@@ -799,7 +808,7 @@ int rdv__direct_accept(rdv_client *c, const char *sid)
         if (r && r->d)
             start_checks_locked(c, r, rdv__mono_ms(), &q);
         pthread_mutex_unlock(&c->lock);
-    } else if (rc != RDV_ERR_NO_SESSION && q.nended == 0) {
+    } else if (rc != RDV_ERR_NO_SESSION && rc != RDV_ERR_CRYPTO) {
         pthread_mutex_lock(&c->lock);
         r = rdv__relay_find_locked(c, sid);
         if (r && q.nended < RDV__EV_MAX)
@@ -1285,6 +1294,7 @@ static void run_evq(rdv_client *c, rdv__evq *q)
         rdv__relay_report_closed(c, q->ended[i], e == RDV__ENDED_REJECTED ? 0 : e,
                                  e == RDV__ENDED_REJECTED ? "rejected"
                                  : e == RDV_ERR_TIMEOUT   ? "no path to the peer"
+                                 : e == RDV_ERR_PROTOCOL  ? "the peer's e2eKey is unusable"
                                  : e                      ? "the offer could not be sent"
                                                           : "closed_by_peer");
     }
