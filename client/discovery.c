@@ -349,7 +349,6 @@ static void stun_collect(rdv_client *c, int64_t now)
     gather_local(c);
 }
 
-
 /* ---- the service loop (S) ------------------------------------------------- */
 
 void rdv__discovery_tick(rdv_client *c, int64_t now)

@@ -31,7 +31,6 @@ _Static_assert(RDV__STUNC_MAX_SERVERS <= UINT8_MAX, "rdv__stunc_tx.server is a u
 #define IPV4_LEN 4
 #define IPV6_LEN 16
 
-
 /* A sockaddr for `a` in the style of the configured server sockaddr
  * `like` (same family: an IPv4 `a` becomes IPv4-mapped when `like` is
  * AF_INET6, e.g. on a dual-stack socket; the IPv6 scope is kept).

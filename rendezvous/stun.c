@@ -30,7 +30,6 @@
 #define IPV4_LEN 4
 #define IPV6_LEN 16
 
-
 /* A complete sockaddr's length from its family (the caller passes a
  * sockaddr_in or sockaddr_in6, or a sockaddr_storage holding one). */
 static socklen_t sa_len(const struct sockaddr *sa)
