@@ -385,9 +385,11 @@ typedef void (*rdv_cb_relay_data)(rdv_client *c, const char *session_id,
 typedef void (*rdv_cb_relay_closed)(rdv_client *c, const char *session_id,
                                     int err, const char *reason, void *user_ptr);
 /* The path of a session made with rdv_connect() changed: the first usable
- * path (DIRECT or RELAYED), an upgrade from RELAYED to DIRECT, or a
- * fallback from DIRECT to RELAYED when the direct path stopped answering.
- * `elapsed_ms` is the time since rdv_connect() / rdv_relay_accept(). */
+ * path (DIRECT or RELAYED), an upgrade from RELAYED to DIRECT, a fallback
+ * from DIRECT to RELAYED when the direct path stopped answering, or
+ * UNKNOWN while the session has no path for a moment (e.g. between a lost
+ * direct path and the relay leg the opener reopens). `elapsed_ms` is the
+ * time since rdv_connect() / rdv_relay_accept(). */
 typedef void (*rdv_cb_path)(rdv_client *c, const char *session_id,
                             const char *peer_node_id, int path /* rdv_traversal */,
                             int64_t elapsed_ms, void *user_ptr);
@@ -717,18 +719,19 @@ RDV_API int rdv_relay_proxy(rdv_client *c, const char *session_id,
  * and an ephemeral e2eKey, trickles our candidates (host, server-reflexive
  * from STUN, relayed) as iceCandidate, and both sides punch with
  * authenticated probes (PROTOCOL.md 14). The decision follows the NAT
- * types (README "Direct connections"): when neither side is symmetric the
- * direct attempt runs for direct_timeout_ms, then the relay takes over;
- * when a side is symmetric the relay is used at once, and probing
- * (including many-port probing between a symmetric and a cone NAT)
- * continues in the background and upgrades the session to the direct
- * path when one opens. A direct path is kept alive and falls back to the
+ * types (client/README.md "Direct connections"): when neither side is
+ * symmetric the direct attempt runs for direct_timeout_ms, then the relay
+ * takes over; when a side is symmetric the relay is used at once, and once
+ * it carries the session probing starts (including many-port probing
+ * between a symmetric and a cone NAT) and upgrades the session to the
+ * direct path when one opens; both symmetric: relay only. A direct path is kept alive and falls back to the
  * relay when it stops answering. The application sees one session:
  * rdv_relay_send(), cb_relay_data, rdv_relay_proxy() and rdv_relay_close()
  * work the same on either path, with the same end-to-end encryption.
  *
  * The peer gets cb_relay_request with req->direct = 1 and answers with
- * rdv_relay_accept() / rdv_relay_reject() as for a relay request. The
+ * rdv_relay_accept() / rdv_relay_reject() as for a relay request (a
+ * rejection reaches the opener as cb_relay_closed(0, "rejected")). The
  * opener gets cb_relay_ready when the first path is usable; both sides get
  * cb_path for every path change. Until a path exists rdv_relay_send()
  * returns RDV_ERR_STATE.
@@ -801,7 +804,7 @@ typedef struct rdv_network_status {
 /* Fills *st. Returns 0 or RDV_ERR_INVALID. */
 RDV_API int rdv_client_network_status(rdv_client *c, rdv_network_status *st);
 
-/* One session's path, from rdv_session_info(). Times are ms since
+/* One session's path, from rdv_session_info_get(). Times are ms since
  * rdv_connect() / rdv_relay_accept(); -1 when not reached. */
 typedef struct rdv_session_info {
     char peer_node_id[RDV_NODE_ID_LEN + 1];
@@ -811,7 +814,7 @@ typedef struct rdv_session_info {
     int64_t first_path_ms;           /* first usable path */
     int64_t relayed_ms;              /* relay path usable */
     int64_t direct_ms;               /* direct path confirmed */
-    int upgraded;                    /* direct after the relay carried data */
+    int upgraded;                    /* direct after the session was relayed */
     int via_spray;                   /* found by many-port probing */
     rdv_nat_type peer_nat;
     char remote[RDV_IP_LEN + 9];     /* direct path "ip:port" / "[ip]:port" */
