@@ -194,7 +194,12 @@ int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESS
 
     pthread_mutex_lock(&c->lock);
     unsigned n = rdv__relay_count_locked(c, -1);
-    unsigned busy = rdv__relay_count_locked(c, RDV__RS_OPEN) + rdv__relay_count_locked(c, RDV__RS_OPENING);
+    /* The server counts our open and opening relay sessions: connect
+     * sessions only while they have a relay leg. */
+    unsigned busy = 0;
+    for (rdv__relay *o = c->relays; o; o = o->next)
+        busy += (o->st == RDV__RS_OPEN || o->st == RDV__RS_OPENING) &&
+                (!o->d || o->d->relay_leg);
     int rc = 0;
     if (c->limits.max_relay_sessions <= 0)
         rc = RDV_ERR_NOT_SUPPORTED; /* the server announced no relay */
@@ -289,7 +294,7 @@ static int end_local(rdv_client *c, const char *sid, unsigned mask, const char *
         r = NULL;
     /* A connect session is known to the server only through its relay
      * leg; without one there is nothing to close there (the peer hears of
-     * it over the direct path, or its request times out). */
+     * it over the direct path, or by the refusal answer below). */
     bool server_knows = r && (!r->d || r->d->relay_leg);
     /* A connect request we decline: tell the offerer with an answer
      * without e2eKey (PROTOCOL.md 14.1) instead of letting it time out. */
