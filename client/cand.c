@@ -386,9 +386,8 @@ int rdv__cand_gather_host(uint16_t port4, uint16_t port6, bool include_loopback,
 
 /* ---- text and JSON -------------------------------------------------------- */
 
-/* The IP text of a normalized address into buf (INET6_ADDRSTRLEN). */
-static bool ip_text(const struct sockaddr_storage *ss, char buf[INET6_ADDRSTRLEN],
-                    uint16_t *port)
+bool rdv__addr_ip_text(const struct sockaddr_storage *ss, char buf[INET6_ADDRSTRLEN],
+                       uint16_t *port)
 {
     uint8_t ip[16];
     size_t n = addr_parts(ss, ip, port);
@@ -409,7 +408,7 @@ int rdv__addr_to_text(const struct sockaddr *sa, char *buf, size_t cap)
     struct sockaddr_storage ss;
     char ip[INET6_ADDRSTRLEN];
     uint16_t port = 0;
-    if (normalize(sa, len, &ss) == 0 || !ip_text(&ss, ip, &port))
+    if (normalize(sa, len, &ss) == 0 || !rdv__addr_ip_text(&ss, ip, &port))
         return RDV_ERR_INVALID;
     int w = ss.ss_family == AF_INET6 ? snprintf(buf, cap, "[%s]:%u", ip, (unsigned)port)
                                      : snprintf(buf, cap, "%s:%u", ip, (unsigned)port);
@@ -433,9 +432,9 @@ json_t *rdv__cand_to_json(const rdv__cand *c)
         return NULL;
     char ip[INET6_ADDRSTRLEN], rip[INET6_ADDRSTRLEN];
     uint16_t port = 0, rport = 0;
-    if (!ip_text(&c->addr, ip, &port))
+    if (!rdv__addr_ip_text(&c->addr, ip, &port))
         return NULL;
-    if (c->base_len != 0 && !ip_text(&c->base, rip, &rport))
+    if (c->base_len != 0 && !rdv__addr_ip_text(&c->base, rip, &rport))
         return NULL;
     json_t *o = json_object();
     if (o == NULL)

@@ -41,6 +41,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <jansson.h>
@@ -155,6 +156,12 @@ int rdv__cand_from_json(const json_t *o, rdv__cand *out)
  * RDV_ERR_INVALID (NULL, unknown family, cap too small; buf gets "" when
  * cap > 0). */
 int rdv__addr_to_text(const struct sockaddr *sa, char *buf, size_t cap);
+
+/* The IP text (no brackets, no zone; IPv4-mapped as IPv4) of an AF_INET /
+ * AF_INET6 address into buf, and its port into *port (may be NULL).
+ * Returns false for another family. */
+bool rdv__addr_ip_text(const struct sockaddr_storage *ss, char buf[INET6_ADDRSTRLEN],
+                       uint16_t *port);
 
 /* The port of an AF_INET / AF_INET6 address (host order). */
 uint16_t rdv__addr_port(const struct sockaddr_storage *a);

@@ -365,6 +365,9 @@ rdv__relay *rdv__relay_end_locked(rdv_client *c, rdv__relay *r);
  * RDV_ERR_NOMEM, RDV_ERR_CRYPTO. (no lock held) */
 int rdv__relay_new_outgoing(rdv_client *c, const char *peer, char session_id_out[],
                             rdv__relay **out);
+/* Ends and frees session sid without a callback (a set-up that failed
+ * before the caller got it). (no lock held) */
+void rdv__relay_forget(rdv_client *c, const char *sid);
 /* Wipes and frees a session already unlinked. (no lock needed) */
 void rdv__relay_free(rdv__relay *r);
 /* Calls cb_relay_closed (no lock held) and frees r. */

@@ -24,7 +24,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <sodium.h>
 
 #include "client_internal.h"
@@ -441,18 +440,16 @@ static json_t *conn_info_locked(rdv_client *c)
     for (size_t i = 0; i < c->nlcand; i++) {
         const rdv__cand *k = &c->lcand[i];
         char ip[INET6_ADDRSTRLEN];
-        const void *a = k->addr.ss_family == AF_INET
-                            ? (const void *)&((const struct sockaddr_in *)&k->addr)->sin_addr
-                            : (const void *)&((const struct sockaddr_in6 *)&k->addr)->sin6_addr;
-        if (!inet_ntop(k->addr.ss_family, a, ip, sizeof(ip)))
+        uint16_t port;
+        if (!rdv__addr_ip_text(&k->addr, ip, &port))
             continue;
         if (k->type == RDV__CAND_SRFLX && pport == 0) {
             snprintf(pub, sizeof(pub), "%s", ip);
-            pport = rdv__addr_port(&k->addr);
+            pport = port;
         } else if (k->type == RDV__CAND_HOST && strcmp(loc, "0.0.0.0") == 0 &&
                    strncmp(ip, "127.", 4) != 0 && strcmp(ip, "::1") != 0) {
             snprintf(loc, sizeof(loc), "%s", ip);
-            lport = rdv__addr_port(&k->addr);
+            lport = port;
         }
     }
     if (c->nat.no_nat && pport == 0 && strcmp(loc, "0.0.0.0") != 0) {
@@ -595,12 +592,7 @@ int rdv_connect(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION
     rc = send_signaling(c, RDV_MSG_OFFER, peer, sid, pk);
     if (rc != 0) {
         session_id_out[0] = '\0';
-        pthread_mutex_lock(&c->lock);
-        rdv__relay *x = rdv__relay_find_locked(c, sid);
-        if (x)
-            rdv__relay_end_locked(c, x);
-        pthread_mutex_unlock(&c->lock);
-        rdv__relay_free(x);
+        rdv__relay_forget(c, sid);
         return rc;
     }
     rdv__wake(c);
@@ -809,20 +801,28 @@ int rdv__direct_accept(rdv_client *c, const char *sid)
             start_checks_locked(c, r, rdv__mono_ms(), &q);
         pthread_mutex_unlock(&c->lock);
     } else if (rc != RDV_ERR_NO_SESSION && rc != RDV_ERR_CRYPTO) {
-        pthread_mutex_lock(&c->lock);
-        r = rdv__relay_find_locked(c, sid);
-        if (r && q.nended < RDV__EV_MAX)
-            q.ended[q.nended++] = rdv__relay_end_locked(c, r);
-        pthread_mutex_unlock(&c->lock);
-        /* Freed below without a callback: the caller gets rc. */
-        for (size_t i = 0; i < q.nended; i++)
-            rdv__relay_free(q.ended[i]);
-        q.nended = 0;
+        rdv__relay_forget(c, sid); /* no callback: the caller gets rc */
     }
     rdv__e2e_keypair_wipe(&kp);
     run_evq(c, &q);
     rdv__wake(c);
     return rc;
+}
+
+/* The relay leg carries the session now (the answerer got relayOpen, the
+ * opener relayReady): the path, unless a direct one is up (then the
+ * opener lets the leg go after RDV__LEG_LINGER_MS), and the checks a
+ * relay-first session deferred. (L held) */
+static void leg_up_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__evq *q)
+{
+    rdv__direct *d = r->d;
+    d->relay_up = true;
+    if (!d->direct_up)
+        set_path_locked(c, r, RDV_TRAVERSAL_RELAYED, now, q);
+    else if (r->initiator)
+        d->leg_close_at = now + RDV__LEG_LINGER_MS; /* direct won meanwhile */
+    if (d->checks_deferred)
+        start_probing_locked(c, r, now);
 }
 
 /* relayOpen for a connect session we know: the initiator wants the relay
@@ -842,11 +842,7 @@ bool rdv__direct_on_relay_open(rdv_client *c, const char *sid, const char *from)
             answer = true;
             memcpy(pk, r->d->my_pk, 32);
             r->d->relay_leg = true;
-            r->d->relay_up = true;
-            if (!r->d->direct_up)
-                set_path_locked(c, r, RDV_TRAVERSAL_RELAYED, rdv__mono_ms(), &q);
-            if (r->d->checks_deferred)
-                start_probing_locked(c, r, rdv__mono_ms());
+            leg_up_locked(c, r, rdv__mono_ms(), &q);
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -867,15 +863,8 @@ bool rdv__direct_on_relay_ready(rdv_client *c, const char *sid, const char *from
     rdv__relay *r = rdv__relay_find_locked(c, sid);
     if (r && r->d && strcmp(r->peer, from) == 0) {
         mine = true;
-        if (r->initiator && r->d->relay_leg && r->st == RDV__RS_OPEN) {
-            r->d->relay_up = true;
-            if (!r->d->direct_up)
-                set_path_locked(c, r, RDV_TRAVERSAL_RELAYED, rdv__mono_ms(), &q);
-            else
-                r->d->leg_close_at = rdv__mono_ms() + RDV__LEG_LINGER_MS; /* direct won */
-            if (r->d->checks_deferred)
-                start_probing_locked(c, r, rdv__mono_ms());
-        }
+        if (r->initiator && r->d->relay_leg && r->st == RDV__RS_OPEN)
+            leg_up_locked(c, r, rdv__mono_ms(), &q);
     }
     pthread_mutex_unlock(&c->lock);
     run_evq(c, &q);

@@ -18,7 +18,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 
 #include "client_internal.h"
 #include "direct.h"
@@ -351,6 +350,18 @@ static void stun_collect(rdv_client *c, int64_t now)
 
 /* ---- the service loop (S) ------------------------------------------------- */
 
+/* Discovery ends without asking anyone: `why` is the method shown;
+ * only host candidates are gathered. (S) */
+static void finish_without_stun(rdv_client *c, int64_t now, const char *why)
+{
+    c->stun_started_at = now;
+    pthread_mutex_lock(&c->lock);
+    c->nat.done = true;
+    snprintf(c->nat.method, sizeof(c->nat.method), "%s", why);
+    pthread_mutex_unlock(&c->lock);
+    gather_local(c);
+}
+
 void rdv__discovery_tick(rdv_client *c, int64_t now)
 {
     /* Discovery: first run, refresh, periodic rediscovery. */
@@ -359,27 +370,16 @@ void rdv__discovery_tick(rdv_client *c, int64_t now)
             stun_start(c, now);
             c->stun_next_rediscover = now + RDV__STUN_REDISCOVER_MS;
             c->stun_next_refresh = now + RDV__STUN_REFRESH_MS;
-            if (!c->stunc) {
-                /* Nothing to ask: discovery is over, type unknown. */
-                c->stun_started_at = now;
+            if (!c->stunc) { /* nothing to ask: discovery is over, type unknown */
                 c->stun_next_rediscover = INT64_MAX;
-                pthread_mutex_lock(&c->lock);
-                c->nat.done = true;
-                snprintf(c->nat.method, sizeof(c->nat.method), "no STUN server could be resolved");
-                pthread_mutex_unlock(&c->lock);
-                gather_local(c);
+                finish_without_stun(c, now, "no STUN server could be resolved");
             }
         } else if (c->stunc && now >= c->stun_next_refresh) {
             rdv__stunc_refresh(c->stunc, now);
             c->stun_next_refresh = now + RDV__STUN_REFRESH_MS;
         }
     } else if (!c->stun_started_at) {
-        c->stun_started_at = now;
-        pthread_mutex_lock(&c->lock);
-        c->nat.done = true;
-        snprintf(c->nat.method, sizeof(c->nat.method), "NAT discovery disabled (stun_disable)");
-        pthread_mutex_unlock(&c->lock);
-        gather_local(c);
+        finish_without_stun(c, now, "NAT discovery disabled (stun_disable)");
     }
 }
 
@@ -423,16 +423,9 @@ void rdv__discovery_status_locked(rdv_client *c, rdv_network_status *st)
     snprintf(st->nat_method, sizeof(st->nat_method), "%s", c->nat.method);
     snprintf(st->stun_server, sizeof(st->stun_server), "%s", c->nat.server);
     st->nat_discovery_ms = c->nat.ms;
-    if (c->nat.have_mapped) {
-        char ip[INET6_ADDRSTRLEN];
-        const struct sockaddr_storage *m = &c->nat.mapped;
-        const void *a = m->ss_family == AF_INET
-                            ? (const void *)&((const struct sockaddr_in *)m)->sin_addr
-                            : (const void *)&((const struct sockaddr_in6 *)m)->sin6_addr;
-        if (inet_ntop(m->ss_family, a, ip, sizeof(ip))) {
-            snprintf(st->public_ip, sizeof(st->public_ip), "%s", ip);
-            st->public_port = rdv__addr_port(m);
-            st->public_endpoint_from_stun = 1;
-        }
+    char ip[INET6_ADDRSTRLEN];
+    if (c->nat.have_mapped && rdv__addr_ip_text(&c->nat.mapped, ip, &st->public_port)) {
+        snprintf(st->public_ip, sizeof(st->public_ip), "%s", ip);
+        st->public_endpoint_from_stun = 1;
     }
 }

@@ -77,6 +77,16 @@ static void unlink_locked(rdv_client *c, rdv__relay *r)
     r->next = NULL;
 }
 
+void rdv__relay_forget(rdv_client *c, const char *sid)
+{
+    pthread_mutex_lock(&c->lock);
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (r)
+        rdv__relay_end_locked(c, r);
+    pthread_mutex_unlock(&c->lock);
+    rdv__relay_free(r);
+}
+
 void rdv__relay_free(rdv__relay *r)
 {
     if (!r)
@@ -221,12 +231,7 @@ int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESS
     rc = rdv__relay_send_signed(c, RDV_MSG_RELAY_OPEN, peer, sid, pk);
     if (rc != 0) {
         session_id_out[0] = '\0';
-        pthread_mutex_lock(&c->lock);
-        rdv__relay *x = rdv__relay_find_locked(c, sid);
-        if (x)
-            rdv__relay_end_locked(c, x);
-        pthread_mutex_unlock(&c->lock);
-        rdv__relay_free(x);
+        rdv__relay_forget(c, sid);
         return rc;
     }
     return 0;
@@ -271,14 +276,8 @@ int rdv_relay_accept(rdv_client *c, const char *sid)
     }
     if (rc == 0) {
         rc = rdv__relay_send_signed(c, RDV_MSG_RELAY_READY, peer, sid, kp.pk);
-        if (rc != 0) {
-            pthread_mutex_lock(&c->lock);
-            rdv__relay *x = rdv__relay_find_locked(c, sid);
-            if (x)
-                rdv__relay_end_locked(c, x);
-            pthread_mutex_unlock(&c->lock);
-            rdv__relay_free(x);
-        }
+        if (rc != 0)
+            rdv__relay_forget(c, sid);
     }
     rdv__e2e_keypair_wipe(&kp);
     return rc;
