@@ -54,24 +54,10 @@ command -v cmake >/dev/null || die "cmake not found (scripts/bootstrap installs 
 command -v curl >/dev/null || die "curl not found"
 
 # ---- build ---------------------------------------------------------------
-src=$REPO_DIR
-BUILT_COMMIT=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null)
-BUILT_DIRTY=$(git -C "$REPO_DIR" status --porcelain -- rendezvous schema db client 2>/dev/null | wc -l)
-if [ "$FROM" = head ]; then
-    SERVER_FROM=head   # server_line: "(built from git archive HEAD)"
-    src=$REPO_DIR/build-bench-direct-src   # git-ignored (/build-*/)
-    if [ "$(cat "$src/.bench-commit" 2>/dev/null)" != "$BUILT_COMMIT" ]; then
-        rm -rf "$src" && mkdir -p "$src"
-        git -C "$REPO_DIR" archive HEAD | tar -x -C "$src" || die "git archive HEAD failed"
-        echo "$BUILT_COMMIT" >"$src/.bench-commit"
-    fi
-fi
-log "building rendezvousd and librendezvous (Release, from $FROM) in $SRV_BUILD"
-cmake -S "$src" -B "$SRV_BUILD" -DCMAKE_BUILD_TYPE=Release -DRDV_SANITIZE=OFF \
-    -DRDV_BUILD_TESTS=OFF >"$OUT/cmake-server.log" 2>&1 \
-    || die "configuring the server failed; see $OUT/cmake-server.log"
-cmake --build "$SRV_BUILD" -j2 --target rendezvousd rendezvous_static >>"$OUT/cmake-server.log" 2>&1 \
-    || die "building the server / librendezvous failed; see $OUT/cmake-server.log"
+SERVER_FROM=$FROM   # lib.sh's name for it (server_line: "built from git archive HEAD")
+DIRTY_PATHS="rendezvous schema db client"
+build_server_tree "$REPO_DIR/build-bench-direct-src" rendezvousd rendezvous_static
+src=$SRC
 log "building loadgen_direct in $GEN_BUILD"
 cmake -S "$BENCH_DIR" -B "$GEN_BUILD" -DCMAKE_BUILD_TYPE=Release -DRDV_MAIN_BUILD="$SRV_BUILD" \
     -DRDV_MAIN_SOURCE="$src" >"$OUT/cmake-gen.log" 2>&1 \

@@ -38,23 +38,7 @@ build_all() {
     command -v cmake >/dev/null || die "cmake not found (scripts/bootstrap installs it)"
     command -v node >/dev/null || die "node (>= 14) and npm are needed for the PeerJS server"
     command -v curl >/dev/null || die "curl not found"
-    local src=$REPO_DIR
-    BUILT_COMMIT=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null)
-    BUILT_DIRTY=$(git -C "$REPO_DIR" status --porcelain -- rendezvous schema db 2>/dev/null | wc -l)
-    if [ "$SERVER_FROM" = head ]; then
-        src=$REPO_DIR/build-bench-src   # git-ignored (/build-*/)
-        if [ "$(cat "$src/.bench-commit" 2>/dev/null)" != "$BUILT_COMMIT" ]; then
-            rm -rf "$src" && mkdir -p "$src"
-            git -C "$REPO_DIR" archive HEAD | tar -x -C "$src" || die "git archive HEAD failed"
-            echo "$BUILT_COMMIT" >"$src/.bench-commit"
-        fi
-    fi
-    log "building rendezvousd (Release, from $SERVER_FROM) in $SRV_BUILD"
-    cmake -S "$src" -B "$SRV_BUILD" -DCMAKE_BUILD_TYPE=Release -DRDV_SANITIZE=OFF \
-        -DRDV_BUILD_TESTS=OFF >"$OUT/cmake-server.log" 2>&1 \
-        || die "configuring the server failed; see $OUT/cmake-server.log"
-    cmake --build "$SRV_BUILD" -j2 --target rendezvousd >>"$OUT/cmake-server.log" 2>&1 \
-        || die "building the server failed; see $OUT/cmake-server.log"
+    build_server_tree "$REPO_DIR/build-bench-src" rendezvousd
     log "building the load generators (Release) in $GEN_BUILD"
     cmake -S "$BENCH_DIR" -B "$GEN_BUILD" -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake-gen.log" 2>&1 \
         || die "configuring bench/ failed; see $OUT/cmake-gen.log"
@@ -62,6 +46,35 @@ build_all() {
         || die "building bench/ failed; see $OUT/cmake-gen.log"
     "$BENCH_DIR/install_peerjs.sh" >"$OUT/npm.log" 2>&1 \
         || die "installing the PeerJS server failed; see $OUT/npm.log"
+}
+
+# build_server_tree SRCDIR TARGET...: builds TARGETs of the main project
+# (Release, no sanitizers, no tests) into $SRV_BUILD from the working tree,
+# or with SERVER_FROM=head from `git archive HEAD` unpacked in SRCDIR
+# (git-ignored /build-*/; reused while HEAD is the same). Sets SRC (the
+# tree built), BUILT_COMMIT, and BUILT_DIRTY: uncommitted changes under
+# $DIRTY_PATHS (default: the server's folders).
+build_server_tree() {
+    local dir=$1; shift
+    SRC=$REPO_DIR
+    BUILT_COMMIT=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null)
+    # shellcheck disable=SC2086 # a list of paths
+    BUILT_DIRTY=$(git -C "$REPO_DIR" status --porcelain -- ${DIRTY_PATHS:-rendezvous schema db} \
+        2>/dev/null | wc -l)
+    if [ "$SERVER_FROM" = head ]; then
+        SRC=$dir
+        if [ "$(cat "$SRC/.bench-commit" 2>/dev/null)" != "$BUILT_COMMIT" ]; then
+            rm -rf "$SRC" && mkdir -p "$SRC"
+            git -C "$REPO_DIR" archive HEAD | tar -x -C "$SRC" || die "git archive HEAD failed"
+            echo "$BUILT_COMMIT" >"$SRC/.bench-commit"
+        fi
+    fi
+    log "building $* (Release, from $SERVER_FROM) in $SRV_BUILD"
+    cmake -S "$SRC" -B "$SRV_BUILD" -DCMAKE_BUILD_TYPE=Release -DRDV_SANITIZE=OFF \
+        -DRDV_BUILD_TESTS=OFF >"$OUT/cmake-server.log" 2>&1 \
+        || die "configuring the server failed; see $OUT/cmake-server.log"
+    cmake --build "$SRV_BUILD" -j2 --target "$@" >>"$OUT/cmake-server.log" 2>&1 \
+        || die "building $* failed; see $OUT/cmake-server.log"
 }
 
 port_free() { ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
@@ -168,7 +181,7 @@ QUIET_WAIT=${QUIET_WAIT:-60}
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 wait_quiet() {
-    local t=0 b0 b1 cores tck
+    local t=0 b0 b1 cores=0 tck
     tck=$(getconf CLK_TCK)
     while [ "$t" -lt "$QUIET_WAIT" ]; do
         b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)

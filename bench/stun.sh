@@ -54,23 +54,8 @@ command -v ss >/dev/null || die "ss not found"
 
 # ---- build ---------------------------------------------------------------
 build_server() {
-    local src=$REPO_DIR
-    BUILT_COMMIT=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null)
-    BUILT_DIRTY=$(git -C "$REPO_DIR" status --porcelain -- rendezvous schema db 2>/dev/null | wc -l)
-    if [ "$SERVER_FROM" = head ]; then
-        src=$REPO_DIR/build-bench-src   # git-ignored (/build-*/), shared with lib.sh
-        if [ "$(cat "$src/.bench-commit" 2>/dev/null)" != "$BUILT_COMMIT" ]; then
-            rm -rf "$src" && mkdir -p "$src"
-            git -C "$REPO_DIR" archive HEAD | tar -x -C "$src" || die "git archive HEAD failed"
-            echo "$BUILT_COMMIT" >"$src/.bench-commit"
-        fi
-    fi
-    log "building rendezvousd (Release, from $SERVER_FROM) in $SRV_BUILD"
-    cmake -S "$src" -B "$SRV_BUILD" -DCMAKE_BUILD_TYPE=Release -DRDV_SANITIZE=OFF \
-        -DRDV_BUILD_TESTS=OFF >"$OUT/cmake-server.log" 2>&1 \
-        || die "configuring the server failed; see $OUT/cmake-server.log"
-    cmake --build "$SRV_BUILD" -j2 --target rendezvousd >>"$OUT/cmake-server.log" 2>&1 \
-        || die "building the server failed; see $OUT/cmake-server.log"
+    build_server_tree "$REPO_DIR/build-bench-src" rendezvousd
+    local src=$SRC
     # the generator from the same sources as the server's codec
     log "building loadgen_stun in $GEN_DIR"
     mkdir -p "$GEN_DIR"
