@@ -66,6 +66,7 @@
 #include "ids.h"
 #include "node.h"
 #include "server.h"
+#include "udp.h"
 #include "stun.h"
 
 #define WAIT_MS 10000          /* generous bound for every wait */
@@ -666,28 +667,11 @@ static void exchange_hashed(cpeer *a, cpeer *b, const char *sid, int n, size_t m
 
 /* ---- UDP helpers ---- */
 
-static int udp_socket_at(const char *ip, uint16_t *port)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(*port)};
-    assert_int_equal(inet_pton(AF_INET, ip, &a.sin_addr), 1);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    socklen_t l = sizeof(a);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-    *port = ntohs(a.sin_port);
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
 
 static int udp_socket(uint16_t *port)
 {
     *port = 0;
-    int fd = udp_socket_at("127.0.0.1", port);
+    int fd = rdv_ts_udp_socket_at("127.0.0.1", port);
     assert_true(fd >= 0);
     return fd;
 }
@@ -697,7 +681,7 @@ static uint16_t free_udp_port(void)
 {
     for (int tries = 0; tries < 50; tries++) {
         uint16_t port = 0;
-        int fd = udp_socket_at("0.0.0.0", &port);
+        int fd = rdv_ts_udp_socket_at("0.0.0.0", &port);
         assert_true(fd >= 0);
         int fd6 = socket(AF_INET6, SOCK_DGRAM, 0);
         bool ok = true;
@@ -720,20 +704,7 @@ static uint16_t free_udp_port(void)
 
 static void udp_send(int fd, uint16_t port, const void *buf, size_t len)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof(a)), (ssize_t)len);
-}
-
-/* Receives one datagram; *from_port gets the sender's port. */
-static ssize_t udp_recv(int fd, void *buf, size_t cap, uint16_t *from_port)
-{
-    struct sockaddr_in a;
-    socklen_t l = sizeof(a);
-    ssize_t n = recvfrom(fd, buf, cap, 0, (struct sockaddr *)&a, &l);
-    if (n >= 0 && from_port)
-        *from_port = ntohs(a.sin_port);
-    return n;
+    assert_int_equal(rdv_ts_udp_send(fd, port, buf, len), (ssize_t)len);
 }
 
 /* Waits up to ms for one datagram (poll); returns its length or -1. */
@@ -752,7 +723,7 @@ static ssize_t udp_recv_wait(int fd, void *buf, size_t cap, int ms, struct socka
 static bool alt_loopback_usable(void)
 {
     uint16_t port = 0;
-    int fd = udp_socket_at("127.0.0.2", &port);
+    int fd = rdv_ts_udp_socket_at("127.0.0.2", &port);
     if (fd < 0)
         return false;
     close(fd);
@@ -1347,32 +1318,9 @@ static void test_proxy(void **state)
     assert_int_equal(rdv_relay_proxy(b->c, sid, "127.0.0.1:0", fwd, NULL), RDV_ERR_STATE);
     assert_true(pa != 0 && pb != 0);
 
-    char buf[2048];
-    uint16_t from = 0;
-    for (int i = 0; i < 20; i++) {
-        char msg[64];
-        int ml = snprintf(msg, sizeof(msg), "a->b datagram %d", i);
-        udp_send(app_a, pa, msg, (size_t)ml);
-        ssize_t n = udp_recv(app_b, buf, sizeof(buf), &from);
-        assert_int_equal(n, ml);
-        assert_memory_equal(buf, msg, (size_t)ml);
-        assert_int_equal(from, pb);
-        ml = snprintf(msg, sizeof(msg), "b->a reply %d", i);
-        udp_send(app_b, from, msg, (size_t)ml);
-        n = udp_recv(app_a, buf, sizeof(buf), &from);
-        assert_int_equal(n, ml);
-        assert_memory_equal(buf, msg, (size_t)ml);
-        assert_int_equal(from, pa);
-    }
-    char big[1400];
-    for (size_t k = 0; k < sizeof(big); k++)
-        big[k] = (char)(k * 13);
-    udp_send(app_a, pa, big, sizeof(big));
-    assert_int_equal(udp_recv(app_b, buf, sizeof(buf), NULL), (ssize_t)sizeof(big));
-    assert_memory_equal(buf, big, sizeof(big));
-    udp_send(app_b, pb, big, sizeof(big));
-    assert_int_equal(udp_recv(app_a, buf, sizeof(buf), NULL), (ssize_t)sizeof(big));
-    assert_memory_equal(buf, big, sizeof(big));
+    const char *why = rdv_ts_proxy_round_trip(app_a, pa, app_b, pb, 20);
+    if (why)
+        fail_msg("proxy round trip: %s", why);
     assert_int_equal(peer_get(a, &a->n_data), 0);
     assert_int_equal(peer_get(b, &b->n_data), 0);
     /* It went the direct way (the counters may trail the delivery a

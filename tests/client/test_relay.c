@@ -56,6 +56,7 @@
 #include "ids.h"
 #include "node.h"
 #include "server.h"
+#include "udp.h"
 
 #define WAIT_MS 8000
 #define MAX_SEEN 64
@@ -827,34 +828,10 @@ static void test_tamper(void **state)
 
 static int udp_socket(uint16_t *port)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    *port = 0;
+    int fd = rdv_ts_udp_socket_at("127.0.0.1", port);
     assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t l = sizeof(a);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-    *port = ntohs(a.sin_port);
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     return fd;
-}
-
-static void udp_send(int fd, uint16_t port, const void *buf, size_t len)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof(a)), (ssize_t)len);
-}
-
-/* Receives one datagram; *from_port gets the sender's port. */
-static ssize_t udp_recv(int fd, void *buf, size_t cap, uint16_t *from_port)
-{
-    struct sockaddr_in a;
-    socklen_t l = sizeof(a);
-    ssize_t n = recvfrom(fd, buf, cap, 0, (struct sockaddr *)&a, &l);
-    if (n >= 0 && from_port)
-        *from_port = ntohs(a.sin_port);
-    return n;
 }
 
 static void test_proxy(void **state)
@@ -880,35 +857,10 @@ static void test_proxy(void **state)
     assert_int_equal(rdv_relay_proxy(a->c, sid, "nonsense", NULL, NULL), RDV_ERR_INVALID);
     assert_true(pa != 0 && pb != 0);
 
-    char buf[2048];
-    uint16_t from = 0;
-    for (int i = 0; i < 20; i++) {
-        char msg[64];
-        int ml = snprintf(msg, sizeof(msg), "a->b datagram %d", i);
-        udp_send(app_a, pa, msg, (size_t)ml);
-        ssize_t n = udp_recv(app_b, buf, sizeof(buf), &from);
-        assert_int_equal(n, ml);
-        assert_memory_equal(buf, msg, (size_t)ml);
-        assert_int_equal(from, pb); /* it comes from proxy B */
-        /* App B answers the sender, i.e. proxy B; it reaches app A as a
-         * datagram from proxy A (the last local sender). */
-        ml = snprintf(msg, sizeof(msg), "b->a reply %d", i);
-        udp_send(app_b, from, msg, (size_t)ml);
-        n = udp_recv(app_a, buf, sizeof(buf), &from);
-        assert_int_equal(n, ml);
-        assert_memory_equal(buf, msg, (size_t)ml);
-        assert_int_equal(from, pa);
-    }
-    /* A 1400-byte datagram (WireGuard-sized) both ways. */
-    char big[1400];
-    for (size_t k = 0; k < sizeof(big); k++)
-        big[k] = (char)(k * 13);
-    udp_send(app_a, pa, big, sizeof(big));
-    assert_int_equal(udp_recv(app_b, buf, sizeof(buf), NULL), (ssize_t)sizeof(big));
-    assert_memory_equal(buf, big, sizeof(big));
-    udp_send(app_b, pb, big, sizeof(big));
-    assert_int_equal(udp_recv(app_a, buf, sizeof(buf), NULL), (ssize_t)sizeof(big));
-    assert_memory_equal(buf, big, sizeof(big));
+    /* 20 datagrams each way, then a WireGuard-sized one. */
+    const char *why = rdv_ts_proxy_round_trip(app_a, pa, app_b, pb, 20);
+    if (why)
+        fail_msg("proxy round trip: %s", why);
     /* The data went through the proxies, not cb_relay_data. */
     assert_int_equal(a->n_data, 0);
     assert_int_equal(b->n_data, 0);
