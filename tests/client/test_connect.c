@@ -1239,6 +1239,26 @@ static void connect_direct(cpeer *a, cpeer *b, char sid[RDV_SESSION_ID_LEN + 1])
     assert_int_equal(peer_get(b, &b->paths[0]), RDV_TRAVERSAL_DIRECT);
 }
 
+/* A direct session has no relay leg, so it does not count against the
+ * server's maxRelaySessions: with a limit of 1, a plain relay session can
+ * still be opened next to it (and a second one cannot). */
+static void test_relay_limit(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = start_server((const char *const[]){"--relay-max-sessions", "1", NULL});
+    cpeer *a = peer_new(s, "alice", NULL);
+    cpeer *b = peer_new(s, "bob", NULL);
+    char sid[RDV_SESSION_ID_LEN + 1], rsid[RDV_SESSION_ID_LEN + 1],
+        rsid2[RDV_SESSION_ID_LEN + 1];
+    connect_direct(a, b, sid);
+    int ready0 = peer_get(a, &a->n_ready);
+    assert_int_equal(rdv_relay_open(a->c, b->id, rsid), 0);
+    WAIT_FOR(a, a->n_ready == ready0 + 1, WAIT_MS);
+    assert_int_equal(rdv_relay_open(a->c, b->id, rsid2), RDV_ERR_LIMIT);
+    exchange_hashed(a, b, rsid, 5, 100);
+    exchange_hashed(a, b, sid, 5, 100);
+}
+
 static void test_close(void **state)
 {
     (void)state;
@@ -1583,6 +1603,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_upgrade, teardown),
         cmocka_unit_test_teardown(test_both_symmetric, teardown),
         cmocka_unit_test_teardown(test_close, teardown),
+        cmocka_unit_test_teardown(test_relay_limit, teardown),
         cmocka_unit_test_teardown(test_reject, teardown),
         cmocka_unit_test_teardown(test_proxy, teardown),
         cmocka_unit_test_teardown(test_stranger, teardown),
