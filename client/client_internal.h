@@ -221,6 +221,7 @@ struct rdv_client {
     uint64_t direct_sessions;    /* (L) */
     int64_t last_connect_ms, last_direct_ms; /* (L) */
     int last_derr;               /* (L) last direct error of an ended session */
+    uint8_t *dtx_buf;            /* (L) a direct datagram being sealed */
     char last_derr_text[128];    /* (L) */
     struct rdv__stunc *stunc;    /* (S) discovery engine, NULL before */
     struct sockaddr_storage *stun_addrs; /* (S) resolved servers */

@@ -906,11 +906,12 @@ int rdv__direct_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_
     rdv__direct *d = r->d;
     if (!d->direct_up)
         return 1; /* not on the direct path: the caller uses the relay */
-    uint8_t stackbuf[2048];
-    size_t need = len + RDV_DIRECT_OVERHEAD;
-    uint8_t *pkt = need <= sizeof(stackbuf) ? stackbuf : malloc(need);
-    if (!pkt)
+    /* One buffer for every send: sends hold the lock. */
+    if (!c->dtx_buf && !(c->dtx_buf = malloc(RDV__SCRATCH_BYTES + RDV_DIRECT_OVERHEAD)))
         return RDV_ERR_NOMEM;
+    if (len > RDV__SCRATCH_BYTES)
+        return RDV_ERR_TOO_LARGE;
+    uint8_t *pkt = c->dtx_buf;
     int64_t n = rdv__dwire_data_seal(&r->e2e, r->sid_bytes, buf, len, pkt);
     if (n > 0) {
         ssize_t w = sendto(d->dfd, pkt, (size_t)n, MSG_NOSIGNAL,
@@ -920,8 +921,6 @@ int rdv__direct_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_
         else if (w < 0)
             n = RDV_ERR_IO;
     }
-    if (pkt != stackbuf)
-        free(pkt);
     if (n < 0) {
         c->rstats.dropped++;
         return (int)n;

@@ -129,6 +129,8 @@ void rdv__direct_free(rdv_client *c)
     c->udp4 = c->udp6 = -1;
     free(c->stunc);
     c->stunc = NULL;
+    free(c->dtx_buf);
+    c->dtx_buf = NULL;
     free(c->stun_addrs);
     free(c->stun_lens);
     c->stun_addrs = NULL;

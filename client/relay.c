@@ -330,18 +330,25 @@ int rdv_relay_close(rdv_client *c, const char *sid)
     return end_local(c, sid, 7u, RDV__REASON_CLOSED);
 }
 
-size_t rdv_relay_max_payload(rdv_client *c)
+/* rdv_relay_max_payload() under the lock. (L held) */
+static size_t max_payload_locked(rdv_client *c)
 {
-    if (!c)
-        return 0;
-    pthread_mutex_lock(&c->lock);
     int64_t p = c->limits.max_relay_payload;
-    pthread_mutex_unlock(&c->lock);
     if (p <= 0)
         p = RDV_RELAY_DEFAULT_PAYLOAD;
     if (p > RDV_MAX_MESSAGE_BYTES - RDV_RELAY_FRAME_HEADER)
         p = RDV_MAX_MESSAGE_BYTES - RDV_RELAY_FRAME_HEADER;
     return p > RDV__E2E_OVERHEAD ? (size_t)p - RDV__E2E_OVERHEAD : 0;
+}
+
+size_t rdv_relay_max_payload(rdv_client *c)
+{
+    if (!c)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    size_t n = max_payload_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    return n;
 }
 
 unsigned rdv_relay_count(rdv_client *c)
@@ -398,11 +405,11 @@ int rdv_relay_send(rdv_client *c, const char *sid, const void *buf, size_t len)
 {
     if (!c || !valid_sid(sid) || (!buf && len))
         return RDV_ERR_INVALID;
-    if (len > rdv_relay_max_payload(c))
-        return RDV_ERR_TOO_LARGE;
     pthread_mutex_lock(&c->lock);
     rdv__relay *r = rdv__relay_find_locked(c, sid);
-    int rc = r ? rdv__relay_send_locked(c, r, buf, len) : RDV_ERR_NO_SESSION;
+    int rc = len > max_payload_locked(c) ? RDV_ERR_TOO_LARGE
+             : r                         ? rdv__relay_send_locked(c, r, buf, len)
+                                         : RDV_ERR_NO_SESSION;
     /* A datagram that left on the direct path needs no service thread. */
     bool queued = rc == 0 && !(r->d && r->d->direct_up);
     pthread_mutex_unlock(&c->lock);
