@@ -859,15 +859,22 @@ static void test_direct(void **state)
     uint8_t x = 1;
     assert_int_equal(rdv_connect(a->c, a->id, sid), RDV_ERR_INVALID); /* ourselves */
     assert_int_equal(rdv_connect(a->c, "xyz", sid), RDV_ERR_INVALID);
-    b->accept_mode = 1;
+    /* B holds the request (accept_mode 0) so that no path can exist
+     * while A sends: the peer has not answered. Accepting from inside
+     * the callback would race this send on a loaded machine. */
+    b->accept_mode = 0;
     assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
-    /* No path can exist yet (the peer has not even seen the offer). */
+    WAIT_FOR(b, b->n_request == 1, WAIT_MS);
     int early = rdv_relay_send(a->c, sid, &x, 1);
     fprintf(stderr, "send before any path: %d (%s)\n", early, rdv_strerror(early));
     /* (checked at the end, so the rest of the test runs either way) */
-    WAIT_FOR(b, b->n_request == 1, WAIT_MS);
     assert_int_equal(peer_get(b, &b->req_direct), 1);
-    assert_int_equal(peer_get(b, &b->accept_rc), 0);
+    char bsid[RDV_SESSION_ID_LEN + 1];
+    pthread_mutex_lock(&b->mu);
+    snprintf(bsid, sizeof(bsid), "%s", b->sid);
+    pthread_mutex_unlock(&b->mu);
+    assert_string_equal(bsid, sid);
+    assert_int_equal(rdv_relay_accept(b->c, bsid), 0);
     assert_int_not_equal(peer_req_nat(b), RDV_NAT_SYMMETRIC);
     WAIT_FOR(a, a->n_path >= 1, WAIT_MS);
     WAIT_FOR(b, b->n_path >= 1, WAIT_MS);
