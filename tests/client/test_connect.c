@@ -57,6 +57,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 #include <sodium.h>
@@ -1324,6 +1326,238 @@ static void test_reject(void **state)
     assert_int_equal(peer_get(b, &b->n_closed), 0); /* its own reject: no callback */
 }
 
+/* A client holds at most RDV_RELAY_MAX_SESSIONS sessions. Its own next
+ * rdv_connect() is RDV_ERR_LIMIT; a connect request beyond the limit is
+ * declined at once with a refusal answer, so that opener hears "rejected"
+ * instead of waiting out its answer timeout, and the application never
+ * sees it. The held sessions are unharmed: one is accepted and carries
+ * data. (A generous message rate: 64 offers plus their candidates.) */
+static void test_session_limit(void **state)
+{
+    (void)state;
+    rdv_ts_server *s =
+        start_server((const char *const[]){"--rate", "5000", "--burst", "5000", NULL});
+    cpeer *a = peer_new(s, "alice", NULL);
+    cpeer *b = peer_new(s, "bob", NULL);
+    cpeer *c = peer_new(s, "carol", NULL);
+    cpeer *all[] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        WAIT_FOR(all[i], all[i]->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+        wait_discovered(all[i], WAIT_MS);
+    }
+    b->accept_mode = 0; /* B holds every request */
+    static char sids[RDV_RELAY_MAX_SESSIONS][RDV_SESSION_ID_LEN + 1];
+    for (int i = 0; i < RDV_RELAY_MAX_SESSIONS; i++)
+        assert_int_equal(rdv_connect(a->c, b->id, sids[i]), 0);
+    char extra[RDV_SESSION_ID_LEN + 1];
+    assert_int_equal(rdv_connect(a->c, b->id, extra), RDV_ERR_LIMIT);
+    WAIT_FOR(b, b->n_request == RDV_RELAY_MAX_SESSIONS, WAIT_MS);
+
+    char csid[RDV_SESSION_ID_LEN + 1];
+    long long t0 = rdv_ts_mono_ms();
+    assert_int_equal(rdv_connect(c->c, b->id, csid), 0);
+    WAIT_FOR(c, c->n_closed == 1, CLOSE_WAIT_MS);
+    fprintf(stderr, "the request over the limit was declined after %lld ms\n",
+            rdv_ts_mono_ms() - t0);
+    pthread_mutex_lock(&c->mu);
+    assert_string_equal(c->closed_sid, csid);
+    assert_int_equal(c->closed_err, 0);
+    assert_string_equal(c->closed_reason, "rejected");
+    pthread_mutex_unlock(&c->mu);
+    assert_int_equal(peer_get(c, &c->n_path), 0);
+    assert_int_equal(rdv_relay_count(c->c), 0);
+    assert_int_equal(peer_get(b, &b->n_request), RDV_RELAY_MAX_SESSIONS);
+
+    /* A held request still works. */
+    a->verify = false;
+    assert_int_equal(rdv_relay_accept(b->c, sids[7]), 0);
+    WAIT_FOR(a, a->n_path >= 1, WAIT_MS);
+    WAIT_FOR(b, b->n_path >= 1, WAIT_MS);
+    exchange_hashed(a, b, sids[7], 5, 100);
+    assert_int_equal(peer_get(a, &a->n_closed), 0);
+    assert_true(rdv_ts_server_log_clean(s));
+}
+
+/* The answer's e2eKey is a low-order point (all zero bytes): no keys can
+ * be derived, so the opener ends the session with RDV_ERR_PROTOCOL at
+ * once instead of probing with keys an attacker knows. The peer is a raw
+ * node here (the library never sends such a key). */
+static void test_low_order_answer(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = start_server(NULL);
+    cpeer *a = peer_new(s, "alice", NULL);
+    rdv_tn raw;
+    rdv_tn_init(&raw, "rawnode");
+    rdv_ws *ws = rdv_tn_connect(rdv_ts_server_port(s), &raw);
+    assert_non_null(ws);
+    WAIT_FOR(a, a->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    wait_discovered(a, WAIT_MS);
+    char sid[RDV_SESSION_ID_LEN + 1];
+    assert_int_equal(rdv_connect(a->c, raw.id, sid), 0);
+    json_t *offer = rdv_expect(ws, "offer", WAIT_MS);
+    assert_non_null(offer);
+    assert_string_equal(rdv_json_str(offer, "sessionID"), sid);
+    assert_int_equal(strlen(rdv_json_str(offer, "e2eKey")), 64);
+    char zero[65];
+    memset(zero, '0', 64);
+    zero[64] = '\0';
+    json_t *body = json_pack("{s:s, s:s, s:o, s:s}", "toNodeID", a->id, "sessionID", sid,
+                             "connectionInfo", rdv_tn_connection_info(), "e2eKey", zero);
+    assert_non_null(body);
+    size_t len;
+    char *t = rdv_tn_sign_body(&raw, RDV_MSG_ANSWER, body, NULL, &len);
+    assert_non_null(t);
+    assert_int_equal(rdv_ws_send_text(ws, t, len), 0);
+    free(t);
+    WAIT_FOR(a, a->n_closed == 1, CLOSE_WAIT_MS);
+    pthread_mutex_lock(&a->mu);
+    assert_string_equal(a->closed_sid, sid);
+    assert_int_equal(a->closed_err, RDV_ERR_PROTOCOL);
+    pthread_mutex_unlock(&a->mu);
+    assert_int_equal(peer_get(a, &a->n_path), 0);
+    assert_int_equal(peer_get(a, &a->n_ready), 0);
+    rdv_session_info si;
+    assert_int_equal(rdv_session_info_get(a->c, sid, &si), RDV_ERR_NO_SESSION);
+    rdv_ws_close(ws);
+}
+
+/* A STUN server (its own thread) that answers every Binding request with
+ * the same mapped address: to its client, a NAT whose public endpoint is
+ * `mapped`. */
+typedef struct map_stun {
+    int fd;
+    uint16_t port;
+    rdv_stun_addr mapped;
+    atomic_bool stop;
+    pthread_t th;
+} map_stun;
+
+static void *map_stun_main(void *arg)
+{
+    map_stun *m = arg;
+    while (!atomic_load(&m->stop)) {
+        struct pollfd pfd = {.fd = m->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        uint8_t in[1500], out[512];
+        struct sockaddr_storage from;
+        socklen_t flen = sizeof(from);
+        ssize_t n = recvfrom(m->fd, in, sizeof(in), 0, (struct sockaddr *)&from, &flen);
+        rdv_stun_msg msg;
+        if (n <= 0 || rdv_stun_parse(in, (size_t)n, &msg) < 0)
+            continue;
+        rdv_stun_success_opts o;
+        memset(&o, 0, sizeof(o));
+        o.mapped = m->mapped;
+        o.software = "map-stun";
+        o.fingerprint = true;
+        int rl = rdv_stun_build_binding_success(out, sizeof(out), &msg, &o);
+        if (rl > 0)
+            (void)sendto(m->fd, out, (size_t)rl, 0, (struct sockaddr *)&from, flen);
+    }
+    return NULL;
+}
+
+static void map_stun_start(map_stun *m, uint16_t mapped_port)
+{
+    memset(m, 0, sizeof(*m));
+    m->fd = rdv_ts_udp_socket_at("127.0.0.1", &m->port);
+    assert_true(m->fd >= 0);
+    m->mapped = (rdv_stun_addr){RDV_STUN_FAMILY_IPV4, mapped_port, {127, 0, 0, 1}};
+    assert_int_equal(pthread_create(&m->th, NULL, map_stun_main, m), 0);
+}
+
+static void map_stun_stop(map_stun *m)
+{
+    atomic_store(&m->stop, true);
+    pthread_join(m->th, NULL);
+    close(m->fd);
+}
+
+/* Open descriptors of this process. */
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own descriptor */
+}
+
+/* Many-port probing is bounded per client: a symmetric node connecting
+ * to cone peers opens RDV__SPRAY_MAX (256) sockets per session, at most
+ * 1024 in all, so five sessions at once open 1024, not 1280. The peer's
+ * public endpoint (from a mapping STUN server) is a socket of the test
+ * that never answers, and the peer is relay-only, so no direct path ends
+ * the probing while the sockets are counted. */
+static void test_spray_cap(void **state)
+{
+    (void)state;
+    enum { SESSIONS = 5, PER_SESSION = 256, CAP = 1024, FDS_NEEDED = 4096 };
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < FDS_NEEDED && rl.rlim_max >= FDS_NEEDED) {
+        rl.rlim_cur = FDS_NEEDED;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    if (rl.rlim_cur < FDS_NEEDED) {
+        fprintf(stderr, "SKIP: RLIMIT_NOFILE %llu < %d\n", (unsigned long long)rl.rlim_cur,
+                FDS_NEEDED);
+        skip();
+    }
+    uint16_t hole_port = 0;
+    int hole = rdv_ts_udp_socket_at("127.0.0.1", &hole_port);
+    assert_true(hole >= 0);
+    map_stun ms;
+    map_stun_start(&ms, hole_port);
+    char ms_addr[32];
+    snprintf(ms_addr, sizeof(ms_addr), "127.0.0.1:%u", ms.port);
+    rdv_ts_server *s = start_server((const char *const[]){"--relay-max-sessions", "16", NULL});
+    popts oa = {0}, ob = {0};
+    oa.nat = RDV_NAT_SYMMETRIC;
+    ob.nat = RDV_NAT_FULL_CONE; /* declared: the mapping server cannot classify */
+    ob.stun[0] = ms_addr;
+    ob.nstun = 1;
+    ob.direct_disable = 1;
+    ob.spray_ports = -1;
+    cpeer *a = peer_new(s, "alice", &oa);
+    cpeer *b = peer_new(s, "bob", &ob);
+    WAIT_FOR(a, a->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    wait_discovered(a, WAIT_MS);
+    wait_discovered(b, WAIT_MS);
+    rdv_network_status sb;
+    status_of(b, &sb);
+    assert_string_equal(sb.public_ip, "127.0.0.1");
+    assert_int_equal(sb.public_port, hole_port);
+    b->accept_mode = 1;
+    int base = open_fds();
+    int expect = 0;
+    for (int i = 0; i < SESSIONS; i++) {
+        char sid[RDV_SESSION_ID_LEN + 1];
+        assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
+        /* The relay leg first; then the checks and the spray sockets. */
+        WAIT_FOR(a, a->n_path >= i + 1, WAIT_MS);
+        expect = expect + PER_SESSION <= CAP ? expect + PER_SESSION : CAP;
+        long long end = rdv_ts_mono_ms() + WAIT_MS;
+        while (open_fds() - base < expect && rdv_ts_mono_ms() < end)
+            usleep(5000);
+        usleep(200000); /* and no more come */
+        int n = open_fds() - base;
+        fprintf(stderr, "session %d: %d spray sockets open (expected %d)\n", i + 1, n, expect);
+        assert_int_equal(n, expect);
+        assert_int_equal(peer_get(a, &a->paths[i]), RDV_TRAVERSAL_RELAYED);
+    }
+    peer_free(a); /* every spray socket is closed with its client */
+    assert_true(open_fds() - base <= 0);
+    peer_free(b);
+    map_stun_stop(&ms);
+    close(hole);
+}
+
 static void test_proxy(void **state)
 {
     (void)state;
@@ -1612,6 +1846,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_close, teardown),
         cmocka_unit_test_teardown(test_relay_limit, teardown),
         cmocka_unit_test_teardown(test_reject, teardown),
+        cmocka_unit_test_teardown(test_session_limit, teardown),
+        cmocka_unit_test_teardown(test_low_order_answer, teardown),
+        cmocka_unit_test_teardown(test_spray_cap, teardown),
         cmocka_unit_test_teardown(test_proxy, teardown),
         cmocka_unit_test_teardown(test_stranger, teardown),
         cmocka_unit_test_teardown(test_reconnect_survives, teardown),
