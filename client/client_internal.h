@@ -439,6 +439,14 @@ bool rdv__direct_on_relay_close(rdv_client *c, const char *sid, const char *reas
 /* Sends a datagram on the direct path: 0, an RDV_ERR_*, or 1 when the
  * session has no direct path now. (L held) */
 int rdv__direct_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_t len);
+/* A datagram for a session without a usable path now: before its first
+ * path RDV_ERR_STATE; between two paths (a fallback, a relay leg being
+ * reopened) a copy is held, bounded, and sent on the next path: 0, or
+ * RDV_ERR_BACKLOG / RDV_ERR_NOMEM when it cannot be held. (L held) */
+int rdv__direct_hold_locked(rdv__relay *r, const void *buf, size_t len);
+/* Frees the held datagrams (wiped), counting them as dropped when c is
+ * not NULL. (L held, or r unlinked) */
+void rdv__direct_drop_held(rdv_client *c, rdv__relay *r);
 /* An authenticated DATA packet of session r arrived on fd from `from`:
  * counts it and keeps the direct path alive. (L held) */
 void rdv__direct_on_rx_locked(rdv__relay *r, int fd, const struct sockaddr_storage *from,

@@ -184,8 +184,10 @@ typedef struct rdv__evq {
     size_t nclose;
 } rdv__evq;
 
+static void flush_held_locked(rdv_client *c, rdv__relay *r);
+
 /* Sets the session's path and queues cb_path (and cb_relay_ready for the
- * initiator's first path). (L held) */
+ * initiator's first path); a path again sends what was held. (L held) */
 static void set_path_locked(rdv_client *c, rdv__relay *r, int path, int64_t now, rdv__evq *q)
 {
     rdv__direct *d = r->d;
@@ -209,8 +211,10 @@ static void set_path_locked(rdv_client *c, rdv__relay *r, int path, int64_t now,
         d->relayed_ms = ms;
     d->path = path;
     d->no_path_since = path == RDV_TRAVERSAL_UNKNOWN ? now : 0;
-    if (path != RDV_TRAVERSAL_UNKNOWN)
+    if (path != RDV_TRAVERSAL_UNKNOWN) {
         c->rstats.last_traversal = path;
+        flush_held_locked(c, r);
+    }
     if (q->n < RDV__EV_MAX) {
         rdv__dev *e = &q->ev[q->n++];
         memset(e, 0, sizeof(*e));
@@ -224,6 +228,39 @@ static void set_path_locked(rdv_client *c, rdv__relay *r, int path, int64_t now,
             e->ready = true;
         }
     }
+}
+
+int rdv__direct_hold_locked(rdv__relay *r, const void *buf, size_t len)
+{
+    if (r->d->first_path_ms < 0)
+        return RDV_ERR_STATE; /* no path yet: the application waits for one */
+    return rdv__hold_push(&r->d->held, buf, len);
+}
+
+void rdv__direct_drop_held(rdv_client *c, rdv__relay *r)
+{
+    size_t n = rdv__hold_clear(&r->d->held);
+    if (c)
+        c->rstats.dropped += n;
+}
+
+/* The session has a path again: what was held goes out on it, in order,
+ * before anything sent later (the caller holds the lock throughout). A
+ * datagram the path refuses now (a full queue) is dropped and counted.
+ * (L held) */
+static void flush_held_locked(rdv_client *c, rdv__relay *r)
+{
+    rdv__held *d = rdv__hold_take(&r->d->held);
+    if (!d)
+        return;
+    while (d) {
+        rdv__held *next = d->next;
+        if (rdv__relay_send_locked(c, r, d->data, d->len) != 0)
+            c->rstats.dropped++;
+        rdv__held_free(d);
+        d = next;
+    }
+    rdv__wake(c); /* relayed ones wait in the send queue */
 }
 
 /* Asks for the relay leg (initiator; sent after unlock). (L held) */
@@ -312,8 +349,9 @@ static void direct_confirmed_locked(rdv_client *c, rdv__relay *r, int fd,
         d->leg_close_at = now + RDV__LEG_LINGER_MS;
 }
 
-/* The direct path stopped answering: back to the relay. (L held) */
-static void direct_lost_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__evq *q)
+/* The direct path stopped answering (`why`): back to the relay. (L held) */
+static void direct_lost_locked(rdv_client *c, rdv__relay *r, int64_t now, const char *why,
+                               rdv__evq *q)
 {
     rdv__direct *d = r->d;
     d->direct_up = false;
@@ -323,7 +361,7 @@ static void direct_lost_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__e
         d->pairs[i].valid = false;
         randombytes_buf(d->pairs[i].txid, sizeof(d->pairs[i].txid)); /* old acks void */
     }
-    set_derr(d, RDV_ERR_TIMEOUT, "the direct path stopped answering");
+    set_derr(d, RDV_ERR_TIMEOUT, why);
     d->probe_start = now;
     d->next_probe = now;
     set_path_locked(c, r, d->relay_up ? RDV_TRAVERSAL_RELAYED : RDV_TRAVERSAL_UNKNOWN, now, q);
@@ -839,10 +877,18 @@ bool rdv__direct_on_relay_open(rdv_client *c, const char *sid, const char *from)
     if (r && r->d && strcmp(r->peer, from) == 0) {
         mine = true;
         if (!r->initiator && r->st == RDV__RS_OPEN) {
+            int64_t now = rdv__mono_ms();
             answer = true;
             memcpy(pk, r->d->my_pk, 32);
             r->d->relay_leg = true;
-            leg_up_locked(c, r, rdv__mono_ms(), &q);
+            leg_up_locked(c, r, now, &q);
+            /* The opener asks for the leg only without a direct path: ours
+             * is dead or one-way. Send on the relay (what the opener sends
+             * there gets its answers there) and check the path again. */
+            if (r->d->direct_up)
+                direct_lost_locked(c, r, now,
+                                   "the peer lost the direct path (it reopened the relay leg)",
+                                   &q);
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -947,6 +993,7 @@ void rdv__direct_detach_locked(rdv_client *c, rdv__relay *r)
     }
     close_spray_locked(c, d, true);
     d->direct_up = false;
+    rdv__direct_drop_held(c, r);
 }
 
 /* ---- received datagrams (S) ------------------------------------------------ */
@@ -1136,7 +1183,7 @@ static void session_tick_locked(rdv_client *c, rdv__relay *r, int64_t now, rdv__
         bool active = now - d->last_tx_data < 2000;
         if (now - d->last_rx > 2 * (ka * 5 / 3) ||
             (active && now - d->last_rx > RDV__CONSENT_DEAD_MS)) {
-            direct_lost_locked(c, r, now, q);
+            direct_lost_locked(c, r, now, "the direct path stopped answering", q);
             return;
         }
         bool consent = active && now - d->last_rx > RDV__CONSENT_QUIET_MS &&

@@ -23,6 +23,7 @@
 
 #include "cand.h"
 #include "dwire.h"
+#include "hold.h"
 
 #define RDV__MAX_REMOTE_CANDS 16     /* candidates kept per session */
 #define RDV__UDP_BUFFER_BYTES (4 * 1024 * 1024) /* SO_RCVBUF / SO_SNDBUF asked */
@@ -105,6 +106,7 @@ typedef struct rdv__direct {
     socklen_t spray_target_len;
     uint32_t spray_left;             /* cone side: probes still to send */
     uint64_t dtx, drx;
+    rdv__hold held;                  /* sent while between two paths */
     int last_err;
     char last_err_text[128];
 } rdv__direct;

@@ -92,6 +92,7 @@ void rdv__relay_free(rdv__relay *r)
     if (!r)
         return;
     if (r->d) {
+        rdv__direct_drop_held(NULL, r);
         sodium_memzero(r->d, sizeof(*r->d));
         free(r->d);
     }
@@ -370,7 +371,7 @@ int rdv__relay_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_t
         if (drc != 1)
             return drc;
         if (!r->d->relay_up)
-            return RDV_ERR_STATE; /* no path yet */
+            return rdv__direct_hold_locked(r, buf, len); /* no path now */
     }
     size_t plen = RDV_RELAY_FRAME_HEADER + len + RDV__E2E_OVERHEAD;
     rdv__outmsg *m = malloc(sizeof(*m) + RDV__LWS_PRE + plen + 1);

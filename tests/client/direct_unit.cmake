@@ -1,8 +1,10 @@
-# client_direct_unit: unit tests of the ICE candidates (client/cand.c) and
-# the direct-path packet codec (client/dwire.c), no server. Links the schema
+# client_direct_unit: unit tests of the ICE candidates (client/cand.c), the
+# direct-path packet codec (client/dwire.c) and the datagrams held between
+# two paths (client/hold.c), no server. Links the schema
 # codec (message accessors; the STUN codec for the demultiplexing test).
 add_executable(client_direct_unit test_direct_unit.c ${PROJECT_SOURCE_DIR}/client/cand.c
-  ${PROJECT_SOURCE_DIR}/client/dwire.c ${PROJECT_SOURCE_DIR}/client/e2e.c)
+  ${PROJECT_SOURCE_DIR}/client/dwire.c ${PROJECT_SOURCE_DIR}/client/e2e.c
+  ${PROJECT_SOURCE_DIR}/client/hold.c)
 target_include_directories(client_direct_unit PRIVATE ${PROJECT_SOURCE_DIR}/client
   ${PROJECT_SOURCE_DIR}/client/include ${PROJECT_SOURCE_DIR}/schema)
 target_link_libraries(client_direct_unit PRIVATE rdv_schema PkgConfig::CMOCKA

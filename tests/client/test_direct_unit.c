@@ -26,6 +26,7 @@
 #include "cand.h"
 #include "dwire.h"
 #include "e2e.h"
+#include "hold.h"
 #include "rendezvous/rendezvous.h"
 #include "stun.h"
 
@@ -1101,6 +1102,77 @@ static void test_kind_stun(void **state)
     }
 }
 
+/* ---- datagrams held between two paths (hold.c) ---- */
+
+/* Up to RDV_PATH_GAP_MAX_DATAGRAMS are held, then RDV_ERR_BACKLOG (nothing
+ * held for it); they come out oldest first, byte for byte. */
+static void test_hold_count_bound(void **state)
+{
+    (void)state;
+    rdv__hold h;
+    memset(&h, 0, sizeof(h));
+    assert_null(rdv__hold_take(&h));
+    uint8_t buf[64];
+    for (int i = 0; i < RDV_PATH_GAP_MAX_DATAGRAMS; i++) {
+        memset(buf, i & 0xff, sizeof(buf));
+        assert_int_equal(rdv__hold_push(&h, buf, (size_t)(i % 64)), 0);
+    }
+    assert_int_equal(h.n, RDV_PATH_GAP_MAX_DATAGRAMS);
+    assert_int_equal(rdv__hold_push(&h, buf, 1), RDV_ERR_BACKLOG);
+    assert_int_equal(rdv__hold_push(&h, NULL, 0), RDV_ERR_BACKLOG);
+    assert_int_equal(h.n, RDV_PATH_GAP_MAX_DATAGRAMS);
+    assert_int_equal(h.total, RDV_PATH_GAP_MAX_DATAGRAMS);
+    rdv__held *d = rdv__hold_take(&h);
+    assert_int_equal(h.n, 0);
+    assert_int_equal(h.bytes, 0);
+    assert_null(h.head);
+    assert_null(h.tail);
+    int i = 0;
+    while (d) {
+        rdv__held *next = d->next;
+        assert_int_equal(d->len, (size_t)(i % 64));
+        for (size_t k = 0; k < d->len; k++)
+            assert_int_equal(d->data[k], i & 0xff);
+        rdv__held_free(d);
+        d = next;
+        i++;
+    }
+    assert_int_equal(i, RDV_PATH_GAP_MAX_DATAGRAMS);
+    /* usable again after a take */
+    assert_int_equal(rdv__hold_push(&h, "x", 1), 0);
+    assert_int_equal(rdv__hold_clear(&h), 1);
+    rdv__held_free(NULL);
+}
+
+/* RDV_PATH_GAP_MAX_BYTES bounds the payload bytes held: exactly the bound
+ * fits, one byte more does not, and a datagram larger than the bound never
+ * does (no size_t overflow in the check). clear frees and counts. */
+static void test_hold_byte_bound(void **state)
+{
+    (void)state;
+    rdv__hold h;
+    memset(&h, 0, sizeof(h));
+    size_t quarter = RDV_PATH_GAP_MAX_BYTES / 4;
+    uint8_t *big = calloc(1, RDV_PATH_GAP_MAX_BYTES + 1);
+    assert_non_null(big);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rdv__hold_push(&h, big, quarter), 0);
+    assert_int_equal(h.bytes, RDV_PATH_GAP_MAX_BYTES);
+    assert_int_equal(rdv__hold_push(&h, big, 1), RDV_ERR_BACKLOG);
+    assert_int_equal(rdv__hold_push(&h, NULL, 0), 0); /* empty datagrams count only */
+    assert_int_equal(h.n, 5);
+    assert_int_equal(rdv__hold_clear(&h), 5);
+    assert_int_equal(h.n, 0);
+    assert_int_equal(h.bytes, 0);
+    assert_int_equal(rdv__hold_push(&h, big, RDV_PATH_GAP_MAX_BYTES + 1), RDV_ERR_BACKLOG);
+    assert_int_equal(rdv__hold_push(&h, big, SIZE_MAX), RDV_ERR_BACKLOG);
+    assert_int_equal(h.n, 0);
+    assert_int_equal(rdv__hold_push(&h, big, RDV_PATH_GAP_MAX_BYTES), 0);
+    assert_int_equal(rdv__hold_clear(&h), 1);
+    assert_int_equal(h.total, 6); /* 4 + the empty one + the full-size one */
+    free(big);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1129,6 +1201,8 @@ int main(void)
         cmocka_unit_test(test_data_roundtrip),
         cmocka_unit_test(test_data_rejects),
         cmocka_unit_test(test_kind_stun),
+        cmocka_unit_test(test_hold_count_bound),
+        cmocka_unit_test(test_hold_byte_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,7 +41,11 @@
  * of seqs with no intact echo, and a result line with "mode":"stream".
  * Path events carry "t", and stream / missing times are CLOCK_MONOTONIC ms
  * (the runner's time.monotonic()). --keepalive-ms sets
- * cfg.direct_keepalive_ms.
+ * cfg.direct_keepalive_ms. When the session's path becomes Unknown after a
+ * first path, cb_path itself sends the next stream datagram (the library
+ * must hold it for the next path) and prints {"event":"gap_send","seq":..,
+ * "rc":..}; the result line counts them ("gap_sends", "gap_send_errors",
+ * "gap_seqs").
  *
  * Every wait is bounded; the longest run is ready + path + data + upgrade
  * timeouts (about 60 s with the defaults).
@@ -80,6 +84,7 @@
 #define MAX_SIZE 65536
 #define MAX_BYTES (64u * 1024 * 1024) /* count * size (both phases) */
 #define MAX_PATHS 16               /* path changes remembered */
+#define MAX_GAP_SENDS 16           /* stream mode: gap sends recorded */
 #define PING_TAG UINT64_C(0xFFFF000000000000) /* sequence of upgrade pings */
 
 /* ---- output -------------------------------------------------------------- */
@@ -190,6 +195,9 @@ struct app {
     uint8_t *state;                /* per seq: 0 not yet, 1 intact, 2 corrupt */
     int64_t *sent_at;              /* stream mode: mono ms of each seq's send */
     long nseq;                     /* sequences allocated */
+    long stream_n;                 /* stream mode: next seq to send */
+    long gap_sends, gap_errors;    /* stream mode: sent from cb_path Unknown */
+    long gap_seq[MAX_GAP_SENDS];
     long echoes, dups, corrupt_unknown, ping_echoes;
     /* listen mode */
     long requests, echoed, echo_fail;
@@ -295,7 +303,31 @@ static void cb_path(rdv_client *c, const char *sid, const char *peer, int path,
         }
         pthread_cond_broadcast(&a->cv);
     }
+    /* Stream mode: a datagram sent while the session is between paths
+     * (from this callback, so no path can come up meanwhile) must be
+     * taken and arrive once a path is back. */
+    long gap = -1;
+    if (!a->o.listen && a->o.stream_ms > 0 && path == RDV_TRAVERSAL_UNKNOWN &&
+        strcmp(sid, a->sid) == 0 && a->stream_n < a->nseq && a->expect) {
+        gap = a->stream_n++;
+        uint8_t *p = a->expect + (uint64_t)gap * (uint64_t)a->o.size;
+        put_be64(p, (uint64_t)gap);
+        fill_random(p + 8, (size_t)a->o.size - 8);
+        a->sent_at[gap] = t_now;
+    }
     pthread_mutex_unlock(&a->mu);
+    if (gap >= 0) {
+        int rc = rdv_relay_send(c, sid, a->expect + (uint64_t)gap * (uint64_t)a->o.size,
+                                (size_t)a->o.size);
+        pthread_mutex_lock(&a->mu);
+        if (a->gap_sends < MAX_GAP_SENDS)
+            a->gap_seq[a->gap_sends] = gap;
+        a->gap_sends++;
+        a->gap_errors += rc != 0;
+        pthread_mutex_unlock(&a->mu);
+        emit("{\"event\":\"gap_send\",\"seq\":%ld,\"rc\":%d,\"t\":%" PRId64 "}", gap, rc,
+             t_now);
+    }
     rdv_session_info si;
     char remote[64];
     if (rdv_session_info_get(c, sid, &si) != 0) {
@@ -579,23 +611,25 @@ static int run_stream(rdv_client *c, struct app *a, const rdv_network_status *st
                       int64_t path_wall_ms)
 {
     int64_t t0 = mono_ms(), until = t0 + a->o.stream_ms, next_report = t0 + 1000;
-    long n = 0, send_errs = 0, stop_reason = 0; /* 0 time, 1 stdin, 2 closed, 3 full */
+    /* seqs come from a->stream_n: cb_path takes some too */
+    long n = 0, sends = 0, send_errs = 0, stop_reason = 0; /* 0 time, 1 stdin, 2 closed, 3 full */
     while (!g_sig) {
-        if (n >= a->nseq) {
-            stop_reason = 3;
-            break;
-        }
         int64_t now = mono_ms();
         if (now >= until)
             break;
         pthread_mutex_lock(&a->mu);
         int closed = a->closed;
+        n = a->stream_n;
         pthread_mutex_unlock(&a->mu);
+        if (n >= a->nseq) {
+            stop_reason = 3;
+            break;
+        }
         if (closed) {
             stop_reason = 2;
             break;
         }
-        int64_t due = t0 + (int64_t)n * a->o.interval_ms;
+        int64_t due = t0 + (int64_t)sends * a->o.interval_ms;
         if (now < due) {
             if (stdin_stop((int)(due - now))) {
                 stop_reason = 1;
@@ -603,8 +637,14 @@ static int run_stream(rdv_client *c, struct app *a, const rdv_network_status *st
             }
             continue;
         }
-        uint8_t *p = a->expect + (uint64_t)n * (uint64_t)a->o.size;
         pthread_mutex_lock(&a->mu);
+        if (a->stream_n >= a->nseq) {
+            pthread_mutex_unlock(&a->mu);
+            stop_reason = 3;
+            break;
+        }
+        n = a->stream_n++;
+        uint8_t *p = a->expect + (uint64_t)n * (uint64_t)a->o.size;
         put_be64(p, (uint64_t)n);
         fill_random(p + 8, (size_t)a->o.size - 8);
         a->sent_at[n] = now;
@@ -614,6 +654,7 @@ static int run_stream(rdv_client *c, struct app *a, const rdv_network_status *st
             send_errs++;
             fprintf(stderr, "nat_node: stream seq %ld: %s\n", n, rdv_strerror(rc));
         }
+        sends++;
         n++;
         if (now >= next_report) {
             long intact, corrupt;
@@ -631,6 +672,7 @@ static int run_stream(rdv_client *c, struct app *a, const rdv_network_status *st
     /* the last echoes */
     int64_t wait_until = t_end + ECHO_WAIT_MS;
     pthread_mutex_lock(&a->mu);
+    n = a->stream_n;
     for (;;) {
         long intact, corrupt;
         tally(a, 0, n, &intact, &corrupt);
@@ -656,8 +698,11 @@ static int run_stream(rdv_client *c, struct app *a, const rdv_network_status *st
                  i, j, a->sent_at[i], a->sent_at[j]);
         i = j + 1;
     }
-    char paths[MAX_PATHS * 32] = "", reason[256];
-    size_t pl = 0;
+    char paths[MAX_PATHS * 32] = "", reason[256], gaps[MAX_GAP_SENDS * 24] = "";
+    size_t pl = 0, gl = 0;
+    for (long i = 0; i < a->gap_sends && i < MAX_GAP_SENDS; i++)
+        gl += (size_t)snprintf(gaps + gl, sizeof(gaps) - gl, "%s%ld", i ? "," : "",
+                               a->gap_seq[i]);
     for (int i = 0; i < a->npaths && pl < sizeof(paths) - 32; i++)
         pl += (size_t)snprintf(paths + pl, sizeof(paths) - pl, "%s\"%s@%" PRId64 "\"",
                                i ? "," : "", path_name(a->paths[i]), a->path_ms[i]);
@@ -666,11 +711,12 @@ static int run_stream(rdv_client *c, struct app *a, const rdv_network_status *st
          ",\"final_path\":\"%s\",\"t_start\":%" PRId64 ",\"t_end\":%" PRId64
          ",\"interval_ms\":%ld,\"sent\":%ld,\"intact\":%ld,\"missing\":%ld,\"corrupt\":%ld,"
          "\"corrupt_unknown\":%ld,\"dups\":%ld,\"send_errors\":%ld,\"missing_runs\":%ld,"
+         "\"gap_sends\":%ld,\"gap_send_errors\":%ld,\"gap_seqs\":[%s],"
          "\"stop\":\"%s\",\"nat\":\"%s\",\"closed\":%d,\"close_reason\":\"%s\","
          "\"paths\":[%s]}",
          a->sid, path_name(a->first_path), a->first_ms, path_wall_ms, path_name(a->path), t0,
          t_end, a->o.interval_ms, n, intact, n - intact - corrupt, corrupt, a->corrupt_unknown,
-         a->dups, send_errs, runs,
+         a->dups, send_errs, runs, a->gap_sends, a->gap_errors, gaps,
          stop_reason == 0 ? "time" : stop_reason == 1 ? "stdin" : stop_reason == 2 ? "closed"
                                                                                    : "full",
          rdv_nat_type_name(st0->nat_type), a->closed,

@@ -666,12 +666,18 @@ RDV_API int rdv_relay_reject(rdv_client *c, const char *session_id,
                              const char *reason);
 
 /* Encrypts buf[0..len) and sends it on an open session as one binary
- * relayData frame (PROTOCOL.md 9.3). len may be 0. Returns 0,
- * RDV_ERR_NO_SESSION (unknown or not open yet), RDV_ERR_TOO_LARGE (len >
- * rdv_relay_max_payload()), RDV_ERR_NOT_CONNECTED, RDV_ERR_BACKLOG (the
- * send queue is full: the datagram was not sent; drop it or retry after
- * the queue drained), RDV_ERR_LIMIT (2^64 datagrams sent: close and
- * reopen), RDV_ERR_NOMEM. */
+ * relayData frame (PROTOCOL.md 9.3), or, for an rdv_connect() session, on
+ * its current path. len may be 0. Returns 0, RDV_ERR_NO_SESSION (unknown
+ * or not open yet), RDV_ERR_STATE (an rdv_connect() session before its
+ * first path), RDV_ERR_TOO_LARGE (len > rdv_relay_max_payload()),
+ * RDV_ERR_NOT_CONNECTED, RDV_ERR_BACKLOG (the send queue is full: the
+ * datagram was not sent; drop it or retry after the queue drained),
+ * RDV_ERR_LIMIT (2^64 datagrams sent: close and reopen), RDV_ERR_NOMEM.
+ * An rdv_connect() session between two paths (cb_path reported
+ * RDV_TRAVERSAL_UNKNOWN after a first path) holds what is sent, up to
+ * RDV_PATH_GAP_MAX_DATAGRAMS datagrams and RDV_PATH_GAP_MAX_BYTES bytes
+ * (beyond: RDV_ERR_BACKLOG), and sends it in order on the next path; held
+ * datagrams of a session that ends are dropped. */
 RDV_API int rdv_relay_send(rdv_client *c, const char *session_id,
                            const void *buf, size_t len) RDV_MUST_CHECK;
 
@@ -733,8 +739,9 @@ RDV_API int rdv_relay_proxy(rdv_client *c, const char *session_id,
  * rdv_relay_accept() / rdv_relay_reject() as for a relay request (a
  * rejection reaches the opener as cb_relay_closed(0, "rejected")). The
  * opener gets cb_relay_ready when the first path is usable; both sides get
- * cb_path for every path change. Until a path exists rdv_relay_send()
- * returns RDV_ERR_STATE.
+ * cb_path for every path change. Until the first path exists
+ * rdv_relay_send() returns RDV_ERR_STATE; between two paths later it holds
+ * the datagrams for the next one (see rdv_relay_send).
  * ---------------------------------------------------------------------- */
 
 #define RDV_DEFAULT_STUN_PORT 3478
@@ -744,6 +751,9 @@ RDV_API int rdv_relay_proxy(rdv_client *c, const char *session_id,
 #define RDV_DEFAULT_SPRAY_PORTS 256
 #define RDV_DIRECT_OVERHEAD 41   /* kind (1) + session (16) + counter (8) +
                                   * tag (16) per direct datagram */
+/* Held per session while it is between two paths (see rdv_relay_send). */
+#define RDV_PATH_GAP_MAX_DATAGRAMS 256
+#define RDV_PATH_GAP_MAX_BYTES (256 * 1024)
 
 /* Opens a direct-then-relay session to `peer_node_id` (see above). The
  * session ID is written to session_id_out before anything is queued.

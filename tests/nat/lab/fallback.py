@@ -21,8 +21,11 @@ for byte. Then:
   4. the table is deleted; both sides report Direct again within
      --direct-bound s; echoes keep coming for --hold-direct s, over real
      site-to-site UDP (pub's bridge counters).
-Data: every echo received is intact (no corrupt or unknown datagram); a
-datagram may go missing only when it was sent in a switch window:
+Data: every echo received is intact (no corrupt or unknown datagram); no
+send fails; the datagram nat_node sends from cb_path when A's path goes
+Unknown (between Direct and Relayed: A closed its relay leg 3 s after
+Direct, before the block) is taken and echoed. A datagram may go missing
+only when it was sent in a switch window:
 [block - 1 s, both Relayed + 2 s] or [unblock, both Direct + 2 s]. Both
 nat_node processes and rendezvousd exit 0 without a sanitizer report.
 Times are asserted only against those upper bounds; the timeline is
@@ -326,15 +329,33 @@ def main():
         if lost_out:
             fails.append("%d runs of datagrams lost outside the switch windows, e.g. %s" %
                          (len(lost_out), lost_out[:3]))
+        # Between the paths: A's relay leg was closed (hold_direct > the 3 s
+        # linger), so its fallback passes Unknown, and the datagram nat_node
+        # sends from that cb_path must be taken (held) and echoed intact.
+        if not res.get("gap_sends"):
+            fails.append("the initiator's path never went Unknown: no datagram was sent "
+                         "between the paths (paths %s)" % res.get("paths"))
+        if res.get("gap_send_errors"):
+            fails.append("%d of %d datagrams sent between the paths were refused" %
+                         (res.get("gap_send_errors"), res.get("gap_sends")))
+        if res.get("send_errors"):
+            fails.append("%d stream sends failed (the application must not notice the "
+                         "path changes)" % res.get("send_errors"))
+        for seq in res.get("gap_seqs", []):
+            for e in con.events:
+                if e.get("event") == "missing" and e["from"] <= seq <= e["to"]:
+                    fails.append("datagram %d, sent between the paths, never came back" % seq)
         relay_steady = 0
         if "relay_hold" in tl and "unblock" in tl:
             relay_steady = int((tl["unblock"] - tl["relay_hold"]) / a.interval_ms)
         tl["lost"] = lost_in
         log("data: sent %s, intact %s, missing %s (in the switch windows %s), corrupt %s, "
-            "dups %s, send errors %s; ~%d sent over the relay while blocked" % (
+            "dups %s, send errors %s; ~%d sent over the relay while blocked; %s sent "
+            "between the paths (seqs %s), %s refused" % (
                 res.get("sent"), res.get("intact"), res.get("missing"),
                 "/".join(str(x) for x in lost_in), res.get("corrupt"), res.get("dups"),
-                res.get("send_errors"), relay_steady))
+                res.get("send_errors"), relay_steady, res.get("gap_sends"),
+                res.get("gap_seqs"), res.get("gap_send_errors")))
     if server_fail:
         fails.append(server_fail)
     if left:
