@@ -490,6 +490,13 @@ static void wait_discovered(cpeer *p, int ms)
     }
 }
 
+/* Waits (bounded) until p is AUTHENTICATED and its discovery ended. */
+static void wait_up(cpeer *p)
+{
+    WAIT_FOR(p, p->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    wait_discovered(p, WAIT_MS);
+}
+
 static void info_of(cpeer *p, const char *sid, rdv_session_info *si)
 {
     memset(si, 0, sizeof(*si));
@@ -583,10 +590,8 @@ static void check_remote(const char *remote, unsigned port)
  * NAT discovery; returns when both have their first path. */
 static void connect_pair(cpeer *a, cpeer *b, char sid[RDV_SESSION_ID_LEN + 1])
 {
-    WAIT_FOR(a, a->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
-    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
-    wait_discovered(a, WAIT_MS);
-    wait_discovered(b, WAIT_MS);
+    wait_up(a);
+    wait_up(b);
     b->accept_mode = 1;
     assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
     assert_true(rdv_uuid_valid(sid, strlen(sid)));
@@ -853,10 +858,8 @@ static void test_direct(void **state)
     while (ob.udp_port == oa.udp_port);
     cpeer *a = peer_new(s, "alice", &oa);
     cpeer *b = peer_new(s, "bob", &ob);
-    WAIT_FOR(a, a->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
-    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
-    wait_discovered(a, WAIT_MS);
-    wait_discovered(b, WAIT_MS);
+    wait_up(a);
+    wait_up(b);
     char sid[RDV_SESSION_ID_LEN + 1];
     uint8_t x = 1;
     assert_int_equal(rdv_connect(a->c, a->id, sid), RDV_ERR_INVALID); /* ourselves */
@@ -1341,10 +1344,8 @@ static void test_session_limit(void **state)
     cpeer *b = peer_new(s, "bob", NULL);
     cpeer *c = peer_new(s, "carol", NULL);
     cpeer *all[] = {a, b, c};
-    for (int i = 0; i < 3; i++) {
-        WAIT_FOR(all[i], all[i]->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
-        wait_discovered(all[i], WAIT_MS);
-    }
+    for (int i = 0; i < 3; i++)
+        wait_up(all[i]);
     b->accept_mode = 0; /* B holds every request */
     static char sids[RDV_RELAY_MAX_SESSIONS][RDV_SESSION_ID_LEN + 1];
     for (int i = 0; i < RDV_RELAY_MAX_SESSIONS; i++)
@@ -1391,8 +1392,7 @@ static void test_low_order_answer(void **state)
     rdv_tn_init(&raw, "rawnode");
     rdv_ws *ws = rdv_tn_connect(rdv_ts_server_port(s), &raw);
     assert_non_null(ws);
-    WAIT_FOR(a, a->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
-    wait_discovered(a, WAIT_MS);
+    wait_up(a);
     char sid[RDV_SESSION_ID_LEN + 1];
     assert_int_equal(rdv_connect(a->c, raw.id, sid), 0);
     json_t *offer = rdv_expect(ws, "offer", WAIT_MS);
@@ -1525,10 +1525,8 @@ static void test_spray_cap(void **state)
     ob.spray_ports = -1;
     cpeer *a = peer_new(s, "alice", &oa);
     cpeer *b = peer_new(s, "bob", &ob);
-    WAIT_FOR(a, a->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
-    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
-    wait_discovered(a, WAIT_MS);
-    wait_discovered(b, WAIT_MS);
+    wait_up(a);
+    wait_up(b);
     rdv_network_status sb;
     status_of(b, &sb);
     assert_string_equal(sb.public_ip, "127.0.0.1");
