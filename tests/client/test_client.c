@@ -47,6 +47,7 @@
 
 #include <rendezvous/rendezvous.h>
 
+#include "client_peer.h"
 #include "node.h"
 #include "server.h"
 
@@ -240,13 +241,24 @@ static void on_queued(rdv_client *c, const rdv_queued *q, void *u)
     pthread_cond_broadcast(&p->cv);
 }
 
-static peer *g_peers[8];
-
 typedef struct peer_opts {
     const char *url;      /* default ws://127.0.0.1:port/v1 */
     const char *ca;
     int keepalive_ms;
 } peer_opts;
+
+/* Frees a peer (NULL is fine; void * as the registry's free function). */
+static void peer_free(void *v)
+{
+    peer *p = v;
+    if (!p)
+        return;
+    rdv_ts_peer_untrack(p);
+    rdv_client_destroy(p->c);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}
 
 /* Creates a client for ws://127.0.0.1:port with identity `label` (see
  * node.h: the same label gives the raw test node the same key). */
@@ -258,24 +270,15 @@ static peer *peer_new_ex(int port, const char *label, bool embedded, rdv_nat_typ
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->embedded = embedded;
-    rdv_tn tn;
-    rdv_tn_init(&tn, label);
     rdv_identity id;
-    memcpy(id.public_key, tn.pk, sizeof(id.public_key));
-    memcpy(id.secret_key, tn.sk, sizeof(id.secret_key));
-    rdv_identity_node_id(&id, p->id);
+    rdv_ts_identity(label, &id, p->id);
     char url[128];
     snprintf(url, sizeof(url), "ws://127.0.0.1:%d/v1", port);
-    rdv_client_config cfg = {0};
-    cfg.server_url = po && po->url ? po->url : url;
+    rdv_client_config cfg;
+    rdv_ts_client_config(&cfg, po && po->url ? po->url : url, &id);
     cfg.tls_ca_file = po ? po->ca : NULL;
     cfg.keepalive_ms = po ? po->keepalive_ms : 0;
-    cfg.identity = &id;
     cfg.nat_type = nat;
-    cfg.connect_timeout_ms = 3000;
-    cfg.auth_timeout_ms = 3000;
-    cfg.reconnect.initial_backoff_ms = 50;
-    cfg.reconnect.max_backoff_ms = 400;
     cfg.reconnect.max_attempts = max_attempts;
     cfg.cb_state_changed = on_state;
     cfg.cb_offer = on_offer;
@@ -290,11 +293,7 @@ static peer *peer_new_ex(int port, const char *label, bool embedded, rdv_nat_typ
     assert_int_equal(rdv_client_create(&cfg, &p->c), 0);
     rdv_identity_wipe(&id);
     assert_string_equal(rdv_client_node_id(p->c), p->id);
-    for (int i = 0; i < 8; i++)
-        if (!g_peers[i]) {
-            g_peers[i] = p;
-            break;
-        }
+    assert_int_equal(rdv_ts_peer_track(p, peer_free), 0);
     return p;
 }
 
@@ -310,30 +309,18 @@ static void peer_start(peer *p)
         assert_int_equal(rdv_client_start(p->c), 0);
 }
 
-static void peer_free(peer *p)
-{
-    if (!p)
-        return;
-    for (int i = 0; i < 8; i++)
-        if (g_peers[i] == p)
-            g_peers[i] = NULL;
-    rdv_client_destroy(p->c);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p);
-}
-
 /* Drives every embedded peer once with poll() (at most `ms`). */
 static void pump_embedded(int ms)
 {
-    struct pollfd fds[8];
-    peer *ps[8];
+    struct pollfd fds[RDV_TS_MAX_PEERS];
+    peer *ps[RDV_TS_MAX_PEERS];
     int n = 0;
     int t = ms;
-    for (int i = 0; i < 8; i++) {
-        if (!g_peers[i] || !g_peers[i]->embedded)
+    for (int i = 0; i < RDV_TS_MAX_PEERS; i++) {
+        peer *q = rdv_ts_peer_at(i);
+        if (!q || !q->embedded)
             continue;
-        ps[n] = g_peers[i];
+        ps[n] = q;
         fds[n].fd = rdv_client_fd(ps[n]->c);
         fds[n].events = POLLIN;
         fds[n].revents = 0;
@@ -352,25 +339,9 @@ static void pump_embedded(int ms)
 }
 
 /* Waits (bounded) until `expr` (evaluated under p->mu) holds; embedded
- * peers are driven meanwhile. */
+ * peers are driven meanwhile (client_peer.h). */
 #define WAIT_FOR(p, expr, ms)                                                  \
-    do {                                                                       \
-        long long deadline_ = rdv_ts_mono_ms() + (ms);                         \
-        bool ok_ = false;                                                      \
-        for (;;) {                                                             \
-            pthread_mutex_lock(&(p)->mu);                                      \
-            ok_ = (expr);                                                      \
-            pthread_mutex_unlock(&(p)->mu);                                    \
-            if (ok_ || rdv_ts_mono_ms() > deadline_)                           \
-                break;                                                         \
-            pump_embedded(20);                                                 \
-        }                                                                      \
-        if (!ok_) {                                                            \
-            rdv_ts_dump_all_logs("timeout");                                   \
-            fail_msg("timed out waiting for %s (%s:%d)", #expr, __FILE__,      \
-                     __LINE__);                                                \
-        }                                                                      \
-    } while (0)
+    RDV_TS_WAIT_UNTIL(&(p)->mu, (expr), #expr, (ms), pump_embedded(20))
 
 /* Lets embedded peers run for `ms` (threaded ones run anyway). */
 static void settle(int ms)
@@ -378,16 +349,6 @@ static void settle(int ms)
     long long end = rdv_ts_mono_ms() + ms;
     while (rdv_ts_mono_ms() < end)
         pump_embedded(20);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    for (int i = 0; i < 8; i++)
-        if (g_peers[i])
-            peer_free(g_peers[i]);
-    rdv_ts_cleanup_all();
-    return 0;
 }
 
 static void fill_info(rdv_connection_info *ci)
@@ -471,8 +432,7 @@ static void exchange(peer *a, peer *b)
 static void test_signaling(void **state)
 {
     (void)state;
-    rdv_ts_server *s = rdv_ts_server_start(NULL);
-    assert_non_null(s);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     peer *a = peer_new(port, "alice", false, RDV_NAT_SYMMETRIC, 0);
     peer *b = peer_new(port, "bob", false, RDV_NAT_PORT_RESTRICTED, 0);
@@ -513,8 +473,7 @@ static void test_forged(void **state)
 {
     (void)state;
     const char *args[] = {"--verify-signatures", "off", NULL};
-    rdv_ts_server *s = rdv_ts_server_start(args);
-    assert_non_null(s);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(args);
     int port = rdv_ts_server_port(s);
     peer *b = peer_new(port, "bob", false, RDV_NAT_PORT_RESTRICTED, 0);
     peer_start(b);
@@ -594,8 +553,7 @@ static void test_queued(void **state)
 {
     (void)state;
     const char *args[] = {"--offline-ttl", "1000", NULL};
-    rdv_ts_server *s = rdv_ts_server_start(args);
-    assert_non_null(s);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(args);
     int port = rdv_ts_server_port(s);
     peer *a = peer_new(port, "alice", false, RDV_NAT_SYMMETRIC, 0);
     peer *b = peer_new(port, "bob", false, RDV_NAT_PORT_RESTRICTED, 0);
@@ -646,8 +604,7 @@ static void test_reconnect(void **state)
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", free_port());
     const char *args[] = {"--port", portstr, NULL};
-    rdv_ts_server *s = rdv_ts_server_start(args);
-    assert_non_null(s);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(args);
     int port = rdv_ts_server_port(s);
     assert_int_equal(port, atoi(portstr));
 
@@ -774,8 +731,7 @@ static void test_not_connected(void **state)
 static void test_embedded(void **state)
 {
     (void)state;
-    rdv_ts_server *s = rdv_ts_server_start(NULL);
-    assert_non_null(s);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     peer *a = peer_new(port, "alice", true, RDV_NAT_SYMMETRIC, 0);
     peer *b = peer_new(port, "bob", true, RDV_NAT_PORT_RESTRICTED, 0);
@@ -805,8 +761,7 @@ static void test_embedded(void **state)
 static void test_callback_api(void **state)
 {
     (void)state;
-    rdv_ts_server *s = rdv_ts_server_start(NULL);
-    assert_non_null(s);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     for (int embedded = 0; embedded <= 1; embedded++) {
         peer *b = peer_new(port, "bob", embedded, RDV_NAT_PORT_RESTRICTED, 0);
@@ -840,8 +795,7 @@ static void test_callback_api(void **state)
 static void test_keepalive(void **state)
 {
     (void)state;
-    rdv_ts_server *s = rdv_ts_server_start(NULL);
-    assert_non_null(s);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     peer_opts po = {.keepalive_ms = 200};
     peer *a = peer_new_ex(port, "alice", false, RDV_NAT_UNKNOWN, 0, &po);
@@ -894,8 +848,7 @@ static void test_threads(void **state)
 {
     (void)state;
     const char *args[] = {"--rate", "10000", "--burst", "10000", NULL};
-    rdv_ts_server *s = rdv_ts_server_start(args);
-    assert_non_null(s);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(args);
     int port = rdv_ts_server_port(s);
     peer *a = peer_new(port, "alice", false, RDV_NAT_UNKNOWN, 0);
     peer *b = peer_new(port, "bob", false, RDV_NAT_UNKNOWN, 0);
@@ -943,8 +896,7 @@ static void test_tls(void **state)
              key, cert);
     assert_int_equal(system(cmd), 0);
     const char *args[] = {"--tls-cert", cert, "--tls-key", key, NULL};
-    rdv_ts_server *s = rdv_ts_server_start(args);
-    assert_non_null(s);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(args);
     int port = rdv_ts_server_port(s);
     char url[128];
     snprintf(url, sizeof(url), "wss://localhost:%d/v1", port);
@@ -970,16 +922,16 @@ static void test_tls(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_signaling, teardown),
-        cmocka_unit_test_teardown(test_forged, teardown),
-        cmocka_unit_test_teardown(test_reconnect, teardown),
-        cmocka_unit_test_teardown(test_not_connected, teardown),
-        cmocka_unit_test_teardown(test_embedded, teardown),
-        cmocka_unit_test_teardown(test_callback_api, teardown),
-        cmocka_unit_test_teardown(test_keepalive, teardown),
-        cmocka_unit_test_teardown(test_threads, teardown),
-        cmocka_unit_test_teardown(test_tls, teardown),
-        cmocka_unit_test_teardown(test_queued, teardown),
+        cmocka_unit_test_teardown(test_signaling, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_forged, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_reconnect, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_not_connected, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_embedded, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_callback_api, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_keepalive, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_threads, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_tls, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_queued, rdv_ts_peers_teardown),
     };
     if (argc > 1) {
         static char filter[64];

@@ -65,6 +65,7 @@
 
 #include <rendezvous/rendezvous.h>
 
+#include "client_peer.h"
 #include "ids.h"
 #include "node.h"
 #include "server.h"
@@ -129,8 +130,6 @@ typedef struct popts {
     int spray_ports;
     int direct_timeout_ms;
 } popts;
-
-static cpeer *g_peers[4];
 
 /* ---- datagrams ---- */
 
@@ -339,6 +338,16 @@ static void on_error(rdv_client *c, const rdv_error_info *e, void *u)
 
 /* ---- peers ---- */
 
+/* Frees a peer (a cpeer; void * as the registry's free function). */
+static void peer_free(void *v)
+{
+    cpeer *p = v;
+    rdv_ts_peer_untrack(p);
+    rdv_client_destroy(p->c);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
 /* A threaded client with identity `label`, STUN at the server's STUN port
  * unless o says otherwise. */
 static cpeer *peer_new(rdv_ts_server *s, const char *label, const popts *o)
@@ -352,23 +361,14 @@ static cpeer *peer_new(rdv_ts_server *s, const char *label, const popts *o)
     atomic_init(&p->tx_seq, 0);
     p->data_at_direct = -1;
     snprintf(p->label, sizeof(p->label), "%s", label);
-    rdv_tn tn;
-    rdv_tn_init(&tn, label);
     rdv_identity id;
-    memcpy(id.public_key, tn.pk, sizeof(id.public_key));
-    memcpy(id.secret_key, tn.sk, sizeof(id.secret_key));
-    rdv_identity_node_id(&id, p->id);
+    rdv_ts_identity(label, &id, p->id);
     char url[128], stun[64];
     snprintf(url, sizeof(url), "ws://127.0.0.1:%d/v1", rdv_ts_server_port(s));
     snprintf(stun, sizeof(stun), "127.0.0.1:%d", rdv_ts_server_stun_port(s));
     const char *def_stun[1] = {stun};
-    rdv_client_config cfg = {0};
-    cfg.server_url = url;
-    cfg.identity = &id;
-    cfg.connect_timeout_ms = 3000;
-    cfg.auth_timeout_ms = 3000;
-    cfg.reconnect.initial_backoff_ms = 50;
-    cfg.reconnect.max_backoff_ms = 400;
+    rdv_client_config cfg;
+    rdv_ts_client_config(&cfg, url, &id);
     cfg.cb_state_changed = on_state;
     cfg.cb_relay_request = on_request;
     cfg.cb_relay_ready = on_ready;
@@ -394,54 +394,13 @@ static cpeer *peer_new(rdv_ts_server *s, const char *label, const popts *o)
     }
     assert_int_equal(rdv_client_create(&cfg, &p->c), 0);
     rdv_identity_wipe(&id);
-    for (int i = 0; i < 4; i++)
-        if (!g_peers[i]) {
-            g_peers[i] = p;
-            break;
-        }
+    assert_int_equal(rdv_ts_peer_track(p, peer_free), 0);
     assert_int_equal(rdv_client_start(p->c), 0);
     return p;
 }
 
-static void peer_free(cpeer *p)
-{
-    for (int i = 0; i < 4; i++)
-        if (g_peers[i] == p)
-            g_peers[i] = NULL;
-    rdv_client_destroy(p->c);
-    pthread_mutex_destroy(&p->mu);
-    free(p);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    for (int i = 0; i < 4; i++)
-        if (g_peers[i])
-            peer_free(g_peers[i]);
-    rdv_ts_cleanup_all();
-    return 0;
-}
-
-/* Waits (bounded) until expr holds, evaluated under p->mu. */
-#define WAIT_FOR(p, expr, ms)                                                  \
-    do {                                                                       \
-        long long deadline_ = rdv_ts_mono_ms() + (ms);                         \
-        bool ok_ = false;                                                      \
-        for (;;) {                                                             \
-            pthread_mutex_lock(&(p)->mu);                                      \
-            ok_ = (expr);                                                      \
-            pthread_mutex_unlock(&(p)->mu);                                    \
-            if (ok_ || rdv_ts_mono_ms() > deadline_)                           \
-                break;                                                         \
-            usleep(5000);                                                      \
-        }                                                                      \
-        if (!ok_) {                                                            \
-            rdv_ts_dump_all_logs("timeout");                                   \
-            fail_msg("timed out waiting for %s (%s:%d)", #expr, __FILE__,      \
-                     __LINE__);                                                \
-        }                                                                      \
-    } while (0)
+/* Waits (bounded) until expr holds, evaluated under p->mu (client_peer.h). */
+#define WAIT_FOR RDV_TS_WAIT_FOR
 
 static int peer_get(cpeer *p, const int *field)
 {
@@ -461,8 +420,7 @@ static rdv_nat_type peer_req_nat(cpeer *p)
 
 static rdv_ts_server *start_server(const char *const *args)
 {
-    rdv_ts_server *s = rdv_ts_server_start(args);
-    assert_non_null(s);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(args);
     assert_true(rdv_ts_server_stun_port(s) > 0);
     return s;
 }
@@ -1834,22 +1792,22 @@ static void test_reconnect_survives(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_discovery, teardown),
-        cmocka_unit_test_teardown(test_dead_stun, teardown),
-        cmocka_unit_test_teardown(test_direct, teardown),
-        cmocka_unit_test_teardown(test_relay_only, teardown),
-        cmocka_unit_test_teardown(test_direct_timeout, teardown),
-        cmocka_unit_test_teardown(test_upgrade, teardown),
-        cmocka_unit_test_teardown(test_both_symmetric, teardown),
-        cmocka_unit_test_teardown(test_close, teardown),
-        cmocka_unit_test_teardown(test_relay_limit, teardown),
-        cmocka_unit_test_teardown(test_reject, teardown),
-        cmocka_unit_test_teardown(test_session_limit, teardown),
-        cmocka_unit_test_teardown(test_low_order_answer, teardown),
-        cmocka_unit_test_teardown(test_spray_cap, teardown),
-        cmocka_unit_test_teardown(test_proxy, teardown),
-        cmocka_unit_test_teardown(test_stranger, teardown),
-        cmocka_unit_test_teardown(test_reconnect_survives, teardown),
+        cmocka_unit_test_teardown(test_discovery, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_dead_stun, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_direct, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_relay_only, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_direct_timeout, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_upgrade, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_both_symmetric, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_close, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_relay_limit, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_reject, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_session_limit, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_low_order_answer, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_spray_cap, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_proxy, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_stranger, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_reconnect_survives, rdv_ts_peers_teardown),
     };
     if (argc > 1) {
         static char filter[64];

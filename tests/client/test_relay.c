@@ -53,6 +53,7 @@
 
 #include <rendezvous/rendezvous.h>
 
+#include "client_peer.h"
 #include "ids.h"
 #include "node.h"
 #include "server.h"
@@ -86,8 +87,6 @@ typedef struct rpeer {
     int seq_errors;
     crypto_generichash_state hash;
 } rpeer;
-
-static rpeer *g_peers[4];
 
 static int count_err(rpeer *p, int code)
 {
@@ -190,6 +189,17 @@ static void on_error(rdv_client *c, const rdv_error_info *e, void *u)
     pthread_cond_broadcast(&p->cv);
 }
 
+/* Frees a peer (an rpeer; void * as the registry's free function). */
+static void peer_free(void *v)
+{
+    rpeer *p = v;
+    rdv_ts_peer_untrack(p);
+    rdv_client_destroy(p->c);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}
+
 /* A threaded client with identity `label`; handler=false leaves
  * cb_relay_request unset. */
 static rpeer *peer_new(int port, const char *label, bool handler)
@@ -201,21 +211,12 @@ static rpeer *peer_new(int port, const char *label, bool handler)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     crypto_generichash_init(&p->hash, NULL, 0, 32);
-    rdv_tn tn;
-    rdv_tn_init(&tn, label);
     rdv_identity id;
-    memcpy(id.public_key, tn.pk, sizeof(id.public_key));
-    memcpy(id.secret_key, tn.sk, sizeof(id.secret_key));
-    rdv_identity_node_id(&id, p->id);
+    rdv_ts_identity(label, &id, p->id);
     char url[128];
     snprintf(url, sizeof(url), "ws://127.0.0.1:%d/v1", port);
-    rdv_client_config cfg = {0};
-    cfg.server_url = url;
-    cfg.identity = &id;
-    cfg.connect_timeout_ms = 3000;
-    cfg.auth_timeout_ms = 3000;
-    cfg.reconnect.initial_backoff_ms = 50;
-    cfg.reconnect.max_backoff_ms = 400;
+    rdv_client_config cfg;
+    rdv_ts_client_config(&cfg, url, &id);
     cfg.cb_state_changed = on_state;
     cfg.cb_relay_request = handler ? on_request : NULL;
     cfg.cb_relay_ready = on_ready;
@@ -225,61 +226,13 @@ static rpeer *peer_new(int port, const char *label, bool handler)
     cfg.user_ptr = p;
     assert_int_equal(rdv_client_create(&cfg, &p->c), 0);
     rdv_identity_wipe(&id);
-    for (int i = 0; i < 4; i++)
-        if (!g_peers[i]) {
-            g_peers[i] = p;
-            break;
-        }
+    assert_int_equal(rdv_ts_peer_track(p, peer_free), 0);
     assert_int_equal(rdv_client_start(p->c), 0);
     return p;
 }
 
-static void peer_free(rpeer *p)
-{
-    for (int i = 0; i < 4; i++)
-        if (g_peers[i] == p)
-            g_peers[i] = NULL;
-    rdv_client_destroy(p->c);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p);
-}
-
-#define WAIT_FOR(p, expr, ms)                                                  \
-    do {                                                                       \
-        long long deadline_ = rdv_ts_mono_ms() + (ms);                         \
-        bool ok_ = false;                                                      \
-        for (;;) {                                                             \
-            pthread_mutex_lock(&(p)->mu);                                      \
-            ok_ = (expr);                                                      \
-            pthread_mutex_unlock(&(p)->mu);                                    \
-            if (ok_ || rdv_ts_mono_ms() > deadline_)                           \
-                break;                                                         \
-            usleep(5000);                                                      \
-        }                                                                      \
-        if (!ok_) {                                                            \
-            rdv_ts_dump_all_logs("timeout");                                   \
-            fail_msg("timed out waiting for %s (%s:%d)", #expr, __FILE__,      \
-                     __LINE__);                                                \
-        }                                                                      \
-    } while (0)
-
-static int teardown(void **state)
-{
-    (void)state;
-    for (int i = 0; i < 4; i++)
-        if (g_peers[i])
-            peer_free(g_peers[i]);
-    rdv_ts_cleanup_all();
-    return 0;
-}
-
-static rdv_ts_server *start_server(const char *const *args)
-{
-    rdv_ts_server *s = rdv_ts_server_start(args);
-    assert_non_null(s);
-    return s;
-}
+/* WAIT_FOR(p, expr, ms): expr under p->mu, bounded (client_peer.h). */
+#define WAIT_FOR RDV_TS_WAIT_FOR
 
 /* a opens to b (b accepts from its callback); returns with both open. */
 static void open_pair(rpeer *a, rpeer *b, char sid[RDV_SESSION_ID_LEN + 1])
@@ -327,7 +280,7 @@ static void hash_final(crypto_generichash_state *h, uint8_t out[32])
 static void test_data(void **state)
 {
     (void)state;
-    rdv_ts_server *s = start_server(NULL);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     rpeer *a = peer_new(port, "alice", true);
     rpeer *b = peer_new(port, "bob", true);
@@ -395,7 +348,7 @@ static void test_data(void **state)
 static void test_bulk(void **state)
 {
     (void)state;
-    rdv_ts_server *s = start_server(NULL);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     rpeer *a = peer_new(port, "alice", true);
     rpeer *b = peer_new(port, "bob", true);
@@ -445,7 +398,7 @@ static void test_bulk(void **state)
 static void test_reject(void **state)
 {
     (void)state;
-    rdv_ts_server *s = start_server(NULL);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     rpeer *a = peer_new(port, "alice", true);
     rpeer *b = peer_new(port, "bob", true);
@@ -499,7 +452,7 @@ static void test_reject(void **state)
 static void test_close(void **state)
 {
     (void)state;
-    rdv_ts_server *s = start_server(NULL);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     rpeer *a = peer_new(port, "alice", true);
     rpeer *b = peer_new(port, "bob", true);
@@ -537,7 +490,7 @@ static void test_limits(void **state)
 {
     (void)state;
     const char *args[] = {"--relay-max-sessions", "1", "--relay-quota", "3000", NULL};
-    rdv_ts_server *s = start_server(args);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(args);
     int port = rdv_ts_server_port(s);
     rpeer *a = peer_new(port, "alice", true);
     rpeer *b = peer_new(port, "bob", true);
@@ -591,7 +544,7 @@ static void test_relay_off(void **state)
 {
     (void)state;
     const char *args[] = {"--relay-max-sessions", "0", NULL};
-    rdv_ts_server *s = start_server(args);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(args);
     int port = rdv_ts_server_port(s);
     rpeer *a = peer_new(port, "alice", true);
     rpeer *b = peer_new(port, "bob", true);
@@ -688,7 +641,7 @@ static const char MARKER[] = "PLAINTEXT-MARKER-7f3a9c: the server must never see
 static void test_plaintext(void **state)
 {
     (void)state;
-    rdv_ts_server *s = start_server(NULL);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     rpeer *b = peer_new(port, "bob", true);
     WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
@@ -739,7 +692,7 @@ static void test_plaintext(void **state)
 static void test_replay(void **state)
 {
     (void)state;
-    rdv_ts_server *s = start_server(NULL);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     rpeer *b = peer_new(port, "bob", true);
     WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
@@ -788,7 +741,7 @@ static void test_replay(void **state)
 static void test_tamper(void **state)
 {
     (void)state;
-    rdv_ts_server *s = start_server(NULL);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     rpeer *b = peer_new(port, "bob", true);
     WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
@@ -837,7 +790,7 @@ static int udp_socket(uint16_t *port)
 static void test_proxy(void **state)
 {
     (void)state;
-    rdv_ts_server *s = start_server(NULL);
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
     int port = rdv_ts_server_port(s);
     rpeer *a = peer_new(port, "alice", true);
     rpeer *b = peer_new(port, "bob", true);
@@ -874,16 +827,16 @@ static void test_proxy(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_data, teardown),
-        cmocka_unit_test_teardown(test_bulk, teardown),
-        cmocka_unit_test_teardown(test_reject, teardown),
-        cmocka_unit_test_teardown(test_close, teardown),
-        cmocka_unit_test_teardown(test_plaintext, teardown),
-        cmocka_unit_test_teardown(test_replay, teardown),
-        cmocka_unit_test_teardown(test_tamper, teardown),
-        cmocka_unit_test_teardown(test_proxy, teardown),
-        cmocka_unit_test_teardown(test_limits, teardown),
-        cmocka_unit_test_teardown(test_relay_off, teardown),
+        cmocka_unit_test_teardown(test_data, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_bulk, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_reject, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_close, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_plaintext, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_replay, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_tamper, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_proxy, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_limits, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_relay_off, rdv_ts_peers_teardown),
     };
     if (argc > 1) {
         static char filter[64];
