@@ -163,6 +163,10 @@ int rdv__addr_to_text(const struct sockaddr *sa, char *buf, size_t cap);
 bool rdv__addr_ip_text(const struct sockaddr_storage *ss, char buf[INET6_ADDRSTRLEN],
                        uint16_t *port);
 
+/* True when a and b are the same AF_INET / AF_INET6 address and port
+ * (false for any other family). */
+bool rdv__addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
 /* The port of an AF_INET / AF_INET6 address (host order). */
 uint16_t rdv__addr_port(const struct sockaddr_storage *a);
 

@@ -230,6 +230,8 @@ struct rdv_client {
     bool stun_resolved, stun_reported; /* (S) */
     uint64_t stun_changes;       /* (S) mapping changes seen by refreshes */
     int64_t stun_started_at, stun_next_refresh, stun_next_rediscover, stun_due; /* (S) */
+    bool net_changed;            /* (L) rdv_network_changed() asked */
+    int64_t next_retrickle;      /* (S) candidates go to one session then */
     struct sockaddr_storage server_addr; /* (L) the WebSocket's peer */
     socklen_t server_addr_len;   /* (L) 0: unknown */
 
@@ -436,6 +438,13 @@ int rdv__direct_accept(rdv_client *c, const char *sid);
 bool rdv__direct_on_relay_open(rdv_client *c, const char *sid, const char *from);
 bool rdv__direct_on_relay_ready(rdv_client *c, const char *sid, const char *from);
 bool rdv__direct_on_relay_close(rdv_client *c, const char *sid, const char *reason);
+/* Our candidates gained an address (discovery, a network change): every
+ * session whose offer / answer went out sends its candidates again
+ * (paced), and those without a direct path check again at once. (L held) */
+void rdv__direct_candidates_gained_locked(rdv_client *c, int64_t now);
+/* rdv_network_changed(): direct paths are checked at once (a keepalive
+ * now), sessions without one probe on the fast schedule again. (L held) */
+void rdv__direct_network_changed_locked(rdv_client *c, int64_t now);
 /* Sends a datagram on the direct path: 0, an RDV_ERR_*, or 1 when the
  * session has no direct path now. (L held) */
 int rdv__direct_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_t len);

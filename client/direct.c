@@ -33,22 +33,6 @@
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static bool addr_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-        return x->sin6_port == y->sin6_port &&
-               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-    }
-    return false;
-}
-
 static int64_t ms_since(const rdv__direct *d, int64_t now)
 {
     return now - d->t0;
@@ -100,7 +84,7 @@ static rdv__pair *add_pair_locked(rdv__direct *d, int fd, const struct sockaddr_
                                   socklen_t len, uint32_t prio)
 {
     for (size_t i = 0; i < d->npairs; i++)
-        if (d->pairs[i].fd == fd && addr_eq(&d->pairs[i].addr, a))
+        if (d->pairs[i].fd == fd && rdv__addr_equal(&d->pairs[i].addr, a))
             return &d->pairs[i];
     if (d->npairs >= RDV__MAX_PAIRS)
         return NULL;
@@ -121,7 +105,7 @@ static void add_remote_locked(rdv_client *c, rdv__direct *d, const rdv__cand *k)
         !rdv__cand_addr_usable((const struct sockaddr *)&k->addr, k->addr_len))
         return;
     for (size_t i = 0; i < d->nremote; i++)
-        if (addr_eq(&d->remote[i].addr, &k->addr))
+        if (rdv__addr_equal(&d->remote[i].addr, &k->addr))
             return;
     if (d->nremote >= RDV__MAX_REMOTE_CANDS)
         return;
@@ -499,8 +483,35 @@ static json_t *conn_info_locked(rdv_client *c)
                      "localIP", loc, "localPort", lport, "natType", rdv_nat_type_name(me));
 }
 
+/* Sends our candidates to `peer` for session `sid` as iceCandidate, and
+ * the relay as a relayed candidate (informational: reached through the
+ * WebSocket, at the server's address). Returns 0 or the first error of
+ * rdv__send_body. */
+static int send_candidates(rdv_client *c, const char *peer, const char *sid)
+{
+    rdv__cand cands[RDV__MAX_LOCAL_CANDS];
+    pthread_mutex_lock(&c->lock);
+    size_t n = c->nlcand;
+    memcpy(cands, c->lcand, n * sizeof(cands[0]));
+    if (c->server_addr_len > 0 && n < RDV__MAX_LOCAL_CANDS &&
+        rdv__cand_make(RDV__CAND_RELAYED, (struct sockaddr *)&c->server_addr,
+                       c->server_addr_len, NULL, 0, RDV__CAND_LOCALPREF_MAX, &cands[n]) == 0)
+        n++;
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; i < n; i++) {
+        json_t *cj = rdv__cand_to_json(&cands[i]);
+        json_t *b = cj ? json_pack("{s:s, s:s, s:s, s:o}", "fromNodeID", c->node_id,
+                                   "toNodeID", peer, "sessionID", sid, "candidate", cj)
+                       : NULL;
+        int rc = rdv__send_body(c, RDV_MSG_ICE_CANDIDATE, b, sid, false);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Sends offer / answer with our connectionInfo and e2eKey, then trickles
- * our candidates as iceCandidate (and the relay as a relayed candidate). */
+ * our candidates. */
 static int send_signaling(rdv_client *c, rdv_msg_type type, const char *peer, const char *sid,
                           const uint8_t pk[32])
 {
@@ -508,33 +519,73 @@ static int send_signaling(rdv_client *c, rdv_msg_type type, const char *peer, co
     hex32(pk, key);
     pthread_mutex_lock(&c->lock);
     json_t *ci = conn_info_locked(c);
-    size_t n = c->nlcand;
-    rdv__cand cands[RDV__MAX_LOCAL_CANDS];
-    memcpy(cands, c->lcand, n * sizeof(cands[0]));
-    /* The relay of last resort, as a relayed candidate at the server's
-     * address (informational: it is reached through the WebSocket). */
-    if (c->server_addr_len > 0 && n < RDV__MAX_LOCAL_CANDS &&
-        rdv__cand_make(RDV__CAND_RELAYED, (struct sockaddr *)&c->server_addr,
-                       c->server_addr_len, NULL, 0, RDV__CAND_LOCALPREF_MAX, &cands[n]) == 0)
-        n++;
     pthread_mutex_unlock(&c->lock);
     json_t *body = ci ? json_pack("{s:s, s:s, s:s, s:o, s:s}", "fromNodeID", c->node_id,
                                   "toNodeID", peer, "sessionID", sid, "connectionInfo", ci,
                                   "e2eKey", key)
                       : NULL;
     int rc = rdv__send_body(c, type, body, sid, false);
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        json_t *cj = rdv__cand_to_json(&cands[i]);
-        json_t *b = cj ? json_pack("{s:s, s:s, s:s, s:o}", "fromNodeID", c->node_id,
-                                   "toNodeID", peer, "sessionID", sid, "candidate", cj)
-                       : NULL;
-        rc = rdv__send_body(c, RDV_MSG_ICE_CANDIDATE, b, sid, false);
-        if (rc != 0)
-            return rc;
+    return rc != 0 ? rc : send_candidates(c, peer, sid);
+}
+
+void rdv__direct_candidates_gained_locked(rdv_client *c, int64_t now)
+{
+    for (rdv__relay *r = c->relays; r; r = r->next) {
+        rdv__direct *d = r->d;
+        if (!d || d->offer_pending || r->st == RDV__RS_REQUESTED)
+            continue; /* the offer / answer will carry them */
+        d->retrickle = true;
+        if (d->keys && !d->direct_up && d->probe_start) {
+            d->probe_start = now; /* the fast schedule again */
+            d->next_probe = now;
+        }
     }
-    return 0;
+}
+
+void rdv__direct_network_changed_locked(rdv_client *c, int64_t now)
+{
+    for (rdv__relay *r = c->relays; r; r = r->next) {
+        rdv__direct *d = r->d;
+        if (!d || r->st != RDV__RS_OPEN || !d->keys)
+            continue;
+        if (d->direct_up) {
+            d->next_keepalive = now; /* is the path still there? */
+        } else if (d->probe_start) {
+            d->probe_start = now;
+            d->next_probe = now;
+        }
+    }
+}
+
+/* Sends our candidates again to one session that wants them (after a
+ * change), at most one session per RDV__RETRICKLE_GAP_MS so that a node
+ * with many sessions stays inside the server's message rate. (S) */
+static void send_pending_candidates(rdv_client *c, int64_t now)
+{
+    if (now < c->next_retrickle)
+        return;
+    char sid[RDV_SESSION_ID_LEN + 1], peer[RDV_NODE_ID_LEN + 1];
+    bool found = false;
+    pthread_mutex_lock(&c->lock);
+    for (rdv__relay *r = c->relays; r && !found; r = r->next) {
+        if (!r->d || !r->d->retrickle)
+            continue;
+        r->d->retrickle = false;
+        memcpy(sid, r->sid, sizeof(sid));
+        memcpy(peer, r->peer, sizeof(peer));
+        found = true;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!found)
+        return;
+    c->next_retrickle = now + RDV__RETRICKLE_GAP_MS;
+    if (send_candidates(c, peer, sid) == 0)
+        return;
+    pthread_mutex_lock(&c->lock); /* not sent (disconnected, backlog): later */
+    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    if (r && r->d)
+        r->d->retrickle = true;
+    pthread_mutex_unlock(&c->lock);
 }
 
 static void run_evq(rdv_client *c, rdv__evq *q);
@@ -1062,7 +1113,7 @@ static void on_ack(rdv_client *c, int fd, const uint8_t *buf, size_t len,
     spray_used_locked(d, fd);
     if (d->direct_up) {
         /* Liveness: the ack of our latest keepalive, on the path. */
-        if (d->dfd == fd && addr_eq(&d->daddr, from) &&
+        if (d->dfd == fd && rdv__addr_equal(&d->daddr, from) &&
             sodium_memcmp(a.txid, d->ka_txid, sizeof(a.txid)) == 0)
             d->last_rx = now;
         return;
@@ -1071,7 +1122,7 @@ static void on_ack(rdv_client *c, int fd, const uint8_t *buf, size_t len,
                  sodium_memcmp(a.txid, d->spray_txid, sizeof(a.txid)) == 0;
     for (size_t i = 0; i < d->npairs && !spray; i++) {
         rdv__pair *p = &d->pairs[i];
-        if (p->fd == fd && addr_eq(&p->addr, from) &&
+        if (p->fd == fd && rdv__addr_equal(&p->addr, from) &&
             sodium_memcmp(p->txid, a.txid, sizeof(a.txid)) == 0) {
             p->valid = true;
             direct_confirmed_locked(c, r, fd, from, flen, false, now, q);
@@ -1089,7 +1140,7 @@ void rdv__direct_on_rx_locked(rdv__relay *r, int fd, const struct sockaddr_stora
         return;
     r->d->drx++;
     spray_used_locked(r->d, fd);
-    if (r->d->direct_up && r->d->dfd == fd && addr_eq(&r->d->daddr, from))
+    if (r->d->direct_up && r->d->dfd == fd && rdv__addr_equal(&r->d->daddr, from))
         r->d->last_rx = now;
 }
 
@@ -1234,6 +1285,8 @@ int64_t rdv__direct_next_due(rdv_client *c)
     pthread_mutex_lock(&c->lock);
     for (rdv__relay *r = c->relays; r; r = r->next) {
         rdv__direct *d = r->d;
+        if (d && d->retrickle && c->next_retrickle < due)
+            due = c->next_retrickle;
         if (!d || r->st != RDV__RS_OPEN || !d->keys)
             continue;
         int64_t t = d->direct_up ? d->next_keepalive : INT64_MAX;
@@ -1268,6 +1321,7 @@ void rdv__direct_service(rdv_client *c, int64_t now)
         read_socket(c, c->udp6, now);
     rdv__discovery_after_read(c, now);
     send_pending_offers(c, now);
+    send_pending_candidates(c, now);
     /* Spray sockets, copied (reading may end sessions; their fds are
      * closed only later on this thread, so the copies stay valid). */
     size_t nf = 0;

@@ -45,6 +45,8 @@
 #define RDV__OFFER_WAIT_MS 5000      /* rdv_connect() waits for discovery */
 #define RDV__LEG_LINGER_MS 3000      /* relay leg kept after the direct path
                                       * came up, while the peer confirms its own */
+#define RDV__RETRICKLE_GAP_MS 200    /* new candidates: one session per gap
+                                      * (the server's message rate) */
 
 /* One connectivity check: a remote address probed from a local socket. */
 typedef struct rdv__pair {
@@ -85,6 +87,7 @@ typedef struct rdv__direct {
     int64_t next_relay_try;          /* retry of a relayOpen that failed */
     int64_t leg_close_at;            /* initiator: close the relay leg then */
     bool offer_pending;              /* initiator: offer waits for discovery */
+    bool retrickle;                  /* our candidates changed: send them again */
     int64_t no_path_since;           /* open without any path since; 0 */
     int path;                        /* rdv_traversal */
     int64_t first_path_ms, relayed_ms, direct_ms;

@@ -277,8 +277,18 @@ static void gather_local(rdv_client *c)
                            &tmp[n]) == 0)
             n++;
     }
+    /* An address we did not have: the peers of open sessions learn it. */
+    bool gained = false;
+    for (int i = 0; i < n && !gained; i++) {
+        bool known = false;
+        for (size_t j = 0; j < c->nlcand && !known; j++)
+            known = rdv__addr_equal(&tmp[i].addr, &c->lcand[j].addr);
+        gained = !known;
+    }
     memcpy(c->lcand, tmp, (size_t)n * sizeof(tmp[0]));
     c->nlcand = (size_t)n;
+    if (gained)
+        rdv__direct_candidates_gained_locked(c, rdv__mono_ms());
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -366,6 +376,19 @@ static void finish_without_stun(rdv_client *c, int64_t now, const char *why)
 
 void rdv__discovery_tick(rdv_client *c, int64_t now)
 {
+    /* rdv_network_changed(): discover and gather again now. */
+    pthread_mutex_lock(&c->lock);
+    bool changed = c->net_changed;
+    c->net_changed = false;
+    if (changed)
+        rdv__direct_network_changed_locked(c, now);
+    pthread_mutex_unlock(&c->lock);
+    if (changed && c->stun_started_at) {
+        if (c->stunc)
+            c->stun_next_rediscover = now; /* below */
+        else
+            gather_local(c); /* no STUN: host candidates only */
+    }
     /* Discovery: first run, refresh, periodic rediscovery. */
     if (!c->cfg.stun_disable) {
         if (!c->stun_started_at || now >= c->stun_next_rediscover) {
@@ -413,6 +436,17 @@ int64_t rdv__discovery_next_due(rdv_client *c)
     if (c->stun_next_refresh && c->stun_next_refresh < due)
         due = c->stun_next_refresh;
     return due;
+}
+
+int rdv_network_changed(rdv_client *c)
+{
+    if (!c)
+        return RDV_ERR_INVALID;
+    pthread_mutex_lock(&c->lock);
+    c->net_changed = true;
+    pthread_mutex_unlock(&c->lock);
+    rdv__wake(c);
+    return 0;
 }
 
 /* ---- status (L held) ------------------------------------------------------ */

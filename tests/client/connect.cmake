@@ -5,7 +5,7 @@ target_link_libraries(test_connect PRIVATE rendezvous rdv_test_support
   PkgConfig::CMOCKA PkgConfig::SODIUM Threads::Threads)
 add_dependencies(test_connect rendezvousd)
 foreach(t discovery dead_stun direct relay_only direct_timeout upgrade both_symmetric close
-        relay_limit reject session_limit low_order_answer spray_cap proxy stranger
+        relay_limit reject session_limit low_order_answer spray_cap network_changed proxy stranger
         reconnect_survives)
   add_test(NAME client_connect_${t} COMMAND test_connect ${t})
   set_tests_properties(client_connect_${t} PROPERTIES TIMEOUT 120

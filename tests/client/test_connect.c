@@ -1386,7 +1386,7 @@ static void test_low_order_answer(void **state)
 typedef struct map_stun {
     int fd;
     uint16_t port;
-    rdv_stun_addr mapped;
+    _Atomic uint16_t mapped_port; /* on 127.0.0.1 */
     atomic_bool stop;
     pthread_t th;
 } map_stun;
@@ -1407,7 +1407,8 @@ static void *map_stun_main(void *arg)
             continue;
         rdv_stun_success_opts o;
         memset(&o, 0, sizeof(o));
-        o.mapped = m->mapped;
+        o.mapped = (rdv_stun_addr){RDV_STUN_FAMILY_IPV4, atomic_load(&m->mapped_port),
+                                   {127, 0, 0, 1}};
         o.software = "map-stun";
         o.fingerprint = true;
         int rl = rdv_stun_build_binding_success(out, sizeof(out), &msg, &o);
@@ -1422,8 +1423,14 @@ static void map_stun_start(map_stun *m, uint16_t mapped_port)
     memset(m, 0, sizeof(*m));
     m->fd = rdv_ts_udp_socket_at("127.0.0.1", &m->port);
     assert_true(m->fd >= 0);
-    m->mapped = (rdv_stun_addr){RDV_STUN_FAMILY_IPV4, mapped_port, {127, 0, 0, 1}};
+    atomic_store(&m->mapped_port, mapped_port);
     assert_int_equal(pthread_create(&m->th, NULL, map_stun_main, m), 0);
+}
+
+/* From now on m maps to 127.0.0.1:mapped_port (a NAT's new mapping). */
+static void map_stun_set(map_stun *m, uint16_t mapped_port)
+{
+    atomic_store(&m->mapped_port, mapped_port);
 }
 
 static void map_stun_stop(map_stun *m)
@@ -1512,6 +1519,88 @@ static void test_spray_cap(void **state)
     peer_free(b);
     map_stun_stop(&ms);
     close(hole);
+}
+
+/* True when a PROBE of session sidb reaches fd within ms. */
+static bool probe_arrives(int fd, const uint8_t sidb[16], int ms)
+{
+    long long end = rdv_ts_mono_ms() + ms;
+    for (;;) {
+        long long left = end - rdv_ts_mono_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            continue;
+        uint8_t buf[1500];
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n >= 17 && buf[0] == 0xD1 && memcmp(buf + 1, sidb, 16) == 0)
+            return true;
+    }
+}
+
+/* rdv_network_changed(): discovery runs again at once, and a new public
+ * endpoint reaches the peer of an open session as an iceCandidate, which
+ * the peer probes right away. B's public endpoint comes from a mapping
+ * STUN server: first hole1, then hole2 (sockets of the test that never
+ * answer); B is relay-only, so A never gets a direct path and keeps
+ * checking. Without the call, hole2 would hear nothing for minutes (the
+ * mapping server does not change what a refresh sees before 20 s, and
+ * rediscovery runs every 5 min). */
+static void test_network_changed(void **state)
+{
+    (void)state;
+    uint16_t p1 = 0, p2 = 0;
+    int hole1 = rdv_ts_udp_socket_at("127.0.0.1", &p1);
+    int hole2 = rdv_ts_udp_socket_at("127.0.0.1", &p2);
+    assert_true(hole1 >= 0 && hole2 >= 0);
+    map_stun ms;
+    map_stun_start(&ms, p1);
+    char ms_addr[32];
+    snprintf(ms_addr, sizeof(ms_addr), "127.0.0.1:%u", ms.port);
+    rdv_ts_server *s = start_server(NULL);
+    popts oa = {0}, ob = {0};
+    oa.spray_ports = -1;
+    oa.direct_timeout_ms = 300;
+    ob.nat = RDV_NAT_FULL_CONE; /* declared: the mapping server cannot classify */
+    ob.stun[0] = ms_addr;
+    ob.nstun = 1;
+    ob.direct_disable = 1;
+    ob.spray_ports = -1;
+    cpeer *a = peer_new(s, "alice", &oa);
+    cpeer *b = peer_new(s, "bob", &ob);
+    wait_up(a);
+    wait_up(b);
+    rdv_network_status sb;
+    status_of(b, &sb);
+    assert_int_equal(sb.public_port, p1);
+    assert_int_equal(rdv_network_changed(NULL), RDV_ERR_INVALID);
+
+    b->accept_mode = 1;
+    char sid[RDV_SESSION_ID_LEN + 1];
+    uint8_t sidb[16];
+    assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
+    assert_int_equal(rdv_uuid_to_bytes(sid, sidb), 0);
+    WAIT_FOR(a, a->n_path >= 1, WAIT_MS); /* the relay, after 300 ms */
+    assert_true(probe_arrives(hole1, sidb, WAIT_MS)); /* B's first endpoint */
+    assert_false(probe_arrives(hole2, sidb, 300));
+
+    map_stun_set(&ms, p2); /* "B's NAT gave it a new mapping" */
+    long long t0 = rdv_ts_mono_ms();
+    assert_int_equal(rdv_network_changed(b->c), 0);
+    do {
+        usleep(10000);
+        status_of(b, &sb);
+    } while (sb.public_port != p2 && rdv_ts_mono_ms() - t0 < WAIT_MS);
+    assert_int_equal(sb.public_port, p2);
+    assert_true(probe_arrives(hole2, sidb, WAIT_MS));
+    fprintf(stderr, "new endpoint discovered and probed by the peer %lld ms after "
+                    "rdv_network_changed()\n", rdv_ts_mono_ms() - t0);
+    assert_int_equal(peer_get(a, &a->n_closed), 0);
+    assert_int_equal(peer_get(b, &b->n_closed), 0);
+    map_stun_stop(&ms);
+    close(hole1);
+    close(hole2);
 }
 
 static void test_proxy(void **state)
@@ -1805,6 +1894,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_session_limit, rdv_ts_peers_teardown),
         cmocka_unit_test_teardown(test_low_order_answer, rdv_ts_peers_teardown),
         cmocka_unit_test_teardown(test_spray_cap, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_network_changed, rdv_ts_peers_teardown),
         cmocka_unit_test_teardown(test_proxy, rdv_ts_peers_teardown),
         cmocka_unit_test_teardown(test_stranger, rdv_ts_peers_teardown),
         cmocka_unit_test_teardown(test_reconnect_survives, rdv_ts_peers_teardown),

@@ -814,6 +814,18 @@ typedef struct rdv_network_status {
 /* Fills *st. Returns 0 or RDV_ERR_INVALID. */
 RDV_API int rdv_client_network_status(rdv_client *c, rdv_network_status *st);
 
+/* Tells the client that the host's network changed: an interface or an
+ * address came or went, a Wi-Fi or VPN switch (e.g. on a netlink or
+ * NetworkManager event). Soon after, on its own thread (or in the next
+ * rdv_client_process()): NAT discovery runs again and our candidates are
+ * gathered again; new ones go to the peers of open rdv_connect() sessions
+ * as iceCandidate (one session every 200 ms); direct paths are checked at
+ * once and sessions without one probe on the fast schedule again. Without
+ * this call the client finds changes by itself, more slowly (the mapping
+ * is refreshed every 20 s, discovery runs every 5 min). Safe from any
+ * thread and from callbacks. Returns 0 or RDV_ERR_INVALID. */
+RDV_API int rdv_network_changed(rdv_client *c);
+
 /* One session's path, from rdv_session_info_get(). Times are ms since
  * rdv_connect() / rdv_relay_accept(); -1 when not reached. */
 typedef struct rdv_session_info {
