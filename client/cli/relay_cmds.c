@@ -71,7 +71,9 @@ void rdv_cli_usage_relay(const char *cmd, FILE *out, const char *net)
                 "                   (default %d; -1: until the peer closes)\n"
                 "  --timeout MS     give up when no session is open after MS\n"
                 "  --state FILE     status file for `rdv network status`\n"
-                "                   (env RENDEZVOUS_STATE, default <key>.status)\n",
+                "                   (env RENDEZVOUS_STATE, default <key>.status)\n"
+                "SIGHUP: the host's network changed (run NAT discovery and send new\n"
+                "candidates to the peer now); SIGINT / SIGTERM: close and exit.\n",
                 net, RELAY_DEFAULT_WAIT_MS);
     } else if (strcmp(cmd, "proxy") == 0) {
         fprintf(out,
@@ -96,7 +98,9 @@ void rdv_cli_usage_relay(const char *cmd, FILE *out, const char *net)
                 "  --accept         accept relay requests (from ID only, when given)\n"
                 "  --once           exit when the session ends instead of reopening\n"
                 "  --timeout MS     give up when no session is open after MS\n"
-                "  --state FILE     status file for `rdv network status`\n",
+                "  --state FILE     status file for `rdv network status`\n"
+                "SIGHUP: the host's network changed (run NAT discovery and send new\n"
+                "candidates to the peer now); SIGINT / SIGTERM: close and exit.\n",
                 net);
     } else {
         fprintf(out,
@@ -124,6 +128,14 @@ static volatile sig_atomic_t g_sig;
 static void on_sig(int s)
 {
     g_sig = s;
+}
+
+static volatile sig_atomic_t g_hup; /* SIGHUP: the network changed */
+
+static void on_hup(int s)
+{
+    (void)s;
+    g_hup = 1;
 }
 
 static int64_t mono_ms(void)
@@ -685,6 +697,8 @@ int rdv_cli_relay(struct cli_opts *o, int proxy)
     sa.sa_handler = on_sig;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     if (!proxy)
         (void)fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
 
@@ -695,6 +709,18 @@ int rdv_cli_relay(struct cli_opts *o, int proxy)
     int64_t close_deadline = 0;
     while (!a.done && !g_sig) {
         int64_t now = mono_ms();
+        if (g_hup) {
+            g_hup = 0;
+            if (rdv_network_changed(a.c) == 0) {
+                if (a.o->json)
+                    fprintf(event_out(&a),
+                            "{\"event\":\"networkChanged\",\"by\":\"SIGHUP\"}\n");
+                else
+                    fprintf(stderr, "rdv %s: SIGHUP: network changed, NAT discovery again\n",
+                            a.name);
+                fflush(event_out(&a));
+            }
+        }
         if (a.reopen_at && now >= a.reopen_at &&
             rdv_client_state(a.c) == RDV_STATE_AUTHENTICATED) {
             a.reopen_at = 0;

@@ -245,12 +245,18 @@ check "direct: status from running proxy" grep -q '"source":"rdv proxy, pid' "$d
 check "direct: status Direct" grep -q '"lastTraversal":"Direct"' "$dir/nsD"
 check "direct: status direct sessions 1" grep -q '"directSessions":1,"lastConnectMs":[0-9]*,"lastDirectMs":[0-9]' "$dir/nsD"
 check "direct: status stun fields" grep -q "\"natDiscovered\":true,\"noNat\":true,.*\"stunServer\":\"$STUN\"" "$dir/nsD"
+# SIGHUP = "the network changed": rediscovery, and the proxy goes on
+kill -HUP $pda
+check "direct: SIGHUP reported" wait_for "$dir/pDA" '"event":"networkChanged","by":"SIGHUP"'
+check "direct: alive after SIGHUP" kill -0 $pda
+$PY "$dir/udp.py" "$PA" "$PB" >"$dir/udpD2.out" 2>&1
+check "direct: udp both ways after SIGHUP" grep -q "udp ok" "$dir/udpD2.out"
 kill -TERM $pda; wait $pda; parc=$?
 kill -TERM $pdb; wait $pdb; pbrc=$?
 check "direct: proxy A exit 0" test $parc -eq 0
 check "direct: proxy B exit 0" test $pbrc -eq 0
 if [ $fail -gt 0 ]; then
-  for f in pDA pDAerr pDB pDBerr udpD.out nsD; do show "$dir/$f"; done
+  for f in pDA pDAerr pDB pDBerr udpD.out udpD2.out nsD; do show "$dir/$f"; done
 fi
 
 # ---- --relay-only on the connecting side: Relayed, data passes; text ----
