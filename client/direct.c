@@ -230,8 +230,8 @@ void rdv__direct_drop_held(rdv_client *c, rdv__relay *r)
 
 /* The session has a path again: what was held goes out on it, in order,
  * before anything sent later (the caller holds the lock throughout). A
- * datagram the path refuses now (a full queue) is dropped and counted.
- * (L held) */
+ * datagram the path refuses now (a full queue) is lost; the send path
+ * counts it in relay_dropped. (L held) */
 static void flush_held_locked(rdv_client *c, rdv__relay *r)
 {
     rdv__held *d = rdv__hold_take(&r->d->held);
@@ -239,8 +239,7 @@ static void flush_held_locked(rdv_client *c, rdv__relay *r)
         return;
     while (d) {
         rdv__held *next = d->next;
-        if (rdv__relay_send_locked(c, r, d->data, d->len) != 0)
-            c->rstats.dropped++;
+        (void)rdv__relay_send_locked(c, r, d->data, d->len);
         rdv__held_free(d);
         d = next;
     }
