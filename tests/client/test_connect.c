@@ -1440,6 +1440,28 @@ static void map_stun_stop(map_stun *m)
     close(m->fd);
 }
 
+/* Options of a relay-only peer (it never answers probes) declared
+ * fullCone whose public endpoint comes from mapping STUN server m; addr
+ * holds the server's "ip:port" and must live until the peer is made. */
+static void mapped_relay_only(popts *o, const map_stun *m, char addr[32])
+{
+    snprintf(addr, 32, "127.0.0.1:%u", m->port);
+    o->nat = RDV_NAT_FULL_CONE; /* declared: the mapping server cannot classify */
+    o->stun[0] = addr;
+    o->nstun = 1;
+    o->direct_disable = 1;
+    o->spray_ports = -1;
+}
+
+/* Fails unless p's discovered public endpoint is 127.0.0.1:port. */
+static void expect_public_port(cpeer *p, uint16_t port)
+{
+    rdv_network_status st;
+    status_of(p, &st);
+    assert_string_equal(st.public_ip, "127.0.0.1");
+    assert_int_equal(st.public_port, port);
+}
+
 /* Open descriptors of this process. */
 static int open_fds(void)
 {
@@ -1479,23 +1501,15 @@ static void test_spray_cap(void **state)
     map_stun ms;
     map_stun_start(&ms, hole_port);
     char ms_addr[32];
-    snprintf(ms_addr, sizeof(ms_addr), "127.0.0.1:%u", ms.port);
     rdv_ts_server *s = start_server((const char *const[]){"--relay-max-sessions", "16", NULL});
     popts oa = {0}, ob = {0};
     oa.nat = RDV_NAT_SYMMETRIC;
-    ob.nat = RDV_NAT_FULL_CONE; /* declared: the mapping server cannot classify */
-    ob.stun[0] = ms_addr;
-    ob.nstun = 1;
-    ob.direct_disable = 1;
-    ob.spray_ports = -1;
+    mapped_relay_only(&ob, &ms, ms_addr);
     cpeer *a = peer_new(s, "alice", &oa);
     cpeer *b = peer_new(s, "bob", &ob);
     wait_up(a);
     wait_up(b);
-    rdv_network_status sb;
-    status_of(b, &sb);
-    assert_string_equal(sb.public_ip, "127.0.0.1");
-    assert_int_equal(sb.public_port, hole_port);
+    expect_public_port(b, hole_port);
     b->accept_mode = 1;
     int base = open_fds();
     int expect = 0;
@@ -1557,23 +1571,16 @@ static void test_network_changed(void **state)
     map_stun ms;
     map_stun_start(&ms, p1);
     char ms_addr[32];
-    snprintf(ms_addr, sizeof(ms_addr), "127.0.0.1:%u", ms.port);
     rdv_ts_server *s = start_server(NULL);
     popts oa = {0}, ob = {0};
     oa.spray_ports = -1;
     oa.direct_timeout_ms = 300;
-    ob.nat = RDV_NAT_FULL_CONE; /* declared: the mapping server cannot classify */
-    ob.stun[0] = ms_addr;
-    ob.nstun = 1;
-    ob.direct_disable = 1;
-    ob.spray_ports = -1;
+    mapped_relay_only(&ob, &ms, ms_addr);
     cpeer *a = peer_new(s, "alice", &oa);
     cpeer *b = peer_new(s, "bob", &ob);
     wait_up(a);
     wait_up(b);
-    rdv_network_status sb;
-    status_of(b, &sb);
-    assert_int_equal(sb.public_port, p1);
+    expect_public_port(b, p1);
     assert_int_equal(rdv_network_changed(NULL), RDV_ERR_INVALID);
 
     b->accept_mode = 1;
@@ -1588,6 +1595,7 @@ static void test_network_changed(void **state)
     map_stun_set(&ms, p2); /* "B's NAT gave it a new mapping" */
     long long t0 = rdv_ts_mono_ms();
     assert_int_equal(rdv_network_changed(b->c), 0);
+    rdv_network_status sb;
     do {
         usleep(10000);
         status_of(b, &sb);

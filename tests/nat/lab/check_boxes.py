@@ -180,15 +180,9 @@ def main():
         if t not in natlab.NAT_TYPES:
             log("unknown NAT type", t)
             return 2
-    if not os.access(a.rendezvousd, os.X_OK):
-        log("FAIL: no rendezvousd at", a.rendezvousd)
-        return 1
-    natlab.install_signal_handlers()
-    try:
-        natlab.preflight()
-    except natlab.LabSkip as e:
-        log("SKIP:", e)
-        return natlab.SKIP
+    rc = natlab.prepare((a.rendezvousd,))
+    if rc is not None:
+        return rc
     have_stun = shutil.which("stun") is not None
     have_nd = shutil.which("turnutils_natdiscovery") is not None
     if not have_stun and not have_nd:

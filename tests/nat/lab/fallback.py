@@ -123,16 +123,9 @@ def main():
     ap.add_argument("--direct-bound", type=float, default=40.0)
     ap.add_argument("--keepalive-ms", type=int, default=0, help="0: library default")
     a = ap.parse_args()
-    for path in (a.rendezvousd, a.nat_node):
-        if not os.access(path, os.X_OK):
-            log("FAIL: not executable:", path)
-            return 1
-    natlab.install_signal_handlers()
-    try:
-        natlab.preflight()
-    except natlab.LabSkip as e:
-        log("SKIP:", e)
-        return natlab.SKIP
+    rc = natlab.prepare((a.rendezvousd, a.nat_node))
+    if rc is not None:
+        return rc
     natlab.cleanup_stale()
 
     fails = []

@@ -460,16 +460,9 @@ def main():
                 log("bad --cells entry", ":".join(p))
                 return 2
         pairs = want
-    for path in (a.rendezvousd, a.nat_node):
-        if not os.access(path, os.X_OK):
-            log("FAIL: not executable:", path)
-            return 1
-    natlab.install_signal_handlers()
-    try:
-        natlab.preflight()
-    except natlab.LabSkip as e:
-        log("SKIP:", e)
-        return natlab.SKIP
+    rc = natlab.prepare((a.rendezvousd, a.nat_node))
+    if rc is not None:
+        return rc
     natlab.cleanup_stale()
 
     t0 = time.monotonic()

@@ -532,6 +532,25 @@ def install_signal_handlers():
         signal.signal(s, on_sig)
 
 
+def prepare(executables):
+    """The common start of a lab test: every path in `executables` must be
+    executable, then the signal handlers and the preflight. Returns None
+    when the lab can run, else the exit code to return: 1 (a program is
+    missing, said as FAIL) or SKIP (this machine cannot run the lab, said
+    as SKIP on stderr)."""
+    for path in executables:
+        if not os.access(path, os.X_OK):
+            log("FAIL: not executable:", path)
+            return 1
+    install_signal_handlers()
+    try:
+        preflight()
+    except LabSkip as e:
+        log("SKIP:", e)
+        return SKIP
+    return None
+
+
 def _cli(argv):
     if len(argv) >= 1 and argv[0] == "cleanup":
         cleanup_stale()
