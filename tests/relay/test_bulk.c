@@ -47,10 +47,8 @@ static void bulk(bool binary)
     /* no per-node rate cap: this is about integrity, not policy */
     rdv_ts_server *s = START("--relay-rate", "0");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
 

@@ -60,10 +60,8 @@ static void test_relay_rate_limit(void **state)
     (void)state;
     rdv_ts_server *s = START("--relay-rate", "65536");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
     const int sent = 64; /* 1 MiB against a 64 KiB bucket */
@@ -90,12 +88,9 @@ static void test_relay_global_rate_limit(void **state)
     (void)state;
     rdv_ts_server *s = START("--relay-rate", "0", "--relay-global-rate", "65536");
     rdv_tn alice, bob, carol;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_tn_init(&carol, "carol");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
-    rdv_ws *c = itest_node(s, &carol);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
+    rdv_ws *c = itest_join(s, &carol, "carol");
     char s1[RDV_UUID_STRLEN + 1], s2[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, s1);
     relay_establish(c, &carol, b, &bob, s2);
@@ -117,10 +112,8 @@ static void test_relay_quota(void **state)
     (void)state;
     rdv_ts_server *s = START("--relay-quota", "100000");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
     static uint8_t payload[PAYLOAD];
@@ -150,10 +143,8 @@ static void test_relay_max_payload(void **state)
     (void)state;
     rdv_ts_server *s = START("--relay-max-payload", "1000");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
     static uint8_t payload[1001];
@@ -180,10 +171,8 @@ static void test_relay_exempt_from_message_rate(void **state)
     (void)state;
     rdv_ts_server *s = START("--rate", "5", "--burst", "5");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
     rdv_ws_service(a, 1100); /* refill after the handshake */
@@ -268,10 +257,8 @@ static void test_relay_slow_reader_bounded(void **state)
     if (!s)
         fail_msg("rendezvousd did not start");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
     /* bob stops reading from here on: once the kernel's socket buffers are

@@ -24,10 +24,8 @@ static void test_relay_consent_required(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     rdv_uuid_v4(sid);
     char *open = relay_signed(&alice, RDV_MSG_RELAY_OPEN, bob.id, sid);
@@ -81,12 +79,9 @@ static void test_relay_third_node_refused(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob, eve;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_tn_init(&eve, "eve");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
-    rdv_ws *e = itest_node(s, &eve);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
+    rdv_ws *e = itest_join(s, &eve, "eve");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
 
@@ -137,10 +132,8 @@ static void test_relay_unknown_session(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     rdv_uuid_v4(sid);
     relay_send_text(a, sid, hello_payload, sizeof hello_payload);
@@ -177,10 +170,8 @@ static void test_relay_close_message(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
     char close[160];
@@ -215,12 +206,9 @@ static void test_relay_close_on_disconnect(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob, carol;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_tn_init(&carol, "carol");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
-    rdv_ws *c = itest_node(s, &carol);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
+    rdv_ws *c = itest_join(s, &carol, "carol");
     char sid[RDV_UUID_STRLEN + 1], sid2[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
     relay_establish(c, &carol, a, &alice, sid2);
@@ -246,10 +234,8 @@ static void test_relay_close_on_idle(void **state)
     (void)state;
     rdv_ts_server *s = START("--relay-idle-timeout", "1500");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
     /* traffic keeps it open past the timeout */
@@ -279,9 +265,8 @@ static void test_relay_replaced_closes(void **state)
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
     rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
     rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
     /* alice reconnects: the old connection and its sessions go */
@@ -305,9 +290,8 @@ static void test_relay_open_offline_peer(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     char sid[RDV_UUID_STRLEN + 1];
     rdv_uuid_v4(sid);
     char *open = relay_signed(&alice, RDV_MSG_RELAY_OPEN, bob.id, sid);
@@ -328,12 +312,9 @@ static void test_relay_session_limit(void **state)
     (void)state;
     rdv_ts_server *s = START("--relay-max-sessions", "2");
     rdv_tn alice, bob, carol;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_tn_init(&carol, "carol");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
-    rdv_ws *c = itest_node(s, &carol);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
+    rdv_ws *c = itest_join(s, &carol, "carol");
     char s1[RDV_UUID_STRLEN + 1], s2[RDV_UUID_STRLEN + 1], s3[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, s1);
     relay_establish(a, &alice, c, &carol, s2);
@@ -385,10 +366,8 @@ static void test_relay_close_on_shutdown(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
     assert_int_equal(rdv_ts_server_signal(s, SIGTERM), 0);

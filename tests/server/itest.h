@@ -47,6 +47,13 @@ static inline rdv_ws *itest_node(rdv_ts_server *s, const rdv_tn *n)
     return c;
 }
 
+/* Node `label` (rdv_tn_init into *n) connected and authenticated. */
+static inline rdv_ws *itest_join(rdv_ts_server *s, rdv_tn *n, const char *label)
+{
+    rdv_tn_init(n, label);
+    return itest_node(s, n);
+}
+
 static inline rdv_ws *itest_connect(rdv_ts_server *s)
 {
     rdv_ws *c = rdv_ws_connect(rdv_ts_server_port(s));

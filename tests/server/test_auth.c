@@ -142,8 +142,7 @@ static void bad_hello(const char *nonce, const char *server, const rdv_tn_forge 
     itest_expect_close(c, 1008);
     /* The server still serves others. */
     rdv_tn alice;
-    rdv_tn_init(&alice, "alice");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     itest_alive(a, alice.id);
 }
 
@@ -245,7 +244,6 @@ static void test_auth_replacement(void **state)
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
     rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
     rdv_ws *first = itest_node(s, &alice);
     rdv_ws *second = itest_node(s, &alice);
 
@@ -255,7 +253,7 @@ static void test_auth_replacement(void **state)
     /* The new connection is served and receives alice's traffic. */
     json_t *e = itest_alive(second, alice.id);
     assert_true(json_is_true(json_object_get(e, "online")));
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *b = itest_join(s, &bob, "bob");
     size_t len;
     char *offer = rdv_tn_offer(&bob, alice.id, NULL, NULL, &len);
     char *copy = strndup(offer, len);

@@ -83,8 +83,7 @@ static void test_http_healthz(void **state)
     free(body);
     /* WebSocket still served beside HTTP. */
     rdv_tn alice;
-    rdv_tn_init(&alice, "alice");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     itest_alive(a, alice.id);
     body = get_ok(s, "/healthz");
     free(body);
@@ -95,8 +94,7 @@ static void test_http_status_json(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice;
-    rdv_tn_init(&alice, "alice");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     (void)a;
     char *body = get_ok(s, "/status");
     json_error_t err;
@@ -117,11 +115,9 @@ static void test_http_metrics_move(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob, mallory;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
     rdv_tn_init(&mallory, "mallory");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
 
     char *before = get_ok(s, "/metrics");
     double routed0 = metric_sum(before, "routed", NULL);
@@ -193,11 +189,9 @@ static void test_http_metrics_gauges(void **state)
      * and the rate-limited counter moves. */
     rdv_ts_server *s = START("--rate", "2", "--burst", "2");
     rdv_tn alice, bob, carol;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
-    rdv_tn_init(&carol, "carol");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *c = itest_node(s, &carol);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *c = itest_join(s, &carol, "carol");
     char *m0 = get_ok(s, "/metrics");
     double auth0 = metric_sum(m0, "authenticated", NULL);
     double depth0 = metric_sum(m0, "queue_depth", NULL);
@@ -243,10 +237,8 @@ static void test_http_sigterm_closes_clients(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     rdv_ws *pending = itest_connect(s); /* not authenticated */
     json_t *ch = rdv_tn_read_challenge(pending, T_MS);
     assert_non_null(ch);

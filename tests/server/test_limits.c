@@ -17,10 +17,8 @@ static void test_limits_rate_limited(void **state)
     (void)state;
     rdv_ts_server *s = START("--rate", "5", "--burst", "5");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
 
     /* Six lookups back to back: the bucket holds five. */
     for (int i = 0; i < 6; i++) {
@@ -69,10 +67,8 @@ static void test_limits_flood_closes(void **state)
     (void)state;
     rdv_ts_server *s = START("--rate", "5", "--burst", "5");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char *req = rdv_tn_id_request("lookup", (const char *[]){bob.id}, 1, NULL);
     long long deadline = rdv_ts_mono_ms() + 15000;
     int sent = 0, limited = 0;
@@ -122,9 +118,8 @@ static void test_limits_too_large(void **state)
     rdv_ts_server *s = START("--max-message-bytes", "1024");
     rdv_tn alice, bob;
     rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
     rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *b = itest_join(s, &bob, "bob");
 
     /* Exactly at the limit: served. */
     char *ok = padded_lookup(bob.id, 1024);
@@ -187,9 +182,8 @@ static void test_limits_malformed_keeps_connection(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     static const bad_case cases[] = {
         {"not JSON", "this is not json", "bad_json", NULL},
         {"truncated", "{\"lookup\":{\"nodeIDs\":[\"%s\"]", "bad_json", NULL},
@@ -274,10 +268,8 @@ static void test_limits_bad_input_others_unaffected(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     for (int i = 0; i < 20; i++)
         assert_int_equal(rdv_ws_queue_text(a, "{{{{", 4), 0);
     assert_int_equal(rdv_ws_flush(a, T_MS), 0);
@@ -298,10 +290,8 @@ static void test_limits_fragmented(void **state)
     (void)state;
     rdv_ts_server *s = START("--max-message-bytes", "1024");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
 
     /* A message split over continuation frames is one message. */
     char *lk = rdv_tn_id_request("lookup", (const char *[]){bob.id}, 1, "frag");

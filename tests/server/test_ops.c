@@ -193,10 +193,8 @@ static void connection_cap(const char *flag)
     rdv_ts_server *s = START(flag, "2");
     int port = rdv_ts_server_port(s);
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     if (!refused(port))
         fail_msg("%s 2: a third connection was served", flag);
     /* The two admitted ones are unaffected. */
@@ -231,8 +229,7 @@ static void test_ops_ping_pong(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice;
-    rdv_tn_init(&alice, "alice");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     itest_send(a, "{\"ping\":{\"id\":\"hb-7\"}}");
     json_t *p = itest_expect(a, "pong");
     assert_string_equal(rdv_json_str(p, "id"), "hb-7");
@@ -255,10 +252,8 @@ static void test_ops_keepalive_and_idle(void **state)
     (void)state;
     rdv_ts_server *s = START("--ping-interval", "1000", "--idle-timeout", "3000");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
 
     /* bob never reads nor answers pings: closed after the idle timeout. */
     long long t0 = rdv_ts_mono_ms();
@@ -291,10 +286,8 @@ static void test_ops_slow_consumer(void **state)
     rdv_ts_server *s = START("--send-queue-max", "65536", "--rate", "1000000", "--burst",
                              "1000000", "--verify-signatures", "off");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     size_t len;
     char sid[RDV_UUID_STRLEN + 1];
     rdv_uuid_v4(sid);
@@ -414,8 +407,7 @@ static void test_ops_sigint_like_sigterm(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice;
-    rdv_tn_init(&alice, "alice");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     assert_int_equal(rdv_ts_server_signal(s, SIGINT), 0);
     const char *type;
     while (rdv_ws_recv_json(a, T_MS, &type) != NULL) {
@@ -435,8 +427,7 @@ static void test_ops_log_json(void **state)
     (void)state;
     rdv_ts_server *s = START("--log-json", "--log-level", "debug");
     rdv_tn alice;
-    rdv_tn_init(&alice, "alice");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     itest_send(a, "not json");
     itest_expect_error(a, "bad_json");
     rdv_ws_close(a);
@@ -470,10 +461,8 @@ static void test_ops_event_loops(void **state)
     for (int i = 0; i < 2; i++) {
         rdv_ts_server *s = i == 0 ? START_DEFAULT() : START("--event-loop", "uv");
         rdv_tn alice, bob;
-        rdv_tn_init(&alice, "alice");
-        rdv_tn_init(&bob, "bob");
-        rdv_ws *a = itest_node(s, &alice);
-        rdv_ws *b = itest_node(s, &bob);
+        rdv_ws *a = itest_join(s, &alice, "alice");
+        rdv_ws *b = itest_join(s, &bob, "bob");
         itest_alive(a, bob.id);
         rdv_ws_close(a);
         rdv_ws_close(b);

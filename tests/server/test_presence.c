@@ -25,11 +25,10 @@ static void test_presence_lookup(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob, carol;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
     rdv_tn_init(&carol, "carol");
     long long t0 = rdv_now_ms();
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
 
     /* Bob comes and goes; alice watches him to know when he is gone. */
     char *w = rdv_tn_id_request("watch", (const char *[]){bob.id}, 1, "w1");
@@ -81,9 +80,8 @@ static void test_presence_watch_pushes(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
 
     char *w = rdv_tn_id_request("watch", (const char *[]){bob.id}, 1, "w-1");
     itest_send(a, w);
@@ -139,9 +137,8 @@ static void test_presence_watch_replaced_no_offline(void **state)
      * whatever is pushed, the last word is "online". */
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     rdv_ws *b1 = itest_node(s, &bob);
     char *w = rdv_tn_id_request("watch", (const char *[]){bob.id}, 1, NULL);
     itest_send(a, w);
@@ -179,7 +176,6 @@ static void test_presence_watch_cap(void **state)
     (void)state;
     rdv_ts_server *s = START("--max-watches", "3");
     rdv_tn alice, n[4];
-    rdv_tn_init(&alice, "alice");
     const char *ids[4];
     for (int i = 0; i < 4; i++) {
         char label[8];
@@ -187,7 +183,7 @@ static void test_presence_watch_cap(void **state)
         rdv_tn_init(&n[i], label);
         ids[i] = n[i].id;
     }
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     char *w = rdv_tn_id_request("watch", ids, 2, "w1");
     itest_send(a, w);
     free(w);
@@ -262,8 +258,7 @@ static void test_presence_request_size(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice;
-    rdv_tn_init(&alice, "alice");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     static rdv_tn many[RDV_MAX_IDS_PER_REQUEST + 1];
     const char *ids[RDV_MAX_IDS_PER_REQUEST + 1];
     for (int i = 0; i <= RDV_MAX_IDS_PER_REQUEST; i++) {

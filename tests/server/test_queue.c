@@ -54,9 +54,8 @@ static void test_queue_delivered_after_connect(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     sent m[3];
     memset(m, 0, sizeof m);
     send_queued(a, &alice, bob.id, RDV_MSG_OFFER, 60000, &m[0]);
@@ -84,9 +83,8 @@ static void test_queue_ttl_expiry(void **state)
     (void)state;
     rdv_ts_server *s = START("--offline-ttl", "1000");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     sent m;
     memset(&m, 0, sizeof m);
     send_queued(a, &alice, bob.id, RDV_MSG_OFFER, 1000, &m);
@@ -106,10 +104,9 @@ static void test_queue_full(void **state)
     (void)state;
     rdv_ts_server *s = START("--offline-queue-max", "2");
     rdv_tn alice, bob, carol;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
     rdv_tn_init(&carol, "carol");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     sent m[2];
     memset(m, 0, sizeof m);
     send_queued(a, &alice, bob.id, RDV_MSG_OFFER, 60000, &m[0]);
@@ -150,9 +147,8 @@ static void test_queue_survives_sigkill(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     sent m[2];
     memset(m, 0, sizeof m);
     send_queued(a, &alice, bob.id, RDV_MSG_OFFER, 60000, &m[0]);
@@ -185,9 +181,8 @@ static void test_queue_survives_sigterm(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     sent m;
     memset(&m, 0, sizeof m);
     send_queued(a, &alice, bob.id, RDV_MSG_OFFER, 60000, &m);
@@ -213,9 +208,8 @@ static void test_queue_sender_gone(void **state)
     /* The queue does not depend on the sender staying connected. */
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     sent m;
     memset(&m, 0, sizeof m);
     send_queued(a, &alice, bob.id, RDV_MSG_ANSWER, 60000, &m);
@@ -235,9 +229,8 @@ static void test_queue_backlog_over_send_cap(void **state)
     (void)state;
     rdv_ts_server *s = START("--send-queue-max", "4096", "--offline-queue-max", "8");
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
     rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     char pad[1501];
     memset(pad, 'x', sizeof pad - 1);
     pad[sizeof pad - 1] = '\0';

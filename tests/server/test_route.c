@@ -58,10 +58,8 @@ static void test_route_offer_byte_identical(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     rdv_uuid_v4(sid);
     size_t len;
@@ -83,10 +81,8 @@ static void test_route_answer_and_ice(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     rdv_uuid_v4(sid);
     size_t len;
@@ -118,12 +114,9 @@ static void test_route_answer_and_ice(void **state)
 static void impersonation(rdv_ts_server *s)
 {
     rdv_tn alice, bob, carol;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_tn_init(&carol, "carol");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
-    rdv_ws *c = itest_node(s, &carol);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
+    rdv_ws *c = itest_join(s, &carol, "carol");
     char sid[RDV_UUID_STRLEN + 1];
     rdv_uuid_v4(sid);
     rdv_tn_forge f = {.from = carol.id};
@@ -152,10 +145,8 @@ static void test_route_bad_signature(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     rdv_uuid_v4(sid);
     rdv_tn_forge f = {.bad_signature = true};
@@ -180,10 +171,8 @@ static void test_route_verify_off(void **state)
     rdv_ts_server *s = START("--verify-signatures", "off");
     {
         rdv_tn alice, bob;
-        rdv_tn_init(&alice, "alice");
-        rdv_tn_init(&bob, "bob");
-        rdv_ws *a = itest_node(s, &alice);
-        rdv_ws *b = itest_node(s, &bob);
+        rdv_ws *a = itest_join(s, &alice, "alice");
+        rdv_ws *b = itest_join(s, &bob, "bob");
         rdv_tn_forge f = {.bad_signature = true};
         size_t len;
         char *bad = rdv_tn_offer(&alice, bob.id, NULL, &f, &len);
@@ -204,10 +193,8 @@ static void test_route_stale_timestamp(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     size_t len;
     const int64_t bad_offsets[] = {-45000, +45000, -200000};
     for (size_t i = 0; i < sizeof bad_offsets / sizeof bad_offsets[0]; i++) {
@@ -233,8 +220,7 @@ static void test_route_to_self(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice;
-    rdv_tn_init(&alice, "alice");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     size_t len;
     itest_send_free(a, rdv_tn_offer(&alice, alice.id, NULL, NULL, &len));
     itest_expect_error(a, "invalid_field");
@@ -246,10 +232,8 @@ static void test_route_missing_and_invalid_fields(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     rdv_uuid_v4(sid);
     size_t len;
@@ -300,10 +284,8 @@ static void test_route_signature_domain_tag(void **state)
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
     size_t len;
     char *offer = rdv_tn_offer(&alice, bob.id, NULL, NULL, &len);
     json_t *root = json_loads(offer, 0, NULL);

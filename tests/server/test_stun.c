@@ -286,8 +286,7 @@ static void test_stun_off(void **state)
     json_decref(st);
     /* the WebSocket side is unaffected */
     rdv_tn alice;
-    rdv_tn_init(&alice, "alice");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     itest_alive(a, alice.id);
 }
 
@@ -311,9 +310,7 @@ static void test_stun_malformed_ws_unaffected(void **state)
     int port = rdv_ts_server_stun_port(s);
     assert_true(port > 0);
     rdv_tn alice, bob;
-    rdv_tn_init(&alice, "alice");
-    rdv_tn_init(&bob, "bob");
-    rdv_ws *a = itest_node(s, &alice);
+    rdv_ws *a = itest_join(s, &alice, "alice");
     double drop0 = metric(s, "rendezvous_stun_dropped_total");
     double err0 = metric(s, "rendezvous_stun_responses_total{class=\"error\"}");
     assert_true(drop0 >= 0 && err0 >= 0);
@@ -352,7 +349,7 @@ static void test_stun_malformed_ws_unaffected(void **state)
     send_raw(fd, port, bad, (size_t)rl + 4), sent++;
 
     /* the WebSocket side still authenticates and routes */
-    rdv_ws *b = itest_node(s, &bob);
+    rdv_ws *b = itest_join(s, &bob, "bob");
     size_t len;
     char *offer = rdv_tn_offer(&alice, bob.id, NULL, NULL, &len);
     assert_non_null(offer);
