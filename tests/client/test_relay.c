@@ -636,18 +636,26 @@ static uint8_t *raw_recv_binary(raw_end *r, size_t *len)
     return NULL;
 }
 
+/* A server, library peer "bob" (which accepts) and a raw end r that has
+ * opened a relay session to it. Returns bob. */
+static rpeer *raw_session(raw_end *r)
+{
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
+    int port = rdv_ts_server_port(s);
+    rpeer *b = peer_new(port, "bob", true);
+    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    memset(r, 0, sizeof(*r));
+    raw_open(r, port, b);
+    return b;
+}
+
 static const char MARKER[] = "PLAINTEXT-MARKER-7f3a9c: the server must never see this";
 
 static void test_plaintext(void **state)
 {
     (void)state;
-    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
-    int port = rdv_ts_server_port(s);
-    rpeer *b = peer_new(port, "bob", true);
-    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
     raw_end r;
-    memset(&r, 0, sizeof(r));
-    raw_open(&r, port, b);
+    rpeer *b = raw_session(&r);
 
     /* Library -> raw: the forwarded bytes hold no plaintext... */
     for (int i = 0; i < 3; i++)
@@ -692,13 +700,8 @@ static void test_plaintext(void **state)
 static void test_replay(void **state)
 {
     (void)state;
-    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
-    int port = rdv_ts_server_port(s);
-    rpeer *b = peer_new(port, "bob", true);
-    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
     raw_end r;
-    memset(&r, 0, sizeof(r));
-    raw_open(&r, port, b);
+    rpeer *b = raw_session(&r);
     uint8_t f1[256], f2[256];
     size_t l1 = raw_seal(&r, "first", 5, r.sidb, f1);
     size_t l2 = raw_seal(&r, "second", 6, r.sidb, f2);
@@ -741,13 +744,8 @@ static void test_replay(void **state)
 static void test_tamper(void **state)
 {
     (void)state;
-    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
-    int port = rdv_ts_server_port(s);
-    rpeer *b = peer_new(port, "bob", true);
-    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
     raw_end r;
-    memset(&r, 0, sizeof(r));
-    raw_open(&r, port, b);
+    rpeer *b = raw_session(&r);
     uint8_t f[256];
     /* One flipped ciphertext bit. */
     size_t l = raw_seal(&r, "tampered", 8, r.sidb, f);
