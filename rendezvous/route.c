@@ -19,51 +19,44 @@
 #include "server.h"
 #include "sign.h"
 
-typedef int (*route_fn)(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                        size_t len);
+/* A handler of a parsed message; a raw one also gets the message's exact
+ * bytes (what signaling and the relay forward unchanged). */
+typedef int (*route_fn)(rdv_server *srv, rdv_conn *c, const rdv_msg *msg);
+typedef int (*route_raw_fn)(rdv_server *srv, rdv_conn *c, const rdv_msg *msg,
+                            const uint8_t *raw, size_t len);
 
 typedef struct route_entry {
-    route_fn fn;          /* NULL: accepted type without a handler yet */
+    route_fn fn;          /* one of fn / raw_fn; neither: refused */
+    route_raw_fn raw_fn;
     bool from_node;       /* a node may send it (N->S or N->N) */
     bool before_auth;     /* accepted before welcome */
 } route_entry;
 
-static int h_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                   size_t len);
 static int h_signal(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
                     size_t len);
-static int h_lookup(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                    size_t len);
-static int h_watch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                   size_t len);
-static int h_unwatch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                     size_t len);
-static int h_ping(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                  size_t len);
-static int h_pong(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                  size_t len);
 static int h_relay_signed(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
                           size_t len);
 static int h_relay_data(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
                         size_t len);
-static int h_relay_close(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                         size_t len);
+static int h_relay_close(rdv_server *srv, rdv_conn *c, const rdv_msg *msg);
+static int h_ping(rdv_server *srv, rdv_conn *c, const rdv_msg *msg);
+static int h_pong(rdv_server *srv, rdv_conn *c, const rdv_msg *msg);
 
 static const route_entry routes[RDV_MSG__COUNT] = {
-    [RDV_MSG_HELLO] = {h_hello, true, true},
-    [RDV_MSG_OFFER] = {h_signal, true, false},
-    [RDV_MSG_ANSWER] = {h_signal, true, false},
-    [RDV_MSG_ICE_CANDIDATE] = {h_signal, true, false},
+    [RDV_MSG_HELLO] = {.fn = rdv_auth_hello, .from_node = true, .before_auth = true},
+    [RDV_MSG_OFFER] = {.raw_fn = h_signal, .from_node = true},
+    [RDV_MSG_ANSWER] = {.raw_fn = h_signal, .from_node = true},
+    [RDV_MSG_ICE_CANDIDATE] = {.raw_fn = h_signal, .from_node = true},
     /* the relay (relay.c) */
-    [RDV_MSG_RELAY_OPEN] = {h_relay_signed, true, false},
-    [RDV_MSG_RELAY_READY] = {h_relay_signed, true, false},
-    [RDV_MSG_RELAY_DATA] = {h_relay_data, true, false},
-    [RDV_MSG_RELAY_CLOSE] = {h_relay_close, true, false},
-    [RDV_MSG_LOOKUP] = {h_lookup, true, false},
-    [RDV_MSG_WATCH] = {h_watch, true, false},
-    [RDV_MSG_UNWATCH] = {h_unwatch, true, false},
-    [RDV_MSG_PING] = {h_ping, true, true},
-    [RDV_MSG_PONG] = {h_pong, true, true},
+    [RDV_MSG_RELAY_OPEN] = {.raw_fn = h_relay_signed, .from_node = true},
+    [RDV_MSG_RELAY_READY] = {.raw_fn = h_relay_signed, .from_node = true},
+    [RDV_MSG_RELAY_DATA] = {.raw_fn = h_relay_data, .from_node = true},
+    [RDV_MSG_RELAY_CLOSE] = {.fn = h_relay_close, .from_node = true},
+    [RDV_MSG_LOOKUP] = {.fn = rdv_presence_lookup, .from_node = true},
+    [RDV_MSG_WATCH] = {.fn = rdv_presence_watch, .from_node = true},
+    [RDV_MSG_UNWATCH] = {.fn = rdv_presence_unwatch, .from_node = true},
+    [RDV_MSG_PING] = {.fn = h_ping, .from_node = true, .before_auth = true},
+    [RDV_MSG_PONG] = {.fn = h_pong, .from_node = true, .before_auth = true},
 };
 
 /* The sessionID or requestID of body, for `ref` (NULL when absent). */
@@ -92,8 +85,8 @@ static bool refuse_type(rdv_server *srv, rdv_conn *c, rdv_msg_type type, const c
         (void)rdv_conn_send_error(srv, c, RDV_EC_NOT_AUTHENTICATED, m, ref, name, NULL);
         return true;
     }
-    if (!e->fn) {
-        snprintf(m, sizeof m, "%s is not supported by this server version (no relay)", name);
+    if (!e->fn && !e->raw_fn) {
+        snprintf(m, sizeof m, "%s is not supported by this server version", name);
         (void)rdv_conn_send_error(srv, c, RDV_EC_UNSUPPORTED_TYPE, m, ref, name, NULL);
         return true;
     }
@@ -147,7 +140,8 @@ int rdv_route_message(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t 
     int rc = 0;
     if ((unsigned)msg.type < RDV_MSG__COUNT &&
         !refuse_type(srv, c, msg.type, ref_of(msg.body)))
-        rc = routes[msg.type].fn(srv, c, &msg, data, len);
+        rc = routes[msg.type].raw_fn ? routes[msg.type].raw_fn(srv, c, &msg, data, len)
+                                     : routes[msg.type].fn(srv, c, &msg);
     rdv_msg_free(&msg);
     return rc;
 }
@@ -164,43 +158,8 @@ int rdv_route_binary(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t l
     return rdv_relay_data_binary(&srv->relay, srv, c, data, len);
 }
 
-static int h_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                   size_t len)
+static int h_ping(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
 {
-    (void)raw;
-    (void)len;
-    return rdv_auth_hello(srv, c, msg);
-}
-
-static int h_lookup(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                    size_t len)
-{
-    (void)raw;
-    (void)len;
-    return rdv_presence_lookup(srv, c, msg);
-}
-
-static int h_watch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                   size_t len)
-{
-    (void)raw;
-    (void)len;
-    return rdv_presence_watch(srv, c, msg);
-}
-
-static int h_unwatch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                     size_t len)
-{
-    (void)raw;
-    (void)len;
-    return rdv_presence_unwatch(srv, c, msg);
-}
-
-static int h_ping(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                  size_t len)
-{
-    (void)raw;
-    (void)len;
     const char *id = rdv_msg_get_str(msg->body, "id");
     json_t *b = json_pack("{s:I}", "serverTime", (json_int_t)rdv_now_ms());
     if (b && id)
@@ -210,14 +169,12 @@ static int h_ping(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_
     return 0;
 }
 
-static int h_pong(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                  size_t len)
+/* A node's pong needs nothing: liveness is the WebSocket's own ping. */
+static int h_pong(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
 {
     (void)srv;
     (void)c;
     (void)msg;
-    (void)raw;
-    (void)len;
     return 0;
 }
 
@@ -339,11 +296,8 @@ static int h_relay_data(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const 
     return rdv_relay_data_text(&srv->relay, srv, c, msg, raw, len);
 }
 
-static int h_relay_close(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
-                         size_t len)
+static int h_relay_close(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
 {
-    (void)raw;
-    (void)len;
     return rdv_relay_close_msg(&srv->relay, srv, c, msg);
 }
 
