@@ -86,7 +86,7 @@ start_rdv() {
     rm -f "$OUT"/rdv.db "$OUT"/rdv.db-*
     "$RDVD" --port "$RDV_PORT" --db "$OUT/rdv.db" --name bench \
         --verify-signatures "$verify" --rate 1000000 --burst 1000000 \
-        --max-connections-per-ip 0 --log-level warn $RDV_FLAGS "$@" >>"$OUT/rdv.log" 2>&1 &
+        --max-connections-per-ip 0 --max-handshakes-per-ip 0 --log-level warn $RDV_FLAGS "$@" >>"$OUT/rdv.log" 2>&1 &
     RDV_PID=$!
     local i
     for i in $(seq 1 100); do

@@ -61,6 +61,10 @@ static const opt options[] = {
      "total connections; 0 = as many as the fd limit allows"},
     {"--max-connections-per-ip", "RENDEZVOUS_MAX_CONNECTIONS_PER_IP", "N", K_INT, "1024", 0,
      100000000, "connections from one source address (0 = no cap)"},
+    {"--max-handshakes-per-ip", "RENDEZVOUS_MAX_HANDSHAKES_PER_IP", "N", K_INT, "32", 0,
+     100000000, "connections from one source address still in the HTTP upgrade (0 = no cap)"},
+    {"--handshake-timeout", "RENDEZVOUS_HANDSHAKE_TIMEOUT", "MS", K_INT, "5000", 1000, 60000,
+     "time allowed for the HTTP upgrade request (whole seconds, rounded up)"},
     {"--max-watches", "RENDEZVOUS_MAX_WATCHES", "N", K_INT, "1024", 0, 1000000,
      "node IDs one node may watch"},
     {"--ping-interval", "RENDEZVOUS_PING_INTERVAL", "MS", K_INT, "20000", 1000, 65535000,
@@ -192,6 +196,10 @@ static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *
         cfg->max_connections = (int)v;
     } else if (!strcmp(f, "--max-connections-per-ip")) {
         cfg->max_connections_per_ip = (int)v;
+    } else if (!strcmp(f, "--max-handshakes-per-ip")) {
+        cfg->max_handshakes_per_ip = (int)v;
+    } else if (!strcmp(f, "--handshake-timeout")) {
+        cfg->handshake_timeout_ms = v;
     } else if (!strcmp(f, "--max-watches")) {
         cfg->max_watches = (int)v;
     } else if (!strcmp(f, "--ping-interval")) {

@@ -25,6 +25,8 @@ typedef struct rdv_config {
     int burst;                   /* --burst: token bucket size */
     int max_connections;         /* --max-connections: 0 = fd limit */
     int max_connections_per_ip;  /* --max-connections-per-ip: 0 = no cap */
+    int max_handshakes_per_ip;   /* --max-handshakes-per-ip: 0 = no cap */
+    int64_t handshake_timeout_ms; /* --handshake-timeout */
     int max_watches;             /* --max-watches */
     int64_t ping_interval_ms;    /* --ping-interval */
     int64_t idle_timeout_ms;     /* --idle-timeout */

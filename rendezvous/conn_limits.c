@@ -20,17 +20,16 @@
 #include "log.h"
 #include "server.h"
 
-int rdv_peer_address(struct lws *wsi, uint8_t key[16], char *text, size_t textlen,
-                     uint16_t *port)
+/* At most one "refusing connections" line this often. */
+#define HANDSHAKE_LOG_MS 10000
+
+/* The 16-byte key, text form and port of a socket address; 0 or -1. */
+static int address_key(const struct sockaddr_storage *ss, uint8_t key[16], char *text,
+                       size_t textlen, uint16_t *port)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    int fd = (int)lws_get_socket_fd(wsi);
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
-        return -1;
     static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
         memcpy(key, v4mapped, 12);
         memcpy(key + 12, &s4->sin_addr, 4);
         *port = ntohs(s4->sin_port);
@@ -38,8 +37,8 @@ int rdv_peer_address(struct lws *wsi, uint8_t key[16], char *text, size_t textle
             return -1;
         return 0;
     }
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
         memcpy(key, &s6->sin6_addr, 16);
         *port = ntohs(s6->sin6_port);
         const void *src = &s6->sin6_addr;
@@ -53,6 +52,93 @@ int rdv_peer_address(struct lws *wsi, uint8_t key[16], char *text, size_t textle
         return 0;
     }
     return -1;
+}
+
+int rdv_peer_address(struct lws *wsi, uint8_t key[16], char *text, size_t textlen,
+                     uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = (int)lws_get_socket_fd(wsi);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return -1;
+    return address_key(&ss, key, text, textlen, port);
+}
+
+/* The counter entry of address key, created (count 0) when missing;
+ * NULL when out of memory. */
+static rdv_ip_entry *ip_entry(rdv_server *srv, const uint8_t key[16])
+{
+    rdv_hnode *n = rdv_hmap_get(&srv->ips, key);
+    if (n)
+        return rdv_container_of(n, rdv_ip_entry, node);
+    rdv_ip_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    memcpy(e->addr, key, 16);
+    rdv_hmap_put(&srv->ips, &e->node);
+    return e;
+}
+
+/* Frees e once nothing counts on it. */
+static void ip_entry_unref(rdv_server *srv, rdv_ip_entry *e)
+{
+    if (e->count == 0 && e->handshakes == 0) {
+        rdv_hmap_del(&srv->ips, &e->node);
+        free(e);
+    }
+}
+
+bool rdv_limits_handshake_allowed(rdv_server *srv, const struct sockaddr_storage *from)
+{
+    int cap = srv->cfg->max_handshakes_per_ip;
+    if (cap <= 0)
+        return true;
+    uint8_t key[16];
+    char text[64];
+    uint16_t port;
+    if (address_key(from, key, text, sizeof text, &port) != 0)
+        return true; /* not IP (never on this listener): nothing to count */
+    rdv_hnode *n = rdv_hmap_get(&srv->ips, key);
+    if (!n || rdv_container_of(n, rdv_ip_entry, node)->handshakes < (uint32_t)cap)
+        return true;
+    srv->m.handshakes_refused++;
+    srv->m.connections_refused++;
+    int64_t now = rdv_mono_ms();
+    if (!srv->handshake_log_ms || now - srv->handshake_log_ms >= HANDSHAKE_LOG_MS) {
+        srv->handshake_log_ms = now;
+        rdv_warn(srv->log,
+                 "refusing connections from %s: %d of its connections have not finished "
+                 "the WebSocket upgrade (--max-handshakes-per-ip %d; %llu refused in all)",
+                 text, cap, cap, (unsigned long long)srv->m.handshakes_refused);
+    }
+    return false;
+}
+
+int rdv_limits_handshake_begin(rdv_server *srv, struct lws *wsi)
+{
+    uint8_t key[16];
+    char text[64];
+    uint16_t port;
+    if (rdv_peer_address(wsi, key, text, sizeof text, &port) != 0)
+        return 0; /* not a TCP peer: nothing to count */
+    rdv_ip_entry *e = ip_entry(srv, key);
+    if (!e)
+        return -1;
+    e->handshakes++;
+    lws_set_opaque_user_data(wsi, e);
+    return 0;
+}
+
+void rdv_limits_handshake_end(rdv_server *srv, struct lws *wsi)
+{
+    rdv_ip_entry *e = lws_get_opaque_user_data(wsi);
+    if (!e)
+        return;
+    lws_set_opaque_user_data(wsi, NULL);
+    if (e->handshakes)
+        e->handshakes--;
+    ip_entry_unref(srv, e);
 }
 
 bool rdv_limits_accept(rdv_server *srv, struct lws *wsi)
@@ -94,15 +180,9 @@ int rdv_limits_attach(rdv_server *srv, rdv_conn *c)
     if (rdv_peer_address(c->wsi, key, text, sizeof text, &port) != 0)
         memset(key, 0, sizeof key);
     c->observed_port = port;
-    rdv_hnode *n = rdv_hmap_get(&srv->ips, key);
-    rdv_ip_entry *e = n ? rdv_container_of(n, rdv_ip_entry, node) : NULL;
-    if (!e) {
-        e = calloc(1, sizeof *e);
-        if (!e)
-            return -1;
-        memcpy(e->addr, key, sizeof key);
-        rdv_hmap_put(&srv->ips, &e->node);
-    }
+    rdv_ip_entry *e = ip_entry(srv, key);
+    if (!e)
+        return -1;
     e->count++;
     c->ip = e;
     srv->m.connections++;
@@ -118,10 +198,9 @@ void rdv_limits_detach(rdv_server *srv, rdv_conn *c)
     c->ip = NULL;
     if (srv->m.connections)
         srv->m.connections--;
-    if (--e->count == 0) {
-        rdv_hmap_del(&srv->ips, &e->node);
-        free(e);
-    }
+    if (e->count)
+        e->count--;
+    ip_entry_unref(srv, e);
 }
 
 bool rdv_limits_admit(rdv_server *srv, rdv_conn *c)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accept_gate.h"
 #include "conn_limits.h"
 #include "log.h"
 #include "metrics.h"
@@ -174,6 +175,24 @@ static void build_metrics(rdv_server *srv, tbuf *b)
            "WebSocket connections refused by a connection limit.");
     tb_printf(b, "rendezvous_connections_refused_total %llu\n",
               (unsigned long long)m->connections_refused);
+    metric(b, "rendezvous_handshakes_refused_total", "counter",
+           "Connections refused at accept: their address had --max-handshakes-per-ip "
+           "upgrades unfinished.");
+    tb_printf(b, "rendezvous_handshakes_refused_total %llu\n",
+              (unsigned long long)m->handshakes_refused);
+    const rdv_accept_gate *g = &srv->gate;
+    metric(b, "rendezvous_open_files_limit", "gauge", "The process's open-file limit.");
+    tb_printf(b, "rendezvous_open_files_limit %lld\n", (long long)g->limit);
+    metric(b, "rendezvous_accept_paused", "gauge",
+           "1 while new connections wait because file descriptors ran out.");
+    tb_printf(b, "rendezvous_accept_paused %d\n", g->paused ? 1 : 0);
+    metric(b, "rendezvous_accept_pauses_total", "counter",
+           "Times accepting paused at the open-file limit.");
+    tb_printf(b, "rendezvous_accept_pauses_total %llu\n", (unsigned long long)g->pauses_total);
+    metric(b, "rendezvous_accept_fd_refused_total", "counter",
+           "Connections closed at accept because they took the last free descriptors.");
+    tb_printf(b, "rendezvous_accept_fd_refused_total %llu\n",
+              (unsigned long long)g->refused_total);
 }
 
 static void build_status(rdv_server *srv, tbuf *b)
@@ -297,6 +316,26 @@ int rdv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
     switch (reason) {
     case LWS_CALLBACK_HTTP:
         return serve(wsi, in ? (const char *)in : "/");
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
+        /* wsi is the listener; in carries the accepted socket */
+        rdv_server *srv = server_of(wsi);
+        const struct lws_filter_network_conn_args *filt = user;
+        if (srv && !rdv_accept_gate_on_accept(srv, wsi, (int)(intptr_t)in))
+            return 1;
+        if (srv && filt && !rdv_limits_handshake_allowed(srv, &filt->cli_addr))
+            return 1;
+        return 0;
+    }
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: {
+        rdv_server *srv = server_of(wsi);
+        return srv && rdv_limits_handshake_begin(srv, wsi) != 0 ? -1 : 0;
+    }
+    case LWS_CALLBACK_WSI_DESTROY: {
+        rdv_server *srv = server_of(wsi);
+        if (srv)
+            rdv_limits_handshake_end(srv, wsi);
+        break;
+    }
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         /* an upgrade that landed here asked for no (or no known) subprotocol */
         rdv_server *srv = server_of(wsi);

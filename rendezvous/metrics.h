@@ -34,6 +34,7 @@ typedef struct rdv_metrics {
     uint64_t bytes_out;
     uint64_t connections_total;        /* accepted since start */
     uint64_t connections_refused;      /* over a connection limit */
+    uint64_t handshakes_refused;       /* over --max-handshakes-per-ip */
 } rdv_metrics;
 
 /* Prometheus label value of a drop reason ("expired", ...). */

@@ -135,6 +135,7 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
     rdv_server *srv = lws_container_of(sul, rdv_server, sul_sweep);
     rdv_route_expire(srv);
     rdv_relay_sweep(&srv->relay, srv, rdv_mono_ms());
+    rdv_accept_gate_probe(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
 }
 
@@ -258,6 +259,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (!c)
             return -1;
         c->wsi = wsi;
+        rdv_limits_handshake_end(srv, wsi);
         if (rdv_limits_attach(srv, c) != 0 || rdv_auth_on_connect(srv, c) != 0) {
             conn_gone(srv, c);
             return -1;
@@ -496,7 +498,11 @@ static struct lws_context *create_context(rdv_server *srv, bool uv)
     info.max_http_header_data = HTTP_HEADER_DATA;
     info.max_http_header_pool = HTTP_HEADER_POOL;
     info.retry_and_idle_policy = &srv->retry;
-    info.timeout_secs = 10;
+    /* the HTTP upgrade (and a TLS handshake) must finish within
+     * --handshake-timeout: lws counts whole seconds */
+    unsigned hs_secs = (unsigned)((cfg->handshake_timeout_ms + 999) / 1000);
+    info.timeout_secs = hs_secs;
+    info.timeout_secs_ah_idle = hs_secs;
     info.gid = -1;
     info.uid = -1;
     info.vhost_name = "rendezvous";
@@ -594,6 +600,7 @@ int rdv_server_start(rdv_server *srv)
     signal(SIGPIPE, SIG_IGN);
     srv->vhost = lws_get_vhost_by_name(srv->ctx, "rendezvous");
     srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
+    rdv_accept_gate_init(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
     if (stun_adopt(srv) != 0)
         return -1;
@@ -630,6 +637,7 @@ void rdv_server_destroy(rdv_server *srv)
         lws_sul_cancel(&srv->sul_sweep);
         lws_sul_cancel(&srv->sul_stop);
         lws_sul_cancel(&srv->sul_uvstop);
+        rdv_accept_gate_stop(srv);
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
     }

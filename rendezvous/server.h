@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "accept_gate.h"
 #include "config.h"
 #include "conn.h"
 #include "hmap.h"
@@ -40,6 +41,7 @@ typedef struct rdv_server {
     rdv_hmap watches;                /* node ID -> rdv_watch_entry */
     rdv_hmap ips;                    /* address -> rdv_ip_entry */
     rdv_relay relay;                 /* relay sessions (relay.c) */
+    rdv_accept_gate gate;            /* pauses accepting near the fd limit */
     rdv_stun_server stun[RDV_SERVER_STUN_MAX]; /* UDP STUN responders; their
                                       * fds are adopted into the lws loop */
     int n_stun;                      /* how many of stun[] are open (0: off) */
@@ -49,6 +51,7 @@ typedef struct rdv_server {
     lws_sorted_usec_list_t sul_sweep;    /* offline-queue expiry */
     lws_sorted_usec_list_t sul_stop;     /* shutdown deadline */
     lws_sorted_usec_list_t sul_uvstop;   /* libuv: leave the loop */
+    int64_t handshake_log_ms;        /* last "refusing connections" line */
     bool flush_armed;
     bool auth_armed;
     bool shutting_down;

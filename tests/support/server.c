@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -318,6 +319,13 @@ static int spawn(rdv_ts_server *s)
         }
         for (int i = 0; i < s->nenv; i++)
             putenv(s->env[i]);
+        /* RDV_TS_NOFILE=N: the server's open-file limit (soft and hard) */
+        const char *nofile = getenv("RDV_TS_NOFILE");
+        if (nofile && atoi(nofile) > 0) {
+            struct rlimit rl = {(rlim_t)atoi(nofile), (rlim_t)atoi(nofile)};
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                _exit(126);
+        }
         execv(path, argv);
         fprintf(stderr, "[support] exec %s: %s\n", path, strerror(errno));
         _exit(127);

@@ -41,7 +41,8 @@ rdv_ts_server *rdv_ts_server_start(const char *const *extra_args);
 
 /* Same, with extra environment variables for the server (NULL-terminated
  * "NAME=VALUE" list; RENDEZVOUS_* of the test's own environment are always
- * removed, these are added after). */
+ * removed, these are added after). RDV_TS_NOFILE=N is not for the server:
+ * it sets the child's open-file limit (soft and hard) to N before exec. */
 rdv_ts_server *rdv_ts_server_start_env(const char *const *env,
                                        const char *const *extra_args);
 
