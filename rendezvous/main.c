@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "preflight.h"
 #include "server.h"
 #include "sign.h"
 #include "store.h"
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
         return 1;
     }
     raise_nofile(log);
+    if (rdv_preflight(&cfg, log) != 0)
+        return 1;
 
     rdv_store *store = NULL;
     char err[256] = "";

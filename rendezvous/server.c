@@ -42,6 +42,7 @@
 #include "http.h"
 #include "conn_limits.h"
 #include "log.h"
+#include "port_owner.h"
 #include "presence.h"
 #include "route.h"
 #include "sign.h"
@@ -372,14 +373,22 @@ static int stun_open(rdv_server *srv)
     }
     if (rc < 0) {
         const char *why = rc == -EINVAL ? "not a usable IP address" : strerror(-rc);
+        char owner[128];
+        bool known = rc == -EADDRINUSE &&
+                     rdv_port_owner(true, (uint16_t)cfg->stun_port, owner, sizeof owner);
         if (cfg->stun_explicit) {
-            rdv_error(srv->log, "stun: cannot open UDP port %d on %s: %s", cfg->stun_port,
-                      cfg->listen, why);
+            rdv_error(srv->log, "stun: cannot open UDP port %d on %s: %s%s%s%s; choose another "
+                                "--stun-port, or --stun off",
+                      cfg->stun_port, cfg->listen, why, known ? " (held by " : "",
+                      known ? owner : "", known ? ")" : "");
             return -1;
         }
-        rdv_warn(srv->log, "stun: cannot open UDP port %d on %s: %s; running without STUN "
-                           "(choose another --stun-port, or --stun off)",
-                 cfg->stun_port, cfg->listen, why);
+        rdv_warn(srv->log, "stun: cannot open UDP port %d on %s: %s%s%s%s; running WITHOUT STUN: "
+                           "nodes cannot learn their public address or NAT type from this "
+                           "server (stop that process, choose another --stun-port, or --stun "
+                           "off)",
+                 cfg->stun_port, cfg->listen, why, known ? " (held by " : "",
+                 known ? owner : "", known ? ")" : "");
         return 0;
     }
     srv->n_stun = 1;
@@ -583,9 +592,8 @@ int rdv_server_start(rdv_server *srv)
         srv->ctx = create_context(srv, false);
     }
     if (!srv->ctx) {
-        rdv_error(srv->log, "cannot listen on %s port %d (address in use, or not an address "
-                            "of this host?)",
-                  cfg->listen, cfg->port);
+        rdv_error(srv->log, "cannot listen on %s port %d%s (the lines above say why)",
+                  cfg->listen, cfg->port, srv->tls ? " with TLS" : "");
         return -1;
     }
     signal_ctx = srv->ctx;

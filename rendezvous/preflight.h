@@ -1,0 +1,19 @@
+/* preflight.h - checks, before anything is created, that the server can
+ * start with its configuration on this host: the TLS files are readable,
+ * the listen port is free and the address is this host's, the database
+ * path is a file in a writable directory. Each failure logs its cause and
+ * the fix, so a mistake never reads as an lws bind error or an SQLite
+ * "unable to open database file", and no database file is created for a
+ * server that cannot listen.
+ */
+#ifndef RDV_SERVER_PREFLIGHT_H
+#define RDV_SERVER_PREFLIGHT_H
+
+#include "config.h"
+#include "log.h"
+
+/* Returns 0 when every check passes, -1 after logging the first failure
+ * (as an error line naming the option, the cause and what to do). */
+int rdv_preflight(const rdv_config *cfg, const rdv_logger *log);
+
+#endif
