@@ -21,6 +21,7 @@
 #include "client_internal.h"
 #include "direct.h"
 #include "ids.h"
+#include "nat_type.h"
 #include "sign.h"
 
 /* loop.c */
@@ -73,22 +74,21 @@ const char *rdv_state_name(rdv_state state)
     return "unknown";
 }
 
-static const char *const nat_names[] = {"unknown", "fullCone", "restrictedCone",
-                                        "portRestricted", "symmetric"};
+/* the public enum has the wire numbering (schema/nat_type.h) */
+_Static_assert(RDV_NAT_SYMMETRIC == (int)RDV_WIRE_NAT_SYMMETRIC &&
+                   RDV_NAT_PORT_RESTRICTED == (int)RDV_WIRE_NAT_PORT_RESTRICTED &&
+                   RDV_NAT_FULL_CONE == (int)RDV_WIRE_NAT_FULL_CONE,
+               "rdv_nat_type follows rdv_wire_nat");
 
 const char *rdv_nat_type_name(rdv_nat_type nat)
 {
-    if ((unsigned)nat >= sizeof(nat_names) / sizeof(nat_names[0]))
-        return "unknown";
-    return nat_names[nat];
+    return rdv_wire_nat_name((int)nat);
 }
 
 rdv_nat_type rdv_nat_type_from_name(const char *name)
 {
-    for (size_t i = 0; name && i < sizeof(nat_names) / sizeof(nat_names[0]); i++)
-        if (strcmp(name, nat_names[i]) == 0)
-            return (rdv_nat_type)i;
-    return RDV_NAT_UNKNOWN;
+    int t = rdv_wire_nat_parse(name);
+    return t < 0 ? RDV_NAT_UNKNOWN : (rdv_nat_type)t;
 }
 
 void rdv__set_state(rdv_client *c, rdv_state st)

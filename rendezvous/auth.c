@@ -169,7 +169,8 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
         rdv_auth_fail(srv, c, RDV_EC_INVALID_FIELD, "nodeID is not a node ID", "nodeID");
         return 0;
     }
-    c->nat_type = rdv_nat_index(rdv_msg_get_str(msg->body, "natType"));
+    int nat = rdv_wire_nat_parse(rdv_msg_get_str(msg->body, "natType"));
+    c->nat_type = (uint8_t)(nat < 0 ? RDV_WIRE_NAT_UNKNOWN : nat);
 
     /* complete: from here on the node is authenticated */
     rdv_auth_forget(srv, c);
@@ -188,7 +189,7 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
     if (rdv_peer_address(c->wsi, key, ip, sizeof ip, &port) == 0)
         c->observed_port = port;
     int64_t now = rdv_now_ms();
-    if (rdv_store_node_online(srv->store, hex, rdv_nat_names[c->nat_type], ip,
+    if (rdv_store_node_online(srv->store, hex, rdv_wire_nat_name(c->nat_type), ip,
                               c->observed_port, now) != RDV_STORE_OK)
         rdv_error(srv->log, "store: cannot record node %s online: %s", hex,
                   rdv_store_errmsg(srv->store));
@@ -199,7 +200,7 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
         return 0;
     }
     rdv_info(srv->log, "node %s authenticated from %s:%u (%s)", hex, ip, c->observed_port,
-             rdv_nat_names[c->nat_type]);
+             rdv_wire_nat_name(c->nat_type));
     rdv_route_deliver_queued(srv, c, hex);
     if (!old)
         rdv_presence_notify(srv, c, true);

@@ -1,7 +1,9 @@
 /* config.c - flags and RENDEZVOUS_* variables (see config.h).
  *
- * One table describes every option: its flag, variable, default, range and
- * help text, so --help, the environment and argv can never disagree. Flags
+ * One table describes every option: its flag, variable, kind, the field it
+ * fills (offsetof), default, range and help text, so adding an option is
+ * one row, and --help, the environment and argv can never disagree (a test
+ * compares --help with README's table). Flags
  * take their value as the next argument or after '=' (--port=0).
  */
 #include "config.h"
@@ -23,100 +25,112 @@
  * and unknown fields. */
 #define RELAY_TEXT_OVERHEAD 128
 
-typedef enum opt_kind { K_STR, K_INT, K_ONOFF, K_FLAG, K_LEVEL } opt_kind;
+/* How an option's text becomes its field. K_INT stores into an int or a
+ * 64-bit field (int64_t, size_t, uint64_t: the row's min keeps unsigned
+ * ones non-negative), chosen by the field's size. K_STR copies into a char
+ * array (min 1: must not be empty; max > 0: at most max bytes). */
+typedef enum opt_kind {
+    K_STR,
+    K_INT,
+    K_ONOFF,   /* bool: on|off, 1|0, true|false */
+    K_FLAG,    /* bool, no value on the command line: 1|0 in the environment */
+    K_LEVEL,   /* rdv_log_level */
+    K_LOOP,    /* bool event_loop_poll: poll|uv */
+    K_ALTPORT, /* int, or "auto" (stun_alt_auto) */
+} opt_kind;
 
 typedef struct opt {
     const char *flag;     /* "--port" */
     const char *env;      /* "RENDEZVOUS_PORT" */
     const char *metavar;  /* "N" (NULL for K_FLAG) */
     opt_kind kind;
+    size_t off, size;     /* the field in rdv_config: offsetof, sizeof */
     const char *def;      /* default as text, for --help and the first pass */
-    long long min, max;   /* K_INT range */
+    long long min, max;   /* K_INT range; K_STR: non-empty, longest */
     const char *help;
 } opt;
 
+/* The field of rdv_config an option fills. */
+#define F(field) offsetof(rdv_config, field), sizeof(((rdv_config *)0)->field)
+
 static const opt options[] = {
-    {"--listen", "RENDEZVOUS_LISTEN", "ADDR", K_STR, "127.0.0.1", 0, 0,
+    {"--listen", "RENDEZVOUS_LISTEN", "ADDR", K_STR, F(listen), "127.0.0.1", 1, 0,
      "address to listen on (0.0.0.0 or :: for all)"},
-    {"--port", "RENDEZVOUS_PORT", "N", K_INT, "8080", 0, 65535,
+    {"--port", "RENDEZVOUS_PORT", "N", K_INT, F(port), "8080", 0, 65535,
      "TCP port; 0 picks a free one (logged)"},
-    {"--db", "RENDEZVOUS_DB", "PATH", K_STR, "./rendezvous.db", 0, 0,
+    {"--db", "RENDEZVOUS_DB", "PATH", K_STR, F(db_path), "./rendezvous.db", 1, 0,
      "SQLite database (created and migrated at start)"},
-    {"--name", "RENDEZVOUS_NAME", "NAME", K_STR, "rendezvous", 0, 0,
+    {"--name", "RENDEZVOUS_NAME", "NAME", K_STR, F(name), "rendezvous", 1, RDV_MAX_SERVER_NAME,
      "server name nodes sign in hello"},
-    {"--verify-signatures", "RENDEZVOUS_VERIFY_SIGNATURES", "on|off", K_ONOFF, "on", 0, 0,
+    {"--verify-signatures", "RENDEZVOUS_VERIFY_SIGNATURES", "on|off", K_ONOFF,
+     F(verify_signatures), "on", 0, 0,
      "check Ed25519 signatures of routed messages (sender binding always checked)"},
-    {"--auth-timeout", "RENDEZVOUS_AUTH_TIMEOUT", "MS", K_INT, "10000", 1, 3600000,
-     "time allowed between connect and a valid hello"},
-    {"--offline-ttl", "RENDEZVOUS_OFFLINE_TTL", "MS", K_INT, "60000", 1, 90000,
+    {"--auth-timeout", "RENDEZVOUS_AUTH_TIMEOUT", "MS", K_INT, F(auth_timeout_ms), "10000", 1,
+     3600000, "time allowed between connect and a valid hello"},
+    {"--offline-ttl", "RENDEZVOUS_OFFLINE_TTL", "MS", K_INT, F(offline_ttl_ms), "60000", 1, 90000,
      "how long a message waits for an offline node (max 90000)"},
-    {"--offline-queue-max", "RENDEZVOUS_OFFLINE_QUEUE_MAX", "N", K_INT, "64", 0, 1000000,
-     "messages waiting per offline node"},
-    {"--max-message-bytes", "RENDEZVOUS_MAX_MESSAGE_BYTES", "N", K_INT, "65536", 512,
-     16777216, "largest message; larger closes the connection"},
-    {"--rate", "RENDEZVOUS_RATE", "N", K_INT, "50", 1, 1000000,
+    {"--offline-queue-max", "RENDEZVOUS_OFFLINE_QUEUE_MAX", "N", K_INT, F(offline_queue_max),
+     "64", 0, 1000000, "messages waiting per offline node"},
+    {"--max-message-bytes", "RENDEZVOUS_MAX_MESSAGE_BYTES", "N", K_INT, F(max_message_bytes),
+     "65536", 512, 16777216, "largest message; larger closes the connection"},
+    {"--rate", "RENDEZVOUS_RATE", "N", K_INT, F(rate), "50", 1, 1000000,
      "messages per second per node (token bucket)"},
-    {"--burst", "RENDEZVOUS_BURST", "N", K_INT, "100", 1, 1000000, "token bucket size"},
-    {"--max-connections", "RENDEZVOUS_MAX_CONNECTIONS", "N", K_INT, "0", 0, 100000000,
-     "total connections; 0 = as many as the fd limit allows"},
-    {"--max-connections-per-ip", "RENDEZVOUS_MAX_CONNECTIONS_PER_IP", "N", K_INT, "1024", 0,
-     100000000, "connections from one source address (0 = no cap)"},
-    {"--max-handshakes-per-ip", "RENDEZVOUS_MAX_HANDSHAKES_PER_IP", "N", K_INT, "32", 0,
-     100000000, "connections from one source address still in the HTTP upgrade (0 = no cap)"},
-    {"--handshake-timeout", "RENDEZVOUS_HANDSHAKE_TIMEOUT", "MS", K_INT, "5000", 1000, 60000,
-     "time allowed for the HTTP upgrade request (whole seconds, rounded up)"},
-    {"--max-watches", "RENDEZVOUS_MAX_WATCHES", "N", K_INT, "1024", 0, 1000000,
+    {"--burst", "RENDEZVOUS_BURST", "N", K_INT, F(burst), "100", 1, 1000000, "token bucket size"},
+    {"--max-connections", "RENDEZVOUS_MAX_CONNECTIONS", "N", K_INT, F(max_connections), "0", 0,
+     100000000, "total connections; 0 = as many as the fd limit allows"},
+    {"--max-connections-per-ip", "RENDEZVOUS_MAX_CONNECTIONS_PER_IP", "N", K_INT,
+     F(max_connections_per_ip), "1024", 0, 100000000,
+     "connections from one source address (0 = no cap)"},
+    {"--max-handshakes-per-ip", "RENDEZVOUS_MAX_HANDSHAKES_PER_IP", "N", K_INT,
+     F(max_handshakes_per_ip), "32", 0, 100000000,
+     "connections from one source address still in the HTTP upgrade (0 = no cap)"},
+    {"--handshake-timeout", "RENDEZVOUS_HANDSHAKE_TIMEOUT", "MS", K_INT, F(handshake_timeout_ms),
+     "5000", 1000, 60000, "time allowed for the HTTP upgrade request (whole seconds, rounded up)"},
+    {"--max-watches", "RENDEZVOUS_MAX_WATCHES", "N", K_INT, F(max_watches), "1024", 0, 1000000,
      "node IDs one node may watch"},
-    {"--ping-interval", "RENDEZVOUS_PING_INTERVAL", "MS", K_INT, "20000", 1000, 65535000,
-     "WebSocket ping interval"},
-    {"--idle-timeout", "RENDEZVOUS_IDLE_TIMEOUT", "MS", K_INT, "60000", 1000, 65535000,
-     "close a connection silent this long"},
-    {"--send-queue-max", "RENDEZVOUS_SEND_QUEUE_MAX", "BYTES", K_INT, "1048576", 4096,
-     1073741824, "bytes waiting to be sent to one node; over it: slow_consumer"},
-    {"--rx-buffer", "RENDEZVOUS_RX_BUFFER", "BYTES", K_INT, "256", 128, 65536,
+    {"--ping-interval", "RENDEZVOUS_PING_INTERVAL", "MS", K_INT, F(ping_interval_ms), "20000",
+     1000, 65535000, "WebSocket ping interval"},
+    {"--idle-timeout", "RENDEZVOUS_IDLE_TIMEOUT", "MS", K_INT, F(idle_timeout_ms), "60000", 1000,
+     65535000, "close a connection silent this long"},
+    {"--send-queue-max", "RENDEZVOUS_SEND_QUEUE_MAX", "BYTES", K_INT, F(send_queue_max),
+     "1048576", 4096, 1073741824, "bytes waiting to be sent to one node; over it: slow_consumer"},
+    {"--rx-buffer", "RENDEZVOUS_RX_BUFFER", "BYTES", K_INT, F(rx_buffer_size), "256", 128, 65536,
      "receive chunk per connection: memory of every idle node vs. relay throughput"},
-    {"--tls-cert", "RENDEZVOUS_TLS_CERT", "PATH", K_STR, "", 0, 0,
+    {"--tls-cert", "RENDEZVOUS_TLS_CERT", "PATH", K_STR, F(tls_cert), "", 0, 0,
      "PEM certificate; with --tls-key, serve wss://"},
-    {"--tls-key", "RENDEZVOUS_TLS_KEY", "PATH", K_STR, "", 0, 0, "PEM private key"},
-    {"--relay-max-payload", "RENDEZVOUS_RELAY_MAX_PAYLOAD", "BYTES", K_INT, "16384", 1,
-     16777216, "payload bytes per relayData (lowered to fit --max-message-bytes as base64)"},
-    {"--relay-max-sessions", "RENDEZVOUS_RELAY_MAX_SESSIONS", "N", K_INT, "8", 0, 1000000,
-     "relay sessions per node (0 disables the relay)"},
-    {"--relay-rate", "RENDEZVOUS_RELAY_RATE", "BYTES", K_INT, "134217728", 0,
+    {"--tls-key", "RENDEZVOUS_TLS_KEY", "PATH", K_STR, F(tls_key), "", 0, 0, "PEM private key"},
+    {"--relay-max-payload", "RENDEZVOUS_RELAY_MAX_PAYLOAD", "BYTES", K_INT, F(relay_max_payload),
+     "16384", 1, 16777216,
+     "payload bytes per relayData (lowered to fit --max-message-bytes as base64)"},
+    {"--relay-max-sessions", "RENDEZVOUS_RELAY_MAX_SESSIONS", "N", K_INT, F(relay_max_sessions),
+     "8", 0, 1000000, "relay sessions per node (0 disables the relay)"},
+    {"--relay-rate", "RENDEZVOUS_RELAY_RATE", "BYTES", K_INT, F(relay_rate), "134217728", 0,
      1099511627776LL, "relayed payload bytes per second per node, 1 s burst (0 = unlimited)"},
-    {"--relay-quota", "RENDEZVOUS_RELAY_QUOTA", "BYTES", K_INT, "0", 0, 1LL << 53,
+    {"--relay-quota", "RENDEZVOUS_RELAY_QUOTA", "BYTES", K_INT, F(relay_quota), "0", 0, 1LL << 53,
      "payload bytes per relay session, then it is closed (0 = unlimited)"},
-    {"--relay-global-rate", "RENDEZVOUS_RELAY_GLOBAL_RATE", "BYTES", K_INT, "0", 0,
-     1099511627776LL, "relayed payload bytes per second, whole server (0 = unlimited)"},
-    {"--relay-idle-timeout", "RENDEZVOUS_RELAY_IDLE_TIMEOUT", "MS", K_INT, "60000", 100,
-     86400000, "close a relay session without data this long"},
-    {"--stun", "RENDEZVOUS_STUN", "on|off", K_ONOFF, "on", 0, 0,
+    {"--relay-global-rate", "RENDEZVOUS_RELAY_GLOBAL_RATE", "BYTES", K_INT, F(relay_global_rate),
+     "0", 0, 1099511627776LL, "relayed payload bytes per second, whole server (0 = unlimited)"},
+    {"--relay-idle-timeout", "RENDEZVOUS_RELAY_IDLE_TIMEOUT", "MS", K_INT,
+     F(relay_idle_timeout_ms), "60000", 100, 86400000,
+     "close a relay session without data this long"},
+    {"--stun", "RENDEZVOUS_STUN", "on|off", K_ONOFF, F(stun), "on", 0, 0,
      "answer STUN Binding requests (RFC 8489) on UDP at the --listen address"},
-    {"--stun-port", "RENDEZVOUS_STUN_PORT", "N", K_INT, "3478", 0, 65535,
+    {"--stun-port", "RENDEZVOUS_STUN_PORT", "N", K_INT, F(stun_port), "3478", 0, 65535,
      "STUN UDP port; 0 picks a free one (logged)"},
-    {"--stun-alt-port", "RENDEZVOUS_STUN_ALT_PORT", "N|auto", K_INT, "auto", 0, 65535,
+    {"--stun-alt-port", "RENDEZVOUS_STUN_ALT_PORT", "N|auto", K_ALTPORT, F(stun_alt_port), "auto",
+     0, 65535,
      "second STUN UDP port for RFC 5780 NAT behaviour tests; auto = --stun-port + 1 "
      "(none when --stun-port is 0; left out with a warning when taken), 0 = none"},
-    {"--stun-alt-address", "RENDEZVOUS_STUN_ALT_ADDRESS", "ADDR", K_STR, "", 0, 0,
-     "second IP of this host for RFC 5780 address tests (needs a specific --listen)"},
-    {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "poll|uv", K_STR, "poll", 0, 0,
+    {"--stun-alt-address", "RENDEZVOUS_STUN_ALT_ADDRESS", "ADDR", K_STR, F(stun_alt_address), "",
+     0, 0, "second IP of this host for RFC 5780 address tests (needs a specific --listen)"},
+    {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "poll|uv", K_LOOP, F(event_loop_poll), "poll", 0, 0,
      "lws' poll() loop, or its libuv loop (plugin; poll when missing)"},
-    {"--log-level", "RENDEZVOUS_LOG_LEVEL", "LEVEL", K_LEVEL, "info", 0, 0,
-     "debug, info, warn or error"},
-    {"--log-json", "RENDEZVOUS_LOG_JSON", NULL, K_FLAG, "off", 0, 0,
+    {"--log-level", "RENDEZVOUS_LOG_LEVEL", "LEVEL", K_LEVEL, F(log.level), "info", 0, 0,
+     "debug, info, warn or error (NOTICE lines are always written)"},
+    {"--log-json", "RENDEZVOUS_LOG_JSON", NULL, K_FLAG, F(log.json), "off", 0, 0,
      "one JSON object per log line (RENDEZVOUS_LOG_JSON=1)"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
-
-/* Copies s into dst[cap]; false when it does not fit. */
-static bool copy_str(char *dst, size_t cap, const char *s)
-{
-    size_t n = strlen(s);
-    if (n >= cap)
-        return false;
-    memcpy(dst, s, n + 1);
-    return true;
-}
 
 /* Parses an on|off value (also 1/0, true/false) into *out; false (with a
  * message naming src) otherwise. */
@@ -133,126 +147,88 @@ static bool parse_onoff(const char *val, const char *src, bool *out)
     return true;
 }
 
-/* Where option i stores its value; sets the string buffer or number. */
+/* Parses an integer in o's range; false (with a message naming src)
+ * otherwise. */
+static bool parse_int(const opt *o, const char *val, const char *src, long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (errno || !*val || *end || v < o->min || v > o->max) {
+        fprintf(stderr, "rendezvousd: %s: '%s' is not an integer in %lld..%lld\n", src, val,
+                o->min, o->max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Parses val for option i into its field of cfg (the row says how and
+ * where). src names the flag, variable or "default" in messages. */
 static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *src)
 {
     const opt *o = &options[i];
-    long long v = 0;
-    if (!strcmp(o->flag, "--stun-alt-port")) {
+    char *field = (char *)cfg + o->off;
+    switch (o->kind) {
+    case K_STR: {
+        size_t n = strlen(val);
+        if (n >= o->size || (o->min > 0 && n == 0) || (o->max > 0 && n > (size_t)o->max)) {
+            fprintf(stderr, "rendezvousd: %s: '%s' is empty or too long\n", src, val);
+            return false;
+        }
+        memcpy(field, val, n + 1);
+        break;
+    }
+    case K_ALTPORT:
         cfg->stun_alt_auto = !strcmp(val, "auto");
         if (cfg->stun_alt_auto) {
             cfg->stun_alt_port = 0; /* resolved after every source was read */
-            if (strcmp(src, "default"))
-                cfg->stun_explicit = true;
-            return true;
+            break;
         }
+        __attribute__((fallthrough)); /* a port number */
+    case K_INT: {
+        long long v;
+        if (!parse_int(o, val, src, &v))
+            return false;
+        if (o->size == sizeof(int)) {
+            int iv = (int)v;
+            memcpy(field, &iv, sizeof iv);
+        } else {
+            int64_t lv = (int64_t)v; /* int64_t, size_t, uint64_t: min >= 0 for the unsigned */
+            memcpy(field, &lv, sizeof lv);
+        }
+        break;
     }
-    if (o->kind == K_INT) {
-        char *end = NULL;
-        errno = 0;
-        v = strtoll(val, &end, 10);
-        if (errno || !*val || *end || v < o->min || v > o->max) {
-            fprintf(stderr, "rendezvousd: %s: '%s' is not an integer in %lld..%lld\n", src, val,
-                    o->min, o->max);
+    case K_ONOFF:
+        if (!parse_onoff(val, src, (bool *)field))
             return false;
-        }
-    }
-    const char *f = o->flag;
-    bool ok = true;
-    if (!strcmp(f, "--listen")) {
-        ok = copy_str(cfg->listen, sizeof cfg->listen, val) && *val;
-    } else if (!strcmp(f, "--port")) {
-        cfg->port = (int)v;
-    } else if (!strcmp(f, "--db")) {
-        ok = copy_str(cfg->db_path, sizeof cfg->db_path, val) && *val;
-    } else if (!strcmp(f, "--name")) {
-        ok = copy_str(cfg->name, sizeof cfg->name, val) && *val &&
-             strlen(val) <= RDV_MAX_SERVER_NAME;
-    } else if (!strcmp(f, "--verify-signatures")) {
-        if (!parse_onoff(val, src, &cfg->verify_signatures))
-            return false;
-    } else if (!strcmp(f, "--stun")) {
-        if (!parse_onoff(val, src, &cfg->stun))
-            return false;
-    } else if (!strcmp(f, "--stun-port")) {
-        cfg->stun_port = (int)v;
-    } else if (!strcmp(f, "--stun-alt-port")) {
-        cfg->stun_alt_port = (int)v;
-    } else if (!strcmp(f, "--stun-alt-address")) {
-        ok = copy_str(cfg->stun_alt_address, sizeof cfg->stun_alt_address, val);
-    } else if (!strcmp(f, "--auth-timeout")) {
-        cfg->auth_timeout_ms = v;
-    } else if (!strcmp(f, "--offline-ttl")) {
-        cfg->offline_ttl_ms = v;
-    } else if (!strcmp(f, "--offline-queue-max")) {
-        cfg->offline_queue_max = (int)v;
-    } else if (!strcmp(f, "--max-message-bytes")) {
-        cfg->max_message_bytes = (size_t)v;
-    } else if (!strcmp(f, "--rate")) {
-        cfg->rate = (int)v;
-    } else if (!strcmp(f, "--burst")) {
-        cfg->burst = (int)v;
-    } else if (!strcmp(f, "--max-connections")) {
-        cfg->max_connections = (int)v;
-    } else if (!strcmp(f, "--max-connections-per-ip")) {
-        cfg->max_connections_per_ip = (int)v;
-    } else if (!strcmp(f, "--max-handshakes-per-ip")) {
-        cfg->max_handshakes_per_ip = (int)v;
-    } else if (!strcmp(f, "--handshake-timeout")) {
-        cfg->handshake_timeout_ms = v;
-    } else if (!strcmp(f, "--max-watches")) {
-        cfg->max_watches = (int)v;
-    } else if (!strcmp(f, "--ping-interval")) {
-        cfg->ping_interval_ms = v;
-    } else if (!strcmp(f, "--idle-timeout")) {
-        cfg->idle_timeout_ms = v;
-    } else if (!strcmp(f, "--send-queue-max")) {
-        cfg->send_queue_max = (size_t)v;
-    } else if (!strcmp(f, "--rx-buffer")) {
-        cfg->rx_buffer_size = (size_t)v;
-    } else if (!strcmp(f, "--tls-cert")) {
-        ok = copy_str(cfg->tls_cert, sizeof cfg->tls_cert, val);
-    } else if (!strcmp(f, "--tls-key")) {
-        ok = copy_str(cfg->tls_key, sizeof cfg->tls_key, val);
-    } else if (!strcmp(f, "--relay-max-payload")) {
-        cfg->relay_max_payload = (size_t)v;
-    } else if (!strcmp(f, "--relay-max-sessions")) {
-        cfg->relay_max_sessions = (int)v;
-    } else if (!strcmp(f, "--relay-rate")) {
-        cfg->relay_rate = (uint64_t)v;
-    } else if (!strcmp(f, "--relay-quota")) {
-        cfg->relay_quota = (uint64_t)v;
-    } else if (!strcmp(f, "--relay-global-rate")) {
-        cfg->relay_global_rate = (uint64_t)v;
-    } else if (!strcmp(f, "--relay-idle-timeout")) {
-        cfg->relay_idle_timeout_ms = v;
-    } else if (!strcmp(f, "--event-loop")) {
-        if (strcmp(val, "uv") && strcmp(val, "poll")) {
-            fprintf(stderr, "rendezvousd: %s: '%s' must be uv or poll\n", src, val);
-            return false;
-        }
-        cfg->event_loop_poll = !strcmp(val, "poll");
-    } else if (!strcmp(f, "--log-level")) {
-        if (!rdv_log_level_parse(val, &cfg->log.level)) {
-            fprintf(stderr, "rendezvousd: %s: '%s' must be debug, info, warn or error\n", src,
-                    val);
-            return false;
-        }
-    } else if (!strcmp(f, "--log-json")) {
+        break;
+    case K_FLAG:
         if (!strcmp(val, "1") || !strcmp(val, "on") || !strcmp(val, "true"))
-            cfg->log.json = true;
+            *(bool *)field = true;
         else if (!strcmp(val, "0") || !strcmp(val, "off") || !strcmp(val, "false") || !*val)
-            cfg->log.json = false;
+            *(bool *)field = false;
         else {
             fprintf(stderr, "rendezvousd: %s: '%s' must be 1 or 0\n", src, val);
             return false;
         }
+        break;
+    case K_LEVEL:
+        if (!rdv_log_level_parse(val, (rdv_log_level *)field)) {
+            fprintf(stderr, "rendezvousd: %s: '%s' must be debug, info, warn or error\n", src,
+                    val);
+            return false;
+        }
+        break;
+    case K_LOOP:
+        if (strcmp(val, "uv") && strcmp(val, "poll")) {
+            fprintf(stderr, "rendezvousd: %s: '%s' must be uv or poll\n", src, val);
+            return false;
+        }
+        *(bool *)field = !strcmp(val, "poll");
+        break;
     }
-    if (!ok) {
-        fprintf(stderr, "rendezvousd: %s: '%s' is empty or too long\n", src, val);
-        return false;
-    }
-    if (!strncmp(f, "--stun", 6) && strcmp(src, "default"))
+    if (!strncmp(o->flag, "--stun", 6) && strcmp(src, "default"))
         cfg->stun_explicit = true;
     return true;
 }

@@ -34,17 +34,6 @@
 /* Bound on how long a closing connection may take to drain (seconds). */
 #define CLOSE_DRAIN_SECS 5
 
-const char *const rdv_nat_names[5] = {"unknown", "fullCone", "restrictedCone",
-                                      "portRestricted", "symmetric"};
-
-uint8_t rdv_nat_index(const char *s)
-{
-    for (uint8_t i = 0; s && i < 5; i++)
-        if (!strcmp(s, rdv_nat_names[i]))
-            return i;
-    return 0;
-}
-
 void rdv_conn_node_hex(const rdv_conn *c, char out[RDV_NODE_ID_HEXLEN + 1])
 {
     sodium_bin2hex(out, RDV_NODE_ID_HEXLEN + 1, c->node_id, RDV_NODE_ID_BYTES);

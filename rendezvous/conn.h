@@ -20,6 +20,7 @@
 #include "hmap.h"
 #include "ids.h" /* and schema/wire_limits.h */
 #include "message.h"
+#include "nat_type.h"
 
 struct lws;
 struct rdv_server;
@@ -61,7 +62,7 @@ typedef struct rdv_conn {
     uint16_t close_code;             /* nonzero: close after draining */
     uint16_t observed_port;
     uint8_t state;                   /* rdv_conn_state */
-    uint8_t nat_type;                /* index into rdv_nat_names */
+    uint8_t nat_type;                /* rdv_wire_nat (schema/nat_type.h) */
     uint8_t rx_binary;               /* message being reassembled is binary */
     uint8_t close_sent;              /* our close frame is written */
     union {
@@ -70,10 +71,6 @@ typedef struct rdv_conn {
     };
 } rdv_conn;
 
-/* NAT type names, in the order of rdv_conn.nat_type ("unknown" is 0). */
-extern const char *const rdv_nat_names[5];
-/* Index of a NatType string, 0 ("unknown") when not one. */
-uint8_t rdv_nat_index(const char *s);
 
 /* Queues len bytes (text frame, or binary) for c. Over the send cap the
  * queue is dropped and c closed with `slow_consumer`. Returns 0 when

@@ -111,7 +111,7 @@ void rdv_presence_notify(rdv_server *srv, const rdv_conn *c, bool online)
     char hex[RDV_NODE_ID_HEXLEN + 1];
     rdv_conn_node_hex(c, hex);
     json_t *b = online ? json_pack("{s:s, s:s, s:I}", "nodeID", hex, "natType",
-                                   rdv_nat_names[c->nat_type], "lastSeen",
+                                   rdv_wire_nat_name(c->nat_type), "lastSeen",
                                    (json_int_t)rdv_now_ms())
                        : json_pack("{s:s, s:I}", "nodeID", hex, "lastSeen",
                                    (json_int_t)rdv_now_ms());
@@ -140,7 +140,7 @@ static json_t *peer_entry(rdv_server *srv, const char *hex)
     rdv_conn *p = rdv_presence_find(srv, id);
     if (p)
         return json_pack("{s:s, s:b, s:I, s:s}", "nodeID", hex, "online", 1, "lastSeen",
-                         (json_int_t)rdv_now_ms(), "natType", rdv_nat_names[p->nat_type]);
+                         (json_int_t)rdv_now_ms(), "natType", rdv_wire_nat_name(p->nat_type));
     rdv_presence pr;
     memset(&pr, 0, sizeof pr);
     if (rdv_store_lookup(srv->store, hex, &pr) != RDV_STORE_OK)

@@ -26,6 +26,7 @@
  * every path.
  */
 #include "message.h"
+#include "nat_type.h"
 #include "jcs.h"
 
 #include <arpa/inet.h>
@@ -378,9 +379,6 @@ typedef struct spec_list {
 
 #define SPECS(a) {(a), sizeof(a) / sizeof((a)[0])}
 
-static const char *const nat_types[] = {"fullCone", "restrictedCone",
-                                        "portRestricted", "symmetric",
-                                        "unknown", NULL};
 static const char *const cand_types[] = {"host", "serverReflexive",
                                          "peerReflexive", "relayed", NULL};
 
@@ -652,7 +650,9 @@ static int validate_value(const json_t *v, fkind kind, const char *path,
     case K_IP: ok = str_ip(v); break;
     case K_PORT: ok = int_in_range(v, 0, 65535); break;
     case K_PORT_NZ: ok = int_in_range(v, 1, 65535); break;
-    case K_NAT_TYPE: ok = str_in_set(v, nat_types); break;
+    case K_NAT_TYPE:
+        ok = json_is_string(v) && rdv_wire_nat_parse(json_string_value(v)) >= 0;
+        break;
     case K_REQUEST_ID: ok = str_chars(v, 1, RDV_MAX_REQUEST_ID); break;
     case K_TEXT: ok = str_chars(v, 0, RDV_MAX_TEXT); break;
     case K_SERVER_NAME: ok = str_chars(v, 1, RDV_MAX_SERVER_NAME); break;
