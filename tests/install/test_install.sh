@@ -9,7 +9,8 @@
 # without LD_LIBRARY_PATH: both are run with a clean environment, and
 # client/README's example is built with the prefix's pkg-config file only
 # (the README's own `cc` line) and run against the installed server. Then
-# once more with a Debian multiarch libdir (lib/x86_64-linux-gnu).
+# once more with a Debian multiarch libdir (lib/x86_64-linux-gnu). Last,
+# scripts/install PREFIX and the PATH / PKG_CONFIG_PATH lines it prints.
 set -eu
 SRC=$1
 work=$(mktemp -d /tmp/rdv-install-XXXXXX)
@@ -154,6 +155,24 @@ cmake --install "$work/build" --prefix "$work/prefix2" >/dev/null
 [ -e "$work/prefix2/lib/x86_64-linux-gnu/pkgconfig/librendezvous.pc" ] ||
   { echo "FAIL: multiarch install has no lib/x86_64-linux-gnu/pkgconfig/librendezvous.pc"; fail=1; }
 check_prefix "$work/prefix2" multiarch-libdir
+
+# scripts/install PREFIX (reusing this build directory): installs there and
+# prints the PATH / PKG_CONFIG_PATH lines that work.
+p3=$work/prefix3
+if ! RDV_INSTALL_BUILD_DIR=$work/build "$SRC/scripts/install" "$p3" >"$work/si.out" 2>"$work/si.err"; then
+  echo "FAIL: scripts/install $p3:"; cat "$work/si.out" "$work/si.err"; fail=1
+else
+  grep -qxF "  export PATH=\"$p3/bin:\$PATH\"" "$work/si.out" ||
+    { echo "FAIL: scripts/install does not print the PATH line:"; cat "$work/si.out"; fail=1; }
+  pcline=$(grep '^  export PKG_CONFIG_PATH=' "$work/si.out" || :)
+  [ -n "$pcline" ] || { echo "FAIL: scripts/install does not print the PKG_CONFIG_PATH line"; fail=1; }
+  # The printed lines, used as a newcomer would: rdv on PATH, pkg-config finds the library.
+  got=$(clean sh -c "$(sed -n 's/^  export /export /p' "$work/si.out"); command -v rdv; rdv --help >/dev/null && pkg-config --variable=prefix librendezvous") ||
+    { echo "FAIL: with scripts/install's lines, rdv or pkg-config fails: $got"; fail=1; }
+  [ "$(echo "$got" | head -n1)" = "$p3/bin/rdv" ] || { echo "FAIL: rdv on PATH is not $p3/bin/rdv: $got"; fail=1; }
+  [ "$(realpath -m "$(echo "$got" | tail -n1)")" = "$p3" ] ||
+    { echo "FAIL: pkg-config with scripts/install's lines gives prefix $(echo "$got" | tail -n1)"; fail=1; }
+fi
 
 [ $fail -eq 0 ] && echo "client_install: all checks passed"
 exit $fail
