@@ -207,14 +207,64 @@ void rdv_conn_close(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *messa
     lws_callback_on_writable(c->wsi);
 }
 
+/* True when s[0..n) is valid UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF). lws 4.1.6 checks text frames only
+ * with LWS_SERVER_OPTION_VALIDATE_UTF8, and then fails the connection
+ * without a word; checked here so that the node learns why (PROTOCOL.md 2). */
+static bool utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t b = s[i];
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint8_t lo = 0x80, hi = 0xBF; /* range of the second byte */
+        if (b >= 0xC2 && b <= 0xDF)
+            len = 2;
+        else if (b >= 0xE0 && b <= 0xEF) {
+            len = 3;
+            if (b == 0xE0)
+                lo = 0xA0; /* overlong */
+            else if (b == 0xED)
+                hi = 0x9F; /* U+D800..U+DFFF */
+        } else if (b >= 0xF0 && b <= 0xF4) {
+            len = 4;
+            if (b == 0xF0)
+                lo = 0x90; /* overlong */
+            else if (b == 0xF4)
+                hi = 0x8F; /* above U+10FFFF */
+        } else
+            return false;
+        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi)
+            return false;
+        for (size_t k = 2; k < len; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+        i += len;
+    }
+    return true;
+}
+
 /* Hands one complete message to the router after the rate limiter.
  * Relay data (binary frames, compact text relayData) is exempt from the
  * per-message limit: relay.c charges its bytes to the relay buckets, and
- * charges refused relay data to the message bucket itself. */
+ * charges refused relay data to the message bucket itself.
+ * A text message that is not UTF-8 fails the connection with 1007 (RFC
+ * 6455 8.1 and 7.4.1), after error bad_json. */
 static int deliver(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len, bool binary)
 {
     if (binary)
         return rdv_route_binary(srv, c, data, len);
+    if (!utf8_valid(data, len)) {
+        rdv_conn_close(srv, c, RDV_EC_BAD_JSON,
+                       "text frame is not valid UTF-8 (RFC 6455 8.1); the connection is "
+                       "closed with 1007",
+                       LWS_CLOSE_STATUS_INVALID_PAYLOAD);
+        return 0;
+    }
     if (!rdv_relay_is_data_text(data, len) && !rdv_limits_admit(srv, c))
         return 0;
     return rdv_route_message(srv, c, data, len);
