@@ -16,7 +16,6 @@
 #include "conn_limits.h"
 #include "log.h"
 #include "presence.h"
-#include "route.h"
 #include "server.h"
 #include "sign.h"
 
@@ -188,12 +187,6 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
     uint16_t port = c->observed_port;
     if (rdv_peer_address(c->wsi, key, ip, sizeof ip, &port) == 0)
         c->observed_port = port;
-    int64_t now = rdv_now_ms();
-    if (rdv_store_node_online(srv->store, hex, rdv_wire_nat_name(c->nat_type), ip,
-                              c->observed_port, now) != RDV_STORE_OK)
-        rdv_error(srv->log, "store: cannot record node %s online: %s", hex,
-                  rdv_store_errmsg(srv->store));
-    rdv_server_store_dirty(srv);
     if (send_welcome(srv, c, hex, ip) != 0) {
         rdv_conn_close(srv, c, RDV_EC_INTERNAL, "cannot build welcome",
                        LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
@@ -201,9 +194,7 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
     }
     rdv_info(srv->log, "node %s authenticated from %s:%u (%s)", hex, ip, c->observed_port,
              rdv_wire_nat_name(c->nat_type));
-    rdv_route_deliver_queued(srv, c, hex);
-    if (!old)
-        rdv_presence_notify(srv, c, true);
+    rdv_presence_joined(srv, c, hex, ip, !old);
     return 0;
 }
 

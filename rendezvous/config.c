@@ -123,6 +123,9 @@ static const opt options[] = {
      "(none when --stun-port is 0; left out with a warning when taken), 0 = none"},
     {"--stun-alt-address", "RENDEZVOUS_STUN_ALT_ADDRESS", "ADDR", K_STR, F(stun_alt_address), "",
      0, 0, "second IP of this host for RFC 5780 address tests (needs a specific --listen)"},
+    {"--redis", "RENDEZVOUS_REDIS", "URL", K_STR, F(redis_url), "", 0, 0,
+     "join the cluster sharing this Redis (redis://HOST:PORT[/DB] or unix:///PATH; password "
+     "from RENDEZVOUS_REDIS_PASSWORD)"},
     {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "poll|uv", K_LOOP, F(event_loop_poll), "poll", 0, 0,
      "lws' poll() loop, or its libuv loop (plugin; poll when missing)"},
     {"--log-level", "RENDEZVOUS_LOG_LEVEL", "LEVEL", K_LEVEL, F(log.level), "info", 0, 0,

@@ -50,6 +50,7 @@ typedef struct rdv_config {
     bool stun_explicit;          /* a --stun* option came from argv or the
                                   * environment: failing to open the STUN
                                   * socket is then fatal, not a warning */
+    char redis_url[512];         /* --redis: empty = the SQLite engine alone */
     rdv_logger log;              /* --log-level, --log-json */
 } rdv_config;
 

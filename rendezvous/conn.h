@@ -61,6 +61,8 @@ typedef struct rdv_conn {
     uint16_t strikes;                /* consecutive rate-limited messages */
     uint16_t close_code;             /* nonzero: close after draining */
     uint16_t observed_port;
+    uint32_t serial;                 /* this connection among the node's
+                                      * connections (engine.h): set at hello */
     uint8_t state;                   /* rdv_conn_state */
     uint8_t nat_type;                /* rdv_wire_nat (schema/nat_type.h) */
     uint8_t rx_binary;               /* message being reassembled is binary */

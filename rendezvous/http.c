@@ -160,7 +160,7 @@ static void build_metrics(rdv_server *srv, tbuf *b)
                   rdv_drop_reason_name((rdv_drop_reason)r), (unsigned long long)m->dropped[r]);
     build_relay_metrics(srv, b);
     build_stun_metrics(srv, b);
-    int64_t depth = rdv_store_queue_depth(srv->store);
+    int64_t depth = srv->engine ? rdv_engine_queue_depth(srv->engine) : -1;
     metric(b, "rendezvous_offline_queue_depth", "gauge",
            "Messages waiting in the durable offline queue.");
     tb_printf(b, "rendezvous_offline_queue_depth %lld\n", (long long)(depth < 0 ? 0 : depth));
@@ -180,6 +180,24 @@ static void build_metrics(rdv_server *srv, tbuf *b)
            "upgrades unfinished.");
     tb_printf(b, "rendezvous_handshakes_refused_total %llu\n",
               (unsigned long long)m->handshakes_refused);
+    rdv_engine_status es;
+    memset(&es, 0, sizeof es);
+    if (srv->engine)
+        rdv_engine_status_get(srv->engine, &es);
+    metric(b, "rendezvous_cluster_instances", "gauge",
+           "Instances alive in the cluster (1 without --redis).");
+    tb_printf(b, "rendezvous_cluster_instances %d\n", es.instances);
+    metric(b, "rendezvous_engine_up", "gauge",
+           "1 while the engine (SQLite, or Redis with --redis) answers.");
+    tb_printf(b, "rendezvous_engine_up %d\n", es.connected ? 1 : 0);
+    metric(b, "rendezvous_bus_messages_total", "counter",
+           "Messages exchanged with other instances, by direction.");
+    tb_printf(b, "rendezvous_bus_messages_total{direction=\"in\"} %llu\n",
+              (unsigned long long)es.bus_in);
+    tb_printf(b, "rendezvous_bus_messages_total{direction=\"out\"} %llu\n",
+              (unsigned long long)es.bus_out);
+    metric(b, "rendezvous_engine_errors_total", "counter", "Engine (store or Redis) errors.");
+    tb_printf(b, "rendezvous_engine_errors_total %llu\n", (unsigned long long)es.errors);
     const rdv_accept_gate *g = &srv->gate;
     metric(b, "rendezvous_open_files_limit", "gauge", "The process's open-file limit.");
     tb_printf(b, "rendezvous_open_files_limit %lld\n", (long long)g->limit);
@@ -198,7 +216,7 @@ static void build_metrics(rdv_server *srv, tbuf *b)
 static void build_status(rdv_server *srv, tbuf *b)
 {
     const rdv_config *cfg = srv->cfg;
-    int64_t depth = rdv_store_queue_depth(srv->store);
+    int64_t depth = srv->engine ? rdv_engine_queue_depth(srv->engine) : -1;
     json_t *o = json_pack(
         "{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:{s:I, s:i, s:i, s:I, s:i, "
         "s:i, s:I, s:I, s:i, s:i, s:I}}",
@@ -206,7 +224,7 @@ static void build_status(rdv_server *srv, tbuf *b)
         (json_int_t)(rdv_now_ms() - srv->started_ms), "connections",
         (json_int_t)srv->m.connections, "nodesAuthenticated", (json_int_t)srv->nodes.count,
         "offlineQueueDepth", (json_int_t)(depth < 0 ? 0 : depth), "connectionsTotal",
-        (json_int_t)srv->m.connections_total, "storeWritable", rdv_store_writable(srv->store),
+        (json_int_t)srv->m.connections_total, "storeWritable", srv->engine && rdv_engine_healthy(srv->engine),
         "verifySignatures", cfg->verify_signatures, "shuttingDown", srv->shutting_down,
         "limits", "maxMessageBytes", (json_int_t)cfg->max_message_bytes, "messagesPerSecond",
         cfg->rate, "messageBurst", cfg->burst, "offlineTtlMs", (json_int_t)cfg->offline_ttl_ms,
@@ -243,6 +261,22 @@ static void build_status(rdv_server *srv, tbuf *b)
     } else if (json_object_set_new(o, "stun", stun) != 0) { /* steals stun */
         json_decref(o);
         o = NULL;
+    }
+    /* the cluster view (engine.h): one instance alone on sqlite */
+    rdv_engine_status es;
+    memset(&es, 0, sizeof es);
+    if (srv->engine)
+        rdv_engine_status_get(srv->engine, &es);
+    json_t *cl = json_pack("{s:s, s:s, s:i, s:b, s:i, s:I, s:I, s:I}", "engine",
+                           es.engine ? es.engine : "none", "instanceID", es.instance_id,
+                           "instances", es.instances, "connected", es.connected,
+                           "nodesHere", (int)srv->nodes.count, "busIn", (json_int_t)es.bus_in,
+                           "busOut", (json_int_t)es.bus_out, "errors", (json_int_t)es.errors);
+    if (o && (!cl || json_object_set_new(o, "cluster", cl) != 0)) { /* steals cl */
+        json_decref(o);
+        o = NULL;
+    } else if (!o) {
+        json_decref(cl);
     }
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -281,7 +315,7 @@ static int serve(struct lws *wsi, const char *path)
         status = HTTP_STATUS_METHOD_NOT_ALLOWED;
         tb_printf(&b, "only GET is served here\n");
     } else if (!strcmp(path, "/healthz")) {
-        bool ok = srv->store && rdv_store_writable(srv->store) && !srv->shutting_down;
+        bool ok = srv->engine && rdv_engine_healthy(srv->engine) && !srv->shutting_down;
         status = ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
         tb_printf(&b, ok ? "ok\n" : "unavailable\n");
     } else if (!strcmp(path, "/metrics")) {

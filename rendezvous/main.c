@@ -65,18 +65,22 @@ int main(int argc, char **argv)
     if (rdv_preflight(&cfg, log) != 0)
         return 1;
 
+    /* the SQLite store is the engine of a server alone; with --redis the
+     * cluster's state lives in Redis and no database file is opened */
     rdv_store *store = NULL;
     char err[256] = "";
-    if (rdv_store_open(cfg.db_path, &store, err, sizeof err) != RDV_STORE_OK) {
-        rdv_error(log, "cannot open database %s: %s", cfg.db_path, err);
-        return 1;
-    }
-    if (rdv_store_mark_all_offline(store, rdv_now_ms()) != RDV_STORE_OK ||
-        rdv_store_flush(store) != RDV_STORE_OK) {
-        rdv_error(log, "database %s: cannot mark nodes offline: %s", cfg.db_path,
-                  rdv_store_errmsg(store));
-        rdv_store_close(store);
-        return 1;
+    if (!cfg.redis_url[0]) {
+        if (rdv_store_open(cfg.db_path, &store, err, sizeof err) != RDV_STORE_OK) {
+            rdv_error(log, "cannot open database %s: %s", cfg.db_path, err);
+            return 1;
+        }
+        if (rdv_store_mark_all_offline(store, rdv_now_ms()) != RDV_STORE_OK ||
+            rdv_store_flush(store) != RDV_STORE_OK) {
+            rdv_error(log, "database %s: cannot mark nodes offline: %s", cfg.db_path,
+                      rdv_store_errmsg(store));
+            rdv_store_close(store);
+            return 1;
+        }
     }
 
     rdv_server srv;
@@ -90,7 +94,7 @@ int main(int argc, char **argv)
     else
         rdv_server_run(&srv);
     rdv_server_destroy(&srv);
-    if (rdv_store_flush(store) != RDV_STORE_OK) {
+    if (store && rdv_store_flush(store) != RDV_STORE_OK) {
         rdv_error(log, "database %s: final commit failed: %s", cfg.db_path,
                   rdv_store_errmsg(store));
         rc = 1;

@@ -137,5 +137,5 @@ int rdv_preflight(const rdv_config *cfg, const rdv_logger *log)
         return -1;
     if (check_listen(cfg, log) != 0)
         return -1;
-    return check_db(cfg, log);
+    return cfg->redis_url[0] ? 0 : check_db(cfg, log); /* --redis: no database file */
 }

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn_limits.h"
 #include "ids.h"
 #include "log.h"
+#include "offline.h"
 #include "server.h"
 #include "sign.h"
 
@@ -50,9 +52,21 @@ rdv_conn *rdv_presence_attach(rdv_server *srv, rdv_conn *c)
     rdv_conn *old = rdv_presence_find(srv, c->node_id);
     if (old)
         rdv_hmap_del(&srv->nodes, &old->link.node);
+    c->serial = ++srv->next_serial;
     c->link.node.next = NULL;
     rdv_hmap_put(&srv->nodes, &c->link.node);
     return old;
+}
+
+void rdv_presence_joined(rdv_server *srv, rdv_conn *c, const char *hex, const char *ip,
+                         bool notify)
+{
+    rdv_engine_joined(srv->engine, hex, c->serial, rdv_wire_nat_name(c->nat_type), ip,
+                      c->observed_port, rdv_now_ms());
+    rdv_server_store_dirty(srv);
+    rdv_offline_deliver(srv, c, hex);
+    if (notify)
+        rdv_presence_notify(srv, c, true);
 }
 
 /* Removes c from entry e's watchers; frees e when nobody watches it. */
@@ -94,27 +108,25 @@ void rdv_presence_detach(rdv_server *srv, rdv_conn *c)
     rdv_hmap_del(&srv->nodes, &c->link.node);
     char hex[RDV_NODE_ID_HEXLEN + 1];
     rdv_conn_node_hex(c, hex);
-    if (rdv_store_node_offline(srv->store, hex, rdv_now_ms()) != RDV_STORE_OK)
-        rdv_error(srv->log, "store: cannot record node %s offline: %s", hex,
-                  rdv_store_errmsg(srv->store));
+    rdv_engine_left(srv->engine, hex, c->serial, rdv_now_ms());
     rdv_server_store_dirty(srv);
     rdv_info(srv->log, "node %s offline", hex);
     rdv_presence_notify(srv, c, false);
 }
 
-void rdv_presence_notify(rdv_server *srv, const rdv_conn *c, bool online)
+/* Pushes peerOnline / peerOffline for node id (hex) to its watchers here,
+ * but not to `skip` (the node's own connection). */
+static void notify_watchers(rdv_server *srv, const uint8_t *id, const char *hex, bool online,
+                            const char *nat, int64_t last_seen, const rdv_conn *skip)
 {
-    rdv_hnode *n = rdv_hmap_get(&srv->watches, c->node_id);
+    rdv_hnode *n = rdv_hmap_get(&srv->watches, id);
     if (!n)
         return;
     rdv_watch_entry *e = rdv_container_of(n, rdv_watch_entry, node);
-    char hex[RDV_NODE_ID_HEXLEN + 1];
-    rdv_conn_node_hex(c, hex);
     json_t *b = online ? json_pack("{s:s, s:s, s:I}", "nodeID", hex, "natType",
-                                   rdv_wire_nat_name(c->nat_type), "lastSeen",
-                                   (json_int_t)rdv_now_ms())
+                                   nat ? nat : "unknown", "lastSeen", (json_int_t)last_seen)
                        : json_pack("{s:s, s:I}", "nodeID", hex, "lastSeen",
-                                   (json_int_t)rdv_now_ms());
+                                   (json_int_t)last_seen);
     json_t *env = b ? rdv_msg_wrap(online ? RDV_MSG_PEER_ONLINE : RDV_MSG_PEER_OFFLINE, b) : NULL;
     size_t len = 0;
     char *text = env ? rdv_msg_dump(env, &len) : NULL;
@@ -126,13 +138,88 @@ void rdv_presence_notify(rdv_server *srv, const rdv_conn *c, bool online)
     /* a send may close a slow watcher, which does not touch this entry
      * until its CLOSED callback, so iterating by index is safe */
     for (uint32_t i = 0; i < e->n; i++)
-        if (e->watchers[i] != c && e->watchers[i]->state == RDV_CONN_AUTHED)
+        if (e->watchers[i] != skip && e->watchers[i]->state == RDV_CONN_AUTHED)
             (void)rdv_conn_send(srv, e->watchers[i], text, len, false);
     free(text);
 }
 
-/* Presence entry for one node ID (hex, validated by the codec). */
-static json_t *peer_entry(rdv_server *srv, const char *hex)
+void rdv_presence_notify(rdv_server *srv, const rdv_conn *c, bool online)
+{
+    char hex[RDV_NODE_ID_HEXLEN + 1];
+    rdv_conn_node_hex(c, hex);
+    notify_watchers(srv, c->node_id, hex, online, rdv_wire_nat_name(c->nat_type), rdv_now_ms(),
+                    c);
+}
+
+void rdv_presence_remote(void *user, const char *hex, bool online, const char *nat,
+                         int64_t last_seen)
+{
+    rdv_server *srv = user;
+    uint8_t id[RDV_NODE_ID_BYTES];
+    if (!hex || rdv_node_id_to_pk(hex, id) != 0)
+        return;
+    rdv_conn *here = rdv_presence_find(srv, id);
+    if (!online && here)
+        return; /* connected here now: the other instance's news is old */
+    notify_watchers(srv, id, hex, online, nat, last_seen, NULL);
+}
+
+/* Records one connected node in the engine again. */
+static void rejoin_one(rdv_hnode *n, void *user)
+{
+    rdv_server *srv = user;
+    rdv_conn *c = rdv_container_of(n, rdv_conn, link.node);
+    char hex[RDV_NODE_ID_HEXLEN + 1], ip[64] = "0.0.0.0";
+    uint8_t key[16];
+    uint16_t port = c->observed_port;
+    rdv_conn_node_hex(c, hex);
+    if (c->wsi)
+        (void)rdv_peer_address(c->wsi, key, ip, sizeof ip, &port);
+    rdv_engine_joined(srv->engine, hex, c->serial, rdv_wire_nat_name(c->nat_type), ip,
+                      c->observed_port, rdv_now_ms());
+}
+
+void rdv_presence_rejoin(void *user)
+{
+    rdv_server *srv = user;
+    rdv_info(srv->log, "engine: the shared store answers again; recording %zu node(s) here",
+             srv->nodes.count);
+    rdv_hmap_each(&srv->nodes, rejoin_one, srv);
+}
+
+void rdv_presence_replaced(void *user, const char *hex, uint32_t serial)
+{
+    rdv_server *srv = user;
+    uint8_t id[RDV_NODE_ID_BYTES];
+    if (!hex || rdv_node_id_to_pk(hex, id) != 0)
+        return;
+    rdv_conn *c = rdv_presence_find(srv, id);
+    if (!c || c->serial != serial)
+        return;
+    /* out of the map first: the node is online elsewhere, so closing this
+     * connection is no "offline" */
+    rdv_hmap_del(&srv->nodes, &c->link.node);
+    rdv_info(srv->log, "node %s authenticated on another instance; closing its connection here",
+             hex);
+    rdv_conn_close(srv, c, RDV_EC_REPLACED,
+                   "this node authenticated on a newer connection; this one is closed", 4001);
+}
+
+/* A presence request waiting for the engine: who asked (found again by
+ * node ID and serial), the IDs in request order and the requestID. */
+typedef struct presence_req {
+    rdv_server *srv;
+    uint8_t asker[RDV_NODE_ID_BYTES];
+    uint32_t serial;
+    size_t n;
+    char rid[RDV_MAX_REQUEST_ID + 1];
+    bool has_rid;
+    char ids[RDV_MAX_IDS_PER_REQUEST][RDV_NODE_ID_HEXLEN + 1];
+} presence_req;
+
+/* Presence entry for one node ID: connected here is online now; else what
+ * the engine knows (online on another instance, or last seen). */
+static json_t *peer_entry(rdv_server *srv, const char *hex, const rdv_presence *pr)
 {
     uint8_t id[RDV_NODE_ID_BYTES];
     if (rdv_node_id_to_pk(hex, id) != 0)
@@ -141,29 +228,29 @@ static json_t *peer_entry(rdv_server *srv, const char *hex)
     if (p)
         return json_pack("{s:s, s:b, s:I, s:s}", "nodeID", hex, "online", 1, "lastSeen",
                          (json_int_t)rdv_now_ms(), "natType", rdv_wire_nat_name(p->nat_type));
-    rdv_presence pr;
-    memset(&pr, 0, sizeof pr);
-    if (rdv_store_lookup(srv->store, hex, &pr) != RDV_STORE_OK)
-        pr.known = false;
-    return json_pack("{s:s, s:b, s:I, s:s}", "nodeID", hex, "online", 0, "lastSeen",
-                     (json_int_t)(pr.known ? pr.last_seen : 0), "natType",
-                     pr.known && pr.nat_type[0] ? pr.nat_type : "unknown");
+    bool known = pr && pr->known;
+    return json_pack("{s:s, s:b, s:I, s:s}", "nodeID", hex, "online", known && pr->online,
+                     "lastSeen", (json_int_t)(known ? pr->last_seen : 0), "natType",
+                     known && pr->nat_type[0] ? pr->nat_type : "unknown");
 }
 
-/* Sends `presence` for msg.body.nodeIDs, echoing requestID. */
-static int send_presence(rdv_server *srv, rdv_conn *c, const json_t *body)
+/* The engine's answer: sends `presence` to the asker if still connected. */
+static void presence_answer(void *user, const rdv_presence *res, size_t nres)
 {
-    const json_t *ids = json_object_get(body, "nodeIDs");
-    const char *rid = rdv_msg_get_str(body, "requestID");
+    presence_req *q = user;
+    rdv_server *srv = q->srv;
+    rdv_conn *c = rdv_presence_find(srv, q->asker);
+    if (!c || c->serial != q->serial || c->state != RDV_CONN_AUTHED) {
+        free(q);
+        return;
+    }
+    const char *rid = q->has_rid ? q->rid : NULL;
     json_t *peers = json_array();
     json_t *b = json_object();
     if (!peers || !b)
         goto oom;
-    size_t i;
-    const json_t *v;
-    json_array_foreach(ids, i, v)
-    {
-        json_t *e = peer_entry(srv, json_string_value(v));
+    for (size_t i = 0; i < q->n; i++) {
+        json_t *e = peer_entry(srv, q->ids[i], i < nres ? &res[i] : NULL);
         if (!e || json_array_append_new(peers, e) != 0)
             goto oom;
     }
@@ -173,11 +260,47 @@ static int send_presence(rdv_server *srv, rdv_conn *c, const json_t *body)
         peers = NULL;
         goto oom;
     }
-    return rdv_conn_send_json(srv, c, RDV_MSG_PRESENCE, b);
+    (void)rdv_conn_send_json(srv, c, RDV_MSG_PRESENCE, b);
+    free(q);
+    return;
 oom:
     json_decref(peers);
     json_decref(b);
     (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", rid, NULL, NULL);
+    free(q);
+}
+
+/* Sends `presence` for body.nodeIDs (validated by the codec: 1 ... 64 node
+ * IDs), echoing requestID, once the engine has answered. */
+static int send_presence(rdv_server *srv, rdv_conn *c, const json_t *body)
+{
+    const json_t *ids = json_object_get(body, "nodeIDs");
+    const char *rid = rdv_msg_get_str(body, "requestID");
+    presence_req *q = calloc(1, sizeof *q);
+    if (!q) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", rid, NULL,
+                                  NULL);
+        return 0;
+    }
+    q->srv = srv;
+    memcpy(q->asker, c->node_id, RDV_NODE_ID_BYTES);
+    q->serial = c->serial;
+    if (rid) {
+        q->has_rid = true;
+        snprintf(q->rid, sizeof q->rid, "%s", rid);
+    }
+    const char *list[RDV_MAX_IDS_PER_REQUEST];
+    size_t i;
+    const json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        if (q->n >= RDV_MAX_IDS_PER_REQUEST)
+            break;
+        snprintf(q->ids[q->n], sizeof q->ids[q->n], "%s", json_string_value(v));
+        list[q->n] = q->ids[q->n];
+        q->n++;
+    }
+    rdv_engine_lookup(srv->engine, list, q->n, presence_answer, q); /* frees q */
     return 0;
 }
 

@@ -2,8 +2,9 @@
  * connection map, lookup / watch / unwatch, peerOnline / peerOffline pushes
  * and the store's presence rows.
  *
- * The map is the truth for "online"; the store adds lastSeen and natType
- * of nodes that are not connected. Watches belong to a connection and are
+ * The map is the truth for "online" here; the engine (engine.h) knows
+ * nodes on other instances and the lastSeen and natType of nodes that are
+ * not connected, and answers lookups asynchronously. Watches belong to a connection and are
  * indexed by watched ID, so a change notifies exactly its watchers.
  */
 #ifndef RDV_SERVER_PRESENCE_H
@@ -41,9 +42,27 @@ void rdv_presence_free(struct rdv_server *srv);
 /* The authenticated connection of node `id`, or NULL. */
 rdv_conn *rdv_presence_find(struct rdv_server *srv, const uint8_t id[RDV_NODE_ID_BYTES]);
 
-/* Enters AUTHED c in the map. Returns the older connection of the same
- * node, now out of the map (the caller closes it with `replaced`), or NULL. */
+/* Enters AUTHED c in the map and gives it its serial. Returns the older
+ * connection of the same node here, now out of the map (the caller closes
+ * it with `replaced`), or NULL. */
 rdv_conn *rdv_presence_attach(struct rdv_server *srv, rdv_conn *c);
+
+/* After welcome: records node hex (c) online in the engine (which replaces
+ * a connection on another instance), delivers its queued messages, and,
+ * when notify, pushes peerOnline to its watchers. ip is the observed one. */
+void rdv_presence_joined(struct rdv_server *srv, rdv_conn *c, const char *hex, const char *ip,
+                         bool notify);
+
+/* Engine events (user is the server): node hex changed presence on
+ * another instance; node hex authenticated elsewhere, so its connection
+ * here with `serial` is closed (4001) without going offline. */
+void rdv_presence_remote(void *user, const char *hex, bool online, const char *nat,
+                         int64_t last_seen);
+void rdv_presence_replaced(void *user, const char *hex, uint32_t serial);
+
+/* Engine event: the shared store is back; records every node connected
+ * here in it again. */
+void rdv_presence_rejoin(void *user);
 
 /* c is closing for good: drops its watches, and if it is the node's
  * current connection, removes it, records the node offline and pushes

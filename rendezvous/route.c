@@ -1,8 +1,10 @@
 /* route.c - dispatcher and signaling routes (see route.h).
  *
  * The route table maps each message type to {may a node send it, is it
- * accepted before welcome, handler}. The relay types go to relay.c, after
- * the checks of section 7.1 for relayOpen / relayReady.
+ * accepted before welcome, handler}. Signaling for a node not connected
+ * here goes to offline.c (another instance, or the queue). The relay types
+ * go to relay.c, after the checks of section 7.1 for relayOpen /
+ * relayReady.
  */
 #include "route.h"
 
@@ -14,6 +16,7 @@
 #include "ids.h"
 #include "conn_limits.h"
 #include "log.h"
+#include "offline.h"
 #include "presence.h"
 #include "relay.h"
 #include "server.h"
@@ -217,7 +220,8 @@ static rdv_ec check_signed(rdv_server *srv, const rdv_conn *c, const rdv_msg *ms
     return RDV_EC_NONE;
 }
 
-/* offer, answer, iceCandidate: forward, or queue for an offline node. */
+/* offer, answer, iceCandidate: forward to the recipient's connection here,
+ * else to offline.c. */
 static int h_signal(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
                     size_t len)
 {
@@ -243,34 +247,8 @@ static int h_signal(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint
             srv->m.routed[msg->type]++;
         return 0;
     }
-    int64_t now = rdv_now_ms();
-    int64_t expires = now + srv->cfg->offline_ttl_ms;
-    int rc = rdv_store_queue_push(srv->store, to, from, name, sid, raw, len, now, expires,
-                                  srv->cfg->offline_queue_max);
-    if (rc == RDV_STORE_EFULL) {
-        char m[200];
-        snprintf(m, sizeof m,
-                 "node %.16s... is offline and already has %d messages waiting; retry later",
-                 to, srv->cfg->offline_queue_max);
-        srv->m.dropped[RDV_DROP_QUEUE_FULL]++;
-        (void)rdv_conn_send_error(srv, c, RDV_EC_QUEUE_FULL, m, sid, name, NULL);
-        return 0;
-    }
-    if (rc != RDV_STORE_OK) {
-        rdv_error(srv->log, "store: cannot queue %s for %s: %s", name, to,
-                  rdv_store_errmsg(srv->store));
-        srv->m.dropped[RDV_DROP_STORE_ERROR]++;
-        (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL,
-                                  "the server could not store the message; try again later", sid,
-                                  name, NULL);
-        return 0;
-    }
-    srv->m.routed[msg->type]++;
-    json_t *b = json_pack("{s:s, s:s, s:s, s:I}", "sessionID", sid ? sid : "", "toNodeID", to,
-                          "type", name, "expiresAt", (json_int_t)expires);
-    if (!b || rdv_conn_send_json(srv, c, RDV_MSG_QUEUED, b) != 0)
-        rdv_debug(srv->log, "queued notice not sent");
-    rdv_debug(srv->log, "%s %s -> %s queued (offline)", name, from, to);
+    /* not connected here: another instance, or the offline queue */
+    rdv_offline_route(srv, c, msg->type, from, to, sid, raw, len);
     return 0;
 }
 
@@ -299,56 +277,4 @@ static int h_relay_data(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const 
 static int h_relay_close(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
 {
     return rdv_relay_close_msg(&srv->relay, srv, c, msg);
-}
-
-typedef struct deliver_ctx {
-    rdv_server *srv;
-    rdv_conn *c;
-} deliver_ctx;
-
-static void deliver_one(const rdv_queued_msg *m, void *user)
-{
-    deliver_ctx *d = user;
-    (void)rdv_conn_send_backlog(d->srv, d->c, m->raw, m->raw_len);
-}
-
-void rdv_route_deliver_queued(rdv_server *srv, rdv_conn *c, const char *hex)
-{
-    deliver_ctx d = {srv, c};
-    int n = rdv_store_queue_take(srv->store, hex, rdv_now_ms(), deliver_one, &d);
-    if (n < 0)
-        rdv_error(srv->log, "store: cannot read queued messages of %s: %s", hex,
-                  rdv_store_errmsg(srv->store));
-    else if (n > 0)
-        rdv_info(srv->log, "delivered %d queued message(s) to %s", n, hex);
-    rdv_server_store_dirty(srv);
-}
-
-static void expired_one(const rdv_queued_msg *m, void *user)
-{
-    rdv_server *srv = user;
-    uint8_t id[RDV_NODE_ID_BYTES];
-    srv->m.dropped[RDV_DROP_EXPIRED]++;
-    if (!m->sender || rdv_node_id_to_pk(m->sender, id) != 0)
-        return;
-    rdv_conn *s = rdv_presence_find(srv, id);
-    if (!s || s->state != RDV_CONN_AUTHED)
-        return;
-    char msg[240];
-    snprintf(msg, sizeof msg,
-             "peer %.64s stayed offline for %lld s; your %s was dropped undelivered",
-             m->recipient ? m->recipient : "?", (long long)((m->expires - m->created) / 1000),
-             m->type ? m->type : "message");
-    (void)rdv_conn_send_error(srv, s, RDV_EC_PEER_OFFLINE, msg, m->session_id, m->type, NULL);
-}
-
-void rdv_route_expire(rdv_server *srv)
-{
-    int n = rdv_store_queue_expire(srv->store, rdv_now_ms(), expired_one, srv);
-    if (n < 0)
-        rdv_error(srv->log, "store: expiry sweep failed: %s", rdv_store_errmsg(srv->store));
-    else if (n > 0) {
-        rdv_debug(srv->log, "expired %d queued message(s)", n);
-        rdv_server_store_dirty(srv);
-    }
 }

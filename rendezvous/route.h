@@ -5,8 +5,8 @@
  * validate with the codec, check direction and authentication, then call
  * the handler of its type from a table. offer / answer / iceCandidate are
  * checked (sender binding, ingress freshness, signature unless
- * --verify-signatures=off) and forwarded as their original bytes, or queued
- * durably when the recipient is offline. relayOpen / relayReady get the
+ * --verify-signatures=off) and forwarded as their original bytes, or handed
+ * to offline.c when the recipient is not connected here. relayOpen / relayReady get the
  * same checks and then go to relay.c, as do relayData and relayClose.
  */
 #ifndef RDV_SERVER_ROUTE_H
@@ -26,12 +26,5 @@ int rdv_route_message(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, 
 /* Handles one complete binary message (relay fast path: relay.c). Not
  * rate limited per message unless refused. */
 int rdv_route_binary(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len);
-
-/* Sends c (just welcomed as node `hex`) its queued messages, in order. */
-void rdv_route_deliver_queued(struct rdv_server *srv, rdv_conn *c, const char *hex);
-
-/* Drops expired queued messages and tells connected senders `peer_offline`
- * with ref = sessionID. Called from the sweep timer. */
-void rdv_route_expire(struct rdv_server *srv);
 
 #endif

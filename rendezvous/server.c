@@ -42,6 +42,7 @@
 #include "http.h"
 #include "conn_limits.h"
 #include "log.h"
+#include "offline.h"
 #include "port_owner.h"
 #include "presence.h"
 #include "route.h"
@@ -101,8 +102,9 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 {
     rdv_server *srv = lws_container_of(sul, rdv_server, sul_flush);
     srv->flush_armed = false;
-    if (rdv_store_flush(srv->store) != RDV_STORE_OK)
-        rdv_error(srv->log, "store: commit failed: %s", rdv_store_errmsg(srv->store));
+    if (rdv_engine_flush(srv->engine) != 0)
+        rdv_error(srv->log, "store: commit failed: %s",
+                  srv->store ? rdv_store_errmsg(srv->store) : "engine error");
 }
 
 void rdv_server_store_dirty(rdv_server *srv)
@@ -134,7 +136,7 @@ void rdv_server_arm_auth_timer(rdv_server *srv)
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
     rdv_server *srv = lws_container_of(sul, rdv_server, sul_sweep);
-    rdv_route_expire(srv);
+    rdv_offline_expire(srv);
     rdv_relay_sweep(&srv->relay, srv, rdv_mono_ms());
     rdv_accept_gate_probe(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
@@ -279,6 +281,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (signal_seen && !srv->shutting_down)
             begin_shutdown(srv);
+        if (srv->engine)
+            rdv_engine_poll(srv->engine); /* results of its threads */
         return 0;
     default:
         break;
@@ -463,6 +467,45 @@ static void stun_log_ready(rdv_server *srv)
     rdv_notice(srv->log, "%s", line);
 }
 
+/* ---- the engine (engine.h) ------------------------------------------- */
+
+static void on_remote_message(void *user, const rdv_queued_msg *m)
+{
+    rdv_offline_arrived(user, m);
+}
+
+/* The engine: Redis with --redis (several instances share it), else the
+ * SQLite store alone. Returns 0 or -1 (logged). */
+static int engine_open(rdv_server *srv)
+{
+    rdv_engine_events ev = {
+        .user = srv,
+        .deliver = on_remote_message,
+        .replaced = rdv_presence_replaced,
+        .presence = rdv_presence_remote,
+        .reconnected = rdv_presence_rejoin,
+    };
+    if (srv->cfg->redis_url[0]) {
+        char err[256] = "";
+        srv->engine = rdv_engine_redis_new(srv->cfg->redis_url, srv->ctx, &ev, err, sizeof err);
+        if (!srv->engine) {
+            rdv_error(srv->log, "--redis %s: %s", srv->cfg->redis_url, err);
+            return -1;
+        }
+    } else {
+        srv->engine = rdv_engine_sqlite_new(srv->store, &ev);
+        if (!srv->engine) {
+            rdv_error(srv->log, "out of memory");
+            return -1;
+        }
+    }
+    rdv_engine_status st;
+    rdv_engine_status_get(srv->engine, &st);
+    if (st.instance_id[0])
+        rdv_info(srv->log, "engine %s, instance %s", st.engine, st.instance_id);
+    return 0;
+}
+
 /* ---- start / run / destroy -------------------------------------------- */
 
 /* True when addr is an IPv4 literal (the listener then binds IPv4 only). */
@@ -597,6 +640,8 @@ int rdv_server_start(rdv_server *srv)
         return -1;
     }
     signal_ctx = srv->ctx;
+    if (engine_open(srv) != 0)
+        return -1;
     if (!srv->uv) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -646,9 +691,13 @@ void rdv_server_destroy(rdv_server *srv)
         lws_sul_cancel(&srv->sul_stop);
         lws_sul_cancel(&srv->sul_uvstop);
         rdv_accept_gate_stop(srv);
+        if (srv->engine)
+            rdv_engine_detach(srv->engine); /* the context is going: no more wake-ups */
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
     }
+    rdv_engine_destroy(srv->engine);
+    srv->engine = NULL;
     /* lws closed (and released) every fd it adopted; close the rest */
     for (int i = 0; i < srv->n_stun; i++)
         rdv_stun_server_close(&srv->stun[i]);

@@ -12,6 +12,7 @@
 #include "accept_gate.h"
 #include "config.h"
 #include "conn.h"
+#include "engine.h"
 #include "hmap.h"
 #include "metrics.h"
 #include "relay.h"
@@ -26,7 +27,9 @@
 typedef struct rdv_server {
     const rdv_config *cfg;
     const rdv_logger *log;
-    rdv_store *store;
+    rdv_store *store;                /* the SQLite file (sqlite engine) */
+    rdv_engine *engine;              /* presence, offline queue, other instances */
+    uint32_t next_serial;            /* rdv_conn.serial of the next hello */
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     lws_retry_bo_t retry;            /* ping / idle policy of the vhost */

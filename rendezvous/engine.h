@@ -1,0 +1,233 @@
+/* engine.h - where the server keeps what outlives a connection or spans
+ * instances: node presence, the offline queue, and delivery to nodes that
+ * are connected to another instance of the same cluster.
+ *
+ * Two engines implement it:
+ *   - sqlite (engine_sqlite.c, the default): one instance alone, presence
+ *     and the queue in the SQLite file of store.c; nothing is ever on
+ *     "another instance".
+ *   - redis (engine_redis.c, --redis URL): any number of instances share
+ *     one Redis for presence, the queue and a pub/sub bus between them.
+ * Routing, presence and auth code call only this interface, so a third
+ * engine (NATS, Valkey cluster) needs no change there.
+ *
+ * Threading: every call and every callback happens on the event loop's
+ * thread. An engine that waits on a network (redis) does so on threads of
+ * its own and hands results back through rdv_engine_poll(), which the loop
+ * calls when woken (lws_cancel_service). A callback may therefore run
+ * before the call that started it returns (sqlite) or much later (redis):
+ * callers keep nothing on the stack for it and find their connection again
+ * by node ID and serial (rdv_conn.serial) when it runs.
+ */
+#ifndef RDV_SERVER_ENGINE_H
+#define RDV_SERVER_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ids.h"
+#include "store.h" /* rdv_presence, rdv_queued_msg */
+
+struct lws_context;
+
+typedef struct rdv_engine rdv_engine;
+
+/* What the engine hands the server (on the loop thread). */
+typedef struct rdv_engine_events {
+    void *user;
+    /* A message for node m->recipient that another instance routed here.
+     * The server sends m->raw if the node is connected here, else puts it
+     * back in the queue (rdv_engine_requeue). */
+    void (*deliver)(void *user, const rdv_queued_msg *m);
+    /* Node `id` authenticated on another instance: the server closes its
+     * connection here with serial `serial` (4001, replaced). */
+    void (*replaced)(void *user, const char *id, uint32_t serial);
+    /* Presence of `id` changed on another instance (peerOnline /
+     * peerOffline for watchers here). nat is NULL when going offline. */
+    void (*presence)(void *user, const char *id, bool online, const char *nat,
+                     int64_t last_seen);
+    /* The shared store answers again after an outage (or a late start):
+     * the server records its connected nodes again (rdv_engine_joined). */
+    void (*reconnected)(void *user);
+} rdv_engine_events;
+
+/* Outcome of rdv_engine_route(). */
+typedef enum rdv_route_result {
+    RDV_ROUTE_FORWARDED = 0, /* handed to the instance the node is connected to */
+    RDV_ROUTE_QUEUED,        /* stored for the offline node; `queued` may be sent */
+    RDV_ROUTE_QUEUE_FULL,    /* the node's queue is at its cap: nothing stored */
+    RDV_ROUTE_ERROR          /* the engine could not store it: nothing stored */
+} rdv_route_result;
+
+/* One message to route to a node that is not connected to this instance. */
+typedef struct rdv_route_msg {
+    const char *to, *from, *type, *session_id; /* session_id may be NULL */
+    const uint8_t *raw;
+    size_t raw_len;
+    int64_t created, expires; /* ms since the epoch */
+    int cap;                  /* --offline-queue-max */
+} rdv_route_msg;
+
+typedef void (*rdv_route_cb)(void *user, rdv_route_result r);
+typedef void (*rdv_lookup_cb)(void *user, const rdv_presence *res, size_t n);
+typedef void (*rdv_msg_cb)(void *user, const rdv_queued_msg *m);
+typedef void (*rdv_done_cb)(void *user, int n);
+
+/* The cluster view for /status and /metrics. */
+typedef struct rdv_engine_status {
+    const char *engine;        /* "sqlite" or "redis" */
+    char instance_id[33];      /* "" for sqlite */
+    int instances;             /* instances alive (1 for sqlite) */
+    bool connected;            /* the shared store answers */
+    uint64_t bus_in, bus_out;  /* messages received from / sent to other instances */
+    uint64_t errors;           /* engine errors since start */
+} rdv_engine_status;
+
+typedef struct rdv_engine_ops {
+    const char *name;
+    void (*joined)(rdv_engine *e, const char *id, uint32_t serial, const char *nat,
+                   const char *ip, int port, int64_t now);
+    void (*left)(rdv_engine *e, const char *id, uint32_t serial, int64_t now);
+    void (*lookup)(rdv_engine *e, const char *const *ids, size_t n, rdv_lookup_cb cb,
+                   void *user);
+    void (*route)(rdv_engine *e, const rdv_route_msg *m, rdv_route_cb cb, void *user);
+    void (*requeue)(rdv_engine *e, const rdv_queued_msg *m);
+    void (*take)(rdv_engine *e, const char *id, int64_t now, rdv_msg_cb each, rdv_done_cb done,
+                 void *user);
+    void (*expire)(rdv_engine *e, int64_t now, rdv_msg_cb each, void *user);
+    void (*notify)(rdv_engine *e, const char *to, const uint8_t *raw, size_t len);
+    int64_t (*queue_depth)(rdv_engine *e);
+    bool (*healthy)(rdv_engine *e);
+    int (*flush)(rdv_engine *e);
+    void (*poll)(rdv_engine *e);
+    void (*status)(rdv_engine *e, rdv_engine_status *out);
+    void (*detach)(rdv_engine *e);
+    void (*destroy)(rdv_engine *e);
+} rdv_engine_ops;
+
+struct rdv_engine {
+    const rdv_engine_ops *ops;
+    rdv_engine_events ev;
+};
+
+/* The SQLite engine over an open store (not owned: the caller closes it
+ * after rdv_engine_destroy). Returns NULL when out of memory. */
+rdv_engine *rdv_engine_sqlite_new(rdv_store *store, const rdv_engine_events *ev);
+
+/* The Redis engine for url ("redis://HOST:PORT[/DB]" or "unix:///PATH"),
+ * password from the environment variable RENDEZVOUS_REDIS_PASSWORD (never
+ * a flag: ps shows flags). ctx is woken (lws_cancel_service) when results
+ * wait for rdv_engine_poll. It connects in the background: a Redis that
+ * is down at start is retried with backoff. The local store keeps serving
+ * nothing in this mode. Returns NULL with a message in err. */
+rdv_engine *rdv_engine_redis_new(const char *url, struct lws_context *ctx,
+                                 const rdv_engine_events *ev, char *err, size_t errlen);
+
+/* Records that node id authenticated here on the connection with serial
+ * `serial` (replaces an older connection elsewhere: events.replaced). */
+static inline void rdv_engine_joined(rdv_engine *e, const char *id, uint32_t serial,
+                                     const char *nat, const char *ip, int port, int64_t now)
+{
+    e->ops->joined(e, id, serial, nat, ip, port, now);
+}
+
+/* Records that the connection `serial` of node id ended (nothing when the
+ * node has since authenticated elsewhere). */
+static inline void rdv_engine_left(rdv_engine *e, const char *id, uint32_t serial, int64_t now)
+{
+    e->ops->left(e, id, serial, now);
+}
+
+/* Stored presence of n node IDs (online on any instance, last seen, NAT
+ * type); cb gets n results in order. */
+static inline void rdv_engine_lookup(rdv_engine *e, const char *const *ids, size_t n,
+                                     rdv_lookup_cb cb, void *user)
+{
+    e->ops->lookup(e, ids, n, cb, user);
+}
+
+/* Routes a message for a node not connected here: to the instance that
+ * has it, else into its offline queue (cb says which). */
+static inline void rdv_engine_route(rdv_engine *e, const rdv_route_msg *m, rdv_route_cb cb,
+                                    void *user)
+{
+    e->ops->route(e, m, cb, user);
+}
+
+/* Puts back a message that reached this instance for a node that had
+ * already gone (no answer to anyone; expires as it would have). */
+static inline void rdv_engine_requeue(rdv_engine *e, const rdv_queued_msg *m)
+{
+    e->ops->requeue(e, m);
+}
+
+/* Takes the unexpired messages queued for id (each, in order), then done
+ * with their number or -1 on failure. */
+static inline void rdv_engine_take(rdv_engine *e, const char *id, int64_t now, rdv_msg_cb each,
+                                   rdv_done_cb done, void *user)
+{
+    e->ops->take(e, id, now, each, done, user);
+}
+
+/* Removes the messages whose TTL passed; each is called once per message
+ * cluster-wide (on the instance that removed it). */
+static inline void rdv_engine_expire(rdv_engine *e, int64_t now, rdv_msg_cb each, void *user)
+{
+    e->ops->expire(e, now, each, user);
+}
+
+/* Sends a server-made message (an `error` for a sender) to node `to`
+ * wherever it is connected; dropped when it is not connected anywhere. */
+static inline void rdv_engine_notify(rdv_engine *e, const char *to, const uint8_t *raw,
+                                     size_t len)
+{
+    e->ops->notify(e, to, raw, len);
+}
+
+/* Messages waiting in the queue (cluster-wide), or -1. */
+static inline int64_t rdv_engine_queue_depth(rdv_engine *e)
+{
+    return e->ops->queue_depth(e);
+}
+
+/* True while the engine can store (for /healthz). */
+static inline bool rdv_engine_healthy(rdv_engine *e)
+{
+    return e->ops->healthy(e);
+}
+
+/* Commits batched writes (sqlite; nothing for redis). Returns 0 or -1. */
+static inline int rdv_engine_flush(rdv_engine *e)
+{
+    return e->ops->flush(e);
+}
+
+/* Runs the callbacks of finished work (the loop calls it when woken). */
+static inline void rdv_engine_poll(rdv_engine *e)
+{
+    e->ops->poll(e);
+}
+
+/* Fills the cluster view. */
+static inline void rdv_engine_status_get(rdv_engine *e, rdv_engine_status *out)
+{
+    e->ops->status(e, out);
+}
+
+/* The loop's context is about to be destroyed: never wake it again
+ * (results wait, callbacks still run from rdv_engine_poll). */
+static inline void rdv_engine_detach(rdv_engine *e)
+{
+    e->ops->detach(e);
+}
+
+/* Stops the engine's threads (pending callbacks are dropped) and frees it.
+ * NULL-safe. */
+static inline void rdv_engine_destroy(rdv_engine *e)
+{
+    if (e)
+        e->ops->destroy(e);
+}
+
+#endif

@@ -1,0 +1,184 @@
+/* engine_sqlite.c - the default engine: one instance alone on the SQLite
+ * store (store.c). Every call completes before it returns; no node is ever
+ * on another instance, so route() always queues and nothing arrives from
+ * outside (see engine.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+typedef struct sqlite_engine {
+    rdv_engine base;
+    rdv_store *store;
+    uint64_t errors;
+} sqlite_engine;
+
+static sqlite_engine *of(rdv_engine *e)
+{
+    return (sqlite_engine *)e;
+}
+
+static void sq_joined(rdv_engine *e, const char *id, uint32_t serial, const char *nat,
+                      const char *ip, int port, int64_t now)
+{
+    (void)serial;
+    if (rdv_store_node_online(of(e)->store, id, nat, ip, port, now) != RDV_STORE_OK)
+        of(e)->errors++;
+}
+
+static void sq_left(rdv_engine *e, const char *id, uint32_t serial, int64_t now)
+{
+    (void)serial;
+    int rc = rdv_store_node_offline(of(e)->store, id, now);
+    if (rc != RDV_STORE_OK && rc != RDV_STORE_ENOTFOUND)
+        of(e)->errors++;
+}
+
+static void sq_lookup(rdv_engine *e, const char *const *ids, size_t n, rdv_lookup_cb cb,
+                      void *user)
+{
+    rdv_presence res[RDV_MAX_IDS_PER_REQUEST];
+    if (n > RDV_MAX_IDS_PER_REQUEST)
+        n = RDV_MAX_IDS_PER_REQUEST;
+    for (size_t i = 0; i < n; i++) {
+        memset(&res[i], 0, sizeof res[i]);
+        if (rdv_store_lookup(of(e)->store, ids[i], &res[i]) != RDV_STORE_OK) {
+            memset(&res[i], 0, sizeof res[i]);
+            of(e)->errors++;
+        }
+    }
+    cb(user, res, n);
+}
+
+static void sq_route(rdv_engine *e, const rdv_route_msg *m, rdv_route_cb cb, void *user)
+{
+    int rc = rdv_store_queue_push(of(e)->store, m->to, m->from, m->type, m->session_id, m->raw,
+                                  m->raw_len, m->created, m->expires, m->cap);
+    if (rc == RDV_STORE_OK)
+        cb(user, RDV_ROUTE_QUEUED);
+    else if (rc == RDV_STORE_EFULL)
+        cb(user, RDV_ROUTE_QUEUE_FULL);
+    else {
+        of(e)->errors++;
+        cb(user, RDV_ROUTE_ERROR);
+    }
+}
+
+/* Nothing arrives from other instances, so nothing is ever put back. */
+static void sq_requeue(rdv_engine *e, const rdv_queued_msg *m)
+{
+    (void)e;
+    (void)m;
+}
+
+typedef struct take_ctx {
+    rdv_msg_cb each;
+    void *user;
+} take_ctx;
+
+static void take_one(const rdv_queued_msg *m, void *user)
+{
+    take_ctx *t = user;
+    t->each(t->user, m);
+}
+
+static void sq_take(rdv_engine *e, const char *id, int64_t now, rdv_msg_cb each,
+                    rdv_done_cb done, void *user)
+{
+    take_ctx t = {each, user};
+    int n = rdv_store_queue_take(of(e)->store, id, now, take_one, &t);
+    if (n < 0)
+        of(e)->errors++;
+    if (done)
+        done(user, n < 0 ? -1 : n);
+}
+
+static void sq_expire(rdv_engine *e, int64_t now, rdv_msg_cb each, void *user)
+{
+    take_ctx t = {each, user};
+    if (rdv_store_queue_expire(of(e)->store, now, take_one, &t) < 0)
+        of(e)->errors++;
+}
+
+/* A node not connected here is connected nowhere. */
+static void sq_notify(rdv_engine *e, const char *to, const uint8_t *raw, size_t len)
+{
+    (void)e;
+    (void)to;
+    (void)raw;
+    (void)len;
+}
+
+static int64_t sq_queue_depth(rdv_engine *e)
+{
+    return rdv_store_queue_depth(of(e)->store);
+}
+
+static bool sq_healthy(rdv_engine *e)
+{
+    return rdv_store_writable(of(e)->store);
+}
+
+static int sq_flush(rdv_engine *e)
+{
+    if (rdv_store_flush(of(e)->store) == RDV_STORE_OK)
+        return 0;
+    of(e)->errors++;
+    return -1;
+}
+
+static void sq_poll(rdv_engine *e)
+{
+    (void)e;
+}
+
+static void sq_status(rdv_engine *e, rdv_engine_status *out)
+{
+    memset(out, 0, sizeof *out);
+    out->engine = "sqlite";
+    out->instances = 1;
+    out->connected = rdv_store_writable(of(e)->store);
+    out->errors = of(e)->errors;
+}
+
+static void sq_detach(rdv_engine *e)
+{
+    (void)e;
+}
+
+static void sq_destroy(rdv_engine *e)
+{
+    free(e);
+}
+
+static const rdv_engine_ops sqlite_ops = {
+    .name = "sqlite",
+    .joined = sq_joined,
+    .left = sq_left,
+    .lookup = sq_lookup,
+    .route = sq_route,
+    .requeue = sq_requeue,
+    .take = sq_take,
+    .expire = sq_expire,
+    .notify = sq_notify,
+    .queue_depth = sq_queue_depth,
+    .healthy = sq_healthy,
+    .flush = sq_flush,
+    .poll = sq_poll,
+    .status = sq_status,
+    .detach = sq_detach,
+    .destroy = sq_destroy,
+};
+
+rdv_engine *rdv_engine_sqlite_new(rdv_store *store, const rdv_engine_events *ev)
+{
+    sqlite_engine *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->base.ops = &sqlite_ops;
+    if (ev)
+        s->base.ev = *ev;
+    s->store = store;
+    return &s->base;
+}
