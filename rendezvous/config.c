@@ -123,6 +123,10 @@ static const opt options[] = {
      "(none when --stun-port is 0; left out with a warning when taken), 0 = none"},
     {"--stun-alt-address", "RENDEZVOUS_STUN_ALT_ADDRESS", "ADDR", K_STR, F(stun_alt_address), "",
      0, 0, "second IP of this host for RFC 5780 address tests (needs a specific --listen)"},
+    {"--drain-window", "RENDEZVOUS_DRAIN_WINDOW", "MS", K_INT, F(drain_window_ms), "0", 0,
+     3600000,
+     "on SIGTERM, close the nodes in batches over this long so they reconnect to other "
+     "instances spread out (0 = all at once)"},
     {"--redis", "RENDEZVOUS_REDIS", "URL", K_STR, F(redis_url), "", 0, 0,
      "join the cluster sharing this Redis (redis://HOST:PORT[/DB] or unix:///PATH; password "
      "from RENDEZVOUS_REDIS_PASSWORD)"},

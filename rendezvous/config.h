@@ -51,6 +51,7 @@ typedef struct rdv_config {
                                   * environment: failing to open the STUN
                                   * socket is then fatal, not a warning */
     char redis_url[512];         /* --redis: empty = the SQLite engine alone */
+    int64_t drain_window_ms;     /* --drain-window: SIGTERM closes spread over it */
     rdv_logger log;              /* --log-level, --log-json */
 } rdv_config;
 

@@ -25,8 +25,11 @@
  *
  * Signals: the handler (with libuv: lws' signal callback) only sets a
  * sig_atomic_t and calls lws_cancel_service(); the loop then sends every
- * connection `error` shutting_down and a 1001 close, waits for them to go
- * (at most SHUTDOWN_GRACE_MS) and returns.
+ * connection `error` shutting_down and a 1001 close (with --drain-window,
+ * the authenticated nodes in equal batches over the window, so they
+ * reconnect to other instances spread out; new upgrades get 503 and
+ * /healthz 503 meanwhile), waits for them to go (at most
+ * SHUTDOWN_GRACE_MS after the window) and returns.
  */
 #include "server.h"
 
@@ -63,6 +66,7 @@
 #define FLUSH_DELAY_US 20000     /* store batch commit delay */
 #define SWEEP_INTERVAL_US 500000 /* offline-queue expiry sweep */
 #define SHUTDOWN_GRACE_MS 3000
+#define DRAIN_TICK_MS 100          /* --drain-window: one batch this often */
 #define UV_PLUGIN "libwebsockets-evlib_uv.so" /* lws 4.1 evlib plugin */
 
 /* Set by the signal handler only; read by the loop. */
@@ -184,25 +188,63 @@ static void close_node(rdv_hnode *n, void *user)
     close_going_away(user, rdv_container_of(n, rdv_conn, link.node));
 }
 
+/* Draining: closes up to `left` nodes not yet closing per call. */
+typedef struct drain_batch {
+    rdv_server *srv;
+    uint32_t left;
+} drain_batch;
+
+static void close_some(rdv_hnode *n, void *user)
+{
+    drain_batch *b = user;
+    rdv_conn *c = rdv_container_of(n, rdv_conn, link.node);
+    if (!b->left || c->close_code)
+        return;
+    b->left--;
+    close_going_away(b->srv, c);
+}
+
+/* --drain-window: one batch of nodes every DRAIN_TICK_MS, so that they
+ * reconnect to the other instances spread over the window. */
+static void drain_cb(lws_sorted_usec_list_t *sul)
+{
+    rdv_server *srv = lws_container_of(sul, rdv_server, sul_drain);
+    drain_batch b = {srv, srv->drain_batch};
+    rdv_hmap_each(&srv->nodes, close_some, &b);
+    if (b.left == srv->drain_batch)
+        return; /* every node is closing: the last CLOSED ends the loop */
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_drain, drain_cb,
+                     (lws_usec_t)DRAIN_TICK_MS * 1000);
+}
+
 static void begin_shutdown(rdv_server *srv)
 {
     if (srv->shutting_down)
         return;
     srv->shutting_down = true;
-    rdv_info(srv->log, "signal %d: shutting down, closing %llu connection(s)", (int)signal_seen,
-             (unsigned long long)srv->m.connections);
+    int64_t window = srv->cfg->drain_window_ms;
+    rdv_info(srv->log, "signal %d: shutting down, closing %llu connection(s)%s", (int)signal_seen,
+             (unsigned long long)srv->m.connections,
+             window > 0 ? " spread over --drain-window" : "");
     while (srv->pending_head) {
         rdv_conn *c = srv->pending_head;
         rdv_auth_forget(srv, c);
         close_going_away(srv, c);
     }
-    rdv_hmap_each(&srv->nodes, close_node, srv);
+    if (window > 0 && srv->nodes.count > 0) {
+        uint64_t ticks = (uint64_t)(window + DRAIN_TICK_MS - 1) / DRAIN_TICK_MS;
+        uint64_t batch = (srv->nodes.count + ticks - 1) / ticks;
+        srv->drain_batch = (uint32_t)(batch ? batch : 1);
+        drain_cb(&srv->sul_drain);
+    } else {
+        rdv_hmap_each(&srv->nodes, close_node, srv);
+    }
     if (srv->m.connections == 0) {
         stop_loop(srv);
         return;
     }
     lws_sul_schedule(srv->ctx, 0, &srv->sul_stop, stop_cb,
-                     (lws_usec_t)SHUTDOWN_GRACE_MS * 1000);
+                     (lws_usec_t)(SHUTDOWN_GRACE_MS + (window > 0 ? window : 0)) * 1000);
 }
 
 /* ---- the rendezvous.v1 protocol ---------------------------------------- */
@@ -689,6 +731,7 @@ void rdv_server_destroy(rdv_server *srv)
         lws_sul_cancel(&srv->sul_auth);
         lws_sul_cancel(&srv->sul_sweep);
         lws_sul_cancel(&srv->sul_stop);
+        lws_sul_cancel(&srv->sul_drain);
         lws_sul_cancel(&srv->sul_uvstop);
         rdv_accept_gate_stop(srv);
         if (srv->engine)

@@ -54,6 +54,8 @@ typedef struct rdv_server {
     lws_sorted_usec_list_t sul_sweep;    /* offline-queue expiry */
     lws_sorted_usec_list_t sul_stop;     /* shutdown deadline */
     lws_sorted_usec_list_t sul_uvstop;   /* libuv: leave the loop */
+    lws_sorted_usec_list_t sul_drain;    /* --drain-window: next batch */
+    uint32_t drain_batch;                /* nodes closed per drain tick */
     int64_t handshake_log_ms;        /* last "refusing connections" line */
     bool flush_armed;
     bool auth_armed;
