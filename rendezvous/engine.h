@@ -50,6 +50,9 @@ typedef struct rdv_engine_events {
     /* The shared store answers again after an outage (or a late start):
      * the server records its connected nodes again (rdv_engine_joined). */
     void (*reconnected)(void *user);
+    /* A relay frame from another instance ("R ..." header + bytes, the
+     * relay's own format: relay.c). */
+    void (*relay_in)(void *user, const uint8_t *payload, size_t len);
 } rdv_engine_events;
 
 /* Outcome of rdv_engine_route(). */
@@ -73,6 +76,9 @@ typedef void (*rdv_route_cb)(void *user, rdv_route_result r);
 typedef void (*rdv_lookup_cb)(void *user, const rdv_presence *res, size_t n);
 typedef void (*rdv_msg_cb)(void *user, const rdv_queued_msg *m);
 typedef void (*rdv_done_cb)(void *user, int n);
+/* inst: the instance the frame went to, NULL when the node is connected to
+ * no other live instance. */
+typedef void (*rdv_relay_route_cb)(void *user, const char *inst);
 
 /* The cluster view for /status and /metrics. */
 typedef struct rdv_engine_status {
@@ -97,6 +103,9 @@ typedef struct rdv_engine_ops {
                  void *user);
     void (*expire)(rdv_engine *e, int64_t now, rdv_msg_cb each, void *user);
     void (*notify)(rdv_engine *e, const char *to, const uint8_t *raw, size_t len);
+    void (*relay_route)(rdv_engine *e, const char *to, const uint8_t *payload, size_t len,
+                        rdv_relay_route_cb cb, void *user);
+    void (*relay_send)(rdv_engine *e, const char *inst, const uint8_t *payload, size_t len);
     int64_t (*queue_depth)(rdv_engine *e);
     bool (*healthy)(rdv_engine *e);
     int (*flush)(rdv_engine *e);
@@ -183,6 +192,22 @@ static inline void rdv_engine_notify(rdv_engine *e, const char *to, const uint8_
                                      size_t len)
 {
     e->ops->notify(e, to, raw, len);
+}
+
+/* Sends a relay frame to the live instance that holds node `to` (not
+ * this one); cb says which instance, or NULL (then nothing was sent). */
+static inline void rdv_engine_relay_route(rdv_engine *e, const char *to, const uint8_t *payload,
+                                          size_t len, rdv_relay_route_cb cb, void *user)
+{
+    e->ops->relay_route(e, to, payload, len, cb, user);
+}
+
+/* Sends a relay frame to instance `inst` (fire and forget: a frame for a
+ * session the other side no longer has is dropped there). */
+static inline void rdv_engine_relay_send(rdv_engine *e, const char *inst,
+                                         const uint8_t *payload, size_t len)
+{
+    e->ops->relay_send(e, inst, payload, len);
 }
 
 /* Messages waiting in the queue (cluster-wide), or -1. */

@@ -42,6 +42,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define EXPIRE_BATCH 100      /* node queues looked at per expiry sweep */
+#define PIPELINE_MAX 64       /* jobs sent in one round trip */
 
 typedef enum job_kind {
     J_JOINED,
@@ -52,6 +53,8 @@ typedef enum job_kind {
     J_TAKE,
     J_EXPIRE,
     J_NOTIFY,
+    J_RELAYTO,
+    J_PUBLISH,    /* args: channel, payload */
     /* produced by the threads, not the loop */
     E_INBOX,      /* a message on this instance's channel */
     E_PRESENCE,   /* a line on rdv:presence */
@@ -80,6 +83,8 @@ typedef struct job {
     rdv_route_cb route_cb;
     rdv_msg_cb each;
     rdv_done_cb done;
+    rdv_relay_route_cb relay_cb;
+    char inst[33];      /* J_RELAYTO: where it went */
     void *user;
 } job;
 
@@ -343,8 +348,101 @@ static redisContext *open_conn(redis_engine *r, char *why, size_t whylen)
     return c;
 }
 
-/* EVAL script with j's arguments. Returns the reply (caller frees) or NULL
- * when the connection failed (*broken set) or Redis refused. */
+static const char *script_of(job_kind k)
+{
+    switch (k) {
+    case J_JOINED: return RDV_LUA_JOIN;
+    case J_LEFT: return RDV_LUA_LEAVE;
+    case J_LOOKUP: return RDV_LUA_LOOKUP;
+    case J_ROUTE: return RDV_LUA_ROUTE;
+    case J_REQUEUE: return RDV_LUA_REQUEUE;
+    case J_TAKE: return RDV_LUA_TAKE;
+    case J_EXPIRE: return RDV_LUA_EXPIRE;
+    case J_NOTIFY: return RDV_LUA_NOTIFY;
+    case J_RELAYTO: return RDV_LUA_RELAYTO;
+    default: return NULL;
+    }
+}
+
+/* Appends j's command (EVAL of its script, or PUBLISH) to c's output. */
+static bool append_job(redisContext *c, const job *j)
+{
+    const char *argv[12];
+    size_t lens[12];
+    int n = 0;
+    if (j->kind == J_PUBLISH) {
+        argv[n] = "PUBLISH";
+        lens[n++] = 7;
+    } else {
+        const char *script = script_of(j->kind);
+        if (!script)
+            return false;
+        argv[n] = "EVAL";
+        lens[n++] = 4;
+        argv[n] = script;
+        lens[n++] = strlen(script);
+        argv[n] = "0";
+        lens[n++] = 1;
+    }
+    for (int i = 0; i < j->nargs; i++) {
+        argv[n] = j->args[i];
+        lens[n++] = j->arglen[i];
+    }
+    return redisAppendCommandArgv(c, n, argv, lens) == REDIS_OK;
+}
+
+/* Stores the reply of j (taking it). */
+static void take_reply(redis_engine *r, job *j, redisReply *rep)
+{
+    if (rep->type == REDIS_REPLY_ERROR) {
+        j->failed = true;
+        atomic_fetch_add(&r->errors, 1);
+        freeReplyObject(rep);
+        return;
+    }
+    if (rep->type == REDIS_REPLY_INTEGER)
+        j->ires = rep->integer;
+    if (rep->type == REDIS_REPLY_STRING && j->kind == J_RELAYTO)
+        snprintf(j->inst, sizeof j->inst, "%.*s", (int)rep->len, rep->str);
+    if (rep->type == REDIS_REPLY_ARRAY) {
+        j->reply = rep;
+        rep = NULL;
+    }
+    if (rep)
+        freeReplyObject(rep);
+    if ((j->kind == J_ROUTE && j->ires == 0) || (j->kind == J_NOTIFY && j->ires > 0) ||
+        (j->kind == J_RELAYTO && j->inst[0]) || j->kind == J_PUBLISH)
+        atomic_fetch_add(&r->bus_out, 1);
+}
+
+/* Runs n jobs on c pipelined (one round trip for all). False when the
+ * connection broke: the jobs without a reply are failed. */
+static bool run_jobs(redis_engine *r, redisContext *c, job **jobs, int n)
+{
+    int appended = 0;
+    while (appended < n && append_job(c, jobs[appended]))
+        appended++;
+    bool ok = appended == n;
+    for (int i = 0; i < appended; i++) {
+        void *rep = NULL;
+        if (redisGetReply(c, &rep) == REDIS_OK && rep) {
+            take_reply(r, jobs[i], rep);
+            continue;
+        }
+        ok = false;
+        for (int k = i; k < appended; k++)
+            jobs[k]->failed = true;
+        break;
+    }
+    for (int i = appended; i < n; i++)
+        jobs[i]->failed = true;
+    if (!ok)
+        atomic_fetch_add(&r->errors, 1);
+    return ok;
+}
+
+/* EVAL of script with j's arguments, synchronously (the heartbeat).
+ * Returns the reply or NULL (*broken: the connection failed). */
 static redisReply *eval(redisContext *c, const char *script, const job *j, bool *broken)
 {
     const char *argv[12];
@@ -370,46 +468,6 @@ static redisReply *eval(redisContext *c, const char *script, const job *j, bool 
         return NULL;
     }
     return rep;
-}
-
-static const char *script_of(job_kind k)
-{
-    switch (k) {
-    case J_JOINED: return RDV_LUA_JOIN;
-    case J_LEFT: return RDV_LUA_LEAVE;
-    case J_LOOKUP: return RDV_LUA_LOOKUP;
-    case J_ROUTE: return RDV_LUA_ROUTE;
-    case J_REQUEUE: return RDV_LUA_REQUEUE;
-    case J_TAKE: return RDV_LUA_TAKE;
-    case J_EXPIRE: return RDV_LUA_EXPIRE;
-    case J_NOTIFY: return RDV_LUA_NOTIFY;
-    default: return NULL;
-    }
-}
-
-/* Runs j on c. False when the connection broke (j is then failed too). */
-static bool run_job(redis_engine *r, redisContext *c, job *j)
-{
-    bool broken = false;
-    redisReply *rep = c ? eval(c, script_of(j->kind), j, &broken) : NULL;
-    if (!rep) {
-        j->failed = true;
-        atomic_fetch_add(&r->errors, 1);
-        return c && !broken;
-    }
-    if (rep->type == REDIS_REPLY_INTEGER)
-        j->ires = rep->integer;
-    if (rep->type == REDIS_REPLY_ARRAY) {
-        j->reply = rep;
-        rep = NULL;
-    }
-    if (rep)
-        freeReplyObject(rep);
-    if (j->kind == J_ROUTE && j->ires == 0)
-        atomic_fetch_add(&r->bus_out, 1);
-    if (j->kind == J_NOTIFY && j->ires > 0)
-        atomic_fetch_add(&r->bus_out, 1);
-    return true;
 }
 
 /* Heartbeat and dead-instance sweep; also refreshes the queue depth. */
@@ -450,12 +508,15 @@ static void *cmd_main(void *arg)
             pthread_mutex_unlock(&r->lock);
             break;
         }
-        job *j = r->todo_head;
-        if (j) {
-            r->todo_head = j->next;
-            if (!r->todo_head)
-                r->todo_tail = NULL;
-        } else {
+        job *batch[PIPELINE_MAX];
+        int nb = 0;
+        while (r->todo_head && nb < PIPELINE_MAX) {
+            batch[nb++] = r->todo_head;
+            r->todo_head = r->todo_head->next;
+        }
+        if (!r->todo_head)
+            r->todo_tail = NULL;
+        if (!nb) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_nsec += 200 * 1000000L;
@@ -498,16 +559,18 @@ static void *cmd_main(void *arg)
         }
         if (!c)
             atomic_store(&r->connected, false);
-        if (!j)
+        if (!nb)
             continue;
-        if (c && !run_job(r, c, j)) {
+        if (c && !run_jobs(r, c, batch, nb)) {
             redisFree(c);
             c = NULL;
             atomic_store(&r->connected, false);
         } else if (!c) {
-            j->failed = true;
+            for (int i = 0; i < nb; i++)
+                batch[i]->failed = true;
         }
-        finish(r, j);
+        for (int i = 0; i < nb; i++)
+            finish(r, batch[i]);
     }
     if (c)
         redisFree(c);
@@ -785,6 +848,34 @@ static void rd_notify(rdv_engine *e, const char *to, const uint8_t *raw, size_t 
     submit(r, j);
 }
 
+static void rd_relay_route(rdv_engine *e, const char *to, const uint8_t *payload, size_t len,
+                           rdv_relay_route_cb cb, void *user)
+{
+    redis_engine *r = of(e);
+    job *j = atomic_load(&r->connected) ? job_new(J_RELAYTO) : NULL;
+    if (!j || !job_str(j, to) || !job_arg(j, payload, len) || !job_str(j, r->id)) {
+        job_free(j);
+        cb(user, NULL);
+        return;
+    }
+    j->relay_cb = cb;
+    j->user = user;
+    submit(r, j);
+}
+
+static void rd_relay_send(rdv_engine *e, const char *inst, const uint8_t *payload, size_t len)
+{
+    redis_engine *r = of(e);
+    char ch[64];
+    snprintf(ch, sizeof ch, "rdv:i:%s", inst);
+    job *j = job_new(J_PUBLISH);
+    if (!j || !job_str(j, ch) || !job_arg(j, payload, len)) {
+        job_free(j);
+        return;
+    }
+    submit(r, j);
+}
+
 static int64_t rd_queue_depth(rdv_engine *e)
 {
     return (int64_t)atomic_load(&of(e)->depth_cache);
@@ -883,6 +974,9 @@ static void inbox(redis_engine *r, job *j)
         unsigned serial = 0;
         if (sscanf(p, "K %64s %u", id, &serial) == 2 && ev->replaced)
             ev->replaced(ev->user, id, serial);
+    } else if (p[0] == 'R') {
+        if (ev->relay_in)
+            ev->relay_in(ev->user, (const uint8_t *)p, j->payload_len);
     } else if (p[0] == 'N') {
         char *nl = memchr(p, '\n', j->payload_len);
         char id[RDV_NODE_ID_HEXLEN + 1];
@@ -926,6 +1020,7 @@ static void rd_poll(rdv_engine *e)
         case J_ROUTE: route_done(j); break;
         case J_TAKE: take_done(r, j); break;
         case J_EXPIRE: expire_done(r, j); break;
+        case J_RELAYTO: j->relay_cb(j->user, !j->failed && j->inst[0] ? j->inst : NULL); break;
         case E_INBOX: inbox(r, j); break;
         case E_PRESENCE: presence_line(r, j); break;
         case E_RECONNECTED:
@@ -1000,6 +1095,8 @@ static const rdv_engine_ops redis_ops = {
     .take = rd_take,
     .expire = rd_expire,
     .notify = rd_notify,
+    .relay_route = rd_relay_route,
+    .relay_send = rd_relay_send,
     .queue_depth = rd_queue_depth,
     .healthy = rd_healthy,
     .flush = rd_flush,

@@ -15,7 +15,8 @@
  * An entry (queued, or sent to an inbox) is a header line and the raw
  * message: "M TO FROM TYPE SID CREATED EXPIRES\n" + bytes (SID "-" when
  * none). Inbox control lines: "K ID SERIAL" (ID authenticated elsewhere:
- * close its connection SERIAL), "N TO\n" + bytes (a notice for TO).
+ * close its connection SERIAL), "N TO\n" + bytes (a notice for TO), and
+ * relay frames "R ..." (relay.c's format, passed through).
  * Presence lines: "P INST ID 1 NAT LAST" / "P INST ID 0 - LAST".
  */
 #ifndef RDV_SERVER_ENGINE_REDIS_SCRIPTS_H
@@ -122,6 +123,16 @@
     "  return redis.call('PUBLISH','rdv:i:'..v[2],ARGV[2])\n"                                  \
     "end\n"                                                                                    \
     "return 0\n"
+
+/* ARGV: to payload origin. To the live instance holding `to` if it is not
+ * the origin; returns that instance's ID, or "" when nothing was sent. */
+#define RDV_LUA_RELAYTO                                                                        \
+    "local v=redis.call('HMGET','rdv:n:'..ARGV[1],'online','inst')\n"                          \
+    "if v[1]=='1' and v[2] and v[2]~=ARGV[3] and "                                             \
+    "redis.call('EXISTS','rdv:inst:'..v[2])==1 then\n"                                         \
+    "  if redis.call('PUBLISH','rdv:i:'..v[2],ARGV[2])>0 then return v[2] end\n"               \
+    "end\n"                                                                                    \
+    "return ''\n"
 
 /* ARGV: inst now ttl_ms. The heartbeat; then finds instances whose
  * heartbeat stopped and, for each one this caller is the first to see,

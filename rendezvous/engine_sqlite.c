@@ -110,6 +110,25 @@ static void sq_notify(rdv_engine *e, const char *to, const uint8_t *raw, size_t 
     (void)len;
 }
 
+/* Alone: no node is on another instance. */
+static void sq_relay_route(rdv_engine *e, const char *to, const uint8_t *payload, size_t len,
+                           rdv_relay_route_cb cb, void *user)
+{
+    (void)e;
+    (void)to;
+    (void)payload;
+    (void)len;
+    cb(user, NULL);
+}
+
+static void sq_relay_send(rdv_engine *e, const char *inst, const uint8_t *payload, size_t len)
+{
+    (void)e;
+    (void)inst;
+    (void)payload;
+    (void)len;
+}
+
 static int64_t sq_queue_depth(rdv_engine *e)
 {
     return rdv_store_queue_depth(of(e)->store);
@@ -162,6 +181,8 @@ static const rdv_engine_ops sqlite_ops = {
     .take = sq_take,
     .expire = sq_expire,
     .notify = sq_notify,
+    .relay_route = sq_relay_route,
+    .relay_send = sq_relay_send,
     .queue_depth = sq_queue_depth,
     .healthy = sq_healthy,
     .flush = sq_flush,

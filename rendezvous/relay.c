@@ -11,6 +11,19 @@
  * relayOpen on, the recipient only once it consented (OPEN), so nobody can
  * fill another node's slots with unanswered relayOpens.
  *
+ * Across instances (--redis). A side may be a node on another instance: a
+ * "remote peer" (conn NULL, its node ID and instance), owned by its one
+ * session and never in the peers table. What the local code would send to
+ * it goes as a bus frame to its instance ("R KIND SID FROM FROMINST TO\n"
+ * + the original bytes; KIND o relayOpen, r relayReady, c close (bytes:
+ * the reason), d text relayData, b binary relayData), and that instance,
+ * which holds the mirror session (the remote side there is this one's
+ * local node), delivers it (rdv_relay_bus_in). Each instance enforces the
+ * limits of its own node: the sender's rate, quota and session cap where
+ * it sends, the receiver's congestion where it receives. The recipient's
+ * instance is learnt from the engine when relayOpen is routed, the
+ * opener's from the frames it sends.
+ *
  * Re-entrancy. Sending a message can close its receiver (slow_consumer),
  * and closing a connection ends its sessions (rdv_relay_conn_gone), which
  * sends more messages. So a session is always taken out of every table and
@@ -21,6 +34,8 @@
 #include "relay.h"
 
 #include <libwebsockets.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,11 +55,14 @@ struct rdv_relay_session;
 
 typedef struct rdv_relay_peer {
     rdv_hnode node;
-    rdv_conn *conn;                  /* the key (pointer bytes) */
+    rdv_conn *conn;                  /* the key (pointer bytes); NULL: remote */
     struct rdv_relay_session *head;  /* sessions this connection is in */
     int count;                       /* counted against max_sessions */
     int64_t tokens;                  /* per-node byte bucket */
     int64_t refill_ms;
+    /* a remote peer only: */
+    uint8_t node_id[RDV_NODE_ID_BYTES];
+    char inst[33];                   /* its instance; "" until known */
 } rdv_relay_peer;
 
 typedef struct rdv_relay_session {
@@ -114,8 +132,12 @@ int rdv_relay_init(rdv_relay *r, const rdv_relay_limits *lim)
 static void free_session_cb(rdv_hnode *n, void *user)
 {
     rdv_relay *r = user;
+    rdv_relay_session *s = rdv_container_of(n, rdv_relay_session, node);
     rdv_hmap_del(&r->sessions, n);
-    free(rdv_container_of(n, rdv_relay_session, node));
+    for (int i = 0; i < 2; i++)
+        if (s->side[i] && !s->side[i]->conn)
+            free(s->side[i]); /* a remote peer: owned by the session */
+    free(s);
 }
 
 static void free_peer_cb(rdv_hnode *n, void *user)
@@ -157,6 +179,47 @@ static rdv_relay_peer *peer_of(rdv_relay *r, rdv_conn *c, bool create)
     p->refill_ms = rdv_mono_ms();
     rdv_hmap_put(&r->peers, &p->node);
     return p;
+}
+
+/* A peer for node `id` on another instance (inst may be "" for now). */
+static rdv_relay_peer *remote_peer_new(const uint8_t id[RDV_NODE_ID_BYTES], const char *inst)
+{
+    rdv_relay_peer *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    memcpy(p->node_id, id, RDV_NODE_ID_BYTES);
+    snprintf(p->inst, sizeof p->inst, "%s", inst ? inst : "");
+    return p;
+}
+
+static const uint8_t *peer_node(const rdv_relay_peer *p)
+{
+    return p->conn ? p->conn->node_id : p->node_id;
+}
+
+/* Sends a bus frame of `kind` for session sid (text) from node `from` to
+ * the remote peer `to` (nothing while its instance is unknown). */
+static void bus_send(struct rdv_server *srv, const rdv_relay_peer *to, char kind,
+                     const char *sid, const uint8_t *from, const uint8_t *body, size_t len)
+{
+    if (!to->inst[0] || !srv->engine)
+        return;
+    char fromhex[RDV_NODE_ID_HEXLEN + 1], tohex[RDV_NODE_ID_HEXLEN + 1];
+    sodium_bin2hex(fromhex, sizeof fromhex, from, RDV_NODE_ID_BYTES);
+    sodium_bin2hex(tohex, sizeof tohex, to->node_id, RDV_NODE_ID_BYTES);
+    char head[256];
+    int n = snprintf(head, sizeof head, "R %c %s %s %s %s\n", kind, sid, fromhex,
+                     srv->instance_id, tohex);
+    if (n < 0 || (size_t)n >= sizeof head)
+        return;
+    uint8_t *f = malloc((size_t)n + len);
+    if (!f)
+        return;
+    memcpy(f, head, (size_t)n);
+    if (len)
+        memcpy(f + n, body, len);
+    rdv_engine_relay_send(srv->engine, to->inst, f, (size_t)n + len);
+    free(f);
 }
 
 static rdv_relay_session *session_get(rdv_relay *r, const uint8_t id[RDV_UUID_BYTES])
@@ -207,6 +270,9 @@ static void session_destroy(rdv_relay *r, rdv_relay_session *s)
         r->n_opening--;
     }
     rdv_hmap_del(&r->sessions, &s->node);
+    for (int i = 0; i < 2; i++)
+        if (!s->side[i]->conn)
+            free(s->side[i]); /* remote peers belong to their session */
     free(s);
 }
 
@@ -222,24 +288,36 @@ static void send_close(struct rdv_server *srv, rdv_conn *c, const char *sid, con
 }
 
 /* Ends s: destroys it, then tells its sides (all but `skip`) with
- * relayClose (`reason`, or the end reason's name). s is freed on return. */
+ * relayClose (`reason`, or the end reason's name); a remote side hears it
+ * through its instance. s is freed on return. */
 static void session_end(rdv_relay *r, struct rdv_server *srv, rdv_relay_session *s,
-                        rdv_relay_end why, const rdv_conn *skip, const char *reason)
+                        rdv_relay_end why, const rdv_relay_peer *skip, const char *reason)
 {
     char sid[RDV_UUID_STRLEN + 1];
     rdv_uuid_from_bytes(s->id, sid);
-    rdv_conn *c0 = s->side[0]->conn, *c1 = s->side[1]->conn;
+    rdv_conn *c[2] = {s->side[0]->conn, s->side[1]->conn};
+    bool skipped[2] = {s->side[0] == skip, s->side[1] == skip};
+    rdv_relay_peer remote[2]; /* copies: remote peers are freed with s */
+    for (int i = 0; i < 2; i++)
+        if (!c[i])
+            remote[i] = *s->side[i];
     session_destroy(r, s);
     if ((unsigned)why < RDV_RELAY_END__COUNT)
         r->m.closed[why]++;
     const char *text = reason ? reason : rdv_relay_end_name(why);
     rdv_debug(srv->log, "relay session %s closed (%s)", sid, rdv_relay_end_name(why));
-    /* c0 may be closed by the first send (slow consumer); both pointers
+    /* c[0] may be closed by the first send (slow consumer); both pointers
      * stay valid until their LWS_CALLBACK_CLOSED, which cannot run here. */
-    if (c0 != skip)
-        send_close(srv, c0, sid, text);
-    if (c1 != skip)
-        send_close(srv, c1, sid, text);
+    for (int i = 0; i < 2; i++) {
+        if (skipped[i])
+            continue;
+        if (c[i]) {
+            send_close(srv, c[i], sid, text);
+        } else {
+            const uint8_t *from = c[1 - i] ? c[1 - i]->node_id : remote[1 - i].node_id;
+            bus_send(srv, &remote[i], 'c', sid, from, (const uint8_t *)text, strlen(text));
+        }
+    }
 }
 
 /* ---- token buckets ----------------------------------------------------- */
@@ -293,6 +371,114 @@ static bool body_sid(const json_t *body, uint8_t id[RDV_UUID_BYTES], const char 
     return *text && rdv_uuid_to_bytes(*text, id) == 0;
 }
 
+/* relayOpen for a node not connected here (cluster): the session is
+ * created with a remote recipient at once (its relayReady may come back
+ * before the engine says where the frame went) and the frame routed to
+ * the recipient's instance; when no instance has the node, the session
+ * goes and the opener gets peer_offline. */
+typedef struct open_ctx {
+    struct rdv_server *srv;
+    uint8_t id[RDV_UUID_BYTES];
+    uint8_t opener[RDV_NODE_ID_BYTES];
+    uint8_t to[RDV_NODE_ID_BYTES];
+} open_ctx;
+
+static void open_routed(void *user, const char *inst)
+{
+    open_ctx *x = user;
+    struct rdv_server *srv = x->srv;
+    rdv_relay *r = &srv->relay;
+    rdv_relay_session *s = session_get(r, x->id);
+    bool ours = s && !s->side[1]->conn && s->side[0]->conn &&
+                !memcmp(s->side[0]->conn->node_id, x->opener, RDV_NODE_ID_BYTES);
+    char sid[RDV_UUID_STRLEN + 1];
+    rdv_uuid_from_bytes(x->id, sid);
+    if (ours && inst) {
+        if (!s->side[1]->inst[0])
+            snprintf(s->side[1]->inst, sizeof s->side[1]->inst, "%s", inst);
+        srv->m.routed[RDV_MSG_RELAY_OPEN]++;
+    } else if (ours) {
+        rdv_conn *c = s->side[0]->conn;
+        session_destroy(r, s);
+        char hex[RDV_NODE_ID_HEXLEN + 1];
+        sodium_bin2hex(hex, sizeof hex, x->opener, RDV_NODE_ID_BYTES);
+        (void)rdv_conn_send_error(srv, c, RDV_EC_PEER_OFFLINE,
+                                  "the peer is not connected to any instance; a relay needs "
+                                  "both sides online (relayOpen is never queued)",
+                                  sid, "relayOpen", NULL);
+    } else if (inst) {
+        /* the session ended before the engine answered: end the mirror
+         * session the frame created there */
+        rdv_relay_peer gone;
+        memset(&gone, 0, sizeof gone);
+        memcpy(gone.node_id, x->to, RDV_NODE_ID_BYTES);
+        snprintf(gone.inst, sizeof gone.inst, "%s", inst);
+        static const char why[] = "peer_disconnected";
+        bus_send(srv, &gone, 'c', sid, x->opener, (const uint8_t *)why, sizeof why - 1);
+    }
+    free(x);
+}
+
+static int open_remote(rdv_relay *r, struct rdv_server *srv, rdv_conn *c,
+                       const uint8_t id[RDV_UUID_BYTES], const char *sid,
+                       const uint8_t to_id[RDV_NODE_ID_BYTES], const char *to,
+                       const uint8_t *raw, size_t len)
+{
+    const char *type = "relayOpen";
+    rdv_relay_peer *p = peer_of(r, c, true);
+    if (p && p->count >= r->lim.max_sessions) {
+        char m[200];
+        snprintf(m, sizeof m,
+                 "you already have %d relay sessions (the limit); close one with relayClose",
+                 r->lim.max_sessions);
+        (void)rdv_conn_send_error(srv, c, RDV_EC_LIMIT_EXCEEDED, m, sid, type, NULL);
+        return 0;
+    }
+    rdv_relay_peer *tp = p ? remote_peer_new(to_id, "") : NULL;
+    rdv_relay_session *s = tp ? calloc(1, sizeof *s) : NULL;
+    open_ctx *x = s ? calloc(1, sizeof *x) : NULL;
+    enum { HEAD_MAX = 256 };
+    uint8_t *frame = x ? malloc(HEAD_MAX + len) : NULL;
+    if (!frame) {
+        free(x);
+        free(s);
+        free(tp);
+        rdv_error(srv->log, "out of memory opening a relay session");
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", sid, type,
+                                  NULL);
+        return 0;
+    }
+    char fromhex[RDV_NODE_ID_HEXLEN + 1];
+    rdv_conn_node_hex(c, fromhex);
+    int n = snprintf((char *)frame, HEAD_MAX, "R o %s %s %s %s\n", sid, fromhex,
+                     srv->instance_id, to);
+    if (n < 0 || n >= HEAD_MAX) { /* cannot happen: fixed-size fields */
+        free(frame);
+        free(x);
+        free(s);
+        free(tp);
+        return 0;
+    }
+    memcpy(frame + n, raw, len);
+    memcpy(s->id, id, RDV_UUID_BYTES);
+    s->state = S_OPENING;
+    s->side[0] = p;
+    s->side[1] = tp;
+    s->last_ms = rdv_mono_ms();
+    rdv_hmap_put(&r->sessions, &s->node);
+    list_push(s, 0);
+    list_push(s, 1);
+    p->count++;
+    r->n_opening++;
+    x->srv = srv;
+    memcpy(x->id, id, RDV_UUID_BYTES);
+    memcpy(x->opener, c->node_id, RDV_NODE_ID_BYTES);
+    memcpy(x->to, to_id, RDV_NODE_ID_BYTES);
+    rdv_engine_relay_route(srv->engine, to, frame, (size_t)n + len, open_routed, x);
+    free(frame);
+    return 0;
+}
+
 int rdv_relay_open(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg,
                    const uint8_t *raw, size_t len)
 {
@@ -311,6 +497,8 @@ int rdv_relay_open(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_
         return 0;
     }
     rdv_conn *target = rdv_presence_find(srv, to_id);
+    if ((!target || target->close_code) && srv->cfg->redis_url[0] && !target)
+        return open_remote(r, srv, c, id, sid, to_id, to, raw, len);
     if (!target || target->close_code) {
         char m[200];
         snprintf(m, sizeof m,
@@ -372,7 +560,7 @@ int rdv_relay_ready(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv
         return 0;
     }
     rdv_conn *opener = s->side[0]->conn, *recipient = s->side[1]->conn;
-    if (c != opener && c != recipient) {
+    if (c != opener && c != recipient) { /* a remote side's conn is NULL */
         (void)rdv_conn_send_error(srv, c, RDV_EC_NOT_IN_SESSION,
                                   "this relay session belongs to other nodes", sid, type, NULL);
         return 0;
@@ -383,7 +571,7 @@ int rdv_relay_ready(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv
                                   sid, type, "fromNodeID");
         return 0;
     }
-    if (memcmp(to_id, opener->node_id, RDV_NODE_ID_BYTES) != 0) {
+    if (memcmp(to_id, peer_node(s->side[0]), RDV_NODE_ID_BYTES) != 0) {
         (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD,
                                   "relayReady must be addressed to the sender of relayOpen",
                                   sid, type, "toNodeID");
@@ -409,8 +597,12 @@ int rdv_relay_ready(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv
     r->n_opening--;
     r->n_open++;
     r->m.opened++;
-    if (rdv_conn_send(srv, opener, raw, len, false) == 0)
+    if (!opener) { /* on another instance */
+        bus_send(srv, s->side[0], 'r', sid, c->node_id, raw, len);
         srv->m.routed[RDV_MSG_RELAY_READY]++;
+    } else if (rdv_conn_send(srv, opener, raw, len, false) == 0) {
+        srv->m.routed[RDV_MSG_RELAY_READY]++;
+    }
     return 0;
 }
 
@@ -435,7 +627,8 @@ int rdv_relay_close_msg(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const
         return 0;
     }
     const char *reason = rdv_msg_get_str(msg->body, "reason");
-    session_end(r, srv, s, RDV_RELAY_END_BY_PEER, c, reason && *reason ? reason : NULL);
+    session_end(r, srv, s, RDV_RELAY_END_BY_PEER, s->side[c == s->side[0]->conn ? 0 : 1],
+                reason && *reason ? reason : NULL);
     return 0;
 }
 
@@ -479,19 +672,20 @@ static void relay_data(rdv_relay *r, struct rdv_server *srv, rdv_conn *c,
     }
     int me = c == s->side[0]->conn ? 0 : 1;
     rdv_relay_peer *p = s->side[me];
-    rdv_conn *to = s->side[1 - me]->conn;
+    rdv_conn *to = s->side[1 - me]->conn; /* NULL: on another instance */
     int64_t now = rdv_mono_ms();
     if (r->lim.quota && s->bytes + n > r->lim.quota) {
         count_drop(r, RDV_RELAY_DROP_QUOTA, n);
         session_end(r, srv, s, RDV_RELAY_END_QUOTA, NULL, NULL);
         return;
     }
-    if (to->close_code) {
+    if (to && to->close_code) {
         count_drop(r, RDV_RELAY_DROP_CLOSING, n);
         return;
     }
-    /* datagram semantics: never queue relay data past the threshold */
-    if ((uint64_t)to->out_bytes + len > r->lim.queue_threshold) {
+    /* datagram semantics: never queue relay data past the threshold (a
+     * remote receiver's instance checks its own queue) */
+    if (to && (uint64_t)to->out_bytes + len > r->lim.queue_threshold) {
         count_drop(r, RDV_RELAY_DROP_CONGESTED, n);
         return;
     }
@@ -509,6 +703,14 @@ static void relay_data(rdv_relay *r, struct rdv_server *srv, rdv_conn *c,
     }
     s->bytes += n;
     s->last_ms = now;
+    if (!to) {
+        char sid[RDV_UUID_STRLEN + 1];
+        rdv_uuid_from_bytes(id, sid);
+        bus_send(srv, s->side[1 - me], binary ? 'b' : 'd', sid, c->node_id, raw, len);
+        r->m.messages++;
+        r->m.bytes += n;
+        return;
+    }
     if (rdv_conn_send(srv, to, raw, len, binary) != 0) {
         count_drop(r, RDV_RELAY_DROP_CLOSING, n);
         return;
@@ -558,6 +760,130 @@ int rdv_relay_data_binary(rdv_relay *r, struct rdv_server *srv, rdv_conn *c,
     return 0;
 }
 
+/* ---- frames from other instances --------------------------------------- */
+
+/* A relayOpen routed here for local node `to` from node `from` on `inst`:
+ * the mirror session, then the original bytes to the recipient. */
+static void bus_open(rdv_relay *r, struct rdv_server *srv, const uint8_t id[RDV_UUID_BYTES],
+                     const char *sid, const uint8_t from[RDV_NODE_ID_BYTES], const char *inst,
+                     const uint8_t to[RDV_NODE_ID_BYTES], const uint8_t *raw, size_t len)
+{
+    rdv_relay_peer back;
+    memset(&back, 0, sizeof back);
+    memcpy(back.node_id, from, RDV_NODE_ID_BYTES);
+    snprintf(back.inst, sizeof back.inst, "%.32s", inst);
+    rdv_conn *target = rdv_presence_find(srv, to);
+    const char *why = NULL;
+    if (!target || target->close_code || target->state != RDV_CONN_AUTHED)
+        why = "peer_disconnected";
+    else if (session_get(r, id))
+        why = "session_in_use";
+    rdv_relay_peer *tp = why ? NULL : peer_of(r, target, true);
+    rdv_relay_peer *op = tp ? remote_peer_new(from, inst) : NULL;
+    rdv_relay_session *s = op ? calloc(1, sizeof *s) : NULL;
+    if (!s) {
+        free(op);
+        if (!why)
+            why = "internal";
+        bus_send(srv, &back, 'c', sid, to, (const uint8_t *)why, strlen(why));
+        return;
+    }
+    memcpy(s->id, id, RDV_UUID_BYTES);
+    s->state = S_OPENING;
+    s->side[0] = op;
+    s->side[1] = tp;
+    s->last_ms = rdv_mono_ms();
+    rdv_hmap_put(&r->sessions, &s->node);
+    list_push(s, 0);
+    list_push(s, 1);
+    op->count++;
+    r->n_opening++;
+    if (rdv_conn_send(srv, target, raw, len, false) == 0)
+        srv->m.routed[RDV_MSG_RELAY_OPEN]++;
+}
+
+void rdv_relay_bus_in(void *user, const uint8_t *payload, size_t len)
+{
+    struct rdv_server *srv = user;
+    rdv_relay *r = &srv->relay;
+    const uint8_t *nl = memchr(payload, '\n', len < 300 ? len : 300);
+    if (!nl)
+        return;
+    char head[300];
+    size_t hl = (size_t)(nl - payload);
+    memcpy(head, payload, hl);
+    head[hl] = '\0';
+    char kind, sid[RDV_UUID_STRLEN + 1], fromhex[RDV_NODE_ID_HEXLEN + 1],
+        inst[40], tohex[RDV_NODE_ID_HEXLEN + 1];
+    uint8_t id[RDV_UUID_BYTES], from[RDV_NODE_ID_BYTES], to[RDV_NODE_ID_BYTES];
+    if (sscanf(head, "R %c %36s %64s %39s %64s", &kind, sid, fromhex, inst, tohex) != 5 ||
+        rdv_uuid_to_bytes(sid, id) != 0 || rdv_node_id_to_pk(fromhex, from) != 0 ||
+        rdv_node_id_to_pk(tohex, to) != 0)
+        return;
+    const uint8_t *body = nl + 1;
+    size_t blen = len - (size_t)(body - payload);
+    if (kind == 'o') {
+        bus_open(r, srv, id, sid, from, inst, to, body, blen);
+        return;
+    }
+    rdv_relay_session *s = session_get(r, id);
+    if (!s)
+        return; /* ended here already */
+    int rs = !s->side[0]->conn ? 0 : !s->side[1]->conn ? 1 : -1; /* the remote side */
+    if (rs < 0 || memcmp(s->side[rs]->node_id, from, RDV_NODE_ID_BYTES) != 0)
+        return; /* not from this session's other node */
+    rdv_relay_peer *remote = s->side[rs];
+    rdv_conn *local = s->side[1 - rs]->conn;
+    if (!remote->inst[0])
+        snprintf(remote->inst, sizeof remote->inst, "%.32s", inst);
+    switch (kind) {
+    case 'r':
+        if (rs != 1 || s->state != S_OPENING)
+            return;
+        s->state = S_OPEN;
+        s->side[1]->count++;
+        s->last_ms = rdv_mono_ms();
+        r->n_opening--;
+        r->n_open++;
+        r->m.opened++;
+        if (rdv_conn_send(srv, local, body, blen, false) == 0)
+            srv->m.routed[RDV_MSG_RELAY_READY]++;
+        return;
+    case 'c': {
+        char reason[128];
+        size_t n = blen < sizeof reason - 1 ? blen : sizeof reason - 1;
+        memcpy(reason, body, n);
+        reason[n] = '\0';
+        session_end(r, srv, s, RDV_RELAY_END_BY_PEER, remote, n ? reason : NULL);
+        return;
+    }
+    case 'd':
+    case 'b': {
+        if (s->state != S_OPEN || local->close_code) {
+            count_drop(r, RDV_RELAY_DROP_CLOSING, blen);
+            return;
+        }
+        size_t n = kind == 'b' && blen >= RDV_RELAY_FRAME_HEADER ? blen - RDV_RELAY_FRAME_HEADER
+                                                                  : blen;
+        if ((uint64_t)local->out_bytes + blen > r->lim.queue_threshold) {
+            count_drop(r, RDV_RELAY_DROP_CONGESTED, n);
+            return;
+        }
+        s->bytes += n;
+        s->last_ms = rdv_mono_ms();
+        if (rdv_conn_send(srv, local, body, blen, kind == 'b') != 0) {
+            count_drop(r, RDV_RELAY_DROP_CLOSING, n);
+            return;
+        }
+        r->m.messages++;
+        r->m.bytes += n;
+        return;
+    }
+    default:
+        return;
+    }
+}
+
 /* ---- cleanup ----------------------------------------------------------- */
 
 void rdv_relay_conn_gone(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, rdv_relay_end why)
@@ -569,7 +895,7 @@ void rdv_relay_conn_gone(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, rdv_
         return;
     /* re-read the head each time: a send can end other sessions of p */
     while (p->head)
-        session_end(r, srv, p->head, why, c, NULL);
+        session_end(r, srv, p->head, why, p, NULL);
     rdv_hmap_del(&r->peers, &p->node);
     free(p);
 }

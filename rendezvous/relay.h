@@ -146,6 +146,10 @@ int rdv_relay_close_msg(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const
  * that never used the relay. */
 void rdv_relay_conn_gone(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, rdv_relay_end why);
 
+/* Engine event (user: the server): a relay frame from another instance
+ * (relay.c's "R ..." format) for a session whose other side is here. */
+void rdv_relay_bus_in(void *user, const uint8_t *payload, size_t len);
+
 /* Ends OPEN sessions idle longer than lim.idle_timeout_ms and OPENING ones
  * older than lim.open_timeout_ms (reason idle). now: monotonic ms. */
 void rdv_relay_sweep(rdv_relay *r, struct rdv_server *srv, int64_t now);

@@ -526,6 +526,7 @@ static int engine_open(rdv_server *srv)
         .replaced = rdv_presence_replaced,
         .presence = rdv_presence_remote,
         .reconnected = rdv_presence_rejoin,
+        .relay_in = rdv_relay_bus_in,
     };
     if (srv->cfg->redis_url[0]) {
         char err[256] = "";
@@ -543,6 +544,7 @@ static int engine_open(rdv_server *srv)
     }
     rdv_engine_status st;
     rdv_engine_status_get(srv->engine, &st);
+    snprintf(srv->instance_id, sizeof srv->instance_id, "%s", st.instance_id);
     if (st.instance_id[0])
         rdv_info(srv->log, "engine %s, instance %s", st.engine, st.instance_id);
     return 0;

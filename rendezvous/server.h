@@ -30,6 +30,7 @@ typedef struct rdv_server {
     rdv_store *store;                /* the SQLite file (sqlite engine) */
     rdv_engine *engine;              /* presence, offline queue, other instances */
     uint32_t next_serial;            /* rdv_conn.serial of the next hello */
+    char instance_id[33];            /* this instance in the cluster ("" alone) */
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     lws_retry_bo_t retry;            /* ping / idle policy of the vhost */
