@@ -88,6 +88,7 @@ typedef struct rdv_engine_status {
     bool connected;            /* the shared store answers */
     uint64_t bus_in, bus_out;  /* messages received from / sent to other instances */
     uint64_t errors;           /* engine errors since start */
+    int64_t cluster_nodes;     /* nodes on every live instance (-1: this one's count) */
 } rdv_engine_status;
 
 typedef struct rdv_engine_ops {

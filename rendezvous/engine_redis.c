@@ -106,6 +106,7 @@ typedef struct redis_engine {
     atomic_bool connected;       /* the command connection answers */
     atomic_int instances;
     atomic_ullong bus_in, bus_out, errors, depth_cache;
+    atomic_ullong cluster_nodes; /* nodes on live instances, at the last beat */
     /* loop thread only */
     rdv_msg_cb expire_each;      /* the last expiry callback: also for entries
                                   * found expired by take */
@@ -482,8 +483,12 @@ static bool beat(redis_engine *r, redisContext *c)
         free(j.args[i]);
     if (!rep)
         return !broken;
-    if (rep->type == REDIS_REPLY_INTEGER)
-        atomic_store(&r->instances, (int)rep->integer);
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_INTEGER &&
+        rep->element[1]->type == REDIS_REPLY_INTEGER) {
+        atomic_store(&r->instances, (int)rep->element[0]->integer);
+        atomic_store(&r->cluster_nodes, (unsigned long long)rep->element[1]->integer);
+    }
     freeReplyObject(rep);
     redisReply *d = redisCommand(c, "GET rdv:qdepth");
     if (!d)
@@ -1045,6 +1050,7 @@ static void rd_status(rdv_engine *e, rdv_engine_status *out)
     out->bus_in = atomic_load(&r->bus_in);
     out->bus_out = atomic_load(&r->bus_out);
     out->errors = atomic_load(&r->errors);
+    out->cluster_nodes = (int64_t)atomic_load(&r->cluster_nodes);
 }
 
 static void rd_detach(rdv_engine *e)
@@ -1194,6 +1200,7 @@ rdv_engine *rdv_engine_redis_new(const char *url, struct lws_context *ctx,
     atomic_init(&r->bus_out, 0);
     atomic_init(&r->errors, 0);
     atomic_init(&r->depth_cache, 0);
+    atomic_init(&r->cluster_nodes, 0);
     if (pthread_mutex_init(&r->lock, NULL) != 0) {
         snprintf(err, errlen, "cannot create a mutex");
         free(r);

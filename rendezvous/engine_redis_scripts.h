@@ -136,14 +136,16 @@
 
 /* ARGV: inst now ttl_ms. The heartbeat; then finds instances whose
  * heartbeat stopped and, for each one this caller is the first to see,
- * takes its nodes offline (presence lines go out). Returns the number of
- * live instances. */
+ * takes its nodes offline (presence lines go out). Returns {live
+ * instances, nodes connected to them}. */
 #define RDV_LUA_BEAT                                                                           \
     "redis.call('SET','rdv:inst:'..ARGV[1],'1','PX',ARGV[3])\n"                                \
     "redis.call('SADD','rdv:insts',ARGV[1])\n"                                                 \
     "local alive=0\n"                                                                          \
+    "local nodes=0\n"                                                                          \
     "for _,i in ipairs(redis.call('SMEMBERS','rdv:insts')) do\n"                               \
     "  if redis.call('EXISTS','rdv:inst:'..i)==1 then alive=alive+1\n"                         \
+    "    nodes=nodes+redis.call('SCARD','rdv:inst:'..i..':nodes')\n"                           \
     "  elseif redis.call('SREM','rdv:insts',i)==1 then\n"                                      \
     "    local s='rdv:inst:'..i..':nodes'\n"                                                   \
     "    for _,id in ipairs(redis.call('SMEMBERS',s)) do\n"                                    \
@@ -156,6 +158,6 @@
     "    redis.call('DEL',s)\n"                                                                \
     "  end\n"                                                                                  \
     "end\n"                                                                                    \
-    "return alive\n"
+    "return {alive,nodes}\n"
 
 #endif

@@ -159,6 +159,7 @@ static void sq_status(rdv_engine *e, rdv_engine_status *out)
     out->instances = 1;
     out->connected = rdv_store_writable(of(e)->store);
     out->errors = of(e)->errors;
+    out->cluster_nodes = -1; /* alone: the server's own count */
 }
 
 static void sq_detach(rdv_engine *e)

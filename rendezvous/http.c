@@ -187,6 +187,10 @@ static void build_metrics(rdv_server *srv, tbuf *b)
     metric(b, "rendezvous_cluster_instances", "gauge",
            "Instances alive in the cluster (1 without --redis).");
     tb_printf(b, "rendezvous_cluster_instances %d\n", es.instances);
+    metric(b, "rendezvous_cluster_nodes", "gauge",
+           "Authenticated nodes on every live instance (this one's alone without --redis).");
+    tb_printf(b, "rendezvous_cluster_nodes %lld\n",
+              (long long)(es.cluster_nodes < 0 ? (int64_t)srv->nodes.count : es.cluster_nodes));
     metric(b, "rendezvous_engine_up", "gauge",
            "1 while the engine (SQLite, or Redis with --redis) answers.");
     tb_printf(b, "rendezvous_engine_up %d\n", es.connected ? 1 : 0);
@@ -267,11 +271,14 @@ static void build_status(rdv_server *srv, tbuf *b)
     memset(&es, 0, sizeof es);
     if (srv->engine)
         rdv_engine_status_get(srv->engine, &es);
-    json_t *cl = json_pack("{s:s, s:s, s:i, s:b, s:i, s:I, s:I, s:I}", "engine",
+    json_int_t here = (json_int_t)srv->nodes.count;
+    json_t *cl = json_pack("{s:s, s:s, s:i, s:b, s:I, s:I, s:I, s:I, s:I}", "engine",
                            es.engine ? es.engine : "none", "instanceID", es.instance_id,
-                           "instances", es.instances, "connected", es.connected,
-                           "nodesHere", (int)srv->nodes.count, "busIn", (json_int_t)es.bus_in,
-                           "busOut", (json_int_t)es.bus_out, "errors", (json_int_t)es.errors);
+                           "instances", es.instances, "connected", es.connected, "nodesHere",
+                           here, "nodesCluster",
+                           es.cluster_nodes < 0 ? here : (json_int_t)es.cluster_nodes, "busIn",
+                           (json_int_t)es.bus_in, "busOut", (json_int_t)es.bus_out, "errors",
+                           (json_int_t)es.errors);
     if (o && (!cl || json_object_set_new(o, "cluster", cl) != 0)) { /* steals cl */
         json_decref(o);
         o = NULL;
