@@ -1,14 +1,18 @@
-/* config.c - flags and RENDEZVOUS_* variables (see config.h).
+/* config.c - flags, RENDEZVOUS_* variables and the --config file (see
+ * config.h).
  *
  * One table describes every option: its flag, variable, kind, the field it
  * fills (offsetof), default, range and help text, so adding an option is
- * one row, and --help, the environment and argv can never disagree (a test
- * compares --help with README's table). Flags
- * take their value as the next argument or after '=' (--port=0).
+ * one row, and --help, the environment, the file and argv can never
+ * disagree (a test compares --help with README's table; the man page and
+ * the packaged configuration file are generated from --help). Flags
+ * take their value as the next argument or after '=' (--port=0); a file
+ * line is the flag's name without "--", '=' and the value (port = 0).
  */
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +58,8 @@ typedef struct opt {
 #define F(field) offsetof(rdv_config, field), sizeof(((rdv_config *)0)->field)
 
 static const opt options[] = {
+    {"--config", "RENDEZVOUS_CONFIG", "FILE", K_STR, F(config_path), "", 0, 0,
+     "read options from FILE, one 'name = value' per line (see above)"},
     {"--listen", "RENDEZVOUS_LISTEN", "ADDR", K_STR, F(listen), "127.0.0.1", 1, 0,
      "address to listen on (0.0.0.0 or :: for all)"},
     {"--port", "RENDEZVOUS_PORT", "N", K_INT, F(port), "8080", 0, 65535,
@@ -284,8 +290,17 @@ static void print_help(void)
 {
     printf("Usage: rendezvousd [OPTION]...\n"
            "WebSocket rendezvous server for NATed nodes (protocol %s, path %s).\n\n"
-           "Every option is also an environment variable; flags win. Times are in\n"
-           "milliseconds.\n\n",
+           "Every option is also an environment variable and a line of the --config\n"
+           "file: flags win over the environment, the environment over the file, the\n"
+           "file over the defaults. Times are in milliseconds.\n\n"
+           "Configuration file:\n"
+           "A line of the --config file is an option's flag without the leading\n"
+           "dashes, '=' and the value, e.g. 'port = 8080' or 'log-json = on'; spaces\n"
+           "around '=' are optional and the value is taken literally (no quotes).\n"
+           "Blank lines are ignored, and '#' starts a comment at the start of a line\n"
+           "or after a space. An unknown name, a bad value or a name given twice\n"
+           "stops the server at start (exit status 2) with FILE:LINE and the reason.\n\n"
+           "Options:\n",
            RDV_WS_SUBPROTOCOL, RDV_WS_PATH);
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const opt *o = &options[i];
@@ -308,6 +323,134 @@ static int find_flag(const char *arg, size_t len)
     return -1;
 }
 
+/* True when option i is --config. */
+static bool is_config(size_t i)
+{
+    return options[i].off == offsetof(rdv_config, config_path);
+}
+
+/* The --config file to read: the last --config on the command line, else
+ * RENDEZVOUS_CONFIG; NULL for none. NULL too when argv asks for --help or
+ * --version, which work whatever the file holds. Errors in argv are left
+ * to the pass that applies it. */
+static const char *config_file(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (is_config(i))
+            path = getenv(options[i].env);
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help") || !strcmp(arg, "--version"))
+            return NULL;
+        const char *eq = strchr(arg, '=');
+        size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
+        int i = find_flag(arg, flen);
+        if (i < 0 || options[i].kind == K_FLAG)
+            continue;
+        const char *val = eq ? eq + 1 : a + 1 < argc ? argv[++a] : NULL;
+        if (val && is_config((size_t)i))
+            path = val;
+    }
+    return path && *path ? path : NULL;
+}
+
+/* Trims spaces at both ends of s in place; returns its first non-space. */
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+#define CONFIG_LINE_MAX 4096
+
+/* Applies one line of the --config file (README "Configuration file"):
+ * blank, a comment, or name = value. seen[] holds the line that set each
+ * option (0 = none yet). Prints the reason, naming path:lineno, and
+ * returns false for a bad line. */
+static bool config_line(rdv_config *cfg, const char *path, unsigned lineno, char *line,
+                        unsigned seen[])
+{
+    for (char *p = line; *p; p++)
+        if (*p == '#' && (p == line || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            break;
+        }
+    char *s = trim(line);
+    if (!*s)
+        return true;
+    char *eq = strchr(s, '=');
+    if (!eq || eq == s) {
+        fprintf(stderr, "rendezvousd: %s:%u: expected 'name = value' (e.g. 'port = 8080'), "
+                        "got '%s'\n", path, lineno, s);
+        return false;
+    }
+    *eq = '\0';
+    char *name = trim(s), *val = trim(eq + 1);
+    char flag[64];
+    int i = -1;
+    if ((size_t)snprintf(flag, sizeof flag, "--%s", name) < sizeof flag && name[0] != '-')
+        i = find_flag(flag, strlen(flag));
+    if (i < 0) {
+        fprintf(stderr, "rendezvousd: %s:%u: unknown option '%s' (names are the flags of "
+                        "--help without '--')\n", path, lineno, name);
+        return false;
+    }
+    if (is_config((size_t)i)) {
+        fprintf(stderr, "rendezvousd: %s:%u: 'config' cannot be set in a configuration file\n",
+                path, lineno);
+        return false;
+    }
+    if (seen[i]) {
+        fprintf(stderr, "rendezvousd: %s:%u: '%s' is already set on line %u\n", path, lineno,
+                name, seen[i]);
+        return false;
+    }
+    seen[i] = lineno;
+    char src[1200];
+    snprintf(src, sizeof src, "%s:%u: %s", path, lineno, name);
+    return store_value(cfg, (size_t)i, val, src);
+}
+
+/* Reads the --config file into cfg. false (reason printed) when it cannot
+ * be read or a line is bad. */
+static bool read_config(rdv_config *cfg, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "rendezvousd: --config %s: cannot open: %s\n", path, strerror(errno));
+        return false;
+    }
+    unsigned seen[N_OPTIONS] = {0};
+    char line[CONFIG_LINE_MAX + 2];
+    unsigned lineno = 0;
+    bool ok = true;
+    while (ok && fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+            fprintf(stderr, "rendezvousd: %s:%u: line longer than %d bytes\n", path, lineno,
+                    CONFIG_LINE_MAX);
+            ok = false;
+            break;
+        }
+        ok = config_line(cfg, path, lineno, line, seen);
+    }
+    if (ok && ferror(f)) {
+        fprintf(stderr, "rendezvousd: --config %s: read error: %s\n", path, strerror(errno));
+        ok = false;
+    }
+    if (fclose(f) != 0 && ok) {
+        fprintf(stderr, "rendezvousd: --config %s: %s\n", path, strerror(errno));
+        ok = false;
+    }
+    return ok;
+}
+
 rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -317,6 +460,9 @@ rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
         if (!store_value(cfg, i, options[i].def, "default"))
             return RDV_CONFIG_ERROR;
     }
+    const char *file = config_file(argc, argv);
+    if (file && !read_config(cfg, file))
+        return RDV_CONFIG_ERROR;
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const char *v = getenv(options[i].env);
         if (v && !store_value(cfg, i, v, options[i].env))

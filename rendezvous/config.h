@@ -1,6 +1,7 @@
-/* config.h - rendezvousd configuration: command-line flags and RENDEZVOUS_*
- * environment variables (README.md "Configuration"; flags win over the
- * environment, which wins over the defaults).
+/* config.h - rendezvousd configuration: command-line flags, RENDEZVOUS_*
+ * environment variables and the --config file (README.md "Configuration";
+ * flags win over the environment, which wins over the file, which wins
+ * over the defaults).
  */
 #ifndef RDV_SERVER_CONFIG_H
 #define RDV_SERVER_CONFIG_H
@@ -12,6 +13,7 @@
 #include "log.h"
 
 typedef struct rdv_config {
+    char config_path[1024];      /* --config: options file read first; empty = none */
     char listen[64];             /* --listen: bind address */
     int port;                    /* --port: 0 = any free port */
     char db_path[1024];          /* --db */
@@ -62,7 +64,8 @@ typedef enum rdv_config_result {
     RDV_CONFIG_ERROR      /* invalid: message printed on stderr, exit 2 */
 } rdv_config_result;
 
-/* Fills *cfg with the defaults, then the environment, then argv.
+/* Fills *cfg with the defaults, then the --config file (named by argv or
+ * RENDEZVOUS_CONFIG), then the environment, then argv.
  * Prints --help / --version to stdout and errors (naming the flag or
  * variable and the accepted values) to stderr. */
 rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv);

@@ -3,7 +3,10 @@
  *
  * --help lists every option of README's table with its environment
  * variable and default; bad flags are refused; options come from
- * RENDEZVOUS_* variables and flags win; --offline-ttl is capped at 90000;
+ * RENDEZVOUS_* variables and flags win; the --config file (README
+ * "Configuration file"): comments, flags > environment > file > defaults,
+ * a bad line refused with FILE:LINE and its reason; --offline-ttl is
+ * capped at 90000;
  * --max-connections-per-ip and --max-connections refuse extra connections
  * and admit again once one closes; ping/pong after welcome; WebSocket
  * keep-alive keeps an answering node connected past --idle-timeout while a
@@ -20,7 +23,8 @@
 #include <signal.h>
 #include <unistd.h>
 
-/* README's Configuration table, row by row: flag, env, default. */
+/* README's Configuration table, row by row: flag, env, default; and no
+ * option of --help is missing from the table. */
 static void test_ops_help_matches_readme(void **state)
 {
     (void)state;
@@ -73,6 +77,13 @@ static void test_ops_help_matches_readme(void **state)
         }
     }
     fclose(f);
+    int in_help = 0;
+    for (const char *p = help; (p = strstr(p, "env RENDEZVOUS_")) != NULL; p++)
+        in_help++;
+    if (in_help != rows) {
+        fprintf(stderr, "--help has %d options, README's table %d rows\n", in_help, rows);
+        missing++;
+    }
     if (rows < 20 || missing) {
         fprintf(stderr, "%s\n", help);
         free(help);
@@ -137,6 +148,142 @@ static void test_ops_env_and_flags_win(void **state)
     json_t *limits = json_object_get(w, "limits");
     assert_int_equal(rdv_json_int(limits, "maxWatches", -1), 7);
     assert_int_equal(rdv_json_int(limits, "messagesPerSecond", -1), 11);
+}
+
+/* Writes text to a new temporary file; its path into path[32]. */
+static void write_conf(char path[32], const char *text)
+{
+    snprintf(path, 32, "/tmp/rdv-conf-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        fail_msg("mkstemp failed");
+    FILE *f = fdopen(fd, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+        fail_msg("cannot write %s", path);
+}
+
+/* The welcome of a node joining s. */
+static json_t *welcome_of(rdv_ts_server *s)
+{
+    rdv_tn alice;
+    rdv_tn_init(&alice, "alice");
+    rdv_ws *c = itest_connect(s);
+    json_t *w = rdv_tn_authenticate(c, &alice);
+    if (!w)
+        fail_msg("no welcome");
+    return w;
+}
+
+/* A file option applies unless the environment or a flag sets it;
+ * comments (whole line, after a space, indented) and blank lines are
+ * ignored; --config and RENDEZVOUS_CONFIG both name the file. */
+static void test_ops_config_file(void **state)
+{
+    (void)state;
+    char path[32];
+    write_conf(path, "# rendezvousd.conf for server_ops\n"
+                     "\n"
+                     "   # rate = not-a-number (a comment)\n"
+                     "name = file-name\n"
+                     "rate=5\n"
+                     "max-watches = 3   # the environment wins\n"
+                     "\tburst = 20\t\n"
+                     "offline-queue-max = 9\n"
+                     "log-json = off\n"
+                     "port = 1\n" /* the test helper's --port 0 wins */);
+    char arg[64];
+    snprintf(arg, sizeof arg, "--config=%s", path);
+    rdv_ts_server *s = rdv_ts_server_start_env(
+        (const char *const[]){"RENDEZVOUS_MAX_WATCHES=7", "RENDEZVOUS_NAME=env-name", NULL},
+        (const char *const[]){"--rate", "11", arg, NULL});
+    if (!s) {
+        unlink(path);
+        fail_msg("rendezvousd --config did not start");
+    }
+    assert_int_not_equal(rdv_ts_server_port(s), 1);
+    rdv_tn alice;
+    rdv_tn_init(&alice, "alice");
+    rdv_ws *c = itest_connect(s);
+    json_t *ch = rdv_tn_read_challenge(c, T_MS);
+    assert_non_null(ch);
+    assert_string_equal(rdv_json_str(ch, "server"), "env-name"); /* env > file */
+    size_t len;
+    char *hello = rdv_tn_hello(&alice, ch, NULL, NULL, NULL, NULL, &len);
+    json_decref(ch);
+    itest_send_free(c, hello);
+    json_t *limits = json_object_get(itest_expect(c, "welcome"), "limits");
+    assert_int_equal(rdv_json_int(limits, "maxWatches", -1), 7);         /* env > file */
+    assert_int_equal(rdv_json_int(limits, "messagesPerSecond", -1), 11); /* flag > file */
+    assert_int_equal(rdv_json_int(limits, "messageBurst", -1), 20);      /* file > default */
+    assert_int_equal(rdv_json_int(limits, "offlineQueueMax", -1), 9);
+    assert_int_equal(rdv_ts_server_stop(s), 0);
+
+    /* RENDEZVOUS_CONFIG names the file too */
+    char env[64];
+    snprintf(env, sizeof env, "RENDEZVOUS_CONFIG=%s", path);
+    s = rdv_ts_server_start_env((const char *const[]){env, NULL}, NULL);
+    unlink(path);
+    if (!s)
+        fail_msg("rendezvousd with RENDEZVOUS_CONFIG did not start");
+    limits = json_object_get(welcome_of(s), "limits");
+    assert_int_equal(rdv_json_int(limits, "messagesPerSecond", -1), 5);
+    assert_int_equal(rdv_json_int(limits, "maxWatches", -1), 3);
+}
+
+/* A bad line stops the server at start: exit status 2, and the message
+ * names FILE:LINE and the reason. --help still works. */
+static void test_ops_config_file_bad_line(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int line;
+        const char *reason;
+    } bad[] = {
+        {"# comment\nrate = many\n", 2, "rate: 'many' is not an integer in 1..1000000"},
+        {"port 8080\n", 1, "expected 'name = value'"},
+        {"\n\nprot = 1\n", 3, "unknown option 'prot'"},
+        {"--port = 1\n", 1, "unknown option '--port'"},
+        {"rate = 5\n# again:\nrate = 6\n", 3, "'rate' is already set on line 1"},
+        {"config = /etc/other.conf\n", 1, "'config' cannot be set"},
+        {"stun = maybe # not on|off\n", 1, "stun: 'maybe' must be 'on' or 'off'"},
+        {"name = \n", 1, "name: '' is empty"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[32], want[128];
+        write_conf(path, bad[i].text);
+        snprintf(want, sizeof want, "rendezvousd: %s:%d: %s", path, bad[i].line, bad[i].reason);
+        char *out = NULL;
+        int code = rdv_ts_run_serverd(
+            (const char *const[]){"--config", path, "--db", "/nonexistent-dir/x.db", NULL}, &out,
+            T_MS);
+        bool said = out && strstr(out, want);
+        if (code != 2 || !said) {
+            fprintf(stderr, "file:\n%s--\noutput:\n%s\n", bad[i].text, out ? out : "");
+            free(out);
+            unlink(path);
+            fail_msg("bad config line %zu: exit status %d (want 2), %s \"%s\"", i, code,
+                     said ? "said" : "did not say", want);
+        }
+        free(out);
+        if (i == 0) { /* --help whatever the file holds */
+            code = rdv_ts_run_serverd((const char *const[]){"--config", path, "--help", NULL},
+                                      &out, T_MS);
+            bool help = out && strstr(out, "Usage: rendezvousd");
+            free(out);
+            if (code != 0 || !help)
+                fail_msg("--config BAD --help: exit status %d", code);
+        }
+        unlink(path);
+    }
+    char *out = NULL;
+    int code = rdv_ts_run_serverd(
+        (const char *const[]){"--config", "/nonexistent-dir/r.conf", NULL}, &out, T_MS);
+    bool said = out && strstr(out, "--config /nonexistent-dir/r.conf: cannot open");
+    free(out);
+    if (code != 2 || !said)
+        fail_msg("a missing --config file: exit status %d, %s", code,
+                 said ? "said so" : "did not say 'cannot open'");
 }
 
 static void test_ops_offline_ttl_capped(void **state)
@@ -484,6 +631,8 @@ int main(void)
         ITEST(test_ops_help_matches_readme),
         ITEST(test_ops_bad_flags_refused),
         ITEST(test_ops_env_and_flags_win),
+        ITEST(test_ops_config_file),
+        ITEST(test_ops_config_file_bad_line),
         ITEST(test_ops_offline_ttl_capped),
         ITEST(test_ops_max_connections_per_ip),
         ITEST(test_ops_max_connections),
