@@ -43,6 +43,7 @@
 #define BACKOFF_MAX_MS 2000
 #define EXPIRE_BATCH 100      /* node queues looked at per expiry sweep */
 #define PIPELINE_MAX 64       /* jobs sent in one round trip */
+#define RETIRE_MS 1000        /* stopping: how long queued writes may take */
 
 typedef enum job_kind {
     J_JOINED,
@@ -101,6 +102,7 @@ typedef struct redis_engine {
     job *todo_head, *todo_tail;  /* loop -> command thread */
     job *done_head, *done_tail;  /* threads -> loop */
     bool stop;
+    int64_t stop_deadline;       /* stopping: queued writes until then */
     pthread_t cmd_thread, sub_thread;
     bool threads;
     atomic_bool connected;       /* the command connection answers */
@@ -501,6 +503,22 @@ static bool beat(redis_engine *r, redisContext *c)
     return true;
 }
 
+/* A clean stop: this instance's nodes offline and its heartbeat gone at
+ * once, rather than when the heartbeat expires. */
+static void retire(redis_engine *r, redisContext *c)
+{
+    job j;
+    memset(&j, 0, sizeof j);
+    bool broken = false;
+    redisReply *rep = job_str(&j, r->id) && job_num(&j, now_ms())
+                          ? eval(c, RDV_LUA_RETIRE, &j, &broken)
+                          : NULL;
+    for (int i = 0; i < j.nargs; i++)
+        free(j.args[i]);
+    if (rep)
+        freeReplyObject(rep);
+}
+
 static void *cmd_main(void *arg)
 {
     redis_engine *r = arg;
@@ -509,7 +527,9 @@ static void *cmd_main(void *arg)
     int64_t next_beat = 0, next_try = 0;
     for (;;) {
         pthread_mutex_lock(&r->lock);
-        if (r->stop) {
+        /* stopping: the writes already queued (nodes leaving) go out first,
+         * while Redis answers and for at most RETIRE_MS */
+        if (r->stop && (!r->todo_head || !c || now_ms() >= r->stop_deadline)) {
             pthread_mutex_unlock(&r->lock);
             break;
         }
@@ -577,8 +597,10 @@ static void *cmd_main(void *arg)
         for (int i = 0; i < nb; i++)
             finish(r, batch[i]);
     }
-    if (c)
+    if (c) {
+        retire(r, c);
         redisFree(c);
+    }
     return NULL;
 }
 
@@ -1075,6 +1097,7 @@ static void rd_destroy(rdv_engine *e)
     redis_engine *r = of(e);
     pthread_mutex_lock(&r->lock);
     r->stop = true;
+    r->stop_deadline = now_ms() + RETIRE_MS;
     r->ctx = NULL;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);

@@ -160,4 +160,19 @@
     "end\n"                                                                                    \
     "return {alive,nodes}\n"
 
+/* ARGV: inst now. This instance stops cleanly: its nodes go offline (presence
+ * lines out) and its heartbeat and registration go. */
+#define RDV_LUA_RETIRE                                                                         \
+    "local s='rdv:inst:'..ARGV[1]..':nodes'\n"                                                 \
+    "for _,id in ipairs(redis.call('SMEMBERS',s)) do\n"                                        \
+    "  local k='rdv:n:'..id\n"                                                                 \
+    "  if redis.call('HGET',k,'inst')==ARGV[1] and redis.call('HGET',k,'online')=='1' then\n"  \
+    "    redis.call('HSET',k,'online','0','last',ARGV[2])\n"                                   \
+    "    redis.call('PUBLISH','rdv:presence','P '..ARGV[1]..' '..id..' 0 - '..ARGV[2])\n"      \
+    "  end\n"                                                                                  \
+    "end\n"                                                                                    \
+    "redis.call('DEL',s,'rdv:inst:'..ARGV[1])\n"                                               \
+    "redis.call('SREM','rdv:insts',ARGV[1])\n"                                                 \
+    "return 1\n"
+
 #endif
