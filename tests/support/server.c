@@ -48,6 +48,8 @@ struct rdv_ts_server {
 
 static rdv_ts_server *g_servers[MAX_SERVERS];
 static bool g_atexit_done;
+#define MAX_CLEANUP_HOOKS 8
+static void (*g_cleanup_hooks[MAX_CLEANUP_HOOKS])(void);
 
 extern char **environ;
 
@@ -67,12 +69,32 @@ static void sleep_ms(int ms)
 
 static void atexit_hook(void) { rdv_ts_cleanup_all(); }
 
-static void register_server(rdv_ts_server *s)
+static void ensure_atexit(void)
 {
     if (!g_atexit_done) {
-        atexit(atexit_hook);
+        if (atexit(atexit_hook) != 0)
+            fprintf(stderr, "[support] atexit failed: children may outlive the test\n");
         g_atexit_done = true;
     }
+}
+
+void rdv_ts_on_cleanup(void (*fn)(void))
+{
+    ensure_atexit();
+    for (int i = 0; i < MAX_CLEANUP_HOOKS; i++) {
+        if (g_cleanup_hooks[i] == fn)
+            return;
+        if (!g_cleanup_hooks[i]) {
+            g_cleanup_hooks[i] = fn;
+            return;
+        }
+    }
+    fprintf(stderr, "[support] too many cleanup hooks\n");
+}
+
+static void register_server(rdv_ts_server *s)
+{
+    ensure_atexit();
     for (int i = 0; i < MAX_SERVERS; i++) {
         if (!g_servers[i]) {
             g_servers[i] = s;
@@ -526,6 +548,9 @@ void rdv_ts_cleanup_all(void)
     for (int i = 0; i < MAX_SERVERS; i++)
         if (g_servers[i])
             rdv_ts_server_free(g_servers[i]);
+    for (int i = 0; i < MAX_CLEANUP_HOOKS; i++)
+        if (g_cleanup_hooks[i])
+            g_cleanup_hooks[i]();
 }
 
 int rdv_ts_teardown_checked(void)

@@ -100,8 +100,15 @@ char *rdv_ts_server_read_log(const rdv_ts_server *s);
  * the environment has RDV_KEEP_TMP=1) and frees it. NULL is fine. */
 void rdv_ts_server_free(rdv_ts_server *s);
 
-/* Frees every registered client (ws_client.h) and server. */
+/* Frees every registered client (ws_client.h) and server, then runs the
+ * hooks of rdv_ts_on_cleanup (e.g. redis.h frees its redis-servers). */
 void rdv_ts_cleanup_all(void);
+
+/* Registers fn (once; up to 8) to run at the end of rdv_ts_cleanup_all,
+ * after every client and server is gone; the atexit hook runs it too.
+ * Lets other helpers (redis.h) hang their children on the same
+ * teardowns. */
+void rdv_ts_on_cleanup(void (*fn)(void));
 
 /* For test teardowns: closes every client, stops every running server with
  * SIGTERM, and returns the number of servers that did not exit 0 or whose
