@@ -519,17 +519,101 @@ static void retire(redis_engine *r, redisContext *c)
         freeReplyObject(rep);
 }
 
+/* The command thread's connection state. */
+typedef struct conn_state {
+    redisContext *c;
+    int backoff;
+    int64_t next_beat, next_try;
+} conn_state;
+
+/* Connects when due (with backoff) and beats when due; a first success
+ * after an outage or a late start tells the loop (E_RECONNECTED: Redis
+ * may have lost what it held, the nodes here are recorded again). */
+static void keep_conn(redis_engine *r, conn_state *cs, int64_t now)
+{
+    if (!cs->c && now >= cs->next_try) {
+        char why[256] = "";
+        cs->c = open_conn(r, why, sizeof why);
+        if (!cs->c) {
+            cs->next_try = now + cs->backoff;
+            cs->backoff = cs->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : cs->backoff * 2;
+            atomic_fetch_add(&r->errors, 1);
+        } else {
+            cs->backoff = BACKOFF_MIN_MS;
+            cs->next_beat = 0;
+        }
+    }
+    if (cs->c && now >= cs->next_beat) {
+        if (!beat(r, cs->c)) {
+            redisFree(cs->c);
+            cs->c = NULL;
+        } else {
+            cs->next_beat = now + BEAT_MS;
+            if (!atomic_load(&r->connected)) {
+                atomic_store(&r->connected, true);
+                if (cs->next_try) {
+                    job *ev = job_new(E_RECONNECTED);
+                    if (ev)
+                        finish(r, ev);
+                }
+            }
+        }
+    }
+    if (!cs->c)
+        atomic_store(&r->connected, false);
+}
+
+/* Runs a batch; when the connection turns out broken (Redis restarted, a
+ * proxy cut it), connects again at once and runs the failed jobs once
+ * more before failing them: a job whose reply was lost may then run twice
+ * (a queued message twice: receivers drop copies by signature, PROTOCOL.md
+ * section 4), never silently not at all while Redis answers. */
+static void run_batch(redis_engine *r, conn_state *cs, job **batch, int nb)
+{
+    if (!cs->c) {
+        for (int i = 0; i < nb; i++)
+            batch[i]->failed = true;
+        return;
+    }
+    if (run_jobs(r, cs->c, batch, nb))
+        return;
+    redisFree(cs->c);
+    cs->c = NULL;
+    atomic_store(&r->connected, false);
+    job *again[PIPELINE_MAX];
+    int na = 0;
+    for (int i = 0; i < nb; i++) {
+        if (!batch[i]->failed)
+            continue;
+        batch[i]->failed = false;
+        if (batch[i]->reply) {
+            freeReplyObject(batch[i]->reply);
+            batch[i]->reply = NULL;
+        }
+        again[na++] = batch[i];
+    }
+    cs->next_try = 1; /* due now; nonzero: this is an outage */
+    keep_conn(r, cs, now_ms());
+    if (!cs->c || !run_jobs(r, cs->c, again, na)) {
+        for (int i = 0; i < na; i++)
+            again[i]->failed = true;
+        if (cs->c) {
+            redisFree(cs->c);
+            cs->c = NULL;
+            atomic_store(&r->connected, false);
+        }
+    }
+}
+
 static void *cmd_main(void *arg)
 {
     redis_engine *r = arg;
-    redisContext *c = NULL;
-    int backoff = BACKOFF_MIN_MS;
-    int64_t next_beat = 0, next_try = 0;
+    conn_state cs = {NULL, BACKOFF_MIN_MS, 0, 0};
     for (;;) {
         pthread_mutex_lock(&r->lock);
         /* stopping: the writes already queued (nodes leaving) go out first,
          * while Redis answers and for at most RETIRE_MS */
-        if (r->stop && (!r->todo_head || !c || now_ms() >= r->stop_deadline)) {
+        if (r->stop && (!r->todo_head || !cs.c || now_ms() >= r->stop_deadline)) {
             pthread_mutex_unlock(&r->lock);
             break;
         }
@@ -552,54 +636,16 @@ static void *cmd_main(void *arg)
             pthread_cond_timedwait(&r->cond, &r->lock, &until);
         }
         pthread_mutex_unlock(&r->lock);
-
-        int64_t now = now_ms();
-        if (!c && now >= next_try) {
-            char why[256] = "";
-            c = open_conn(r, why, sizeof why);
-            if (!c) {
-                next_try = now + backoff;
-                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-                atomic_fetch_add(&r->errors, 1);
-            } else {
-                backoff = BACKOFF_MIN_MS;
-                next_beat = 0;
-            }
-        }
-        if (c && now >= next_beat) {
-            if (!beat(r, c)) {
-                redisFree(c);
-                c = NULL;
-            } else {
-                next_beat = now + BEAT_MS;
-                if (!atomic_load(&r->connected)) {
-                    atomic_store(&r->connected, true);
-                    if (next_try) { /* back after an outage, or a late start */
-                        job *ev = job_new(E_RECONNECTED);
-                        if (ev)
-                            finish(r, ev);
-                    }
-                }
-            }
-        }
-        if (!c)
-            atomic_store(&r->connected, false);
+        keep_conn(r, &cs, now_ms());
         if (!nb)
             continue;
-        if (c && !run_jobs(r, c, batch, nb)) {
-            redisFree(c);
-            c = NULL;
-            atomic_store(&r->connected, false);
-        } else if (!c) {
-            for (int i = 0; i < nb; i++)
-                batch[i]->failed = true;
-        }
+        run_batch(r, &cs, batch, nb);
         for (int i = 0; i < nb; i++)
             finish(r, batch[i]);
     }
-    if (c) {
-        retire(r, c);
-        redisFree(c);
+    if (cs.c) {
+        retire(r, cs.c);
+        redisFree(cs.c);
     }
     return NULL;
 }

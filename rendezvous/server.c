@@ -67,6 +67,7 @@
 #define SWEEP_INTERVAL_US 500000 /* offline-queue expiry sweep */
 #define SHUTDOWN_GRACE_MS 3000
 #define DRAIN_TICK_MS 100          /* --drain-window: one batch this often */
+#define REDIS_START_WAIT_MS 3000   /* --redis: wait this long for it at start */
 #define UV_PLUGIN "libwebsockets-evlib_uv.so" /* lws 4.1 evlib plugin */
 
 /* Set by the signal handler only; read by the loop. */
@@ -535,6 +536,18 @@ static int engine_open(rdv_server *srv)
             rdv_error(srv->log, "--redis %s: %s", srv->cfg->redis_url, err);
             return -1;
         }
+        /* announce ready once Redis answers (a load balancer may send nodes
+         * at once); a Redis that is down does not stop the start: the
+         * instance serves alone until it answers (README) */
+        int64_t until = rdv_mono_ms() + REDIS_START_WAIT_MS;
+        while (!rdv_engine_healthy(srv->engine) && rdv_mono_ms() < until) {
+            struct timespec d = {0, 10 * 1000000L};
+            nanosleep(&d, NULL);
+        }
+        if (!rdv_engine_healthy(srv->engine))
+            rdv_warn(srv->log, "--redis %s does not answer yet; serving alone (nodes here only, "
+                               "/healthz 503) until it does",
+                     srv->cfg->redis_url);
     } else {
         srv->engine = rdv_engine_sqlite_new(srv->store, &ev);
         if (!srv->engine) {
