@@ -188,7 +188,7 @@ static rdv_relay_peer *remote_peer_new(const uint8_t id[RDV_NODE_ID_BYTES], cons
     if (!p)
         return NULL;
     memcpy(p->node_id, id, RDV_NODE_ID_BYTES);
-    snprintf(p->inst, sizeof p->inst, "%s", inst ? inst : "");
+    snprintf(p->inst, sizeof p->inst, "%.32s", inst ? inst : "");
     return p;
 }
 
@@ -395,7 +395,7 @@ static void open_routed(void *user, const char *inst)
     rdv_uuid_from_bytes(x->id, sid);
     if (ours && inst) {
         if (!s->side[1]->inst[0])
-            snprintf(s->side[1]->inst, sizeof s->side[1]->inst, "%s", inst);
+            snprintf(s->side[1]->inst, sizeof s->side[1]->inst, "%.32s", inst);
         srv->m.routed[RDV_MSG_RELAY_OPEN]++;
     } else if (ours) {
         rdv_conn *c = s->side[0]->conn;
@@ -412,7 +412,7 @@ static void open_routed(void *user, const char *inst)
         rdv_relay_peer gone;
         memset(&gone, 0, sizeof gone);
         memcpy(gone.node_id, x->to, RDV_NODE_ID_BYTES);
-        snprintf(gone.inst, sizeof gone.inst, "%s", inst);
+        snprintf(gone.inst, sizeof gone.inst, "%.32s", inst);
         static const char why[] = "peer_disconnected";
         bus_send(srv, &gone, 'c', sid, x->opener, (const uint8_t *)why, sizeof why - 1);
     }
