@@ -669,10 +669,13 @@ def markdown(example):
     offer = next(s for s in example["messages"] if "offer" in s["message"])
     body = offer["message"]["offer"]
     data = signing_input("offer", body)
+    canon = len(canonical_unsigned(body).encode("utf-8"))
     wp("**Reproducing a signature.** The signing input of the `offer` in "
       "step %d is the ASCII tag `rendezvous.v1/offer`, one zero byte, and "
       "the RFC 8785 canonical form of the body without `signature` (members "
-      "sorted, no whitespace, %d bytes in all):" % (offer["step"], len(data)))
+      "sorted, no whitespace; %d bytes). With the %d-byte tag and the zero "
+      "byte the signing input is %d bytes:"
+      % (offer["step"], canon, len("rendezvous.v1/offer"), len(data)))
     w("")
     w("```text")
     w("rendezvous.v1/offer")
