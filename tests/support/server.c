@@ -192,6 +192,7 @@ bool rdv_ts_server_log_clean(const rdv_ts_server *s)
     if (!log)
         return true;
     bool clean = !strstr(log, "AddressSanitizer") && !strstr(log, "LeakSanitizer") &&
+                 !strstr(log, "ThreadSanitizer") &&
                  !strstr(log, "runtime error:") && !strstr(log, "UndefinedBehaviorSanitizer");
     free(log);
     return clean;
