@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "server.h"
 #include "sign.h"
+#include "status_page.h"
 
 #ifndef RDV_VERSION
 #define RDV_VERSION "0.1.0"
@@ -321,6 +322,11 @@ static int serve(struct lws *wsi, const char *path)
     if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
         status = HTTP_STATUS_METHOD_NOT_ALLOWED;
         tb_printf(&b, "only GET is served here\n");
+    } else if (!strcmp(path, "/")) {
+        ctype = "text/html; charset=utf-8";
+        size_t n = 0;
+        const char *page = rdv_status_page(&n);
+        tb_printf(&b, "%.*s", (int)n, page);
     } else if (!strcmp(path, "/healthz")) {
         bool ok = srv->engine && rdv_engine_healthy(srv->engine) && !srv->shutting_down;
         status = ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
@@ -336,7 +342,8 @@ static int serve(struct lws *wsi, const char *path)
         tb_printf(&b, "open a WebSocket here with subprotocol %s\n", RDV_WS_SUBPROTOCOL);
     } else {
         status = HTTP_STATUS_NOT_FOUND;
-        tb_printf(&b, "not found; try %s (WebSocket), /healthz, /metrics or /status\n",
+        tb_printf(&b, "not found; try %s (WebSocket), / (status page), /healthz, /metrics or "
+                      "/status\n",
                   RDV_WS_PATH);
     }
     int rc;

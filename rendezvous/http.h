@@ -1,6 +1,7 @@
-/* http.h - plain HTTP on the WebSocket listener: GET /healthz (200 "ok"
- * when the database accepts writes, else 503), /metrics (Prometheus text
- * format 0.0.4) and /status (JSON summary). Everything else is 404.
+/* http.h - plain HTTP on the WebSocket listener: GET / (the status page,
+ * status_page.h), /healthz (200 "ok" when the store accepts writes, else
+ * 503), /metrics (Prometheus text format 0.0.4) and /status (JSON
+ * summary). Everything else is 404.
  */
 #ifndef RDV_SERVER_HTTP_H
 #define RDV_SERVER_HTTP_H
