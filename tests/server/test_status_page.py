@@ -19,7 +19,7 @@ import nacl.signing, websockets
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
 
 def fail(msg):
