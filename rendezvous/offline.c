@@ -63,14 +63,25 @@ static void routed(void *user, rdv_route_result r)
         (void)rdv_conn_send_error(srv, c, RDV_EC_QUEUE_FULL, m, sid, name, NULL);
         break;
     }
-    case RDV_ROUTE_ERROR:
+    case RDV_ROUTE_ERROR: {
+        /* The SQLite engine answers before returning, so the store's last
+         * failure is this one; it names the cause (busy database, full
+         * disk) for the sender and the log. Redis: no store here. */
+        const char *cause = srv->store ? rdv_store_cause(srv->store) : NULL;
         srv->m.dropped[RDV_DROP_STORE_ERROR]++;
-        rdv_error(srv->log, "engine: cannot route or queue %s for %s", name, x->to);
-        if (c)
-            (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL,
-                                      "the server could not store the message; try again later",
-                                      sid, name, NULL);
+        rdv_error(srv->log, "engine: cannot route or queue %s for %s: %s (%.300s)", name, x->to,
+                  cause ? cause : "store error",
+                  srv->store ? rdv_store_errmsg(srv->store) : "engine error");
+        if (c) {
+            char m[240];
+            snprintf(m, sizeof m,
+                     "the server could not store the message for the offline node%s%.100s;"
+                     " nothing was queued, try again later",
+                     cause ? ": " : "", cause ? cause : "");
+            (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, m, sid, name, NULL);
+        }
         break;
+    }
     }
     free(x);
 }

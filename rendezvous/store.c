@@ -37,12 +37,28 @@
  *      makes it fail. user_version is not used by the migrations (they
  *      keep schema_version), and the value is written back unchanged.
  *
+ * Busy database. Another process holding the write lock (sqlite3 CLI,
+ * a backup script) makes BEGIN IMMEDIATE wait up to the busy timeout
+ * (RDV_DB_BUSY_TIMEOUT_MS, set by rdv_db_open) on the event loop's thread.
+ * One such wait is the bound: after a write fails with SQLITE_BUSY the
+ * store waits at most STORE_BUSY_RETRY_MS per write until a write
+ * transaction begins again (then the full timeout is back), so a lock held
+ * for minutes stalls the loop once, not once per offline message, flush
+ * and /healthz probe.
+ *
+ * Causes. rdv_store_cause() names what the last failure means for a user
+ * (busy database, full disk, read-only file, I/O error), from SQLite's
+ * primary result code and errno (SQLite maps a short write with ENOSPC to
+ * SQLITE_FULL; other paths, e.g. growing the -shm file, report an
+ * SQLITE_IOERR_* whose errno is ENOSPC).
+ *
  * Callbacks of queue_take/queue_expire must not call into the store; such
  * a re-entrant call fails with RDV_STORE_ERR instead of corrupting the
  * iteration. Nothing here aborts; there is no global mutable state.
  */
 #include "store.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +70,9 @@
 #include "migrate.h"
 
 #define STORE_ERRLEN 512
+/* Busy timeout while the database is known to be locked by another
+ * process (see "Busy database" above). */
+#define STORE_BUSY_RETRY_MS 20
 
 /* Indexes into rdv_store.stmt[]; SQL in stmt_sql[] below. */
 enum {
@@ -130,6 +149,9 @@ struct rdv_store {
     sqlite3_stmt *uv_set;
     sqlite3_int64 uv_set_value;
     bool in_callback; /* inside a queue_take/queue_expire callback */
+    bool busy_short;  /* short busy timeout in effect (locked elsewhere) */
+    int last_rc;      /* primary SQLite code of the last failure, 0: none known */
+    int last_errno;   /* errno SQLite saw with it */
     char errmsg[STORE_ERRLEN];
 };
 
@@ -154,13 +176,41 @@ static int sql_err(rdv_store *st, const char *what)
 {
     fmt_err(st->errmsg, sizeof st->errmsg, "%s: %s", what,
             sqlite3_errmsg(st->db));
+    st->last_rc = sqlite3_errcode(st->db) & 0xff;
+    st->last_errno = sqlite3_system_errno(st->db);
+    if ((st->last_rc == SQLITE_BUSY || st->last_rc == SQLITE_LOCKED) && !st->busy_short &&
+        sqlite3_busy_timeout(st->db, STORE_BUSY_RETRY_MS) == SQLITE_OK)
+        st->busy_short = true;
     return RDV_STORE_ERR;
 }
 
 static int arg_err(rdv_store *st, const char *msg)
 {
     fmt_err(st->errmsg, sizeof st->errmsg, "%s", msg);
+    st->last_rc = 0;
+    st->last_errno = 0;
     return RDV_STORE_ERR;
+}
+
+const char *rdv_store_cause(const rdv_store *st)
+{
+    if (st == NULL)
+        return NULL;
+    if (st->last_rc == SQLITE_FULL || st->last_errno == ENOSPC || st->last_errno == EDQUOT)
+        return "the disk holding the database is full";
+    switch (st->last_rc) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return "the database is busy: another process holds its write lock";
+    case SQLITE_READONLY:
+        return "the database is read-only";
+    case SQLITE_IOERR:
+        return "I/O error on the database's disk";
+    case SQLITE_NOMEM:
+        return "the server is out of memory";
+    default:
+        return NULL;
+    }
 }
 
 const char *rdv_store_errmsg(const rdv_store *st)
@@ -229,12 +279,24 @@ static bool txn_open(const rdv_store *st)
     return !sqlite3_get_autocommit(st->db);
 }
 
+/* A write transaction began: the lock is free again, so waits get the
+ * full busy timeout back. */
+static void busy_restore(rdv_store *st)
+{
+    if (st->busy_short &&
+        sqlite3_busy_timeout(st->db, RDV_DB_BUSY_TIMEOUT_MS) == SQLITE_OK)
+        st->busy_short = false;
+}
+
 /* Open a transaction unless one (the batch) is open already. */
 static int txn_begin(rdv_store *st)
 {
     if (txn_open(st))
         return RDV_STORE_OK;
-    return run_done(st, st->stmt[S_BEGIN], "BEGIN");
+    if (run_done(st, st->stmt[S_BEGIN], "BEGIN") != RDV_STORE_OK)
+        return RDV_STORE_ERR;
+    busy_restore(st);
+    return RDV_STORE_OK;
 }
 
 /* Roll back the open transaction, if any (SQLite may already have done so
@@ -776,6 +838,8 @@ bool rdv_store_writable(rdv_store *st)
     if (file != NULL && file[0] != '\0' && access(file, W_OK) != 0) {
         fmt_err(st->errmsg, sizeof st->errmsg,
                 "writable: %s is not writable", file);
+        st->last_rc = SQLITE_READONLY;
+        st->last_errno = 0;
         return false;
     }
     /* A pending batch would hide the probe's write inside it. */
@@ -784,6 +848,7 @@ bool rdv_store_writable(rdv_store *st)
 
     if (run_done(st, st->stmt[S_BEGIN], "writable: BEGIN") != RDV_STORE_OK)
         return false;
+    busy_restore(st);
     sqlite3_int64 uv = 0;
     if (run_int64(st, st->stmt[S_UV_GET], &uv, "writable: user_version")
             != RDV_STORE_OK) {

@@ -57,6 +57,12 @@ void rdv_store_close(rdv_store *st);
 /* Last SQLite error text (static storage of the store). */
 const char *rdv_store_errmsg(const rdv_store *st);
 
+/* What the last failure means for a user, in words fit for an `error`
+ * message ("the disk holding the database is full", "the database is
+ * busy: another process holds its write lock", ...), or NULL when it is
+ * none of the causes the store knows. Static storage. */
+const char *rdv_store_cause(const rdv_store *st);
+
 /* Commits the open batch transaction, if any. */
 int rdv_store_flush(rdv_store *st) __attribute__((warn_unused_result));
 
