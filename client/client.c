@@ -243,7 +243,7 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
         return RDV_ERR_INVALID;
     rdv__url url;
     if (rdv__url_parse(config->server_url, &url) != 0)
-        return RDV_ERR_INVALID;
+        return RDV_ERR_BAD_URL;
     if (config->connect_timeout_ms < 0 || config->auth_timeout_ms < 0 ||
         config->keepalive_ms < 0 || config->reconnect.initial_backoff_ms < 0 ||
         config->reconnect.max_backoff_ms < 0 || config->reconnect.max_attempts < 0 ||
@@ -429,6 +429,7 @@ int rdv_client_get_info(rdv_client *c, rdv_client_info *info)
     info->connects = c->connects;
     info->reconnect_attempt = c->attempt;
     info->last_error = c->last_error;
+    memcpy(info->last_error_text, c->last_error_text, sizeof(info->last_error_text));
     pthread_mutex_unlock(&c->lock);
     return 0;
 }

@@ -203,6 +203,7 @@ struct rdv_client {
     unsigned connects;
     unsigned attempt;
     int last_error;
+    char last_error_text[400];   /* the cb_error text of last_error */
     unsigned req_counter;
     int64_t last_sign_ts;
     rdv__relay *relays;          /* relay sessions (relay.c) */
@@ -250,6 +251,7 @@ struct rdv_client {
     int end_reason;              /* RDV_ERR_* to report when the wsi ends */
     const char *end_detail;      /* static text for that report, or NULL */
     bool final_failure;          /* go FAILED instead of reconnecting */
+    int http_status;             /* HTTP status of a refused upgrade, 0 */
     char *rx;
     size_t rx_len, rx_cap;
     bool rx_skip;                /* current message too large: skipping */

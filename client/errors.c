@@ -34,6 +34,8 @@ const char *rdv_strerror(int err)
     case RDV_ERR_NOT_SUPPORTED: return "not supported by this version";
     case RDV_ERR_DECRYPT: return "relay data failed end-to-end authentication (tampered or wrong key; dropped)";
     case RDV_ERR_NO_SESSION: return "no such open relay session";
+    case RDV_ERR_NOT_FOUND: return "not found (no such file, or its directory does not exist)";
+    case RDV_ERR_BAD_URL: return "bad server URL: it must start with ws:// or wss:// (ws://HOST[:PORT][/PATH], e.g. ws://127.0.0.1:8080/v1)";
     default: return "unknown error";
     }
 }

@@ -76,7 +76,9 @@ int rdv_identity_save(const rdv_identity *id, const char *path, int overwrite)
     int fd = open(path, flags, 0600);
     int rc = 0;
     if (fd < 0) {
-        rc = errno == EEXIST ? RDV_ERR_EXISTS : RDV_ERR_IO;
+        rc = errno == EEXIST                       ? RDV_ERR_EXISTS
+             : errno == ENOENT || errno == ENOTDIR ? RDV_ERR_NOT_FOUND
+                                                   : RDV_ERR_IO;
     } else {
         /* An existing file keeps its mode on O_TRUNC: narrow it first. */
         if (fchmod(fd, 0600) != 0 || write_all(fd, line, KEYFILE_LEN) != 0 ||
@@ -98,7 +100,7 @@ int rdv_identity_load(rdv_identity *id, const char *path)
 
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return RDV_ERR_IO;
+        return errno == ENOENT || errno == ENOTDIR ? RDV_ERR_NOT_FOUND : RDV_ERR_IO;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         close(fd);

@@ -91,6 +91,67 @@ static void sync_fd(rdv_client *c)
 
 /* ---- connection life cycle --------------------------------------------- */
 
+static bool has(const char *s, const char *needle)
+{
+    return s && strstr(s, needle) != NULL;
+}
+
+/* The text cb_error gets (and rdv_client_info.last_error_text) when a
+ * connection ends: the URL tried, then the cause in words a user can act
+ * on where libwebsockets' own text (kept at the end) names none. */
+static void explain_end(const rdv_client *c, rdv__phase was, int reason, const char *detail,
+                        char *out, size_t cap)
+{
+    char hp[300];
+    snprintf(hp, sizeof(hp), strchr(c->url.host, ':') ? "[%s]:%d" : "%s:%d", c->url.host,
+             c->url.port);
+    const char *url = c->cfg.server_url;
+    int n;
+    if (was == RDV__PH_READY) {
+        n = snprintf(out, cap, "connection to %s lost: %s", url, rdv_strerror(reason));
+    } else if (reason == RDV_ERR_CONNECT && has(detail, "not 101")) {
+        char st[32] = "";
+        if (c->http_status > 0)
+            snprintf(st, sizeof(st), " (HTTP %d)", c->http_status);
+        n = snprintf(out, cap,
+                     "connection to %s failed: the server at %s refused the WebSocket "
+                     "upgrade at path %s%s: is that a rendezvous server? its endpoint is "
+                     "/v1 (%s://%s/v1)",
+                     url, hp, c->url.path, st, c->url.tls ? "wss" : "ws", hp);
+        detail = NULL;
+    } else if (reason == RDV_ERR_CONNECT && c->url.tls &&
+               (has(detail, "SSL") || has(detail, "ssl") || has(detail, "TLS") ||
+                has(detail, "tls"))) {
+        if (has(detail, "certificate") || has(detail, "cert "))
+            n = snprintf(out, cap,
+                         "connection to %s failed: the TLS certificate of %s is not trusted "
+                         "or does not match the host name (a private CA: give it as "
+                         "tls_ca_file, rdv --ca)",
+                         url, hp);
+        else
+            n = snprintf(out, cap,
+                         "connection to %s failed: the TLS handshake with %s failed: is the "
+                         "server serving plain ws:// (then use ws://%s%s)?",
+                         url, hp, hp, c->url.path);
+    } else if (reason == RDV_ERR_CONNECT && has(detail, "Unable to connect")) {
+        n = snprintf(out, cap,
+                     "connection to %s failed: nothing accepted a connection at %s "
+                     "(refused or unreachable): is rendezvousd running there?",
+                     url, hp);
+        detail = NULL;
+    } else if (reason == RDV_ERR_CONNECT && has(detail, "could not start")) {
+        n = snprintf(out, cap,
+                     "connection to %s failed: cannot resolve or reach host '%s' (a typo "
+                     "in the host name, or no network?)",
+                     url, c->url.host);
+        detail = NULL;
+    } else {
+        n = snprintf(out, cap, "connection to %s failed: %s", url, rdv_strerror(reason));
+    }
+    if (n >= 0 && (size_t)n < cap && detail && *detail)
+        snprintf(out + n, cap - (size_t)n, " - %s", detail);
+}
+
 /* The connection of c->wsi is gone (or never came up): report, drop the
  * unsent queue, decide between FAILED and a backoff. */
 static void on_conn_end(rdv_client *c, int reason, const char *detail)
@@ -131,12 +192,12 @@ static void on_conn_end(rdv_client *c, int reason, const char *detail)
                                     randombytes_random());
         c->next_connect_at = rdv__mono_ms() + d;
     }
-    char text[256];
-    snprintf(text, sizeof(text), "%s%s%s", was == RDV__PH_READY ? "connection lost: "
-                                                                 : "connection failed: ",
-             rdv_strerror(reason), detail && *detail ? " - " : "");
-    if (detail && *detail)
-        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s", detail);
+    char text[400];
+    explain_end(c, was, reason, detail, text, sizeof(text));
+    pthread_mutex_lock(&c->lock);
+    memcpy(c->last_error_text, text, sizeof(c->last_error_text));
+    pthread_mutex_unlock(&c->lock);
+    c->http_status = 0;
     rdv__set_state(c, failed ? RDV_STATE_FAILED : RDV_STATE_DISCONNECTED);
     rdv__report(c, reason, NULL, text, NULL, NULL, NULL, NULL);
     /* The server ends every relay session of a connection. */
@@ -290,6 +351,7 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         if (wsi == c->wsi || (c->phase == RDV__PH_CONNECTING && !c->wsi)) {
+            c->http_status = (int)lws_http_client_http_response(wsi);
             c->wsi = wsi; /* so on_conn_end runs once */
             on_conn_end(c, RDV_ERR_CONNECT, in ? (const char *)in : NULL);
         }

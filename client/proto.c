@@ -165,6 +165,7 @@ static int on_welcome(rdv_client *c, const json_t *b)
     c->connects++;
     c->attempt = 0;
     c->last_error = 0;
+    c->last_error_text[0] = '\0';
     pthread_mutex_unlock(&c->lock);
     c->fresh.past_ms = lim.fresh_past_ms;
     c->fresh.future_ms = lim.fresh_future_ms;

@@ -27,7 +27,10 @@
 #include "ids.h"
 #include "wire_limits.h"
 
-#define RDV__REASON_CLOSED "closed"
+/* The protocol's name for a deliberate close (PROTOCOL.md 9.3): the server
+ * sends it when a node gives no reason, and we send it too, so that the
+ * peer's application reads one name whichever path the session was on. */
+#define RDV__REASON_CLOSED "closed_by_peer"
 #define RDV__REASON_REJECTED "rejected"
 #define RDV__REASON_TIMEOUT "timeout"
 #define RDV__REASON_E2E "e2e_required"
@@ -267,6 +270,9 @@ int rdv_relay_accept(rdv_client *c, const char *sid)
         r->st = RDV__RS_OPEN;
         c->rstats.opened++;
         c->rstats.last_traversal = RDV_TRAVERSAL_RELAYED;
+        /* The latest session: open at once, never direct. */
+        c->last_connect_ms = 0;
+        c->last_direct_ms = -1;
     }
     if (r)
         memcpy(peer, r->peer, sizeof(peer));
@@ -543,6 +549,11 @@ static void on_ready(rdv_client *c, const rdv_msg *m)
             r->st = RDV__RS_OPEN;
             c->rstats.opened++;
             c->rstats.last_traversal = RDV_TRAVERSAL_RELAYED;
+            /* The latest session: relayOpen to relayReady, never direct. */
+            c->last_connect_ms = rdv__mono_ms() - (r->deadline - RDV_RELAY_OPEN_TIMEOUT_MS);
+            if (c->last_connect_ms < 0)
+                c->last_connect_ms = 0;
+            c->last_direct_ms = -1;
             memcpy(peer, r->peer, sizeof(peer));
             ready = true;
         } else {
@@ -606,7 +617,8 @@ void rdv__relay_on_close(rdv_client *c, const json_t *body)
         rdv__relay_end_locked(c, r);
     pthread_mutex_unlock(&c->lock);
     if (r)
-        rdv__relay_report_closed(c, r, close_reason_code(reason), reason ? reason : "closed_by_peer");
+        rdv__relay_report_closed(c, r, close_reason_code(reason),
+                                 reason ? reason : RDV__REASON_CLOSED);
 }
 
 int64_t rdv__relay_on_packet(rdv_client *c, const uint8_t sid_bytes[16], const uint8_t *pkt,

@@ -57,6 +57,26 @@ void rdv_cli_apply_nat(const struct cli_opts *o, rdv_client_config *cfg);
  * status (2 for RDV_ERR_INVALID, else 1). */
 int rdv_cli_create_failed(const char *cmd, const struct cli_opts *o, int rc);
 
+/* Loads the key file of o into *id for command cmd; on failure prints what
+ * to do (a missing file: run `rdv keygen`) and returns non-zero. */
+int rdv_cli_load_key(const char *cmd, const struct cli_opts *o, rdv_identity *id);
+
+/* Refuses (status 2, with a message) a session or offer to our own node
+ * ID: returns 0 when peer is not id's node ID, else 2. */
+int rdv_cli_not_self(const char *cmd, const char *what, const rdv_identity *id,
+                     const struct cli_opts *o, const char *peer);
+
+/* Connection failures as cb_error reports them, printed once: returns 1
+ * when e is the report of a connection that ended (its text is
+ * rdv_client_info.last_error_text) - printed unless `quiet` or the same
+ * text was printed last time (`last`, cap bytes, remembers it) - else 0. */
+int rdv_cli_conn_error(const char *cmd, rdv_client *c, const rdv_error_info *e, int quiet,
+                       char *last, size_t cap);
+
+/* The line for a client that gave up (RDV_STATE_FAILED): the last
+ * connection error, naming the URL and the cause. */
+void rdv_cli_print_failed(const char *cmd, rdv_client *c);
+
 /* Prints s as a JSON string (quoted, escaped) on stdout. */
 void rdv_cli_json_str(const char *s);
 

@@ -108,12 +108,16 @@ static void usage_cmd(const char *cmd, FILE *out)
     } else if (strcmp(cmd, "lookup") == 0) {
         fprintf(out, "usage: rdv lookup [options] ID...\n"
                      "Asks the server whether each node is online; prints one line per node.\n%s"
+                     "  --nat TYPE       NAT type to announce in hello (default: the\n"
+                     "                   discovered one)\n"
                      "  --timeout MS     give up after MS (default %d)\n",
                 usage_net, DEFAULT_TIMEOUT_MS);
     } else if (strcmp(cmd, "watch") == 0) {
         fprintf(out, "usage: rdv watch [options] ID...\n"
                      "Prints the nodes' presence, then every online/offline change, until\n"
                      "interrupted. Reconnects and re-watches after the server drops.\n%s"
+                     "  --nat TYPE       NAT type to announce in hello (default: the\n"
+                     "                   discovered one)\n"
                      "  --count N        exit after N changes\n"
                      "  --timeout MS     exit (status 0) after MS\n",
                 usage_net);
@@ -193,14 +197,81 @@ void rdv_cli_apply_nat(const struct cli_opts *o, rdv_client_config *cfg)
         cfg->spray_ports = -1;
 }
 
+int rdv_cli_load_key(const char *cmd, const struct cli_opts *o, rdv_identity *id)
+{
+    int rc = rdv_identity_load(id, o->key_path);
+    if (rc == RDV_ERR_NOT_FOUND)
+        fprintf(stderr,
+                "rdv %s: key file %s not found: run `rdv keygen%s%s` to create one "
+                "(or give --key PATH / RENDEZVOUS_KEY)\n",
+                cmd, o->key_path, strcmp(o->key_path, DEFAULT_KEY_PATH) ? " --key " : "",
+                strcmp(o->key_path, DEFAULT_KEY_PATH) ? o->key_path : "");
+    else if (rc == RDV_ERR_FORMAT)
+        fprintf(stderr, "rdv %s: %s is not a rendezvous key file (`rdv keygen` writes one)\n",
+                cmd, o->key_path);
+    else if (rc == RDV_ERR_IO)
+        fprintf(stderr, "rdv %s: cannot read key file %s: %s\n", cmd, o->key_path,
+                strerror(errno));
+    else if (rc != 0)
+        fprintf(stderr, "rdv %s: %s: %s\n", cmd, o->key_path, rdv_strerror(rc));
+    return rc;
+}
+
+int rdv_cli_not_self(const char *cmd, const char *what, const rdv_identity *id,
+                     const struct cli_opts *o, const char *peer)
+{
+    char me[RDV_NODE_ID_LEN + 1];
+    rdv_identity_node_id(id, me);
+    if (!peer || strcmp(me, peer) != 0)
+        return 0;
+    fprintf(stderr,
+            "rdv %s: cannot %s your own node ID (%.16s... is the ID of key file %s): give "
+            "the other node's ID (`rdv id --key THEIR.key` prints it)\n",
+            cmd, what, me, o->key_path);
+    return 2;
+}
+
+int rdv_cli_conn_error(const char *cmd, rdv_client *c, const rdv_error_info *e, int quiet,
+                       char *last, size_t cap)
+{
+    rdv_client_info info;
+    if (e->ref || e->server_code || rdv_client_get_info(c, &info) != 0 ||
+        !info.last_error_text[0] || strcmp(info.last_error_text, e->message) != 0)
+        return 0;
+    if (!quiet && strcmp(last, e->message) != 0)
+        fprintf(stderr, "rdv %s: %s%s\n", cmd, e->message,
+                rdv_client_state(c) == RDV_STATE_FAILED ? "" : " (retrying)");
+    snprintf(last, cap, "%s", e->message);
+    return 1;
+}
+
+void rdv_cli_print_failed(const char *cmd, rdv_client *c)
+{
+    rdv_client_info info;
+    if (rdv_client_get_info(c, &info) != 0)
+        memset(&info, 0, sizeof(info));
+    if (info.last_error_text[0])
+        fprintf(stderr, "rdv %s: cannot reach the server (gave up after %u attempt%s): %s\n",
+                cmd, info.reconnect_attempt, info.reconnect_attempt == 1 ? "" : "s",
+                info.last_error_text);
+    else
+        fprintf(stderr, "rdv %s: cannot reach the server: %s\n", cmd,
+                rdv_strerror(info.last_error ? info.last_error : RDV_ERR_CONNECT));
+}
+
 int rdv_cli_create_failed(const char *cmd, const struct cli_opts *o, int rc)
 {
-    if (rc == RDV_ERR_IO && o->udp_port)
+    if (rc == RDV_ERR_BAD_URL)
+        fprintf(stderr,
+                "rdv %s: bad server URL '%s' (--url / RENDEZVOUS_URL): the URL must start "
+                "with ws:// or wss:// (ws://HOST[:PORT][/PATH], e.g. %s)\n",
+                cmd, o->url, DEFAULT_URL);
+    else if (rc == RDV_ERR_IO && o->udp_port)
         fprintf(stderr, "rdv %s: cannot create the client: %s (UDP port %ld in use%s?)\n",
                 cmd, rdv_strerror(rc), o->udp_port, o->ca ? ", or the --ca file" : "");
     else
         fprintf(stderr, "rdv %s: %s: %s\n", cmd, o->url, rdv_strerror(rc));
-    return rc == RDV_ERR_INVALID ? 2 : 1;
+    return rc == RDV_ERR_INVALID || rc == RDV_ERR_BAD_URL ? 2 : 1;
 }
 
 static int copy_opt(char *dst, size_t cap, const char *src)
@@ -422,6 +493,7 @@ struct app {
     char request_id[RDV_REQUEST_ID_LEN + 1];
     char session[RDV_SESSION_ID_LEN + 1];
     long events;       /* watch: changes; listen: answers */
+    char last_conn_err[400]; /* the connection error printed last */
 };
 
 static volatile sig_atomic_t g_signal;
@@ -460,9 +532,9 @@ static void on_state(rdv_client *c, rdv_state st, void *u)
 {
     struct app *a = u;
     if (st == RDV_STATE_FAILED) {
-        rdv_client_info info;
-        int err = rdv_client_get_info(c, &info) == 0 ? info.last_error : RDV_ERR_CONNECT;
-        fail(a, "cannot reach the server", err ? err : RDV_ERR_CONNECT);
+        rdv_cli_print_failed(cmd_name(a->cmd), c);
+        a->status = 1;
+        a->done = 1;
         return;
     }
     if (st != RDV_STATE_AUTHENTICATED)
@@ -585,8 +657,13 @@ static void on_queued(rdv_client *c, const rdv_queued *q, void *u)
 
 static void on_error(rdv_client *c, const rdv_error_info *e, void *u)
 {
-    (void)c;
     struct app *a = u;
+    /* A failed connection attempt: the one-shot commands (lookup, offer)
+     * say it once when they give up; the others once per new cause. */
+    if (rdv_cli_conn_error(cmd_name(a->cmd), c, e,
+                           a->cmd == CMD_LOOKUP || a->cmd == CMD_OFFER, a->last_conn_err,
+                           sizeof(a->last_conn_err)))
+        return;
     fprintf(stderr, "rdv %s: %s%s%s%s\n", cmd_name(a->cmd), e->message,
             e->server_code ? " [" : "", e->server_code ? e->server_code : "",
             e->server_code ? "]" : "");
@@ -643,10 +720,12 @@ static int run_net(enum cmd cmd, struct cli_opts *o)
     }
 
     rdv_identity id;
-    int rc = rdv_identity_load(&id, o->key_path);
-    if (rc != 0) {
-        fprintf(stderr, "rdv %s: %s: %s\n", cmd_name(cmd), o->key_path, rdv_strerror(rc));
+    int rc = rdv_cli_load_key(cmd_name(cmd), o, &id);
+    if (rc != 0)
         return 1;
+    if (cmd == CMD_OFFER && rdv_cli_not_self("offer", "send an offer to", &id, o, o->ids[0])) {
+        rdv_identity_wipe(&id);
+        return 2;
     }
     rdv_client_config cfg;
     memset(&cfg, 0, sizeof(cfg));
@@ -732,9 +811,24 @@ static int cmd_keygen(const struct cli_opts *o)
     int rc = rdv_identity_generate(&id);
     if (rc == 0)
         rc = rdv_identity_save(&id, o->key_path, o->force);
-    if (rc != 0) {
-        fprintf(stderr, "rdv keygen: %s: %s%s\n", o->key_path, rdv_strerror(rc),
+    if (rc == RDV_ERR_NOT_FOUND) {
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", o->key_path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof(dir), "%s", slash ? "/" : ".");
+        fprintf(stderr,
+                "rdv keygen: cannot create %s: the directory %s does not exist (create it "
+                "first: mkdir -p %s)\n",
+                o->key_path, dir, dir);
+    } else if (rc != 0) {
+        fprintf(stderr, "rdv keygen: %s: %s%s\n", o->key_path,
+                rc == RDV_ERR_IO ? strerror(errno) : rdv_strerror(rc),
                 rc == RDV_ERR_EXISTS ? " (use --force to replace it)" : "");
+    }
+    if (rc != 0) {
         rdv_identity_wipe(&id);
         return 1;
     }
@@ -748,11 +842,8 @@ static int cmd_keygen(const struct cli_opts *o)
 static int cmd_id(const struct cli_opts *o)
 {
     rdv_identity id;
-    int rc = rdv_identity_load(&id, o->key_path);
-    if (rc != 0) {
-        fprintf(stderr, "rdv id: %s: %s\n", o->key_path, rdv_strerror(rc));
+    if (rdv_cli_load_key("id", o, &id) != 0)
         return 1;
-    }
     print_id(&id, o->key_path, o->json);
     rdv_identity_wipe(&id);
     return 0;

@@ -30,14 +30,18 @@
  * receiving for --wait MS (default 1000; -1: until the peer closes), then
  * closes the session.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +51,7 @@
 #define STATUS_WRITE_MS 2000         /* status file refresh */
 #define REOPEN_DELAY_MS 1000         /* proxy: reopen a lost session after */
 #define CLOSE_FLUSH_MS 2000          /* bound on flushing the final close */
+#define SIGNAL_FLUSH_MS 200          /* the same after SIGINT / SIGTERM */
 #define STATUS_CONNECT_MS 10000      /* network status: connect deadline */
 #define STATUS_NAT_WAIT_MS 10000     /* network status: NAT discovery wait */
 
@@ -92,13 +97,19 @@ void rdv_cli_usage_relay(const char *cmd, FILE *out, const char *net)
                 "                   {\"event\":\"path\",...} object on stdout). The accepting\n"
                 "                   side takes either kind of request\n"
                 "  --nat TYPE       NAT type to announce (default: the discovered one)\n"
-                "  --listen ADDR    IP:PORT or [IPv6]:PORT to bind (accepting side\n"
-                "                   default 127.0.0.1:0; keep it on loopback)\n"
+                "  --listen ADDR    IP:PORT or [IPv6]:PORT to bind, checked at start\n"
+                "                   (accepting side default 127.0.0.1:0, [::1]:0 for an\n"
+                "                   IPv6 --forward; keep it on loopback)\n"
                 "  --forward ADDR   local destination before a local sender was seen\n"
+                "                   (resolved and checked at start)\n"
                 "  --accept         accept relay requests (from ID only, when given)\n"
                 "  --once           exit when the session ends instead of reopening\n"
                 "  --timeout MS     give up when no session is open after MS\n"
                 "  --state FILE     status file for `rdv network status`\n"
+                "                   (env RENDEZVOUS_STATE, default <key>.status)\n"
+                "ADDR is IP:PORT, [IPv6]:PORT or HOST:PORT (resolved at start). A --listen\n"
+                "address that is not loopback is reachable from the network: anyone who\n"
+                "can send to it sends into the tunnel (a warning is printed).\n"
                 "SIGHUP: the host's network changed (run NAT discovery and send new\n"
                 "candidates to the peer now); SIGINT / SIGTERM: close and exit.\n",
                 net);
@@ -319,6 +330,9 @@ struct rapp {
     uint8_t *chunk;            /* a datagram waiting for queue space */
     size_t chunk_len, chunk_cap;
     int status_dirty;
+    char listen[64];           /* proxy: numeric --listen (or the default) */
+    char forward[64];          /* proxy: numeric --forward, "" none */
+    char last_conn_err[400];   /* the connection error printed last */
 };
 
 /* Where events go: stdout for `proxy --json` (its event stream), else
@@ -337,16 +351,22 @@ static void rfail(struct rapp *a, const char *what, int err)
 
 static void start_proxy(struct rapp *a)
 {
-    const char *listen = a->o->listen ? a->o->listen : "127.0.0.1:0";
+    const char *listen = a->listen;
     uint16_t port = 0;
-    int rc = rdv_relay_proxy(a->c, a->sid, listen, a->o->forward, &port);
+    int rc = rdv_relay_proxy(a->c, a->sid, listen, a->forward[0] ? a->forward : NULL, &port);
     if (rc != 0) {
-        fprintf(stderr, "rdv proxy: cannot proxy on %s: %s (%s)\n", listen, rdv_strerror(rc),
-                strerror(errno));
+        /* The address was bound once at start; failing now means another
+         * program took it meanwhile. Reopening would fail the same way
+         * every second: the opening side gives up. */
+        fprintf(stderr, "rdv proxy: cannot bind the proxy socket on %s: %s\n", listen,
+                rc == RDV_ERR_IO ? strerror(errno) : rdv_strerror(rc));
         (void)rdv_relay_close(a->c, a->sid);
         a->sid[0] = '\0';
         a->open = 0;
-        a->reopen_at = a->o->accept ? 0 : mono_ms() + REOPEN_DELAY_MS;
+        if (!a->o->accept) {
+            a->status = 1;
+            a->done = 1;
+        }
         return;
     }
     if (a->o->json) {
@@ -399,9 +419,9 @@ static void r_on_state(rdv_client *c, rdv_state st, void *u)
     struct rapp *a = u;
     a->status_dirty = 1;
     if (st == RDV_STATE_FAILED) {
-        rdv_client_info info;
-        int err = rdv_client_get_info(c, &info) == 0 ? info.last_error : RDV_ERR_CONNECT;
-        rfail(a, "cannot reach the server", err ? err : RDV_ERR_CONNECT);
+        rdv_cli_print_failed(a->name, c);
+        a->status = 1;
+        a->done = 1;
         return;
     }
     if (st == RDV_STATE_AUTHENTICATED && !a->reopen_at)
@@ -549,10 +569,14 @@ static void r_on_closed(rdv_client *c, const char *sid, int err, const char *rea
     int was_open = a->open;
     a->sid[0] = '\0';
     a->open = a->opening = 0;
+    /* err 0: the peer ended it; "closed_by_peer" is the protocol's name
+     * for a plain close (any other reason is the peer's own text). */
+    int plain = !err && strcmp(reason, "closed_by_peer") == 0;
     if (!a->o->json || err)
         fprintf(stderr, "rdv %s: session %s: %s%s%s\n", a->name, sid,
-                was_open ? "closed" : "not opened", err ? ": " : " by the peer: ",
-                err ? rdv_strerror(err) : reason);
+                was_open ? "closed" : "not opened",
+                err ? ": " : plain ? " by the peer (closed_by_peer)" : " by the peer: ",
+                err ? rdv_strerror(err) : plain ? "" : reason);
     if (err && *reason && !a->o->json)
         fprintf(stderr, "rdv %s: (reason: %s)\n", a->name, reason);
     if (a->proxy && !a->o->once) {
@@ -566,8 +590,12 @@ static void r_on_closed(rdv_client *c, const char *sid, int err, const char *rea
 
 static void r_on_error(rdv_client *c, const rdv_error_info *e, void *u)
 {
-    (void)c;
     struct rapp *a = u;
+    /* A failed connection attempt: once per new cause (the one-shot relay
+     * opener says it when it gives up). */
+    if (rdv_cli_conn_error(a->name, c, e, !a->proxy && !a->o->accept, a->last_conn_err,
+                           sizeof(a->last_conn_err)))
+        return;
     fprintf(stderr, "rdv %s: %s%s%s%s\n", a->name, e->message, e->server_code ? " [" : "",
             e->server_code ? e->server_code : "", e->server_code ? "]" : "");
 }
@@ -633,6 +661,144 @@ static void refresh_status(struct rapp *a, const char *path, int64_t now, int64_
     *next = now + STATUS_WRITE_MS;
 }
 
+/* Resolves a proxy address "HOST:PORT" or "[IPv6]:PORT" (HOST a name or an
+ * IP) for UDP into numeric text in out ("IP:PORT" / "[IP]:PORT") and *ss;
+ * family AF_UNSPEC (IPv4 preferred) or the one wanted. min_port: 0 or 1.
+ * Returns 0, else prints why (naming opt) and returns the exit status: 2
+ * for a malformed value, 1 when the host does not resolve. */
+static int resolve_addr(const char *opt, const char *s, int family, long min_port, char *out,
+                        size_t cap, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    char host[256];
+    const char *port;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *e = strchr(s, ']');
+        if (!e || e[1] != ':') {
+            fprintf(stderr, "rdv proxy: bad %s '%s': use [IPv6]:PORT\n", opt, s);
+            return 2;
+        }
+        hl = (size_t)(e - s - 1);
+        memcpy(host, s + 1, hl < sizeof(host) ? hl : 0);
+        port = e + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon || strchr(s, ':') != colon) {
+            fprintf(stderr, "rdv proxy: bad %s '%s': use IP:PORT, HOST:PORT or [IPv6]:PORT\n",
+                    opt, s);
+            return 2;
+        }
+        hl = (size_t)(colon - s);
+        memcpy(host, s, hl < sizeof(host) ? hl : 0);
+        port = colon + 1;
+    }
+    long pv;
+    if (hl == 0 || hl >= sizeof(host) || port[0] < '0' || port[0] > '9' ||
+        rdv_cli_parse_long(port, min_port, 65535, &pv) != 0) {
+        fprintf(stderr, "rdv proxy: bad %s '%s': use IP:PORT, HOST:PORT or [IPv6]:PORT "
+                        "(port %ld...65535)\n",
+                opt, s, min_port);
+        return 2;
+    }
+    host[hl] = '\0';
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int g = getaddrinfo(host, port, &hints, &res);
+    if (g != 0 || !res) {
+        fprintf(stderr, "rdv proxy: %s %s: cannot resolve '%s': %s%s\n", opt, s, host,
+                g ? gai_strerror(g) : "no address",
+                family != AF_UNSPEC ? " (in the address family of the other address)" : "");
+        if (res)
+            freeaddrinfo(res);
+        return 1;
+    }
+    const struct addrinfo *pick = res;
+    for (const struct addrinfo *r = res; r; r = r->ai_next)
+        if (r->ai_family == AF_INET) {
+            pick = r;
+            break;
+        }
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, pick->ai_addr, pick->ai_addrlen);
+    *sl = pick->ai_addrlen;
+    freeaddrinfo(res);
+    char ip[INET6_ADDRSTRLEN];
+    const void *a = ss->ss_family == AF_INET
+                        ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
+                        : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
+    if (!inet_ntop(ss->ss_family, a, ip, sizeof(ip))) {
+        fprintf(stderr, "rdv proxy: %s %s: %s\n", opt, s, strerror(errno));
+        return 1;
+    }
+    snprintf(out, cap, ss->ss_family == AF_INET6 ? "[%s]:%ld" : "%s:%ld", ip, pv);
+    return 0;
+}
+
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a6) ||
+           (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+}
+
+/* rdv proxy: resolves --listen / --forward into a->listen / a->forward,
+ * binds the listen address once (so that a port in use, or an address
+ * not on this host, fails now, before the peer is contacted) and warns
+ * about a listen address reachable from the network. Returns 0 or the
+ * exit status. */
+static int proxy_addrs(struct rapp *a)
+{
+    const struct cli_opts *o = a->o;
+    struct sockaddr_storage la, fa;
+    socklen_t ll = 0, fl = 0;
+    int rc;
+    if (o->listen) {
+        rc = resolve_addr("--listen", o->listen, AF_UNSPEC, 0, a->listen, sizeof(a->listen),
+                          &la, &ll);
+        if (rc)
+            return rc;
+    }
+    if (o->forward) {
+        rc = resolve_addr("--forward", o->forward, o->listen ? la.ss_family : AF_UNSPEC, 1,
+                          a->forward, sizeof(a->forward), &fa, &fl);
+        if (rc)
+            return rc;
+    }
+    if (!o->listen) { /* the accepting side's default: loopback, any port */
+        int v6 = o->forward && fa.ss_family == AF_INET6;
+        rc = resolve_addr("--listen", v6 ? "[::1]:0" : "127.0.0.1:0", AF_UNSPEC, 0, a->listen,
+                          sizeof(a->listen), &la, &ll);
+        if (rc)
+            return rc;
+    }
+    int fd = socket(la.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&la, ll) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        fprintf(stderr, "rdv proxy: cannot bind --listen %s: %s%s\n", a->listen, strerror(e),
+                e == EADDRINUSE      ? " (another program, or another rdv proxy, has that "
+                                       "port: choose another)"
+                : e == EADDRNOTAVAIL ? " (not an address of this host: use 127.0.0.1:PORT)"
+                : e == EACCES        ? " (a privileged port: use one above 1023)"
+                                     : "");
+        return 1;
+    }
+    close(fd);
+    if (!is_loopback(&la))
+        fprintf(stderr,
+                "rdv proxy: warning: --listen %s is not a loopback address: it is reachable "
+                "from the network, and anyone who can send to it sends into the tunnel%s%s; "
+                "use 127.0.0.1:PORT unless that is what you want\n",
+                a->listen, o->nids ? " to " : "", o->nids ? o->ids[0] : "");
+    return 0;
+}
+
 int rdv_cli_relay(struct cli_opts *o, int proxy)
 {
     struct rapp a;
@@ -664,10 +830,16 @@ int rdv_cli_relay(struct cli_opts *o, int proxy)
     long wait_ms = o->wait_ms == -2 ? RELAY_DEFAULT_WAIT_MS : o->wait_ms;
 
     rdv_identity id;
-    int rc = rdv_identity_load(&id, o->key_path);
-    if (rc != 0) {
-        fprintf(stderr, "rdv %s: %s: %s\n", a.name, o->key_path, rdv_strerror(rc));
+    int rc = rdv_cli_load_key(a.name, o, &id);
+    if (rc != 0)
         return 1;
+    if (!o->accept && rdv_cli_not_self(a.name, "open a session to", &id, o, o->ids[0])) {
+        rdv_identity_wipe(&id);
+        return 2;
+    }
+    if (proxy && (rc = proxy_addrs(&a)) != 0) {
+        rdv_identity_wipe(&id);
+        return rc;
     }
     rdv_client_config cfg;
     memset(&cfg, 0, sizeof(cfg));
@@ -699,6 +871,22 @@ int rdv_cli_relay(struct cli_opts *o, int proxy)
     sigaction(SIGTERM, &sa, NULL);
     sa.sa_handler = on_hup;
     sigaction(SIGHUP, &sa, NULL);
+    /* The signals stay blocked except inside ppoll(): one that arrives
+     * while the loop is busy interrupts the next wait at once instead of
+     * waiting out its timeout. */
+    sigset_t block, orig, waitmask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    int masked = sigprocmask(SIG_BLOCK, &block, &orig) == 0;
+    if (masked)
+        waitmask = orig;
+    else
+        sigemptyset(&waitmask);
+    sigdelset(&waitmask, SIGINT);
+    sigdelset(&waitmask, SIGTERM);
+    sigdelset(&waitmask, SIGHUP);
     if (!proxy)
         (void)fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
 
@@ -763,7 +951,8 @@ int rdv_cli_relay(struct cli_opts *o, int proxy)
         if ((pacing_wait || a.chunk_len || a.linger_until || close_deadline ||
              (a.eof && a.open)) && t > 10)
             t = 10;
-        (void)poll(pfd, (nfds_t)nfd, t);
+        struct timespec ts = {.tv_sec = t / 1000, .tv_nsec = (long)(t % 1000) * 1000000L};
+        (void)ppoll(pfd, (nfds_t)nfd, t < 0 ? NULL : &ts, &waitmask);
         if (nfd == 2 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
             pump_stdin(&a);
         rc = rdv_client_process(a.c);
@@ -773,15 +962,18 @@ int rdv_cli_relay(struct cli_opts *o, int proxy)
         }
     }
     if (a.sid[0] && rdv_client_state(a.c) == RDV_STATE_AUTHENTICATED) {
-        /* Interrupted: tell the peer (bounded flush). */
+        /* Interrupted: tell the peer (bounded flush; briefly after a
+         * signal: the server tells the peer anyway when we disconnect). */
         (void)rdv_relay_close(a.c, a.sid);
-        int64_t end = mono_ms() + CLOSE_FLUSH_MS;
+        int64_t end = mono_ms() + (g_sig ? SIGNAL_FLUSH_MS : CLOSE_FLUSH_MS);
         while (rdv_client_pending(a.c) > 0 && mono_ms() < end) {
             struct pollfd pfd = {.fd = rdv_client_fd(a.c), .events = POLLIN};
             (void)poll(&pfd, 1, 10);
             (void)rdv_client_process(a.c);
         }
     }
+    if (masked)
+        (void)sigprocmask(SIG_SETMASK, &orig, NULL);
     /* Leave the last traversal and errors for `rdv network status`. */
     rdv_network_status st;
     if (rdv_client_network_status(a.c, &st) == 0) {
@@ -875,7 +1067,13 @@ static void print_status(const rdv_network_status *st, const char *source, int j
            st->public_endpoint_from_stun ? " (from STUN)"
                                          : " (as the server sees our TCP connection; "
                                            "no STUN answer)");
-    printf("  NAT type:           %s\n", rdv_nat_type_name(st->nat_type));
+    if (st->no_nat)
+        /* No NAT: the type announced to peers is what the filtering tests
+         * found (a host firewall can filter), not a NAT's. */
+        printf("  NAT type:           none (announced as %s: the filtering STUN found)\n",
+               rdv_nat_type_name(st->nat_type));
+    else
+        printf("  NAT type:           %s\n", rdv_nat_type_name(st->nat_type));
     printf("  No NAT:             %s\n", st->no_nat ? "yes (STUN saw our own address)" : "no");
     if (!st->nat_discovered)
         printf("  NAT discovery:      not finished\n");
@@ -940,11 +1138,9 @@ int rdv_cli_network_status(struct cli_opts *o)
         return 0;
     }
     rdv_identity id;
-    int rc = rdv_identity_load(&id, o->key_path);
-    if (rc != 0) {
-        fprintf(stderr, "rdv network status: %s: %s\n", o->key_path, rdv_strerror(rc));
+    int rc = rdv_cli_load_key("network status", o, &id);
+    if (rc != 0)
         return 1;
-    }
     int done = 0;
     rdv_client_config cfg;
     memset(&cfg, 0, sizeof(cfg));

@@ -131,8 +131,10 @@ check "status stun text: discovery" grep -q "NAT discovery: *done in [0-9]* ms" 
 check "status stun text: server" grep -q "STUN server: *$STUN\$" "$dir/ns3.txt"
 check "status stun text: from STUN" grep -q "Public endpoint: *127.0.0.1:[0-9]* (from STUN)" "$dir/ns3.txt"
 if [ $alt_ok = 1 ]; then
-  check "status stun text: fullCone" grep -q "NAT type: *fullCone" "$dir/ns3.txt"
+  check "status stun text: fullCone" grep -q "NAT type: *none (announced as fullCone" "$dir/ns3.txt"
 fi
+# No NAT: the NAT type line must not name a NAT type as if there were one.
+check "status stun text: no NAT type beside No NAT" sh -c "! grep -Eq 'NAT type: *(fullCone|restrictedCone|portRestricted|symmetric)\$' '$dir/ns3.txt'"
 # A STUN server that does not answer: --wait bounds the wait.
 dead=$(free_udp 127.0.0.1)
 t0=$(date +%s)
@@ -155,6 +157,7 @@ check "relay opener rc 0" test $arc -eq 0
 check "relay acceptor rc 0" test $brc -eq 0
 check "A->B intact" cmp -s "$dir/fileA" "$dir/outB"
 check "B->A intact" cmp -s "$dir/fileB" "$dir/outA"
+check "relay: the close reads closed_by_peer" grep -q "closed by the peer (closed_by_peer)" "$dir/errB"
 if [ $fail -gt 0 ]; then show "$dir/errA"; show "$dir/errB"; ls -l "$dir"; fi
 # The opener's status file remembers the traversal.
 check "status file written" grep -q "last_traversal=Relayed" "$dir/a.key.status"
@@ -211,6 +214,10 @@ if [ $fail -gt 0 ]; then show "$dir/pAerr"; show "$dir/pBerr"; show "$dir/udp.ou
 check "status live after" grep -q '"source":"live"' "$dir/ns2"
 check "status keeps Relayed" grep -q '"lastTraversal":"Relayed"' "$dir/ns2"
 check "status after: 0 active" grep -q '"activeRelays":0' "$dir/ns2"
+check "status after: last connect of the relay session" grep -q '"lastConnectMs":[0-9]' "$dir/ns2"
+"$RDV" network status --key "$dir/a.key" --stun "$STUN" >"$dir/ns2.txt" 2>&1
+check "status after text: Relayed" grep -q "Last traversal: *Relayed" "$dir/ns2.txt"
+check "status after text: Last connect not none" grep -q "Last connect: *[0-9][0-9]* ms" "$dir/ns2.txt"
 
 # ---- rdv proxy --direct: a direct UDP path, both sides say so ----
 # wait_for FILE PATTERN: up to 10 s.

@@ -709,11 +709,12 @@ static void test_not_connected(void **state)
     rdv_client *c = NULL;
     cfg.identity = &id;
     cfg.server_url = "http://127.0.0.1:1/v1";
-    assert_int_equal(rdv_client_create(&cfg, &c), RDV_ERR_INVALID);
+    assert_int_equal(rdv_client_create(&cfg, &c), RDV_ERR_BAD_URL);
+    assert_non_null(strstr(rdv_strerror(RDV_ERR_BAD_URL), "ws:// or wss://"));
     cfg.server_url = "ws://";
-    assert_int_equal(rdv_client_create(&cfg, &c), RDV_ERR_INVALID);
+    assert_int_equal(rdv_client_create(&cfg, &c), RDV_ERR_BAD_URL);
     cfg.server_url = "ws://[::1]:99999/";
-    assert_int_equal(rdv_client_create(&cfg, &c), RDV_ERR_INVALID);
+    assert_int_equal(rdv_client_create(&cfg, &c), RDV_ERR_BAD_URL);
     cfg.server_url = NULL;
     assert_int_equal(rdv_client_create(&cfg, &c), RDV_ERR_INVALID);
     cfg.server_url = "wss://[::1]:4443";

@@ -151,7 +151,12 @@ static void test_malformed(void **state)
         assert_int_equal(rdv_identity_load(&id, t->path), RDV_ERR_FORMAT);
     }
     rdv_identity id;
-    assert_int_equal(rdv_identity_load(&id, "/nonexistent/dir/key"), RDV_ERR_IO);
+    assert_int_equal(rdv_identity_load(&id, "/nonexistent/dir/key"), RDV_ERR_NOT_FOUND);
+    /* A missing directory on save: not found, not a bare I/O error. */
+    rdv_identity g;
+    assert_int_equal(rdv_identity_generate(&g), 0);
+    assert_int_equal(rdv_identity_save(&g, "/nonexistent/dir/key", 0), RDV_ERR_NOT_FOUND);
+    rdv_identity_wipe(&g);
     assert_int_equal(rdv_identity_load(&id, NULL), RDV_ERR_INVALID);
     assert_int_equal(rdv_identity_save(&id, "", 0), RDV_ERR_INVALID);
     assert_string_equal(rdv_strerror(RDV_ERR_PERM),

@@ -160,7 +160,7 @@ static void test_helpers(void **state)
     assert_true(rdv_node_id_is_valid("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"));
     assert_false(rdv_node_id_is_valid("D75A"));
     assert_false(rdv_node_id_is_valid(NULL));
-    for (int e = RDV_ERR_INVALID; e >= RDV_ERR_NOT_SUPPORTED; e--)
+    for (int e = RDV_ERR_INVALID; e >= RDV_ERR_BAD_URL; e--)
         assert_string_not_equal(rdv_strerror(e), "unknown error");
     assert_string_equal(rdv_strerror(-1000), "unknown error");
 }

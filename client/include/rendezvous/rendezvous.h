@@ -118,6 +118,10 @@ extern "C" {
                                   * session); dropped */
 #define RDV_ERR_NO_SESSION (-29) /* no such relay session here (never
                                   * opened, not yet open, or closed) */
+#define RDV_ERR_NOT_FOUND (-30)  /* no such file, or its directory does not
+                                  * exist (identity load / save) */
+#define RDV_ERR_BAD_URL (-31)    /* the server URL is not
+                                  * ws://HOST[:PORT][/PATH] or wss://... */
 
 /* Returns a static, human-readable description of an RDV_ERR_* code. */
 RDV_API const char *rdv_strerror(int err);
@@ -147,12 +151,18 @@ RDV_API void rdv_identity_node_id(const rdv_identity *id,
 
 /* Saves id to `path`, created with mode 0600 (never wider). Refuses to
  * overwrite an existing file (RDV_ERR_EXISTS) unless `overwrite` is
- * non-zero. The file holds one line: "rendezvous-ed25519-v1 <seed hex>". */
+ * non-zero; RDV_ERR_NOT_FOUND when the directory of `path` does not exist,
+ * RDV_ERR_IO for other failures (errno kept). The file holds one line:
+ * "rendezvous-ed25519-v1 <seed hex>". */
 RDV_API int rdv_identity_save(const rdv_identity *id, const char *path,
                               int overwrite) RDV_MUST_CHECK;
 
 /* Loads an identity from `path`. Refuses (RDV_ERR_PERM) a file that its
- * group or others can read or write, or that is not a regular file. */
+ * group or others can read or write, or that is not a regular file.
+ * RDV_ERR_NOT_FOUND when there is no such file (create one with
+ * rdv_identity_generate() + rdv_identity_save(), or `rdv keygen`),
+ * RDV_ERR_FORMAT when it is not a key file, RDV_ERR_IO for other failures
+ * (errno kept). */
 RDV_API int rdv_identity_load(rdv_identity *id, const char *path) RDV_MUST_CHECK;
 
 /* Overwrites the secret key material with zeros. */
@@ -322,6 +332,11 @@ typedef struct rdv_client_info {
     unsigned connects;             /* welcomes received so far */
     unsigned reconnect_attempt;    /* failed attempts since the last welcome */
     int last_error;                /* last RDV_ERR_* of the connection, 0 */
+    char last_error_text[400];     /* what cb_error said about it: names the
+                                    * URL, the cause and the fix (e.g. "the
+                                    * server ... refused the WebSocket
+                                    * upgrade at path /x (HTTP 404): the
+                                    * rendezvous endpoint is /v1"); "" */
 } rdv_client_info;
 
 /* Callbacks. `user_ptr` is rdv_client_config.user_ptr. All are optional. */
@@ -489,7 +504,8 @@ typedef struct rdv_client_config {
  * rdv_client_process() or rdv_client_start() does; host names are resolved
  * synchronously there). Returns 0 and the client in *out, or
  * RDV_ERR_INVALID (missing identity or one whose public key does not match
- * its secret key, bad URL, out-of-range value), RDV_ERR_NOMEM, RDV_ERR_CRYPTO, RDV_ERR_IO (no event fd, or the
+ * its secret key, out-of-range value), RDV_ERR_BAD_URL (server_url is not
+ * ws://HOST[:PORT][/PATH] or wss://HOST[:PORT][/PATH]), RDV_ERR_NOMEM, RDV_ERR_CRYPTO, RDV_ERR_IO (no event fd, or the
  * tls_ca_file / system CA store of a wss:// URL cannot be loaded). */
 RDV_API int rdv_client_create(const rdv_client_config *config,
                               rdv_client **out) RDV_MUST_CHECK;
@@ -682,9 +698,11 @@ RDV_API int rdv_relay_send(rdv_client *c, const char *session_id,
                            const void *buf, size_t len) RDV_MUST_CHECK;
 
 /* Ends a session in any state (open, opening, or a request not yet
- * answered = a reject): sends relayClose ("closed"; the peer sees
- * "closed_by_peer" or this text), wipes the keys, closes its UDP proxy. No
- * cb_relay_closed for it. Returns 0 or RDV_ERR_NO_SESSION. */
+ * answered = a reject): sends relayClose with reason "closed_by_peer" (the
+ * protocol's name, PROTOCOL.md 9.3; the peer's cb_relay_closed gets err 0
+ * and that reason, on a relay or a direct path alike), wipes the keys,
+ * closes its UDP proxy. No cb_relay_closed for it. Returns 0 or
+ * RDV_ERR_NO_SESSION. */
 RDV_API int rdv_relay_close(rdv_client *c, const char *session_id);
 
 /* Largest datagram rdv_relay_send() takes: the server's maxRelayPayload
@@ -793,7 +811,10 @@ typedef struct rdv_network_status {
     char stun_server[RDV_IP_LEN + 9]; /* "ip:port" that answered, "" none */
     int64_t nat_discovery_ms;        /* how long discovery took, -1 */
     uint64_t direct_sessions;        /* sessions that reached a direct path */
-    int64_t last_connect_ms;         /* last session: time to first path */
+    int64_t last_connect_ms;         /* last session (relay or connect):
+                                      * time to its first path (relay:
+                                      * relayOpen to relayReady; 0 on the
+                                      * accepting side), -1 none yet */
     int64_t last_direct_ms;          /* last session: time to direct, -1 */
     int relay_available;             /* server announced maxRelaySessions>0 */
     int64_t max_relay_sessions;
