@@ -280,7 +280,7 @@ static void start_connect(bench *b, bconn *c)
     b->ops->path(c, path, sizeof path);
     i.context = b->ctx;
     i.address = b->host;
-    i.port = b->port;
+    i.port = b->conn_port && b->conn_port[c->idx] > 0 ? b->conn_port[c->idx] : b->port;
     i.path = path;
     i.host = b->host;
     i.origin = b->host;
@@ -448,6 +448,8 @@ void bench_destroy(bench *b)
         free(b->conns[i].rx);
     free(b->conns);
     free(b->queue);
+    free(b->conn_port);
     b->conns = NULL;
     b->queue = NULL;
+    b->conn_port = NULL;
 }

@@ -97,6 +97,8 @@ struct bench {
     const bench_ops *ops;
     const char *host;          /* server address, numeric */
     int port;
+    int *conn_port;            /* per-connection port (NULL: all use port); the
+                                  generator may change an entry before a reconnect */
     const char *subprotocol;   /* Sec-WebSocket-Protocol or NULL */
     char *src_ips[64];         /* local addresses to bind (round robin), may be empty */
     int n_src;

@@ -13,6 +13,13 @@
  * exits, which closes them all. A HOLD line reports connections the server
  * closed while held.
  *
+ * --failover-ports P,P..: a connection the server closes while held
+ * reconnects at once (same identity) to the next of these ports, round
+ * robin (the other instances of a cluster: bench/cluster.sh kills one with
+ * SIGKILL); the HOLD line then also counts the nodes back (welcome again)
+ * and the wall-clock time the last one came back, and prints
+ * "BACK back=N real_ns=T" at once whenever every lost node is back.
+ *
  * Churn (--churn SECONDS): K slots each loop connect -> authenticate (or
  * OPEN) -> close -> reconnect with the same identity (PeerJS: a new ID each
  * time, as PeerJS sends no OPEN to a second socket under an ID it still
@@ -65,8 +72,9 @@ static struct {
     const char *ready_file;
     bool uv;
     bool quiet;
+    const char *failover_ports;
 } opt = {PROTO_RDV, "127.0.0.1", 8080, "rendezvous", 1000, 256, NULL, 2, 0,
-         60, 120, 0, NULL, true, false};
+         60, 120, 0, NULL, true, false, NULL};
 
 static bench B;
 static node *nodes;
@@ -75,6 +83,9 @@ static bool holding, churning;
 static bench_lat hs_lat;
 static char first_error[400];
 static volatile sig_atomic_t got_signal;
+static int fo_ports[16], n_fo_ports, fo_next;
+static long back, back_failed;
+static int64_t back_last_real_ns, lost_first_real_ns;
 
 static void path_cb(bconn *c, char *buf, size_t size)
 {
@@ -99,6 +110,15 @@ static void note_error(const char *msg, size_t len)
 static void became_ready(bconn *c)
 {
     bench_conn_ready(c);
+    if (holding) { /* a failed-over node back on another instance */
+        back++;
+        back_last_real_ns = bench_real_ns();
+        if (back == lost_in_hold) { /* every lost node is back: say so now */
+            printf("BACK back=%ld real_ns=%lld\n", back, (long long)back_last_real_ns);
+            fflush(stdout);
+        }
+        return;
+    }
     ready++;
     handshakes++;
     bench_lat_add(&hs_lat, c->t_ready_ns - c->t_start_ns);
@@ -171,6 +191,22 @@ static void on_closed(bconn *c, const char *why, bool established)
             bench_queue_connect(&B, c->idx); /* storm: reconnect at once */
         return;
     }
+    if (holding && n_fo_ports > 0 && !B.stop) {
+        /* failover: this connection (lost, or a reconnect that failed)
+         * tries the next instance, at once */
+        if (was_ready) {
+            lost_in_hold++;
+            if (!lost_first_real_ns)
+                lost_first_real_ns = bench_real_ns();
+        } else {
+            back_failed++;
+        }
+        if (back_failed < 10L * opt.conns) { /* bounded */
+            B.conn_port[c->idx] = fo_ports[fo_next++ % n_fo_ports];
+            bench_queue_connect(&B, c->idx);
+        }
+        return;
+    }
     if (holding && was_ready) {
         lost_in_hold++;
         if (!first_error[0])
@@ -208,7 +244,7 @@ static void usage(void)
             "usage: loadgen_idle [--proto rdv|peerjs] [--host IP] [--port N] [--name NAME]\n"
             "         [--conns K] [--inflight C] [--src-ips IP,IP..] [--family F]\n"
             "         [--offset O] [--hold S] [--timeout S] [--ready-file PATH]\n"
-            "         [--churn S] [--poll] [--quiet]\n");
+            "         [--churn S] [--poll] [--quiet] [--failover-ports P,P..]\n");
     exit(2);
 }
 
@@ -220,7 +256,7 @@ int main(int argc, char **argv)
         {"src-ips", 1, 0, 's'}, {"family", 1, 0, 'f'},     {"offset", 1, 0, 'o'},
         {"hold", 1, 0, 'H'},    {"timeout", 1, 0, 't'},    {"ready-file", 1, 0, 'R'},
         {"churn", 1, 0, 'c'},   {"poll", 0, 0, 'L'},       {"quiet", 0, 0, 'q'},
-        {0, 0, 0, 0}};
+        {"failover-ports", 1, 0, 'F'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -246,6 +282,7 @@ int main(int argc, char **argv)
         case 'c': opt.churn_s = atof(optarg); break;
         case 'L': opt.uv = false; break;
         case 'q': opt.quiet = true; break;
+        case 'F': opt.failover_ports = optarg; break;
         default: usage();
         }
     }
@@ -276,6 +313,17 @@ int main(int argc, char **argv)
                    opt.proto == PROTO_RDV ? RDV_WS_SUBPROTOCOL : NULL, opt.src_ips, opt.conns,
                    opt.inflight, opt.uv) != 0)
         bench_die("cannot create the lws context");
+    if (opt.failover_ports) {
+        char *copy = strdup(opt.failover_ports), *parts[16];
+        int n = bench_split(copy, parts, 16);
+        for (int i = 0; i < n; i++)
+            if (atoi(parts[i]) > 0 && atoi(parts[i]) < 65536)
+                fo_ports[n_fo_ports++] = atoi(parts[i]);
+        free(copy);
+        B.conn_port = calloc((size_t)opt.conns, sizeof *B.conn_port);
+        if (!n_fo_ports || !B.conn_port)
+            usage();
+    }
     const char *proto = opt.proto == PROTO_RDV ? "rdv" : "peerjs";
     double p50, p99, p999, mx;
 
@@ -332,8 +380,10 @@ int main(int argc, char **argv)
         first_error[0] = '\0';
         (void)bench_run(&B, bench_mono_ns() + (int64_t)(opt.hold_s * 1e9), NULL);
     }
-    printf("HOLD proto=%s held=%ld lost=%ld end=%s\n", proto, ready - lost_in_hold,
-           lost_in_hold, got_signal ? "signal" : "hold_timeout");
+    printf("HOLD proto=%s held=%ld lost=%ld end=%s back=%ld back_retries=%ld "
+           "lost_first_real_ns=%lld back_last_real_ns=%lld\n",
+           proto, ready - lost_in_hold + back, lost_in_hold, got_signal ? "signal" : "hold_timeout",
+           back, back_failed, (long long)lost_first_real_ns, (long long)back_last_real_ns);
     if (first_error[0] && !opt.quiet)
         fprintf(stderr, "loadgen_idle: %s\n", first_error);
     fflush(stdout);

@@ -25,6 +25,12 @@
  *                 the same offer body (same size, signature field filled
  *                 with random hex, not signed: PeerJS does not check).
  *
+ * --port2 P       the B node of every pair connects to port P instead
+ *                 (a second instance of a cluster: every message, both
+ *                 ways, then crosses from one instance to the other;
+ *                 bench/cluster.sh). --server2-pid and --redis-pid add
+ *                 server2_cores and redis_cores to the RESULT line.
+ *
  * The first --warmup messages (default M/20) are not measured.
  * --rate R paces the sends to R messages/s in total (token bucket, 1 ms
  * ticks) instead of as fast as the window allows (the churn workload uses
@@ -33,8 +39,11 @@
  * Output: a human summary on stderr and one line on stdout:
  *   RESULT proto=.. pairs=.. window=.. messages=.. msg_bytes=.. elapsed_s=..
  *          msgs_per_s=.. p50_us=.. p99_us=.. p999_us=.. max_us=.. errors=..
- *          loadgen_cores=.. server_cores=.. other_cores=..
- * (cores = CPU seconds per second of the run: this process, --server-pid,
+ *          loadgen_cores=.. server_cores=.. other_cores=.. port2=..
+ *          server2_cores=.. redis_cores=.. run_s=.. received=..
+ * (received: messages delivered in the run, warm-up included, over run_s
+ * seconds, the window of the cores figures; -1 cores: no such PID given.
+ * cores = CPU seconds per second of the run: this process, --server-pid,
  * and everything else on the machine, from /proc/stat; other_cores shows
  * interference from unrelated work.)
  */
@@ -83,8 +92,11 @@ static struct {
     bool quiet;
     bool uv;
     int server_pid;
+    int port2;
+    int server2_pid;
+    int redis_pid;
 } opt = {PROTO_RDV, "127.0.0.1", 8080, "rendezvous", 100, 200000, -1, 10, 0, 120, NULL, 1,
-         20000, 2, false, true, 0};
+         20000, 2, false, true, 0, 0, 0, 0};
 
 static bench B;
 static node *nodes;          /* 2 * pairs; conn idx = node idx */
@@ -435,8 +447,12 @@ static void usage(void)
             "         [--pairs N] [--messages M] [--warmup N] [--window W] [--rate R]\n"
             "         [--timeout S] [--src-ips IP,IP..] [--family F] [--ts-ahead-ms MS]\n"
             "         [--sign-threads T] [--quiet] [--poll] [--server-pid PID]\n"
+            "         [--port2 N] [--server2-pid PID] [--redis-pid PID]\n"
             "  --poll        use lws's poll() loop instead of libuv (epoll)\n"
-            "  --server-pid  report the server's CPU use during the run (server_cores)\n");
+            "  --server-pid  report the server's CPU use during the run (server_cores)\n"
+            "  --port2       B nodes connect to this port (another cluster instance)\n"
+            "  --server2-pid, --redis-pid  also report their CPU use (server2_cores,\n"
+            "                redis_cores)\n");
     exit(2);
 }
 
@@ -448,7 +464,8 @@ int main(int argc, char **argv)
         {"warmup", 1, 0, 'u'},   {"window", 1, 0, 'W'},       {"rate", 1, 0, 'r'},
         {"timeout", 1, 0, 't'},  {"src-ips", 1, 0, 's'},      {"family", 1, 0, 'f'},
         {"ts-ahead-ms", 1, 0, 'a'}, {"sign-threads", 1, 0, 'T'}, {"quiet", 0, 0, 'q'},
-        {"poll", 0, 0, 'L'},     {"server-pid", 1, 0, 'S'}, {0, 0, 0, 0}};
+        {"poll", 0, 0, 'L'},     {"server-pid", 1, 0, 'S'}, {"port2", 1, 0, '2'},
+        {"server2-pid", 1, 0, 'X'}, {"redis-pid", 1, 0, 'Y'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -476,12 +493,15 @@ int main(int argc, char **argv)
         case 'q': opt.quiet = true; break;
         case 'L': opt.uv = false; break;
         case 'S': opt.server_pid = atoi(optarg); break;
+        case '2': opt.port2 = atoi(optarg); break;
+        case 'X': opt.server2_pid = atoi(optarg); break;
+        case 'Y': opt.redis_pid = atoi(optarg); break;
         default: usage();
         }
     }
     if (opt.pairs < 1 || opt.pairs > 5000 || opt.messages < 1 || opt.messages > 20000000 ||
         opt.window < 1 || opt.window > 1000 || opt.timeout_s <= 0 || opt.timeout_s > 3600 ||
-        opt.ts_ahead_ms < 0 || opt.ts_ahead_ms > 29000)
+        opt.ts_ahead_ms < 0 || opt.ts_ahead_ms > 29000 || opt.port2 < 0 || opt.port2 > 65535)
         usage();
     if (opt.warmup < 0)
         opt.warmup = opt.messages / 20;
@@ -515,6 +535,13 @@ int main(int argc, char **argv)
                    opt.proto == PROTO_RDV ? RDV_WS_SUBPROTOCOL : NULL, opt.src_ips, n_nodes,
                    64, opt.uv) != 0)
         bench_die("cannot create the lws context");
+    if (opt.port2 > 0) {
+        B.conn_port = calloc((size_t)n_nodes, sizeof *B.conn_port);
+        if (!B.conn_port)
+            bench_die("out of memory");
+        for (int i = 0; i < n_nodes; i++)
+            B.conn_port[i] = nodes[i].side ? opt.port2 : opt.port;
+    }
     for (int i = 0; i < n_nodes; i++)
         bench_queue_connect(&B, i);
     last_tick_ns = bench_mono_ns();
@@ -538,6 +565,8 @@ int main(int argc, char **argv)
     started = true;
     double cpu0 = bench_self_cpu_s();
     double srv0 = bench_proc_cpu_s(opt.server_pid);
+    double srv2_0 = bench_proc_cpu_s(opt.server2_pid);
+    double redis0 = bench_proc_cpu_s(opt.redis_pid);
     double busy0 = bench_machine_busy_s();
     int64_t run0 = bench_mono_ns();
     for (int p = 0; p < opt.pairs; p++) {
@@ -548,8 +577,12 @@ int main(int argc, char **argv)
     double run_s = (double)(bench_mono_ns() - run0) / 1e9;
     double lg_cores = (bench_self_cpu_s() - cpu0) / run_s;
     double srv_cores = opt.server_pid > 0 ? (bench_proc_cpu_s(opt.server_pid) - srv0) / run_s : -1;
+    double srv2_cores =
+        opt.server2_pid > 0 ? (bench_proc_cpu_s(opt.server2_pid) - srv2_0) / run_s : -1;
+    double redis_cores = opt.redis_pid > 0 ? (bench_proc_cpu_s(opt.redis_pid) - redis0) / run_s : -1;
     double busy_cores = (bench_machine_busy_s() - busy0) / run_s;
-    double other_cores = busy_cores - lg_cores - (srv_cores > 0 ? srv_cores : 0);
+    double other_cores = busy_cores - lg_cores - (srv_cores > 0 ? srv_cores : 0) -
+                         (srv2_cores > 0 ? srv2_cores : 0) - (redis_cores > 0 ? redis_cores : 0);
     int64_t end = t_last_recv ? t_last_recv : bench_mono_ns();
     if (!t_measure_start)
         t_measure_start = t_first_send;
@@ -573,10 +606,12 @@ int main(int argc, char **argv)
     }
     printf("RESULT proto=%s status=%s pairs=%d window=%d rate=%.0f messages=%ld msg_bytes=%u "
            "elapsed_s=%.3f msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f "
-           "errors=%ld loadgen_cores=%.2f server_cores=%.2f other_cores=%.2f\n",
+           "errors=%ld loadgen_cores=%.2f server_cores=%.2f other_cores=%.2f port2=%d "
+           "server2_cores=%.3f redis_cores=%.3f run_s=%.3f received=%ld\n",
            opt.proto == PROTO_RDV ? "rdv" : "peerjs", status, opt.pairs, opt.window, opt.rate,
            measured, msg_len[0] ? msg_len[0] : 0, elapsed, rate, p50, p99, p999, mx, errors, lg_cores, srv_cores,
-           other_cores < 0 ? 0 : other_cores);
+           other_cores < 0 ? 0 : other_cores, opt.port2, srv2_cores, redis_cores, run_s,
+           received);
     fflush(stdout);
     B.stop = 1;
     lws_sul_cancel(&sul_tick);
