@@ -241,8 +241,14 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
     *out = NULL;
     if (!config || !config->server_url || !config->identity)
         return RDV_ERR_INVALID;
-    rdv__url url;
-    if (rdv__url_parse(config->server_url, &url) != 0)
+    rdv__url urls[RDV__MAX_URLS];
+    int n_urls = 0;
+    char(*texts)[RDV__URL_TEXT] = malloc(sizeof(char[RDV__MAX_URLS][RDV__URL_TEXT]));
+    if (!texts)
+        return RDV_ERR_NOMEM;
+    int url_rc = rdv__url_list_parse(config->server_url, urls, texts, &n_urls);
+    free(texts);
+    if (url_rc != 0)
         return RDV_ERR_BAD_URL;
     if (config->connect_timeout_ms < 0 || config->auth_timeout_ms < 0 ||
         config->keepalive_ms < 0 || config->reconnect.initial_backoff_ms < 0 ||
@@ -272,7 +278,11 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
     c->epfd = c->evfd = c->reg_fd = -1;
     c->udp4 = c->udp6 = -1;
     c->cfg = *config;
-    c->url = url;
+    if (rdv__url_list_parse(config->server_url, c->urls, c->url_text, &c->n_urls) != 0)
+        goto nomem; /* parsed above: cannot fail */
+    /* a fleet spreads over the instances: start at a random one */
+    c->url_idx = c->n_urls > 1 ? (int)randombytes_uniform((uint32_t)c->n_urls) : 0;
+    c->url = c->urls[c->url_idx];
     c->url_copy = strdup(config->server_url);
     c->ca_copy = dup_or_null(config->tls_ca_file);
     c->software_copy = strdup(config->software ? config->software

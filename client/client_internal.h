@@ -66,6 +66,17 @@ typedef struct rdv__url {
  * defaults to "/v1". Returns 0 or RDV_ERR_INVALID. */
 int rdv__url_parse(const char *url, rdv__url *out);
 
+/* Server URLs of one client: the instances of one cluster. */
+#define RDV__MAX_URLS 8
+#define RDV__URL_TEXT 512
+
+/* Parses a comma-separated list of URLs (spaces around commas ignored)
+ * into out[] and their texts; *n of them. Returns 0, or RDV_ERR_INVALID
+ * when one is not a URL, one is empty, or there are more than
+ * RDV__MAX_URLS. */
+int rdv__url_list_parse(const char *list, rdv__url out[RDV__MAX_URLS],
+                        char text[RDV__MAX_URLS][RDV__URL_TEXT], int *n);
+
 /* Reconnect delay in ms before attempt number `attempt` (0 for the first
  * retry) under `p` (defaults already applied); `rnd` is a uniform random
  * 32-bit value (jitter). */
@@ -182,7 +193,12 @@ struct rdv_client {
     char *url_copy;
     char *ca_copy;
     char *software_copy;
-    rdv__url url;
+    rdv__url url;                /* the first URL tried (its host: the default STUN) */
+    rdv__url urls[RDV__MAX_URLS]; /* server_url split at commas */
+    char url_text[RDV__MAX_URLS][RDV__URL_TEXT];
+    int n_urls;
+    int url_idx;                 /* service thread: urls[] of the next or current
+                                  * connection; the next one after each end */
     rdv_identity id;
     char node_id[RDV_NODE_ID_LEN + 1];
     int epfd;                    /* the fd of rdv_client_fd() */

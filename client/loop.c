@@ -102,10 +102,10 @@ static bool has(const char *s, const char *needle)
 static void explain_end(const rdv_client *c, rdv__phase was, int reason, const char *detail,
                         char *out, size_t cap)
 {
+    const rdv__url *u = &c->urls[c->url_idx];
     char hp[300];
-    snprintf(hp, sizeof(hp), strchr(c->url.host, ':') ? "[%s]:%d" : "%s:%d", c->url.host,
-             c->url.port);
-    const char *url = c->cfg.server_url;
+    snprintf(hp, sizeof(hp), strchr(u->host, ':') ? "[%s]:%d" : "%s:%d", u->host, u->port);
+    const char *url = c->url_text[c->url_idx];
     int n;
     if (was == RDV__PH_READY) {
         n = snprintf(out, cap, "connection to %s lost: %s", url, rdv_strerror(reason));
@@ -117,9 +117,9 @@ static void explain_end(const rdv_client *c, rdv__phase was, int reason, const c
                      "connection to %s failed: the server at %s refused the WebSocket "
                      "upgrade at path %s%s: is that a rendezvous server? its endpoint is "
                      "/v1 (%s://%s/v1)",
-                     url, hp, c->url.path, st, c->url.tls ? "wss" : "ws", hp);
+                     url, hp, u->path, st, u->tls ? "wss" : "ws", hp);
         detail = NULL;
-    } else if (reason == RDV_ERR_CONNECT && c->url.tls &&
+    } else if (reason == RDV_ERR_CONNECT && u->tls &&
                (has(detail, "SSL") || has(detail, "ssl") || has(detail, "TLS") ||
                 has(detail, "tls"))) {
         if (has(detail, "certificate") || has(detail, "cert "))
@@ -132,7 +132,7 @@ static void explain_end(const rdv_client *c, rdv__phase was, int reason, const c
             n = snprintf(out, cap,
                          "connection to %s failed: the TLS handshake with %s failed: is the "
                          "server serving plain ws:// (then use ws://%s%s)?",
-                         url, hp, hp, c->url.path);
+                         url, hp, hp, u->path);
     } else if (reason == RDV_ERR_CONNECT && has(detail, "Unable to connect")) {
         n = snprintf(out, cap,
                      "connection to %s failed: nothing accepted a connection at %s "
@@ -143,13 +143,32 @@ static void explain_end(const rdv_client *c, rdv__phase was, int reason, const c
         n = snprintf(out, cap,
                      "connection to %s failed: cannot resolve or reach host '%s' (a typo "
                      "in the host name, or no network?)",
-                     url, c->url.host);
+                     url, u->host);
         detail = NULL;
     } else {
         n = snprintf(out, cap, "connection to %s failed: %s", url, rdv_strerror(reason));
     }
     if (n >= 0 && (size_t)n < cap && detail && *detail)
         snprintf(out + n, cap - (size_t)n, " - %s", detail);
+}
+
+/* The delay before connection attempt `attempt` (1: after the first
+ * failure or drop). One URL: the backoff policy. Several (the instances of
+ * a cluster): each of them is tried once, after a short random delay of
+ * up to initial_backoff_ms (an instance that died or drains does not turn
+ * its whole fleet into one storm on the next), and the backoff grows per
+ * full round of failures. */
+static int64_t reconnect_delay(const rdv_client *c, unsigned attempt)
+{
+    unsigned a = attempt ? attempt - 1 : 0;
+    const rdv_reconnect_policy *p = &c->cfg.reconnect;
+    if (c->n_urls <= 1)
+        return rdv__backoff_ms(p, a, randombytes_random());
+    unsigned n = (unsigned)c->n_urls;
+    unsigned round = a / n, pos = a % n;
+    if (pos != 0 || round == 0)
+        return (int64_t)randombytes_uniform((uint32_t)p->initial_backoff_ms + 1);
+    return rdv__backoff_ms(p, round - 1, randombytes_random());
 }
 
 /* The connection of c->wsi is gone (or never came up): report, drop the
@@ -187,13 +206,13 @@ static void on_conn_end(rdv_client *c, int reason, const char *detail)
     unsigned attempt = c->attempt;
     pthread_mutex_unlock(&c->lock);
 
-    if (!failed) {
-        int64_t d = rdv__backoff_ms(&c->cfg.reconnect, attempt ? attempt - 1 : 0,
-                                    randombytes_random());
-        c->next_connect_at = rdv__mono_ms() + d;
-    }
+    if (!failed)
+        c->next_connect_at = rdv__mono_ms() + reconnect_delay(c, attempt);
     char text[400];
     explain_end(c, was, reason, detail, text, sizeof(text));
+    /* several instances: the next connection goes to the next one */
+    if (c->n_urls > 1)
+        c->url_idx = (c->url_idx + 1) % c->n_urls;
     pthread_mutex_lock(&c->lock);
     memcpy(c->last_error_text, text, sizeof(c->last_error_text));
     pthread_mutex_unlock(&c->lock);
@@ -220,14 +239,15 @@ static void start_connect(rdv_client *c)
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof(ci));
     ci.context = c->ctx;
-    ci.address = c->url.host;
-    ci.port = c->url.port;
-    ci.path = c->url.path;
-    ci.host = c->url.host;
-    ci.origin = c->url.host;
+    const rdv__url *u = &c->urls[c->url_idx];
+    ci.address = u->host;
+    ci.port = u->port;
+    ci.path = u->path;
+    ci.host = u->host;
+    ci.origin = u->host;
     ci.protocol = RDV_WS_SUBPROTOCOL;
     ci.local_protocol_name = RDV_WS_SUBPROTOCOL;
-    ci.ssl_connection = c->url.tls ? LCCSCF_USE_SSL : 0;
+    ci.ssl_connection = u->tls ? LCCSCF_USE_SSL : 0;
     c->end_reason = 0;
     c->phase = RDV__PH_CONNECTING;
     c->deadline = rdv__mono_ms() + c->cfg.connect_timeout_ms;
@@ -429,7 +449,10 @@ int rdv__loop_init(rdv_client *c)
     info.uid = (uid_t)-1;
     info.user = c;
     info.fd_limit_per_thread = 16;
-    if (c->url.tls) {
+    bool any_tls = false;
+    for (int i = 0; i < c->n_urls; i++)
+        any_tls = any_tls || c->urls[i].tls;
+    if (any_tls) {
         /* Our own client SSL_CTX (lws 4.1.6 leaks the one it builds, with
          * the whole system CA store, at every context destroy): TLS >= 1.2,
          * peer verification against tls_ca_file or the system store; lws

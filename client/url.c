@@ -64,3 +64,30 @@ int rdv__url_parse(const char *url, rdv__url *out)
         strcpy(out->path, RDV_WS_PATH);
     return 0;
 }
+
+int rdv__url_list_parse(const char *list, rdv__url out[RDV__MAX_URLS],
+                        char text[RDV__MAX_URLS][RDV__URL_TEXT], int *n)
+{
+    *n = 0;
+    if (!list)
+        return RDV_ERR_INVALID;
+    const char *p = list;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t trimmed = len;
+        while (trimmed && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
+            trimmed--;
+        if (*n >= RDV__MAX_URLS || trimmed == 0 || trimmed >= RDV__URL_TEXT)
+            return RDV_ERR_INVALID;
+        memcpy(text[*n], p, trimmed);
+        text[*n][trimmed] = '\0';
+        if (rdv__url_parse(text[*n], &out[*n]) != 0)
+            return RDV_ERR_INVALID;
+        (*n)++;
+        if (p[len] != ',')
+            return 0;
+        p += len + 1;
+    }
+}

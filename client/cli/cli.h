@@ -15,7 +15,8 @@
 
 struct cli_opts {
     const char *key_path;
-    const char *url;
+    const char *url;        /* one URL, or several separated by commas */
+    char url_list[2048];    /* repeated --url joined with commas */
     const char *ca;
     int force;
     int json;

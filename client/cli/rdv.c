@@ -62,14 +62,17 @@ static const char *const usage_main =
     "  --key PATH   identity key file (env RENDEZVOUS_KEY,\n"
     "               default ./" DEFAULT_KEY_PATH ")\n"
     "  --url URL    rendezvous server, ws:// or wss:// (env RENDEZVOUS_URL,\n"
-    "               default " DEFAULT_URL ")\n"
+    "               default " DEFAULT_URL "); repeat it, or separate URLs\n"
+    "               with commas, for the instances of a cluster: rdv starts at a\n"
+    "               random one and moves to the next when one fails or drains\n"
     "  --json       machine-readable output (one JSON object per line)\n"
     "  --help       this text; `rdv <command> --help` for one command\n"
     "  NAT traversal (every command that connects): --stun HOST:PORT,\n"
     "  --no-stun, --udp-port N, --direct-timeout MS, --relay-only, --no-spray\n";
 
 static const char *const usage_net =
-    "  --url URL        rendezvous server (env RENDEZVOUS_URL, default " DEFAULT_URL ")\n"
+    "  --url URL        rendezvous server (env RENDEZVOUS_URL, default " DEFAULT_URL ");\n"
+    "                   repeatable / comma-separated: the instances of a cluster\n"
     "  --key PATH       identity key file (env RENDEZVOUS_KEY, default ./" DEFAULT_KEY_PATH ")\n"
     "  --ca FILE        PEM CA bundle for a wss:// server\n"
     "  --json           one JSON object per line\n";
@@ -300,8 +303,17 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
         int bad = 0, takes = 1;
         if (strcmp(a, "--key") == 0 && v)
             o->key_path = v;
-        else if (strcmp(a, "--url") == 0 && v)
-            o->url = v;
+        else if (strcmp(a, "--url") == 0 && v) {
+            /* repeatable: the instances of one cluster, tried in turn */
+            size_t have = o->url == o->url_list ? strlen(o->url_list) : 0;
+            int n = snprintf(o->url_list + have, sizeof o->url_list - have, "%s%s",
+                             have ? "," : "", v);
+            if (n < 0 || (size_t)n >= sizeof o->url_list - have) {
+                fprintf(stderr, "rdv: too many or too long --url values\n");
+                return 2;
+            }
+            o->url = o->url_list;
+        }
         else if (strcmp(a, "--ca") == 0 && v)
             o->ca = v;
         else if (strcmp(a, "--timeout") == 0 && v)

@@ -431,7 +431,13 @@ typedef struct rdv_reconnect_policy {
 
 typedef struct rdv_client_config {
     /* ws://host[:port][/path] or wss://...; path defaults to "/v1". IPv6
-     * literals in brackets. Required. Copied. */
+     * literals in brackets. Required. Copied. Several URLs separated by
+     * commas (at most 8) are the instances of one cluster (rendezvousd
+     * --redis): the client starts at a random one and, when a connection
+     * fails or ends (the instance died, or drains with shutting_down),
+     * goes to the next after a short random delay of up to
+     * reconnect.initial_backoff_ms; the backoff grows once every URL failed
+     * in a row. Watches are sent again after every reconnect. */
     const char *server_url;
     /* The node's identity. Required. Copied (and wiped on destroy). */
     const rdv_identity *identity;
