@@ -208,13 +208,19 @@ static void on_conn_end(rdv_client *c, int reason, const char *detail)
 
     if (!failed)
         c->next_connect_at = rdv__mono_ms() + reconnect_delay(c, attempt);
-    char text[400];
+    /* room for the longest explanation (URL, host, path), so no format
+     * is ever cut; what is kept is cut below, on a byte count */
+    char text[2048];
     explain_end(c, was, reason, detail, text, sizeof(text));
     /* several instances: the next connection goes to the next one */
     if (c->n_urls > 1)
         c->url_idx = (c->url_idx + 1) % c->n_urls;
+    size_t tl = strlen(text);
+    if (tl >= sizeof(c->last_error_text))
+        tl = sizeof(c->last_error_text) - 1;
     pthread_mutex_lock(&c->lock);
-    memcpy(c->last_error_text, text, sizeof(c->last_error_text));
+    memcpy(c->last_error_text, text, tl);
+    c->last_error_text[tl] = '\0';
     pthread_mutex_unlock(&c->lock);
     c->http_status = 0;
     rdv__set_state(c, failed ? RDV_STATE_FAILED : RDV_STATE_DISCONNECTED);
