@@ -177,6 +177,7 @@ static void expired_one(void *user, const rdv_queued_msg *m)
     rdv_server *srv = user;
     uint8_t id[RDV_NODE_ID_BYTES];
     srv->m.dropped[RDV_DROP_EXPIRED]++;
+    rdv_server_store_dirty(srv); /* the deletion commits with the batch */
     if (!m->sender || rdv_node_id_to_pk(m->sender, id) != 0)
         return;
     char text[240];
@@ -202,7 +203,6 @@ static void expired_one(void *user, const rdv_queued_msg *m)
 void rdv_offline_expire(rdv_server *srv)
 {
     rdv_engine_expire(srv->engine, rdv_now_ms(), expired_one, srv);
-    rdv_server_store_dirty(srv);
 }
 
 void rdv_offline_arrived(rdv_server *srv, const rdv_queued_msg *m)
