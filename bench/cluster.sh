@@ -190,9 +190,9 @@ run_sig() { # MODE LOAD REP
 # per-run derived figures from a RESULT line
 srv_us() { awk -v a="$(field server_cores "$1")" -v b="$(field server2_cores "$1")" \
     -v t="$(field run_s "$1")" -v n="$(field received "$1")" \
-    'BEGIN {if (b < 0) b = 0; if (n > 0 && a >= 0) printf "%.1f", 1e6 * (a + b) * t / n; else print "n/a"}'; }
+    'BEGIN {if (b < 0) b = 0; if (n > 0 && a >= 0) printf "%.1f\n", 1e6 * (a + b) * t / n; else print "n/a"}'; }
 redis_us() { awk -v a="$(field redis_cores "$1")" -v t="$(field run_s "$1")" -v n="$(field received "$1")" \
-    'BEGIN {if (n > 0 && a >= 0) printf "%.1f", 1e6 * a * t / n; else print "-"}'; }
+    'BEGIN {if (n > 0 && a >= 0) printf "%.1f\n", 1e6 * a * t / n; else print "-"}'; }
 
 # p50 of RESULT line $1 minus p50 of $2 (nothing when either run failed)
 p50diff() { awk -v a="$(field p50_us "$1")" -v b="$(field p50_us "$2")" \
@@ -246,7 +246,19 @@ part1() {
             s=$(awk -v l="$load" -v r="rep=$r" '$1 == "sig" && $2 == "same" && $3 == l && $4 == r' "$OUT/results.txt")
             p50diff "$s" "$q"
         done | mmm)
-        NOTES+=("- $([ "$load" = max ] && echo "unpaced" || echo "$load msgs/s"): the Redis hop (cross p50 - same p50, per round) min / median / max = $(fmt3 "$d1") us (goal <= 200 us at p50); --redis on same-instance traffic (same p50 - SQLite p50) = $(fmt3 "$d2") us")
+        if [ "$load" = max ]; then
+            # closed loop: latency is queueing here, compare the rates
+            d1=$(for r in $(seq 1 "$REPS"); do
+                s=$(awk -v r="rep=$r" '$1 == "sig" && $2 == "same" && $3 == "max" && $4 == r' "$OUT/results.txt")
+                c=$(awk -v r="rep=$r" '$1 == "sig" && $2 == "cross" && $3 == "max" && $4 == r' "$OUT/results.txt")
+                q=$(awk -v r="rep=$r" '$1 == "sig" && $2 == "sqlite" && $3 == "max" && $4 == r' "$OUT/results.txt")
+                awk -v a="$(field msgs_per_s "$c")" -v b="$(field msgs_per_s "$s")" -v q="$(field msgs_per_s "$q")" \
+                    'BEGIN {if (b > 0 && q > 0) printf "%.2f %.2f\n", a / b, b / q}'
+            done)
+            NOTES+=("- unpaced (closed loop, window $UNPACED_WINDOW: latency is queueing, compare rates): cross / same msgs/s per round min / median / max = $(fmt3 "$(awk '{print $1}' <<<"$d1" | mmm)"); same (Redis) / SQLite = $(fmt3 "$(awk '{print $2}' <<<"$d1" | mmm)")")
+            continue
+        fi
+        NOTES+=("- $load msgs/s: the Redis hop (cross p50 - same p50, per round) min / median / max = $(fmt3 "$d1") us (goal <= 200 us at p50); --redis on same-instance traffic (same p50 - SQLite p50) = $(fmt3 "$d2") us")
     done
     stop_cluster
 }
