@@ -719,8 +719,9 @@ int rdv_server_start(rdv_server *srv)
         snprintf(host, sizeof host, "[%s]", cfg->listen);
     else
         snprintf(host, sizeof host, "%s", cfg->listen);
-    rdv_notice(srv->log, "listening on %s://%s:%d%s (name %s, db %s, %s loop)",
-             srv->tls ? "wss" : "ws", host, srv->port, RDV_WS_PATH, cfg->name, cfg->db_path,
+    rdv_notice(srv->log, "listening on %s://%s:%d%s (name %s, %s %s, %s loop)",
+             srv->tls ? "wss" : "ws", host, srv->port, RDV_WS_PATH, cfg->name,
+             cfg->redis_url[0] ? "redis" : "db", cfg->redis_url[0] ? cfg->redis_url : cfg->db_path,
              srv->uv ? "libuv" : "poll");
     stun_log_ready(srv);
     return 0;
