@@ -782,9 +782,8 @@ static void rd_lookup(rdv_engine *e, const char *const *ids, size_t n, rdv_looku
         cb(user, NULL, 0); /* alone: what this instance knows */
         return;
     }
-    /* the ids as one space-separated argument would need splitting in
-     * Lua; up to 64 arguments do not fit job.args: pass them as one
-     * argument each through a joined string */
+    /* up to 64 IDs do not fit job.args: one space-separated argument,
+     * split by the script (string.gmatch) */
     size_t total = n * (RDV_NODE_ID_HEXLEN + 1);
     char *all = malloc(total + 1);
     if (!all) {
