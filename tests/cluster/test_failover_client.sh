@@ -7,33 +7,10 @@
 # RENDEZVOUS_URL takes a comma-separated list.
 set -u
 SERVERD=$1; RDV=$2
-command -v redis-server >/dev/null 2>&1 || { echo "FAIL: redis-server not installed (scripts/bootstrap --test)"; exit 1; }
-dir=$(mktemp -d /tmp/rdv-failover-XXXXXX)
-pids=""
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; sleep 0.2; rm -rf "$dir"; }
-trap cleanup EXIT
-pass=0; fail=0
-check() { name=$1; shift; if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $name"; fi; }
-show() { echo "----- $1"; tail -30 "$1" 2>/dev/null; }
-wait_grep() { # wait_grep PATTERN FILE TENTHS
-  i=0; while [ $i -lt "$3" ]; do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.1; i=$((i+1)); done; return 1
-}
-
-redis-server --port 0 --unixsocket "$dir/redis.sock" --save '' --appendonly no --dir "$dir" \
-  >"$dir/redis.log" 2>&1 &
-pids="$pids $!"
-for i in $(seq 50); do [ -S "$dir/redis.sock" ] && break; sleep 0.1; done
-start() {
-  "$SERVERD" --listen 127.0.0.1 --port 0 --stun-port 0 --redis "unix://$dir/redis.sock" \
-    --drain-window 500 >"$dir/$1.log" 2>&1 &
-  echo $! >"$dir/$1.pid"
-  for i in $(seq 100); do
-    p=$(grep -o 'listening on ws://127.0.0.1:[0-9]*' "$dir/$1.log" 2>/dev/null | sed 's/.*://')
-    [ -n "$p" ] && { echo "$p"; return; }
-    sleep 0.05
-  done
-}
-p1=$(start i1); p2=$(start i2)
+TEST=failover
+. "$(dirname "$0")/cluster_lib.sh"
+start_redis
+p1=$(start_instance i1 --drain-window 500); p2=$(start_instance i2 --drain-window 500)
 pids="$pids $(cat "$dir/i1.pid") $(cat "$dir/i2.pid")"
 check "instances up" test -n "$p1" -a -n "$p2"
 U1="ws://127.0.0.1:$p1/v1"; U2="ws://127.0.0.1:$p2/v1"
@@ -62,8 +39,4 @@ check "offer answered after failover" grep -q "\"event\":\"answer\",\"fromNodeID
 wait "$lpid"; lrc=$?
 check "listen got the offer" test "$lrc" = 0
 check "drained instance stopped cleanly" wait_grep "NOTICE stopped" "$dir/$first.log" 50
-if [ "$fail" -ne 0 ]; then
-  for f in listen.err offer.err i1.log i2.log; do show "$dir/$f"; done
-fi
-echo "cluster_failover_client: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish cluster_failover_client listen.err offer.err i1.log i2.log

@@ -11,35 +11,11 @@ for t in redis-server nginx; do
   command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || { echo "FAIL: $t not installed (scripts/bootstrap --test)"; exit 1; }
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-dir=$(mktemp -d /tmp/rdv-nginx-XXXXXX)
-pids=""
-cleanup() {
-  for p in $pids; do kill "$p" 2>/dev/null; done
-  [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null
-  sleep 0.2
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-pass=0; fail=0
-check() { name=$1; shift; if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $name"; fi; }
-show() { echo "----- $1"; cat "$1" 2>/dev/null; }
-
-redis-server --port 0 --unixsocket "$dir/redis.sock" --save '' --appendonly no --dir "$dir" \
-  >"$dir/redis.log" 2>&1 &
-pids="$pids $!"
-for i in $(seq 50); do [ -S "$dir/redis.sock" ] && break; sleep 0.1; done
-
-start() { # start NAME -> port on stdout
-  "$SERVERD" --listen 127.0.0.1 --port 0 --stun-port 0 --redis "unix://$dir/redis.sock" \
-    --max-handshakes-per-ip 0 --max-connections-per-ip 0 >"$dir/$1.log" 2>&1 &
-  echo $! >"$dir/$1.pid"
-  for i in $(seq 100); do
-    p=$(grep -o 'listening on ws://127.0.0.1:[0-9]*' "$dir/$1.log" 2>/dev/null | sed 's/.*://')
-    [ -n "$p" ] && { echo "$p"; return; }
-    sleep 0.05
-  done
-}
-p1=$(start i1); p2=$(start i2)
+TEST=nginx
+. "$(dirname "$0")/cluster_lib.sh"
+start_redis
+p1=$(start_instance i1 --max-handshakes-per-ip 0 --max-connections-per-ip 0)
+p2=$(start_instance i2 --max-handshakes-per-ip 0 --max-connections-per-ip 0)
 pids="$pids $(cat "$dir/i1.pid") $(cat "$dir/i2.pid")"
 check "instances up" test -n "$p1" -a -n "$p2"
 
@@ -89,8 +65,4 @@ check "A authenticated on instance 2" grep -q "node $A authenticated" "$dir/i2.l
 /usr/bin/python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
   "http://127.0.0.1:$lport/healthz" >"$dir/hz.out" 2>&1
 check "/healthz through nginx" grep -q ok "$dir/hz.out"
-if [ "$fail" -ne 0 ]; then
-  for f in i1.log i2.log nginx-error.log nginx-t.log listen.out listen.err offer1.err offer2.err redis.log; do show "$dir/$f"; done
-fi
-echo "cluster_nginx: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish cluster_nginx i1.log i2.log nginx-error.log nginx-t.log listen.out listen.err offer1.err offer2.err redis.log

@@ -8,34 +8,10 @@
 # appears there: Redis and both servers carry ciphertext only.
 set -u
 SERVERD=$1; RDV=$2
-command -v redis-server >/dev/null 2>&1 || { echo "FAIL: redis-server not installed (scripts/bootstrap --test)"; exit 1; }
-dir=$(mktemp -d /tmp/rdv-cluster-relay-XXXXXX)
-pids=""
-cleanup() {
-  for p in $pids; do kill "$p" 2>/dev/null; done
-  sleep 0.2
-  [ "${RDV_KEEP_TMP:-0}" = 1 ] && echo "kept $dir" || rm -rf "$dir"
-}
-trap cleanup EXIT
-pass=0; fail=0
-check() { name=$1; shift; if "$@"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $name"; fi; }
-show() { echo "----- $1"; cat "$1" 2>/dev/null | head -50; }
-
-redis-server --port 0 --unixsocket "$dir/redis.sock" --save '' --appendonly no --dir "$dir" \
-  >"$dir/redis.log" 2>&1 &
-pids="$pids $!"
-for i in $(seq 50); do [ -S "$dir/redis.sock" ] && break; sleep 0.1; done
-start() {
-  "$SERVERD" --listen 127.0.0.1 --port 0 --stun-port 0 --redis "unix://$dir/redis.sock" \
-    >"$dir/$1.log" 2>&1 &
-  echo $! >"$dir/$1.pid"
-  for i in $(seq 100); do
-    p=$(grep -o 'listening on ws://127.0.0.1:[0-9]*' "$dir/$1.log" 2>/dev/null | sed 's/.*://')
-    [ -n "$p" ] && { echo "$p"; return; }
-    sleep 0.05
-  done
-}
-p1=$(start i1); p2=$(start i2)
+TEST=cluster-relay
+. "$(dirname "$0")/cluster_lib.sh"
+start_redis
+p1=$(start_instance i1); p2=$(start_instance i2)
 pids="$pids $(cat "$dir/i1.pid") $(cat "$dir/i2.pid")"
 check "instances up" test -n "$p1" -a -n "$p2"
 U1="ws://127.0.0.1:$p1/v1"; U2="ws://127.0.0.1:$p2/v1"
@@ -71,9 +47,5 @@ check "A on instance 1" grep -q "node $A authenticated" "$dir/i1.log"
 check "B on instance 2" grep -q "node $B authenticated" "$dir/i2.log"
 check "frames crossed through Redis" grep -q '"PUBLISH" "rdv:i:[0-9a-f]*" "R d\|"PUBLISH" "rdv:i:[0-9a-f]*" "R b' "$dir/monitor.log"
 check "no plaintext in Redis" sh -c "! grep -q '$marker' '$dir/monitor.log'"
-if [ "$fail" -ne 0 ]; then
-  for f in errA errB i1.log i2.log; do show "$dir/$f"; done
-  grep -c PUBLISH "$dir/monitor.log"
-fi
-echo "cluster_relay: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+[ "$fail" -ne 0 ] && grep -c PUBLISH "$dir/monitor.log"
+finish cluster_relay errA errB i1.log i2.log
