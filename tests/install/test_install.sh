@@ -127,8 +127,10 @@ check_prefix() {
     cat "$work/out"; fail=1; return
   fi
   [ -n "${id:-}" ] || return
-  clean "$p/bin/rendezvousd" --listen 127.0.0.1 --port 0 --stun off --db "$work/$label.db" \
-    >"$work/$label-server.log" 2>&1 &
+  # env directly, not the clean() function: a backgrounded function is a
+  # subshell, and killing it would leave the server running
+  env -i PATH=/usr/bin:/bin "$p/bin/rendezvousd" --listen 127.0.0.1 --port 0 --stun off \
+    --db "$work/$label.db" >"$work/$label-server.log" 2>&1 &
   spid=$!
   port=""; i=0
   while [ $i -lt 100 ] && [ -z "$port" ]; do
