@@ -367,19 +367,20 @@ static const char *script_of(job_kind k)
     }
 }
 
-/* Appends j's command (EVAL of its script, or PUBLISH) to c's output. */
-static bool append_job(redisContext *c, const job *j)
+/* The command of j as hiredis arguments: EVAL script 0 ARGS... (script
+ * NULL: j's own), or PUBLISH ARGS... for J_PUBLISH. Returns the count, or
+ * 0 when j has no command. argv/lens hold at least 3 + 8 entries. */
+static int job_argv(const job *j, const char *script, const char **argv, size_t *lens)
 {
-    const char *argv[12];
-    size_t lens[12];
     int n = 0;
-    if (j->kind == J_PUBLISH) {
+    if (!script && j->kind == J_PUBLISH) {
         argv[n] = "PUBLISH";
         lens[n++] = 7;
     } else {
-        const char *script = script_of(j->kind);
         if (!script)
-            return false;
+            script = script_of(j->kind);
+        if (!script)
+            return 0;
         argv[n] = "EVAL";
         lens[n++] = 4;
         argv[n] = script;
@@ -391,7 +392,16 @@ static bool append_job(redisContext *c, const job *j)
         argv[n] = j->args[i];
         lens[n++] = j->arglen[i];
     }
-    return redisAppendCommandArgv(c, n, argv, lens) == REDIS_OK;
+    return n;
+}
+
+/* Appends j's command to c's output. */
+static bool append_job(redisContext *c, const job *j)
+{
+    const char *argv[12];
+    size_t lens[12];
+    int n = job_argv(j, NULL, argv, lens);
+    return n > 0 && redisAppendCommandArgv(c, n, argv, lens) == REDIS_OK;
 }
 
 /* Stores the reply of j (taking it). */
@@ -450,17 +460,7 @@ static redisReply *eval(redisContext *c, const char *script, const job *j, bool 
 {
     const char *argv[12];
     size_t lens[12];
-    int n = 0;
-    argv[n] = "EVAL";
-    lens[n++] = 4;
-    argv[n] = script;
-    lens[n++] = strlen(script);
-    argv[n] = "0";
-    lens[n++] = 1;
-    for (int i = 0; i < j->nargs; i++) {
-        argv[n] = j->args[i];
-        lens[n++] = j->arglen[i];
-    }
+    int n = job_argv(j, script, argv, lens);
     redisReply *rep = redisCommandArgv(c, n, argv, lens);
     if (!rep) {
         *broken = true;

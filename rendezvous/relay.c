@@ -256,6 +256,24 @@ static void list_unlink(rdv_relay_session *s, int i)
     s->next[i] = s->prev[i] = NULL;
 }
 
+/* Enters the new session s (zeroed) as OPENING between opener p0 and
+ * recipient p1: in the table and both peers' lists, counted against the
+ * opener's cap (the recipient's counts once it consents). */
+static void session_add(rdv_relay *r, rdv_relay_session *s, const uint8_t id[RDV_UUID_BYTES],
+                        rdv_relay_peer *p0, rdv_relay_peer *p1)
+{
+    memcpy(s->id, id, RDV_UUID_BYTES);
+    s->state = S_OPENING;
+    s->side[0] = p0;
+    s->side[1] = p1;
+    s->last_ms = rdv_mono_ms();
+    rdv_hmap_put(&r->sessions, &s->node);
+    list_push(s, 0);
+    list_push(s, 1);
+    p0->count++;
+    r->n_opening++;
+}
+
 /* Takes s out of every table and list, updates gauges and counts, and
  * frees it. Sends nothing. */
 static void session_destroy(rdv_relay *r, rdv_relay_session *s)
@@ -460,16 +478,7 @@ static int open_remote(rdv_relay *r, struct rdv_server *srv, rdv_conn *c,
         return 0;
     }
     memcpy(frame + n, raw, len);
-    memcpy(s->id, id, RDV_UUID_BYTES);
-    s->state = S_OPENING;
-    s->side[0] = p;
-    s->side[1] = tp;
-    s->last_ms = rdv_mono_ms();
-    rdv_hmap_put(&r->sessions, &s->node);
-    list_push(s, 0);
-    list_push(s, 1);
-    p->count++;
-    r->n_opening++;
+    session_add(r, s, id, p, tp);
     x->srv = srv;
     memcpy(x->id, id, RDV_UUID_BYTES);
     memcpy(x->opener, c->node_id, RDV_NODE_ID_BYTES);
@@ -525,16 +534,7 @@ int rdv_relay_open(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_
                                   NULL);
         return 0;
     }
-    memcpy(s->id, id, sizeof id);
-    s->state = S_OPENING;
-    s->side[0] = p;
-    s->side[1] = tp;
-    s->last_ms = rdv_mono_ms();
-    rdv_hmap_put(&r->sessions, &s->node);
-    list_push(s, 0);
-    list_push(s, 1);
-    p->count++;
-    r->n_opening++;
+    session_add(r, s, id, p, tp);
     /* s may be gone after this send (target closed as a slow consumer) */
     if (rdv_conn_send(srv, target, raw, len, false) == 0)
         srv->m.routed[RDV_MSG_RELAY_OPEN]++;
@@ -788,16 +788,7 @@ static void bus_open(rdv_relay *r, struct rdv_server *srv, const uint8_t id[RDV_
         bus_send(srv, &back, 'c', sid, to, (const uint8_t *)why, strlen(why));
         return;
     }
-    memcpy(s->id, id, RDV_UUID_BYTES);
-    s->state = S_OPENING;
-    s->side[0] = op;
-    s->side[1] = tp;
-    s->last_ms = rdv_mono_ms();
-    rdv_hmap_put(&r->sessions, &s->node);
-    list_push(s, 0);
-    list_push(s, 1);
-    op->count++;
-    r->n_opening++;
+    session_add(r, s, id, op, tp);
     if (rdv_conn_send(srv, target, raw, len, false) == 0)
         srv->m.routed[RDV_MSG_RELAY_OPEN]++;
 }
