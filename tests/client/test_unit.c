@@ -45,6 +45,29 @@ static void test_url(void **state)
         assert_int_equal(rdv__url_parse(bad[i], &u), RDV_ERR_INVALID);
 }
 
+/* server_url with several instances: commas, spaces around them; bad
+ * lists (an empty or bad member, more than RDV__MAX_URLS) refused. */
+static void test_url_list(void **state)
+{
+    (void)state;
+    rdv__url u[RDV__MAX_URLS];
+    static char text[RDV__MAX_URLS][RDV__URL_TEXT];
+    int n = -1;
+    assert_int_equal(rdv__url_list_parse("ws://a:1/v1", u, text, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rdv__url_list_parse(" ws://a:1/v1 , wss://b ,ws://[::1]:3", u, text, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(text[0], "ws://a:1/v1");
+    assert_string_equal(u[1].host, "b");
+    assert_true(u[1].tls);
+    assert_string_equal(text[2], "ws://[::1]:3");
+    assert_int_equal(u[2].port, 3);
+    const char *bad[] = {"", ",", "ws://a,", ",ws://a", "ws://a,,ws://b", "ws://a,http://b",
+                         "ws://1,ws://2,ws://3,ws://4,ws://5,ws://6,ws://7,ws://8,ws://9", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(rdv__url_list_parse(bad[i], u, text, &n), RDV_ERR_INVALID);
+}
+
 static void test_backoff(void **state)
 {
     (void)state;
@@ -169,6 +192,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url),
+        cmocka_unit_test(test_url_list),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_verify),
         cmocka_unit_test(test_helpers),

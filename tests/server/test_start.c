@@ -6,7 +6,8 @@
  * the key words: the TCP port in use (the holder named; no database file
  * created), a missing TLS certificate, --db in a missing directory or
  * naming a directory, a --listen address not on this host, an explicit
- * --stun-port in use (holder named). An unwritable directory is only
+ * --stun-port in use (holder named), --redis URLs that cannot be used. An
+ * unwritable directory is only
  * checked when not running as root (root writes everywhere).
  */
 #include "itest.h"
@@ -139,6 +140,22 @@ static void test_start_stun_port_in_use(void **state)
     }
 }
 
+/* --redis URLs that cannot be used: a password in the URL (ps shows it), a
+ * scheme that is not redis:// or unix://, a bad port. */
+static void test_start_bad_redis_url(void **state)
+{
+    (void)state;
+    expect_refusal((const char *const[]){"--port", "0", "--stun-port", "0", "--redis",
+                                         "redis://:secret@127.0.0.1:6379", NULL},
+                   (const char *const[]){"--redis", "RENDEZVOUS_REDIS_PASSWORD", NULL});
+    expect_refusal((const char *const[]){"--port", "0", "--stun-port", "0", "--redis",
+                                         "http://127.0.0.1:6379", NULL},
+                   (const char *const[]){"--redis", "redis://HOST:PORT", "unix:///PATH", NULL});
+    expect_refusal((const char *const[]){"--port", "0", "--stun-port", "0", "--redis",
+                                         "redis://127.0.0.1:99999", NULL},
+                   (const char *const[]){"--redis", "port", NULL});
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -147,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_start_db_paths),
         cmocka_unit_test(test_start_listen_not_here),
         cmocka_unit_test(test_start_stun_port_in_use),
+        cmocka_unit_test(test_start_bad_redis_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
