@@ -7,8 +7,8 @@
  * created), a missing TLS certificate, --db in a missing directory or
  * naming a directory, a --listen address not on this host, an explicit
  * --stun-port in use (holder named), --redis URLs that cannot be used. An
- * unwritable directory is only
- * checked when not running as root (root writes everywhere).
+ * unwritable directory is only checked when not running as root (root
+ * writes everywhere).
  */
 #include "itest.h"
 
