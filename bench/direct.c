@@ -1,6 +1,6 @@
 /* direct.c - one librendezvous session between two clients of this process,
- * direct (rdv_connect, first path Direct) or relayed (A with
- * direct_disable = 1, so rdv_connect goes straight to the relay), loaded
+ * direct (rdv_session_connect, first path Direct) or relayed (A with
+ * direct_disable = 1, so rdv_session_connect goes straight to the relay), loaded
  * through the library's public API only (bench/direct.sh runs it).
  *
  *   loadgen_direct --url ws://127.0.0.1:P/v1 --stun 127.0.0.1:S
@@ -8,21 +8,21 @@
  *                  [--server-pid PID]
  *
  * Both clients run in threaded mode (rdv_client_start). A opens the session
- * with rdv_connect(); B accepts from cb_relay_request. Then, on that one
+ * with rdv_session_connect(); B accepts from cb_session_request. Then, on that one
  * session:
  *   latency     A sends --lat-count 64-byte datagrams, one per ms (absolute
  *               schedule), each carrying its CLOCK_MONOTONIC send time; B
- *               echoes every one from cb_relay_data; A's cb_relay_data
+ *               echoes every one from cb_session_data; A's cb_session_data
  *               records the round trip. p50 / p99 / max over those
  *               answered.
  *   throughput  A's main thread sends datagrams of 1200 bytes, then of
- *               rdv_relay_max_payload(), for --seconds each, as fast as
- *               rdv_relay_send() takes them: RDV_ERR_BACKLOG is the only
+ *               rdv_client_max_payload(), for --seconds each, as fast as
+ *               rdv_session_send() takes them: RDV_ERR_BACKLOG is the only
  *               pacing (the same datagram is retried after a 50 us sleep).
- *               B's cb_relay_data counts bytes and checks sequence numbers
+ *               B's cb_session_data counts bytes and checks sequence numbers
  *               (duplicates, reordering, payload pattern). MB/s (10^6) =
  *               payload bytes B received between 0.5 s after the start and
- *               the end of sending; loss = datagrams rdv_relay_send()
+ *               the end of sending; loss = datagrams rdv_session_send()
  *               accepted that B never received, after a drain (A's queue
  *               empty and B silent for 300 ms, at most 10 s).
  * CPU: getrusage of this process (both clients and the sender) and of the
@@ -192,10 +192,10 @@ static void on_error(rdv_client *c, const rdv_error_info *e, void *u)
                 e->server_code ? e->server_code : "local", e->message);
 }
 
-static void on_request(rdv_client *c, const rdv_relay_request *r, void *u)
+static void on_request(rdv_client *c, const rdv_session_request *r, void *u)
 {
     peer *p = u;
-    int rc = rdv_relay_accept(c, r->session_id);
+    int rc = rdv_session_accept(c, r->session_id);
     pthread_mutex_lock(&p->mu);
     p->n_request++;
     p->accept_rc = rc;
@@ -211,7 +211,7 @@ static void on_ready(rdv_client *c, const char *sid, const char *peer_id, void *
     (void)u;
 }
 
-static void on_path(rdv_client *c, const char *sid, const char *peer_id, int path,
+static void on_path(rdv_client *c, const char *sid, const char *peer_id, rdv_path path,
                     int64_t elapsed_ms, void *u)
 {
     (void)c;
@@ -226,7 +226,7 @@ static void on_path(rdv_client *c, const char *sid, const char *peer_id, int pat
     p->n_path++;
     p->path = path;
     pthread_mutex_unlock(&p->mu);
-    fprintf(stderr, "[%s] path %s after %lld ms\n", p->label, rdv_traversal_name(path),
+    fprintf(stderr, "[%s] path %s after %lld ms\n", p->label, rdv_path_name(path),
             (long long)elapsed_ms);
 }
 
@@ -256,7 +256,7 @@ static void on_data(rdv_client *c, const char *sid, const uint8_t *d, size_t len
             return;
         memcpy(echo, d, len);
         echo[0] = PH_ECHO;
-        if (rdv_relay_send(c, sid, echo, len) != 0)
+        if (rdv_session_send(c, sid, echo, len) != 0)
             atomic_fetch_add_explicit(&p->echo_fail, 1, memory_order_relaxed);
         return;
     }
@@ -322,10 +322,10 @@ static void peer_new(peer *p, const char *label, const char *url, const char *st
     cfg.identity = &id;
     cfg.cb_state_changed = on_state;
     cfg.cb_error = on_error;
-    cfg.cb_relay_request = on_request;
-    cfg.cb_relay_ready = on_ready;
-    cfg.cb_relay_data = on_data;
-    cfg.cb_relay_closed = on_closed;
+    cfg.cb_session_request = on_request;
+    cfg.cb_session_ready = on_ready;
+    cfg.cb_session_data = on_data;
+    cfg.cb_session_closed = on_closed;
     cfg.cb_path = on_path;
     cfg.stun_servers = stuns;
     cfg.stun_server_count = 1;
@@ -346,7 +346,7 @@ static bool wait_auth(peer *p, int ms)
     int64_t end = mono_ns() + (int64_t)ms * 1000000;
     while (mono_ns() < end) {
         rdv_network_status st;
-        if (rdv_client_network_status(p->c, &st) == 0 && st.state == RDV_STATE_AUTHENTICATED &&
+        if (rdv_client_get_network_status(p->c, &st) == 0 && st.state == RDV_STATE_AUTHENTICATED &&
             st.nat_discovered)
             return true;
         sleep_ns(5000000);
@@ -367,7 +367,7 @@ static int peer_path(peer *p, int *n_path)
 static void sinfo(rdv_client *c, const char *sid, rdv_session_info *si)
 {
     memset(si, 0, sizeof(*si));
-    if (rdv_session_info_get(c, sid, si) != 0)
+    if (rdv_session_get_info(c, sid, si) != 0)
         memset(si, 0, sizeof(*si));
 }
 
@@ -402,7 +402,7 @@ static void run_latency(const char *sid, lat_res *res)
         }
         put64(buf + 8, (uint64_t)i);
         put64(buf + 16, (uint64_t)mono_ns());
-        if (rdv_relay_send(A.c, sid, buf, sizeof(buf)) == 0)
+        if (rdv_session_send(A.c, sid, buf, sizeof(buf)) == 0)
             res->sent++;
         else
             res->send_fail++;
@@ -459,8 +459,8 @@ static void run_throughput(const char *sid, size_t size, double seconds, long sr
     atomic_store(&B.stale, 0);
     rdv_network_status sa0, sb0, sa1, sb1;
     rdv_session_info ia0, ib0, ia1, ib1;
-    rdv_client_network_status(A.c, &sa0);
-    rdv_client_network_status(B.c, &sb0);
+    rdv_client_get_network_status(A.c, &sa0);
+    rdv_client_get_network_status(B.c, &sb0);
     sinfo(A.c, sid, &ia0);
     sinfo(B.c, B.sid, &ib0);
     int np_a0, np_b0, np_a1, np_b1;
@@ -492,7 +492,7 @@ static void run_throughput(const char *sid, size_t size, double seconds, long sr
         buf[HDR] = pat(seq, HDR);
         buf[size / 2] = pat(seq, size / 2);
         buf[size - 1] = pat(seq, size - 1);
-        int rc = rdv_relay_send(A.c, sid, buf, size);
+        int rc = rdv_session_send(A.c, sid, buf, size);
         if (rc == 0) {
             seq++;
         } else if (rc == RDV_ERR_BACKLOG) {
@@ -546,8 +546,8 @@ static void run_throughput(const char *sid, size_t size, double seconds, long sr
     res->stale = atomic_load(&B.stale);
     res->loss_pct = seq ? 100.0 * (double)(seq - (res->uniq < seq ? res->uniq : seq)) / (double)seq
                         : 0;
-    rdv_client_network_status(A.c, &sa1);
-    rdv_client_network_status(B.c, &sb1);
+    rdv_client_get_network_status(A.c, &sa1);
+    rdv_client_get_network_status(B.c, &sb1);
     sinfo(A.c, sid, &ia1);
     sinfo(B.c, B.sid, &ib1);
     res->relay_dropped_a = sa1.relay_dropped - sa0.relay_dropped;
@@ -635,28 +635,28 @@ int main(int argc, char **argv)
 
     char sid[RDV_SESSION_ID_LEN + 1];
     int64_t c0 = mono_ns();
-    int rc = rdv_connect(A.c, B.id, sid);
+    int rc = rdv_session_connect(A.c, B.id, sid);
     if (rc != 0) {
-        fprintf(stderr, "rdv_connect: %s\n", rdv_strerror(rc));
+        fprintf(stderr, "rdv_session_connect: %s\n", rdv_strerror(rc));
         return 1;
     }
-    int want = direct ? RDV_TRAVERSAL_DIRECT : RDV_TRAVERSAL_RELAYED;
+    int want = direct ? RDV_PATH_DIRECT : RDV_PATH_RELAYED;
     int64_t end = mono_ns() + (int64_t)WAIT_MS * 1000000;
     while (mono_ns() < end && (peer_path(&A, NULL) != want || peer_path(&B, NULL) != want))
         sleep_ns(2000000);
     if (peer_path(&A, NULL) != want || peer_path(&B, NULL) != want) {
         fprintf(stderr, "no %s path on both sides within %d ms (A %s, B %s)\n",
-                rdv_traversal_name(want), WAIT_MS, rdv_traversal_name(peer_path(&A, NULL)),
-                rdv_traversal_name(peer_path(&B, NULL)));
+                rdv_path_name(want), WAIT_MS, rdv_path_name(peer_path(&A, NULL)),
+                rdv_path_name(peer_path(&B, NULL)));
         return 1;
     }
     double connect_ms = (mono_ns() - c0) / 1e6;
     rdv_session_info si;
     sinfo(A.c, sid, &si);
-    size_t maxp = rdv_relay_max_payload(A.c);
+    size_t maxp = rdv_client_max_payload(A.c);
     fprintf(stderr, "%s: session %s, path %s (A first %s after %lld ms), remote '%s', "
                     "max payload %zu\n",
-            mode, sid, rdv_traversal_name(si.path), rdv_traversal_name(A.first_path),
+            mode, sid, rdv_path_name(si.path), rdv_path_name(A.first_path),
             (long long)A.first_path_ms, si.remote, maxp);
     sleep_ns(200000000);
 
@@ -676,7 +676,7 @@ int main(int argc, char **argv)
            "\"lat_sent\":%d,\"lat_recv\":%d,\"lat_send_fail\":%d,\"echo_fail\":%" PRIu64 ","
            "\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,\"rtt_max_us\":%.1f,"
            "\"errors_a\":%d,\"errors_b\":%d,\"closed\":%d",
-           mode, rdv_traversal_name(si.path), rdv_traversal_name(A.first_path),
+           mode, rdv_path_name(si.path), rdv_path_name(A.first_path),
            (long long)A.first_path_ms, connect_ms, si.remote, maxp, seconds, lr.sent, lr.recv,
            lr.send_fail, (uint64_t)atomic_load(&B.echo_fail), lr.p50_us, lr.p99_us, lr.max_us,
            atomic_load(&A.n_error), atomic_load(&B.n_error), A.n_closed + B.n_closed);
@@ -686,7 +686,7 @@ int main(int argc, char **argv)
            (mono_ns() - wall0) / 1e9);
     fflush(stdout);
 
-    (void)rdv_relay_close(A.c, sid);
+    (void)rdv_session_close(A.c, sid);
     end = mono_ns() + 2000000000LL;
     while (mono_ns() < end && rdv_client_pending(A.c) > 0)
         sleep_ns(5000000);

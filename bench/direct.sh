@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # direct.sh - one librendezvous session between two clients on this machine,
-# direct (rdv_connect, first path Direct: UDP between the clients) against
-# relayed (A with direct_disable = 1: rdv_connect goes straight to the
+# direct (rdv_session_connect, first path Direct: UDP between the clients) against
+# relayed (A with direct_disable = 1: rdv_session_connect goes straight to the
 # server's relay over the WebSocket), same load, back to back.
 #
 #   bench/direct.sh                      # builds, runs, prints the table
@@ -12,10 +12,10 @@
 # threaded mode, both clients in one process). Per mode, on one session:
 # latency (LAT_COUNT (2000) 64-byte datagrams, 1 per ms, B echoes, A
 # records the round trip: p50 / p99), then throughput with 1200-byte
-# datagrams and with rdv_relay_max_payload() ones, SECONDS_RUN (5) s each,
+# datagrams and with rdv_client_max_payload() ones, SECONDS_RUN (5) s each,
 # paced only by RDV_ERR_BACKLOG (retry after 50 us). MB/s = 10^6 bytes of
 # application payload B received per second (after 0.5 s); loss = datagrams
-# rdv_relay_send() accepted that B never received. Each mode gets a fresh
+# rdv_session_send() accepted that B never received. Each mode gets a fresh
 # rendezvousd (defaults plus --stun-port; RDV_FLAGS adds flags).
 #
 # Build: the server and librendezvous from `git archive HEAD` (FROM=head,
@@ -137,8 +137,8 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 secs, lat = sys.argv[2], sys.argv[3]
 maxp = rows[0]["tmax_size"]
 print(f"{secs} s per throughput run (first 0.5 s not counted); latency: {lat} x 64 B, 1 per ms; "
-      f"max payload = rdv_relay_max_payload() = {maxp} B.")
-print("Loss: datagrams accepted by rdv_relay_send() never received. cli cores: the generator "
+      f"max payload = rdv_client_max_payload() = {maxp} B.")
+print("Loss: datagrams accepted by rdv_session_send() never received. cli cores: the generator "
       "process (both clients + sender thread); srv: rendezvousd; other: rest of the machine.")
 for rep in sorted({r["rep"] for r in rows}):
     by = {r["mode"]: r for r in rows if r["rep"] == rep}

@@ -41,9 +41,9 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "ids.h"
-#include "message.h"
-#include "sign.h"
+#include "schema/ids.h"
+#include "schema/message.h"
+#include "schema/sign.h"
 
 enum { PROTO_RDV, PROTO_PEERJS };
 

@@ -27,9 +27,9 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "ids.h"
-#include "message.h"
-#include "sign.h"
+#include "schema/ids.h"
+#include "schema/message.h"
+#include "schema/sign.h"
 
 #define BATCH 64
 

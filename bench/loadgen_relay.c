@@ -43,10 +43,10 @@
 
 #include <sodium.h>
 
-#include "ids.h"
-#include "wire_limits.h"
-#include "message.h"
-#include "sign.h"
+#include "schema/ids.h"
+#include "schema/wire_limits.h"
+#include "schema/message.h"
+#include "schema/sign.h"
 
 /* ---- options, clock, stats ---------------------------------------------- */
 

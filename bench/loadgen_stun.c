@@ -31,7 +31,7 @@
  * every inner loop is bounded by the batch sizes. Loopback only by default
  * (--host takes any IPv4 literal; the bench scripts pass 127.0.0.1).
  */
-#include "stun.h"
+#include "schema/stun.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

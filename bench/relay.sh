@@ -63,7 +63,7 @@ cmake --build "$SRV_BUILD" -j2 --target rendezvousd >>"$OUT/cmake.log" 2>&1 \
     || die "building rendezvousd failed; see $OUT/cmake.log"
 mkdir -p "$GEN_DIR"
 # shellcheck disable=SC2046
-cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -idirafter "$REPO_DIR/schema" \
+cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I "$REPO_DIR" \
     -o "$GEN_DIR/loadgen_relay" "$BENCH_DIR/loadgen_relay.c" "$REPO_DIR"/schema/*.c \
     $(pkg-config --cflags --libs jansson libsodium) -lpthread -lm >"$OUT/cc.log" 2>&1 \
     || die "building loadgen_relay failed; see $OUT/cc.log"

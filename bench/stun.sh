@@ -59,7 +59,7 @@ build_server() {
     # the generator from the same sources as the server's codec
     log "building loadgen_stun in $GEN_DIR"
     mkdir -p "$GEN_DIR"
-    cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -idirafter "$src/schema" \
+    cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I "$src" \
         -o "$GEN" "$BENCH_DIR/loadgen_stun.c" "$src/schema/stun.c" >"$OUT/cc.log" 2>&1 \
         || die "building loadgen_stun failed; see $OUT/cc.log"
 }

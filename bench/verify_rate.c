@@ -23,9 +23,9 @@
 
 #include <sodium.h>
 
-#include "ids.h"
-#include "message.h"
-#include "sign.h"
+#include "schema/ids.h"
+#include "schema/message.h"
+#include "schema/sign.h"
 
 static double now_s(void)
 {

@@ -4,7 +4,8 @@
  *
  *   d = min(max, initial * 2^attempt);   delay = d - d * jitter% * rnd/2^32
  */
-#include "client_internal.h"
+#include "client/client.h"
+#include "client/backoff.h"
 
 int64_t rdv__backoff_ms(const rdv_reconnect_policy *p, unsigned attempt,
                         uint32_t rnd)

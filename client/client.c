@@ -18,16 +18,14 @@
 
 #include <sodium.h>
 
-#include "client_internal.h"
-#include "direct.h"
-#include "ids.h"
-#include "nat_type.h"
-#include "sign.h"
+#include "client/client.h"
+#include "client/proxy.h"
+#include "client/direct.h"
+#include "schema/ids.h"
+#include "schema/nat_type.h"
+#include "schema/sign.h"
 
 /* loop.c */
-int rdv__loop_init(rdv_client *c);
-void rdv__loop_free(rdv_client *c);
-void rdv__loop_stop_thread(rdv_client *c);
 
 int64_t rdv__mono_ms(void)
 {
@@ -356,7 +354,7 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = c->evfd};
     if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->evfd, &ev) != 0)
         goto io;
-    if (rdv__direct_init(c) != 0)
+    if (rdv__discovery_init(c) != 0)
         goto io;
     int rc = rdv__loop_init(c);
     if (rc != 0) {
@@ -394,8 +392,8 @@ void rdv_client_destroy(rdv_client *c)
     atomic_store(&c->destroying, true);
     rdv__loop_stop_thread(c);
     rdv__loop_free(c);
-    rdv__relay_free_all(c);
-    rdv__direct_free(c);
+    rdv__session_free_all(c);
+    rdv__discovery_free(c);
     for (size_t i = 0; c->stun_names && i < c->cfg.stun_server_count; i++)
         free(c->stun_names[i]);
     free(c->stun_names);

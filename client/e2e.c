@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "e2e.h"
+#include "client/e2e.h"
 #include "rendezvous/rendezvous.h"
 
 _Static_assert(RDV__E2E_WINDOW % 64 == 0, "window is whole 64-bit words");

@@ -13,7 +13,7 @@
 
 #include <sodium.h>
 
-#include "ids.h"
+#include "schema/ids.h"
 #include "rendezvous/rendezvous.h"
 
 #define KEYFILE_MAGIC "rendezvous-ed25519-v1 "

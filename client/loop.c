@@ -32,32 +32,14 @@
 #include <openssl/ssl.h>
 #include <sodium.h>
 
-#include "client_internal.h"
-#include "wire_limits.h"
+#include "client/client.h"
+#include "client/log.h"
+#include "client/proxy.h"
+#include "client/proto.h"
+#include "client/backoff.h"
+#include "schema/wire_limits.h"
 
 _Static_assert(LWS_PRE <= RDV__LWS_PRE, "RDV__LWS_PRE must cover LWS_PRE");
-
-static void lws_log_emit(int level, const char *line)
-{
-    (void)level;
-    static int debug = -1;
-    if (debug < 0) {
-        const char *e = getenv("RDV_DEBUG");
-        debug = e && *e && strcmp(e, "0") != 0;
-    }
-    if (debug)
-        fprintf(stderr, "librendezvous/lws: %s", line);
-}
-
-static pthread_once_t log_once = PTHREAD_ONCE_INIT;
-static void set_lws_log(void)
-{
-    /* lws logs through one process-wide hook; send it to stderr only with
-     * RDV_DEBUG=1 so a library user's terminal stays clean. */
-    lws_set_log_level(LLL_ERR | LLL_WARN | LLL_NOTICE, lws_log_emit);
-}
-
-/* ---- fd registration ---------------------------------------------------- */
 
 static void sync_fd(rdv_client *c)
 {
@@ -223,6 +205,11 @@ static void on_conn_end(rdv_client *c, int reason, const char *detail)
     c->last_error_text[tl] = '\0';
     pthread_mutex_unlock(&c->lock);
     c->http_status = 0;
+    if (failed)
+        rdv__log(RDV_LOG_ERROR, "%.16s: %s; giving up", c->node_id, text);
+    else
+        rdv__log(RDV_LOG_WARN, "%.16s: %s; retrying in %lld ms", c->node_id, text,
+                 (long long)(c->next_connect_at - rdv__mono_ms()));
     rdv__set_state(c, failed ? RDV_STATE_FAILED : RDV_STATE_DISCONNECTED);
     rdv__report(c, reason, NULL, text, NULL, NULL, NULL, NULL);
     /* The server ends every relay session of a connection. */
@@ -389,7 +376,7 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->deadline = rdv__mono_ms() + c->cfg.auth_timeout_ms;
         c->last_rx = rdv__mono_ms();
         {
-            /* The server's address: our relayed candidate (direct.c). */
+            /* The server's address: our relayed candidate (direct_signal.c). */
             struct sockaddr_storage sa;
             memset(&sa, 0, sizeof(sa));
             socklen_t l = sizeof(sa);
@@ -446,7 +433,7 @@ static const struct lws_protocols protocols[] = {
 
 int rdv__loop_init(rdv_client *c)
 {
-    pthread_once(&log_once, set_lws_log);
+    rdv__log_hook_lws();
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -545,7 +532,7 @@ static void service(rdv_client *c)
     drain_eventfd(c);
     run_timers(c, rdv__mono_ms());
     rdv__relay_tick(c, rdv__mono_ms());
-    rdv__direct_service(c, rdv__mono_ms());
+    rdv__session_service(c, rdv__mono_ms());
     rdv__proxy_service(c);
     for (int round = 0; round < 2; round++) {
         if (c->wsi && c->phase >= RDV__PH_AUTH) {
@@ -590,7 +577,7 @@ static int service_timeout(rdv_client *c)
         }
         }
     }
-    int64_t dd = rdv__direct_next_due(c);
+    int64_t dd = rdv__session_next_due(c);
     if (dd != INT64_MAX && dd - now < t)
         t = dd - now;
     if (c->ctx && t > 0) {

@@ -24,9 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client_internal.h"
-#include "ids.h"
-#include "sign.h"
+#include "client/client.h"
+#include "client/log.h"
+#include "client/direct.h"
+#include "client/proto.h"
+#include "schema/ids.h"
+#include "schema/sign.h"
 
 static void copy_str(char *dst, size_t cap, const char *src)
 {
@@ -170,6 +173,7 @@ static int on_welcome(rdv_client *c, const json_t *b)
     c->fresh.past_ms = lim.fresh_past_ms;
     c->fresh.future_ms = lim.fresh_future_ms;
     c->phase = RDV__PH_READY;
+    rdv__log(RDV_LOG_INFO, "%.16s: authenticated to %s", c->node_id, c->url_text[c->url_idx]);
     rdv__set_state(c, RDV_STATE_AUTHENTICATED);
     rdv__proto_send_watches(c);
     return 0;
@@ -202,7 +206,7 @@ static void on_routed(rdv_client *c, const rdv_msg *m)
         rdv__report(c, rc, NULL, text, sid, tname, NULL, from);
         return;
     }
-    /* Signaling of rdv_connect() sessions stays inside the library. */
+    /* Signaling of rdv_session_connect() sessions stays inside the library. */
     if ((m->type == RDV_MSG_OFFER || m->type == RDV_MSG_ANSWER ||
          m->type == RDV_MSG_ICE_CANDIDATE) && rdv__direct_on_routed(c, m))
         return;

@@ -1,4 +1,4 @@
-/* proxy.c - the local UDP proxy of a relay session (rdv_relay_proxy):
+/* proxy.c - the local UDP proxy of a relay session (rdv_session_proxy):
  * a UDP socket, normally on loopback, whose datagrams go to the peer
  * through the relay (encrypted by relay.c) and to which the peer's
  * datagrams are written, addressed to the last local sender (or to the
@@ -22,8 +22,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "client_internal.h"
-#include "ids.h"
+#include "client/client.h"
+#include "client/proxy.h"
+#include "schema/ids.h"
 
 #define RDV__PROXY_BATCH 64        /* datagrams read per socket per service */
 #define RDV__PROXY_DGRAM_MAX 65536 /* largest UDP datagram */
@@ -71,7 +72,7 @@ static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len
     return 0;
 }
 
-int rdv_relay_proxy(rdv_client *c, const char *sid, const char *listen_addr,
+int rdv_session_proxy(rdv_client *c, const char *sid, const char *listen_addr,
                     const char *forward_addr, uint16_t *port_out)
 {
     struct sockaddr_storage la, fa;
@@ -101,8 +102,8 @@ int rdv_relay_proxy(rdv_client *c, const char *sid, const char *listen_addr,
                               : ((struct sockaddr_in6 *)&bound)->sin6_port);
     int rc = 0;
     pthread_mutex_lock(&c->lock);
-    rdv__relay *r = rdv__relay_find_locked(c, sid);
-    if (!r || r->st != RDV__RS_OPEN)
+    rdv__session *r = rdv__session_find_locked(c, sid);
+    if (!r || r->st != RDV__SS_OPEN)
         rc = RDV_ERR_NO_SESSION;
     else if (r->proxy_fd >= 0)
         rc = RDV_ERR_STATE;
@@ -151,7 +152,7 @@ void rdv__defer_close_locked(rdv_client *c, int fd)
     c->dead_fds[c->ndead++] = fd;
 }
 
-void rdv__proxy_detach_locked(rdv_client *c, rdv__relay *r)
+void rdv__proxy_detach_locked(rdv_client *c, rdv__session *r)
 {
     rdv__defer_close_locked(c, r->proxy_fd);
     r->proxy_fd = -1;
@@ -181,11 +182,11 @@ void rdv__proxy_deliver(rdv_client *c, int fd, const struct sockaddr_storage *de
 
 void rdv__proxy_service(rdv_client *c)
 {
-    int fds[RDV_RELAY_MAX_SESSIONS];
-    char sids[RDV_RELAY_MAX_SESSIONS][RDV_SESSION_ID_LEN + 1];
+    int fds[RDV_MAX_SESSIONS];
+    char sids[RDV_MAX_SESSIONS][RDV_SESSION_ID_LEN + 1];
     size_t n = 0;
     pthread_mutex_lock(&c->lock);
-    for (rdv__relay *r = c->relays; r && n < RDV_RELAY_MAX_SESSIONS; r = r->next)
+    for (rdv__session *r = c->sessions; r && n < RDV_MAX_SESSIONS; r = r->next)
         if (r->proxy_fd >= 0) {
             fds[n] = r->proxy_fd;
             memcpy(sids[n], r->sid, sizeof(sids[n]));
@@ -208,9 +209,9 @@ void rdv__proxy_service(rdv_client *c)
                     continue;
                 break; /* EAGAIN, or an ICMP error from an earlier sendto */
             }
-            size_t max = rdv_relay_max_payload(c);
+            size_t max = rdv_client_max_payload(c);
             pthread_mutex_lock(&c->lock);
-            rdv__relay *r = rdv__relay_find_locked(c, sids[i]);
+            rdv__session *r = rdv__session_find_locked(c, sids[i]);
             int rc = RDV_ERR_NO_SESSION;
             if (r && r->proxy_fd == fds[i]) {
                 r->dest = from;

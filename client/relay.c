@@ -1,9 +1,10 @@
-/* relay.c - relay sessions of last resort (PROTOCOL.md 9), node side:
- * the public rdv_relay_* API, handling of verified relayOpen / relayReady,
- * relayClose and relayData (both forms), timeouts, and the network-status
- * snapshot.
+/* relay.c - the relay leg of a session (PROTOCOL.md 9), node side: the
+ * public relay API (open, accept, reject, send, close), handling of
+ * verified relayOpen / relayReady, relayClose and relayData (both forms),
+ * timeouts, and the network-status snapshot. The session that owns the
+ * leg is session.h.
  *
- * Every session lives in c->relays under c->lock. API calls (any thread)
+ * Every session lives in c->sessions under c->lock. API calls (any thread)
  * and the service thread change sessions under the lock; user callbacks
  * are called by the service thread only after the lock was released, with
  * copies of what they need. Encryption happens under the lock so the send
@@ -22,10 +23,11 @@
 
 #include <sodium.h>
 
-#include "client_internal.h"
-#include "direct.h"
-#include "ids.h"
-#include "wire_limits.h"
+#include "client/client.h"
+#include "client/proxy.h"
+#include "client/direct.h"
+#include "schema/ids.h"
+#include "schema/wire_limits.h"
 
 /* The protocol's name for a deliberate close (PROTOCOL.md 9.3): the server
  * sends it when a node gives no reason, and we send it too, so that the
@@ -35,90 +37,11 @@
 #define RDV__REASON_TIMEOUT "timeout"
 #define RDV__REASON_E2E "e2e_required"
 
-const char *rdv_traversal_name(rdv_traversal t)
-{
-    switch (t) {
-    case RDV_TRAVERSAL_DIRECT: return "Direct";
-    case RDV_TRAVERSAL_RELAYED: return "Relayed";
-    default: return "Unknown";
-    }
-}
-
-/* ---- session table (L held) -------------------------------------------- */
-
-rdv__relay *rdv__relay_find_locked(rdv_client *c, const char *sid)
-{
-    for (rdv__relay *r = c->relays; r; r = r->next)
-        if (strcmp(r->sid, sid) == 0)
-            return r;
-    return NULL;
-}
-
-rdv__relay *rdv__relay_find_bytes_locked(rdv_client *c, const uint8_t sid[16])
-{
-    for (rdv__relay *r = c->relays; r; r = r->next)
-        if (memcmp(r->sid_bytes, sid, 16) == 0)
-            return r;
-    return NULL;
-}
-
-unsigned rdv__relay_count_locked(rdv_client *c, int state /* -1: all */)
-{
-    unsigned n = 0;
-    for (rdv__relay *r = c->relays; r; r = r->next)
-        n += state < 0 || (int)r->st == state;
-    return n;
-}
-
-static void unlink_locked(rdv_client *c, rdv__relay *r)
-{
-    for (rdv__relay **pp = &c->relays; *pp; pp = &(*pp)->next)
-        if (*pp == r) {
-            *pp = r->next;
-            break;
-        }
-    r->next = NULL;
-}
-
-void rdv__relay_forget(rdv_client *c, const char *sid)
-{
-    pthread_mutex_lock(&c->lock);
-    rdv__relay *r = rdv__relay_find_locked(c, sid);
-    if (r)
-        rdv__relay_end_locked(c, r);
-    pthread_mutex_unlock(&c->lock);
-    rdv__relay_free(r);
-}
-
-void rdv__relay_free(rdv__relay *r)
-{
-    if (!r)
-        return;
-    if (r->d) {
-        rdv__direct_drop_held(NULL, r);
-        sodium_memzero(r->d, sizeof(*r->d));
-        free(r->d);
-    }
-    sodium_memzero(r, sizeof(*r));
-    free(r);
-}
-
-static void set_error_locked(rdv_client *c, int err, const char *text)
+void rdv__relay_set_error_locked(rdv_client *c, int err, const char *text)
 {
     c->rstats.last_error = err;
     snprintf(c->rstats.last_error_text, sizeof(c->rstats.last_error_text), "%s",
              text ? text : rdv_strerror(err));
-}
-
-rdv__relay *rdv__relay_end_locked(rdv_client *c, rdv__relay *r)
-{
-    unlink_locked(c, r);
-    rdv__proxy_detach_locked(c, r);
-    if (r->d)
-        rdv__direct_detach_locked(c, r);
-    rdv__e2e_keypair_wipe(&r->kp);
-    rdv__e2e_wipe(&r->e2e);
-    return r;
 }
 
 /* ---- sending helpers ------------------------------------------------------- */
@@ -144,22 +67,6 @@ int rdv__relay_send_signed(rdv_client *c, rdv_msg_type type, const char *to,
     return rdv__send_body(c, type, body, sid, false);
 }
 
-/* Records abnormal ends as the last relay error. */
-void rdv__relay_report_closed(rdv_client *c, rdv__relay *r, int err, const char *reason)
-{
-    if (err != 0) {
-        pthread_mutex_lock(&c->lock);
-        char text[128];
-        snprintf(text, sizeof(text), "session %.8s with %.16s: %s (%s)", r->sid, r->peer,
-                 rdv_strerror(err), reason);
-        set_error_locked(c, err, text);
-        pthread_mutex_unlock(&c->lock);
-    }
-    if (c->cfg.cb_relay_closed && !atomic_load(&c->destroying))
-        c->cfg.cb_relay_closed(c, r->sid, err, reason, c->cfg.user_ptr);
-    rdv__relay_free(r);
-}
-
 /* ---- public API ---------------------------------------------------------- */
 
 static bool valid_sid(const char *sid)
@@ -167,38 +74,10 @@ static bool valid_sid(const char *sid)
     return sid && rdv_uuid_valid(sid, strlen(sid));
 }
 
-int rdv__relay_new_outgoing(rdv_client *c, const char *peer, char session_id_out[],
-                            rdv__relay **out)
+int rdv_session_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION_ID_LEN + 1])
 {
-    *out = NULL;
-    if (session_id_out)
-        session_id_out[0] = '\0';
-    if (!c || !peer || !session_id_out || !rdv_node_id_valid(peer, strlen(peer)) ||
-        strcmp(peer, c->node_id) == 0)
-        return RDV_ERR_INVALID;
-    if (rdv_client_state(c) != RDV_STATE_AUTHENTICATED)
-        return RDV_ERR_NOT_CONNECTED;
-    rdv__relay *r = calloc(1, sizeof(*r));
-    if (!r)
-        return RDV_ERR_NOMEM;
-    r->proxy_fd = -1;
-    r->st = RDV__RS_OPENING;
-    r->initiator = true;
-    snprintf(r->peer, sizeof(r->peer), "%s", peer);
-    rdv_uuid_v4(r->sid);
-    if (rdv_uuid_to_bytes(r->sid, r->sid_bytes) != 0 || rdv__e2e_keypair_new(&r->kp) != 0) {
-        rdv__relay_free(r);
-        return RDV_ERR_CRYPTO;
-    }
-    r->deadline = rdv__mono_ms() + RDV_RELAY_OPEN_TIMEOUT_MS;
-    *out = r;
-    return 0;
-}
-
-int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESSION_ID_LEN + 1])
-{
-    rdv__relay *r;
-    int rc0 = rdv__relay_new_outgoing(c, peer, session_id_out, &r);
+    rdv__session *r;
+    int rc0 = rdv__session_new_outgoing(c, peer, session_id_out, &r);
     if (rc0 != 0)
         return rc0;
     uint8_t pk[32];
@@ -207,25 +86,25 @@ int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESS
     memcpy(sid, r->sid, sizeof(sid));
 
     pthread_mutex_lock(&c->lock);
-    unsigned n = rdv__relay_count_locked(c, -1);
+    unsigned n = rdv__session_count_locked(c, -1);
     /* The server counts our open and opening relay sessions: connect
      * sessions only while they have a relay leg. */
     unsigned busy = 0;
-    for (rdv__relay *o = c->relays; o; o = o->next)
-        busy += (o->st == RDV__RS_OPEN || o->st == RDV__RS_OPENING) &&
-                (!o->d || o->d->relay_leg);
+    for (rdv__session *o = c->sessions; o; o = o->next)
+        busy += (o->st == RDV__SS_OPEN || o->st == RDV__SS_OPENING) &&
+                (!o->direct || o->direct->relay_leg);
     int rc = 0;
     if (c->limits.max_relay_sessions <= 0)
         rc = RDV_ERR_NOT_SUPPORTED; /* the server announced no relay */
-    else if (n >= RDV_RELAY_MAX_SESSIONS || busy >= c->limits.max_relay_sessions)
+    else if (n >= RDV_MAX_SESSIONS || busy >= c->limits.max_relay_sessions)
         rc = RDV_ERR_LIMIT;
     else {
-        r->next = c->relays;
-        c->relays = r;
+        r->next = c->sessions;
+        c->sessions = r;
     }
     pthread_mutex_unlock(&c->lock);
     if (rc != 0) {
-        rdv__relay_free(r);
+        rdv__session_free(r);
         return rc;
     }
     /* Registered, and the ID given to the caller, before relayOpen is
@@ -235,41 +114,41 @@ int rdv_relay_open(rdv_client *c, const char *peer, char session_id_out[RDV_SESS
     rc = rdv__relay_send_signed(c, RDV_MSG_RELAY_OPEN, peer, sid, pk);
     if (rc != 0) {
         session_id_out[0] = '\0';
-        rdv__relay_forget(c, sid);
+        rdv__session_forget(c, sid);
         return rc;
     }
     return 0;
 }
 
-int rdv_relay_accept(rdv_client *c, const char *sid)
+int rdv_session_accept(rdv_client *c, const char *sid)
 {
     if (!c || !valid_sid(sid))
         return RDV_ERR_INVALID;
     if (rdv_client_state(c) != RDV_STATE_AUTHENTICATED)
         return RDV_ERR_NOT_CONNECTED;
     pthread_mutex_lock(&c->lock);
-    rdv__relay *dr = rdv__relay_find_locked(c, sid);
-    bool direct = dr && dr->d;
+    rdv__session *dr = rdv__session_find_locked(c, sid);
+    bool direct = dr && dr->direct;
     pthread_mutex_unlock(&c->lock);
     if (direct)
-        return rdv__direct_accept(c, sid); /* a connect request (direct.c) */
+        return rdv__direct_accept(c, sid); /* a connect request (direct_signal.c) */
     rdv__e2e_keypair kp;
     if (rdv__e2e_keypair_new(&kp) != 0)
         return RDV_ERR_CRYPTO;
     char peer[RDV_NODE_ID_LEN + 1];
     int rc = 0;
-    rdv__relay *dead = NULL;
+    rdv__session *dead = NULL;
     pthread_mutex_lock(&c->lock);
-    rdv__relay *r = rdv__relay_find_locked(c, sid);
-    if (!r || r->st != RDV__RS_REQUESTED) {
+    rdv__session *r = rdv__session_find_locked(c, sid);
+    if (!r || r->st != RDV__SS_REQUESTED) {
         rc = RDV_ERR_NO_SESSION;
     } else if (rdv__e2e_init(&r->e2e, false, &kp, r->peer_pk, r->sid_bytes) != 0) {
         rc = RDV_ERR_CRYPTO;
-        dead = rdv__relay_end_locked(c, r);
+        dead = rdv__session_end_locked(c, r);
     } else {
-        r->st = RDV__RS_OPEN;
+        r->st = RDV__SS_OPEN;
         c->rstats.opened++;
-        c->rstats.last_traversal = RDV_TRAVERSAL_RELAYED;
+        c->rstats.last_path = RDV_PATH_RELAYED;
         /* The latest session: open at once, never direct. */
         c->last_connect_ms = 0;
         c->last_direct_ms = -1;
@@ -279,12 +158,12 @@ int rdv_relay_accept(rdv_client *c, const char *sid)
     pthread_mutex_unlock(&c->lock);
     if (dead) {
         (void)rdv__relay_send_close(c, sid, RDV__REASON_E2E);
-        rdv__relay_free(dead);
+        rdv__session_free(dead);
     }
     if (rc == 0) {
         rc = rdv__relay_send_signed(c, RDV_MSG_RELAY_READY, peer, sid, kp.pk);
         if (rc != 0)
-            rdv__relay_forget(c, sid);
+            rdv__session_forget(c, sid);
     }
     rdv__e2e_keypair_wipe(&kp);
     return rc;
@@ -295,25 +174,25 @@ int rdv_relay_accept(rdv_client *c, const char *sid)
 static int end_local(rdv_client *c, const char *sid, unsigned mask, const char *reason)
 {
     pthread_mutex_lock(&c->lock);
-    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    rdv__session *r = rdv__session_find_locked(c, sid);
     if (r && !(mask & (1u << r->st)))
         r = NULL;
     /* A connect session is known to the server only through its relay
      * leg; without one there is nothing to close there (the peer hears of
      * it over the direct path, or by the refusal answer below). */
-    bool server_knows = r && (!r->d || r->d->relay_leg);
+    bool server_knows = r && (!r->direct || r->direct->relay_leg);
     /* A connect request we decline: tell the offerer with an answer
      * without e2eKey (PROTOCOL.md 14.1) instead of letting it time out. */
-    bool refuse = r && r->d && r->st == RDV__RS_REQUESTED;
+    bool refuse = r && r->direct && r->st == RDV__SS_REQUESTED;
     char peer[RDV_NODE_ID_LEN + 1] = "";
     if (r) {
         memcpy(peer, r->peer, sizeof(peer));
-        rdv__relay_end_locked(c, r);
+        rdv__session_end_locked(c, r);
     }
     pthread_mutex_unlock(&c->lock);
     if (!r)
         return RDV_ERR_NO_SESSION;
-    rdv__relay_free(r);
+    rdv__session_free(r);
     /* Not connected: the server already ended the session. */
     if (server_knows)
         (void)rdv__relay_send_close(c, sid, reason);
@@ -322,22 +201,22 @@ static int end_local(rdv_client *c, const char *sid, unsigned mask, const char *
     return 0;
 }
 
-int rdv_relay_reject(rdv_client *c, const char *sid, const char *reason)
+int rdv_session_reject(rdv_client *c, const char *sid, const char *reason)
 {
     if (!c || !valid_sid(sid) || (reason && strlen(reason) > RDV_MAX_TEXT))
         return RDV_ERR_INVALID;
-    return end_local(c, sid, 1u << RDV__RS_REQUESTED,
+    return end_local(c, sid, 1u << RDV__SS_REQUESTED,
                      reason && *reason ? reason : RDV__REASON_REJECTED);
 }
 
-int rdv_relay_close(rdv_client *c, const char *sid)
+int rdv_session_close(rdv_client *c, const char *sid)
 {
     if (!c || !valid_sid(sid))
         return RDV_ERR_INVALID;
     return end_local(c, sid, 7u, RDV__REASON_CLOSED);
 }
 
-/* rdv_relay_max_payload() under the lock. (L held) */
+/* rdv_client_max_payload() under the lock. (L held) */
 static size_t max_payload_locked(rdv_client *c)
 {
     int64_t p = c->limits.max_relay_payload;
@@ -348,7 +227,7 @@ static size_t max_payload_locked(rdv_client *c)
     return p > RDV__E2E_OVERHEAD ? (size_t)p - RDV__E2E_OVERHEAD : 0;
 }
 
-size_t rdv_relay_max_payload(rdv_client *c)
+size_t rdv_client_max_payload(rdv_client *c)
 {
     if (!c)
         return 0;
@@ -358,26 +237,26 @@ size_t rdv_relay_max_payload(rdv_client *c)
     return n;
 }
 
-unsigned rdv_relay_count(rdv_client *c)
+unsigned rdv_client_session_count(rdv_client *c)
 {
     if (!c)
         return 0;
     pthread_mutex_lock(&c->lock);
-    unsigned n = rdv__relay_count_locked(c, RDV__RS_OPEN);
+    unsigned n = rdv__session_count_locked(c, RDV__SS_OPEN);
     pthread_mutex_unlock(&c->lock);
     return n;
 }
 
-int rdv__relay_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_t len)
+int rdv__relay_send_locked(rdv_client *c, rdv__session *r, const void *buf, size_t len)
 {
-    if (r->st != RDV__RS_OPEN)
-        return r->d ? RDV_ERR_STATE : RDV_ERR_NO_SESSION; /* connect: no path yet */
-    if (r->d) {
+    if (r->st != RDV__SS_OPEN)
+        return r->direct ? RDV_ERR_STATE : RDV_ERR_NO_SESSION; /* connect: no path yet */
+    if (r->direct) {
         int drc = rdv__direct_send_locked(c, r, buf, len);
         if (drc != 1)
             return drc;
-        if (!r->d->relay_up)
-            return rdv__direct_hold_locked(r, buf, len); /* no path now */
+        if (!r->direct->relay_up)
+            return rdv__session_hold_locked(r, buf, len); /* no path now */
     }
     size_t plen = RDV_RELAY_FRAME_HEADER + len + RDV__E2E_OVERHEAD;
     rdv__outmsg *m = malloc(sizeof(*m) + RDV__LWS_PRE + plen + 1);
@@ -408,24 +287,24 @@ int rdv__relay_send_locked(rdv_client *c, rdv__relay *r, const void *buf, size_t
     return 0;
 }
 
-int rdv_relay_send(rdv_client *c, const char *sid, const void *buf, size_t len)
+int rdv_session_send(rdv_client *c, const char *sid, const void *buf, size_t len)
 {
     if (!c || !valid_sid(sid) || (!buf && len))
         return RDV_ERR_INVALID;
     pthread_mutex_lock(&c->lock);
-    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    rdv__session *r = rdv__session_find_locked(c, sid);
     int rc = len > max_payload_locked(c) ? RDV_ERR_TOO_LARGE
              : r                         ? rdv__relay_send_locked(c, r, buf, len)
                                          : RDV_ERR_NO_SESSION;
     /* A datagram that left on the direct path needs no service thread. */
-    bool queued = rc == 0 && !(r->d && r->d->direct_up);
+    bool queued = rc == 0 && !(r->direct && r->direct->direct_up);
     pthread_mutex_unlock(&c->lock);
     if (queued)
         rdv__wake(c);
     return rc;
 }
 
-int rdv_client_network_status(rdv_client *c, rdv_network_status *st)
+int rdv_client_get_network_status(rdv_client *c, rdv_network_status *st)
 {
     if (!c || !st)
         return RDV_ERR_INVALID;
@@ -438,15 +317,15 @@ int rdv_client_network_status(rdv_client *c, rdv_network_status *st)
     st->public_port = c->observed_port;
     st->max_relay_sessions = c->limits.max_relay_sessions;
     st->relay_available = c->limits.max_relay_sessions > 0;
-    st->active_relays = rdv__relay_count_locked(c, RDV__RS_OPEN);
-    st->pending_relays = rdv__relay_count_locked(c, -1) - st->active_relays;
+    st->active_relays = rdv__session_count_locked(c, RDV__SS_OPEN);
+    st->pending_relays = rdv__session_count_locked(c, -1) - st->active_relays;
     st->relays_opened = c->rstats.opened;
     st->relay_tx_datagrams = c->rstats.tx_dgrams;
     st->relay_rx_datagrams = c->rstats.rx_dgrams;
     st->relay_tx_bytes = c->rstats.tx_bytes;
     st->relay_rx_bytes = c->rstats.rx_bytes;
     st->relay_dropped = c->rstats.dropped;
-    st->last_traversal = (rdv_traversal)c->rstats.last_traversal;
+    st->last_path = (rdv_path)c->rstats.last_path;
     st->last_relay_error = c->rstats.last_error;
     memcpy(st->last_relay_error_text, c->rstats.last_error_text,
            sizeof(st->last_relay_error_text));
@@ -468,7 +347,7 @@ static void on_open(rdv_client *c, const rdv_msg *m)
     const char *from = rdv_msg_get_str(m->body, "fromNodeID");
     const char *sid = rdv_msg_get_str(m->body, "sessionID");
     const char *key = rdv_msg_get_str(m->body, "e2eKey");
-    if (from && sid && rdv__direct_on_relay_open(c, sid, from))
+    if (from && sid && rdv__session_on_leg_open(c, sid, from))
         return; /* the relay leg of a connect session */
     int64_t ts = 0;
     (void)rdv_msg_get_int(m->body, "timestamp", &ts);
@@ -482,47 +361,47 @@ static void on_open(rdv_client *c, const rdv_msg *m)
         (void)rdv__relay_send_close(c, sid, RDV__REASON_E2E);
         return;
     }
-    rdv__relay *r = calloc(1, sizeof(*r));
+    rdv__session *r = calloc(1, sizeof(*r));
     if (!r) {
         (void)rdv__relay_send_close(c, sid, "no memory");
         return;
     }
     r->proxy_fd = -1;
-    r->st = RDV__RS_REQUESTED;
+    r->st = RDV__SS_REQUESTED;
     copy_str(r->sid, sizeof(r->sid), sid);
     copy_str(r->peer, sizeof(r->peer), from);
     memcpy(r->peer_pk, pk, sizeof(pk));
     r->req_ts = ts;
-    r->deadline = rdv__mono_ms() + RDV_RELAY_ANSWER_MS;
+    r->deadline = rdv__mono_ms() + RDV_SESSION_ANSWER_MS;
     if (rdv_uuid_to_bytes(r->sid, r->sid_bytes) != 0) {
-        rdv__relay_free(r);
+        rdv__session_free(r);
         return;
     }
     const char *refuse = NULL;
     pthread_mutex_lock(&c->lock);
-    if (rdv__relay_find_locked(c, sid) || rdv__relay_find_bytes_locked(c, r->sid_bytes))
+    if (rdv__session_find_locked(c, sid) || rdv__session_find_bytes_locked(c, r->sid_bytes))
         refuse = ""; /* a session we know: ignore (a copy) */
-    else if (rdv__relay_count_locked(c, -1) >= RDV_RELAY_MAX_SESSIONS)
+    else if (rdv__session_count_locked(c, -1) >= RDV_MAX_SESSIONS)
         refuse = "limit";
-    else if (!c->cfg.cb_relay_request)
+    else if (!c->cfg.cb_session_request)
         refuse = "no relay handler";
     else {
-        r->next = c->relays;
-        c->relays = r;
+        r->next = c->sessions;
+        c->sessions = r;
     }
     pthread_mutex_unlock(&c->lock);
     if (refuse) {
-        rdv__relay_free(r);
+        rdv__session_free(r);
         if (*refuse)
             (void)rdv__relay_send_close(c, sid, refuse);
         return;
     }
-    rdv_relay_request req;
+    rdv_session_request req;
     memset(&req, 0, sizeof(req));
     copy_str(req.session_id, sizeof(req.session_id), sid);
     copy_str(req.from_node_id, sizeof(req.from_node_id), from);
     req.timestamp = ts;
-    c->cfg.cb_relay_request(c, &req, c->cfg.user_ptr);
+    c->cfg.cb_session_request(c, &req, c->cfg.user_ptr);
 }
 
 /* relayReady: our opening session becomes open. */
@@ -531,33 +410,33 @@ static void on_ready(rdv_client *c, const rdv_msg *m)
     const char *from = rdv_msg_get_str(m->body, "fromNodeID");
     const char *sid = rdv_msg_get_str(m->body, "sessionID");
     const char *key = rdv_msg_get_str(m->body, "e2eKey");
-    if (from && sid && rdv__direct_on_relay_ready(c, sid, from))
+    if (from && sid && rdv__session_on_leg_ready(c, sid, from))
         return;
     uint8_t pk[32];
     size_t pklen = 0;
     bool key_ok = key && sodium_hex2bin(pk, sizeof(pk), key, strlen(key), NULL, &pklen,
                                         NULL) == 0 && pklen == sizeof(pk);
-    rdv__relay *dead = NULL;
+    rdv__session *dead = NULL;
     bool known = false, ready = false;
     char peer[RDV_NODE_ID_LEN + 1] = "";
     pthread_mutex_lock(&c->lock);
-    rdv__relay *r = rdv__relay_find_locked(c, sid);
-    if (r && r->st == RDV__RS_OPENING && strcmp(r->peer, from) == 0) {
+    rdv__session *r = rdv__session_find_locked(c, sid);
+    if (r && r->st == RDV__SS_OPENING && strcmp(r->peer, from) == 0) {
         known = true;
         if (key_ok && rdv__e2e_init(&r->e2e, true, &r->kp, pk, r->sid_bytes) == 0) {
             rdv__e2e_keypair_wipe(&r->kp);
-            r->st = RDV__RS_OPEN;
+            r->st = RDV__SS_OPEN;
             c->rstats.opened++;
-            c->rstats.last_traversal = RDV_TRAVERSAL_RELAYED;
+            c->rstats.last_path = RDV_PATH_RELAYED;
             /* The latest session: relayOpen to relayReady, never direct. */
-            c->last_connect_ms = rdv__mono_ms() - (r->deadline - RDV_RELAY_OPEN_TIMEOUT_MS);
+            c->last_connect_ms = rdv__mono_ms() - (r->deadline - RDV_SESSION_OPEN_TIMEOUT_MS);
             if (c->last_connect_ms < 0)
                 c->last_connect_ms = 0;
             c->last_direct_ms = -1;
             memcpy(peer, r->peer, sizeof(peer));
             ready = true;
         } else {
-            dead = rdv__relay_end_locked(c, r);
+            dead = rdv__session_end_locked(c, r);
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -569,12 +448,12 @@ static void on_ready(rdv_client *c, const rdv_msg *m)
     }
     if (dead) {
         (void)rdv__relay_send_close(c, sid, RDV__REASON_E2E);
-        rdv__relay_report_closed(c, dead, RDV_ERR_PROTOCOL,
+        rdv__session_report_closed(c, dead, RDV_ERR_PROTOCOL,
                       "the peer's relayReady has no usable e2eKey");
         return;
     }
-    if (ready && c->cfg.cb_relay_ready)
-        c->cfg.cb_relay_ready(c, sid, peer, c->cfg.user_ptr);
+    if (ready && c->cfg.cb_session_ready)
+        c->cfg.cb_session_ready(c, sid, peer, c->cfg.user_ptr);
 }
 
 void rdv__relay_on_routed(rdv_client *c, const rdv_msg *m)
@@ -609,15 +488,15 @@ void rdv__relay_on_close(rdv_client *c, const json_t *body)
 {
     const char *sid = rdv_msg_get_str(body, "sessionID");
     const char *reason = rdv_msg_get_str(body, "reason");
-    if (!sid || rdv__direct_on_relay_close(c, sid, reason))
+    if (!sid || rdv__session_on_leg_close(c, sid, reason))
         return;
     pthread_mutex_lock(&c->lock);
-    rdv__relay *r = rdv__relay_find_locked(c, sid);
+    rdv__session *r = rdv__session_find_locked(c, sid);
     if (r)
-        rdv__relay_end_locked(c, r);
+        rdv__session_end_locked(c, r);
     pthread_mutex_unlock(&c->lock);
     if (r)
-        rdv__relay_report_closed(c, r, close_reason_code(reason),
+        rdv__session_report_closed(c, r, close_reason_code(reason),
                                  reason ? reason : RDV__REASON_CLOSED);
 }
 
@@ -632,8 +511,8 @@ int64_t rdv__relay_on_packet(rdv_client *c, const uint8_t sid_bytes[16], const u
     socklen_t dest_len = 0;
     int64_t n = RDV_ERR_NO_SESSION;
     pthread_mutex_lock(&c->lock);
-    rdv__relay *r = rdv__relay_find_bytes_locked(c, sid_bytes);
-    if (r && r->st == RDV__RS_OPEN && len <= RDV__SCRATCH_BYTES) {
+    rdv__session *r = rdv__session_find_bytes_locked(c, sid_bytes);
+    if (r && r->st == RDV__SS_OPEN && len <= RDV__SCRATCH_BYTES) {
         n = rdv__e2e_open(&r->e2e, pkt, len, c->scratch);
         memcpy(sid, r->sid, sizeof(sid));
         memcpy(peer, r->peer, sizeof(peer));
@@ -665,8 +544,8 @@ int64_t rdv__relay_on_packet(rdv_client *c, const uint8_t sid_bytes[16], const u
     }
     if (fd >= 0)
         rdv__proxy_deliver(c, fd, &dest, dest_len, c->scratch, (size_t)n);
-    else if (c->cfg.cb_relay_data)
-        c->cfg.cb_relay_data(c, sid, c->scratch, (size_t)n, c->cfg.user_ptr);
+    else if (c->cfg.cb_session_data)
+        c->cfg.cb_session_data(c, sid, c->scratch, (size_t)n, c->cfg.user_ptr);
     return n;
 }
 
@@ -724,26 +603,26 @@ bool rdv__relay_on_server_error(rdv_client *c, rdv_ec ec, const char *ref, const
         break;
     }
     pthread_mutex_lock(&c->lock);
-    rdv__relay *r = rdv__relay_find_locked(c, ref);
+    rdv__session *r = rdv__session_find_locked(c, ref);
     /* A quota on an open session is a dropped datagram, not its end. */
-    if (r && ec == RDV_EC_LIMIT_EXCEEDED && r->st == RDV__RS_OPEN && !about_open)
+    if (r && ec == RDV_EC_LIMIT_EXCEEDED && r->st == RDV__SS_OPEN && !about_open)
         r = NULL;
     /* A connect session ends on errors about its set-up only while no
      * direct path carries it (its relay leg is then simply gone). */
     bool absorbed = false;
-    if (r && r->d &&
-        (r->d->direct_up || !(about_open || ec == RDV_EC_PEER_OFFLINE))) {
-        absorbed = r->d->direct_up;
+    if (r && r->direct &&
+        (r->direct->direct_up || !(about_open || ec == RDV_EC_PEER_OFFLINE))) {
+        absorbed = r->direct->direct_up;
         if (about_open) {
-            r->d->relay_leg = false;
-            r->d->relay_up = false;
+            r->direct->relay_leg = false;
+            r->direct->relay_up = false;
         }
         if (!absorbed)
-            set_error_locked(c, err, message && *message ? message : rdv_ec_name(ec));
+            rdv__relay_set_error_locked(c, err, message && *message ? message : rdv_ec_name(ec));
         r = NULL;
     }
     if (r)
-        rdv__relay_end_locked(c, r);
+        rdv__session_end_locked(c, r);
     pthread_mutex_unlock(&c->lock);
     if (!r)
         return absorbed;
@@ -751,7 +630,7 @@ bool rdv__relay_on_server_error(rdv_client *c, rdv_ec ec, const char *ref, const
      * still OPENING on the server, so tell the opener. */
     if (type && strcmp(type, "relayReady") == 0)
         (void)rdv__relay_send_close(c, r->sid, err == RDV_ERR_LIMIT ? "limit" : "error");
-    rdv__relay_report_closed(c, r, err, message && *message ? message : rdv_ec_name(ec));
+    rdv__session_report_closed(c, r, err, message && *message ? message : rdv_ec_name(ec));
     return false;
 }
 
@@ -759,20 +638,20 @@ void rdv__relay_on_conn_lost(rdv_client *c)
 {
     for (;;) {
         pthread_mutex_lock(&c->lock);
-        rdv__relay *r = c->relays;
+        rdv__session *r = c->sessions;
         /* Sessions on a direct path outlive the server connection (their
          * relay leg is gone with it). */
-        while (r && r->d && r->d->direct_up) {
-            r->d->relay_leg = false;
-            r->d->relay_up = false;
+        while (r && r->direct && r->direct->direct_up) {
+            r->direct->relay_leg = false;
+            r->direct->relay_up = false;
             r = r->next;
         }
         if (r)
-            rdv__relay_end_locked(c, r);
+            rdv__session_end_locked(c, r);
         pthread_mutex_unlock(&c->lock);
         if (!r)
             break;
-        rdv__relay_report_closed(c, r, RDV_ERR_CONNECT, "connection_lost");
+        rdv__session_report_closed(c, r, RDV_ERR_CONNECT, "connection_lost");
     }
 }
 
@@ -781,13 +660,13 @@ void rdv__relay_tick(rdv_client *c, int64_t now)
     rdv__proxy_close_dead(c);
     for (;;) {
         pthread_mutex_lock(&c->lock);
-        rdv__relay *r = c->relays;
-        while (r && (r->st == RDV__RS_OPEN || now < r->deadline))
+        rdv__session *r = c->sessions;
+        while (r && (r->st == RDV__SS_OPEN || now < r->deadline))
             r = r->next;
-        bool server_knows = r && (!r->d || r->d->relay_leg);
-        bool refuse = r && r->d && r->st == RDV__RS_REQUESTED;
+        bool server_knows = r && (!r->direct || r->direct->relay_leg);
+        bool refuse = r && r->direct && r->st == RDV__SS_REQUESTED;
         if (r)
-            rdv__relay_end_locked(c, r);
+            rdv__session_end_locked(c, r);
         pthread_mutex_unlock(&c->lock);
         if (!r)
             break;
@@ -795,21 +674,8 @@ void rdv__relay_tick(rdv_client *c, int64_t now)
             (void)rdv__relay_send_close(c, r->sid, RDV__REASON_TIMEOUT);
         if (refuse)
             (void)rdv__direct_send_refusal(c, r->peer, r->sid);
-        rdv__relay_report_closed(c, r, RDV_ERR_TIMEOUT,
-                      r->st == RDV__RS_OPENING ? "no relayReady from the peer in time"
+        rdv__session_report_closed(c, r, RDV_ERR_TIMEOUT,
+                      r->st == RDV__SS_OPENING ? "no relayReady from the peer in time"
                                                : "request not answered in time");
     }
-}
-
-void rdv__relay_free_all(rdv_client *c)
-{
-    pthread_mutex_lock(&c->lock);
-    while (c->relays)
-        rdv__relay_free(rdv__relay_end_locked(c, c->relays));
-    pthread_mutex_unlock(&c->lock);
-    rdv__proxy_close_dead(c);
-    free(c->dead_fds);
-    c->dead_fds = NULL;
-    free(c->scratch);
-    c->scratch = NULL;
 }

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "client_internal.h"
-#include "wire_limits.h"
+#include "client/client.h"
+#include "schema/wire_limits.h"
 
 int rdv__url_parse(const char *url, rdv__url *out)
 {

@@ -20,8 +20,8 @@
 
 #include <sodium.h>
 
-#include "client_internal.h"
-#include "sign.h"
+#include "client/client.h"
+#include "schema/sign.h"
 
 int rdv__replay_init(rdv__replay *rc)
 {

@@ -10,7 +10,7 @@
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, strnlen */
 #endif
-#include "migrate.h"
+#include "db/migrate.h"
 
 #include <limits.h>
 #include <stdarg.h>

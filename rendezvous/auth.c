@@ -12,12 +12,12 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "ids.h"
+#include "schema/ids.h"
 #include "conn_limits.h"
 #include "log.h"
 #include "presence.h"
 #include "server.h"
-#include "sign.h"
+#include "schema/sign.h"
 
 /* Appends c to the pending FIFO. */
 static void pending_push(rdv_server *srv, rdv_conn *c)

@@ -7,7 +7,7 @@
 #define RDV_SERVER_AUTH_H
 
 #include "conn.h"
-#include "message.h"
+#include "schema/message.h"
 
 struct rdv_server;
 

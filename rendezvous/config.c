@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ids.h" /* and schema/wire_limits.h */
+#include "schema/ids.h" /* and schema/wire_limits.h */
 
 #ifndef RDV_VERSION
 #define RDV_VERSION "0.1.0"

@@ -22,7 +22,7 @@
 #include "relay.h"
 #include "route.h"
 #include "server.h"
-#include "sign.h"
+#include "schema/sign.h"
 
 /* lws_write() type of a WebSocket close frame: private to lws 4.1.6
  * (roles/ws/private-lib-roles-ws.h), same value in every 4.x. */

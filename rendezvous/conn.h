@@ -16,11 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errors.h"
+#include "schema/errors.h"
 #include "hmap.h"
-#include "ids.h" /* and schema/wire_limits.h */
-#include "message.h"
-#include "nat_type.h"
+#include "schema/ids.h" /* and schema/wire_limits.h */
+#include "schema/message.h"
+#include "schema/nat_type.h"
 
 struct lws;
 struct rdv_server;

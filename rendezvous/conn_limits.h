@@ -1,8 +1,6 @@
 /* conn_limits.h - admission limits of the server: the per-connection token
  * bucket (messages per second, burst, sustained flood closes), total
  * connections and connections per source address.
- * (Not named limits.h: rendezvous/ is an include directory, and a
- * limits.h there would hide the C library's <limits.h>.)
  */
 #ifndef RDV_SERVER_CONN_LIMITS_H
 #define RDV_SERVER_CONN_LIMITS_H
@@ -12,7 +10,7 @@
 #include <stdint.h>
 
 #include "hmap.h"
-#include "ids.h" /* and schema/limits.h */
+#include "schema/ids.h" /* and schema/wire_limits.h */
 
 struct lws;
 struct sockaddr_storage;

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ids.h"
+#include "schema/ids.h"
 #include "store.h" /* rdv_presence, rdv_queued_msg */
 
 struct lws_context;

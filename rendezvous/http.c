@@ -16,7 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
-#include "sign.h"
+#include "schema/sign.h"
 #include "status_page.h"
 
 #ifndef RDV_VERSION
@@ -105,7 +105,7 @@ static void build_relay_metrics(rdv_server *srv, tbuf *b)
                   rdv_relay_end_name((rdv_relay_end)e), (unsigned long long)r->m.closed[e]);
 }
 
-/* The STUN responders' series (stun.h counters, summed over sockets):
+/* The STUN responders' series (stun_responder.h counters, summed over sockets):
  * datagrams received = responses (by class) + dropped. */
 static void build_stun_metrics(rdv_server *srv, tbuf *b)
 {

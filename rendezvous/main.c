@@ -13,7 +13,7 @@
 #include "log.h"
 #include "preflight.h"
 #include "server.h"
-#include "sign.h"
+#include "schema/sign.h"
 #include "store.h"
 
 /* LeakSanitizer hook (a weak symbol; unused without sanitizers):

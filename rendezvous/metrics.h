@@ -9,8 +9,8 @@
 
 #include <stdint.h>
 
-#include "errors.h"
-#include "message.h"
+#include "schema/errors.h"
+#include "schema/message.h"
 
 /* Why a message was dropped without delivery. */
 typedef enum rdv_drop_reason {

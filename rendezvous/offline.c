@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ids.h"
+#include "schema/ids.h"
 #include "log.h"
 #include "presence.h"
 #include "server.h"
-#include "sign.h"
+#include "schema/sign.h"
 
 /* What a routing callback needs to answer the sender, who may be gone by
  * the time the engine answers (found again by node ID and serial). */

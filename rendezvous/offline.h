@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "conn.h"
-#include "message.h"
+#include "schema/message.h"
 #include "store.h"
 
 struct rdv_server;

@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include "conn_limits.h"
-#include "ids.h"
+#include "schema/ids.h"
 #include "log.h"
 #include "offline.h"
 #include "server.h"
-#include "sign.h"
+#include "schema/sign.h"
 
 int rdv_presence_init(rdv_server *srv)
 {

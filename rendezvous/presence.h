@@ -15,7 +15,7 @@
 
 #include "conn.h"
 #include "hmap.h"
-#include "message.h"
+#include "schema/message.h"
 
 struct rdv_server;
 

@@ -40,7 +40,7 @@
 #include <string.h>
 
 #include "conn_limits.h"
-#include "ids.h"
+#include "schema/ids.h"
 #include "log.h"
 #include "presence.h"
 #include "server.h"

@@ -13,14 +13,14 @@
 #include <string.h>
 
 #include "auth.h"
-#include "ids.h"
+#include "schema/ids.h"
 #include "conn_limits.h"
 #include "log.h"
 #include "offline.h"
 #include "presence.h"
 #include "relay.h"
 #include "server.h"
-#include "sign.h"
+#include "schema/sign.h"
 
 /* A handler of a parsed message; a raw one also gets the message's exact
  * bytes (what signaling and the relay forward unchanged). */

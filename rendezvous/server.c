@@ -13,11 +13,11 @@
  * routed message, ~0.2 KiB less per idle connection, and authenticated
  * 3.1k/s vs 2.5k/s at 19.5k connections.
  *
- * STUN (--stun, stun.h): the responder's UDP sockets are adopted into the
+ * STUN (--stun, stun_responder.h): the responder's UDP sockets are adopted into the
  * same loop as raw file descriptors of the "rdv-stun" protocol; lws only
- * polls them, stun.c reads and answers inline. They live as long as the
+ * polls them, stun_responder.c reads and answers inline. They live as long as the
  * context: lws closes them when it is destroyed (RAW_CLOSE_FILE releases
- * them from stun.c first), so rdv_server_destroy() closes only what lws
+ * them from stun_responder.c first), so rdv_server_destroy() closes only what lws
  * never adopted. The default port is best effort (another STUN server on
  * the host, parallel test servers): when it cannot be opened the server
  * warns and runs without STUN; an explicitly configured --stun* option
@@ -49,7 +49,7 @@
 #include "port_owner.h"
 #include "presence.h"
 #include "route.h"
-#include "sign.h"
+#include "schema/sign.h"
 
 /* lws receive chunk (--rx-buffer, default 256), allocated for every
  * connection for its lifetime. Measured RSS per idle authenticated

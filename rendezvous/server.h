@@ -17,7 +17,7 @@
 #include "metrics.h"
 #include "relay.h"
 #include "store.h"
-#include "stun.h"
+#include "stun_responder.h"
 
 /* STUN responders: one for the --listen address's family, and with
  * --listen :: a second one on 0.0.0.0 (same ports) so IPv4 clients of a

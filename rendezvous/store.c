@@ -67,7 +67,7 @@
 
 #include <sqlite3.h>
 
-#include "migrate.h"
+#include "db/migrate.h"
 
 #define STORE_ERRLEN 512
 /* Busy timeout while the database is known to be locked by another

@@ -5,7 +5,7 @@
  * do about the error, not only what it is. Everything here is a const table:
  * no state, no allocation.
  */
-#include "errors.h"
+#include "schema/errors.h"
 
 #include <string.h>
 

@@ -7,7 +7,7 @@
  * length. Randomness comes from libsodium (randombytes_buf), after an
  * idempotent sodium_init(). No global mutable state.
  */
-#include "ids.h"
+#include "schema/ids.h"
 
 #include <string.h>
 

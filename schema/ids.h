@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wire_limits.h"
+#include "schema/wire_limits.h"
 
 /* True when s[0..len) is exactly RDV_NODE_ID_HEXLEN lowercase hex digits. */
 bool rdv_node_id_valid(const char *s, size_t len);

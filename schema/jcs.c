@@ -17,7 +17,7 @@
  * whatever decimal-point character the locale uses, and round-trip checks
  * feed strtod strings with no decimal point at all.
  */
-#include "jcs.h"
+#include "schema/jcs.h"
 
 #include <errno.h>
 #include <math.h>

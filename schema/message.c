@@ -25,9 +25,9 @@
  * No global mutable state; every allocation is checked and released on
  * every path.
  */
-#include "message.h"
-#include "nat_type.h"
-#include "jcs.h"
+#include "schema/message.h"
+#include "schema/nat_type.h"
+#include "schema/jcs.h"
 
 #include <arpa/inet.h>
 #include <math.h>
@@ -38,7 +38,7 @@
 
 #include <sodium.h>
 
-#include "ids.h"
+#include "schema/ids.h"
 
 /* Largest integer a double holds exactly: Timestamps and limits stop here. */
 #define MAX_SAFE_INT 9007199254740991LL /* 2^53 - 1 */

@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#include "errors.h"
-#include "wire_limits.h"
+#include "schema/errors.h"
+#include "schema/wire_limits.h"
 
 typedef enum rdv_msg_type {
     RDV_MSG_UNKNOWN = 0,

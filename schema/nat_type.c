@@ -1,5 +1,5 @@
 /* nat_type.c - NAT type names (see nat_type.h). */
-#include "nat_type.h"
+#include "schema/nat_type.h"
 
 #include <stddef.h>
 #include <string.h>

@@ -10,7 +10,7 @@
  * same body parsed from text (reals) sign identically. Every unknown member
  * is covered. libsodium is initialised idempotently before use.
  */
-#include "sign.h"
+#include "schema/sign.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +18,8 @@
 
 #include <sodium.h>
 
-#include "ids.h"
-#include "jcs.h"
+#include "schema/ids.h"
+#include "schema/jcs.h"
 
 /* Largest canonical body we sign or verify. Well above any message size a
  * server would accept (JCS may lengthen numbers such as 1e20); a bound

@@ -13,8 +13,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#include "wire_limits.h"
-#include "message.h"
+#include "schema/wire_limits.h"
+#include "schema/message.h"
 
 /* Builds the exact bytes that are signed for `body` of `type` (the
  * "signature" member, if present, is left out). Returns 0 and a malloc'd

@@ -5,7 +5,7 @@
  * state (the CRC-32 table is const). Every read is checked against the
  * length the caller passed.
  */
-#include "stun.h"
+#include "schema/stun.h"
 
 #include <netinet/in.h>
 #include <string.h>

@@ -1,10 +1,13 @@
-/* cli.h - what the files of the rdv CLI share: the parsed options and a few
- * helpers (rdv.c parses and dispatches; relay_cmds.c implements `relay`,
- * `proxy` and `network status`). Built only on the public API.
+/* cli.h - what the files of the rdv CLI share: the parsed options, the
+ * helpers (options.c, common.c, status_file.c) and one entry point per
+ * command group (cmd_keys.c, cmd_signal.c, cmd_relay.c, cmd_network.c),
+ * which main.c dispatches to. Commands call helpers, never main.c or each
+ * other. Built only on the public API.
  */
 #ifndef RDV_CLI_H
 #define RDV_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include <rendezvous/rendezvous.h>
@@ -12,6 +15,7 @@
 #define DEFAULT_KEY_PATH "rendezvous.key"
 #define DEFAULT_URL "ws://127.0.0.1:8080/v1"
 #define MAX_IDS RDV_MAX_IDS_PER_CALL
+#define RDV_CLI_SIGNAL_TIMEOUT_MS 15000 /* lookup, offer: overall deadline */
 
 struct cli_opts {
     const char *key_path;
@@ -44,8 +48,14 @@ struct cli_opts {
     long direct_timeout_ms; /* --direct-timeout; 0: the library's default */
     int relay_only;    /* --relay-only: direct_disable */
     int no_spray;      /* --no-spray: spray_ports -1 */
-    int direct;        /* relay / proxy --direct: rdv_connect() */
+    int direct;        /* relay / proxy --direct: rdv_session_connect() */
 };
+
+/* ---- options.c ---- */
+
+/* Parses the options after the command into *o (defaults from the
+ * environment first); returns 0 or 2 on a usage error. */
+int rdv_cli_parse_opts(int argc, char **argv, struct cli_opts *o);
 
 /* Parses a decimal in [min, max]. Returns 0 or -1. */
 int rdv_cli_parse_long(const char *s, long min, long max, long *out);
@@ -53,6 +63,8 @@ int rdv_cli_parse_long(const char *s, long min, long max, long *out);
 /* Copies the NAT traversal options of o into cfg (stun_servers points into
  * o, which must outlive rdv_client_create()). */
 void rdv_cli_apply_nat(const struct cli_opts *o, rdv_client_config *cfg);
+
+/* ---- common.c ---- */
 
 /* Reports a failed rdv_client_create() for command cmd; returns the exit
  * status (2 for RDV_ERR_INVALID, else 1). */
@@ -84,13 +96,42 @@ void rdv_cli_json_str(const char *s);
 /* The same on f. */
 void rdv_cli_json_fstr(FILE *f, const char *s);
 
-/* `rdv relay` (proxy = 0) and `rdv proxy` (proxy = 1). Exit status. */
+/* Monotonic clock, ms. */
+int64_t rdv_cli_mono_ms(void);
+
+/* ---- status_file.c ---- */
+
+/* The status file's path: --state, else $RENDEZVOUS_STATE, else
+ * <key file>.status (built in buf, cap bytes). */
+const char *rdv_cli_state_path(const struct cli_opts *o, char *buf, size_t cap);
+
+/* Writes st as key=value lines to path (atomically: temp file + rename),
+ * with the writer's pid and command. Failures are ignored. */
+void rdv_cli_status_write(const char *path, const char *cmd, const rdv_network_status *st,
+                          long pid);
+
+/* Reads a status file into *st; *pid gets its writer, cmd its command.
+ * Returns 0 or -1 (no such file). */
+int rdv_cli_status_read(const char *path, rdv_network_status *st, long *pid, char *cmd,
+                        size_t cmdcap);
+
+/* ---- the commands (each returns the exit status) ---- */
+
+/* `rdv keygen`, `rdv id` (cmd_keys.c). */
+int rdv_cli_keygen(const struct cli_opts *o);
+int rdv_cli_id(const struct cli_opts *o);
+
+/* `rdv lookup|watch|offer|listen` (cmd_signal.c). */
+enum rdv_cli_signal_cmd { RDV_CLI_LOOKUP, RDV_CLI_WATCH, RDV_CLI_OFFER, RDV_CLI_LISTEN };
+int rdv_cli_signaling(enum rdv_cli_signal_cmd cmd, struct cli_opts *o);
+
+/* `rdv relay` (proxy = 0) and `rdv proxy` (proxy = 1) (cmd_relay.c), and
+ * their --help text; `net` is the common options. */
 int rdv_cli_relay(struct cli_opts *o, int proxy);
-
-/* `rdv network status`. Exit status. */
-int rdv_cli_network_status(struct cli_opts *o);
-
-/* --help text of relay / proxy / network; `net` is the common options. */
 void rdv_cli_usage_relay(const char *cmd, FILE *out, const char *net);
+
+/* `rdv network status` (cmd_network.c) and its --help text. */
+int rdv_cli_network_status(struct cli_opts *o);
+void rdv_cli_usage_network(FILE *out, const char *net);
 
 #endif

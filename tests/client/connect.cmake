@@ -1,4 +1,4 @@
-# client_connect_*: NAT discovery and rdv_connect() (direct path, relay
+# client_connect_*: NAT discovery and rdv_session_connect() (direct path, relay
 # fallback and upgrade) against a real rendezvousd on loopback.
 add_executable(test_connect ${CMAKE_CURRENT_SOURCE_DIR}/test_connect.c)
 target_link_libraries(test_connect PRIVATE rendezvous rdv_test_support

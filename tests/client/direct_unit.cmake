@@ -1,12 +1,12 @@
-# client_direct_unit: unit tests of the ICE candidates (client/cand.c), the
-# direct-path packet codec (client/dwire.c) and the datagrams held between
-# two paths (client/hold.c), no server. Links the schema
+# client_direct_unit: unit tests of the ICE candidates (client/nat/candidates.c), the
+# direct-path packet codec (client/nat/path_wire.c) and the datagrams held between
+# two paths (client/session_hold.c), no server. Links the schema
 # codec (message accessors; the STUN codec for the demultiplexing test).
-add_executable(client_direct_unit test_direct_unit.c ${PROJECT_SOURCE_DIR}/client/cand.c
-  ${PROJECT_SOURCE_DIR}/client/dwire.c ${PROJECT_SOURCE_DIR}/client/e2e.c
-  ${PROJECT_SOURCE_DIR}/client/hold.c)
-target_include_directories(client_direct_unit PRIVATE ${PROJECT_SOURCE_DIR}/client
-  ${PROJECT_SOURCE_DIR}/client/include ${PROJECT_SOURCE_DIR}/schema)
+add_executable(client_direct_unit test_direct_unit.c ${PROJECT_SOURCE_DIR}/client/nat/candidates.c
+  ${PROJECT_SOURCE_DIR}/client/nat/path_wire.c ${PROJECT_SOURCE_DIR}/client/e2e.c
+  ${PROJECT_SOURCE_DIR}/client/session_hold.c)
+target_include_directories(client_direct_unit PRIVATE ${PROJECT_SOURCE_DIR}
+  ${PROJECT_SOURCE_DIR}/client/include ${PROJECT_BINARY_DIR}/client/include)
 target_link_libraries(client_direct_unit PRIVATE rdv_schema PkgConfig::CMOCKA
   PkgConfig::SODIUM PkgConfig::JANSSON)
 add_test(NAME client_direct_unit COMMAND client_direct_unit)

@@ -1,5 +1,5 @@
 /* test_connect.c - client_connect_* integration tests: NAT discovery and
- * rdv_connect() (direct path with the relay as fallback) of librendezvous
+ * rdv_session_connect() (direct path with the relay as fallback) of librendezvous
  * against a real rendezvousd on loopback (tests/support/server.h), whose
  * STUN responder the clients use (stun_servers = the server's STUN port).
  * On loopback there is no NAT: discovery finds our own address, and two
@@ -16,12 +16,12 @@
  *   dead_stun      the first STUN server is a test socket that never
  *                  answers: it receives retransmissions (>= 2 copies of one
  *                  request), discovery still finishes with the second;
- *   direct         A rdv_connect()s B (accepted from cb_relay_request with
+ *   direct         A rdv_session_connect()s B (accepted from cb_session_request with
  *                  req->direct = 1): first and only path DIRECT on both,
- *                  one cb_relay_ready on A, session info (path, times,
+ *                  one cb_session_ready on A, session info (path, times,
  *                  remote = B's endpoint), 200 datagrams of 0..1200 bytes
  *                  both ways intact (hash), direct counters, network
- *                  status (direct_sessions, last_traversal Direct);
+ *                  status (direct_sessions, last_path Direct);
  *   relay_only     A has direct_disable: RELAYED on both, stays so, data
  *                  intact, A's session names a direct error;
  *   upgrade        A claims a symmetric NAT: RELAYED first (data sent on
@@ -29,10 +29,10 @@
  *                  upgraded = 1; a continuous two-way stream across the
  *                  switch: every datagram received is intact, few lost;
  *   both_symmetric both symmetric: RELAYED and still only RELAYED after 3 s;
- *   close          rdv_relay_close() of a direct session: B gets
- *                  cb_relay_closed(0) within 5 s; sends fail with
+ *   close          rdv_session_close() of a direct session: B gets
+ *                  cb_session_closed(0) within 5 s; sends fail with
  *                  RDV_ERR_NO_SESSION on both sides;
- *   proxy          rdv_relay_proxy() on both ends of a direct session: two
+ *   proxy          rdv_session_proxy() on both ends of a direct session: two
  *                  local UDP sockets talk through it both ways (direct
  *                  counters grow);
  *   stranger       fixed UDP ports; a third socket sends A garbage, STUN,
@@ -66,14 +66,14 @@
 #include <rendezvous/rendezvous.h>
 
 #include "client_peer.h"
-#include "ids.h"
+#include "schema/ids.h"
 #include "node.h"
 #include "server.h"
 #include "udp.h"
-#include "stun.h"
+#include "schema/stun.h"
 
 #define WAIT_MS 10000          /* generous bound for every wait */
-#define CLOSE_WAIT_MS 5000     /* cb_relay_closed after the peer's close */
+#define CLOSE_WAIT_MS 5000     /* cb_session_closed after the peer's close */
 #define MAX_PATHS 16           /* cb_path calls recorded per peer */
 #define MAX_SEEN 64            /* cb_error codes recorded per peer */
 #define SEQ_MAX 65536          /* verify mode: sequence numbers tracked */
@@ -87,7 +87,7 @@ typedef struct cpeer {
     char label[16];
     pthread_mutex_t mu;
     /* behaviour */
-    int accept_mode;            /* 1: accept from cb_relay_request, 2: reject */
+    int accept_mode;            /* 1: accept from cb_session_request, 2: reject */
     bool verify;                /* data: per-datagram check, not a hash */
     int relay_burst;            /* send this many datagrams from cb_path
                                  * when the first path is RELAYED */
@@ -193,7 +193,7 @@ static int send_dgram(cpeer *p, const char *sid, const void *buf, size_t len)
 {
     long long end = rdv_ts_mono_ms() + WAIT_MS;
     for (;;) {
-        int rc = rdv_relay_send(p->c, sid, buf, len);
+        int rc = rdv_session_send(p->c, sid, buf, len);
         if (rc != RDV_ERR_BACKLOG || rdv_ts_mono_ms() > end)
             return rc;
         usleep(1000);
@@ -222,14 +222,14 @@ static void on_state(rdv_client *c, rdv_state st, void *u)
     pthread_mutex_unlock(&p->mu);
 }
 
-static void on_request(rdv_client *c, const rdv_relay_request *r, void *u)
+static void on_request(rdv_client *c, const rdv_session_request *r, void *u)
 {
     cpeer *p = u;
     int rc = 0;
     if (p->accept_mode == 1)
-        rc = rdv_relay_accept(c, r->session_id); /* from inside the callback */
+        rc = rdv_session_accept(c, r->session_id); /* from inside the callback */
     else if (p->accept_mode == 2)
-        rc = rdv_relay_reject(c, r->session_id, NULL);
+        rc = rdv_session_reject(c, r->session_id, NULL);
     pthread_mutex_lock(&p->mu);
     p->n_request++;
     p->accept_rc = rc;
@@ -290,7 +290,7 @@ static void on_closed(rdv_client *c, const char *sid, int err, const char *reaso
     pthread_mutex_unlock(&p->mu);
 }
 
-static void on_path(rdv_client *c, const char *sid, const char *peer, int path,
+static void on_path(rdv_client *c, const char *sid, const char *peer, rdv_path path,
                     int64_t elapsed_ms, void *u)
 {
     cpeer *p = u;
@@ -303,12 +303,12 @@ static void on_path(rdv_client *c, const char *sid, const char *peer, int path,
     p->n_path++;
     snprintf(p->path_sid, sizeof(p->path_sid), "%s", sid);
     snprintf(p->path_peer, sizeof(p->path_peer), "%s", peer);
-    if (path == RDV_TRAVERSAL_DIRECT && p->data_at_direct < 0)
+    if (path == RDV_PATH_DIRECT && p->data_at_direct < 0)
         p->data_at_direct = p->n_data;
-    int burst = first && path == RDV_TRAVERSAL_RELAYED ? p->relay_burst : 0;
+    int burst = first && path == RDV_PATH_RELAYED ? p->relay_burst : 0;
     pthread_mutex_unlock(&p->mu);
     if (getenv("RDV_TEST_VERBOSE"))
-        fprintf(stderr, "[%s] path %s after %lld ms\n", p->label, rdv_traversal_name(path),
+        fprintf(stderr, "[%s] path %s after %lld ms\n", p->label, rdv_path_name(path),
                 (long long)elapsed_ms);
     /* Data on the relay before any upgrade can happen: sent from here. */
     for (int i = 0; i < burst; i++) {
@@ -370,10 +370,10 @@ static cpeer *peer_new(rdv_ts_server *s, const char *label, const popts *o)
     rdv_client_config cfg;
     rdv_ts_client_config(&cfg, url, &id);
     cfg.cb_state_changed = on_state;
-    cfg.cb_relay_request = on_request;
-    cfg.cb_relay_ready = on_ready;
-    cfg.cb_relay_data = on_data;
-    cfg.cb_relay_closed = on_closed;
+    cfg.cb_session_request = on_request;
+    cfg.cb_session_ready = on_ready;
+    cfg.cb_session_data = on_data;
+    cfg.cb_session_closed = on_closed;
     cfg.cb_path = on_path;
     cfg.cb_error = on_error;
     cfg.user_ptr = p;
@@ -428,7 +428,7 @@ static rdv_ts_server *start_server(const char *const *args)
 static void status_of(cpeer *p, rdv_network_status *st)
 {
     memset(st, 0, sizeof(*st));
-    assert_int_equal(rdv_client_network_status(p->c, st), 0);
+    assert_int_equal(rdv_client_get_network_status(p->c, st), 0);
 }
 
 /* Waits (bounded) for the end of p's NAT discovery. */
@@ -458,7 +458,7 @@ static void wait_up(cpeer *p)
 static void info_of(cpeer *p, const char *sid, rdv_session_info *si)
 {
     memset(si, 0, sizeof(*si));
-    assert_int_equal(rdv_session_info_get(p->c, sid, si), 0);
+    assert_int_equal(rdv_session_get_info(p->c, sid, si), 0);
 }
 
 static void print_info(const char *who, const rdv_session_info *si)
@@ -466,7 +466,7 @@ static void print_info(const char *who, const rdv_session_info *si)
     fprintf(stderr,
             "%s: path %s first %lld relayed %lld direct %lld upgraded %d spray %d remote "
             "'%s' dtx %llu drx %llu err %d '%s'\n",
-            who, rdv_traversal_name(si->path), (long long)si->first_path_ms,
+            who, rdv_path_name(si->path), (long long)si->first_path_ms,
             (long long)si->relayed_ms, (long long)si->direct_ms, si->upgraded, si->via_spray,
             si->remote, (unsigned long long)si->direct_tx_datagrams,
             (unsigned long long)si->direct_rx_datagrams, si->last_direct_error,
@@ -544,14 +544,14 @@ static void check_remote(const char *remote, unsigned port)
         fail_msg("session remote '%s': expected port %u", remote, port);
 }
 
-/* a rdv_connect()s b (b accepts from its callback) after both finished
+/* a rdv_session_connect()s b (b accepts from its callback) after both finished
  * NAT discovery; returns when both have their first path. */
 static void connect_pair(cpeer *a, cpeer *b, char sid[RDV_SESSION_ID_LEN + 1])
 {
     wait_up(a);
     wait_up(b);
     b->accept_mode = 1;
-    assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
+    assert_int_equal(rdv_session_connect(a->c, b->id, sid), 0);
     assert_true(rdv_uuid_valid(sid, strlen(sid)));
     WAIT_FOR(b, b->n_request == 1, WAIT_MS);
     assert_int_equal(peer_get(b, &b->accept_rc), 0);
@@ -730,7 +730,7 @@ static void test_discovery(void **state)
     assert_true(st.nat_method[0] != '\0');
     assert_string_equal(st.stun_server, stun);
     assert_true(st.nat_discovery_ms >= 0 && st.nat_discovery_ms <= WAIT_MS);
-    assert_int_equal(st.last_traversal, RDV_TRAVERSAL_UNKNOWN);
+    assert_int_equal(st.last_path, RDV_PATH_UNKNOWN);
     assert_int_equal(st.direct_sessions, 0);
     peer_free(a);
 
@@ -820,15 +820,15 @@ static void test_direct(void **state)
     wait_up(b);
     char sid[RDV_SESSION_ID_LEN + 1];
     uint8_t x = 1;
-    assert_int_equal(rdv_connect(a->c, a->id, sid), RDV_ERR_INVALID); /* ourselves */
-    assert_int_equal(rdv_connect(a->c, "xyz", sid), RDV_ERR_INVALID);
+    assert_int_equal(rdv_session_connect(a->c, a->id, sid), RDV_ERR_INVALID); /* ourselves */
+    assert_int_equal(rdv_session_connect(a->c, "xyz", sid), RDV_ERR_INVALID);
     /* B holds the request (accept_mode 0) so that no path can exist
      * while A sends: the peer has not answered. Accepting from inside
      * the callback would race this send on a loaded machine. */
     b->accept_mode = 0;
-    assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
+    assert_int_equal(rdv_session_connect(a->c, b->id, sid), 0);
     WAIT_FOR(b, b->n_request == 1, WAIT_MS);
-    int early = rdv_relay_send(a->c, sid, &x, 1);
+    int early = rdv_session_send(a->c, sid, &x, 1);
     fprintf(stderr, "send before any path: %d (%s)\n", early, rdv_strerror(early));
     /* (checked at the end, so the rest of the test runs either way) */
     assert_int_equal(peer_get(b, &b->req_direct), 1);
@@ -837,13 +837,13 @@ static void test_direct(void **state)
     snprintf(bsid, sizeof(bsid), "%s", b->sid);
     pthread_mutex_unlock(&b->mu);
     assert_string_equal(bsid, sid);
-    assert_int_equal(rdv_relay_accept(b->c, bsid), 0);
+    assert_int_equal(rdv_session_accept(b->c, bsid), 0);
     assert_int_not_equal(peer_req_nat(b), RDV_NAT_SYMMETRIC);
     WAIT_FOR(a, a->n_path >= 1, WAIT_MS);
     WAIT_FOR(b, b->n_path >= 1, WAIT_MS);
     WAIT_FOR(a, a->n_ready >= 1, WAIT_MS);
-    assert_int_equal(peer_get(a, &a->paths[0]), RDV_TRAVERSAL_DIRECT);
-    assert_int_equal(peer_get(b, &b->paths[0]), RDV_TRAVERSAL_DIRECT);
+    assert_int_equal(peer_get(a, &a->paths[0]), RDV_PATH_DIRECT);
+    assert_int_equal(peer_get(b, &b->paths[0]), RDV_PATH_DIRECT);
 
     rdv_session_info ia, ib;
     info_of(a, sid, &ia);
@@ -853,8 +853,8 @@ static void test_direct(void **state)
     rdv_network_status sa, sb;
     status_of(a, &sa);
     status_of(b, &sb);
-    assert_int_equal(ia.path, RDV_TRAVERSAL_DIRECT);
-    assert_int_equal(ib.path, RDV_TRAVERSAL_DIRECT);
+    assert_int_equal(ia.path, RDV_PATH_DIRECT);
+    assert_int_equal(ib.path, RDV_PATH_DIRECT);
     assert_string_equal(ia.peer_node_id, b->id);
     assert_string_equal(ib.peer_node_id, a->id);
     assert_int_equal(ia.direct_capable, 1);
@@ -886,8 +886,8 @@ static void test_direct(void **state)
         usleep(10000);
     } while (rdv_ts_mono_ms() < cend);
     print_info("A after data", &ia2);
-    assert_int_equal(ia2.path, RDV_TRAVERSAL_DIRECT);
-    assert_int_equal(ib2.path, RDV_TRAVERSAL_DIRECT);
+    assert_int_equal(ia2.path, RDV_PATH_DIRECT);
+    assert_int_equal(ib2.path, RDV_PATH_DIRECT);
     assert_true(ia2.direct_tx_datagrams >= ia.direct_tx_datagrams + N_MIXED);
     assert_true(ia2.direct_rx_datagrams >= ia.direct_rx_datagrams + N_MIXED);
     assert_true(ib2.direct_tx_datagrams >= ib.direct_tx_datagrams + N_MIXED);
@@ -898,9 +898,9 @@ static void test_direct(void **state)
     status_of(b, &sb);
     assert_true(sa.direct_sessions >= 1);
     assert_true(sb.direct_sessions >= 1);
-    assert_int_equal(sa.last_traversal, RDV_TRAVERSAL_DIRECT);
-    assert_int_equal(sb.last_traversal, RDV_TRAVERSAL_DIRECT);
-    assert_string_equal(rdv_traversal_name(sa.last_traversal), "Direct");
+    assert_int_equal(sa.last_path, RDV_PATH_DIRECT);
+    assert_int_equal(sb.last_path, RDV_PATH_DIRECT);
+    assert_string_equal(rdv_path_name(sa.last_path), "Direct");
     assert_true(sa.last_direct_ms >= 0);
     assert_true(sa.last_connect_ms >= 0);
     /* Still exactly one path change each, one ready. */
@@ -910,7 +910,7 @@ static void test_direct(void **state)
     assert_int_equal(peer_get(a, &a->n_closed), 0);
     assert_int_equal(peer_get(b, &b->n_closed), 0);
     assert_true(rdv_ts_server_log_clean(s));
-    /* header: "Until a path exists rdv_relay_send() returns RDV_ERR_STATE" */
+    /* header: "Until a path exists rdv_session_send() returns RDV_ERR_STATE" */
     assert_int_equal(early, RDV_ERR_STATE);
 }
 
@@ -923,11 +923,11 @@ static void expect_only_path(cpeer *p, int path, const char *when)
     size_t off = 0;
     for (int i = 0; i < n && i < MAX_PATHS && off < sizeof(list); i++)
         off += (size_t)snprintf(list + off, sizeof(list) - off, " %s@%lldms",
-                                rdv_traversal_name(p->paths[i]), (long long)p->path_ms[i]);
+                                rdv_path_name(p->paths[i]), (long long)p->path_ms[i]);
     pthread_mutex_unlock(&p->mu);
     if (n != 1 || first != path)
         fail_msg("%s: %s expected only cb_path %s, got%s", when, p->label,
-                 rdv_traversal_name(path), list);
+                 rdv_path_name(path), list);
 }
 
 static void test_relay_only(void **state)
@@ -943,26 +943,26 @@ static void test_relay_only(void **state)
     WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
     wait_discovered(b, WAIT_MS);
     b->accept_mode = 1;
-    assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
+    assert_int_equal(rdv_session_connect(a->c, b->id, sid), 0);
     WAIT_FOR(b, b->n_request == 1, WAIT_MS);
     assert_int_equal(peer_get(b, &b->accept_rc), 0);
     WAIT_FOR(a, a->n_ready == 1, WAIT_MS);
     WAIT_FOR(a, a->n_path >= 1, WAIT_MS);
     WAIT_FOR(b, b->n_path >= 1, WAIT_MS);
     usleep(500000);
-    expect_only_path(a, RDV_TRAVERSAL_RELAYED, "0.5 s after connect");
-    expect_only_path(b, RDV_TRAVERSAL_RELAYED, "0.5 s after connect");
+    expect_only_path(a, RDV_PATH_RELAYED, "0.5 s after connect");
+    expect_only_path(b, RDV_PATH_RELAYED, "0.5 s after connect");
     exchange_hashed(a, b, sid, 50, DGRAM_MAX);
     sleep(2);
-    expect_only_path(a, RDV_TRAVERSAL_RELAYED, "2 s later");
-    expect_only_path(b, RDV_TRAVERSAL_RELAYED, "2 s later");
+    expect_only_path(a, RDV_PATH_RELAYED, "2 s later");
+    expect_only_path(b, RDV_PATH_RELAYED, "2 s later");
     rdv_session_info ia, ib;
     info_of(a, sid, &ia);
     info_of(b, sid, &ib);
     print_info("A", &ia);
     print_info("B", &ib);
-    assert_int_equal(ia.path, RDV_TRAVERSAL_RELAYED);
-    assert_int_equal(ib.path, RDV_TRAVERSAL_RELAYED);
+    assert_int_equal(ia.path, RDV_PATH_RELAYED);
+    assert_int_equal(ib.path, RDV_PATH_RELAYED);
     assert_true(ia.relayed_ms >= 0);
     assert_int_equal(ia.direct_ms, -1);
     assert_int_equal(ia.direct_tx_datagrams, 0);
@@ -970,7 +970,7 @@ static void test_relay_only(void **state)
     assert_true(ia.last_direct_error_text[0] != '\0');
     rdv_network_status st;
     status_of(a, &st);
-    assert_int_equal(st.last_traversal, RDV_TRAVERSAL_RELAYED);
+    assert_int_equal(st.last_path, RDV_PATH_RELAYED);
     assert_int_equal(st.direct_sessions, 0);
     exchange_hashed(a, b, sid, 10, 100); /* still carries data */
 }
@@ -992,20 +992,20 @@ static void test_direct_timeout(void **state)
     WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
     wait_discovered(a, WAIT_MS);
     b->accept_mode = 1;
-    assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
+    assert_int_equal(rdv_session_connect(a->c, b->id, sid), 0);
     WAIT_FOR(b, b->n_request == 1, WAIT_MS);
     WAIT_FOR(a, a->n_path >= 1, WAIT_MS);
     rdv_session_info ia;
     info_of(a, sid, &ia);
     print_info("A", &ia);
-    assert_int_equal(ia.path, RDV_TRAVERSAL_RELAYED);
+    assert_int_equal(ia.path, RDV_PATH_RELAYED);
     /* The relay leg is asked for only when the direct attempt ended. */
     assert_true(ia.relayed_ms >= oa.direct_timeout_ms);
     assert_int_equal(ia.direct_ms, -1);
     assert_int_equal(ia.last_direct_error, RDV_ERR_TIMEOUT);
     assert_non_null(strstr(ia.last_direct_error_text, "700 ms"));
     exchange_hashed(a, b, sid, 20, 100);
-    expect_only_path(a, RDV_TRAVERSAL_RELAYED, "after the exchange");
+    expect_only_path(a, RDV_PATH_RELAYED, "after the exchange");
 }
 
 /* Sends verify-mode datagrams from both ends until `until` (ms), one each
@@ -1040,7 +1040,7 @@ static void print_paths(const char *who, cpeer *p)
     pthread_mutex_lock(&p->mu);
     fprintf(stderr, "%s paths:", who);
     for (int i = 0; i < p->n_path && i < MAX_PATHS; i++)
-        fprintf(stderr, " %s@%lldms", rdv_traversal_name(p->paths[i]), (long long)p->path_ms[i]);
+        fprintf(stderr, " %s@%lldms", rdv_path_name(p->paths[i]), (long long)p->path_ms[i]);
     fprintf(stderr, " (%d errors)\n", p->n_error);
     pthread_mutex_unlock(&p->mu);
 }
@@ -1076,7 +1076,7 @@ static void test_upgrade(void **state)
     bool up = false;
     while (!up && rdv_ts_mono_ms() - t0 < WAIT_MS) {
         stream_until(a, b, sid, rdv_ts_mono_ms() + 20, &no_path);
-        up = has_path(a, RDV_TRAVERSAL_DIRECT) && has_path(b, RDV_TRAVERSAL_DIRECT);
+        up = has_path(a, RDV_PATH_DIRECT) && has_path(b, RDV_PATH_DIRECT);
     }
     print_paths("A", a);
     print_paths("B", b);
@@ -1121,12 +1121,12 @@ static void test_upgrade(void **state)
     assert_int_equal(dup_a, 0);
     assert_int_equal(dup_b, 0);
     /* Relay first on both sides, then exactly one switch to DIRECT. */
-    assert_int_equal(p0_a, RDV_TRAVERSAL_RELAYED);
-    assert_int_equal(p0_b, RDV_TRAVERSAL_RELAYED);
+    assert_int_equal(p0_a, RDV_PATH_RELAYED);
+    assert_int_equal(p0_b, RDV_PATH_RELAYED);
     assert_int_equal(np_a, 2);
     assert_int_equal(np_b, 2);
-    assert_int_equal(p1_a, RDV_TRAVERSAL_DIRECT);
-    assert_int_equal(p1_b, RDV_TRAVERSAL_DIRECT);
+    assert_int_equal(p1_a, RDV_PATH_DIRECT);
+    assert_int_equal(p1_b, RDV_PATH_DIRECT);
     /* The relay carried data (sent from cb_path RELAYED, so before the
      * switch; on loopback it may still be in flight when DIRECT comes). */
     rdv_network_status rsa, rsb;
@@ -1151,8 +1151,8 @@ static void test_upgrade(void **state)
     assert_int_equal(brc_a, 0);
     assert_int_equal(brc_b, 0);
     assert_int_equal(no_path, 0); /* a session never lost its path */
-    assert_int_equal(ia.path, RDV_TRAVERSAL_DIRECT);
-    assert_int_equal(ib.path, RDV_TRAVERSAL_DIRECT);
+    assert_int_equal(ia.path, RDV_PATH_DIRECT);
+    assert_int_equal(ib.path, RDV_PATH_DIRECT);
     assert_int_equal(ia.upgraded, 1);
     assert_true(ia.relayed_ms >= 0 && ia.direct_ms >= ia.relayed_ms);
     assert_int_not_equal(ia.peer_nat, RDV_NAT_SYMMETRIC); /* B's type */
@@ -1165,7 +1165,7 @@ static void test_upgrade(void **state)
     assert_true(ia.direct_tx_datagrams > 0 && ia.direct_rx_datagrams > 0);
     rdv_network_status st;
     status_of(a, &st);
-    assert_int_equal(st.last_traversal, RDV_TRAVERSAL_DIRECT);
+    assert_int_equal(st.last_path, RDV_PATH_DIRECT);
     assert_true(st.direct_sessions >= 1);
     /* A normal upgrade reports no error to the application. */
     assert_int_equal(err_a, 0);
@@ -1184,18 +1184,18 @@ static void test_both_symmetric(void **state)
     connect_pair(a, b, sid);
     assert_int_equal(peer_req_nat(b), RDV_NAT_SYMMETRIC);
     usleep(300000);
-    expect_only_path(a, RDV_TRAVERSAL_RELAYED, "0.3 s after connect");
-    expect_only_path(b, RDV_TRAVERSAL_RELAYED, "0.3 s after connect");
+    expect_only_path(a, RDV_PATH_RELAYED, "0.3 s after connect");
+    expect_only_path(b, RDV_PATH_RELAYED, "0.3 s after connect");
     exchange_hashed(a, b, sid, 20, 500);
     sleep(3);
-    expect_only_path(a, RDV_TRAVERSAL_RELAYED, "3 s later");
-    expect_only_path(b, RDV_TRAVERSAL_RELAYED, "3 s later");
+    expect_only_path(a, RDV_PATH_RELAYED, "3 s later");
+    expect_only_path(b, RDV_PATH_RELAYED, "3 s later");
     rdv_session_info ia, ib;
     info_of(a, sid, &ia);
     info_of(b, sid, &ib);
     print_info("A", &ia);
-    assert_int_equal(ia.path, RDV_TRAVERSAL_RELAYED);
-    assert_int_equal(ib.path, RDV_TRAVERSAL_RELAYED);
+    assert_int_equal(ia.path, RDV_PATH_RELAYED);
+    assert_int_equal(ib.path, RDV_PATH_RELAYED);
     assert_int_equal(ia.direct_ms, -1);
     assert_int_equal(ia.upgraded, 0);
     exchange_hashed(a, b, sid, 20, 500);
@@ -1205,8 +1205,8 @@ static void test_both_symmetric(void **state)
 static void connect_direct(cpeer *a, cpeer *b, char sid[RDV_SESSION_ID_LEN + 1])
 {
     connect_pair(a, b, sid);
-    assert_int_equal(peer_get(a, &a->paths[0]), RDV_TRAVERSAL_DIRECT);
-    assert_int_equal(peer_get(b, &b->paths[0]), RDV_TRAVERSAL_DIRECT);
+    assert_int_equal(peer_get(a, &a->paths[0]), RDV_PATH_DIRECT);
+    assert_int_equal(peer_get(b, &b->paths[0]), RDV_PATH_DIRECT);
 }
 
 /* A direct session has no relay leg, so it does not count against the
@@ -1222,9 +1222,9 @@ static void test_relay_limit(void **state)
         rsid2[RDV_SESSION_ID_LEN + 1];
     connect_direct(a, b, sid);
     int ready0 = peer_get(a, &a->n_ready);
-    assert_int_equal(rdv_relay_open(a->c, b->id, rsid), 0);
+    assert_int_equal(rdv_session_open(a->c, b->id, rsid), 0);
     WAIT_FOR(a, a->n_ready == ready0 + 1, WAIT_MS);
-    assert_int_equal(rdv_relay_open(a->c, b->id, rsid2), RDV_ERR_LIMIT);
+    assert_int_equal(rdv_session_open(a->c, b->id, rsid2), RDV_ERR_LIMIT);
     exchange_hashed(a, b, rsid, 5, 100);
     exchange_hashed(a, b, sid, 5, 100);
 }
@@ -1238,25 +1238,25 @@ static void test_close(void **state)
     char sid[RDV_SESSION_ID_LEN + 1];
     connect_direct(a, b, sid);
     exchange_hashed(a, b, sid, 5, 100);
-    assert_int_equal(rdv_relay_close(a->c, sid), 0);
+    assert_int_equal(rdv_session_close(a->c, sid), 0);
     WAIT_FOR(b, b->n_closed == 1, CLOSE_WAIT_MS);
     pthread_mutex_lock(&b->mu);
     assert_string_equal(b->closed_sid, sid);
     assert_int_equal(b->closed_err, 0);
     fprintf(stderr, "B closed: reason '%s'\n", b->closed_reason);
     pthread_mutex_unlock(&b->mu);
-    assert_int_equal(rdv_relay_send(a->c, sid, "x", 1), RDV_ERR_NO_SESSION);
-    assert_int_equal(rdv_relay_send(b->c, sid, "x", 1), RDV_ERR_NO_SESSION);
-    assert_int_equal(rdv_relay_close(a->c, sid), RDV_ERR_NO_SESSION);
-    assert_int_equal(rdv_relay_close(b->c, sid), RDV_ERR_NO_SESSION);
+    assert_int_equal(rdv_session_send(a->c, sid, "x", 1), RDV_ERR_NO_SESSION);
+    assert_int_equal(rdv_session_send(b->c, sid, "x", 1), RDV_ERR_NO_SESSION);
+    assert_int_equal(rdv_session_close(a->c, sid), RDV_ERR_NO_SESSION);
+    assert_int_equal(rdv_session_close(b->c, sid), RDV_ERR_NO_SESSION);
     rdv_session_info si;
-    assert_int_equal(rdv_session_info_get(a->c, sid, &si), RDV_ERR_NO_SESSION);
-    assert_int_equal(rdv_session_info_get(b->c, sid, &si), RDV_ERR_NO_SESSION);
+    assert_int_equal(rdv_session_get_info(a->c, sid, &si), RDV_ERR_NO_SESSION);
+    assert_int_equal(rdv_session_get_info(b->c, sid, &si), RDV_ERR_NO_SESSION);
     usleep(300000);
     assert_int_equal(peer_get(a, &a->n_closed), 0); /* its own close: no callback */
     assert_int_equal(peer_get(b, &b->n_closed), 1);
-    assert_int_equal(rdv_relay_count(a->c), 0);
-    assert_int_equal(rdv_relay_count(b->c), 0);
+    assert_int_equal(rdv_client_session_count(a->c), 0);
+    assert_int_equal(rdv_client_session_count(b->c), 0);
 }
 
 /* The answerer declines a connect request: the offerer hears it at once
@@ -1271,7 +1271,7 @@ static void test_reject(void **state)
     WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
     b->accept_mode = 2;
     char sid[RDV_SESSION_ID_LEN + 1];
-    assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
+    assert_int_equal(rdv_session_connect(a->c, b->id, sid), 0);
     WAIT_FOR(b, b->n_request == 1, WAIT_MS);
     assert_int_equal(peer_get(b, &b->accept_rc), 0);
     WAIT_FOR(a, a->n_closed == 1, CLOSE_WAIT_MS);
@@ -1281,14 +1281,14 @@ static void test_reject(void **state)
     assert_string_equal(a->closed_reason, "rejected");
     pthread_mutex_unlock(&a->mu);
     rdv_session_info si;
-    assert_int_equal(rdv_session_info_get(a->c, sid, &si), RDV_ERR_NO_SESSION);
-    assert_int_equal(rdv_session_info_get(b->c, sid, &si), RDV_ERR_NO_SESSION);
+    assert_int_equal(rdv_session_get_info(a->c, sid, &si), RDV_ERR_NO_SESSION);
+    assert_int_equal(rdv_session_get_info(b->c, sid, &si), RDV_ERR_NO_SESSION);
     assert_int_equal(peer_get(a, &a->n_path), 0);
     assert_int_equal(peer_get(b, &b->n_closed), 0); /* its own reject: no callback */
 }
 
-/* A client holds at most RDV_RELAY_MAX_SESSIONS sessions. Its own next
- * rdv_connect() is RDV_ERR_LIMIT; a connect request beyond the limit is
+/* A client holds at most RDV_MAX_SESSIONS sessions. Its own next
+ * rdv_session_connect() is RDV_ERR_LIMIT; a connect request beyond the limit is
  * declined at once with a refusal answer, so that opener hears "rejected"
  * instead of waiting out its answer timeout, and the application never
  * sees it. The held sessions are unharmed: one is accepted and carries
@@ -1305,16 +1305,16 @@ static void test_session_limit(void **state)
     for (int i = 0; i < 3; i++)
         wait_up(all[i]);
     b->accept_mode = 0; /* B holds every request */
-    static char sids[RDV_RELAY_MAX_SESSIONS][RDV_SESSION_ID_LEN + 1];
-    for (int i = 0; i < RDV_RELAY_MAX_SESSIONS; i++)
-        assert_int_equal(rdv_connect(a->c, b->id, sids[i]), 0);
+    static char sids[RDV_MAX_SESSIONS][RDV_SESSION_ID_LEN + 1];
+    for (int i = 0; i < RDV_MAX_SESSIONS; i++)
+        assert_int_equal(rdv_session_connect(a->c, b->id, sids[i]), 0);
     char extra[RDV_SESSION_ID_LEN + 1];
-    assert_int_equal(rdv_connect(a->c, b->id, extra), RDV_ERR_LIMIT);
-    WAIT_FOR(b, b->n_request == RDV_RELAY_MAX_SESSIONS, WAIT_MS);
+    assert_int_equal(rdv_session_connect(a->c, b->id, extra), RDV_ERR_LIMIT);
+    WAIT_FOR(b, b->n_request == RDV_MAX_SESSIONS, WAIT_MS);
 
     char csid[RDV_SESSION_ID_LEN + 1];
     long long t0 = rdv_ts_mono_ms();
-    assert_int_equal(rdv_connect(c->c, b->id, csid), 0);
+    assert_int_equal(rdv_session_connect(c->c, b->id, csid), 0);
     WAIT_FOR(c, c->n_closed == 1, CLOSE_WAIT_MS);
     fprintf(stderr, "the request over the limit was declined after %lld ms\n",
             rdv_ts_mono_ms() - t0);
@@ -1324,12 +1324,12 @@ static void test_session_limit(void **state)
     assert_string_equal(c->closed_reason, "rejected");
     pthread_mutex_unlock(&c->mu);
     assert_int_equal(peer_get(c, &c->n_path), 0);
-    assert_int_equal(rdv_relay_count(c->c), 0);
-    assert_int_equal(peer_get(b, &b->n_request), RDV_RELAY_MAX_SESSIONS);
+    assert_int_equal(rdv_client_session_count(c->c), 0);
+    assert_int_equal(peer_get(b, &b->n_request), RDV_MAX_SESSIONS);
 
     /* A held request still works. */
     a->verify = false;
-    assert_int_equal(rdv_relay_accept(b->c, sids[7]), 0);
+    assert_int_equal(rdv_session_accept(b->c, sids[7]), 0);
     WAIT_FOR(a, a->n_path >= 1, WAIT_MS);
     WAIT_FOR(b, b->n_path >= 1, WAIT_MS);
     exchange_hashed(a, b, sids[7], 5, 100);
@@ -1352,7 +1352,7 @@ static void test_low_order_answer(void **state)
     assert_non_null(ws);
     wait_up(a);
     char sid[RDV_SESSION_ID_LEN + 1];
-    assert_int_equal(rdv_connect(a->c, raw.id, sid), 0);
+    assert_int_equal(rdv_session_connect(a->c, raw.id, sid), 0);
     json_t *offer = rdv_expect(ws, "offer", WAIT_MS);
     assert_non_null(offer);
     assert_string_equal(rdv_json_str(offer, "sessionID"), sid);
@@ -1376,7 +1376,7 @@ static void test_low_order_answer(void **state)
     assert_int_equal(peer_get(a, &a->n_path), 0);
     assert_int_equal(peer_get(a, &a->n_ready), 0);
     rdv_session_info si;
-    assert_int_equal(rdv_session_info_get(a->c, sid, &si), RDV_ERR_NO_SESSION);
+    assert_int_equal(rdv_session_get_info(a->c, sid, &si), RDV_ERR_NO_SESSION);
     rdv_ws_close(ws);
 }
 
@@ -1515,7 +1515,7 @@ static void test_spray_cap(void **state)
     int expect = 0;
     for (int i = 0; i < SESSIONS; i++) {
         char sid[RDV_SESSION_ID_LEN + 1];
-        assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
+        assert_int_equal(rdv_session_connect(a->c, b->id, sid), 0);
         /* The relay leg first; then the checks and the spray sockets. */
         WAIT_FOR(a, a->n_path >= i + 1, WAIT_MS);
         expect = expect + PER_SESSION <= CAP ? expect + PER_SESSION : CAP;
@@ -1526,7 +1526,7 @@ static void test_spray_cap(void **state)
         int n = open_fds() - base;
         fprintf(stderr, "session %d: %d spray sockets open (expected %d)\n", i + 1, n, expect);
         assert_int_equal(n, expect);
-        assert_int_equal(peer_get(a, &a->paths[i]), RDV_TRAVERSAL_RELAYED);
+        assert_int_equal(peer_get(a, &a->paths[i]), RDV_PATH_RELAYED);
     }
     peer_free(a); /* every spray socket is closed with its client */
     assert_true(open_fds() - base <= 0);
@@ -1553,7 +1553,7 @@ static bool probe_arrives(int fd, const uint8_t sidb[16], int ms)
     }
 }
 
-/* rdv_network_changed(): discovery runs again at once, and a new public
+/* rdv_client_network_changed(): discovery runs again at once, and a new public
  * endpoint reaches the peer of an open session as an iceCandidate, which
  * the peer probes right away. B's public endpoint comes from a mapping
  * STUN server: first hole1, then hole2 (sockets of the test that never
@@ -1581,12 +1581,12 @@ static void test_network_changed(void **state)
     wait_up(a);
     wait_up(b);
     expect_public_port(b, p1);
-    assert_int_equal(rdv_network_changed(NULL), RDV_ERR_INVALID);
+    assert_int_equal(rdv_client_network_changed(NULL), RDV_ERR_INVALID);
 
     b->accept_mode = 1;
     char sid[RDV_SESSION_ID_LEN + 1];
     uint8_t sidb[16];
-    assert_int_equal(rdv_connect(a->c, b->id, sid), 0);
+    assert_int_equal(rdv_session_connect(a->c, b->id, sid), 0);
     assert_int_equal(rdv_uuid_to_bytes(sid, sidb), 0);
     WAIT_FOR(a, a->n_path >= 1, WAIT_MS); /* the relay, after 300 ms */
     assert_true(probe_arrives(hole1, sidb, WAIT_MS)); /* B's first endpoint */
@@ -1594,7 +1594,7 @@ static void test_network_changed(void **state)
 
     map_stun_set(&ms, p2); /* "B's NAT gave it a new mapping" */
     long long t0 = rdv_ts_mono_ms();
-    assert_int_equal(rdv_network_changed(b->c), 0);
+    assert_int_equal(rdv_client_network_changed(b->c), 0);
     rdv_network_status sb;
     do {
         usleep(10000);
@@ -1603,7 +1603,7 @@ static void test_network_changed(void **state)
     assert_int_equal(sb.public_port, p2);
     assert_true(probe_arrives(hole2, sidb, WAIT_MS));
     fprintf(stderr, "new endpoint discovered and probed by the peer %lld ms after "
-                    "rdv_network_changed()\n", rdv_ts_mono_ms() - t0);
+                    "rdv_client_network_changed()\n", rdv_ts_mono_ms() - t0);
     assert_int_equal(peer_get(a, &a->n_closed), 0);
     assert_int_equal(peer_get(b, &b->n_closed), 0);
     map_stun_stop(&ms);
@@ -1627,9 +1627,9 @@ static void test_proxy(void **state)
     int app_b = udp_socket(&pb_app);
     char fwd[64];
     snprintf(fwd, sizeof(fwd), "127.0.0.1:%u", pb_app);
-    assert_int_equal(rdv_relay_proxy(a->c, sid, "127.0.0.1:0", NULL, &pa), 0);
-    assert_int_equal(rdv_relay_proxy(b->c, sid, "127.0.0.1:0", fwd, &pb), 0);
-    assert_int_equal(rdv_relay_proxy(b->c, sid, "127.0.0.1:0", fwd, NULL), RDV_ERR_STATE);
+    assert_int_equal(rdv_session_proxy(a->c, sid, "127.0.0.1:0", NULL, &pa), 0);
+    assert_int_equal(rdv_session_proxy(b->c, sid, "127.0.0.1:0", fwd, &pb), 0);
+    assert_int_equal(rdv_session_proxy(b->c, sid, "127.0.0.1:0", fwd, NULL), RDV_ERR_STATE);
     assert_true(pa != 0 && pb != 0);
 
     const char *why = rdv_ts_proxy_round_trip(app_a, pa, app_b, pb, 20);
@@ -1649,10 +1649,10 @@ static void test_proxy(void **state)
         usleep(10000);
     } while (rdv_ts_mono_ms() < cend);
     print_info("A", &ia);
-    assert_int_equal(ia.path, RDV_TRAVERSAL_DIRECT);
+    assert_int_equal(ia.path, RDV_PATH_DIRECT);
     assert_true(ia.direct_tx_datagrams >= ia0.direct_tx_datagrams + 21);
     assert_true(ia.direct_rx_datagrams >= ia0.direct_rx_datagrams + 21);
-    assert_int_equal(rdv_relay_close(a->c, sid), 0);
+    assert_int_equal(rdv_session_close(a->c, sid), 0);
     WAIT_FOR(b, b->n_closed == 1, CLOSE_WAIT_MS);
     close(app_a);
     close(app_b);
@@ -1848,8 +1848,8 @@ static void test_stranger(void **state)
     info_of(a, sid, &ia);
     info_of(b, sid, &ib);
     print_info("A after", &ia);
-    assert_int_equal(ia.path, RDV_TRAVERSAL_DIRECT);
-    assert_int_equal(ib.path, RDV_TRAVERSAL_DIRECT);
+    assert_int_equal(ia.path, RDV_PATH_DIRECT);
+    assert_int_equal(ib.path, RDV_PATH_DIRECT);
     assert_string_equal(ia.remote, ia0.remote);
     assert_string_equal(ib.remote, ib0.remote);
     assert_int_equal(peer_get(a, &a->n_path), 1);
@@ -1859,7 +1859,7 @@ static void test_stranger(void **state)
     assert_int_equal(rdv_client_state(a->c), RDV_STATE_AUTHENTICATED);
     rdv_network_status sa;
     status_of(a, &sa);
-    assert_int_equal(sa.last_traversal, RDV_TRAVERSAL_DIRECT);
+    assert_int_equal(sa.last_path, RDV_PATH_DIRECT);
 }
 
 static void test_reconnect_survives(void **state)
@@ -1881,7 +1881,7 @@ static void test_reconnect_survives(void **state)
     rdv_session_info ia;
     info_of(a, sid, &ia);
     print_info("A without server", &ia);
-    assert_int_equal(ia.path, RDV_TRAVERSAL_DIRECT);
+    assert_int_equal(ia.path, RDV_PATH_DIRECT);
     assert_int_equal(peer_get(a, &a->n_path), 1);
     assert_int_equal(peer_get(b, &b->n_path), 1);
 }

@@ -1,7 +1,7 @@
 /* test_direct_unit.c - client_direct_unit: unit tests of the ICE
- * candidates (client/cand.c: RFC 8445 priorities, host gathering, the
+ * candidates (client/candidates.c: RFC 8445 priorities, host gathering, the
  * PROTOCOL.md 3.2 JSON object) and the direct-path packet codec
- * (client/dwire.c: PROBE / PROBE_ACK MACs and layout, reflection,
+ * (client/path_wire.c: PROBE / PROBE_ACK MACs and layout, reflection,
  * tampering, truncation, DATA over the session's e2e state, STUN
  * demultiplexing). No server, no sockets.
  */
@@ -23,12 +23,12 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "cand.h"
-#include "dwire.h"
-#include "e2e.h"
-#include "hold.h"
+#include "client/nat/candidates.h"
+#include "client/nat/path_wire.h"
+#include "client/e2e.h"
+#include "client/session_hold.h"
 #include "rendezvous/rendezvous.h"
-#include "stun.h"
+#include "schema/stun.h"
 
 #define GATHER_CAP 64
 
@@ -111,8 +111,8 @@ typedef struct keys {
 static void make_keys(keys *k)
 {
     pair(&k->a, &k->b);
-    rdv__dwire_mac_keys(&k->a, k->a_tx, k->a_rx);
-    rdv__dwire_mac_keys(&k->b, k->b_tx, k->b_rx);
+    rdv__path_wire_mac_keys(&k->a, k->a_tx, k->a_rx);
+    rdv__path_wire_mac_keys(&k->b, k->b_tx, k->b_rx);
 }
 
 /* ---- priorities ------------------------------------------------------------ */
@@ -703,70 +703,70 @@ static void test_probe_roundtrip(void **state)
     (void)state;
     keys k;
     make_keys(&k);
-    uint8_t pkt[RDV__DWIRE_PROBE_BYTES];
-    assert_int_equal(rdv__dwire_probe(pkt, SID, TXID, 0xFF, k.a_tx), 46);
+    uint8_t pkt[RDV__PATH_WIRE_PROBE_BYTES];
+    assert_int_equal(rdv__path_wire_probe(pkt, SID, TXID, 0xFF, k.a_tx), 46);
     /* Layout. */
     assert_int_equal(pkt[0], 0xD1);
     assert_memory_equal(pkt + 1, SID, 16);
     assert_memory_equal(pkt + 17, TXID, 12);
-    assert_int_equal(pkt[29], RDV__DWIRE_F_KNOWN); /* unknown flag bits sent as 0 */
+    assert_int_equal(pkt[29], RDV__PATH_WIRE_F_KNOWN); /* unknown flag bits sent as 0 */
     uint8_t mac[16];
     assert_int_equal(crypto_generichash(mac, 16, pkt, 30, k.a_tx, 32), 0);
     assert_memory_equal(pkt + 30, mac, 16);
 
-    assert_int_equal(rdv__dwire_kind(pkt, sizeof(pkt)), RDV__DWIRE_PROBE);
+    assert_int_equal(rdv__path_wire_kind(pkt, sizeof(pkt)), RDV__PATH_WIRE_PROBE);
     uint8_t sid[16];
-    assert_int_equal(rdv__dwire_sid(pkt, sizeof(pkt), sid), 0);
+    assert_int_equal(rdv__path_wire_sid(pkt, sizeof(pkt), sid), 0);
     assert_memory_equal(sid, SID, 16);
-    rdv__dwire_probe_t p;
-    assert_int_equal(rdv__dwire_parse_probe(pkt, sizeof(pkt), k.b_rx, &p), 0);
-    assert_int_equal(p.kind, RDV__DWIRE_PROBE);
+    rdv__path_wire_probe_t p;
+    assert_int_equal(rdv__path_wire_parse_probe(pkt, sizeof(pkt), k.b_rx, &p), 0);
+    assert_int_equal(p.kind, RDV__PATH_WIRE_PROBE);
     assert_memory_equal(p.sid, SID, 16);
     assert_memory_equal(p.txid, TXID, 12);
-    assert_int_equal(p.flags, RDV__DWIRE_F_KNOWN);
+    assert_int_equal(p.flags, RDV__PATH_WIRE_F_KNOWN);
     assert_int_equal(p.observed_len, 0);
     /* Flags as given; the other direction. */
-    assert_int_equal(rdv__dwire_probe(pkt, SID, TXID, RDV__DWIRE_F_NOMINATE, k.b_tx), 46);
-    assert_int_equal(rdv__dwire_parse_probe(pkt, sizeof(pkt), k.a_rx, &p), 0);
-    assert_int_equal(p.flags, RDV__DWIRE_F_NOMINATE);
+    assert_int_equal(rdv__path_wire_probe(pkt, SID, TXID, RDV__PATH_WIRE_F_NOMINATE, k.b_tx), 46);
+    assert_int_equal(rdv__path_wire_parse_probe(pkt, sizeof(pkt), k.a_rx, &p), 0);
+    assert_int_equal(p.flags, RDV__PATH_WIRE_F_NOMINATE);
     /* Unknown flag bits on receive are ignored (masked off), MAC still
      * over the raw byte. */
-    pkt[29] = 0x80 | RDV__DWIRE_F_INITIATOR;
+    pkt[29] = 0x80 | RDV__PATH_WIRE_F_INITIATOR;
     assert_int_equal(crypto_generichash(pkt + 30, 16, pkt, 30, k.b_tx, 32), 0);
-    assert_int_equal(rdv__dwire_parse_probe(pkt, sizeof(pkt), k.a_rx, &p), 0);
-    assert_int_equal(p.flags, RDV__DWIRE_F_INITIATOR);
+    assert_int_equal(rdv__path_wire_parse_probe(pkt, sizeof(pkt), k.a_rx, &p), 0);
+    assert_int_equal(p.flags, RDV__PATH_WIRE_F_INITIATOR);
     /* A probe is not an ack. */
-    assert_int_equal(rdv__dwire_parse_ack(pkt, sizeof(pkt), k.a_rx, &p), RDV_ERR_FORMAT);
+    assert_int_equal(rdv__path_wire_parse_ack(pkt, sizeof(pkt), k.a_rx, &p), RDV_ERR_FORMAT);
 }
 
 static void ack_roundtrip(const keys *k, const struct sockaddr_storage *obs, socklen_t ol,
                           const char *want_text, int want_family)
 {
-    uint8_t pkt[RDV__DWIRE_ACK_BYTES];
-    assert_int_equal(rdv__dwire_ack(pkt, SID, TXID, RDV__DWIRE_F_INITIATOR, SA(obs), ol, k->b_tx),
+    uint8_t pkt[RDV__PATH_WIRE_ACK_BYTES];
+    assert_int_equal(rdv__path_wire_ack(pkt, SID, TXID, RDV__PATH_WIRE_F_INITIATOR, SA(obs), ol, k->b_tx),
                      65);
     assert_int_equal(pkt[0], 0xD2);
     assert_memory_equal(pkt + 1, SID, 16);
     assert_memory_equal(pkt + 17, TXID, 12);
-    assert_int_equal(pkt[29], RDV__DWIRE_F_INITIATOR);
+    assert_int_equal(pkt[29], RDV__PATH_WIRE_F_INITIATOR);
     assert_int_equal(pkt[30], want_family);
     uint8_t mac[16];
     assert_int_equal(crypto_generichash(mac, 16, pkt, 49, k->b_tx, 32), 0);
     assert_memory_equal(pkt + 49, mac, 16);
-    assert_int_equal(rdv__dwire_kind(pkt, sizeof(pkt)), RDV__DWIRE_ACK);
+    assert_int_equal(rdv__path_wire_kind(pkt, sizeof(pkt)), RDV__PATH_WIRE_ACK);
 
-    rdv__dwire_probe_t p;
-    assert_int_equal(rdv__dwire_parse_ack(pkt, sizeof(pkt), k->a_rx, &p), 0);
-    assert_int_equal(p.kind, RDV__DWIRE_ACK);
+    rdv__path_wire_probe_t p;
+    assert_int_equal(rdv__path_wire_parse_ack(pkt, sizeof(pkt), k->a_rx, &p), 0);
+    assert_int_equal(p.kind, RDV__PATH_WIRE_ACK);
     assert_memory_equal(p.sid, SID, 16);
     assert_memory_equal(p.txid, TXID, 12);
-    assert_int_equal(p.flags, RDV__DWIRE_F_INITIATOR);
+    assert_int_equal(p.flags, RDV__PATH_WIRE_F_INITIATOR);
     char t[RDV__ADDR_TEXT_MAX];
     assert_string_equal(text(&p.observed, t), want_text);
     assert_int_equal(p.observed_len, want_family == 4 ? sizeof(struct sockaddr_in)
                                                       : sizeof(struct sockaddr_in6));
     /* An ack is not a probe. */
-    assert_int_equal(rdv__dwire_parse_probe(pkt, 46, k->a_rx, &p), RDV_ERR_FORMAT);
+    assert_int_equal(rdv__path_wire_parse_probe(pkt, 46, k->a_rx, &p), RDV_ERR_FORMAT);
 }
 
 static void test_ack_roundtrip(void **state)
@@ -778,14 +778,14 @@ static void test_ack_roundtrip(void **state)
     socklen_t l = mk4(&ss, "203.0.113.5", 0x1234);
     ack_roundtrip(&k, &ss, l, "203.0.113.5:4660", 4);
     /* The exact bytes: port big endian, IPv4 then 12 zero bytes. */
-    uint8_t pkt[RDV__DWIRE_ACK_BYTES];
-    assert_int_equal(rdv__dwire_ack(pkt, SID, TXID, 0, SA(&ss), l, k.b_tx), 65);
+    uint8_t pkt[RDV__PATH_WIRE_ACK_BYTES];
+    assert_int_equal(rdv__path_wire_ack(pkt, SID, TXID, 0, SA(&ss), l, k.b_tx), 65);
     static const uint8_t addr4[19] = {4, 0x12, 0x34, 203, 0, 113, 5};
     assert_memory_equal(pkt + 30, addr4, sizeof(addr4));
 
     l = mk6(&ss, "2001:db8::abcd", 65535);
     ack_roundtrip(&k, &ss, l, "[2001:db8::abcd]:65535", 6);
-    assert_int_equal(rdv__dwire_ack(pkt, SID, TXID, 0, SA(&ss), l, k.b_tx), 65);
+    assert_int_equal(rdv__path_wire_ack(pkt, SID, TXID, 0, SA(&ss), l, k.b_tx), 65);
     assert_int_equal(pkt[31], 0xFF);
     assert_int_equal(pkt[32], 0xFF);
     assert_int_equal(pkt[33], 0x20);
@@ -796,17 +796,17 @@ static void test_ack_roundtrip(void **state)
 
     /* Not an IP address, short, or port 0: nothing to ack with. */
     struct sockaddr_un un = {.sun_family = AF_UNIX};
-    assert_int_equal(rdv__dwire_ack(pkt, SID, TXID, 0, (struct sockaddr *)&un, sizeof(un), k.b_tx),
+    assert_int_equal(rdv__path_wire_ack(pkt, SID, TXID, 0, (struct sockaddr *)&un, sizeof(un), k.b_tx),
                      0);
-    assert_int_equal(rdv__dwire_ack(pkt, SID, TXID, 0, NULL, 0, k.b_tx), 0);
+    assert_int_equal(rdv__path_wire_ack(pkt, SID, TXID, 0, NULL, 0, k.b_tx), 0);
     l = mk4(&ss, "203.0.113.5", 1);
-    assert_int_equal(rdv__dwire_ack(pkt, SID, TXID, 0, SA(&ss), l - 1, k.b_tx), 0);
+    assert_int_equal(rdv__path_wire_ack(pkt, SID, TXID, 0, SA(&ss), l - 1, k.b_tx), 0);
     l = mk4(&ss, "203.0.113.5", 0);
-    assert_int_equal(rdv__dwire_ack(pkt, SID, TXID, 0, SA(&ss), l, k.b_tx), 0);
+    assert_int_equal(rdv__path_wire_ack(pkt, SID, TXID, 0, SA(&ss), l, k.b_tx), 0);
 }
 
 /* Rewrites the MAC of an ack after editing its body (a valid sender). */
-static void remac_ack(uint8_t pkt[RDV__DWIRE_ACK_BYTES], const uint8_t key[32])
+static void remac_ack(uint8_t pkt[RDV__PATH_WIRE_ACK_BYTES], const uint8_t key[32])
 {
     assert_int_equal(crypto_generichash(pkt + 49, 16, pkt, 49, key, 32), 0);
 }
@@ -818,38 +818,38 @@ static void test_ack_bad_body(void **state)
     make_keys(&k);
     struct sockaddr_storage ss;
     socklen_t l = mk4(&ss, "203.0.113.5", 9);
-    uint8_t pkt[RDV__DWIRE_ACK_BYTES], orig[RDV__DWIRE_ACK_BYTES];
-    assert_int_equal(rdv__dwire_ack(orig, SID, TXID, 0, SA(&ss), l, k.a_tx), 65);
-    rdv__dwire_probe_t p;
+    uint8_t pkt[RDV__PATH_WIRE_ACK_BYTES], orig[RDV__PATH_WIRE_ACK_BYTES];
+    assert_int_equal(rdv__path_wire_ack(orig, SID, TXID, 0, SA(&ss), l, k.a_tx), 65);
+    rdv__path_wire_probe_t p;
     /* Authenticated but malformed: FORMAT. */
     memcpy(pkt, orig, sizeof(pkt));
     pkt[30] = 5; /* family */
     remac_ack(pkt, k.a_tx);
-    assert_int_equal(rdv__dwire_parse_ack(pkt, sizeof(pkt), k.b_rx, &p), RDV_ERR_FORMAT);
+    assert_int_equal(rdv__path_wire_parse_ack(pkt, sizeof(pkt), k.b_rx, &p), RDV_ERR_FORMAT);
     memcpy(pkt, orig, sizeof(pkt));
     pkt[40] = 1; /* padding after the IPv4 address */
     remac_ack(pkt, k.a_tx);
-    assert_int_equal(rdv__dwire_parse_ack(pkt, sizeof(pkt), k.b_rx, &p), RDV_ERR_FORMAT);
+    assert_int_equal(rdv__path_wire_parse_ack(pkt, sizeof(pkt), k.b_rx, &p), RDV_ERR_FORMAT);
     memcpy(pkt, orig, sizeof(pkt));
     pkt[31] = pkt[32] = 0; /* port 0 */
     remac_ack(pkt, k.a_tx);
-    assert_int_equal(rdv__dwire_parse_ack(pkt, sizeof(pkt), k.b_rx, &p), RDV_ERR_FORMAT);
+    assert_int_equal(rdv__path_wire_parse_ack(pkt, sizeof(pkt), k.b_rx, &p), RDV_ERR_FORMAT);
     assert_int_equal(p.kind, 0); /* zeroed on error */
     memcpy(pkt, orig, sizeof(pkt));
     remac_ack(pkt, k.a_tx);
-    assert_int_equal(rdv__dwire_parse_ack(pkt, sizeof(pkt), k.b_rx, &p), 0);
+    assert_int_equal(rdv__path_wire_parse_ack(pkt, sizeof(pkt), k.b_rx, &p), 0);
 }
 
 /* Every single-bit flip of pkt[0..len) is refused by `parse`. */
 static void flip_all(const uint8_t *orig, size_t len, const uint8_t key[32],
-                     int (*parse)(const uint8_t *, size_t, const uint8_t *, rdv__dwire_probe_t *))
+                     int (*parse)(const uint8_t *, size_t, const uint8_t *, rdv__path_wire_probe_t *))
 {
     uint8_t *pkt = malloc(len);
     assert_non_null(pkt);
     for (size_t bit = 0; bit < len * 8; bit++) {
         memcpy(pkt, orig, len);
         pkt[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-        rdv__dwire_probe_t p;
+        rdv__path_wire_probe_t p;
         int rc = parse(pkt, len, key, &p);
         if (rc != RDV_ERR_DECRYPT && rc != RDV_ERR_FORMAT)
             fail_msg("bit %zu flipped: rc %d", bit, rc);
@@ -857,7 +857,7 @@ static void flip_all(const uint8_t *orig, size_t len, const uint8_t key[32],
             assert_int_equal(rc, RDV_ERR_FORMAT); /* the kind byte */
     }
     memcpy(pkt, orig, len);
-    rdv__dwire_probe_t p;
+    rdv__path_wire_probe_t p;
     assert_int_equal(parse(pkt, len, key, &p), 0);
     free(pkt);
 }
@@ -867,16 +867,16 @@ static void test_bit_flips(void **state)
     (void)state;
     keys k;
     make_keys(&k);
-    uint8_t probe[RDV__DWIRE_PROBE_BYTES], ack[RDV__DWIRE_ACK_BYTES];
-    assert_int_equal(rdv__dwire_probe(probe, SID, TXID, 1, k.a_tx), 46);
-    flip_all(probe, sizeof(probe), k.b_rx, rdv__dwire_parse_probe);
+    uint8_t probe[RDV__PATH_WIRE_PROBE_BYTES], ack[RDV__PATH_WIRE_ACK_BYTES];
+    assert_int_equal(rdv__path_wire_probe(probe, SID, TXID, 1, k.a_tx), 46);
+    flip_all(probe, sizeof(probe), k.b_rx, rdv__path_wire_parse_probe);
     struct sockaddr_storage ss;
     socklen_t l = mk6(&ss, "2001:db8::1", 3478);
-    assert_int_equal(rdv__dwire_ack(ack, SID, TXID, 2, SA(&ss), l, k.a_tx), 65);
-    flip_all(ack, sizeof(ack), k.b_rx, rdv__dwire_parse_ack);
+    assert_int_equal(rdv__path_wire_ack(ack, SID, TXID, 2, SA(&ss), l, k.a_tx), 65);
+    flip_all(ack, sizeof(ack), k.b_rx, rdv__path_wire_parse_ack);
     l = mk4(&ss, "192.0.2.1", 3478);
-    assert_int_equal(rdv__dwire_ack(ack, SID, TXID, 2, SA(&ss), l, k.a_tx), 65);
-    flip_all(ack, sizeof(ack), k.b_rx, rdv__dwire_parse_ack);
+    assert_int_equal(rdv__path_wire_ack(ack, SID, TXID, 2, SA(&ss), l, k.a_tx), 65);
+    flip_all(ack, sizeof(ack), k.b_rx, rdv__path_wire_parse_ack);
 }
 
 static void test_reflection(void **state)
@@ -884,24 +884,24 @@ static void test_reflection(void **state)
     (void)state;
     keys k;
     make_keys(&k);
-    rdv__dwire_probe_t p;
-    uint8_t probe[RDV__DWIRE_PROBE_BYTES], ack[RDV__DWIRE_ACK_BYTES];
+    rdv__path_wire_probe_t p;
+    uint8_t probe[RDV__PATH_WIRE_PROBE_BYTES], ack[RDV__PATH_WIRE_ACK_BYTES];
     /* A's probe: B accepts it, A itself (reflected back) does not. */
-    assert_int_equal(rdv__dwire_probe(probe, SID, TXID, 1, k.a_tx), 46);
-    assert_int_equal(rdv__dwire_parse_probe(probe, sizeof(probe), k.b_rx, &p), 0);
-    assert_int_equal(rdv__dwire_parse_probe(probe, sizeof(probe), k.a_rx, &p), RDV_ERR_DECRYPT);
-    assert_int_equal(rdv__dwire_parse_probe(probe, sizeof(probe), k.a_tx, &p), 0); /* sanity */
+    assert_int_equal(rdv__path_wire_probe(probe, SID, TXID, 1, k.a_tx), 46);
+    assert_int_equal(rdv__path_wire_parse_probe(probe, sizeof(probe), k.b_rx, &p), 0);
+    assert_int_equal(rdv__path_wire_parse_probe(probe, sizeof(probe), k.a_rx, &p), RDV_ERR_DECRYPT);
+    assert_int_equal(rdv__path_wire_parse_probe(probe, sizeof(probe), k.a_tx, &p), 0); /* sanity */
     /* Same for acks. */
     struct sockaddr_storage ss;
     socklen_t l = mk4(&ss, "192.0.2.1", 1);
-    assert_int_equal(rdv__dwire_ack(ack, SID, TXID, 0, SA(&ss), l, k.b_tx), 65);
-    assert_int_equal(rdv__dwire_parse_ack(ack, sizeof(ack), k.a_rx, &p), 0);
-    assert_int_equal(rdv__dwire_parse_ack(ack, sizeof(ack), k.b_rx, &p), RDV_ERR_DECRYPT);
+    assert_int_equal(rdv__path_wire_ack(ack, SID, TXID, 0, SA(&ss), l, k.b_tx), 65);
+    assert_int_equal(rdv__path_wire_parse_ack(ack, sizeof(ack), k.a_rx, &p), 0);
+    assert_int_equal(rdv__path_wire_parse_ack(ack, sizeof(ack), k.b_rx, &p), RDV_ERR_DECRYPT);
     /* Another session's keys refuse it too. */
     keys other;
     make_keys(&other);
-    assert_int_equal(rdv__dwire_parse_ack(ack, sizeof(ack), other.a_rx, &p), RDV_ERR_DECRYPT);
-    assert_int_equal(rdv__dwire_parse_probe(probe, sizeof(probe), other.b_rx, &p),
+    assert_int_equal(rdv__path_wire_parse_ack(ack, sizeof(ack), other.a_rx, &p), RDV_ERR_DECRYPT);
+    assert_int_equal(rdv__path_wire_parse_probe(probe, sizeof(probe), other.b_rx, &p),
                      RDV_ERR_DECRYPT);
 }
 
@@ -921,58 +921,58 @@ static void test_truncation(void **state)
     (void)state;
     keys k;
     make_keys(&k);
-    uint8_t probe[RDV__DWIRE_PROBE_BYTES + 1], ack[RDV__DWIRE_ACK_BYTES + 1];
-    uint8_t data[RDV__DWIRE_DATA_OVERHEAD + 8], out[64], sid[16];
+    uint8_t probe[RDV__PATH_WIRE_PROBE_BYTES + 1], ack[RDV__PATH_WIRE_ACK_BYTES + 1];
+    uint8_t data[RDV__PATH_WIRE_DATA_OVERHEAD + 8], out[64], sid[16];
     struct sockaddr_storage ss;
     socklen_t l = mk4(&ss, "192.0.2.1", 1);
-    assert_int_equal(rdv__dwire_probe(probe, SID, TXID, 0, k.a_tx), 46);
-    assert_int_equal(rdv__dwire_ack(ack, SID, TXID, 0, SA(&ss), l, k.a_tx), 65);
-    int64_t dl = rdv__dwire_data_seal(&k.a, SID, (const uint8_t *)"12345678", 8, data);
+    assert_int_equal(rdv__path_wire_probe(probe, SID, TXID, 0, k.a_tx), 46);
+    assert_int_equal(rdv__path_wire_ack(ack, SID, TXID, 0, SA(&ss), l, k.a_tx), 65);
+    int64_t dl = rdv__path_wire_data_seal(&k.a, SID, (const uint8_t *)"12345678", 8, data);
     assert_int_equal(dl, (int64_t)sizeof(data));
     probe[46] = ack[65] = 0;
-    rdv__dwire_probe_t p;
+    rdv__path_wire_probe_t p;
 
-    for (size_t n = 0; n < RDV__DWIRE_PROBE_BYTES; n++) {
+    for (size_t n = 0; n < RDV__PATH_WIRE_PROBE_BYTES; n++) {
         uint8_t *b = exact(probe, n);
-        assert_int_equal(rdv__dwire_kind(b, n), 0);
-        assert_int_equal(rdv__dwire_sid(b, n, sid), RDV_ERR_FORMAT);
-        assert_int_equal(rdv__dwire_parse_probe(b, n, k.b_rx, &p), RDV_ERR_FORMAT);
+        assert_int_equal(rdv__path_wire_kind(b, n), 0);
+        assert_int_equal(rdv__path_wire_sid(b, n, sid), RDV_ERR_FORMAT);
+        assert_int_equal(rdv__path_wire_parse_probe(b, n, k.b_rx, &p), RDV_ERR_FORMAT);
         free(b);
     }
-    for (size_t n = 0; n < RDV__DWIRE_ACK_BYTES; n++) {
+    for (size_t n = 0; n < RDV__PATH_WIRE_ACK_BYTES; n++) {
         uint8_t *b = exact(ack, n);
-        assert_int_equal(rdv__dwire_kind(b, n), 0);
-        assert_int_equal(rdv__dwire_sid(b, n, sid), RDV_ERR_FORMAT);
-        assert_int_equal(rdv__dwire_parse_ack(b, n, k.b_rx, &p), RDV_ERR_FORMAT);
+        assert_int_equal(rdv__path_wire_kind(b, n), 0);
+        assert_int_equal(rdv__path_wire_sid(b, n, sid), RDV_ERR_FORMAT);
+        assert_int_equal(rdv__path_wire_parse_ack(b, n, k.b_rx, &p), RDV_ERR_FORMAT);
         free(b);
     }
     for (size_t n = 0; n < (size_t)dl; n++) {
         uint8_t *b = exact(data, n);
-        int64_t rc = rdv__dwire_data_open(&k.b, b, n, out);
-        if (n < RDV__DWIRE_DATA_MIN_BYTES) {
-            assert_int_equal(rdv__dwire_kind(b, n), 0);
+        int64_t rc = rdv__path_wire_data_open(&k.b, b, n, out);
+        if (n < RDV__PATH_WIRE_DATA_MIN_BYTES) {
+            assert_int_equal(rdv__path_wire_kind(b, n), 0);
             assert_int_equal(rc, RDV_ERR_FORMAT);
         } else {
-            assert_int_equal(rdv__dwire_kind(b, n), RDV__DWIRE_DATA);
+            assert_int_equal(rdv__path_wire_kind(b, n), RDV__PATH_WIRE_DATA);
             assert_int_equal(rc, RDV_ERR_DECRYPT); /* cut into the tag */
         }
         free(b);
     }
     /* One byte too many is refused as well (the MAC would not cover it). */
-    assert_int_equal(rdv__dwire_parse_probe(probe, 47, k.b_rx, &p), RDV_ERR_FORMAT);
-    assert_int_equal(rdv__dwire_parse_ack(ack, 66, k.b_rx, &p), RDV_ERR_FORMAT);
-    assert_int_equal(rdv__dwire_kind(probe, 47), RDV__DWIRE_PROBE);
+    assert_int_equal(rdv__path_wire_parse_probe(probe, 47, k.b_rx, &p), RDV_ERR_FORMAT);
+    assert_int_equal(rdv__path_wire_parse_ack(ack, 66, k.b_rx, &p), RDV_ERR_FORMAT);
+    assert_int_equal(rdv__path_wire_kind(probe, 47), RDV__PATH_WIRE_PROBE);
     /* The whole packets, exactly sized, pass. */
     uint8_t *b = exact(probe, 46);
-    assert_int_equal(rdv__dwire_parse_probe(b, 46, k.b_rx, &p), 0);
+    assert_int_equal(rdv__path_wire_parse_probe(b, 46, k.b_rx, &p), 0);
     free(b);
     b = exact(ack, 65);
-    assert_int_equal(rdv__dwire_parse_ack(b, 65, k.b_rx, &p), 0);
+    assert_int_equal(rdv__path_wire_parse_ack(b, 65, k.b_rx, &p), 0);
     free(b);
     b = exact(data, (size_t)dl);
-    assert_int_equal(rdv__dwire_data_open(&k.b, b, (size_t)dl, out), 8);
+    assert_int_equal(rdv__path_wire_data_open(&k.b, b, (size_t)dl, out), 8);
     free(b);
-    assert_int_equal(rdv__dwire_kind(NULL, 100), 0);
+    assert_int_equal(rdv__path_wire_kind(NULL, 100), 0);
 }
 
 /* ---- dwire: DATA ----------------------------------------------------------------- */
@@ -985,31 +985,31 @@ static void test_data_roundtrip(void **state)
     const char *msg = "direct hello";
     size_t ml = strlen(msg);
     uint8_t pkt[128], out[128];
-    int64_t n = rdv__dwire_data_seal(&a, SID, (const uint8_t *)msg, ml, pkt);
+    int64_t n = rdv__path_wire_data_seal(&a, SID, (const uint8_t *)msg, ml, pkt);
     assert_int_equal(n, (int64_t)(ml + 41));
     assert_int_equal(pkt[0], 0xD3);
     assert_memory_equal(pkt + 1, SID, 16);
     assert_int_equal(rdv__e2e_packet_counter(pkt + 17, (size_t)n - 17), 0);
     assert_null(memmem(pkt, (size_t)n, msg, ml));
-    assert_int_equal(rdv__dwire_kind(pkt, (size_t)n), RDV__DWIRE_DATA);
+    assert_int_equal(rdv__path_wire_kind(pkt, (size_t)n), RDV__PATH_WIRE_DATA);
     uint8_t sid[16];
-    assert_int_equal(rdv__dwire_sid(pkt, (size_t)n, sid), 0);
+    assert_int_equal(rdv__path_wire_sid(pkt, (size_t)n, sid), 0);
     assert_memory_equal(sid, SID, 16);
     /* After the header it is exactly an e2e packet. */
     rdv__e2e b2 = b;
     assert_int_equal(rdv__e2e_open(&b2, pkt + 17, (size_t)n - 17, out), (int64_t)ml);
-    assert_int_equal(rdv__dwire_data_open(&b, pkt, (size_t)n, out), (int64_t)ml);
+    assert_int_equal(rdv__path_wire_data_open(&b, pkt, (size_t)n, out), (int64_t)ml);
     assert_memory_equal(out, msg, ml);
     /* The other direction; an empty datagram. */
-    n = rdv__dwire_data_seal(&b, SID, (const uint8_t *)"", 0, pkt);
+    n = rdv__path_wire_data_seal(&b, SID, (const uint8_t *)"", 0, pkt);
     assert_int_equal(n, 41);
-    assert_int_equal(rdv__dwire_data_open(&a, pkt, (size_t)n, out), 0);
+    assert_int_equal(rdv__path_wire_data_open(&a, pkt, (size_t)n, out), 0);
     /* One counter space with the relay path: a relay packet took counter 1. */
     uint8_t rel[64];
     assert_true(rdv__e2e_seal(&a, (const uint8_t *)"r", 1, rel) > 0);
-    n = rdv__dwire_data_seal(&a, SID, (const uint8_t *)"d", 1, pkt);
+    n = rdv__path_wire_data_seal(&a, SID, (const uint8_t *)"d", 1, pkt);
     assert_int_equal(rdv__e2e_packet_counter(pkt + 17, (size_t)n - 17), 2);
-    assert_int_equal(rdv__dwire_data_open(&b, pkt, (size_t)n, out), 1);
+    assert_int_equal(rdv__path_wire_data_open(&b, pkt, (size_t)n, out), 1);
     assert_int_equal(rdv__e2e_open(&b, rel, 25, out), 1);
 }
 
@@ -1019,48 +1019,48 @@ static void test_data_rejects(void **state)
     rdv__e2e a, b;
     pair(&a, &b);
     uint8_t pkt[128], bad[128], out[128];
-    int64_t n = rdv__dwire_data_seal(&a, SID, (const uint8_t *)"payload", 7, pkt);
+    int64_t n = rdv__path_wire_data_seal(&a, SID, (const uint8_t *)"payload", 7, pkt);
     assert_true(n > 0);
     /* Replay. */
-    assert_int_equal(rdv__dwire_data_open(&b, pkt, (size_t)n, out), 7);
-    assert_int_equal(rdv__dwire_data_open(&b, pkt, (size_t)n, out), RDV_ERR_DUPLICATE);
+    assert_int_equal(rdv__path_wire_data_open(&b, pkt, (size_t)n, out), 7);
+    assert_int_equal(rdv__path_wire_data_open(&b, pkt, (size_t)n, out), RDV_ERR_DUPLICATE);
 
-    n = rdv__dwire_data_seal(&a, SID, (const uint8_t *)"payload", 7, pkt);
+    n = rdv__path_wire_data_seal(&a, SID, (const uint8_t *)"payload", 7, pkt);
     /* Wrong sid in the header. */
     memcpy(bad, pkt, (size_t)n);
     bad[5] ^= 1;
-    assert_int_equal(rdv__dwire_data_open(&b, bad, (size_t)n, out), RDV_ERR_DECRYPT);
+    assert_int_equal(rdv__path_wire_data_open(&b, bad, (size_t)n, out), RDV_ERR_DECRYPT);
     /* Wrong kind. */
     memcpy(bad, pkt, (size_t)n);
-    bad[0] = RDV__DWIRE_PROBE;
-    assert_int_equal(rdv__dwire_data_open(&b, bad, (size_t)n, out), RDV_ERR_FORMAT);
+    bad[0] = RDV__PATH_WIRE_PROBE;
+    assert_int_equal(rdv__path_wire_data_open(&b, bad, (size_t)n, out), RDV_ERR_FORMAT);
     /* Tampered ciphertext or tag. */
     memcpy(bad, pkt, (size_t)n);
     bad[30] ^= 0x40;
-    assert_int_equal(rdv__dwire_data_open(&b, bad, (size_t)n, out), RDV_ERR_DECRYPT);
+    assert_int_equal(rdv__path_wire_data_open(&b, bad, (size_t)n, out), RDV_ERR_DECRYPT);
     memcpy(bad, pkt, (size_t)n);
     bad[n - 1] ^= 0x01;
-    assert_int_equal(rdv__dwire_data_open(&b, bad, (size_t)n, out), RDV_ERR_DECRYPT);
+    assert_int_equal(rdv__path_wire_data_open(&b, bad, (size_t)n, out), RDV_ERR_DECRYPT);
     /* Reflected to the sender: its rx key differs. */
-    assert_int_equal(rdv__dwire_data_open(&a, pkt, (size_t)n, out), RDV_ERR_DECRYPT);
+    assert_int_equal(rdv__path_wire_data_open(&a, pkt, (size_t)n, out), RDV_ERR_DECRYPT);
     /* A session with another ID refuses it even with its sid rewritten. */
     uint8_t sid2[16];
     memcpy(sid2, SID, 16);
     sid2[15] ^= 0xff;
     rdv__e2e c, d;
     pair_sid(&c, &d, sid2);
-    assert_int_equal(rdv__dwire_data_open(&d, pkt, (size_t)n, out), RDV_ERR_DECRYPT);
+    assert_int_equal(rdv__path_wire_data_open(&d, pkt, (size_t)n, out), RDV_ERR_DECRYPT);
     /* Sealing with a sid that is not the session's. */
-    assert_int_equal(rdv__dwire_data_seal(&a, sid2, (const uint8_t *)"x", 1, bad),
+    assert_int_equal(rdv__path_wire_data_seal(&a, sid2, (const uint8_t *)"x", 1, bad),
                      RDV_ERR_INVALID);
     /* Nothing of that moved b's window: the genuine packet still opens. */
-    assert_int_equal(rdv__dwire_data_open(&b, pkt, (size_t)n, out), 7);
+    assert_int_equal(rdv__path_wire_data_open(&b, pkt, (size_t)n, out), 7);
     /* Uninitialised states. */
     rdv__e2e z;
     memset(&z, 0, sizeof(z));
-    assert_int_equal(rdv__dwire_data_seal(&z, z.ad, (const uint8_t *)"x", 1, bad), RDV_ERR_STATE);
+    assert_int_equal(rdv__path_wire_data_seal(&z, z.ad, (const uint8_t *)"x", 1, bad), RDV_ERR_STATE);
     memcpy(z.ad, SID, 16);
-    assert_int_equal(rdv__dwire_data_open(&z, pkt, (size_t)n, out), RDV_ERR_STATE);
+    assert_int_equal(rdv__path_wire_data_open(&z, pkt, (size_t)n, out), RDV_ERR_STATE);
     rdv__e2e_wipe(&a);
     rdv__e2e_wipe(&b);
 }
@@ -1076,19 +1076,19 @@ static void test_kind_stun(void **state)
     rdv_stun_begin(&w, buf, sizeof(buf), RDV_STUN_BINDING_REQUEST, RDV_STUN_MAGIC_COOKIE, TXID);
     int n = rdv_stun_finish(&w);
     assert_int_equal(n, RDV_STUN_HEADER_BYTES);
-    assert_int_equal(rdv__dwire_kind(buf, (size_t)n), 0);
+    assert_int_equal(rdv__path_wire_kind(buf, (size_t)n), 0);
     /* One big enough for any of our sizes (SOFTWARE + FINGERPRINT). */
     rdv_stun_request_opts o = {.software = "rendezvous test client with a long name",
                                .fingerprint = true, .change_request = true};
     n = rdv_stun_build_binding_request(buf, sizeof(buf), TXID, &o);
-    assert_true(n >= RDV__DWIRE_ACK_BYTES);
-    assert_int_equal(rdv__dwire_kind(buf, (size_t)n), 0);
-    assert_int_equal(rdv__dwire_sid(buf, (size_t)n, (uint8_t[16]){0}), RDV_ERR_FORMAT);
+    assert_true(n >= RDV__PATH_WIRE_ACK_BYTES);
+    assert_int_equal(rdv__path_wire_kind(buf, (size_t)n), 0);
+    assert_int_equal(rdv__path_wire_sid(buf, (size_t)n, (uint8_t[16]){0}), RDV_ERR_FORMAT);
     /* And the other way: STUN never takes our packets. */
     keys k;
     make_keys(&k);
-    uint8_t probe[RDV__DWIRE_PROBE_BYTES];
-    rdv__dwire_probe(probe, SID, TXID, 0, k.a_tx);
+    uint8_t probe[RDV__PATH_WIRE_PROBE_BYTES];
+    rdv__path_wire_probe(probe, SID, TXID, 0, k.a_tx);
     assert_false(rdv_stun_looks_like(probe, sizeof(probe)));
     rdv_stun_msg m;
     assert_true(rdv_stun_parse(probe, sizeof(probe), &m) < 0);
@@ -1098,11 +1098,11 @@ static void test_kind_stun(void **state)
     for (int b = 0; b < 256; b++) {
         any[0] = (uint8_t)b;
         int want = (b >= 0xD1 && b <= 0xD3) ? b : 0;
-        assert_int_equal(rdv__dwire_kind(any, sizeof(any)), want);
+        assert_int_equal(rdv__path_wire_kind(any, sizeof(any)), want);
     }
 }
 
-/* ---- datagrams held between two paths (hold.c) ---- */
+/* ---- datagrams held between two paths (session_hold.c) ---- */
 
 /* Up to RDV_PATH_GAP_MAX_DATAGRAMS are held, then RDV_ERR_BACKLOG (nothing
  * held for it); they come out oldest first, byte for byte. */

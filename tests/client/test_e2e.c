@@ -15,7 +15,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "e2e.h"
+#include "client/e2e.h"
 #include "rendezvous/rendezvous.h"
 
 static const uint8_t SID[16] = {0x6f, 0x96, 0x19, 0xff, 0x8b, 0x86, 0x4d, 0x01,

@@ -1,7 +1,8 @@
 /* test_unit.c - client_unit: the pure parts of librendezvous without a
  * server: URL parsing, the reconnect backoff, verification of received
- * signed messages (recipient, signature, freshness, replay) and the
- * public helpers (session IDs, NAT names, error strings).
+ * signed messages (recipient, signature, freshness, replay), the public
+ * helpers (session IDs, NAT and path names, error strings), the version
+ * and the log handler.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,14 +10,21 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "client_internal.h"
-#include "ids.h"
-#include "sign.h"
+#include "client/backoff.h"
+#include "client/client.h"
+#include "client/log.h"
+#include "schema/ids.h"
+#include "schema/sign.h"
 
 static void test_url(void **state)
 {
@@ -186,6 +194,118 @@ static void test_helpers(void **state)
     for (int e = RDV_ERR_INVALID; e >= RDV_ERR_BAD_URL; e--)
         assert_string_not_equal(rdv_strerror(e), "unknown error");
     assert_string_equal(rdv_strerror(-1000), "unknown error");
+    assert_string_equal(rdv_path_name(RDV_PATH_DIRECT), "Direct");
+    assert_string_equal(rdv_path_name(RDV_PATH_RELAYED), "Relayed");
+    assert_string_equal(rdv_path_name(RDV_PATH_UNKNOWN), "Unknown");
+    assert_string_equal(rdv_log_level_name(RDV_LOG_WARN), "warn");
+}
+
+/* The version macros come from CMake's project version, and the library
+ * reports the version it was built as. */
+static void test_version(void **state)
+{
+    (void)state;
+    assert_string_equal(RDV_VERSION_STRING, RDV_TEST_PROJECT_VERSION);
+    assert_string_equal(rdv_version(), RDV_TEST_PROJECT_VERSION);
+    char v[32];
+    snprintf(v, sizeof(v), "%d.%d.%d", RDV_VERSION_MAJOR, RDV_VERSION_MINOR, RDV_VERSION_PATCH);
+    assert_string_equal(v, RDV_TEST_PROJECT_VERSION);
+    assert_int_equal(RDV_VERSION_NUMBER,
+                     RDV_VERSION_MAJOR * 10000 + RDV_VERSION_MINOR * 100 + RDV_VERSION_PATCH);
+}
+
+/* ---- the log handler ---- */
+
+#define LOG_MAX 64
+struct log_seen {
+    int n;
+    rdv_log_level level[LOG_MAX];
+    char text[LOG_MAX][RDV__LOG_LINE_MAX];
+};
+
+static void on_log(rdv_log_level level, const char *message, void *user_ptr)
+{
+    struct log_seen *s = user_ptr;
+    if (s->n < LOG_MAX) {
+        s->level[s->n] = level;
+        snprintf(s->text[s->n], sizeof(s->text[0]), "%s", message);
+        s->n++;
+    }
+}
+
+/* A TCP port on loopback where nothing listens. */
+static int closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Runs a client to a closed port until it gives up (one attempt). */
+static void run_refused_client(void)
+{
+    rdv_identity id;
+    assert_int_equal(rdv_identity_generate(&id), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "ws://127.0.0.1:%d/v1", closed_port());
+    rdv_client_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.server_url = url;
+    cfg.identity = &id;
+    cfg.stun_disable = 1;
+    cfg.reconnect.max_attempts = 1;
+    rdv_client *c = NULL;
+    assert_int_equal(rdv_client_create(&cfg, &c), 0);
+    rdv_identity_wipe(&id);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct pollfd p = {.fd = rdv_client_fd(c), .events = POLLIN};
+        (void)poll(&p, 1, rdv_client_timeout_ms(c));
+        assert_int_equal(rdv_client_process(c), 0);
+        if (rdv_client_state(c) == RDV_STATE_FAILED)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        assert_true(t1.tv_sec - t0.tv_sec < 30); /* bounded */
+    }
+    rdv_client_destroy(c);
+}
+
+/* The library's messages reach the handler with a level; a level above
+ * max_level is filtered; after rdv_log_set_handler(.., NULL, ..) the
+ * handler is no longer called. */
+static void test_log_handler(void **state)
+{
+    (void)state;
+    struct log_seen all;
+    memset(&all, 0, sizeof(all));
+    rdv_log_set_handler(RDV_LOG_DEBUG, on_log, &all);
+    run_refused_client();
+    int found = -1;
+    for (int i = 0; i < all.n; i++)
+        if (all.level[i] == RDV_LOG_ERROR && strstr(all.text[i], "127.0.0.1") &&
+            strstr(all.text[i], "giving up"))
+            found = i;
+    assert_true(found >= 0);
+    assert_null(strchr(all.text[found], '\n'));
+
+    struct log_seen errors_only;
+    memset(&errors_only, 0, sizeof(errors_only));
+    rdv_log_set_handler(RDV_LOG_ERROR, on_log, &errors_only);
+    run_refused_client();
+    assert_true(errors_only.n >= 1);
+    for (int i = 0; i < errors_only.n; i++)
+        assert_int_equal(errors_only.level[i], RDV_LOG_ERROR);
+
+    rdv_log_set_handler(RDV_LOG_DEBUG, NULL, NULL);
+    int before = all.n + errors_only.n;
+    run_refused_client();
+    assert_int_equal(all.n + errors_only.n, before);
 }
 
 int main(void)
@@ -196,6 +316,8 @@ int main(void)
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_verify),
         cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_log_handler),
     };
     return cmocka_run_group_tests_name("client_unit", tests, NULL, NULL);
 }

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "db_test_util.h"
-#include "migrate.h"
+#include "db/migrate.h"
 
 #define NODE_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "db_test_util.h"
-#include "migrate.h"
+#include "db/migrate.h"
 
 #define NODE_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define NODE_B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"

@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "rendezvous/store.h"
 
 #define PATH_LEN 512
 #define T0 1700000000000LL /* a fixed "now", ms */

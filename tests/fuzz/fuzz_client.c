@@ -2,27 +2,27 @@
  * parse bytes from the network or from a peer. The first input byte
  * selects what the rest is fed to (so one corpus covers all three):
  *
- *   0  a UDP datagram for the direct-path codec (client/dwire.h):
- *      rdv__dwire_kind / _sid / _parse_probe / _parse_ack with the fixed
- *      rx MAC key, rdv__dwire_data_open with a fixed rdv__e2e session.
+ *   0  a UDP datagram for the direct-path codec (client/path_wire.h):
+ *      rdv__path_wire_kind / _sid / _parse_probe / _parse_ack with the fixed
+ *      rx MAC key, rdv__path_wire_data_open with a fixed rdv__e2e session.
  *      Also a "forged" copy: the same bytes with the MAC recomputed with
  *      the key (a peer holding the session keys), so the checks after the
  *      MAC are reached by mutated input too, and the rest of a DATA packet
  *      sealed as plaintext with the peer's state and opened again.
- *      Invariants: a parsed PROBE re-built with rdv__dwire_probe gives the
- *      same bytes, a parsed ACK re-built with rdv__dwire_ack the same bytes
+ *      Invariants: a parsed PROBE re-built with rdv__path_wire_probe gives the
+ *      same bytes, a parsed ACK re-built with rdv__path_wire_ack the same bytes
  *      when the input was canonical (only known flag bits; family 6 not
  *      carrying an IPv4-mapped address: the builder sends those as family
  *      4), otherwise the re-built packet parses to the same fields; an
  *      opened DATA packet yields len - 41 bytes and is refused as a replay
  *      the second time; sealed-then-opened plaintext is unchanged.
- *   1  a STUN datagram for a rdv__stunc engine started against 127.0.0.1:3478
+ *   1  a STUN datagram for a rdv__stun_client engine started against 127.0.0.1:3478
  *      and 127.0.0.2:3478 (send callback records nothing). Over a dozen
  *      rounds of increasing fake time, the datagram is fed from each
  *      server, from 127.0.0.3:3479 (the seeds' OTHER-ADDRESS) and from
  *      127.0.0.1:3479 (P's IP, other port: Test III), once as is and once
  *      per outstanding transaction with its TID patched in (FINGERPRINT
- *      recomputed), then rdv__stunc_tick. libsodium's RNG is replaced by a
+ *      recomputed), then rdv__stun_client_tick. libsodium's RNG is replaced by a
  *      deterministic generator reset per input, so a run reproduces and the
  *      seeds can carry Test I's TID. Invariants: result fields in range
  *      (nat in the enum, behaviours in theirs, method and error_text
@@ -58,12 +58,12 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "cand.h"
-#include "dwire.h"
-#include "e2e.h"
+#include "client/nat/candidates.h"
+#include "client/nat/path_wire.h"
+#include "client/e2e.h"
 #include "rendezvous/rendezvous.h"
-#include "stun.h"
-#include "stunc.h"
+#include "schema/stun.h"
+#include "client/nat/stun_client.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -128,15 +128,15 @@ static randombytes_implementation rng_impl = {
 
 /* Us: the crypto_kx "server" (answered the offer); the peer: the
  * initiator. Both keypairs from fixed seeds. */
-static const uint8_t SID[RDV__DWIRE_SID_BYTES] = {0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1,
+static const uint8_t SID[RDV__PATH_WIRE_SID_BYTES] = {0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1,
                                                   0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
 
 static struct {
     bool ready;
     rdv__e2e me;   /* our side: opens what the peer sends */
     rdv__e2e peer; /* the peer's side: seals what we open */
-    uint8_t rx_mac[RDV__DWIRE_MAC_KEY_BYTES]; /* verifies the peer's probes/acks */
-    uint8_t peer_tx_mac[RDV__DWIRE_MAC_KEY_BYTES];
+    uint8_t rx_mac[RDV__PATH_WIRE_MAC_KEY_BYTES]; /* verifies the peer's probes/acks */
+    uint8_t peer_tx_mac[RDV__PATH_WIRE_MAC_KEY_BYTES];
 } G;
 
 static void fail(const char *what)
@@ -160,9 +160,9 @@ static void setup(void)
     if (rdv__e2e_init(&G.me, false, &b, a.pk, SID) != 0 ||
         rdv__e2e_init(&G.peer, true, &a, b.pk, SID) != 0)
         fail("e2e init");
-    uint8_t my_tx_mac[RDV__DWIRE_MAC_KEY_BYTES], peer_rx_mac[RDV__DWIRE_MAC_KEY_BYTES];
-    rdv__dwire_mac_keys(&G.me, my_tx_mac, G.rx_mac);
-    rdv__dwire_mac_keys(&G.peer, G.peer_tx_mac, peer_rx_mac);
+    uint8_t my_tx_mac[RDV__PATH_WIRE_MAC_KEY_BYTES], peer_rx_mac[RDV__PATH_WIRE_MAC_KEY_BYTES];
+    rdv__path_wire_mac_keys(&G.me, my_tx_mac, G.rx_mac);
+    rdv__path_wire_mac_keys(&G.peer, G.peer_tx_mac, peer_rx_mac);
     if (memcmp(G.rx_mac, G.peer_tx_mac, sizeof(G.rx_mac)) != 0 ||
         memcmp(my_tx_mac, peer_rx_mac, sizeof(my_tx_mac)) != 0)
         fail("MAC keys of the two sides");
@@ -173,7 +173,7 @@ static void setup(void)
 
 /* ---- Mode 0: direct-path datagrams -------------------------------------- */
 
-static bool same_fields(const rdv__dwire_probe_t *a, const rdv__dwire_probe_t *b)
+static bool same_fields(const rdv__path_wire_probe_t *a, const rdv__path_wire_probe_t *b)
 {
     return a->kind == b->kind && memcmp(a->sid, b->sid, sizeof(a->sid)) == 0 &&
            memcmp(a->txid, b->txid, sizeof(a->txid)) == 0 && a->flags == b->flags;
@@ -183,45 +183,45 @@ static bool same_fields(const rdv__dwire_probe_t *a, const rdv__dwire_probe_t *b
 static bool ack_v6_mapped(const uint8_t *buf)
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    return buf[30] == RDV__DWIRE_FAMILY_V6 && memcmp(buf + 33, mapped, sizeof(mapped)) == 0;
+    return buf[30] == RDV__PATH_WIRE_FAMILY_V6 && memcmp(buf + 33, mapped, sizeof(mapped)) == 0;
 }
 
 /* Checks a PROBE or ACK that parsed (p) from buf. */
-static void check_parsed(const uint8_t *buf, size_t len, const rdv__dwire_probe_t *p)
+static void check_parsed(const uint8_t *buf, size_t len, const rdv__path_wire_probe_t *p)
 {
-    uint8_t re[RDV__DWIRE_ACK_BYTES];
-    bool canonical = (buf[29] & ~RDV__DWIRE_F_KNOWN) == 0;
-    if ((p->flags & ~RDV__DWIRE_F_KNOWN) != 0 || p->kind != buf[0] ||
-        memcmp(p->sid, buf + 1, RDV__DWIRE_SID_BYTES) != 0)
+    uint8_t re[RDV__PATH_WIRE_ACK_BYTES];
+    bool canonical = (buf[29] & ~RDV__PATH_WIRE_F_KNOWN) == 0;
+    if ((p->flags & ~RDV__PATH_WIRE_F_KNOWN) != 0 || p->kind != buf[0] ||
+        memcmp(p->sid, buf + 1, RDV__PATH_WIRE_SID_BYTES) != 0)
         fail("parsed head");
-    rdv__dwire_probe_t again;
-    if (p->kind == RDV__DWIRE_PROBE) {
-        if (len != RDV__DWIRE_PROBE_BYTES || p->observed_len != 0)
+    rdv__path_wire_probe_t again;
+    if (p->kind == RDV__PATH_WIRE_PROBE) {
+        if (len != RDV__PATH_WIRE_PROBE_BYTES || p->observed_len != 0)
             fail("probe length / observed");
-        if (rdv__dwire_probe(re, p->sid, p->txid, p->flags, G.rx_mac) != RDV__DWIRE_PROBE_BYTES)
+        if (rdv__path_wire_probe(re, p->sid, p->txid, p->flags, G.rx_mac) != RDV__PATH_WIRE_PROBE_BYTES)
             fail("probe rebuild size");
         if (canonical && memcmp(re, buf, len) != 0)
             fail("probe round trip");
-        if (rdv__dwire_parse_probe(re, RDV__DWIRE_PROBE_BYTES, G.rx_mac, &again) != 0 ||
+        if (rdv__path_wire_parse_probe(re, RDV__PATH_WIRE_PROBE_BYTES, G.rx_mac, &again) != 0 ||
             !same_fields(p, &again))
             fail("rebuilt probe parses to the same fields");
         return;
     }
-    if (len != RDV__DWIRE_ACK_BYTES || p->observed_len == 0)
+    if (len != RDV__PATH_WIRE_ACK_BYTES || p->observed_len == 0)
         fail("ack length / observed");
     canonical = canonical && !ack_v6_mapped(buf);
-    if (rdv__dwire_ack(re, p->sid, p->txid, p->flags, (const struct sockaddr *)&p->observed,
-                       p->observed_len, G.rx_mac) != RDV__DWIRE_ACK_BYTES)
+    if (rdv__path_wire_ack(re, p->sid, p->txid, p->flags, (const struct sockaddr *)&p->observed,
+                       p->observed_len, G.rx_mac) != RDV__PATH_WIRE_ACK_BYTES)
         fail("ack rebuild size");
     if (canonical && memcmp(re, buf, len) != 0)
         fail("ack round trip");
-    if (rdv__dwire_parse_ack(re, RDV__DWIRE_ACK_BYTES, G.rx_mac, &again) != 0 ||
+    if (rdv__path_wire_parse_ack(re, RDV__PATH_WIRE_ACK_BYTES, G.rx_mac, &again) != 0 ||
         !same_fields(p, &again))
         fail("rebuilt ack parses to the same fields");
-    uint8_t re2[RDV__DWIRE_ACK_BYTES];
-    if (rdv__dwire_ack(re2, again.sid, again.txid, again.flags,
+    uint8_t re2[RDV__PATH_WIRE_ACK_BYTES];
+    if (rdv__path_wire_ack(re2, again.sid, again.txid, again.flags,
                        (const struct sockaddr *)&again.observed, again.observed_len,
-                       G.rx_mac) != RDV__DWIRE_ACK_BYTES ||
+                       G.rx_mac) != RDV__PATH_WIRE_ACK_BYTES ||
         memcmp(re, re2, sizeof(re)) != 0)
         fail("ack rebuild is canonical");
 }
@@ -229,22 +229,22 @@ static void check_parsed(const uint8_t *buf, size_t len, const rdv__dwire_probe_
 /* The parsers on buf (len bytes, exactly allocated). */
 static void dwire_parse(const uint8_t *buf, size_t len)
 {
-    int kind = rdv__dwire_kind(buf, len);
-    uint8_t sid[RDV__DWIRE_SID_BYTES];
-    int rs = rdv__dwire_sid(buf, len, sid);
-    if (kind != 0 && kind != RDV__DWIRE_PROBE && kind != RDV__DWIRE_ACK &&
-        kind != RDV__DWIRE_DATA)
+    int kind = rdv__path_wire_kind(buf, len);
+    uint8_t sid[RDV__PATH_WIRE_SID_BYTES];
+    int rs = rdv__path_wire_sid(buf, len, sid);
+    if (kind != 0 && kind != RDV__PATH_WIRE_PROBE && kind != RDV__PATH_WIRE_ACK &&
+        kind != RDV__PATH_WIRE_DATA)
         fail("kind value");
     if ((kind == 0) != (rs != 0) || (rs == 0 && memcmp(sid, buf + 1, sizeof(sid)) != 0))
         fail("sid vs kind");
 
-    rdv__dwire_probe_t p;
-    int rc = rdv__dwire_parse_probe(buf, len, G.rx_mac, &p);
+    rdv__path_wire_probe_t p;
+    int rc = rdv__path_wire_parse_probe(buf, len, G.rx_mac, &p);
     if (rc == 0)
         check_parsed(buf, len, &p);
     else if (rc != RDV_ERR_FORMAT && rc != RDV_ERR_DECRYPT)
         fail("parse_probe error code");
-    rc = rdv__dwire_parse_ack(buf, len, G.rx_mac, &p);
+    rc = rdv__path_wire_parse_ack(buf, len, G.rx_mac, &p);
     if (rc == 0)
         check_parsed(buf, len, &p);
     else if (rc != RDV_ERR_FORMAT && rc != RDV_ERR_DECRYPT)
@@ -254,16 +254,16 @@ static void dwire_parse(const uint8_t *buf, size_t len)
 static void dwire_data(const uint8_t *buf, size_t len)
 {
     rdv__e2e me = G.me;
-    size_t cap = len > RDV__DWIRE_DATA_OVERHEAD ? len - RDV__DWIRE_DATA_OVERHEAD : 1;
+    size_t cap = len > RDV__PATH_WIRE_DATA_OVERHEAD ? len - RDV__PATH_WIRE_DATA_OVERHEAD : 1;
     uint8_t *out = malloc(cap);
     if (!out)
         return;
-    int64_t n = rdv__dwire_data_open(&me, buf, len, out);
+    int64_t n = rdv__path_wire_data_open(&me, buf, len, out);
     if (n >= 0) {
-        if (len < RDV__DWIRE_DATA_MIN_BYTES || (size_t)n != len - RDV__DWIRE_DATA_OVERHEAD ||
-            rdv__dwire_kind(buf, len) != RDV__DWIRE_DATA)
+        if (len < RDV__PATH_WIRE_DATA_MIN_BYTES || (size_t)n != len - RDV__PATH_WIRE_DATA_OVERHEAD ||
+            rdv__path_wire_kind(buf, len) != RDV__PATH_WIRE_DATA)
             fail("data_open length");
-        if (rdv__dwire_data_open(&me, buf, len, out) != RDV_ERR_DUPLICATE)
+        if (rdv__path_wire_data_open(&me, buf, len, out) != RDV_ERR_DUPLICATE)
             fail("data replay accepted");
     } else if (n != RDV_ERR_FORMAT && n != RDV_ERR_DECRYPT && n != RDV_ERR_DUPLICATE) {
         fail("data_open error code");
@@ -275,29 +275,29 @@ static void dwire_data(const uint8_t *buf, size_t len)
  * at the counter of the input's e2e header, and opens it. */
 static void dwire_seal_open(const uint8_t *buf, size_t len)
 {
-    if (len < RDV__DWIRE_DATA_HDR_BYTES)
+    if (len < RDV__PATH_WIRE_DATA_HDR_BYTES)
         return;
-    const uint8_t *pt = buf + RDV__DWIRE_DATA_HDR_BYTES;
-    size_t ptlen = len - RDV__DWIRE_DATA_HDR_BYTES;
+    const uint8_t *pt = buf + RDV__PATH_WIRE_DATA_HDR_BYTES;
+    size_t ptlen = len - RDV__PATH_WIRE_DATA_HDR_BYTES;
     rdv__e2e peer = G.peer, me = G.me;
     peer.tx_next = rdv__e2e_packet_counter(pt, ptlen);
-    uint8_t *pkt = malloc(ptlen + RDV__DWIRE_DATA_OVERHEAD);
+    uint8_t *pkt = malloc(ptlen + RDV__PATH_WIRE_DATA_OVERHEAD);
     uint8_t *back = malloc(ptlen ? ptlen : 1);
     if (!pkt || !back) {
         free(pkt);
         free(back);
         return;
     }
-    int64_t n = rdv__dwire_data_seal(&peer, SID, pt, ptlen, pkt);
+    int64_t n = rdv__path_wire_data_seal(&peer, SID, pt, ptlen, pkt);
     if (peer.tx_next == UINT64_MAX && n == RDV_ERR_LIMIT) {
         /* the last counter is never used */
-    } else if (n != (int64_t)(ptlen + RDV__DWIRE_DATA_OVERHEAD)) {
+    } else if (n != (int64_t)(ptlen + RDV__PATH_WIRE_DATA_OVERHEAD)) {
         fail("data_seal length");
     } else {
-        if (rdv__dwire_data_open(&me, pkt, (size_t)n, back) != (int64_t)ptlen ||
+        if (rdv__path_wire_data_open(&me, pkt, (size_t)n, back) != (int64_t)ptlen ||
             (ptlen && memcmp(back, pt, ptlen) != 0))
             fail("seal/open round trip");
-        if (rdv__dwire_data_open(&me, pkt, (size_t)n, back) != RDV_ERR_DUPLICATE)
+        if (rdv__path_wire_data_open(&me, pkt, (size_t)n, back) != RDV_ERR_DUPLICATE)
             fail("sealed packet replay accepted");
     }
     free(pkt);
@@ -309,20 +309,20 @@ static void fuzz_dwire(const uint8_t *buf, size_t len)
     dwire_parse(buf, len);
     dwire_data(buf, len);
     /* The forged copy: the MAC recomputed over the bytes before it. */
-    size_t mac_off = len == RDV__DWIRE_PROBE_BYTES ? RDV__DWIRE_PROBE_BYTES - RDV__DWIRE_MAC_BYTES
-                     : len == RDV__DWIRE_ACK_BYTES ? RDV__DWIRE_ACK_BYTES - RDV__DWIRE_MAC_BYTES
+    size_t mac_off = len == RDV__PATH_WIRE_PROBE_BYTES ? RDV__PATH_WIRE_PROBE_BYTES - RDV__PATH_WIRE_MAC_BYTES
+                     : len == RDV__PATH_WIRE_ACK_BYTES ? RDV__PATH_WIRE_ACK_BYTES - RDV__PATH_WIRE_MAC_BYTES
                                                    : 0;
     if (mac_off) {
         uint8_t *f = malloc(len);
         if (f) {
             memcpy(f, buf, len);
-            crypto_generichash(f + mac_off, RDV__DWIRE_MAC_BYTES, f, mac_off, G.rx_mac,
+            crypto_generichash(f + mac_off, RDV__PATH_WIRE_MAC_BYTES, f, mac_off, G.rx_mac,
                                sizeof(G.rx_mac));
             dwire_parse(f, len);
             free(f);
         }
     }
-    if (len > 0 && buf[0] == RDV__DWIRE_DATA)
+    if (len > 0 && buf[0] == RDV__PATH_WIRE_DATA)
         dwire_seal_open(buf, len);
 }
 
@@ -365,13 +365,13 @@ static void fix_fingerprint(uint8_t *buf, size_t len)
     a[7] = (uint8_t)v;
 }
 
-static void check_result(const rdv__stunc *s)
+static void check_result(const rdv__stun_client *s)
 {
-    const rdv__stunc_result *r = rdv__stunc_get_result(s);
+    const rdv__stun_client_result *r = rdv__stun_client_get_result(s);
     if ((int)r->nat < RDV_NAT_UNKNOWN || (int)r->nat > RDV_NAT_SYMMETRIC)
         fail("nat out of range");
-    if ((int)r->mapping < RDV__STUNC_UNTESTED || (int)r->mapping > RDV__STUNC_ADDRESS_PORT ||
-        (int)r->filtering < RDV__STUNC_UNTESTED || (int)r->filtering > RDV__STUNC_ADDRESS_PORT)
+    if ((int)r->mapping < RDV__STUN_CLIENT_UNTESTED || (int)r->mapping > RDV__STUN_CLIENT_ADDRESS_PORT ||
+        (int)r->filtering < RDV__STUN_CLIENT_UNTESTED || (int)r->filtering > RDV__STUN_CLIENT_ADDRESS_PORT)
         fail("behaviour out of range");
     if (memchr(r->method, '\0', sizeof(r->method)) == NULL ||
         memchr(r->error_text, '\0', sizeof(r->error_text)) == NULL)
@@ -410,7 +410,7 @@ static void fuzz_stunc(const uint8_t *buf, size_t len)
     from_len[2] = mk4(&from[2], "127.0.0.3", STUN_ALT_PORT);
     from_len[3] = mk4(&from[3], "127.0.0.1", STUN_ALT_PORT);
 
-    rdv__stunc_cfg cfg;
+    rdv__stun_client_cfg cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.servers = servers;
     cfg.server_lens = lens;
@@ -419,46 +419,46 @@ static void fuzz_stunc(const uint8_t *buf, size_t len)
     cfg.software = "rdv-fuzz";
     cfg.local = (const struct sockaddr *)&local;
     cfg.local_len = local_len;
-    rdv__stunc *s = malloc(sizeof(*s));
+    rdv__stun_client *s = malloc(sizeof(*s));
     uint8_t *patched = malloc(len ? len : 1);
     if (!s || !patched) {
         free(s);
         free(patched);
         return;
     }
-    if (rdv__stunc_init(s, &cfg) != 0)
+    if (rdv__stun_client_init(s, &cfg) != 0)
         fail("stunc init");
     int64_t now = 1000;
-    rdv__stunc_start(s, now);
+    rdv__stun_client_start(s, now);
     check_result(s);
     bool refreshed = false;
     for (int round = 0; round < STUNC_ROUNDS; round++) {
         for (size_t f = 0; f < 4; f++) {
-            (void)rdv__stunc_on_packet(s, buf, len, (const struct sockaddr *)&from[f],
+            (void)rdv__stun_client_on_packet(s, buf, len, (const struct sockaddr *)&from[f],
                                        from_len[f], now);
             check_result(s);
             /* TIDs first: feeding changes the transactions. */
-            uint8_t tids[RDV__STUNC_MAX_TX][RDV_STUN_TID_BYTES];
+            uint8_t tids[RDV__STUN_CLIENT_MAX_TX][RDV_STUN_TID_BYTES];
             size_t nt = 0;
-            for (size_t i = 0; i < RDV__STUNC_MAX_TX; i++)
+            for (size_t i = 0; i < RDV__STUN_CLIENT_MAX_TX; i++)
                 if (s->tx[i].active)
                     memcpy(tids[nt++], s->tx[i].tid, RDV_STUN_TID_BYTES);
             for (size_t i = 0; i < nt && len >= RDV_STUN_HEADER_BYTES; i++) {
                 memcpy(patched, buf, len);
                 memcpy(patched + 8, tids[i], RDV_STUN_TID_BYTES);
                 fix_fingerprint(patched, len);
-                (void)rdv__stunc_on_packet(s, patched, len, (const struct sockaddr *)&from[f],
+                (void)rdv__stun_client_on_packet(s, patched, len, (const struct sockaddr *)&from[f],
                                            from_len[f], now);
                 check_result(s);
             }
         }
-        if (rdv__stunc_get_result(s)->done && !refreshed) {
-            int rc = rdv__stunc_refresh(s, now);
+        if (rdv__stun_client_get_result(s)->done && !refreshed) {
+            int rc = rdv__stun_client_refresh(s, now);
             if (rc != 0 && rc != RDV_ERR_STATE)
                 fail("refresh return");
             refreshed = true;
         }
-        int64_t next = rdv__stunc_tick(s, now);
+        int64_t next = rdv__stun_client_tick(s, now);
         check_result(s);
         if (next <= now && next != INT64_MAX)
             fail("tick asks to be called in the past");
@@ -468,7 +468,7 @@ static void fuzz_stunc(const uint8_t *buf, size_t len)
     /* Nothing answers any more: discovery must end. */
     int k = 0;
     for (; k < STUNC_SETTLE_TICKS; k++) {
-        int64_t next = rdv__stunc_tick(s, now);
+        int64_t next = rdv__stun_client_tick(s, now);
         check_result(s);
         if (next == INT64_MAX)
             break;
@@ -476,7 +476,7 @@ static void fuzz_stunc(const uint8_t *buf, size_t len)
             fail("tick asks to be called in the past");
         now = next;
     }
-    const rdv__stunc_result *r = rdv__stunc_get_result(s);
+    const rdv__stun_client_result *r = rdv__stun_client_get_result(s);
     if (k == STUNC_SETTLE_TICKS || !r->done || r->running)
         fail("discovery does not finish");
     if (r->elapsed_ms < 0)
@@ -632,27 +632,27 @@ static void put_seed(const char *name, uint8_t mode, const void *body, size_t le
 
 static void gen_dwire(void)
 {
-    static const uint8_t txid[RDV__DWIRE_TXID_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    static const uint8_t txid[RDV__PATH_WIRE_TXID_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
     uint8_t pkt[256];
-    rdv__dwire_probe_t p;
+    rdv__path_wire_probe_t p;
 
-    size_t n = rdv__dwire_probe(pkt, SID, txid, RDV__DWIRE_F_INITIATOR | RDV__DWIRE_F_NOMINATE,
+    size_t n = rdv__path_wire_probe(pkt, SID, txid, RDV__PATH_WIRE_F_INITIATOR | RDV__PATH_WIRE_F_NOMINATE,
                                 G.peer_tx_mac);
-    if (rdv__dwire_parse_probe(pkt, n, G.rx_mac, &p) != 0)
+    if (rdv__path_wire_parse_probe(pkt, n, G.rx_mac, &p) != 0)
         fail("gen probe");
     put_seed("00_dwire_probe", MODE_DWIRE, pkt, n);
 
     /* A probe from a newer peer: an unknown flag bit under a valid MAC. */
     pkt[29] |= 0x80;
-    crypto_generichash(pkt + 30, RDV__DWIRE_MAC_BYTES, pkt, 30, G.peer_tx_mac,
+    crypto_generichash(pkt + 30, RDV__PATH_WIRE_MAC_BYTES, pkt, 30, G.peer_tx_mac,
                        sizeof(G.peer_tx_mac));
     put_seed("01_dwire_probe_unknown_flag", MODE_DWIRE, pkt, n);
 
     struct sockaddr_storage ss;
     socklen_t sl = mk4(&ss, "198.51.100.23", 61000);
-    n = rdv__dwire_ack(pkt, SID, txid, RDV__DWIRE_F_NOMINATE, (const struct sockaddr *)&ss, sl,
+    n = rdv__path_wire_ack(pkt, SID, txid, RDV__PATH_WIRE_F_NOMINATE, (const struct sockaddr *)&ss, sl,
                        G.peer_tx_mac);
-    if (n == 0 || rdv__dwire_parse_ack(pkt, n, G.rx_mac, &p) != 0)
+    if (n == 0 || rdv__path_wire_parse_ack(pkt, n, G.rx_mac, &p) != 0)
         fail("gen ack v4");
     put_seed("02_dwire_ack_v4", MODE_DWIRE, pkt, n);
 
@@ -661,27 +661,27 @@ static void gen_dwire(void)
     s6.sin6_family = AF_INET6;
     s6.sin6_port = htons(51820);
     inet_pton(AF_INET6, "2001:db8:85a3::8a2e:370:7334", &s6.sin6_addr);
-    n = rdv__dwire_ack(pkt, SID, txid, RDV__DWIRE_F_INITIATOR, (const struct sockaddr *)&s6,
+    n = rdv__path_wire_ack(pkt, SID, txid, RDV__PATH_WIRE_F_INITIATOR, (const struct sockaddr *)&s6,
                        sizeof(s6), G.peer_tx_mac);
-    if (n == 0 || rdv__dwire_parse_ack(pkt, n, G.rx_mac, &p) != 0)
+    if (n == 0 || rdv__path_wire_parse_ack(pkt, n, G.rx_mac, &p) != 0)
         fail("gen ack v6");
     put_seed("03_dwire_ack_v6", MODE_DWIRE, pkt, n);
 
     /* Family 6 carrying an IPv4-mapped address (not what we send). */
     static const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 9};
     memcpy(pkt + 33, mapped, sizeof(mapped));
-    crypto_generichash(pkt + 49, RDV__DWIRE_MAC_BYTES, pkt, 49, G.peer_tx_mac,
+    crypto_generichash(pkt + 49, RDV__PATH_WIRE_MAC_BYTES, pkt, 49, G.peer_tx_mac,
                        sizeof(G.peer_tx_mac));
-    if (rdv__dwire_parse_ack(pkt, n, G.rx_mac, &p) != 0)
+    if (rdv__path_wire_parse_ack(pkt, n, G.rx_mac, &p) != 0)
         fail("gen ack v6 mapped");
     put_seed("04_dwire_ack_v6_mapped", MODE_DWIRE, pkt, n);
 
     static const char msg[] = "hello over the direct path";
     rdv__e2e peer = G.peer;
-    int64_t m = rdv__dwire_data_seal(&peer, SID, (const uint8_t *)msg, sizeof(msg) - 1, pkt);
+    int64_t m = rdv__path_wire_data_seal(&peer, SID, (const uint8_t *)msg, sizeof(msg) - 1, pkt);
     rdv__e2e me = G.me;
     uint8_t back[sizeof(msg)];
-    if (m <= 0 || rdv__dwire_data_open(&me, pkt, (size_t)m, back) != (int64_t)sizeof(msg) - 1)
+    if (m <= 0 || rdv__path_wire_data_open(&me, pkt, (size_t)m, back) != (int64_t)sizeof(msg) - 1)
         fail("gen data");
     put_seed("05_dwire_data", MODE_DWIRE, pkt, (size_t)m);
 }

@@ -8,9 +8,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "jcs.h"
-#include "message.h"
-#include "sign.h"
+#include "schema/jcs.h"
+#include "schema/message.h"
+#include "schema/sign.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rendezvous/stun.h"
+#include "rendezvous/stun_responder.h"
 #include "schema/stun.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

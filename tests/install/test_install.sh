@@ -29,7 +29,7 @@ cmake --install "$work/build" --prefix "$prefix" >/dev/null
 [ ! -e "$work/configured-prefix" ] || { echo "FAIL: installed to the configure-time prefix"; exit 1; }
 
 fail=0
-for f in bin/rdv include/rendezvous/rendezvous.h lib/librendezvous.a \
+for f in bin/rdv include/rendezvous/rendezvous.h include/rendezvous/version.h lib/librendezvous.a \
          lib/pkgconfig/librendezvous.pc lib/cmake/rendezvous/rendezvousConfig.cmake; do
   if [ -e "$prefix/$f" ] || [ -e "$prefix/$(echo "$f" | sed 's#^lib/#lib/x86_64-linux-gnu/#')" ]; then :; else
     echo "FAIL: missing $f"; fail=1
@@ -48,6 +48,7 @@ int main(void) {
     rdv_identity_node_id(&id, node_id);
     rdv_identity_wipe(&id);
     printf("%s\n", node_id);
+    if (strcmp(rdv_version(), RDV_VERSION_STRING) != 0) return 1; /* headers = library */
     return strlen(node_id) == RDV_NODE_ID_LEN ? 0 : 1;
 }
 C

@@ -13,14 +13,14 @@
  *    "nat_ms":N,"method":"...",...}
  * (on timeout the same line with "timeout":1, and exit 2).
  *
- * --listen accepts every request (rdv_relay_accept), echoes every datagram
+ * --listen accepts every request (rdv_session_accept), echoes every datagram
  * back on its session, prints {"event":"path","session":..,"path":..,"ms":N,
  * "remote":..,"via_spray":0|1,"upgraded":0|1} for every cb_path (both modes;
  * and request / closed events), and runs until stdin
  * reaches EOF or SIGTERM/SIGINT; then it prints {"event":"bye",...},
  * destroys the client and exits 0.
  *
- * --connect rdv_connect()s to ID ("-": read ID as a line from stdin after
+ * --connect rdv_session_connect()s to ID ("-": read ID as a line from stdin after
  * the ready line, --peer-timeout-ms, default 30000), waits for the first path (--path-timeout-ms,
  * default 10000), sends N datagrams of S bytes (8-byte big-endian sequence +
  * random bytes), one per --pace-ms (default 2), and checks every echo byte
@@ -67,7 +67,7 @@
 #include <rendezvous/rendezvous.h>
 
 #define READY_TIMEOUT_MS 15000     /* AUTHENTICATED + NAT discovery */
-#define PATH_TIMEOUT_MS 10000      /* rdv_connect -> first path */
+#define PATH_TIMEOUT_MS 10000      /* rdv_session_connect -> first path */
 #define PEER_TIMEOUT_MS 30000      /* --connect -: wait for the ID on stdin */
 #define PACE_MS 2                  /* one datagram per PACE_MS */
 #define ECHO_WAIT_MS 1500          /* after the last send of a round */
@@ -147,7 +147,7 @@ static void sleep_ms(int ms)
 
 static const char *path_name(int path)
 {
-    return rdv_traversal_name((rdv_traversal)path);
+    return rdv_path_name((rdv_path)path);
 }
 
 /* ---- state --------------------------------------------------------------- */
@@ -179,12 +179,12 @@ struct app {
     struct opts o;
     /* connect mode: the session */
     char sid[RDV_SESSION_ID_LEN + 1];
-    int path;                      /* current rdv_traversal (0: none) */
+    int path;                      /* current rdv_path (0: none) */
     int first_path;
     int64_t first_ms;              /* cb_path elapsed_ms of the first path */
     int64_t direct_ms;             /* first Direct, -1 */
-    int ready_cb;                  /* cb_relay_ready seen */
-    int closed;                    /* cb_relay_closed seen */
+    int ready_cb;                  /* cb_session_ready seen */
+    int closed;                    /* cb_session_closed seen */
     int close_err;
     char close_reason[128];
     int npaths;
@@ -256,10 +256,10 @@ static void cb_state(rdv_client *c, rdv_state st, void *u)
     fprintf(stderr, "nat_node: state %s\n", rdv_state_name(st));
 }
 
-static void cb_request(rdv_client *c, const rdv_relay_request *req, void *u)
+static void cb_request(rdv_client *c, const rdv_session_request *req, void *u)
 {
     struct app *a = u;
-    int rc = rdv_relay_accept(c, req->session_id);
+    int rc = rdv_session_accept(c, req->session_id);
     pthread_mutex_lock(&a->mu);
     a->requests++;
     pthread_mutex_unlock(&a->mu);
@@ -281,7 +281,7 @@ static void cb_ready(rdv_client *c, const char *sid, const char *peer, void *u)
     emit("{\"event\":\"relay_ready\",\"session\":\"%s\"}", sid);
 }
 
-static void cb_path(rdv_client *c, const char *sid, const char *peer, int path,
+static void cb_path(rdv_client *c, const char *sid, const char *peer, rdv_path path,
                     int64_t elapsed_ms, void *u)
 {
     (void)peer;
@@ -289,11 +289,11 @@ static void cb_path(rdv_client *c, const char *sid, const char *peer, int path,
     int64_t t_now = mono_ms();
     pthread_mutex_lock(&a->mu);
     if (!a->o.listen && strcmp(sid, a->sid) == 0) {
-        if (a->first_path == RDV_TRAVERSAL_UNKNOWN) {
+        if (a->first_path == RDV_PATH_UNKNOWN) {
             a->first_path = path;
             a->first_ms = elapsed_ms;
         }
-        if (path == RDV_TRAVERSAL_DIRECT && a->direct_ms < 0)
+        if (path == RDV_PATH_DIRECT && a->direct_ms < 0)
             a->direct_ms = elapsed_ms;
         a->path = path;
         if (a->npaths < MAX_PATHS) {
@@ -307,7 +307,7 @@ static void cb_path(rdv_client *c, const char *sid, const char *peer, int path,
      * (from this callback, so no path can come up meanwhile) must be
      * taken and arrive once a path is back. */
     long gap = -1;
-    if (!a->o.listen && a->o.stream_ms > 0 && path == RDV_TRAVERSAL_UNKNOWN &&
+    if (!a->o.listen && a->o.stream_ms > 0 && path == RDV_PATH_UNKNOWN &&
         strcmp(sid, a->sid) == 0 && a->stream_n < a->nseq && a->expect) {
         gap = a->stream_n++;
         uint8_t *p = a->expect + (uint64_t)gap * (uint64_t)a->o.size;
@@ -317,7 +317,7 @@ static void cb_path(rdv_client *c, const char *sid, const char *peer, int path,
     }
     pthread_mutex_unlock(&a->mu);
     if (gap >= 0) {
-        int rc = rdv_relay_send(c, sid, a->expect + (uint64_t)gap * (uint64_t)a->o.size,
+        int rc = rdv_session_send(c, sid, a->expect + (uint64_t)gap * (uint64_t)a->o.size,
                                 (size_t)a->o.size);
         pthread_mutex_lock(&a->mu);
         if (a->gap_sends < MAX_GAP_SENDS)
@@ -330,7 +330,7 @@ static void cb_path(rdv_client *c, const char *sid, const char *peer, int path,
     }
     rdv_session_info si;
     char remote[64];
-    if (rdv_session_info_get(c, sid, &si) != 0) {
+    if (rdv_session_get_info(c, sid, &si) != 0) {
         memset(&si, 0, sizeof(si));
         si.direct_ms = -1;
     }
@@ -362,7 +362,7 @@ static void cb_data(rdv_client *c, const char *sid, const uint8_t *data, size_t 
 {
     struct app *a = u;
     if (a->o.listen) {
-        int rc = rdv_relay_send(c, sid, data, len);
+        int rc = rdv_session_send(c, sid, data, len);
         pthread_mutex_lock(&a->mu);
         if (rc == 0)
             a->echoed++;
@@ -402,7 +402,7 @@ static int wait_ready(rdv_client *c, const struct opts *o, rdv_network_status *s
     int ok = 0;
     for (;;) {
         memset(st, 0, sizeof(*st));
-        if (rdv_client_network_status(c, st) == 0 && st->state == RDV_STATE_AUTHENTICATED &&
+        if (rdv_client_get_network_status(c, st) == 0 && st->state == RDV_STATE_AUTHENTICATED &&
             st->nat_discovered) {
             ok = 1;
             break;
@@ -456,7 +456,7 @@ static int send_seq(rdv_client *c, struct app *a, uint64_t seq)
     const uint8_t *p = a->expect + seq * (uint64_t)a->o.size;
     int rc = RDV_ERR_BACKLOG;
     for (int i = 0; i < BACKLOG_RETRIES && !g_sig; i++) {
-        rc = rdv_relay_send(c, a->sid, p, (size_t)a->o.size);
+        rc = rdv_session_send(c, a->sid, p, (size_t)a->o.size);
         if (rc != RDV_ERR_BACKLOG)
             break;
         sleep_ms(BACKLOG_RETRY_MS);
@@ -543,12 +543,12 @@ static int wait_for(struct app *a, int (*cond)(struct app *), int64_t deadline)
 
 static int have_path(struct app *a)
 {
-    return a->path != RDV_TRAVERSAL_UNKNOWN;
+    return a->path != RDV_PATH_UNKNOWN;
 }
 
 static int is_direct(struct app *a)
 {
-    return a->path == RDV_TRAVERSAL_DIRECT;
+    return a->path == RDV_PATH_DIRECT;
 }
 
 /* "--connect -": reads the peer's node ID as one line from stdin (the
@@ -649,7 +649,7 @@ static int run_stream(rdv_client *c, struct app *a, const rdv_network_status *st
         fill_random(p + 8, (size_t)a->o.size - 8);
         a->sent_at[n] = now;
         pthread_mutex_unlock(&a->mu);
-        int rc = rdv_relay_send(c, a->sid, p, (size_t)a->o.size);
+        int rc = rdv_session_send(c, a->sid, p, (size_t)a->o.size);
         if (rc != 0) {
             send_errs++;
             fprintf(stderr, "nat_node: stream seq %ld: %s\n", n, rdv_strerror(rc));
@@ -725,7 +725,7 @@ static int run_stream(rdv_client *c, struct app *a, const rdv_network_status *st
     int closed = a->closed;
     pthread_mutex_unlock(&a->mu);
     if (!closed)
-        (void)rdv_relay_close(c, a->sid);
+        (void)rdv_session_close(c, a->sid);
     int64_t flush_until = mono_ms() + CLOSE_FLUSH_MS;
     while (rdv_client_pending(c) > 0 && mono_ms() < flush_until)
         sleep_ms(POLL_MS);
@@ -742,16 +742,16 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
     /* the session ID is written before anything is queued, so callbacks
      * for it find it: hold the lock across the call */
     pthread_mutex_lock(&a->mu);
-    int rc = rdv_connect(c, a->o.peer, a->sid);
+    int rc = rdv_session_connect(c, a->o.peer, a->sid);
     pthread_mutex_unlock(&a->mu);
     if (rc != 0) {
-        emit("{\"event\":\"result\",\"error\":\"rdv_connect: %s\",\"first_path\":\"none\"}",
+        emit("{\"event\":\"result\",\"error\":\"rdv_session_connect: %s\",\"first_path\":\"none\"}",
              rdv_strerror(rc));
         return 2;
     }
     emit("{\"event\":\"connect\",\"session\":\"%s\"}", a->sid);
 
-    /* first path: cb_path, or cb_relay_ready + session info */
+    /* first path: cb_path, or cb_session_ready + session info */
     int64_t deadline = t_connect + a->o.path_timeout_ms;
     for (;;) {
         if (wait_for(a, have_path, mono_ms() + 100))
@@ -761,11 +761,11 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
         pthread_mutex_unlock(&a->mu);
         if (rdy) {
             rdv_session_info si;
-            if (rdv_session_info_get(c, a->sid, &si) == 0 &&
-                si.path != RDV_TRAVERSAL_UNKNOWN) {
+            if (rdv_session_get_info(c, a->sid, &si) == 0 &&
+                si.path != RDV_PATH_UNKNOWN) {
                 pthread_mutex_lock(&a->mu);
-                if (a->path == RDV_TRAVERSAL_UNKNOWN) {
-                    fprintf(stderr, "nat_node: cb_relay_ready without cb_path (path %s)\n",
+                if (a->path == RDV_PATH_UNKNOWN) {
+                    fprintf(stderr, "nat_node: cb_session_ready without cb_path (path %s)\n",
                             path_name(si.path));
                     a->path = a->first_path = si.path;
                     a->first_ms = si.first_path_ms;
@@ -780,7 +780,7 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
     int64_t path_wall_ms = mono_ms() - t_connect;
     if (a->o.stream_ms > 0) {
         pthread_mutex_lock(&a->mu);
-        int have = a->path != RDV_TRAVERSAL_UNKNOWN;
+        int have = a->path != RDV_PATH_UNKNOWN;
         pthread_mutex_unlock(&a->mu);
         if (have)
             return run_stream(c, a, st0, path_wall_ms);
@@ -793,13 +793,13 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
     long send_errs = 0, resent = 0, phase2 = 0;
     long n = a->o.count;
     pthread_mutex_lock(&a->mu);
-    int got_path = a->path != RDV_TRAVERSAL_UNKNOWN;
+    int got_path = a->path != RDV_PATH_UNKNOWN;
     pthread_mutex_unlock(&a->mu);
     if (got_path) {
         resent += run_phase(c, a, 0, n, &send_errs);
         /* upgrade wait */
         pthread_mutex_lock(&a->mu);
-        int relayed_first = a->first_path == RDV_TRAVERSAL_RELAYED;
+        int relayed_first = a->first_path == RDV_PATH_RELAYED;
         pthread_mutex_unlock(&a->mu);
         if (relayed_first && a->o.upgrade_wait_ms > 0) {
             int64_t until = mono_ms() + a->o.upgrade_wait_ms;
@@ -814,14 +814,14 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
                     break;
                 put_be64(pbuf, PING_TAG | ping++);
                 fill_random(pbuf + 8, sizeof(pbuf) - 8);
-                if (rdv_relay_send(c, a->sid, pbuf, sizeof(pbuf)) != 0)
+                if (rdv_session_send(c, a->sid, pbuf, sizeof(pbuf)) != 0)
                     ping_errs++; /* best effort: the relay may be busy */
             }
             if (ping_errs)
                 fprintf(stderr, "nat_node: %ld of %" PRIu64 " upgrade pings not sent\n",
                         ping_errs, ping);
             pthread_mutex_lock(&a->mu);
-            int up = a->path == RDV_TRAVERSAL_DIRECT;
+            int up = a->path == RDV_PATH_DIRECT;
             pthread_mutex_unlock(&a->mu);
             if (up) {
                 phase2 = 1;
@@ -833,7 +833,7 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
     rdv_session_info si;
     memset(&si, 0, sizeof(si));
     si.first_path_ms = si.relayed_ms = si.direct_ms = -1;
-    int si_rc = rdv_session_info_get(c, a->sid, &si);
+    int si_rc = rdv_session_get_info(c, a->sid, &si);
 
     pthread_mutex_lock(&a->mu);
     long total = phase2 ? 2 * n : n, intact = 0, corrupt = 0;
@@ -849,7 +849,7 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
     char reason[256], err[256], remote[64];
     int64_t direct_ms = a->direct_ms >= 0 ? a->direct_ms : (si_rc == 0 ? si.direct_ms : -1);
     int upgraded = (si_rc == 0 && si.upgraded) ||
-                   (a->first_path == RDV_TRAVERSAL_RELAYED && a->direct_ms >= 0);
+                   (a->first_path == RDV_PATH_RELAYED && a->direct_ms >= 0);
     emit("{\"event\":\"result\",\"session\":\"%s\",\"first_path\":\"%s\",\"first_ms\":%" PRId64
          ",\"direct_ms\":%" PRId64 ",\"relayed_ms\":%" PRId64 ",\"path_wall_ms\":%" PRId64
          ",\"upgraded\":%d,\"via_spray\":%d,\"final_path\":\"%s\",\"sent\":%ld,\"intact\":%ld,"
@@ -871,7 +871,7 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
     pthread_mutex_unlock(&a->mu);
 
     if (!closed)
-        (void)rdv_relay_close(c, a->sid);
+        (void)rdv_session_close(c, a->sid);
     int64_t flush_until = mono_ms() + CLOSE_FLUSH_MS;
     while (rdv_client_pending(c) > 0 && mono_ms() < flush_until)
         sleep_ms(POLL_MS);
@@ -1026,10 +1026,10 @@ int main(int argc, char **argv)
     cfg.direct_keepalive_ms = (int)a->o.keepalive_ms;
     cfg.cb_state_changed = cb_state;
     cfg.cb_error = cb_error;
-    cfg.cb_relay_request = cb_request;
-    cfg.cb_relay_ready = cb_ready;
-    cfg.cb_relay_data = cb_data;
-    cfg.cb_relay_closed = cb_closed;
+    cfg.cb_session_request = cb_request;
+    cfg.cb_session_ready = cb_ready;
+    cfg.cb_session_data = cb_data;
+    cfg.cb_session_closed = cb_closed;
     cfg.cb_path = cb_path;
     cfg.user_ptr = a;
     rdv_client *c = NULL;

@@ -1,5 +1,5 @@
 /* stun_server_main.c - runs only rendezvousd's STUN responder
- * (rendezvous/stun.c) on given ports, for the interop tests. Not installed.
+ * (rendezvous/stun_responder.c) on given ports, for the interop tests. Not installed.
  *
  *   nat_stun_server [--addr IP] [--port N] [--alt-port N|--alt-ephemeral]
  *                   [--alt-addr IP] [--no-classic] [--timeout SECONDS]
@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "rendezvous/stun.h"
+#include "rendezvous/stun_responder.h"
 
 #define DEFAULT_TIMEOUT_S 60
 #define POLL_INTERVAL_MS 200

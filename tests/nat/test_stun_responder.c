@@ -1,4 +1,4 @@
-/* test_stun_responder.c - rendezvousd's STUN responder (rendezvous/stun.c):
+/* test_stun_responder.c - rendezvousd's STUN responder (rendezvous/stun_responder.c):
  * the pure rdv_stun_responder_handle() (IPv4/IPv6 mapping, RFC 5780
  * RESPONSE-ORIGIN / OTHER-ADDRESS and CHANGE-REQUEST socket choice, 420,
  * 400, drops, RFC 3489 requests), then the socket layer on loopback.
@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "rendezvous/stun.h"
+#include "rendezvous/stun_responder.h"
 
 #define PORT 3478
 #define ALT_PORT 3479

@@ -35,7 +35,8 @@ has() {
 has rendezvousd /usr/bin/rendezvousd /lib/systemd/system/rendezvousd.service \
   /etc/rendezvous/rendezvousd.conf /usr/share/man/man8/rendezvousd.8.gz
 has librendezvous0 /usr/lib/$ML/librendezvous.so.0 /usr/lib/$ML/librendezvous.so.0.1.0
-has librendezvous-dev /usr/include/rendezvous/rendezvous.h /usr/lib/$ML/librendezvous.a \
+has librendezvous-dev /usr/include/rendezvous/rendezvous.h /usr/include/rendezvous/version.h \
+  /usr/lib/$ML/librendezvous.a \
   /usr/lib/$ML/librendezvous.so /usr/lib/$ML/pkgconfig/librendezvous.pc \
   /usr/lib/$ML/cmake/rendezvous/rendezvousConfig.cmake
 has rdv /usr/bin/rdv /usr/share/man/man1/rdv.1.gz

@@ -3,8 +3,8 @@
 Python implementation (schema/vectors/make_vectors.py): for many bodies of
 every signed type (unknown fields, Unicode names and values, awkward
 numbers, nesting) the C signing input equals Python's, and the signature C
-made verifies with python3-nacl. The other direction is tests/codec's
-codec_vectors.
+made verifies with python3-nacl. The other direction is test_vectors.c
+(codec_vectors).
 
 usage: test_c_interop.py SOURCE_DIR PATH_TO_codec_sign_tool
 """

@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ids.h"
+#include "schema/ids.h"
 #include "node.h"
 #include "server.h"
-#include "sign.h"
+#include "schema/sign.h"
 #include "ws_client.h"
 
 #define T_MS RDV_WS_TIMEOUT_MS

@@ -16,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ids.h"
-#include "message.h"
+#include "schema/ids.h"
+#include "schema/message.h"
 #include "node.h"
 #include "server.h"
-#include "sign.h"
+#include "schema/sign.h"
 #include "ws_client.h"
 
 static int fail(const char *why, const char *detail)

@@ -1,5 +1,5 @@
 /* test_stun.c - server_stun: rendezvousd's own STUN responder (--stun,
- * rendezvous/stun.h) wired into the daemon (issue 7, "Server: STUN
+ * rendezvous/stun_responder.h) wired into the daemon (issue 7, "Server: STUN
  * responder"). Interop with Debian's clients is tests/nat/interop_stun.py
  * --rendezvousd (nat_interop_rendezvousd_*).
  *
@@ -23,7 +23,7 @@
 
 #include <sodium.h>
 
-#include "stun.h" /* schema/stun.h: the codec */
+#include "schema/stun.h" /* schema/stun.h: the codec */
 
 #define STUN_TRIES 4
 #define STUN_WAIT_MS 1000

@@ -5,9 +5,9 @@
  * signing (bad_signature) or before it (from, ts_offset_ms).
  */
 #include "node.h"
-#include "ids.h"
+#include "schema/ids.h"
 #include "server.h"
-#include "sign.h"
+#include "schema/sign.h"
 
 #include <sodium.h>
 #include <stdio.h>

@@ -17,8 +17,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#include "wire_limits.h"
-#include "message.h"
+#include "schema/wire_limits.h"
+#include "schema/message.h"
 #include "ws_client.h"
 
 typedef struct rdv_tn {

@@ -1,6 +1,6 @@
 /* udp.h - loopback UDP helpers shared by client tests: a socket bound to
  * an address, sends to 127.0.0.1, receives with the sender's port, and the
- * UDP-proxy round trip (rdv_relay_proxy) that relay and direct sessions
+ * UDP-proxy round trip (rdv_session_proxy) that relay and direct sessions
  * must both pass. IPv4 only; no cmocka here: functions report failure and
  * the caller asserts.
  */

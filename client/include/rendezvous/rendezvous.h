@@ -6,9 +6,23 @@
  * exchanges signed offer / answer / iceCandidate messages with other nodes,
  * looks up and watches their presence, and - when no direct path exists -
  * exchanges end-to-end encrypted datagrams with them through the server's
- * relay (rdv_relay_*, with an optional local UDP proxy). This header is the library's whole
+ * relay. This header (with rendezvous/version.h) is the library's whole
  * public API. Functions return 0 (or a count) on success and a negative
- * RDV_ERR_* code on failure; rdv_strerror() names the code.
+ * rdv_err code on failure; rdv_strerror() names the code.
+ *
+ * Names: rdv_client_* act on a client (its connection, presence, watches,
+ * NAT status); rdv_session_* act on one session between two nodes (open,
+ * connect, accept, send, close, its info); rdv_identity_* on a key.
+ *
+ * Which level to use. Applications use sessions: rdv_session_connect()
+ * (a direct UDP path when the NATs allow one, the server's relay
+ * otherwise, end-to-end encrypted either way) or rdv_session_open() (relay
+ * only), then rdv_session_send() / cb_session_data, or rdv_session_proxy()
+ * for a UDP application. The raw signaling calls
+ * (rdv_client_send_offer / _answer / _candidate with cb_offer / cb_answer /
+ * cb_candidate) stay public for applications that run their own NAT
+ * traversal (e.g. exchange WireGuard endpoints and punch themselves): the
+ * library then only signs, routes and verifies those messages.
  *
  * Minimal use (see README.md for a complete program):
  *
@@ -41,15 +55,17 @@
  * are thread safe on different structs.
  *
  * Process-wide effects: the first rdv_client_create() points
- * libwebsockets' (global) log at a hook that prints to stderr only when the
- * environment has RDV_DEBUG=1; libwebsockets ignores SIGPIPE. The
- * background thread blocks all signals.
+ * libwebsockets' (global) log at the library's log (rdv_log_set_handler():
+ * a callback, else stderr when the environment has RDV_DEBUG=1);
+ * libwebsockets ignores SIGPIPE. The background thread blocks all signals.
  */
 #ifndef RENDEZVOUS_RENDEZVOUS_H
 #define RENDEZVOUS_RENDEZVOUS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "rendezvous/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,68 +79,87 @@ extern "C" {
 #define RDV_MUST_CHECK
 #endif
 
-#define RDV_VERSION_STRING "0.1.0"
+/* Error codes: 0 is success, failures are negative. Functions return int
+ * (some return a count); the values are these. */
+typedef enum rdv_err {
+    RDV_OK = 0,
+    RDV_ERR_INVALID = -1,       /* invalid argument */
+    RDV_ERR_NOMEM = -2,         /* allocation failed */
+    RDV_ERR_IO = -3,            /* file or socket error (errno kept) */
+    RDV_ERR_PERM = -4,          /* key file readable by others: refused */
+    RDV_ERR_FORMAT = -5,        /* file or message content malformed */
+    RDV_ERR_CRYPTO = -6,        /* libsodium failed to initialise */
+    RDV_ERR_EXISTS = -7,        /* refusing to overwrite an existing file */
+    /* not authenticated to the server now: the message was not sent (fail fast) */
+    RDV_ERR_NOT_CONNECTED = -8,
+    /* call not valid in this state (e.g. rdv_client_start twice, process() on a started
+     * client) */
+    RDV_ERR_STATE = -9,
+    RDV_ERR_BUSY = -10,         /* called re-entrantly (process() from a callback) */
+    /* connect or authentication timed out, or the server stopped answering */
+    RDV_ERR_TIMEOUT = -11,
+    /* could not connect: DNS, TCP, TLS or WebSocket upgrade failed, or the connection dropped */
+    RDV_ERR_CONNECT = -12,
+    /* the server refused our hello, or its welcome did not match our identity */
+    RDV_ERR_AUTH = -13,
+    /* another connection authenticated with this identity; the client stops (FAILED) */
+    RDV_ERR_REPLACED = -14,
+    /* received message: signature does not verify with its fromNodeID */
+    RDV_ERR_BAD_SIGNATURE = -15,
+    RDV_ERR_STALE = -16,        /* received message: timestamp outside the freshness window */
+    /* received message: a replayed copy of one already accepted; dropped */
+    RDV_ERR_DUPLICATE = -17,
+    RDV_ERR_MISROUTED = -18,    /* received message: toNodeID is not us, or fromNodeID is us */
+    /* the server sent something malformed or unexpected (PROTOCOL.md violation) */
+    RDV_ERR_PROTOCOL = -19,
+    /* the server reported an error not mapped below (server_code tells which) */
+    RDV_ERR_SERVER = -20,
+    /* the recipient is offline and the message expired or could not wait */
+    RDV_ERR_PEER_OFFLINE = -21,
+    RDV_ERR_PEER_QUEUE_FULL = -22, /* the recipient's offline queue on the server is full */
+    RDV_ERR_RATE_LIMITED = -23, /* the server dropped a message: over the message rate */
+    RDV_ERR_LIMIT = -24,        /* a server limit (watches, relay sessions) was exceeded */
+    RDV_ERR_TOO_LARGE = -25,    /* message larger than the server's maxMessageBytes */
+    RDV_ERR_BACKLOG = -26,      /* the client's bounded send queue is full */
+    RDV_ERR_NOT_SUPPORTED = -27, /* feature not available (yet) */
+    /* received relay data failed end-to-end authentication (tampered, wrong key or session);
+     * dropped */
+    RDV_ERR_DECRYPT = -28,
+    /* no such session here (never opened, not yet open, or closed) */
+    RDV_ERR_NO_SESSION = -29,
+    /* no such file, or its directory does not exist (identity load / save) */
+    RDV_ERR_NOT_FOUND = -30,
+    RDV_ERR_BAD_URL = -31,      /* the server URL is not ws://HOST[:PORT][/PATH] or wss://... */
+} rdv_err;
 
-/* Error codes: 0 is success, failures are negative. */
-#define RDV_ERR_INVALID (-1)     /* invalid argument */
-#define RDV_ERR_NOMEM (-2)       /* allocation failed */
-#define RDV_ERR_IO (-3)          /* file or socket error (errno kept) */
-#define RDV_ERR_PERM (-4)        /* key file readable by others: refused */
-#define RDV_ERR_FORMAT (-5)      /* file or message content malformed */
-#define RDV_ERR_CRYPTO (-6)      /* libsodium failed to initialise */
-#define RDV_ERR_EXISTS (-7)      /* refusing to overwrite an existing file */
-#define RDV_ERR_NOT_CONNECTED (-8) /* not authenticated to the server now:
-                                    * the message was not sent (fail fast) */
-#define RDV_ERR_STATE (-9)       /* call not valid in this state (e.g.
-                                  * rdv_client_start twice, process() on a
-                                  * started client) */
-#define RDV_ERR_BUSY (-10)       /* called re-entrantly (process() from a
-                                  * callback) */
-#define RDV_ERR_TIMEOUT (-11)    /* connect or authentication timed out,
-                                  * or the server stopped answering */
-#define RDV_ERR_CONNECT (-12)    /* could not connect: DNS, TCP, TLS or
-                                  * WebSocket upgrade failed, or the
-                                  * connection dropped */
-#define RDV_ERR_AUTH (-13)       /* the server refused our hello, or its
-                                  * welcome did not match our identity */
-#define RDV_ERR_REPLACED (-14)   /* another connection authenticated with
-                                  * this identity; the client stops (FAILED) */
-#define RDV_ERR_BAD_SIGNATURE (-15) /* received message: signature does not
-                                     * verify with its fromNodeID */
-#define RDV_ERR_STALE (-16)      /* received message: timestamp outside the
-                                  * freshness window */
-#define RDV_ERR_DUPLICATE (-17)  /* received message: a replayed copy of one
-                                  * already accepted; dropped */
-#define RDV_ERR_MISROUTED (-18)  /* received message: toNodeID is not us, or
-                                  * fromNodeID is us */
-#define RDV_ERR_PROTOCOL (-19)   /* the server sent something malformed or
-                                  * unexpected (PROTOCOL.md violation) */
-#define RDV_ERR_SERVER (-20)     /* the server reported an error not mapped
-                                  * below (server_code tells which) */
-#define RDV_ERR_PEER_OFFLINE (-21) /* the recipient is offline and the
-                                    * message expired or could not wait */
-#define RDV_ERR_PEER_QUEUE_FULL (-22) /* the recipient's offline queue on
-                                       * the server is full */
-#define RDV_ERR_RATE_LIMITED (-23) /* the server dropped a message: over the
-                                    * message rate */
-#define RDV_ERR_LIMIT (-24)      /* a server limit (watches, relay sessions)
-                                  * was exceeded */
-#define RDV_ERR_TOO_LARGE (-25)  /* message larger than the server's
-                                  * maxMessageBytes */
-#define RDV_ERR_BACKLOG (-26)    /* the client's bounded send queue is full */
-#define RDV_ERR_NOT_SUPPORTED (-27) /* feature not available (yet) */
-#define RDV_ERR_DECRYPT (-28)    /* received relay data failed end-to-end
-                                  * authentication (tampered, wrong key or
-                                  * session); dropped */
-#define RDV_ERR_NO_SESSION (-29) /* no such relay session here (never
-                                  * opened, not yet open, or closed) */
-#define RDV_ERR_NOT_FOUND (-30)  /* no such file, or its directory does not
-                                  * exist (identity load / save) */
-#define RDV_ERR_BAD_URL (-31)    /* the server URL is not
-                                  * ws://HOST[:PORT][/PATH] or wss://... */
-
-/* Returns a static, human-readable description of an RDV_ERR_* code. */
+/* Returns a static, human-readable description of an rdv_err code. */
 RDV_API const char *rdv_strerror(int err);
+
+/* The library's version (RDV_VERSION_STRING of the build that made it). */
+RDV_API const char *rdv_version(void);
+
+/* Log messages of the library and of libwebsockets under it. */
+typedef enum rdv_log_level {
+    RDV_LOG_ERROR = 0,
+    RDV_LOG_WARN,
+    RDV_LOG_INFO,
+    RDV_LOG_DEBUG
+} rdv_log_level;
+
+/* "error", "warn", "info", "debug". */
+RDV_API const char *rdv_log_level_name(rdv_log_level level);
+
+/* A log message: one line, no trailing newline; valid during the call. */
+typedef void (*rdv_cb_log)(rdv_log_level level, const char *message, void *user_ptr);
+
+/* Sends the library's log messages up to `max_level` to `cb` (NULL: back
+ * to the default, which prints to stderr only when the environment has
+ * RDV_DEBUG=1, every level). Process-wide, like libwebsockets' log it
+ * includes; safe from any thread. The callback may run on any client's
+ * service thread, must not block for long and must not call
+ * rdv_log_set_handler(); once this returns the previous callback is no
+ * longer called. */
+RDV_API void rdv_log_set_handler(rdv_log_level max_level, rdv_cb_log cb, void *user_ptr);
 
 /* Sizes of an identity and of the strings of the protocol. */
 #define RDV_PUBLIC_KEY_BYTES 32
@@ -135,6 +170,15 @@ RDV_API const char *rdv_strerror(int err);
 #define RDV_KEY_HEX_LEN 64       /* wgPublicKey / e2eKey hex, without NUL */
 #define RDV_REQUEST_ID_LEN 64    /* longest requestID, without NUL */
 #define RDV_MAX_IDS_PER_CALL 64  /* node IDs per lookup()/watch() call */
+#define RDV_CANDIDATE_TYPE_LEN 15 /* "serverReflexive", without the NUL */
+#define RDV_FOUNDATION_LEN 32    /* ICE foundation (RFC 8445 5.1.1.3) */
+#define RDV_MSG_TYPE_LEN 15      /* a message type ("iceCandidate") */
+#define RDV_SERVER_NAME_LEN 253  /* a DNS name */
+#define RDV_URL_LEN 255          /* a server URL as reported (cut to fit) */
+#define RDV_ENDPOINT_LEN (RDV_IP_LEN + 8) /* "[ip]:port" / "ip:port" */
+#define RDV_NAT_METHOD_LEN 159   /* how the NAT type was found */
+#define RDV_ERROR_TEXT_LEN 399   /* the explanation of a connection error */
+#define RDV_SESSION_ERROR_TEXT_LEN 127 /* a session's last error */
 
 /* An Ed25519 identity. Wipe it with rdv_identity_wipe() when done. */
 typedef struct rdv_identity {
@@ -229,9 +273,9 @@ typedef struct rdv_connection_info {
 typedef struct rdv_candidate {
     char ip[RDV_IP_LEN + 1];
     uint16_t port;               /* 1 ... 65535 */
-    char type[16];
+    char type[RDV_CANDIDATE_TYPE_LEN + 1];
     uint32_t priority;
-    char foundation[33];
+    char foundation[RDV_FOUNDATION_LEN + 1];
     char related_ip[RDV_IP_LEN + 1];
     uint16_t related_port;
 } rdv_candidate;
@@ -272,7 +316,7 @@ typedef struct rdv_peer {
 typedef struct rdv_queued {
     char session_id[RDV_SESSION_ID_LEN + 1];
     char to_node_id[RDV_NODE_ID_LEN + 1];
-    char type[16];               /* "offer", "answer", "iceCandidate" */
+    char type[RDV_MSG_TYPE_LEN + 1]; /* "offer", "answer", "iceCandidate" */
     int64_t expires_at;          /* ms since epoch (server clock) */
 } rdv_queued;
 
@@ -324,7 +368,7 @@ typedef struct rdv_limits {
 typedef struct rdv_client_info {
     rdv_state state;
     char node_id[RDV_NODE_ID_LEN + 1];
-    char server_name[254];
+    char server_name[RDV_SERVER_NAME_LEN + 1];
     char observed_ip[RDV_IP_LEN + 1];
     uint16_t observed_port;
     int64_t server_time_offset_ms; /* server clock - local clock */
@@ -332,12 +376,24 @@ typedef struct rdv_client_info {
     unsigned connects;             /* welcomes received so far */
     unsigned reconnect_attempt;    /* failed attempts since the last welcome */
     int last_error;                /* last RDV_ERR_* of the connection, 0 */
-    char last_error_text[400];     /* what cb_error said about it: names the
+    char last_error_text[RDV_ERROR_TEXT_LEN + 1]; /* what cb_error said about it: names the
                                     * URL, the cause and the fix (e.g. "the
                                     * server ... refused the WebSocket
                                     * upgrade at path /x (HTTP 404): the
                                     * rendezvous endpoint is /v1"); "" */
 } rdv_client_info;
+
+/* The path that carries a session's datagrams (cb_path,
+ * rdv_session_get_info) and the latest one any session got
+ * (rdv_network_status). */
+typedef enum rdv_path {
+    RDV_PATH_UNKNOWN = 0,        /* none (yet, or between two paths) */
+    RDV_PATH_DIRECT,             /* a direct UDP path (hole punching) */
+    RDV_PATH_RELAYED             /* through the server's relay */
+} rdv_path;
+
+/* "Unknown", "Direct", "Relayed". */
+RDV_API const char *rdv_path_name(rdv_path path);
 
 /* Callbacks. `user_ptr` is rdv_client_config.user_ptr. All are optional. */
 typedef void (*rdv_cb_state)(rdv_client *c, rdv_state state, void *user_ptr);
@@ -354,59 +410,59 @@ typedef void (*rdv_cb_queued)(rdv_client *c, const rdv_queued *q,
                               void *user_ptr);
 typedef void (*rdv_cb_error)(rdv_client *c, const rdv_error_info *err,
                              void *user_ptr);
-/* Relay of last resort (PROTOCOL.md 9): a relay session carries
- * datagrams between two nodes through the server, end-to-end encrypted
- * (README "Relay"). See rdv_relay_open() below.
+/* Sessions (see "Sessions" below): end-to-end encrypted datagrams
+ * between two nodes, on a direct path or through the server's relay.
  *
- * A node asked us for a relay session (a verified relayOpen carrying its
- * e2eKey). Answer with rdv_relay_accept() or rdv_relay_reject() - from the
- * callback or later (a request not answered within RDV_RELAY_ANSWER_MS is
- * rejected with reason "timeout"). Without cb_relay_request every request
+ * A node asked us for a session (a verified relayOpen, or an offer from
+ * rdv_session_connect(), carrying its e2eKey). Answer with
+ * rdv_session_accept() or rdv_session_reject() - from the callback or later
+ * (a request not answered within RDV_SESSION_ANSWER_MS is rejected with
+ * reason "timeout"). Without cb_session_request every request
  * is rejected ("no relay handler"). */
-typedef struct rdv_relay_request {
+typedef struct rdv_session_request {
     char session_id[RDV_SESSION_ID_LEN + 1];
     char from_node_id[RDV_NODE_ID_LEN + 1];
     int64_t timestamp;           /* sender's signing time, ms since epoch */
     int direct;                  /* 1: a direct-then-relay session asked for
-                                  * with rdv_connect() (an offer carrying
+                                  * with rdv_session_connect() (an offer carrying
                                   * e2eKey); 0: a plain relayOpen */
     rdv_nat_type peer_nat;       /* direct: the NAT type the peer reported */
-} rdv_relay_request;
-typedef void (*rdv_cb_relay_request)(rdv_client *c, const rdv_relay_request *req,
-                                     void *user_ptr);
-/* A session we opened with rdv_relay_open() is now open: the peer's
- * verified relayReady arrived and the keys are derived. */
-typedef void (*rdv_cb_relay_ready)(rdv_client *c, const char *session_id,
-                                   const char *peer_node_id, void *user_ptr);
+} rdv_session_request;
+typedef void (*rdv_cb_session_request)(rdv_client *c, const rdv_session_request *req,
+                                       void *user_ptr);
+/* A session we opened is now usable: the peer's verified relayReady
+ * arrived and the keys are derived (rdv_session_open()), or its first path
+ * is up (rdv_session_connect()). */
+typedef void (*rdv_cb_session_ready)(rdv_client *c, const char *session_id,
+                                     const char *peer_node_id, void *user_ptr);
 /* One datagram received on an open session, decrypted and authenticated
  * (replays and forgeries never get here: they go to cb_error with
  * RDV_ERR_DUPLICATE / RDV_ERR_DECRYPT). Not called for a session bound to
- * a UDP proxy (rdv_relay_proxy): its data goes to the proxy socket. */
-typedef void (*rdv_cb_relay_data)(rdv_client *c, const char *session_id,
-                                  const uint8_t *data, size_t len,
-                                  void *user_ptr);
-/* A session ended other than by our own rdv_relay_close() /
- * rdv_relay_reject(). `err` says why: 0 the peer closed or rejected it
+ * a UDP proxy (rdv_session_proxy): its data goes to the proxy socket. */
+typedef void (*rdv_cb_session_data)(rdv_client *c, const char *session_id,
+                                    const uint8_t *data, size_t len, void *user_ptr);
+/* A session ended other than by our own rdv_session_close() /
+ * rdv_session_reject(). `err` says why: 0 the peer closed or rejected it
  * deliberately (reason = the peer's text, e.g. "closed_by_peer",
  * "rejected"); RDV_ERR_PEER_OFFLINE the peer is offline or disconnected;
  * RDV_ERR_CONNECT our connection to the server dropped or the server is
  * shutting down (the server ends every session of a connection);
- * RDV_ERR_TIMEOUT no relayReady within RDV_RELAY_OPEN_TIMEOUT_MS, an
+ * RDV_ERR_TIMEOUT no relayReady within RDV_SESSION_OPEN_TIMEOUT_MS, an
  * unanswered request expired, or the server's idle timeout; RDV_ERR_LIMIT
  * session limit or quota; RDV_ERR_REPLACED our identity connected
  * elsewhere; RDV_ERR_PROTOCOL the peer sent no usable e2eKey; another
  * RDV_ERR_* for a server error about the session. `reason` is never
  * NULL. The session ID is no longer valid after this call. */
-typedef void (*rdv_cb_relay_closed)(rdv_client *c, const char *session_id,
-                                    int err, const char *reason, void *user_ptr);
-/* The path of a session made with rdv_connect() changed: the first usable
+typedef void (*rdv_cb_session_closed)(rdv_client *c, const char *session_id, int err,
+                                      const char *reason, void *user_ptr);
+/* The path of a session made with rdv_session_connect() changed: the first usable
  * path (DIRECT or RELAYED), an upgrade from RELAYED to DIRECT, a fallback
  * from DIRECT to RELAYED when the direct path stopped answering, or
  * UNKNOWN while the session has no path for a moment (e.g. between a lost
  * direct path and the relay leg the opener reopens). `elapsed_ms` is the
- * time since rdv_connect() / rdv_relay_accept(). */
+ * time since rdv_session_connect() / rdv_session_accept(). */
 typedef void (*rdv_cb_path)(rdv_client *c, const char *session_id,
-                            const char *peer_node_id, int path /* rdv_traversal */,
+                            const char *peer_node_id, rdv_path path,
                             int64_t elapsed_ms, void *user_ptr);
 
 /* Reconnect policy: after a drop, wait
@@ -472,13 +528,13 @@ typedef struct rdv_client_config {
      * RDV_ERR_TIMEOUT, RDV_ERR_AUTH...); and messages accepted by a send
      * call but dropped unsent by a disconnect (RDV_ERR_NOT_CONNECTED). */
     rdv_cb_error cb_error;
-    rdv_cb_relay_request cb_relay_request; /* a peer asks for a relay */
-    rdv_cb_relay_ready cb_relay_ready;     /* our rdv_relay_open() is open */
-    rdv_cb_relay_data cb_relay_data;       /* decrypted relay datagram */
-    rdv_cb_relay_closed cb_relay_closed;   /* a session ended */
-    rdv_cb_path cb_path;                   /* rdv_connect() path changes */
+    rdv_cb_session_request cb_session_request; /* a peer asks for a relay */
+    rdv_cb_session_ready cb_session_ready;     /* our rdv_session_open() is open */
+    rdv_cb_session_data cb_session_data;       /* decrypted relay datagram */
+    rdv_cb_session_closed cb_session_closed;   /* a session ended */
+    rdv_cb_path cb_path;                   /* rdv_session_connect() path changes */
 
-    /* NAT traversal (rdv_connect(), README "Direct connections"). The
+    /* NAT traversal (rdv_session_connect(), README "Direct connections"). The
      * client owns one UDP socket per address family for STUN and for every
      * direct path. 0 / NULL in a field means its default. */
     /* STUN servers as "host:port" or "[IPv6]:port", tried in order (a
@@ -493,7 +549,7 @@ typedef struct rdv_client_config {
                                 * (RFC 8489 6.2.1; default 250) */
     uint16_t udp_port;         /* local UDP port for STUN and direct paths
                                 * (0 = any) */
-    int direct_disable;        /* 1: rdv_connect() goes straight to the relay */
+    int direct_disable;        /* 1: rdv_session_connect() goes straight to the relay */
     int direct_timeout_ms;     /* how long a direct attempt runs before the
                                 * relay takes over (default 2500) */
     int direct_keepalive_ms;   /* keepalive on a direct path: every
@@ -511,8 +567,9 @@ typedef struct rdv_client_config {
  * synchronously there). Returns 0 and the client in *out, or
  * RDV_ERR_INVALID (missing identity or one whose public key does not match
  * its secret key, out-of-range value), RDV_ERR_BAD_URL (server_url is not
- * ws://HOST[:PORT][/PATH] or wss://HOST[:PORT][/PATH]), RDV_ERR_NOMEM, RDV_ERR_CRYPTO, RDV_ERR_IO (no event fd, or the
- * tls_ca_file / system CA store of a wss:// URL cannot be loaded). */
+ * ws://HOST[:PORT][/PATH] or wss://HOST[:PORT][/PATH]), RDV_ERR_NOMEM,
+ * RDV_ERR_CRYPTO, RDV_ERR_IO (no event fd, or the tls_ca_file / system CA
+ * store of a wss:// URL cannot be loaded). */
 RDV_API int rdv_client_create(const rdv_client_config *config,
                               rdv_client **out) RDV_MUST_CHECK;
 
@@ -531,7 +588,7 @@ RDV_API int rdv_client_start(rdv_client *c) RDV_MUST_CHECK;
 
 /* Embedded mode: the file descriptor to poll for POLLIN. It is an epoll
  * descriptor that becomes readable when the WebSocket needs service, a
- * relay proxy socket (rdv_relay_proxy) received a datagram, or an API call
+ * relay proxy socket (rdv_session_proxy) received a datagram, or an API call
  * from any thread queued work. It is owned by the client (do not
  * close it) and stays the same for the client's life. */
 RDV_API int rdv_client_fd(const rdv_client *c);
@@ -618,19 +675,21 @@ RDV_API size_t rdv_client_watch_count(rdv_client *c);
 
 /* Number of messages (text and relay frames) queued and not yet handed to
  * the socket. A program that wants its last messages delivered (e.g. data
- * then rdv_relay_close()) waits for 0 before rdv_client_destroy(). */
+ * then rdv_session_close()) waits for 0 before rdv_client_destroy(). */
 RDV_API size_t rdv_client_pending(rdv_client *c);
 
 /* ------------------------------------------------------------------------
- * Relay of last resort (PROTOCOL.md 9), end-to-end encrypted
+ * Sessions, end-to-end encrypted: the relay of last resort (PROTOCOL.md 9)
+ * and direct paths (below)
  *
- * A session joins two nodes through the server. The opener calls
- * rdv_relay_open(); the peer gets cb_relay_request and answers
- * rdv_relay_accept() (the session is open for it when that returns 0) or
- * rdv_relay_reject(); the opener then gets cb_relay_ready (or
- * cb_relay_closed). Both sides exchange datagrams with rdv_relay_send()
- * and cb_relay_data, and end with rdv_relay_close() (the peer gets
- * cb_relay_closed).
+ * rdv_session_open() joins two nodes through the server's relay;
+ * rdv_session_connect() (next section) tries a direct path first. The
+ * opener calls one; the peer gets cb_session_request and answers
+ * rdv_session_accept() (the session is open for it when that returns 0) or
+ * rdv_session_reject(); the opener then gets cb_session_ready (or
+ * cb_session_closed). Both sides exchange datagrams with rdv_session_send()
+ * and cb_session_data, and end with rdv_session_close() (the peer gets
+ * cb_session_closed).
  *
  * Every datagram is encrypted and authenticated between the two nodes:
  * ephemeral X25519 keys per session carried as `e2eKey` in the signed
@@ -641,7 +700,7 @@ RDV_API size_t rdv_client_pending(rdv_client *c);
  * slow receiver cannot take.
  *
  * Sessions exist per connection: when the connection to the server drops,
- * every session ends (cb_relay_closed with RDV_ERR_CONNECT); open new ones
+ * every session ends (cb_session_closed with RDV_ERR_CONNECT); open new ones
  * after reconnecting. All functions may be called from any thread and
  * from inside callbacks.
  * ---------------------------------------------------------------------- */
@@ -649,81 +708,81 @@ RDV_API size_t rdv_client_pending(rdv_client *c);
 #define RDV_RELAY_OVERHEAD 24          /* counter (8) + tag (16) per datagram */
 #define RDV_RELAY_DEFAULT_PAYLOAD 16384 /* maxRelayPayload when the server
                                          * does not announce one */
-#define RDV_RELAY_OPEN_TIMEOUT_MS 30000 /* opener waits this for relayReady */
-#define RDV_RELAY_ANSWER_MS 30000      /* an unanswered request is rejected */
-#define RDV_RELAY_MAX_SESSIONS 64      /* sessions (any state) per client */
+#define RDV_SESSION_OPEN_TIMEOUT_MS 30000 /* opener waits this for relayReady */
+#define RDV_SESSION_ANSWER_MS 30000      /* an unanswered request is rejected */
+#define RDV_MAX_SESSIONS 64      /* sessions (any state) per client */
 
 /* Opens a relay session to `peer_node_id`: makes an ephemeral key, signs
  * and sends relayOpen with it. The new session ID is written to
  * session_id_out before relayOpen is queued (a callback on the service
- * thread may name it before this returns); "" on failure. Returns 0, RDV_ERR_INVALID (bad node ID, ourselves),
- * RDV_ERR_NOT_CONNECTED, RDV_ERR_NOT_SUPPORTED (the server announced
+ * thread may name it before this returns); "" on failure. Returns 0,
+ * RDV_ERR_INVALID (bad node ID, ourselves), RDV_ERR_NOT_CONNECTED, RDV_ERR_NOT_SUPPORTED (the server announced
  * maxRelaySessions 0: its relay is off), RDV_ERR_LIMIT
- * (RDV_RELAY_MAX_SESSIONS, or the server's maxRelaySessions counted
+ * (RDV_MAX_SESSIONS, or the server's maxRelaySessions counted
  * locally: our open and opening sessions), RDV_ERR_BACKLOG,
  * RDV_ERR_NOMEM, RDV_ERR_CRYPTO. Delivery problems (peer offline, server
- * limits) arrive as cb_relay_closed. */
-RDV_API int rdv_relay_open(rdv_client *c, const char *peer_node_id,
+ * limits) arrive as cb_session_closed. */
+RDV_API int rdv_session_open(rdv_client *c, const char *peer_node_id,
                            char session_id_out[RDV_SESSION_ID_LEN + 1])
     RDV_MUST_CHECK;
 
-/* Accepts a pending request (cb_relay_request): makes our ephemeral key,
+/* Accepts a pending request (cb_session_request): makes our ephemeral key,
  * derives the session keys, signs and sends relayReady. The session is
- * open when this returns 0: rdv_relay_send() works at once (no
- * cb_relay_ready on this side). For a direct-capable request (req->direct)
+ * open when this returns 0: rdv_session_send() works at once (no
+ * cb_session_ready on this side). For a direct-capable request (req->direct)
  * it sends the answer and our candidates instead, and the session has no
- * path until cb_path reports one (rdv_relay_send() returns RDV_ERR_STATE
+ * path until cb_path reports one (rdv_session_send() returns RDV_ERR_STATE
  * until then). Returns 0, RDV_ERR_NO_SESSION (no such
  * pending request: answered, expired or closed by the peer),
  * RDV_ERR_NOT_CONNECTED, RDV_ERR_BACKLOG, RDV_ERR_CRYPTO (the peer's key
  * is unusable; the request is rejected). */
-RDV_API int rdv_relay_accept(rdv_client *c, const char *session_id) RDV_MUST_CHECK;
+RDV_API int rdv_session_accept(rdv_client *c, const char *session_id) RDV_MUST_CHECK;
 
 /* Rejects a pending request: sends relayClose with `reason` (NULL:
  * "rejected"; at most 512 characters) and forgets it. A direct-capable
  * request (req->direct) is declined with an answer without e2eKey instead
  * (the reason is not carried; the opener sees "rejected"). Returns 0,
  * RDV_ERR_NO_SESSION, RDV_ERR_INVALID (reason too long). */
-RDV_API int rdv_relay_reject(rdv_client *c, const char *session_id,
+RDV_API int rdv_session_reject(rdv_client *c, const char *session_id,
                              const char *reason);
 
 /* Encrypts buf[0..len) and sends it on an open session as one binary
- * relayData frame (PROTOCOL.md 9.3), or, for an rdv_connect() session, on
+ * relayData frame (PROTOCOL.md 9.3), or, for an rdv_session_connect() session, on
  * its current path. len may be 0. Returns 0, RDV_ERR_NO_SESSION (unknown
- * or not open yet), RDV_ERR_STATE (an rdv_connect() session before its
- * first path), RDV_ERR_TOO_LARGE (len > rdv_relay_max_payload()),
+ * or not open yet), RDV_ERR_STATE (an rdv_session_connect() session before its
+ * first path), RDV_ERR_TOO_LARGE (len > rdv_client_max_payload()),
  * RDV_ERR_NOT_CONNECTED, RDV_ERR_BACKLOG (the send queue is full: the
  * datagram was not sent; drop it or retry after the queue drained),
  * RDV_ERR_LIMIT (2^64 datagrams sent: close and reopen), RDV_ERR_NOMEM.
- * An rdv_connect() session between two paths (cb_path reported
- * RDV_TRAVERSAL_UNKNOWN after a first path) holds what is sent, up to
+ * An rdv_session_connect() session between two paths (cb_path reported
+ * RDV_PATH_UNKNOWN after a first path) holds what is sent, up to
  * RDV_PATH_GAP_MAX_DATAGRAMS datagrams and RDV_PATH_GAP_MAX_BYTES bytes
  * (beyond: RDV_ERR_BACKLOG), and sends it in order on the next path; held
  * datagrams of a session that ends are dropped. */
-RDV_API int rdv_relay_send(rdv_client *c, const char *session_id,
+RDV_API int rdv_session_send(rdv_client *c, const char *session_id,
                            const void *buf, size_t len) RDV_MUST_CHECK;
 
 /* Ends a session in any state (open, opening, or a request not yet
  * answered = a reject): sends relayClose with reason "closed_by_peer" (the
- * protocol's name, PROTOCOL.md 9.3; the peer's cb_relay_closed gets err 0
+ * protocol's name, PROTOCOL.md 9.3; the peer's cb_session_closed gets err 0
  * and that reason, on a relay or a direct path alike), wipes the keys,
- * closes its UDP proxy. No cb_relay_closed for it. Returns 0 or
+ * closes its UDP proxy. No cb_session_closed for it. Returns 0 or
  * RDV_ERR_NO_SESSION. */
-RDV_API int rdv_relay_close(rdv_client *c, const char *session_id);
+RDV_API int rdv_session_close(rdv_client *c, const char *session_id);
 
-/* Largest datagram rdv_relay_send() takes: the server's maxRelayPayload
+/* Largest datagram rdv_session_send() takes: the server's maxRelayPayload
  * (RDV_RELAY_DEFAULT_PAYLOAD before the first welcome or when not
  * announced) minus RDV_RELAY_OVERHEAD. */
-RDV_API size_t rdv_relay_max_payload(rdv_client *c);
+RDV_API size_t rdv_client_max_payload(rdv_client *c);
 
-/* Number of relay sessions that are open now. */
-RDV_API unsigned rdv_relay_count(rdv_client *c);
+/* Number of sessions that are open now. */
+RDV_API unsigned rdv_client_session_count(rdv_client *c);
 
-/* UDP proxy on a relay session: binds a UDP socket to `listen_addr`
+/* UDP proxy on a session: binds a UDP socket to `listen_addr`
  * ("127.0.0.1:PORT" or "[::1]:PORT"; port 0 picks one, written to
  * *port_out when not NULL) and ties it to the OPEN session `session_id`:
  * every datagram received on the socket is sent to the peer through the
- * relay (encrypted; datagrams over rdv_relay_max_payload() or meeting a
+ * relay (encrypted; datagrams over rdv_client_max_payload() or meeting a
  * full queue are dropped and counted), and every datagram received from
  * the peer is written to the address of the last local sender - or, until
  * something was received, to `forward_addr` (NULL: none; data arriving
@@ -731,20 +790,20 @@ RDV_API unsigned rdv_relay_count(rdv_client *c);
  * application) uses the relay unchanged: point its peer endpoint at the
  * listen address, or give its own port as forward_addr on the side that
  * does not send first. The socket is serviced by the client's loop (it is
- * part of rdv_client_fd()) and closed when the session ends; cb_relay_data
+ * part of rdv_client_fd()) and closed when the session ends; cb_session_data
  * is not called for this session. Bind to loopback: any local process
  * that can send to the socket can send into the relay. Returns 0,
  * RDV_ERR_NO_SESSION, RDV_ERR_INVALID (bad address), RDV_ERR_STATE (the
  * session already has a proxy), RDV_ERR_IO (socket/bind failed, errno
  * kept). */
-RDV_API int rdv_relay_proxy(rdv_client *c, const char *session_id,
+RDV_API int rdv_session_proxy(rdv_client *c, const char *session_id,
                             const char *listen_addr, const char *forward_addr,
                             uint16_t *port_out) RDV_MUST_CHECK;
 
 /* ------------------------------------------------------------------------
  * Direct connections: NAT traversal with the relay as fallback
  *
- * rdv_connect() opens a session like rdv_relay_open(), but first tries a
+ * rdv_session_connect() opens a session like rdv_session_open(), but first tries a
  * direct UDP path: it sends a signed offer carrying our candidates' summary
  * and an ephemeral e2eKey, trickles our candidates (host, server-reflexive
  * from STUN, relayed) as iceCandidate, and both sides punch with
@@ -754,18 +813,19 @@ RDV_API int rdv_relay_proxy(rdv_client *c, const char *session_id,
  * takes over; when a side is symmetric the relay is used at once, and once
  * it carries the session probing starts (including many-port probing
  * between a symmetric and a cone NAT) and upgrades the session to the
- * direct path when one opens; both symmetric: relay only. A direct path is kept alive and falls back to the
- * relay when it stops answering. The application sees one session:
- * rdv_relay_send(), cb_relay_data, rdv_relay_proxy() and rdv_relay_close()
+ * direct path when one opens; both symmetric: relay only. A direct path
+ * is kept alive and falls back to the relay when it stops answering. The
+ * application sees one session: rdv_session_send(), cb_session_data,
+ * rdv_session_proxy() and rdv_session_close()
  * work the same on either path, with the same end-to-end encryption.
  *
- * The peer gets cb_relay_request with req->direct = 1 and answers with
- * rdv_relay_accept() / rdv_relay_reject() as for a relay request (a
- * rejection reaches the opener as cb_relay_closed(0, "rejected")). The
- * opener gets cb_relay_ready when the first path is usable; both sides get
+ * The peer gets cb_session_request with req->direct = 1 and answers with
+ * rdv_session_accept() / rdv_session_reject() as for a relay request (a
+ * rejection reaches the opener as cb_session_closed(0, "rejected")). The
+ * opener gets cb_session_ready when the first path is usable; both sides get
  * cb_path for every path change. Until the first path exists
- * rdv_relay_send() returns RDV_ERR_STATE; between two paths later it holds
- * the datagrams for the next one (see rdv_relay_send).
+ * rdv_session_send() returns RDV_ERR_STATE; between two paths later it holds
+ * the datagrams for the next one (see rdv_session_send).
  * ---------------------------------------------------------------------- */
 
 #define RDV_DEFAULT_STUN_PORT 3478
@@ -775,7 +835,7 @@ RDV_API int rdv_relay_proxy(rdv_client *c, const char *session_id,
 #define RDV_DEFAULT_SPRAY_PORTS 256
 #define RDV_DIRECT_OVERHEAD 41   /* kind (1) + session (16) + counter (8) +
                                   * tag (16) per direct datagram */
-/* Held per session while it is between two paths (see rdv_relay_send). */
+/* Held per session while it is between two paths (see rdv_session_send). */
 #define RDV_PATH_GAP_MAX_DATAGRAMS 256
 #define RDV_PATH_GAP_MAX_BYTES (256 * 1024)
 
@@ -783,27 +843,17 @@ RDV_API int rdv_relay_proxy(rdv_client *c, const char *session_id,
  * session ID is written to session_id_out before anything is queued.
  * Returns 0, RDV_ERR_INVALID, RDV_ERR_NOT_CONNECTED, RDV_ERR_LIMIT,
  * RDV_ERR_BACKLOG, RDV_ERR_NOMEM, RDV_ERR_CRYPTO. Failures after that
- * arrive as cb_relay_closed. */
-RDV_API int rdv_connect(rdv_client *c, const char *peer_node_id,
+ * arrive as cb_session_closed. */
+RDV_API int rdv_session_connect(rdv_client *c, const char *peer_node_id,
                         char session_id_out[RDV_SESSION_ID_LEN + 1]) RDV_MUST_CHECK;
-
-/* How the last peer-to-peer session reached its peer. */
-typedef enum rdv_traversal {
-    RDV_TRAVERSAL_UNKNOWN = 0,   /* no session yet */
-    RDV_TRAVERSAL_DIRECT,        /* a direct UDP path (hole punching) */
-    RDV_TRAVERSAL_RELAYED        /* through the server's relay */
-} rdv_traversal;
-
-/* "Unknown", "Direct", "Relayed". */
-RDV_API const char *rdv_traversal_name(rdv_traversal t);
 
 /* What `icnctl network status` shows, for this client (rdv network
  * status). NAT fields are filled once discovery finished
  * (nat_discovered); times not reached are -1. */
 typedef struct rdv_network_status {
     rdv_state state;
-    char relay_server[256];          /* the server URL (relay of last resort) */
-    char server_name[254];           /* as its challenge names it, "" before */
+    char relay_server[RDV_URL_LEN + 1]; /* the server URL (relay of last resort) */
+    char server_name[RDV_SERVER_NAME_LEN + 1]; /* as its challenge names it, "" before */
     char public_ip[RDV_IP_LEN + 1];  /* public endpoint: from STUN when
                                       * discovery answered, else the address
                                       * the server observed for our
@@ -813,8 +863,8 @@ typedef struct rdv_network_status {
     rdv_nat_type nat_type;           /* discovered (or config nat_type) */
     int nat_discovered;              /* discovery finished (even "unknown") */
     int no_nat;                      /* STUN saw our own address: no NAT */
-    char nat_method[160];            /* how the type was found */
-    char stun_server[RDV_IP_LEN + 9]; /* "ip:port" that answered, "" none */
+    char nat_method[RDV_NAT_METHOD_LEN + 1]; /* how the type was found */
+    char stun_server[RDV_ENDPOINT_LEN + 1]; /* "ip:port" that answered, "" none */
     int64_t nat_discovery_ms;        /* how long discovery took, -1 */
     uint64_t direct_sessions;        /* sessions that reached a direct path */
     int64_t last_connect_ms;         /* last session (relay or connect):
@@ -830,51 +880,51 @@ typedef struct rdv_network_status {
     uint64_t relay_tx_datagrams, relay_rx_datagrams;
     uint64_t relay_tx_bytes, relay_rx_bytes; /* plaintext bytes */
     uint64_t relay_dropped;          /* replayed, forged, too big, backlog */
-    rdv_traversal last_traversal;
+    rdv_path last_path;
     int last_direct_error;           /* RDV_ERR_*; 0 none (no direct path yet) */
-    char last_direct_error_text[128];
+    char last_direct_error_text[RDV_SESSION_ERROR_TEXT_LEN + 1];
     int last_relay_error;            /* RDV_ERR_* of the last failed or
                                       * abnormally ended session, 0 none */
-    char last_relay_error_text[128];
+    char last_relay_error_text[RDV_SESSION_ERROR_TEXT_LEN + 1];
 } rdv_network_status;
 
 /* Fills *st. Returns 0 or RDV_ERR_INVALID. */
-RDV_API int rdv_client_network_status(rdv_client *c, rdv_network_status *st);
+RDV_API int rdv_client_get_network_status(rdv_client *c, rdv_network_status *st);
 
 /* Tells the client that the host's network changed: an interface or an
  * address came or went, a Wi-Fi or VPN switch (e.g. on a netlink or
  * NetworkManager event). Soon after, on its own thread (or in the next
  * rdv_client_process()): NAT discovery runs again and our candidates are
- * gathered again; new ones go to the peers of open rdv_connect() sessions
+ * gathered again; new ones go to the peers of open rdv_session_connect() sessions
  * as iceCandidate (one session every 200 ms); direct paths are checked at
  * once and sessions without one probe on the fast schedule again. Without
  * this call the client finds changes by itself, more slowly (the mapping
  * is refreshed every 20 s, discovery runs every 5 min). Safe from any
  * thread and from callbacks. Returns 0 or RDV_ERR_INVALID. */
-RDV_API int rdv_network_changed(rdv_client *c);
+RDV_API int rdv_client_network_changed(rdv_client *c);
 
-/* One session's path, from rdv_session_info_get(). Times are ms since
- * rdv_connect() / rdv_relay_accept(); -1 when not reached. */
+/* One session's path, from rdv_session_get_info(). Times are ms since
+ * rdv_session_connect() / rdv_session_accept(); -1 when not reached. */
 typedef struct rdv_session_info {
     char peer_node_id[RDV_NODE_ID_LEN + 1];
-    int direct_capable;              /* made by rdv_connect() (or its offer) */
+    int direct_capable;              /* made by rdv_session_connect() (or its offer) */
     int open;                        /* keys agreed */
-    int path;                        /* rdv_traversal now (UNKNOWN: none yet) */
+    rdv_path path;                   /* now (UNKNOWN: none yet) */
     int64_t first_path_ms;           /* first usable path */
     int64_t relayed_ms;              /* relay path usable */
     int64_t direct_ms;               /* direct path confirmed */
     int upgraded;                    /* direct after the session was relayed */
     int via_spray;                   /* found by many-port probing */
     rdv_nat_type peer_nat;
-    char remote[RDV_IP_LEN + 9];     /* direct path "ip:port" / "[ip]:port" */
+    char remote[RDV_ENDPOINT_LEN + 1]; /* direct path "ip:port" / "[ip]:port" */
     uint64_t direct_tx_datagrams, direct_rx_datagrams;
     int last_direct_error;           /* RDV_ERR_*, 0 none */
-    char last_direct_error_text[128];
+    char last_direct_error_text[RDV_SESSION_ERROR_TEXT_LEN + 1];
 } rdv_session_info;
 
 /* Fills *out for session `session_id`. Returns 0, RDV_ERR_INVALID,
  * RDV_ERR_NO_SESSION. */
-RDV_API int rdv_session_info_get(rdv_client *c, const char *session_id,
+RDV_API int rdv_session_get_info(rdv_client *c, const char *session_id,
                                  rdv_session_info *out) RDV_MUST_CHECK;
 
 #ifdef __cplusplus

@@ -45,7 +45,7 @@ from matrix import Node, SANITIZER_MARKS  # noqa: E402
 
 NAT = "portRestricted"
 READY_TIMEOUT_MS = 15000
-FIRST_PATH_S = 15              # rdv_connect -> first path (nat_node waits 10 s)
+FIRST_PATH_S = 15              # rdv_session_connect -> first path (nat_node waits 10 s)
 PRE_BLOCK_MARGIN_MS = 1000     # a loss this long before the block is a loss
 POST_SWITCH_GRACE_MS = 2000    # in flight / the other side's switch
 BLOCK_TABLE = "natlab_block"

@@ -298,7 +298,7 @@ def check_cell(cell, a, res, rc_i, rc_r, err_i, err_r, up_wait):
         cell.fail("first path Direct at %s ms, want Relayed (the direct path was confirmed "
                   "before the relay leg; no Relayed cb_path on the initiator%s)" %
                   (res.get("first_ms"),
-                   ", though cb_relay_ready came" if any(
+                   ", though cb_session_ready came" if any(
                        ln.startswith('{"event":"relay_ready"') for ln in cell.out["init"][0])
                    else ""))
     elif res.get("first_path") != want:
@@ -358,8 +358,8 @@ def median(xs):
 def print_report(cells, types):
     w = 22
     log("")
-    log("NAT lab matrix: rows = initiator (rdv_connect), columns = responder (listener);")
-    log("D = Direct, R = Relayed, time since rdv_connect(); '!' = cell failed")
+    log("NAT lab matrix: rows = initiator (rdv_session_connect), columns = responder (listener);")
+    log("D = Direct, R = Relayed, time since rdv_session_connect(); '!' = cell failed")
     log("%-16s" % "" + "".join("%-*s" % (w, t) for t in types))
     by = {(c.init, c.resp): c for c in cells}
     for i in types:
