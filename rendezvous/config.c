@@ -52,11 +52,19 @@ typedef struct opt {
     const char *def;      /* default as text, for --help and the first pass */
     long long min, max;   /* K_INT range; K_STR: non-empty, longest */
     const char *help;
+    bool live;            /* LIVE: a SIGHUP applies a new value (reload.h) */
 } opt;
+
+/* The option's new value applies on SIGHUP (rdv_config_reload); the others
+ * need a restart. */
+#define LIVE true
 
 /* The field of rdv_config an option fills. */
 #define F(field) offsetof(rdv_config, field), sizeof(((rdv_config *)0)->field)
 
+/* A row leaves `live` out when the option needs a restart. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const opt options[] = {
     {"--config", "RENDEZVOUS_CONFIG", "FILE", K_STR, F(config_path), "", 0, 0,
      "read options from FILE, one 'name = value' per line (see above)"},
@@ -70,30 +78,31 @@ static const opt options[] = {
      "server name nodes sign in hello"},
     {"--verify-signatures", "RENDEZVOUS_VERIFY_SIGNATURES", "on|off", K_ONOFF,
      F(verify_signatures), "on", 0, 0,
-     "check Ed25519 signatures of routed messages (sender binding always checked)"},
+     "check Ed25519 signatures of routed messages (sender binding always checked)", LIVE},
     {"--auth-timeout", "RENDEZVOUS_AUTH_TIMEOUT", "MS", K_INT, F(auth_timeout_ms), "10000", 1,
-     3600000, "time allowed between connect and a valid hello"},
+     3600000, "time allowed between connect and a valid hello", LIVE},
     {"--offline-ttl", "RENDEZVOUS_OFFLINE_TTL", "MS", K_INT, F(offline_ttl_ms), "60000", 1, 90000,
      "how long a message waits for an offline node (max 90000)"},
     {"--offline-queue-max", "RENDEZVOUS_OFFLINE_QUEUE_MAX", "N", K_INT, F(offline_queue_max),
-     "64", 0, 1000000, "messages waiting per offline node"},
+     "64", 0, 1000000, "messages waiting per offline node", LIVE},
     {"--max-message-bytes", "RENDEZVOUS_MAX_MESSAGE_BYTES", "N", K_INT, F(max_message_bytes),
      "65536", 512, 16777216, "largest message; larger closes the connection"},
     {"--rate", "RENDEZVOUS_RATE", "N", K_INT, F(rate), "50", 1, 1000000,
-     "messages per second per node (token bucket)"},
-    {"--burst", "RENDEZVOUS_BURST", "N", K_INT, F(burst), "100", 1, 1000000, "token bucket size"},
+     "messages per second per node (token bucket)", LIVE},
+    {"--burst", "RENDEZVOUS_BURST", "N", K_INT, F(burst), "100", 1, 1000000, "token bucket size",
+     LIVE},
     {"--max-connections", "RENDEZVOUS_MAX_CONNECTIONS", "N", K_INT, F(max_connections), "0", 0,
-     100000000, "total connections; 0 = as many as the fd limit allows"},
+     100000000, "total connections; 0 = as many as the fd limit allows", LIVE},
     {"--max-connections-per-ip", "RENDEZVOUS_MAX_CONNECTIONS_PER_IP", "N", K_INT,
      F(max_connections_per_ip), "1024", 0, 100000000,
-     "connections from one source address (0 = no cap)"},
+     "connections from one source address (0 = no cap)", LIVE},
     {"--max-handshakes-per-ip", "RENDEZVOUS_MAX_HANDSHAKES_PER_IP", "N", K_INT,
      F(max_handshakes_per_ip), "32", 0, 100000000,
-     "connections from one source address still in the HTTP upgrade (0 = no cap)"},
+     "connections from one source address still in the HTTP upgrade (0 = no cap)", LIVE},
     {"--handshake-timeout", "RENDEZVOUS_HANDSHAKE_TIMEOUT", "MS", K_INT, F(handshake_timeout_ms),
      "5000", 1000, 60000, "time allowed for the HTTP upgrade request (whole seconds, rounded up)"},
     {"--max-watches", "RENDEZVOUS_MAX_WATCHES", "N", K_INT, F(max_watches), "1024", 0, 1000000,
-     "node IDs one node may watch"},
+     "node IDs one node may watch", LIVE},
     {"--ping-interval", "RENDEZVOUS_PING_INTERVAL", "MS", K_INT, F(ping_interval_ms), "20000",
      1000, 65535000, "WebSocket ping interval"},
     {"--idle-timeout", "RENDEZVOUS_IDLE_TIMEOUT", "MS", K_INT, F(idle_timeout_ms), "60000", 1000,
@@ -132,7 +141,7 @@ static const opt options[] = {
     {"--drain-window", "RENDEZVOUS_DRAIN_WINDOW", "MS", K_INT, F(drain_window_ms), "0", 0,
      3600000,
      "on SIGTERM, close the nodes in batches over this long so they reconnect to other "
-     "instances spread out (0 = all at once)"},
+     "instances spread out (0 = all at once)", LIVE},
     {"--redis", "RENDEZVOUS_REDIS", "URL", K_STR, F(redis_url), "", 0, 0,
      "join the cluster sharing this Redis (redis://HOST:PORT[/DB] or unix:///PATH; password "
      "from RENDEZVOUS_REDIS_PASSWORD)"},
@@ -143,6 +152,7 @@ static const opt options[] = {
     {"--log-json", "RENDEZVOUS_LOG_JSON", NULL, K_FLAG, F(log.json), "off", 0, 0,
      "one JSON object per log line (RENDEZVOUS_LOG_JSON=1)"},
 };
+#pragma GCC diagnostic pop
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
 /* Parses an on|off value (also 1/0, true/false) into *out; false (with a
@@ -300,6 +310,11 @@ static void print_help(void)
            "Blank lines are ignored, and '#' starts a comment at the start of a line\n"
            "or after a space. An unknown name, a bad value or a name given twice\n"
            "stops the server at start (exit status 2) with FILE:LINE and the reason.\n\n"
+           "Reload:\n"
+           "SIGHUP re-reads the --config file (flags and the environment still win)\n"
+           "and applies the options marked 'reloaded on SIGHUP' below; the others\n"
+           "need a restart (a changed one is logged). A file that has become\n"
+           "invalid changes nothing: the server logs why and keeps running.\n\n"
            "Options:\n",
            RDV_WS_SUBPROTOCOL, RDV_WS_PATH);
     for (size_t i = 0; i < N_OPTIONS; i++) {
@@ -307,8 +322,8 @@ static void print_help(void)
         char lhs[64];
         snprintf(lhs, sizeof lhs, "%s%s%s", o->flag, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
-        printf("  %-32s %s\n  %-32s   env %s, default %s\n", lhs, o->help, "", o->env,
-               *o->def ? o->def : "none");
+        printf("  %-32s %s%s\n  %-32s   env %s, default %s\n", lhs, o->help,
+               o->live ? " (reloaded on SIGHUP)" : "", "", o->env, *o->def ? o->def : "none");
     }
     printf("  %-32s %s\n  %-32s %s\n", "-h, --help", "print this help and exit", "--version",
            "print the version and exit");
@@ -524,4 +539,40 @@ rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
     if (cfg->relay_max_payload > fit)
         cfg->relay_max_payload = fit;
     return RDV_CONFIG_RUN;
+}
+
+int rdv_config_reload(rdv_config *live, int argc, char **argv, char *restart, size_t restartlen,
+                      char *err, size_t errlen)
+{
+    if (restartlen)
+        restart[0] = '\0';
+    rdv_config *fresh = malloc(sizeof *fresh);
+    if (!fresh) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (rdv_config_load(fresh, argc, argv) != RDV_CONFIG_RUN) {
+        free(fresh);
+        snprintf(err, errlen, "%.900s is invalid (the line above says why)",
+                 live->config_path[0] ? live->config_path : "the configuration");
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt *o = &options[i];
+        char *dst = (char *)live + o->off;
+        const char *src = (const char *)fresh + o->off;
+        if (!memcmp(dst, src, o->size))
+            continue;
+        if (o->live) {
+            memcpy(dst, src, o->size);
+        } else if (n + 1 < restartlen) {
+            int w = snprintf(restart + n, restartlen - n, "%s%s", n ? ", " : "", o->flag + 2);
+            n += w > 0 ? (size_t)w : 0;
+            if (n >= restartlen)
+                n = restartlen - 1;
+        }
+    }
+    free(fresh);
+    return 0;
 }

@@ -70,4 +70,14 @@ typedef enum rdv_config_result {
  * variable and the accepted values) to stderr. */
 rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv);
 
+/* SIGHUP (reload.h): loads the configuration again from the same argv
+ * (the environment and the --config file as they are now) and copies the
+ * options --help marks "reloaded on SIGHUP" into *live. The names of other
+ * options whose value changed (they need a restart) go to restart, comma
+ * separated ("" for none). Returns 0, or -1 with *live untouched and a
+ * reason in err when the configuration is now invalid (the details went
+ * to stderr, as at start). */
+int rdv_config_reload(rdv_config *live, int argc, char **argv, char *restart, size_t restartlen,
+                      char *err, size_t errlen);
+
 #endif

@@ -130,6 +130,19 @@ static void build_stun_metrics(rdv_server *srv, tbuf *b)
     tb_printf(b, "rendezvous_stun_dropped_total %llu\n", (unsigned long long)dropped);
 }
 
+/* SIGHUP reloads (reload.h). */
+static void build_reload_metrics(const rdv_reload *r, tbuf *b)
+{
+    metric(b, "rendezvous_reloads_total", "counter", "Reloads run (SIGHUP).");
+    tb_printf(b, "rendezvous_reloads_total %llu\n", (unsigned long long)r->reloads);
+    metric(b, "rendezvous_reload_failures_total", "counter",
+           "Reloads in which a hook failed and kept its previous state.");
+    tb_printf(b, "rendezvous_reload_failures_total %llu\n", (unsigned long long)r->failures);
+    metric(b, "rendezvous_reload_last_success", "gauge",
+           "1 when every hook of the last reload applied (or there was none yet).");
+    tb_printf(b, "rendezvous_reload_last_success %d\n", r->last_ok ? 1 : 0);
+}
+
 static void build_metrics(rdv_server *srv, tbuf *b)
 {
     const rdv_metrics *m = &srv->m;
@@ -216,6 +229,7 @@ static void build_metrics(rdv_server *srv, tbuf *b)
            "Connections closed at accept because they took the last free descriptors.");
     tb_printf(b, "rendezvous_accept_fd_refused_total %llu\n",
               (unsigned long long)g->refused_total);
+    build_reload_metrics(&srv->reload, b);
 }
 
 static void build_status(rdv_server *srv, tbuf *b)

@@ -29,7 +29,9 @@
  * the authenticated nodes in equal batches over the window, so they
  * reconnect to other instances spread out; new upgrades get 503 and
  * /healthz 503 meanwhile), waits for them to go (at most
- * SHUTDOWN_GRACE_MS after the window) and returns.
+ * SHUTDOWN_GRACE_MS after the window) and returns. SIGHUP (either loop:
+ * our own handler) sets another flag; the loop then runs the reload hooks
+ * from a zero-delay timer (reload.h).
  */
 #include "server.h"
 
@@ -72,12 +74,17 @@
 
 /* Set by the signal handler only; read by the loop. */
 static volatile sig_atomic_t signal_seen;
+/* SIGHUP: set by the handler, cleared by the loop when it reloads. */
+static volatile sig_atomic_t reload_seen;
 /* The context the signal handler wakes; set once before signals arrive. */
 static struct lws_context *volatile signal_ctx;
 
 static void on_signal(int sig)
 {
-    signal_seen = sig;
+    if (sig == SIGHUP)
+        reload_seen = 1;
+    else
+        signal_seen = sig;
     if (signal_ctx)
         lws_cancel_service(signal_ctx);
 }
@@ -145,6 +152,25 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
     rdv_relay_sweep(&srv->relay, srv, rdv_mono_ms());
     rdv_accept_gate_probe(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
+}
+
+/* SIGHUP: the reload hooks, from a timer so they run on the loop thread
+ * outside any connection's callback (reload.h). */
+static void reload_cb(lws_sorted_usec_list_t *sul)
+{
+    rdv_server *srv = lws_container_of(sul, rdv_server, sul_reload);
+    reload_seen = 0; /* a SIGHUP from now on is another reload */
+    if (srv->shutting_down || srv->stop_loop)
+        return;
+    rdv_reload_run(&srv->reload, srv->log);
+}
+
+/* Schedules reload_cb when a SIGHUP has arrived (called by the loop). */
+static void check_reload(rdv_server *srv)
+{
+    if (reload_seen && !srv->shutting_down && !srv->stop_loop &&
+        lws_dll2_is_detached(&srv->sul_reload.list))
+        lws_sul_schedule(srv->ctx, 0, &srv->sul_reload, reload_cb, 1);
 }
 
 /* libuv: uv_run() only returns once the context is being destroyed; do
@@ -324,6 +350,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (signal_seen && !srv->shutting_down)
             begin_shutdown(srv);
+        check_reload(srv);
         if (srv->engine)
             rdv_engine_poll(srv->engine); /* results of its threads */
         return 0;
@@ -707,6 +734,12 @@ int rdv_server_start(rdv_server *srv)
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
     }
+    /* SIGHUP is ours with either loop (no exit on a reload request) */
+    struct sigaction hup;
+    memset(&hup, 0, sizeof hup);
+    hup.sa_handler = on_signal;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
     signal(SIGPIPE, SIG_IGN);
     srv->vhost = lws_get_vhost_by_name(srv->ctx, "rendezvous");
     srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
@@ -734,6 +767,7 @@ int rdv_server_run(rdv_server *srv)
             break;
         if (signal_seen && !srv->shutting_down)
             begin_shutdown(srv);
+        check_reload(srv);
     }
     return 0;
 }
@@ -749,6 +783,7 @@ void rdv_server_destroy(rdv_server *srv)
         lws_sul_cancel(&srv->sul_stop);
         lws_sul_cancel(&srv->sul_drain);
         lws_sul_cancel(&srv->sul_uvstop);
+        lws_sul_cancel(&srv->sul_reload);
         rdv_accept_gate_stop(srv);
         if (srv->engine)
             rdv_engine_detach(srv->engine); /* the context is going: no more wake-ups */

@@ -16,6 +16,7 @@
 #include "hmap.h"
 #include "metrics.h"
 #include "relay.h"
+#include "reload.h"
 #include "store.h"
 #include "stun.h"
 
@@ -56,6 +57,9 @@ typedef struct rdv_server {
     lws_sorted_usec_list_t sul_stop;     /* shutdown deadline */
     lws_sorted_usec_list_t sul_uvstop;   /* libuv: leave the loop */
     lws_sorted_usec_list_t sul_drain;    /* --drain-window: next batch */
+    lws_sorted_usec_list_t sul_reload;   /* SIGHUP: run the reload hooks */
+    rdv_reload reload;               /* SIGHUP hooks (reload.h); the caller
+                                      * initialises it before start */
     uint32_t drain_batch;                /* nodes closed per drain tick */
     int64_t handshake_log_ms;        /* last "refusing connections" line */
     bool flush_armed;
