@@ -18,6 +18,7 @@
 #include "server.h"
 #include "sign.h"
 #include "status_page.h"
+#include "tls.h"
 
 #ifndef RDV_VERSION
 #define RDV_VERSION "0.1.0"
@@ -398,6 +399,9 @@ int rdv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
             rdv_limits_handshake_end(srv, wsi);
         break;
     }
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        /* the wss:// vhost's SSL_CTX: TLS 1.2+, kept for reloads (tls.h) */
+        return rdv_tls_on_vhost_ctx(server_of(wsi), user) != 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         /* an upgrade that landed here asked for no (or no known) subprotocol */
         rdv_server *srv = server_of(wsi);

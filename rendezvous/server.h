@@ -39,6 +39,7 @@ typedef struct rdv_server {
                                         * terminator */
     int port;                        /* actual listening port */
     bool tls;
+    void *tls_ctx;                   /* the wss:// listener's SSL_CTX (tls.h) */
     bool uv;                         /* libuv event loop in use */
     int64_t started_ms;              /* wall clock at start */
     rdv_metrics m;

@@ -914,7 +914,7 @@ static void test_tls(void **state)
     peer_start(c);
     WAIT_FOR(c, c->state == RDV_STATE_FAILED, WAIT_MS);
     assert_int_equal(c->n_auth, 0);
-    assert_int_equal(count_err(c, RDV_ERR_CONNECT), 1);
+    assert_int_equal(count_err(c, RDV_ERR_TLS_VERIFY), 1);
     unlink(cert);
     unlink(key);
     rmdir(dir);
