@@ -102,6 +102,13 @@ static int send_welcome(rdv_server *srv, rdv_conn *c, const char *hex, const cha
         (json_int_t)cfg->relay_idle_timeout_ms);
     if (!limits)
         return -1;
+    /* the presence scanning limit (presence.c): 0 = none */
+    int pburst = cfg->presence_burst > cfg->max_watches ? cfg->presence_burst : cfg->max_watches;
+    if (json_object_set_new(limits, "presenceIDsPerMinute", json_integer(cfg->presence_rate)) ||
+        json_object_set_new(limits, "presenceIDBurst", json_integer(pburst))) {
+        json_decref(limits);
+        return -1;
+    }
     json_t *b = json_pack("{s:s, s:s, s:i, s:I, s:o}", "nodeID", hex, "observedIP", ip,
                           "observedPort", (int)c->observed_port, "serverTime",
                           (json_int_t)rdv_now_ms(), "limits", limits);

@@ -128,6 +128,15 @@ static const opt options[] = {
     {"--relay-idle-timeout", "RENDEZVOUS_RELAY_IDLE_TIMEOUT", "MS", K_INT,
      F(relay_idle_timeout_ms), "60000", 100, 86400000,
      "close a relay session without data this long"},
+    {"--replay-cache", "RENDEZVOUS_REPLAY_CACHE", "N", K_INT, F(replay_cache), "4096", 0, 65536,
+     "signatures of routed offers, answers and candidates one connection's replay filter "
+     "keeps, each until 30 s past its timestamp; an exact copy is refused (0 = off)"},
+    {"--presence-rate", "RENDEZVOUS_PRESENCE_RATE", "N", K_INT, F(presence_rate), "600", 0,
+     1000000000,
+     "node IDs one connection may look up or newly watch per minute (token bucket; 0 = no "
+     "limit)"},
+    {"--presence-burst", "RENDEZVOUS_PRESENCE_BURST", "N", K_INT, F(presence_burst), "1024", 1,
+     1000000000, "size of that bucket; never less than --max-watches"},
     {"--stun", "RENDEZVOUS_STUN", "on|off", K_ONOFF, F(stun), "on", 0, 0,
      "answer STUN Binding requests (RFC 8489) on UDP at the --listen address"},
     {"--stun-port", "RENDEZVOUS_STUN_PORT", "N", K_INT, F(stun_port), "3478", 0, 65535,

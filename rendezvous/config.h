@@ -30,6 +30,9 @@ typedef struct rdv_config {
     int max_handshakes_per_ip;   /* --max-handshakes-per-ip: 0 = no cap */
     int64_t handshake_timeout_ms; /* --handshake-timeout */
     int max_watches;             /* --max-watches */
+    int replay_cache;            /* --replay-cache: signatures kept per connection */
+    int presence_rate;           /* --presence-rate: IDs per minute, 0 = no limit */
+    int presence_burst;          /* --presence-burst: IDs at once */
     int64_t ping_interval_ms;    /* --ping-interval */
     int64_t idle_timeout_ms;     /* --idle-timeout */
     size_t send_queue_max;       /* --send-queue-max: bytes per connection */

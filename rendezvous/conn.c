@@ -20,6 +20,7 @@
 #include "conn_limits.h"
 #include "log.h"
 #include "relay.h"
+#include "replay.h"
 #include "route.h"
 #include "server.h"
 #include "sign.h"
@@ -396,4 +397,5 @@ void rdv_conn_release(rdv_conn *c)
     free(c->rx_buf);
     c->rx_buf = NULL;
     c->rx_len = c->rx_cap = 0;
+    rdv_replay_free(&c->replay);
 }
