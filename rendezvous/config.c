@@ -157,7 +157,7 @@ static const opt options[] = {
     {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "poll|uv", K_LOOP, F(event_loop_poll), "poll", 0, 0,
      "lws' poll() loop, or its libuv loop (plugin; poll when missing)"},
     {"--log-level", "RENDEZVOUS_LOG_LEVEL", "LEVEL", K_LEVEL, F(log.level), "info", 0, 0,
-     "debug, info, warn or error (NOTICE lines are always written)"},
+     "debug, info, warn or error (NOTICE lines are always written)", LIVE},
     {"--log-json", "RENDEZVOUS_LOG_JSON", NULL, K_FLAG, F(log.json), "off", 0, 0,
      "one JSON object per log line (RENDEZVOUS_LOG_JSON=1)"},
 };

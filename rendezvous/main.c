@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "preflight.h"
 #include "server.h"
 #include "sign.h"
@@ -113,10 +114,15 @@ int main(int argc, char **argv)
     config_reload cr = {&cfg, argc, argv};
     rdv_reload_register(&srv.reload, "config", reload_config, &cr);
     int rc = 0;
-    if (rdv_server_start(&srv) != 0)
+    if (rdv_server_start(&srv) != 0) {
         rc = 1;
-    else
+    } else {
+        char status[160];
+        snprintf(status, sizeof status, "listening on %s://%.64s:%d/v1", srv.tls ? "wss" : "ws",
+                 cfg.listen, srv.port);
+        rdv_notify_ready(log, status); /* systemd Type=notify */
         rdv_server_run(&srv);
+    }
     rdv_server_destroy(&srv);
     if (store && rdv_store_flush(store) != RDV_STORE_OK) {
         rdv_error(log, "database %s: final commit failed: %s", cfg.db_path,

@@ -47,6 +47,7 @@
 #include "http.h"
 #include "conn_limits.h"
 #include "log.h"
+#include "notify.h"
 #include "offline.h"
 #include "port_owner.h"
 #include "presence.h"
@@ -68,6 +69,7 @@
 #define FLUSH_DELAY_US 20000     /* store batch commit delay */
 #define SWEEP_INTERVAL_US 500000 /* offline-queue expiry sweep */
 #define SHUTDOWN_GRACE_MS 3000
+#define NOTIFY_STATUS_MS 10000     /* systemd STATUS= nodes/connections */
 #define DRAIN_TICK_MS 100          /* --drain-window: one batch this often */
 #define REDIS_START_WAIT_MS 3000   /* --redis: wait this long for it at start */
 #define UV_PLUGIN "libwebsockets-evlib_uv.so" /* lws 4.1 evlib plugin */
@@ -145,9 +147,23 @@ void rdv_server_arm_auth_timer(rdv_server *srv)
     lws_sul_schedule(srv->ctx, 0, &srv->sul_auth, auth_cb, (lws_usec_t)due * 1000);
 }
 
+/* STATUS= for systemctl status, every NOTIFY_STATUS_MS (notify.h). */
+static void notify_status(rdv_server *srv)
+{
+    int64_t now = rdv_mono_ms();
+    if (now - srv->notify_status_ms < NOTIFY_STATUS_MS)
+        return;
+    srv->notify_status_ms = now;
+    char status[128];
+    snprintf(status, sizeof status, "%zu nodes online, %llu connections, port %d",
+             srv->nodes.count, (unsigned long long)srv->m.connections, srv->port);
+    rdv_notify_status(srv->log, status);
+}
+
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
     rdv_server *srv = lws_container_of(sul, rdv_server, sul_sweep);
+    notify_status(srv);
     rdv_offline_expire(srv);
     rdv_relay_sweep(&srv->relay, srv, rdv_mono_ms());
     rdv_accept_gate_probe(srv);
@@ -162,7 +178,12 @@ static void reload_cb(lws_sorted_usec_list_t *sul)
     reload_seen = 0; /* a SIGHUP from now on is another reload */
     if (srv->shutting_down || srv->stop_loop)
         return;
-    rdv_reload_run(&srv->reload, srv->log);
+    rdv_notify_reloading(srv->log, "reloading (SIGHUP)");
+    int failed = rdv_reload_run(&srv->reload, srv->log);
+    char status[128];
+    snprintf(status, sizeof status, "reload %llu: %s", (unsigned long long)srv->reload.reloads,
+             failed ? "FAILED (the log says why); serving with the previous state" : "ok");
+    rdv_notify_ready(srv->log, status);
 }
 
 /* Schedules reload_cb when a SIGHUP has arrived (called by the loop). */
@@ -253,6 +274,10 @@ static void begin_shutdown(rdv_server *srv)
     rdv_info(srv->log, "signal %d: shutting down, closing %llu connection(s)%s", (int)signal_seen,
              (unsigned long long)srv->m.connections,
              window > 0 ? " spread over --drain-window" : "");
+    char status[96];
+    snprintf(status, sizeof status, "stopping: closing %llu connection(s)",
+             (unsigned long long)srv->m.connections);
+    rdv_notify_stopping(srv->log, status);
     while (srv->pending_head) {
         rdv_conn *c = srv->pending_head;
         rdv_auth_forget(srv, c);

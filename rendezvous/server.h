@@ -59,6 +59,7 @@ typedef struct rdv_server {
     lws_sorted_usec_list_t sul_uvstop;   /* libuv: leave the loop */
     lws_sorted_usec_list_t sul_drain;    /* --drain-window: next batch */
     lws_sorted_usec_list_t sul_reload;   /* SIGHUP: run the reload hooks */
+    int64_t notify_status_ms;        /* last systemd STATUS= (notify.h) */
     rdv_reload reload;               /* SIGHUP hooks (reload.h); the caller
                                       * initialises it before start */
     uint32_t drain_batch;                /* nodes closed per drain tick */

@@ -111,8 +111,11 @@ static long long metric(rdv_ts_server *s, const char *name)
 static void provoke_error(rdv_ts_server *s)
 {
     rdv_ws *c = itest_connect(s);
-    itest_send(c, "{\"type\":\"nonsense\"}");
+    json_decref(rdv_tn_read_challenge(c, T_MS));
+    itest_send(c, "{\"nonsense\":{}}");
     json_t *e = rdv_expect(c, "error", T_MS);
+    if (!e)
+        fail_msg("no error for a message before hello");
     json_decref(e);
     rdv_ws_close(c);
 }
