@@ -114,6 +114,12 @@ static const opt options[] = {
     {"--tls-cert", "RENDEZVOUS_TLS_CERT", "PATH", K_STR, F(tls_cert), "", 0, 0,
      "PEM certificate; with --tls-key, serve wss://"},
     {"--tls-key", "RENDEZVOUS_TLS_KEY", "PATH", K_STR, F(tls_key), "", 0, 0, "PEM private key"},
+    {"--operator-listen", "RENDEZVOUS_OPERATOR_LISTEN", "ADDR:PORT|off", K_STR,
+     F(operator_listen), "127.0.0.1:9080", 1, 0,
+     "the operator's HTTP listener: /metrics, /status, the status page / and /healthz; 0 as "
+     "PORT picks a free one (logged), off = none"},
+    {"--public-status", "RENDEZVOUS_PUBLIC_STATUS", NULL, K_FLAG, F(public_status), "off", 0, 0,
+     "also serve /metrics, /status and / on the public port (RENDEZVOUS_PUBLIC_STATUS=1)"},
     {"--relay-max-payload", "RENDEZVOUS_RELAY_MAX_PAYLOAD", "BYTES", K_INT, F(relay_max_payload),
      "16384", 1, 16777216,
      "payload bytes per relayData (lowered to fit --max-message-bytes as base64)"},
@@ -262,6 +268,8 @@ static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *
     }
     if (!strncmp(o->flag, "--stun", 6) && strcmp(src, "default"))
         cfg->stun_explicit = true;
+    if (!strcmp(o->flag, "--operator-listen") && strcmp(src, "default"))
+        cfg->operator_explicit = true;
     return true;
 }
 
@@ -302,6 +310,40 @@ static bool check_stun(const rdv_config *cfg)
                 "of the same family (not a wildcard or a name)\n");
         return false;
     }
+    return true;
+}
+
+/* --operator-listen: "off", or ADDR:PORT with ADDR a numeric IP ("[v6]" for
+ * IPv6) into operator_addr / operator_port. */
+static bool check_operator(rdv_config *cfg)
+{
+    const char *v = cfg->operator_listen;
+    cfg->operator_off = !strcmp(v, "off");
+    if (cfg->operator_off)
+        return true;
+    const char *colon = strrchr(v, ':');
+    size_t alen = colon ? (size_t)(colon - v) : 0;
+    if (alen >= 2 && v[0] == '[' && v[alen - 1] == ']') {
+        v++;
+        alen -= 2;
+    }
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || alen == 0 || alen >= sizeof cfg->operator_addr || !colon[1] || *end ||
+        port < 0 || port > 65535) {
+        fprintf(stderr, "rendezvousd: --operator-listen: '%s' must be ADDR:PORT (e.g. "
+                        "127.0.0.1:9080, [::1]:9080) or off\n",
+                cfg->operator_listen);
+        return false;
+    }
+    memcpy(cfg->operator_addr, v, alen);
+    cfg->operator_addr[alen] = '\0';
+    if (!ip_family(cfg->operator_addr)) {
+        fprintf(stderr, "rendezvousd: --operator-listen: '%s' is not an IP address\n",
+                cfg->operator_addr);
+        return false;
+    }
+    cfg->operator_port = (int)port;
     return true;
 }
 
@@ -539,6 +581,8 @@ rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
     if (cfg->stun_alt_auto)
         cfg->stun_alt_port = cfg->stun_port > 0 && cfg->stun_port < 65535 ? cfg->stun_port + 1 : 0;
     if (!check_stun(cfg))
+        return RDV_CONFIG_ERROR;
+    if (!check_operator(cfg))
         return RDV_CONFIG_ERROR;
     /* a relayData of the largest payload must fit one message in both
      * forms, binary (17-byte header) and text (base64 plus the envelope):

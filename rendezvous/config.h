@@ -57,6 +57,16 @@ typedef struct rdv_config {
                                   * socket is then fatal, not a warning */
     char redis_url[512];         /* --redis: empty = the SQLite engine alone */
     int64_t drain_window_ms;     /* --drain-window: SIGTERM closes spread over it */
+    char operator_listen[80];    /* --operator-listen ADDR:PORT or "off" */
+    char operator_addr[64];      /* its address, parsed ("" when off) */
+    int operator_port;           /* its port: 0 = any free port */
+    bool operator_off;           /* --operator-listen off: no operator listener */
+    bool operator_explicit;      /* set by a flag, variable or file: a port that
+                                  * cannot open is fatal, not a warning */
+    bool public_status;          /* --public-status: /metrics, /status, / public too */
+    char admission[32];          /* --admission open|allowlist|fleet|allowlist,fleet */
+    char fleet_keys[2048];       /* --fleet-key: trusted fleet public keys, comma list */
+    char fleet_key_file[1024];   /* --fleet-key-file: more of them, one a line */
     rdv_logger log;              /* --log-level, --log-json */
 } rdv_config;
 

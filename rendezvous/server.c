@@ -49,6 +49,7 @@
 #include "log.h"
 #include "notify.h"
 #include "offline.h"
+#include "operator.h"
 #include "port_owner.h"
 #include "presence.h"
 #include "route.h"
@@ -770,7 +771,7 @@ int rdv_server_start(rdv_server *srv)
     srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
     rdv_accept_gate_init(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
-    if (stun_adopt(srv) != 0)
+    if (stun_adopt(srv) != 0 || rdv_operator_open(srv) != 0)
         return -1;
     char host[80];
     if (strchr(cfg->listen, ':'))

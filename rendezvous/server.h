@@ -37,6 +37,9 @@ typedef struct rdv_server {
     lws_retry_bo_t retry;            /* ping / idle policy of the vhost */
     struct lws_protocols protocols[4]; /* http, rendezvous.v1, rdv-stun,
                                         * terminator */
+    struct lws_vhost *op_vhost;      /* the operator's listener (operator.h), or NULL */
+    struct lws_protocols op_protocols[2]; /* its table: http, terminator */
+    int op_port;                     /* its actual port (0: none) */
     int port;                        /* actual listening port */
     bool tls;
     void *tls_ctx;                   /* the wss:// listener's SSL_CTX (tls.h) */
