@@ -112,7 +112,8 @@ static const opt options[] = {
     {"--rx-buffer", "RENDEZVOUS_RX_BUFFER", "BYTES", K_INT, F(rx_buffer_size), "256", 128, 65536,
      "receive chunk per connection: memory of every idle node vs. relay throughput"},
     {"--tls-cert", "RENDEZVOUS_TLS_CERT", "PATH", K_STR, F(tls_cert), "", 0, 0,
-     "PEM certificate; with --tls-key, serve wss://"},
+     "PEM certificate chain (the certificate, then its intermediates); with --tls-key, serve "
+     "wss://; SIGHUP reads both files again (connected nodes stay)"},
     {"--tls-key", "RENDEZVOUS_TLS_KEY", "PATH", K_STR, F(tls_key), "", 0, 0, "PEM private key"},
     {"--operator-listen", "RENDEZVOUS_OPERATOR_LISTEN", "ADDR:PORT|off", K_STR,
      F(operator_listen), "127.0.0.1:9080", 1, 0,

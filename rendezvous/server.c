@@ -54,6 +54,7 @@
 #include "presence.h"
 #include "route.h"
 #include "sign.h"
+#include "tls.h"
 
 /* lws receive chunk (--rx-buffer, default 256), allocated for every
  * connection for its lifetime. Measured RSS per idle authenticated
@@ -768,6 +769,11 @@ int rdv_server_start(rdv_server *srv)
     sigaction(SIGHUP, &hup, NULL);
     signal(SIGPIPE, SIG_IGN);
     srv->vhost = lws_get_vhost_by_name(srv->ctx, "rendezvous");
+    /* SIGHUP reads --tls-cert / --tls-key again (tls.h) */
+    if (srv->tls && rdv_reload_register(&srv->reload, "tls", rdv_tls_reload, srv) != 0) {
+        rdv_error(srv->log, "tls: cannot register the certificate reload");
+        return -1;
+    }
     srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
     rdv_accept_gate_init(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
