@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "admission.h"
 #include "ids.h"
 #include "conn_limits.h"
 #include "log.h"
@@ -155,6 +156,16 @@ static rdv_ec check_hello(rdv_server *srv, const rdv_conn *c, const json_t *body
     return RDV_EC_NONE;
 }
 
+/* Closes c refused by admission: `error` code (not_admitted, revoked or
+ * internal) with the reason, close 1008. */
+static void admission_refuse(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *hex,
+                             const char *why)
+{
+    srv->m.auth_failures++;
+    rdv_info(srv->log, "node %s refused: %s (%s)", hex, rdv_ec_name(code), why);
+    rdv_conn_close(srv, c, code, why, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+}
+
 int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
 {
     const char *why = NULL, *field = NULL;
@@ -173,6 +184,13 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
     const char *hex = rdv_msg_get_str(msg->body, "nodeID");
     if (!hex || rdv_node_id_to_pk(hex, c->node_id) != 0) {
         rdv_auth_fail(srv, c, RDV_EC_INVALID_FIELD, "nodeID is not a node ID", "nodeID");
+        return 0;
+    }
+    /* admission (PROTOCOL.md 6.1): the node has proven its key */
+    char adm_why[400];
+    ec = rdv_admission_check(srv, c, msg->body, hex, adm_why, sizeof adm_why);
+    if (ec != RDV_EC_NONE) {
+        admission_refuse(srv, c, ec, hex, adm_why);
         return 0;
     }
     int nat = rdv_wire_nat_parse(rdv_msg_get_str(msg->body, "natType"));
@@ -199,8 +217,19 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
                        LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
         return 0;
     }
-    rdv_info(srv->log, "node %s authenticated from %s:%u (%s)", hex, ip, c->observed_port,
-             rdv_wire_nat_name(c->nat_type));
+    if (c->cert) {
+        char groups[RDV_FLEET_MAX_GROUPS * (RDV_FLEET_GROUP_MAX + 1) + 1] = "";
+        for (unsigned i = 0; i < c->cert->n_groups; i++) {
+            if (i)
+                strcat(groups, ",");
+            strcat(groups, c->cert->groups[i]); /* bounded: 16 x 33 */
+        }
+        rdv_info(srv->log, "node %s authenticated from %s:%u (%s), certificate %s, groups [%s]",
+                 hex, ip, c->observed_port, rdv_wire_nat_name(c->nat_type), c->cert->serial,
+                 groups);
+    } else
+        rdv_info(srv->log, "node %s authenticated from %s:%u (%s)", hex, ip, c->observed_port,
+                 rdv_wire_nat_name(c->nat_type));
     rdv_presence_joined(srv, c, hex, ip, !old);
     return 0;
 }

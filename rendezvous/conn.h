@@ -26,6 +26,7 @@ struct lws;
 struct rdv_server;
 struct rdv_ip_entry;
 struct rdv_watchset;
+struct rdv_conn_cert;
 struct rdv_replay;
 
 typedef enum rdv_conn_state {
@@ -54,6 +55,9 @@ typedef struct rdv_conn {
     uint8_t *rx_buf;                 /* only while a message is split */
     struct rdv_ip_entry *ip;         /* per-source-address counter */
     struct rdv_watchset *watches;    /* NULL until the first watch */
+    struct rdv_conn_cert *cert;      /* fleet certificate's serial and groups
+                                      * (admission.h), set at hello; NULL when
+                                      * admitted without one */
     struct rdv_replay *replay;       /* signatures seen (replay.h); NULL
                                       * until the first signed message */
     int64_t connected_ms;            /* monotonic ms: auth deadline base */

@@ -70,6 +70,7 @@ typedef enum rdv_relay_end {
     RDV_RELAY_END_IDLE,          /* "idle" (also an unanswered relayOpen) */
     RDV_RELAY_END_QUOTA,         /* "quota" */
     RDV_RELAY_END_SHUTDOWN,      /* "shutting_down" */
+    RDV_RELAY_END_REVOKED,       /* "revoked": the operator revoked the other side */
     RDV_RELAY_END__COUNT
 } rdv_relay_end;
 
@@ -153,5 +154,15 @@ void rdv_relay_bus_in(void *user, const uint8_t *payload, size_t len);
 /* Ends OPEN sessions idle longer than lim.idle_timeout_ms and OPENING ones
  * older than lim.open_timeout_ms (reason idle). now: monotonic ms. */
 void rdv_relay_sweep(rdv_relay *r, struct rdv_server *srv, int64_t now);
+
+/* The operator's policy (policy.h) for c: its own session cap, byte rate
+ * (0 = unlimited) and per-session quota (0 = unlimited) in place of the
+ * server's. Returns 0 or -1 (OOM). */
+int rdv_relay_set_limits(rdv_relay *r, rdv_conn *c, int max_sessions, uint64_t rate,
+                         uint64_t quota);
+
+/* c's relay use for the admin API: sessions it is in and their payload
+ * bytes so far. */
+void rdv_relay_conn_usage(rdv_relay *r, rdv_conn *c, int *sessions, uint64_t *bytes);
 
 #endif

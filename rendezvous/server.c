@@ -570,6 +570,14 @@ static void on_remote_message(void *user, const rdv_queued_msg *m)
 {
     rdv_offline_arrived(user, m);
 }
+/* The shared store answers again: nodes here are recorded again, and the
+ * admission lists read again (changes may have been missed meanwhile). */
+static void on_engine_back(void *user)
+{
+    rdv_presence_rejoin(user);
+    rdv_admission_reload(user);
+}
+
 
 /* The engine: Redis with --redis (several instances share it), else the
  * SQLite store alone. Returns 0 or -1 (logged). */
@@ -580,7 +588,8 @@ static int engine_open(rdv_server *srv)
         .deliver = on_remote_message,
         .replaced = rdv_presence_replaced,
         .presence = rdv_presence_remote,
-        .reconnected = rdv_presence_rejoin,
+        .reconnected = on_engine_back,
+        .admission = rdv_admission_bus_in,
         .relay_in = rdv_relay_bus_in,
     };
     if (srv->cfg->redis_url[0]) {
@@ -751,7 +760,7 @@ int rdv_server_start(rdv_server *srv)
         return -1;
     }
     signal_ctx = srv->ctx;
-    if (engine_open(srv) != 0)
+    if (engine_open(srv) != 0 || rdv_admission_start(srv) != 0)
         return -1;
     if (!srv->uv) {
         struct sigaction sa;
@@ -825,6 +834,7 @@ void rdv_server_destroy(rdv_server *srv)
     rdv_engine_destroy(srv->engine);
     srv->engine = NULL;
     /* lws closed (and released) every fd it adopted; close the rest */
+    rdv_admission_free(&srv->adm);
     for (int i = 0; i < srv->n_stun; i++)
         rdv_stun_server_close(&srv->stun[i]);
     srv->n_stun = 0;

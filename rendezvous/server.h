@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "accept_gate.h"
+#include "admission.h"
 #include "config.h"
 #include "conn.h"
 #include "engine.h"
@@ -50,6 +51,7 @@ typedef struct rdv_server {
     rdv_hmap watches;                /* node ID -> rdv_watch_entry */
     rdv_hmap ips;                    /* address -> rdv_ip_entry */
     rdv_relay relay;                 /* relay sessions (relay.c) */
+    rdv_admission adm;               /* admission mode, fleet keys, lists (admission.h) */
     rdv_accept_gate gate;            /* pauses accepting near the fd limit */
     rdv_stun_server stun[RDV_SERVER_STUN_MAX]; /* UDP STUN responders; their
                                       * fds are adopted into the lws loop */
