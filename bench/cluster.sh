@@ -130,6 +130,7 @@ start_inst() {
     fi
     # shellcheck disable=SC2086 # RDV_FLAGS is a list of flags
     "$RDVD" --port "$port" --name bench "${engine[@]}" --verify-signatures "$VERIFY" \
+        --operator-listen "127.0.0.1:$((port + 1000))" \
         --rate 1000000 --burst 1000000 --max-connections-per-ip 0 --max-handshakes-per-ip 0 \
         --stun off --log-level warn $RDV_FLAGS "$@" >>"$OUT/rdv-$name.log" 2>&1 &
     INST_PID[$name]=$!
@@ -145,9 +146,10 @@ start_inst() {
     die "rendezvousd $name not ready after 10 s; see $OUT/rdv-$name.log"
 }
 inst_port() { echo $((CLUSTER_PORT + $1 - 1)); }
-# instances alive as instance $1 sees them (/status cluster.instances)
+# instances alive as instance $1 sees them (/status cluster.instances, on
+# its operator's listener: its port + 1000)
 cluster_instances() {
-    curl -sf "http://127.0.0.1:$(inst_port "$1")/status" 2>/dev/null \
+    curl -sf "http://127.0.0.1:$(($(inst_port "$1") + 1000))/status" 2>/dev/null \
         | grep -o '"instances":[0-9]*' | head -1 | cut -d: -f2
 }
 

@@ -40,6 +40,7 @@ else
 fi
 GEN_BUILD=${GEN_BUILD:-$REPO_DIR/build-bench-direct-gen}
 RDV_PORT=${RDV_PORT:-18680}
+OP_PORT=${OP_PORT:-18682}   # the operator's listener (/metrics)
 # shellcheck source=lib.sh
 . "$BENCH_DIR/lib.sh"
 
@@ -71,6 +72,7 @@ start_direct_rdv() {
     port_free "$RDV_PORT" || die "port $RDV_PORT is in use (set RDV_PORT)"
     rm -f "$OUT"/rdv.db "$OUT"/rdv.db-*
     "$RDVD" --port "$RDV_PORT" --stun-port "$STUN_PORT" --db "$OUT/rdv.db" --name bench \
+        --operator-listen "127.0.0.1:$OP_PORT" \
         --log-level warn $RDV_FLAGS >>"$OUT/rdv.log" 2>&1 &
     RDV_PID=$!
     local i
@@ -96,7 +98,7 @@ for rep in $(seq 1 "$REPS"); do
             2>"$OUT/run-$rep-$mode.log"
         rc=$?
         b1=$(busy_ticks)
-        curl -sf "http://127.0.0.1:$RDV_PORT/metrics" >"$OUT/metrics-$rep-$mode.txt" 2>/dev/null
+        curl -sf "http://127.0.0.1:$OP_PORT/metrics" >"$OUT/metrics-$rep-$mode.txt" 2>/dev/null
         srv_s=$(awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$RDV_PID/stat")
         stop_rdv
         [ "$rc" = 0 ] || die "loadgen_direct --mode $mode failed (status $rc); see $OUT/run-$rep-$mode.log"

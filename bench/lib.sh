@@ -84,7 +84,7 @@ start_rdv() {
     local verify=$1; shift
     port_free "$RDV_PORT" || die "port $RDV_PORT is in use (set RDV_PORT)"
     rm -f "$OUT"/rdv.db "$OUT"/rdv.db-*
-    "$RDVD" --port "$RDV_PORT" --db "$OUT/rdv.db" --name bench \
+    "$RDVD" --port "$RDV_PORT" --db "$OUT/rdv.db" --name bench --operator-listen off \
         --verify-signatures "$verify" --rate 1000000 --burst 1000000 \
         --max-connections-per-ip 0 --max-handshakes-per-ip 0 --log-level warn $RDV_FLAGS "$@" >>"$OUT/rdv.log" 2>&1 &
     RDV_PID=$!

@@ -134,6 +134,9 @@ struct rdv_client {
     /* (S) */
     struct lws_context *ctx;
     void *ssl_ctx;               /* SSL_CTX of a wss:// client, or NULL */
+    int tls_verify_err;          /* X509_V_ERR_* of this attempt's refused
+                                  * server certificate, 0 */
+    char tls_verify_what[160];   /* that certificate: its names or issuer */
     struct lws *wsi;
     rdv__phase phase;
     int reg_fd;                  /* socket fd registered in epfd, or -1 */

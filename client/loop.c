@@ -29,7 +29,9 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <arpa/inet.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sodium.h>
 
 #include "client/client.h"
@@ -78,6 +80,89 @@ static bool has(const char *s, const char *needle)
     return s && strstr(s, needle) != NULL;
 }
 
+/* wss://: OpenSSL refused the server's certificate (x509_ctx, from lws'
+ * verify callback): keeps the first cause of this attempt and what the
+ * certificate says about it (its names for a host-name mismatch, else its
+ * issuer), for explain_tls(). */
+static void note_cert_refused(rdv_client *c, X509_STORE_CTX *x509_ctx)
+{
+    int err = X509_STORE_CTX_get_error(x509_ctx);
+    if (c->tls_verify_err || err == X509_V_OK)
+        return;
+    c->tls_verify_err = err;
+    c->tls_verify_what[0] = '\0';
+    X509 *x = X509_STORE_CTX_get_current_cert(x509_ctx);
+    if (!x)
+        return;
+    size_t cap = sizeof(c->tls_verify_what), n = 0;
+    if (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+        for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && n + 1 < cap; i++) {
+            const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+            char ip[INET6_ADDRSTRLEN] = "";
+            const char *kind = NULL, *val = ip;
+            if (g->type == GEN_DNS) {
+                kind = "DNS";
+                val = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
+            } else if (g->type == GEN_IPADD && (g->d.iPAddress->length == 4 ||
+                                                g->d.iPAddress->length == 16)) {
+                kind = "IP";
+                inet_ntop(g->d.iPAddress->length == 4 ? AF_INET : AF_INET6,
+                          ASN1_STRING_get0_data(g->d.iPAddress), ip, sizeof(ip));
+            }
+            if (!kind)
+                continue;
+            int w = snprintf(c->tls_verify_what + n, cap - n, "%s%s:%.64s", n ? ", " : "",
+                             kind, val);
+            n = w < 0 ? cap : n + (size_t)w;
+        }
+        GENERAL_NAMES_free(names);
+        if (n == 0)
+            X509_NAME_oneline(X509_get_subject_name(x), c->tls_verify_what, (int)cap);
+    } else {
+        X509_NAME_oneline(X509_get_issuer_name(x), c->tls_verify_what, (int)cap);
+    }
+}
+
+/* The explanation of a refused server certificate (RDV_ERR_TLS_VERIFY). */
+static int explain_tls(const rdv_client *c, const char *url, const char *hp, char *out,
+                       size_t cap)
+{
+    const rdv__url *u = &c->urls[c->url_idx];
+    const char *what = c->tls_verify_what[0] ? c->tls_verify_what : "?";
+    switch (c->tls_verify_err) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return snprintf(out, cap,
+                        "connection to %s refused: the TLS certificate of %s is not valid "
+                        "for the host name '%s' (it is for %s): use a host name the "
+                        "certificate holds, or give the server a certificate for this one",
+                        url, hp, u->host, what);
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+        return snprintf(out, cap,
+                        "connection to %s refused: the TLS certificate of %s is not signed "
+                        "by a CA this client trusts (issuer %s; trusted: %s%s): give that "
+                        "CA's certificate as tls_ca_file (rdv --ca FILE)",
+                        url, hp, what, c->cfg.tls_ca_file ? "tls_ca_file " : "the system CA "
+                                                                             "store",
+                        c->cfg.tls_ca_file ? c->cfg.tls_ca_file : "");
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        return snprintf(out, cap,
+                        "connection to %s refused: the TLS certificate of %s has expired "
+                        "(issuer %s): renew it on the server (or check this machine's clock)",
+                        url, hp, what);
+    default:
+        return snprintf(out, cap, "connection to %s refused: the TLS certificate of %s was "
+                                  "refused: %s",
+                        url, hp, X509_verify_cert_error_string(c->tls_verify_err));
+    }
+}
+
 /* The text cb_error gets (and rdv_client_info.last_error_text) when a
  * connection ends: the URL tried, then the cause in words a user can act
  * on where libwebsockets' own text (kept at the end) names none. */
@@ -91,6 +176,9 @@ static void explain_end(const rdv_client *c, rdv__phase was, int reason, const c
     int n;
     if (was == RDV__PH_READY) {
         n = snprintf(out, cap, "connection to %s lost: %s", url, rdv_strerror(reason));
+    } else if (reason == RDV_ERR_TLS_VERIFY) {
+        n = explain_tls(c, url, hp, out, cap);
+        detail = NULL; /* lws' text for it is a bare "SSL err 1" */
     } else if (reason == RDV_ERR_CONNECT && has(detail, "not 101")) {
         char st[32] = "";
         if (c->http_status > 0)
@@ -242,6 +330,7 @@ static void start_connect(rdv_client *c)
     ci.local_protocol_name = RDV_WS_SUBPROTOCOL;
     ci.ssl_connection = u->tls ? LCCSCF_USE_SSL : 0;
     c->end_reason = 0;
+    c->tls_verify_err = 0;
     c->phase = RDV__PH_CONNECTING;
     c->deadline = rdv__mono_ms() + c->cfg.connect_timeout_ms;
     rdv__set_state(c, RDV_STATE_CONNECTING);
@@ -366,8 +455,14 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (wsi == c->wsi || (c->phase == RDV__PH_CONNECTING && !c->wsi)) {
             c->http_status = (int)lws_http_client_http_response(wsi);
             c->wsi = wsi; /* so on_conn_end runs once */
-            on_conn_end(c, RDV_ERR_CONNECT, in ? (const char *)in : NULL);
+            on_conn_end(c, c->tls_verify_err ? RDV_ERR_TLS_VERIFY : RDV_ERR_CONNECT,
+                        in ? (const char *)in : NULL);
         }
+        return 0;
+    case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+        /* user: X509_STORE_CTX, len: OpenSSL's verdict; 0 keeps it */
+        if (!len && user && (wsi == c->wsi || c->phase == RDV__PH_CONNECTING))
+            note_cert_refused(c, user);
         return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         if (wsi != c->wsi)

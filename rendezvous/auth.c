@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "admission.h"
 #include "schema/ids.h"
 #include "conn_limits.h"
 #include "log.h"
@@ -102,6 +103,13 @@ static int send_welcome(rdv_server *srv, rdv_conn *c, const char *hex, const cha
         (json_int_t)cfg->relay_idle_timeout_ms);
     if (!limits)
         return -1;
+    /* the presence scanning limit (presence.c): 0 = none */
+    int pburst = cfg->presence_burst > cfg->max_watches ? cfg->presence_burst : cfg->max_watches;
+    if (json_object_set_new(limits, "presenceIDsPerMinute", json_integer(cfg->presence_rate)) ||
+        json_object_set_new(limits, "presenceIDBurst", json_integer(pburst))) {
+        json_decref(limits);
+        return -1;
+    }
     json_t *b = json_pack("{s:s, s:s, s:i, s:I, s:o}", "nodeID", hex, "observedIP", ip,
                           "observedPort", (int)c->observed_port, "serverTime",
                           (json_int_t)rdv_now_ms(), "limits", limits);
@@ -148,6 +156,16 @@ static rdv_ec check_hello(rdv_server *srv, const rdv_conn *c, const json_t *body
     return RDV_EC_NONE;
 }
 
+/* Closes c refused by admission: `error` code (not_admitted, revoked or
+ * internal) with the reason, close 1008. */
+static void admission_refuse(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *hex,
+                             const char *why)
+{
+    srv->m.auth_failures++;
+    rdv_info(srv->log, "node %s refused: %s (%s)", hex, rdv_ec_name(code), why);
+    rdv_conn_close(srv, c, code, why, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+}
+
 int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
 {
     const char *why = NULL, *field = NULL;
@@ -166,6 +184,13 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
     const char *hex = rdv_msg_get_str(msg->body, "nodeID");
     if (!hex || rdv_node_id_to_pk(hex, c->node_id) != 0) {
         rdv_auth_fail(srv, c, RDV_EC_INVALID_FIELD, "nodeID is not a node ID", "nodeID");
+        return 0;
+    }
+    /* admission (PROTOCOL.md 6.1): the node has proven its key */
+    char adm_why[400];
+    ec = rdv_admission_check(srv, c, msg->body, hex, adm_why, sizeof adm_why);
+    if (ec != RDV_EC_NONE) {
+        admission_refuse(srv, c, ec, hex, adm_why);
         return 0;
     }
     int nat = rdv_wire_nat_parse(rdv_msg_get_str(msg->body, "natType"));
@@ -192,8 +217,19 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
                        LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
         return 0;
     }
-    rdv_info(srv->log, "node %s authenticated from %s:%u (%s)", hex, ip, c->observed_port,
-             rdv_wire_nat_name(c->nat_type));
+    if (c->cert) {
+        char groups[RDV_FLEET_MAX_GROUPS * (RDV_FLEET_GROUP_MAX + 1) + 1] = "";
+        for (unsigned i = 0; i < c->cert->n_groups; i++) {
+            if (i)
+                strcat(groups, ",");
+            strcat(groups, c->cert->groups[i]); /* bounded: 16 x 33 */
+        }
+        rdv_info(srv->log, "node %s authenticated from %s:%u (%s), certificate %s, groups [%s]",
+                 hex, ip, c->observed_port, rdv_wire_nat_name(c->nat_type), c->cert->serial,
+                 groups);
+    } else
+        rdv_info(srv->log, "node %s authenticated from %s:%u (%s)", hex, ip, c->observed_port,
+                 rdv_wire_nat_name(c->nat_type));
     rdv_presence_joined(srv, c, hex, ip, !old);
     return 0;
 }

@@ -52,11 +52,19 @@ typedef struct opt {
     const char *def;      /* default as text, for --help and the first pass */
     long long min, max;   /* K_INT range; K_STR: non-empty, longest */
     const char *help;
+    bool live;            /* LIVE: a SIGHUP applies a new value (reload.h) */
 } opt;
+
+/* The option's new value applies on SIGHUP (rdv_config_reload); the others
+ * need a restart. */
+#define LIVE true
 
 /* The field of rdv_config an option fills. */
 #define F(field) offsetof(rdv_config, field), sizeof(((rdv_config *)0)->field)
 
+/* A row leaves `live` out when the option needs a restart. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const opt options[] = {
     {"--config", "RENDEZVOUS_CONFIG", "FILE", K_STR, F(config_path), "", 0, 0,
      "read options from FILE, one 'name = value' per line (see above)"},
@@ -70,30 +78,31 @@ static const opt options[] = {
      "server name nodes sign in hello"},
     {"--verify-signatures", "RENDEZVOUS_VERIFY_SIGNATURES", "on|off", K_ONOFF,
      F(verify_signatures), "on", 0, 0,
-     "check Ed25519 signatures of routed messages (sender binding always checked)"},
+     "check Ed25519 signatures of routed messages (sender binding always checked)", LIVE},
     {"--auth-timeout", "RENDEZVOUS_AUTH_TIMEOUT", "MS", K_INT, F(auth_timeout_ms), "10000", 1,
-     3600000, "time allowed between connect and a valid hello"},
+     3600000, "time allowed between connect and a valid hello", LIVE},
     {"--offline-ttl", "RENDEZVOUS_OFFLINE_TTL", "MS", K_INT, F(offline_ttl_ms), "60000", 1, 90000,
      "how long a message waits for an offline node (max 90000)"},
     {"--offline-queue-max", "RENDEZVOUS_OFFLINE_QUEUE_MAX", "N", K_INT, F(offline_queue_max),
-     "64", 0, 1000000, "messages waiting per offline node"},
+     "64", 0, 1000000, "messages waiting per offline node", LIVE},
     {"--max-message-bytes", "RENDEZVOUS_MAX_MESSAGE_BYTES", "N", K_INT, F(max_message_bytes),
      "65536", 512, 16777216, "largest message; larger closes the connection"},
     {"--rate", "RENDEZVOUS_RATE", "N", K_INT, F(rate), "50", 1, 1000000,
-     "messages per second per node (token bucket)"},
-    {"--burst", "RENDEZVOUS_BURST", "N", K_INT, F(burst), "100", 1, 1000000, "token bucket size"},
+     "messages per second per node (token bucket)", LIVE},
+    {"--burst", "RENDEZVOUS_BURST", "N", K_INT, F(burst), "100", 1, 1000000, "token bucket size",
+     LIVE},
     {"--max-connections", "RENDEZVOUS_MAX_CONNECTIONS", "N", K_INT, F(max_connections), "0", 0,
-     100000000, "total connections; 0 = as many as the fd limit allows"},
+     100000000, "total connections; 0 = as many as the fd limit allows", LIVE},
     {"--max-connections-per-ip", "RENDEZVOUS_MAX_CONNECTIONS_PER_IP", "N", K_INT,
      F(max_connections_per_ip), "1024", 0, 100000000,
-     "connections from one source address (0 = no cap)"},
+     "connections from one source address (0 = no cap)", LIVE},
     {"--max-handshakes-per-ip", "RENDEZVOUS_MAX_HANDSHAKES_PER_IP", "N", K_INT,
      F(max_handshakes_per_ip), "32", 0, 100000000,
-     "connections from one source address still in the HTTP upgrade (0 = no cap)"},
+     "connections from one source address still in the HTTP upgrade (0 = no cap)", LIVE},
     {"--handshake-timeout", "RENDEZVOUS_HANDSHAKE_TIMEOUT", "MS", K_INT, F(handshake_timeout_ms),
      "5000", 1000, 60000, "time allowed for the HTTP upgrade request (whole seconds, rounded up)"},
     {"--max-watches", "RENDEZVOUS_MAX_WATCHES", "N", K_INT, F(max_watches), "1024", 0, 1000000,
-     "node IDs one node may watch"},
+     "node IDs one node may watch", LIVE},
     {"--ping-interval", "RENDEZVOUS_PING_INTERVAL", "MS", K_INT, F(ping_interval_ms), "20000",
      1000, 65535000, "WebSocket ping interval"},
     {"--idle-timeout", "RENDEZVOUS_IDLE_TIMEOUT", "MS", K_INT, F(idle_timeout_ms), "60000", 1000,
@@ -103,8 +112,15 @@ static const opt options[] = {
     {"--rx-buffer", "RENDEZVOUS_RX_BUFFER", "BYTES", K_INT, F(rx_buffer_size), "256", 128, 65536,
      "receive chunk per connection: memory of every idle node vs. relay throughput"},
     {"--tls-cert", "RENDEZVOUS_TLS_CERT", "PATH", K_STR, F(tls_cert), "", 0, 0,
-     "PEM certificate; with --tls-key, serve wss://"},
+     "PEM certificate chain (the certificate, then its intermediates); with --tls-key, serve "
+     "wss://; SIGHUP reads both files again (connected nodes stay)"},
     {"--tls-key", "RENDEZVOUS_TLS_KEY", "PATH", K_STR, F(tls_key), "", 0, 0, "PEM private key"},
+    {"--operator-listen", "RENDEZVOUS_OPERATOR_LISTEN", "ADDR:PORT|off", K_STR,
+     F(operator_listen), "127.0.0.1:9080", 1, 0,
+     "the operator's HTTP listener: /metrics, /status, the status page / and /healthz; 0 as "
+     "PORT picks a free one (logged), off = none"},
+    {"--public-status", "RENDEZVOUS_PUBLIC_STATUS", NULL, K_FLAG, F(public_status), "off", 0, 0,
+     "also serve /metrics, /status and / on the public port (RENDEZVOUS_PUBLIC_STATUS=1)"},
     {"--relay-max-payload", "RENDEZVOUS_RELAY_MAX_PAYLOAD", "BYTES", K_INT, F(relay_max_payload),
      "16384", 1, 16777216,
      "payload bytes per relayData (lowered to fit --max-message-bytes as base64)"},
@@ -119,6 +135,15 @@ static const opt options[] = {
     {"--relay-idle-timeout", "RENDEZVOUS_RELAY_IDLE_TIMEOUT", "MS", K_INT,
      F(relay_idle_timeout_ms), "60000", 100, 86400000,
      "close a relay session without data this long"},
+    {"--replay-cache", "RENDEZVOUS_REPLAY_CACHE", "N", K_INT, F(replay_cache), "4096", 0, 65536,
+     "signatures of routed offers, answers and candidates one connection's replay filter "
+     "keeps, each until 30 s past its timestamp; an exact copy is refused (0 = off)"},
+    {"--presence-rate", "RENDEZVOUS_PRESENCE_RATE", "N", K_INT, F(presence_rate), "600", 0,
+     1000000000,
+     "node IDs one connection may look up or newly watch per minute (token bucket; 0 = no "
+     "limit)"},
+    {"--presence-burst", "RENDEZVOUS_PRESENCE_BURST", "N", K_INT, F(presence_burst), "1024", 1,
+     1000000000, "size of that bucket; never less than --max-watches"},
     {"--stun", "RENDEZVOUS_STUN", "on|off", K_ONOFF, F(stun), "on", 0, 0,
      "answer STUN Binding requests (RFC 8489) on UDP at the --listen address"},
     {"--stun-port", "RENDEZVOUS_STUN_PORT", "N", K_INT, F(stun_port), "3478", 0, 65535,
@@ -132,17 +157,25 @@ static const opt options[] = {
     {"--drain-window", "RENDEZVOUS_DRAIN_WINDOW", "MS", K_INT, F(drain_window_ms), "0", 0,
      3600000,
      "on SIGTERM, close the nodes in batches over this long so they reconnect to other "
-     "instances spread out (0 = all at once)"},
+     "instances spread out (0 = all at once)", LIVE},
     {"--redis", "RENDEZVOUS_REDIS", "URL", K_STR, F(redis_url), "", 0, 0,
      "join the cluster sharing this Redis (redis://HOST:PORT[/DB] or unix:///PATH; password "
      "from RENDEZVOUS_REDIS_PASSWORD)"},
+    {"--admission", "RENDEZVOUS_ADMISSION", "MODE", K_STR, F(admission), "open", 1, 0,
+     "who may authenticate: open, allowlist (node IDs the operator added), fleet (nodes "
+     "with a fleet certificate) or allowlist,fleet (either suffices); revoked nodes never"},
+    {"--fleet-key", "RENDEZVOUS_FLEET_KEY", "KEYS", K_STR, F(fleet_keys), "", 0, 0,
+     "trusted fleet public keys (hex or base64), comma separated: two while rotating"},
+    {"--fleet-key-file", "RENDEZVOUS_FLEET_KEY_FILE", "FILE", K_STR, F(fleet_key_file), "", 0,
+     0, "file of more trusted fleet public keys, one a line ('#' comments)"},
     {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "poll|uv", K_LOOP, F(event_loop_poll), "poll", 0, 0,
      "lws' poll() loop, or its libuv loop (plugin; poll when missing)"},
     {"--log-level", "RENDEZVOUS_LOG_LEVEL", "LEVEL", K_LEVEL, F(log.level), "info", 0, 0,
-     "debug, info, warn or error (NOTICE lines are always written)"},
+     "debug, info, warn or error (NOTICE lines are always written)", LIVE},
     {"--log-json", "RENDEZVOUS_LOG_JSON", NULL, K_FLAG, F(log.json), "off", 0, 0,
      "one JSON object per log line (RENDEZVOUS_LOG_JSON=1)"},
 };
+#pragma GCC diagnostic pop
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
 /* Parses an on|off value (also 1/0, true/false) into *out; false (with a
@@ -243,6 +276,8 @@ static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *
     }
     if (!strncmp(o->flag, "--stun", 6) && strcmp(src, "default"))
         cfg->stun_explicit = true;
+    if (!strcmp(o->flag, "--operator-listen") && strcmp(src, "default"))
+        cfg->operator_explicit = true;
     return true;
 }
 
@@ -286,6 +321,40 @@ static bool check_stun(const rdv_config *cfg)
     return true;
 }
 
+/* --operator-listen: "off", or ADDR:PORT with ADDR a numeric IP ("[v6]" for
+ * IPv6) into operator_addr / operator_port. */
+static bool check_operator(rdv_config *cfg)
+{
+    const char *v = cfg->operator_listen;
+    cfg->operator_off = !strcmp(v, "off");
+    if (cfg->operator_off)
+        return true;
+    const char *colon = strrchr(v, ':');
+    size_t alen = colon ? (size_t)(colon - v) : 0;
+    if (alen >= 2 && v[0] == '[' && v[alen - 1] == ']') {
+        v++;
+        alen -= 2;
+    }
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || alen == 0 || alen >= sizeof cfg->operator_addr || !colon[1] || *end ||
+        port < 0 || port > 65535) {
+        fprintf(stderr, "rendezvousd: --operator-listen: '%s' must be ADDR:PORT (e.g. "
+                        "127.0.0.1:9080, [::1]:9080) or off\n",
+                cfg->operator_listen);
+        return false;
+    }
+    memcpy(cfg->operator_addr, v, alen);
+    cfg->operator_addr[alen] = '\0';
+    if (!ip_family(cfg->operator_addr)) {
+        fprintf(stderr, "rendezvousd: --operator-listen: '%s' is not an IP address\n",
+                cfg->operator_addr);
+        return false;
+    }
+    cfg->operator_port = (int)port;
+    return true;
+}
+
 static void print_help(void)
 {
     printf("Usage: rendezvousd [OPTION]...\n"
@@ -300,6 +369,11 @@ static void print_help(void)
            "Blank lines are ignored, and '#' starts a comment at the start of a line\n"
            "or after a space. An unknown name, a bad value or a name given twice\n"
            "stops the server at start (exit status 2) with FILE:LINE and the reason.\n\n"
+           "Reload:\n"
+           "SIGHUP re-reads the --config file (flags and the environment still win)\n"
+           "and applies the options marked 'reloaded on SIGHUP' below; the others\n"
+           "need a restart (a changed one is logged). A file that has become\n"
+           "invalid changes nothing: the server logs why and keeps running.\n\n"
            "Options:\n",
            RDV_WS_SUBPROTOCOL, RDV_WS_PATH);
     for (size_t i = 0; i < N_OPTIONS; i++) {
@@ -307,8 +381,8 @@ static void print_help(void)
         char lhs[64];
         snprintf(lhs, sizeof lhs, "%s%s%s", o->flag, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
-        printf("  %-32s %s\n  %-32s   env %s, default %s\n", lhs, o->help, "", o->env,
-               *o->def ? o->def : "none");
+        printf("  %-32s %s%s\n  %-32s   env %s, default %s\n", lhs, o->help,
+               o->live ? " (reloaded on SIGHUP)" : "", "", o->env, *o->def ? o->def : "none");
     }
     printf("  %-32s %s\n  %-32s %s\n", "-h, --help", "print this help and exit", "--version",
            "print the version and exit");
@@ -516,6 +590,8 @@ rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
         cfg->stun_alt_port = cfg->stun_port > 0 && cfg->stun_port < 65535 ? cfg->stun_port + 1 : 0;
     if (!check_stun(cfg))
         return RDV_CONFIG_ERROR;
+    if (!check_operator(cfg))
+        return RDV_CONFIG_ERROR;
     /* a relayData of the largest payload must fit one message in both
      * forms, binary (17-byte header) and text (base64 plus the envelope):
      * a smaller --max-message-bytes lowers the relay payload with it
@@ -524,4 +600,40 @@ rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
     if (cfg->relay_max_payload > fit)
         cfg->relay_max_payload = fit;
     return RDV_CONFIG_RUN;
+}
+
+int rdv_config_reload(rdv_config *live, int argc, char **argv, char *restart, size_t restartlen,
+                      char *err, size_t errlen)
+{
+    if (restartlen)
+        restart[0] = '\0';
+    rdv_config *fresh = malloc(sizeof *fresh);
+    if (!fresh) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (rdv_config_load(fresh, argc, argv) != RDV_CONFIG_RUN) {
+        free(fresh);
+        snprintf(err, errlen, "%.900s is invalid (the line above says why)",
+                 live->config_path[0] ? live->config_path : "the configuration");
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt *o = &options[i];
+        char *dst = (char *)live + o->off;
+        const char *src = (const char *)fresh + o->off;
+        if (!memcmp(dst, src, o->size))
+            continue;
+        if (o->live) {
+            memcpy(dst, src, o->size);
+        } else if (n + 1 < restartlen) {
+            int w = snprintf(restart + n, restartlen - n, "%s%s", n ? ", " : "", o->flag + 2);
+            n += w > 0 ? (size_t)w : 0;
+            if (n >= restartlen)
+                n = restartlen - 1;
+        }
+    }
+    free(fresh);
+    return 0;
 }

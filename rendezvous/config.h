@@ -30,6 +30,9 @@ typedef struct rdv_config {
     int max_handshakes_per_ip;   /* --max-handshakes-per-ip: 0 = no cap */
     int64_t handshake_timeout_ms; /* --handshake-timeout */
     int max_watches;             /* --max-watches */
+    int replay_cache;            /* --replay-cache: signatures kept per connection */
+    int presence_rate;           /* --presence-rate: IDs per minute, 0 = no limit */
+    int presence_burst;          /* --presence-burst: IDs at once */
     int64_t ping_interval_ms;    /* --ping-interval */
     int64_t idle_timeout_ms;     /* --idle-timeout */
     size_t send_queue_max;       /* --send-queue-max: bytes per connection */
@@ -54,6 +57,16 @@ typedef struct rdv_config {
                                   * socket is then fatal, not a warning */
     char redis_url[512];         /* --redis: empty = the SQLite engine alone */
     int64_t drain_window_ms;     /* --drain-window: SIGTERM closes spread over it */
+    char operator_listen[80];    /* --operator-listen ADDR:PORT or "off" */
+    char operator_addr[64];      /* its address, parsed ("" when off) */
+    int operator_port;           /* its port: 0 = any free port */
+    bool operator_off;           /* --operator-listen off: no operator listener */
+    bool operator_explicit;      /* set by a flag, variable or file: a port that
+                                  * cannot open is fatal, not a warning */
+    bool public_status;          /* --public-status: /metrics, /status, / public too */
+    char admission[32];          /* --admission open|allowlist|fleet|allowlist,fleet */
+    char fleet_keys[2048];       /* --fleet-key: trusted fleet public keys, comma list */
+    char fleet_key_file[1024];   /* --fleet-key-file: more of them, one a line */
     rdv_logger log;              /* --log-level, --log-json */
 } rdv_config;
 
@@ -69,5 +82,15 @@ typedef enum rdv_config_result {
  * Prints --help / --version to stdout and errors (naming the flag or
  * variable and the accepted values) to stderr. */
 rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv);
+
+/* SIGHUP (reload.h): loads the configuration again from the same argv
+ * (the environment and the --config file as they are now) and copies the
+ * options --help marks "reloaded on SIGHUP" into *live. The names of other
+ * options whose value changed (they need a restart) go to restart, comma
+ * separated ("" for none). Returns 0, or -1 with *live untouched and a
+ * reason in err when the configuration is now invalid (the details went
+ * to stderr, as at start). */
+int rdv_config_reload(rdv_config *live, int argc, char **argv, char *restart, size_t restartlen,
+                      char *err, size_t errlen);
 
 #endif

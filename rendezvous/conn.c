@@ -20,6 +20,7 @@
 #include "conn_limits.h"
 #include "log.h"
 #include "relay.h"
+#include "replay.h"
 #include "route.h"
 #include "server.h"
 #include "schema/sign.h"
@@ -201,6 +202,7 @@ void rdv_conn_close(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *messa
     /* its relay sessions end now (the peers are told), not at the TCP close */
     rdv_relay_conn_gone(&srv->relay, srv, c,
                         code == RDV_EC_REPLACED        ? RDV_RELAY_END_REPLACED
+                        : code == RDV_EC_REVOKED       ? RDV_RELAY_END_REVOKED
                         : code == RDV_EC_SHUTTING_DOWN ? RDV_RELAY_END_SHUTDOWN
                                                        : RDV_RELAY_END_DISCONNECTED);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_DRAIN_SECS);
@@ -393,7 +395,10 @@ int rdv_conn_on_writeable(rdv_server *srv, rdv_conn *c)
 void rdv_conn_release(rdv_conn *c)
 {
     drop_queue(c);
+    free(c->cert);
+    c->cert = NULL;
     free(c->rx_buf);
     c->rx_buf = NULL;
     c->rx_len = c->rx_cap = 0;
+    rdv_replay_free(&c->replay);
 }

@@ -26,6 +26,8 @@ struct lws;
 struct rdv_server;
 struct rdv_ip_entry;
 struct rdv_watchset;
+struct rdv_conn_cert;
+struct rdv_replay;
 
 typedef enum rdv_conn_state {
     RDV_CONN_PENDING = 0, /* challenge sent, waiting for hello */
@@ -53,11 +55,20 @@ typedef struct rdv_conn {
     uint8_t *rx_buf;                 /* only while a message is split */
     struct rdv_ip_entry *ip;         /* per-source-address counter */
     struct rdv_watchset *watches;    /* NULL until the first watch */
+    struct rdv_conn_cert *cert;      /* fleet certificate's serial and groups
+                                      * (admission.h), set at hello; NULL when
+                                      * admitted without one */
+    struct rdv_replay *replay;       /* signatures seen (replay.h); NULL
+                                      * until the first signed message */
     int64_t connected_ms;            /* monotonic ms: auth deadline base */
     int64_t bucket_ms;               /* monotonic ms of the last refill */
     uint32_t rx_len, rx_cap;
     uint32_t out_bytes;              /* payload bytes waiting in out_* */
     float tokens;                    /* token bucket */
+    float presence_tokens;           /* IDs this node may still look up or
+                                      * watch (presence.c) */
+    int64_t presence_ms;             /* monotonic ms of its last refill; 0:
+                                      * not used yet (full) */
     uint16_t strikes;                /* consecutive rate-limited messages */
     uint16_t close_code;             /* nonzero: close after draining */
     uint16_t observed_port;

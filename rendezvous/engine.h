@@ -53,6 +53,9 @@ typedef struct rdv_engine_events {
     /* A relay frame from another instance ("R ..." header + bytes, the
      * relay's own format: relay.c). */
     void (*relay_in)(void *user, const uint8_t *payload, size_t len);
+    /* Another instance changed an admission list (RDV_ADM_LIST_*, store.h):
+     * key added (present) at `added`, or removed (admission.c). */
+    void (*admission)(void *user, int list, const char *key, bool present, int64_t added);
 } rdv_engine_events;
 
 /* Outcome of rdv_engine_route(). */
@@ -91,6 +94,9 @@ typedef struct rdv_engine_status {
     int64_t cluster_nodes;     /* nodes on every live instance (-1: this one's count) */
 } rdv_engine_status;
 
+/* One admission list entry (rdv_engine_adm_load). */
+typedef void (*rdv_adm_each_cb)(void *user, int list, const char *key, int64_t added);
+
 typedef struct rdv_engine_ops {
     const char *name;
     void (*joined)(rdv_engine *e, const char *id, uint32_t serial, const char *nat,
@@ -114,6 +120,9 @@ typedef struct rdv_engine_ops {
     void (*status)(rdv_engine *e, rdv_engine_status *out);
     void (*detach)(rdv_engine *e);
     void (*destroy)(rdv_engine *e);
+    void (*adm_load)(rdv_engine *e, rdv_adm_each_cb each, rdv_done_cb done, void *user);
+    void (*adm_set)(rdv_engine *e, int list, const char *key, bool present, int64_t added,
+                    rdv_done_cb done, void *user);
 } rdv_engine_ops;
 
 struct rdv_engine {
@@ -246,6 +255,23 @@ static inline void rdv_engine_status_get(rdv_engine *e, rdv_engine_status *out)
 static inline void rdv_engine_detach(rdv_engine *e)
 {
     e->ops->detach(e);
+}
+
+/* Reads every admission list entry (each), then done with the count, or
+ * -1 when the store cannot be read (admission.c keeps them in memory). */
+static inline void rdv_engine_adm_load(rdv_engine *e, rdv_adm_each_cb each, rdv_done_cb done,
+                                       void *user)
+{
+    e->ops->adm_load(e, each, done, user);
+}
+
+/* Writes one admission change durably and tells the other instances
+ * (events.admission there). done (may be NULL) gets 0, 1 when removing a
+ * key that was not there, or -1 when the store failed. */
+static inline void rdv_engine_adm_set(rdv_engine *e, int list, const char *key, bool present,
+                                      int64_t added, rdv_done_cb done, void *user)
+{
+    e->ops->adm_set(e, list, key, present, added, done, user);
 }
 
 /* Stops the engine's threads (pending callbacks are dropped) and frees it.

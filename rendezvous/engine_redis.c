@@ -56,9 +56,12 @@ typedef enum job_kind {
     J_NOTIFY,
     J_RELAYTO,
     J_PUBLISH,    /* args: channel, payload */
+    J_ADM_LOAD,   /* every admission list */
+    J_ADM_SET,    /* one admission change */
     /* produced by the threads, not the loop */
     E_INBOX,      /* a message on this instance's channel */
     E_PRESENCE,   /* a line on rdv:presence */
+    E_ADMISSION,  /* a line on rdv:admission */
     E_RECONNECTED /* Redis answers again: re-register the nodes here */
 } job_kind;
 
@@ -85,6 +88,7 @@ typedef struct job {
     rdv_msg_cb each;
     rdv_done_cb done;
     rdv_relay_route_cb relay_cb;
+    rdv_adm_each_cb adm_each;
     char inst[33];      /* J_RELAYTO: where it went */
     void *user;
 } job;
@@ -363,6 +367,8 @@ static const char *script_of(job_kind k)
     case J_EXPIRE: return RDV_LUA_EXPIRE;
     case J_NOTIFY: return RDV_LUA_NOTIFY;
     case J_RELAYTO: return RDV_LUA_RELAYTO;
+    case J_ADM_LOAD: return RDV_LUA_ADM_LOAD;
+    case J_ADM_SET: return RDV_LUA_ADM_SET;
     default: return NULL;
     }
 }
@@ -657,7 +663,7 @@ static bool subscribe(redis_engine *r, redisContext *c)
 {
     char inbox[64];
     snprintf(inbox, sizeof inbox, "rdv:i:%s", r->id);
-    if (redisAppendCommand(c, "SUBSCRIBE %s rdv:presence", inbox) != REDIS_OK)
+    if (redisAppendCommand(c, "SUBSCRIBE %s rdv:presence rdv:admission", inbox) != REDIS_OK)
         return false;
     int done = 0;
     while (!done)
@@ -676,7 +682,9 @@ static void on_pubsub(redis_engine *r, const redisReply *rep)
     job *ev = job_new(E_INBOX);
     if (!ev)
         return;
-    ev->kind = strcmp(rep->element[1]->str, "rdv:presence") ? E_INBOX : E_PRESENCE;
+    ev->kind = !strcmp(rep->element[1]->str, "rdv:presence")    ? E_PRESENCE
+               : !strcmp(rep->element[1]->str, "rdv:admission") ? E_ADMISSION
+                                                                : E_INBOX;
     ev->payload = malloc(rep->element[2]->len + 1);
     if (!ev->payload) {
         free(ev);
@@ -1078,6 +1086,89 @@ static void presence_line(redis_engine *r, job *j)
     ev->presence(ev->user, id, on == 1, on == 1 ? nat : NULL, last);
 }
 
+/* The Redis hash of an admission list, and back. */
+static const char *const adm_names[RDV_ADM_LIST__COUNT] = {"allow", "revoked_node",
+                                                           "revoked_serial"};
+
+static int adm_list_of(const char *name)
+{
+    for (int i = 0; i < RDV_ADM_LIST__COUNT; i++)
+        if (!strcmp(name, adm_names[i]))
+            return i;
+    return -1;
+}
+
+static void rd_adm_load(rdv_engine *e, rdv_adm_each_cb each, rdv_done_cb done, void *user)
+{
+    job *j = job_new(J_ADM_LOAD);
+    if (!j) {
+        if (done)
+            done(user, -1);
+        return;
+    }
+    j->adm_each = each;
+    j->done = done;
+    j->user = user;
+    submit(of(e), j);
+}
+
+static void rd_adm_set(rdv_engine *e, int list, const char *key, bool present, int64_t added,
+                       rdv_done_cb done, void *user)
+{
+    redis_engine *r = of(e);
+    job *j = list >= 0 && list < RDV_ADM_LIST__COUNT ? job_new(J_ADM_SET) : NULL;
+    if (!j || !job_str(j, adm_names[list]) || !job_str(j, key) || !job_num(j, present) ||
+        !job_num(j, added) || !job_str(j, r->id)) {
+        job_free(j);
+        if (done)
+            done(user, -1);
+        return;
+    }
+    j->done = done;
+    j->user = user;
+    submit(r, j);
+}
+
+static void adm_load_done(job *j)
+{
+    int n = 0;
+    const redisReply *a = j->reply;
+    if (j->failed || !a || a->elements != RDV_ADM_LIST__COUNT) {
+        if (j->done)
+            j->done(j->user, -1);
+        return;
+    }
+    for (size_t l = 0; l < RDV_ADM_LIST__COUNT; l++) {
+        const redisReply *h = a->element[l];
+        if (h->type != REDIS_REPLY_ARRAY)
+            continue;
+        for (size_t i = 0; i + 1 < h->elements; i += 2) {
+            if (h->element[i]->type != REDIS_REPLY_STRING ||
+                h->element[i + 1]->type != REDIS_REPLY_STRING)
+                continue;
+            j->adm_each(j->user, (int)l, h->element[i]->str, atoll(h->element[i + 1]->str));
+            n++;
+        }
+    }
+    if (j->done)
+        j->done(j->user, n);
+}
+
+/* "A INST LIST KEY 1|0 ADDED" from another instance. */
+static void admission_line(redis_engine *r, job *j)
+{
+    const rdv_engine_events *ev = &r->base.ev;
+    char inst[40], list[24], key[RDV_NODE_ID_HEXLEN + 1];
+    int on = 0;
+    long long added = 0;
+    if (sscanf(j->payload, "A %39s %23s %64s %d %lld", inst, list, key, &on, &added) != 5)
+        return;
+    int l = adm_list_of(list);
+    if (l < 0 || !strcmp(inst, r->id) || !ev->admission)
+        return; /* this instance's own change: already applied here */
+    ev->admission(ev->user, l, key, on == 1, added);
+}
+
 static void rd_poll(rdv_engine *e)
 {
     redis_engine *r = of(e);
@@ -1095,6 +1186,12 @@ static void rd_poll(rdv_engine *e)
         case J_RELAYTO: j->relay_cb(j->user, !j->failed && j->inst[0] ? j->inst : NULL); break;
         case E_INBOX: inbox(r, j); break;
         case E_PRESENCE: presence_line(r, j); break;
+        case E_ADMISSION: admission_line(r, j); break;
+        case J_ADM_LOAD: adm_load_done(j); break;
+        case J_ADM_SET:
+            if (j->done)
+                j->done(j->user, j->failed ? -1 : j->ires == 0 ? 1 : 0);
+            break;
         case E_RECONNECTED:
             if (r->base.ev.reconnected)
                 r->base.ev.reconnected(r->base.ev.user);
@@ -1178,6 +1275,8 @@ static const rdv_engine_ops redis_ops = {
     .status = rd_status,
     .detach = rd_detach,
     .destroy = rd_destroy,
+    .adm_load = rd_adm_load,
+    .adm_set = rd_adm_set,
 };
 
 /* Parses redis://HOST[:PORT][/DB] or unix:///PATH into r. */

@@ -10,7 +10,10 @@
  *   rdv:q:ID          list: queued entries for ID, oldest first
  *   rdv:qexp          sorted set: ID scored by its oldest entry's expiry
  *   rdv:qdepth        counter: entries in every rdv:q:*
- * Channels: rdv:i:INST (one instance's inbox), rdv:presence (all).
+ *   rdv:adm:allow, rdv:adm:revoked_node, rdv:adm:revoked_serial
+ *                     hashes: admission lists, key -> time added (ms)
+ * Channels: rdv:i:INST (one instance's inbox), rdv:presence (all),
+ * rdv:admission (all: "A INST LIST KEY 1|0 ADDED", an admission change).
  *
  * An entry (queued, or sent to an inbox) is a header line and the raw
  * message: "M TO FROM TYPE SID CREATED EXPIRES\n" + bytes (SID "-" when
@@ -174,5 +177,22 @@
     "redis.call('DEL',s,'rdv:inst:'..ARGV[1])\n"                                               \
     "redis.call('SREM','rdv:insts',ARGV[1])\n"                                                 \
     "return 1\n"
+
+/* ARGV: list key present(1|0) added inst. One admission change, told to
+ * every instance. Returns 0 when removing a key that was not there. */
+#define RDV_LUA_ADM_SET                                                                        \
+    "local h='rdv:adm:'..ARGV[1]\n"                                                             \
+    "local r=1\n"                                                                               \
+    "if ARGV[3]=='1' then redis.call('HSETNX',h,ARGV[2],ARGV[4])\n"                             \
+    "else r=redis.call('HDEL',h,ARGV[2]) end\n"                                                 \
+    "redis.call('PUBLISH','rdv:admission','A '..ARGV[5]..' '..ARGV[1]..' '..ARGV[2]..' '.."     \
+    "ARGV[3]..' '..ARGV[4])\n"                                                                  \
+    "return r\n"
+
+/* Every admission list: {allow, revoked_node, revoked_serial}, each a flat
+ * [key, added, ...] array. */
+#define RDV_LUA_ADM_LOAD                                                                       \
+    "return {redis.call('HGETALL','rdv:adm:allow'),redis.call('HGETALL','rdv:adm:revoked_node'),"\
+    "redis.call('HGETALL','rdv:adm:revoked_serial')}\n"
 
 #endif

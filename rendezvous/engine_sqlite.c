@@ -172,6 +172,38 @@ static void sq_destroy(rdv_engine *e)
     free(e);
 }
 
+typedef struct adm_ctx {
+    rdv_adm_each_cb each;
+    void *user;
+} adm_ctx;
+
+static void adm_one(void *user, int list, const char *key, int64_t added)
+{
+    adm_ctx *a = user;
+    a->each(a->user, list, key, added);
+}
+
+static void sq_adm_load(rdv_engine *e, rdv_adm_each_cb each, rdv_done_cb done, void *user)
+{
+    adm_ctx a = {each, user};
+    int n = rdv_store_adm_load(of(e)->store, adm_one, &a);
+    if (n < 0)
+        of(e)->errors++;
+    if (done)
+        done(user, n < 0 ? -1 : n);
+}
+
+/* Alone: no other instance to tell. */
+static void sq_adm_set(rdv_engine *e, int list, const char *key, bool present, int64_t added,
+                       rdv_done_cb done, void *user)
+{
+    int rc = rdv_store_adm_set(of(e)->store, list, key, present, added);
+    if (rc == RDV_STORE_ERR)
+        of(e)->errors++;
+    if (done)
+        done(user, rc == RDV_STORE_OK ? 0 : rc == RDV_STORE_ENOTFOUND ? 1 : -1);
+}
+
 static const rdv_engine_ops sqlite_ops = {
     .name = "sqlite",
     .joined = sq_joined,
@@ -191,6 +223,8 @@ static const rdv_engine_ops sqlite_ops = {
     .status = sq_status,
     .detach = sq_detach,
     .destroy = sq_destroy,
+    .adm_load = sq_adm_load,
+    .adm_set = sq_adm_set,
 };
 
 rdv_engine *rdv_engine_sqlite_new(rdv_store *store, const rdv_engine_events *ev)

@@ -1,4 +1,5 @@
-/* http.c - /healthz, /metrics, /status (see http.h).
+/* http.c - /healthz, /metrics, /status (see http.h), on the public and the
+ * operator's listener (operator.h).
  *
  * A response is built whole in a heap buffer with LWS_PRE headroom and
  * written from the LWS_CALLBACK_HTTP callback (headers, then the body as
@@ -15,9 +16,11 @@
 #include "conn_limits.h"
 #include "log.h"
 #include "metrics.h"
+#include "operator.h"
 #include "server.h"
 #include "schema/sign.h"
 #include "status_page.h"
+#include "tls.h"
 
 #ifndef RDV_VERSION
 #define RDV_VERSION "0.1.0"
@@ -130,6 +133,19 @@ static void build_stun_metrics(rdv_server *srv, tbuf *b)
     tb_printf(b, "rendezvous_stun_dropped_total %llu\n", (unsigned long long)dropped);
 }
 
+/* SIGHUP reloads (reload.h). */
+static void build_reload_metrics(const rdv_reload *r, tbuf *b)
+{
+    metric(b, "rendezvous_reloads_total", "counter", "Reloads run (SIGHUP).");
+    tb_printf(b, "rendezvous_reloads_total %llu\n", (unsigned long long)r->reloads);
+    metric(b, "rendezvous_reload_failures_total", "counter",
+           "Reloads in which a hook failed and kept its previous state.");
+    tb_printf(b, "rendezvous_reload_failures_total %llu\n", (unsigned long long)r->failures);
+    metric(b, "rendezvous_reload_last_success", "gauge",
+           "1 when every hook of the last reload applied (or there was none yet).");
+    tb_printf(b, "rendezvous_reload_last_success %d\n", r->last_ok ? 1 : 0);
+}
+
 static void build_metrics(rdv_server *srv, tbuf *b)
 {
     const rdv_metrics *m = &srv->m;
@@ -216,6 +232,7 @@ static void build_metrics(rdv_server *srv, tbuf *b)
            "Connections closed at accept because they took the last free descriptors.");
     tb_printf(b, "rendezvous_accept_fd_refused_total %llu\n",
               (unsigned long long)g->refused_total);
+    build_reload_metrics(&srv->reload, b);
 }
 
 static void build_status(rdv_server *srv, tbuf *b)
@@ -319,9 +336,19 @@ static int serve(struct lws *wsi, const char *path)
     tbuf b = {0};
     unsigned status = HTTP_STATUS_OK;
     const char *ctype = "text/plain; charset=utf-8";
+    bool op = rdv_operator_is(srv, wsi);
+    /* the operator's pages: on its listener, on the public one only with
+     * --public-status */
+    bool op_page = !strcmp(path, "/") || !strcmp(path, "/metrics") || !strcmp(path, "/status");
     if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
         status = HTTP_STATUS_METHOD_NOT_ALLOWED;
         tb_printf(&b, "only GET is served here\n");
+    } else if (op_page && !op && !srv->cfg->public_status) {
+        status = HTTP_STATUS_NOT_FOUND;
+        tb_printf(&b, "not found here: %s is served on the operator's listener "
+                      "(--operator-listen, 127.0.0.1:9080 by default); --public-status serves "
+                      "it on this port too\n",
+                  path);
     } else if (!strcmp(path, "/")) {
         ctype = "text/html; charset=utf-8";
         size_t n = 0;
@@ -337,14 +364,17 @@ static int serve(struct lws *wsi, const char *path)
     } else if (!strcmp(path, "/status")) {
         ctype = "application/json";
         build_status(srv, &b);
-    } else if (!strcmp(path, RDV_WS_PATH)) {
+    } else if (!strcmp(path, RDV_WS_PATH) && !op) {
         status = HTTP_STATUS_BAD_REQUEST;
         tb_printf(&b, "open a WebSocket here with subprotocol %s\n", RDV_WS_SUBPROTOCOL);
+    } else if (op) {
+        status = HTTP_STATUS_NOT_FOUND;
+        tb_printf(&b, "not found; the operator's listener serves / (status page), /healthz, "
+                      "/metrics and /status\n");
     } else {
         status = HTTP_STATUS_NOT_FOUND;
-        tb_printf(&b, "not found; try %s (WebSocket), / (status page), /healthz, /metrics or "
-                      "/status\n",
-                  RDV_WS_PATH);
+        tb_printf(&b, "not found; try %s (WebSocket) or /healthz%s\n", RDV_WS_PATH,
+                  srv->cfg->public_status ? ", / (status page), /metrics or /status" : "");
     }
     int rc;
     if (b.oom) {
@@ -368,6 +398,11 @@ int rdv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         /* wsi is the listener; in carries the accepted socket */
         rdv_server *srv = server_of(wsi);
         const struct lws_filter_network_conn_args *filt = user;
+        /* the operator's listener (loopback by default) is not subject to
+         * the public listener's accept gate and per-address caps: its
+         * metrics stay reachable while nodes exhaust them */
+        if (srv && rdv_operator_is(srv, wsi))
+            return 0;
         if (srv && !rdv_accept_gate_on_accept(srv, wsi, (int)(intptr_t)in))
             return 1;
         if (srv && filt && !rdv_limits_handshake_allowed(srv, &filt->cli_addr))
@@ -376,6 +411,8 @@ int rdv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
     }
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: {
         rdv_server *srv = server_of(wsi);
+        if (srv && rdv_operator_is(srv, wsi))
+            return 0;
         return srv && rdv_limits_handshake_begin(srv, wsi) != 0 ? -1 : 0;
     }
     case LWS_CALLBACK_WSI_DESTROY: {
@@ -384,6 +421,9 @@ int rdv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
             rdv_limits_handshake_end(srv, wsi);
         break;
     }
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        /* the wss:// vhost's SSL_CTX: TLS 1.2+, kept for reloads (tls.h) */
+        return rdv_tls_on_vhost_ctx(server_of(wsi), user) != 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         /* an upgrade that landed here asked for no (or no known) subprotocol */
         rdv_server *srv = server_of(wsi);

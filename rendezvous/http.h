@@ -1,7 +1,9 @@
-/* http.h - plain HTTP on the WebSocket listener: GET / (the status page,
+/* http.h - plain HTTP on both listeners: GET / (the status page,
  * status_page.h), /healthz (200 "ok" when the store accepts writes, else
  * 503), /metrics (Prometheus text format 0.0.4) and /status (JSON
- * summary). Everything else is 404.
+ * summary). The public (WebSocket) listener answers only /healthz (and
+ * /v1's upgrade) unless --public-status; the operator's listener
+ * (operator.h) answers all four. Everything else is 404.
  */
 #ifndef RDV_SERVER_HTTP_H
 #define RDV_SERVER_HTTP_H

@@ -3,6 +3,7 @@
  *
  * Exit codes: 0 after a clean shutdown (or --help / --version), 1 when the
  * server cannot start (database, listener), 2 for an invalid configuration.
+ * SIGHUP reloads (reload.h): the config file is its first hook.
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "preflight.h"
 #include "server.h"
 #include "schema/sign.h"
@@ -43,6 +45,26 @@ static void raise_nofile(const rdv_logger *log)
         rdv_info(log, "open-file limit %llu (raise the hard limit, e.g. systemd LimitNOFILE, "
                       "to hold more nodes)",
                  (unsigned long long)rl.rlim_cur);
+}
+
+/* The "config" reload hook (reload.h): the --config file again, the
+ * options marked live applied; a restart-only option that changed is
+ * logged. */
+typedef struct config_reload {
+    rdv_config *cfg;
+    int argc;
+    char **argv;
+} config_reload;
+
+static int reload_config(void *user, char *err, size_t errlen)
+{
+    config_reload *cr = user;
+    char restart[512];
+    if (rdv_config_reload(cr->cfg, cr->argc, cr->argv, restart, sizeof restart, err, errlen) != 0)
+        return -1;
+    if (restart[0])
+        rdv_warn(&cr->cfg->log, "reload: changed but applied only at restart: %s", restart);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -88,11 +110,19 @@ int main(int argc, char **argv)
     srv.cfg = &cfg;
     srv.log = log;
     srv.store = store;
+    rdv_reload_init(&srv.reload);
+    config_reload cr = {&cfg, argc, argv};
+    rdv_reload_register(&srv.reload, "config", reload_config, &cr);
     int rc = 0;
-    if (rdv_server_start(&srv) != 0)
+    if (rdv_server_start(&srv) != 0) {
         rc = 1;
-    else
+    } else {
+        char status[160];
+        snprintf(status, sizeof status, "listening on %s://%.64s:%d/v1", srv.tls ? "wss" : "ws",
+                 cfg.listen, srv.port);
+        rdv_notify_ready(log, status); /* systemd Type=notify */
         rdv_server_run(&srv);
+    }
     rdv_server_destroy(&srv);
     if (store && rdv_store_flush(store) != RDV_STORE_OK) {
         rdv_error(log, "database %s: final commit failed: %s", cfg.db_path,

@@ -304,8 +304,48 @@ static int send_presence(rdv_server *srv, rdv_conn *c, const json_t *body)
     return 0;
 }
 
+/* Presence scanning limit (PROTOCOL.md section 8): takes n tokens from
+ * c's bucket of node IDs (--presence-rate per minute, --presence-burst but
+ * never less than --max-watches) and returns true; or, when fewer than n
+ * are left, takes none, answers the request with rate_limited (ref the
+ * requestID) and returns false. */
+static bool presence_admit(rdv_server *srv, rdv_conn *c, size_t n, const char *type,
+                           const char *rid)
+{
+    const rdv_config *cfg = srv->cfg;
+    if (cfg->presence_rate <= 0 || n == 0)
+        return true;
+    float cap = (float)(cfg->presence_burst > cfg->max_watches ? cfg->presence_burst
+                                                               : cfg->max_watches);
+    int64_t now = rdv_mono_ms();
+    if (c->presence_ms == 0) {
+        c->presence_tokens = cap;
+        c->presence_ms = now;
+    } else if (now > c->presence_ms) {
+        float t = c->presence_tokens +
+                  (float)(now - c->presence_ms) * (float)cfg->presence_rate / 60000.0f;
+        c->presence_tokens = t > cap ? cap : t;
+        c->presence_ms = now;
+    }
+    if (c->presence_tokens >= (float)n) {
+        c->presence_tokens -= (float)n;
+        return true;
+    }
+    char m[200];
+    snprintf(m, sizeof m,
+             "%s of %zu node IDs refused: over %d IDs looked up or watched per minute "
+             "(%.0f left now); ask for fewer, later",
+             type, n, cfg->presence_rate, (double)c->presence_tokens);
+    (void)rdv_conn_send_error(srv, c, RDV_EC_RATE_LIMITED, m, rid, type, "nodeIDs");
+    return false;
+}
+
 int rdv_presence_lookup(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
 {
+    const json_t *ids = json_object_get(msg->body, "nodeIDs");
+    if (!presence_admit(srv, c, json_array_size(ids), "lookup",
+                        rdv_msg_get_str(msg->body, "requestID")))
+        return 0;
     (void)send_presence(srv, c, msg->body);
     return 0;
 }
@@ -390,6 +430,8 @@ int rdv_presence_watch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
         (void)rdv_conn_send_error(srv, c, RDV_EC_LIMIT_EXCEEDED, m, rid, "watch", "nodeIDs");
         return 0;
     }
+    if (!presence_admit(srv, c, nwant, "watch", rid))
+        return 0;
     for (size_t k = 0; k < nwant; k++) {
         if (watch_add(srv, c, want[k]) != 0) {
             (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", rid,

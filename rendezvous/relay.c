@@ -94,6 +94,7 @@ static const char *const end_names[RDV_RELAY_END__COUNT] = {
     [RDV_RELAY_END_IDLE] = "idle",
     [RDV_RELAY_END_QUOTA] = "quota",
     [RDV_RELAY_END_SHUTDOWN] = "shutting_down",
+    [RDV_RELAY_END_REVOKED] = "revoked",
 };
 
 const char *rdv_relay_drop_name(rdv_relay_drop d)

@@ -70,6 +70,7 @@ typedef enum rdv_relay_end {
     RDV_RELAY_END_IDLE,          /* "idle" (also an unanswered relayOpen) */
     RDV_RELAY_END_QUOTA,         /* "quota" */
     RDV_RELAY_END_SHUTDOWN,      /* "shutting_down" */
+    RDV_RELAY_END_REVOKED,       /* "revoked": the operator revoked the other side */
     RDV_RELAY_END__COUNT
 } rdv_relay_end;
 

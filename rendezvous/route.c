@@ -19,6 +19,7 @@
 #include "offline.h"
 #include "presence.h"
 #include "relay.h"
+#include "replay.h"
 #include "server.h"
 #include "schema/sign.h"
 
@@ -220,6 +221,29 @@ static rdv_ec check_signed(rdv_server *srv, const rdv_conn *c, const rdv_msg *ms
     return RDV_EC_NONE;
 }
 
+/* Section 4, "Replay": true (and c answered) when msg, which passed
+ * check_signed(), is an exact copy of a signed message c sent and the
+ * server routed, whose timestamp is still in the ingress window. */
+static bool refuse_replay(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const char *sid)
+{
+    if (!rdv_replay_seen(c->replay, rdv_msg_get_str(msg->body, "signature"), rdv_now_ms()))
+        return false;
+    (void)rdv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD,
+                              "an exact copy of a message this connection already sent (a "
+                              "replay) is not routed; to send again, sign a new message",
+                              sid, rdv_msg_type_name(msg->type), "signature");
+    return true;
+}
+
+/* Remembers routed msg for refuse_replay(). */
+static void remember_routed(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
+{
+    int64_t ts = 0;
+    (void)rdv_msg_get_int(msg->body, "timestamp", &ts);
+    rdv_replay_add(&c->replay, rdv_msg_get_str(msg->body, "signature"), ts, rdv_now_ms(),
+                   (uint32_t)srv->cfg->replay_cache);
+}
+
 /* offer, answer, iceCandidate: forward to the recipient's connection here,
  * else to offline.c. */
 static int h_signal(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
@@ -233,6 +257,8 @@ static int h_signal(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint
         (void)rdv_conn_send_error(srv, c, ec, why, sid, name, field);
         return 0;
     }
+    if (refuse_replay(srv, c, msg, sid))
+        return 0;
     const char *from = rdv_msg_get_str(msg->body, "fromNodeID");
     const char *to = rdv_msg_get_str(msg->body, "toNodeID");
     uint8_t to_id[RDV_NODE_ID_BYTES];
@@ -243,11 +269,14 @@ static int h_signal(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint
     }
     rdv_conn *target = rdv_presence_find(srv, to_id);
     if (target && !target->close_code) {
-        if (rdv_conn_send(srv, target, raw, len, false) == 0)
+        if (rdv_conn_send(srv, target, raw, len, false) == 0) {
             srv->m.routed[msg->type]++;
+            remember_routed(srv, c, msg);
+        }
         return 0;
     }
     /* not connected here: another instance, or the offline queue */
+    remember_routed(srv, c, msg);
     rdv_offline_route(srv, c, msg->type, from, to, sid, raw, len);
     return 0;
 }

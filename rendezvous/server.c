@@ -29,7 +29,9 @@
  * the authenticated nodes in equal batches over the window, so they
  * reconnect to other instances spread out; new upgrades get 503 and
  * /healthz 503 meanwhile), waits for them to go (at most
- * SHUTDOWN_GRACE_MS after the window) and returns.
+ * SHUTDOWN_GRACE_MS after the window) and returns. SIGHUP (either loop:
+ * our own handler) sets another flag; the loop then runs the reload hooks
+ * from a zero-delay timer (reload.h).
  */
 #include "server.h"
 
@@ -45,11 +47,14 @@
 #include "http.h"
 #include "conn_limits.h"
 #include "log.h"
+#include "notify.h"
 #include "offline.h"
+#include "operator.h"
 #include "port_owner.h"
 #include "presence.h"
 #include "route.h"
 #include "schema/sign.h"
+#include "tls.h"
 
 /* lws receive chunk (--rx-buffer, default 256), allocated for every
  * connection for its lifetime. Measured RSS per idle authenticated
@@ -66,18 +71,24 @@
 #define FLUSH_DELAY_US 20000     /* store batch commit delay */
 #define SWEEP_INTERVAL_US 500000 /* offline-queue expiry sweep */
 #define SHUTDOWN_GRACE_MS 3000
+#define NOTIFY_STATUS_MS 10000     /* systemd STATUS= nodes/connections */
 #define DRAIN_TICK_MS 100          /* --drain-window: one batch this often */
 #define REDIS_START_WAIT_MS 3000   /* --redis: wait this long for it at start */
 #define UV_PLUGIN "libwebsockets-evlib_uv.so" /* lws 4.1 evlib plugin */
 
 /* Set by the signal handler only; read by the loop. */
 static volatile sig_atomic_t signal_seen;
+/* SIGHUP: set by the handler, cleared by the loop when it reloads. */
+static volatile sig_atomic_t reload_seen;
 /* The context the signal handler wakes; set once before signals arrive. */
 static struct lws_context *volatile signal_ctx;
 
 static void on_signal(int sig)
 {
-    signal_seen = sig;
+    if (sig == SIGHUP)
+        reload_seen = 1;
+    else
+        signal_seen = sig;
     if (signal_ctx)
         lws_cancel_service(signal_ctx);
 }
@@ -138,13 +149,51 @@ void rdv_server_arm_auth_timer(rdv_server *srv)
     lws_sul_schedule(srv->ctx, 0, &srv->sul_auth, auth_cb, (lws_usec_t)due * 1000);
 }
 
+/* STATUS= for systemctl status, every NOTIFY_STATUS_MS (notify.h). */
+static void notify_status(rdv_server *srv)
+{
+    int64_t now = rdv_mono_ms();
+    if (now - srv->notify_status_ms < NOTIFY_STATUS_MS)
+        return;
+    srv->notify_status_ms = now;
+    char status[128];
+    snprintf(status, sizeof status, "%zu nodes online, %llu connections, port %d",
+             srv->nodes.count, (unsigned long long)srv->m.connections, srv->port);
+    rdv_notify_status(srv->log, status);
+}
+
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
     rdv_server *srv = lws_container_of(sul, rdv_server, sul_sweep);
+    notify_status(srv);
     rdv_offline_expire(srv);
     rdv_relay_sweep(&srv->relay, srv, rdv_mono_ms());
     rdv_accept_gate_probe(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
+}
+
+/* SIGHUP: the reload hooks, from a timer so they run on the loop thread
+ * outside any connection's callback (reload.h). */
+static void reload_cb(lws_sorted_usec_list_t *sul)
+{
+    rdv_server *srv = lws_container_of(sul, rdv_server, sul_reload);
+    reload_seen = 0; /* a SIGHUP from now on is another reload */
+    if (srv->shutting_down || srv->stop_loop)
+        return;
+    rdv_notify_reloading(srv->log, "reloading (SIGHUP)");
+    int failed = rdv_reload_run(&srv->reload, srv->log);
+    char status[128];
+    snprintf(status, sizeof status, "reload %llu: %s", (unsigned long long)srv->reload.reloads,
+             failed ? "FAILED (the log says why); serving with the previous state" : "ok");
+    rdv_notify_ready(srv->log, status);
+}
+
+/* Schedules reload_cb when a SIGHUP has arrived (called by the loop). */
+static void check_reload(rdv_server *srv)
+{
+    if (reload_seen && !srv->shutting_down && !srv->stop_loop &&
+        lws_dll2_is_detached(&srv->sul_reload.list))
+        lws_sul_schedule(srv->ctx, 0, &srv->sul_reload, reload_cb, 1);
 }
 
 /* libuv: uv_run() only returns once the context is being destroyed; do
@@ -227,6 +276,10 @@ static void begin_shutdown(rdv_server *srv)
     rdv_info(srv->log, "signal %d: shutting down, closing %llu connection(s)%s", (int)signal_seen,
              (unsigned long long)srv->m.connections,
              window > 0 ? " spread over --drain-window" : "");
+    char status[96];
+    snprintf(status, sizeof status, "stopping: closing %llu connection(s)",
+             (unsigned long long)srv->m.connections);
+    rdv_notify_stopping(srv->log, status);
     while (srv->pending_head) {
         rdv_conn *c = srv->pending_head;
         rdv_auth_forget(srv, c);
@@ -324,6 +377,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (signal_seen && !srv->shutting_down)
             begin_shutdown(srv);
+        check_reload(srv);
         if (srv->engine)
             rdv_engine_poll(srv->engine); /* results of its threads */
         return 0;
@@ -516,6 +570,14 @@ static void on_remote_message(void *user, const rdv_queued_msg *m)
 {
     rdv_offline_arrived(user, m);
 }
+/* The shared store answers again: nodes here are recorded again, and the
+ * admission lists read again (changes may have been missed meanwhile). */
+static void on_engine_back(void *user)
+{
+    rdv_presence_rejoin(user);
+    rdv_admission_reload(user);
+}
+
 
 /* The engine: Redis with --redis (several instances share it), else the
  * SQLite store alone. Returns 0 or -1 (logged). */
@@ -526,7 +588,8 @@ static int engine_open(rdv_server *srv)
         .deliver = on_remote_message,
         .replaced = rdv_presence_replaced,
         .presence = rdv_presence_remote,
-        .reconnected = rdv_presence_rejoin,
+        .reconnected = on_engine_back,
+        .admission = rdv_admission_bus_in,
         .relay_in = rdv_relay_bus_in,
     };
     if (srv->cfg->redis_url[0]) {
@@ -697,7 +760,7 @@ int rdv_server_start(rdv_server *srv)
         return -1;
     }
     signal_ctx = srv->ctx;
-    if (engine_open(srv) != 0)
+    if (engine_open(srv) != 0 || rdv_admission_start(srv) != 0)
         return -1;
     if (!srv->uv) {
         struct sigaction sa;
@@ -707,12 +770,23 @@ int rdv_server_start(rdv_server *srv)
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
     }
+    /* SIGHUP is ours with either loop (no exit on a reload request) */
+    struct sigaction hup;
+    memset(&hup, 0, sizeof hup);
+    hup.sa_handler = on_signal;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
     signal(SIGPIPE, SIG_IGN);
     srv->vhost = lws_get_vhost_by_name(srv->ctx, "rendezvous");
+    /* SIGHUP reads --tls-cert / --tls-key again (tls.h) */
+    if (srv->tls && rdv_reload_register(&srv->reload, "tls", rdv_tls_reload, srv) != 0) {
+        rdv_error(srv->log, "tls: cannot register the certificate reload");
+        return -1;
+    }
     srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
     rdv_accept_gate_init(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
-    if (stun_adopt(srv) != 0)
+    if (stun_adopt(srv) != 0 || rdv_operator_open(srv) != 0)
         return -1;
     char host[80];
     if (strchr(cfg->listen, ':'))
@@ -734,6 +808,7 @@ int rdv_server_run(rdv_server *srv)
             break;
         if (signal_seen && !srv->shutting_down)
             begin_shutdown(srv);
+        check_reload(srv);
     }
     return 0;
 }
@@ -749,6 +824,7 @@ void rdv_server_destroy(rdv_server *srv)
         lws_sul_cancel(&srv->sul_stop);
         lws_sul_cancel(&srv->sul_drain);
         lws_sul_cancel(&srv->sul_uvstop);
+        lws_sul_cancel(&srv->sul_reload);
         rdv_accept_gate_stop(srv);
         if (srv->engine)
             rdv_engine_detach(srv->engine); /* the context is going: no more wake-ups */
@@ -758,6 +834,7 @@ void rdv_server_destroy(rdv_server *srv)
     rdv_engine_destroy(srv->engine);
     srv->engine = NULL;
     /* lws closed (and released) every fd it adopted; close the rest */
+    rdv_admission_free(&srv->adm);
     for (int i = 0; i < srv->n_stun; i++)
         rdv_stun_server_close(&srv->stun[i]);
     srv->n_stun = 0;

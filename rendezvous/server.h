@@ -10,12 +10,14 @@
 #include <stdint.h>
 
 #include "accept_gate.h"
+#include "admission.h"
 #include "config.h"
 #include "conn.h"
 #include "engine.h"
 #include "hmap.h"
 #include "metrics.h"
 #include "relay.h"
+#include "reload.h"
 #include "store.h"
 #include "stun_responder.h"
 
@@ -36,8 +38,12 @@ typedef struct rdv_server {
     lws_retry_bo_t retry;            /* ping / idle policy of the vhost */
     struct lws_protocols protocols[4]; /* http, rendezvous.v1, rdv-stun,
                                         * terminator */
+    struct lws_vhost *op_vhost;      /* the operator's listener (operator.h), or NULL */
+    struct lws_protocols op_protocols[2]; /* its table: http, terminator */
+    int op_port;                     /* its actual port (0: none) */
     int port;                        /* actual listening port */
     bool tls;
+    void *tls_ctx;                   /* the wss:// listener's SSL_CTX (tls.h) */
     bool uv;                         /* libuv event loop in use */
     int64_t started_ms;              /* wall clock at start */
     rdv_metrics m;
@@ -45,6 +51,7 @@ typedef struct rdv_server {
     rdv_hmap watches;                /* node ID -> rdv_watch_entry */
     rdv_hmap ips;                    /* address -> rdv_ip_entry */
     rdv_relay relay;                 /* relay sessions (relay.c) */
+    rdv_admission adm;               /* admission mode, fleet keys, lists (admission.h) */
     rdv_accept_gate gate;            /* pauses accepting near the fd limit */
     rdv_stun_server stun[RDV_SERVER_STUN_MAX]; /* UDP STUN responders; their
                                       * fds are adopted into the lws loop */
@@ -56,6 +63,10 @@ typedef struct rdv_server {
     lws_sorted_usec_list_t sul_stop;     /* shutdown deadline */
     lws_sorted_usec_list_t sul_uvstop;   /* libuv: leave the loop */
     lws_sorted_usec_list_t sul_drain;    /* --drain-window: next batch */
+    lws_sorted_usec_list_t sul_reload;   /* SIGHUP: run the reload hooks */
+    int64_t notify_status_ms;        /* last systemd STATUS= (notify.h) */
+    rdv_reload reload;               /* SIGHUP hooks (reload.h); the caller
+                                      * initialises it before start */
     uint32_t drain_batch;                /* nodes closed per drain tick */
     int64_t handshake_log_ms;        /* last "refusing connections" line */
     bool flush_armed;

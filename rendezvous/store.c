@@ -829,6 +829,11 @@ int64_t rdv_store_queue_depth(rdv_store *st)
 
 /* ---- health ---------------------------------------------------------- */
 
+sqlite3 *rdv_store_sqlite(rdv_store *st)
+{
+    return st ? st->db : NULL;
+}
+
 bool rdv_store_writable(rdv_store *st)
 {
     if (enter(st) != RDV_STORE_OK)

@@ -114,4 +114,31 @@ int64_t rdv_store_queue_depth(rdv_store *st);
 /* True when the database accepts a write now (for /healthz). */
 bool rdv_store_writable(rdv_store *st);
 
+/* ---- admission lists (store_admission.c; db/migrations/002_admission) ---- */
+
+/* The lists: the allowlist of node IDs, revoked node IDs, revoked fleet
+ * certificate serials (PROTOCOL.md 6.1). */
+#define RDV_ADM_LIST_ALLOW 0
+#define RDV_ADM_LIST_REVOKED_NODE 1
+#define RDV_ADM_LIST_REVOKED_SERIAL 2
+#define RDV_ADM_LIST__COUNT 3
+
+typedef void (*rdv_store_adm_cb)(void *user, int list, const char *key, int64_t added);
+
+/* Adds key (a node ID, or a serial for RDV_ADM_LIST_REVOKED_SERIAL) to
+ * list with time `added` (present), or removes it. Commits before it
+ * returns (the open presence batch with it). Adding a key already there
+ * keeps its first time. Returns RDV_STORE_OK, RDV_STORE_ENOTFOUND when
+ * removing a key that is not there, or RDV_STORE_ERR. */
+int rdv_store_adm_set(rdv_store *st, int list, const char *key, bool present, int64_t added)
+    __attribute__((warn_unused_result));
+
+/* Calls cb for every entry of every list. Returns the count or
+ * RDV_STORE_ERR. */
+int rdv_store_adm_load(rdv_store *st, rdv_store_adm_cb cb, void *user)
+    __attribute__((warn_unused_result));
+
+/* The SQLite connection, for the store's own files (store_admission.c). */
+struct sqlite3 *rdv_store_sqlite(rdv_store *st);
+
 #endif

@@ -80,6 +80,16 @@ static const struct ec_entry ec_table[RDV_EC__COUNT] = {
         "own session ID"},
     [RDV_EC_SHUTTING_DOWN] = {"shutting_down",
         "server shutting down: reconnect after a short delay"},
+    [RDV_EC_NOT_ADMITTED] = {"not_admitted",
+        "not admitted: this server admits only its fleet; ask its operator to "
+        "add the node ID to the allowlist or to sign a fleet certificate for "
+        "it (rdv fleet sign NODE_ID), and connect with --cert"},
+    [RDV_EC_REVOKED] = {"revoked",
+        "revoked: the operator revoked this node ID or its certificate; ask the "
+        "operator, do not reconnect with the same credentials"},
+    [RDV_EC_FORBIDDEN] = {"forbidden",
+        "forbidden: the operator's policy does not let this node's groups do "
+        "this (relay or signal that peer); ask the operator"},
     [RDV_EC_INTERNAL] = {"internal",
         "internal server error: retry later; report it if it persists"},
 };

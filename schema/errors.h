@@ -32,6 +32,9 @@ typedef enum rdv_ec {
     RDV_EC_UNKNOWN_SESSION,   /* "unknown_session": no such relay session */
     RDV_EC_NOT_IN_SESSION,    /* "not_in_session": relay session belongs to other nodes */
     RDV_EC_SHUTTING_DOWN,     /* "shutting_down": server is stopping (connection closed) */
+    RDV_EC_NOT_ADMITTED,      /* "not_admitted": admission refused the node (connection closed) */
+    RDV_EC_REVOKED,           /* "revoked": node ID or certificate revoked (connection closed) */
+    RDV_EC_FORBIDDEN,         /* "forbidden": the operator's policy refuses this message */
     RDV_EC_INTERNAL,          /* "internal": server-side failure; retry later */
     RDV_EC__COUNT
 } rdv_ec;

@@ -364,6 +364,7 @@ typedef enum fkind {
     K_LIMITS,      /* object, welcome.limits */
     K_NODE_IDS,    /* array of 1 .. 64 NodeIDs */
     K_PEERS,       /* array of 1 .. 64 presence entries */
+    K_OBJECT,      /* any object (hello.cert: checked by admission, fleet_cert.h) */
 } fkind;
 
 typedef struct field_spec {
@@ -438,6 +439,7 @@ static const field_spec hello_fields[] = {
     {"timestamp", K_TIMESTAMP, true},
     {"natType", K_NAT_TYPE, false},
     {"software", K_SHORT_STR, false},
+    {"cert", K_OBJECT, false},
     {"signature", K_SIGNATURE, true},
 };
 
@@ -598,6 +600,7 @@ static const char *kind_expect(fkind kind)
     case K_LIMITS: return "must be an object of integer limits";
     case K_NODE_IDS: return "must be an array of 1..64 node IDs";
     case K_PEERS: return "must be an array of 1..64 presence objects";
+    case K_OBJECT: return "must be an object";
     }
     return "is invalid";
 }
@@ -686,6 +689,7 @@ static int validate_value(const json_t *v, fkind kind, const char *path,
                                path, err);
     case K_NODE_IDS: return validate_array(v, false, path, err);
     case K_PEERS: return validate_array(v, true, path, err);
+    case K_OBJECT: ok = json_is_object(v); break;
     }
     if (ok)
         return 0;

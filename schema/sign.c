@@ -53,6 +53,22 @@ int rdv_sig_input(rdv_msg_type type, const json_t *body, uint8_t **out,
     const char *name = rdv_msg_type_name(type);
     if (name == NULL)
         return -RDV_EC_UNSUPPORTED_TYPE;
+    return rdv_sig_input_tag(name, body, out, len);
+}
+
+int rdv_sig_input_tag(const char *name, const json_t *body, uint8_t **out,
+                      size_t *len)
+{
+    if (out == NULL || len == NULL || name == NULL)
+        return -RDV_EC_INTERNAL;
+    *out = NULL;
+    *len = 0;
+    size_t n = strlen(name);
+    if (n == 0 || n > 32)
+        return -RDV_EC_UNSUPPORTED_TYPE;
+    for (size_t i = 0; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z')))
+            return -RDV_EC_UNSUPPORTED_TYPE;
     if (!json_is_object(body))
         return -RDV_EC_BAD_MESSAGE;
 

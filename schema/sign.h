@@ -22,6 +22,12 @@
 int rdv_sig_input(rdv_msg_type type, const json_t *body, uint8_t **out,
                   size_t *len) __attribute__((warn_unused_result));
 
+/* As rdv_sig_input, for a signed object named `tag` that is not a message
+ * type (e.g. "fleetCert"): "rendezvous.v1/" tag 0x00 JCS(body minus
+ * "signature"). tag: 1..32 bytes of [A-Za-z]. Returns 0 or -RDV_EC_*. */
+int rdv_sig_input_tag(const char *tag, const json_t *body, uint8_t **out,
+                      size_t *len) __attribute__((warn_unused_result));
+
 /* Signs `body` of a signed `type` with the libsodium secret key `sk` and
  * sets body.signature to the lowercase hex signature (replacing any old
  * one). Returns 0 or -RDV_EC_*. */

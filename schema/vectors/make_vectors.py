@@ -10,6 +10,9 @@ timestamps, nonces and UUIDs; Ed25519 signatures are deterministic):
                 type, invalid cases that must fail verification, and the
                 number-formatting table of RFC 8785 appendix B
   example.json  the complete exchange of PROTOCOL.md section 12
+  fleet.json    fleet certificates (PROTOCOL.md section 6.1): keys, and
+                cases with the node and time they are checked for and the
+                outcome a server must reach
 
 Usage:
   make_vectors.py             (re)write both files next to this script
@@ -17,7 +20,7 @@ Usage:
   make_vectors.py --markdown  print the body of PROTOCOL.md section 12
 
 Library use (tests/schema/test_schemas.py imports it): canonicalize(),
-signing_input(), sign_body(), verify_message().
+signing_input(), sign_body(), verify_message(), verify_fleet_cert().
 """
 
 import argparse
@@ -40,6 +43,7 @@ import nacl.signing
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIGNING_FILE = os.path.join(HERE, "signing.json")
 EXAMPLE_FILE = os.path.join(HERE, "example.json")
+FLEET_FILE = os.path.join(HERE, "fleet.json")
 
 DOMAIN_PREFIX = b"rendezvous.v1/"
 SIGNED_TYPES = ("hello", "offer", "answer", "iceCandidate", "relayOpen",
@@ -416,6 +420,13 @@ def build_signing():
                     _signal("A", "B", SESSION_V, t + 11,
                             connectionInfo=dict(INFO_A),
                             counter=9007199254740993)),
+        _valid_case("hello_cert", "hello carrying a fleet certificate "
+                    "(section 6.1): the hello signature covers it",
+                    "hello", "A",
+                    _hello("A", t + 12, NONCE["V"], software=SOFTWARE,
+                           cert=fleet_cert("F1", "A", _fixed_hex(
+                               "rendezvous.v1 example serial 1", 16), T0,
+                               T0 + 90 * 86400 * 1000, ["relay"]))),
     ]
 
     base_offer = valid[2]["message"]["offer"]
@@ -603,6 +614,206 @@ def build_example():
 
 
 # --------------------------------------------------------------------------
+# fleet.json (PROTOCOL.md section 6.1): fleet certificates
+
+FLEET_TAG = "fleetCert"
+FLEET_SKEW_MS = 30000  # the server's ingress window, also for certificates
+SERIAL_RE = re.compile(r"\A[0-9a-f]{32}\Z")
+GROUP_RE = re.compile(r"\A[A-Za-z0-9_.-]{1,32}\Z")
+MAX_SAFE = 2 ** 53 - 1
+# F1 and F2 are trusted (a rotation: both configured), F3 is not.
+FLEET_SEEDS = {n: _fixed_hex("rendezvous.v1 example fleet key " + n)
+               for n in ("F1", "F2", "F3")}
+FLEET_KEY = {n: public_key_hex(seed) for n, seed in FLEET_SEEDS.items()}
+FLEET_TRUSTED = ("F1", "F2")
+
+
+def fleet_signing_input(cert, tag=FLEET_TAG):
+    return (DOMAIN_PREFIX + tag.encode("utf-8") + b"\x00" +
+            canonical_unsigned(cert).encode("utf-8"))
+
+
+def fleet_cert(signer, node, serial, not_before, expires, groups=None,
+               tag=FLEET_TAG, key_of=None, **extra):
+    """A certificate signed with fleet key `signer` (its fleetKey names
+    key_of, by default the signer) over the domain tag `tag`."""
+    cert = {"type": "fleetCert", "v": 1, "nodeID": NODE[node],
+            "serial": serial, "notBefore": not_before, "expires": expires,
+            "fleetKey": FLEET_KEY[key_of or signer]}
+    if groups is not None:
+        cert["groups"] = list(groups)
+    cert.update(extra)
+    sk = nacl.signing.SigningKey(bytes.fromhex(FLEET_SEEDS[signer]))
+    cert["signature"] = sk.sign(fleet_signing_input(cert, tag)).signature.hex()
+    return cert
+
+
+def _int_in(v, lo, hi):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    if isinstance(v, float) and not v.is_integer():
+        return False
+    return lo <= v <= hi
+
+
+def fleet_cert_shape(cert):
+    """The first malformed field of cert, or None (PROTOCOL.md 6.1)."""
+    if not isinstance(cert, dict):
+        return "cert"
+    if cert.get("type") != "fleetCert":
+        return "type"
+    if not _int_in(cert.get("v"), 1, 1):
+        return "v"
+    if not isinstance(cert.get("nodeID"), str) or \
+            not HEX64.match(cert["nodeID"]):
+        return "nodeID"
+    if not isinstance(cert.get("serial"), str) or \
+            not SERIAL_RE.match(cert["serial"]):
+        return "serial"
+    if not _int_in(cert.get("notBefore"), 1, MAX_SAFE):
+        return "notBefore"
+    if not _int_in(cert.get("expires"), 1, MAX_SAFE) or \
+            cert["expires"] < cert["notBefore"]:
+        return "expires"
+    if "groups" in cert:
+        g = cert["groups"]
+        if not isinstance(g, list) or len(g) > 16 or \
+                not all(isinstance(x, str) and GROUP_RE.match(x) for x in g) \
+                or len(set(g)) != len(g):
+            return "groups"
+    if not isinstance(cert.get("fleetKey"), str) or \
+            not HEX64.match(cert["fleetKey"]):
+        return "fleetKey"
+    if not isinstance(cert.get("signature"), str) or \
+            not HEX128.match(cert["signature"]):
+        return "signature"
+    return None
+
+
+def verify_fleet_cert(cert, trusted_keys, node_id, now, skew=FLEET_SKEW_MS):
+    """The outcome of the server's check, in the order of PROTOCOL.md 6.1:
+    "ok", "malformed", "unknown_fleet_key", "bad_signature", "wrong_node",
+    "not_yet_valid" or "expired"."""
+    if fleet_cert_shape(cert) is not None:
+        return "malformed"
+    if cert["fleetKey"] not in trusted_keys:
+        return "unknown_fleet_key"
+    try:
+        nacl.signing.VerifyKey(bytes.fromhex(cert["fleetKey"])).verify(
+            fleet_signing_input(cert), bytes.fromhex(cert["signature"]))
+    except (nacl.exceptions.BadSignatureError, ValueError):
+        return "bad_signature"
+    if cert["nodeID"] != node_id:
+        return "wrong_node"
+    if now < cert["notBefore"] - skew:
+        return "not_yet_valid"
+    if now > cert["expires"] + skew:
+        return "expired"
+    return "ok"
+
+
+def build_fleet():
+    nb = T0
+    exp = T0 + 90 * 86400 * 1000
+    mid = T0 + 86400 * 1000
+    ser = {n: _fixed_hex("rendezvous.v1 example serial " + n, 16)
+           for n in ("1", "2", "3", "4")}
+    cases = []
+
+    def case(name, description, cert, node, now, expect, schema_valid=True):
+        cases.append({"name": name, "description": description,
+                      "cert": cert, "node": NODE[node], "now": now,
+                      "expect": expect, "schema_valid": schema_valid})
+
+    minimal = fleet_cert("F1", "A", ser["1"], nb, exp)
+    grouped = fleet_cert("F2", "B", ser["2"], nb, exp, ["relay", "ops-eu.1"])
+    case("minimal", "no groups, signed by trusted key F1", minimal, "A", mid,
+         "ok")
+    case("groups_rotated_key", "two groups, signed by F2 (the second trusted "
+         "key: rotation)", grouped, "B", mid, "ok")
+    case("unknown_field", "an unknown member is allowed and signed",
+         fleet_cert("F1", "A", ser["3"], nb, exp, ["relay"], note="lab"),
+         "A", mid, "ok")
+    case("edge_not_before", "now = notBefore - 30 s: still valid (skew)",
+         minimal, "A", nb - FLEET_SKEW_MS, "ok")
+    case("edge_expires", "now = expires + 30 s: still valid (skew)", minimal,
+         "A", exp + FLEET_SKEW_MS, "ok")
+    case("not_yet_valid", "now = notBefore - 30 s - 1 ms", minimal, "A",
+         nb - FLEET_SKEW_MS - 1, "not_yet_valid")
+    case("expired", "now = expires + 30 s + 1 ms", minimal, "A",
+         exp + FLEET_SKEW_MS + 1, "expired")
+    case("wrong_node", "A's certificate presented by B", minimal, "B", mid,
+         "wrong_node")
+    case("untrusted_key", "signed by F3, which the server does not trust",
+         fleet_cert("F3", "A", ser["4"], nb, exp), "A", mid,
+         "unknown_fleet_key")
+    case("fleet_key_swapped", "signed by F3 but fleetKey names trusted F1",
+         fleet_cert("F3", "A", ser["4"], nb, exp, key_of="F1"), "A", mid,
+         "bad_signature")
+    c = copy.deepcopy(grouped)
+    c["groups"].append("admin")
+    case("tampered_groups", "a group added after signing", c, "B", mid,
+         "bad_signature")
+    c = copy.deepcopy(minimal)
+    c["expires"] += 86400000
+    case("tampered_expires", "expires moved after signing", c, "A", mid,
+         "bad_signature")
+    case("signed_as_hello", "the certificate body signed under the hello "
+         "domain tag instead of fleetCert",
+         fleet_cert("F1", "A", ser["1"], nb, exp, tag="hello"), "A", mid,
+         "bad_signature")
+    c = {k: v for k, v in minimal.items() if k != "signature"}
+    sk = nacl.signing.SigningKey(bytes.fromhex(FLEET_SEEDS["F1"]))
+    c["signature"] = sk.sign(canonical_unsigned(c).encode()).signature.hex()
+    case("no_domain_tag", "signed over JCS(cert) without the tag", c, "A",
+         mid, "bad_signature")
+    c = copy.deepcopy(minimal)
+    c["serial"] = c["serial"].upper()
+    case("serial_uppercase", "serial in uppercase hex", c, "A", mid,
+         "malformed", schema_valid=False)
+    c = copy.deepcopy(minimal)
+    c["v"] = 2
+    case("version_2", "v is not 1", c, "A", mid, "malformed",
+         schema_valid=False)
+    c = copy.deepcopy(grouped)
+    c["groups"] = ["g%d" % i for i in range(17)]
+    case("too_many_groups", "17 groups", c, "B", mid, "malformed",
+         schema_valid=False)
+    c = copy.deepcopy(grouped)
+    c["groups"] = ["relay", "relay"]
+    case("duplicate_group", "the same group twice", c, "B", mid, "malformed",
+         schema_valid=False)
+    c = copy.deepcopy(minimal)
+    c["type"] = "hello"
+    case("wrong_type", "type is not fleetCert", c, "A", mid, "malformed",
+         schema_valid=False)
+    c = copy.deepcopy(minimal)
+    del c["serial"]
+    case("missing_serial", "no serial", c, "A", mid, "malformed",
+         schema_valid=False)
+    c = fleet_cert("F1", "A", ser["1"], exp, nb)
+    case("expires_before_not_before", "expires < notBefore", c, "A", mid,
+         "malformed", schema_valid=True)
+    return {
+        "description": "Fleet certificate vectors for rendezvous wire "
+                       "protocol v1 (schema/PROTOCOL.md section 6.1), written "
+                       "by schema/vectors/make_vectors.py. signing input = "
+                       "\"rendezvous.v1/fleetCert\" || 0x00 || JCS(cert "
+                       "without \"signature\"). A server that trusts the "
+                       "keys marked trusted, checking case.cert for node "
+                       "case.node at time case.now (ms) with a skew of "
+                       "skew_ms, reaches case.expect (schema_valid tells "
+                       "whether the certificate passes the JSON Schema).",
+        "domain_tag": DOMAIN_PREFIX.decode() + FLEET_TAG,
+        "skew_ms": FLEET_SKEW_MS,
+        "keys": [{"name": n, "seed": FLEET_SEEDS[n],
+                  "public_key": FLEET_KEY[n],
+                  "trusted": n in FLEET_TRUSTED} for n in sorted(FLEET_SEEDS)],
+        "cases": cases,
+    }
+
+
+# --------------------------------------------------------------------------
 # Output
 
 
@@ -693,6 +904,17 @@ def markdown(example):
     return "\n".join(out) + "\n"
 
 
+def self_check_fleet(fleet):
+    trusted = [k["public_key"] for k in fleet["keys"] if k["trusted"]]
+    fleet = json.loads(render(fleet))
+    for c in fleet["cases"]:
+        got = verify_fleet_cert(c["cert"], trusted, c["node"], c["now"],
+                                fleet["skew_ms"])
+        if got != c["expect"]:
+            raise AssertionError("fleet case %s: %s, want %s"
+                                 % (c["name"], got, c["expect"]))
+
+
 def self_check(signing, example):
     """Internal consistency: the formatter matches RFC 8785 appendix B,
     every valid vector (as read back from its JSON text) verifies and every
@@ -736,8 +958,11 @@ def main(argv=None):
         return 0
     signing = build_signing()
     self_check(signing, example)
+    fleet = build_fleet()
+    self_check_fleet(fleet)
     files = {SIGNING_FILE: render(signing) + "\n",
-             EXAMPLE_FILE: render(example) + "\n"}
+             EXAMPLE_FILE: render(example) + "\n",
+             FLEET_FILE: render(fleet) + "\n"}
     if args.check:
         status = 0
         for path, text in files.items():

@@ -139,11 +139,11 @@ static inline json_t *cl_watch(rdv_ws *ws, const char *id)
     return json_array_get(peers, 0);
 }
 
-/* GET path on instance s: the status code (-1 on error), the body in
+/* GET path on instance s's operator listener: the status code (-1 on error), the body in
  * *body (malloc'd) when body is not NULL. */
 static inline int cl_get(rdv_ts_server *s, const char *path, char **body)
 {
-    return rdv_http_get(rdv_ts_server_port(s), path, body, T_MS);
+    return rdv_http_get(rdv_ts_server_operator_port(s), path, body, T_MS);
 }
 
 /* Polls /healthz of s (every 100 ms) until it answers `want`, for at most

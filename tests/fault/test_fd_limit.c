@@ -79,7 +79,8 @@ static void test_fd_limit_no_spin_and_recovery(void **state)
     assert_non_null(b);
 
     char *body = NULL;
-    assert_int_equal(rdv_http_get(port, "/metrics", &body, T_MS), 200);
+    assert_int_equal(rdv_http_get(rdv_ts_server_operator_port(s), "/metrics", &body, T_MS),
+                     200);
     const char *m = strstr(body, "\nrendezvous_accept_pauses_total ");
     assert_non_null(m);
     assert_true(atoll(m + strlen("\nrendezvous_accept_pauses_total ")) >= 1);

@@ -73,8 +73,8 @@ static void test_slowloris_new_node_gets_in(void **state)
     free(offer);
     itest_expect(b, "offer");
 
-    assert_true(metric_value(port, "rendezvous_handshakes_refused_total") >=
-                ATTACKERS - 64);
+    assert_true(metric_value(rdv_ts_server_operator_port(s),
+                             "rendezvous_handshakes_refused_total") >= ATTACKERS - 64);
 
     /* the held upgrades are closed by the handshake timeout (2 s) */
     int closed = 0;

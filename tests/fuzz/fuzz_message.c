@@ -2,14 +2,19 @@
  * arbitrary bytes, then, for messages that parse, everything the server and
  * the client do with a body (canonicalise, build the signing input, verify
  * against the claimed sender, re-serialise). Must never crash, leak, or
- * trip a sanitizer. Built as a libFuzzer target with -DRDV_FUZZ=ON (clang),
+ * trip a sanitizer. The fast path of the server (schema/scan.h) runs on
+ * the same bytes: whatever it accepts must parse as the same type, and the
+ * signing input it builds from the received bytes must equal the codec's
+ * (abort otherwise). Built as a libFuzzer target with -DRDV_FUZZ=ON (clang),
  * and always as the replay driver of replay_main.c for ctest. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "schema/jcs.h"
 #include "schema/message.h"
+#include "schema/scan.h"
 #include "schema/sign.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -18,8 +23,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     rdv_msg msg;
     rdv_msg_error err;
-    if (rdv_msg_parse(data, size, RDV_MAX_MESSAGE_BYTES, &msg, &err) != 0)
+    rdv_scan scan;
+    bool fast = rdv_scan_signal(data, size, &scan);
+    if (rdv_msg_parse(data, size, RDV_MAX_MESSAGE_BYTES, &msg, &err) != 0) {
+        if (fast)
+            abort(); /* the fast path accepted what the codec refuses */
         return 0;
+    }
+    if (fast) {
+        uint8_t *input = NULL, buf[8192];
+        size_t input_len = 0;
+        size_t n = rdv_scan_sig_input(data, &scan, buf, sizeof buf);
+        if (scan.type != msg.type || rdv_sig_input(msg.type, msg.body, &input, &input_len) != 0 ||
+            n != input_len || memcmp(buf, input, n) != 0)
+            abort(); /* a different type or signing input than the codec's */
+        free(input);
+        (void)!rdv_scan_verify(data, &scan);
+    }
 
     char *canon = NULL;
     size_t canon_len = 0;

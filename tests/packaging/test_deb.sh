@@ -76,6 +76,8 @@ if command -v systemd-analyze >/dev/null; then
   for d in /lib/systemd/system /usr/lib/systemd/system; do
     [ -d "$d" ] && cp -an "$d" "$root/lib/systemd/" && break
   done
+  # ExecReload runs /bin/kill (procps, on every Debian system)
+  mkdir -p "$root/bin" && cp /bin/kill "$root/bin/kill"
   msgs=$(MANPATH=$root/usr/share/man systemd-analyze verify --root="$root" rendezvousd.service 2>&1) ||
     bad "systemd-analyze verify (packaged unit): $msgs"
   [ -z "$msgs" ] || bad "systemd-analyze verify (packaged unit): $msgs"

@@ -4,8 +4,8 @@
 # `systemd-analyze verify` without a single message, in a scratch root
 # holding the unit, the binary at its ExecStart path, the man page its
 # Documentation= names and the system's own units; it carries the
-# hardening of issue 17; `systemd-analyze security --offline` scores it
-# (printed). Skips (77) where systemd-analyze is missing.
+# hardening of issue 17, Type=notify and ExecReload (SIGHUP);
+# `systemd-analyze security --offline` scores it (printed). Skips (77) where systemd-analyze is missing.
 set -u
 OUT=$1 SERVERD=$2
 UNIT=$OUT/rendezvousd.service
@@ -22,6 +22,8 @@ root=$work/root
 mkdir -p "$root/etc/systemd/system" "$root$(dirname "$bin")" "$root/man/man8" "$root/lib/systemd"
 cp "$UNIT" "$root/etc/systemd/system/"
 cp "$SERVERD" "$root$bin"
+# ExecReload runs /bin/kill (procps): verify wants it executable
+mkdir -p "$root/bin" && cp /bin/kill "$root/bin/kill"
 cp "$OUT/rendezvousd.8.gz" "$root/man/man8/"
 for d in /lib/systemd/system /usr/lib/systemd/system; do
   [ -d "$d" ] && cp -a "$d" "$root/lib/systemd/" && break
@@ -39,11 +41,14 @@ fi
 # the hardening the issue asks for
 for want in 'User=rendezvousd' 'StateDirectory=rendezvousd' 'ProtectSystem=strict' \
     'NoNewPrivileges=yes' 'CapabilityBoundingSet=' 'AmbientCapabilities=' \
-    'LimitNOFILE=262144' 'Restart=on-failure' 'KillSignal=SIGTERM'; do
-  grep -qx "$want" "$UNIT" || { echo "FAIL: $UNIT lacks '$want'"; fail=1; }
+    'LimitNOFILE=262144' 'Restart=on-failure' 'KillSignal=SIGTERM' \
+    'Type=notify' 'NotifyAccess=main' 'ExecReload=/bin/kill -HUP $MAINPID'; do
+  grep -qxF "$want" "$UNIT" || { echo "FAIL: $UNIT lacks '$want'"; fail=1; }
 done
-# no reload: rendezvousd does not handle SIGHUP (yet)
-! grep -q '^ExecReload=' "$UNIT" || { echo "FAIL: ExecReload= but rendezvousd has no SIGHUP reload"; fail=1; }
+# Type=notify needs the server to call sd_notify: it links libsystemd
+# (server_notify tests what it sends)
+ldd "$SERVERD" 2>/dev/null | grep -q 'libsystemd\.so' ||
+  { echo "FAIL: $SERVERD does not link libsystemd (sd_notify) but the unit is Type=notify"; fail=1; }
 
 score=$(systemd-analyze security --offline=yes --root="$root" rendezvousd.service 2>/dev/null |
   sed -n 's/.*Overall exposure level for rendezvousd.service: \([0-9.]*\).*/\1/p')

@@ -162,7 +162,7 @@ static inline void relay_expect_error(rdv_ws *c, const char *code, const char *s
 static inline long long relay_metric(rdv_ts_server *s, const char *series)
 {
     char *body = NULL;
-    int st = rdv_http_get(rdv_ts_server_port(s), "/metrics", &body, T_MS);
+    int st = rdv_http_get(rdv_ts_server_operator_port(s), "/metrics", &body, T_MS);
     if (st != 200 || !body) {
         free(body);
         fail_msg("GET /metrics: %d", st);

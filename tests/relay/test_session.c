@@ -352,7 +352,7 @@ static void test_relay_session_limit(void **state)
     assert_int_equal(rdv_json_int(lim, "maxRelayPayload", -1), 16384);
     /* and in /status, with the sessions */
     char *body = NULL;
-    assert_int_equal(rdv_http_get(rdv_ts_server_port(s), "/status", &body, T_MS), 200);
+    assert_int_equal(rdv_http_get(rdv_ts_server_operator_port(s), "/status", &body, T_MS), 200);
     json_t *st = body ? json_loads(body, 0, NULL) : NULL;
     free(body);
     json_t *relay = json_object_get(st, "relay");

@@ -110,6 +110,8 @@ VALIDATORS = {t: MAKE(SCHEMAS[t + ".schema.json"]) for t in TYPES
               if t + ".schema.json" in SCHEMAS}
 SIGNING = load_json(os.path.join(VECTOR_DIR, "signing.json"))
 EXAMPLE = load_json(os.path.join(VECTOR_DIR, "example.json"))
+FLEET = load_json(os.path.join(VECTOR_DIR, "fleet.json"))
+FLEET_VALIDATOR = MAKE(SCHEMAS["fleetCert.schema.json"])
 
 
 def msg_type(msg):
@@ -146,7 +148,8 @@ class Checked(unittest.TestCase):
 
 class SchemaFiles(Checked):
     def test_one_file_per_type(self):
-        want = {t + ".schema.json" for t in TYPES} | {"common.schema.json"}
+        want = {t + ".schema.json" for t in TYPES} | {"common.schema.json",
+                                                       "fleetCert.schema.json"}
         self.assertEqual(set(SCHEMAS), want)
         self.passed()
 
@@ -319,6 +322,41 @@ class Vectors(Checked):
                         msg[t][make_vectors.sender_field(t)], signer)
                 self.passed()
         self.assertTrue(set(SIGNED) <= types)
+
+
+class FleetVectors(Checked):
+    """schema/vectors/fleet.json: the independent verifier reaches every
+    case's outcome, the schema accepts exactly the schema_valid ones, and
+    the cases cover every refusal of PROTOCOL.md 6.1."""
+
+    def test_cases(self):
+        trusted = [k["public_key"] for k in FLEET["keys"] if k["trusted"]]
+        self.assertEqual(len(trusted), 2)
+        for case in FLEET["cases"]:
+            with self.subTest(case=case["name"]):
+                got = make_vectors.verify_fleet_cert(
+                    case["cert"], trusted, case["node"], case["now"],
+                    FLEET["skew_ms"])
+                self.assertEqual(got, case["expect"])
+                valid = FLEET_VALIDATOR.is_valid(case["cert"])
+                self.assertEqual(valid, case["schema_valid"])
+                self.passed()
+
+    def test_outcomes_covered(self):
+        self.assertEqual({c["expect"] for c in FLEET["cases"]},
+                         {"ok", "malformed", "unknown_fleet_key",
+                          "bad_signature", "wrong_node", "not_yet_valid",
+                          "expired"})
+        self.passed()
+
+    def test_hello_cert_vector(self):
+        case = next(c for c in SIGNING["valid"] if c["name"] == "hello_cert")
+        self.assertEqual(schema_errors(case["message"]), [])
+        body = copy.deepcopy(case["message"])
+        body["hello"]["cert"]["groups"] = ["admin"]
+        self.assertFalse(make_vectors.verify_message(body),
+                         "the hello signature must cover the certificate")
+        self.passed()
 
 
 def example_body(t, index=0):

@@ -1,5 +1,5 @@
-/* test_http.c - server_http: the plain-HTTP endpoints on the WebSocket
- * listener and orderly shutdown (issue 4 "What it does", "Operations").
+/* test_http.c - server_http: the plain-HTTP endpoints (/healthz on the
+ * WebSocket listener, the others on the operator's) and orderly shutdown (issue 4 "What it does", "Operations").
  *
  * /healthz answers 200; /status answers a JSON object; /metrics is
  * Prometheus text whose counters move: messages routed, errors sent by
@@ -63,10 +63,13 @@ static double metric_sum(const char *text, const char *name_sub, const char *lab
     return found ? sum : -1;
 }
 
+/* GET path: /healthz on the public port, the others on the operator's
+ * listener (admission_operator checks which port serves what). */
 static char *get_ok(rdv_ts_server *s, const char *path)
 {
     char *body = NULL;
-    int st = rdv_http_get(rdv_ts_server_port(s), path, &body, T_MS);
+    int port = strcmp(path, "/healthz") ? rdv_ts_server_operator_port(s) : rdv_ts_server_port(s);
+    int st = rdv_http_get(port, path, &body, T_MS);
     if (st != 200) {
         free(body);
         rdv_ts_server_dump_log(s, path);

@@ -430,8 +430,9 @@ static void test_ops_keepalive_and_idle(void **state)
 static void test_ops_slow_consumer(void **state)
 {
     (void)state;
+    /* one offer sent over and over: the replay filter off */
     rdv_ts_server *s = START("--send-queue-max", "65536", "--rate", "1000000", "--burst",
-                             "1000000", "--verify-signatures", "off");
+                             "1000000", "--verify-signatures", "off", "--replay-cache", "0");
     rdv_tn alice, bob;
     rdv_ws *a = itest_join(s, &alice, "alice");
     rdv_ws *b = itest_join(s, &bob, "bob");

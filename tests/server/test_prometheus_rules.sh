@@ -12,11 +12,13 @@ spid=""
 trap '[ -n "$spid" ] && kill $spid 2>/dev/null; rm -rf "$dir"' EXIT
 fail=0
 promtool check rules "$RULES" >"$dir/check.out" 2>&1 || { echo "FAIL: promtool check rules"; cat "$dir/check.out"; fail=1; }
-"$SERVERD" --listen 127.0.0.1 --port 0 --stun-port 0 --db "$dir/r.db" >"$dir/server.log" 2>&1 &
+"$SERVERD" --listen 127.0.0.1 --port 0 --stun-port 0 --operator-listen 127.0.0.1:0 \
+  --db "$dir/r.db" >"$dir/server.log" 2>&1 &
 spid=$!
 port=""
 for i in $(seq 100); do
-  port=$(grep -o 'listening on ws://127.0.0.1:[0-9]*' "$dir/server.log" 2>/dev/null | sed 's/.*://')
+  # /metrics is on the operator's listener
+  port=$(grep -o 'operator on http://127.0.0.1:[0-9]*' "$dir/server.log" 2>/dev/null | sed 's/.*://')
   [ -n "$port" ] && break
   sleep 0.05
 done

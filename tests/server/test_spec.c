@@ -14,8 +14,12 @@
  * - 10 field: array items are `name[i]` (from 0), nested members dotted; a
  *   self-addressed offer blames toNodeID (during validation: before the
  *   sender, timestamp and signature checks).
- * - 4 / 7.1 replay: exact copies of offer / answer / iceCandidate are
- *   forwarded (or queued) again; copies of relayOpen / relayReady are not.
+ * - 4 / 7.1 replay: an exact copy of an offer / answer / iceCandidate the
+ *   connection sent and the server routed (forwarded or queued) is refused
+ *   (invalid_field, field signature) and neither forwarded nor queued; the
+ *   same content signed again passes; a copy of a message refused before
+ *   is not a replay; copies of relayOpen / relayReady are refused by the
+ *   relay state; --replay-cache 0 turns the filter off.
  * - 9 relayClose: unknown session, node outside the session; the reason
  *   the peer gets (the sender's non-empty reason, closed_by_peer,
  *   peer_disconnected when the server closed the other side).
@@ -314,7 +318,19 @@ static void test_spec_field_paths(void **state)
 
 /* ---- sections 4 and 7.1: exact replays ----------------------------------- */
 
-static void test_spec_replay_forwarded(void **state)
+/* Sends text on a and expects the replay refusal (invalid_field on
+ * signature, ref sid, type). */
+static void expect_replay_refused(rdv_ws *a, const char *text, const char *sid,
+                                  const char *type)
+{
+    itest_send(a, text);
+    json_t *e = itest_expect_error(a, "invalid_field");
+    assert_string_equal(rdv_json_str(e, "field"), "signature");
+    assert_string_equal(rdv_json_str(e, "type"), type);
+    assert_string_equal(rdv_json_str(e, "ref"), sid);
+}
+
+static void test_spec_replay_dropped(void **state)
 {
     (void)state;
     rdv_ts_server *s = START_DEFAULT();
@@ -322,32 +338,55 @@ static void test_spec_replay_forwarded(void **state)
     rdv_ws *a = itest_join(s, &alice, "alice");
     rdv_ws *b = itest_join(s, &bob, "bob");
     size_t len;
+    char sid[RDV_UUID_STRLEN + 1];
 
-    /* online: both copies reach bob byte for byte */
-    char *offer = rdv_tn_offer(&alice, bob.id, NULL, NULL, &len);
-    itest_send(a, offer);
+    /* online: the first copy reaches bob, the second is refused */
+    rdv_uuid_v4(sid);
+    char *offer = rdv_tn_offer(&alice, bob.id, sid, NULL, &len);
     itest_send(a, offer);
     assert_int_equal(rdv_expect_bytes(b, offer, len, T_MS), 0);
-    assert_int_equal(rdv_expect_bytes(b, offer, len, T_MS), 0);
+    expect_replay_refused(a, offer, sid, "offer");
+    /* the same content signed again (another timestamp) is a new message */
+    rdv_tn_forge later = {.ts_offset_ms = 7};
+    char *again = rdv_tn_offer(&alice, bob.id, sid, &later, &len);
+    itest_send(a, again);
+    assert_int_equal(rdv_expect_bytes(b, again, len, T_MS), 0);
+    free(again);
+    /* a copy re-serialised (whitespace added) has the same signature */
+    size_t olen = strlen(offer);
+    char *spaced = malloc(olen + 2);
+    assert_non_null(spaced);
+    spaced[0] = ' ';
+    memcpy(spaced + 1, offer, olen + 1);
+    expect_replay_refused(a, spaced, sid, "offer");
+    free(spaced);
     free(offer);
 
-    /* offline (carol never connected): both copies are queued, and both
-     * are delivered */
+    /* offline (carol never connected): queued once, the copy refused */
     rdv_tn carol;
     rdv_tn_init(&carol, "carol");
-    char *ice = rdv_tn_ice(&alice, carol.id, NULL, NULL, &len);
+    rdv_uuid_v4(sid);
+    char *ice = rdv_tn_ice(&alice, carol.id, sid, NULL, &len);
     itest_send(a, ice);
     itest_expect(a, "queued");
-    itest_send(a, ice);
-    itest_expect(a, "queued");
+    expect_replay_refused(a, ice, sid, "iceCandidate");
     rdv_ws *c = itest_node(s, &carol);
     assert_int_equal(rdv_expect_bytes(c, ice, len, T_MS), 0);
-    assert_int_equal(rdv_expect_bytes(c, ice, len, T_MS), 0);
     free(ice);
-    itest_alive(c, alice.id);
+    itest_alive(c, alice.id); /* nothing else came first */
 
-    /* relayOpen / relayReady: the copy is refused, not forwarded */
-    char sid[RDV_UUID_STRLEN + 1];
+    /* a message the server refused (here: stale) is not remembered: its
+     * exact copy gets the same error again, not the replay refusal */
+    rdv_tn_forge old = {.ts_offset_ms = -40000};
+    char *stale = rdv_tn_offer(&alice, bob.id, NULL, &old, &len);
+    itest_send(a, stale);
+    itest_expect_error(a, "stale_timestamp");
+    itest_send(a, stale);
+    itest_expect_error(a, "stale_timestamp");
+    free(stale);
+
+    /* relayOpen / relayReady: copies are refused by the relay state
+     * (section 9.1: sessionID in use), not forwarded */
     rdv_uuid_v4(sid);
     char *open = relay_signed(&alice, RDV_MSG_RELAY_OPEN, bob.id, sid);
     itest_send(a, open);
@@ -365,6 +404,25 @@ static void test_spec_replay_forwarded(void **state)
     free(ready);
     relay_expect_nothing(a, bob.id);
     relay_expect_nothing(b, alice.id);
+}
+
+/* --replay-cache 0: the filter is off, an exact copy is routed again
+ * (receivers drop it themselves, section 4). */
+static void test_spec_replay_filter_off(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = START("--replay-cache", "0");
+    rdv_tn alice, bob;
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
+    size_t len;
+    char *offer = rdv_tn_offer(&alice, bob.id, NULL, NULL, &len);
+    itest_send(a, offer);
+    itest_send(a, offer);
+    assert_int_equal(rdv_expect_bytes(b, offer, len, T_MS), 0);
+    assert_int_equal(rdv_expect_bytes(b, offer, len, T_MS), 0);
+    free(offer);
+    itest_alive(a, bob.id);
 }
 
 /* ---- section 9: relayClose ------------------------------------------------ */
@@ -429,7 +487,8 @@ int main(void)
         ITEST(test_spec_rate_limited_sustained),
         ITEST(test_spec_rate_limited_burst_strikes),
         ITEST(test_spec_field_paths),
-        ITEST(test_spec_replay_forwarded),
+        ITEST(test_spec_replay_dropped),
+        ITEST(test_spec_replay_filter_off),
         ITEST(test_spec_relay_close),
     };
     return ITEST_RUN(tests);

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """test_status_page.py - server_status_page: GET / (the operator's status
-page) rendered in headless Chromium (Debian's chromium) against a real
+page, on the operator's listener) rendered in headless Chromium (Debian's chromium) against a real
 rendezvousd with two authenticated nodes: once the page's script has run,
 the figures it shows equal /status, the health banner says healthy, and the
 page loads nothing from outside the server. A screenshot (phone width) is
@@ -30,13 +30,16 @@ def fail(msg):
 def start_server(path, tmp, extra=()):
     log = open(os.path.join(tmp, "server%d.log" % len(extra)), "w")
     p = subprocess.Popen([path, "--listen", "127.0.0.1", "--port", "0", "--stun-port", "0",
+                          "--operator-listen", "127.0.0.1:0",
                           "--db", os.path.join(tmp, "r.db"), "--name", "py-rendezvous"]
                          + list(extra), stdout=log, stderr=log)
     for _ in range(200):
         time.sleep(0.05)
-        m = re.search(r"listening on ws://127.0.0.1:(\d+)", open(log.name).read())
-        if m:
-            return p, int(m.group(1))
+        text = open(log.name).read()
+        m = re.search(r"listening on ws://127.0.0.1:(\d+)", text)
+        op = re.search(r"operator on http://127.0.0.1:(\d+)", text)
+        if m and op:
+            return p, int(m.group(1)), int(op.group(1))
     p.kill()
     fail("server did not start: " + open(log.name).read())
 
@@ -74,10 +77,10 @@ async def main():
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="rdv-status-page-")
-    srv, port = start_server(a.server, tmp)
+    srv, port, op_port = start_server(a.server, tmp)
     try:
         nodes = [await join(port), await join(port)]
-        url = "http://127.0.0.1:%d/" % port
+        url = "http://127.0.0.1:%d/" % op_port  # the operator's listener
         page = urllib.request.urlopen(url, timeout=5)
         html = page.read().decode()
         if "text/html" not in page.headers.get("Content-Type", ""):
@@ -121,7 +124,8 @@ async def main():
         for ws in nodes:
             await ws.close()
         # unhealthy: a store that does not answer
-        bad, bport = start_server(a.server, tmp, ["--redis", "unix://" + tmp + "/no-redis.sock"])
+        bad, _, bport = start_server(a.server, tmp,
+                                     ["--redis", "unix://" + tmp + "/no-redis.sock"])
         try:
             dom, _ = chromium("--virtual-time-budget=5000", "--dump-dom",
                               "http://127.0.0.1:%d/" % bport, profile=os.path.join(tmp, "p3"))

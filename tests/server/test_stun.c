@@ -134,7 +134,7 @@ static void binding_ok(int family, int port)
 static double metric(rdv_ts_server *s, const char *prefix)
 {
     char *body = NULL;
-    int st = rdv_http_get(rdv_ts_server_port(s), "/metrics", &body, T_MS);
+    int st = rdv_http_get(rdv_ts_server_operator_port(s), "/metrics", &body, T_MS);
     if (st != 200 || !body) {
         free(body);
         fail_msg("/metrics: HTTP %d", st);
@@ -229,7 +229,7 @@ static void binding_ipv4(const char *loop)
     assert_true(metric(s, "rendezvous_stun_responses_total{class=\"success\"}") >= ok0 + 2);
 
     char *body = NULL;
-    assert_int_equal(rdv_http_get(rdv_ts_server_port(s), "/status", &body, T_MS), 200);
+    assert_int_equal(rdv_http_get(rdv_ts_server_operator_port(s), "/status", &body, T_MS), 200);
     json_t *st = body ? json_loads(body, 0, NULL) : NULL;
     free(body);
     json_t *stun = json_object_get(st, "stun");
@@ -279,7 +279,7 @@ static void test_stun_off(void **state)
     assert_int_equal(rdv_ts_server_stun_port(s), 0);
     assert_int_equal(udp_sockets_of(rdv_ts_server_pid(s)), 0);
     char *body = NULL;
-    assert_int_equal(rdv_http_get(rdv_ts_server_port(s), "/status", &body, T_MS), 200);
+    assert_int_equal(rdv_http_get(rdv_ts_server_operator_port(s), "/status", &body, T_MS), 200);
     json_t *st = body ? json_loads(body, 0, NULL) : NULL;
     free(body);
     assert_true(json_is_false(json_object_get(json_object_get(st, "stun"), "enabled")));
@@ -457,7 +457,7 @@ static void test_stun_alt_port_auto(void **state)
     rdv_ts_server *s = rdv_ts_server_start((const char *const[]){"--stun-port", ps, NULL});
     assert_non_null(s);
     char *body = NULL;
-    assert_int_equal(rdv_http_get(rdv_ts_server_port(s), "/status", &body, T_MS), 200);
+    assert_int_equal(rdv_http_get(rdv_ts_server_operator_port(s), "/status", &body, T_MS), 200);
     snprintf(want, sizeof want, "\"altPort\":%u", port + 1);
     if (!body || !strstr(body, want))
         fail_msg("/status lacks %s: %s", want, body ? body : "(none)");
@@ -477,7 +477,7 @@ static void test_stun_alt_port_auto(void **state)
     close(blocker);
     assert_non_null(s);
     body = NULL;
-    assert_int_equal(rdv_http_get(rdv_ts_server_port(s), "/status", &body, T_MS), 200);
+    assert_int_equal(rdv_http_get(rdv_ts_server_operator_port(s), "/status", &body, T_MS), 200);
     if (!body || !strstr(body, "\"altPort\":0"))
         fail_msg("/status should show altPort 0: %s", body ? body : "(none)");
     free(body);

@@ -36,6 +36,7 @@ struct rdv_ts_server {
     pid_t pid;          /* 0 when not running */
     int port;
     int stun_port;      /* from "stun on udp://ADDR:PORT"; 0: stun off */
+    int op_port;        /* from "operator on http://ADDR:PORT"; 0: off */
     char dir[256];
     char db[320];
     char log[320];
@@ -245,6 +246,35 @@ static int parse_stun_line(const char *log, int *port)
     return -1;
 }
 
+/* Parses "operator on http://ADDR:PORT" (logged before the ready line);
+ * 0 when absent ("operator off"). */
+static int parse_operator_port(const char *log)
+{
+    const char *p = strstr(log, "operator on http://");
+    if (!p)
+        return 0;
+    p += strlen("operator on http://");
+    const char *colon = NULL, *q = p;
+    for (; *q && *q != ' ' && *q != '"' && *q != '\n'; q++)
+        if (*q == ':')
+            colon = q;
+    long v = colon ? strtol(colon + 1, NULL, 10) : 0;
+    return v > 0 && v < 65536 ? (int)v : 0;
+}
+
+/* True when the test configures the operator's listener itself (the
+ * --operator-listen flag or RENDEZVOUS_OPERATOR_LISTEN). */
+static bool operator_configured(const rdv_ts_server *s)
+{
+    for (int i = 0; i < s->nargs; i++)
+        if (!strncmp(s->args[i], "--operator-listen", 17))
+            return true;
+    for (int i = 0; i < s->nenv; i++)
+        if (!strncmp(s->env[i], "RENDEZVOUS_OPERATOR_LISTEN=", 27))
+            return true;
+    return false;
+}
+
 /* True when the test configures STUN itself (a --stun* flag, or the
  * RENDEZVOUS_STUN / RENDEZVOUS_STUN_PORT variable): then the helper does
  * not add its own --stun-port 0. */
@@ -281,6 +311,11 @@ static int spawn(rdv_ts_server *s)
     if (!stun_configured(s)) {
         argv[n++] = "--stun-port";
         argv[n++] = "0";
+    }
+    /* ... nor the fixed default operator port */
+    if (!operator_configured(s)) {
+        argv[n++] = "--operator-listen";
+        argv[n++] = "127.0.0.1:0";
     }
     for (int i = 0; i < s->nargs; i++)
         argv[n++] = s->args[i];
@@ -365,10 +400,12 @@ static int spawn(rdv_ts_server *s)
         int stun_port = 0;
         /* the STUN line ("stun on ..." / "stun off") follows the ready line */
         bool stun_seen = port && parse_stun_line(log, &stun_port) >= 0;
+        int op_port = port && log ? parse_operator_port(log) : 0;
         free(log);
         if (port && stun_seen) {
             s->port = port;
             s->stun_port = stun_port;
+            s->op_port = op_port;
             return 0;
         }
         int st;
@@ -513,6 +550,7 @@ int rdv_ts_server_kill(rdv_ts_server *s)
 
 int rdv_ts_server_port(const rdv_ts_server *s) { return s ? s->port : 0; }
 int rdv_ts_server_stun_port(const rdv_ts_server *s) { return s ? s->stun_port : 0; }
+int rdv_ts_server_operator_port(const rdv_ts_server *s) { return s ? s->op_port : 0; }
 pid_t rdv_ts_server_pid(const rdv_ts_server *s) { return s ? s->pid : 0; }
 const char *rdv_ts_server_db_path(const rdv_ts_server *s) { return s->db; }
 const char *rdv_ts_server_log_path(const rdv_ts_server *s) { return s->log; }

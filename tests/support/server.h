@@ -78,6 +78,11 @@ int rdv_ts_server_port(const rdv_ts_server *s);
 /* The STUN UDP port from the "stun on udp://ADDR:PORT" line; 0 when the
  * server logged "stun off". */
 int rdv_ts_server_stun_port(const rdv_ts_server *s);
+/* The operator's listener port (/metrics, /status, /, admin API) from
+ * the "operator on http://ADDR:PORT" line; 0 when it is off. Unless the
+ * test passes --operator-listen (or RENDEZVOUS_OPERATOR_LISTEN) the
+ * helper adds --operator-listen 127.0.0.1:0. */
+int rdv_ts_server_operator_port(const rdv_ts_server *s);
 pid_t rdv_ts_server_pid(const rdv_ts_server *s);
 const char *rdv_ts_server_db_path(const rdv_ts_server *s);
 const char *rdv_ts_server_log_path(const rdv_ts_server *s);

@@ -130,6 +130,9 @@ typedef enum rdv_err {
     /* no such file, or its directory does not exist (identity load / save) */
     RDV_ERR_NOT_FOUND = -30,
     RDV_ERR_BAD_URL = -31,      /* the server URL is not ws://HOST[:PORT][/PATH] or wss://... */
+    /* wss://: the server's certificate was refused (not signed by a trusted CA, not valid for
+     * the URL's host, expired); last_error_text names the cause */
+    RDV_ERR_TLS_VERIFY = -32,
 } rdv_err;
 
 /* Returns a static, human-readable description of an rdv_err code. */

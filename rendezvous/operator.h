@@ -1,0 +1,25 @@
+/* operator.h - the operator's listener: a second lws vhost of the same
+ * context (--operator-listen, loopback by default) that serves /metrics,
+ * /status, the status page /, /healthz and the admin API (admin.h). The
+ * public vhost then answers only /v1 and /healthz, unless
+ * --public-status keeps /metrics, /status and / there too (http.c).
+ */
+#ifndef RDV_SERVER_OPERATOR_H
+#define RDV_SERVER_OPERATOR_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+
+struct rdv_server;
+
+/* Opens the operator's vhost on srv->ctx and logs "operator on
+ * http://ADDR:PORT" (the real port with PORT 0) or "operator off".
+ * A default address whose port is taken is left out with a warning; one
+ * set on purpose (flag, variable, file) must open. Returns 0 (also when
+ * off or left out) or -1 (logged). */
+int rdv_operator_open(struct rdv_server *srv);
+
+/* True when wsi is a connection of the operator's listener. */
+bool rdv_operator_is(const struct rdv_server *srv, struct lws *wsi);
+
+#endif

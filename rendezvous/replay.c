@@ -1,0 +1,123 @@
+/* replay.c - the per-connection replay filter (see replay.h). */
+#include "replay.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema/ids.h" /* and schema/wire_limits.h */
+
+#define FIRST_CAP 8u
+
+typedef struct replay_entry {
+    uint64_t key;     /* 8 bytes of the signature */
+    int64_t until_ms; /* wall clock: timestamp + the ingress window */
+} replay_entry;
+
+struct rdv_replay {
+    uint32_t head, n, cap; /* ring: n entries from head, oldest first */
+    replay_entry e[];
+};
+
+/* The first 16 hex digits of sig_hex as a number; false unless sig_hex is
+ * RDV_SIG_HEXLEN lowercase-or-uppercase hex digits. */
+static bool sig_key(const char *sig_hex, uint64_t *key)
+{
+    uint64_t k = 0;
+    size_t i = 0;
+    for (; sig_hex && sig_hex[i]; i++) {
+        char ch = sig_hex[i];
+        unsigned v;
+        if (ch >= '0' && ch <= '9')
+            v = (unsigned)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            v = (unsigned)(ch - 'a' + 10);
+        else if (ch >= 'A' && ch <= 'F')
+            v = (unsigned)(ch - 'A' + 10);
+        else
+            return false;
+        if (i < 16)
+            k = (k << 4) | v;
+    }
+    if (i != RDV_SIG_HEXLEN)
+        return false;
+    *key = k;
+    return true;
+}
+
+/* A ring of cap entries holding r's entries (if any) from index 0. */
+static rdv_replay *ring_resize(rdv_replay *r, uint32_t cap)
+{
+    rdv_replay *nr = malloc(sizeof *nr + (size_t)cap * sizeof nr->e[0]);
+    if (!nr)
+        return NULL;
+    nr->head = 0;
+    nr->n = 0;
+    nr->cap = cap;
+    for (uint32_t i = 0; r && i < r->n && i < cap; i++)
+        nr->e[nr->n++] = r->e[(r->head + i) % r->cap];
+    return nr;
+}
+
+bool rdv_replay_seen(const rdv_replay *r, const char *sig_hex, int64_t now)
+{
+    uint64_t key;
+    if (!r || !sig_key(sig_hex, &key))
+        return false;
+    for (uint32_t i = 0; i < r->n; i++) {
+        const replay_entry *e = &r->e[(r->head + i) % r->cap];
+        if (e->key == key && e->until_ms >= now)
+            return true;
+    }
+    return false;
+}
+
+void rdv_replay_add(rdv_replay **rp, const char *sig_hex, int64_t ts, int64_t now, uint32_t max)
+{
+    uint64_t key;
+    if (max == 0 || !sig_key(sig_hex, &key))
+        return;
+    rdv_replay *r = *rp;
+    /* forget the expired ones at the old end */
+    while (r && r->n && r->e[r->head].until_ms < now) {
+        r->head = (r->head + 1) % r->cap;
+        r->n--;
+    }
+    if (r && r->n == 0 && r->cap > FIRST_CAP) {
+        free(r);
+        *rp = r = NULL;
+    }
+    if (!r || (r->n == r->cap && r->cap < max)) {
+        uint32_t cap = !r ? FIRST_CAP : r->cap * 2;
+        if (cap > max)
+            cap = max;
+        rdv_replay *nr = ring_resize(r, cap);
+        if (!nr)
+            return; /* not kept: the copy would pass, nothing worse */
+        free(r);
+        *rp = r = nr;
+    }
+    replay_entry ne = {.key = key, .until_ms = ts + RDV_INGRESS_SKEW_MS};
+    if (r->n == r->cap) { /* at the cap: forget the oldest */
+        r->e[r->head] = ne;
+        r->head = (r->head + 1) % r->cap;
+    } else {
+        r->e[(r->head + r->n) % r->cap] = ne;
+        r->n++;
+    }
+}
+
+int rdv_replay_check(rdv_replay **r, const char *sig_hex, int64_t ts, int64_t now,
+                     uint32_t max)
+{
+    if (rdv_replay_seen(*r, sig_hex, now))
+        return 1;
+    rdv_replay_add(r, sig_hex, ts, now, max);
+    return 0;
+}
+
+void rdv_replay_free(rdv_replay **r)
+{
+    free(*r);
+    *r = NULL;
+}

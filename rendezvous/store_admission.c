@@ -1,0 +1,79 @@
+/* store_admission.c - the admission lists in SQLite (store.h, tables of
+ * db/migrations/002_admission.sql). Operator actions are rare, so each
+ * call prepares its statement; every write commits before it returns
+ * (after committing the store's open presence batch), so an answered admin
+ * request survives a crash.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+static const char *const kinds[RDV_ADM_LIST__COUNT] = {
+    [RDV_ADM_LIST_ALLOW] = NULL,
+    [RDV_ADM_LIST_REVOKED_NODE] = "node",
+    [RDV_ADM_LIST_REVOKED_SERIAL] = "serial",
+};
+
+int rdv_store_adm_set(rdv_store *st, int list, const char *key, bool present, int64_t added)
+{
+    sqlite3 *db = rdv_store_sqlite(st);
+    if (!db || !key || list < 0 || list >= RDV_ADM_LIST__COUNT)
+        return RDV_STORE_ERR;
+    if (rdv_store_flush(st) != RDV_STORE_OK)
+        return RDV_STORE_ERR;
+    const char *sql;
+    if (list == RDV_ADM_LIST_ALLOW)
+        sql = present ? "INSERT INTO allowlist (node_id, added) VALUES (?1, ?3)"
+                        " ON CONFLICT (node_id) DO NOTHING"
+                      : "DELETE FROM allowlist WHERE node_id = ?1";
+    else
+        sql = present ? "INSERT INTO revoked (kind, value, added) VALUES (?2, ?1, ?3)"
+                        " ON CONFLICT (kind, value) DO NOTHING"
+                      : "DELETE FROM revoked WHERE value = ?1 AND kind = ?2";
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return RDV_STORE_ERR;
+    }
+    int rc = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && list != RDV_ADM_LIST_ALLOW)
+        rc = sqlite3_bind_text(s, 2, kinds[list], -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && present)
+        rc = sqlite3_bind_int64(s, 3, added);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return RDV_STORE_ERR;
+    if (!present && sqlite3_changes(db) == 0)
+        return RDV_STORE_ENOTFOUND;
+    return RDV_STORE_OK;
+}
+
+int rdv_store_adm_load(rdv_store *st, rdv_store_adm_cb cb, void *user)
+{
+    sqlite3 *db = rdv_store_sqlite(st);
+    if (!db || !cb)
+        return RDV_STORE_ERR;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 0, node_id, added FROM allowlist UNION ALL"
+                           " SELECT CASE kind WHEN 'node' THEN 1 ELSE 2 END, value, added"
+                           " FROM revoked",
+                           -1, &s, NULL) != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return RDV_STORE_ERR;
+    }
+    int n = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(s, 1);
+        if (key)
+            cb(user, sqlite3_column_int(s, 0), key, sqlite3_column_int64(s, 2));
+        n++;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? n : RDV_STORE_ERR;
+}
