@@ -682,30 +682,18 @@ RDV_API size_t rdv_client_watch_count(rdv_client *c);
 RDV_API size_t rdv_client_pending(rdv_client *c);
 
 /* ------------------------------------------------------------------------
- * Sessions, end-to-end encrypted: the relay of last resort (PROTOCOL.md 9)
- * and direct paths (below)
+ * Sessions, end-to-end encrypted (client/README "Relay", PROTOCOL.md 9)
  *
- * rdv_session_open() joins two nodes through the server's relay;
- * rdv_session_connect() (next section) tries a direct path first. The
- * opener calls one; the peer gets cb_session_request and answers
- * rdv_session_accept() (the session is open for it when that returns 0) or
- * rdv_session_reject(); the opener then gets cb_session_ready (or
- * cb_session_closed). Both sides exchange datagrams with rdv_session_send()
- * and cb_session_data, and end with rdv_session_close() (the peer gets
- * cb_session_closed).
- *
- * Every datagram is encrypted and authenticated between the two nodes:
- * ephemeral X25519 keys per session carried as `e2eKey` in the signed
- * relayOpen / relayReady, ChaCha20-Poly1305 with counter nonces and a
- * replay window (README "Relay", PROTOCOL.md 9.4). The server only ever
- * sees ciphertext. Relay data is datagram-like: no retransmission, no
- * ordering guarantee beyond the server's, and the server may drop data a
- * slow receiver cannot take.
- *
- * Sessions exist per connection: when the connection to the server drops,
- * every session ends (cb_session_closed with RDV_ERR_CONNECT); open new ones
- * after reconnecting. All functions may be called from any thread and
- * from inside callbacks.
+ * The opener calls rdv_session_open() (relay only) or rdv_session_connect()
+ * (direct first, next section); the peer gets cb_session_request and
+ * answers rdv_session_accept() (open for it when that returns 0) or
+ * rdv_session_reject(); the opener gets cb_session_ready or
+ * cb_session_closed. Both sides use rdv_session_send() / cb_session_data
+ * and end with rdv_session_close(). Datagrams are encrypted between the two
+ * nodes (X25519 keys per session as `e2eKey`, ChaCha20-Poly1305, a replay
+ * window); no retransmission. Sessions live with the connection: a drop
+ * ends those without a direct path (cb_session_closed, RDV_ERR_CONNECT).
+ * Every function may be called from any thread and from callbacks.
  * ---------------------------------------------------------------------- */
 
 #define RDV_RELAY_OVERHEAD 24          /* counter (8) + tag (16) per datagram */
@@ -726,8 +714,7 @@ RDV_API size_t rdv_client_pending(rdv_client *c);
  * RDV_ERR_NOMEM, RDV_ERR_CRYPTO. Delivery problems (peer offline, server
  * limits) arrive as cb_session_closed. */
 RDV_API int rdv_session_open(rdv_client *c, const char *peer_node_id,
-                           char session_id_out[RDV_SESSION_ID_LEN + 1])
-    RDV_MUST_CHECK;
+                             char session_id_out[RDV_SESSION_ID_LEN + 1]) RDV_MUST_CHECK;
 
 /* Accepts a pending request (cb_session_request): makes our ephemeral key,
  * derives the session keys, signs and sends relayReady. The session is
@@ -746,8 +733,7 @@ RDV_API int rdv_session_accept(rdv_client *c, const char *session_id) RDV_MUST_C
  * request (req->direct) is declined with an answer without e2eKey instead
  * (the reason is not carried; the opener sees "rejected"). Returns 0,
  * RDV_ERR_NO_SESSION, RDV_ERR_INVALID (reason too long). */
-RDV_API int rdv_session_reject(rdv_client *c, const char *session_id,
-                             const char *reason);
+RDV_API int rdv_session_reject(rdv_client *c, const char *session_id, const char *reason);
 
 /* Encrypts buf[0..len) and sends it on an open session as one binary
  * relayData frame (PROTOCOL.md 9.3), or, for an rdv_session_connect() session, on
@@ -762,8 +748,8 @@ RDV_API int rdv_session_reject(rdv_client *c, const char *session_id,
  * RDV_PATH_GAP_MAX_DATAGRAMS datagrams and RDV_PATH_GAP_MAX_BYTES bytes
  * (beyond: RDV_ERR_BACKLOG), and sends it in order on the next path; held
  * datagrams of a session that ends are dropped. */
-RDV_API int rdv_session_send(rdv_client *c, const char *session_id,
-                           const void *buf, size_t len) RDV_MUST_CHECK;
+RDV_API int rdv_session_send(rdv_client *c, const char *session_id, const void *buf,
+                             size_t len) RDV_MUST_CHECK;
 
 /* Ends a session in any state (open, opening, or a request not yet
  * answered = a reject): sends relayClose with reason "closed_by_peer" (the
@@ -800,35 +786,21 @@ RDV_API unsigned rdv_client_session_count(rdv_client *c);
  * session already has a proxy), RDV_ERR_IO (socket/bind failed, errno
  * kept). */
 RDV_API int rdv_session_proxy(rdv_client *c, const char *session_id,
-                            const char *listen_addr, const char *forward_addr,
-                            uint16_t *port_out) RDV_MUST_CHECK;
+                              const char *listen_addr, const char *forward_addr,
+                              uint16_t *port_out) RDV_MUST_CHECK;
 
 /* ------------------------------------------------------------------------
  * Direct connections: NAT traversal with the relay as fallback
+ * (client/README "Direct connections", PROTOCOL.md 14)
  *
- * rdv_session_connect() opens a session like rdv_session_open(), but first tries a
- * direct UDP path: it sends a signed offer carrying our candidates' summary
- * and an ephemeral e2eKey, trickles our candidates (host, server-reflexive
- * from STUN, relayed) as iceCandidate, and both sides punch with
- * authenticated probes (PROTOCOL.md 14). The decision follows the NAT
- * types (client/README.md "Direct connections"): when neither side is
- * symmetric the direct attempt runs for direct_timeout_ms, then the relay
- * takes over; when a side is symmetric the relay is used at once, and once
- * it carries the session probing starts (including many-port probing
- * between a symmetric and a cone NAT) and upgrades the session to the
- * direct path when one opens; both symmetric: relay only. A direct path
- * is kept alive and falls back to the relay when it stops answering. The
- * application sees one session: rdv_session_send(), cb_session_data,
- * rdv_session_proxy() and rdv_session_close()
- * work the same on either path, with the same end-to-end encryption.
- *
- * The peer gets cb_session_request with req->direct = 1 and answers with
- * rdv_session_accept() / rdv_session_reject() as for a relay request (a
- * rejection reaches the opener as cb_session_closed(0, "rejected")). The
- * opener gets cb_session_ready when the first path is usable; both sides get
- * cb_path for every path change. Until the first path exists
- * rdv_session_send() returns RDV_ERR_STATE; between two paths later it holds
- * the datagrams for the next one (see rdv_session_send).
+ * rdv_session_connect() sends a signed offer with an e2eKey, trickles our
+ * candidates, and both sides punch with authenticated probes. Neither side
+ * symmetric: a direct attempt for direct_timeout_ms, then the relay; a
+ * symmetric side: the relay at once, upgraded when a probe (many-port
+ * probing between symmetric and cone) gets through; both symmetric: relay
+ * only. A direct path is kept alive and falls back to the relay. The peer
+ * gets cb_session_request with req->direct = 1; both sides get cb_path for
+ * every path change; the session API works the same on either path.
  * ---------------------------------------------------------------------- */
 
 #define RDV_DEFAULT_STUN_PORT 3478
@@ -848,7 +820,7 @@ RDV_API int rdv_session_proxy(rdv_client *c, const char *session_id,
  * RDV_ERR_BACKLOG, RDV_ERR_NOMEM, RDV_ERR_CRYPTO. Failures after that
  * arrive as cb_session_closed. */
 RDV_API int rdv_session_connect(rdv_client *c, const char *peer_node_id,
-                        char session_id_out[RDV_SESSION_ID_LEN + 1]) RDV_MUST_CHECK;
+                                char session_id_out[RDV_SESSION_ID_LEN + 1]) RDV_MUST_CHECK;
 
 /* What `icnctl network status` shows, for this client (rdv network
  * status). NAT fields are filled once discovery finished
