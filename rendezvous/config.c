@@ -160,6 +160,7 @@ static const opt options[] = {
      "instances spread out (0 = all at once)", LIVE},
     {"--redis", "RENDEZVOUS_REDIS", "URL", K_STR, F(redis_url), "", 0, 0,
      "join the cluster sharing this Redis (redis://HOST:PORT[/DB] or unix:///PATH; password "
+     "from RENDEZVOUS_REDIS_PASSWORD)"},
     {"--admission", "RENDEZVOUS_ADMISSION", "MODE", K_STR, F(admission), "open", 1, 0,
      "who may authenticate: open, allowlist (node IDs the operator added), fleet (nodes "
      "with a fleet certificate) or allowlist,fleet (either suffices); revoked nodes never"},
@@ -167,7 +168,6 @@ static const opt options[] = {
      "trusted fleet public keys (hex or base64), comma separated: two while rotating"},
     {"--fleet-key-file", "RENDEZVOUS_FLEET_KEY_FILE", "FILE", K_STR, F(fleet_key_file), "", 0,
      0, "file of more trusted fleet public keys, one a line ('#' comments)"},
-     "from RENDEZVOUS_REDIS_PASSWORD)"},
     {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "poll|uv", K_LOOP, F(event_loop_poll), "poll", 0, 0,
      "lws' poll() loop, or its libuv loop (plugin; poll when missing)"},
     {"--log-level", "RENDEZVOUS_LOG_LEVEL", "LEVEL", K_LEVEL, F(log.level), "info", 0, 0,
