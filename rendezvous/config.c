@@ -386,6 +386,10 @@ static void print_help(void)
     }
     printf("  %-32s %s\n  %-32s %s\n", "-h, --help", "print this help and exit", "--version",
            "print the version and exit");
+    printf("  %-32s %s\n  %-32s %s\n  %-32s %s\n", "--healthcheck[=PID]",
+           "GET /healthz where the server configured by the other options listens",
+           "", "(with =PID: by that running rendezvousd's command line, environment",
+           "", "and directory); exit 0 when it answers 200, else 1");
 }
 
 /* Index of the option named by arg (up to '=' if any), or -1. */
