@@ -80,6 +80,14 @@ int rdv__url_list_parse(const char *list, rdv__url out[RDV__MAX_URLS],
 /* Reconnect delay in ms before attempt number `attempt` (0 for the first
  * retry) under `p` (defaults already applied); `rnd` is a uniform random
  * 32-bit value (jitter). */
+/* The delay after the n-th refusal (not_admitted, revoked) in a row:
+ * 60 s, doubling, at most 15 min, minus up to 20 % jitter (backoff.c). */
+int64_t rdv__refused_delay_ms(unsigned n, uint32_t rnd);
+
+/* Reads the fleet certificate file at path for node_id (cert.c): 0 and a
+ * new object in *out, or RDV_ERR_NOT_FOUND / RDV_ERR_IO / RDV_ERR_FORMAT. */
+int rdv__cert_load(const char *path, const char *node_id, json_t **out);
+
 int64_t rdv__backoff_ms(const rdv_reconnect_policy *p, unsigned attempt,
                         uint32_t rnd);
 
@@ -270,6 +278,9 @@ struct rdv_client {
     int end_reason;              /* RDV_ERR_* to report when the wsi ends */
     const char *end_detail;      /* static text for that report, or NULL */
     bool final_failure;          /* go FAILED instead of reconnecting */
+    json_t *cert;                /* fleet certificate sent in hello, or NULL */
+    unsigned refusals;           /* not_admitted / revoked in a row (slow retry) */
+    char refusal_text[400];      /* the server's message of the last one */
     int http_status;             /* HTTP status of a refused upgrade, 0 */
     char *rx;
     size_t rx_len, rx_cap;

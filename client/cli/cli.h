@@ -18,6 +18,7 @@ struct cli_opts {
     const char *url;        /* one URL, or several separated by commas */
     char url_list[2048];    /* repeated --url joined with commas */
     const char *ca;
+    const char *cert;       /* --cert FILE / RENDEZVOUS_CERT: fleet certificate */
     int force;
     int json;
     int help;
@@ -46,6 +47,10 @@ struct cli_opts {
     int no_spray;      /* --no-spray: spray_ports -1 */
     int direct;        /* relay / proxy --direct: rdv_connect() */
 };
+
+/* `rdv fleet keygen|sign ...` (fleet_cmds.c): argv after "fleet". Returns
+ * the exit status. */
+int rdv_cli_fleet(int argc, char **argv);
 
 /* Parses a decimal in [min, max]. Returns 0 or -1. */
 int rdv_cli_parse_long(const char *s, long min, long max, long *out);

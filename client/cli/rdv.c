@@ -54,6 +54,8 @@ static const char *const usage_main =
     "  proxy --accept [ID] --forward ADDR   the accepting side of a proxy\n"
     "                                 (relay/proxy --direct: a direct UDP path\n"
     "                                 first, the relay as fallback)\n"
+    "  fleet keygen | fleet sign ID   the operator's fleet key and a node's\n"
+    "                                 fleet certificate (`rdv fleet --help`)\n"
     "  network status                 public endpoint, NAT type and discovery,\n"
     "                                 relay server, active relays, direct\n"
     "                                 sessions, last traversal and errors\n"
@@ -75,6 +77,8 @@ static const char *const usage_net =
     "                   repeatable / comma-separated: the instances of a cluster\n"
     "  --key PATH       identity key file (env RENDEZVOUS_KEY, default ./" DEFAULT_KEY_PATH ")\n"
     "  --ca FILE        PEM CA bundle for a wss:// server\n"
+    "  --cert FILE      fleet certificate for a server that admits its fleet\n"
+    "                   (env RENDEZVOUS_CERT; `rdv fleet sign` makes one)\n"
     "  --json           one JSON object per line\n";
 
 static const char *const usage_nat =
@@ -292,6 +296,8 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
     o->key_path = env && *env ? env : DEFAULT_KEY_PATH;
     env = getenv("RENDEZVOUS_URL");
     o->url = env && *env ? env : DEFAULT_URL;
+    env = getenv("RENDEZVOUS_CERT");
+    o->cert = env && *env ? env : NULL;
     o->timeout_ms = -1;
     o->wait_ms = -2; /* not given */
     strcpy(o->info.public_ip, "0.0.0.0");
@@ -316,6 +322,8 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
         }
         else if (strcmp(a, "--ca") == 0 && v)
             o->ca = v;
+        else if (strcmp(a, "--cert") == 0 && v)
+            o->cert = v;
         else if (strcmp(a, "--timeout") == 0 && v)
             bad = rdv_cli_parse_long(v, 1, 86400000L, &o->timeout_ms);
         else if (strcmp(a, "--count") == 0 && v)
@@ -744,6 +752,7 @@ static int run_net(enum cmd cmd, struct cli_opts *o)
     cfg.server_url = o->url;
     cfg.identity = &id;
     cfg.tls_ca_file = o->ca;
+    cfg.cert_file = o->cert;
     cfg.software = "rdv/" RDV_VERSION_STRING;
     cfg.nat_type = o->info.nat_type;
     rdv_cli_apply_nat(o, &cfg);
@@ -880,6 +889,8 @@ int main(int argc, char **argv)
         printf("rdv %s\n", RDV_VERSION_STRING);
         return 0;
     }
+    if (strcmp(cmd, "fleet") == 0)
+        return rdv_cli_fleet(argc - 2, argv + 2);
     static const char *const known[] = {"keygen", "id", "lookup", "watch", "offer", "listen",
                                         "relay", "proxy", "network"};
     int k = -1;
