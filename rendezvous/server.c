@@ -840,5 +840,6 @@ void rdv_server_destroy(rdv_server *srv)
     srv->n_stun = 0;
     rdv_relay_free(&srv->relay);
     rdv_presence_free(srv);
+    rdv_operator_free(srv);
     rdv_hmap_free(&srv->ips);
 }
