@@ -113,6 +113,7 @@ static struct {
     uint64_t peer_online, peer_offline;
     uint64_t stun_sent, stun_recv, stun_bad;
     uint64_t errors;
+    uint64_t backlog; /* sends refused by the client's bounded queue */
     char first_errors[8][300];
     int n_first;
     int storm; /* current storm number */
@@ -205,7 +206,9 @@ static void cb_error(rdv_client *c, const rdv_error_info *e, void *u)
                e->field ? e->field : "");
 }
 
-/* B: an offer of pair idx; checks the order and answers it. */
+/* B: an offer of pair idx; checks the order. The driver thread answers it
+ * (a callback must not wait for the library's queue: its own thread
+ * drains it). */
 static void cb_offer_b(rdv_client *c, const rdv_session_msg *m, void *u)
 {
     node *n = u;
@@ -225,15 +228,7 @@ static void cb_offer_b(rdv_client *c, const rdv_session_msg *m, void *u)
         fail_event("B%d: offer %" PRIu64 " arrived, expected %" PRIu64 " (lost, duplicated or "
                    "reordered)",
                    n->index, seq, want);
-    rdv_connection_info ci = soak_info();
-    int rc = rdv_client_send_answer(c, m->from_node_id, m->session_id, &ci);
-    if (rc != 0) {
-        fail_event("B%d: answer %" PRIu64 " not sent: %s", n->index, seq, rdv_strerror(rc));
-        return;
-    }
-    pthread_mutex_lock(&S.mu);
-    S.answers_sent[idx]++;
-    pthread_mutex_unlock(&S.mu);
+    (void)c; /* the driver answers, in order (answers_due) */
 }
 
 static void cb_answer_a(rdv_client *c, const rdv_session_msg *m, void *u)
@@ -522,7 +517,17 @@ static void *churn_main(void *arg)
             char sid[RDV_SESSION_ID_LEN + 1];
             make_sid(sid, 2, (unsigned)k, (uint64_t)storm);
             rdv_connection_info ci = soak_info();
-            int rc = rdv_client_send_offer(S.mailer.c, S.churn[k].node_id, sid, &ci);
+            int rc;
+            for (int tries = 0;
+                 (rc = rdv_client_send_offer(S.mailer.c, S.churn[k].node_id, sid, &ci)) ==
+                     RDV_ERR_BACKLOG &&
+                 tries < 500;
+                 tries++) {
+                pthread_mutex_lock(&S.mu);
+                S.backlog++;
+                pthread_mutex_unlock(&S.mu);
+                usleep(10000);
+            }
             if (rc != 0)
                 fail_event("mailer: offer to churn %d: %s", k, rdv_strerror(rc));
             else {
@@ -692,11 +697,12 @@ static void write_status(int64_t t0)
             "\nrelay_sent=%" PRIu64 "\nrelay_recv=%" PRIu64 "\nrelay_sessions=%" PRIu64
             "\nstorms=%" PRIu64 "\nchurn_connected=%" PRIu64 "\nqueued_sent=%" PRIu64
             "\nqueued_delivered=%" PRIu64 "\npeer_online=%" PRIu64 "\npeer_offline=%" PRIu64
-            "\nstun_sent=%" PRIu64 "\nstun_recv=%" PRIu64 "\nerrors=%" PRIu64 "\n",
+            "\nstun_sent=%" PRIu64 "\nstun_recv=%" PRIu64 "\nerrors=%" PRIu64 "\nbacklog=%" PRIu64
+            "\n",
             (double)(mono_ms() - t0) / 1000.0, os, orc, as, ar, S.lookups_sent,
             S.lookups_answered, S.relay_sent, S.relay_recv, S.relay_sessions, S.storms,
             S.churn_connected, S.queued_sent, S.queued_delivered, S.peer_online,
-            S.peer_offline, S.stun_sent, S.stun_recv, S.errors);
+            S.peer_offline, S.stun_sent, S.stun_recv, S.errors, S.backlog);
     pthread_mutex_unlock(&S.mu);
     if (fclose(f) == 0)
         (void)rename(tmp, S.o.status);
@@ -770,6 +776,15 @@ static void relay_step(int k, int64_t now, int64_t *last_ms, double *credit)
         uint64_t seq = sent + 1;
         memcpy(buf, &seq, 8);
         int rc = rdv_relay_send(S.r1[k].c, s->sid, buf, len);
+        if (rc == RDV_ERR_BACKLOG) {
+            /* the library's bounded queue is full: back pressure, not a
+             * loss (nothing was sent); what is due now is skipped */
+            *credit = 0;
+            pthread_mutex_lock(&S.mu);
+            S.backlog++;
+            pthread_mutex_unlock(&S.mu);
+            return;
+        }
         if (rc != 0) {
             fail_event("R1-%d: relay send: %s", k, rdv_strerror(rc));
             return;
@@ -779,6 +794,35 @@ static void relay_step(int k, int64_t now, int64_t *last_ms, double *credit)
         s->sent = sent;
         S.relay_sent++;
         pthread_mutex_unlock(&S.mu);
+    }
+}
+
+/* B's answers to the offers it got, in order; stops at back pressure. */
+static void send_answers(void)
+{
+    rdv_connection_info ci = soak_info();
+    for (int i = 0; i < S.o.pairs; i++) {
+        for (;;) {
+            pthread_mutex_lock(&S.mu);
+            uint64_t seq = S.answers_sent[i] + 1;
+            bool due = seq <= S.offers_recv[i];
+            pthread_mutex_unlock(&S.mu);
+            if (!due)
+                break;
+            char sid[RDV_SESSION_ID_LEN + 1];
+            make_sid(sid, 1, (unsigned)i, seq);
+            int rc = rdv_client_send_answer(S.b[i].c, S.a[i].id, sid, &ci);
+            pthread_mutex_lock(&S.mu);
+            if (rc == RDV_ERR_BACKLOG)
+                S.backlog++;
+            else
+                S.answers_sent[i] = seq; /* sent, or failed (reported) */
+            pthread_mutex_unlock(&S.mu);
+            if (rc == RDV_ERR_BACKLOG)
+                break;
+            if (rc != 0)
+                fail_event("B%d: answer %" PRIu64 " not sent: %s", i, seq, rdv_strerror(rc));
+        }
     }
 }
 
@@ -908,6 +952,13 @@ int main(int argc, char **argv)
                 pthread_mutex_unlock(&S.mu);
                 make_sid(sid, 1, (unsigned)i, seq);
                 int rc = rdv_client_send_offer(S.a[i].c, S.b[i].id, sid, &ci);
+                if (rc == RDV_ERR_BACKLOG) { /* back pressure: again later */
+                    credit[i] += 1.0;
+                    pthread_mutex_lock(&S.mu);
+                    S.backlog++;
+                    pthread_mutex_unlock(&S.mu);
+                    break;
+                }
                 if (rc != 0) {
                     fail_event("A%d: offer %" PRIu64 ": %s", i, seq, rdv_strerror(rc));
                     continue;
@@ -918,6 +969,7 @@ int main(int argc, char **argv)
             }
         }
         last = now;
+        send_answers();
         if (now - last_lookup >= LOOKUP_EVERY_MS) {
             last_lookup = now;
             for (int i = 0; i < S.o.pairs; i++) {
@@ -931,7 +983,11 @@ int main(int argc, char **argv)
                 }
                 char rid[RDV_REQUEST_ID_LEN + 1];
                 int rc = rdv_client_lookup(S.a[i].c, ids, 8, rid);
-                if (rc != 0)
+                if (rc == RDV_ERR_BACKLOG) {
+                    pthread_mutex_lock(&S.mu);
+                    S.backlog++;
+                    pthread_mutex_unlock(&S.mu);
+                } else if (rc != 0)
                     fail_event("A%d: lookup: %s", i, rdv_strerror(rc));
                 else {
                     pthread_mutex_lock(&S.mu);
@@ -955,6 +1011,7 @@ int main(int argc, char **argv)
     for (;;) {
         int64_t now = mono_ms();
         bool done = true;
+        send_answers();
         for (int k = 0; k < S.o.relays; k++) {
             relay_step(k, now, &rlast[k], &rcredit[k]);
             pthread_mutex_lock(&S.mu);
@@ -1029,11 +1086,11 @@ int main(int argc, char **argv)
            ", lookups %" PRIu64 "/%" PRIu64 ", relay %" PRIu64 "/%" PRIu64 " in %" PRIu64
            " sessions, storms %" PRIu64 " (%" PRIu64 " churn connects, queued %" PRIu64 "/%" PRIu64
            ", presence pushes %" PRIu64 "+%" PRIu64 "), STUN %" PRIu64 "/%" PRIu64
-           ", errors %" PRIu64 "\n",
+           ", errors %" PRIu64 ", back-pressure waits %" PRIu64 "\n",
            fails ? "FAIL" : "PASS", (double)(mono_ms() - t0) / 1000.0, orc, os, ar,
            S.lookups_answered, S.lookups_sent, S.relay_recv, S.relay_sent, S.relay_sessions,
            S.storms, S.churn_connected, S.queued_delivered, S.queued_sent, S.peer_online,
-           S.peer_offline, S.stun_recv, S.stun_sent, S.errors);
+           S.peer_offline, S.stun_recv, S.stun_sent, S.errors, S.backlog);
     S.finished = 1;
     pthread_mutex_unlock(&S.mu);
     fflush(stdout);
