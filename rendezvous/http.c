@@ -198,6 +198,10 @@ static void build_metrics(rdv_server *srv, tbuf *b)
            "upgrades unfinished.");
     tb_printf(b, "rendezvous_handshakes_refused_total %llu\n",
               (unsigned long long)m->handshakes_refused);
+    metric(b, "rendezvous_frame_floods_total", "counter",
+           "Connections closed for a WebSocket frame flood (pings, pongs, fragments; "
+           "frame_guard.h).");
+    tb_printf(b, "rendezvous_frame_floods_total %llu\n", (unsigned long long)m->frame_floods);
     rdv_engine_status es;
     memset(&es, 0, sizeof es);
     if (srv->engine)
