@@ -132,7 +132,7 @@ start_inst() {
     "$RDVD" --port "$port" --name bench "${engine[@]}" --verify-signatures "$VERIFY" \
         --operator-listen "127.0.0.1:$((port + 1000))" \
         --rate 1000000 --burst 1000000 --max-connections-per-ip 0 --max-handshakes-per-ip 0 \
-        --stun off --log-level warn $RDV_FLAGS "$@" >>"$OUT/rdv-$name.log" 2>&1 &
+        --presence-rate 0 --stun off --log-level warn $RDV_FLAGS "$@" >>"$OUT/rdv-$name.log" 2>&1 &
     INST_PID[$name]=$!
     for i in $(seq 1 100); do
         if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then

@@ -7,6 +7,11 @@
 #include "client/client.h"
 #include "client/backoff.h"
 
+/* After not_admitted / revoked the operator has to act: retrying fast
+ * would only hammer the server (PROTOCOL.md 10). */
+#define RDV__REFUSED_MIN_MS 60000
+#define RDV__REFUSED_MAX_MS (15 * 60000)
+
 int64_t rdv__backoff_ms(const rdv_reconnect_policy *p, unsigned attempt,
                         uint32_t rnd)
 {
@@ -29,4 +34,14 @@ int64_t rdv__backoff_ms(const rdv_reconnect_policy *p, unsigned attempt,
         d -= cut;
     }
     return d;
+}
+
+int64_t rdv__refused_delay_ms(unsigned n, uint32_t rnd)
+{
+    int64_t d = RDV__REFUSED_MIN_MS;
+    for (unsigned i = 1; i < n && d < RDV__REFUSED_MAX_MS; i++)
+        d *= 2;
+    if (d > RDV__REFUSED_MAX_MS)
+        d = RDV__REFUSED_MAX_MS;
+    return d - (int64_t)(((uint64_t)d / 5u * rnd) >> 32); /* up to 20 % less */
 }

@@ -13,4 +13,8 @@
 int64_t rdv__backoff_ms(const rdv_reconnect_policy *p, unsigned attempt,
                         uint32_t rnd);
 
+/* The delay after the n-th refusal (not_admitted, revoked) in a row:
+ * 60 s, doubling, at most 15 min, minus up to 20 % jitter. */
+int64_t rdv__refused_delay_ms(unsigned n, uint32_t rnd);
+
 #endif

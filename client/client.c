@@ -18,6 +18,7 @@
 
 #include <sodium.h>
 
+#include "client/cert.h"
 #include "client/client.h"
 #include "client/proxy.h"
 #include "client/direct.h"
@@ -270,9 +271,20 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
         sodium_memcmp(pk, config->identity->public_key, sizeof(pk)) != 0)
         return RDV_ERR_INVALID; /* the halves of the identity do not match */
 
+    json_t *cert = NULL;
+    if (config->cert_file) {
+        char id_hex[RDV_NODE_ID_LEN + 1];
+        rdv_identity_node_id(config->identity, id_hex);
+        int rc = rdv__cert_load(config->cert_file, id_hex, &cert);
+        if (rc != 0)
+            return rc;
+    }
     rdv_client *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!c) {
+        json_decref(cert);
         return RDV_ERR_NOMEM;
+    }
+    c->cert = cert;
     c->epfd = c->evfd = c->reg_fd = -1;
     c->udp4 = c->udp6 = -1;
     c->cfg = *config;
@@ -289,6 +301,7 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
         goto nomem;
     c->cfg.server_url = c->url_copy;
     c->cfg.tls_ca_file = c->ca_copy;
+    c->cfg.cert_file = NULL; /* read into c->cert: the path is not kept */
     c->cfg.software = c->software_copy;
     c->cfg.identity = &c->id;
     memcpy(&c->id, config->identity, sizeof(c->id));
@@ -329,6 +342,7 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
         free(c->url_copy);
         free(c->ca_copy);
         free(c->software_copy);
+        json_decref(c->cert);
         sodium_memzero(&c->id, sizeof(c->id));
         free(c);
         return RDV_ERR_NOMEM;
@@ -370,6 +384,7 @@ nomem_locked:
     rdv_client_destroy(c);
     return RDV_ERR_NOMEM;
 nomem:
+    json_decref(c->cert);
     free(c->url_copy);
     free(c->ca_copy);
     free(c->software_copy);
@@ -412,6 +427,7 @@ void rdv_client_destroy(rdv_client *c)
     if (c->epfd >= 0)
         close(c->epfd);
     sodium_memzero(&c->id, sizeof(c->id));
+    json_decref(c->cert);
     free(c->url_copy);
     free(c->ca_copy);
     free(c->software_copy);

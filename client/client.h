@@ -149,6 +149,9 @@ struct rdv_client {
     int end_reason;              /* RDV_ERR_* to report when the wsi ends */
     const char *end_detail;      /* static text for that report, or NULL */
     bool final_failure;          /* go FAILED instead of reconnecting */
+    json_t *cert;                /* fleet certificate sent in hello, or NULL */
+    unsigned refusals;           /* not_admitted / revoked in a row (slow retry) */
+    char refusal_text[400];      /* the server's message of the last one */
     int http_status;             /* HTTP status of a refused upgrade, 0 */
     char *rx;
     size_t rx_len, rx_cap;

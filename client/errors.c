@@ -35,6 +35,9 @@ const char *rdv_strerror(int err)
     case RDV_ERR_DECRYPT: return "relay data failed end-to-end authentication (tampered or wrong key; dropped)";
     case RDV_ERR_NO_SESSION: return "no such open relay session";
     case RDV_ERR_NOT_FOUND: return "not found (no such file, or its directory does not exist)";
+    case RDV_ERR_NOT_ADMITTED: return "not admitted: the server admits only its fleet; ask its operator to allowlist this node ID or sign a fleet certificate for it (rdv fleet sign), and connect with --cert";
+    case RDV_ERR_REVOKED: return "revoked: the server's operator revoked this node or its certificate";
+    case RDV_ERR_FORBIDDEN: return "forbidden by the server's policy for this node's groups";
     case RDV_ERR_BAD_URL: return "bad server URL: it must start with ws:// or wss:// (ws://HOST[:PORT][/PATH], e.g. ws://127.0.0.1:8080/v1)";
     case RDV_ERR_TLS_VERIFY: return "the server's TLS certificate was refused (untrusted CA, wrong host name or expired)";
     default: return "unknown error";

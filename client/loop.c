@@ -278,10 +278,21 @@ static void on_conn_end(rdv_client *c, int reason, const char *detail)
 
     if (!failed)
         c->next_connect_at = rdv__mono_ms() + reconnect_delay(c, attempt);
+    int64_t refused_ms = 0; /* refused by admission: the operator has to act */
+    if (!failed && (reason == RDV_ERR_NOT_ADMITTED || reason == RDV_ERR_REVOKED)) {
+        refused_ms = rdv__refused_delay_ms(c->refusals, randombytes_random());
+        c->next_connect_at = rdv__mono_ms() + refused_ms;
+    }
     /* room for the longest explanation (URL, host, path), so no format
      * is ever cut; what is kept is cut below, on a byte count */
     char text[2048];
-    explain_end(c, was, reason, detail, text, sizeof(text));
+    if (refused_ms) /* short: the server's reason must fit last_error_text */
+        snprintf(text, sizeof(text), "%s by %s (next attempt in %lld s): %s",
+                 reason == RDV_ERR_REVOKED ? "revoked" : "not admitted",
+                 c->url_text[c->url_idx], (long long)(refused_ms / 1000),
+                 detail ? detail : rdv_strerror(reason));
+    else
+        explain_end(c, was, reason, detail, text, sizeof(text));
     /* several instances: the next connection goes to the next one */
     if (c->n_urls > 1)
         c->url_idx = (c->url_idx + 1) % c->n_urls;

@@ -116,6 +116,8 @@ static int on_challenge(rdv_client *c, const json_t *b)
                              rdv_nat_type_name(rdv__nat_effective(c)));
     if (body && c->cfg.software[0])
         json_object_set_new(body, "software", json_string(c->cfg.software));
+    if (body && c->cert) /* PROTOCOL.md 6.1: covered by the hello signature */
+        json_object_set_new(body, "cert", json_deep_copy(c->cert));
     int rc = rdv__send_body(c, RDV_MSG_HELLO, body, NULL, true);
     if (rc != 0) {
         c->end_reason = rc;
@@ -167,6 +169,7 @@ static int on_welcome(rdv_client *c, const json_t *b)
     c->limits = lim;
     c->connects++;
     c->attempt = 0;
+    c->refusals = 0;
     c->last_error = 0;
     c->last_error_text[0] = '\0';
     pthread_mutex_unlock(&c->lock);
@@ -290,6 +293,9 @@ static int map_server_code(rdv_ec ec)
     case RDV_EC_AUTH_FAILED:
     case RDV_EC_AUTH_TIMEOUT:
     case RDV_EC_NOT_AUTHENTICATED: return RDV_ERR_AUTH;
+    case RDV_EC_NOT_ADMITTED: return RDV_ERR_NOT_ADMITTED;
+    case RDV_EC_REVOKED: return RDV_ERR_REVOKED;
+    case RDV_EC_FORBIDDEN: return RDV_ERR_FORBIDDEN;
     default: return RDV_ERR_SERVER;
     }
 }
@@ -304,6 +310,14 @@ static void on_error(rdv_client *c, const json_t *b)
     if (err == RDV_ERR_AUTH || err == RDV_ERR_REPLACED || ec == RDV_EC_SHUTTING_DOWN ||
         ec == RDV_EC_SLOW_CONSUMER)
         c->end_reason = err;
+    if (err == RDV_ERR_NOT_ADMITTED || err == RDV_ERR_REVOKED) {
+        /* the operator has to act: reconnect slowly (loop.c), say why */
+        c->end_reason = err;
+        c->refusals++;
+        snprintf(c->refusal_text, sizeof c->refusal_text, "%.300s",
+                 rdv_msg_get_str(b, "message") ? rdv_msg_get_str(b, "message") : "");
+        c->end_detail = c->refusal_text;
+    }
     /* An error about the relay leg of a session a direct path carries is
      * expected (the leg was closed while a message was in flight). */
     bool absorbed = rdv__relay_on_server_error(c, ec, rdv_msg_get_str(b, "ref"),

@@ -117,10 +117,17 @@ static const opt options[] = {
     {"--tls-key", "RENDEZVOUS_TLS_KEY", "PATH", K_STR, F(tls_key), "", 0, 0, "PEM private key"},
     {"--operator-listen", "RENDEZVOUS_OPERATOR_LISTEN", "ADDR:PORT|off", K_STR,
      F(operator_listen), "127.0.0.1:9080", 1, 0,
-     "the operator's HTTP listener: /metrics, /status, the status page / and /healthz; 0 as "
-     "PORT picks a free one (logged), off = none"},
+     "the operator's HTTP listener: /metrics, /status, the status page /, /healthz and the "
+     "admin API; 0 as PORT picks a free one (logged), off = none"},
     {"--public-status", "RENDEZVOUS_PUBLIC_STATUS", NULL, K_FLAG, F(public_status), "off", 0, 0,
      "also serve /metrics, /status and / on the public port (RENDEZVOUS_PUBLIC_STATUS=1)"},
+    {"--admin-token-file", "RENDEZVOUS_ADMIN_TOKEN_FILE", "FILE", K_STR, F(admin_token_file), "",
+     0, 0,
+     "bearer tokens of the admin API on the operator's listener, 'TOKEN' or 'NAME TOKEN' a "
+     "line (or one in RENDEZVOUS_ADMIN_TOKEN); none: the API is off"},
+    {"--policy", "RENDEZVOUS_POLICY", "FILE", K_STR, F(policy_path), "", 0, 0,
+     "relay and signaling policy by fleet group (README: Policy), read at start and on SIGHUP; "
+     "none: every node may relay and signal"},
     {"--relay-max-payload", "RENDEZVOUS_RELAY_MAX_PAYLOAD", "BYTES", K_INT, F(relay_max_payload),
      "16384", 1, 16777216,
      "payload bytes per relayData (lowered to fit --max-message-bytes as base64)"},
@@ -386,6 +393,10 @@ static void print_help(void)
     }
     printf("  %-32s %s\n  %-32s %s\n", "-h, --help", "print this help and exit", "--version",
            "print the version and exit");
+    printf("  %-32s %s\n  %-32s %s\n  %-32s %s\n", "--healthcheck[=PID]",
+           "GET /healthz where the server configured by the other options listens",
+           "", "(with =PID: by that running rendezvousd's command line, environment",
+           "", "and directory); exit 0 when it answers 200, else 1");
 }
 
 /* Index of the option named by arg (up to '=' if any), or -1. */

@@ -64,6 +64,8 @@ typedef struct rdv_config {
     bool operator_explicit;      /* set by a flag, variable or file: a port that
                                   * cannot open is fatal, not a warning */
     bool public_status;          /* --public-status: /metrics, /status, / public too */
+    char admin_token_file[1024]; /* --admin-token-file: admin API tokens; "" = none */
+    char policy_path[1024];      /* --policy: relay/signaling policy file; "" = none */
     char admission[32];          /* --admission open|allowlist|fleet|allowlist,fleet */
     char fleet_keys[2048];       /* --fleet-key: trusted fleet public keys, comma list */
     char fleet_key_file[1024];   /* --fleet-key-file: more of them, one a line */

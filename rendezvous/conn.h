@@ -70,6 +70,15 @@ typedef struct rdv_conn {
     int64_t presence_ms;             /* monotonic ms of its last refill; 0:
                                       * not used yet (full) */
     uint16_t strikes;                /* consecutive rate-limited messages */
+    uint32_t frames;                 /* frames in the window (frame_guard.h) */
+    uint32_t rx_seen;                /* bytes the callbacks saw since the sweep */
+    uint8_t rx_fragmented;           /* the message being received has had a
+                                      * frame without FIN (frame_guard.h) */
+    uint32_t rx_debt;                /* bytes taken off the socket the
+                                      * callbacks never saw (frame_guard.h) */
+    int64_t frames_ms;               /* monotonic ms the frame window began */
+    uint64_t rx_wire;                /* bytes taken off the socket at the last
+                                      * sweep */
     uint16_t close_code;             /* nonzero: close after draining */
     uint16_t observed_port;
     uint32_t serial;                 /* this connection among the node's

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "accept_gate.h"
+#include "admin.h"
 #include "conn_limits.h"
 #include "log.h"
 #include "metrics.h"
@@ -197,6 +198,10 @@ static void build_metrics(rdv_server *srv, tbuf *b)
            "upgrades unfinished.");
     tb_printf(b, "rendezvous_handshakes_refused_total %llu\n",
               (unsigned long long)m->handshakes_refused);
+    metric(b, "rendezvous_frame_floods_total", "counter",
+           "Connections closed for a WebSocket frame flood (pings, pongs, fragments; "
+           "frame_guard.h).");
+    tb_printf(b, "rendezvous_frame_floods_total %llu\n", (unsigned long long)m->frame_floods);
     rdv_engine_status es;
     memset(&es, 0, sizeof es);
     if (srv->engine)
@@ -329,6 +334,34 @@ static int respond(struct lws *wsi, unsigned status, const char *ctype, tbuf *b)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+int rdv_http_reply(struct lws *wsi, unsigned status, const char *ctype, const char *body,
+                   size_t len, bool bearer_challenge)
+{
+    tbuf b = {0};
+    tb_printf(&b, "%.*s", (int)len, body ? body : "");
+    if (b.oom) {
+        free(b.p);
+        return -1;
+    }
+    unsigned char hdr[LWS_PRE + 512];
+    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    static const char challenge[] = "Bearer realm=\"rendezvousd admin\"";
+    int rc = -1;
+    if (!lws_add_http_common_headers(wsi, status, ctype, (lws_filepos_t)b.len, &p, end) &&
+        !lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                      (const unsigned char *)"no-store", 8, &p, end) &&
+        (!bearer_challenge ||
+         !lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE,
+                                       (const unsigned char *)challenge,
+                                       (int)sizeof challenge - 1, &p, end)) &&
+        !lws_finalize_write_http_header(wsi, start, &p, end) &&
+        (!b.len ||
+         lws_write(wsi, (unsigned char *)b.p + LWS_PRE, b.len, LWS_WRITE_HTTP_FINAL) >= (int)b.len))
+        rc = lws_http_transaction_completed(wsi) ? -1 : 0;
+    free(b.p);
+    return rc;
+}
+
 /* Serves GET path; returns the callback result. */
 static int serve(struct lws *wsi, const char *path)
 {
@@ -392,8 +425,22 @@ int rdv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
                       size_t len)
 {
     switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        return serve(wsi, in ? (const char *)in : "/");
+    case LWS_CALLBACK_HTTP: {
+        rdv_server *srv = server_of(wsi);
+        const char *path = in ? (const char *)in : "/";
+        /* the admin API: on the operator's listener only (admin.h) */
+        if (srv && rdv_operator_is(srv, wsi) && !strncmp(path, "/admin/", 7))
+            return rdv_admin_http(srv, wsi, user, reason, path, len);
+        return serve(wsi, path);
+    }
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    case LWS_CALLBACK_CLOSED_HTTP: {
+        rdv_server *srv = server_of(wsi);
+        if (srv && rdv_operator_is(srv, wsi))
+            return rdv_admin_http(srv, wsi, user, reason, in, len);
+        break;
+    }
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
         /* wsi is the listener; in carries the accepted socket */
         rdv_server *srv = server_of(wsi);

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "config.h"
+#include "healthcheck.h"
 #include "log.h"
 #include "notify.h"
 #include "preflight.h"
@@ -69,6 +70,9 @@ static int reload_config(void *user, char *err, size_t errlen)
 
 int main(int argc, char **argv)
 {
+    int hc = rdv_healthcheck_main(argc, argv); /* --healthcheck[=PID] */
+    if (hc >= 0)
+        return hc;
     rdv_config cfg;
     switch (rdv_config_load(&cfg, argc, argv)) {
     case RDV_CONFIG_EXIT_OK:

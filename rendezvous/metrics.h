@@ -35,6 +35,7 @@ typedef struct rdv_metrics {
     uint64_t connections_total;        /* accepted since start */
     uint64_t connections_refused;      /* over a connection limit */
     uint64_t handshakes_refused;       /* over --max-handshakes-per-ip */
+    uint64_t frame_floods;             /* closed by frame_guard.h */
 } rdv_metrics;
 
 /* Prometheus label value of a drop reason ("expired", ...). */

@@ -19,8 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
+#include "audit.h"
 #include "http.h"
 #include "log.h"
+#include "policy.h"
 #include "port_owner.h"
 #include "server.h"
 
@@ -59,10 +62,13 @@ static int try_bind(const char *addr, int port)
 int rdv_operator_open(rdv_server *srv)
 {
     const rdv_config *cfg = srv->cfg;
+    if (rdv_admin_start(srv) != 0 || rdv_policy_start(srv) != 0)
+        return -1;
     if (cfg->operator_off) {
         rdv_notice(srv->log, "operator off");
         return 0;
     }
+
     int err = try_bind(cfg->operator_addr, cfg->operator_port);
     if (err) {
         char owner[128] = "";
@@ -74,7 +80,7 @@ int rdv_operator_open(rdv_server *srv)
                                                  : strerror(err);
         if (!cfg->operator_explicit) {
             rdv_warn(srv->log, "operator listener %s:%d %s%s%s: running without it (no "
-                               "/metrics or /status); set --operator-listen "
+                               "/metrics, /status or admin API); set --operator-listen "
                                "ADDR:PORT (another port) or off",
                      cfg->operator_addr, cfg->operator_port, why, known ? " by " : "",
                      owner);
@@ -89,6 +95,7 @@ int rdv_operator_open(rdv_server *srv)
     memset(srv->op_protocols, 0, sizeof srv->op_protocols);
     srv->op_protocols[0].name = "http";
     srv->op_protocols[0].callback = rdv_http_callback;
+    srv->op_protocols[0].per_session_data_size = sizeof(rdv_admin_req);
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -112,12 +119,21 @@ int rdv_operator_open(rdv_server *srv)
     }
     srv->op_port = lws_get_vhost_listen_port(srv->op_vhost);
     bool v6 = strchr(cfg->operator_addr, ':') != NULL;
-    rdv_notice(srv->log, "operator on http://%s%s%s:%d (/metrics, /status, /, /healthz)",
-               v6 ? "[" : "", cfg->operator_addr, v6 ? "]" : "", srv->op_port);
+    rdv_notice(srv->log, "operator on http://%s%s%s:%d (/metrics, /status, /, /healthz; admin "
+                         "API %s)",
+               v6 ? "[" : "", cfg->operator_addr, v6 ? "]" : "", srv->op_port,
+               rdv_admin_enabled(srv) ? "on" : "off: no token");
     return 0;
 }
 
 bool rdv_operator_is(const rdv_server *srv, struct lws *wsi)
 {
     return srv->op_vhost && lws_get_vhost(wsi) == srv->op_vhost;
+}
+
+void rdv_operator_free(rdv_server *srv)
+{
+    rdv_admin_free(srv);
+    rdv_audit_free(srv);
+    rdv_policy_free(srv);
 }

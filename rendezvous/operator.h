@@ -22,4 +22,8 @@ int rdv_operator_open(struct rdv_server *srv);
 /* True when wsi is a connection of the operator's listener. */
 bool rdv_operator_is(const struct rdv_server *srv, struct lws *wsi);
 
+/* Frees what the operator's side holds (admin tokens, the audit log's
+ * memory copy, the policy). Safe when never opened. */
+void rdv_operator_free(struct rdv_server *srv);
+
 #endif

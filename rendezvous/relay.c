@@ -60,6 +60,9 @@ typedef struct rdv_relay_peer {
     int count;                       /* counted against max_sessions */
     int64_t tokens;                  /* per-node byte bucket */
     int64_t refill_ms;
+    bool own_limits;                 /* the policy set rate/max_sessions/quota */
+    int max_sessions;                /* own_limits: this node's session cap */
+    uint64_t rate, quota;            /* own_limits: bytes/s, bytes per session */
     /* a remote peer only: */
     uint8_t node_id[RDV_NODE_ID_BYTES];
     char inst[33];                   /* its instance; "" until known */
@@ -180,6 +183,30 @@ static rdv_relay_peer *peer_of(rdv_relay *r, rdv_conn *c, bool create)
     p->refill_ms = rdv_mono_ms();
     rdv_hmap_put(&r->peers, &p->node);
     return p;
+}
+
+/* The policy's limits of p (policy.h), else the server's. */
+static int peer_max(const rdv_relay *r, const rdv_relay_peer *p)
+{
+    return p->own_limits ? p->max_sessions : r->lim.max_sessions;
+}
+
+static uint64_t peer_rate(const rdv_relay *r, const rdv_relay_peer *p)
+{
+    return p->own_limits ? p->rate : r->lim.rate;
+}
+
+/* A session's quota: the smaller of its sides' (0: unlimited). */
+static uint64_t session_quota(const rdv_relay *r, const rdv_relay_session *s)
+{
+    uint64_t q = 0;
+    for (int i = 0; i < 2; i++) {
+        const rdv_relay_peer *p = s->side[i];
+        uint64_t v = p && p->own_limits ? p->quota : r->lim.quota;
+        if (v && (!q || v < q))
+            q = v;
+    }
+    return q;
 }
 
 /* A peer for node `id` on another instance (inst may be "" for now). */
@@ -445,11 +472,11 @@ static int open_remote(rdv_relay *r, struct rdv_server *srv, rdv_conn *c,
 {
     const char *type = "relayOpen";
     rdv_relay_peer *p = peer_of(r, c, true);
-    if (p && p->count >= r->lim.max_sessions) {
+    if (p && p->count >= peer_max(r, p)) {
         char m[200];
         snprintf(m, sizeof m,
                  "you already have %d relay sessions (the limit); close one with relayClose",
-                 r->lim.max_sessions);
+                 peer_max(r, p));
         (void)rdv_conn_send_error(srv, c, RDV_EC_LIMIT_EXCEEDED, m, sid, type, NULL);
         return 0;
     }
@@ -519,11 +546,11 @@ int rdv_relay_open(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_
         return 0;
     }
     rdv_relay_peer *p = peer_of(r, c, true);
-    if (p && p->count >= r->lim.max_sessions) {
+    if (p && p->count >= peer_max(r, p)) {
         char m[200];
         snprintf(m, sizeof m,
                  "you already have %d relay sessions (the limit); close one with relayClose",
-                 r->lim.max_sessions);
+                 peer_max(r, p));
         (void)rdv_conn_send_error(srv, c, RDV_EC_LIMIT_EXCEEDED, m, sid, type, NULL);
         return 0;
     }
@@ -583,12 +610,12 @@ int rdv_relay_ready(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv
                                   "this relay session is already open", sid, type, "sessionID");
         return 0;
     }
-    if (s->side[1]->count >= r->lim.max_sessions) {
+    if (s->side[1]->count >= peer_max(r, s->side[1])) {
         char m[200];
         snprintf(m, sizeof m,
                  "you already have %d relay sessions (the limit); close one, then send "
                  "relayReady again",
-                 r->lim.max_sessions);
+                 peer_max(r, s->side[1]));
         (void)rdv_conn_send_error(srv, c, RDV_EC_LIMIT_EXCEEDED, m, sid, type, NULL);
         return 0;
     }
@@ -675,7 +702,8 @@ static void relay_data(rdv_relay *r, struct rdv_server *srv, rdv_conn *c,
     rdv_relay_peer *p = s->side[me];
     rdv_conn *to = s->side[1 - me]->conn; /* NULL: on another instance */
     int64_t now = rdv_mono_ms();
-    if (r->lim.quota && s->bytes + n > r->lim.quota) {
+    uint64_t quota = session_quota(r, s);
+    if (quota && s->bytes + n > quota) {
         count_drop(r, RDV_RELAY_DROP_QUOTA, n);
         session_end(r, srv, s, RDV_RELAY_END_QUOTA, NULL, NULL);
         return;
@@ -690,14 +718,14 @@ static void relay_data(rdv_relay *r, struct rdv_server *srv, rdv_conn *c,
         count_drop(r, RDV_RELAY_DROP_CONGESTED, n);
         return;
     }
-    if (!bucket_take(&p->tokens, &p->refill_ms, r->lim.rate, burst_of(r, r->lim.rate), now,
+    if (!bucket_take(&p->tokens, &p->refill_ms, peer_rate(r, p), burst_of(r, peer_rate(r, p)), now,
                      n)) {
         count_drop(r, RDV_RELAY_DROP_RATE, n);
         return;
     }
     if (!bucket_take(&r->global_tokens, &r->global_ms, r->lim.global_rate,
                      burst_of(r, r->lim.global_rate), now, n)) {
-        if (r->lim.rate)
+        if (peer_rate(r, p))
             p->tokens += (int64_t)n; /* not sent: give the node its bytes back */
         count_drop(r, RDV_RELAY_DROP_GLOBAL, n);
         return;
@@ -934,4 +962,34 @@ void rdv_relay_sweep(rdv_relay *r, struct rdv_server *srv, int64_t now)
     if (x.oom)
         rdv_error(srv->log, "out of memory sweeping idle relay sessions");
     free(x.ids);
+}
+
+int rdv_relay_set_limits(rdv_relay *r, rdv_conn *c, int max_sessions, uint64_t rate,
+                         uint64_t quota)
+{
+    rdv_relay_peer *p = peer_of(r, c, true);
+    if (!p)
+        return -1;
+    if (!p->own_limits || p->rate != rate)
+        p->tokens = burst_of(r, rate);
+    p->own_limits = true;
+    p->max_sessions = max_sessions;
+    p->rate = rate;
+    p->quota = quota;
+    return 0;
+}
+
+void rdv_relay_conn_usage(rdv_relay *r, rdv_conn *c, int *sessions, uint64_t *bytes)
+{
+    *sessions = 0;
+    *bytes = 0;
+    rdv_relay_peer *p = r->peers.buckets ? peer_of(r, c, false) : NULL;
+    if (!p)
+        return;
+    for (rdv_relay_session *s = p->head; s;) {
+        int me = s->side[0] == p ? 0 : 1;
+        (*sessions)++;
+        *bytes += s->bytes;
+        s = s->next[me];
+    }
 }

@@ -155,4 +155,14 @@ void rdv_relay_bus_in(void *user, const uint8_t *payload, size_t len);
  * older than lim.open_timeout_ms (reason idle). now: monotonic ms. */
 void rdv_relay_sweep(rdv_relay *r, struct rdv_server *srv, int64_t now);
 
+/* The operator's policy (policy.h) for c: its own session cap, byte rate
+ * (0 = unlimited) and per-session quota (0 = unlimited) in place of the
+ * server's. Returns 0 or -1 (OOM). */
+int rdv_relay_set_limits(rdv_relay *r, rdv_conn *c, int max_sessions, uint64_t rate,
+                         uint64_t quota);
+
+/* c's relay use for the admin API: sessions it is in and their payload
+ * bytes so far. */
+void rdv_relay_conn_usage(rdv_relay *r, rdv_conn *c, int *sessions, uint64_t *bytes);
+
 #endif

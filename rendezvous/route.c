@@ -17,6 +17,7 @@
 #include "conn_limits.h"
 #include "log.h"
 #include "offline.h"
+#include "policy.h"
 #include "presence.h"
 #include "relay.h"
 #include "replay.h"
@@ -268,6 +269,11 @@ static int h_signal(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint
         return 0;
     }
     rdv_conn *target = rdv_presence_find(srv, to_id);
+    char pwhy[256];
+    if (msg->type == RDV_MSG_OFFER && !rdv_policy_signal(srv, c, target, pwhy, sizeof pwhy)) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_FORBIDDEN, pwhy, sid, name, NULL);
+        return 0;
+    }
     if (target && !target->close_code) {
         if (rdv_conn_send(srv, target, raw, len, false) == 0) {
             srv->m.routed[msg->type]++;
@@ -281,6 +287,43 @@ static int h_signal(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint
     return 0;
 }
 
+/* The operator's policy (policy.h) for relayOpen / relayReady from c:
+ * c may use the relay (its limits are set for relay.c), and for
+ * relayOpen the recipient, when connected here, may too and the signal
+ * rules let c reach it. Otherwise c gets `forbidden` and false. */
+static bool relay_allowed(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const char *sid)
+{
+    if (!srv->policy)
+        return true;
+    const char *name = rdv_msg_type_name(msg->type);
+    char why[256];
+    rdv_policy_limits lim;
+    if (!rdv_policy_relay(srv, c, &lim, why, sizeof why)) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_FORBIDDEN, why, sid, name, NULL);
+        return false;
+    }
+    if (rdv_relay_set_limits(&srv->relay, c, lim.max_sessions, lim.rate, lim.quota) != 0) {
+        (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, NULL, sid, name, NULL);
+        return false;
+    }
+    if (msg->type != RDV_MSG_RELAY_OPEN)
+        return true;
+    uint8_t to_id[RDV_NODE_ID_BYTES];
+    const char *to = rdv_msg_get_str(msg->body, "toNodeID");
+    rdv_conn *target = to && rdv_node_id_to_pk(to, to_id) == 0 ? rdv_presence_find(srv, to_id)
+                                                               : NULL;
+    if (!rdv_policy_signal(srv, c, target, why, sizeof why))
+        goto refuse;
+    if (target && !rdv_policy_relay(srv, target, &lim, why, sizeof why)) {
+        snprintf(why, sizeof why, "the operator's policy does not let that peer use the relay");
+        goto refuse;
+    }
+    return true;
+refuse:
+    (void)rdv_conn_send_error(srv, c, RDV_EC_FORBIDDEN, why, sid, name, NULL);
+    return false;
+}
+
 /* relayOpen, relayReady: the checks of section 7.1, then relay.c. */
 static int h_relay_signed(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, const uint8_t *raw,
                           size_t len)
@@ -292,6 +335,8 @@ static int h_relay_signed(rdv_server *srv, rdv_conn *c, const rdv_msg *msg, cons
         (void)rdv_conn_send_error(srv, c, ec, why, sid, rdv_msg_type_name(msg->type), field);
         return 0;
     }
+    if (!relay_allowed(srv, c, msg, sid))
+        return 0;
     if (msg->type == RDV_MSG_RELAY_OPEN)
         return rdv_relay_open(&srv->relay, srv, c, msg, raw, len);
     return rdv_relay_ready(&srv->relay, srv, c, msg, raw, len);

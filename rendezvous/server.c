@@ -46,6 +46,7 @@
 #include "auth.h"
 #include "http.h"
 #include "conn_limits.h"
+#include "frame_guard.h"
 #include "log.h"
 #include "notify.h"
 #include "offline.h"
@@ -169,6 +170,7 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
     rdv_offline_expire(srv);
     rdv_relay_sweep(&srv->relay, srv, rdv_mono_ms());
     rdv_accept_gate_probe(srv);
+    rdv_frame_guard_sweep(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
 }
 
@@ -359,13 +361,26 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return -1;
         c->wsi = wsi;
         rdv_limits_handshake_end(srv, wsi);
+        rdv_frame_guard_begin(c);
         if (rdv_limits_attach(srv, c) != 0 || rdv_auth_on_connect(srv, c) != 0) {
             conn_gone(srv, c);
             return -1;
         }
         return 0;
     case LWS_CALLBACK_RECEIVE:
-        return c ? rdv_conn_on_receive(srv, c, in, len) : -1;
+        if (!c)
+            return -1;
+        /* fragments and unseen bytes are bounded (frame_guard.h); over
+         * the bound the data is dropped, c is closing */
+        if (!rdv_frame_guard_rx(srv, c, len, !lws_remaining_packet_payload(wsi),
+                                lws_is_final_fragment(wsi)) &&
+            c->close_code)
+            return 0;
+        return rdv_conn_on_receive(srv, c, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c)
+            (void)rdv_frame_guard_pong(srv, c);
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c ? rdv_conn_on_writeable(srv, c) : -1;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -840,5 +855,6 @@ void rdv_server_destroy(rdv_server *srv)
     srv->n_stun = 0;
     rdv_relay_free(&srv->relay);
     rdv_presence_free(srv);
+    rdv_operator_free(srv);
     rdv_hmap_free(&srv->ips);
 }

@@ -41,6 +41,9 @@ typedef struct rdv_server {
     struct lws_vhost *op_vhost;      /* the operator's listener (operator.h), or NULL */
     struct lws_protocols op_protocols[2]; /* its table: http, terminator */
     int op_port;                     /* its actual port (0: none) */
+    struct rdv_admin *admin;         /* admin API tokens (admin.c); NULL: off */
+    struct rdv_audit *audit;         /* the audit log's memory copy (audit.c) */
+    struct rdv_policy *policy;       /* relay/signaling policy (policy.h); NULL: none */
     int port;                        /* actual listening port */
     bool tls;
     void *tls_ctx;                   /* the wss:// listener's SSL_CTX (tls.h) */

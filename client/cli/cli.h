@@ -1,6 +1,7 @@
 /* cli.h - what the files of the rdv CLI share: the parsed options, the
  * helpers (options.c, common.c, status_file.c) and one entry point per
- * command group (cmd_keys.c, cmd_signal.c, cmd_relay.c, cmd_network.c),
+ * command group (cmd_keys.c, cmd_signal.c, cmd_relay.c, cmd_network.c,
+ * cmd_fleet.c),
  * which main.c dispatches to. Commands call helpers, never main.c or each
  * other. Built only on the public API.
  */
@@ -22,6 +23,7 @@ struct cli_opts {
     const char *url;        /* one URL, or several separated by commas */
     char url_list[2048];    /* repeated --url joined with commas */
     const char *ca;
+    const char *cert;       /* --cert FILE / RENDEZVOUS_CERT: fleet certificate */
     int force;
     int json;
     int help;
@@ -129,6 +131,10 @@ int rdv_cli_signaling(enum rdv_cli_signal_cmd cmd, struct cli_opts *o);
  * their --help text; `net` is the common options. */
 int rdv_cli_relay(struct cli_opts *o, int proxy);
 void rdv_cli_usage_relay(const char *cmd, FILE *out, const char *net);
+
+/* `rdv fleet keygen|sign ...` (cmd_fleet.c): argv after "fleet". Returns
+ * the exit status. */
+int rdv_cli_fleet(int argc, char **argv);
 
 /* `rdv network status` (cmd_network.c) and its --help text. */
 int rdv_cli_network_status(struct cli_opts *o);

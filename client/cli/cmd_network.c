@@ -200,6 +200,7 @@ int rdv_cli_network_status(struct cli_opts *o)
     cfg.server_url = o->url;
     cfg.identity = &id;
     cfg.tls_ca_file = o->ca;
+    cfg.cert_file = o->cert;
     cfg.software = "rdv/" RDV_VERSION_STRING;
     cfg.nat_type = o->info.nat_type;
     rdv_cli_apply_nat(o, &cfg);

@@ -661,6 +661,7 @@ int rdv_cli_relay(struct cli_opts *o, int proxy)
     cfg.server_url = o->url;
     cfg.identity = &id;
     cfg.tls_ca_file = o->ca;
+    cfg.cert_file = o->cert;
     cfg.software = "rdv/" RDV_VERSION_STRING;
     cfg.nat_type = o->info.nat_type;
     rdv_cli_apply_nat(o, &cfg);

@@ -322,6 +322,7 @@ int rdv_cli_signaling(enum rdv_cli_signal_cmd cmd, struct cli_opts *o)
     cfg.server_url = o->url;
     cfg.identity = &id;
     cfg.tls_ca_file = o->ca;
+    cfg.cert_file = o->cert;
     cfg.software = "rdv/" RDV_VERSION_STRING;
     cfg.nat_type = o->info.nat_type;
     rdv_cli_apply_nat(o, &cfg);

@@ -16,6 +16,7 @@
  *                                       UDP path first, the relay as fallback)
  *                                       (cmd_relay.c)
  *   rdv network status                  icnctl-style status (cmd_network.c)
+ *   rdv fleet keygen | sign ID          fleet key and certificates (cmd_fleet.c)
  *
  * `offer` and `listen` are a two-terminal demo of the signaling exchange.
  * The key path comes from --key, else $RENDEZVOUS_KEY, else
@@ -51,6 +52,8 @@ static const char *const usage_main =
     "  proxy --accept [ID] --forward ADDR   the accepting side of a proxy\n"
     "                                 (relay/proxy --direct: a direct UDP path\n"
     "                                 first, the relay as fallback)\n"
+    "  fleet keygen | fleet sign ID   the operator's fleet key and a node's\n"
+    "                                 fleet certificate (`rdv fleet --help`)\n"
     "  network status                 public endpoint, NAT type and discovery,\n"
     "                                 relay server, active relays, direct\n"
     "                                 sessions, last traversal and errors\n"
@@ -72,6 +75,8 @@ static const char *const usage_net =
     "                   repeatable / comma-separated: the instances of a cluster\n"
     "  --key PATH       identity key file (env RENDEZVOUS_KEY, default ./" DEFAULT_KEY_PATH ")\n"
     "  --ca FILE        PEM CA bundle for a wss:// server\n"
+    "  --cert FILE      fleet certificate for a server that admits its fleet\n"
+    "                   (env RENDEZVOUS_CERT; `rdv fleet sign` makes one)\n"
     "  --json           one JSON object per line\n";
 
 static const char *const usage_nat =
@@ -165,6 +170,8 @@ int main(int argc, char **argv)
         printf("rdv %s\n", RDV_VERSION_STRING);
         return 0;
     }
+    if (strcmp(cmd, "fleet") == 0)
+        return rdv_cli_fleet(argc - 2, argv + 2);
     static const char *const known[] = {"keygen", "id", "lookup", "watch", "offer", "listen",
                                         "relay", "proxy", "network"};
     int k = -1;

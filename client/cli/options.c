@@ -77,6 +77,8 @@ int rdv_cli_parse_opts(int argc, char **argv, struct cli_opts *o)
     o->key_path = env && *env ? env : DEFAULT_KEY_PATH;
     env = getenv("RENDEZVOUS_URL");
     o->url = env && *env ? env : DEFAULT_URL;
+    env = getenv("RENDEZVOUS_CERT");
+    o->cert = env && *env ? env : NULL;
     o->timeout_ms = -1;
     o->wait_ms = -2; /* not given */
     strcpy(o->info.public_ip, "0.0.0.0");
@@ -101,6 +103,8 @@ int rdv_cli_parse_opts(int argc, char **argv, struct cli_opts *o)
         }
         else if (strcmp(a, "--ca") == 0 && v)
             o->ca = v;
+        else if (strcmp(a, "--cert") == 0 && v)
+            o->cert = v;
         else if (strcmp(a, "--timeout") == 0 && v)
             bad = rdv_cli_parse_long(v, 1, 86400000L, &o->timeout_ms);
         else if (strcmp(a, "--count") == 0 && v)

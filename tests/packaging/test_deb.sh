@@ -45,6 +45,8 @@ dpkg-deb -c "$P/librendezvous-dev_${V}_$A.deb" | awk '{ print $6 }' | grep -q 'l
   bad "librendezvous-dev holds the shared library itself"
 dpkg-deb -c "$P/rendezvousd_${V}_$A.deb" | awk '{ print $6 }' | grep -q 'rdv' &&
   bad "rendezvousd holds rdv's files"
+# the operator's CLI goes with the server
+has rendezvousd /usr/bin/rdvctl /usr/share/man/man1/rdvctl.1.gz
 
 # Depends (dpkg-shlibdeps for the libraries)
 dep() { dpkg-deb -f "$P/${1}_${V}_$A.deb" Depends; }

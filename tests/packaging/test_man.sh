@@ -1,11 +1,11 @@
 #!/bin/sh
-# test_man.sh BUILD_DIR PACKAGING_OUT RENDEZVOUSD RDV - packaging_man:
-# rendezvousd(8) and rdv(1), generated from --help at build time
+# test_man.sh BUILD_DIR PACKAGING_OUT RENDEZVOUSD RDV RDVCTL - packaging_man:
+# rendezvousd(8), rdv(1) and rdvctl(1), generated from --help at build time
 # (packaging/help2roff), render with man-db without a single warning at 80
 # columns, name every option their program's --help lists, and are
 # installed by `cmake --install` to share/man/man8 and man1.
 set -u
-BUILD=$1 OUT=$2 SERVERD=$3 RDV=$4
+BUILD=$1 OUT=$2 SERVERD=$3 RDV=$4 RDVCTL=$5
 work=$(mktemp -d /tmp/rdv-man-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 command -v man >/dev/null || { echo "FAIL: man (Debian package man-db) is missing: scripts/bootstrap --test"; exit 1; }
@@ -32,12 +32,13 @@ check() {
 }
 check "$OUT/rendezvousd.8" "$SERVERD"
 check "$OUT/rdv.1" "$RDV"
+check "$OUT/rdvctl.1" "$RDVCTL"
 MANWIDTH=80 man -l "$OUT/rendezvousd.8" 2>/dev/null | col -b | grep -q '^CONFIGURATION FILE' ||
   { echo "FAIL: rendezvousd.8 has no CONFIGURATION FILE section"; fail=1; }
 
 # installed where man finds them
 cmake --install "$BUILD" --prefix "$work/prefix" >/dev/null || { echo "FAIL: cmake --install"; exit 1; }
-for p in man8/rendezvousd.8.gz man1/rdv.1.gz; do
+for p in man8/rendezvousd.8.gz man1/rdv.1.gz man1/rdvctl.1.gz; do
   f=$work/prefix/share/man/$p
   if [ ! -s "$f" ]; then echo "FAIL: cmake --install did not install share/man/$p"; fail=1; continue; fi
   warn=$(MANWIDTH=80 man --warnings -l "$f" 2>&1 >/dev/null)

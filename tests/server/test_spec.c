@@ -406,6 +406,35 @@ static void test_spec_replay_dropped(void **state)
     relay_expect_nothing(b, alice.id);
 }
 
+/* --replay-cache 2: the memory is bounded, the oldest signature is
+ * forgotten first (its copy is routed again), the newer ones are kept. */
+static void test_spec_replay_cache_bounded(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = START("--replay-cache", "2");
+    rdv_tn alice, bob;
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    rdv_ws *b = itest_join(s, &bob, "bob");
+    char *o[3];
+    size_t len[3];
+    char sid[3][RDV_UUID_STRLEN + 1];
+    for (int i = 0; i < 3; i++) {
+        rdv_uuid_v4(sid[i]);
+        o[i] = rdv_tn_offer(&alice, bob.id, sid[i], NULL, &len[i]);
+        itest_send(a, o[i]);
+        assert_int_equal(rdv_expect_bytes(b, o[i], len[i], T_MS), 0);
+    }
+    /* the third and second are remembered */
+    expect_replay_refused(a, o[2], sid[2], "offer");
+    expect_replay_refused(a, o[1], sid[1], "offer");
+    /* the first was forgotten when the third came: routed again */
+    itest_send(a, o[0]);
+    assert_int_equal(rdv_expect_bytes(b, o[0], len[0], T_MS), 0);
+    for (int i = 0; i < 3; i++)
+        free(o[i]);
+    itest_alive(a, bob.id);
+}
+
 /* --replay-cache 0: the filter is off, an exact copy is routed again
  * (receivers drop it themselves, section 4). */
 static void test_spec_replay_filter_off(void **state)
@@ -488,6 +517,7 @@ int main(void)
         ITEST(test_spec_rate_limited_burst_strikes),
         ITEST(test_spec_field_paths),
         ITEST(test_spec_replay_dropped),
+        ITEST(test_spec_replay_cache_bounded),
         ITEST(test_spec_replay_filter_off),
         ITEST(test_spec_relay_close),
     };

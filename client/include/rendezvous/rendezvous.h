@@ -133,6 +133,14 @@ typedef enum rdv_err {
     /* wss://: the server's certificate was refused (not signed by a trusted CA, not valid for
      * the URL's host, expired); last_error_text names the cause */
     RDV_ERR_TLS_VERIFY = -32,
+    /* the server admits only its fleet and refused this node (not on its allowlist, no or an
+     * invalid fleet certificate: last_error_text says which); retried only every 60 s .. 15 min */
+    RDV_ERR_NOT_ADMITTED = -33,
+    /* the operator revoked this node ID or its certificate; retried as NOT_ADMITTED */
+    RDV_ERR_REVOKED = -34,
+    /* the operator's policy refused this message for this node's groups (e.g. a relayOpen);
+     * the connection stays */
+    RDV_ERR_FORBIDDEN = -35,
 } rdv_err;
 
 /* Returns a static, human-readable description of an rdv_err code. */
@@ -502,6 +510,11 @@ typedef struct rdv_client_config {
     const rdv_identity *identity;
     /* PEM CA bundle to verify a wss:// server; NULL: system default. */
     const char *tls_ca_file;
+    /* The node's fleet certificate file (`rdv fleet sign` writes one), for
+     * a server in --admission fleet mode: read at create (RDV_ERR_NOT_FOUND,
+     * RDV_ERR_FORMAT when it is no certificate or one for another node)
+     * and sent in every hello. NULL: none. */
+    const char *cert_file;
     /* Optional hello.software, 1..64 chars (default "librendezvous/"
      * RDV_VERSION_STRING); "" to omit. */
     const char *software;
