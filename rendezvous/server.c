@@ -714,6 +714,7 @@ int rdv_server_start(rdv_server *srv)
 {
     const rdv_config *cfg = srv->cfg;
     srv->started_ms = rdv_now_ms();
+    srv->started_mono_ms = rdv_mono_ms();
     srv->tls = cfg->tls_cert[0] != '\0';
     if (rdv_presence_init(srv) != 0 ||
         rdv_hmap_init(&srv->ips, 16,

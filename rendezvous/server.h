@@ -49,6 +49,7 @@ typedef struct rdv_server {
     void *tls_ctx;                   /* the wss:// listener's SSL_CTX (tls.h) */
     bool uv;                         /* libuv event loop in use */
     int64_t started_ms;              /* wall clock at start */
+    int64_t started_mono_ms;         /* monotonic ms at start (uptime) */
     rdv_metrics m;
     rdv_hmap nodes;                  /* node ID -> rdv_conn (AUTHED) */
     rdv_hmap watches;                /* node ID -> rdv_watch_entry */
