@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_deb.sh SOURCE_DIR - packaging_deb: scripts/package builds the four
+# test_deb.sh SOURCE_DIR [BUILD_DIR] - packaging_deb: scripts/package builds the four
 # Debian packages, and they hold what issue 17 asks: dpkg-deb -c / -I
 # (files, Depends from dpkg-shlibdeps, conffiles, shlibs and the ldconfig
 # trigger, no RUNPATH), the packaged unit passes systemd-analyze verify
@@ -11,13 +11,16 @@
 set -u
 SRC=$1
 work=$(mktemp -d /tmp/rdv-deb-XXXXXX)
+# BUILD_DIR (optional): where scripts/package builds; its packages/ stay
+# for packaging_install_root
+BUILD=${2:-$work/build}
 trap 'rm -rf "$work"' EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
-RDV_PACKAGE_BUILD_DIR=$work/build "$SRC/scripts/package" >"$work/package.log" 2>&1 ||
+RDV_PACKAGE_BUILD_DIR=$BUILD "$SRC/scripts/package" >"$work/package.log" 2>&1 ||
   { cat "$work/package.log"; echo "FAIL: scripts/package"; exit 1; }
-P=$work/build/packages
+P=$BUILD/packages
 V=$(sed -n 's/^project(rendezvous VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")-1
 A=$(dpkg --print-architecture)
 ML=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
