@@ -26,6 +26,7 @@ PORT=${PORT:-18780}
 HERE=$(cd "$(dirname "$0")" && pwd)
 GEN=${GEN:-$HERE/../build/perf-gen}
 OUT=${OUT:-$(mktemp -d /tmp/rdv-cg.XXXXXX)}
+mkdir -p "$OUT"
 RDV_FLAGS=${RDV_FLAGS:-}
 
 run_one() { # N -> prints total Ir of the server process
