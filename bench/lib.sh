@@ -84,7 +84,8 @@ start_rdv() {
     local verify=$1; shift
     port_free "$RDV_PORT" || die "port $RDV_PORT is in use (set RDV_PORT)"
     rm -f "$OUT"/rdv.db "$OUT"/rdv.db-*
-    "$RDVD" --port "$RDV_PORT" --db "$OUT/rdv.db" --name bench --operator-listen off \
+    # RDVD_PREFIX: a command to run it under (e.g. "taskset -c 0")
+    ${RDVD_PREFIX:-} "$RDVD" --port "$RDV_PORT" --db "$OUT/rdv.db" --name bench --operator-listen off \
         --verify-signatures "$verify" --rate 1000000 --burst 1000000 \
         --max-connections-per-ip 0 --max-handshakes-per-ip 0 --log-level warn $RDV_FLAGS "$@" >>"$OUT/rdv.log" 2>&1 &
     RDV_PID=$!
@@ -101,7 +102,8 @@ start_peerjs() {
     port_free "$PEER_PORT" || die "port $PEER_PORT is in use (set PEER_PORT)"
     # PeerJS logs a line per connection on stdout; drop it (a file write per
     # connect would slow it down), keep stderr.
-    ( ulimit -n "$(ulimit -Hn)"; exec node "$PEERJS" --port "$PEER_PORT" --host 127.0.0.1 \
+    # PEER_PREFIX: a command to run it under (e.g. "taskset -c 0")
+    ( ulimit -n "$(ulimit -Hn)"; exec ${PEER_PREFIX:-} node "$PEERJS" --port "$PEER_PORT" --host 127.0.0.1 \
         --concurrent_limit 200000 ) >/dev/null 2>>"$OUT/peerjs.log" &
     PEER_PID=$!
     local i

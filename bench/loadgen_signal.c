@@ -31,6 +31,18 @@
  *                 bench/cluster.sh). --server2-pid and --redis-pid add
  *                 server2_cores and redis_cores to the RESULT line.
  *
+ * --seconds S     fixed-duration run (issue 15): measure S seconds after the
+ *                 warm-up, then stop; --messages must cover the whole run
+ *                 (status=exhausted otherwise). The win_* figures of the
+ *                 RESULT line are the CPU of the server, this process and
+ *                 everything else during those S seconds, srv_us_per_msg
+ *                 the server's CPU per message in them.
+ * --unsigned      rdv offers carry a random signature instead of a real
+ *                 one (for --verify-signatures off: nothing to sign, every
+ *                 message still unique, so none is a replay).
+ * --pad-to B      PeerJS frames get a "pad" member that makes them B bytes
+ *                 long: the same bytes on the wire as the rdv offer.
+ *
  * The first --warmup messages (default M/20) are not measured.
  * --rate R paces the sends to R messages/s in total (token bucket, 1 ms
  * ticks) instead of as fast as the window allows (the churn workload uses
@@ -61,6 +73,11 @@
 #include "schema/sign.h"
 
 enum { PROTO_RDV, PROTO_PEERJS };
+
+/* benchSeq = SEQ_BASE + the message's index: always 10 digits, so every
+ * offer of a direction has the same length and layout (templates below). */
+#define SEQ_BASE 1000000000L
+#define SID_HOLDER "00000000-0000-4000-8000-000000000000"
 
 typedef struct node {
     int pair, side;              /* side 0 = A, 1 = B */
@@ -95,8 +112,11 @@ static struct {
     int port2;
     int server2_pid;
     int redis_pid;
+    double seconds;      /* --seconds: measure this long after the warm-up */
+    bool unsigned_sig;   /* --unsigned: random signatures (verify off) */
+    int pad_to;          /* --pad-to: PeerJS frames padded to this many bytes */
 } opt = {PROTO_RDV, "127.0.0.1", 8080, "rendezvous", 100, 200000, -1, 10, 0, 120, NULL, 1,
-         20000, 2, false, true, 0, 0, 0, 0};
+         20000, 2, false, true, 0, 0, 0, 0, 0, false, 0};
 
 static bench B;
 static node *nodes;          /* 2 * pairs; conn idx = node idx */
@@ -108,7 +128,8 @@ static int64_t *send_ns;     /* send time of each message index */
 static long *pair_sent;
 static long received, measured, errors, ready_nodes;
 static long long ts_signed_ms;
-static int64_t t_first_send, t_measure_start, t_last_recv;
+static int64_t t_first_send, t_measure_start, t_last_recv, t_stop;
+static double win_srv0, win_lg0, win_busy0; /* CPU seconds at t_measure_start */
 static bench_lat lat;
 static double tokens, token_cap;
 static int *blocked_list;
@@ -129,7 +150,112 @@ static json_t *offer_body(const node *from, const node *to, long seq, int64_t ts
                      from->id, "toNodeID", to->id, "sessionID", sid, "timestamp",
                      (json_int_t)ts_ms, "connectionInfo", "publicIP", "203.0.113.5",
                      "publicPort", 41641, "localIP", "10.0.0.5", "localPort", 51820, "natType",
-                     "symmetric", "benchSeq", (json_int_t)seq);
+                     "symmetric", "benchSeq", (json_int_t)(SEQ_BASE + seq));
+}
+
+/* One offer text per (pair, direction), built and canonicalised once, with
+ * placeholders at fixed offsets: every message is a copy with its
+ * sessionID, benchSeq and signature written in (and signed over the same
+ * bytes the server checks), ~20x faster than building each with jansson. */
+typedef struct tmpl {
+    char *text;
+    size_t len, sid_off, seq_off, sig_off; /* of the values */
+} tmpl;
+static tmpl *tmpls; /* [pairs * 2] */
+
+static void build_templates(int64_t ts_ms)
+{
+    tmpls = calloc((size_t)opt.pairs * 2, sizeof *tmpls);
+    if (!tmpls)
+        bench_die("out of memory");
+    for (long pd = 0; pd < (long)opt.pairs * 2; pd++) {
+        int pair = (int)(pd / 2), dir = (int)(pd % 2);
+        const node *from = &nodes[2 * pair + dir], *to = &nodes[2 * pair + 1 - dir];
+        json_t *body = offer_body(from, to, 0, ts_ms);
+        char zeros[RDV_SIG_HEXLEN + 1];
+        memset(zeros, '0', RDV_SIG_HEXLEN);
+        zeros[RDV_SIG_HEXLEN] = '\0';
+        json_object_set_new(body, "signature", json_string(zeros));
+        json_object_set_new(body, "sessionID", json_string(SID_HOLDER));
+        tmpl *t = &tmpls[pd];
+        if (opt.proto == PROTO_RDV) {
+            json_t *env = rdv_msg_wrap(RDV_MSG_OFFER, body);
+            t->text = rdv_msg_dump(env, &t->len);
+            json_decref(env);
+        } else {
+            /* the same body in PeerJS' envelope, padded to --pad-to bytes */
+            json_t *m = json_pack("{s:s, s:s, s:o}", "type", "OFFER", "dst", to->id,
+                                  "payload", body);
+            t->text = m ? json_dumps(m, JSON_COMPACT) : NULL;
+            t->len = t->text ? strlen(t->text) : 0;
+            const size_t pad_overhead = strlen(",\"pad\":\"\"");
+            if (t->text && opt.pad_to > 0 && t->len + pad_overhead <= (size_t)opt.pad_to) {
+                size_t n = (size_t)opt.pad_to - t->len - pad_overhead;
+                char *pad = malloc(n + 1);
+                if (!pad)
+                    bench_die("out of memory");
+                memset(pad, 'p', n);
+                pad[n] = '\0';
+                json_object_set_new(body, "pad", json_string(pad));
+                free(pad);
+                free(t->text);
+                t->text = json_dumps(m, JSON_COMPACT);
+                t->len = t->text ? strlen(t->text) : 0;
+            }
+            json_decref(m);
+        }
+        char *sid = t->text ? strstr(t->text, SID_HOLDER) : NULL;
+        char *seq = t->text ? strstr(t->text, "\"benchSeq\":") : NULL;
+        char *sig = t->text ? strstr(t->text, "\"signature\":\"") : NULL;
+        if (!sid || !seq || !sig)
+            bench_die("cannot build the offer template");
+        t->sid_off = (size_t)(sid - t->text);
+        t->seq_off = (size_t)(seq - t->text) + strlen("\"benchSeq\":");
+        t->sig_off = (size_t)(sig - t->text) + strlen("\"signature\":\"");
+    }
+}
+
+/* Offer number g from the template of (pair, dir); NULL on failure. */
+static char *offer_from_template(const tmpl *t, const node *from, long g, size_t *len)
+{
+    char *text = malloc(t->len + 1);
+    if (!text)
+        return NULL;
+    memcpy(text, t->text, t->len + 1);
+    char sid[RDV_UUID_STRLEN + 1], seq[24];
+    rdv_uuid_v4(sid);
+    memcpy(text + t->sid_off, sid, RDV_UUID_STRLEN);
+    snprintf(seq, sizeof seq, "%010ld", SEQ_BASE + g);
+    memcpy(text + t->seq_off, seq, 10);
+    uint8_t sig[RDV_SIG_BYTES];
+    char hex[RDV_SIG_HEXLEN + 1];
+    if (opt.unsigned_sig || opt.proto != PROTO_RDV) {
+        randombytes_buf(sig, sizeof sig);
+    } else {
+        /* signing input: domain tag, type, 0, the body minus its signature
+         * member (canonical: PROTOCOL.md 4) */
+        static const char tag[] = RDV_DOMAIN_PREFIX "offer";
+        size_t body_off = strlen("{\"offer\":");
+        size_t cut = t->sig_off - strlen(",\"signature\":\"");
+        size_t cut_end = t->sig_off + RDV_SIG_HEXLEN + 1;
+        uint8_t in[4096];
+        size_t n = 0;
+        if (t->len > sizeof in - sizeof tag) {
+            free(text);
+            return NULL;
+        }
+        memcpy(in, tag, sizeof tag); /* with its NUL: the 0x00 separator */
+        n = sizeof tag;
+        memcpy(in + n, text + body_off, cut - body_off);
+        n += cut - body_off;
+        memcpy(in + n, text + cut_end, t->len - 1 - cut_end);
+        n += t->len - 1 - cut_end;
+        crypto_sign_detached(sig, NULL, in, n, from->sk);
+    }
+    sodium_bin2hex(hex, sizeof hex, sig, sizeof sig);
+    memcpy(text + t->sig_off, hex, RDV_SIG_HEXLEN);
+    *len = t->len;
+    return text;
 }
 
 typedef struct build_job {
@@ -145,6 +271,18 @@ static void *build_range(void *arg)
         long pd = g / per_dir;
         int pair = (int)(pd / 2), dir = (int)(pd % 2);
         const node *from = &nodes[2 * pair + dir], *to = &nodes[2 * pair + 1 - dir];
+        {
+            size_t tl = 0;
+            char *tt = offer_from_template(&tmpls[pd], from, g, &tl);
+            if (!tt || tl > 65535) {
+                free(tt);
+                j->rc = -1;
+                return NULL;
+            }
+            msg_text[g] = tt;
+            msg_len[g] = (uint16_t)tl;
+            continue;
+        }
         json_t *body = offer_body(from, to, g, j->ts_ms);
         if (!body) {
             j->rc = -1;
@@ -152,7 +290,18 @@ static void *build_range(void *arg)
         }
         size_t len = 0;
         char *text = NULL;
-        if (opt.proto == PROTO_RDV) {
+        if (opt.proto == PROTO_RDV && opt.unsigned_sig) {
+            /* the server does not check it (--verify-signatures off): a
+             * random one, different for every message (no replays) */
+            uint8_t fake[64];
+            char hex[129];
+            randombytes_buf(fake, sizeof fake);
+            sodium_bin2hex(hex, sizeof hex, fake, sizeof fake);
+            json_object_set_new(body, "signature", json_string(hex));
+            json_t *env = rdv_msg_wrap(RDV_MSG_OFFER, body);
+            text = rdv_msg_dump(env, &len);
+            json_decref(env);
+        } else if (opt.proto == PROTO_RDV) {
             if (rdv_sig_sign(RDV_MSG_OFFER, body, from->sk) != 0) {
                 json_decref(body);
                 j->rc = -1;
@@ -171,6 +320,22 @@ static void *build_range(void *arg)
                                   body);
             text = m ? json_dumps(m, JSON_COMPACT) : NULL;
             len = text ? strlen(text) : 0;
+            /* --pad-to: a "pad" member makes the frame exactly that long
+             * (equal bytes on the wire for both servers) */
+            const size_t pad_overhead = strlen(",\"pad\":\"\"");
+            if (text && opt.pad_to > 0 && len + pad_overhead <= (size_t)opt.pad_to) {
+                size_t n = (size_t)opt.pad_to - len - pad_overhead;
+                char *pad = malloc(n + 1);
+                if (pad) {
+                    memset(pad, 'p', n);
+                    pad[n] = '\0';
+                    json_object_set_new(body, "pad", json_string(pad));
+                    free(pad);
+                    free(text);
+                    text = json_dumps(m, JSON_COMPACT);
+                    len = text ? strlen(text) : 0;
+                }
+            }
             json_decref(m);
         }
         if (!text || len > 65535) {
@@ -197,6 +362,7 @@ static void build_all(void)
     build_job jobs[16];
     int64_t t0 = bench_mono_ns();
     ts_signed_ms = rdv_now_ms();
+    build_templates(ts_signed_ms + opt.ts_ahead_ms);
     for (int t = 0; t < nt; t++) {
         jobs[t].from = total * t / nt;
         jobs[t].to = total * (t + 1) / nt;
@@ -255,7 +421,7 @@ static long parse_seq(const char *msg, size_t len)
         return -1;
     while (p < end && *p >= '0' && *p <= '9')
         v = v * 10 + (*p++ - '0');
-    return v;
+    return v - SEQ_BASE;
 }
 
 static void on_offer(bconn *c, const char *msg, size_t len)
@@ -269,8 +435,14 @@ static void on_offer(bconn *c, const char *msg, size_t len)
     }
     received++;
     t_last_recv = now;
-    if (received == opt.warmup)
+    if (received == opt.warmup) {
         t_measure_start = now;
+        win_srv0 = bench_proc_cpu_s(opt.server_pid);
+        win_lg0 = bench_self_cpu_s();
+        win_busy0 = bench_machine_busy_s();
+    }
+    if (t_stop)
+        return; /* --seconds is over: nothing more is sent or counted */
     if (received > opt.warmup) {
         measured++;
         bench_lat_add(&lat, now - send_ns[g]);
@@ -431,7 +603,10 @@ static bool all_ready(bench *b)
 static bool all_done(bench *b)
 {
     (void)b;
-    return received >= quota * opt.pairs;
+    if (opt.seconds > 0 && t_measure_start && !t_stop &&
+        bench_mono_ns() - t_measure_start >= (int64_t)(opt.seconds * 1e9))
+        t_stop = bench_mono_ns();
+    return t_stop || received >= quota * opt.pairs;
 }
 
 static void on_sig(int s)
@@ -448,6 +623,7 @@ static void usage(void)
             "         [--timeout S] [--src-ips IP,IP..] [--family F] [--ts-ahead-ms MS]\n"
             "         [--sign-threads T] [--quiet] [--poll] [--server-pid PID]\n"
             "         [--port2 N] [--server2-pid PID] [--redis-pid PID]\n"
+            "         [--seconds S] [--unsigned] [--pad-to BYTES]\n"
             "  --poll        use lws's poll() loop instead of libuv (epoll)\n"
             "  --server-pid  report the server's CPU use during the run (server_cores)\n"
             "  --port2       B nodes connect to this port (another cluster instance)\n"
@@ -465,7 +641,8 @@ int main(int argc, char **argv)
         {"timeout", 1, 0, 't'},  {"src-ips", 1, 0, 's'},      {"family", 1, 0, 'f'},
         {"ts-ahead-ms", 1, 0, 'a'}, {"sign-threads", 1, 0, 'T'}, {"quiet", 0, 0, 'q'},
         {"poll", 0, 0, 'L'},     {"server-pid", 1, 0, 'S'}, {"port2", 1, 0, '2'},
-        {"server2-pid", 1, 0, 'X'}, {"redis-pid", 1, 0, 'Y'}, {0, 0, 0, 0}};
+        {"server2-pid", 1, 0, 'X'}, {"redis-pid", 1, 0, 'Y'}, {"seconds", 1, 0, 'D'},
+        {"unsigned", 0, 0, 'U'}, {"pad-to", 1, 0, 'Z'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -496,6 +673,9 @@ int main(int argc, char **argv)
         case '2': opt.port2 = atoi(optarg); break;
         case 'X': opt.server2_pid = atoi(optarg); break;
         case 'Y': opt.redis_pid = atoi(optarg); break;
+        case 'D': opt.seconds = atof(optarg); break;
+        case 'U': opt.unsigned_sig = true; break;
+        case 'Z': opt.pad_to = atoi(optarg); break;
         default: usage();
         }
     }
@@ -583,14 +763,24 @@ int main(int argc, char **argv)
     double busy_cores = (bench_machine_busy_s() - busy0) / run_s;
     double other_cores = busy_cores - lg_cores - (srv_cores > 0 ? srv_cores : 0) -
                          (srv2_cores > 0 ? srv2_cores : 0) - (redis_cores > 0 ? redis_cores : 0);
-    int64_t end = t_last_recv ? t_last_recv : bench_mono_ns();
+    /* the measured window: --seconds after the warm-up, or up to the last
+     * message; CPU of the server, the generator and everything else in it */
+    int64_t end = t_stop ? t_stop : t_last_recv ? t_last_recv : bench_mono_ns();
+    double win_srv = bench_proc_cpu_s(opt.server_pid) - win_srv0;
+    double win_lg = bench_self_cpu_s() - win_lg0;
+    double win_busy = bench_machine_busy_s() - win_busy0;
     if (!t_measure_start)
         t_measure_start = t_first_send;
     double elapsed = (double)(end - t_measure_start) / 1e9;
+    double w_srv = elapsed > 0 && opt.server_pid > 0 ? win_srv / elapsed : -1;
+    double w_lg = elapsed > 0 ? win_lg / elapsed : 0;
+    double w_other = elapsed > 0 ? (win_busy - win_lg - (win_srv > 0 ? win_srv : 0)) / elapsed : 0;
+    double us_msg = measured > 0 && win_srv > 0 ? win_srv * 1e6 / (double)measured : -1;
+    bool short_run = opt.seconds > 0 && !t_stop; /* ran out of messages first */
     double rate = elapsed > 0 ? (double)measured / elapsed : 0;
     double p50, p99, p999, mx;
     bench_lat_summary(&lat, &p50, &p99, &p999, &mx);
-    const char *status = rc ? "timeout" : B.stop ? "stopped" : "ok";
+    const char *status = rc ? "timeout" : B.stop ? "stopped" : short_run ? "exhausted" : "ok";
     if (!opt.quiet) {
         fprintf(stderr,
                 "%s: %ld messages measured (+%ld warm-up) in %.3f s = %.0f msgs/s; one-way "
@@ -607,11 +797,12 @@ int main(int argc, char **argv)
     printf("RESULT proto=%s status=%s pairs=%d window=%d rate=%.0f messages=%ld msg_bytes=%u "
            "elapsed_s=%.3f msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f "
            "errors=%ld loadgen_cores=%.2f server_cores=%.2f other_cores=%.2f port2=%d "
-           "server2_cores=%.3f redis_cores=%.3f run_s=%.3f received=%ld\n",
+           "server2_cores=%.3f redis_cores=%.3f run_s=%.3f received=%ld win_server_cores=%.2f "
+           "win_loadgen_cores=%.2f win_other_cores=%.2f srv_us_per_msg=%.2f\n",
            opt.proto == PROTO_RDV ? "rdv" : "peerjs", status, opt.pairs, opt.window, opt.rate,
            measured, msg_len[0] ? msg_len[0] : 0, elapsed, rate, p50, p99, p999, mx, errors, lg_cores, srv_cores,
            other_cores < 0 ? 0 : other_cores, opt.port2, srv2_cores, redis_cores, run_s,
-           received);
+           received, w_srv, w_lg, w_other < 0 ? 0 : w_other, us_msg);
     fflush(stdout);
     B.stop = 1;
     lws_sul_cancel(&sul_tick);

@@ -1,172 +1,209 @@
 #!/usr/bin/env bash
-# signaling.sh - workload 1: 100 node pairs exchange ~530-byte offers, 200k
-# messages, window 10 and window 1; rendezvousd with --verify-signatures off
-# and on, then the PeerJS server, back to back on this machine. Prints one
-# table (best of REPS runs per row, the median beside it) and the ratios.
+# signaling.sh - workload 1 (issue 8), measured the way issue 15 asks:
+# fixed-duration runs after a warm-up, REPS runs per configuration,
+# interleaved (A B B A A B ...), min / median / max of every figure and the
+# range of the per-round ratio, never a best run.
 #
-#   bench/signaling.sh                 # defaults below
-#   REPS=1 MESSAGES=50000 bench/signaling.sh
-#   PERF=1 bench/signaling.sh          # also perf-profile rendezvousd (1st rep)
+#   bench/signaling.sh                      # all parts, defaults below
+#   PARTS="off" REPS=5 bench/signaling.sh   # one part
 #
-# Closed-loop latency is queueing (Little's law: in-flight / rate), so each
-# server also gets one paced run below saturation: window 1 at PACED_RATE
-# msgs/s in total (PACED_MESSAGES messages; PACED_RATE=0 skips it).
+# Parts (PARTS, default "off on paced"):
+#   off    goal 1: server CPU per routed offer, rendezvousd
+#          --verify-signatures off vs the PeerJS server, WINDOWS ("10 1"),
+#          server pinned to core SERVER_CORE, generator to GEN_CORE (taskset),
+#          so the generator's core use (gen) shows it is not the limit.
+#   on     goal 2: rendezvousd with verification (the default) unpinned,
+#          --verify-threads 1 then 2 interleaved, window 10; msgs/s against
+#          (cores - generator) x one core's Ed25519 verify rate (verify_rate)
+#          and server CPU per offer against the bare verify cost.
+#   paced  goal 3: window 1 at PACED_RATE msgs/s in total, rendezvousd at its
+#          defaults (verification on) vs PeerJS, pinned as in `off`: one-way
+#          p50 / p99.
+# Every run starts a fresh server, builds its messages (loadgen_signal: one
+# canonical template per direction, every offer unique; signed for
+# verification, random signatures with --unsigned for verify off, PeerJS
+# frames padded to the same byte count with --pad-to), connects PAIRS pairs,
+# sends WARMUP unmeasured messages, then measures SECONDS_RUN seconds. The
+# figures are the loadgen's win_* ones: CPU of the server, the generator and
+# everything else during the measured seconds.
 set -u
 . "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 PAIRS=${PAIRS:-100}
-MESSAGES=${MESSAGES:-200000}
 WINDOWS=${WINDOWS:-"10 1"}
-REPS=${REPS:-2}
-PERF=${PERF:-0}
-RUN_TIMEOUT=${RUN_TIMEOUT:-120}
+REPS=${REPS:-5}
+SECONDS_RUN=${SECONDS_RUN:-20}
+WARMUP=${WARMUP:-20000}
+BUDGET_OFF=${BUDGET_OFF:-3000000}   # messages built per verify-off / PeerJS run
+BUDGET_ON=${BUDGET_ON:-1500000}     # signed messages per verify-on run
 PACED_RATE=${PACED_RATE:-5000}
-PACED_MESSAGES=${PACED_MESSAGES:-50000}
+PARTS=${PARTS:-"off on paced"}
+SERVER_CORE=${SERVER_CORE:-0}
+GEN_CORE=${GEN_CORE:-1}
+THREADS_LIST=${THREADS_LIST:-"1 2"}
+RUN_TIMEOUT=$((SECONDS_RUN + 90))
 
 build_all
 log "output in $OUT"
 "$GEN_BUILD/verify_rate" --seconds 2 >"$OUT/verify_rate.txt" 2>&1 || die "verify_rate failed"
 VERIFY_PER_S=$(awk '$1 == "sodium_verify" {print $2}' "$OUT/verify_rate.txt")
-CODEC_VERIFY_PER_S=$(awk '$1 == "codec_verify" {print $2}' "$OUT/verify_rate.txt")
+NCORES=$(nproc)
 
-ROWS=()
-declare -A RATE P99
+# msg_bytes of our offer, for --pad-to (PeerJS gets the same frame size)
+RDV_BYTES=
 
-# Server CPU microseconds per routed message: robust to other work on the
-# machine, which slows a run down but does not add to the server's CPU time.
-us_per_msg() {
-    awk -v c="$(field server_cores "$1")" -v r="$(field msgs_per_s "$1")" \
-        'BEGIN { if (r > 0 && c > 0) printf "%.1f", 1e6 * c / r; else print "n/a" }'
-}
-
-# run_config LABEL PROTO PORT SERVER_PID
-run_config() {
-    local label=$1 proto=$2 port=$3 spid=$4 w rep line
-    for w in $WINDOWS; do
-        local rates=() lines=()
-        for rep in $(seq 1 "$REPS"); do
-            local perf_pid=
-            wait_quiet
-            if [ "$PERF" = 1 ] && [ "$rep" = 1 ] && [ "$proto" = rdv ]; then
-                perf record -e cpu-clock -g -p "$RDV_PID" -o "$OUT/perf-$label-w$w.data" \
-                    >"$OUT/perf-$label-w$w.log" 2>&1 &
-                perf_pid=$!
-                sleep 0.3
-            fi
-            line=$(timeout $((RUN_TIMEOUT + 30)) "$GEN_BUILD/loadgen_signal" --proto "$proto" \
-                --port "$port" --name bench --pairs "$PAIRS" --messages "$MESSAGES" \
-                --window "$w" --timeout "$RUN_TIMEOUT" --server-pid "$spid" --quiet \
-                2>>"$OUT/loadgen.log" \
-                | grep '^RESULT')
-            if [ -n "$perf_pid" ]; then
-                kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null
-                perf report -i "$OUT/perf-$label-w$w.data" --no-children --sort dso --stdio \
-                    -g none >"$OUT/perf-$label-w$w.dso.txt" 2>/dev/null
-                perf report -i "$OUT/perf-$label-w$w.data" --children --stdio -g none \
-                    >"$OUT/perf-$label-w$w.children.txt" 2>/dev/null
-                perf report -i "$OUT/perf-$label-w$w.data" --no-children --stdio -g none \
-                    >"$OUT/perf-$label-w$w.self.txt" 2>/dev/null
-            fi
-            echo "$label w=$w rep=$rep $line" >>"$OUT/results.txt"
-            [ -n "$line" ] || { log "bench: $label window $w: no result (see $OUT/loadgen.log)"; line="RESULT status=failed msgs_per_s=0"; }
-            if [ "$(field status "$line")" != ok ]; then
-                log "bench: $label window $w rep $rep: $line"
-            fi
-            rates+=("$(field msgs_per_s "$line")")
-            lines+=("$line")
-        done
-        # The best run (highest rate) is the row: other work on a shared
-        # machine only ever slows a run down. The median is shown beside it.
-        local med best i pick=${lines[0]}
-        med=$(printf '%s\n' "${rates[@]}" | median)
-        best=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
-        for i in "${!rates[@]}"; do
-            [ "${rates[$i]}" = "$best" ] && { pick=${lines[$i]}; break; }
-        done
-        RATE[$label,$w]=$best
-        P99[$label,$w]=$(field p99_us "$pick")
-        ROWS+=("$(printf '| %-22s | %6s | %9s | %9s | %7s | %7s | %7s | %7s | %5s | %4s | %4s | %4s | %s |' \
-            "$label" "$w" "$best" "$med" "$(field p50_us "$pick")" "$(field p99_us "$pick")" \
-            "$(field p999_us "$pick")" "$(field max_us "$pick")" "$(us_per_msg "$pick")" \
-            "$(field server_cores "$pick")" \
-            "$(field loadgen_cores "$pick")" "$(field other_cores "$pick")" \
-            "$(field errors "$pick")")")
-    done
-    if [ "$PACED_RATE" -gt 0 ]; then
-        wait_quiet
-        line=$(timeout $((RUN_TIMEOUT + 30)) "$GEN_BUILD/loadgen_signal" --proto "$proto" \
-            --port "$port" --name bench --pairs "$PAIRS" --messages "$PACED_MESSAGES" \
-            --warmup $((PACED_RATE / 2)) --window 1 --rate "$PACED_RATE" \
-            --timeout "$RUN_TIMEOUT" --server-pid "$spid" --quiet 2>>"$OUT/loadgen.log" \
-            | grep '^RESULT')
-        echo "$label paced $line" >>"$OUT/results.txt"
-        [ -n "$line" ] || line="RESULT status=failed msgs_per_s=0"
-        [ "$(field status "$line")" = ok ] || log "bench: $label paced: $line"
-        P99[$label,paced]=$(field p99_us "$line")
-        ROWS+=("$(printf '| %-22s | %6s | %9s | %9s | %7s | %7s | %7s | %7s | %5s | %4s | %4s | %4s | %s |' \
-            "$label" "1, paced" "$(field msgs_per_s "$line")" "(1 run)" "$(field p50_us "$line")" \
-            "$(field p99_us "$line")" "$(field p999_us "$line")" "$(field max_us "$line")" \
-            "$(us_per_msg "$line")" \
-            "$(field server_cores "$line")" "$(field loadgen_cores "$line")" \
-            "$(field other_cores "$line")" "$(field errors "$line")")")
+# run_one rdv|peerjs VERIFY PIN WINDOW [loadgen args...] [-- server flags...]:
+# one run on a fresh server; prints its RESULT line. PIN: "pin" (server and
+# generator on their cores) or "free".
+run_one() {
+    local who=$1 verify=$2 pin=$3 w=$4; shift 4
+    local sflags=() gflags=() spid port line tsrv=() tgen=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do gflags+=("$1"); shift; done
+    [ "${1:-}" = -- ] && shift
+    sflags=("$@")
+    if [ "$pin" = pin ]; then
+        tsrv=(taskset -c "$SERVER_CORE"); tgen=(taskset -c "$GEN_CORE")
     fi
+    wait_quiet
+    if [ "$who" = rdv ]; then
+        RDVD_PREFIX="${tsrv[*]}" start_rdv "$verify" --stun off "${sflags[@]}"
+        spid=$RDV_PID; port=$RDV_PORT
+    else
+        PEER_PREFIX="${tsrv[*]}" start_peerjs
+        spid=$PEER_PID; port=$PEER_PORT
+    fi
+    line=$(timeout $((RUN_TIMEOUT + 60)) "${tgen[@]}" "$GEN_BUILD/loadgen_signal" --proto "$who" \
+        --port "$port" --name bench --pairs "$PAIRS" --window "$w" --warmup "$WARMUP" \
+        --seconds "$SECONDS_RUN" --timeout "$RUN_TIMEOUT" --server-pid "$spid" --quiet \
+        "${gflags[@]}" 2>>"$OUT/loadgen.log" | grep '^RESULT')
+    if [ "$who" = rdv ]; then stop_rdv; else stop_peerjs; fi
+    [ -n "$line" ] || line="RESULT status=failed msgs_per_s=0"
+    [ "$(field status "$line")" = ok ] || log "bench: $who $verify $pin w=$w: $line"
+    printf '%s\n' "$line"
 }
 
-log "rendezvousd, --verify-signatures off"
-start_rdv off
-run_config "rendezvousd verify=off" rdv "$RDV_PORT" "$RDV_PID"
-stop_rdv
-log "rendezvousd, --verify-signatures on"
-start_rdv on
-run_config "rendezvousd verify=on" rdv "$RDV_PORT" "$RDV_PID"
-stop_rdv
-log "PeerJS server"
-start_peerjs
-run_config "PeerJS (peer@1.0.2)" peerjs "$PEER_PORT" "$PEER_PID"
-stop_peerjs
+# stats: "min / median / max" of the numbers on stdin (1 decimal when < 100)
+stats() {
+    sort -g | awk '{a[NR]=$1} END {
+        if (!NR) { print "-"; exit }
+        f = (a[NR] < 100) ? "%.1f" : "%.0f"
+        printf(f " / " f " / " f "\n", a[1], a[int((NR+1)/2)], a[NR]) }'
+}
+col() { # col FILE FIELD: that field of every RESULT line in FILE
+    while read -r l; do field "$2" "$l"; done <"$1"
+}
 
-# the same per-core check after the runs: a drift between the two means the
-# CPU itself got slower or faster meanwhile (e.g. a busy host under this VM)
-"$GEN_BUILD/verify_rate" --seconds 2 >"$OUT/verify_rate_end.txt" 2>&1 || die "verify_rate failed"
-VERIFY_END=$(awk '$1 == "sodium_verify" {print $2}' "$OUT/verify_rate_end.txt")
+TABLES=()
+row() { # row LABEL FILE: one table row over the runs in FILE
+    local f=$2
+    TABLES+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$1" \
+        "$(wc -l <"$f")" "$(col "$f" msgs_per_s | stats)" "$(col "$f" srv_us_per_msg | stats)" \
+        "$(col "$f" p50_us | stats)" "$(col "$f" p99_us | stats)" \
+        "$(col "$f" win_server_cores | stats)" "$(col "$f" win_loadgen_cores | stats)" \
+        "$(col "$f" win_other_cores | stats)" \
+        "$(col "$f" errors | awk '{s+=$1} END {print s+0}') / $(grep -vc 'status=ok' "$f")")")
+}
+HEADER='| configuration | runs | msgs/s | srv us/msg | p50 us | p99 us | srv cores | gen cores | other cores | errors / bad runs |
+|---|---|---|---|---|---|---|---|---|---|'
+NOTES=()
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# stats2: "min / median / max" with 2 decimals (ratios)
+stats2() {
+    sort -g | awk '{a[NR]=$1} END {
+        if (!NR) { print "-"; exit }
+        printf("%.2f / %.2f / %.2f\n", a[1], a[int((NR+1)/2)], a[NR]) }'
+}
+
+# ratio_range FILE_A FILE_B FIELD: per-round B/A, "min / median / max"
+ratio_range() {
+    paste -d' ' <(col "$1" "$3") <(col "$2" "$3") |
+        awk '$1 > 0 {printf "%.3f\n", $2 / $1}' | stats2
+}
+
+rdv_bytes() { # the size of our offer frame (from a short run's RESULT line)
+    [ -n "$RDV_BYTES" ] && return
+    start_rdv off --stun off
+    local l
+    l=$(timeout 60 "$GEN_BUILD/loadgen_signal" --proto rdv --port "$RDV_PORT" --name bench \
+        --pairs 2 --messages 100 --warmup 10 --unsigned --quiet 2>>"$OUT/loadgen.log" | grep '^RESULT')
+    stop_rdv
+    RDV_BYTES=$(field msg_bytes "$l")
+    [ -n "$RDV_BYTES" ] || die "cannot size the offer"
+}
+
+for part in $PARTS; do
+case $part in
+off)
+    rdv_bytes
+    for w in $WINDOWS; do
+        fa="$OUT/off-rdv-w$w.txt" fb="$OUT/off-peerjs-w$w.txt"
+        : >"$fa"; : >"$fb"
+        for rep in $(seq 1 "$REPS"); do
+            order="A B"; [ $((rep % 2)) = 0 ] && order="B A"
+            for x in $order; do
+                if [ "$x" = A ]; then
+                    run_one rdv off pin "$w" --unsigned --messages "$BUDGET_OFF" >>"$fa"
+                else
+                    run_one peerjs - pin "$w" --pad-to "$RDV_BYTES" --messages "$BUDGET_OFF" >>"$fb"
+                fi
+            done
+        done
+        row "rendezvousd verify=off, window $w, pinned" "$fa"
+        row "PeerJS, window $w, pinned" "$fb"
+        NOTES+=("- window $w: server CPU per offer, PeerJS / ours per round (goal >= 3): $(ratio_range "$fa" "$fb" srv_us_per_msg); msgs/s ours / PeerJS per round: $(paste -d' ' <(col "$fb" msgs_per_s) <(col "$fa" msgs_per_s) | awk '$1 > 0 {printf "%.3f\n", $2 / $1}' | stats2)")
+    done
+    ;;
+on)
+    files=()
+    for t in $THREADS_LIST; do : >"$OUT/on-t$t.txt"; done
+    for rep in $(seq 1 "$REPS"); do
+        order=$THREADS_LIST
+        [ $((rep % 2)) = 0 ] && order=$(printf '%s\n' $THREADS_LIST | tac | tr '\n' ' ')
+        for t in $order; do
+            run_one rdv on free 10 --messages "$BUDGET_ON" --sign-threads "$NCORES" \
+                -- --verify-threads "$t" >>"$OUT/on-t$t.txt"
+        done
+    done
+    vus=$(awk -v r="$VERIFY_PER_S" 'BEGIN {printf "%.1f", 1e6 / r}')
+    for t in $THREADS_LIST; do
+        f="$OUT/on-t$t.txt"
+        row "rendezvousd verify=on, --verify-threads $t, unpinned" "$f"
+        NOTES+=("- verify on, $t thread(s): msgs/s / (0.9 x ($NCORES cores - generator) x $VERIFY_PER_S verifies/s per core) per run (goal >= 1): $(while read -r l; do awk -v r="$(field msgs_per_s "$l")" -v g="$(field win_loadgen_cores "$l")" -v n="$NCORES" -v v="$VERIFY_PER_S" 'BEGIN {printf "%.3f\n", r / (0.9 * (n - g) * v)}'; done <"$f" | stats2); server CPU per offer / bare verify ($vus us) (goal <= 1.15): $(col "$f" srv_us_per_msg | awk -v v="$vus" '{printf "%.3f\n", $1 / v}' | stats2)")
+    done
+    ;;
+paced)
+    rdv_bytes
+    fa="$OUT/paced-rdv.txt" fb="$OUT/paced-peerjs.txt"
+    : >"$fa"; : >"$fb"
+    n=$((PACED_RATE * (SECONDS_RUN + 10)))
+    for rep in $(seq 1 "$REPS"); do
+        order="A B"; [ $((rep % 2)) = 0 ] && order="B A"
+        for x in $order; do
+            if [ "$x" = A ]; then
+                run_one rdv on pin 1 --rate "$PACED_RATE" --messages "$n" >>"$fa"
+            else
+                run_one peerjs - pin 1 --rate "$PACED_RATE" --pad-to "$RDV_BYTES" \
+                    --messages "$n" >>"$fb"
+            fi
+        done
+    done
+    row "rendezvousd (defaults, verify on), window 1 paced $PACED_RATE/s, pinned" "$fa"
+    row "PeerJS, window 1 paced $PACED_RATE/s, pinned" "$fb"
+    NOTES+=("- paced $PACED_RATE/s: p50 ours / PeerJS per round (goal <= 0.5): $(ratio_range "$fb" "$fa" p50_us); p99 ours / PeerJS: $(ratio_range "$fb" "$fa" p99_us)")
+    ;;
+esac
+done
 
 {
-echo "## Signaling: $PAIRS pairs, $MESSAGES messages (+5% warm-up), best of $REPS runs; paced: window 1 at $PACED_RATE msgs/s, $PACED_MESSAGES messages"
-echo
-machine_line
-echo
-echo "Latency is one-way (send to receive, one clock), of the best run. CPU columns: cores"
-echo "used during that run by the server, the load generator, and anything else on the machine."
-echo
-echo "srv us/msg: server CPU time per message (server cores / msgs/s), which other work on"
-echo "the machine does not inflate."
-echo
-echo "| server                 | window | msgs/s best | median | p50 us | p99 us | p999 us | max us | srv us/msg | srv cores | gen cores | other | errors |"
-echo "|------------------------|--------|-------------|--------|--------|--------|---------|--------|------------|-----------|-----------|-------|--------|"
-printf '%s\n' "${ROWS[@]}"
-echo
-echo "Ed25519 on one core (bench/verify_rate): crypto_sign_verify_detached $VERIFY_PER_S/s"
-echo "before the runs, $VERIFY_END/s after them;"
-echo "the codec's rdv_sig_verify_from (JCS + verify, what the server runs per offer) $CODEC_VERIFY_PER_S/s."
-echo
-for w in $WINDOWS; do
-    off=${RATE["rendezvousd verify=off",$w]}; on=${RATE["rendezvousd verify=on",$w]}
-    pj=${RATE["PeerJS (peer@1.0.2)",$w]}
-    echo "- window $w: verify off / PeerJS = $(ratio "$off" "$pj")x msgs/s (goal >= 3);" \
-         "verify on / PeerJS = $(ratio "$on" "$pj")x;" \
-         "verify on / Ed25519 verify limit = $(ratio "$on" "$VERIFY_PER_S")" \
-         "(/ codec verify limit = $(ratio "$on" "$CODEC_VERIFY_PER_S"));" \
-         "p99 PeerJS / ours: off $(ratio "${P99["PeerJS (peer@1.0.2)",$w]}" "${P99["rendezvousd verify=off",$w]}")x," \
-         "on $(ratio "${P99["PeerJS (peer@1.0.2)",$w]}" "${P99["rendezvousd verify=on",$w]}")x (goal >= 10)"
-done
-if [ "$PACED_RATE" -gt 0 ]; then
-    pj=${P99["PeerJS (peer@1.0.2)",paced]}
-    echo "- paced, window 1 at $PACED_RATE msgs/s: p99 PeerJS / ours:" \
-         "off $(ratio "$pj" "${P99["rendezvousd verify=off",paced]}")x," \
-         "on $(ratio "$pj" "${P99["rendezvousd verify=on",paced]}")x (goal >= 10)"
-fi
+    machine_line
+    echo
+    echo "Ed25519 verify on one core (verify_rate): $VERIFY_PER_S/s; $REPS runs per row, interleaved, $SECONDS_RUN s measured after $WARMUP warm-up messages; $PAIRS pairs; offer ${RDV_BYTES:-?} B on the wire for both servers (PeerJS: --pad-to; it adds src on the way out)."
+    echo "Each cell: min / median / max over the runs. pinned: server on core $SERVER_CORE, generator on core $GEN_CORE (taskset). srv us/msg: server CPU in the measured seconds / messages."
+    echo
+    echo "$HEADER"
+    printf '%s\n' "${TABLES[@]}"
+    echo
+    printf '%s\n' "${NOTES[@]}"
 } | tee "$OUT/table.md"

@@ -22,8 +22,11 @@
 #                --log-level warn` (listens on 127.0.0.1, its default).
 #   coturn       Debian's turnserver with a temporary config: listening-ip
 #                127.0.0.1, listening-port $TURN_PORT, stun-only, no-tls,
-#                no-dtls, no-cli, no-auth, log to $OUT/turn.log; its relay
-#                threads left at its default (one per CPU).
+#                no-dtls, no-cli, no-auth, log to $OUT/turn.log; run twice:
+#                its relay threads at its default (one per CPU), and with
+#                relay-threads=1 (one thread, as rendezvousd's one loop).
+# Each row is the run with the median responses/s of REPS runs, with the
+# min / median / max beside it (issue 15: never a best run).
 # srv rx drops: datagrams the kernel dropped at the server's socket(s)
 # (receive buffer full; /proc/net/udp). CPU columns: cores used during the run by the server (/proc/PID/stat) and
 # by the generator (its getrusage / run length); srv us/resp = server CPU
@@ -40,8 +43,8 @@ STUN_PORT=${STUN_PORT:-18590}
 TURN_PORT=${TURN_PORT:-18592}
 SECONDS_RUN=${SECONDS_RUN:-5}
 LOADS=${LOADS:-"8x4 16x16 32x32"}
-REPS=${REPS:-2}
 TIMEOUT_MS=${TIMEOUT_MS:-200}
+REPS=${REPS:-3}
 GEN_DIR=${GEN_DIR:-$REPO_DIR/build-bench-stun}
 GEN=$GEN_DIR/loadgen_stun
 TURN_PID=
@@ -88,9 +91,10 @@ start_rdv_stun() {
     die "rendezvousd's STUN port not open after 10 s; see $OUT/rdv.log"
 }
 
-start_turn() {
+start_turn() { # [extra config line]
     udp_bound "$TURN_PORT" && die "UDP port $TURN_PORT is in use (set TURN_PORT)"
     cat >"$OUT/turn.conf" <<EOF
+${1:-}
 listening-ip=127.0.0.1
 listening-port=$TURN_PORT
 stun-only
@@ -131,17 +135,26 @@ run_load() {
         -v s="$SECONDS_RUN" -v m="$TIMEOUT_MS" 'BEGIN {printf "%.2f", (b - a) / t / (s + 0.5 + m / 1000)}')"
 }
 
-# best PORT PID S W -> the RESULT line of the best of REPS runs
+# best PORT PID S W -> the RESULT line of the run with the median
+# responses/s of REPS runs, with rps_range=MIN/MEDIAN/MAX appended
 best() {
-    local r line best_line= best_rps=-1 rps
+    local r line lines=() rpss=() med
     for r in $(seq 1 "$REPS"); do
         line=$(run_load "$@")
         [ -n "$line" ] || die "a run failed; see $OUT/loadgen.log"
         echo "$1 $3x$4 rep$r $line" >>"$OUT/results.txt"
-        rps=$(field rps "$line")
-        if [ "${rps%.*}" -gt "${best_rps%.*}" ]; then best_rps=$rps; best_line=$line; fi
+        lines+=("$line")
+        rpss+=("$(field rps "$line")")
     done
-    printf '%s\n' "$best_line"
+    med=$(printf '%s\n' "${rpss[@]}" | median)
+    for r in "${!rpss[@]}"; do
+        if [ "${rpss[$r]}" = "$med" ]; then
+            printf '%s rps_range=%s/%s/%s\n' "${lines[$r]}" \
+                "$(printf '%s\n' "${rpss[@]}" | sort -g | head -1)" "$med" \
+                "$(printf '%s\n' "${rpss[@]}" | sort -g | tail -1)"
+            return
+        fi
+    done
 }
 
 declare -A RES
@@ -158,6 +171,12 @@ for l in $LOADS; do
 done
 TURN_VERSION=$(turnserver --version 2>/dev/null | head -1)
 stop_pid "$TURN_PID"; TURN_PID=
+start_turn "relay-threads=1"
+for l in $LOADS; do
+    log "coturn, one relay thread: $l (sockets x window)"
+    RES[turn1,$l]=$(best "$TURN_PORT" "$TURN_PID" "${l%x*}" "${l#*x}")
+done
+stop_pid "$TURN_PID"; TURN_PID=
 
 row() { # name line
     local line=$2 gen us
@@ -165,26 +184,28 @@ row() { # name line
         'BEGIN {printf "%.2f", c / (s + 0.5 + m / 1000)}')
     us=$(awk -v c="$(field srv_cores "$line")" -v r="$(field rps "$line")" \
         'BEGIN {if (r > 0) printf "%.2f", c * 1e6 / r; else print "n/a"}')
-    printf '| %-24s | %7s | %9s | %7s | %8s | %6s | %6s | %7s | %4s | %5s | %4s | %s |\n' "$1" \
+    printf '| %-24s | %7s | %9s | %7s | %8s | %6s | %6s | %7s | %4s | %5s | %4s | %s | %s |\n' "$1" \
         "$(field sockets "$line")x$(field window "$line")" "$(field rps "$line")" \
         "$(field loss_pct "$line")" "$(field srv_rx_drops "$line")" "$(field p50_us "$line")" "$(field p99_us "$line")" \
-        "$(field p999_us "$line")" "$(field srv_cores "$line")" "$us" "$gen" "$(field bad "$line")"
+        "$(field p999_us "$line")" "$(field srv_cores "$line")" "$us" "$gen" "$(field bad "$line")" \
+        "$(field rps_range "$line" | sed 's|/| / |g')"
 }
 {
     machine_line
     echo
-    echo "coturn: turnserver ${TURN_VERSION:-?} --stun-only; ${SECONDS_RUN} s per run after 0.5 s warm-up, best of $REPS; loss timeout ${TIMEOUT_MS} ms"
+    echo "coturn: turnserver ${TURN_VERSION:-?} --stun-only; ${SECONDS_RUN} s per run after 0.5 s warm-up; each row the run with the median responses/s of $REPS (min / median / max in the last column); loss timeout ${TIMEOUT_MS} ms"
     echo
-    echo "| server                   | sockets x window | responses/s | loss % | srv rx drops | p50 us | p99 us | p999 us | srv cores | srv us/resp | gen cores | bad |"
-    echo "|--------------------------|---------|-----------|---------|----------|--------|--------|---------|------|-------|------|-----|"
+    echo "| server                   | sockets x window | responses/s | loss % | srv rx drops | p50 us | p99 us | p999 us | srv cores | srv us/resp | gen cores | bad | responses/s min / median / max |"
+    echo "|--------------------------|---------|-----------|---------|----------|--------|--------|---------|------|-------|------|-----|-----|"
     for l in $LOADS; do
         row "rendezvousd" "${RES[rdv,$l]}"
         row "coturn --stun-only" "${RES[turn,$l]}"
+        row "coturn, relay-threads=1" "${RES[turn1,$l]}"
     done
     echo
     for l in $LOADS; do
-        a=$(field rps "${RES[rdv,$l]}"); b=$(field rps "${RES[turn,$l]}")
-        echo "- $l: rendezvousd / coturn = $(awk -v a="$a" -v b="$b" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}')x responses/s"
+        a=$(field rps "${RES[rdv,$l]}"); b=$(field rps "${RES[turn,$l]}"); c=$(field rps "${RES[turn1,$l]}")
+        echo "- $l: rendezvousd / coturn = $(awk -v a="$a" -v b="$b" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}')x responses/s (medians); / coturn with one relay thread = $(awk -v a="$a" -v b="$c" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}')x"
     done
 } >"$OUT/table.md"
 cat "$OUT/table.md"

@@ -27,6 +27,7 @@
 #include "schema/nat_type.h"
 #include "policy.h"
 #include "relay.h"
+#include "reload.h"
 #include "server.h"
 #include "schema/sign.h"
 
@@ -135,35 +136,68 @@ static int read_token_file(struct rdv_admin *a, const char *path, char *err, siz
     return rc;
 }
 
-int rdv_admin_start(rdv_server *srv)
+/* Reads every configured token into a new set (*out; NULL when there is
+ * none). Returns 0, or -1 with the reason in err. */
+static int load_tokens(const rdv_server *srv, struct rdv_admin **out, char *err, size_t errlen)
 {
     const char *path = srv->cfg->admin_token_file;
     const char *env = getenv("RENDEZVOUS_ADMIN_TOKEN");
+    *out = NULL;
     if (!path[0] && !(env && *env))
         return 0;
     struct rdv_admin *a = calloc(1, sizeof *a);
     if (!a) {
-        rdv_error(srv->log, "out of memory");
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
-    char err[256] = "";
-    if (path[0] && read_token_file(a, path, err, sizeof err) != 0) {
-        rdv_error(srv->log, "--admin-token-file %.200s: %s", path, err);
+    char why[200] = "";
+    if (path[0] && read_token_file(a, path, why, sizeof why) != 0) {
+        snprintf(err, errlen, "--admin-token-file %.200s: %s", path, why);
         free(a);
         return -1;
     }
-    if (env && *env && add_token(a, "env", env, err, sizeof err) != 0) {
-        rdv_error(srv->log, "RENDEZVOUS_ADMIN_TOKEN: %s", err);
+    if (env && *env && add_token(a, "env", env, why, sizeof why) != 0) {
+        snprintf(err, errlen, "RENDEZVOUS_ADMIN_TOKEN: %s", why);
         free(a);
         return -1;
     }
     if (a->n == 0) {
-        rdv_warn(srv->log, "--admin-token-file %.200s holds no token: the admin API stays off",
-                 path);
         free(a);
         return 0;
     }
+    *out = a;
+    return 0;
+}
+
+/* The "admin-tokens" reload hook (reload.h): the token file again; a file
+ * that cannot be used keeps the tokens in force. */
+static int reload_tokens(void *user, char *err, size_t errlen)
+{
+    rdv_server *srv = user;
+    struct rdv_admin *a = NULL;
+    if (load_tokens(srv, &a, err, errlen) != 0)
+        return -1;
+    rdv_admin_free(srv);
     srv->admin = a;
+    rdv_info(srv->log, "admin API: %d token(s)%s", a ? a->n : 0, a ? "" : ": the API is off");
+    return 0;
+}
+
+int rdv_admin_start(rdv_server *srv)
+{
+    char err[320] = "";
+    if (load_tokens(srv, &srv->admin, err, sizeof err) != 0) {
+        rdv_error(srv->log, "%s", err);
+        return -1;
+    }
+    if (srv->cfg->admin_token_file[0] && !srv->admin)
+        rdv_warn(srv->log, "--admin-token-file %.200s holds no token: the admin API stays off",
+                 srv->cfg->admin_token_file);
+    if (srv->cfg->admin_token_file[0] &&
+        rdv_reload_register(&srv->reload, "admin-tokens", reload_tokens, srv) != 0) {
+        rdv_error(srv->log, "--admin-token-file: cannot register the SIGHUP reload hook");
+        return -1;
+    }
     return 0;
 }
 

@@ -48,7 +48,9 @@ typedef struct rdv_admin_req {
 /* Reads the tokens (--admin-token-file, then RENDEZVOUS_ADMIN_TOKEN) into
  * srv->admin. No token: the API stays off. A file that cannot be read,
  * is readable by others, or holds a token shorter than 16 characters is
- * an error. Returns 0 or -1 (logged). */
+ * an error. With a file, registers the "admin-tokens" SIGHUP reload hook
+ * (the file again; a bad one keeps the tokens in force). Returns 0 or -1
+ * (logged). */
 int rdv_admin_start(struct rdv_server *srv);
 
 /* True when at least one token is configured. */

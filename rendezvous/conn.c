@@ -6,8 +6,15 @@
  * processed straight from lws' buffer; otherwise the pieces are appended to
  * c->rx_buf (grown up to --max-message-bytes, freed after the message).
  *
- * Send: every message is copied once into a heap block with LWS_PRE bytes
- * of headroom and written, one per LWS_CALLBACK_SERVER_WRITEABLE.
+ * Send: a message for an authenticated node whose queue is empty, while
+ * lws holds none of its earlier output, is written at once (copied into a
+ * stack buffer with LWS_PRE bytes of headroom): no heap copy, and no
+ * service round for a writeable callback. When the kernel takes only part
+ * of it, lws keeps the rest (lws_partial_buffered) and asks for writeable
+ * itself; until that has drained, messages are queued. Otherwise every
+ * message is copied once into a heap block with LWS_PRE bytes of headroom
+ * and written from LWS_CALLBACK_SERVER_WRITEABLE, up to WRITES_PER_CALLBACK
+ * per callback while lws buffers nothing.
  */
 #include "conn.h"
 
@@ -31,6 +38,9 @@
 
 /* Most queued messages written in one WRITEABLE callback. */
 #define WRITES_PER_CALLBACK 32
+
+/* Largest message written directly (the stack copy); longer ones queue. */
+#define DIRECT_WRITE_MAX 4096
 
 /* Bound on how long a closing connection may take to drain (seconds). */
 #define CLOSE_DRAIN_SECS 5
@@ -88,10 +98,36 @@ int rdv_conn_send_backlog(rdv_server *srv, rdv_conn *c, const void *data, size_t
     return 0;
 }
 
+/* Writes data to c now when nothing is waiting before it (see the header
+ * comment). Returns 1 when written, 0 when it must be queued, -1 when the
+ * socket failed (c is then being closed). */
+static int write_now(rdv_server *srv, rdv_conn *c, const void *data, size_t len, bool binary)
+{
+    if (c->out_head || c->state != RDV_CONN_AUTHED || len > DIRECT_WRITE_MAX ||
+        lws_partial_buffered(c->wsi))
+        return 0;
+    uint8_t buf[LWS_PRE + DIRECT_WRITE_MAX];
+    memcpy(buf + LWS_PRE, data, len);
+    if (lws_write(c->wsi, buf + LWS_PRE, len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
+        (int)len) {
+        /* possibly inside another connection's callback: close c from the
+         * loop (lws' way of closing a connection asynchronously) */
+        c->close_code = LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
+        c->close_sent = 1;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return -1;
+    }
+    srv->m.bytes_out += len;
+    return 1;
+}
+
 int rdv_conn_send(rdv_server *srv, rdv_conn *c, const void *data, size_t len, bool binary)
 {
     if (c->close_code)
         return -1;
+    int direct = write_now(srv, c, data, len, binary);
+    if (direct != 0)
+        return direct > 0 ? 0 : -1;
     if ((uint64_t)c->out_bytes + len > srv->cfg->send_queue_max) {
         srv->m.dropped[RDV_DROP_SLOW_CONSUMER] += drop_queue(c) + 1;
         char hex[RDV_NODE_ID_HEXLEN + 1] = "(unauthenticated)";
@@ -217,6 +253,14 @@ static bool utf8_valid(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        uint64_t w;
+        if (n - i >= sizeof w) { /* ASCII runs 8 bytes at a time */
+            memcpy(&w, s + i, sizeof w);
+            if (!(w & 0x8080808080808080ull)) {
+                i += sizeof w;
+                continue;
+            }
+        }
         uint8_t b = s[i];
         if (b < 0x80) {
             i++;
@@ -371,8 +415,8 @@ int rdv_conn_on_writeable(rdv_server *srv, rdv_conn *c)
     /* Several messages per callback while the socket takes them: a service
      * round per message would cost a poll() over every connection. */
     for (int n = 0; c->out_head && n < WRITES_PER_CALLBACK; n++) {
-        if (n > 0 && lws_send_pipe_choked(c->wsi))
-            break;
+        if (n > 0 && lws_partial_buffered(c->wsi))
+            break; /* the kernel took only part: wait for writeable */
         rdv_outmsg *m = c->out_head;
         c->out_head = m->next;
         if (!c->out_head)

@@ -28,6 +28,7 @@ struct rdv_ip_entry;
 struct rdv_watchset;
 struct rdv_conn_cert;
 struct rdv_replay;
+struct rdv_vjob;
 
 typedef enum rdv_conn_state {
     RDV_CONN_PENDING = 0, /* challenge sent, waiting for hello */
@@ -60,6 +61,8 @@ typedef struct rdv_conn {
                                       * admitted without one */
     struct rdv_replay *replay;       /* signatures seen (replay.h); NULL
                                       * until the first signed message */
+    struct rdv_vjob *vq_head, *vq_tail; /* messages waiting for a verify
+                                      * worker and those after them (vpool.h) */
     int64_t connected_ms;            /* monotonic ms: auth deadline base */
     int64_t bucket_ms;               /* monotonic ms of the last refill */
     uint32_t rx_len, rx_cap;
@@ -87,6 +90,9 @@ typedef struct rdv_conn {
     uint8_t nat_type;                /* rdv_wire_nat (schema/nat_type.h) */
     uint8_t rx_binary;               /* message being reassembled is binary */
     uint8_t close_sent;              /* our close frame is written */
+    uint16_t vq_count;               /* jobs on vq_* (about RDV_VPOOL_CONN_MAX at most) */
+    uint8_t vq_paused;               /* reading paused: vq_* is full */
+    uint8_t vq_mark;                 /* vpool.c: in the batch being drained */
     union {
         uint8_t nonce[RDV_NONCE_BYTES];     /* PENDING: the challenge's nonce */
         uint8_t node_id[RDV_NODE_ID_BYTES]; /* AUTHED (and CLOSING after it) */

@@ -304,10 +304,21 @@ static int each_entry(redis_engine *r, const redisReply *el, int64_t now, rdv_ms
 
 /* ---- the command thread -------------------------------------------- */
 
+/* Wall-clock ms: the heartbeat times other instances read. */
 static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Monotonic ms: every delay of this thread (heartbeat period, reconnect
+ * backoff, the retire deadline), so a wall-clock jump back does not stop
+ * the heartbeat and get this instance declared dead. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -599,7 +610,7 @@ static void run_batch(redis_engine *r, conn_state *cs, job **batch, int nb)
         again[na++] = batch[i];
     }
     cs->next_try = 1; /* due now; nonzero: this is an outage */
-    keep_conn(r, cs, now_ms());
+    keep_conn(r, cs, mono_ms());
     if (!cs->c || !run_jobs(r, cs->c, again, na)) {
         for (int i = 0; i < na; i++)
             again[i]->failed = true;
@@ -619,7 +630,7 @@ static void *cmd_main(void *arg)
         pthread_mutex_lock(&r->lock);
         /* stopping: the writes already queued (nodes leaving) go out first,
          * while Redis answers and for at most RETIRE_MS */
-        if (r->stop && (!r->todo_head || !cs.c || now_ms() >= r->stop_deadline)) {
+        if (r->stop && (!r->todo_head || !cs.c || mono_ms() >= r->stop_deadline)) {
             pthread_mutex_unlock(&r->lock);
             break;
         }
@@ -633,7 +644,7 @@ static void *cmd_main(void *arg)
             r->todo_tail = NULL;
         if (!nb) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
+            clock_gettime(CLOCK_MONOTONIC, &until); /* the cond's clock */
             until.tv_nsec += 200 * 1000000L;
             if (until.tv_nsec >= 1000000000L) {
                 until.tv_sec++;
@@ -642,7 +653,7 @@ static void *cmd_main(void *arg)
             pthread_cond_timedwait(&r->cond, &r->lock, &until);
         }
         pthread_mutex_unlock(&r->lock);
-        keep_conn(r, &cs, now_ms());
+        keep_conn(r, &cs, mono_ms());
         if (!nb)
             continue;
         run_batch(r, &cs, batch, nb);
@@ -1239,7 +1250,7 @@ static void rd_destroy(rdv_engine *e)
     redis_engine *r = of(e);
     pthread_mutex_lock(&r->lock);
     r->stop = true;
-    r->stop_deadline = now_ms() + RETIRE_MS;
+    r->stop_deadline = mono_ms() + RETIRE_MS;
     r->ctx = NULL;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
@@ -1373,7 +1384,12 @@ rdv_engine *rdv_engine_redis_new(const char *url, struct lws_context *ctx,
         free(r);
         return NULL;
     }
-    if (pthread_cond_init(&r->cond, NULL) != 0) {
+    pthread_condattr_t ca;
+    bool cond_ok = pthread_condattr_init(&ca) == 0 &&
+                   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+                   pthread_cond_init(&r->cond, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (!cond_ok) {
         pthread_mutex_destroy(&r->lock);
         snprintf(err, errlen, "cannot create a condition variable");
         free(r);

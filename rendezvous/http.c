@@ -248,7 +248,7 @@ static void build_status(rdv_server *srv, tbuf *b)
         "{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:{s:I, s:i, s:i, s:I, s:i, "
         "s:i, s:I, s:I, s:i, s:i, s:I}}",
         "version", RDV_VERSION, "name", cfg->name, "protocol", RDV_PROTOCOL_VERSION, "uptimeMs",
-        (json_int_t)(rdv_now_ms() - srv->started_ms), "connections",
+        (json_int_t)(rdv_mono_ms() - srv->started_mono_ms), "connections",
         (json_int_t)srv->m.connections, "nodesAuthenticated", (json_int_t)srv->nodes.count,
         "offlineQueueDepth", (json_int_t)(depth < 0 ? 0 : depth), "connectionsTotal",
         (json_int_t)srv->m.connections_total, "storeWritable", srv->engine && rdv_engine_healthy(srv->engine),

@@ -21,6 +21,8 @@
 #include "presence.h"
 #include "relay.h"
 #include "replay.h"
+#include "schema/scan.h"
+#include "vpool.h"
 #include "server.h"
 #include "schema/sign.h"
 
@@ -127,7 +129,35 @@ static int parse_failed(rdv_server *srv, rdv_conn *c, const rdv_msg_error *err)
     return 0;
 }
 
-int rdv_route_message(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len)
+/* The fast path for offer / answer / iceCandidate (schema/scan.h): a
+ * canonical, valid message from an authenticated node whose checks of
+ * section 7.1 all pass is routed from the received bytes, with no JSON
+ * tree, no allocation and the signature verified over those bytes (on a
+ * worker of vpool.h when there are any: the message is then routed by
+ * rdv_route_verified, in order). Returns false, having done nothing, for
+ * anything else: the caller then takes the parsing path, which answers
+ * errors precisely. */
+static bool signal_fast(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len)
+{
+    rdv_scan s;
+    if (c->state != RDV_CONN_AUTHED || !rdv_scan_signal(data, len, &s))
+        return false;
+    if (memcmp(s.from_id, c->node_id, RDV_NODE_ID_BYTES) != 0 ||
+        !rdv_ts_fresh(s.timestamp, rdv_now_ms(), RDV_INGRESS_SKEW_MS, RDV_INGRESS_SKEW_MS))
+        return false;
+    if (srv->cfg->verify_signatures) {
+        if (rdv_vpool_defer(srv, c, data, len, &s))
+            return true;
+        if (rdv_scan_verify(data, &s) != 0)
+            return false;
+    }
+    if (rdv_vpool_hold(srv, c, data, len, false))
+        return true; /* verified, but behind messages still at a worker */
+    return rdv_route_verified(srv, c, data, len, &s, true) == 0;
+}
+
+/* The parsing path: every text message the fast path declines. */
+static int route_parsed(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len)
 {
     rdv_msg msg;
     rdv_msg_error err;
@@ -151,7 +181,51 @@ int rdv_route_message(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t 
     return rc;
 }
 
-int rdv_route_binary(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len)
+int rdv_route_verified(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len,
+                       const rdv_scan *s, bool valid)
+{
+    char sig[RDV_SIG_HEXLEN + 1];
+    memcpy(sig, s->sig, RDV_SIG_HEXLEN);
+    sig[RDV_SIG_HEXLEN] = '\0';
+    int64_t now = rdv_now_ms();
+    /* a bad signature or a replay: the parsing path answers it (h_signal) */
+    if (!valid || rdv_replay_seen(c->replay, sig, now))
+        return route_parsed(srv, c, data, len);
+    uint32_t cap = (uint32_t)srv->cfg->replay_cache;
+    rdv_conn *target = rdv_presence_find(srv, s->to_id);
+    char pwhy[256];
+    if (s->type == RDV_MSG_OFFER && !rdv_policy_signal(srv, c, target, pwhy, sizeof pwhy))
+        return route_parsed(srv, c, data, len); /* forbidden: answered there */
+    if (target && !target->close_code) {
+        if (rdv_conn_send(srv, target, data, len, false) == 0) {
+            srv->m.routed[s->type]++;
+            rdv_replay_add(&c->replay, sig, s->timestamp, now, cap);
+        }
+        return 0;
+    }
+    /* not connected here: another instance, or the offline queue */
+    rdv_replay_add(&c->replay, sig, s->timestamp, now, cap);
+    char from[RDV_NODE_ID_HEXLEN + 1], to[RDV_NODE_ID_HEXLEN + 1], sid[RDV_UUID_STRLEN + 1];
+    memcpy(from, s->from, RDV_NODE_ID_HEXLEN);
+    from[RDV_NODE_ID_HEXLEN] = '\0';
+    memcpy(to, s->to, RDV_NODE_ID_HEXLEN);
+    to[RDV_NODE_ID_HEXLEN] = '\0';
+    memcpy(sid, s->sid, RDV_UUID_STRLEN);
+    sid[RDV_UUID_STRLEN] = '\0';
+    rdv_offline_route(srv, c, s->type, from, to, sid, data, len);
+    return 0;
+}
+
+int rdv_route_message(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len)
+{
+    if (signal_fast(srv, c, data, len))
+        return 0;
+    if (rdv_vpool_hold(srv, c, data, len, false))
+        return 0; /* behind messages still at a worker */
+    return route_parsed(srv, c, data, len);
+}
+
+static int route_binary_now(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len)
 {
     if (c->state != RDV_CONN_AUTHED) {
         if (rdv_limits_admit(srv, c))
@@ -161,6 +235,18 @@ int rdv_route_binary(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t l
         return 0;
     }
     return rdv_relay_data_binary(&srv->relay, srv, c, data, len);
+}
+
+int rdv_route_binary(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len)
+{
+    if (rdv_vpool_hold(srv, c, data, len, true))
+        return 0;
+    return route_binary_now(srv, c, data, len);
+}
+
+int rdv_route_held(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len, bool binary)
+{
+    return binary ? route_binary_now(srv, c, data, len) : route_parsed(srv, c, data, len);
 }
 
 static int h_ping(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)

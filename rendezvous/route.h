@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "schema/scan.h"
 
 struct rdv_server;
 
@@ -26,5 +27,18 @@ int rdv_route_message(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, 
 /* Handles one complete binary message (relay fast path: relay.c). Not
  * rate limited per message unless refused. */
 int rdv_route_binary(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len);
+
+/* Routes a scanned offer / answer / iceCandidate of c (scan.h) whose
+ * section 7.1 checks passed, valid: its signature verified (or verify
+ * off); not valid: it did not, and the parsing path answers it. Called
+ * inline or by vpool.c once a worker verified it. Returns as
+ * rdv_route_message. */
+int rdv_route_verified(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len,
+                       const rdv_scan *s, bool valid);
+
+/* Handles a message that waited behind others of c (vpool.h), as
+ * rdv_route_message / rdv_route_binary would have, minus the wait. */
+int rdv_route_held(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len,
+                   bool binary);
 
 #endif

@@ -38,6 +38,7 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +56,7 @@
 #include "presence.h"
 #include "route.h"
 #include "schema/sign.h"
+#include "vpool.h"
 #include "tls.h"
 
 /* lws receive chunk (--rx-buffer, default 256), allocated for every
@@ -72,6 +74,7 @@
 #define FLUSH_DELAY_US 20000     /* store batch commit delay */
 #define SWEEP_INTERVAL_US 500000 /* offline-queue expiry sweep */
 #define SHUTDOWN_GRACE_MS 3000
+#define TRIM_MIN_CLOSED 1000     /* connections gone before a malloc_trim */
 #define NOTIFY_STATUS_MS 10000     /* systemd STATUS= nodes/connections */
 #define DRAIN_TICK_MS 100          /* --drain-window: one batch this often */
 #define REDIS_START_WAIT_MS 3000   /* --redis: wait this long for it at start */
@@ -163,6 +166,21 @@ static void notify_status(rdv_server *srv)
     rdv_notify_status(srv->log, status);
 }
 
+/* After a mass disconnect (TRIM_MIN_CLOSED fewer connections than the
+ * most seen since the last trim), gives the freed heap back to the OS:
+ * glibc keeps it otherwise, and the RSS of a server that once held many
+ * nodes would stay at its peak (bench/idle.sh: 0% returned before). */
+static void trim_memory(rdv_server *srv)
+{
+    uint64_t now = srv->m.connections;
+    if (now > srv->trim_peak)
+        srv->trim_peak = now;
+    else if (srv->trim_peak - now >= TRIM_MIN_CLOSED) {
+        malloc_trim(0);
+        srv->trim_peak = now;
+    }
+}
+
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
     rdv_server *srv = lws_container_of(sul, rdv_server, sul_sweep);
@@ -171,6 +189,7 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
     rdv_relay_sweep(&srv->relay, srv, rdv_mono_ms());
     rdv_accept_gate_probe(srv);
     rdv_frame_guard_sweep(srv);
+    trim_memory(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
 }
 
@@ -203,6 +222,7 @@ static void check_reload(rdv_server *srv)
 static void uv_stop_cb(lws_sorted_usec_list_t *sul)
 {
     rdv_server *srv = lws_container_of(sul, rdv_server, sul_uvstop);
+    rdv_vpool_stop(&srv->vpool); /* no wake-ups of a context being destroyed */
     lws_context_destroy(srv->ctx);
 }
 
@@ -311,6 +331,7 @@ static void conn_gone(rdv_server *srv, rdv_conn *c)
     rdv_auth_forget(srv, c);
     rdv_presence_detach(srv, c);
     rdv_limits_detach(srv, c);
+    rdv_vpool_conn_gone(srv, c);
     rdv_conn_release(c);
     c->state = RDV_CONN_CLOSING;
     if (!c->close_code)
@@ -395,6 +416,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         check_reload(srv);
         if (srv->engine)
             rdv_engine_poll(srv->engine); /* results of its threads */
+        rdv_vpool_drain(srv);             /* and of the verify workers */
         return 0;
     default:
         break;
@@ -585,6 +607,7 @@ static void on_remote_message(void *user, const rdv_queued_msg *m)
 {
     rdv_offline_arrived(user, m);
 }
+
 /* The shared store answers again: nodes here are recorded again, and the
  * admission lists read again (changes may have been missed meanwhile). */
 static void on_engine_back(void *user)
@@ -592,7 +615,6 @@ static void on_engine_back(void *user)
     rdv_presence_rejoin(user);
     rdv_admission_reload(user);
 }
-
 
 /* The engine: Redis with --redis (several instances share it), else the
  * SQLite store alone. Returns 0 or -1 (logged). */
@@ -604,8 +626,8 @@ static int engine_open(rdv_server *srv)
         .replaced = rdv_presence_replaced,
         .presence = rdv_presence_remote,
         .reconnected = on_engine_back,
-        .admission = rdv_admission_bus_in,
         .relay_in = rdv_relay_bus_in,
+        .admission = rdv_admission_bus_in,
     };
     if (srv->cfg->redis_url[0]) {
         char err[256] = "";
@@ -714,6 +736,7 @@ int rdv_server_start(rdv_server *srv)
 {
     const rdv_config *cfg = srv->cfg;
     srv->started_ms = rdv_now_ms();
+    srv->started_mono_ms = rdv_mono_ms();
     srv->tls = cfg->tls_cert[0] != '\0';
     if (rdv_presence_init(srv) != 0 ||
         rdv_hmap_init(&srv->ips, 16,
@@ -775,6 +798,11 @@ int rdv_server_start(rdv_server *srv)
         return -1;
     }
     signal_ctx = srv->ctx;
+    if (rdv_vpool_start(&srv->vpool, cfg->verify_threads, srv->ctx) != 0)
+        rdv_warn(srv->log, "cannot start signature verification threads; verifying on the "
+                           "event loop");
+    else
+        rdv_info(srv->log, "verifying signatures on %d thread(s)", srv->vpool.nthreads);
     if (engine_open(srv) != 0 || rdv_admission_start(srv) != 0)
         return -1;
     if (!srv->uv) {
@@ -843,13 +871,15 @@ void rdv_server_destroy(rdv_server *srv)
         rdv_accept_gate_stop(srv);
         if (srv->engine)
             rdv_engine_detach(srv->engine); /* the context is going: no more wake-ups */
+        rdv_vpool_stop(&srv->vpool);
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
     }
+    rdv_vpool_stop(&srv->vpool);
+    rdv_vpool_free(&srv->vpool); /* every connection is gone: the jobs left */
     rdv_engine_destroy(srv->engine);
     srv->engine = NULL;
     /* lws closed (and released) every fd it adopted; close the rest */
-    rdv_admission_free(&srv->adm);
     for (int i = 0; i < srv->n_stun; i++)
         rdv_stun_server_close(&srv->stun[i]);
     srv->n_stun = 0;
@@ -857,4 +887,5 @@ void rdv_server_destroy(rdv_server *srv)
     rdv_presence_free(srv);
     rdv_operator_free(srv);
     rdv_hmap_free(&srv->ips);
+    rdv_admission_free(&srv->adm);
 }

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "conn.h"
 #include "engine.h"
+#include "vpool.h"
 #include "hmap.h"
 #include "metrics.h"
 #include "relay.h"
@@ -49,11 +50,15 @@ typedef struct rdv_server {
     void *tls_ctx;                   /* the wss:// listener's SSL_CTX (tls.h) */
     bool uv;                         /* libuv event loop in use */
     int64_t started_ms;              /* wall clock at start */
+    int64_t started_mono_ms;         /* monotonic ms at start (uptime) */
     rdv_metrics m;
     rdv_hmap nodes;                  /* node ID -> rdv_conn (AUTHED) */
     rdv_hmap watches;                /* node ID -> rdv_watch_entry */
     rdv_hmap ips;                    /* address -> rdv_ip_entry */
     rdv_relay relay;                 /* relay sessions (relay.c) */
+    rdv_vpool vpool;                 /* signature verification threads (vpool.h) */
+    uint64_t trim_peak;              /* most connections since the last
+                                      * malloc_trim (server.c) */
     rdv_admission adm;               /* admission mode, fleet keys, lists (admission.h) */
     rdv_accept_gate gate;            /* pauses accepting near the fd limit */
     rdv_stun_server stun[RDV_SERVER_STUN_MAX]; /* UDP STUN responders; their

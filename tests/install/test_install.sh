@@ -36,6 +36,7 @@ for f in bin/rdv include/rendezvous/rendezvous.h include/rendezvous/version.h li
   fi
 done
 [ -x "$prefix/bin/rendezvousd" ] || { echo "FAIL: missing bin/rendezvousd"; fail=1; }
+[ -x "$prefix/bin/rdvctl" ] || { echo "FAIL: missing bin/rdvctl (the operator's CLI)"; fail=1; }
 
 cat > "$work/consumer.c" <<'C'
 #include <stdio.h>
@@ -115,6 +116,9 @@ check_prefix() {
   fi
   if ! clean "$p/bin/rendezvousd" --help >"$work/out" 2>&1; then
     echo "FAIL($label): installed rendezvousd --help with a clean environment:"; cat "$work/out"; fail=1
+  fi
+  if ! clean "$p/bin/rdvctl" --help >"$work/out" 2>&1; then
+    echo "FAIL($label): installed rdvctl --help with a clean environment:"; cat "$work/out"; fail=1
   fi
 
   # client/README's example, built with the README's `cc` line.

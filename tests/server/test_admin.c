@@ -9,10 +9,12 @@
  * one disconnected; allowlist add/remove, revoke (the live node is closed
  * with `revoked`) and unrevoke; each change in the audit log, served by
  * the API, written to the SQLite table audit_log and to a log line.
+ * SIGHUP reads the token file again (a bad one keeps the tokens).
  */
 #include "itest.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -186,6 +188,55 @@ static void test_admin_token_file_names_who(void **state)
     json_decref(a);
 }
 
+/* SIGHUP reads the token file again: a new token replaces the old one; a
+ * file that cannot be used is refused and the tokens in force stay. */
+static void test_admin_token_reload(void **state)
+{
+    (void)state;
+    char path[300];
+    rdv_ts_server *probe = START_DEFAULT(); /* for a temporary directory */
+    snprintf(path, sizeof path, "%s/reload.token", rdv_ts_server_dir(probe));
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "old %s\n", TOKEN);
+    fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
+    rdv_ts_server *s = START("--admin-token-file", path);
+    int op = rdv_ts_server_operator_port(s);
+    static const char fresh[] = "fedcba9876543210fedcba9876543210";
+    assert_int_equal(admin_http(op, "GET", "/admin/v1/nodes", TOKEN, NULL, NULL, NULL), 200);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "new %s\n", fresh);
+    fclose(f);
+    assert_int_equal(rdv_ts_server_signal(s, SIGHUP), 0);
+    int st = 0;
+    for (int i = 0; i < 250; i++) {
+        st = admin_http(op, "GET", "/admin/v1/nodes", fresh, NULL, NULL, NULL);
+        if (st == 200)
+            break;
+        usleep(20000);
+    }
+    assert_int_equal(st, 200);
+    assert_int_equal(admin_http(op, "GET", "/admin/v1/nodes", TOKEN, NULL, NULL, NULL), 401);
+    /* a broken file: refused, the new token still works */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "new short\n");
+    fclose(f);
+    assert_int_equal(rdv_ts_server_signal(s, SIGHUP), 0);
+    bool failed = false;
+    for (int i = 0; i < 250 && !failed; i++) {
+        char *log = rdv_ts_server_read_log(s);
+        failed = log && strstr(log, "FAILED: admin-tokens:");
+        free(log);
+        if (!failed)
+            usleep(20000);
+    }
+    assert_true(failed);
+    assert_int_equal(admin_http(op, "GET", "/admin/v1/nodes", fresh, NULL, NULL, NULL), 200);
+}
+
 /* The node entry for id in a nodes list, or NULL. */
 static json_t *entry(json_t *nodes, const char *id)
 {
@@ -328,6 +379,7 @@ int main(void)
         ITEST(test_admin_refuses_bad_tokens),
         ITEST(test_admin_token_file_checked),
         ITEST(test_admin_token_file_names_who),
+        ITEST(test_admin_token_reload),
         ITEST(test_admin_nodes_lookup_disconnect),
         ITEST(test_admin_lists_and_audit),
     };

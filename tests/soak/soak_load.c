@@ -636,6 +636,9 @@ static void *stun_main(void *arg)
         int64_t now = mono_ms();
         if (!S.stop_sending) {
             uint64_t due = (uint64_t)((now - t0) * S.o.stun_rate / 1000);
+            uint64_t cap = (uint64_t)S.o.stun_rate / 2 + 1;
+            if (due > sent + cap) /* no catching up after a stall */
+                sent = due - cap;
             while (sent < due) {
                 uint8_t tid[RDV_STUN_TID_BYTES], buf[128];
                 randombytes_buf(tid, sizeof tid);
@@ -749,7 +752,9 @@ static void relay_step(int k, int64_t now, int64_t *last_ms, double *credit)
     }
     if (!open)
         return;
-    if (closing || (now - opened > RELAY_CYCLE_MS && !S.stop_sending)) {
+    /* cycle, and at the end of the run (an open session left without
+     * data would meet the server's relay idle timeout during the drain) */
+    if (closing || S.stop_sending || now - opened > RELAY_CYCLE_MS) {
         /* cycle: stop sending, close once everything arrived (or 30 s) */
         if (!closing) {
             pthread_mutex_lock(&S.mu);
@@ -772,6 +777,8 @@ static void relay_step(int k, int64_t now, int64_t *last_ms, double *credit)
     if (S.stop_sending)
         return;
     *credit += (double)(now - *last_ms) * S.o.relay_rate / 1000.0;
+    if (*credit > S.o.relay_rate / 2.0 + 1.0) /* no catching up after a stall */
+        *credit = S.o.relay_rate / 2.0 + 1.0;
     *last_ms = now;
     uint8_t buf[16384];
     size_t len = (size_t)S.o.relay_bytes;
@@ -806,12 +813,21 @@ static void relay_step(int k, int64_t now, int64_t *last_ms, double *credit)
     }
 }
 
-/* B's answers to the offers it got, in order; stops at back pressure. */
+/* B's answers to the offers it got, in order; stops at back pressure.
+ * Paced at twice the offer rate (a burst of half a second's worth), so
+ * answers that piled up while this thread stalled go out without
+ * exceeding the server's rate limit. */
 static void send_answers(void)
 {
+    static double credit[MAX_PAIRS];
+    static int64_t last;
+    int64_t now = mono_ms();
     rdv_connection_info ci = soak_info();
     for (int i = 0; i < S.o.pairs; i++) {
-        for (;;) {
+        credit[i] += (double)(now - (last ? last : now)) * 2.0 * S.o.rate / 1000.0;
+        if (credit[i] > S.o.rate + 1.0)
+            credit[i] = S.o.rate + 1.0;
+        for (; credit[i] >= 1.0; credit[i] -= 1.0) {
             pthread_mutex_lock(&S.mu);
             uint64_t seq = S.answers_sent[i] + 1;
             bool due = seq <= S.offers_recv[i];
@@ -833,6 +849,7 @@ static void send_answers(void)
                 fail_event("B%d: answer %" PRIu64 " not sent: %s", i, seq, rdv_strerror(rc));
         }
     }
+    last = now;
 }
 
 static void usage(void)
@@ -952,7 +969,12 @@ int main(int argc, char **argv)
     while (mono_ms() < end) {
         int64_t now = mono_ms();
         for (int i = 0; i < S.o.pairs; i++) {
+            /* no catching up after a stall of this thread (a loaded
+             * machine): at most half a second's worth at once, so the load
+             * never bursts past the server's rate limit */
             credit[i] += (double)(now - last) * S.o.rate / 1000.0;
+            if (credit[i] > S.o.rate / 2.0 + 1.0)
+                credit[i] = S.o.rate / 2.0 + 1.0;
             while (credit[i] >= 1.0) {
                 credit[i] -= 1.0;
                 char sid[RDV_SESSION_ID_LEN + 1];

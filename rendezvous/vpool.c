@@ -1,0 +1,295 @@
+/* vpool.c - signature verification on worker threads, each connection's
+ * messages in order (see vpool.h).
+ *
+ * Locking: in_* / out_* / stop / woken under p->lock; a job's cnext, c,
+ * done and the connection's queue belong to the loop thread; a worker
+ * touches only the job's data, scan and result between taking it from
+ * in_* and putting it on out_*.
+ */
+#include "vpool.h"
+
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "route.h"
+#include "server.h"
+
+enum { VJ_VERIFY, VJ_HOLD };
+
+struct rdv_vjob {
+    rdv_vjob *next;   /* in_* / out_* of the pool */
+    rdv_vjob *cnext;  /* the connection's queue */
+    rdv_conn *c;      /* NULL once the connection is gone */
+    rdv_scan scan;    /* VJ_VERIFY: pointers rebased onto data */
+    int result;       /* VJ_VERIFY: rdv_scan_verify's */
+    uint32_t len;
+    uint8_t kind;
+    uint8_t binary;   /* VJ_HOLD: a binary frame */
+    uint8_t done;     /* VJ_HOLD always; VJ_VERIFY once back from a worker */
+    uint8_t data[];
+};
+
+static void *worker(void *arg)
+{
+    rdv_vpool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->in_head && !p->stop)
+            pthread_cond_wait(&p->cond, &p->lock);
+        if (p->stop)
+            break;
+        rdv_vjob *j = p->in_head;
+        p->in_head = j->next;
+        if (!p->in_head)
+            p->in_tail = NULL;
+        pthread_mutex_unlock(&p->lock);
+
+        j->result = rdv_scan_verify(j->data, &j->scan);
+
+        pthread_mutex_lock(&p->lock);
+        j->next = NULL;
+        if (p->out_tail)
+            p->out_tail->next = j;
+        else
+            p->out_head = j;
+        p->out_tail = j;
+        if (!p->woken) {
+            p->woken = true; /* one wake-up per drain */
+            lws_cancel_service(p->ctx);
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int rdv_vpool_start(rdv_vpool *p, int nthreads, struct lws_context *ctx)
+{
+    memset(p, 0, sizeof *p);
+    if (nthreads <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = cores > 0 ? (int)cores : 1;
+    }
+    if (nthreads > RDV_VPOOL_MAX_THREADS)
+        nthreads = RDV_VPOOL_MAX_THREADS;
+    p->ctx = ctx;
+    if (pthread_mutex_init(&p->lock, NULL) != 0)
+        return -1;
+    if (pthread_cond_init(&p->cond, NULL) != 0) {
+        pthread_mutex_destroy(&p->lock);
+        return -1;
+    }
+    for (int i = 0; i < nthreads; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker, p) != 0)
+            break;
+        p->nthreads++;
+    }
+    if (p->nthreads == 0) {
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        return -1;
+    }
+    p->inited = true;
+    return 0;
+}
+
+void rdv_vpool_stop(rdv_vpool *p)
+{
+    if (!p->inited || p->nthreads == 0)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->threads[i], NULL);
+    p->nthreads = 0;
+    p->ctx = NULL;
+}
+
+static void free_list(rdv_vjob *j)
+{
+    while (j) {
+        rdv_vjob *n = j->next;
+        free(j);
+        j = n;
+    }
+}
+
+void rdv_vpool_free(rdv_vpool *p)
+{
+    if (!p->inited)
+        return;
+    free_list(p->in_head);
+    free_list(p->out_head);
+    p->in_head = p->in_tail = p->out_head = p->out_tail = NULL;
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+    p->inited = false;
+}
+
+/* A job for len bytes of data, or NULL (out of memory). */
+static rdv_vjob *job_new(const uint8_t *data, size_t len, int kind)
+{
+    if (len > UINT32_MAX)
+        return NULL;
+    rdv_vjob *j = malloc(sizeof *j + len);
+    if (!j)
+        return NULL;
+    memset(j, 0, sizeof *j);
+    j->len = (uint32_t)len;
+    j->kind = (uint8_t)kind;
+    memcpy(j->data, data, len);
+    return j;
+}
+
+/* Appends j to c's queue; pauses reading c when it is full. */
+static void conn_push(rdv_conn *c, rdv_vjob *j)
+{
+    j->c = c;
+    if (c->vq_tail)
+        c->vq_tail->cnext = j;
+    else
+        c->vq_head = j;
+    c->vq_tail = j;
+    if (++c->vq_count >= RDV_VPOOL_CONN_MAX && !c->vq_paused) {
+        c->vq_paused = 1;
+        lws_rx_flow_control(c->wsi, 0);
+    }
+}
+
+/* Moves a pointer into the message at `from` to the same byte of `to`. */
+static const char *rebase(const char *ptr, const uint8_t *from, const uint8_t *to)
+{
+    return (const char *)to + (ptr - (const char *)from);
+}
+
+bool rdv_vpool_defer(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len,
+                     const rdv_scan *s)
+{
+    rdv_vpool *p = &srv->vpool;
+    if (!p->inited || p->nthreads == 0)
+        return false;
+    rdv_vjob *j = job_new(data, len, VJ_VERIFY);
+    if (!j)
+        return false;
+    j->scan = *s;
+    j->scan.from = rebase(s->from, data, j->data);
+    j->scan.to = rebase(s->to, data, j->data);
+    j->scan.sid = rebase(s->sid, data, j->data);
+    j->scan.sig = rebase(s->sig, data, j->data);
+    conn_push(c, j);
+    pthread_mutex_lock(&p->lock);
+    if (p->in_tail)
+        p->in_tail->next = j;
+    else
+        p->in_head = j;
+    p->in_tail = j;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    return true;
+}
+
+bool rdv_vpool_hold(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len, bool binary)
+{
+    if (!c->vq_head)
+        return false;
+    rdv_vjob *j = job_new(data, len, VJ_HOLD);
+    if (!j) {
+        rdv_error(srv->log, "out of memory holding a %zu-byte message", len);
+        rdv_conn_close(srv, c, RDV_EC_INTERNAL, "server out of memory",
+                       LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+        return true;
+    }
+    j->binary = binary;
+    j->done = 1;
+    conn_push(c, j);
+    return true;
+}
+
+/* Routes c's queue from its head while the jobs there are done. */
+static void conn_advance(rdv_server *srv, rdv_conn *c)
+{
+    while (c->vq_head && c->vq_head->done) {
+        rdv_vjob *j = c->vq_head;
+        c->vq_head = j->cnext;
+        if (!c->vq_head)
+            c->vq_tail = NULL;
+        c->vq_count--;
+        int rc = 0;
+        if (!c->close_code) {
+            if (j->kind == VJ_VERIFY)
+                rc = rdv_route_verified(srv, c, j->data, j->len, &j->scan, j->result == 0);
+            else
+                rc = rdv_route_held(srv, c, j->data, j->len, j->binary);
+        }
+        free(j);
+        if (rc < 0 && !c->close_code) {
+            /* a handler asked lws to close c; we are outside its callback */
+            c->close_code = LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+    }
+    if (c->vq_paused && c->vq_count <= RDV_VPOOL_CONN_MAX / 2) {
+        c->vq_paused = 0;
+        lws_rx_flow_control(c->wsi, 1);
+    }
+}
+
+void rdv_vpool_drain(rdv_server *srv)
+{
+    rdv_vpool *p = &srv->vpool;
+    if (!p->inited)
+        return;
+    pthread_mutex_lock(&p->lock);
+    rdv_vjob *list = p->out_head;
+    p->out_head = p->out_tail = NULL;
+    p->woken = false;
+    pthread_mutex_unlock(&p->lock);
+    /* Mark them all done first, keeping one job per connection (linked by
+     * next) to advance from: advancing a connection routes and frees every
+     * job of it that is done, this batch's included. */
+    rdv_vjob *ready = NULL;
+    while (list) {
+        rdv_vjob *j = list;
+        list = j->next;
+        p->jobs++;
+        if (!j->c) {
+            free(j); /* its connection is gone */
+            continue;
+        }
+        j->done = 1;
+        if (!j->c->vq_mark) {
+            j->c->vq_mark = 1;
+            j->next = ready;
+            ready = j;
+        }
+    }
+    while (ready) {
+        rdv_conn *c = ready->c;
+        ready = ready->next; /* before conn_advance frees it */
+        c->vq_mark = 0;
+        conn_advance(srv, c);
+    }
+}
+
+void rdv_vpool_conn_gone(rdv_server *srv, rdv_conn *c)
+{
+    (void)srv;
+    rdv_vjob *j = c->vq_head;
+    while (j) {
+        rdv_vjob *n = j->cnext;
+        if (j->kind == VJ_VERIFY && !j->done)
+            j->c = NULL; /* at a worker or on the done list: freed there */
+        else
+            free(j);     /* only on this queue */
+        j = n;
+    }
+    c->vq_head = c->vq_tail = NULL;
+    c->vq_count = 0;
+    c->vq_paused = 0;
+    c->vq_mark = 0;
+}
