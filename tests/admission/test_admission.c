@@ -419,6 +419,26 @@ static void test_revoke_live_node(void **state)
  * another instance's admin API does: HSET + PUBLISH rdv:admission) closes
  * the node on the instance that holds it, ends its relay session with the
  * node on the other instance (reason revoked), and both refuse it. */
+/* Waits (up to 15 s) until server s has loaded its allowlist and
+ * revocations from the shared store: with --redis they load after the
+ * server is ready, and restricted modes refuse hellos until then. */
+static void lists_loaded(rdv_ts_server *s)
+{
+    long long until = rdv_ts_mono_ms() + 15000;
+    for (;;) {
+        char *log = rdv_ts_server_read_log(s);
+        bool done = log && strstr(log, "allowlisted node(s)");
+        free(log);
+        if (done)
+            return;
+        if (rdv_ts_mono_ms() > until) {
+            rdv_ts_server_dump_log(s, "lists not loaded");
+            fail_msg("the server did not load its admission lists within 15 s");
+        }
+        usleep(20 * 1000);
+    }
+}
+
 static void test_revoke_live_redis(void **state)
 {
     (void)state;
@@ -445,6 +465,8 @@ static void test_revoke_live_redis(void **state)
     rdv_ts_server *s2 = rdv_ts_server_start(args);
     assert_non_null(s1);
     assert_non_null(s2);
+    lists_loaded(s1);
+    lists_loaded(s2);
     rdv_ws *c = admitted(s2, &carol, NULL); /* on the allowlist in Redis */
     rdv_ws *a = admitted(s1, &alice, valid_cert(&f, &alice));
     rdv_ws *b = admitted(s2, &bob, valid_cert(&f, &bob));
