@@ -328,6 +328,12 @@ static void begin_shutdown(rdv_server *srv)
 /* Undoes everything a connection holds in the server. Idempotent. */
 static void conn_gone(rdv_server *srv, rdv_conn *c)
 {
+    if (!c->close_code && c->vq_head) {
+        /* closed by its node: what it sent before still goes out (and
+         * nothing more to c) */
+        c->close_code = LWS_CLOSE_STATUS_NORMAL;
+        rdv_vpool_conn_flush(srv, c);
+    }
     rdv_auth_forget(srv, c);
     rdv_presence_detach(srv, c);
     rdv_limits_detach(srv, c);

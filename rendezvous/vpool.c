@@ -9,6 +9,7 @@
 #include "vpool.h"
 
 #include <libwebsockets.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -273,6 +274,70 @@ void rdv_vpool_drain(rdv_server *srv)
         ready = ready->next; /* before conn_advance frees it */
         c->vq_mark = 0;
         conn_advance(srv, c);
+    }
+}
+
+/* Takes the not-yet-done job j back from the pool: out of the in-queue
+ * when no worker has it yet (returns false: not verified), or off the done
+ * list once its worker has put it there (returns true, j->result set).
+ * While a worker holds it, waits: one signature check, tens of µs. Jobs a
+ * drain has taken are all marked done before any is routed, so a job that
+ * is not done is always on one of the two lists or at a worker. */
+static bool take_back(rdv_vpool *p, rdv_vjob *j)
+{
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        rdv_vjob *prev = NULL;
+        for (rdv_vjob *k = p->in_head; k; prev = k, k = k->next) {
+            if (k != j)
+                continue;
+            if (prev)
+                prev->next = k->next;
+            else
+                p->in_head = k->next;
+            if (p->in_tail == k)
+                p->in_tail = prev;
+            pthread_mutex_unlock(&p->lock);
+            return false;
+        }
+        prev = NULL;
+        for (rdv_vjob *k = p->out_head; k; prev = k, k = k->next) {
+            if (k != j)
+                continue;
+            if (prev)
+                prev->next = k->next;
+            else
+                p->out_head = k->next;
+            if (p->out_tail == k)
+                p->out_tail = prev;
+            p->jobs++;
+            pthread_mutex_unlock(&p->lock);
+            return true;
+        }
+        pthread_mutex_unlock(&p->lock);
+        sched_yield();
+    }
+}
+
+void rdv_vpool_conn_flush(rdv_server *srv, rdv_conn *c)
+{
+    rdv_vpool *p = &srv->vpool;
+    while (c->vq_head) {
+        rdv_vjob *j = c->vq_head;
+        if (j->kind == VJ_VERIFY && !j->done) {
+            if (!take_back(p, j))
+                j->result = rdv_scan_verify(j->data, &j->scan);
+            j->done = 1;
+        }
+        c->vq_head = j->cnext;
+        if (!c->vq_head)
+            c->vq_tail = NULL;
+        c->vq_count--;
+        if (j->kind == VJ_VERIFY)
+            (void)rdv_route_verified(srv, c, j->data, j->len, &j->scan, j->result == 0);
+        else
+            (void)rdv_route_held(srv, c, j->data, j->len, j->binary);
+        free(j);
     }
 }
 

@@ -16,7 +16,8 @@
  * messages leave in the order they came, whichever worker finishes
  * first. A connection with RDV_VPOOL_CONN_MAX jobs queued stops being
  * read (lws_rx_flow_control) until half of them are done. A connection
- * that goes away leaves its jobs to be freed when they come back.
+ * that its node closes has its queue routed first (rdv_vpool_conn_flush);
+ * one the server closes leaves its jobs to be freed when they come back.
  */
 #ifndef RDV_SERVER_VPOOL_H
 #define RDV_SERVER_VPOOL_H
@@ -78,6 +79,13 @@ bool rdv_vpool_hold(struct rdv_server *srv, struct rdv_conn *c, const uint8_t *d
 /* Loop thread, on LWS_CALLBACK_EVENT_WAIT_CANCELLED: takes the verified
  * jobs and routes every connection's queue from its head while done. */
 void rdv_vpool_drain(struct rdv_server *srv);
+
+/* c was closed by its node (not refused by the server): routes what it
+ * sent before it hung up, in order, verifying on the loop thread what no
+ * worker has taken yet (a node may send its answer and close at once; the
+ * answer must still reach its peer). Nothing is sent to c: the caller has
+ * set c->close_code. */
+void rdv_vpool_conn_flush(struct rdv_server *srv, struct rdv_conn *c);
 
 /* c is going away: its queued messages are dropped (jobs still at a
  * worker are freed when they come back). */

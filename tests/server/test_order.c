@@ -55,9 +55,9 @@ static char *numbered(const rdv_tn *n, const char *to, int seq)
     return text;
 }
 
-/* Sender index and sequence number of a received message, from its
- * fromNodeID and "seq"; -1 when not found. */
-static int parse_received(const char *text, rdv_tn *senders, int *seq)
+/* Index among senders[0..n) and sequence number of a received message,
+ * from its fromNodeID and "seq"; -1 when not found. */
+static int parse_received(const char *text, const rdv_tn *senders, int n, int *seq)
 {
     const char *p = strstr(text, "\"seq\":");
     const char *f = strstr(text, "\"fromNodeID\":\"");
@@ -65,7 +65,7 @@ static int parse_received(const char *text, rdv_tn *senders, int *seq)
         return -1;
     *seq = atoi(p + 6);
     f += strlen("\"fromNodeID\":\"");
-    for (int i = 0; i < ORDER_SENDERS; i++)
+    for (int i = 0; i < n; i++)
         if (!strncmp(f, senders[i].id, RDV_NODE_ID_HEXLEN))
             return i;
     return -1;
@@ -101,7 +101,7 @@ static void test_order_kept_with_workers(void **state)
             char *text = rdv_ws_recv(r, T_MS, &len);
             if (!text)
                 fail_msg("received %d of %d messages", got, want);
-            int seq = -1, who = parse_received(text, senders, &seq);
+            int seq = -1, who = parse_received(text, senders, ORDER_SENDERS, &seq);
             if (who < 0)
                 fail_msg("unexpected message: %.200s", text);
             if (seq != next[who])
@@ -118,10 +118,53 @@ static void test_order_kept_with_workers(void **state)
     }
 }
 
+/* A node that sends a burst and hangs up at once (rdv listen --count 1
+ * answers and exits): every message it sent before its close reaches the
+ * recipient, in order, though most were still at a worker when the
+ * connection closed (rdv_vpool_conn_flush). Both ways of hanging up: a
+ * close frame, and the TCP connection dropped without one. */
+#define HANGUP_COUNT 300
+static void test_sent_before_hangup(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = START("--verify-threads", "2", "--rate", "1000000", "--burst", "1000000");
+    rdv_tn rx;
+    rdv_ws *r = itest_join(s, &rx, "hangup-rx");
+    static const char *const labels[2] = {"hangup-close", "hangup-abort"};
+    for (int way = 0; way < 2; way++) {
+        rdv_tn tx;
+        rdv_ws *c = itest_join(s, &tx, labels[way]);
+        for (int k = 0; k < HANGUP_COUNT; k++) {
+            char *text = numbered(&tx, rx.id, k);
+            assert_int_equal(rdv_ws_queue_text(c, text, strlen(text)), 0);
+            free(text);
+        }
+        assert_int_equal(rdv_ws_flush(c, T_MS), 0);
+        if (way == 0)
+            rdv_ws_close(c);
+        else
+            rdv_ws_abort(c);
+        for (int k = 0; k < HANGUP_COUNT; k++) {
+            size_t len = 0;
+            char *text = rdv_ws_recv(r, T_MS, &len);
+            if (!text)
+                fail_msg("%s: received %d of the %d messages sent before the hang-up",
+                         labels[way], k, HANGUP_COUNT);
+            int seq = -1;
+            int who = parse_received(text, &tx, 1, &seq);
+            if (who != 0 || seq != k)
+                fail_msg("%s: message %d due, got %.200s", labels[way], k, text);
+            free(text);
+        }
+    }
+    json_decref(itest_alive(r, rx.id));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_order_kept_with_workers, itest_teardown),
+        cmocka_unit_test_teardown(test_sent_before_hangup, itest_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
