@@ -40,8 +40,9 @@
  * --unsigned      rdv offers carry a random signature instead of a real
  *                 one (for --verify-signatures off: nothing to sign, every
  *                 message still unique, so none is a replay).
- * --pad-to B      PeerJS frames get a "pad" member that makes them B bytes
- *                 long: the same bytes on the wire as the rdv offer.
+ * --pad-to B      PeerJS frames are made B bytes long, the same bytes on the
+ *                 wire as the rdv offer: their payload loses connectionInfo
+ *                 when the envelope makes it longer, then gets a "pad".
  *
  * The first --warmup messages (default M/20) are not measured.
  * --rate R paces the sends to R messages/s in total (token bucket, 1 ms
@@ -188,6 +189,15 @@ static void build_templates(int64_t ts_ms)
                                   "payload", body);
             t->text = m ? json_dumps(m, JSON_COMPACT) : NULL;
             t->len = t->text ? strlen(t->text) : 0;
+            if (t->text && opt.pad_to > 0 && t->len > (size_t)opt.pad_to) {
+                /* PeerJS' envelope makes the same body longer than our
+                 * frame: leave out connectionInfo (PeerJS reads nothing
+                 * of the payload), then pad to the size */
+                json_object_del(body, "connectionInfo");
+                free(t->text);
+                t->text = json_dumps(m, JSON_COMPACT);
+                t->len = t->text ? strlen(t->text) : 0;
+            }
             const size_t pad_overhead = strlen(",\"pad\":\"\"");
             if (t->text && opt.pad_to > 0 && t->len + pad_overhead <= (size_t)opt.pad_to) {
                 size_t n = (size_t)opt.pad_to - t->len - pad_overhead;
