@@ -211,24 +211,38 @@ bool rdv_vpool_hold(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t le
     return true;
 }
 
+/* Takes the job at the head of c's queue off it. */
+static rdv_vjob *conn_pop(rdv_conn *c)
+{
+    rdv_vjob *j = c->vq_head;
+    c->vq_head = j->cnext;
+    if (!c->vq_head)
+        c->vq_tail = NULL;
+    c->vq_count--;
+    return j;
+}
+
+/* Routes and frees the (done) job at the head of c's queue; the route
+ * function's result. */
+static int route_head(rdv_server *srv, rdv_conn *c)
+{
+    rdv_vjob *j = conn_pop(c);
+    int rc = j->kind == VJ_VERIFY
+                 ? rdv_route_verified(srv, c, j->data, j->len, &j->scan, j->result == 0)
+                 : rdv_route_held(srv, c, j->data, j->len, j->binary);
+    free(j);
+    return rc;
+}
+
 /* Routes c's queue from its head while the jobs there are done. */
 static void conn_advance(rdv_server *srv, rdv_conn *c)
 {
     while (c->vq_head && c->vq_head->done) {
-        rdv_vjob *j = c->vq_head;
-        c->vq_head = j->cnext;
-        if (!c->vq_head)
-            c->vq_tail = NULL;
-        c->vq_count--;
-        int rc = 0;
-        if (!c->close_code) {
-            if (j->kind == VJ_VERIFY)
-                rc = rdv_route_verified(srv, c, j->data, j->len, &j->scan, j->result == 0);
-            else
-                rc = rdv_route_held(srv, c, j->data, j->len, j->binary);
+        if (c->close_code) {
+            free(conn_pop(c)); /* refused by the server: dropped */
+            continue;
         }
-        free(j);
-        if (rc < 0 && !c->close_code) {
+        if (route_head(srv, c) < 0 && !c->close_code) {
             /* a handler asked lws to close c; we are outside its callback */
             c->close_code = LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -277,6 +291,25 @@ void rdv_vpool_drain(rdv_server *srv)
     }
 }
 
+/* Removes j from the pool list head..tail (linked by next); false when it
+ * is not on it. Under p->lock. */
+static bool list_unlink(rdv_vjob **head, rdv_vjob **tail, rdv_vjob *j)
+{
+    rdv_vjob *prev = NULL;
+    for (rdv_vjob *k = *head; k; prev = k, k = k->next) {
+        if (k != j)
+            continue;
+        if (prev)
+            prev->next = k->next;
+        else
+            *head = k->next;
+        if (*tail == k)
+            *tail = prev;
+        return true;
+    }
+    return false;
+}
+
 /* Takes the not-yet-done job j back from the pool: out of the in-queue
  * when no worker has it yet (returns false: not verified), or off the done
  * list once its worker has put it there (returns true, j->result set).
@@ -287,29 +320,11 @@ static bool take_back(rdv_vpool *p, rdv_vjob *j)
 {
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        rdv_vjob *prev = NULL;
-        for (rdv_vjob *k = p->in_head; k; prev = k, k = k->next) {
-            if (k != j)
-                continue;
-            if (prev)
-                prev->next = k->next;
-            else
-                p->in_head = k->next;
-            if (p->in_tail == k)
-                p->in_tail = prev;
+        if (list_unlink(&p->in_head, &p->in_tail, j)) {
             pthread_mutex_unlock(&p->lock);
             return false;
         }
-        prev = NULL;
-        for (rdv_vjob *k = p->out_head; k; prev = k, k = k->next) {
-            if (k != j)
-                continue;
-            if (prev)
-                prev->next = k->next;
-            else
-                p->out_head = k->next;
-            if (p->out_tail == k)
-                p->out_tail = prev;
+        if (list_unlink(&p->out_head, &p->out_tail, j)) {
             p->jobs++;
             pthread_mutex_unlock(&p->lock);
             return true;
@@ -329,15 +344,7 @@ void rdv_vpool_conn_flush(rdv_server *srv, rdv_conn *c)
                 j->result = rdv_scan_verify(j->data, &j->scan);
             j->done = 1;
         }
-        c->vq_head = j->cnext;
-        if (!c->vq_head)
-            c->vq_tail = NULL;
-        c->vq_count--;
-        if (j->kind == VJ_VERIFY)
-            (void)rdv_route_verified(srv, c, j->data, j->len, &j->scan, j->result == 0);
-        else
-            (void)rdv_route_held(srv, c, j->data, j->len, j->binary);
-        free(j);
+        (void)route_head(srv, c);
     }
 }
 
