@@ -54,3 +54,7 @@ if(TARGET rendezvousd)
     SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
     ENVIRONMENT "${RDV_NAT_LAB_ENV}")
 endif()
+
+# wanem: the lab's WAN emulator (delay, jitter, loss per direction on a
+# site's link; natlab.py --rtt-ms / --loss). See wanem.c.
+add_executable(wanem wanem.c)
