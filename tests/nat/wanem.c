@@ -14,7 +14,11 @@
  * overtakes an earlier one, as on a path with real jitter). The --ab-* /
  * --ba-* options override --delay-ms / --jitter-ms / --loss for one
  * direction. Rate limits are not ours: a tbf qdisc on A or B (tc) shapes
- * what this program sends out of that interface.
+ * what this program sends out of that interface. Link-local control
+ * frames - ARP and IPv6 neighbour discovery - pass at once, never lost:
+ * on a real access link they stay on the local segment, and a lost ARP
+ * request would cost a whole second (the kernel's retransmit time), a
+ * delay no WAN adds.
  *
  * Frames are read and written with AF_PACKET sockets bound to A and B
  * (promiscuous, outgoing frames ignored) with PACKET_VNET_HDR, so
@@ -66,6 +70,14 @@
 #define NS_PER_MS 1000000LL
 #define LOSS_SCALE 1000000u              /* loss in millionths */
 #define EPOLL_EVENTS 8
+#define VNET_HDR_LEN sizeof(struct virtio_net_hdr)
+#define ETH_HDR_LEN 14
+#define ETHERTYPE_ARP_ 0x0806
+#define ETHERTYPE_IPV6_ 0x86dd
+#define IPV6_HDR_LEN 40
+#define IPPROTO_ICMPV6_ 58
+#define ND_TYPE_FIRST 133                /* router solicitation ... */
+#define ND_TYPE_LAST 137                 /* ... redirect (RFC 4861) */
 
 /* One held frame. */
 struct held {
@@ -89,7 +101,7 @@ struct dir {
     uint64_t seq;
     uint64_t rng;                        /* xorshift64* state */
     /* counters */
-    uint64_t rx, tx, lost, overflow, tx_err;
+    uint64_t rx, tx, lost, overflow, tx_err, control;
     int64_t late_max_ns;                 /* worst release later than asked */
     int64_t late_sum_ns;
 };
@@ -247,10 +259,34 @@ static void release(struct dir *d, struct held *h, int64_t now)
     h->buf = NULL;
 }
 
-/* One frame read from d's input: lost, or held until its release time. */
+/* True for ARP and IPv6 neighbour discovery (buf: vnet header + frame). */
+static bool is_link_control(const uint8_t *buf, size_t len)
+{
+    const uint8_t *f = buf + VNET_HDR_LEN;
+    size_t fl = len - VNET_HDR_LEN;
+    if (fl < ETH_HDR_LEN)
+        return false;
+    unsigned type = (unsigned)f[12] << 8 | f[13];
+    if (type == ETHERTYPE_ARP_)
+        return true;
+    if (type != ETHERTYPE_IPV6_ || fl < ETH_HDR_LEN + IPV6_HDR_LEN + 1)
+        return false;
+    const uint8_t *ip6 = f + ETH_HDR_LEN;
+    return ip6[6] == IPPROTO_ICMPV6_ && ip6[IPV6_HDR_LEN] >= ND_TYPE_FIRST &&
+           ip6[IPV6_HDR_LEN] <= ND_TYPE_LAST;
+}
+
+/* One frame read from d's input: lost, or held until its release time
+ * (link-local control frames: sent at once). */
 static void admit(struct dir *d, const uint8_t *frame, size_t len, int64_t now)
 {
     d->rx++;
+    if (is_link_control(frame, len)) {
+        d->control++;
+        if (send(d->out_fd, frame, len, MSG_DONTWAIT) < 0)
+            d->tx_err++;
+        return;
+    }
     if (d->loss_ppm && rng_below(&d->rng, LOSS_SCALE) < d->loss_ppm) {
         d->lost++;
         return;
@@ -301,7 +337,7 @@ static int read_port(struct dir *d, uint8_t *buf)
         }
         if (from.sll_pkttype == PACKET_OUTGOING)
             continue; /* kernels without PACKET_IGNORE_OUTGOING */
-        if ((size_t)n <= sizeof(struct virtio_net_hdr))
+        if ((size_t)n <= VNET_HDR_LEN)
             continue;
         admit(d, buf, (size_t)n, now_ns());
     }
@@ -341,9 +377,10 @@ static void print_stats(const struct wanem *w, const char *why)
         const struct dir *d = &w->d[k];
         snprintf(part[k], sizeof(part[k]),
                  "\"%s\":{\"rx\":%" PRIu64 ",\"tx\":%" PRIu64 ",\"lost\":%" PRIu64
-                 ",\"overflow\":%" PRIu64 ",\"tx_err\":%" PRIu64 ",\"held\":%zu"
+                 ",\"overflow\":%" PRIu64 ",\"tx_err\":%" PRIu64 ",\"control\":%" PRIu64
+                 ",\"held\":%zu"
                  ",\"late_max_us\":%" PRId64 ",\"late_avg_us\":%" PRId64 "}",
-                 d->name, d->rx, d->tx, d->lost, d->overflow, d->tx_err, d->n,
+                 d->name, d->rx, d->tx, d->lost, d->overflow, d->tx_err, d->control, d->n,
                  d->late_max_ns / 1000,
                  d->tx ? d->late_sum_ns / (int64_t)d->tx / 1000 : (int64_t)0);
     }

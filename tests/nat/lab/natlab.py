@@ -513,14 +513,20 @@ class Lab:
 
     def wan_totals(self):
         """Sums of the stopped emulators' counters over both directions:
-        {"rx", "tx", "lost", "overflow", "tx_err", "late_max_us"}."""
-        tot = {"rx": 0, "tx": 0, "lost": 0, "overflow": 0, "tx_err": 0, "late_max_us": 0}
+        {"rx", "tx", "lost", "overflow", "tx_err", "control", "late_max_us",
+        "late_avg_us"}
+        (control: ARP / neighbour discovery frames, passed unmodelled)."""
+        tot = {"rx": 0, "tx": 0, "lost": 0, "overflow": 0, "tx_err": 0, "control": 0,
+               "late_max_us": 0, "late_avg_us": 0}
+        late_sum = 0
         for st in self.wan_stats:
             for d in ("ab", "ba"):
                 x = st.get(d, {})
-                for key in ("rx", "tx", "lost", "overflow", "tx_err"):
+                for key in ("rx", "tx", "lost", "overflow", "tx_err", "control"):
                     tot[key] += x.get(key, 0)
                 tot["late_max_us"] = max(tot["late_max_us"], x.get("late_max_us", 0))
+                late_sum += x.get("late_avg_us", 0) * x.get("tx", 0)
+        tot["late_avg_us"] = late_sum // max(1, tot["tx"])
         return tot
 
     def box_ruleset(self, site):

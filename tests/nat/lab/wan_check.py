@@ -13,8 +13,15 @@ one per I ms, each with its send time; the echo's arrival gives the RTT
 loss of p one way is 1 - (1 - p)^2. Prints min / median / p95 / max RTT
 and loss per path, plus the emulators' own counters (frames lost per
 direction, worst lateness of a release). Exit 0, or 77 without root.
+
+--assert (ctest nat_lab_wan_check) fails (exit 1) when a path's smallest
+RTT is below what was configured (the emulator never releases early, so
+this never depends on the machine's speed) or its round-trip loss is
+outside 6 binomial standard deviations of the configured one; upper
+bounds on the RTT are reported, never asserted.
 """
 import argparse
+import math
 import os
 import statistics
 import subprocess
@@ -93,7 +100,10 @@ def main():
     ap.add_argument("--rate-kbit", type=int, default=0)
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--interval-ms", type=float, default=10)
+    ap.add_argument("--assert", dest="check", action="store_true",
+                    help="fail when the measured RTT / loss contradict the configuration")
     a = ap.parse_args()
+    fails = []
     rc = natlab.prepare((a.wanem,))
     if rc is not None:
         return rc
@@ -113,17 +123,39 @@ def main():
             m = measure(lab, nf, nt, ip, a.count, a.interval_ms)
             rtt = m["rtt"]
             lost = 1 - len(rtt) / m["sent"]
+            if not rtt:
+                fails.append("%s: no echo came back" % name)
+                continue
             log("%-24s RTT min %.2f / median %.2f / p95 %.2f / max %.2f ms (want %.1f), "
                 "round-trip loss %.2f%% (want %.2f%%), n=%d" %
                 (name, min(rtt), statistics.median(rtt), pct(rtt, 0.95), max(rtt), want_rtt,
                  lost * 100, want_loss * 100, m["sent"]))
+            if min(rtt) < want_rtt - 0.05:
+                fails.append("%s: an echo came back after %.2f ms, sooner than the %.1f ms "
+                             "configured" % (name, min(rtt), want_rtt))
+            sd = math.sqrt(want_loss * (1 - want_loss) / m["sent"])
+            if abs(lost - want_loss) > 6 * sd + 0.5 / m["sent"]:
+                fails.append("%s: round-trip loss %.2f%%, configured %.2f%% (6 sd = %.2f%%)" %
+                             (name, lost * 100, want_loss * 100, 600 * sd))
         for site in (s1, s2):
             lab.remove_site(site)
         tot = lab.wan_totals()
-        log("emulators: %d frames in, %d out, %d lost (%.2f%%, configured %.3f%% per link), "
-            "%d overflow, %d send errors, worst release %d us late" %
-            (tot["rx"], tot["tx"], tot["lost"], 100.0 * tot["lost"] / max(1, tot["rx"]),
-             wan.loss_pct, tot["overflow"], tot["tx_err"], tot["late_max_us"]))
+        modelled = tot["rx"] - tot["control"]
+        log("emulators: %d IP frames in, %d out, %d lost (%.2f%%, configured %.3f%% per link), "
+            "%d ARP/ND passed, %d overflow, %d send errors, releases late by %d us on "
+            "average, %d us at worst" %
+            (modelled, tot["tx"], tot["lost"], 100.0 * tot["lost"] / max(1, modelled),
+             wan.loss_pct, tot["control"], tot["overflow"], tot["tx_err"],
+             tot["late_avg_us"], tot["late_max_us"]))
+        if tot["overflow"] or tot["tx_err"]:
+            fails.append("the emulators dropped frames they should have sent (%d overflow, "
+                         "%d send errors)" % (tot["overflow"], tot["tx_err"]))
+    if a.check:
+        for f in fails:
+            log("FAIL:", f)
+        if fails:
+            return 1
+        log("PASS: delay never shorter than configured, loss within bounds")
     return 0
 
 

@@ -187,9 +187,10 @@ def print_summary(cells, a, totals):
         log("goal: direct-first cells Direct on both sides within 3 RTT (%d ms) of both "
             "knowing the candidates: %d/%d runs" % (3 * rtt, goal_rtt[0], goal_rtt[1]))
     if totals:
-        log("emulators: %d frames in, %d lost (%.2f%%), %d overflow, %d send errors, "
-            "worst release %d us late" % (totals["rx"], totals["lost"],
-                                          100.0 * totals["lost"] / max(1, totals["rx"]),
+        modelled = totals["rx"] - totals["control"]
+        log("emulators: %d IP frames in, %d lost (%.2f%%), %d overflow, %d send errors, "
+            "releases late by %d us on average, %d us at worst" % (modelled, totals["lost"],
+                                          100.0 * totals["lost"] / max(1, modelled),
                                           totals["overflow"], totals["tx_err"],
-                                          totals["late_max_us"]))
+                                          totals["late_avg_us"], totals["late_max_us"]))
     log("")
