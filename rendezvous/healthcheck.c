@@ -232,7 +232,7 @@ static int find_flag(int argc, char **argv, long *pid)
     return 0;
 }
 
-int rdv_healthcheck_main(int argc, char **argv)
+int srv_healthcheck_main(int argc, char **argv)
 {
     long pid = 0;
     int at = find_flag(argc, argv, &pid);
@@ -260,11 +260,11 @@ int rdv_healthcheck_main(int argc, char **argv)
             if (a != at)
                 args[n++] = argv[a];
     }
-    rdv_config *cfg = malloc(sizeof *cfg);
+    srv_config *cfg = malloc(sizeof *cfg);
     int rc = 1;
-    rdv_config_result r = cfg ? rdv_config_load(cfg, n, args) : RDV_CONFIG_ERROR;
-    if (r != RDV_CONFIG_RUN) {
-        rc = r == RDV_CONFIG_EXIT_OK ? 0 : 2;
+    srv_config_result r = cfg ? srv_config_load(cfg, n, args) : SRV_CONFIG_ERROR;
+    if (r != SRV_CONFIG_RUN) {
+        rc = r == SRV_CONFIG_EXIT_OK ? 0 : 2;
         goto out;
     }
     const char *addr = cfg->listen;

@@ -87,7 +87,7 @@ static const char page[] =
     "tick();setInterval(tick," STATUS_PAGE_REFRESH_MS ");\n"
     "</script></body></html>\n";
 
-const char *rdv_status_page(size_t *len)
+const char *srv_status_page(size_t *len)
 {
     *len = sizeof page - 1;
     return page;
