@@ -1,14 +1,14 @@
 /* accept_gate.c - pause the listener near the open-file limit (see
  * accept_gate.h). */
-#include "accept_gate.h"
+#include "rendezvous/accept_gate.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/server.h"
 
 static int64_t read_limit(void)
 {

@@ -7,7 +7,7 @@
  * first, before the path is looked at, so an unauthenticated client learns
  * nothing about the API but that it exists.
  */
-#include "admin.h"
+#include "rendezvous/admin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,16 +19,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "admission.h"
-#include "audit.h"
-#include "conn_limits.h"
-#include "http.h"
-#include "log.h"
+#include "rendezvous/admission.h"
+#include "rendezvous/audit.h"
+#include "rendezvous/conn_limits.h"
+#include "rendezvous/http.h"
+#include "rendezvous/log.h"
 #include "schema/nat_type.h"
-#include "policy.h"
-#include "relay.h"
-#include "reload.h"
-#include "server.h"
+#include "rendezvous/policy.h"
+#include "rendezvous/relay.h"
+#include "rendezvous/reload.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 #define TOKEN_MIN 16

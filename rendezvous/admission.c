@@ -1,7 +1,7 @@
 /* admission.c - admission modes, fleet keys, allowlist and revocation
  * (see admission.h).
  */
-#include "admission.h"
+#include "rendezvous/admission.h"
 
 #include <ctype.h>
 #include <libwebsockets.h>
@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "schema/ids.h"
-#include "log.h"
-#include "presence.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/presence.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 #define KEY_FILE_MAX 16384 /* bytes of a --fleet-key-file */

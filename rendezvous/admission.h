@@ -28,11 +28,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
+#include "rendezvous/conn.h"
 #include "schema/fleet_cert.h"
-#include "hmap.h"
+#include "rendezvous/hmap.h"
 #include "schema/message.h"
-#include "store.h" /* SRV_ADM_LIST_* */
+#include "rendezvous/store.h" /* SRV_ADM_LIST_* */
 
 struct srv_server;
 struct srv_config;

@@ -1,12 +1,12 @@
 /* audit.c - the operator's audit log (see audit.h). */
-#include "audit.h"
+#include "rendezvous/audit.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 typedef struct audit_entry {

@@ -6,18 +6,18 @@
  * srv_auth_hello() is split into check and complete so it can move to a
  * worker thread without changing its callers.
  */
-#include "auth.h"
+#include "rendezvous/auth.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
 #include <string.h>
 
-#include "admission.h"
+#include "rendezvous/admission.h"
 #include "schema/ids.h"
-#include "conn_limits.h"
-#include "log.h"
-#include "presence.h"
-#include "server.h"
+#include "rendezvous/conn_limits.h"
+#include "rendezvous/log.h"
+#include "rendezvous/presence.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 /* Appends c to the pending FIFO. */

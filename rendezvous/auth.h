@@ -6,7 +6,7 @@
 #ifndef SRV_AUTH_H
 #define SRV_AUTH_H
 
-#include "conn.h"
+#include "rendezvous/conn.h"
 #include "schema/message.h"
 
 struct srv_server;

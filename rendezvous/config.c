@@ -9,7 +9,7 @@
  * take their value as the next argument or after '=' (--port=0); a file
  * line is the flag's name without "--", '=' and the value (port = 0).
  */
-#include "config.h"
+#include "rendezvous/config.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "rendezvous/log.h"
 
 typedef struct srv_config {
     char config_path[1024];      /* --config: options file read first; empty = none */

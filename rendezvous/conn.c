@@ -16,20 +16,20 @@
  * and written from LWS_CALLBACK_SERVER_WRITEABLE, up to WRITES_PER_CALLBACK
  * per callback while lws buffers nothing.
  */
-#include "conn.h"
+#include "rendezvous/conn.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
-#include "conn_limits.h"
-#include "log.h"
-#include "relay.h"
-#include "replay.h"
-#include "route.h"
-#include "server.h"
+#include "rendezvous/auth.h"
+#include "rendezvous/conn_limits.h"
+#include "rendezvous/log.h"
+#include "rendezvous/relay.h"
+#include "rendezvous/replay.h"
+#include "rendezvous/route.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 /* lws_write() type of a WebSocket close frame: private to lws 4.1.6

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "schema/errors.h"
-#include "hmap.h"
+#include "rendezvous/hmap.h"
 #include "schema/ids.h" /* and schema/wire_limits.h */
 #include "schema/message.h"
 #include "schema/nat_type.h"

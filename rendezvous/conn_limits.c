@@ -6,7 +6,7 @@
  * paused); `burst` strikes before that is a sustained flood and closes the
  * connection with 1008.
  */
-#include "conn_limits.h"
+#include "rendezvous/conn_limits.h"
 
 #include <arpa/inet.h>
 #include <libwebsockets.h>
@@ -15,10 +15,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "conn.h"
-#include "hmap.h"
-#include "log.h"
-#include "server.h"
+#include "rendezvous/conn.h"
+#include "rendezvous/hmap.h"
+#include "rendezvous/log.h"
+#include "rendezvous/server.h"
 
 /* At most one "refusing connections" line this often. */
 #define HANDSHAKE_LOG_MS 10000

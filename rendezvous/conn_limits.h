@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hmap.h"
+#include "rendezvous/hmap.h"
 #include "schema/ids.h" /* and schema/wire_limits.h */
 
 struct lws;

@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #include "schema/ids.h"
-#include "store.h" /* srv_presence, srv_queued_msg */
+#include "rendezvous/store.h" /* srv_presence, srv_queued_msg */
 
 struct lws_context;
 

@@ -33,8 +33,8 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "engine.h"
-#include "engine_redis_scripts.h"
+#include "rendezvous/engine.h"
+#include "rendezvous/engine_redis_scripts.h"
 
 #define BEAT_MS 1000          /* heartbeat period */
 #define INSTANCE_TTL_MS 5000  /* an instance silent this long is dead */

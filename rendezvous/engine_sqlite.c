@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "rendezvous/engine.h"
 
 typedef struct sqlite_engine {
     srv_engine base;

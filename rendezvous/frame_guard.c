@@ -1,6 +1,6 @@
 /* frame_guard.c - frames and unseen bytes per connection (see
  * frame_guard.h). */
-#include "frame_guard.h"
+#include "rendezvous/frame_guard.h"
 
 #include <libwebsockets.h>
 #include <linux/tcp.h>
@@ -8,9 +8,9 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
-#include "conn.h"
-#include "log.h"
-#include "server.h"
+#include "rendezvous/conn.h"
+#include "rendezvous/log.h"
+#include "rendezvous/server.h"
 
 static void close_flood(srv_server *srv, srv_conn *c, const char *what)
 {

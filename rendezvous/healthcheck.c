@@ -2,7 +2,7 @@
  * the configuration as the server reads it, then one GET /healthz with
  * libwebsockets' HTTP client (TLS included), bounded by a timer.
  */
-#include "healthcheck.h"
+#include "rendezvous/healthcheck.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "rendezvous/config.h"
 
 #define PROBE_TIMEOUT_US (2 * LWS_US_PER_SEC)
 #define PROC_FILE_MAX (256 * 1024) /* a command line or an environment */

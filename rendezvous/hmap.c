@@ -1,6 +1,6 @@
 /* hmap.c - chained hash table with SipHash-2-4 (see hmap.h). Load factor
  * is kept at or below 1 by doubling. */
-#include "hmap.h"
+#include "rendezvous/hmap.h"
 
 #include <sodium.h>
 #include <stdlib.h>

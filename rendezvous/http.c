@@ -5,23 +5,23 @@
  * written from the LWS_CALLBACK_HTTP callback (headers, then the body as
  * the final write); bodies are a few KiB at most.
  */
-#include "http.h"
+#include "rendezvous/http.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "accept_gate.h"
-#include "admin.h"
-#include "conn_limits.h"
-#include "log.h"
-#include "metrics.h"
-#include "operator.h"
-#include "server.h"
+#include "rendezvous/accept_gate.h"
+#include "rendezvous/admin.h"
+#include "rendezvous/conn_limits.h"
+#include "rendezvous/log.h"
+#include "rendezvous/metrics.h"
+#include "rendezvous/operator.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
-#include "status_page.h"
-#include "tls.h"
+#include "rendezvous/status_page.h"
+#include "rendezvous/tls.h"
 
 #ifndef SRV_VERSION
 #define SRV_VERSION "0.1.0"

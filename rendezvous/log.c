@@ -6,7 +6,7 @@
  * JSON form:
  *   {"ts":"2026-11-27T10:00:00.123Z","level":"info","msg":"..."}
  */
-#include "log.h"
+#include "rendezvous/log.h"
 
 #include <libwebsockets.h>
 #include <stdarg.h>

@@ -10,14 +10,14 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "config.h"
-#include "healthcheck.h"
-#include "log.h"
-#include "notify.h"
-#include "preflight.h"
-#include "server.h"
+#include "rendezvous/config.h"
+#include "rendezvous/healthcheck.h"
+#include "rendezvous/log.h"
+#include "rendezvous/notify.h"
+#include "rendezvous/preflight.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
-#include "store.h"
+#include "rendezvous/store.h"
 
 /* LeakSanitizer hook (a weak symbol; unused without sanitizers):
  * libwebsockets 4.1.6 leaks a 72-byte allocation when lws_create_context()

@@ -1,5 +1,5 @@
 /* metrics.c - names for the metric labels (see metrics.h). */
-#include "metrics.h"
+#include "rendezvous/metrics.h"
 
 static const char *const drop_names[SRV_DROP__COUNT] = {
     [SRV_DROP_EXPIRED] = "expired",

@@ -1,5 +1,5 @@
 /* notify.c - sd_notify for Type=notify (see notify.h). */
-#include "notify.h"
+#include "rendezvous/notify.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 #ifndef SRV_NOTIFY_H
 #define SRV_NOTIFY_H
 
-#include "log.h"
+#include "rendezvous/log.h"
 
 /* READY=1 and STATUS=status. A failure to reach the socket is logged
  * (once per call) to log. Returns sd_notify's result: >0 sent, 0 no

@@ -1,13 +1,13 @@
 /* offline.c - forward or queue, deliver, expire (see offline.h). */
-#include "offline.h"
+#include "rendezvous/offline.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "schema/ids.h"
-#include "log.h"
-#include "presence.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/presence.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 /* What a routing callback needs to answer the sender, who may be gone by

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
+#include "rendezvous/conn.h"
 #include "schema/message.h"
-#include "store.h"
+#include "rendezvous/store.h"
 
 struct srv_server;
 

@@ -11,7 +11,7 @@
  * costs only the operator's endpoints, with a warning, as the default STUN
  * port does.
  */
-#include "operator.h"
+#include "rendezvous/operator.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,13 +19,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "admin.h"
-#include "audit.h"
-#include "http.h"
-#include "log.h"
-#include "policy.h"
-#include "port_owner.h"
-#include "server.h"
+#include "rendezvous/admin.h"
+#include "rendezvous/audit.h"
+#include "rendezvous/http.h"
+#include "rendezvous/log.h"
+#include "rendezvous/policy.h"
+#include "rendezvous/port_owner.h"
+#include "rendezvous/server.h"
 
 /* Tries to bind addr:port. Returns 0 (free, or cannot tell) or the errno. */
 static int try_bind(const char *addr, int port)

@@ -1,5 +1,5 @@
 /* policy.c - the relay and signaling policy (see policy.h). */
-#include "policy.h"
+#include "rendezvous/policy.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admission.h"
+#include "rendezvous/admission.h"
 #include "schema/fleet_cert.h"
-#include "log.h"
-#include "reload.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/reload.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 #define LINE_MAX_LEN 1024

@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
+#include "rendezvous/conn.h"
 
 struct srv_server;
 struct srv_policy;

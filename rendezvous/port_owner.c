@@ -1,5 +1,5 @@
 /* port_owner.c - the process holding a local port (see port_owner.h). */
-#include "port_owner.h"
+#include "rendezvous/port_owner.h"
 
 #include <dirent.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* preflight.c - start-up checks with messages that say what to do (see
  * preflight.h). */
-#include "preflight.h"
+#include "rendezvous/preflight.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "port_owner.h"
+#include "rendezvous/port_owner.h"
 
 /* A readable PEM file for option `flag`. */
 static int check_tls_file(const srv_logger *log, const char *flag, const char *what,

@@ -9,8 +9,8 @@
 #ifndef SRV_PREFLIGHT_H
 #define SRV_PREFLIGHT_H
 
-#include "config.h"
-#include "log.h"
+#include "rendezvous/config.h"
+#include "rendezvous/log.h"
 
 /* Returns 0 when every check passes, -1 after logging the first failure
  * (as an error line naming the option, the cause and what to do). */

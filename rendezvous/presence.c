@@ -1,15 +1,15 @@
 /* presence.c - node map, watches and presence messages (see presence.h). */
-#include "presence.h"
+#include "rendezvous/presence.h"
 
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn_limits.h"
+#include "rendezvous/conn_limits.h"
 #include "schema/ids.h"
-#include "log.h"
-#include "offline.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/offline.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 int srv_presence_init(srv_server *srv)

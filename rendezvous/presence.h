@@ -13,8 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "conn.h"
-#include "hmap.h"
+#include "rendezvous/conn.h"
+#include "rendezvous/hmap.h"
 #include "schema/message.h"
 
 struct srv_server;

@@ -31,7 +31,7 @@
  * after each send, and the idle sweep collects IDs first and looks each up
  * again before ending it.
  */
-#include "relay.h"
+#include "rendezvous/relay.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -39,11 +39,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn_limits.h"
+#include "rendezvous/conn_limits.h"
 #include "schema/ids.h"
-#include "log.h"
-#include "presence.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/presence.h"
+#include "rendezvous/server.h"
 
 enum { S_OPENING = 0, S_OPEN = 1 };
 

@@ -28,8 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
-#include "hmap.h"
+#include "rendezvous/conn.h"
+#include "rendezvous/hmap.h"
 #include "schema/message.h"
 
 struct srv_server;

@@ -1,5 +1,5 @@
 /* reload.c - the SIGHUP hook list (see reload.h). */
-#include "reload.h"
+#include "rendezvous/reload.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "rendezvous/log.h"
 
 #define SRV_RELOAD_MAX_HOOKS 8
 #define SRV_RELOAD_NAME_MAX 24 /* bytes of a hook's name, NUL included */

@@ -1,5 +1,5 @@
 /* replay.c - the per-connection replay filter (see replay.h). */
-#include "replay.h"
+#include "rendezvous/replay.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

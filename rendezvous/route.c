@@ -6,24 +6,24 @@
  * go to relay.c, after the checks of section 7.1 for relayOpen /
  * relayReady.
  */
-#include "route.h"
+#include "rendezvous/route.h"
 
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
+#include "rendezvous/auth.h"
 #include "schema/ids.h"
-#include "conn_limits.h"
-#include "log.h"
-#include "offline.h"
-#include "policy.h"
-#include "presence.h"
-#include "relay.h"
-#include "replay.h"
+#include "rendezvous/conn_limits.h"
+#include "rendezvous/log.h"
+#include "rendezvous/offline.h"
+#include "rendezvous/policy.h"
+#include "rendezvous/presence.h"
+#include "rendezvous/relay.h"
+#include "rendezvous/replay.h"
 #include "schema/scan.h"
-#include "vpool.h"
-#include "server.h"
+#include "rendezvous/vpool.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 /* A handler of a parsed message; a raw one also gets the message's exact

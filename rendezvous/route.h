@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
+#include "rendezvous/conn.h"
 #include "schema/scan.h"
 
 struct srv_server;

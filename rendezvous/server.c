@@ -33,7 +33,7 @@
  * our own handler) sets another flag; the loop then runs the reload hooks
  * from a zero-delay timer (reload.h).
  */
-#include "server.h"
+#include "rendezvous/server.h"
 
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -44,20 +44,20 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth.h"
-#include "http.h"
-#include "conn_limits.h"
-#include "frame_guard.h"
-#include "log.h"
-#include "notify.h"
-#include "offline.h"
-#include "operator.h"
-#include "port_owner.h"
-#include "presence.h"
-#include "route.h"
+#include "rendezvous/auth.h"
+#include "rendezvous/http.h"
+#include "rendezvous/conn_limits.h"
+#include "rendezvous/frame_guard.h"
+#include "rendezvous/log.h"
+#include "rendezvous/notify.h"
+#include "rendezvous/offline.h"
+#include "rendezvous/operator.h"
+#include "rendezvous/port_owner.h"
+#include "rendezvous/presence.h"
+#include "rendezvous/route.h"
 #include "schema/sign.h"
-#include "vpool.h"
-#include "tls.h"
+#include "rendezvous/vpool.h"
+#include "rendezvous/tls.h"
 
 /* lws receive chunk (--rx-buffer, default 256), allocated for every
  * connection for its lifetime. Measured RSS per idle authenticated

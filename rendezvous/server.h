@@ -9,18 +9,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "accept_gate.h"
-#include "admission.h"
-#include "config.h"
-#include "conn.h"
-#include "engine.h"
-#include "vpool.h"
-#include "hmap.h"
-#include "metrics.h"
-#include "relay.h"
-#include "reload.h"
-#include "store.h"
-#include "stun_responder.h"
+#include "rendezvous/accept_gate.h"
+#include "rendezvous/admission.h"
+#include "rendezvous/config.h"
+#include "rendezvous/conn.h"
+#include "rendezvous/engine.h"
+#include "rendezvous/vpool.h"
+#include "rendezvous/hmap.h"
+#include "rendezvous/metrics.h"
+#include "rendezvous/relay.h"
+#include "rendezvous/reload.h"
+#include "rendezvous/store.h"
+#include "rendezvous/stun_responder.h"
 
 /* STUN responders: one for the --listen address's family, and with
  * --listen :: a second one on 0.0.0.0 (same ports) so IPv4 clients of a

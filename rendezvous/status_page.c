@@ -4,7 +4,7 @@
  * STATUS_PAGE_REFRESH_MS and fills the elements by id (the ids are what
  * the status_page test reads after rendering it in headless Chromium).
  */
-#include "status_page.h"
+#include "rendezvous/status_page.h"
 
 #include <string.h>
 

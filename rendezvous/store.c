@@ -56,7 +56,7 @@
  * a re-entrant call fails with SRV_STORE_ERR instead of corrupting the
  * iteration. Nothing here aborts; there is no global mutable state.
  */
-#include "store.h"
+#include "rendezvous/store.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -9,7 +9,7 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "rendezvous/store.h"
 
 static const char *const kinds[SRV_ADM_LIST__COUNT] = {
     [SRV_ADM_LIST_ALLOW] = NULL,

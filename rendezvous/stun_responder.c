@@ -7,7 +7,7 @@
  * Self-contained: uses only the codec in schema/stun.h and libc; no other
  * server module, no global state.
  */
-#include "stun_responder.h"
+#include "rendezvous/stun_responder.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* tls.c - TLS 1.2+ on the wss:// listener and the certificate reload
  * (see tls.h). */
-#include "tls.h"
+#include "rendezvous/tls.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/server.h"
 
 int srv_tls_on_vhost_ctx(srv_server *srv, void *ssl_ctx)
 {

@@ -6,7 +6,7 @@
  * touches only the job's data, scan and result between taking it from
  * in_* and putting it on out_*.
  */
-#include "vpool.h"
+#include "rendezvous/vpool.h"
 
 #include <libwebsockets.h>
 #include <sched.h>
@@ -14,10 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conn.h"
-#include "log.h"
-#include "route.h"
-#include "server.h"
+#include "rendezvous/conn.h"
+#include "rendezvous/log.h"
+#include "rendezvous/route.h"
+#include "rendezvous/server.h"
 
 enum { VJ_VERIFY, VJ_HOLD };
 

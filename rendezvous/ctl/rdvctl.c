@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "http_client.h"
+#include "rendezvous/ctl/http_client.h"
 
 #ifndef SRV_VERSION
 #define SRV_VERSION "0.1.0"

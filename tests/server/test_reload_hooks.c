@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "reload.h"
+#include "rendezvous/reload.h"
 
 typedef struct calls {
     char order[64];
