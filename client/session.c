@@ -10,7 +10,8 @@
  * checks once the leg carries the session (unless both are symmetric),
  * switching to a direct path as soon as one is confirmed (direct_probe.c,
  * direct_path.c). Between a symmetric and a cone NAT both sides also run
- * many-port probing (direct_probe.c).
+ * many-port probing (direct_probe.c). When both sides have a global IPv6
+ * address the NAT types do not matter: direct first (PROTOCOL.md 14.6).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,8 +281,11 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
     if (d->path == RDV_PATH_UNKNOWN)
         d->no_path_since = now;
     bool sym_me = rdv__nat_is_symmetric(me), sym_peer = rdv__nat_is_symmetric(peer);
-    bool direct_expected = !c->cfg.direct_disable && !sym_me && !sym_peer;
-    bool upgrade = !c->cfg.direct_disable && !(sym_me && sym_peer);
+    /* Global IPv6 on both sides: no NAT there, so direct is expected
+     * even between symmetric IPv4 NATs. */
+    bool v6 = rdv__direct_v6_both_locked(c, d);
+    bool direct_expected = !c->cfg.direct_disable && ((!sym_me && !sym_peer) || v6);
+    bool upgrade = !c->cfg.direct_disable && (!(sym_me && sym_peer) || v6);
     if (r->initiator) {
         if (direct_expected) {
             d->direct_deadline = now + c->cfg.direct_timeout_ms;
