@@ -284,7 +284,7 @@ static void conn_info_to_remote_locked(rdv_client *c, rdv__direct *d, const json
     for (int i = 0; i < 2; i++) {
         const char *ip = rdv_msg_get_str(ci, f[i].ip);
         int64_t port = 0;
-        if (!ip || rdv_msg_get_int(ci, f[i].port, &port) != 0 || port < 1 || port > 65535)
+        if (!ip || !rdv_msg_get_int(ci, f[i].port, &port) || port < 1 || port > 65535)
             continue;
         json_t *o = json_pack("{s:s, s:I, s:s, s:I}", "ip", ip, "port", (json_int_t)port,
                               "type", rdv__cand_type_name(f[i].t), "priority",
