@@ -908,6 +908,14 @@ typedef struct rdv_session_info {
     uint64_t direct_tx_datagrams, direct_rx_datagrams;
     int last_direct_error;           /* RDV_ERR_*, 0 none */
     char last_direct_error_text[RDV_SESSION_ERROR_TEXT_LEN + 1];
+    /* The direct leg's timeline, ms since rdv_session_connect() / accept
+     * like the times above (-1: not yet): keys and the peer's
+     * connectionInfo in hand (its other candidates follow in the same
+     * order on the WebSocket), and the connectivity checks started (later
+     * when a symmetric NAT makes the relay go first). */
+    int64_t candidates_ms;
+    int64_t checks_ms;
+    uint32_t probe_rounds;           /* check rounds sent while no direct path */
 } rdv_session_info;
 
 /* Fills *out for session `session_id`. Returns 0, RDV_ERR_INVALID,
