@@ -271,8 +271,8 @@ static void publish_early(rdv__stun_client *s)
                                                            : RDV__STUN_CLIENT_ADDRESS_PORT;
     r->nat = type_of(r->mapping, f);
     r->mapping_decided = true;
-    snprintf(r->method, sizeof(r->method), "RFC 5780: %s, filtering being tested",
-             mapping_text(s));
+    snprintf(r->method, sizeof(r->method), "RFC 5780: %s, %s", mapping_text(s),
+             s->filter_done ? filter_text(s) : "filtering being tested");
 }
 
 /* Ends discovery successfully (a server answered Test I). */
