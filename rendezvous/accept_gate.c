@@ -1,14 +1,14 @@
 /* accept_gate.c - pause the listener near the open-file limit (see
  * accept_gate.h). */
-#include "accept_gate.h"
+#include "rendezvous/accept_gate.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/server.h"
 
 static int64_t read_limit(void)
 {
@@ -20,14 +20,14 @@ static int64_t read_limit(void)
 }
 
 /* The first descriptor number of the reserve. */
-static int64_t reserve_start(const rdv_accept_gate *g)
+static int64_t reserve_start(const srv_accept_gate *g)
 {
-    return g->limit > RDV_ACCEPT_GATE_RESERVE ? g->limit - RDV_ACCEPT_GATE_RESERVE : 0;
+    return g->limit > SRV_ACCEPT_GATE_RESERVE ? g->limit - SRV_ACCEPT_GATE_RESERVE : 0;
 }
 
 /* True when a new descriptor would land in the reserve (or none is free):
  * asks the kernel for its lowest free number with F_DUPFD. */
-static bool near_limit(rdv_accept_gate *g)
+static bool near_limit(srv_accept_gate *g)
 {
     g->limit = read_limit();
     int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
@@ -38,25 +38,25 @@ static bool near_limit(rdv_accept_gate *g)
     return near;
 }
 
-static void log_pause(rdv_server *srv, int fd)
+static void log_pause(srv_server *srv, int fd)
 {
-    rdv_accept_gate *g = &srv->gate;
-    int64_t now = rdv_mono_ms();
-    if (g->last_log_ms && now - g->last_log_ms < RDV_ACCEPT_GATE_LOG_MS)
+    srv_accept_gate *g = &srv->gate;
+    int64_t now = srv_mono_ms();
+    if (g->last_log_ms && now - g->last_log_ms < SRV_ACCEPT_GATE_LOG_MS)
         return;
     g->last_log_ms = now;
-    rdv_warn(srv->log,
+    srv_warn(srv->log,
              "out of file descriptors (open-file limit %lld, the last %d kept free%s): new "
              "connections wait in the listen backlog until descriptors free up; %llu refused "
              "since the last report, %llu in all. Raise the limit: systemd LimitNOFILE, "
              "ulimit -Hn, or docker --ulimit nofile (README: Operations, Open files)",
-             (long long)g->limit, RDV_ACCEPT_GATE_RESERVE,
+             (long long)g->limit, SRV_ACCEPT_GATE_RESERVE,
              fd >= 0 ? "; a new connection reached them" : "",
              (unsigned long long)g->refused_since_log, (unsigned long long)g->refused_total);
     g->refused_since_log = 0;
 }
 
-static void set_polling(rdv_accept_gate *g, bool on)
+static void set_polling(srv_accept_gate *g, bool on)
 {
     if (!g->listen_wsi)
         return;
@@ -69,25 +69,25 @@ static void set_polling(rdv_accept_gate *g, bool on)
 
 static void probe_cb(lws_sorted_usec_list_t *sul)
 {
-    rdv_accept_gate *g = lws_container_of(sul, rdv_accept_gate, sul);
-    rdv_server *srv = lws_container_of(g, rdv_server, gate);
+    srv_accept_gate *g = lws_container_of(sul, srv_accept_gate, sul);
+    srv_server *srv = lws_container_of(g, srv_server, gate);
     g->timer_armed = false;
     if (!g->paused || srv->stop_loop)
         return;
     if (near_limit(g)) {
         g->timer_armed = true;
         lws_sul_schedule(srv->ctx, 0, &g->sul, probe_cb,
-                         (lws_usec_t)RDV_ACCEPT_GATE_PROBE_MS * 1000);
+                         (lws_usec_t)SRV_ACCEPT_GATE_PROBE_MS * 1000);
         return;
     }
     g->paused = false;
     set_polling(g, true);
-    rdv_info(srv->log, "file descriptors available again; accepting new connections");
+    srv_info(srv->log, "file descriptors available again; accepting new connections");
 }
 
-static void pause_listener(rdv_server *srv, int fd)
+static void pause_listener(srv_server *srv, int fd)
 {
-    rdv_accept_gate *g = &srv->gate;
+    srv_accept_gate *g = &srv->gate;
     if (!g->paused) {
         g->paused = true;
         g->pauses_total++;
@@ -97,18 +97,18 @@ static void pause_listener(rdv_server *srv, int fd)
     if (!g->timer_armed && srv->ctx && !srv->stop_loop) {
         g->timer_armed = true;
         lws_sul_schedule(srv->ctx, 0, &g->sul, probe_cb,
-                         (lws_usec_t)RDV_ACCEPT_GATE_PROBE_MS * 1000);
+                         (lws_usec_t)SRV_ACCEPT_GATE_PROBE_MS * 1000);
     }
 }
 
-void rdv_accept_gate_init(rdv_server *srv)
+void srv_accept_gate_init(srv_server *srv)
 {
     srv->gate.limit = read_limit();
 }
 
-bool rdv_accept_gate_on_accept(rdv_server *srv, struct lws *listen_wsi, int fd)
+bool srv_accept_gate_on_accept(srv_server *srv, struct lws *listen_wsi, int fd)
 {
-    rdv_accept_gate *g = &srv->gate;
+    srv_accept_gate *g = &srv->gate;
     g->listen_wsi = listen_wsi;
     if (fd < reserve_start(g)) {
         g->paused = false; /* lws resumed the listener when a socket closed */
@@ -125,15 +125,15 @@ bool rdv_accept_gate_on_accept(rdv_server *srv, struct lws *listen_wsi, int fd)
     return false;
 }
 
-void rdv_accept_gate_probe(rdv_server *srv)
+void srv_accept_gate_probe(srv_server *srv)
 {
-    rdv_accept_gate *g = &srv->gate;
+    srv_accept_gate *g = &srv->gate;
     if (g->paused || !g->listen_wsi || !near_limit(g))
         return;
     pause_listener(srv, -1);
 }
 
-void rdv_accept_gate_stop(rdv_server *srv)
+void srv_accept_gate_stop(srv_server *srv)
 {
     lws_sul_cancel(&srv->gate.sul);
     srv->gate.timer_armed = false;

@@ -7,31 +7,31 @@
  * backlog waits. lws only pauses its listener when its own table is full,
  * which the process never reaches (stdio, SQLite and STUN hold fds too).
  *
- * The gate keeps RDV_ACCEPT_GATE_RESERVE descriptors below the open-file
+ * The gate keeps SRV_ACCEPT_GATE_RESERVE descriptors below the open-file
  * limit free: a connection whose accepted fd lands in that reserve is
  * closed (counted as refused) and the listener stops polling for new
  * connections; the rest wait in the kernel's backlog. Every
- * RDV_ACCEPT_GATE_PROBE_MS the gate asks the kernel for its lowest free
+ * SRV_ACCEPT_GATE_PROBE_MS the gate asks the kernel for its lowest free
  * descriptor and resumes once it is below the reserve (lws also resumes
  * the listener whenever one of its sockets closes; a connection that then
  * lands in the reserve pauses it again). The offline-queue sweep also
  * probes, so descriptors taken by anything else pause the listener too.
- * A log line says so at most once per RDV_ACCEPT_GATE_LOG_MS.
+ * A log line says so at most once per SRV_ACCEPT_GATE_LOG_MS.
  */
-#ifndef RDV_SERVER_ACCEPT_GATE_H
-#define RDV_SERVER_ACCEPT_GATE_H
+#ifndef SRV_ACCEPT_GATE_H
+#define SRV_ACCEPT_GATE_H
 
 #include <libwebsockets.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RDV_ACCEPT_GATE_RESERVE 8     /* descriptors kept free for the server */
-#define RDV_ACCEPT_GATE_PROBE_MS 100  /* while paused: how often to look */
-#define RDV_ACCEPT_GATE_LOG_MS 10000  /* at most one log line this often */
+#define SRV_ACCEPT_GATE_RESERVE 8     /* descriptors kept free for the server */
+#define SRV_ACCEPT_GATE_PROBE_MS 100  /* while paused: how often to look */
+#define SRV_ACCEPT_GATE_LOG_MS 10000  /* at most one log line this often */
 
-struct rdv_server;
+struct srv_server;
 
-typedef struct rdv_accept_gate {
+typedef struct srv_accept_gate {
     struct lws *listen_wsi;       /* learnt from the first accept */
     int64_t limit;                /* RLIMIT_NOFILE soft limit, last read */
     bool paused;
@@ -41,21 +41,21 @@ typedef struct rdv_accept_gate {
     uint64_t refused_since_log;
     int64_t last_log_ms;          /* monotonic; 0: never logged */
     lws_sorted_usec_list_t sul;   /* resume probe */
-} rdv_accept_gate;
+} srv_accept_gate;
 
 /* Reads the open-file limit. Call once before the loop runs. */
-void rdv_accept_gate_init(struct rdv_server *srv);
+void srv_accept_gate_init(struct srv_server *srv);
 
 /* For LWS_CALLBACK_FILTER_NETWORK_CONNECTION: listen_wsi is the listener,
  * fd the accepted socket. Returns true to keep the connection, false to
  * refuse it (lws closes fd); the listener is then paused. */
-bool rdv_accept_gate_on_accept(struct rdv_server *srv, struct lws *listen_wsi, int fd);
+bool srv_accept_gate_on_accept(struct srv_server *srv, struct lws *listen_wsi, int fd);
 
 /* Periodic check from the loop's sweep: pauses the listener when the
  * lowest free descriptor is in the reserve (or none is free). */
-void rdv_accept_gate_probe(struct rdv_server *srv);
+void srv_accept_gate_probe(struct srv_server *srv);
 
 /* Cancels the gate's timer (before the context is destroyed). */
-void rdv_accept_gate_stop(struct rdv_server *srv);
+void srv_accept_gate_stop(struct srv_server *srv);
 
 #endif

@@ -7,7 +7,7 @@
  * first, before the path is looked at, so an unauthenticated client learns
  * nothing about the API but that it exists.
  */
-#include "admin.h"
+#include "rendezvous/admin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,16 +19,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "admission.h"
-#include "audit.h"
-#include "conn_limits.h"
-#include "http.h"
-#include "log.h"
+#include "rendezvous/admission.h"
+#include "rendezvous/audit.h"
+#include "rendezvous/conn_limits.h"
+#include "rendezvous/http.h"
+#include "rendezvous/log.h"
 #include "schema/nat_type.h"
-#include "policy.h"
-#include "relay.h"
-#include "reload.h"
-#include "server.h"
+#include "rendezvous/policy.h"
+#include "rendezvous/relay.h"
+#include "rendezvous/reload.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 #define TOKEN_MIN 16
@@ -41,8 +41,8 @@ typedef struct admin_token {
     uint8_t digest[crypto_generichash_BYTES];
 } admin_token;
 
-struct rdv_admin {
-    admin_token t[RDV_ADMIN_TOKENS_MAX];
+struct srv_admin {
+    admin_token t[SRV_ADMIN_TOKENS_MAX];
     int n;
 };
 
@@ -50,7 +50,7 @@ struct rdv_admin {
 
 /* Adds token tok (named name, or "token-" + the first 8 hex digits of its
  * digest). Returns 0 or -1 (message in err). */
-static int add_token(struct rdv_admin *a, const char *name, const char *tok, char *err,
+static int add_token(struct srv_admin *a, const char *name, const char *tok, char *err,
                      size_t errlen)
 {
     size_t n = strlen(tok);
@@ -59,8 +59,8 @@ static int add_token(struct rdv_admin *a, const char *name, const char *tok, cha
                  TOKEN_MIN, TOKEN_MAX);
         return -1;
     }
-    if (a->n >= RDV_ADMIN_TOKENS_MAX) {
-        snprintf(err, errlen, "at most %d tokens", RDV_ADMIN_TOKENS_MAX);
+    if (a->n >= SRV_ADMIN_TOKENS_MAX) {
+        snprintf(err, errlen, "at most %d tokens", SRV_ADMIN_TOKENS_MAX);
         return -1;
     }
     admin_token *t = &a->t[a->n];
@@ -82,7 +82,7 @@ static int add_token(struct rdv_admin *a, const char *name, const char *tok, cha
 
 /* The token file: one token per line, "TOKEN" or "NAME TOKEN"; blank
  * lines and '#' comments ignored. */
-static int read_token_file(struct rdv_admin *a, const char *path, char *err, size_t errlen)
+static int read_token_file(struct srv_admin *a, const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -138,14 +138,14 @@ static int read_token_file(struct rdv_admin *a, const char *path, char *err, siz
 
 /* Reads every configured token into a new set (*out; NULL when there is
  * none). Returns 0, or -1 with the reason in err. */
-static int load_tokens(const rdv_server *srv, struct rdv_admin **out, char *err, size_t errlen)
+static int load_tokens(const srv_server *srv, struct srv_admin **out, char *err, size_t errlen)
 {
     const char *path = srv->cfg->admin_token_file;
     const char *env = getenv("RENDEZVOUS_ADMIN_TOKEN");
     *out = NULL;
     if (!path[0] && !(env && *env))
         return 0;
-    struct rdv_admin *a = calloc(1, sizeof *a);
+    struct srv_admin *a = calloc(1, sizeof *a);
     if (!a) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -173,40 +173,40 @@ static int load_tokens(const rdv_server *srv, struct rdv_admin **out, char *err,
  * that cannot be used keeps the tokens in force. */
 static int reload_tokens(void *user, char *err, size_t errlen)
 {
-    rdv_server *srv = user;
-    struct rdv_admin *a = NULL;
+    srv_server *srv = user;
+    struct srv_admin *a = NULL;
     if (load_tokens(srv, &a, err, errlen) != 0)
         return -1;
-    rdv_admin_free(srv);
+    srv_admin_free(srv);
     srv->admin = a;
-    rdv_info(srv->log, "admin API: %d token(s)%s", a ? a->n : 0, a ? "" : ": the API is off");
+    srv_info(srv->log, "admin API: %d token(s)%s", a ? a->n : 0, a ? "" : ": the API is off");
     return 0;
 }
 
-int rdv_admin_start(rdv_server *srv)
+int srv_admin_start(srv_server *srv)
 {
     char err[320] = "";
     if (load_tokens(srv, &srv->admin, err, sizeof err) != 0) {
-        rdv_error(srv->log, "%s", err);
+        srv_error(srv->log, "%s", err);
         return -1;
     }
     if (srv->cfg->admin_token_file[0] && !srv->admin)
-        rdv_warn(srv->log, "--admin-token-file %.200s holds no token: the admin API stays off",
+        srv_warn(srv->log, "--admin-token-file %.200s holds no token: the admin API stays off",
                  srv->cfg->admin_token_file);
     if (srv->cfg->admin_token_file[0] &&
-        rdv_reload_register(&srv->reload, "admin-tokens", reload_tokens, srv) != 0) {
-        rdv_error(srv->log, "--admin-token-file: cannot register the SIGHUP reload hook");
+        srv_reload_register(&srv->reload, "admin-tokens", reload_tokens, srv) != 0) {
+        srv_error(srv->log, "--admin-token-file: cannot register the SIGHUP reload hook");
         return -1;
     }
     return 0;
 }
 
-bool rdv_admin_enabled(const rdv_server *srv)
+bool srv_admin_enabled(const srv_server *srv)
 {
     return srv->admin && srv->admin->n > 0;
 }
 
-void rdv_admin_free(rdv_server *srv)
+void srv_admin_free(srv_server *srv)
 {
     if (srv->admin)
         sodium_memzero(srv->admin, sizeof *srv->admin);
@@ -216,7 +216,7 @@ void rdv_admin_free(rdv_server *srv)
 
 /* The name of the token in the request's Authorization header, or NULL.
  * Every configured token is compared (constant time, digests). */
-static const char *check_token(const rdv_server *srv, struct lws *wsi)
+static const char *check_token(const srv_server *srv, struct lws *wsi)
 {
     char hdr[TOKEN_MAX + 16];
     int n = lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION);
@@ -242,7 +242,7 @@ static int reply_json(struct lws *wsi, unsigned status, json_t *o)
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!s)
-        return rdv_http_reply(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, "application/json",
+        return srv_http_reply(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, "application/json",
                               "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}\n",
                               55, false);
     size_t n = strlen(s);
@@ -252,7 +252,7 @@ static int reply_json(struct lws *wsi, unsigned status, json_t *o)
         s[n++] = '\n';
         s[n] = '\0';
     }
-    int rc = rdv_http_reply(wsi, status, "application/json", s, n, false);
+    int rc = srv_http_reply(wsi, status, "application/json", s, n, false);
     free(s);
     return rc;
 }
@@ -263,7 +263,7 @@ static int reply_error(struct lws *wsi, unsigned status, const char *code, const
     if (status == HTTP_STATUS_UNAUTHORIZED) {
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
-        int rc = rdv_http_reply(wsi, status, "application/json", s ? s : "", s ? strlen(s) : 0,
+        int rc = srv_http_reply(wsi, status, "application/json", s ? s : "", s ? strlen(s) : 0,
                                 true);
         free(s);
         return rc;
@@ -274,7 +274,7 @@ static int reply_error(struct lws *wsi, unsigned status, const char *code, const
 /* ---- nodes --------------------------------------------------------------- */
 
 /* "ADDR:PORT" ("[v6]:PORT") the server observed for c. */
-static void observed(const rdv_conn *c, char *out, size_t n)
+static void observed(const srv_conn *c, char *out, size_t n)
 {
     char ip[64] = "?";
     if (c->ip) {
@@ -290,15 +290,15 @@ static void observed(const rdv_conn *c, char *out, size_t n)
     snprintf(out, n, "%s:%u", ip, (unsigned)c->observed_port);
 }
 
-static json_t *node_json(rdv_server *srv, rdv_conn *c)
+static json_t *node_json(srv_server *srv, srv_conn *c)
 {
     char id[RDV_NODE_ID_HEXLEN + 1], addr[80];
-    rdv_conn_node_hex(c, id);
+    srv_conn_node_hex(c, id);
     observed(c, addr, sizeof addr);
-    int64_t now_mono = rdv_mono_ms(), now = rdv_now_ms();
+    int64_t now_mono = srv_mono_ms(), now = rdv_now_ms();
     int sessions = 0;
     uint64_t bytes = 0;
-    rdv_relay_conn_usage(&srv->relay, c, &sessions, &bytes);
+    srv_relay_conn_usage(&srv->relay, c, &sessions, &bytes);
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:{s:i, s:I}}", "nodeID", id, "natType",
                           rdv_wire_nat_name(c->nat_type), "observedAddress", addr,
                           "connectedSince", (json_int_t)(now - (now_mono - c->connected_ms)),
@@ -315,28 +315,28 @@ static json_t *node_json(rdv_server *srv, rdv_conn *c)
     return o;
 }
 
-static void add_node(rdv_hnode *n, void *user)
+static void add_node(srv_hnode *n, void *user)
 {
     void **u = user;
-    rdv_conn *c = rdv_container_of(n, rdv_conn, link.node);
+    srv_conn *c = srv_container_of(n, srv_conn, link.node);
     json_t *j = node_json(u[0], c);
     if (!j || json_array_append_new(u[1], j) != 0)
         u[2] = (void *)1; /* out of memory */
 }
 
-static rdv_conn *find_node(rdv_server *srv, const char *id)
+static srv_conn *find_node(srv_server *srv, const char *id)
 {
     uint8_t pk[RDV_NODE_ID_BYTES];
     if (!rdv_node_id_valid(id, strlen(id)) || rdv_node_id_to_pk(id, pk) != 0)
         return NULL;
-    rdv_hnode *n = rdv_hmap_get(&srv->nodes, pk);
-    return n ? rdv_container_of(n, rdv_conn, link.node) : NULL;
+    srv_hnode *n = srv_hmap_get(&srv->nodes, pk);
+    return n ? srv_container_of(n, srv_conn, link.node) : NULL;
 }
 
 /* ---- requests ------------------------------------------------------------ */
 
 typedef struct ctx {
-    rdv_server *srv;
+    srv_server *srv;
     struct lws *wsi;
     const char *who;
     char peer[80];
@@ -360,19 +360,19 @@ static const char *body_str(const ctx *x, const char *field)
 /* Answers an admission result; records the change in the audit log. */
 static int adm_result(ctx *x, const char *action, const char *target, int rc, int closed)
 {
-    const char *res = rdv_admission_rc_name(rc);
+    const char *res = srv_admission_rc_name(rc);
     char detail[64] = "";
     if (closed > 0)
         snprintf(detail, sizeof detail, "closed %d connection(s)", closed);
-    if (rc != RDV_ADM_EINVAL && rdv_audit_record(x->srv, x->who, x->peer, action, target, res,
+    if (rc != SRV_ADM_EINVAL && srv_audit_record(x->srv, x->who, x->peer, action, target, res,
                                                  detail) != 0 &&
         rc >= 0)
         res = "ok, audit not stored";
-    if (rc == RDV_ADM_EINVAL)
+    if (rc == SRV_ADM_EINVAL)
         return reply_error(x->wsi, HTTP_STATUS_BAD_REQUEST, "invalid",
                            "not a node ID (64 lowercase hex digits) or serial (32)");
     if (rc < 0)
-        return reply_error(x->wsi, rc == RDV_ADM_ENOTREADY ? HTTP_STATUS_SERVICE_UNAVAILABLE
+        return reply_error(x->wsi, rc == SRV_ADM_ENOTREADY ? HTTP_STATUS_SERVICE_UNAVAILABLE
                                                            : HTTP_STATUS_INTERNAL_SERVER_ERROR,
                            res, "the change was not made (the server log says why)");
     json_t *o = json_pack("{s:s, s:s, s:s}", "action", action, "target", target, "result", res);
@@ -389,8 +389,8 @@ static int do_revoke(ctx *x, bool undo)
         return reply_error(x->wsi, HTTP_STATUS_BAD_REQUEST, "missing_field",
                            "give exactly one of \"nodeID\" and \"serial\"");
     int closed = 0;
-    int rc = undo ? rdv_admission_unrevoke(x->srv, serial != NULL, serial ? serial : id)
-                  : rdv_admission_revoke(x->srv, serial != NULL, serial ? serial : id, &closed);
+    int rc = undo ? srv_admission_unrevoke(x->srv, serial != NULL, serial ? serial : id)
+                  : srv_admission_revoke(x->srv, serial != NULL, serial ? serial : id, &closed);
     return adm_result(x, undo ? (serial ? "unrevoke-serial" : "unrevoke")
                               : (serial ? "revoke-serial" : "revoke"),
                       serial ? serial : id, rc, undo ? -1 : closed);
@@ -398,12 +398,12 @@ static int do_revoke(ctx *x, bool undo)
 
 static int route(ctx *x)
 {
-    rdv_server *srv = x->srv;
+    srv_server *srv = x->srv;
     if (is(x, "GET", "nodes")) {
         json_t *arr = json_array();
         void *u[3] = {srv, arr, NULL};
         if (arr)
-            rdv_hmap_each(&srv->nodes, add_node, u);
+            srv_hmap_each(&srv->nodes, add_node, u);
         if (!arr || u[2]) {
             json_decref(arr);
             return reply_error(x->wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, "internal",
@@ -431,7 +431,7 @@ static int route(ctx *x)
         if (!get && !disc)
             return reply_error(x->wsi, HTTP_STATUS_NOT_FOUND, "not_found",
                                "use GET nodes/ID or POST nodes/ID/disconnect");
-        rdv_conn *c = find_node(srv, id);
+        srv_conn *c = find_node(srv, id);
         if (!c && get)
             return reply_error(x->wsi, HTTP_STATUS_NOT_FOUND, "not_found",
                                "that node is not connected to this instance");
@@ -439,9 +439,9 @@ static int route(ctx *x)
             return reply_json(x->wsi, HTTP_STATUS_OK, json_pack("{s:o}", "node",
                                                                 node_json(srv, c)));
         if (c)
-            rdv_conn_close(srv, c, RDV_EC_NONE, NULL, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+            srv_conn_close(srv, c, RDV_EC_NONE, NULL, LWS_CLOSE_STATUS_POLICY_VIOLATION);
         const char *why = body_str(x, "reason");
-        rdv_audit_record(srv, x->who, x->peer, "disconnect", id, c ? "ok" : "not_connected",
+        srv_audit_record(srv, x->who, x->peer, "disconnect", id, c ? "ok" : "not_connected",
                          why ? why : "");
         if (!c)
             return reply_error(x->wsi, HTTP_STATUS_NOT_FOUND, "not_found",
@@ -451,7 +451,7 @@ static int route(ctx *x)
                                     "result", "ok"));
     }
     if (is(x, "GET", "allowlist")) {
-        json_t *l = rdv_admission_list_json(srv, RDV_ADM_LIST_ALLOW);
+        json_t *l = srv_admission_list_json(srv, SRV_ADM_LIST_ALLOW);
         return l ? reply_json(x->wsi, HTTP_STATUS_OK, json_pack("{s:o}", "allowlist", l))
                  : reply_error(x->wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, "internal",
                                "out of memory");
@@ -461,14 +461,14 @@ static int route(ctx *x)
         if (!id)
             return reply_error(x->wsi, HTTP_STATUS_BAD_REQUEST, "missing_field",
                                "the body must be {\"nodeID\": \"<64 hex>\"}");
-        return adm_result(x, "allow", id, rdv_admission_allow_add(srv, id), -1);
+        return adm_result(x, "allow", id, srv_admission_allow_add(srv, id), -1);
     }
     if (!strcmp(x->method, "DELETE") && !strncmp(x->path, "allowlist/", 10))
         return adm_result(x, "disallow", x->path + 10,
-                          rdv_admission_allow_remove(srv, x->path + 10), -1);
+                          srv_admission_allow_remove(srv, x->path + 10), -1);
     if (is(x, "GET", "revoked")) {
-        json_t *n = rdv_admission_list_json(srv, RDV_ADM_LIST_REVOKED_NODE);
-        json_t *s = rdv_admission_list_json(srv, RDV_ADM_LIST_REVOKED_SERIAL);
+        json_t *n = srv_admission_list_json(srv, SRV_ADM_LIST_REVOKED_NODE);
+        json_t *s = srv_admission_list_json(srv, SRV_ADM_LIST_REVOKED_SERIAL);
         if (!n || !s) {
             json_decref(n);
             json_decref(s);
@@ -486,13 +486,13 @@ static int route(ctx *x)
         const char *q = strstr(x->path, "limit=");
         if (q)
             limit = atoi(q + 6);
-        json_t *l = rdv_audit_list(srv, limit);
+        json_t *l = srv_audit_list(srv, limit);
         return l ? reply_json(x->wsi, HTTP_STATUS_OK, json_pack("{s:o}", "entries", l))
                  : reply_error(x->wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, "internal",
                                "cannot read the audit log");
     }
     if (is(x, "GET", "policy")) {
-        json_t *p = rdv_policy_json(srv);
+        json_t *p = srv_policy_json(srv);
         return p ? reply_json(x->wsi, HTTP_STATUS_OK, p)
                  : reply_error(x->wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, "internal",
                                "out of memory");
@@ -502,11 +502,11 @@ static int route(ctx *x)
 }
 
 /* Handles the complete request in req. */
-static int handle(rdv_server *srv, struct lws *wsi, rdv_admin_req *req)
+static int handle(srv_server *srv, struct lws *wsi, srv_admin_req *req)
 {
     ctx x = {.srv = srv, .wsi = wsi, .method = req->method, .path = req->path};
     int rc;
-    if (!rdv_admin_enabled(srv)) {
+    if (!srv_admin_enabled(srv)) {
         rc = reply_error(wsi, HTTP_STATUS_NOT_FOUND, "admin_off",
                          "the admin API is off: configure a token with --admin-token-file "
                          "FILE or RENDEZVOUS_ADMIN_TOKEN");
@@ -515,11 +515,11 @@ static int handle(rdv_server *srv, struct lws *wsi, rdv_admin_req *req)
     uint8_t key[16];
     uint16_t port = 0;
     char ip[64] = "?";
-    (void)rdv_peer_address(wsi, key, ip, sizeof ip, &port);
+    (void)srv_peer_address(wsi, key, ip, sizeof ip, &port);
     snprintf(x.peer, sizeof x.peer, "%.64s:%u", ip, (unsigned)port);
     x.who = check_token(srv, wsi);
     if (!x.who) {
-        rdv_warn(srv->log, "admin API: request from %s without a valid token refused",
+        srv_warn(srv->log, "admin API: request from %s without a valid token refused",
                  x.peer);
         rc = reply_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized",
                          "send \"Authorization: Bearer TOKEN\" with a configured token");
@@ -557,7 +557,7 @@ out:
     return rc;
 }
 
-int rdv_admin_http(rdv_server *srv, struct lws *wsi, rdv_admin_req *req,
+int srv_admin_http(srv_server *srv, struct lws *wsi, srv_admin_req *req,
                    enum lws_callback_reasons reason, const void *in, size_t len)
 {
     if (!req)
@@ -587,7 +587,7 @@ int rdv_admin_http(rdv_server *srv, struct lws *wsi, rdv_admin_req *req,
                     atoll(cl) > 0;
         if (body) {
             req->active = true; /* answered at HTTP_BODY_COMPLETION */
-            if (atoll(cl) > RDV_ADMIN_BODY_MAX)
+            if (atoll(cl) > SRV_ADMIN_BODY_MAX)
                 req->too_big = true;
             return 0;
         }
@@ -596,7 +596,7 @@ int rdv_admin_http(rdv_server *srv, struct lws *wsi, rdv_admin_req *req,
     case LWS_CALLBACK_HTTP_BODY:
         if (!req->active || req->too_big)
             return 0;
-        if (req->len + len > RDV_ADMIN_BODY_MAX) {
+        if (req->len + len > SRV_ADMIN_BODY_MAX) {
             req->too_big = true;
             return 0;
         }

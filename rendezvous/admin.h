@@ -22,28 +22,28 @@
  * request), 401 (no or wrong token), 404 (off, unknown path or node),
  * 405, 413 (body over 64 KiB), 500 / 503.
  */
-#ifndef RDV_SERVER_ADMIN_H
-#define RDV_SERVER_ADMIN_H
+#ifndef SRV_ADMIN_H
+#define SRV_ADMIN_H
 
 #include <libwebsockets.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-struct rdv_server;
+struct srv_server;
 
-#define RDV_ADMIN_BODY_MAX 65536
-#define RDV_ADMIN_TOKENS_MAX 16
+#define SRV_ADMIN_BODY_MAX 65536
+#define SRV_ADMIN_TOKENS_MAX 16
 
 /* Per-connection state of an admin request (the operator's http
  * protocol's per-session data): the request's body while it arrives. */
-typedef struct rdv_admin_req {
+typedef struct srv_admin_req {
     char *body;
     size_t len, cap;
     char path[256];
     char method[8];
     bool active;   /* an /admin/ request waits for its body */
     bool too_big;
-} rdv_admin_req;
+} srv_admin_req;
 
 /* Reads the tokens (--admin-token-file, then RENDEZVOUS_ADMIN_TOKEN) into
  * srv->admin. No token: the API stays off. A file that cannot be read,
@@ -51,19 +51,19 @@ typedef struct rdv_admin_req {
  * an error. With a file, registers the "admin-tokens" SIGHUP reload hook
  * (the file again; a bad one keeps the tokens in force). Returns 0 or -1
  * (logged). */
-int rdv_admin_start(struct rdv_server *srv);
+int srv_admin_start(struct srv_server *srv);
 
 /* True when at least one token is configured. */
-bool rdv_admin_enabled(const struct rdv_server *srv);
+bool srv_admin_enabled(const struct srv_server *srv);
 
 /* Frees srv->admin. */
-void rdv_admin_free(struct rdv_server *srv);
+void srv_admin_free(struct srv_server *srv);
 
 /* The operator's http callback hands every request whose path starts
  * with /admin/ here (LWS_CALLBACK_HTTP), and the body callbacks of such
  * requests (HTTP_BODY, HTTP_BODY_COMPLETION, CLOSED_HTTP). Returns the
  * callback's result. */
-int rdv_admin_http(struct rdv_server *srv, struct lws *wsi, rdv_admin_req *req,
+int srv_admin_http(struct srv_server *srv, struct lws *wsi, srv_admin_req *req,
                    enum lws_callback_reasons reason, const void *in, size_t len);
 
 #endif

@@ -1,7 +1,7 @@
 /* admission.c - admission modes, fleet keys, allowlist and revocation
  * (see admission.h).
  */
-#include "admission.h"
+#include "rendezvous/admission.h"
 
 #include <ctype.h>
 #include <libwebsockets.h>
@@ -11,59 +11,59 @@
 #include <string.h>
 
 #include "schema/ids.h"
-#include "log.h"
-#include "presence.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/presence.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 #define KEY_FILE_MAX 16384 /* bytes of a --fleet-key-file */
 #define RC_PENDING 99      /* an engine write whose result is not known yet */
 
-static const size_t key_len[RDV_ADM_LIST__COUNT] = {
-    [RDV_ADM_LIST_ALLOW] = RDV_NODE_ID_BYTES,
-    [RDV_ADM_LIST_REVOKED_NODE] = RDV_NODE_ID_BYTES,
-    [RDV_ADM_LIST_REVOKED_SERIAL] = RDV_FLEET_SERIAL_HEXLEN / 2,
+static const size_t key_len[SRV_ADM_LIST__COUNT] = {
+    [SRV_ADM_LIST_ALLOW] = RDV_NODE_ID_BYTES,
+    [SRV_ADM_LIST_REVOKED_NODE] = RDV_NODE_ID_BYTES,
+    [SRV_ADM_LIST_REVOKED_SERIAL] = RDV_FLEET_SERIAL_HEXLEN / 2,
 };
 
 /* A load of the lists under way: filled into maps of its own, swapped in
  * when complete (a reload never leaves the server with empty lists). */
 typedef struct adm_load {
-    rdv_server *srv;
-    rdv_hmap lists[RDV_ADM_LIST__COUNT];
+    srv_server *srv;
+    srv_hmap lists[SRV_ADM_LIST__COUNT];
 } adm_load;
 
-const char *rdv_admission_rc_name(int rc)
+const char *srv_admission_rc_name(int rc)
 {
     switch (rc) {
-    case RDV_ADM_OK: return "ok";
-    case RDV_ADM_UNCHANGED: return "unchanged";
-    case RDV_ADM_EINVAL: return "invalid";
-    case RDV_ADM_ESTORE: return "store_failed";
-    case RDV_ADM_ENOMEM: return "out_of_memory";
-    case RDV_ADM_ENOTREADY: return "not_ready";
+    case SRV_ADM_OK: return "ok";
+    case SRV_ADM_UNCHANGED: return "unchanged";
+    case SRV_ADM_EINVAL: return "invalid";
+    case SRV_ADM_ESTORE: return "store_failed";
+    case SRV_ADM_ENOMEM: return "out_of_memory";
+    case SRV_ADM_ENOTREADY: return "not_ready";
     default: return "unknown";
     }
 }
 
-int rdv_admission_parse_mode(const char *s, unsigned *mode)
+int srv_admission_parse_mode(const char *s, unsigned *mode)
 {
     if (!s || !mode)
         return -1;
     if (!strcmp(s, "open"))
         *mode = 0;
     else if (!strcmp(s, "allowlist"))
-        *mode = RDV_ADM_MODE_ALLOWLIST;
+        *mode = SRV_ADM_MODE_ALLOWLIST;
     else if (!strcmp(s, "fleet"))
-        *mode = RDV_ADM_MODE_FLEET;
+        *mode = SRV_ADM_MODE_FLEET;
     else if (!strcmp(s, "allowlist,fleet") || !strcmp(s, "fleet,allowlist"))
-        *mode = RDV_ADM_MODE_ALLOWLIST | RDV_ADM_MODE_FLEET;
+        *mode = SRV_ADM_MODE_ALLOWLIST | SRV_ADM_MODE_FLEET;
     else
         return -1;
     return 0;
 }
 
 /* Adds the key written in tok[0..n) to adm (a duplicate is ignored). */
-static int add_key(rdv_admission *adm, const char *tok, size_t n, const char *src, char *err,
+static int add_key(srv_admission *adm, const char *tok, size_t n, const char *src, char *err,
                    size_t errlen)
 {
     uint8_t k[RDV_NODE_ID_BYTES];
@@ -87,7 +87,7 @@ static int add_key(rdv_admission *adm, const char *tok, size_t n, const char *sr
 
 /* Adds every key of text (separated by commas or white space; '#' starts
  * a comment to the end of the line). */
-static int add_keys(rdv_admission *adm, const char *text, const char *src, char *err,
+static int add_keys(srv_admission *adm, const char *text, const char *src, char *err,
                     size_t errlen)
 {
     const char *p = text;
@@ -110,7 +110,7 @@ static int add_keys(rdv_admission *adm, const char *text, const char *src, char 
     return 0;
 }
 
-int rdv_admission_parse_keys(rdv_admission *adm, const char *list, const char *file, char *err,
+int srv_admission_parse_keys(srv_admission *adm, const char *list, const char *file, char *err,
                              size_t errlen)
 {
     adm->n_keys = 0;
@@ -140,36 +140,36 @@ int rdv_admission_parse_keys(rdv_admission *adm, const char *list, const char *f
 
 /* ---- the lists in memory ------------------------------------------------ */
 
-static int maps_init(rdv_hmap *maps)
+static int maps_init(srv_hmap *maps)
 {
-    memset(maps, 0, sizeof(rdv_hmap) * RDV_ADM_LIST__COUNT);
-    ptrdiff_t off = (ptrdiff_t)offsetof(rdv_adm_entry, key) - (ptrdiff_t)offsetof(rdv_adm_entry, node);
-    for (int l = 0; l < RDV_ADM_LIST__COUNT; l++)
-        if (rdv_hmap_init(&maps[l], key_len[l], off) != 0)
+    memset(maps, 0, sizeof(srv_hmap) * SRV_ADM_LIST__COUNT);
+    ptrdiff_t off = (ptrdiff_t)offsetof(srv_adm_entry, key) - (ptrdiff_t)offsetof(srv_adm_entry, node);
+    for (int l = 0; l < SRV_ADM_LIST__COUNT; l++)
+        if (srv_hmap_init(&maps[l], key_len[l], off) != 0)
             return -1;
     return 0;
 }
 
-static void free_entry(rdv_hnode *n, void *user)
+static void free_entry(srv_hnode *n, void *user)
 {
-    rdv_hmap *m = user;
-    rdv_hmap_del(m, n);
-    free(rdv_container_of(n, rdv_adm_entry, node));
+    srv_hmap *m = user;
+    srv_hmap_del(m, n);
+    free(srv_container_of(n, srv_adm_entry, node));
 }
 
-static void maps_free(rdv_hmap *maps)
+static void maps_free(srv_hmap *maps)
 {
-    for (int l = 0; l < RDV_ADM_LIST__COUNT; l++) {
+    for (int l = 0; l < SRV_ADM_LIST__COUNT; l++) {
         if (maps[l].buckets)
-            rdv_hmap_each(&maps[l], free_entry, &maps[l]);
-        rdv_hmap_free(&maps[l]);
+            srv_hmap_each(&maps[l], free_entry, &maps[l]);
+        srv_hmap_free(&maps[l]);
     }
 }
 
 /* The key bytes of a list's text key; -1 when malformed. */
 static int key_bytes(int list, const char *text, uint8_t out[RDV_NODE_ID_BYTES])
 {
-    if (!text || list < 0 || list >= RDV_ADM_LIST__COUNT)
+    if (!text || list < 0 || list >= SRV_ADM_LIST__COUNT)
         return -1;
     size_t hexlen = key_len[list] * 2;
     if (!rdv_hex_valid(text, strlen(text), hexlen))
@@ -178,38 +178,38 @@ static int key_bytes(int list, const char *text, uint8_t out[RDV_NODE_ID_BYTES])
     return sodium_hex2bin(out, RDV_NODE_ID_BYTES, text, hexlen, NULL, NULL, NULL) == 0 ? 0 : -1;
 }
 
-static rdv_adm_entry *map_get(const rdv_hmap *m, const uint8_t *key)
+static srv_adm_entry *map_get(const srv_hmap *m, const uint8_t *key)
 {
-    rdv_hnode *n = m->buckets ? rdv_hmap_get(m, key) : NULL;
-    return n ? rdv_container_of(n, rdv_adm_entry, node) : NULL;
+    srv_hnode *n = m->buckets ? srv_hmap_get(m, key) : NULL;
+    return n ? srv_container_of(n, srv_adm_entry, node) : NULL;
 }
 
 /* Puts key in m unless there. Returns 0 (added), 1 (was there), -1 (OOM). */
-static int map_put(rdv_hmap *m, const uint8_t *key, int64_t added)
+static int map_put(srv_hmap *m, const uint8_t *key, int64_t added)
 {
     if (map_get(m, key))
         return 1;
-    rdv_adm_entry *e = calloc(1, sizeof *e);
+    srv_adm_entry *e = calloc(1, sizeof *e);
     if (!e)
         return -1;
     memcpy(e->key, key, m->keylen);
     e->added = added;
-    rdv_hmap_put(m, &e->node);
+    srv_hmap_put(m, &e->node);
     return 0;
 }
 
 /* Removes key from m. Returns 0 (removed) or 1 (was not there). */
-static int map_del(rdv_hmap *m, const uint8_t *key)
+static int map_del(srv_hmap *m, const uint8_t *key)
 {
-    rdv_adm_entry *e = map_get(m, key);
+    srv_adm_entry *e = map_get(m, key);
     if (!e)
         return 1;
-    rdv_hmap_del(m, &e->node);
+    srv_hmap_del(m, &e->node);
     free(e);
     return 0;
 }
 
-bool rdv_admission_listed(rdv_server *srv, int list, const char *key)
+bool srv_admission_listed(srv_server *srv, int list, const char *key)
 {
     uint8_t k[RDV_NODE_ID_BYTES];
     return key_bytes(list, key, k) == 0 && map_get(&srv->adm.lists[list], k) != NULL;
@@ -218,37 +218,37 @@ bool rdv_admission_listed(rdv_server *srv, int list, const char *key)
 /* ---- revocation of live connections ------------------------------------ */
 
 typedef struct sweep {
-    rdv_server *srv;
+    srv_server *srv;
     int closed;
     const char *serial; /* NULL: every node now revoked by node ID or serial */
 } sweep;
 
-static void close_revoked(rdv_server *srv, rdv_conn *c, const char *what)
+static void close_revoked(srv_server *srv, srv_conn *c, const char *what)
 {
     char hex[RDV_NODE_ID_HEXLEN + 1];
-    rdv_conn_node_hex(c, hex);
-    rdv_info(srv->log, "node %s revoked (%s): closing its connection", hex, what);
+    srv_conn_node_hex(c, hex);
+    srv_info(srv->log, "node %s revoked (%s): closing its connection", hex, what);
     char msg[160];
     snprintf(msg, sizeof msg, "the operator revoked this %s; ask them before connecting again",
              what);
-    rdv_conn_close(srv, c, RDV_EC_REVOKED, msg, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    srv_conn_close(srv, c, RDV_EC_REVOKED, msg, LWS_CLOSE_STATUS_POLICY_VIOLATION);
 }
 
-static void sweep_one(rdv_hnode *n, void *user)
+static void sweep_one(srv_hnode *n, void *user)
 {
     sweep *s = user;
-    rdv_conn *c = rdv_container_of(n, rdv_conn, link.node);
-    if (c->state != RDV_CONN_AUTHED)
+    srv_conn *c = srv_container_of(n, srv_conn, link.node);
+    if (c->state != SRV_CONN_AUTHED)
         return;
     uint8_t sk[RDV_NODE_ID_BYTES];
     bool by_serial = c->cert && (s->serial ? !strcmp(c->cert->serial, s->serial)
-                                           : key_bytes(RDV_ADM_LIST_REVOKED_SERIAL,
+                                           : key_bytes(SRV_ADM_LIST_REVOKED_SERIAL,
                                                        c->cert->serial, sk) == 0 &&
                                                  map_get(&s->srv->adm.lists
-                                                              [RDV_ADM_LIST_REVOKED_SERIAL],
+                                                              [SRV_ADM_LIST_REVOKED_SERIAL],
                                                          sk));
     bool by_node = !s->serial &&
-                   map_get(&s->srv->adm.lists[RDV_ADM_LIST_REVOKED_NODE], c->node_id) != NULL;
+                   map_get(&s->srv->adm.lists[SRV_ADM_LIST_REVOKED_NODE], c->node_id) != NULL;
     if (!by_serial && !by_node)
         return;
     close_revoked(s->srv, c, by_node ? "node ID" : "node's certificate");
@@ -258,17 +258,17 @@ static void sweep_one(rdv_hnode *n, void *user)
 /* Closes the connections here that a revocation names: node `id`
  * (32 bytes), or every one with certificate `serial`, or (both NULL)
  * every one any list revokes. Returns how many. */
-static int close_live(rdv_server *srv, const uint8_t *id, const char *serial)
+static int close_live(srv_server *srv, const uint8_t *id, const char *serial)
 {
     if (id) {
-        rdv_conn *c = rdv_presence_find(srv, id);
-        if (!c || c->state != RDV_CONN_AUTHED)
+        srv_conn *c = srv_presence_find(srv, id);
+        if (!c || c->state != SRV_CONN_AUTHED)
             return 0;
         close_revoked(srv, c, "node ID");
         return 1;
     }
     sweep s = {srv, 0, serial};
-    rdv_hmap_each(&srv->nodes, sweep_one, &s);
+    srv_hmap_each(&srv->nodes, sweep_one, &s);
     return s.closed;
 }
 
@@ -281,18 +281,18 @@ static void load_each(void *user, int list, const char *key, int64_t added)
     if (key_bytes(list, key, k) != 0)
         return; /* not ours to judge: skip a malformed entry */
     if (map_put(&ld->lists[list], k, added) < 0)
-        rdv_warn(ld->srv->log, "admission: out of memory loading the lists");
+        srv_warn(ld->srv->log, "admission: out of memory loading the lists");
 }
 
 static void load_done(void *user, int n)
 {
     adm_load *ld = user;
-    rdv_server *srv = ld->srv;
+    srv_server *srv = ld->srv;
     if (srv->adm.pending_load == ld)
         srv->adm.pending_load = NULL;
     srv->adm.loading = false;
     if (n < 0) {
-        rdv_warn(srv->log, "admission: cannot read the allowlist and revocations from the "
+        srv_warn(srv->log, "admission: cannot read the allowlist and revocations from the "
                            "store; retrying when it answers");
         maps_free(ld->lists);
         free(ld);
@@ -303,19 +303,19 @@ static void load_done(void *user, int n)
     free(ld);
     bool first = !srv->adm.loaded;
     srv->adm.loaded = true;
-    rdv_info(srv->log,
+    srv_info(srv->log,
              "admission: %zu allowlisted node(s), %zu revoked node ID(s), %zu revoked "
              "certificate(s)%s",
-             srv->adm.lists[RDV_ADM_LIST_ALLOW].count,
-             srv->adm.lists[RDV_ADM_LIST_REVOKED_NODE].count,
-             srv->adm.lists[RDV_ADM_LIST_REVOKED_SERIAL].count, first ? "" : " (reloaded)");
+             srv->adm.lists[SRV_ADM_LIST_ALLOW].count,
+             srv->adm.lists[SRV_ADM_LIST_REVOKED_NODE].count,
+             srv->adm.lists[SRV_ADM_LIST_REVOKED_SERIAL].count, first ? "" : " (reloaded)");
     /* revocations made while this instance could not hear them, or
      * written to the store offline (SIGHUP) */
     if (!first)
         (void)close_live(srv, NULL, NULL);
 }
 
-static void load_lists(rdv_server *srv)
+static void load_lists(srv_server *srv)
 {
     if (srv->adm.loading)
         return;
@@ -324,16 +324,16 @@ static void load_lists(rdv_server *srv)
         if (ld)
             maps_free(ld->lists);
         free(ld);
-        rdv_warn(srv->log, "admission: out of memory loading the lists");
+        srv_warn(srv->log, "admission: out of memory loading the lists");
         return;
     }
     ld->srv = srv;
     srv->adm.loading = true;
     srv->adm.pending_load = ld;
-    rdv_engine_adm_load(srv->engine, load_each, load_done, ld);
+    srv_engine_adm_load(srv->engine, load_each, load_done, ld);
 }
 
-void rdv_admission_reload(rdv_server *srv)
+void srv_admission_reload(srv_server *srv)
 {
     load_lists(srv);
 }
@@ -342,8 +342,8 @@ static const char *mode_name(unsigned mode)
 {
     switch (mode) {
     case 0: return "open";
-    case RDV_ADM_MODE_ALLOWLIST: return "allowlist";
-    case RDV_ADM_MODE_FLEET: return "fleet";
+    case SRV_ADM_MODE_ALLOWLIST: return "allowlist";
+    case SRV_ADM_MODE_FLEET: return "fleet";
     default: return "allowlist,fleet";
     }
 }
@@ -355,13 +355,13 @@ static const char *mode_name(unsigned mode)
  * ones (and the lists are not reloaded). */
 static int reload_hook(void *user, char *err, size_t errlen)
 {
-    rdv_server *srv = user;
-    rdv_admission tmp;
+    srv_server *srv = user;
+    srv_admission tmp;
     memset(&tmp, 0, sizeof tmp);
-    if (rdv_admission_parse_keys(&tmp, srv->cfg->fleet_keys, srv->cfg->fleet_key_file, err,
+    if (srv_admission_parse_keys(&tmp, srv->cfg->fleet_keys, srv->cfg->fleet_key_file, err,
                                  errlen) != 0)
         return -1;
-    if ((srv->adm.mode & RDV_ADM_MODE_FLEET) && tmp.n_keys == 0) {
+    if ((srv->adm.mode & SRV_ADM_MODE_FLEET) && tmp.n_keys == 0) {
         snprintf(err, errlen, "no fleet key left (--fleet-key, --fleet-key-file)");
         return -1;
     }
@@ -371,41 +371,41 @@ static int reload_hook(void *user, char *err, size_t errlen)
     return 0;
 }
 
-int rdv_admission_start(rdv_server *srv)
+int srv_admission_start(srv_server *srv)
 {
-    const rdv_config *cfg = srv->cfg;
-    rdv_admission *adm = &srv->adm;
+    const srv_config *cfg = srv->cfg;
+    srv_admission *adm = &srv->adm;
     char err[320] = "";
-    if (rdv_admission_parse_mode(cfg->admission, &adm->mode) != 0) {
-        rdv_error(srv->log, "--admission '%s': use open, allowlist, fleet or allowlist,fleet",
+    if (srv_admission_parse_mode(cfg->admission, &adm->mode) != 0) {
+        srv_error(srv->log, "--admission '%s': use open, allowlist, fleet or allowlist,fleet",
                   cfg->admission);
         return -1;
     }
-    if (rdv_admission_parse_keys(adm, cfg->fleet_keys, cfg->fleet_key_file, err, sizeof err) !=
+    if (srv_admission_parse_keys(adm, cfg->fleet_keys, cfg->fleet_key_file, err, sizeof err) !=
         0) {
-        rdv_error(srv->log, "%s", err);
+        srv_error(srv->log, "%s", err);
         return -1;
     }
-    if ((adm->mode & RDV_ADM_MODE_FLEET) && adm->n_keys == 0) {
-        rdv_error(srv->log, "--admission %s needs the fleet's public key: --fleet-key KEY or "
+    if ((adm->mode & SRV_ADM_MODE_FLEET) && adm->n_keys == 0) {
+        srv_error(srv->log, "--admission %s needs the fleet's public key: --fleet-key KEY or "
                             "--fleet-key-file FILE (rdv fleet keygen makes one)",
                   mode_name(adm->mode));
         return -1;
     }
     if (maps_init(adm->lists) != 0) {
-        rdv_error(srv->log, "out of memory");
+        srv_error(srv->log, "out of memory");
         return -1;
     }
     load_lists(srv);
     /* SIGHUP re-reads the lists and keys where admission is restricted (in
      * open mode revocations come through the admin API) */
-    if (adm->mode && rdv_reload_register(&srv->reload, "admission", reload_hook, srv) != 0)
-        rdv_warn(srv->log, "admission: cannot register the SIGHUP reload hook");
-    rdv_info(srv->log, "admission %s, %zu fleet key(s)", mode_name(adm->mode), adm->n_keys);
+    if (adm->mode && srv_reload_register(&srv->reload, "admission", reload_hook, srv) != 0)
+        srv_warn(srv->log, "admission: cannot register the SIGHUP reload hook");
+    srv_info(srv->log, "admission %s, %zu fleet key(s)", mode_name(adm->mode), adm->n_keys);
     return 0;
 }
 
-void rdv_admission_free(rdv_admission *adm)
+void srv_admission_free(srv_admission *adm)
 {
     if (adm->pending_load) {
         maps_free(adm->pending_load->lists);
@@ -417,7 +417,7 @@ void rdv_admission_free(rdv_admission *adm)
 
 /* ---- the hello check ---------------------------------------------------- */
 
-bool rdv_conn_in_group(const rdv_conn *c, const char *g)
+bool srv_conn_in_group(const srv_conn *c, const char *g)
 {
     if (!c || !c->cert || !g)
         return false;
@@ -427,13 +427,13 @@ bool rdv_conn_in_group(const rdv_conn *c, const char *g)
     return false;
 }
 
-rdv_ec rdv_admission_check(rdv_server *srv, rdv_conn *c, const json_t *hello,
+rdv_ec srv_admission_check(srv_server *srv, srv_conn *c, const json_t *hello,
                            const char *node_hex, char *why, size_t whylen)
 {
-    rdv_admission *adm = &srv->adm;
+    srv_admission *adm = &srv->adm;
     uint8_t id[RDV_NODE_ID_BYTES];
     why[0] = '\0';
-    if (key_bytes(RDV_ADM_LIST_REVOKED_NODE, node_hex, id) != 0) {
+    if (key_bytes(SRV_ADM_LIST_REVOKED_NODE, node_hex, id) != 0) {
         snprintf(why, whylen, "nodeID is not a node ID");
         return RDV_EC_NOT_ADMITTED;
     }
@@ -444,7 +444,7 @@ rdv_ec rdv_admission_check(rdv_server *srv, rdv_conn *c, const json_t *hello,
                               "(its store does not answer); try again in a few seconds");
         return RDV_EC_INTERNAL;
     }
-    if (map_get(&adm->lists[RDV_ADM_LIST_REVOKED_NODE], id)) {
+    if (map_get(&adm->lists[SRV_ADM_LIST_REVOKED_NODE], id)) {
         snprintf(why, whylen, "node %.16s... is revoked on this server; ask its operator, and "
                               "do not reconnect until they restore it",
                  node_hex);
@@ -456,15 +456,15 @@ rdv_ec rdv_admission_check(rdv_server *srv, rdv_conn *c, const json_t *hello,
     char cert_why[200] = "";
     rdv_fleet_cert fc;
     bool cert_ok = false;
-    if ((adm->mode & RDV_ADM_MODE_FLEET) && cert) {
+    if ((adm->mode & SRV_ADM_MODE_FLEET) && cert) {
         rdv_fleet_rc rc = rdv_fleet_cert_verify(cert, (const uint8_t(*)[RDV_NODE_ID_BYTES])adm->keys,
                                                 adm->n_keys, node_hex, rdv_now_ms(),
                                                 RDV_INGRESS_SKEW_MS, &fc, cert_why,
                                                 sizeof cert_why);
         if (rc == RDV_FLEET_OK) {
             uint8_t sk[RDV_NODE_ID_BYTES];
-            if (key_bytes(RDV_ADM_LIST_REVOKED_SERIAL, fc.serial, sk) == 0 &&
-                map_get(&adm->lists[RDV_ADM_LIST_REVOKED_SERIAL], sk)) {
+            if (key_bytes(SRV_ADM_LIST_REVOKED_SERIAL, fc.serial, sk) == 0 &&
+                map_get(&adm->lists[SRV_ADM_LIST_REVOKED_SERIAL], sk)) {
                 snprintf(why, whylen, "this node's fleet certificate (serial %s) is revoked; ask "
                                       "the operator for a new one",
                          fc.serial);
@@ -474,7 +474,7 @@ rdv_ec rdv_admission_check(rdv_server *srv, rdv_conn *c, const json_t *hello,
         }
     }
     if (cert_ok) {
-        rdv_conn_cert *cc = calloc(1, sizeof *cc);
+        srv_conn_cert *cc = calloc(1, sizeof *cc);
         if (!cc) {
             snprintf(why, whylen, "out of memory; try again later");
             return RDV_EC_INTERNAL;
@@ -487,21 +487,21 @@ rdv_ec rdv_admission_check(rdv_server *srv, rdv_conn *c, const json_t *hello,
         c->cert = cc;
         return RDV_EC_NONE;
     }
-    if ((adm->mode & RDV_ADM_MODE_ALLOWLIST) && map_get(&adm->lists[RDV_ADM_LIST_ALLOW], id))
+    if ((adm->mode & SRV_ADM_MODE_ALLOWLIST) && map_get(&adm->lists[SRV_ADM_LIST_ALLOW], id))
         return RDV_EC_NONE;
     const char *fix_cert = "ask the operator to sign a fleet certificate for it (rdv fleet sign "
                            "NODE_ID) and connect with --cert FILE";
-    if (adm->mode == RDV_ADM_MODE_ALLOWLIST)
+    if (adm->mode == SRV_ADM_MODE_ALLOWLIST)
         snprintf(why, whylen, "node %s is not on this server's allowlist; ask its operator to "
                               "add it",
                  node_hex);
     else if (!cert)
         snprintf(why, whylen, "node %s sent no fleet certificate%s; %s", node_hex,
-                 adm->mode & RDV_ADM_MODE_ALLOWLIST ? " and is not on the allowlist" : "",
+                 adm->mode & SRV_ADM_MODE_ALLOWLIST ? " and is not on the allowlist" : "",
                  fix_cert);
     else
         snprintf(why, whylen, "fleet certificate refused: %s%s", cert_why,
-                 adm->mode & RDV_ADM_MODE_ALLOWLIST ? " (and the node is not on the allowlist)"
+                 adm->mode & SRV_ADM_MODE_ALLOWLIST ? " (and the node is not on the allowlist)"
                                                     : "");
     return RDV_EC_NOT_ADMITTED;
 }
@@ -510,64 +510,64 @@ rdv_ec rdv_admission_check(rdv_server *srv, rdv_conn *c, const json_t *hello,
 
 static void written(void *user, int n)
 {
-    rdv_server *srv = user;
+    srv_server *srv = user;
     if (srv->adm.last_rc == RC_PENDING) {
         srv->adm.last_rc = n; /* synchronous engine: the caller reads it */
         return;
     }
     if (n < 0)
-        rdv_error(srv->log, "admission: an allowlist/revocation change could not be written "
+        srv_error(srv->log, "admission: an allowlist/revocation change could not be written "
                             "to the shared store; it holds on this instance only until it is "
                             "made again");
 }
 
 /* Writes through the engine; returns the result when the engine answered
  * at once (sqlite: 0, 1 unchanged, -1), or 0 when it will answer later. */
-static int write_through(rdv_server *srv, int list, const char *key, bool present, int64_t now)
+static int write_through(srv_server *srv, int list, const char *key, bool present, int64_t now)
 {
     srv->adm.last_rc = RC_PENDING;
-    rdv_engine_adm_set(srv->engine, list, key, present, now, written, srv);
+    srv_engine_adm_set(srv->engine, list, key, present, now, written, srv);
     int rc = srv->adm.last_rc;
     srv->adm.last_rc = 0;
     return rc == RC_PENDING ? 0 : rc;
 }
 
 /* Adds (present) or removes key on list, store first. */
-static int change(rdv_server *srv, int list, const char *key, bool present, uint8_t *k)
+static int change(srv_server *srv, int list, const char *key, bool present, uint8_t *k)
 {
     if (key_bytes(list, key, k) != 0)
-        return RDV_ADM_EINVAL;
+        return SRV_ADM_EINVAL;
     if (!srv->adm.loaded && srv->engine && strcmp(srv->engine->ops->name, "sqlite") != 0)
-        return RDV_ADM_ENOTREADY;
-    rdv_hmap *m = &srv->adm.lists[list];
+        return SRV_ADM_ENOTREADY;
+    srv_hmap *m = &srv->adm.lists[list];
     bool there = map_get(m, k) != NULL;
     if (there == present)
-        return RDV_ADM_UNCHANGED;
+        return SRV_ADM_UNCHANGED;
     int64_t now = rdv_now_ms();
     int rc = write_through(srv, list, key, present, now);
     if (rc < 0)
-        return RDV_ADM_ESTORE;
+        return SRV_ADM_ESTORE;
     if (present ? map_put(m, k, now) < 0 : map_del(m, k) != 0)
-        return present ? RDV_ADM_ENOMEM : RDV_ADM_OK;
-    return RDV_ADM_OK;
+        return present ? SRV_ADM_ENOMEM : SRV_ADM_OK;
+    return SRV_ADM_OK;
 }
 
-int rdv_admission_allow_add(rdv_server *srv, const char *node_hex)
+int srv_admission_allow_add(srv_server *srv, const char *node_hex)
 {
     uint8_t k[RDV_NODE_ID_BYTES];
-    return change(srv, RDV_ADM_LIST_ALLOW, node_hex, true, k);
+    return change(srv, SRV_ADM_LIST_ALLOW, node_hex, true, k);
 }
 
-int rdv_admission_allow_remove(rdv_server *srv, const char *node_hex)
+int srv_admission_allow_remove(srv_server *srv, const char *node_hex)
 {
     uint8_t k[RDV_NODE_ID_BYTES];
-    return change(srv, RDV_ADM_LIST_ALLOW, node_hex, false, k);
+    return change(srv, SRV_ADM_LIST_ALLOW, node_hex, false, k);
 }
 
-int rdv_admission_revoke(rdv_server *srv, bool serial, const char *key, int *closed)
+int srv_admission_revoke(srv_server *srv, bool serial, const char *key, int *closed)
 {
     uint8_t k[RDV_NODE_ID_BYTES];
-    int list = serial ? RDV_ADM_LIST_REVOKED_SERIAL : RDV_ADM_LIST_REVOKED_NODE;
+    int list = serial ? SRV_ADM_LIST_REVOKED_SERIAL : SRV_ADM_LIST_REVOKED_NODE;
     int rc = change(srv, list, key, true, k);
     if (closed)
         *closed = 0;
@@ -580,16 +580,16 @@ int rdv_admission_revoke(rdv_server *srv, bool serial, const char *key, int *clo
     return rc;
 }
 
-int rdv_admission_unrevoke(rdv_server *srv, bool serial, const char *key)
+int srv_admission_unrevoke(srv_server *srv, bool serial, const char *key)
 {
     uint8_t k[RDV_NODE_ID_BYTES];
-    return change(srv, serial ? RDV_ADM_LIST_REVOKED_SERIAL : RDV_ADM_LIST_REVOKED_NODE, key,
+    return change(srv, serial ? SRV_ADM_LIST_REVOKED_SERIAL : SRV_ADM_LIST_REVOKED_NODE, key,
                   false, k);
 }
 
-void rdv_admission_bus_in(void *user, int list, const char *key, bool present, int64_t added)
+void srv_admission_bus_in(void *user, int list, const char *key, bool present, int64_t added)
 {
-    rdv_server *srv = user;
+    srv_server *srv = user;
     uint8_t k[RDV_NODE_ID_BYTES];
     if (key_bytes(list, key, k) != 0 || !srv->adm.lists[list].buckets)
         return;
@@ -598,38 +598,38 @@ void rdv_admission_bus_in(void *user, int list, const char *key, bool present, i
         return;
     }
     if (map_put(&srv->adm.lists[list], k, added) < 0)
-        rdv_warn(srv->log, "admission: out of memory");
-    if (list == RDV_ADM_LIST_REVOKED_NODE)
+        srv_warn(srv->log, "admission: out of memory");
+    if (list == SRV_ADM_LIST_REVOKED_NODE)
         (void)close_live(srv, k, NULL);
-    else if (list == RDV_ADM_LIST_REVOKED_SERIAL)
+    else if (list == SRV_ADM_LIST_REVOKED_SERIAL)
         (void)close_live(srv, NULL, key);
 }
 
 /* ---- listing ------------------------------------------------------------ */
 
 typedef struct collect {
-    rdv_adm_entry **v;
+    srv_adm_entry **v;
     size_t n, cap;
 } collect;
 
-static void collect_one(rdv_hnode *n, void *user)
+static void collect_one(srv_hnode *n, void *user)
 {
     collect *c = user;
     if (c->n < c->cap)
-        c->v[c->n++] = rdv_container_of(n, rdv_adm_entry, node);
+        c->v[c->n++] = srv_container_of(n, srv_adm_entry, node);
 }
 
 static int cmp_entry(const void *a, const void *b)
 {
-    const rdv_adm_entry *x = *(rdv_adm_entry *const *)a, *y = *(rdv_adm_entry *const *)b;
+    const srv_adm_entry *x = *(srv_adm_entry *const *)a, *y = *(srv_adm_entry *const *)b;
     return memcmp(x->key, y->key, RDV_NODE_ID_BYTES);
 }
 
-json_t *rdv_admission_list_json(rdv_server *srv, int list)
+json_t *srv_admission_list_json(srv_server *srv, int list)
 {
-    if (list < 0 || list >= RDV_ADM_LIST__COUNT)
+    if (list < 0 || list >= SRV_ADM_LIST__COUNT)
         return NULL;
-    rdv_hmap *m = &srv->adm.lists[list];
+    srv_hmap *m = &srv->adm.lists[list];
     json_t *arr = json_array();
     if (!arr)
         return NULL;
@@ -640,10 +640,10 @@ json_t *rdv_admission_list_json(rdv_server *srv, int list)
             json_decref(arr);
             return NULL;
         }
-        rdv_hmap_each(m, collect_one, &c);
+        srv_hmap_each(m, collect_one, &c);
         qsort(c.v, c.n, sizeof *c.v, cmp_entry); /* unused key bytes are zero */
     }
-    const char *name = list == RDV_ADM_LIST_REVOKED_SERIAL ? "serial" : "nodeID";
+    const char *name = list == SRV_ADM_LIST_REVOKED_SERIAL ? "serial" : "nodeID";
     for (size_t i = 0; i < c.n; i++) {
         char hex[RDV_NODE_ID_HEXLEN + 1];
         sodium_bin2hex(hex, sizeof hex, c.v[i]->key, key_len[list]);

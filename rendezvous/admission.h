@@ -8,7 +8,7 @@
  * memory here: a hello is checked against memory, on the loop, without
  * waiting. Changes made through the functions below are applied here at
  * once and written through the engine, which tells the other instances
- * (events.admission -> rdv_admission_bus_in). With --redis the lists are
+ * (events.admission -> srv_admission_bus_in). With --redis the lists are
  * loaded when Redis first answers and again after every reconnection;
  * until the first load a restricted server refuses hellos with `internal`
  * ("try again") rather than guess.
@@ -18,125 +18,125 @@
  * whose serial is revoked, is refused in every mode (revocation wins).
  *
  * Functions for the operator's admin API (operator.c) return 0 or a
- * negative RDV_ADM_E* code, and are called on the loop thread.
+ * negative SRV_ADM_E* code, and are called on the loop thread.
  */
-#ifndef RDV_SERVER_ADMISSION_H
-#define RDV_SERVER_ADMISSION_H
+#ifndef SRV_ADMISSION_H
+#define SRV_ADMISSION_H
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
+#include "rendezvous/conn.h"
 #include "schema/fleet_cert.h"
-#include "hmap.h"
+#include "rendezvous/hmap.h"
 #include "schema/message.h"
-#include "store.h" /* RDV_ADM_LIST_* */
+#include "rendezvous/store.h" /* SRV_ADM_LIST_* */
 
-struct rdv_server;
-struct rdv_config;
+struct srv_server;
+struct srv_config;
 
 /* Mode bits; 0 is `open`. */
-#define RDV_ADM_MODE_ALLOWLIST 1u
-#define RDV_ADM_MODE_FLEET 2u
+#define SRV_ADM_MODE_ALLOWLIST 1u
+#define SRV_ADM_MODE_FLEET 2u
 
 /* Results of the admin functions. */
-#define RDV_ADM_OK 0
-#define RDV_ADM_UNCHANGED 1      /* already so: added twice, removed when absent */
-#define RDV_ADM_EINVAL (-1)      /* not a node ID (64 lowercase hex) / serial (32) */
-#define RDV_ADM_ESTORE (-2)      /* the store refused the write: nothing changed */
-#define RDV_ADM_ENOMEM (-3)
-#define RDV_ADM_ENOTREADY (-4)   /* --redis: the lists are not loaded yet */
+#define SRV_ADM_OK 0
+#define SRV_ADM_UNCHANGED 1      /* already so: added twice, removed when absent */
+#define SRV_ADM_EINVAL (-1)      /* not a node ID (64 lowercase hex) / serial (32) */
+#define SRV_ADM_ESTORE (-2)      /* the store refused the write: nothing changed */
+#define SRV_ADM_ENOMEM (-3)
+#define SRV_ADM_ENOTREADY (-4)   /* --redis: the lists are not loaded yet */
 
 /* What a node's fleet certificate gave it, on its connection
- * (rdv_conn.cert): the certificate's serial, expiry and groups. NULL on a
+ * (srv_conn.cert): the certificate's serial, expiry and groups. NULL on a
  * connection admitted without a certificate. The operator's relay and
- * signaling policy reads the groups (rdv_conn_in_group). */
-typedef struct rdv_conn_cert {
+ * signaling policy reads the groups (srv_conn_in_group). */
+typedef struct srv_conn_cert {
     char serial[RDV_FLEET_SERIAL_HEXLEN + 1];
     int64_t expires;
     uint8_t n_groups;
     char groups[RDV_FLEET_MAX_GROUPS][RDV_FLEET_GROUP_MAX + 1];
-} rdv_conn_cert;
+} srv_conn_cert;
 
 /* One list in memory: key bytes (32 for node IDs, 16 for serials). */
-typedef struct rdv_adm_entry {
-    rdv_hnode node;
+typedef struct srv_adm_entry {
+    srv_hnode node;
     int64_t added;
     uint8_t key[RDV_NODE_ID_BYTES];
-} rdv_adm_entry;
+} srv_adm_entry;
 
-typedef struct rdv_admission {
-    unsigned mode;                                    /* RDV_ADM_MODE_* bits */
+typedef struct srv_admission {
+    unsigned mode;                                    /* SRV_ADM_MODE_* bits */
     uint8_t keys[RDV_FLEET_MAX_KEYS][RDV_NODE_ID_BYTES]; /* trusted fleet keys */
     size_t n_keys;
-    rdv_hmap lists[RDV_ADM_LIST__COUNT];              /* of rdv_adm_entry */
+    srv_hmap lists[SRV_ADM_LIST__COUNT];              /* of srv_adm_entry */
     bool loaded;                                      /* lists read from the store */
     bool loading;                                     /* a load is under way */
     struct adm_load *pending_load;                    /* that load (freed at exit) */
     int last_rc;                                      /* a synchronous write's result */
-} rdv_admission;
+} srv_admission;
 
 /* Parses --admission ("open", "allowlist", "fleet", "allowlist,fleet" or
  * "fleet,allowlist") into *mode. Returns 0 or -1. */
-int rdv_admission_parse_mode(const char *s, unsigned *mode);
+int srv_admission_parse_mode(const char *s, unsigned *mode);
 
 /* Parses the trusted keys: `list` (comma or space separated, hex or
  * base64) and the lines of `file` (may be empty; '#' comments) into adm.
  * Returns 0, or -1 with a message for the operator in err. At most
  * RDV_FLEET_MAX_KEYS. */
-int rdv_admission_parse_keys(rdv_admission *adm, const char *list, const char *file, char *err,
+int srv_admission_parse_keys(srv_admission *adm, const char *list, const char *file, char *err,
                              size_t errlen);
 
 /* Sets up srv->adm from the configuration (mode, keys; fleet mode without
  * a key is an error) and loads the lists from the engine. Call after the
  * engine is open. Returns 0 or -1 (logged). */
-int rdv_admission_start(struct rdv_server *srv);
+int srv_admission_start(struct srv_server *srv);
 
 /* Frees the lists. Safe on a zeroed adm. */
-void rdv_admission_free(rdv_admission *adm);
+void srv_admission_free(srv_admission *adm);
 
 /* The admission check of hello (after its signature verified): returns
  * RDV_EC_NONE and sets c->cert (when a certificate admitted the node), or
  * RDV_EC_NOT_ADMITTED / RDV_EC_REVOKED / RDV_EC_INTERNAL with a message
  * for the node in why (size whylen) that says what to do. */
-rdv_ec rdv_admission_check(struct rdv_server *srv, rdv_conn *c, const json_t *hello,
+rdv_ec srv_admission_check(struct srv_server *srv, srv_conn *c, const json_t *hello,
                            const char *node_hex, char *why, size_t whylen);
 
 /* True when c's fleet certificate names group g. */
-bool rdv_conn_in_group(const rdv_conn *c, const char *g);
+bool srv_conn_in_group(const srv_conn *c, const char *g);
 
 /* ---- the admin API (called by operator.c) ------------------------------ */
 
 /* Adds node_hex to / removes it from the allowlist. Removing does not
  * disconnect the node (it is refused at its next hello). */
-int rdv_admission_allow_add(struct rdv_server *srv, const char *node_hex);
-int rdv_admission_allow_remove(struct rdv_server *srv, const char *node_hex);
+int srv_admission_allow_add(struct srv_server *srv, const char *node_hex);
+int srv_admission_allow_remove(struct srv_server *srv, const char *node_hex);
 
 /* Revokes a node ID (serial false) or a certificate serial (serial true):
  * recorded, and every connection it names, here and on the other
  * instances, gets `error` revoked and is closed (1008); its relay
  * sessions end with reason revoked. *closed (may be NULL) counts the
  * connections closed here. unrevoke removes the entry. */
-int rdv_admission_revoke(struct rdv_server *srv, bool serial, const char *key, int *closed);
-int rdv_admission_unrevoke(struct rdv_server *srv, bool serial, const char *key);
+int srv_admission_revoke(struct srv_server *srv, bool serial, const char *key, int *closed);
+int srv_admission_unrevoke(struct srv_server *srv, bool serial, const char *key);
 
 /* One list as a new JSON array of {"nodeID"|"serial": key, "added": ms},
  * sorted by key; NULL when out of memory. */
-json_t *rdv_admission_list_json(struct rdv_server *srv, int list);
+json_t *srv_admission_list_json(struct srv_server *srv, int list);
 
 /* True when key is on list (a node ID, or a serial for the serial list). */
-bool rdv_admission_listed(struct rdv_server *srv, int list, const char *key);
+bool srv_admission_listed(struct srv_server *srv, int list, const char *key);
 
-/* Short text of an RDV_ADM_* result ("ok", "unchanged", "invalid", ...). */
-const char *rdv_admission_rc_name(int rc);
+/* Short text of an SRV_ADM_* result ("ok", "unchanged", "invalid", ...). */
+const char *srv_admission_rc_name(int rc);
 
 /* Engine event (user: the server): another instance changed a list. */
-void rdv_admission_bus_in(void *user, int list, const char *key, bool present, int64_t added);
+void srv_admission_bus_in(void *user, int list, const char *key, bool present, int64_t added);
 
 /* Engine event helper: the shared store answers again; reload the lists
  * (called from the server's reconnected handler). */
-void rdv_admission_reload(struct rdv_server *srv);
+void srv_admission_reload(struct srv_server *srv);
 
 #endif

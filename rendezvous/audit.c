@@ -1,12 +1,12 @@
 /* audit.c - the operator's audit log (see audit.h). */
-#include "audit.h"
+#include "rendezvous/audit.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 typedef struct audit_entry {
@@ -14,12 +14,12 @@ typedef struct audit_entry {
     char who[48], peer[64], action[32], target[80], result[32], detail[200];
 } audit_entry;
 
-/* The memory copy: a ring of the newest RDV_AUDIT_RING entries. */
-typedef struct rdv_audit {
-    audit_entry ring[RDV_AUDIT_RING];
+/* The memory copy: a ring of the newest SRV_AUDIT_RING entries. */
+typedef struct srv_audit {
+    audit_entry ring[SRV_AUDIT_RING];
     int64_t next_id;
     unsigned n, head; /* head: index of the next write */
-} rdv_audit;
+} srv_audit;
 
 static void copy(char *dst, size_t n, const char *src)
 {
@@ -34,12 +34,12 @@ static void copy(char *dst, size_t n, const char *src)
             dst[i] = ' ';
 }
 
-static int write_row(rdv_server *srv, const audit_entry *e, int64_t *id)
+static int write_row(srv_server *srv, const audit_entry *e, int64_t *id)
 {
-    sqlite3 *db = srv->store ? rdv_store_sqlite(srv->store) : NULL;
+    sqlite3 *db = srv->store ? srv_store_sqlite(srv->store) : NULL;
     if (!db)
         return 0;
-    if (rdv_store_flush(srv->store) != RDV_STORE_OK)
+    if (srv_store_flush(srv->store) != SRV_STORE_OK)
         return -1;
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(db,
@@ -60,18 +60,18 @@ static int write_row(rdv_server *srv, const audit_entry *e, int64_t *id)
     return 0;
 }
 
-int rdv_audit_record(rdv_server *srv, const char *who, const char *peer, const char *action,
+int srv_audit_record(srv_server *srv, const char *who, const char *peer, const char *action,
                      const char *target, const char *result, const char *detail)
 {
     if (!srv->audit) {
         srv->audit = calloc(1, sizeof *srv->audit);
         if (!srv->audit) {
-            rdv_error(srv->log, "audit: out of memory");
+            srv_error(srv->log, "audit: out of memory");
             return -1;
         }
         srv->audit->next_id = 1;
     }
-    rdv_audit *a = srv->audit;
+    srv_audit *a = srv->audit;
     audit_entry e;
     memset(&e, 0, sizeof e);
     e.time = rdv_now_ms();
@@ -84,16 +84,16 @@ int rdv_audit_record(rdv_server *srv, const char *who, const char *peer, const c
     int64_t id = a->next_id;
     int rc = write_row(srv, &e, &id);
     if (rc != 0)
-        rdv_error(srv->log, "audit: cannot write to the database (%s); the entry is in this log "
+        srv_error(srv->log, "audit: cannot write to the database (%s); the entry is in this log "
                             "line only",
-                  srv->store ? rdv_store_errmsg(srv->store) : "no store");
+                  srv->store ? srv_store_errmsg(srv->store) : "no store");
     e.id = id;
     a->next_id = id + 1;
     a->ring[a->head] = e;
-    a->head = (a->head + 1) % RDV_AUDIT_RING;
-    if (a->n < RDV_AUDIT_RING)
+    a->head = (a->head + 1) % SRV_AUDIT_RING;
+    if (a->n < SRV_AUDIT_RING)
         a->n++;
-    rdv_notice(srv->log, "audit: id=%lld who=%s peer=%s action=%s target=%s result=%s%s%s",
+    srv_notice(srv->log, "audit: id=%lld who=%s peer=%s action=%s target=%s result=%s%s%s",
                (long long)e.id, e.who, e.peer, e.action, e.target[0] ? e.target : "-", e.result,
                e.detail[0] ? " detail=" : "", e.detail);
     return rc;
@@ -112,7 +112,7 @@ static const char *col(sqlite3_stmt *s, int i)
     return t ? t : "";
 }
 
-json_t *rdv_audit_list(rdv_server *srv, int limit)
+json_t *srv_audit_list(srv_server *srv, int limit)
 {
     if (limit < 1)
         limit = 1;
@@ -121,7 +121,7 @@ json_t *rdv_audit_list(rdv_server *srv, int limit)
     json_t *arr = json_array();
     if (!arr)
         return NULL;
-    sqlite3 *db = srv->store ? rdv_store_sqlite(srv->store) : NULL;
+    sqlite3 *db = srv->store ? srv_store_sqlite(srv->store) : NULL;
     if (db) {
         sqlite3_stmt *s = NULL;
         int rc = sqlite3_prepare_v2(db,
@@ -153,9 +153,9 @@ json_t *rdv_audit_list(rdv_server *srv, int limit)
         }
         return arr;
     }
-    const rdv_audit *a = srv->audit;
+    const srv_audit *a = srv->audit;
     for (unsigned k = 0; a && k < a->n && (int)k < limit; k++) {
-        unsigned i = (a->head + RDV_AUDIT_RING - 1 - k) % RDV_AUDIT_RING;
+        unsigned i = (a->head + SRV_AUDIT_RING - 1 - k) % SRV_AUDIT_RING;
         if (json_array_append_new(arr, entry_json(&a->ring[i])) != 0) {
             json_decref(arr);
             return NULL;
@@ -164,7 +164,7 @@ json_t *rdv_audit_list(rdv_server *srv, int limit)
     return arr;
 }
 
-void rdv_audit_free(rdv_server *srv)
+void srv_audit_free(srv_server *srv)
 {
     free(srv->audit);
     srv->audit = NULL;

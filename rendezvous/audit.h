@@ -7,33 +7,33 @@
  * NOTICE log line "audit: ..." in every case (written whatever
  * --log-level says, so journald / log shippers keep it). With --redis
  * there is no database file: the log line is the record, and the API
- * answers from the last RDV_AUDIT_RING entries this process kept in
+ * answers from the last SRV_AUDIT_RING entries this process kept in
  * memory.
  */
-#ifndef RDV_SERVER_AUDIT_H
-#define RDV_SERVER_AUDIT_H
+#ifndef SRV_AUDIT_H
+#define SRV_AUDIT_H
 
 #include <jansson.h>
 #include <stdint.h>
 
-struct rdv_server;
+struct srv_server;
 
-#define RDV_AUDIT_RING 256
+#define SRV_AUDIT_RING 256
 
 /* Records one entry (strings may be NULL for ""), logs it and, on SQLite,
  * writes it (committed before this returns). Returns 0, or -1 when the
  * store refused the row (the log line and the memory copy are still
  * written; logged). */
-int rdv_audit_record(struct rdv_server *srv, const char *who, const char *peer,
+int srv_audit_record(struct srv_server *srv, const char *who, const char *peer,
                      const char *action, const char *target, const char *result,
                      const char *detail);
 
 /* The newest `limit` entries (1..1000), newest first, as a new JSON array
  * of {"id","time","who","peer","action","target","result","detail"};
  * NULL when out of memory or the store cannot be read. */
-json_t *rdv_audit_list(struct rdv_server *srv, int limit);
+json_t *srv_audit_list(struct srv_server *srv, int limit);
 
 /* Frees the memory copy. */
-void rdv_audit_free(struct rdv_server *srv);
+void srv_audit_free(struct srv_server *srv);
 
 #endif

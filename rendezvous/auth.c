@@ -3,25 +3,25 @@
  * Pending connections sit in a FIFO ordered by connect time; since they all
  * have the same timeout, one timer for the oldest covers them all.
  * Ed25519 verification of hello runs inline on the event loop (~50 us);
- * rdv_auth_hello() is split into check and complete so it can move to a
+ * srv_auth_hello() is split into check and complete so it can move to a
  * worker thread without changing its callers.
  */
-#include "auth.h"
+#include "rendezvous/auth.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
 #include <string.h>
 
-#include "admission.h"
+#include "rendezvous/admission.h"
 #include "schema/ids.h"
-#include "conn_limits.h"
-#include "log.h"
-#include "presence.h"
-#include "server.h"
+#include "rendezvous/conn_limits.h"
+#include "rendezvous/log.h"
+#include "rendezvous/presence.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 /* Appends c to the pending FIFO. */
-static void pending_push(rdv_server *srv, rdv_conn *c)
+static void pending_push(srv_server *srv, srv_conn *c)
 {
     c->link.pending.next = NULL;
     c->link.pending.prev = srv->pending_tail;
@@ -32,11 +32,11 @@ static void pending_push(rdv_server *srv, rdv_conn *c)
     srv->pending_tail = c;
 }
 
-void rdv_auth_forget(rdv_server *srv, rdv_conn *c)
+void srv_auth_forget(srv_server *srv, srv_conn *c)
 {
-    if (c->state != RDV_CONN_PENDING)
+    if (c->state != SRV_CONN_PENDING)
         return;
-    rdv_conn *p = c->link.pending.prev, *n = c->link.pending.next;
+    srv_conn *p = c->link.pending.prev, *n = c->link.pending.next;
     if (p)
         p->link.pending.next = n;
     else if (srv->pending_head == c)
@@ -48,47 +48,47 @@ void rdv_auth_forget(rdv_server *srv, rdv_conn *c)
     c->link.pending.prev = c->link.pending.next = NULL;
 }
 
-int rdv_auth_on_connect(rdv_server *srv, rdv_conn *c)
+int srv_auth_on_connect(srv_server *srv, srv_conn *c)
 {
     char nonce_hex[RDV_NONCE_HEXLEN + 1];
-    c->state = RDV_CONN_PENDING;
-    c->connected_ms = rdv_mono_ms();
+    c->state = SRV_CONN_PENDING;
+    c->connected_ms = srv_mono_ms();
     randombytes_buf(c->nonce, sizeof c->nonce);
     sodium_bin2hex(nonce_hex, sizeof nonce_hex, c->nonce, sizeof c->nonce);
     pending_push(srv, c);
-    rdv_server_arm_auth_timer(srv);
+    srv_server_arm_auth_timer(srv);
     json_t *b = json_pack("{s:s, s:s, s:i, s:I}", "nonce", nonce_hex, "server", srv->cfg->name,
                           "version", RDV_PROTOCOL_VERSION, "serverTime",
                           (json_int_t)rdv_now_ms());
-    if (!b || rdv_conn_send_json(srv, c, RDV_MSG_CHALLENGE, b) != 0) {
-        rdv_error(srv->log, "cannot build challenge (out of memory)");
+    if (!b || srv_conn_send_json(srv, c, RDV_MSG_CHALLENGE, b) != 0) {
+        srv_error(srv->log, "cannot build challenge (out of memory)");
         return -1;
     }
     return 0;
 }
 
-void rdv_auth_fail(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *message,
+void srv_auth_fail(srv_server *srv, srv_conn *c, rdv_ec code, const char *message,
                    const char *field)
 {
     char ip[64] = "?";
     uint8_t key[16];
     uint16_t port = 0;
-    (void)rdv_peer_address(c->wsi, key, ip, sizeof ip, &port);
+    (void)srv_peer_address(c->wsi, key, ip, sizeof ip, &port);
     srv->m.auth_failures++;
-    rdv_info(srv->log, "auth failed from %s:%u: %s (%s)", ip, port, rdv_ec_name(code), message);
+    srv_info(srv->log, "auth failed from %s:%u: %s (%s)", ip, port, rdv_ec_name(code), message);
     if (code != RDV_EC_AUTH_FAILED && !c->close_code) {
         /* keep the field detail: send the precise error, then close */
-        (void)rdv_conn_send_error(srv, c, code, message, NULL, "hello", field);
-        rdv_conn_close(srv, c, RDV_EC_NONE, NULL, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        (void)srv_conn_send_error(srv, c, code, message, NULL, "hello", field);
+        srv_conn_close(srv, c, RDV_EC_NONE, NULL, LWS_CLOSE_STATUS_POLICY_VIOLATION);
         return;
     }
-    rdv_conn_close(srv, c, code, message, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    srv_conn_close(srv, c, code, message, LWS_CLOSE_STATUS_POLICY_VIOLATION);
 }
 
 /* Queues `welcome` for the freshly authenticated c. */
-static int send_welcome(rdv_server *srv, rdv_conn *c, const char *hex, const char *ip)
+static int send_welcome(srv_server *srv, srv_conn *c, const char *hex, const char *ip)
 {
-    const rdv_config *cfg = srv->cfg;
+    const srv_config *cfg = srv->cfg;
     json_t *limits = json_pack(
         "{s:I, s:i, s:i, s:I, s:i, s:i, s:I, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I}",
         "maxMessageBytes", (json_int_t)cfg->max_message_bytes, "messagesPerSecond", cfg->rate,
@@ -115,12 +115,12 @@ static int send_welcome(rdv_server *srv, rdv_conn *c, const char *hex, const cha
                           (json_int_t)rdv_now_ms(), "limits", limits);
     if (!b)
         return -1;
-    return rdv_conn_send_json(srv, c, RDV_MSG_WELCOME, b);
+    return srv_conn_send_json(srv, c, RDV_MSG_WELCOME, b);
 }
 
 /* The checks of section 6 step 3. Returns RDV_EC_NONE when hello is good,
  * else the code with *why and *field set. Pure apart from reading c. */
-static rdv_ec check_hello(rdv_server *srv, const rdv_conn *c, const json_t *body,
+static rdv_ec check_hello(srv_server *srv, const srv_conn *c, const json_t *body,
                           const char **why, const char **field)
 {
     char nonce_hex[RDV_NONCE_HEXLEN + 1];
@@ -158,19 +158,19 @@ static rdv_ec check_hello(rdv_server *srv, const rdv_conn *c, const json_t *body
 
 /* Closes c refused by admission: `error` code (not_admitted, revoked or
  * internal) with the reason, close 1008. */
-static void admission_refuse(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *hex,
+static void admission_refuse(srv_server *srv, srv_conn *c, rdv_ec code, const char *hex,
                              const char *why)
 {
     srv->m.auth_failures++;
-    rdv_info(srv->log, "node %s refused: %s (%s)", hex, rdv_ec_name(code), why);
-    rdv_conn_close(srv, c, code, why, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    srv_info(srv->log, "node %s refused: %s (%s)", hex, rdv_ec_name(code), why);
+    srv_conn_close(srv, c, code, why, LWS_CLOSE_STATUS_POLICY_VIOLATION);
 }
 
-int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
+int srv_auth_hello(srv_server *srv, srv_conn *c, const rdv_msg *msg)
 {
     const char *why = NULL, *field = NULL;
-    if (c->state != RDV_CONN_PENDING) {
-        (void)rdv_conn_send_error(srv, c, RDV_EC_UNSUPPORTED_TYPE,
+    if (c->state != SRV_CONN_PENDING) {
+        (void)srv_conn_send_error(srv, c, RDV_EC_UNSUPPORTED_TYPE,
                                   "already authenticated: hello is accepted once, before "
                                   "welcome",
                                   NULL, "hello", NULL);
@@ -178,17 +178,17 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
     }
     rdv_ec ec = check_hello(srv, c, msg->body, &why, &field);
     if (ec != RDV_EC_NONE) {
-        rdv_auth_fail(srv, c, ec, why, field);
+        srv_auth_fail(srv, c, ec, why, field);
         return 0;
     }
     const char *hex = rdv_msg_get_str(msg->body, "nodeID");
     if (!hex || rdv_node_id_to_pk(hex, c->node_id) != 0) {
-        rdv_auth_fail(srv, c, RDV_EC_INVALID_FIELD, "nodeID is not a node ID", "nodeID");
+        srv_auth_fail(srv, c, RDV_EC_INVALID_FIELD, "nodeID is not a node ID", "nodeID");
         return 0;
     }
     /* admission (PROTOCOL.md 6.1): the node has proven its key */
     char adm_why[400];
-    ec = rdv_admission_check(srv, c, msg->body, hex, adm_why, sizeof adm_why);
+    ec = srv_admission_check(srv, c, msg->body, hex, adm_why, sizeof adm_why);
     if (ec != RDV_EC_NONE) {
         admission_refuse(srv, c, ec, hex, adm_why);
         return 0;
@@ -197,12 +197,12 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
     c->nat_type = (uint8_t)(nat < 0 ? RDV_WIRE_NAT_UNKNOWN : nat);
 
     /* complete: from here on the node is authenticated */
-    rdv_auth_forget(srv, c);
-    c->state = RDV_CONN_AUTHED;
-    rdv_conn *old = rdv_presence_attach(srv, c);
+    srv_auth_forget(srv, c);
+    c->state = SRV_CONN_AUTHED;
+    srv_conn *old = srv_presence_attach(srv, c);
     if (old) {
-        rdv_info(srv->log, "node %s reconnected; closing its older connection", hex);
-        rdv_conn_close(srv, old,
+        srv_info(srv->log, "node %s reconnected; closing its older connection", hex);
+        srv_conn_close(srv, old,
                        RDV_EC_REPLACED, "this node authenticated on a newer connection; "
                                         "this one is closed",
                        4001);
@@ -210,10 +210,10 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
     char ip[64] = "0.0.0.0";
     uint8_t key[16];
     uint16_t port = c->observed_port;
-    if (rdv_peer_address(c->wsi, key, ip, sizeof ip, &port) == 0)
+    if (srv_peer_address(c->wsi, key, ip, sizeof ip, &port) == 0)
         c->observed_port = port;
     if (send_welcome(srv, c, hex, ip) != 0) {
-        rdv_conn_close(srv, c, RDV_EC_INTERNAL, "cannot build welcome",
+        srv_conn_close(srv, c, RDV_EC_INTERNAL, "cannot build welcome",
                        LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
         return 0;
     }
@@ -224,30 +224,30 @@ int rdv_auth_hello(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
                 strcat(groups, ",");
             strcat(groups, c->cert->groups[i]); /* bounded: 16 x 33 */
         }
-        rdv_info(srv->log, "node %s authenticated from %s:%u (%s), certificate %s, groups [%s]",
+        srv_info(srv->log, "node %s authenticated from %s:%u (%s), certificate %s, groups [%s]",
                  hex, ip, c->observed_port, rdv_wire_nat_name(c->nat_type), c->cert->serial,
                  groups);
     } else
-        rdv_info(srv->log, "node %s authenticated from %s:%u (%s)", hex, ip, c->observed_port,
+        srv_info(srv->log, "node %s authenticated from %s:%u (%s)", hex, ip, c->observed_port,
                  rdv_wire_nat_name(c->nat_type));
-    rdv_presence_joined(srv, c, hex, ip, !old);
+    srv_presence_joined(srv, c, hex, ip, !old);
     return 0;
 }
 
-void rdv_auth_expire(rdv_server *srv)
+void srv_auth_expire(srv_server *srv)
 {
-    int64_t now = rdv_mono_ms();
+    int64_t now = srv_mono_ms();
     while (srv->pending_head &&
            now - srv->pending_head->connected_ms >= srv->cfg->auth_timeout_ms) {
-        rdv_conn *c = srv->pending_head;
+        srv_conn *c = srv->pending_head;
         char msg[160];
         snprintf(msg, sizeof msg,
                  "no valid hello within %lld ms of connecting; answer the challenge sooner",
                  (long long)srv->cfg->auth_timeout_ms);
         srv->m.auth_failures++;
-        rdv_debug(srv->log, "auth timeout on connection %p", (void *)c);
-        rdv_auth_forget(srv, c); /* unlink first: the loop must advance */
-        rdv_conn_close(srv, c, RDV_EC_AUTH_TIMEOUT, msg, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        srv_debug(srv->log, "auth timeout on connection %p", (void *)c);
+        srv_auth_forget(srv, c); /* unlink first: the loop must advance */
+        srv_conn_close(srv, c, RDV_EC_AUTH_TIMEOUT, msg, LWS_CLOSE_STATUS_POLICY_VIOLATION);
     }
-    rdv_server_arm_auth_timer(srv);
+    srv_server_arm_auth_timer(srv);
 }

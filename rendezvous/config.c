@@ -9,7 +9,7 @@
  * take their value as the next argument or after '=' (--port=0); a file
  * line is the flag's name without "--", '=' and the value (port = 0).
  */
-#include "config.h"
+#include "rendezvous/config.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -20,8 +20,8 @@
 
 #include "schema/ids.h" /* and schema/wire_limits.h */
 
-#ifndef RDV_VERSION
-#define RDV_VERSION "0.1.0"
+#ifndef SRV_VERSION
+#define SRV_VERSION "0.1.0"
 #endif
 
 /* Bytes of a text relayData besides the base64 payload:
@@ -38,7 +38,7 @@ typedef enum opt_kind {
     K_INT,
     K_ONOFF,   /* bool: on|off, 1|0, true|false */
     K_FLAG,    /* bool, no value on the command line: 1|0 in the environment */
-    K_LEVEL,   /* rdv_log_level */
+    K_LEVEL,   /* srv_log_level */
     K_LOOP,    /* bool event_loop_poll: poll|uv */
     K_ALTPORT, /* int, or "auto" (stun_alt_auto) */
 } opt_kind;
@@ -48,19 +48,19 @@ typedef struct opt {
     const char *env;      /* "RENDEZVOUS_PORT" */
     const char *metavar;  /* "N" (NULL for K_FLAG) */
     opt_kind kind;
-    size_t off, size;     /* the field in rdv_config: offsetof, sizeof */
+    size_t off, size;     /* the field in srv_config: offsetof, sizeof */
     const char *def;      /* default as text, for --help and the first pass */
     long long min, max;   /* K_INT range; K_STR: non-empty, longest */
     const char *help;
     bool live;            /* LIVE: a SIGHUP applies a new value (reload.h) */
 } opt;
 
-/* The option's new value applies on SIGHUP (rdv_config_reload); the others
+/* The option's new value applies on SIGHUP (srv_config_reload); the others
  * need a restart. */
 #define LIVE true
 
-/* The field of rdv_config an option fills. */
-#define F(field) offsetof(rdv_config, field), sizeof(((rdv_config *)0)->field)
+/* The field of srv_config an option fills. */
+#define F(field) offsetof(srv_config, field), sizeof(((srv_config *)0)->field)
 
 /* A row leaves `live` out when the option needs a restart. */
 #pragma GCC diagnostic push
@@ -221,7 +221,7 @@ static bool parse_int(const opt *o, const char *val, const char *src, long long 
 
 /* Parses val for option i into its field of cfg (the row says how and
  * where). src names the flag, variable or "default" in messages. */
-static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *src)
+static bool store_value(srv_config *cfg, size_t i, const char *val, const char *src)
 {
     const opt *o = &options[i];
     char *field = (char *)cfg + o->off;
@@ -270,7 +270,7 @@ static bool store_value(rdv_config *cfg, size_t i, const char *val, const char *
         }
         break;
     case K_LEVEL:
-        if (!rdv_log_level_parse(val, (rdv_log_level *)field)) {
+        if (!srv_log_level_parse(val, (srv_log_level *)field)) {
             fprintf(stderr, "rendezvousd: %s: '%s' must be debug, info, warn or error\n", src,
                     val);
             return false;
@@ -304,7 +304,7 @@ static int ip_family(const char *s)
 
 /* The STUN options against each other and --listen (the STUN socket binds
  * the --listen address, which must then be a numeric IP). */
-static bool check_stun(const rdv_config *cfg)
+static bool check_stun(const srv_config *cfg)
 {
     if (!cfg->stun)
         return true;
@@ -333,7 +333,7 @@ static bool check_stun(const rdv_config *cfg)
 
 /* --operator-listen: "off", or ADDR:PORT with ADDR a numeric IP ("[v6]" for
  * IPv6) into operator_addr / operator_port. */
-static bool check_operator(rdv_config *cfg)
+static bool check_operator(srv_config *cfg)
 {
     const char *v = cfg->operator_listen;
     cfg->operator_off = !strcmp(v, "off");
@@ -414,7 +414,7 @@ static int find_flag(const char *arg, size_t len)
 /* True when option i is --config. */
 static bool is_config(size_t i)
 {
-    return options[i].off == offsetof(rdv_config, config_path);
+    return options[i].off == offsetof(srv_config, config_path);
 }
 
 /* The --config file to read: the last --config on the command line, else
@@ -460,7 +460,7 @@ static char *trim(char *s)
  * blank, a comment, or name = value. seen[] holds the line that set each
  * option (0 = none yet). Prints the reason, naming path:lineno, and
  * returns false for a bad line. */
-static bool config_line(rdv_config *cfg, const char *path, unsigned lineno, char *line,
+static bool config_line(srv_config *cfg, const char *path, unsigned lineno, char *line,
                         unsigned seen[])
 {
     for (char *p = line; *p; p++)
@@ -506,7 +506,7 @@ static bool config_line(rdv_config *cfg, const char *path, unsigned lineno, char
 
 /* Reads the --config file into cfg. false (reason printed) when it cannot
  * be read or a line is bad. */
-static bool read_config(rdv_config *cfg, const char *path)
+static bool read_config(srv_config *cfg, const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -539,39 +539,39 @@ static bool read_config(rdv_config *cfg, const char *path)
     return ok;
 }
 
-rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
+srv_config_result srv_config_load(srv_config *cfg, int argc, char **argv)
 {
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < N_OPTIONS; i++) {
         if (options[i].kind == K_FLAG)
             continue;
         if (!store_value(cfg, i, options[i].def, "default"))
-            return RDV_CONFIG_ERROR;
+            return SRV_CONFIG_ERROR;
     }
     const char *file = config_file(argc, argv);
     if (file && !read_config(cfg, file))
-        return RDV_CONFIG_ERROR;
+        return SRV_CONFIG_ERROR;
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const char *v = getenv(options[i].env);
         if (v && !store_value(cfg, i, v, options[i].env))
-            return RDV_CONFIG_ERROR;
+            return SRV_CONFIG_ERROR;
     }
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
             print_help();
-            return RDV_CONFIG_EXIT_OK;
+            return SRV_CONFIG_EXIT_OK;
         }
         if (!strcmp(arg, "--version")) {
-            printf("rendezvousd %s (protocol %d)\n", RDV_VERSION, RDV_PROTOCOL_VERSION);
-            return RDV_CONFIG_EXIT_OK;
+            printf("rendezvousd %s (protocol %d)\n", SRV_VERSION, RDV_PROTOCOL_VERSION);
+            return SRV_CONFIG_EXIT_OK;
         }
         const char *eq = strchr(arg, '=');
         size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
         int i = find_flag(arg, flen);
         if (i < 0) {
             fprintf(stderr, "rendezvousd: unknown option '%.*s' (see --help)\n", (int)flen, arg);
-            return RDV_CONFIG_ERROR;
+            return SRV_CONFIG_ERROR;
         }
         const char *val;
         if (options[i].kind == K_FLAG) {
@@ -583,29 +583,29 @@ rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
         } else {
             fprintf(stderr, "rendezvousd: %s needs a value (%s)\n", options[i].flag,
                     options[i].metavar);
-            return RDV_CONFIG_ERROR;
+            return SRV_CONFIG_ERROR;
         }
         if (!store_value(cfg, (size_t)i, val, options[i].flag))
-            return RDV_CONFIG_ERROR;
+            return SRV_CONFIG_ERROR;
     }
     if (!*cfg->tls_cert != !*cfg->tls_key) {
         fprintf(stderr, "rendezvousd: --tls-cert and --tls-key must be given together\n");
-        return RDV_CONFIG_ERROR;
+        return SRV_CONFIG_ERROR;
     }
     if (cfg->ping_interval_ms >= cfg->idle_timeout_ms) {
         fprintf(stderr,
                 "rendezvousd: --ping-interval (%lld) must be below --idle-timeout (%lld)\n",
                 (long long)cfg->ping_interval_ms, (long long)cfg->idle_timeout_ms);
-        return RDV_CONFIG_ERROR;
+        return SRV_CONFIG_ERROR;
     }
     if (cfg->burst < 1 || cfg->rate < 1)
-        return RDV_CONFIG_ERROR;
+        return SRV_CONFIG_ERROR;
     if (cfg->stun_alt_auto)
         cfg->stun_alt_port = cfg->stun_port > 0 && cfg->stun_port < 65535 ? cfg->stun_port + 1 : 0;
     if (!check_stun(cfg))
-        return RDV_CONFIG_ERROR;
+        return SRV_CONFIG_ERROR;
     if (!check_operator(cfg))
-        return RDV_CONFIG_ERROR;
+        return SRV_CONFIG_ERROR;
     /* a relayData of the largest payload must fit one message in both
      * forms, binary (17-byte header) and text (base64 plus the envelope):
      * a smaller --max-message-bytes lowers the relay payload with it
@@ -613,20 +613,20 @@ rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv)
     size_t fit = (cfg->max_message_bytes - RELAY_TEXT_OVERHEAD) / 4 * 3;
     if (cfg->relay_max_payload > fit)
         cfg->relay_max_payload = fit;
-    return RDV_CONFIG_RUN;
+    return SRV_CONFIG_RUN;
 }
 
-int rdv_config_reload(rdv_config *live, int argc, char **argv, char *restart, size_t restartlen,
+int srv_config_reload(srv_config *live, int argc, char **argv, char *restart, size_t restartlen,
                       char *err, size_t errlen)
 {
     if (restartlen)
         restart[0] = '\0';
-    rdv_config *fresh = malloc(sizeof *fresh);
+    srv_config *fresh = malloc(sizeof *fresh);
     if (!fresh) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (rdv_config_load(fresh, argc, argv) != RDV_CONFIG_RUN) {
+    if (srv_config_load(fresh, argc, argv) != SRV_CONFIG_RUN) {
         free(fresh);
         snprintf(err, errlen, "%.900s is invalid (the line above says why)",
                  live->config_path[0] ? live->config_path : "the configuration");

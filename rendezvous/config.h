@@ -3,16 +3,16 @@
  * flags win over the environment, which wins over the file, which wins
  * over the defaults).
  */
-#ifndef RDV_SERVER_CONFIG_H
-#define RDV_SERVER_CONFIG_H
+#ifndef SRV_CONFIG_H
+#define SRV_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "rendezvous/log.h"
 
-typedef struct rdv_config {
+typedef struct srv_config {
     char config_path[1024];      /* --config: options file read first; empty = none */
     char listen[64];             /* --listen: bind address */
     int port;                    /* --port: 0 = any free port */
@@ -70,21 +70,21 @@ typedef struct rdv_config {
     char admission[32];          /* --admission open|allowlist|fleet|allowlist,fleet */
     char fleet_keys[2048];       /* --fleet-key: trusted fleet public keys, comma list */
     char fleet_key_file[1024];   /* --fleet-key-file: more of them, one a line */
-    rdv_logger log;              /* --log-level, --log-json */
-} rdv_config;
+    srv_logger log;              /* --log-level, --log-json */
+} srv_config;
 
-/* What rdv_config_load() asks the caller to do. */
-typedef enum rdv_config_result {
-    RDV_CONFIG_RUN = 0,   /* configuration valid: serve */
-    RDV_CONFIG_EXIT_OK,   /* --help or --version printed: exit 0 */
-    RDV_CONFIG_ERROR      /* invalid: message printed on stderr, exit 2 */
-} rdv_config_result;
+/* What srv_config_load() asks the caller to do. */
+typedef enum srv_config_result {
+    SRV_CONFIG_RUN = 0,   /* configuration valid: serve */
+    SRV_CONFIG_EXIT_OK,   /* --help or --version printed: exit 0 */
+    SRV_CONFIG_ERROR      /* invalid: message printed on stderr, exit 2 */
+} srv_config_result;
 
 /* Fills *cfg with the defaults, then the --config file (named by argv or
  * RENDEZVOUS_CONFIG), then the environment, then argv.
  * Prints --help / --version to stdout and errors (naming the flag or
  * variable and the accepted values) to stderr. */
-rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv);
+srv_config_result srv_config_load(srv_config *cfg, int argc, char **argv);
 
 /* SIGHUP (reload.h): loads the configuration again from the same argv
  * (the environment and the --config file as they are now) and copies the
@@ -93,7 +93,7 @@ rdv_config_result rdv_config_load(rdv_config *cfg, int argc, char **argv);
  * separated ("" for none). Returns 0, or -1 with *live untouched and a
  * reason in err when the configuration is now invalid (the details went
  * to stderr, as at start). */
-int rdv_config_reload(rdv_config *live, int argc, char **argv, char *restart, size_t restartlen,
+int srv_config_reload(srv_config *live, int argc, char **argv, char *restart, size_t restartlen,
                       char *err, size_t errlen);
 
 #endif

@@ -16,25 +16,25 @@
  * and written from LWS_CALLBACK_SERVER_WRITEABLE, up to WRITES_PER_CALLBACK
  * per callback while lws buffers nothing.
  */
-#include "conn.h"
+#include "rendezvous/conn.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
-#include "conn_limits.h"
-#include "log.h"
-#include "relay.h"
-#include "replay.h"
-#include "route.h"
-#include "server.h"
+#include "rendezvous/auth.h"
+#include "rendezvous/conn_limits.h"
+#include "rendezvous/log.h"
+#include "rendezvous/relay.h"
+#include "rendezvous/replay.h"
+#include "rendezvous/route.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 /* lws_write() type of a WebSocket close frame: private to lws 4.1.6
  * (roles/ws/private-lib-roles-ws.h), same value in every 4.x. */
-#define RDV_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+#define SRV_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
 /* Most queued messages written in one WRITEABLE callback. */
 #define WRITES_PER_CALLBACK 32
@@ -45,17 +45,17 @@
 /* Bound on how long a closing connection may take to drain (seconds). */
 #define CLOSE_DRAIN_SECS 5
 
-void rdv_conn_node_hex(const rdv_conn *c, char out[RDV_NODE_ID_HEXLEN + 1])
+void srv_conn_node_hex(const srv_conn *c, char out[RDV_NODE_ID_HEXLEN + 1])
 {
     sodium_bin2hex(out, RDV_NODE_ID_HEXLEN + 1, c->node_id, RDV_NODE_ID_BYTES);
 }
 
 /* Appends a copy of data to c's queue regardless of the cap. */
-static int enqueue(rdv_conn *c, const void *data, size_t len, bool binary)
+static int enqueue(srv_conn *c, const void *data, size_t len, bool binary)
 {
     if (len > UINT32_MAX - c->out_bytes)
         return -1;
-    rdv_outmsg *m = malloc(sizeof *m + LWS_PRE + len);
+    srv_outmsg *m = malloc(sizeof *m + LWS_PRE + len);
     if (!m)
         return -1;
     m->next = NULL;
@@ -73,11 +73,11 @@ static int enqueue(rdv_conn *c, const void *data, size_t len, bool binary)
 }
 
 /* Frees every queued message; returns how many there were. */
-static uint64_t drop_queue(rdv_conn *c)
+static uint64_t drop_queue(srv_conn *c)
 {
     uint64_t n = 0;
     while (c->out_head) {
-        rdv_outmsg *m = c->out_head;
+        srv_outmsg *m = c->out_head;
         c->out_head = m->next;
         free(m);
         n++;
@@ -87,12 +87,12 @@ static uint64_t drop_queue(rdv_conn *c)
     return n;
 }
 
-int rdv_conn_send_backlog(rdv_server *srv, rdv_conn *c, const void *data, size_t len)
+int srv_conn_send_backlog(srv_server *srv, srv_conn *c, const void *data, size_t len)
 {
     if (c->close_code)
         return -1;
     if (enqueue(c, data, len, false) != 0) {
-        rdv_error(srv->log, "out of memory queueing %zu bytes of backlog", len);
+        srv_error(srv->log, "out of memory queueing %zu bytes of backlog", len);
         return -1;
     }
     return 0;
@@ -101,9 +101,9 @@ int rdv_conn_send_backlog(rdv_server *srv, rdv_conn *c, const void *data, size_t
 /* Writes data to c now when nothing is waiting before it (see the header
  * comment). Returns 1 when written, 0 when it must be queued, -1 when the
  * socket failed (c is then being closed). */
-static int write_now(rdv_server *srv, rdv_conn *c, const void *data, size_t len, bool binary)
+static int write_now(srv_server *srv, srv_conn *c, const void *data, size_t len, bool binary)
 {
-    if (c->out_head || c->state != RDV_CONN_AUTHED || len > DIRECT_WRITE_MAX ||
+    if (c->out_head || c->state != SRV_CONN_AUTHED || len > DIRECT_WRITE_MAX ||
         lws_partial_buffered(c->wsi))
         return 0;
     uint8_t buf[LWS_PRE + DIRECT_WRITE_MAX];
@@ -121,7 +121,7 @@ static int write_now(rdv_server *srv, rdv_conn *c, const void *data, size_t len,
     return 1;
 }
 
-int rdv_conn_send(rdv_server *srv, rdv_conn *c, const void *data, size_t len, bool binary)
+int srv_conn_send(srv_server *srv, srv_conn *c, const void *data, size_t len, bool binary)
 {
     if (c->close_code)
         return -1;
@@ -129,26 +129,26 @@ int rdv_conn_send(rdv_server *srv, rdv_conn *c, const void *data, size_t len, bo
     if (direct != 0)
         return direct > 0 ? 0 : -1;
     if ((uint64_t)c->out_bytes + len > srv->cfg->send_queue_max) {
-        srv->m.dropped[RDV_DROP_SLOW_CONSUMER] += drop_queue(c) + 1;
+        srv->m.dropped[SRV_DROP_SLOW_CONSUMER] += drop_queue(c) + 1;
         char hex[RDV_NODE_ID_HEXLEN + 1] = "(unauthenticated)";
-        if (c->state == RDV_CONN_AUTHED)
-            rdv_conn_node_hex(c, hex);
-        rdv_warn(srv->log, "closing slow consumer %s: over %zu bytes waiting", hex,
+        if (c->state == SRV_CONN_AUTHED)
+            srv_conn_node_hex(c, hex);
+        srv_warn(srv->log, "closing slow consumer %s: over %zu bytes waiting", hex,
                  srv->cfg->send_queue_max);
-        rdv_conn_close(srv, c, RDV_EC_SLOW_CONSUMER,
+        srv_conn_close(srv, c, RDV_EC_SLOW_CONSUMER,
                        "you did not read fast enough and your send queue overflowed; "
                        "read continuously and reconnect",
                        LWS_CLOSE_STATUS_POLICY_VIOLATION);
         return -1;
     }
     if (enqueue(c, data, len, binary) != 0) {
-        rdv_error(srv->log, "out of memory queueing %zu bytes", len);
+        srv_error(srv->log, "out of memory queueing %zu bytes", len);
         return -1;
     }
     return 0;
 }
 
-int rdv_conn_send_json(rdv_server *srv, rdv_conn *c, rdv_msg_type type, json_t *body)
+int srv_conn_send_json(srv_server *srv, srv_conn *c, rdv_msg_type type, json_t *body)
 {
     json_t *env = rdv_msg_wrap(type, body);
     if (!env)
@@ -158,7 +158,7 @@ int rdv_conn_send_json(rdv_server *srv, rdv_conn *c, rdv_msg_type type, json_t *
     json_decref(env);
     if (!text)
         return -1;
-    int rc = rdv_conn_send(srv, c, text, len, false);
+    int rc = srv_conn_send(srv, c, text, len, false);
     free(text);
     return rc;
 }
@@ -201,7 +201,7 @@ static json_t *error_body(rdv_ec code, const char *message, const char *ref, con
     return b;
 }
 
-int rdv_conn_send_error(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *message,
+int srv_conn_send_error(srv_server *srv, srv_conn *c, rdv_ec code, const char *message,
                         const char *ref, const char *type, const char *field)
 {
     json_t *b = error_body(code, message, ref, type, field);
@@ -209,12 +209,12 @@ int rdv_conn_send_error(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *m
         return -1;
     if ((unsigned)code < RDV_EC__COUNT)
         srv->m.errors_sent[code]++;
-    rdv_debug(srv->log, "error %s to connection %p: %s", rdv_ec_name(code), (void *)c,
+    srv_debug(srv->log, "error %s to connection %p: %s", rdv_ec_name(code), (void *)c,
               message ? message : rdv_ec_hint(code));
-    return rdv_conn_send_json(srv, c, RDV_MSG_ERROR, b);
+    return srv_conn_send_json(srv, c, RDV_MSG_ERROR, b);
 }
 
-void rdv_conn_close(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *message,
+void srv_conn_close(srv_server *srv, srv_conn *c, rdv_ec code, const char *message,
                     uint16_t close_code)
 {
     if (c->close_code)
@@ -229,18 +229,18 @@ void rdv_conn_close(rdv_server *srv, rdv_conn *c, rdv_ec code, const char *messa
             srv->m.errors_sent[code]++;
         free(text);
     }
-    rdv_auth_forget(srv, c);
-    c->state = RDV_CONN_CLOSING;
+    srv_auth_forget(srv, c);
+    c->state = SRV_CONN_CLOSING;
     c->close_code = close_code ? close_code : LWS_CLOSE_STATUS_NORMAL;
     free(c->rx_buf);
     c->rx_buf = NULL;
     c->rx_len = c->rx_cap = 0;
     /* its relay sessions end now (the peers are told), not at the TCP close */
-    rdv_relay_conn_gone(&srv->relay, srv, c,
-                        code == RDV_EC_REPLACED        ? RDV_RELAY_END_REPLACED
-                        : code == RDV_EC_REVOKED       ? RDV_RELAY_END_REVOKED
-                        : code == RDV_EC_SHUTTING_DOWN ? RDV_RELAY_END_SHUTDOWN
-                                                       : RDV_RELAY_END_DISCONNECTED);
+    srv_relay_conn_gone(&srv->relay, srv, c,
+                        code == RDV_EC_REPLACED        ? SRV_RELAY_END_REPLACED
+                        : code == RDV_EC_REVOKED       ? SRV_RELAY_END_REVOKED
+                        : code == RDV_EC_SHUTTING_DOWN ? SRV_RELAY_END_SHUTDOWN
+                                                       : SRV_RELAY_END_DISCONNECTED);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_DRAIN_SECS);
     lws_callback_on_writable(c->wsi);
 }
@@ -300,32 +300,32 @@ static bool utf8_valid(const uint8_t *s, size_t n)
  * charges refused relay data to the message bucket itself.
  * A text message that is not UTF-8 fails the connection with 1007 (RFC
  * 6455 8.1 and 7.4.1), after error bad_json. */
-static int deliver(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len, bool binary)
+static int deliver(srv_server *srv, srv_conn *c, const uint8_t *data, size_t len, bool binary)
 {
     if (binary)
-        return rdv_route_binary(srv, c, data, len);
+        return srv_route_binary(srv, c, data, len);
     if (!utf8_valid(data, len)) {
-        rdv_conn_close(srv, c, RDV_EC_BAD_JSON,
+        srv_conn_close(srv, c, RDV_EC_BAD_JSON,
                        "text frame is not valid UTF-8 (RFC 6455 8.1); the connection is "
                        "closed with 1007",
                        LWS_CLOSE_STATUS_INVALID_PAYLOAD);
         return 0;
     }
-    if (!rdv_relay_is_data_text(data, len) && !rdv_limits_admit(srv, c))
+    if (!srv_relay_is_data_text(data, len) && !srv_limits_admit(srv, c))
         return 0;
-    return rdv_route_message(srv, c, data, len);
+    return srv_route_message(srv, c, data, len);
 }
 
 /* Oversize: error too_large and close 1009. */
-static void too_large(rdv_server *srv, rdv_conn *c)
+static void too_large(srv_server *srv, srv_conn *c)
 {
     char msg[128];
     snprintf(msg, sizeof msg, "message over the limit of %zu bytes; the connection is closed",
              srv->cfg->max_message_bytes);
-    rdv_conn_close(srv, c, RDV_EC_TOO_LARGE, msg, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+    srv_conn_close(srv, c, RDV_EC_TOO_LARGE, msg, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
 }
 
-int rdv_conn_on_receive(rdv_server *srv, rdv_conn *c, const uint8_t *in, size_t len)
+int srv_conn_on_receive(srv_server *srv, srv_conn *c, const uint8_t *in, size_t len)
 {
     struct lws *wsi = c->wsi;
     bool final = lws_is_final_fragment(wsi);
@@ -358,8 +358,8 @@ int rdv_conn_on_receive(rdv_server *srv, rdv_conn *c, const uint8_t *in, size_t 
             want = need;
         uint8_t *nb = realloc(c->rx_buf, want);
         if (!nb) {
-            rdv_error(srv->log, "out of memory reassembling a %zu-byte message", need);
-            rdv_conn_close(srv, c, RDV_EC_INTERNAL, "server out of memory",
+            srv_error(srv->log, "out of memory reassembling a %zu-byte message", need);
+            srv_conn_close(srv, c, RDV_EC_INTERNAL, "server out of memory",
                            LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
             return 0;
         }
@@ -384,28 +384,28 @@ int rdv_conn_on_receive(rdv_server *srv, rdv_conn *c, const uint8_t *in, size_t 
  * right after its close frame, and a peer still sending then gets a TCP
  * reset that destroys the error and close frame it has not read yet. So
  * we send the close frame ourselves and keep reading (and dropping) until
- * the peer answers with its close (rdv_conn_on_peer_close) or the drain
- * timeout set by rdv_conn_close() expires. */
-static int send_close(rdv_server *srv, rdv_conn *c)
+ * the peer answers with its close (srv_conn_on_peer_close) or the drain
+ * timeout set by srv_conn_close() expires. */
+static int send_close(srv_server *srv, srv_conn *c)
 {
     uint8_t frame[LWS_PRE + 2];
     frame[LWS_PRE] = (uint8_t)(c->close_code >> 8);
     frame[LWS_PRE + 1] = (uint8_t)(c->close_code & 0xff);
     c->close_sent = 1;
-    if (lws_write(c->wsi, frame + LWS_PRE, 2, RDV_LWS_WRITE_CLOSE) < 0)
+    if (lws_write(c->wsi, frame + LWS_PRE, 2, SRV_LWS_WRITE_CLOSE) < 0)
         return -1;
     srv->m.bytes_out += 2;
     return 0;
 }
 
-int rdv_conn_on_peer_close(rdv_conn *c)
+int srv_conn_on_peer_close(srv_conn *c)
 {
     /* our close frame went out first: this is the answer, hang up;
      * otherwise let lws echo the peer's close */
     return c->close_sent ? -1 : 0;
 }
 
-int rdv_conn_on_writeable(rdv_server *srv, rdv_conn *c)
+int srv_conn_on_writeable(srv_server *srv, srv_conn *c)
 {
     if (!c->out_head) {
         if (c->close_code && !c->close_sent)
@@ -417,7 +417,7 @@ int rdv_conn_on_writeable(rdv_server *srv, rdv_conn *c)
     for (int n = 0; c->out_head && n < WRITES_PER_CALLBACK; n++) {
         if (n > 0 && lws_partial_buffered(c->wsi))
             break; /* the kernel took only part: wait for writeable */
-        rdv_outmsg *m = c->out_head;
+        srv_outmsg *m = c->out_head;
         c->out_head = m->next;
         if (!c->out_head)
             c->out_tail = NULL;
@@ -436,7 +436,7 @@ int rdv_conn_on_writeable(rdv_server *srv, rdv_conn *c)
     return 0;
 }
 
-void rdv_conn_release(rdv_conn *c)
+void srv_conn_release(srv_conn *c)
 {
     drop_queue(c);
     free(c->cert);
@@ -444,5 +444,5 @@ void rdv_conn_release(rdv_conn *c)
     free(c->rx_buf);
     c->rx_buf = NULL;
     c->rx_len = c->rx_cap = 0;
-    rdv_replay_free(&c->replay);
+    srv_replay_free(&c->replay);
 }

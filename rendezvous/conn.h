@@ -6,10 +6,10 @@
  * queue is a list of heap messages with LWS_PRE headroom, bounded in bytes
  * (--send-queue-max). Data is written only from LWS_CALLBACK_SERVER_WRITEABLE.
  * A connection is closed by queueing an `error`, then, once the queue has
- * drained, sending a close frame with the code (rdv_conn_close()).
+ * drained, sending a close frame with the code (srv_conn_close()).
  */
-#ifndef RDV_SERVER_CONN_H
-#define RDV_SERVER_CONN_H
+#ifndef SRV_CONN_H
+#define SRV_CONN_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -17,51 +17,51 @@
 #include <stdint.h>
 
 #include "schema/errors.h"
-#include "hmap.h"
+#include "rendezvous/hmap.h"
 #include "schema/ids.h" /* and schema/wire_limits.h */
 #include "schema/message.h"
 #include "schema/nat_type.h"
 
 struct lws;
-struct rdv_server;
-struct rdv_ip_entry;
-struct rdv_watchset;
-struct rdv_conn_cert;
-struct rdv_replay;
-struct rdv_vjob;
+struct srv_server;
+struct srv_ip_entry;
+struct srv_watchset;
+struct srv_conn_cert;
+struct srv_replay;
+struct srv_vjob;
 
-typedef enum rdv_conn_state {
-    RDV_CONN_PENDING = 0, /* challenge sent, waiting for hello */
-    RDV_CONN_AUTHED,      /* welcome sent; in the node map */
-    RDV_CONN_CLOSING      /* error queued; closes when the queue drains */
-} rdv_conn_state;
+typedef enum srv_conn_state {
+    SRV_CONN_PENDING = 0, /* challenge sent, waiting for hello */
+    SRV_CONN_AUTHED,      /* welcome sent; in the node map */
+    SRV_CONN_CLOSING      /* error queued; closes when the queue drains */
+} srv_conn_state;
 
 /* One queued outbound message; buf holds LWS_PRE bytes, then len bytes. */
-typedef struct rdv_outmsg {
-    struct rdv_outmsg *next;
+typedef struct srv_outmsg {
+    struct srv_outmsg *next;
     uint32_t len;
     uint8_t binary;
     uint8_t buf[];
-} rdv_outmsg;
+} srv_outmsg;
 
-typedef struct rdv_conn {
+typedef struct srv_conn {
     struct lws *wsi;
     union {
         struct {
-            struct rdv_conn *prev, *next;
-        } pending;       /* RDV_CONN_PENDING: auth-deadline FIFO */
-        rdv_hnode node;  /* RDV_CONN_AUTHED: entry of the node map */
+            struct srv_conn *prev, *next;
+        } pending;       /* SRV_CONN_PENDING: auth-deadline FIFO */
+        srv_hnode node;  /* SRV_CONN_AUTHED: entry of the node map */
     } link;
-    rdv_outmsg *out_head, *out_tail;
+    srv_outmsg *out_head, *out_tail;
     uint8_t *rx_buf;                 /* only while a message is split */
-    struct rdv_ip_entry *ip;         /* per-source-address counter */
-    struct rdv_watchset *watches;    /* NULL until the first watch */
-    struct rdv_conn_cert *cert;      /* fleet certificate's serial and groups
+    struct srv_ip_entry *ip;         /* per-source-address counter */
+    struct srv_watchset *watches;    /* NULL until the first watch */
+    struct srv_conn_cert *cert;      /* fleet certificate's serial and groups
                                       * (admission.h), set at hello; NULL when
                                       * admitted without one */
-    struct rdv_replay *replay;       /* signatures seen (replay.h); NULL
+    struct srv_replay *replay;       /* signatures seen (replay.h); NULL
                                       * until the first signed message */
-    struct rdv_vjob *vq_head, *vq_tail; /* messages waiting for a verify
+    struct srv_vjob *vq_head, *vq_tail; /* messages waiting for a verify
                                       * worker and those after them (vpool.h) */
     int64_t connected_ms;            /* monotonic ms: auth deadline base */
     int64_t bucket_ms;               /* monotonic ms of the last refill */
@@ -86,65 +86,65 @@ typedef struct rdv_conn {
     uint16_t observed_port;
     uint32_t serial;                 /* this connection among the node's
                                       * connections (engine.h): set at hello */
-    uint8_t state;                   /* rdv_conn_state */
+    uint8_t state;                   /* srv_conn_state */
     uint8_t nat_type;                /* rdv_wire_nat (schema/nat_type.h) */
     uint8_t rx_binary;               /* message being reassembled is binary */
     uint8_t close_sent;              /* our close frame is written */
-    uint16_t vq_count;               /* jobs on vq_* (about RDV_VPOOL_CONN_MAX at most) */
+    uint16_t vq_count;               /* jobs on vq_* (about SRV_VPOOL_CONN_MAX at most) */
     uint8_t vq_paused;               /* reading paused: vq_* is full */
     uint8_t vq_mark;                 /* vpool.c: in the batch being drained */
     union {
         uint8_t nonce[RDV_NONCE_BYTES];     /* PENDING: the challenge's nonce */
         uint8_t node_id[RDV_NODE_ID_BYTES]; /* AUTHED (and CLOSING after it) */
     };
-} rdv_conn;
+} srv_conn;
 
 
 /* Queues len bytes (text frame, or binary) for c. Over the send cap the
  * queue is dropped and c closed with `slow_consumer`. Returns 0 when
  * queued, -1 when not (closing, over the cap, out of memory). */
-int rdv_conn_send(struct rdv_server *srv, rdv_conn *c, const void *data, size_t len,
+int srv_conn_send(struct srv_server *srv, srv_conn *c, const void *data, size_t len,
                   bool binary);
 
 /* Queues a stored message delivered at welcome, exempt from the send cap:
  * the backlog is bounded by --offline-queue-max x --max-message-bytes, and
  * closing the node as a slow consumer would lose messages already taken
  * from the durable queue. Returns 0, or -1 when closing / out of memory. */
-int rdv_conn_send_backlog(struct rdv_server *srv, rdv_conn *c, const void *data,
+int srv_conn_send_backlog(struct srv_server *srv, srv_conn *c, const void *data,
                           size_t len);
 
 /* Wraps body (reference stolen) in an envelope of type and queues it. */
-int rdv_conn_send_json(struct rdv_server *srv, rdv_conn *c, rdv_msg_type type,
+int srv_conn_send_json(struct srv_server *srv, srv_conn *c, rdv_msg_type type,
                        json_t *body);
 
 /* Queues an `error`. message NULL: the code's hint. ref, type, field: NULL
  * or empty to leave out. Counts it in the metrics. */
-int rdv_conn_send_error(struct rdv_server *srv, rdv_conn *c, rdv_ec code,
+int srv_conn_send_error(struct srv_server *srv, srv_conn *c, rdv_ec code,
                         const char *message, const char *ref, const char *type,
                         const char *field);
 
 /* Queues an error (unless code is RDV_EC_NONE) and closes c with
  * close_code once everything queued before it is written. Ignores further
  * input. Idempotent: the first close wins. */
-void rdv_conn_close(struct rdv_server *srv, rdv_conn *c, rdv_ec code, const char *message,
+void srv_conn_close(struct srv_server *srv, srv_conn *c, rdv_ec code, const char *message,
                     uint16_t close_code);
 
 /* Feeds one receive callback's data. Reassembles split messages and hands
- * every complete one to rdv_route_message(). Returns -1 when lws must close
+ * every complete one to srv_route_message(). Returns -1 when lws must close
  * the connection now. */
-int rdv_conn_on_receive(struct rdv_server *srv, rdv_conn *c, const uint8_t *in, size_t len);
+int srv_conn_on_receive(struct srv_server *srv, srv_conn *c, const uint8_t *in, size_t len);
 
 /* Writes the next queued message. Returns -1 when lws must close now. */
-int rdv_conn_on_writeable(struct rdv_server *srv, rdv_conn *c);
+int srv_conn_on_writeable(struct srv_server *srv, srv_conn *c);
 
 /* The peer sent a close frame (LWS_CALLBACK_WS_PEER_INITIATED_CLOSE).
  * Returns the callback's result: -1 (hang up) when it answers ours. */
-int rdv_conn_on_peer_close(rdv_conn *c);
+int srv_conn_on_peer_close(srv_conn *c);
 
 /* Frees everything c owns (queues, buffers); the struct itself is lws'. */
-void rdv_conn_release(rdv_conn *c);
+void srv_conn_release(srv_conn *c);
 
 /* Lowercase hex of c's node ID into out[65]. */
-void rdv_conn_node_hex(const rdv_conn *c, char out[RDV_NODE_ID_HEXLEN + 1]);
+void srv_conn_node_hex(const srv_conn *c, char out[RDV_NODE_ID_HEXLEN + 1]);
 
 #endif

@@ -6,7 +6,7 @@
  * paused); `burst` strikes before that is a sustained flood and closes the
  * connection with 1008.
  */
-#include "conn_limits.h"
+#include "rendezvous/conn_limits.h"
 
 #include <arpa/inet.h>
 #include <libwebsockets.h>
@@ -15,10 +15,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "conn.h"
-#include "hmap.h"
-#include "log.h"
-#include "server.h"
+#include "rendezvous/conn.h"
+#include "rendezvous/hmap.h"
+#include "rendezvous/log.h"
+#include "rendezvous/server.h"
 
 /* At most one "refusing connections" line this often. */
 #define HANDSHAKE_LOG_MS 10000
@@ -54,7 +54,7 @@ static int address_key(const struct sockaddr_storage *ss, uint8_t key[16], char 
     return -1;
 }
 
-int rdv_peer_address(struct lws *wsi, uint8_t key[16], char *text, size_t textlen,
+int srv_peer_address(struct lws *wsi, uint8_t key[16], char *text, size_t textlen,
                      uint16_t *port)
 {
     struct sockaddr_storage ss;
@@ -67,29 +67,29 @@ int rdv_peer_address(struct lws *wsi, uint8_t key[16], char *text, size_t textle
 
 /* The counter entry of address key, created (count 0) when missing;
  * NULL when out of memory. */
-static rdv_ip_entry *ip_entry(rdv_server *srv, const uint8_t key[16])
+static srv_ip_entry *ip_entry(srv_server *srv, const uint8_t key[16])
 {
-    rdv_hnode *n = rdv_hmap_get(&srv->ips, key);
+    srv_hnode *n = srv_hmap_get(&srv->ips, key);
     if (n)
-        return rdv_container_of(n, rdv_ip_entry, node);
-    rdv_ip_entry *e = calloc(1, sizeof *e);
+        return srv_container_of(n, srv_ip_entry, node);
+    srv_ip_entry *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
     memcpy(e->addr, key, 16);
-    rdv_hmap_put(&srv->ips, &e->node);
+    srv_hmap_put(&srv->ips, &e->node);
     return e;
 }
 
 /* Frees e once nothing counts on it. */
-static void ip_entry_unref(rdv_server *srv, rdv_ip_entry *e)
+static void ip_entry_unref(srv_server *srv, srv_ip_entry *e)
 {
     if (e->count == 0 && e->handshakes == 0) {
-        rdv_hmap_del(&srv->ips, &e->node);
+        srv_hmap_del(&srv->ips, &e->node);
         free(e);
     }
 }
 
-bool rdv_limits_handshake_allowed(rdv_server *srv, const struct sockaddr_storage *from)
+bool srv_limits_handshake_allowed(srv_server *srv, const struct sockaddr_storage *from)
 {
     int cap = srv->cfg->max_handshakes_per_ip;
     if (cap <= 0)
@@ -99,15 +99,15 @@ bool rdv_limits_handshake_allowed(rdv_server *srv, const struct sockaddr_storage
     uint16_t port;
     if (address_key(from, key, text, sizeof text, &port) != 0)
         return true; /* not IP (never on this listener): nothing to count */
-    rdv_hnode *n = rdv_hmap_get(&srv->ips, key);
-    if (!n || rdv_container_of(n, rdv_ip_entry, node)->handshakes < (uint32_t)cap)
+    srv_hnode *n = srv_hmap_get(&srv->ips, key);
+    if (!n || srv_container_of(n, srv_ip_entry, node)->handshakes < (uint32_t)cap)
         return true;
     srv->m.handshakes_refused++;
     srv->m.connections_refused++;
-    int64_t now = rdv_mono_ms();
+    int64_t now = srv_mono_ms();
     if (!srv->handshake_log_ms || now - srv->handshake_log_ms >= HANDSHAKE_LOG_MS) {
         srv->handshake_log_ms = now;
-        rdv_warn(srv->log,
+        srv_warn(srv->log,
                  "refusing connections from %s: %d of its connections have not finished "
                  "the WebSocket upgrade (--max-handshakes-per-ip %d; %llu refused in all)",
                  text, cap, cap, (unsigned long long)srv->m.handshakes_refused);
@@ -115,14 +115,14 @@ bool rdv_limits_handshake_allowed(rdv_server *srv, const struct sockaddr_storage
     return false;
 }
 
-int rdv_limits_handshake_begin(rdv_server *srv, struct lws *wsi)
+int srv_limits_handshake_begin(srv_server *srv, struct lws *wsi)
 {
     uint8_t key[16];
     char text[64];
     uint16_t port;
-    if (rdv_peer_address(wsi, key, text, sizeof text, &port) != 0)
+    if (srv_peer_address(wsi, key, text, sizeof text, &port) != 0)
         return 0; /* not a TCP peer: nothing to count */
-    rdv_ip_entry *e = ip_entry(srv, key);
+    srv_ip_entry *e = ip_entry(srv, key);
     if (!e)
         return -1;
     e->handshakes++;
@@ -130,9 +130,9 @@ int rdv_limits_handshake_begin(rdv_server *srv, struct lws *wsi)
     return 0;
 }
 
-void rdv_limits_handshake_end(rdv_server *srv, struct lws *wsi)
+void srv_limits_handshake_end(srv_server *srv, struct lws *wsi)
 {
-    rdv_ip_entry *e = lws_get_opaque_user_data(wsi);
+    srv_ip_entry *e = lws_get_opaque_user_data(wsi);
     if (!e)
         return;
     lws_set_opaque_user_data(wsi, NULL);
@@ -141,14 +141,14 @@ void rdv_limits_handshake_end(rdv_server *srv, struct lws *wsi)
     ip_entry_unref(srv, e);
 }
 
-bool rdv_limits_accept(rdv_server *srv, struct lws *wsi)
+bool srv_limits_accept(srv_server *srv, struct lws *wsi)
 {
     if (srv->shutting_down)
         return false;
-    const rdv_config *cfg = srv->cfg;
+    const srv_config *cfg = srv->cfg;
     if (cfg->max_connections > 0 && srv->m.connections >= (uint64_t)cfg->max_connections) {
         srv->m.connections_refused++;
-        rdv_warn(srv->log, "refusing connection: --max-connections %d reached",
+        srv_warn(srv->log, "refusing connection: --max-connections %d reached",
                  cfg->max_connections);
         return false;
     }
@@ -156,13 +156,13 @@ bool rdv_limits_accept(rdv_server *srv, struct lws *wsi)
         uint8_t key[16];
         char text[64];
         uint16_t port;
-        if (rdv_peer_address(wsi, key, text, sizeof text, &port) != 0)
+        if (srv_peer_address(wsi, key, text, sizeof text, &port) != 0)
             return false;
-        rdv_hnode *n = rdv_hmap_get(&srv->ips, key);
-        if (n && rdv_container_of(n, rdv_ip_entry, node)->count >=
+        srv_hnode *n = srv_hmap_get(&srv->ips, key);
+        if (n && srv_container_of(n, srv_ip_entry, node)->count >=
                      (uint32_t)cfg->max_connections_per_ip) {
             srv->m.connections_refused++;
-            rdv_warn(srv->log, "refusing connection from %s: --max-connections-per-ip %d reached",
+            srv_warn(srv->log, "refusing connection from %s: --max-connections-per-ip %d reached",
                      text, cfg->max_connections_per_ip);
             return false;
         }
@@ -170,17 +170,17 @@ bool rdv_limits_accept(rdv_server *srv, struct lws *wsi)
     return true;
 }
 
-int rdv_limits_attach(rdv_server *srv, rdv_conn *c)
+int srv_limits_attach(srv_server *srv, srv_conn *c)
 {
     uint8_t key[16];
     char text[64];
     uint16_t port = 0;
     c->tokens = (float)srv->cfg->burst;
-    c->bucket_ms = rdv_mono_ms();
-    if (rdv_peer_address(c->wsi, key, text, sizeof text, &port) != 0)
+    c->bucket_ms = srv_mono_ms();
+    if (srv_peer_address(c->wsi, key, text, sizeof text, &port) != 0)
         memset(key, 0, sizeof key);
     c->observed_port = port;
-    rdv_ip_entry *e = ip_entry(srv, key);
+    srv_ip_entry *e = ip_entry(srv, key);
     if (!e)
         return -1;
     e->count++;
@@ -190,9 +190,9 @@ int rdv_limits_attach(rdv_server *srv, rdv_conn *c)
     return 0;
 }
 
-void rdv_limits_detach(rdv_server *srv, rdv_conn *c)
+void srv_limits_detach(srv_server *srv, srv_conn *c)
 {
-    rdv_ip_entry *e = c->ip;
+    srv_ip_entry *e = c->ip;
     if (!e)
         return;
     c->ip = NULL;
@@ -203,10 +203,10 @@ void rdv_limits_detach(rdv_server *srv, rdv_conn *c)
     ip_entry_unref(srv, e);
 }
 
-bool rdv_limits_admit(rdv_server *srv, rdv_conn *c)
+bool srv_limits_admit(srv_server *srv, srv_conn *c)
 {
-    const rdv_config *cfg = srv->cfg;
-    int64_t now = rdv_mono_ms();
+    const srv_config *cfg = srv->cfg;
+    int64_t now = srv_mono_ms();
     int64_t dt = now - c->bucket_ms;
     if (dt > 0) {
         float t = c->tokens + (float)dt * (float)cfg->rate / 1000.0f;
@@ -222,14 +222,14 @@ bool rdv_limits_admit(rdv_server *srv, rdv_conn *c)
         return true;
     }
     srv->m.rate_limited++;
-    srv->m.dropped[RDV_DROP_RATE_LIMITED]++;
+    srv->m.dropped[SRV_DROP_RATE_LIMITED]++;
     unsigned limit = cfg->burst < 10 ? 10u : cfg->burst > 60000 ? 60000u : (unsigned)cfg->burst;
     if (++c->strikes >= limit) {
         char hex[RDV_NODE_ID_HEXLEN + 1] = "(unauthenticated)";
-        if (c->state == RDV_CONN_AUTHED)
-            rdv_conn_node_hex(c, hex);
-        rdv_warn(srv->log, "closing %s: sustained flood over %d messages/s", hex, cfg->rate);
-        rdv_conn_close(srv, c, RDV_EC_RATE_LIMITED,
+        if (c->state == SRV_CONN_AUTHED)
+            srv_conn_node_hex(c, hex);
+        srv_warn(srv->log, "closing %s: sustained flood over %d messages/s", hex, cfg->rate);
+        srv_conn_close(srv, c, RDV_EC_RATE_LIMITED,
                        "sustained message flood over the rate limit; the connection is closed",
                        LWS_CLOSE_STATUS_POLICY_VIOLATION);
         return false;
@@ -237,6 +237,6 @@ bool rdv_limits_admit(rdv_server *srv, rdv_conn *c)
     char msg[160];
     snprintf(msg, sizeof msg, "over %d messages per second (burst %d); the message was dropped",
              cfg->rate, cfg->burst);
-    (void)rdv_conn_send_error(srv, c, RDV_EC_RATE_LIMITED, msg, NULL, NULL, NULL);
+    (void)srv_conn_send_error(srv, c, RDV_EC_RATE_LIMITED, msg, NULL, NULL, NULL);
     return false;
 }

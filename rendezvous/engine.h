@@ -13,33 +13,33 @@
  *
  * Threading: every call and every callback happens on the event loop's
  * thread. An engine that waits on a network (redis) does so on threads of
- * its own and hands results back through rdv_engine_poll(), which the loop
+ * its own and hands results back through srv_engine_poll(), which the loop
  * calls when woken (lws_cancel_service). A callback may therefore run
  * before the call that started it returns (sqlite) or much later (redis):
  * callers keep nothing on the stack for it and find their connection again
- * by node ID and serial (rdv_conn.serial) when it runs.
+ * by node ID and serial (srv_conn.serial) when it runs.
  */
-#ifndef RDV_SERVER_ENGINE_H
-#define RDV_SERVER_ENGINE_H
+#ifndef SRV_ENGINE_H
+#define SRV_ENGINE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "schema/ids.h"
-#include "store.h" /* rdv_presence, rdv_queued_msg */
+#include "rendezvous/store.h" /* srv_presence, srv_queued_msg */
 
 struct lws_context;
 
-typedef struct rdv_engine rdv_engine;
+typedef struct srv_engine srv_engine;
 
 /* What the engine hands the server (on the loop thread). */
-typedef struct rdv_engine_events {
+typedef struct srv_engine_events {
     void *user;
     /* A message for node m->recipient that another instance routed here.
      * The server sends m->raw if the node is connected here, else puts it
-     * back in the queue (rdv_engine_requeue). */
-    void (*deliver)(void *user, const rdv_queued_msg *m);
+     * back in the queue (srv_engine_requeue). */
+    void (*deliver)(void *user, const srv_queued_msg *m);
     /* Node `id` authenticated on another instance: the server closes its
      * connection here with serial `serial` (4001, replaced). */
     void (*replaced)(void *user, const char *id, uint32_t serial);
@@ -48,43 +48,43 @@ typedef struct rdv_engine_events {
     void (*presence)(void *user, const char *id, bool online, const char *nat,
                      int64_t last_seen);
     /* The shared store answers again after an outage (or a late start):
-     * the server records its connected nodes again (rdv_engine_joined). */
+     * the server records its connected nodes again (srv_engine_joined). */
     void (*reconnected)(void *user);
     /* A relay frame from another instance ("R ..." header + bytes, the
      * relay's own format: relay.c). */
     void (*relay_in)(void *user, const uint8_t *payload, size_t len);
-    /* Another instance changed an admission list (RDV_ADM_LIST_*, store.h):
+    /* Another instance changed an admission list (SRV_ADM_LIST_*, store.h):
      * key added (present) at `added`, or removed (admission.c). */
     void (*admission)(void *user, int list, const char *key, bool present, int64_t added);
-} rdv_engine_events;
+} srv_engine_events;
 
-/* Outcome of rdv_engine_route(). */
-typedef enum rdv_route_result {
-    RDV_ROUTE_FORWARDED = 0, /* handed to the instance the node is connected to */
-    RDV_ROUTE_QUEUED,        /* stored for the offline node; `queued` may be sent */
-    RDV_ROUTE_QUEUE_FULL,    /* the node's queue is at its cap: nothing stored */
-    RDV_ROUTE_ERROR          /* the engine could not store it: nothing stored */
-} rdv_route_result;
+/* Outcome of srv_engine_route(). */
+typedef enum srv_route_result {
+    SRV_ROUTE_FORWARDED = 0, /* handed to the instance the node is connected to */
+    SRV_ROUTE_QUEUED,        /* stored for the offline node; `queued` may be sent */
+    SRV_ROUTE_QUEUE_FULL,    /* the node's queue is at its cap: nothing stored */
+    SRV_ROUTE_ERROR          /* the engine could not store it: nothing stored */
+} srv_route_result;
 
 /* One message to route to a node that is not connected to this instance. */
-typedef struct rdv_route_msg {
+typedef struct srv_route_msg {
     const char *to, *from, *type, *session_id; /* session_id may be NULL */
     const uint8_t *raw;
     size_t raw_len;
     int64_t created, expires; /* ms since the epoch */
     int cap;                  /* --offline-queue-max */
-} rdv_route_msg;
+} srv_route_msg;
 
-typedef void (*rdv_route_cb)(void *user, rdv_route_result r);
-typedef void (*rdv_lookup_cb)(void *user, const rdv_presence *res, size_t n);
-typedef void (*rdv_msg_cb)(void *user, const rdv_queued_msg *m);
-typedef void (*rdv_done_cb)(void *user, int n);
+typedef void (*srv_route_cb)(void *user, srv_route_result r);
+typedef void (*srv_lookup_cb)(void *user, const srv_presence *res, size_t n);
+typedef void (*srv_msg_cb)(void *user, const srv_queued_msg *m);
+typedef void (*srv_done_cb)(void *user, int n);
 /* inst: the instance the frame went to, NULL when the node is connected to
  * no other live instance. */
-typedef void (*rdv_relay_route_cb)(void *user, const char *inst);
+typedef void (*srv_relay_route_cb)(void *user, const char *inst);
 
 /* The cluster view for /status and /metrics. */
-typedef struct rdv_engine_status {
+typedef struct srv_engine_status {
     const char *engine;        /* "sqlite" or "redis" */
     char instance_id[33];      /* "" for sqlite */
     int instances;             /* instances alive (1 for sqlite) */
@@ -92,60 +92,60 @@ typedef struct rdv_engine_status {
     uint64_t bus_in, bus_out;  /* messages received from / sent to other instances */
     uint64_t errors;           /* engine errors since start */
     int64_t cluster_nodes;     /* nodes on every live instance (-1: this one's count) */
-} rdv_engine_status;
+} srv_engine_status;
 
-/* One admission list entry (rdv_engine_adm_load). */
-typedef void (*rdv_adm_each_cb)(void *user, int list, const char *key, int64_t added);
+/* One admission list entry (srv_engine_adm_load). */
+typedef void (*srv_adm_each_cb)(void *user, int list, const char *key, int64_t added);
 
-typedef struct rdv_engine_ops {
+typedef struct srv_engine_ops {
     const char *name;
-    void (*joined)(rdv_engine *e, const char *id, uint32_t serial, const char *nat,
+    void (*joined)(srv_engine *e, const char *id, uint32_t serial, const char *nat,
                    const char *ip, int port, int64_t now);
-    void (*left)(rdv_engine *e, const char *id, uint32_t serial, int64_t now);
-    void (*lookup)(rdv_engine *e, const char *const *ids, size_t n, rdv_lookup_cb cb,
+    void (*left)(srv_engine *e, const char *id, uint32_t serial, int64_t now);
+    void (*lookup)(srv_engine *e, const char *const *ids, size_t n, srv_lookup_cb cb,
                    void *user);
-    void (*route)(rdv_engine *e, const rdv_route_msg *m, rdv_route_cb cb, void *user);
-    void (*requeue)(rdv_engine *e, const rdv_queued_msg *m);
-    void (*take)(rdv_engine *e, const char *id, int64_t now, rdv_msg_cb each, rdv_done_cb done,
+    void (*route)(srv_engine *e, const srv_route_msg *m, srv_route_cb cb, void *user);
+    void (*requeue)(srv_engine *e, const srv_queued_msg *m);
+    void (*take)(srv_engine *e, const char *id, int64_t now, srv_msg_cb each, srv_done_cb done,
                  void *user);
-    void (*expire)(rdv_engine *e, int64_t now, rdv_msg_cb each, void *user);
-    void (*notify)(rdv_engine *e, const char *to, const uint8_t *raw, size_t len);
-    void (*relay_route)(rdv_engine *e, const char *to, const uint8_t *payload, size_t len,
-                        rdv_relay_route_cb cb, void *user);
-    void (*relay_send)(rdv_engine *e, const char *inst, const uint8_t *payload, size_t len);
-    int64_t (*queue_depth)(rdv_engine *e);
-    bool (*healthy)(rdv_engine *e);
-    int (*flush)(rdv_engine *e);
-    void (*poll)(rdv_engine *e);
-    void (*status)(rdv_engine *e, rdv_engine_status *out);
-    void (*detach)(rdv_engine *e);
-    void (*destroy)(rdv_engine *e);
-    void (*adm_load)(rdv_engine *e, rdv_adm_each_cb each, rdv_done_cb done, void *user);
-    void (*adm_set)(rdv_engine *e, int list, const char *key, bool present, int64_t added,
-                    rdv_done_cb done, void *user);
-} rdv_engine_ops;
+    void (*expire)(srv_engine *e, int64_t now, srv_msg_cb each, void *user);
+    void (*notify)(srv_engine *e, const char *to, const uint8_t *raw, size_t len);
+    void (*relay_route)(srv_engine *e, const char *to, const uint8_t *payload, size_t len,
+                        srv_relay_route_cb cb, void *user);
+    void (*relay_send)(srv_engine *e, const char *inst, const uint8_t *payload, size_t len);
+    int64_t (*queue_depth)(srv_engine *e);
+    bool (*healthy)(srv_engine *e);
+    int (*flush)(srv_engine *e);
+    void (*poll)(srv_engine *e);
+    void (*status)(srv_engine *e, srv_engine_status *out);
+    void (*detach)(srv_engine *e);
+    void (*destroy)(srv_engine *e);
+    void (*adm_load)(srv_engine *e, srv_adm_each_cb each, srv_done_cb done, void *user);
+    void (*adm_set)(srv_engine *e, int list, const char *key, bool present, int64_t added,
+                    srv_done_cb done, void *user);
+} srv_engine_ops;
 
-struct rdv_engine {
-    const rdv_engine_ops *ops;
-    rdv_engine_events ev;
+struct srv_engine {
+    const srv_engine_ops *ops;
+    srv_engine_events ev;
 };
 
 /* The SQLite engine over an open store (not owned: the caller closes it
- * after rdv_engine_destroy). Returns NULL when out of memory. */
-rdv_engine *rdv_engine_sqlite_new(rdv_store *store, const rdv_engine_events *ev);
+ * after srv_engine_destroy). Returns NULL when out of memory. */
+srv_engine *srv_engine_sqlite_new(srv_store *store, const srv_engine_events *ev);
 
 /* The Redis engine for url ("redis://HOST:PORT[/DB]" or "unix:///PATH"),
  * password from the environment variable RENDEZVOUS_REDIS_PASSWORD (never
  * a flag: ps shows flags). ctx is woken (lws_cancel_service) when results
- * wait for rdv_engine_poll. It connects in the background: a Redis that
+ * wait for srv_engine_poll. It connects in the background: a Redis that
  * is down at start is retried with backoff. The local store keeps serving
  * nothing in this mode. Returns NULL with a message in err. */
-rdv_engine *rdv_engine_redis_new(const char *url, struct lws_context *ctx,
-                                 const rdv_engine_events *ev, char *err, size_t errlen);
+srv_engine *srv_engine_redis_new(const char *url, struct lws_context *ctx,
+                                 const srv_engine_events *ev, char *err, size_t errlen);
 
 /* Records that node id authenticated here on the connection with serial
  * `serial` (replaces an older connection elsewhere: events.replaced). */
-static inline void rdv_engine_joined(rdv_engine *e, const char *id, uint32_t serial,
+static inline void srv_engine_joined(srv_engine *e, const char *id, uint32_t serial,
                                      const char *nat, const char *ip, int port, int64_t now)
 {
     e->ops->joined(e, id, serial, nat, ip, port, now);
@@ -153,22 +153,22 @@ static inline void rdv_engine_joined(rdv_engine *e, const char *id, uint32_t ser
 
 /* Records that the connection `serial` of node id ended (nothing when the
  * node has since authenticated elsewhere). */
-static inline void rdv_engine_left(rdv_engine *e, const char *id, uint32_t serial, int64_t now)
+static inline void srv_engine_left(srv_engine *e, const char *id, uint32_t serial, int64_t now)
 {
     e->ops->left(e, id, serial, now);
 }
 
 /* Stored presence of n node IDs (online on any instance, last seen, NAT
  * type); cb gets n results in order. */
-static inline void rdv_engine_lookup(rdv_engine *e, const char *const *ids, size_t n,
-                                     rdv_lookup_cb cb, void *user)
+static inline void srv_engine_lookup(srv_engine *e, const char *const *ids, size_t n,
+                                     srv_lookup_cb cb, void *user)
 {
     e->ops->lookup(e, ids, n, cb, user);
 }
 
 /* Routes a message for a node not connected here: to the instance that
  * has it, else into its offline queue (cb says which). */
-static inline void rdv_engine_route(rdv_engine *e, const rdv_route_msg *m, rdv_route_cb cb,
+static inline void srv_engine_route(srv_engine *e, const srv_route_msg *m, srv_route_cb cb,
                                     void *user)
 {
     e->ops->route(e, m, cb, user);
@@ -176,29 +176,29 @@ static inline void rdv_engine_route(rdv_engine *e, const rdv_route_msg *m, rdv_r
 
 /* Puts back a message that reached this instance for a node that had
  * already gone (no answer to anyone; expires as it would have). */
-static inline void rdv_engine_requeue(rdv_engine *e, const rdv_queued_msg *m)
+static inline void srv_engine_requeue(srv_engine *e, const srv_queued_msg *m)
 {
     e->ops->requeue(e, m);
 }
 
 /* Takes the unexpired messages queued for id (each, in order), then done
  * with their number or -1 on failure. */
-static inline void rdv_engine_take(rdv_engine *e, const char *id, int64_t now, rdv_msg_cb each,
-                                   rdv_done_cb done, void *user)
+static inline void srv_engine_take(srv_engine *e, const char *id, int64_t now, srv_msg_cb each,
+                                   srv_done_cb done, void *user)
 {
     e->ops->take(e, id, now, each, done, user);
 }
 
 /* Removes the messages whose TTL passed; each is called once per message
  * cluster-wide (on the instance that removed it). */
-static inline void rdv_engine_expire(rdv_engine *e, int64_t now, rdv_msg_cb each, void *user)
+static inline void srv_engine_expire(srv_engine *e, int64_t now, srv_msg_cb each, void *user)
 {
     e->ops->expire(e, now, each, user);
 }
 
 /* Sends a server-made message (an `error` for a sender) to node `to`
  * wherever it is connected; dropped when it is not connected anywhere. */
-static inline void rdv_engine_notify(rdv_engine *e, const char *to, const uint8_t *raw,
+static inline void srv_engine_notify(srv_engine *e, const char *to, const uint8_t *raw,
                                      size_t len)
 {
     e->ops->notify(e, to, raw, len);
@@ -206,60 +206,60 @@ static inline void rdv_engine_notify(rdv_engine *e, const char *to, const uint8_
 
 /* Sends a relay frame to the live instance that holds node `to` (not
  * this one); cb says which instance, or NULL (then nothing was sent). */
-static inline void rdv_engine_relay_route(rdv_engine *e, const char *to, const uint8_t *payload,
-                                          size_t len, rdv_relay_route_cb cb, void *user)
+static inline void srv_engine_relay_route(srv_engine *e, const char *to, const uint8_t *payload,
+                                          size_t len, srv_relay_route_cb cb, void *user)
 {
     e->ops->relay_route(e, to, payload, len, cb, user);
 }
 
 /* Sends a relay frame to instance `inst` (fire and forget: a frame for a
  * session the other side no longer has is dropped there). */
-static inline void rdv_engine_relay_send(rdv_engine *e, const char *inst,
+static inline void srv_engine_relay_send(srv_engine *e, const char *inst,
                                          const uint8_t *payload, size_t len)
 {
     e->ops->relay_send(e, inst, payload, len);
 }
 
 /* Messages waiting in the queue (cluster-wide), or -1. */
-static inline int64_t rdv_engine_queue_depth(rdv_engine *e)
+static inline int64_t srv_engine_queue_depth(srv_engine *e)
 {
     return e->ops->queue_depth(e);
 }
 
 /* True while the engine can store (for /healthz). */
-static inline bool rdv_engine_healthy(rdv_engine *e)
+static inline bool srv_engine_healthy(srv_engine *e)
 {
     return e->ops->healthy(e);
 }
 
 /* Commits batched writes (sqlite; nothing for redis). Returns 0 or -1. */
-static inline int rdv_engine_flush(rdv_engine *e)
+static inline int srv_engine_flush(srv_engine *e)
 {
     return e->ops->flush(e);
 }
 
 /* Runs the callbacks of finished work (the loop calls it when woken). */
-static inline void rdv_engine_poll(rdv_engine *e)
+static inline void srv_engine_poll(srv_engine *e)
 {
     e->ops->poll(e);
 }
 
 /* Fills the cluster view. */
-static inline void rdv_engine_status_get(rdv_engine *e, rdv_engine_status *out)
+static inline void srv_engine_status_get(srv_engine *e, srv_engine_status *out)
 {
     e->ops->status(e, out);
 }
 
 /* The loop's context is about to be destroyed: never wake it again
- * (results wait, callbacks still run from rdv_engine_poll). */
-static inline void rdv_engine_detach(rdv_engine *e)
+ * (results wait, callbacks still run from srv_engine_poll). */
+static inline void srv_engine_detach(srv_engine *e)
 {
     e->ops->detach(e);
 }
 
 /* Reads every admission list entry (each), then done with the count, or
  * -1 when the store cannot be read (admission.c keeps them in memory). */
-static inline void rdv_engine_adm_load(rdv_engine *e, rdv_adm_each_cb each, rdv_done_cb done,
+static inline void srv_engine_adm_load(srv_engine *e, srv_adm_each_cb each, srv_done_cb done,
                                        void *user)
 {
     e->ops->adm_load(e, each, done, user);
@@ -268,15 +268,15 @@ static inline void rdv_engine_adm_load(rdv_engine *e, rdv_adm_each_cb each, rdv_
 /* Writes one admission change durably and tells the other instances
  * (events.admission there). done (may be NULL) gets 0, 1 when removing a
  * key that was not there, or -1 when the store failed. */
-static inline void rdv_engine_adm_set(rdv_engine *e, int list, const char *key, bool present,
-                                      int64_t added, rdv_done_cb done, void *user)
+static inline void srv_engine_adm_set(srv_engine *e, int list, const char *key, bool present,
+                                      int64_t added, srv_done_cb done, void *user)
 {
     e->ops->adm_set(e, list, key, present, added, done, user);
 }
 
 /* Stops the engine's threads (pending callbacks are dropped) and frees it.
  * NULL-safe. */
-static inline void rdv_engine_destroy(rdv_engine *e)
+static inline void srv_engine_destroy(srv_engine *e)
 {
     if (e)
         e->ops->destroy(e);

@@ -9,7 +9,7 @@
  *   - the subscriber thread owns a second connection, SUBSCRIBEd to this
  *     instance's inbox (rdv:i:ID) and to rdv:presence.
  * Both hand their results to the loop through one mutex-guarded list and
- * wake it with lws_cancel_service(); rdv_engine_poll() runs the callbacks
+ * wake it with lws_cancel_service(); srv_engine_poll() runs the callbacks
  * on the loop thread. hiredis (Debian's libhiredis 0.14) has no thread
  * safety of its own: each connection is used by its one thread only.
  *
@@ -33,8 +33,8 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "engine.h"
-#include "engine_redis_scripts.h"
+#include "rendezvous/engine.h"
+#include "rendezvous/engine_redis_scripts.h"
 
 #define BEAT_MS 1000          /* heartbeat period */
 #define INSTANCE_TTL_MS 5000  /* an instance silent this long is dead */
@@ -83,18 +83,18 @@ typedef struct job {
     size_t payload_len;
     bool failed;
     /* completion */
-    rdv_lookup_cb lookup_cb;
-    rdv_route_cb route_cb;
-    rdv_msg_cb each;
-    rdv_done_cb done;
-    rdv_relay_route_cb relay_cb;
-    rdv_adm_each_cb adm_each;
+    srv_lookup_cb lookup_cb;
+    srv_route_cb route_cb;
+    srv_msg_cb each;
+    srv_done_cb done;
+    srv_relay_route_cb relay_cb;
+    srv_adm_each_cb adm_each;
     char inst[33];      /* J_RELAYTO: where it went */
     void *user;
 } job;
 
 typedef struct redis_engine {
-    rdv_engine base;
+    srv_engine base;
     char host[256];
     int port;
     char unix_path[256];
@@ -114,12 +114,12 @@ typedef struct redis_engine {
     atomic_ullong bus_in, bus_out, errors, depth_cache;
     atomic_ullong cluster_nodes; /* nodes on live instances, at the last beat */
     /* loop thread only */
-    rdv_msg_cb expire_each;      /* the last expiry callback: also for entries
+    srv_msg_cb expire_each;      /* the last expiry callback: also for entries
                                   * found expired by take */
     void *expire_user;
 } redis_engine;
 
-static redis_engine *of(rdv_engine *e)
+static redis_engine *of(srv_engine *e)
 {
     return (redis_engine *)e;
 }
@@ -211,7 +211,7 @@ static job *job_new(job_kind kind)
 /* ---- entries ------------------------------------------------------- */
 
 /* "M TO FROM TYPE SID CREATED EXPIRES\n" + raw, malloc'd, length in *len. */
-static char *entry_encode(const rdv_queued_msg *m, size_t *len)
+static char *entry_encode(const srv_queued_msg *m, size_t *len)
 {
     char head[400];
     int n = snprintf(head, sizeof head, "M %s %s %s %s %lld %lld\n", m->recipient,
@@ -268,7 +268,7 @@ static bool entry_decode(char *buf, size_t len, entry *e)
 /* Calls each() with the entry text of reply element el (copied, as the
  * decode writes into it). expired: entries whose expiry passed go to the
  * engine's expiry callback instead (take), or all do (expire). */
-static int each_entry(redis_engine *r, const redisReply *el, int64_t now, rdv_msg_cb each,
+static int each_entry(redis_engine *r, const redisReply *el, int64_t now, srv_msg_cb each,
                       void *user, bool all_expired)
 {
     if (el->type != REDIS_REPLY_STRING)
@@ -281,7 +281,7 @@ static int each_entry(redis_engine *r, const redisReply *el, int64_t now, rdv_ms
     entry e;
     int n = 0;
     if (entry_decode(copy, el->len, &e)) {
-        rdv_queued_msg m = {
+        srv_queued_msg m = {
             .recipient = e.to,
             .sender = e.from,
             .type = e.type,
@@ -369,17 +369,17 @@ static redisContext *open_conn(redis_engine *r, char *why, size_t whylen)
 static const char *script_of(job_kind k)
 {
     switch (k) {
-    case J_JOINED: return RDV_LUA_JOIN;
-    case J_LEFT: return RDV_LUA_LEAVE;
-    case J_LOOKUP: return RDV_LUA_LOOKUP;
-    case J_ROUTE: return RDV_LUA_ROUTE;
-    case J_REQUEUE: return RDV_LUA_REQUEUE;
-    case J_TAKE: return RDV_LUA_TAKE;
-    case J_EXPIRE: return RDV_LUA_EXPIRE;
-    case J_NOTIFY: return RDV_LUA_NOTIFY;
-    case J_RELAYTO: return RDV_LUA_RELAYTO;
-    case J_ADM_LOAD: return RDV_LUA_ADM_LOAD;
-    case J_ADM_SET: return RDV_LUA_ADM_SET;
+    case J_JOINED: return SRV_LUA_JOIN;
+    case J_LEFT: return SRV_LUA_LEAVE;
+    case J_LOOKUP: return SRV_LUA_LOOKUP;
+    case J_ROUTE: return SRV_LUA_ROUTE;
+    case J_REQUEUE: return SRV_LUA_REQUEUE;
+    case J_TAKE: return SRV_LUA_TAKE;
+    case J_EXPIRE: return SRV_LUA_EXPIRE;
+    case J_NOTIFY: return SRV_LUA_NOTIFY;
+    case J_RELAYTO: return SRV_LUA_RELAYTO;
+    case J_ADM_LOAD: return SRV_LUA_ADM_LOAD;
+    case J_ADM_SET: return SRV_LUA_ADM_SET;
     default: return NULL;
     }
 }
@@ -497,7 +497,7 @@ static bool beat(redis_engine *r, redisContext *c)
     memset(&j, 0, sizeof j);
     bool ok = job_str(&j, r->id) && job_num(&j, now_ms()) && job_num(&j, INSTANCE_TTL_MS);
     bool broken = false;
-    redisReply *rep = ok ? eval(c, RDV_LUA_BEAT, &j, &broken) : NULL;
+    redisReply *rep = ok ? eval(c, SRV_LUA_BEAT, &j, &broken) : NULL;
     for (int i = 0; i < j.nargs; i++)
         free(j.args[i]);
     if (!rep)
@@ -528,7 +528,7 @@ static void retire(redis_engine *r, redisContext *c)
     memset(&j, 0, sizeof j);
     bool broken = false;
     redisReply *rep = job_str(&j, r->id) && job_num(&j, now_ms())
-                          ? eval(c, RDV_LUA_RETIRE, &j, &broken)
+                          ? eval(c, SRV_LUA_RETIRE, &j, &broken)
                           : NULL;
     for (int i = 0; i < j.nargs; i++)
         free(j.args[i]);
@@ -763,7 +763,7 @@ static void *sub_main(void *arg)
 
 /* ---- the loop side: operations --------------------------------------- */
 
-static void rd_joined(rdv_engine *e, const char *id, uint32_t serial, const char *nat,
+static void rd_joined(srv_engine *e, const char *id, uint32_t serial, const char *nat,
                       const char *ip, int port, int64_t now)
 {
     redis_engine *r = of(e);
@@ -778,7 +778,7 @@ static void rd_joined(rdv_engine *e, const char *id, uint32_t serial, const char
     submit(r, j);
 }
 
-static void rd_left(rdv_engine *e, const char *id, uint32_t serial, int64_t now)
+static void rd_left(srv_engine *e, const char *id, uint32_t serial, int64_t now)
 {
     redis_engine *r = of(e);
     job *j = job_new(J_LEFT);
@@ -791,7 +791,7 @@ static void rd_left(rdv_engine *e, const char *id, uint32_t serial, int64_t now)
     submit(r, j);
 }
 
-static void rd_lookup(rdv_engine *e, const char *const *ids, size_t n, rdv_lookup_cb cb,
+static void rd_lookup(srv_engine *e, const char *const *ids, size_t n, srv_lookup_cb cb,
                       void *user)
 {
     redis_engine *r = of(e);
@@ -825,15 +825,15 @@ static void rd_lookup(rdv_engine *e, const char *const *ids, size_t n, rdv_looku
     submit(r, j);
 }
 
-static void rd_route(rdv_engine *e, const rdv_route_msg *m, rdv_route_cb cb, void *user)
+static void rd_route(srv_engine *e, const srv_route_msg *m, srv_route_cb cb, void *user)
 {
     redis_engine *r = of(e);
     if (!atomic_load(&r->connected)) {
-        cb(user, RDV_ROUTE_ERROR);
+        cb(user, SRV_ROUTE_ERROR);
         return;
     }
     job *j = job_new(J_ROUTE);
-    rdv_queued_msg q = {
+    srv_queued_msg q = {
         .recipient = m->to,
         .sender = m->from,
         .type = m->type,
@@ -847,7 +847,7 @@ static void rd_route(rdv_engine *e, const rdv_route_msg *m, rdv_route_cb cb, voi
     char *ent = j ? entry_encode(&q, &len) : NULL;
     if (!ent) {
         job_free(j);
-        cb(user, RDV_ROUTE_ERROR);
+        cb(user, SRV_ROUTE_ERROR);
         return;
     }
     bool ok = job_str(j, m->to) && job_arg(j, ent, len) && job_num(j, m->cap) &&
@@ -855,7 +855,7 @@ static void rd_route(rdv_engine *e, const rdv_route_msg *m, rdv_route_cb cb, voi
     free(ent);
     if (!ok) {
         job_free(j);
-        cb(user, RDV_ROUTE_ERROR);
+        cb(user, SRV_ROUTE_ERROR);
         return;
     }
     j->route_cb = cb;
@@ -863,7 +863,7 @@ static void rd_route(rdv_engine *e, const rdv_route_msg *m, rdv_route_cb cb, voi
     submit(r, j);
 }
 
-static void rd_requeue(rdv_engine *e, const rdv_queued_msg *m)
+static void rd_requeue(srv_engine *e, const srv_queued_msg *m)
 {
     redis_engine *r = of(e);
     job *j = job_new(J_REQUEUE);
@@ -882,8 +882,8 @@ static void rd_requeue(rdv_engine *e, const rdv_queued_msg *m)
     submit(r, j);
 }
 
-static void rd_take(rdv_engine *e, const char *id, int64_t now, rdv_msg_cb each,
-                    rdv_done_cb done, void *user)
+static void rd_take(srv_engine *e, const char *id, int64_t now, srv_msg_cb each,
+                    srv_done_cb done, void *user)
 {
     redis_engine *r = of(e);
     job *j = job_new(J_TAKE);
@@ -900,7 +900,7 @@ static void rd_take(rdv_engine *e, const char *id, int64_t now, rdv_msg_cb each,
     submit(r, j);
 }
 
-static void rd_expire(rdv_engine *e, int64_t now, rdv_msg_cb each, void *user)
+static void rd_expire(srv_engine *e, int64_t now, srv_msg_cb each, void *user)
 {
     redis_engine *r = of(e);
     r->expire_each = each;
@@ -918,7 +918,7 @@ static void rd_expire(rdv_engine *e, int64_t now, rdv_msg_cb each, void *user)
     submit(r, j);
 }
 
-static void rd_notify(rdv_engine *e, const char *to, const uint8_t *raw, size_t len)
+static void rd_notify(srv_engine *e, const char *to, const uint8_t *raw, size_t len)
 {
     redis_engine *r = of(e);
     job *j = job_new(J_NOTIFY);
@@ -939,8 +939,8 @@ static void rd_notify(rdv_engine *e, const char *to, const uint8_t *raw, size_t 
     submit(r, j);
 }
 
-static void rd_relay_route(rdv_engine *e, const char *to, const uint8_t *payload, size_t len,
-                           rdv_relay_route_cb cb, void *user)
+static void rd_relay_route(srv_engine *e, const char *to, const uint8_t *payload, size_t len,
+                           srv_relay_route_cb cb, void *user)
 {
     redis_engine *r = of(e);
     job *j = atomic_load(&r->connected) ? job_new(J_RELAYTO) : NULL;
@@ -954,7 +954,7 @@ static void rd_relay_route(rdv_engine *e, const char *to, const uint8_t *payload
     submit(r, j);
 }
 
-static void rd_relay_send(rdv_engine *e, const char *inst, const uint8_t *payload, size_t len)
+static void rd_relay_send(srv_engine *e, const char *inst, const uint8_t *payload, size_t len)
 {
     redis_engine *r = of(e);
     char ch[64];
@@ -967,17 +967,17 @@ static void rd_relay_send(rdv_engine *e, const char *inst, const uint8_t *payloa
     submit(r, j);
 }
 
-static int64_t rd_queue_depth(rdv_engine *e)
+static int64_t rd_queue_depth(srv_engine *e)
 {
     return (int64_t)atomic_load(&of(e)->depth_cache);
 }
 
-static bool rd_healthy(rdv_engine *e)
+static bool rd_healthy(srv_engine *e)
 {
     return atomic_load(&of(e)->connected);
 }
 
-static int rd_flush(rdv_engine *e)
+static int rd_flush(srv_engine *e)
 {
     (void)e;
     return 0;
@@ -988,7 +988,7 @@ static int rd_flush(rdv_engine *e)
 static void lookup_done(redis_engine *r, job *j)
 {
     (void)r;
-    rdv_presence res[RDV_MAX_IDS_PER_REQUEST];
+    srv_presence res[RDV_MAX_IDS_PER_REQUEST];
     size_t n = (size_t)j->cap;
     memset(res, 0, sizeof res);
     const redisReply *a = j->reply;
@@ -1013,13 +1013,13 @@ static void lookup_done(redis_engine *r, job *j)
 static void route_done(job *j)
 {
     if (j->failed)
-        j->route_cb(j->user, RDV_ROUTE_ERROR);
+        j->route_cb(j->user, SRV_ROUTE_ERROR);
     else if (j->ires == 0)
-        j->route_cb(j->user, RDV_ROUTE_FORWARDED);
+        j->route_cb(j->user, SRV_ROUTE_FORWARDED);
     else if (j->ires == 1)
-        j->route_cb(j->user, RDV_ROUTE_QUEUED);
+        j->route_cb(j->user, SRV_ROUTE_QUEUED);
     else
-        j->route_cb(j->user, RDV_ROUTE_QUEUE_FULL);
+        j->route_cb(j->user, SRV_ROUTE_QUEUE_FULL);
 }
 
 static void take_done(redis_engine *r, job *j)
@@ -1043,12 +1043,12 @@ static void expire_done(redis_engine *r, job *j)
 /* "M ..." (a routed message), "K ID SERIAL", "N TO\n" + bytes. */
 static void inbox(redis_engine *r, job *j)
 {
-    const rdv_engine_events *ev = &r->base.ev;
+    const srv_engine_events *ev = &r->base.ev;
     char *p = j->payload;
     if (p[0] == 'M') {
         entry e;
         if (entry_decode(p, j->payload_len, &e) && ev->deliver) {
-            rdv_queued_msg m = {
+            srv_queued_msg m = {
                 .recipient = e.to,
                 .sender = e.from,
                 .type = e.type,
@@ -1072,7 +1072,7 @@ static void inbox(redis_engine *r, job *j)
         char *nl = memchr(p, '\n', j->payload_len);
         char id[RDV_NODE_ID_HEXLEN + 1];
         if (nl && sscanf(p, "N %64s", id) == 1 && ev->deliver) {
-            rdv_queued_msg m = {
+            srv_queued_msg m = {
                 .recipient = id,
                 .raw = (const uint8_t *)(nl + 1),
                 .raw_len = j->payload_len - (size_t)(nl + 1 - p),
@@ -1086,7 +1086,7 @@ static void inbox(redis_engine *r, job *j)
 /* "P INST ID 1 NAT LAST" or "P INST ID 0 - LAST", from another instance. */
 static void presence_line(redis_engine *r, job *j)
 {
-    const rdv_engine_events *ev = &r->base.ev;
+    const srv_engine_events *ev = &r->base.ev;
     char inst[40], id[RDV_NODE_ID_HEXLEN + 1], nat[32];
     int on = 0;
     long long last = 0;
@@ -1098,18 +1098,18 @@ static void presence_line(redis_engine *r, job *j)
 }
 
 /* The Redis hash of an admission list, and back. */
-static const char *const adm_names[RDV_ADM_LIST__COUNT] = {"allow", "revoked_node",
+static const char *const adm_names[SRV_ADM_LIST__COUNT] = {"allow", "revoked_node",
                                                            "revoked_serial"};
 
 static int adm_list_of(const char *name)
 {
-    for (int i = 0; i < RDV_ADM_LIST__COUNT; i++)
+    for (int i = 0; i < SRV_ADM_LIST__COUNT; i++)
         if (!strcmp(name, adm_names[i]))
             return i;
     return -1;
 }
 
-static void rd_adm_load(rdv_engine *e, rdv_adm_each_cb each, rdv_done_cb done, void *user)
+static void rd_adm_load(srv_engine *e, srv_adm_each_cb each, srv_done_cb done, void *user)
 {
     job *j = job_new(J_ADM_LOAD);
     if (!j) {
@@ -1123,11 +1123,11 @@ static void rd_adm_load(rdv_engine *e, rdv_adm_each_cb each, rdv_done_cb done, v
     submit(of(e), j);
 }
 
-static void rd_adm_set(rdv_engine *e, int list, const char *key, bool present, int64_t added,
-                       rdv_done_cb done, void *user)
+static void rd_adm_set(srv_engine *e, int list, const char *key, bool present, int64_t added,
+                       srv_done_cb done, void *user)
 {
     redis_engine *r = of(e);
-    job *j = list >= 0 && list < RDV_ADM_LIST__COUNT ? job_new(J_ADM_SET) : NULL;
+    job *j = list >= 0 && list < SRV_ADM_LIST__COUNT ? job_new(J_ADM_SET) : NULL;
     if (!j || !job_str(j, adm_names[list]) || !job_str(j, key) || !job_num(j, present) ||
         !job_num(j, added) || !job_str(j, r->id)) {
         job_free(j);
@@ -1144,12 +1144,12 @@ static void adm_load_done(job *j)
 {
     int n = 0;
     const redisReply *a = j->reply;
-    if (j->failed || !a || a->elements != RDV_ADM_LIST__COUNT) {
+    if (j->failed || !a || a->elements != SRV_ADM_LIST__COUNT) {
         if (j->done)
             j->done(j->user, -1);
         return;
     }
-    for (size_t l = 0; l < RDV_ADM_LIST__COUNT; l++) {
+    for (size_t l = 0; l < SRV_ADM_LIST__COUNT; l++) {
         const redisReply *h = a->element[l];
         if (h->type != REDIS_REPLY_ARRAY)
             continue;
@@ -1168,7 +1168,7 @@ static void adm_load_done(job *j)
 /* "A INST LIST KEY 1|0 ADDED" from another instance. */
 static void admission_line(redis_engine *r, job *j)
 {
-    const rdv_engine_events *ev = &r->base.ev;
+    const srv_engine_events *ev = &r->base.ev;
     char inst[40], list[24], key[RDV_NODE_ID_HEXLEN + 1];
     int on = 0;
     long long added = 0;
@@ -1180,7 +1180,7 @@ static void admission_line(redis_engine *r, job *j)
     ev->admission(ev->user, l, key, on == 1, added);
 }
 
-static void rd_poll(rdv_engine *e)
+static void rd_poll(srv_engine *e)
 {
     redis_engine *r = of(e);
     pthread_mutex_lock(&r->lock);
@@ -1214,7 +1214,7 @@ static void rd_poll(rdv_engine *e)
     }
 }
 
-static void rd_status(rdv_engine *e, rdv_engine_status *out)
+static void rd_status(srv_engine *e, srv_engine_status *out)
 {
     redis_engine *r = of(e);
     memset(out, 0, sizeof *out);
@@ -1228,7 +1228,7 @@ static void rd_status(rdv_engine *e, rdv_engine_status *out)
     out->cluster_nodes = (int64_t)atomic_load(&r->cluster_nodes);
 }
 
-static void rd_detach(rdv_engine *e)
+static void rd_detach(srv_engine *e)
 {
     redis_engine *r = of(e);
     pthread_mutex_lock(&r->lock);
@@ -1245,7 +1245,7 @@ static void drop_list(job *j)
     }
 }
 
-static void rd_destroy(rdv_engine *e)
+static void rd_destroy(srv_engine *e)
 {
     redis_engine *r = of(e);
     pthread_mutex_lock(&r->lock);
@@ -1267,7 +1267,7 @@ static void rd_destroy(rdv_engine *e)
     free(r);
 }
 
-static const rdv_engine_ops redis_ops = {
+static const srv_engine_ops redis_ops = {
     .name = "redis",
     .joined = rd_joined,
     .left = rd_left,
@@ -1353,8 +1353,8 @@ static bool parse_url(redis_engine *r, const char *url, char *err, size_t errlen
     return true;
 }
 
-rdv_engine *rdv_engine_redis_new(const char *url, struct lws_context *ctx,
-                                 const rdv_engine_events *ev, char *err, size_t errlen)
+srv_engine *srv_engine_redis_new(const char *url, struct lws_context *ctx,
+                                 const srv_engine_events *ev, char *err, size_t errlen)
 {
     redis_engine *r = calloc(1, sizeof *r);
     if (!r) {

@@ -22,12 +22,12 @@
  * relay frames "R ..." (relay.c's format, passed through).
  * Presence lines: "P INST ID 1 NAT LAST" / "P INST ID 0 - LAST".
  */
-#ifndef RDV_SERVER_ENGINE_REDIS_SCRIPTS_H
-#define RDV_SERVER_ENGINE_REDIS_SCRIPTS_H
+#ifndef SRV_ENGINE_REDIS_SCRIPTS_H
+#define SRV_ENGINE_REDIS_SCRIPTS_H
 
 /* ARGV: id inst serial nat ip port now. Records the node online here; an
  * older connection on another live instance is told to close. */
-#define RDV_LUA_JOIN                                                                           \
+#define SRV_LUA_JOIN                                                                           \
     "local k='rdv:n:'..ARGV[1]\n"                                                              \
     "local old=redis.call('HMGET',k,'online','inst','serial')\n"                               \
     "redis.call('HSET',k,'inst',ARGV[2],'serial',ARGV[3],'nat',ARGV[4],'ip',ARGV[5],"          \
@@ -44,7 +44,7 @@
 
 /* ARGV: id inst serial now. Offline, unless the node has since joined on
  * another connection. */
-#define RDV_LUA_LEAVE                                                                          \
+#define SRV_LUA_LEAVE                                                                          \
     "local k='rdv:n:'..ARGV[1]\n"                                                              \
     "local v=redis.call('HMGET',k,'inst','serial')\n"                                          \
     "if v[1]~=ARGV[2] or v[2]~=ARGV[3] then return 0 end\n"                                    \
@@ -56,7 +56,7 @@
 /* ARGV: the ids, space-separated. For each: known ("" never seen, or
  * "1"), online 0|1 (only while the instance holding it is alive), last,
  * nat. */
-#define RDV_LUA_LOOKUP                                                                         \
+#define SRV_LUA_LOOKUP                                                                         \
     "local out={}\n"                                                                           \
     "for id in string.gmatch(ARGV[1],'%S+') do\n"                                              \
     "  local v=redis.call('HMGET','rdv:n:'..id,'online','inst','last','nat')\n"                \
@@ -72,7 +72,7 @@
 
 /* ARGV: to entry cap expires origin. 0 forwarded to the node's instance,
  * 1 queued, 2 queue full. */
-#define RDV_LUA_ROUTE                                                                          \
+#define SRV_LUA_ROUTE                                                                          \
     "local v=redis.call('HMGET','rdv:n:'..ARGV[1],'online','inst')\n"                          \
     "if v[1]=='1' and v[2] and v[2]~=ARGV[5] and "                                             \
     "redis.call('EXISTS','rdv:inst:'..v[2])==1 then\n"                                         \
@@ -86,14 +86,14 @@
     "return 1\n"
 
 /* ARGV: to entry expires. Back into the queue, uncapped (it was accepted). */
-#define RDV_LUA_REQUEUE                                                                        \
+#define SRV_LUA_REQUEUE                                                                        \
     "if redis.call('RPUSH','rdv:q:'..ARGV[1],ARGV[2])==1 then "                                \
     "redis.call('ZADD','rdv:qexp',ARGV[3],ARGV[1]) end\n"                                      \
     "redis.call('INCR','rdv:qdepth')\n"                                                        \
     "return 1\n"
 
 /* ARGV: id. Every entry queued for id, oldest first, and the queue gone. */
-#define RDV_LUA_TAKE                                                                           \
+#define SRV_LUA_TAKE                                                                           \
     "local q='rdv:q:'..ARGV[1]\n"                                                              \
     "local all=redis.call('LRANGE',q,0,-1)\n"                                                  \
     "if #all>0 then\n"                                                                         \
@@ -104,7 +104,7 @@
 
 /* ARGV: now limit. Entries whose expiry passed, removed (each returned to
  * exactly one caller cluster-wide). */
-#define RDV_LUA_EXPIRE                                                                         \
+#define SRV_LUA_EXPIRE                                                                         \
     "local ids=redis.call('ZRANGEBYSCORE','rdv:qexp','-inf',ARGV[1],'LIMIT',0,ARGV[2])\n"      \
     "local out={}\n"                                                                           \
     "for _,id in ipairs(ids) do\n"                                                             \
@@ -120,7 +120,7 @@
     "return out\n"
 
 /* ARGV: to payload origin. To the live instance holding `to`, if any. */
-#define RDV_LUA_NOTIFY                                                                         \
+#define SRV_LUA_NOTIFY                                                                         \
     "local v=redis.call('HMGET','rdv:n:'..ARGV[1],'online','inst')\n"                          \
     "if v[1]=='1' and v[2] and redis.call('EXISTS','rdv:inst:'..v[2])==1 then\n"               \
     "  return redis.call('PUBLISH','rdv:i:'..v[2],ARGV[2])\n"                                  \
@@ -129,7 +129,7 @@
 
 /* ARGV: to payload origin. To the live instance holding `to` if it is not
  * the origin; returns that instance's ID, or "" when nothing was sent. */
-#define RDV_LUA_RELAYTO                                                                        \
+#define SRV_LUA_RELAYTO                                                                        \
     "local v=redis.call('HMGET','rdv:n:'..ARGV[1],'online','inst')\n"                          \
     "if v[1]=='1' and v[2] and v[2]~=ARGV[3] and "                                             \
     "redis.call('EXISTS','rdv:inst:'..v[2])==1 then\n"                                         \
@@ -141,7 +141,7 @@
  * heartbeat stopped and, for each one this caller is the first to see,
  * takes its nodes offline (presence lines go out). Returns {live
  * instances, nodes connected to them}. */
-#define RDV_LUA_BEAT                                                                           \
+#define SRV_LUA_BEAT                                                                           \
     "redis.call('SET','rdv:inst:'..ARGV[1],'1','PX',ARGV[3])\n"                                \
     "redis.call('SADD','rdv:insts',ARGV[1])\n"                                                 \
     "local alive=0\n"                                                                          \
@@ -165,7 +165,7 @@
 
 /* ARGV: inst now. This instance stops cleanly: its nodes go offline (presence
  * lines out) and its heartbeat and registration go. */
-#define RDV_LUA_RETIRE                                                                         \
+#define SRV_LUA_RETIRE                                                                         \
     "local s='rdv:inst:'..ARGV[1]..':nodes'\n"                                                 \
     "for _,id in ipairs(redis.call('SMEMBERS',s)) do\n"                                        \
     "  local k='rdv:n:'..id\n"                                                                 \
@@ -180,7 +180,7 @@
 
 /* ARGV: list key present(1|0) added inst. One admission change, told to
  * every instance. Returns 0 when removing a key that was not there. */
-#define RDV_LUA_ADM_SET                                                                        \
+#define SRV_LUA_ADM_SET                                                                        \
     "local h='rdv:adm:'..ARGV[1]\n"                                                             \
     "local r=1\n"                                                                               \
     "if ARGV[3]=='1' then redis.call('HSETNX',h,ARGV[2],ARGV[4])\n"                             \
@@ -191,7 +191,7 @@
 
 /* Every admission list: {allow, revoked_node, revoked_serial}, each a flat
  * [key, added, ...] array. */
-#define RDV_LUA_ADM_LOAD                                                                       \
+#define SRV_LUA_ADM_LOAD                                                                       \
     "return {redis.call('HGETALL','rdv:adm:allow'),redis.call('HGETALL','rdv:adm:revoked_node'),"\
     "redis.call('HGETALL','rdv:adm:revoked_serial')}\n"
 

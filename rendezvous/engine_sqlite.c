@@ -6,44 +6,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "rendezvous/engine.h"
 
 typedef struct sqlite_engine {
-    rdv_engine base;
-    rdv_store *store;
+    srv_engine base;
+    srv_store *store;
     uint64_t errors;
 } sqlite_engine;
 
-static sqlite_engine *of(rdv_engine *e)
+static sqlite_engine *of(srv_engine *e)
 {
     return (sqlite_engine *)e;
 }
 
-static void sq_joined(rdv_engine *e, const char *id, uint32_t serial, const char *nat,
+static void sq_joined(srv_engine *e, const char *id, uint32_t serial, const char *nat,
                       const char *ip, int port, int64_t now)
 {
     (void)serial;
-    if (rdv_store_node_online(of(e)->store, id, nat, ip, port, now) != RDV_STORE_OK)
+    if (srv_store_node_online(of(e)->store, id, nat, ip, port, now) != SRV_STORE_OK)
         of(e)->errors++;
 }
 
-static void sq_left(rdv_engine *e, const char *id, uint32_t serial, int64_t now)
+static void sq_left(srv_engine *e, const char *id, uint32_t serial, int64_t now)
 {
     (void)serial;
-    int rc = rdv_store_node_offline(of(e)->store, id, now);
-    if (rc != RDV_STORE_OK && rc != RDV_STORE_ENOTFOUND)
+    int rc = srv_store_node_offline(of(e)->store, id, now);
+    if (rc != SRV_STORE_OK && rc != SRV_STORE_ENOTFOUND)
         of(e)->errors++;
 }
 
-static void sq_lookup(rdv_engine *e, const char *const *ids, size_t n, rdv_lookup_cb cb,
+static void sq_lookup(srv_engine *e, const char *const *ids, size_t n, srv_lookup_cb cb,
                       void *user)
 {
-    rdv_presence res[RDV_MAX_IDS_PER_REQUEST];
+    srv_presence res[RDV_MAX_IDS_PER_REQUEST];
     if (n > RDV_MAX_IDS_PER_REQUEST)
         n = RDV_MAX_IDS_PER_REQUEST;
     for (size_t i = 0; i < n; i++) {
         memset(&res[i], 0, sizeof res[i]);
-        if (rdv_store_lookup(of(e)->store, ids[i], &res[i]) != RDV_STORE_OK) {
+        if (srv_store_lookup(of(e)->store, ids[i], &res[i]) != SRV_STORE_OK) {
             memset(&res[i], 0, sizeof res[i]);
             of(e)->errors++;
         }
@@ -51,58 +51,58 @@ static void sq_lookup(rdv_engine *e, const char *const *ids, size_t n, rdv_looku
     cb(user, res, n);
 }
 
-static void sq_route(rdv_engine *e, const rdv_route_msg *m, rdv_route_cb cb, void *user)
+static void sq_route(srv_engine *e, const srv_route_msg *m, srv_route_cb cb, void *user)
 {
-    int rc = rdv_store_queue_push(of(e)->store, m->to, m->from, m->type, m->session_id, m->raw,
+    int rc = srv_store_queue_push(of(e)->store, m->to, m->from, m->type, m->session_id, m->raw,
                                   m->raw_len, m->created, m->expires, m->cap);
-    if (rc == RDV_STORE_OK)
-        cb(user, RDV_ROUTE_QUEUED);
-    else if (rc == RDV_STORE_EFULL)
-        cb(user, RDV_ROUTE_QUEUE_FULL);
+    if (rc == SRV_STORE_OK)
+        cb(user, SRV_ROUTE_QUEUED);
+    else if (rc == SRV_STORE_EFULL)
+        cb(user, SRV_ROUTE_QUEUE_FULL);
     else {
         of(e)->errors++;
-        cb(user, RDV_ROUTE_ERROR);
+        cb(user, SRV_ROUTE_ERROR);
     }
 }
 
 /* Nothing arrives from other instances, so nothing is ever put back. */
-static void sq_requeue(rdv_engine *e, const rdv_queued_msg *m)
+static void sq_requeue(srv_engine *e, const srv_queued_msg *m)
 {
     (void)e;
     (void)m;
 }
 
 typedef struct take_ctx {
-    rdv_msg_cb each;
+    srv_msg_cb each;
     void *user;
 } take_ctx;
 
-static void take_one(const rdv_queued_msg *m, void *user)
+static void take_one(const srv_queued_msg *m, void *user)
 {
     take_ctx *t = user;
     t->each(t->user, m);
 }
 
-static void sq_take(rdv_engine *e, const char *id, int64_t now, rdv_msg_cb each,
-                    rdv_done_cb done, void *user)
+static void sq_take(srv_engine *e, const char *id, int64_t now, srv_msg_cb each,
+                    srv_done_cb done, void *user)
 {
     take_ctx t = {each, user};
-    int n = rdv_store_queue_take(of(e)->store, id, now, take_one, &t);
+    int n = srv_store_queue_take(of(e)->store, id, now, take_one, &t);
     if (n < 0)
         of(e)->errors++;
     if (done)
         done(user, n < 0 ? -1 : n);
 }
 
-static void sq_expire(rdv_engine *e, int64_t now, rdv_msg_cb each, void *user)
+static void sq_expire(srv_engine *e, int64_t now, srv_msg_cb each, void *user)
 {
     take_ctx t = {each, user};
-    if (rdv_store_queue_expire(of(e)->store, now, take_one, &t) < 0)
+    if (srv_store_queue_expire(of(e)->store, now, take_one, &t) < 0)
         of(e)->errors++;
 }
 
 /* A node not connected here is connected nowhere. */
-static void sq_notify(rdv_engine *e, const char *to, const uint8_t *raw, size_t len)
+static void sq_notify(srv_engine *e, const char *to, const uint8_t *raw, size_t len)
 {
     (void)e;
     (void)to;
@@ -111,8 +111,8 @@ static void sq_notify(rdv_engine *e, const char *to, const uint8_t *raw, size_t 
 }
 
 /* Alone: no node is on another instance. */
-static void sq_relay_route(rdv_engine *e, const char *to, const uint8_t *payload, size_t len,
-                           rdv_relay_route_cb cb, void *user)
+static void sq_relay_route(srv_engine *e, const char *to, const uint8_t *payload, size_t len,
+                           srv_relay_route_cb cb, void *user)
 {
     (void)e;
     (void)to;
@@ -121,7 +121,7 @@ static void sq_relay_route(rdv_engine *e, const char *to, const uint8_t *payload
     cb(user, NULL);
 }
 
-static void sq_relay_send(rdv_engine *e, const char *inst, const uint8_t *payload, size_t len)
+static void sq_relay_send(srv_engine *e, const char *inst, const uint8_t *payload, size_t len)
 {
     (void)e;
     (void)inst;
@@ -129,51 +129,51 @@ static void sq_relay_send(rdv_engine *e, const char *inst, const uint8_t *payloa
     (void)len;
 }
 
-static int64_t sq_queue_depth(rdv_engine *e)
+static int64_t sq_queue_depth(srv_engine *e)
 {
-    return rdv_store_queue_depth(of(e)->store);
+    return srv_store_queue_depth(of(e)->store);
 }
 
-static bool sq_healthy(rdv_engine *e)
+static bool sq_healthy(srv_engine *e)
 {
-    return rdv_store_writable(of(e)->store);
+    return srv_store_writable(of(e)->store);
 }
 
-static int sq_flush(rdv_engine *e)
+static int sq_flush(srv_engine *e)
 {
-    if (rdv_store_flush(of(e)->store) == RDV_STORE_OK)
+    if (srv_store_flush(of(e)->store) == SRV_STORE_OK)
         return 0;
     of(e)->errors++;
     return -1;
 }
 
-static void sq_poll(rdv_engine *e)
+static void sq_poll(srv_engine *e)
 {
     (void)e;
 }
 
-static void sq_status(rdv_engine *e, rdv_engine_status *out)
+static void sq_status(srv_engine *e, srv_engine_status *out)
 {
     memset(out, 0, sizeof *out);
     out->engine = "sqlite";
     out->instances = 1;
-    out->connected = rdv_store_writable(of(e)->store);
+    out->connected = srv_store_writable(of(e)->store);
     out->errors = of(e)->errors;
     out->cluster_nodes = -1; /* alone: the server's own count */
 }
 
-static void sq_detach(rdv_engine *e)
+static void sq_detach(srv_engine *e)
 {
     (void)e;
 }
 
-static void sq_destroy(rdv_engine *e)
+static void sq_destroy(srv_engine *e)
 {
     free(e);
 }
 
 typedef struct adm_ctx {
-    rdv_adm_each_cb each;
+    srv_adm_each_cb each;
     void *user;
 } adm_ctx;
 
@@ -183,10 +183,10 @@ static void adm_one(void *user, int list, const char *key, int64_t added)
     a->each(a->user, list, key, added);
 }
 
-static void sq_adm_load(rdv_engine *e, rdv_adm_each_cb each, rdv_done_cb done, void *user)
+static void sq_adm_load(srv_engine *e, srv_adm_each_cb each, srv_done_cb done, void *user)
 {
     adm_ctx a = {each, user};
-    int n = rdv_store_adm_load(of(e)->store, adm_one, &a);
+    int n = srv_store_adm_load(of(e)->store, adm_one, &a);
     if (n < 0)
         of(e)->errors++;
     if (done)
@@ -194,17 +194,17 @@ static void sq_adm_load(rdv_engine *e, rdv_adm_each_cb each, rdv_done_cb done, v
 }
 
 /* Alone: no other instance to tell. */
-static void sq_adm_set(rdv_engine *e, int list, const char *key, bool present, int64_t added,
-                       rdv_done_cb done, void *user)
+static void sq_adm_set(srv_engine *e, int list, const char *key, bool present, int64_t added,
+                       srv_done_cb done, void *user)
 {
-    int rc = rdv_store_adm_set(of(e)->store, list, key, present, added);
-    if (rc == RDV_STORE_ERR)
+    int rc = srv_store_adm_set(of(e)->store, list, key, present, added);
+    if (rc == SRV_STORE_ERR)
         of(e)->errors++;
     if (done)
-        done(user, rc == RDV_STORE_OK ? 0 : rc == RDV_STORE_ENOTFOUND ? 1 : -1);
+        done(user, rc == SRV_STORE_OK ? 0 : rc == SRV_STORE_ENOTFOUND ? 1 : -1);
 }
 
-static const rdv_engine_ops sqlite_ops = {
+static const srv_engine_ops sqlite_ops = {
     .name = "sqlite",
     .joined = sq_joined,
     .left = sq_left,
@@ -227,7 +227,7 @@ static const rdv_engine_ops sqlite_ops = {
     .adm_set = sq_adm_set,
 };
 
-rdv_engine *rdv_engine_sqlite_new(rdv_store *store, const rdv_engine_events *ev)
+srv_engine *srv_engine_sqlite_new(srv_store *store, const srv_engine_events *ev)
 {
     sqlite_engine *s = calloc(1, sizeof *s);
     if (!s)

@@ -1,6 +1,6 @@
 /* frame_guard.c - frames and unseen bytes per connection (see
  * frame_guard.h). */
-#include "frame_guard.h"
+#include "rendezvous/frame_guard.h"
 
 #include <libwebsockets.h>
 #include <linux/tcp.h>
@@ -8,42 +8,42 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
-#include "conn.h"
-#include "log.h"
-#include "server.h"
+#include "rendezvous/conn.h"
+#include "rendezvous/log.h"
+#include "rendezvous/server.h"
 
-static void close_flood(rdv_server *srv, rdv_conn *c, const char *what)
+static void close_flood(srv_server *srv, srv_conn *c, const char *what)
 {
     srv->m.frame_floods++;
     char hex[RDV_NODE_ID_HEXLEN + 1] = "(unauthenticated)";
-    if (c->state == RDV_CONN_AUTHED)
-        rdv_conn_node_hex(c, hex);
-    rdv_warn(srv->log, "closing %s: WebSocket frame flood (%s)", hex, what);
-    rdv_conn_close(srv, c, RDV_EC_RATE_LIMITED,
+    if (c->state == SRV_CONN_AUTHED)
+        srv_conn_node_hex(c, hex);
+    srv_warn(srv->log, "closing %s: WebSocket frame flood (%s)", hex, what);
+    srv_conn_close(srv, c, RDV_EC_RATE_LIMITED,
                    "WebSocket frame flood (pings, pongs or fragments); the connection is "
                    "closed",
                    LWS_CLOSE_STATUS_POLICY_VIOLATION);
 }
 
 /* One frame more in c's window. */
-static bool count_frame(rdv_server *srv, rdv_conn *c)
+static bool count_frame(srv_server *srv, srv_conn *c)
 {
-    int64_t now = rdv_mono_ms();
-    if (now - c->frames_ms >= RDV_FRAME_GUARD_WINDOW_MS) {
+    int64_t now = srv_mono_ms();
+    if (now - c->frames_ms >= SRV_FRAME_GUARD_WINDOW_MS) {
         c->frames_ms = now;
         c->frames = 0;
     }
-    if (++c->frames <= RDV_FRAME_GUARD_MAX)
+    if (++c->frames <= SRV_FRAME_GUARD_MAX)
         return true;
     close_flood(srv, c, "over 2000 fragments or pongs in a second");
     return false;
 }
 
-bool rdv_frame_guard_rx(rdv_server *srv, rdv_conn *c, size_t len, bool frame_end, bool final)
+bool srv_frame_guard_rx(srv_server *srv, srv_conn *c, size_t len, bool frame_end, bool final)
 {
     if (c->close_code)
         return false; /* already closing: drop whatever still comes */
-    uint64_t seen = (uint64_t)len + len / 256 + (frame_end ? RDV_FRAME_GUARD_FRAME_BYTES : 0);
+    uint64_t seen = (uint64_t)len + len / 256 + (frame_end ? SRV_FRAME_GUARD_FRAME_BYTES : 0);
     c->rx_seen = c->rx_seen + seen > UINT32_MAX ? UINT32_MAX : (uint32_t)(c->rx_seen + seen);
     if (!frame_end)
         return true;
@@ -53,19 +53,19 @@ bool rdv_frame_guard_rx(rdv_server *srv, rdv_conn *c, size_t len, bool frame_end
     return !fragment || count_frame(srv, c);
 }
 
-bool rdv_frame_guard_pong(rdv_server *srv, rdv_conn *c)
+bool srv_frame_guard_pong(srv_server *srv, srv_conn *c)
 {
     if (c->close_code)
         return false;
-    c->rx_seen = c->rx_seen + 2 * RDV_FRAME_GUARD_FRAME_BYTES > UINT32_MAX
+    c->rx_seen = c->rx_seen + 2 * SRV_FRAME_GUARD_FRAME_BYTES > UINT32_MAX
                      ? UINT32_MAX
-                     : c->rx_seen + 2 * RDV_FRAME_GUARD_FRAME_BYTES; /* <= 125 B payload */
+                     : c->rx_seen + 2 * SRV_FRAME_GUARD_FRAME_BYTES; /* <= 125 B payload */
     return count_frame(srv, c);
 }
 
 /* Bytes lws (or OpenSSL) took off c's socket so far: what TCP received
  * (TCP_INFO) less what still waits in the receive queue; 0 when unknown. */
-static uint64_t wire_bytes(rdv_conn *c)
+static uint64_t wire_bytes(srv_conn *c)
 {
     int fd = c->wsi ? (int)lws_get_socket_fd(c->wsi) : -1;
     struct tcp_info ti;
@@ -79,7 +79,7 @@ static uint64_t wire_bytes(rdv_conn *c)
     return ti.tcpi_bytes_received - (uint64_t)queued;
 }
 
-void rdv_frame_guard_begin(rdv_conn *c)
+void srv_frame_guard_begin(srv_conn *c)
 {
     c->rx_wire = wire_bytes(c); /* > 0: the upgrade request came first */
     c->rx_seen = 0;
@@ -90,7 +90,7 @@ void rdv_frame_guard_begin(rdv_conn *c)
  * callbacks saw: the difference accumulates (less a small allowance per
  * sweep) and is checked against the slack of what lws and OpenSSL may
  * hold read but not yet parsed. */
-static void check_conn(rdv_server *srv, rdv_conn *c)
+static void check_conn(srv_server *srv, srv_conn *c)
 {
     if (!c->wsi || c->close_code)
         return;
@@ -104,26 +104,26 @@ static void check_conn(rdv_server *srv, rdv_conn *c)
         return;
     }
     int64_t debt = (int64_t)c->rx_debt + (int64_t)(wire - c->rx_wire) - (int64_t)seen -
-                   RDV_FRAME_GUARD_DECAY_BYTES;
+                   SRV_FRAME_GUARD_DECAY_BYTES;
     c->rx_wire = wire;
-    int64_t slack = RDV_FRAME_GUARD_HIDDEN_BYTES + RDV_FRAME_GUARD_TLS_RECORD +
+    int64_t slack = SRV_FRAME_GUARD_HIDDEN_BYTES + SRV_FRAME_GUARD_TLS_RECORD +
                     (int64_t)srv->cfg->rx_buffer_size + 4096;
     c->rx_debt = debt < 0 ? 0 : debt > UINT32_MAX ? UINT32_MAX : (uint32_t)debt;
     if (debt > slack)
         close_flood(srv, c, "control frames the protocol never sees");
 }
 
-static void check_node(rdv_hnode *n, void *user)
+static void check_node(srv_hnode *n, void *user)
 {
-    check_conn(user, rdv_container_of(n, rdv_conn, link.node));
+    check_conn(user, srv_container_of(n, srv_conn, link.node));
 }
 
-void rdv_frame_guard_sweep(rdv_server *srv)
+void srv_frame_guard_sweep(srv_server *srv)
 {
-    for (rdv_conn *c = srv->pending_head; c;) {
-        rdv_conn *next = c->link.pending.next; /* c may close, not leave the list */
+    for (srv_conn *c = srv->pending_head; c;) {
+        srv_conn *next = c->link.pending.next; /* c may close, not leave the list */
         check_conn(srv, c);
         c = next;
     }
-    rdv_hmap_each(&srv->nodes, check_node, srv);
+    srv_hmap_each(&srv->nodes, check_node, srv);
 }

@@ -13,16 +13,16 @@
  * - frames it sees that are not whole messages (each fragment of a
  *   fragmented message in LWS_CALLBACK_RECEIVE; whole messages are
  *   bounded already, by --rate or the relay's limits) and each pong
- *   (LWS_CALLBACK_RECEIVE_PONG): over RDV_FRAME_GUARD_MAX in one
- *   RDV_FRAME_GUARD_WINDOW_MS window closes the connection;
+ *   (LWS_CALLBACK_RECEIVE_PONG): over SRV_FRAME_GUARD_MAX in one
+ *   SRV_FRAME_GUARD_WINDOW_MS window closes the connection;
  * - bytes it does not see: every sweep (500 ms) compares what was taken
  *   off the socket (TCP_INFO tcpi_bytes_received less the receive queue,
  *   FIONREAD) with the payload that reached the callbacks plus a generous
- *   framing allowance (RDV_FRAME_GUARD_FRAME_BYTES a frame, 1/256 of the
+ *   framing allowance (SRV_FRAME_GUARD_FRAME_BYTES a frame, 1/256 of the
  *   payload for TLS records). What is left is pings and other frames lws
  *   handled alone, or bytes lws / OpenSSL read and hold unparsed. It adds
- *   up, less RDV_FRAME_GUARD_DECAY_BYTES a sweep (a ping every few
- *   seconds never adds up); over RDV_FRAME_GUARD_HIDDEN_BYTES plus that
+ *   up, less SRV_FRAME_GUARD_DECAY_BYTES a sweep (a ping every few
+ *   seconds never adds up); over SRV_FRAME_GUARD_HIDDEN_BYTES plus that
  *   read-ahead slack (a TLS record, --rx-buffer and 4 KiB) closes the
  *   connection. A bare masked ping is 6 bytes: ~6,000 pings at once, or
  *   a steady ~170 a second, with TLS fewer.
@@ -32,21 +32,21 @@
  * (librendezvous does not fragment), and a ping every 15 s or so; relay
  * datagrams are whole binary messages, thousands a second at most.
  */
-#ifndef RDV_SERVER_FRAME_GUARD_H
-#define RDV_SERVER_FRAME_GUARD_H
+#ifndef SRV_FRAME_GUARD_H
+#define SRV_FRAME_GUARD_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-struct rdv_server;
-struct rdv_conn;
+struct srv_server;
+struct srv_conn;
 
-#define RDV_FRAME_GUARD_MAX 2000         /* frames per window */
-#define RDV_FRAME_GUARD_WINDOW_MS 1000
-#define RDV_FRAME_GUARD_FRAME_BYTES 64   /* header, mask and TLS record, a frame */
-#define RDV_FRAME_GUARD_HIDDEN_BYTES 8192 /* unseen bytes over the slack */
-#define RDV_FRAME_GUARD_DECAY_BYTES 512   /* forgiven per sweep */
-#define RDV_FRAME_GUARD_TLS_RECORD 16709  /* largest TLS record on the wire */
+#define SRV_FRAME_GUARD_MAX 2000         /* frames per window */
+#define SRV_FRAME_GUARD_WINDOW_MS 1000
+#define SRV_FRAME_GUARD_FRAME_BYTES 64   /* header, mask and TLS record, a frame */
+#define SRV_FRAME_GUARD_HIDDEN_BYTES 8192 /* unseen bytes over the slack */
+#define SRV_FRAME_GUARD_DECAY_BYTES 512   /* forgiven per sweep */
+#define SRV_FRAME_GUARD_TLS_RECORD 16709  /* largest TLS record on the wire */
 
 /* Counts `len` payload bytes received for c in one RECEIVE callback (a
  * frame's framing allowance when `frame_end`: lws has none of the frame's
@@ -54,18 +54,18 @@ struct rdv_conn;
  * several (`final`: lws_is_final_fragment). Returns true when c may go
  * on; false when over the bound: c is being closed (rate_limited, 1008)
  * and the caller drops the data. */
-bool rdv_frame_guard_rx(struct rdv_server *srv, struct rdv_conn *c, size_t len,
+bool srv_frame_guard_rx(struct srv_server *srv, struct srv_conn *c, size_t len,
                         bool frame_end, bool final);
 
-/* Counts one pong received (as rdv_frame_guard_rx). */
-bool rdv_frame_guard_pong(struct rdv_server *srv, struct rdv_conn *c);
+/* Counts one pong received (as srv_frame_guard_rx). */
+bool srv_frame_guard_pong(struct srv_server *srv, struct srv_conn *c);
 
 /* Notes how many bytes c's socket has received when the WebSocket opens
  * (LWS_CALLBACK_ESTABLISHED: the upgrade and a TLS handshake are before). */
-void rdv_frame_guard_begin(struct rdv_conn *c);
+void srv_frame_guard_begin(struct srv_conn *c);
 
 /* The periodic check of bytes the callbacks never saw, over every open
  * connection (from the 500 ms sweep). */
-void rdv_frame_guard_sweep(struct rdv_server *srv);
+void srv_frame_guard_sweep(struct srv_server *srv);
 
 #endif

@@ -2,7 +2,7 @@
  * the configuration as the server reads it, then one GET /healthz with
  * libwebsockets' HTTP client (TLS included), bounded by a timer.
  */
-#include "healthcheck.h"
+#include "rendezvous/healthcheck.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "rendezvous/config.h"
 
 #define PROBE_TIMEOUT_US (2 * LWS_US_PER_SEC)
 #define PROC_FILE_MAX (256 * 1024) /* a command line or an environment */
@@ -232,7 +232,7 @@ static int find_flag(int argc, char **argv, long *pid)
     return 0;
 }
 
-int rdv_healthcheck_main(int argc, char **argv)
+int srv_healthcheck_main(int argc, char **argv)
 {
     long pid = 0;
     int at = find_flag(argc, argv, &pid);
@@ -260,11 +260,11 @@ int rdv_healthcheck_main(int argc, char **argv)
             if (a != at)
                 args[n++] = argv[a];
     }
-    rdv_config *cfg = malloc(sizeof *cfg);
+    srv_config *cfg = malloc(sizeof *cfg);
     int rc = 1;
-    rdv_config_result r = cfg ? rdv_config_load(cfg, n, args) : RDV_CONFIG_ERROR;
-    if (r != RDV_CONFIG_RUN) {
-        rc = r == RDV_CONFIG_EXIT_OK ? 0 : 2;
+    srv_config_result r = cfg ? srv_config_load(cfg, n, args) : SRV_CONFIG_ERROR;
+    if (r != SRV_CONFIG_RUN) {
+        rc = r == SRV_CONFIG_EXIT_OK ? 0 : 2;
         goto out;
     }
     const char *addr = cfg->listen;

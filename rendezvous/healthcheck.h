@@ -15,13 +15,13 @@
  * --listen (a wildcard becomes its loopback, 127.0.0.1 or ::1), the port
  * --port; --port 0 cannot be probed (exit 1, said why).
  */
-#ifndef RDV_SERVER_HEALTHCHECK_H
-#define RDV_SERVER_HEALTHCHECK_H
+#ifndef SRV_HEALTHCHECK_H
+#define SRV_HEALTHCHECK_H
 
 /* When argv holds --healthcheck or --healthcheck=PID, runs the probe
  * (one line on stdout: "healthy: URL" / on stderr "unhealthy: URL: why")
  * and returns the exit status, 0 or 1 (2 for an invalid configuration, as
  * the server). Returns -1 when argv has no --healthcheck: serve. */
-int rdv_healthcheck_main(int argc, char **argv);
+int srv_healthcheck_main(int argc, char **argv);
 
 #endif

@@ -1,6 +1,6 @@
 /* hmap.c - chained hash table with SipHash-2-4 (see hmap.h). Load factor
  * is kept at or below 1 by doubling. */
-#include "hmap.h"
+#include "rendezvous/hmap.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -8,19 +8,19 @@
 
 #define INITIAL_BUCKETS 64
 
-static const uint8_t *key_of(const rdv_hmap *m, const rdv_hnode *n)
+static const uint8_t *key_of(const srv_hmap *m, const srv_hnode *n)
 {
     return (const uint8_t *)n + m->key_offset;
 }
 
-static size_t bucket_of(const rdv_hmap *m, const uint8_t *key, size_t nbuckets)
+static size_t bucket_of(const srv_hmap *m, const uint8_t *key, size_t nbuckets)
 {
     uint64_t h;
     crypto_shorthash((unsigned char *)&h, key, m->keylen, m->sipkey);
     return (size_t)(h & (nbuckets - 1));
 }
 
-int rdv_hmap_init(rdv_hmap *m, size_t keylen, ptrdiff_t key_offset)
+int srv_hmap_init(srv_hmap *m, size_t keylen, ptrdiff_t key_offset)
 {
     memset(m, 0, sizeof *m);
     m->buckets = calloc(INITIAL_BUCKETS, sizeof *m->buckets);
@@ -33,34 +33,34 @@ int rdv_hmap_init(rdv_hmap *m, size_t keylen, ptrdiff_t key_offset)
     return 0;
 }
 
-void rdv_hmap_free(rdv_hmap *m)
+void srv_hmap_free(srv_hmap *m)
 {
     free(m->buckets);
     m->buckets = NULL;
     m->nbuckets = m->count = 0;
 }
 
-rdv_hnode *rdv_hmap_get(const rdv_hmap *m, const uint8_t *key)
+srv_hnode *srv_hmap_get(const srv_hmap *m, const uint8_t *key)
 {
     if (!m->buckets)
         return NULL;
-    for (rdv_hnode *n = m->buckets[bucket_of(m, key, m->nbuckets)]; n; n = n->next)
+    for (srv_hnode *n = m->buckets[bucket_of(m, key, m->nbuckets)]; n; n = n->next)
         if (!memcmp(key_of(m, n), key, m->keylen))
             return n;
     return NULL;
 }
 
 /* Doubles the bucket array; on allocation failure keeps the old one. */
-static void grow(rdv_hmap *m)
+static void grow(srv_hmap *m)
 {
     size_t nb = m->nbuckets * 2;
-    rdv_hnode **b = calloc(nb, sizeof *b);
+    srv_hnode **b = calloc(nb, sizeof *b);
     if (!b)
         return;
     for (size_t i = 0; i < m->nbuckets; i++) {
-        rdv_hnode *n = m->buckets[i];
+        srv_hnode *n = m->buckets[i];
         while (n) {
-            rdv_hnode *next = n->next;
+            srv_hnode *next = n->next;
             size_t j = bucket_of(m, key_of(m, n), nb);
             n->next = b[j];
             b[j] = n;
@@ -72,7 +72,7 @@ static void grow(rdv_hmap *m)
     m->nbuckets = nb;
 }
 
-void rdv_hmap_put(rdv_hmap *m, rdv_hnode *n)
+void srv_hmap_put(srv_hmap *m, srv_hnode *n)
 {
     if (m->count >= m->nbuckets)
         grow(m);
@@ -82,11 +82,11 @@ void rdv_hmap_put(rdv_hmap *m, rdv_hnode *n)
     m->count++;
 }
 
-void rdv_hmap_del(rdv_hmap *m, rdv_hnode *n)
+void srv_hmap_del(srv_hmap *m, srv_hnode *n)
 {
     if (!m->buckets)
         return;
-    rdv_hnode **pp = &m->buckets[bucket_of(m, key_of(m, n), m->nbuckets)];
+    srv_hnode **pp = &m->buckets[bucket_of(m, key_of(m, n), m->nbuckets)];
     for (; *pp; pp = &(*pp)->next) {
         if (*pp == n) {
             *pp = n->next;
@@ -97,12 +97,12 @@ void rdv_hmap_del(rdv_hmap *m, rdv_hnode *n)
     }
 }
 
-void rdv_hmap_each(rdv_hmap *m, void (*fn)(rdv_hnode *n, void *user), void *user)
+void srv_hmap_each(srv_hmap *m, void (*fn)(srv_hnode *n, void *user), void *user)
 {
     for (size_t i = 0; m->buckets && i < m->nbuckets; i++) {
-        rdv_hnode *n = m->buckets[i];
+        srv_hnode *n = m->buckets[i];
         while (n) {
-            rdv_hnode *next = n->next;
+            srv_hnode *next = n->next;
             fn(n, user);
             n = next;
         }

@@ -5,26 +5,26 @@
  * written from the LWS_CALLBACK_HTTP callback (headers, then the body as
  * the final write); bodies are a few KiB at most.
  */
-#include "http.h"
+#include "rendezvous/http.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "accept_gate.h"
-#include "admin.h"
-#include "conn_limits.h"
-#include "log.h"
-#include "metrics.h"
-#include "operator.h"
-#include "server.h"
+#include "rendezvous/accept_gate.h"
+#include "rendezvous/admin.h"
+#include "rendezvous/conn_limits.h"
+#include "rendezvous/log.h"
+#include "rendezvous/metrics.h"
+#include "rendezvous/operator.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
-#include "status_page.h"
-#include "tls.h"
+#include "rendezvous/status_page.h"
+#include "rendezvous/tls.h"
 
-#ifndef RDV_VERSION
-#define RDV_VERSION "0.1.0"
+#ifndef SRV_VERSION
+#define SRV_VERSION "0.1.0"
 #endif
 
 /* Growable text buffer that keeps LWS_PRE bytes free at its start. */
@@ -62,7 +62,7 @@ static void tb_printf(tbuf *b, const char *fmt, ...)
     }
 }
 
-static rdv_server *server_of(struct lws *wsi)
+static srv_server *server_of(struct lws *wsi)
 {
     return lws_context_user(lws_get_context(wsi));
 }
@@ -74,9 +74,9 @@ static void metric(tbuf *b, const char *name, const char *type, const char *help
 
 /* The relay's series (relay.h): sessions by state, payload bytes and
  * messages forwarded, drops and session ends by reason. */
-static void build_relay_metrics(rdv_server *srv, tbuf *b)
+static void build_relay_metrics(srv_server *srv, tbuf *b)
 {
-    const rdv_relay *r = &srv->relay;
+    const srv_relay *r = &srv->relay;
     metric(b, "rendezvous_relay_sessions", "gauge", "Relay sessions, by state.");
     tb_printf(b, "rendezvous_relay_sessions{state=\"opening\"} %llu\n",
               (unsigned long long)r->n_opening);
@@ -88,15 +88,15 @@ static void build_relay_metrics(rdv_server *srv, tbuf *b)
     tb_printf(b, "rendezvous_relay_messages_total %llu\n", (unsigned long long)r->m.messages);
     metric(b, "rendezvous_relay_dropped_messages_total", "counter",
            "relayData not delivered, by reason.");
-    for (int d = 0; d < RDV_RELAY_DROP__COUNT; d++)
+    for (int d = 0; d < SRV_RELAY_DROP__COUNT; d++)
         tb_printf(b, "rendezvous_relay_dropped_messages_total{reason=\"%s\"} %llu\n",
-                  rdv_relay_drop_name((rdv_relay_drop)d),
+                  srv_relay_drop_name((srv_relay_drop)d),
                   (unsigned long long)r->m.dropped_msgs[d]);
     metric(b, "rendezvous_relay_dropped_bytes_total", "counter",
            "Payload bytes of relayData not delivered, by reason.");
-    for (int d = 0; d < RDV_RELAY_DROP__COUNT; d++)
+    for (int d = 0; d < SRV_RELAY_DROP__COUNT; d++)
         tb_printf(b, "rendezvous_relay_dropped_bytes_total{reason=\"%s\"} %llu\n",
-                  rdv_relay_drop_name((rdv_relay_drop)d),
+                  srv_relay_drop_name((srv_relay_drop)d),
                   (unsigned long long)r->m.dropped_bytes[d]);
     metric(b, "rendezvous_relay_sessions_opened_total", "counter",
            "Relay sessions that reached OPEN (consented).");
@@ -104,18 +104,18 @@ static void build_relay_metrics(rdv_server *srv, tbuf *b)
               (unsigned long long)r->m.opened);
     metric(b, "rendezvous_relay_sessions_closed_total", "counter",
            "Relay sessions ended, by reason.");
-    for (int e = 0; e < RDV_RELAY_END__COUNT; e++)
+    for (int e = 0; e < SRV_RELAY_END__COUNT; e++)
         tb_printf(b, "rendezvous_relay_sessions_closed_total{reason=\"%s\"} %llu\n",
-                  rdv_relay_end_name((rdv_relay_end)e), (unsigned long long)r->m.closed[e]);
+                  srv_relay_end_name((srv_relay_end)e), (unsigned long long)r->m.closed[e]);
 }
 
 /* The STUN responders' series (stun_responder.h counters, summed over sockets):
  * datagrams received = responses (by class) + dropped. */
-static void build_stun_metrics(rdv_server *srv, tbuf *b)
+static void build_stun_metrics(srv_server *srv, tbuf *b)
 {
     uint64_t rx = 0, ok = 0, err = 0, dropped = 0;
     for (int i = 0; i < srv->n_stun; i++) {
-        const rdv_stun_server *st = &srv->stun[i];
+        const srv_stun_server *st = &srv->stun[i];
         rx += st->n_rx;
         ok += st->n_tx_success;
         err += st->n_tx_error;
@@ -135,7 +135,7 @@ static void build_stun_metrics(rdv_server *srv, tbuf *b)
 }
 
 /* SIGHUP reloads (reload.h). */
-static void build_reload_metrics(const rdv_reload *r, tbuf *b)
+static void build_reload_metrics(const srv_reload *r, tbuf *b)
 {
     metric(b, "rendezvous_reloads_total", "counter", "Reloads run (SIGHUP).");
     tb_printf(b, "rendezvous_reloads_total %llu\n", (unsigned long long)r->reloads);
@@ -147,9 +147,9 @@ static void build_reload_metrics(const rdv_reload *r, tbuf *b)
     tb_printf(b, "rendezvous_reload_last_success %d\n", r->last_ok ? 1 : 0);
 }
 
-static void build_metrics(rdv_server *srv, tbuf *b)
+static void build_metrics(srv_server *srv, tbuf *b)
 {
-    const rdv_metrics *m = &srv->m;
+    const srv_metrics *m = &srv->m;
     metric(b, "rendezvous_connections", "gauge", "Open WebSocket connections.");
     tb_printf(b, "rendezvous_connections %llu\n", (unsigned long long)m->connections);
     metric(b, "rendezvous_nodes_authenticated", "gauge",
@@ -173,12 +173,12 @@ static void build_metrics(rdv_server *srv, tbuf *b)
     tb_printf(b, "rendezvous_rate_limited_total %llu\n", (unsigned long long)m->rate_limited);
     metric(b, "rendezvous_dropped_messages_total", "counter",
            "Messages dropped without delivery, by reason.");
-    for (int r = 0; r < RDV_DROP__COUNT; r++)
+    for (int r = 0; r < SRV_DROP__COUNT; r++)
         tb_printf(b, "rendezvous_dropped_messages_total{reason=\"%s\"} %llu\n",
-                  rdv_drop_reason_name((rdv_drop_reason)r), (unsigned long long)m->dropped[r]);
+                  srv_drop_reason_name((srv_drop_reason)r), (unsigned long long)m->dropped[r]);
     build_relay_metrics(srv, b);
     build_stun_metrics(srv, b);
-    int64_t depth = srv->engine ? rdv_engine_queue_depth(srv->engine) : -1;
+    int64_t depth = srv->engine ? srv_engine_queue_depth(srv->engine) : -1;
     metric(b, "rendezvous_offline_queue_depth", "gauge",
            "Messages waiting in the durable offline queue.");
     tb_printf(b, "rendezvous_offline_queue_depth %lld\n", (long long)(depth < 0 ? 0 : depth));
@@ -202,10 +202,10 @@ static void build_metrics(rdv_server *srv, tbuf *b)
            "Connections closed for a WebSocket frame flood (pings, pongs, fragments; "
            "frame_guard.h).");
     tb_printf(b, "rendezvous_frame_floods_total %llu\n", (unsigned long long)m->frame_floods);
-    rdv_engine_status es;
+    srv_engine_status es;
     memset(&es, 0, sizeof es);
     if (srv->engine)
-        rdv_engine_status_get(srv->engine, &es);
+        srv_engine_status_get(srv->engine, &es);
     metric(b, "rendezvous_cluster_instances", "gauge",
            "Instances alive in the cluster (1 without --redis).");
     tb_printf(b, "rendezvous_cluster_instances %d\n", es.instances);
@@ -224,7 +224,7 @@ static void build_metrics(rdv_server *srv, tbuf *b)
               (unsigned long long)es.bus_out);
     metric(b, "rendezvous_engine_errors_total", "counter", "Engine (store or Redis) errors.");
     tb_printf(b, "rendezvous_engine_errors_total %llu\n", (unsigned long long)es.errors);
-    const rdv_accept_gate *g = &srv->gate;
+    const srv_accept_gate *g = &srv->gate;
     metric(b, "rendezvous_open_files_limit", "gauge", "The process's open-file limit.");
     tb_printf(b, "rendezvous_open_files_limit %lld\n", (long long)g->limit);
     metric(b, "rendezvous_accept_paused", "gauge",
@@ -240,18 +240,18 @@ static void build_metrics(rdv_server *srv, tbuf *b)
     build_reload_metrics(&srv->reload, b);
 }
 
-static void build_status(rdv_server *srv, tbuf *b)
+static void build_status(srv_server *srv, tbuf *b)
 {
-    const rdv_config *cfg = srv->cfg;
-    int64_t depth = srv->engine ? rdv_engine_queue_depth(srv->engine) : -1;
+    const srv_config *cfg = srv->cfg;
+    int64_t depth = srv->engine ? srv_engine_queue_depth(srv->engine) : -1;
     json_t *o = json_pack(
         "{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:{s:I, s:i, s:i, s:I, s:i, "
         "s:i, s:I, s:I, s:i, s:i, s:I}}",
-        "version", RDV_VERSION, "name", cfg->name, "protocol", RDV_PROTOCOL_VERSION, "uptimeMs",
-        (json_int_t)(rdv_mono_ms() - srv->started_mono_ms), "connections",
+        "version", SRV_VERSION, "name", cfg->name, "protocol", RDV_PROTOCOL_VERSION, "uptimeMs",
+        (json_int_t)(srv_mono_ms() - srv->started_mono_ms), "connections",
         (json_int_t)srv->m.connections, "nodesAuthenticated", (json_int_t)srv->nodes.count,
         "offlineQueueDepth", (json_int_t)(depth < 0 ? 0 : depth), "connectionsTotal",
-        (json_int_t)srv->m.connections_total, "storeWritable", srv->engine && rdv_engine_healthy(srv->engine),
+        (json_int_t)srv->m.connections_total, "storeWritable", srv->engine && srv_engine_healthy(srv->engine),
         "verifySignatures", cfg->verify_signatures, "shuttingDown", srv->shutting_down,
         "limits", "maxMessageBytes", (json_int_t)cfg->max_message_bytes, "messagesPerSecond",
         cfg->rate, "messageBurst", cfg->burst, "offlineTtlMs", (json_int_t)cfg->offline_ttl_ms,
@@ -260,7 +260,7 @@ static void build_status(rdv_server *srv, tbuf *b)
         (json_int_t)cfg->idle_timeout_ms, "maxConnections", cfg->max_connections,
         "maxConnectionsPerIp", cfg->max_connections_per_ip, "sendQueueMax",
         (json_int_t)cfg->send_queue_max);
-    const rdv_relay *r = &srv->relay;
+    const srv_relay *r = &srv->relay;
     json_t *relay = json_pack(
         "{s:I, s:I, s:I, s:I, s:{s:I, s:i, s:I, s:I, s:I, s:I}}", "sessionsOpen",
         (json_int_t)r->n_open, "sessionsOpening", (json_int_t)r->n_opening, "bytes",
@@ -270,9 +270,9 @@ static void build_status(rdv_server *srv, tbuf *b)
         (json_int_t)cfg->relay_global_rate, "sessionQuota", (json_int_t)cfg->relay_quota,
         "idleTimeoutMs", (json_int_t)cfg->relay_idle_timeout_ms);
     /* STUN: the ports actually bound (0: none) */
-    const rdv_stun_server *st = srv->n_stun ? &srv->stun[0] : NULL;
+    const srv_stun_server *st = srv->n_stun ? &srv->stun[0] : NULL;
     json_t *stun = json_pack("{s:b, s:i, s:i}", "enabled", st != NULL, "port",
-                             st ? (int)st->bound[RDV_STUN_VIA_PRIMARY].port : 0, "altPort",
+                             st ? (int)st->bound[SRV_STUN_VIA_PRIMARY].port : 0, "altPort",
                              st ? (int)st->rcfg.alt_port : 0);
     if (stun && st && st->rcfg.has_alt_addr)
         json_object_set_new(stun, "altAddress", json_string(cfg->stun_alt_address));
@@ -290,10 +290,10 @@ static void build_status(rdv_server *srv, tbuf *b)
         o = NULL;
     }
     /* the cluster view (engine.h): one instance alone on sqlite */
-    rdv_engine_status es;
+    srv_engine_status es;
     memset(&es, 0, sizeof es);
     if (srv->engine)
-        rdv_engine_status_get(srv->engine, &es);
+        srv_engine_status_get(srv->engine, &es);
     json_int_t here = (json_int_t)srv->nodes.count;
     json_t *cl = json_pack("{s:s, s:s, s:i, s:b, s:I, s:I, s:I, s:I, s:I}", "engine",
                            es.engine ? es.engine : "none", "instanceID", es.instance_id,
@@ -334,7 +334,7 @@ static int respond(struct lws *wsi, unsigned status, const char *ctype, tbuf *b)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-int rdv_http_reply(struct lws *wsi, unsigned status, const char *ctype, const char *body,
+int srv_http_reply(struct lws *wsi, unsigned status, const char *ctype, const char *body,
                    size_t len, bool bearer_challenge)
 {
     tbuf b = {0};
@@ -365,11 +365,11 @@ int rdv_http_reply(struct lws *wsi, unsigned status, const char *ctype, const ch
 /* Serves GET path; returns the callback result. */
 static int serve(struct lws *wsi, const char *path)
 {
-    rdv_server *srv = server_of(wsi);
+    srv_server *srv = server_of(wsi);
     tbuf b = {0};
     unsigned status = HTTP_STATUS_OK;
     const char *ctype = "text/plain; charset=utf-8";
-    bool op = rdv_operator_is(srv, wsi);
+    bool op = srv_operator_is(srv, wsi);
     /* the operator's pages: on its listener, on the public one only with
      * --public-status */
     bool op_page = !strcmp(path, "/") || !strcmp(path, "/metrics") || !strcmp(path, "/status");
@@ -385,10 +385,10 @@ static int serve(struct lws *wsi, const char *path)
     } else if (!strcmp(path, "/")) {
         ctype = "text/html; charset=utf-8";
         size_t n = 0;
-        const char *page = rdv_status_page(&n);
+        const char *page = srv_status_page(&n);
         tb_printf(&b, "%.*s", (int)n, page);
     } else if (!strcmp(path, "/healthz")) {
-        bool ok = srv->engine && rdv_engine_healthy(srv->engine) && !srv->shutting_down;
+        bool ok = srv->engine && srv_engine_healthy(srv->engine) && !srv->shutting_down;
         status = ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
         tb_printf(&b, ok ? "ok\n" : "unavailable\n");
     } else if (!strcmp(path, "/metrics")) {
@@ -421,60 +421,60 @@ static int serve(struct lws *wsi, const char *path)
     return rc;
 }
 
-int rdv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+int srv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                       size_t len)
 {
     switch (reason) {
     case LWS_CALLBACK_HTTP: {
-        rdv_server *srv = server_of(wsi);
+        srv_server *srv = server_of(wsi);
         const char *path = in ? (const char *)in : "/";
         /* the admin API: on the operator's listener only (admin.h) */
-        if (srv && rdv_operator_is(srv, wsi) && !strncmp(path, "/admin/", 7))
-            return rdv_admin_http(srv, wsi, user, reason, path, len);
+        if (srv && srv_operator_is(srv, wsi) && !strncmp(path, "/admin/", 7))
+            return srv_admin_http(srv, wsi, user, reason, path, len);
         return serve(wsi, path);
     }
     case LWS_CALLBACK_HTTP_BODY:
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
     case LWS_CALLBACK_CLOSED_HTTP: {
-        rdv_server *srv = server_of(wsi);
-        if (srv && rdv_operator_is(srv, wsi))
-            return rdv_admin_http(srv, wsi, user, reason, in, len);
+        srv_server *srv = server_of(wsi);
+        if (srv && srv_operator_is(srv, wsi))
+            return srv_admin_http(srv, wsi, user, reason, in, len);
         break;
     }
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
         /* wsi is the listener; in carries the accepted socket */
-        rdv_server *srv = server_of(wsi);
+        srv_server *srv = server_of(wsi);
         const struct lws_filter_network_conn_args *filt = user;
         /* the operator's listener (loopback by default) is not subject to
          * the public listener's accept gate and per-address caps: its
          * metrics stay reachable while nodes exhaust them */
-        if (srv && rdv_operator_is(srv, wsi))
+        if (srv && srv_operator_is(srv, wsi))
             return 0;
-        if (srv && !rdv_accept_gate_on_accept(srv, wsi, (int)(intptr_t)in))
+        if (srv && !srv_accept_gate_on_accept(srv, wsi, (int)(intptr_t)in))
             return 1;
-        if (srv && filt && !rdv_limits_handshake_allowed(srv, &filt->cli_addr))
+        if (srv && filt && !srv_limits_handshake_allowed(srv, &filt->cli_addr))
             return 1;
         return 0;
     }
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: {
-        rdv_server *srv = server_of(wsi);
-        if (srv && rdv_operator_is(srv, wsi))
+        srv_server *srv = server_of(wsi);
+        if (srv && srv_operator_is(srv, wsi))
             return 0;
-        return srv && rdv_limits_handshake_begin(srv, wsi) != 0 ? -1 : 0;
+        return srv && srv_limits_handshake_begin(srv, wsi) != 0 ? -1 : 0;
     }
     case LWS_CALLBACK_WSI_DESTROY: {
-        rdv_server *srv = server_of(wsi);
+        srv_server *srv = server_of(wsi);
         if (srv)
-            rdv_limits_handshake_end(srv, wsi);
+            srv_limits_handshake_end(srv, wsi);
         break;
     }
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         /* the wss:// vhost's SSL_CTX: TLS 1.2+, kept for reloads (tls.h) */
-        return rdv_tls_on_vhost_ctx(server_of(wsi), user) != 0;
+        return srv_tls_on_vhost_ctx(server_of(wsi), user) != 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         /* an upgrade that landed here asked for no (or no known) subprotocol */
-        rdv_server *srv = server_of(wsi);
-        rdv_debug(srv ? srv->log : NULL,
+        srv_server *srv = server_of(wsi);
+        srv_debug(srv ? srv->log : NULL,
                   "refusing WebSocket upgrade without subprotocol %s", RDV_WS_SUBPROTOCOL);
         lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
                                "request subprotocol " RDV_WS_SUBPROTOCOL);

@@ -6,7 +6,7 @@
  * JSON form:
  *   {"ts":"2026-11-27T10:00:00.123Z","level":"info","msg":"..."}
  */
-#include "log.h"
+#include "rendezvous/log.h"
 
 #include <libwebsockets.h>
 #include <stdarg.h>
@@ -20,20 +20,20 @@
 static const char *const level_names[] = {"debug", "info", "warn", "error", "notice"};
 static const char *const level_upper[] = {"DEBUG", "INFO", "WARN", "ERROR", "NOTICE"};
 
-bool rdv_log_level_parse(const char *s, rdv_log_level *out)
+bool srv_log_level_parse(const char *s, srv_log_level *out)
 {
     for (int i = 0; i < 4; i++) {
         if (s && strcmp(s, level_names[i]) == 0) {
-            *out = (rdv_log_level)i;
+            *out = (srv_log_level)i;
             return true;
         }
     }
     return false;
 }
 
-const char *rdv_log_level_name(rdv_log_level level)
+const char *srv_log_level_name(srv_log_level level)
 {
-    return (unsigned)level <= RDV_LOG_NOTICE ? level_names[level] : "info";
+    return (unsigned)level <= SRV_LOG_NOTICE ? level_names[level] : "info";
 }
 
 /* Writes the current UTC time as 2026-11-27T10:00:00.123Z into buf[64]. */
@@ -70,7 +70,7 @@ static void json_escape(char *out, size_t cap, size_t *pos, const char *s)
 }
 
 /* Writes one finished line of `msg` at `level` in the chosen format. */
-static void emit(bool json, rdv_log_level level, const char *msg)
+static void emit(bool json, srv_log_level level, const char *msg)
 {
     char line[LINE_MAX_BYTES + 64];
     char ts[64];
@@ -93,10 +93,10 @@ static void emit(bool json, rdv_log_level level, const char *msg)
     (void)w;
 }
 
-void rdv_log(const rdv_logger *log, rdv_log_level level, const char *fmt, ...)
+void srv_log(const srv_logger *log, srv_log_level level, const char *fmt, ...)
 {
-    rdv_log_level min = log ? log->level : RDV_LOG_INFO;
-    if ((unsigned)level > RDV_LOG_NOTICE || level < min)
+    srv_log_level min = log ? log->level : SRV_LOG_INFO;
+    if ((unsigned)level > SRV_LOG_NOTICE || level < min)
         return;
     char msg[LINE_MAX_BYTES];
     va_list ap;
@@ -121,9 +121,9 @@ static void lws_emit(bool json, int level, const char *line)
     while (n > 5 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         n--;
     msg[n] = '\0';
-    emit(json, (level & LLL_ERR) ? RDV_LOG_ERROR : (level & LLL_WARN) ? RDV_LOG_WARN : RDV_LOG_INFO,
+    emit(json, (level & LLL_ERR) ? SRV_LOG_ERROR : (level & LLL_WARN) ? SRV_LOG_WARN : SRV_LOG_INFO,
          msg);
 }
 
-void rdv_log_lws_emit_text(int level, const char *line) { lws_emit(false, level, line); }
-void rdv_log_lws_emit_json(int level, const char *line) { lws_emit(true, level, line); }
+void srv_log_lws_emit_text(int level, const char *line) { lws_emit(false, level, line); }
+void srv_log_lws_emit_json(int level, const char *line) { lws_emit(true, level, line); }

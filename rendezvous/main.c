@@ -10,14 +10,14 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "config.h"
-#include "healthcheck.h"
-#include "log.h"
-#include "notify.h"
-#include "preflight.h"
-#include "server.h"
+#include "rendezvous/config.h"
+#include "rendezvous/healthcheck.h"
+#include "rendezvous/log.h"
+#include "rendezvous/notify.h"
+#include "rendezvous/preflight.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
-#include "store.h"
+#include "rendezvous/store.h"
 
 /* LeakSanitizer hook (a weak symbol; unused without sanitizers):
  * libwebsockets 4.1.6 leaks a 72-byte allocation when lws_create_context()
@@ -31,7 +31,7 @@ const char *__lsan_default_suppressions(void)
 
 /* Raises the soft open-file limit to the hard limit: every node is a
  * socket. Logs the limit in force. */
-static void raise_nofile(const rdv_logger *log)
+static void raise_nofile(const srv_logger *log)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -40,10 +40,10 @@ static void raise_nofile(const rdv_logger *log)
         rlim_t want = rl.rlim_max;
         rl.rlim_cur = want;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            rdv_warn(log, "cannot raise the open-file limit to %llu", (unsigned long long)want);
+            srv_warn(log, "cannot raise the open-file limit to %llu", (unsigned long long)want);
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-        rdv_info(log, "open-file limit %llu (raise the hard limit, e.g. systemd LimitNOFILE, "
+        srv_info(log, "open-file limit %llu (raise the hard limit, e.g. systemd LimitNOFILE, "
                       "to hold more nodes)",
                  (unsigned long long)rl.rlim_cur);
 }
@@ -52,7 +52,7 @@ static void raise_nofile(const rdv_logger *log)
  * options marked live applied; a restart-only option that changed is
  * logged. */
 typedef struct config_reload {
-    rdv_config *cfg;
+    srv_config *cfg;
     int argc;
     char **argv;
 } config_reload;
@@ -61,80 +61,80 @@ static int reload_config(void *user, char *err, size_t errlen)
 {
     config_reload *cr = user;
     char restart[512];
-    if (rdv_config_reload(cr->cfg, cr->argc, cr->argv, restart, sizeof restart, err, errlen) != 0)
+    if (srv_config_reload(cr->cfg, cr->argc, cr->argv, restart, sizeof restart, err, errlen) != 0)
         return -1;
     if (restart[0])
-        rdv_warn(&cr->cfg->log, "reload: changed but applied only at restart: %s", restart);
+        srv_warn(&cr->cfg->log, "reload: changed but applied only at restart: %s", restart);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    int hc = rdv_healthcheck_main(argc, argv); /* --healthcheck[=PID] */
+    int hc = srv_healthcheck_main(argc, argv); /* --healthcheck[=PID] */
     if (hc >= 0)
         return hc;
-    rdv_config cfg;
-    switch (rdv_config_load(&cfg, argc, argv)) {
-    case RDV_CONFIG_EXIT_OK:
+    srv_config cfg;
+    switch (srv_config_load(&cfg, argc, argv)) {
+    case SRV_CONFIG_EXIT_OK:
         return 0;
-    case RDV_CONFIG_ERROR:
+    case SRV_CONFIG_ERROR:
         return 2;
-    case RDV_CONFIG_RUN:
+    case SRV_CONFIG_RUN:
         break;
     }
-    const rdv_logger *log = &cfg.log;
+    const srv_logger *log = &cfg.log;
     if (sodium_init() < 0) {
-        rdv_error(log, "libsodium cannot initialise");
+        srv_error(log, "libsodium cannot initialise");
         return 1;
     }
     raise_nofile(log);
-    if (rdv_preflight(&cfg, log) != 0)
+    if (srv_preflight(&cfg, log) != 0)
         return 1;
 
     /* the SQLite store is the engine of a server alone; with --redis the
      * cluster's state lives in Redis and no database file is opened */
-    rdv_store *store = NULL;
+    srv_store *store = NULL;
     char err[256] = "";
     if (!cfg.redis_url[0]) {
-        if (rdv_store_open(cfg.db_path, &store, err, sizeof err) != RDV_STORE_OK) {
-            rdv_error(log, "cannot open database %s: %s", cfg.db_path, err);
+        if (srv_store_open(cfg.db_path, &store, err, sizeof err) != SRV_STORE_OK) {
+            srv_error(log, "cannot open database %s: %s", cfg.db_path, err);
             return 1;
         }
-        if (rdv_store_mark_all_offline(store, rdv_now_ms()) != RDV_STORE_OK ||
-            rdv_store_flush(store) != RDV_STORE_OK) {
-            rdv_error(log, "database %s: cannot mark nodes offline: %s", cfg.db_path,
-                      rdv_store_errmsg(store));
-            rdv_store_close(store);
+        if (srv_store_mark_all_offline(store, rdv_now_ms()) != SRV_STORE_OK ||
+            srv_store_flush(store) != SRV_STORE_OK) {
+            srv_error(log, "database %s: cannot mark nodes offline: %s", cfg.db_path,
+                      srv_store_errmsg(store));
+            srv_store_close(store);
             return 1;
         }
     }
 
-    rdv_server srv;
+    srv_server srv;
     memset(&srv, 0, sizeof srv);
     srv.cfg = &cfg;
     srv.log = log;
     srv.store = store;
-    rdv_reload_init(&srv.reload);
+    srv_reload_init(&srv.reload);
     config_reload cr = {&cfg, argc, argv};
-    rdv_reload_register(&srv.reload, "config", reload_config, &cr);
+    srv_reload_register(&srv.reload, "config", reload_config, &cr);
     int rc = 0;
-    if (rdv_server_start(&srv) != 0) {
+    if (srv_server_start(&srv) != 0) {
         rc = 1;
     } else {
         char status[160];
         snprintf(status, sizeof status, "listening on %s://%.64s:%d/v1", srv.tls ? "wss" : "ws",
                  cfg.listen, srv.port);
-        rdv_notify_ready(log, status); /* systemd Type=notify */
-        rdv_server_run(&srv);
+        srv_notify_ready(log, status); /* systemd Type=notify */
+        srv_server_run(&srv);
     }
-    rdv_server_destroy(&srv);
-    if (store && rdv_store_flush(store) != RDV_STORE_OK) {
-        rdv_error(log, "database %s: final commit failed: %s", cfg.db_path,
-                  rdv_store_errmsg(store));
+    srv_server_destroy(&srv);
+    if (store && srv_store_flush(store) != SRV_STORE_OK) {
+        srv_error(log, "database %s: final commit failed: %s", cfg.db_path,
+                  srv_store_errmsg(store));
         rc = 1;
     }
-    rdv_store_close(store);
+    srv_store_close(store);
     if (rc == 0)
-        rdv_notice(log, "stopped");
+        srv_notice(log, "stopped");
     return rc;
 }

@@ -1,5 +1,5 @@
 /* notify.c - sd_notify for Type=notify (see notify.h). */
-#include "notify.h"
+#include "rendezvous/notify.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -7,20 +7,20 @@
 #include <time.h>
 
 /* Sends "STATE\nSTATUS=status" (state may be ""); logs a failure. */
-static int send_state(const rdv_logger *log, const char *state, const char *status)
+static int send_state(const srv_logger *log, const char *state, const char *status)
 {
     int rc = sd_notifyf(0, "%s%sSTATUS=%.400s", state, *state ? "\n" : "", status);
     if (rc < 0)
-        rdv_warn(log, "sd_notify (NOTIFY_SOCKET): %s", strerror(-rc));
+        srv_warn(log, "sd_notify (NOTIFY_SOCKET): %s", strerror(-rc));
     return rc;
 }
 
-int rdv_notify_ready(const rdv_logger *log, const char *status)
+int srv_notify_ready(const srv_logger *log, const char *status)
 {
     return send_state(log, "READY=1", status);
 }
 
-int rdv_notify_reloading(const rdv_logger *log, const char *status)
+int srv_notify_reloading(const srv_logger *log, const char *status)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -31,12 +31,12 @@ int rdv_notify_reloading(const rdv_logger *log, const char *status)
     return send_state(log, state, status);
 }
 
-int rdv_notify_stopping(const rdv_logger *log, const char *status)
+int srv_notify_stopping(const srv_logger *log, const char *status)
 {
     return send_state(log, "STOPPING=1", status);
 }
 
-int rdv_notify_status(const rdv_logger *log, const char *status)
+int srv_notify_status(const srv_logger *log, const char *status)
 {
     return send_state(log, "", status);
 }

@@ -5,25 +5,25 @@
  * is a no-op (returns 0) when NOTIFY_SOCKET is not set, i.e. when not run
  * by systemd with Type=notify.
  */
-#ifndef RDV_SERVER_NOTIFY_H
-#define RDV_SERVER_NOTIFY_H
+#ifndef SRV_NOTIFY_H
+#define SRV_NOTIFY_H
 
-#include "log.h"
+#include "rendezvous/log.h"
 
 /* READY=1 and STATUS=status. A failure to reach the socket is logged
  * (once per call) to log. Returns sd_notify's result: >0 sent, 0 no
  * socket, <0 -errno. */
-int rdv_notify_ready(const rdv_logger *log, const char *status);
+int srv_notify_ready(const srv_logger *log, const char *status);
 
 /* RELOADING=1 (with MONOTONIC_USEC, as systemd 253+ wants) and
- * STATUS=status. Follow it with rdv_notify_ready when the reload is
- * over. Returns as rdv_notify_ready. */
-int rdv_notify_reloading(const rdv_logger *log, const char *status);
+ * STATUS=status. Follow it with srv_notify_ready when the reload is
+ * over. Returns as srv_notify_ready. */
+int srv_notify_reloading(const srv_logger *log, const char *status);
 
-/* STOPPING=1 and STATUS=status. Returns as rdv_notify_ready. */
-int rdv_notify_stopping(const rdv_logger *log, const char *status);
+/* STOPPING=1 and STATUS=status. Returns as srv_notify_ready. */
+int srv_notify_stopping(const srv_logger *log, const char *status);
 
-/* STATUS=status alone. Returns as rdv_notify_ready. */
-int rdv_notify_status(const rdv_logger *log, const char *status);
+/* STATUS=status alone. Returns as srv_notify_ready. */
+int srv_notify_status(const srv_logger *log, const char *status);
 
 #endif

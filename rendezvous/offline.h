@@ -4,33 +4,33 @@
  * the node authenticates (here or anywhere); expired with `peer_offline`
  * to the sender. The engine (engine.h) stores them.
  */
-#ifndef RDV_SERVER_OFFLINE_H
-#define RDV_SERVER_OFFLINE_H
+#ifndef SRV_OFFLINE_H
+#define SRV_OFFLINE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
+#include "rendezvous/conn.h"
 #include "schema/message.h"
-#include "store.h"
+#include "rendezvous/store.h"
 
-struct rdv_server;
+struct srv_server;
 
 /* Routes a checked signaling message from c to node `to`, not connected
  * here: forwarded, or queued (c gets `queued` once the engine has it), or
  * refused (c gets queue_full / internal). raw is the message's bytes. */
-void rdv_offline_route(struct rdv_server *srv, rdv_conn *c, rdv_msg_type type, const char *from,
+void srv_offline_route(struct srv_server *srv, srv_conn *c, rdv_msg_type type, const char *from,
                        const char *to, const char *sid, const uint8_t *raw, size_t len);
 
 /* Sends c (just welcomed as node `hex`) its queued messages, in order. */
-void rdv_offline_deliver(struct rdv_server *srv, rdv_conn *c, const char *hex);
+void srv_offline_deliver(struct srv_server *srv, srv_conn *c, const char *hex);
 
 /* Drops expired queued messages and tells their senders `peer_offline`
  * (ref = sessionID) wherever they are connected. From the sweep timer. */
-void rdv_offline_expire(struct rdv_server *srv);
+void srv_offline_expire(struct srv_server *srv);
 
 /* Another instance routed m here: sends it to its recipient if connected
  * here, else puts it back in the queue. */
-void rdv_offline_arrived(struct rdv_server *srv, const rdv_queued_msg *m);
+void srv_offline_arrived(struct srv_server *srv, const srv_queued_msg *m);
 
 #endif

@@ -2,8 +2,8 @@
  *
  * One lws context, two vhosts: the public one (server.c) and this one,
  * plain HTTP only (its protocol table has no WebSocket protocol, so an
- * upgrade is refused by http.c). Both share rdv_http_callback; http.c asks
- * rdv_operator_is() which listener a request came in on.
+ * upgrade is refused by http.c). Both share srv_http_callback; http.c asks
+ * srv_operator_is() which listener a request came in on.
  *
  * Before lws binds, a throw-away socket tries the port, so a port in use
  * names the process holding it (port_owner.h) instead of lws' bind error,
@@ -11,7 +11,7 @@
  * costs only the operator's endpoints, with a warning, as the default STUN
  * port does.
  */
-#include "operator.h"
+#include "rendezvous/operator.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,13 +19,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "admin.h"
-#include "audit.h"
-#include "http.h"
-#include "log.h"
-#include "policy.h"
-#include "port_owner.h"
-#include "server.h"
+#include "rendezvous/admin.h"
+#include "rendezvous/audit.h"
+#include "rendezvous/http.h"
+#include "rendezvous/log.h"
+#include "rendezvous/policy.h"
+#include "rendezvous/port_owner.h"
+#include "rendezvous/server.h"
 
 /* Tries to bind addr:port. Returns 0 (free, or cannot tell) or the errno. */
 static int try_bind(const char *addr, int port)
@@ -59,13 +59,13 @@ static int try_bind(const char *addr, int port)
     return rc == 0 ? 0 : err;
 }
 
-int rdv_operator_open(rdv_server *srv)
+int srv_operator_open(srv_server *srv)
 {
-    const rdv_config *cfg = srv->cfg;
-    if (rdv_admin_start(srv) != 0 || rdv_policy_start(srv) != 0)
+    const srv_config *cfg = srv->cfg;
+    if (srv_admin_start(srv) != 0 || srv_policy_start(srv) != 0)
         return -1;
     if (cfg->operator_off) {
-        rdv_notice(srv->log, "operator off");
+        srv_notice(srv->log, "operator off");
         return 0;
     }
 
@@ -73,29 +73,29 @@ int rdv_operator_open(rdv_server *srv)
     if (err) {
         char owner[128] = "";
         bool known = err == EADDRINUSE &&
-                     rdv_port_owner(false, (uint16_t)cfg->operator_port, owner, sizeof owner);
+                     srv_port_owner(false, (uint16_t)cfg->operator_port, owner, sizeof owner);
         const char *why = err == EADDRINUSE      ? "is already in use"
                           : err == EADDRNOTAVAIL ? "is not an address of this host"
                           : err == EACCES        ? "needs privileges (below 1024)"
                                                  : strerror(err);
         if (!cfg->operator_explicit) {
-            rdv_warn(srv->log, "operator listener %s:%d %s%s%s: running without it (no "
+            srv_warn(srv->log, "operator listener %s:%d %s%s%s: running without it (no "
                                "/metrics, /status or admin API); set --operator-listen "
                                "ADDR:PORT (another port) or off",
                      cfg->operator_addr, cfg->operator_port, why, known ? " by " : "",
                      owner);
-            rdv_notice(srv->log, "operator off");
+            srv_notice(srv->log, "operator off");
             return 0;
         }
-        rdv_error(srv->log, "--operator-listen %.80s: %s%s%s: stop that process or choose "
+        srv_error(srv->log, "--operator-listen %.80s: %s%s%s: stop that process or choose "
                             "another ADDR:PORT (or off)",
                   cfg->operator_listen, why, known ? " by " : "", owner);
         return -1;
     }
     memset(srv->op_protocols, 0, sizeof srv->op_protocols);
     srv->op_protocols[0].name = "http";
-    srv->op_protocols[0].callback = rdv_http_callback;
-    srv->op_protocols[0].per_session_data_size = sizeof(rdv_admin_req);
+    srv->op_protocols[0].callback = srv_http_callback;
+    srv->op_protocols[0].per_session_data_size = sizeof(srv_admin_req);
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -113,27 +113,27 @@ int rdv_operator_open(rdv_server *srv)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     srv->op_vhost = lws_create_vhost(srv->ctx, &info);
     if (!srv->op_vhost) {
-        rdv_error(srv->log, "--operator-listen %.80s: cannot listen (the lines above say why)",
+        srv_error(srv->log, "--operator-listen %.80s: cannot listen (the lines above say why)",
                   cfg->operator_listen);
         return -1;
     }
     srv->op_port = lws_get_vhost_listen_port(srv->op_vhost);
     bool v6 = strchr(cfg->operator_addr, ':') != NULL;
-    rdv_notice(srv->log, "operator on http://%s%s%s:%d (/metrics, /status, /, /healthz; admin "
+    srv_notice(srv->log, "operator on http://%s%s%s:%d (/metrics, /status, /, /healthz; admin "
                          "API %s)",
                v6 ? "[" : "", cfg->operator_addr, v6 ? "]" : "", srv->op_port,
-               rdv_admin_enabled(srv) ? "on" : "off: no token");
+               srv_admin_enabled(srv) ? "on" : "off: no token");
     return 0;
 }
 
-bool rdv_operator_is(const rdv_server *srv, struct lws *wsi)
+bool srv_operator_is(const srv_server *srv, struct lws *wsi)
 {
     return srv->op_vhost && lws_get_vhost(wsi) == srv->op_vhost;
 }
 
-void rdv_operator_free(rdv_server *srv)
+void srv_operator_free(srv_server *srv)
 {
-    rdv_admin_free(srv);
-    rdv_audit_free(srv);
-    rdv_policy_free(srv);
+    srv_admin_free(srv);
+    srv_audit_free(srv);
+    srv_policy_free(srv);
 }

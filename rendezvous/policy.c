@@ -1,5 +1,5 @@
 /* policy.c - the relay and signaling policy (see policy.h). */
-#include "policy.h"
+#include "rendezvous/policy.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admission.h"
+#include "rendezvous/admission.h"
 #include "schema/fleet_cert.h"
-#include "log.h"
-#include "reload.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/reload.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
 #define LINE_MAX_LEN 1024
@@ -29,9 +29,9 @@ typedef struct signal_rule {
     unsigned line;
 } signal_rule;
 
-struct rdv_policy {
-    relay_rule relay[RDV_POLICY_MAX_RULES];
-    signal_rule signal[RDV_POLICY_MAX_RULES];
+struct srv_policy {
+    relay_rule relay[SRV_POLICY_MAX_RULES];
+    signal_rule signal[SRV_POLICY_MAX_RULES];
     int n_relay, n_signal;
     char path[1024];
     int64_t loaded_ms;
@@ -66,7 +66,7 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
 
 /* One line (already without its comment) into p. false with the reason
  * in why. */
-static bool parse_line(struct rdv_policy *p, char *line, unsigned lineno, char *why, size_t n)
+static bool parse_line(struct srv_policy *p, char *line, unsigned lineno, char *why, size_t n)
 {
     char *tok[16];
     int nt = 0;
@@ -89,8 +89,8 @@ static bool parse_line(struct rdv_policy *p, char *line, unsigned lineno, char *
                      RDV_FLEET_GROUP_MAX);
             return false;
         }
-        if (p->n_relay == RDV_POLICY_MAX_RULES) {
-            snprintf(why, n, "more than %d relay rules", RDV_POLICY_MAX_RULES);
+        if (p->n_relay == SRV_POLICY_MAX_RULES) {
+            snprintf(why, n, "more than %d relay rules", SRV_POLICY_MAX_RULES);
             return false;
         }
         relay_rule *r = &p->relay[p->n_relay];
@@ -131,8 +131,8 @@ static bool parse_line(struct rdv_policy *p, char *line, unsigned lineno, char *
                          tok[i], RDV_FLEET_GROUP_MAX);
                 return false;
             }
-        if (p->n_signal == RDV_POLICY_MAX_RULES) {
-            snprintf(why, n, "more than %d signal rules", RDV_POLICY_MAX_RULES);
+        if (p->n_signal == SRV_POLICY_MAX_RULES) {
+            snprintf(why, n, "more than %d signal rules", SRV_POLICY_MAX_RULES);
             return false;
         }
         signal_rule *s = &p->signal[p->n_signal++];
@@ -145,7 +145,7 @@ static bool parse_line(struct rdv_policy *p, char *line, unsigned lineno, char *
     return false;
 }
 
-int rdv_policy_parse(const char *path, struct rdv_policy **out, char *err, size_t errlen)
+int srv_policy_parse(const char *path, struct srv_policy **out, char *err, size_t errlen)
 {
     *out = NULL;
     FILE *f = fopen(path, "r");
@@ -153,7 +153,7 @@ int rdv_policy_parse(const char *path, struct rdv_policy **out, char *err, size_
         snprintf(err, errlen, "%.200s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    struct rdv_policy *p = calloc(1, sizeof *p);
+    struct srv_policy *p = calloc(1, sizeof *p);
     if (!p) {
         fclose(f);
         snprintf(err, errlen, "out of memory");
@@ -194,7 +194,7 @@ int rdv_policy_parse(const char *path, struct rdv_policy **out, char *err, size_
     return 0;
 }
 
-void rdv_policy_destroy(struct rdv_policy *p)
+void srv_policy_destroy(struct srv_policy *p)
 {
     free(p);
 }
@@ -202,56 +202,56 @@ void rdv_policy_destroy(struct rdv_policy *p)
 /* The "policy" reload hook: parse the file again; swap only when whole. */
 static int reload_hook(void *user, char *err, size_t errlen)
 {
-    rdv_server *srv = user;
-    struct rdv_policy *p = NULL;
-    if (rdv_policy_parse(srv->cfg->policy_path, &p, err, errlen) != 0)
+    srv_server *srv = user;
+    struct srv_policy *p = NULL;
+    if (srv_policy_parse(srv->cfg->policy_path, &p, err, errlen) != 0)
         return -1;
-    rdv_policy_destroy(srv->policy);
+    srv_policy_destroy(srv->policy);
     srv->policy = p;
-    rdv_info(srv->log, "policy %s: %d relay rule(s), %d signal rule(s)", p->path, p->n_relay,
+    srv_info(srv->log, "policy %s: %d relay rule(s), %d signal rule(s)", p->path, p->n_relay,
              p->n_signal);
     return 0;
 }
 
-int rdv_policy_start(rdv_server *srv)
+int srv_policy_start(srv_server *srv)
 {
     const char *path = srv->cfg->policy_path;
     if (!path[0])
         return 0;
     char err[320];
-    if (rdv_policy_parse(path, &srv->policy, err, sizeof err) != 0) {
-        rdv_error(srv->log, "--policy %s", err);
+    if (srv_policy_parse(path, &srv->policy, err, sizeof err) != 0) {
+        srv_error(srv->log, "--policy %s", err);
         return -1;
     }
-    rdv_info(srv->log, "policy %s: %d relay rule(s), %d signal rule(s)", path,
+    srv_info(srv->log, "policy %s: %d relay rule(s), %d signal rule(s)", path,
              srv->policy->n_relay, srv->policy->n_signal);
-    if (rdv_reload_register(&srv->reload, "policy", reload_hook, srv) != 0) {
-        rdv_error(srv->log, "--policy: cannot register the SIGHUP reload hook");
+    if (srv_reload_register(&srv->reload, "policy", reload_hook, srv) != 0) {
+        srv_error(srv->log, "--policy: cannot register the SIGHUP reload hook");
         return -1;
     }
     return 0;
 }
 
-void rdv_policy_free(rdv_server *srv)
+void srv_policy_free(srv_server *srv)
 {
-    rdv_policy_destroy(srv->policy);
+    srv_policy_destroy(srv->policy);
     srv->policy = NULL;
 }
 
 /* True when group g (or "*") names node c. */
-static bool matches(const rdv_conn *c, const char *g)
+static bool matches(const srv_conn *c, const char *g)
 {
-    return !strcmp(g, "*") || (c && rdv_conn_in_group(c, g));
+    return !strcmp(g, "*") || (c && srv_conn_in_group(c, g));
 }
 
-bool rdv_policy_relay(const rdv_server *srv, const rdv_conn *c, rdv_policy_limits *lim,
+bool srv_policy_relay(const srv_server *srv, const srv_conn *c, srv_policy_limits *lim,
                       char *why, size_t whylen)
 {
-    const rdv_config *cfg = srv->cfg;
+    const srv_config *cfg = srv->cfg;
     lim->rate = cfg->relay_rate;
     lim->max_sessions = cfg->relay_max_sessions;
     lim->quota = cfg->relay_quota;
-    const struct rdv_policy *p = srv->policy;
+    const struct srv_policy *p = srv->policy;
     if (!p || p->n_relay == 0)
         return true;
     for (int i = 0; i < p->n_relay; i++) {
@@ -272,10 +272,10 @@ bool rdv_policy_relay(const rdv_server *srv, const rdv_conn *c, rdv_policy_limit
     return false;
 }
 
-bool rdv_policy_signal(const rdv_server *srv, const rdv_conn *from, const rdv_conn *to,
+bool srv_policy_signal(const srv_server *srv, const srv_conn *from, const srv_conn *to,
                        char *why, size_t whylen)
 {
-    const struct rdv_policy *p = srv->policy;
+    const struct srv_policy *p = srv->policy;
     if (!p || p->n_signal == 0)
         return true;
     for (int i = 0; i < p->n_signal; i++)
@@ -286,14 +286,14 @@ bool rdv_policy_signal(const rdv_server *srv, const rdv_conn *from, const rdv_co
     return false;
 }
 
-bool rdv_policy_signals(const rdv_server *srv)
+bool srv_policy_signals(const srv_server *srv)
 {
     return srv->policy && srv->policy->n_signal > 0;
 }
 
-json_t *rdv_policy_json(rdv_server *srv)
+json_t *srv_policy_json(srv_server *srv)
 {
-    const struct rdv_policy *p = srv->policy;
+    const struct srv_policy *p = srv->policy;
     if (!p)
         return json_pack("{s:n, s:[], s:[]}", "file", "relay", "signal");
     json_t *relay = json_array(), *signal = json_array();

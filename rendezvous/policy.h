@@ -26,57 +26,57 @@
  * Refusals are `error` `forbidden` with a message naming the rule.
  * Without --policy (or with an empty file) nothing changes: open mode.
  */
-#ifndef RDV_SERVER_POLICY_H
-#define RDV_SERVER_POLICY_H
+#ifndef SRV_POLICY_H
+#define SRV_POLICY_H
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
+#include "rendezvous/conn.h"
 
-struct rdv_server;
-struct rdv_policy;
+struct srv_server;
+struct srv_policy;
 
-#define RDV_POLICY_MAX_RULES 256
+#define SRV_POLICY_MAX_RULES 256
 
 /* A node's relay limits after the policy (0 rate / quota: unlimited). */
-typedef struct rdv_policy_limits {
+typedef struct srv_policy_limits {
     uint64_t rate;
     int max_sessions;
     uint64_t quota;
-} rdv_policy_limits;
+} srv_policy_limits;
 
 /* Parses the policy file at path into a new policy (*out, free with
- * rdv_policy_destroy). Returns 0, or -1 with "PATH:LINE: reason" in err. */
-int rdv_policy_parse(const char *path, struct rdv_policy **out, char *err, size_t errlen);
+ * srv_policy_destroy). Returns 0, or -1 with "PATH:LINE: reason" in err. */
+int srv_policy_parse(const char *path, struct srv_policy **out, char *err, size_t errlen);
 
-void rdv_policy_destroy(struct rdv_policy *p);
+void srv_policy_destroy(struct srv_policy *p);
 
 /* Loads --policy (if set) into srv->policy and registers the "policy"
  * reload hook. Returns 0 or -1 (logged: the server does not start). */
-int rdv_policy_start(struct rdv_server *srv);
+int srv_policy_start(struct srv_server *srv);
 
 /* Frees srv->policy. */
-void rdv_policy_free(struct rdv_server *srv);
+void srv_policy_free(struct srv_server *srv);
 
 /* May c use the relay? true with its limits in *lim (the server's when
  * no rule sets them); false with the reason in why. */
-bool rdv_policy_relay(const struct rdv_server *srv, const rdv_conn *c, rdv_policy_limits *lim,
+bool srv_policy_relay(const struct srv_server *srv, const srv_conn *c, srv_policy_limits *lim,
                       char *why, size_t whylen);
 
 /* May `from` send an offer / relayOpen to `to` (NULL: not connected here,
  * so it has no known groups)? false with the reason in why. */
-bool rdv_policy_signal(const struct rdv_server *srv, const rdv_conn *from, const rdv_conn *to,
+bool srv_policy_signal(const struct srv_server *srv, const srv_conn *from, const srv_conn *to,
                        char *why, size_t whylen);
 
 /* True when the policy in force has signal rules (offers then take the
  * parsing path, where they are checked). */
-bool rdv_policy_signals(const struct rdv_server *srv);
+bool srv_policy_signals(const struct srv_server *srv);
 
 /* The policy in force as a new JSON object {"file", "loadedAt", "relay":
  * [...], "signal": [...]}, or {"file": null} without one. NULL: OOM. */
-json_t *rdv_policy_json(struct rdv_server *srv);
+json_t *srv_policy_json(struct srv_server *srv);
 
 #endif

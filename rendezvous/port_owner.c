@@ -1,5 +1,5 @@
 /* port_owner.c - the process holding a local port (see port_owner.h). */
-#include "port_owner.h"
+#include "rendezvous/port_owner.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -65,7 +65,7 @@ static bool pid_has_socket(const char *pid, unsigned long inode)
     return has;
 }
 
-bool rdv_port_owner(bool udp, uint16_t port, char *out, size_t outlen)
+bool srv_port_owner(bool udp, uint16_t port, char *out, size_t outlen)
 {
     if (outlen)
         out[0] = '\0';

@@ -5,8 +5,8 @@
  * /proc/PID/fd of every process this user may read. Best effort: a socket
  * of another user's process is found only when running as root.
  */
-#ifndef RDV_SERVER_PORT_OWNER_H
-#define RDV_SERVER_PORT_OWNER_H
+#ifndef SRV_PORT_OWNER_H
+#define SRV_PORT_OWNER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,6 +15,6 @@
 /* Writes "NAME (pid N)" of the process holding local port `port` (TCP in
  * LISTEN state when udp is false, any bound UDP socket when true) into
  * out[outlen]. Returns true when found; false leaves out as "". */
-bool rdv_port_owner(bool udp, uint16_t port, char *out, size_t outlen);
+bool srv_port_owner(bool udp, uint16_t port, char *out, size_t outlen);
 
 #endif

@@ -6,14 +6,14 @@
  * "unable to open database file", and no database file is created for a
  * server that cannot listen.
  */
-#ifndef RDV_SERVER_PREFLIGHT_H
-#define RDV_SERVER_PREFLIGHT_H
+#ifndef SRV_PREFLIGHT_H
+#define SRV_PREFLIGHT_H
 
-#include "config.h"
-#include "log.h"
+#include "rendezvous/config.h"
+#include "rendezvous/log.h"
 
 /* Returns 0 when every check passes, -1 after logging the first failure
  * (as an error line naming the option, the cause and what to do). */
-int rdv_preflight(const rdv_config *cfg, const rdv_logger *log);
+int srv_preflight(const srv_config *cfg, const srv_logger *log);
 
 #endif

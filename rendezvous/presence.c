@@ -1,76 +1,76 @@
 /* presence.c - node map, watches and presence messages (see presence.h). */
-#include "presence.h"
+#include "rendezvous/presence.h"
 
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn_limits.h"
+#include "rendezvous/conn_limits.h"
 #include "schema/ids.h"
-#include "log.h"
-#include "offline.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/offline.h"
+#include "rendezvous/server.h"
 #include "schema/sign.h"
 
-int rdv_presence_init(rdv_server *srv)
+int srv_presence_init(srv_server *srv)
 {
-    if (rdv_hmap_init(&srv->nodes, RDV_NODE_ID_BYTES,
-                      (ptrdiff_t)offsetof(rdv_conn, node_id) -
-                          (ptrdiff_t)offsetof(rdv_conn, link.node)) != 0)
+    if (srv_hmap_init(&srv->nodes, RDV_NODE_ID_BYTES,
+                      (ptrdiff_t)offsetof(srv_conn, node_id) -
+                          (ptrdiff_t)offsetof(srv_conn, link.node)) != 0)
         return -1;
-    if (rdv_hmap_init(&srv->watches, RDV_NODE_ID_BYTES,
-                      (ptrdiff_t)offsetof(rdv_watch_entry, id) -
-                          (ptrdiff_t)offsetof(rdv_watch_entry, node)) != 0)
+    if (srv_hmap_init(&srv->watches, RDV_NODE_ID_BYTES,
+                      (ptrdiff_t)offsetof(srv_watch_entry, id) -
+                          (ptrdiff_t)offsetof(srv_watch_entry, node)) != 0)
         return -1;
     return 0;
 }
 
-static void free_entry(rdv_hnode *n, void *user)
+static void free_entry(srv_hnode *n, void *user)
 {
-    rdv_server *srv = user;
-    rdv_watch_entry *e = rdv_container_of(n, rdv_watch_entry, node);
-    rdv_hmap_del(&srv->watches, n);
+    srv_server *srv = user;
+    srv_watch_entry *e = srv_container_of(n, srv_watch_entry, node);
+    srv_hmap_del(&srv->watches, n);
     free(e->watchers);
     free(e);
 }
 
-void rdv_presence_free(rdv_server *srv)
+void srv_presence_free(srv_server *srv)
 {
-    rdv_hmap_each(&srv->watches, free_entry, srv);
-    rdv_hmap_free(&srv->watches);
-    rdv_hmap_free(&srv->nodes);
+    srv_hmap_each(&srv->watches, free_entry, srv);
+    srv_hmap_free(&srv->watches);
+    srv_hmap_free(&srv->nodes);
 }
 
-rdv_conn *rdv_presence_find(rdv_server *srv, const uint8_t id[RDV_NODE_ID_BYTES])
+srv_conn *srv_presence_find(srv_server *srv, const uint8_t id[RDV_NODE_ID_BYTES])
 {
-    rdv_hnode *n = rdv_hmap_get(&srv->nodes, id);
-    return n ? rdv_container_of(n, rdv_conn, link.node) : NULL;
+    srv_hnode *n = srv_hmap_get(&srv->nodes, id);
+    return n ? srv_container_of(n, srv_conn, link.node) : NULL;
 }
 
-rdv_conn *rdv_presence_attach(rdv_server *srv, rdv_conn *c)
+srv_conn *srv_presence_attach(srv_server *srv, srv_conn *c)
 {
-    rdv_conn *old = rdv_presence_find(srv, c->node_id);
+    srv_conn *old = srv_presence_find(srv, c->node_id);
     if (old)
-        rdv_hmap_del(&srv->nodes, &old->link.node);
+        srv_hmap_del(&srv->nodes, &old->link.node);
     c->serial = ++srv->next_serial;
     c->link.node.next = NULL;
-    rdv_hmap_put(&srv->nodes, &c->link.node);
+    srv_hmap_put(&srv->nodes, &c->link.node);
     return old;
 }
 
-void rdv_presence_joined(rdv_server *srv, rdv_conn *c, const char *hex, const char *ip,
+void srv_presence_joined(srv_server *srv, srv_conn *c, const char *hex, const char *ip,
                          bool notify)
 {
-    rdv_engine_joined(srv->engine, hex, c->serial, rdv_wire_nat_name(c->nat_type), ip,
+    srv_engine_joined(srv->engine, hex, c->serial, rdv_wire_nat_name(c->nat_type), ip,
                       c->observed_port, rdv_now_ms());
-    rdv_server_store_dirty(srv);
-    rdv_offline_deliver(srv, c, hex);
+    srv_server_store_dirty(srv);
+    srv_offline_deliver(srv, c, hex);
     if (notify)
-        rdv_presence_notify(srv, c, true);
+        srv_presence_notify(srv, c, true);
 }
 
 /* Removes c from entry e's watchers; frees e when nobody watches it. */
-static void entry_remove(rdv_server *srv, rdv_watch_entry *e, const rdv_conn *c)
+static void entry_remove(srv_server *srv, srv_watch_entry *e, const srv_conn *c)
 {
     for (uint32_t i = 0; i < e->n; i++) {
         if (e->watchers[i] == c) {
@@ -79,16 +79,16 @@ static void entry_remove(rdv_server *srv, rdv_watch_entry *e, const rdv_conn *c)
         }
     }
     if (e->n == 0) {
-        rdv_hmap_del(&srv->watches, &e->node);
+        srv_hmap_del(&srv->watches, &e->node);
         free(e->watchers);
         free(e);
     }
 }
 
 /* Drops every watch of c. */
-static void drop_watches(rdv_server *srv, rdv_conn *c)
+static void drop_watches(srv_server *srv, srv_conn *c)
 {
-    rdv_watchset *ws = c->watches;
+    srv_watchset *ws = c->watches;
     if (!ws)
         return;
     for (uint32_t i = 0; i < ws->n; i++)
@@ -98,31 +98,31 @@ static void drop_watches(rdv_server *srv, rdv_conn *c)
     c->watches = NULL;
 }
 
-void rdv_presence_detach(rdv_server *srv, rdv_conn *c)
+void srv_presence_detach(srv_server *srv, srv_conn *c)
 {
     drop_watches(srv, c);
-    if (c->state != RDV_CONN_AUTHED && c->state != RDV_CONN_CLOSING)
+    if (c->state != SRV_CONN_AUTHED && c->state != SRV_CONN_CLOSING)
         return;
-    if (rdv_presence_find(srv, c->node_id) != c)
+    if (srv_presence_find(srv, c->node_id) != c)
         return; /* never authenticated, or replaced by a newer connection */
-    rdv_hmap_del(&srv->nodes, &c->link.node);
+    srv_hmap_del(&srv->nodes, &c->link.node);
     char hex[RDV_NODE_ID_HEXLEN + 1];
-    rdv_conn_node_hex(c, hex);
-    rdv_engine_left(srv->engine, hex, c->serial, rdv_now_ms());
-    rdv_server_store_dirty(srv);
-    rdv_info(srv->log, "node %s offline", hex);
-    rdv_presence_notify(srv, c, false);
+    srv_conn_node_hex(c, hex);
+    srv_engine_left(srv->engine, hex, c->serial, rdv_now_ms());
+    srv_server_store_dirty(srv);
+    srv_info(srv->log, "node %s offline", hex);
+    srv_presence_notify(srv, c, false);
 }
 
 /* Pushes peerOnline / peerOffline for node id (hex) to its watchers here,
  * but not to `skip` (the node's own connection). */
-static void notify_watchers(rdv_server *srv, const uint8_t *id, const char *hex, bool online,
-                            const char *nat, int64_t last_seen, const rdv_conn *skip)
+static void notify_watchers(srv_server *srv, const uint8_t *id, const char *hex, bool online,
+                            const char *nat, int64_t last_seen, const srv_conn *skip)
 {
-    rdv_hnode *n = rdv_hmap_get(&srv->watches, id);
+    srv_hnode *n = srv_hmap_get(&srv->watches, id);
     if (!n)
         return;
-    rdv_watch_entry *e = rdv_container_of(n, rdv_watch_entry, node);
+    srv_watch_entry *e = srv_container_of(n, srv_watch_entry, node);
     json_t *b = online ? json_pack("{s:s, s:s, s:I}", "nodeID", hex, "natType",
                                    nat ? nat : "unknown", "lastSeen", (json_int_t)last_seen)
                        : json_pack("{s:s, s:I}", "nodeID", hex, "lastSeen",
@@ -132,83 +132,83 @@ static void notify_watchers(rdv_server *srv, const uint8_t *id, const char *hex,
     char *text = env ? rdv_msg_dump(env, &len) : NULL;
     json_decref(env);
     if (!text) {
-        rdv_error(srv->log, "cannot build presence push (out of memory)");
+        srv_error(srv->log, "cannot build presence push (out of memory)");
         return;
     }
     /* a send may close a slow watcher, which does not touch this entry
      * until its CLOSED callback, so iterating by index is safe */
     for (uint32_t i = 0; i < e->n; i++)
-        if (e->watchers[i] != skip && e->watchers[i]->state == RDV_CONN_AUTHED)
-            (void)rdv_conn_send(srv, e->watchers[i], text, len, false);
+        if (e->watchers[i] != skip && e->watchers[i]->state == SRV_CONN_AUTHED)
+            (void)srv_conn_send(srv, e->watchers[i], text, len, false);
     free(text);
 }
 
-void rdv_presence_notify(rdv_server *srv, const rdv_conn *c, bool online)
+void srv_presence_notify(srv_server *srv, const srv_conn *c, bool online)
 {
     char hex[RDV_NODE_ID_HEXLEN + 1];
-    rdv_conn_node_hex(c, hex);
+    srv_conn_node_hex(c, hex);
     notify_watchers(srv, c->node_id, hex, online, rdv_wire_nat_name(c->nat_type), rdv_now_ms(),
                     c);
 }
 
-void rdv_presence_remote(void *user, const char *hex, bool online, const char *nat,
+void srv_presence_remote(void *user, const char *hex, bool online, const char *nat,
                          int64_t last_seen)
 {
-    rdv_server *srv = user;
+    srv_server *srv = user;
     uint8_t id[RDV_NODE_ID_BYTES];
     if (!hex || rdv_node_id_to_pk(hex, id) != 0)
         return;
-    rdv_conn *here = rdv_presence_find(srv, id);
+    srv_conn *here = srv_presence_find(srv, id);
     if (!online && here)
         return; /* connected here now: the other instance's news is old */
     notify_watchers(srv, id, hex, online, nat, last_seen, NULL);
 }
 
 /* Records one connected node in the engine again. */
-static void rejoin_one(rdv_hnode *n, void *user)
+static void rejoin_one(srv_hnode *n, void *user)
 {
-    rdv_server *srv = user;
-    rdv_conn *c = rdv_container_of(n, rdv_conn, link.node);
+    srv_server *srv = user;
+    srv_conn *c = srv_container_of(n, srv_conn, link.node);
     char hex[RDV_NODE_ID_HEXLEN + 1], ip[64] = "0.0.0.0";
     uint8_t key[16];
     uint16_t port = c->observed_port;
-    rdv_conn_node_hex(c, hex);
+    srv_conn_node_hex(c, hex);
     if (c->wsi)
-        (void)rdv_peer_address(c->wsi, key, ip, sizeof ip, &port);
-    rdv_engine_joined(srv->engine, hex, c->serial, rdv_wire_nat_name(c->nat_type), ip,
+        (void)srv_peer_address(c->wsi, key, ip, sizeof ip, &port);
+    srv_engine_joined(srv->engine, hex, c->serial, rdv_wire_nat_name(c->nat_type), ip,
                       c->observed_port, rdv_now_ms());
 }
 
-void rdv_presence_rejoin(void *user)
+void srv_presence_rejoin(void *user)
 {
-    rdv_server *srv = user;
-    rdv_info(srv->log, "engine: the shared store answers again; recording %zu node(s) here",
+    srv_server *srv = user;
+    srv_info(srv->log, "engine: the shared store answers again; recording %zu node(s) here",
              srv->nodes.count);
-    rdv_hmap_each(&srv->nodes, rejoin_one, srv);
+    srv_hmap_each(&srv->nodes, rejoin_one, srv);
 }
 
-void rdv_presence_replaced(void *user, const char *hex, uint32_t serial)
+void srv_presence_replaced(void *user, const char *hex, uint32_t serial)
 {
-    rdv_server *srv = user;
+    srv_server *srv = user;
     uint8_t id[RDV_NODE_ID_BYTES];
     if (!hex || rdv_node_id_to_pk(hex, id) != 0)
         return;
-    rdv_conn *c = rdv_presence_find(srv, id);
+    srv_conn *c = srv_presence_find(srv, id);
     if (!c || c->serial != serial)
         return;
     /* out of the map first: the node is online elsewhere, so closing this
      * connection is no "offline" */
-    rdv_hmap_del(&srv->nodes, &c->link.node);
-    rdv_info(srv->log, "node %s authenticated on another instance; closing its connection here",
+    srv_hmap_del(&srv->nodes, &c->link.node);
+    srv_info(srv->log, "node %s authenticated on another instance; closing its connection here",
              hex);
-    rdv_conn_close(srv, c, RDV_EC_REPLACED,
+    srv_conn_close(srv, c, RDV_EC_REPLACED,
                    "this node authenticated on a newer connection; this one is closed", 4001);
 }
 
 /* A presence request waiting for the engine: who asked (found again by
  * node ID and serial), the IDs in request order and the requestID. */
 typedef struct presence_req {
-    rdv_server *srv;
+    srv_server *srv;
     uint8_t asker[RDV_NODE_ID_BYTES];
     uint32_t serial;
     size_t n;
@@ -219,12 +219,12 @@ typedef struct presence_req {
 
 /* Presence entry for one node ID: connected here is online now; else what
  * the engine knows (online on another instance, or last seen). */
-static json_t *peer_entry(rdv_server *srv, const char *hex, const rdv_presence *pr)
+static json_t *peer_entry(srv_server *srv, const char *hex, const srv_presence *pr)
 {
     uint8_t id[RDV_NODE_ID_BYTES];
     if (rdv_node_id_to_pk(hex, id) != 0)
         return NULL;
-    rdv_conn *p = rdv_presence_find(srv, id);
+    srv_conn *p = srv_presence_find(srv, id);
     if (p)
         return json_pack("{s:s, s:b, s:I, s:s}", "nodeID", hex, "online", 1, "lastSeen",
                          (json_int_t)rdv_now_ms(), "natType", rdv_wire_nat_name(p->nat_type));
@@ -235,12 +235,12 @@ static json_t *peer_entry(rdv_server *srv, const char *hex, const rdv_presence *
 }
 
 /* The engine's answer: sends `presence` to the asker if still connected. */
-static void presence_answer(void *user, const rdv_presence *res, size_t nres)
+static void presence_answer(void *user, const srv_presence *res, size_t nres)
 {
     presence_req *q = user;
-    rdv_server *srv = q->srv;
-    rdv_conn *c = rdv_presence_find(srv, q->asker);
-    if (!c || c->serial != q->serial || c->state != RDV_CONN_AUTHED) {
+    srv_server *srv = q->srv;
+    srv_conn *c = srv_presence_find(srv, q->asker);
+    if (!c || c->serial != q->serial || c->state != SRV_CONN_AUTHED) {
         free(q);
         return;
     }
@@ -260,25 +260,25 @@ static void presence_answer(void *user, const rdv_presence *res, size_t nres)
         peers = NULL;
         goto oom;
     }
-    (void)rdv_conn_send_json(srv, c, RDV_MSG_PRESENCE, b);
+    (void)srv_conn_send_json(srv, c, RDV_MSG_PRESENCE, b);
     free(q);
     return;
 oom:
     json_decref(peers);
     json_decref(b);
-    (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", rid, NULL, NULL);
+    (void)srv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", rid, NULL, NULL);
     free(q);
 }
 
 /* Sends `presence` for body.nodeIDs (validated by the codec: 1 ... 64 node
  * IDs), echoing requestID, once the engine has answered. */
-static int send_presence(rdv_server *srv, rdv_conn *c, const json_t *body)
+static int send_presence(srv_server *srv, srv_conn *c, const json_t *body)
 {
     const json_t *ids = json_object_get(body, "nodeIDs");
     const char *rid = rdv_msg_get_str(body, "requestID");
     presence_req *q = calloc(1, sizeof *q);
     if (!q) {
-        (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", rid, NULL,
+        (void)srv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", rid, NULL,
                                   NULL);
         return 0;
     }
@@ -300,7 +300,7 @@ static int send_presence(rdv_server *srv, rdv_conn *c, const json_t *body)
         list[q->n] = q->ids[q->n];
         q->n++;
     }
-    rdv_engine_lookup(srv->engine, list, q->n, presence_answer, q); /* frees q */
+    srv_engine_lookup(srv->engine, list, q->n, presence_answer, q); /* frees q */
     return 0;
 }
 
@@ -309,15 +309,15 @@ static int send_presence(rdv_server *srv, rdv_conn *c, const json_t *body)
  * never less than --max-watches) and returns true; or, when fewer than n
  * are left, takes none, answers the request with rate_limited (ref the
  * requestID) and returns false. */
-static bool presence_admit(rdv_server *srv, rdv_conn *c, size_t n, const char *type,
+static bool presence_admit(srv_server *srv, srv_conn *c, size_t n, const char *type,
                            const char *rid)
 {
-    const rdv_config *cfg = srv->cfg;
+    const srv_config *cfg = srv->cfg;
     if (cfg->presence_rate <= 0 || n == 0)
         return true;
     float cap = (float)(cfg->presence_burst > cfg->max_watches ? cfg->presence_burst
                                                                : cfg->max_watches);
-    int64_t now = rdv_mono_ms();
+    int64_t now = srv_mono_ms();
     if (c->presence_ms == 0) {
         c->presence_tokens = cap;
         c->presence_ms = now;
@@ -336,11 +336,11 @@ static bool presence_admit(rdv_server *srv, rdv_conn *c, size_t n, const char *t
              "%s of %zu node IDs refused: over %d IDs looked up or watched per minute "
              "(%.0f left now); ask for fewer, later",
              type, n, cfg->presence_rate, (double)c->presence_tokens);
-    (void)rdv_conn_send_error(srv, c, RDV_EC_RATE_LIMITED, m, rid, type, "nodeIDs");
+    (void)srv_conn_send_error(srv, c, RDV_EC_RATE_LIMITED, m, rid, type, "nodeIDs");
     return false;
 }
 
-int rdv_presence_lookup(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
+int srv_presence_lookup(srv_server *srv, srv_conn *c, const rdv_msg *msg)
 {
     const json_t *ids = json_object_get(msg->body, "nodeIDs");
     if (!presence_admit(srv, c, json_array_size(ids), "lookup",
@@ -351,7 +351,7 @@ int rdv_presence_lookup(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
 }
 
 /* True when c's watch set holds id. */
-static bool watches_has(const rdv_watchset *ws, const uint8_t *id)
+static bool watches_has(const srv_watchset *ws, const uint8_t *id)
 {
     for (uint32_t i = 0; ws && i < ws->n; i++)
         if (!memcmp(ws->e[i]->id, id, RDV_NODE_ID_BYTES))
@@ -360,9 +360,9 @@ static bool watches_has(const rdv_watchset *ws, const uint8_t *id)
 }
 
 /* Adds id to c's set and c to id's entry. Returns 0 or -1 (OOM). */
-static int watch_add(rdv_server *srv, rdv_conn *c, const uint8_t *id)
+static int watch_add(srv_server *srv, srv_conn *c, const uint8_t *id)
 {
-    rdv_watchset *ws = c->watches;
+    srv_watchset *ws = c->watches;
     if (!ws) {
         ws = calloc(1, sizeof *ws);
         if (!ws)
@@ -371,24 +371,24 @@ static int watch_add(rdv_server *srv, rdv_conn *c, const uint8_t *id)
     }
     if (ws->n == ws->cap) {
         uint32_t cap = ws->cap ? ws->cap * 2 : 8;
-        rdv_watch_entry **ne = realloc(ws->e, cap * sizeof *ne);
+        srv_watch_entry **ne = realloc(ws->e, cap * sizeof *ne);
         if (!ne)
             return -1;
         ws->e = ne;
         ws->cap = cap;
     }
-    rdv_hnode *n = rdv_hmap_get(&srv->watches, id);
-    rdv_watch_entry *e = n ? rdv_container_of(n, rdv_watch_entry, node) : NULL;
+    srv_hnode *n = srv_hmap_get(&srv->watches, id);
+    srv_watch_entry *e = n ? srv_container_of(n, srv_watch_entry, node) : NULL;
     if (!e) {
         e = calloc(1, sizeof *e);
         if (!e)
             return -1;
         memcpy(e->id, id, RDV_NODE_ID_BYTES);
-        rdv_hmap_put(&srv->watches, &e->node);
+        srv_hmap_put(&srv->watches, &e->node);
     }
     if (e->n == e->cap) {
         uint32_t cap = e->cap ? e->cap * 2 : 4;
-        rdv_conn **nw = realloc(e->watchers, cap * sizeof *nw);
+        srv_conn **nw = realloc(e->watchers, cap * sizeof *nw);
         if (!nw) {
             if (e->n == 0)
                 entry_remove(srv, e, c);
@@ -402,7 +402,7 @@ static int watch_add(rdv_server *srv, rdv_conn *c, const uint8_t *id)
     return 0;
 }
 
-int rdv_presence_watch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
+int srv_presence_watch(srv_server *srv, srv_conn *c, const rdv_msg *msg)
 {
     const json_t *ids = json_object_get(msg->body, "nodeIDs");
     const char *rid = rdv_msg_get_str(msg->body, "requestID");
@@ -427,14 +427,14 @@ int rdv_presence_watch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
         snprintf(m, sizeof m,
                  "watching %u + %zu node IDs would exceed the limit of %d; unwatch some first",
                  have, nwant, srv->cfg->max_watches);
-        (void)rdv_conn_send_error(srv, c, RDV_EC_LIMIT_EXCEEDED, m, rid, "watch", "nodeIDs");
+        (void)srv_conn_send_error(srv, c, RDV_EC_LIMIT_EXCEEDED, m, rid, "watch", "nodeIDs");
         return 0;
     }
     if (!presence_admit(srv, c, nwant, "watch", rid))
         return 0;
     for (size_t k = 0; k < nwant; k++) {
         if (watch_add(srv, c, want[k]) != 0) {
-            (void)rdv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", rid,
+            (void)srv_conn_send_error(srv, c, RDV_EC_INTERNAL, "server out of memory", rid,
                                       "watch", NULL);
             return 0;
         }
@@ -442,10 +442,10 @@ int rdv_presence_watch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
     return send_presence(srv, c, msg->body);
 }
 
-int rdv_presence_unwatch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
+int srv_presence_unwatch(srv_server *srv, srv_conn *c, const rdv_msg *msg)
 {
     const json_t *ids = json_object_get(msg->body, "nodeIDs");
-    rdv_watchset *ws = c->watches;
+    srv_watchset *ws = c->watches;
     size_t i;
     const json_t *v;
     if (!ws)
@@ -457,7 +457,7 @@ int rdv_presence_unwatch(rdv_server *srv, rdv_conn *c, const rdv_msg *msg)
             continue;
         for (uint32_t k = 0; k < ws->n; k++) {
             if (!memcmp(ws->e[k]->id, id, RDV_NODE_ID_BYTES)) {
-                rdv_watch_entry *e = ws->e[k];
+                srv_watch_entry *e = ws->e[k];
                 ws->e[k] = ws->e[--ws->n];
                 entry_remove(srv, e, c);
                 break;

@@ -10,7 +10,7 @@
  * A session is OPENING (relayOpen forwarded, waiting for consent) or OPEN
  * (relayReady forwarded); CLOSED sessions are freed at once.
  *
- * Limits (rdv_relay_limits): payload per message, sessions per node,
+ * Limits (srv_relay_limits): payload per message, sessions per node,
  * relayed bytes per second per node and for the whole server (token
  * buckets), bytes per session (quota) and the idle timeout. Relay data is
  * never buffered without bound: when the receiver's send queue holds more
@@ -21,21 +21,21 @@
  * auth.c, server.c) checks sender binding, freshness and signatures of
  * relayOpen / relayReady before handing them here.
  */
-#ifndef RDV_SERVER_RELAY_H
-#define RDV_SERVER_RELAY_H
+#ifndef SRV_RELAY_H
+#define SRV_RELAY_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
-#include "hmap.h"
+#include "rendezvous/conn.h"
+#include "rendezvous/hmap.h"
 #include "schema/message.h"
 
-struct rdv_server;
+struct srv_server;
 
 /* Configured limits (flags --relay-*; README "Configuration"). */
-typedef struct rdv_relay_limits {
+typedef struct srv_relay_limits {
     size_t max_payload;      /* payload bytes per relayData (decoded for text) */
     int max_sessions;        /* per node: sessions it opened + OPEN ones it joined */
     uint64_t rate;           /* payload bytes/s a node may send; 0 = unlimited */
@@ -44,74 +44,74 @@ typedef struct rdv_relay_limits {
     int64_t idle_timeout_ms; /* OPEN session without data this long is closed */
     int64_t open_timeout_ms; /* OPENING session not answered this long is closed */
     size_t queue_threshold;  /* receiver's queued bytes over which data is dropped */
-} rdv_relay_limits;
+} srv_relay_limits;
 
 /* Why relay data was not delivered (label `reason` of the drop metrics). */
-typedef enum rdv_relay_drop {
-    RDV_RELAY_DROP_RATE = 0,        /* "rate_limited": sender over --relay-rate */
-    RDV_RELAY_DROP_GLOBAL,          /* "global_rate": server over --relay-global-rate */
-    RDV_RELAY_DROP_QUOTA,           /* "quota": session over --relay-quota (closed) */
-    RDV_RELAY_DROP_CONGESTED,       /* "congested": receiver's send queue over threshold */
-    RDV_RELAY_DROP_TOO_LARGE,       /* "too_large": payload over --relay-max-payload */
-    RDV_RELAY_DROP_NO_CONSENT,      /* "no_consent": session still OPENING */
-    RDV_RELAY_DROP_UNKNOWN_SESSION, /* "unknown_session" */
-    RDV_RELAY_DROP_NOT_IN_SESSION,  /* "not_in_session": a third node's data */
-    RDV_RELAY_DROP_CLOSING,         /* "closing": receiver's connection is closing */
-    RDV_RELAY_DROP__COUNT
-} rdv_relay_drop;
+typedef enum srv_relay_drop {
+    SRV_RELAY_DROP_RATE = 0,        /* "rate_limited": sender over --relay-rate */
+    SRV_RELAY_DROP_GLOBAL,          /* "global_rate": server over --relay-global-rate */
+    SRV_RELAY_DROP_QUOTA,           /* "quota": session over --relay-quota (closed) */
+    SRV_RELAY_DROP_CONGESTED,       /* "congested": receiver's send queue over threshold */
+    SRV_RELAY_DROP_TOO_LARGE,       /* "too_large": payload over --relay-max-payload */
+    SRV_RELAY_DROP_NO_CONSENT,      /* "no_consent": session still OPENING */
+    SRV_RELAY_DROP_UNKNOWN_SESSION, /* "unknown_session" */
+    SRV_RELAY_DROP_NOT_IN_SESSION,  /* "not_in_session": a third node's data */
+    SRV_RELAY_DROP_CLOSING,         /* "closing": receiver's connection is closing */
+    SRV_RELAY_DROP__COUNT
+} srv_relay_drop;
 
 /* Why a session ended (label `reason` of the close metric; also the
  * relayClose reason the server sends, except BY_PEER which forwards the
  * closer's reason when it gave one). */
-typedef enum rdv_relay_end {
-    RDV_RELAY_END_BY_PEER = 0,   /* "closed_by_peer" */
-    RDV_RELAY_END_DISCONNECTED,  /* "peer_disconnected" */
-    RDV_RELAY_END_REPLACED,      /* "replaced" */
-    RDV_RELAY_END_IDLE,          /* "idle" (also an unanswered relayOpen) */
-    RDV_RELAY_END_QUOTA,         /* "quota" */
-    RDV_RELAY_END_SHUTDOWN,      /* "shutting_down" */
-    RDV_RELAY_END_REVOKED,       /* "revoked": the operator revoked the other side */
-    RDV_RELAY_END__COUNT
-} rdv_relay_end;
+typedef enum srv_relay_end {
+    SRV_RELAY_END_BY_PEER = 0,   /* "closed_by_peer" */
+    SRV_RELAY_END_DISCONNECTED,  /* "peer_disconnected" */
+    SRV_RELAY_END_REPLACED,      /* "replaced" */
+    SRV_RELAY_END_IDLE,          /* "idle" (also an unanswered relayOpen) */
+    SRV_RELAY_END_QUOTA,         /* "quota" */
+    SRV_RELAY_END_SHUTDOWN,      /* "shutting_down" */
+    SRV_RELAY_END_REVOKED,       /* "revoked": the operator revoked the other side */
+    SRV_RELAY_END__COUNT
+} srv_relay_end;
 
-typedef struct rdv_relay_metrics {
+typedef struct srv_relay_metrics {
     uint64_t bytes;                                 /* payload bytes forwarded */
     uint64_t messages;                              /* relayData forwarded */
-    uint64_t dropped_msgs[RDV_RELAY_DROP__COUNT];
-    uint64_t dropped_bytes[RDV_RELAY_DROP__COUNT];  /* payload bytes (0 if unknown) */
+    uint64_t dropped_msgs[SRV_RELAY_DROP__COUNT];
+    uint64_t dropped_bytes[SRV_RELAY_DROP__COUNT];  /* payload bytes (0 if unknown) */
     uint64_t opened;                                /* sessions that reached OPEN */
-    uint64_t closed[RDV_RELAY_END__COUNT];          /* sessions ended, by reason */
-} rdv_relay_metrics;
+    uint64_t closed[SRV_RELAY_END__COUNT];          /* sessions ended, by reason */
+} srv_relay_metrics;
 
-typedef struct rdv_relay {
-    rdv_relay_limits lim;
-    rdv_hmap sessions;       /* 16-byte session ID -> rdv_relay_session */
-    rdv_hmap peers;          /* rdv_conn pointer -> rdv_relay_peer */
+typedef struct srv_relay {
+    srv_relay_limits lim;
+    srv_hmap sessions;       /* 16-byte session ID -> srv_relay_session */
+    srv_hmap peers;          /* srv_conn pointer -> srv_relay_peer */
     uint64_t n_opening;      /* gauge */
     uint64_t n_open;         /* gauge */
     int64_t global_tokens;   /* global token bucket (bytes) */
     int64_t global_ms;       /* its last refill (monotonic ms) */
-    rdv_relay_metrics m;
-} rdv_relay;
+    srv_relay_metrics m;
+} srv_relay;
 
 /* Label value of a drop reason / an end reason (static strings). */
-const char *rdv_relay_drop_name(rdv_relay_drop d);
-const char *rdv_relay_end_name(rdv_relay_end e);
+const char *srv_relay_drop_name(srv_relay_drop d);
+const char *srv_relay_end_name(srv_relay_end e);
 
 /* Initialises r with limits lim (copied). Returns 0 or -1 (OOM). */
-int rdv_relay_init(rdv_relay *r, const rdv_relay_limits *lim)
+int srv_relay_init(srv_relay *r, const srv_relay_limits *lim)
     __attribute__((warn_unused_result));
 
 /* Frees every session and peer entry without sending anything (the
  * connections are being destroyed). Safe on a zeroed r. */
-void rdv_relay_free(rdv_relay *r);
+void srv_relay_free(srv_relay *r);
 
 /* relayOpen from c, already checked by the router (sender = c's node,
  * fresh, signature). Creates an OPENING session and forwards the original
  * bytes to the recipient, or answers c with peer_offline (never queued),
  * invalid_field (session ID in use) or limit_exceeded (c's session cap).
  * Always returns 0. */
-int rdv_relay_open(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg,
+int srv_relay_open(srv_relay *r, struct srv_server *srv, srv_conn *c, const rdv_msg *msg,
                    const uint8_t *raw, size_t len);
 
 /* relayReady from c, already checked like relayOpen. Consent is valid only
@@ -119,50 +119,50 @@ int rdv_relay_open(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_
  * session becomes OPEN and the original bytes go to the opener. Otherwise
  * c gets unknown_session / not_in_session / invalid_field /
  * limit_exceeded and nothing is forwarded. Always returns 0. */
-int rdv_relay_ready(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg,
+int srv_relay_ready(srv_relay *r, struct srv_server *srv, srv_conn *c, const rdv_msg *msg,
                     const uint8_t *raw, size_t len);
 
 /* relayData in a parsed text message (raw: its original bytes, forwarded
  * unchanged). Always returns 0; refusals are answered with an error. */
-int rdv_relay_data_text(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg,
+int srv_relay_data_text(srv_relay *r, struct srv_server *srv, srv_conn *c, const rdv_msg *msg,
                         const uint8_t *raw, size_t len);
 
 /* One complete binary frame from c: kind 0x01, 16-byte session ID,
  * payload (never parsed), forwarded unchanged. Frames of another kind or
  * shorter than the header get invalid_field. Always returns 0. */
-int rdv_relay_data_binary(rdv_relay *r, struct rdv_server *srv, rdv_conn *c,
+int srv_relay_data_binary(srv_relay *r, struct srv_server *srv, srv_conn *c,
                           const uint8_t *data, size_t len);
 
 /* True when a text frame is a compact relayData ('{"relayData":' first):
  * such messages skip the per-message rate limit and are charged to the
  * relay byte buckets instead (refusals still take a message token). */
-bool rdv_relay_is_data_text(const uint8_t *data, size_t len);
+bool srv_relay_is_data_text(const uint8_t *data, size_t len);
 
 /* relayClose from c: ends the session and tells the other side (reason
  * closed_by_peer or c's own reason). Always returns 0. */
-int rdv_relay_close_msg(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, const rdv_msg *msg);
+int srv_relay_close_msg(srv_relay *r, struct srv_server *srv, srv_conn *c, const rdv_msg *msg);
 
 /* c is going away (disconnect, close, replacement): ends all its sessions
  * with `why`, telling the other sides. Idempotent; cheap for connections
  * that never used the relay. */
-void rdv_relay_conn_gone(rdv_relay *r, struct rdv_server *srv, rdv_conn *c, rdv_relay_end why);
+void srv_relay_conn_gone(srv_relay *r, struct srv_server *srv, srv_conn *c, srv_relay_end why);
 
 /* Engine event (user: the server): a relay frame from another instance
  * (relay.c's "R ..." format) for a session whose other side is here. */
-void rdv_relay_bus_in(void *user, const uint8_t *payload, size_t len);
+void srv_relay_bus_in(void *user, const uint8_t *payload, size_t len);
 
 /* Ends OPEN sessions idle longer than lim.idle_timeout_ms and OPENING ones
  * older than lim.open_timeout_ms (reason idle). now: monotonic ms. */
-void rdv_relay_sweep(rdv_relay *r, struct rdv_server *srv, int64_t now);
+void srv_relay_sweep(srv_relay *r, struct srv_server *srv, int64_t now);
 
 /* The operator's policy (policy.h) for c: its own session cap, byte rate
  * (0 = unlimited) and per-session quota (0 = unlimited) in place of the
  * server's. Returns 0 or -1 (OOM). */
-int rdv_relay_set_limits(rdv_relay *r, rdv_conn *c, int max_sessions, uint64_t rate,
+int srv_relay_set_limits(srv_relay *r, srv_conn *c, int max_sessions, uint64_t rate,
                          uint64_t quota);
 
 /* c's relay use for the admin API: sessions it is in and their payload
  * bytes so far. */
-void rdv_relay_conn_usage(rdv_relay *r, rdv_conn *c, int *sessions, uint64_t *bytes);
+void srv_relay_conn_usage(srv_relay *r, srv_conn *c, int *sessions, uint64_t *bytes);
 
 #endif

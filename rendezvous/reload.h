@@ -3,7 +3,7 @@
  *
  * How a reload happens: SIGHUP's handler (server.c) only sets a flag and
  * wakes the loop with lws_cancel_service(); the loop then schedules a
- * zero-delay lws timer, and rdv_reload_run() runs from that timer: on the
+ * zero-delay lws timer, and srv_reload_run() runs from that timer: on the
  * loop thread, outside any connection's callback, so a hook may touch
  * the server context, lws vhosts and connections like any other loop code.
  * Several SIGHUPs that arrive before the loop gets to it are one reload.
@@ -31,47 +31,47 @@
  * rendezvous_reload_last_success (1 when every hook of the last reload
  * succeeded, or no reload yet).
  */
-#ifndef RDV_SERVER_RELOAD_H
-#define RDV_SERVER_RELOAD_H
+#ifndef SRV_RELOAD_H
+#define SRV_RELOAD_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "rendezvous/log.h"
 
-#define RDV_RELOAD_MAX_HOOKS 8
-#define RDV_RELOAD_NAME_MAX 24 /* bytes of a hook's name, NUL included */
+#define SRV_RELOAD_MAX_HOOKS 8
+#define SRV_RELOAD_NAME_MAX 24 /* bytes of a hook's name, NUL included */
 
 /* A hook: 0 when applied, -1 with a reason in err when its previous state
  * was kept (see the contract above). */
-typedef int (*rdv_reload_fn)(void *user, char *err, size_t errlen);
+typedef int (*srv_reload_fn)(void *user, char *err, size_t errlen);
 
-typedef struct rdv_reload_hook {
-    char name[RDV_RELOAD_NAME_MAX];
-    rdv_reload_fn fn;
+typedef struct srv_reload_hook {
+    char name[SRV_RELOAD_NAME_MAX];
+    srv_reload_fn fn;
     void *user;
-} rdv_reload_hook;
+} srv_reload_hook;
 
-typedef struct rdv_reload {
-    rdv_reload_hook hooks[RDV_RELOAD_MAX_HOOKS];
+typedef struct srv_reload {
+    srv_reload_hook hooks[SRV_RELOAD_MAX_HOOKS];
     int n_hooks;
     uint64_t reloads;     /* reloads run */
     uint64_t failures;    /* reloads in which a hook failed */
     int last_ok;          /* 1: the last reload's hooks all succeeded (or none yet) */
-} rdv_reload;
+} srv_reload;
 
 /* Empties r (no hooks, counters at 0, last_ok 1). */
-void rdv_reload_init(rdv_reload *r);
+void srv_reload_init(srv_reload *r);
 
-/* Appends a hook named `name` (1..RDV_RELOAD_NAME_MAX-1 bytes, e.g.
+/* Appends a hook named `name` (1..SRV_RELOAD_NAME_MAX-1 bytes, e.g.
  * "config", "policy", "tls"): it runs after the hooks registered before
  * it. Returns 0, or -1 when r is full, the name is empty, too long or
  * already registered, or fn is NULL. */
-int rdv_reload_register(rdv_reload *r, const char *name, rdv_reload_fn fn, void *user);
+int srv_reload_register(srv_reload *r, const char *name, srv_reload_fn fn, void *user);
 
 /* Runs every hook in order, counts the reload, and logs its one line to
  * log (see above). Returns the number of hooks that failed (0: all
  * applied). */
-int rdv_reload_run(rdv_reload *r, const rdv_logger *log);
+int srv_reload_run(srv_reload *r, const srv_logger *log);
 
 #endif

@@ -1,5 +1,5 @@
 /* replay.c - the per-connection replay filter (see replay.h). */
-#include "replay.h"
+#include "rendezvous/replay.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@ typedef struct replay_entry {
     int64_t until_ms; /* wall clock: timestamp + the ingress window */
 } replay_entry;
 
-struct rdv_replay {
+struct srv_replay {
     uint32_t head, n, cap; /* ring: n entries from head, oldest first */
     replay_entry e[];
 };
@@ -46,9 +46,9 @@ static bool sig_key(const char *sig_hex, uint64_t *key)
 }
 
 /* A ring of cap entries holding r's entries (if any) from index 0. */
-static rdv_replay *ring_resize(rdv_replay *r, uint32_t cap)
+static srv_replay *ring_resize(srv_replay *r, uint32_t cap)
 {
-    rdv_replay *nr = malloc(sizeof *nr + (size_t)cap * sizeof nr->e[0]);
+    srv_replay *nr = malloc(sizeof *nr + (size_t)cap * sizeof nr->e[0]);
     if (!nr)
         return NULL;
     nr->head = 0;
@@ -59,7 +59,7 @@ static rdv_replay *ring_resize(rdv_replay *r, uint32_t cap)
     return nr;
 }
 
-bool rdv_replay_seen(const rdv_replay *r, const char *sig_hex, int64_t now)
+bool srv_replay_seen(const srv_replay *r, const char *sig_hex, int64_t now)
 {
     uint64_t key;
     if (!r || !sig_key(sig_hex, &key))
@@ -72,12 +72,12 @@ bool rdv_replay_seen(const rdv_replay *r, const char *sig_hex, int64_t now)
     return false;
 }
 
-void rdv_replay_add(rdv_replay **rp, const char *sig_hex, int64_t ts, int64_t now, uint32_t max)
+void srv_replay_add(srv_replay **rp, const char *sig_hex, int64_t ts, int64_t now, uint32_t max)
 {
     uint64_t key;
     if (max == 0 || !sig_key(sig_hex, &key))
         return;
-    rdv_replay *r = *rp;
+    srv_replay *r = *rp;
     /* forget the expired ones at the old end */
     while (r && r->n && r->e[r->head].until_ms < now) {
         r->head = (r->head + 1) % r->cap;
@@ -91,7 +91,7 @@ void rdv_replay_add(rdv_replay **rp, const char *sig_hex, int64_t ts, int64_t no
         uint32_t cap = !r ? FIRST_CAP : r->cap * 2;
         if (cap > max)
             cap = max;
-        rdv_replay *nr = ring_resize(r, cap);
+        srv_replay *nr = ring_resize(r, cap);
         if (!nr)
             return; /* not kept: the copy would pass, nothing worse */
         free(r);
@@ -107,16 +107,16 @@ void rdv_replay_add(rdv_replay **rp, const char *sig_hex, int64_t ts, int64_t no
     }
 }
 
-int rdv_replay_check(rdv_replay **r, const char *sig_hex, int64_t ts, int64_t now,
+int srv_replay_check(srv_replay **r, const char *sig_hex, int64_t ts, int64_t now,
                      uint32_t max)
 {
-    if (rdv_replay_seen(*r, sig_hex, now))
+    if (srv_replay_seen(*r, sig_hex, now))
         return 1;
-    rdv_replay_add(r, sig_hex, ts, now, max);
+    srv_replay_add(r, sig_hex, ts, now, max);
     return 0;
 }
 
-void rdv_replay_free(rdv_replay **r)
+void srv_replay_free(srv_replay **r)
 {
     free(*r);
     *r = NULL;

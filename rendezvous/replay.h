@@ -13,31 +13,31 @@
  * it (a collision affects only the sender's own messages, which it could
  * only produce on purpose).
  */
-#ifndef RDV_SERVER_REPLAY_H
-#define RDV_SERVER_REPLAY_H
+#ifndef SRV_REPLAY_H
+#define SRV_REPLAY_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct rdv_replay rdv_replay;
+typedef struct srv_replay srv_replay;
 
 /* True when the signature sig_hex (128 hex digits; anything else is never
  * a replay) is remembered in r (NULL: empty) and its entry has not expired
  * at wall-clock now (ms). */
-bool rdv_replay_seen(const rdv_replay *r, const char *sig_hex, int64_t now);
+bool srv_replay_seen(const srv_replay *r, const char *sig_hex, int64_t now);
 
 /* Remembers sig_hex of a message with timestamp ts until ts + 30 s. max is
  * the cap on entries (0: the filter is off, nothing is kept). *r may be
  * replaced or freed (when everything in it expired). Out of memory: the
  * signature is not kept (a copy would pass; nothing worse). */
-void rdv_replay_add(rdv_replay **r, const char *sig_hex, int64_t ts, int64_t now, uint32_t max);
+void srv_replay_add(srv_replay **r, const char *sig_hex, int64_t ts, int64_t now, uint32_t max);
 
-/* rdv_replay_seen(), and rdv_replay_add() when not seen. Returns 1 when it
+/* srv_replay_seen(), and srv_replay_add() when not seen. Returns 1 when it
  * was seen (a replay), else 0. */
-int rdv_replay_check(rdv_replay **r, const char *sig_hex, int64_t ts, int64_t now,
+int srv_replay_check(srv_replay **r, const char *sig_hex, int64_t ts, int64_t now,
                      uint32_t max);
 
 /* Frees *r and sets it to NULL (safe on NULL). */
-void rdv_replay_free(rdv_replay **r);
+void srv_replay_free(srv_replay **r);
 
 #endif

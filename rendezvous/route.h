@@ -1,7 +1,7 @@
 /* route.h - the message dispatcher and signaling routes (PROTOCOL.md
  * sections 2, 5, 7 and 11).
  *
- * Every complete text message goes through rdv_route_message(): parse and
+ * Every complete text message goes through srv_route_message(): parse and
  * validate with the codec, check direction and authentication, then call
  * the handler of its type from a table. offer / answer / iceCandidate are
  * checked (sender binding, ingress freshness, signature unless
@@ -9,36 +9,36 @@
  * to offline.c when the recipient is not connected here. relayOpen / relayReady get the
  * same checks and then go to relay.c, as do relayData and relayClose.
  */
-#ifndef RDV_SERVER_ROUTE_H
-#define RDV_SERVER_ROUTE_H
+#ifndef SRV_ROUTE_H
+#define SRV_ROUTE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
+#include "rendezvous/conn.h"
 #include "schema/scan.h"
 
-struct rdv_server;
+struct srv_server;
 
 /* Handles one complete text message of c. Returns -1 when lws must close
  * the connection immediately (never for bad input: errors are queued). */
-int rdv_route_message(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len);
+int srv_route_message(struct srv_server *srv, srv_conn *c, const uint8_t *data, size_t len);
 
 /* Handles one complete binary message (relay fast path: relay.c). Not
  * rate limited per message unless refused. */
-int rdv_route_binary(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len);
+int srv_route_binary(struct srv_server *srv, srv_conn *c, const uint8_t *data, size_t len);
 
 /* Routes a scanned offer / answer / iceCandidate of c (scan.h) whose
  * section 7.1 checks passed, valid: its signature verified (or verify
  * off); not valid: it did not, and the parsing path answers it. Called
  * inline or by vpool.c once a worker verified it. Returns as
- * rdv_route_message. */
-int rdv_route_verified(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len,
+ * srv_route_message. */
+int srv_route_verified(struct srv_server *srv, srv_conn *c, const uint8_t *data, size_t len,
                        const rdv_scan *s, bool valid);
 
 /* Handles a message that waited behind others of c (vpool.h), as
- * rdv_route_message / rdv_route_binary would have, minus the wait. */
-int rdv_route_held(struct rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len,
+ * srv_route_message / srv_route_binary would have, minus the wait. */
+int srv_route_held(struct srv_server *srv, srv_conn *c, const uint8_t *data, size_t len,
                    bool binary);
 
 #endif

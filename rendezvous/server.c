@@ -17,7 +17,7 @@
  * same loop as raw file descriptors of the "rdv-stun" protocol; lws only
  * polls them, stun_responder.c reads and answers inline. They live as long as the
  * context: lws closes them when it is destroyed (RAW_CLOSE_FILE releases
- * them from stun_responder.c first), so rdv_server_destroy() closes only what lws
+ * them from stun_responder.c first), so srv_server_destroy() closes only what lws
  * never adopted. The default port is best effort (another STUN server on
  * the host, parallel test servers): when it cannot be opened the server
  * warns and runs without STUN; an explicitly configured --stun* option
@@ -33,7 +33,7 @@
  * our own handler) sets another flag; the loop then runs the reload hooks
  * from a zero-delay timer (reload.h).
  */
-#include "server.h"
+#include "rendezvous/server.h"
 
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -44,20 +44,20 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth.h"
-#include "http.h"
-#include "conn_limits.h"
-#include "frame_guard.h"
-#include "log.h"
-#include "notify.h"
-#include "offline.h"
-#include "operator.h"
-#include "port_owner.h"
-#include "presence.h"
-#include "route.h"
+#include "rendezvous/auth.h"
+#include "rendezvous/http.h"
+#include "rendezvous/conn_limits.h"
+#include "rendezvous/frame_guard.h"
+#include "rendezvous/log.h"
+#include "rendezvous/notify.h"
+#include "rendezvous/offline.h"
+#include "rendezvous/operator.h"
+#include "rendezvous/port_owner.h"
+#include "rendezvous/presence.h"
+#include "rendezvous/route.h"
 #include "schema/sign.h"
-#include "vpool.h"
-#include "tls.h"
+#include "rendezvous/vpool.h"
+#include "rendezvous/tls.h"
 
 /* lws receive chunk (--rx-buffer, default 256), allocated for every
  * connection for its lifetime. Measured RSS per idle authenticated
@@ -104,14 +104,14 @@ static void on_uv_signal(void *handle, int sig)
     on_signal(sig);
 }
 
-int64_t rdv_mono_ms(void)
+int64_t srv_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static rdv_server *server_of(struct lws *wsi)
+static srv_server *server_of(struct lws *wsi)
 {
     return lws_context_user(lws_get_context(wsi));
 }
@@ -120,14 +120,14 @@ static rdv_server *server_of(struct lws *wsi)
 
 static void flush_cb(lws_sorted_usec_list_t *sul)
 {
-    rdv_server *srv = lws_container_of(sul, rdv_server, sul_flush);
+    srv_server *srv = lws_container_of(sul, srv_server, sul_flush);
     srv->flush_armed = false;
-    if (rdv_engine_flush(srv->engine) != 0)
-        rdv_error(srv->log, "store: commit failed: %s",
-                  srv->store ? rdv_store_errmsg(srv->store) : "engine error");
+    if (srv_engine_flush(srv->engine) != 0)
+        srv_error(srv->log, "store: commit failed: %s",
+                  srv->store ? srv_store_errmsg(srv->store) : "engine error");
 }
 
-void rdv_server_store_dirty(rdv_server *srv)
+void srv_server_store_dirty(srv_server *srv)
 {
     if (srv->flush_armed || !srv->ctx || srv->stop_loop)
         return;
@@ -137,16 +137,16 @@ void rdv_server_store_dirty(rdv_server *srv)
 
 static void auth_cb(lws_sorted_usec_list_t *sul)
 {
-    rdv_server *srv = lws_container_of(sul, rdv_server, sul_auth);
+    srv_server *srv = lws_container_of(sul, srv_server, sul_auth);
     srv->auth_armed = false;
-    rdv_auth_expire(srv);
+    srv_auth_expire(srv);
 }
 
-void rdv_server_arm_auth_timer(rdv_server *srv)
+void srv_server_arm_auth_timer(srv_server *srv)
 {
     if (srv->auth_armed || !srv->pending_head || !srv->ctx || srv->stop_loop)
         return;
-    int64_t due = srv->pending_head->connected_ms + srv->cfg->auth_timeout_ms - rdv_mono_ms();
+    int64_t due = srv->pending_head->connected_ms + srv->cfg->auth_timeout_ms - srv_mono_ms();
     if (due < 1)
         due = 1;
     srv->auth_armed = true;
@@ -154,23 +154,23 @@ void rdv_server_arm_auth_timer(rdv_server *srv)
 }
 
 /* STATUS= for systemctl status, every NOTIFY_STATUS_MS (notify.h). */
-static void notify_status(rdv_server *srv)
+static void notify_status(srv_server *srv)
 {
-    int64_t now = rdv_mono_ms();
+    int64_t now = srv_mono_ms();
     if (now - srv->notify_status_ms < NOTIFY_STATUS_MS)
         return;
     srv->notify_status_ms = now;
     char status[128];
     snprintf(status, sizeof status, "%zu nodes online, %llu connections, port %d",
              srv->nodes.count, (unsigned long long)srv->m.connections, srv->port);
-    rdv_notify_status(srv->log, status);
+    srv_notify_status(srv->log, status);
 }
 
 /* After a mass disconnect (TRIM_MIN_CLOSED fewer connections than the
  * most seen since the last trim), gives the freed heap back to the OS:
  * glibc keeps it otherwise, and the RSS of a server that once held many
  * nodes would stay at its peak (bench/idle.sh: 0% returned before). */
-static void trim_memory(rdv_server *srv)
+static void trim_memory(srv_server *srv)
 {
     uint64_t now = srv->m.connections;
     if (now > srv->trim_peak)
@@ -183,12 +183,12 @@ static void trim_memory(rdv_server *srv)
 
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
-    rdv_server *srv = lws_container_of(sul, rdv_server, sul_sweep);
+    srv_server *srv = lws_container_of(sul, srv_server, sul_sweep);
     notify_status(srv);
-    rdv_offline_expire(srv);
-    rdv_relay_sweep(&srv->relay, srv, rdv_mono_ms());
-    rdv_accept_gate_probe(srv);
-    rdv_frame_guard_sweep(srv);
+    srv_offline_expire(srv);
+    srv_relay_sweep(&srv->relay, srv, srv_mono_ms());
+    srv_accept_gate_probe(srv);
+    srv_frame_guard_sweep(srv);
     trim_memory(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
 }
@@ -197,20 +197,20 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
  * outside any connection's callback (reload.h). */
 static void reload_cb(lws_sorted_usec_list_t *sul)
 {
-    rdv_server *srv = lws_container_of(sul, rdv_server, sul_reload);
+    srv_server *srv = lws_container_of(sul, srv_server, sul_reload);
     reload_seen = 0; /* a SIGHUP from now on is another reload */
     if (srv->shutting_down || srv->stop_loop)
         return;
-    rdv_notify_reloading(srv->log, "reloading (SIGHUP)");
-    int failed = rdv_reload_run(&srv->reload, srv->log);
+    srv_notify_reloading(srv->log, "reloading (SIGHUP)");
+    int failed = srv_reload_run(&srv->reload, srv->log);
     char status[128];
     snprintf(status, sizeof status, "reload %llu: %s", (unsigned long long)srv->reload.reloads,
              failed ? "FAILED (the log says why); serving with the previous state" : "ok");
-    rdv_notify_ready(srv->log, status);
+    srv_notify_ready(srv->log, status);
 }
 
 /* Schedules reload_cb when a SIGHUP has arrived (called by the loop). */
-static void check_reload(rdv_server *srv)
+static void check_reload(srv_server *srv)
 {
     if (reload_seen && !srv->shutting_down && !srv->stop_loop &&
         lws_dll2_is_detached(&srv->sul_reload.list))
@@ -221,13 +221,13 @@ static void check_reload(rdv_server *srv)
  * that from a timer (loop context, outside any connection's callback). */
 static void uv_stop_cb(lws_sorted_usec_list_t *sul)
 {
-    rdv_server *srv = lws_container_of(sul, rdv_server, sul_uvstop);
-    rdv_vpool_stop(&srv->vpool); /* no wake-ups of a context being destroyed */
+    srv_server *srv = lws_container_of(sul, srv_server, sul_uvstop);
+    srv_vpool_stop(&srv->vpool); /* no wake-ups of a context being destroyed */
     lws_context_destroy(srv->ctx);
 }
 
-/* Ends rdv_server_run(). */
-static void stop_loop(rdv_server *srv)
+/* Ends srv_server_run(). */
+static void stop_loop(srv_server *srv)
 {
     if (srv->stop_loop)
         return;
@@ -240,36 +240,36 @@ static void stop_loop(rdv_server *srv)
 
 static void stop_cb(lws_sorted_usec_list_t *sul)
 {
-    rdv_server *srv = lws_container_of(sul, rdv_server, sul_stop);
-    rdv_warn(srv->log, "shutdown: %llu connection(s) did not close in time; dropping them",
+    srv_server *srv = lws_container_of(sul, srv_server, sul_stop);
+    srv_warn(srv->log, "shutdown: %llu connection(s) did not close in time; dropping them",
              (unsigned long long)srv->m.connections);
     stop_loop(srv);
 }
 
 /* ---- shutdown -------------------------------------------------------- */
 
-static void close_going_away(rdv_server *srv, rdv_conn *c)
+static void close_going_away(srv_server *srv, srv_conn *c)
 {
-    rdv_conn_close(srv, c, RDV_EC_SHUTTING_DOWN,
+    srv_conn_close(srv, c, RDV_EC_SHUTTING_DOWN,
                    "the server is stopping; reconnect with backoff",
                    LWS_CLOSE_STATUS_GOINGAWAY);
 }
 
-static void close_node(rdv_hnode *n, void *user)
+static void close_node(srv_hnode *n, void *user)
 {
-    close_going_away(user, rdv_container_of(n, rdv_conn, link.node));
+    close_going_away(user, srv_container_of(n, srv_conn, link.node));
 }
 
 /* Draining: closes up to `left` nodes not yet closing per call. */
 typedef struct drain_batch {
-    rdv_server *srv;
+    srv_server *srv;
     uint32_t left;
 } drain_batch;
 
-static void close_some(rdv_hnode *n, void *user)
+static void close_some(srv_hnode *n, void *user)
 {
     drain_batch *b = user;
-    rdv_conn *c = rdv_container_of(n, rdv_conn, link.node);
+    srv_conn *c = srv_container_of(n, srv_conn, link.node);
     if (!b->left || c->close_code)
         return;
     b->left--;
@@ -280,31 +280,31 @@ static void close_some(rdv_hnode *n, void *user)
  * reconnect to the other instances spread over the window. */
 static void drain_cb(lws_sorted_usec_list_t *sul)
 {
-    rdv_server *srv = lws_container_of(sul, rdv_server, sul_drain);
+    srv_server *srv = lws_container_of(sul, srv_server, sul_drain);
     drain_batch b = {srv, srv->drain_batch};
-    rdv_hmap_each(&srv->nodes, close_some, &b);
+    srv_hmap_each(&srv->nodes, close_some, &b);
     if (b.left == srv->drain_batch)
         return; /* every node is closing: the last CLOSED ends the loop */
     lws_sul_schedule(srv->ctx, 0, &srv->sul_drain, drain_cb,
                      (lws_usec_t)DRAIN_TICK_MS * 1000);
 }
 
-static void begin_shutdown(rdv_server *srv)
+static void begin_shutdown(srv_server *srv)
 {
     if (srv->shutting_down)
         return;
     srv->shutting_down = true;
     int64_t window = srv->cfg->drain_window_ms;
-    rdv_info(srv->log, "signal %d: shutting down, closing %llu connection(s)%s", (int)signal_seen,
+    srv_info(srv->log, "signal %d: shutting down, closing %llu connection(s)%s", (int)signal_seen,
              (unsigned long long)srv->m.connections,
              window > 0 ? " spread over --drain-window" : "");
     char status[96];
     snprintf(status, sizeof status, "stopping: closing %llu connection(s)",
              (unsigned long long)srv->m.connections);
-    rdv_notify_stopping(srv->log, status);
+    srv_notify_stopping(srv->log, status);
     while (srv->pending_head) {
-        rdv_conn *c = srv->pending_head;
-        rdv_auth_forget(srv, c);
+        srv_conn *c = srv->pending_head;
+        srv_auth_forget(srv, c);
         close_going_away(srv, c);
     }
     if (window > 0 && srv->nodes.count > 0) {
@@ -313,7 +313,7 @@ static void begin_shutdown(rdv_server *srv)
         srv->drain_batch = (uint32_t)(batch ? batch : 1);
         drain_cb(&srv->sul_drain);
     } else {
-        rdv_hmap_each(&srv->nodes, close_node, srv);
+        srv_hmap_each(&srv->nodes, close_node, srv);
     }
     if (srv->m.connections == 0) {
         stop_loop(srv);
@@ -326,24 +326,24 @@ static void begin_shutdown(rdv_server *srv)
 /* ---- the rendezvous.v1 protocol ---------------------------------------- */
 
 /* Undoes everything a connection holds in the server. Idempotent. */
-static void conn_gone(rdv_server *srv, rdv_conn *c)
+static void conn_gone(srv_server *srv, srv_conn *c)
 {
     if (!c->close_code && c->vq_head) {
         /* closed by its node: what it sent before still goes out (and
          * nothing more to c) */
         c->close_code = LWS_CLOSE_STATUS_NORMAL;
-        rdv_vpool_conn_flush(srv, c);
+        srv_vpool_conn_flush(srv, c);
     }
-    rdv_auth_forget(srv, c);
-    rdv_presence_detach(srv, c);
-    rdv_limits_detach(srv, c);
-    rdv_vpool_conn_gone(srv, c);
-    rdv_conn_release(c);
-    c->state = RDV_CONN_CLOSING;
+    srv_auth_forget(srv, c);
+    srv_presence_detach(srv, c);
+    srv_limits_detach(srv, c);
+    srv_vpool_conn_gone(srv, c);
+    srv_conn_release(c);
+    c->state = SRV_CONN_CLOSING;
     if (!c->close_code)
         c->close_code = LWS_CLOSE_STATUS_NORMAL;
     /* after close_code: nothing more can be queued for c */
-    rdv_relay_conn_gone(&srv->relay, srv, c, RDV_RELAY_END_DISCONNECTED);
+    srv_relay_conn_gone(&srv->relay, srv, c, SRV_RELAY_END_DISCONNECTED);
     if (srv->shutting_down && srv->m.connections == 0)
         stop_loop(srv);
 }
@@ -364,19 +364,19 @@ static bool path_ok(struct lws *wsi)
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                        size_t len)
 {
-    rdv_server *srv = server_of(wsi);
-    rdv_conn *c = user;
+    srv_server *srv = server_of(wsi);
+    srv_conn *c = user;
     if (!srv)
         return 0;
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (!path_ok(wsi)) {
-            rdv_debug(srv->log, "refusing WebSocket upgrade: path is not %s", RDV_WS_PATH);
+            srv_debug(srv->log, "refusing WebSocket upgrade: path is not %s", RDV_WS_PATH);
             lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND,
                                    "WebSocket endpoint is " RDV_WS_PATH);
             return 1;
         }
-        if (!rdv_limits_accept(srv, wsi)) {
+        if (!srv_limits_accept(srv, wsi)) {
             lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
                                    srv->shutting_down ? "server shutting down"
                                                       : "connection limit reached");
@@ -387,9 +387,9 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (!c)
             return -1;
         c->wsi = wsi;
-        rdv_limits_handshake_end(srv, wsi);
-        rdv_frame_guard_begin(c);
-        if (rdv_limits_attach(srv, c) != 0 || rdv_auth_on_connect(srv, c) != 0) {
+        srv_limits_handshake_end(srv, wsi);
+        srv_frame_guard_begin(c);
+        if (srv_limits_attach(srv, c) != 0 || srv_auth_on_connect(srv, c) != 0) {
             conn_gone(srv, c);
             return -1;
         }
@@ -399,19 +399,19 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return -1;
         /* fragments and unseen bytes are bounded (frame_guard.h); over
          * the bound the data is dropped, c is closing */
-        if (!rdv_frame_guard_rx(srv, c, len, !lws_remaining_packet_payload(wsi),
+        if (!srv_frame_guard_rx(srv, c, len, !lws_remaining_packet_payload(wsi),
                                 lws_is_final_fragment(wsi)) &&
             c->close_code)
             return 0;
-        return rdv_conn_on_receive(srv, c, in, len);
+        return srv_conn_on_receive(srv, c, in, len);
     case LWS_CALLBACK_RECEIVE_PONG:
         if (c)
-            (void)rdv_frame_guard_pong(srv, c);
+            (void)srv_frame_guard_pong(srv, c);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return c ? rdv_conn_on_writeable(srv, c) : -1;
+        return c ? srv_conn_on_writeable(srv, c) : -1;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        return c ? rdv_conn_on_peer_close(c) : 0;
+        return c ? srv_conn_on_peer_close(c) : 0;
     case LWS_CALLBACK_CLOSED:
         if (c)
             conn_gone(srv, c);
@@ -421,8 +421,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             begin_shutdown(srv);
         check_reload(srv);
         if (srv->engine)
-            rdv_engine_poll(srv->engine); /* results of its threads */
-        rdv_vpool_drain(srv);             /* and of the verify workers */
+            srv_engine_poll(srv->engine); /* results of its threads */
+        srv_vpool_drain(srv);             /* and of the verify workers */
         return 0;
     default:
         break;
@@ -439,7 +439,7 @@ static int stun_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     (void)user;
     (void)in;
     (void)len;
-    rdv_server *srv = server_of(wsi);
+    srv_server *srv = server_of(wsi);
     if (!srv)
         return 0;
     int fd = (int)lws_get_socket_fd(wsi);
@@ -450,13 +450,13 @@ static int stun_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return 1;
     case LWS_CALLBACK_RAW_RX_FILE:
         for (int i = 0; i < srv->n_stun; i++)
-            if (rdv_stun_server_on_readable(&srv->stun[i], fd) != -EBADF)
+            if (srv_stun_server_on_readable(&srv->stun[i], fd) != -EBADF)
                 break;
         return 0; /* nonzero would make lws close the socket */
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         /* lws closes the fd itself: forget it so it is not closed twice */
         for (int i = 0; i < srv->n_stun; i++)
-            if (rdv_stun_server_release(&srv->stun[i], fd) == 0)
+            if (srv_stun_server_release(&srv->stun[i], fd) == 0)
                 break;
         return 0;
     default:
@@ -465,14 +465,14 @@ static int stun_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     return 0;
 }
 
-/* rdv_stun_packet_cb: one debug line per datagram ("stun rx IP PORT
- * in=N out=N reply=BYTES", the sockets as rdv_stun_via; reply=0: not
+/* srv_stun_packet_cb: one debug line per datagram ("stun rx IP PORT
+ * in=N out=N reply=BYTES", the sockets as srv_stun_via; reply=0: not
  * answered). */
 static void stun_packet(void *user, const struct sockaddr *from, socklen_t fromlen,
-                        rdv_stun_via in, rdv_stun_via out, size_t reply_len)
+                        srv_stun_via in, srv_stun_via out, size_t reply_len)
 {
-    rdv_server *srv = user;
-    if (srv->log->level > RDV_LOG_DEBUG)
+    srv_server *srv = user;
+    if (srv->log->level > SRV_LOG_DEBUG)
         return;
     rdv_stun_addr a;
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -480,7 +480,7 @@ static void stun_packet(void *user, const struct sockaddr *from, socklen_t froml
         memset(&a, 0, sizeof a);
     else
         inet_ntop(a.family == RDV_STUN_FAMILY_IPV4 ? AF_INET : AF_INET6, a.addr, ip, sizeof ip);
-    rdv_debug(srv->log, "stun rx %s %u in=%d out=%d reply=%zu", ip, (unsigned)a.port, (int)in,
+    srv_debug(srv->log, "stun rx %s %u in=%d out=%d reply=%zu", ip, (unsigned)a.port, (int)in,
               (int)out, reply_len);
 }
 
@@ -488,12 +488,12 @@ static void stun_packet(void *user, const struct sockaddr *from, socklen_t froml
  * context exists, so a refused port needs no context teardown). Returns 0
  * (also when STUN is off, or could not be opened with default options
  * only: logged, srv->n_stun stays 0) or -1 (logged). */
-static int stun_open(rdv_server *srv)
+static int stun_open(srv_server *srv)
 {
-    const rdv_config *cfg = srv->cfg;
+    const srv_config *cfg = srv->cfg;
     if (!cfg->stun)
         return 0;
-    rdv_stun_server_config sc;
+    srv_stun_server_config sc;
     memset(&sc, 0, sizeof sc);
     sc.addr = cfg->listen;
     sc.port = (uint16_t)cfg->stun_port;
@@ -501,15 +501,15 @@ static int stun_open(rdv_server *srv)
     sc.alt_addr = cfg->stun_alt_address[0] ? cfg->stun_alt_address : NULL;
     sc.cb_packet = stun_packet;
     sc.user_ptr = srv;
-    int rc = rdv_stun_server_open(&srv->stun[0], &sc);
+    int rc = srv_stun_server_open(&srv->stun[0], &sc);
     if (rc < 0 && cfg->stun_alt_auto && sc.alt_port) {
         /* The automatic alternate port is a convenience: without it nodes
          * cannot tell filtering behaviours apart, but STUN still works. */
         uint16_t alt = sc.alt_port;
         sc.alt_port = 0;
-        int rc2 = rdv_stun_server_open(&srv->stun[0], &sc);
+        int rc2 = srv_stun_server_open(&srv->stun[0], &sc);
         if (rc2 == 0) {
-            rdv_warn(srv->log, "stun: cannot open the alternate UDP port %u (auto) on %s: %s; "
+            srv_warn(srv->log, "stun: cannot open the alternate UDP port %u (auto) on %s: %s; "
                                "running without RFC 5780 (set --stun-alt-port, or 0)",
                      (unsigned)alt, cfg->listen, strerror(-rc));
             rc = 0;
@@ -519,15 +519,15 @@ static int stun_open(rdv_server *srv)
         const char *why = rc == -EINVAL ? "not a usable IP address" : strerror(-rc);
         char owner[128];
         bool known = rc == -EADDRINUSE &&
-                     rdv_port_owner(true, (uint16_t)cfg->stun_port, owner, sizeof owner);
+                     srv_port_owner(true, (uint16_t)cfg->stun_port, owner, sizeof owner);
         if (cfg->stun_explicit) {
-            rdv_error(srv->log, "stun: cannot open UDP port %d on %s: %s%s%s%s; choose another "
+            srv_error(srv->log, "stun: cannot open UDP port %d on %s: %s%s%s%s; choose another "
                                 "--stun-port, or --stun off",
                       cfg->stun_port, cfg->listen, why, known ? " (held by " : "",
                       known ? owner : "", known ? ")" : "");
             return -1;
         }
-        rdv_warn(srv->log, "stun: cannot open UDP port %d on %s: %s%s%s%s; running WITHOUT STUN: "
+        srv_warn(srv->log, "stun: cannot open UDP port %d on %s: %s%s%s%s; running WITHOUT STUN: "
                            "nodes cannot learn their public address or NAT type from this "
                            "server (stop that process, choose another --stun-port, or --stun "
                            "off)",
@@ -536,17 +536,17 @@ static int stun_open(rdv_server *srv)
         return 0;
     }
     srv->n_stun = 1;
-    const rdv_stun_server *s0 = &srv->stun[0];
+    const srv_stun_server *s0 = &srv->stun[0];
     if (s0->family == AF_INET6 && s0->wildcard) {
         /* --listen :: serves IPv4 too (dual stack): so does STUN */
         sc.addr = "0.0.0.0";
-        sc.port = s0->bound[RDV_STUN_VIA_PRIMARY].port;
+        sc.port = s0->bound[SRV_STUN_VIA_PRIMARY].port;
         sc.alt_port = s0->rcfg.alt_port;
-        rc = rdv_stun_server_open(&srv->stun[1], &sc);
+        rc = srv_stun_server_open(&srv->stun[1], &sc);
         if (rc == 0)
             srv->n_stun = 2;
         else
-            rdv_warn(srv->log, "stun: cannot open UDP port %u on 0.0.0.0: %s; IPv4 clients get "
+            srv_warn(srv->log, "stun: cannot open UDP port %u on 0.0.0.0: %s; IPv4 clients get "
                                "no STUN answers",
                      (unsigned)sc.port, strerror(-rc));
     }
@@ -555,19 +555,19 @@ static int stun_open(rdv_server *srv)
 
 /* Hands the open STUN fds to the lws loop as raw files of "rdv-stun".
  * Returns 0 or -1 (logged). */
-static int stun_adopt(rdv_server *srv)
+static int stun_adopt(srv_server *srv)
 {
     for (int i = 0; i < srv->n_stun; i++) {
-        for (int v = 0; v < RDV_STUN_VIA__COUNT; v++) {
+        for (int v = 0; v < SRV_STUN_VIA__COUNT; v++) {
             if (srv->stun[i].fd[v] < 0)
                 continue;
             lws_sock_file_fd_type d;
             memset(&d, 0, sizeof d);
             d.filefd = srv->stun[i].fd[v];
-            /* on failure the fd stays ours: rdv_server_destroy closes it */
+            /* on failure the fd stays ours: srv_server_destroy closes it */
             if (!srv->vhost || !lws_adopt_descriptor_vhost(srv->vhost, LWS_ADOPT_RAW_FILE_DESC,
                                                            d, "rdv-stun", NULL)) {
-                rdv_error(srv->log, "stun: cannot add the UDP socket to the event loop");
+                srv_error(srv->log, "stun: cannot add the UDP socket to the event loop");
                 return -1;
             }
         }
@@ -577,25 +577,25 @@ static int stun_adopt(rdv_server *srv)
 
 /* Logs "stun on udp://ADDR:PORT[, udp://0.0.0.0:PORT][ (RFC 5780: ...)]"
  * or "stun off", right after the ready line. */
-static void stun_log_ready(rdv_server *srv)
+static void stun_log_ready(srv_server *srv)
 {
     if (srv->n_stun == 0) {
-        rdv_notice(srv->log, "stun off");
+        srv_notice(srv->log, "stun off");
         return;
     }
     char line[512];
     size_t n = 0;
     n += (size_t)snprintf(line + n, sizeof line - n, "stun on");
     for (int i = 0; i < srv->n_stun && n < sizeof line; i++) {
-        const rdv_stun_server *st = &srv->stun[i];
-        const rdv_stun_addr *b = &st->bound[RDV_STUN_VIA_PRIMARY];
+        const srv_stun_server *st = &srv->stun[i];
+        const rdv_stun_addr *b = &st->bound[SRV_STUN_VIA_PRIMARY];
         char ip[INET6_ADDRSTRLEN] = "?";
         inet_ntop(st->family, b->addr, ip, sizeof ip);
         n += (size_t)snprintf(line + n, sizeof line - n, "%s udp://%s%s%s:%u", i ? "," : "",
                               st->family == AF_INET6 ? "[" : "", ip,
                               st->family == AF_INET6 ? "]" : "", (unsigned)b->port);
     }
-    const rdv_stun_server *s0 = &srv->stun[0];
+    const srv_stun_server *s0 = &srv->stun[0];
     if (n < sizeof line && (s0->rcfg.alt_port || s0->rcfg.has_alt_addr)) {
         char alt[INET6_ADDRSTRLEN] = "";
         if (s0->rcfg.has_alt_addr)
@@ -604,68 +604,68 @@ static void stun_log_ready(rdv_server *srv)
                               (unsigned)s0->rcfg.alt_port,
                               alt[0] ? ", alternate address " : "", alt);
     }
-    rdv_notice(srv->log, "%s", line);
+    srv_notice(srv->log, "%s", line);
 }
 
 /* ---- the engine (engine.h) ------------------------------------------- */
 
-static void on_remote_message(void *user, const rdv_queued_msg *m)
+static void on_remote_message(void *user, const srv_queued_msg *m)
 {
-    rdv_offline_arrived(user, m);
+    srv_offline_arrived(user, m);
 }
 
 /* The shared store answers again: nodes here are recorded again, and the
  * admission lists read again (changes may have been missed meanwhile). */
 static void on_engine_back(void *user)
 {
-    rdv_presence_rejoin(user);
-    rdv_admission_reload(user);
+    srv_presence_rejoin(user);
+    srv_admission_reload(user);
 }
 
 /* The engine: Redis with --redis (several instances share it), else the
  * SQLite store alone. Returns 0 or -1 (logged). */
-static int engine_open(rdv_server *srv)
+static int engine_open(srv_server *srv)
 {
-    rdv_engine_events ev = {
+    srv_engine_events ev = {
         .user = srv,
         .deliver = on_remote_message,
-        .replaced = rdv_presence_replaced,
-        .presence = rdv_presence_remote,
+        .replaced = srv_presence_replaced,
+        .presence = srv_presence_remote,
         .reconnected = on_engine_back,
-        .relay_in = rdv_relay_bus_in,
-        .admission = rdv_admission_bus_in,
+        .relay_in = srv_relay_bus_in,
+        .admission = srv_admission_bus_in,
     };
     if (srv->cfg->redis_url[0]) {
         char err[256] = "";
-        srv->engine = rdv_engine_redis_new(srv->cfg->redis_url, srv->ctx, &ev, err, sizeof err);
+        srv->engine = srv_engine_redis_new(srv->cfg->redis_url, srv->ctx, &ev, err, sizeof err);
         if (!srv->engine) {
-            rdv_error(srv->log, "--redis %s: %s", srv->cfg->redis_url, err);
+            srv_error(srv->log, "--redis %s: %s", srv->cfg->redis_url, err);
             return -1;
         }
         /* announce ready once Redis answers (a load balancer may send nodes
          * at once); a Redis that is down does not stop the start: the
          * instance serves alone until it answers (README) */
-        int64_t until = rdv_mono_ms() + REDIS_START_WAIT_MS;
-        while (!rdv_engine_healthy(srv->engine) && rdv_mono_ms() < until) {
+        int64_t until = srv_mono_ms() + REDIS_START_WAIT_MS;
+        while (!srv_engine_healthy(srv->engine) && srv_mono_ms() < until) {
             struct timespec d = {0, 10 * 1000000L};
             nanosleep(&d, NULL);
         }
-        if (!rdv_engine_healthy(srv->engine))
-            rdv_warn(srv->log, "--redis %s does not answer yet; serving alone (nodes here only, "
+        if (!srv_engine_healthy(srv->engine))
+            srv_warn(srv->log, "--redis %s does not answer yet; serving alone (nodes here only, "
                                "/healthz 503) until it does",
                      srv->cfg->redis_url);
     } else {
-        srv->engine = rdv_engine_sqlite_new(srv->store, &ev);
+        srv->engine = srv_engine_sqlite_new(srv->store, &ev);
         if (!srv->engine) {
-            rdv_error(srv->log, "out of memory");
+            srv_error(srv->log, "out of memory");
             return -1;
         }
     }
-    rdv_engine_status st;
-    rdv_engine_status_get(srv->engine, &st);
+    srv_engine_status st;
+    srv_engine_status_get(srv->engine, &st);
     snprintf(srv->instance_id, sizeof srv->instance_id, "%s", st.instance_id);
     if (st.instance_id[0])
-        rdv_info(srv->log, "engine %s, instance %s", st.engine, st.instance_id);
+        srv_info(srv->log, "engine %s, instance %s", st.engine, st.instance_id);
     return 0;
 }
 
@@ -681,13 +681,13 @@ static bool is_ipv4(const char *addr)
 /* Whether to ask lws for its libuv event loop (--event-loop uv). lws 4.1.6
  * loads it as a plugin (Debian: libwebsockets-evlib-uv); without it the
  * server falls back to poll(). */
-static bool use_uv(const rdv_server *srv)
+static bool use_uv(const srv_server *srv)
 {
     if (srv->cfg->event_loop_poll)
         return false;
     void *plugin = dlopen(UV_PLUGIN, RTLD_LAZY | RTLD_LOCAL);
     if (!plugin) {
-        rdv_info(srv->log, "%s not found (Debian package libwebsockets-evlib-uv); using the "
+        srv_info(srv->log, "%s not found (Debian package libwebsockets-evlib-uv); using the "
                            "poll() event loop",
                  UV_PLUGIN);
         return false;
@@ -696,9 +696,9 @@ static bool use_uv(const rdv_server *srv)
     return true;
 }
 
-static struct lws_context *create_context(rdv_server *srv, bool uv)
+static struct lws_context *create_context(srv_server *srv, bool uv)
 {
-    const rdv_config *cfg = srv->cfg;
+    const srv_config *cfg = srv->cfg;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = cfg->port;
@@ -738,20 +738,20 @@ static struct lws_context *create_context(rdv_server *srv, bool uv)
     return lws_create_context(&info);
 }
 
-int rdv_server_start(rdv_server *srv)
+int srv_server_start(srv_server *srv)
 {
-    const rdv_config *cfg = srv->cfg;
+    const srv_config *cfg = srv->cfg;
     srv->started_ms = rdv_now_ms();
-    srv->started_mono_ms = rdv_mono_ms();
+    srv->started_mono_ms = srv_mono_ms();
     srv->tls = cfg->tls_cert[0] != '\0';
-    if (rdv_presence_init(srv) != 0 ||
-        rdv_hmap_init(&srv->ips, 16,
-                      (ptrdiff_t)offsetof(rdv_ip_entry, addr) -
-                          (ptrdiff_t)offsetof(rdv_ip_entry, node)) != 0) {
-        rdv_error(srv->log, "out of memory");
+    if (srv_presence_init(srv) != 0 ||
+        srv_hmap_init(&srv->ips, 16,
+                      (ptrdiff_t)offsetof(srv_ip_entry, addr) -
+                          (ptrdiff_t)offsetof(srv_ip_entry, node)) != 0) {
+        srv_error(srv->log, "out of memory");
         return -1;
     }
-    rdv_relay_limits rl = {
+    srv_relay_limits rl = {
         .max_payload = cfg->relay_max_payload,
         .max_sessions = cfg->relay_max_sessions,
         .rate = cfg->relay_rate,
@@ -761,8 +761,8 @@ int rdv_server_start(rdv_server *srv)
         .open_timeout_ms = cfg->offline_ttl_ms,
         .queue_threshold = cfg->send_queue_max / 2,
     };
-    if (rdv_relay_init(&srv->relay, &rl) != 0) {
-        rdv_error(srv->log, "out of memory");
+    if (srv_relay_init(&srv->relay, &rl) != 0) {
+        srv_error(srv->log, "out of memory");
         return -1;
     }
     uint32_t ping_s = (uint32_t)(cfg->ping_interval_ms / 1000);
@@ -776,10 +776,10 @@ int rdv_server_start(rdv_server *srv)
 
     memset(srv->protocols, 0, sizeof srv->protocols);
     srv->protocols[0].name = "http";
-    srv->protocols[0].callback = rdv_http_callback;
+    srv->protocols[0].callback = srv_http_callback;
     srv->protocols[1].name = RDV_WS_SUBPROTOCOL;
     srv->protocols[1].callback = ws_callback;
-    srv->protocols[1].per_session_data_size = sizeof(rdv_conn);
+    srv->protocols[1].per_session_data_size = sizeof(srv_conn);
     srv->protocols[1].rx_buffer_size = cfg->rx_buffer_size;
     srv->protocols[1].tx_packet_size = cfg->max_message_bytes + 64;
     srv->protocols[2].name = "rdv-stun";
@@ -787,29 +787,29 @@ int rdv_server_start(rdv_server *srv)
 
     int lws_levels = LLL_ERR | LLL_WARN;
     lws_set_log_level(lws_levels,
-                      cfg->log.json ? rdv_log_lws_emit_json : rdv_log_lws_emit_text);
+                      cfg->log.json ? srv_log_lws_emit_json : srv_log_lws_emit_text);
 
     if (stun_open(srv) != 0)
         return -1;
     srv->uv = use_uv(srv);
     srv->ctx = create_context(srv, srv->uv);
     if (!srv->ctx && srv->uv) {
-        rdv_debug(srv->log, "cannot start with the libuv event loop; retrying with poll()");
+        srv_debug(srv->log, "cannot start with the libuv event loop; retrying with poll()");
         srv->uv = false;
         srv->ctx = create_context(srv, false);
     }
     if (!srv->ctx) {
-        rdv_error(srv->log, "cannot listen on %s port %d%s (the lines above say why)",
+        srv_error(srv->log, "cannot listen on %s port %d%s (the lines above say why)",
                   cfg->listen, cfg->port, srv->tls ? " with TLS" : "");
         return -1;
     }
     signal_ctx = srv->ctx;
-    if (rdv_vpool_start(&srv->vpool, cfg->verify_threads, srv->ctx) != 0)
-        rdv_warn(srv->log, "cannot start signature verification threads; verifying on the "
+    if (srv_vpool_start(&srv->vpool, cfg->verify_threads, srv->ctx) != 0)
+        srv_warn(srv->log, "cannot start signature verification threads; verifying on the "
                            "event loop");
     else
-        rdv_info(srv->log, "verifying signatures on %d thread(s)", srv->vpool.nthreads);
-    if (engine_open(srv) != 0 || rdv_admission_start(srv) != 0)
+        srv_info(srv->log, "verifying signatures on %d thread(s)", srv->vpool.nthreads);
+    if (engine_open(srv) != 0 || srv_admission_start(srv) != 0)
         return -1;
     if (!srv->uv) {
         struct sigaction sa;
@@ -828,21 +828,21 @@ int rdv_server_start(rdv_server *srv)
     signal(SIGPIPE, SIG_IGN);
     srv->vhost = lws_get_vhost_by_name(srv->ctx, "rendezvous");
     /* SIGHUP reads --tls-cert / --tls-key again (tls.h) */
-    if (srv->tls && rdv_reload_register(&srv->reload, "tls", rdv_tls_reload, srv) != 0) {
-        rdv_error(srv->log, "tls: cannot register the certificate reload");
+    if (srv->tls && srv_reload_register(&srv->reload, "tls", srv_tls_reload, srv) != 0) {
+        srv_error(srv->log, "tls: cannot register the certificate reload");
         return -1;
     }
     srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
-    rdv_accept_gate_init(srv);
+    srv_accept_gate_init(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
-    if (stun_adopt(srv) != 0 || rdv_operator_open(srv) != 0)
+    if (stun_adopt(srv) != 0 || srv_operator_open(srv) != 0)
         return -1;
     char host[80];
     if (strchr(cfg->listen, ':'))
         snprintf(host, sizeof host, "[%s]", cfg->listen);
     else
         snprintf(host, sizeof host, "%s", cfg->listen);
-    rdv_notice(srv->log, "listening on %s://%s:%d%s (name %s, %s %s, %s loop)",
+    srv_notice(srv->log, "listening on %s://%s:%d%s (name %s, %s %s, %s loop)",
              srv->tls ? "wss" : "ws", host, srv->port, RDV_WS_PATH, cfg->name,
              cfg->redis_url[0] ? "redis" : "db", cfg->redis_url[0] ? cfg->redis_url : cfg->db_path,
              srv->uv ? "libuv" : "poll");
@@ -850,7 +850,7 @@ int rdv_server_start(rdv_server *srv)
     return 0;
 }
 
-int rdv_server_run(rdv_server *srv)
+int srv_server_run(srv_server *srv)
 {
     while (!srv->stop_loop) {
         if (lws_service(srv->ctx, 0) < 0)
@@ -862,7 +862,7 @@ int rdv_server_run(rdv_server *srv)
     return 0;
 }
 
-void rdv_server_destroy(rdv_server *srv)
+void srv_server_destroy(srv_server *srv)
 {
     signal_ctx = NULL;
     if (srv->ctx) {
@@ -874,24 +874,24 @@ void rdv_server_destroy(rdv_server *srv)
         lws_sul_cancel(&srv->sul_drain);
         lws_sul_cancel(&srv->sul_uvstop);
         lws_sul_cancel(&srv->sul_reload);
-        rdv_accept_gate_stop(srv);
+        srv_accept_gate_stop(srv);
         if (srv->engine)
-            rdv_engine_detach(srv->engine); /* the context is going: no more wake-ups */
-        rdv_vpool_stop(&srv->vpool);
+            srv_engine_detach(srv->engine); /* the context is going: no more wake-ups */
+        srv_vpool_stop(&srv->vpool);
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
     }
-    rdv_vpool_stop(&srv->vpool);
-    rdv_vpool_free(&srv->vpool); /* every connection is gone: the jobs left */
-    rdv_engine_destroy(srv->engine);
+    srv_vpool_stop(&srv->vpool);
+    srv_vpool_free(&srv->vpool); /* every connection is gone: the jobs left */
+    srv_engine_destroy(srv->engine);
     srv->engine = NULL;
     /* lws closed (and released) every fd it adopted; close the rest */
     for (int i = 0; i < srv->n_stun; i++)
-        rdv_stun_server_close(&srv->stun[i]);
+        srv_stun_server_close(&srv->stun[i]);
     srv->n_stun = 0;
-    rdv_relay_free(&srv->relay);
-    rdv_presence_free(srv);
-    rdv_operator_free(srv);
-    rdv_hmap_free(&srv->ips);
-    rdv_admission_free(&srv->adm);
+    srv_relay_free(&srv->relay);
+    srv_presence_free(srv);
+    srv_operator_free(srv);
+    srv_hmap_free(&srv->ips);
+    srv_admission_free(&srv->adm);
 }

@@ -4,7 +4,7 @@
  * STATUS_PAGE_REFRESH_MS and fills the elements by id (the ids are what
  * the status_page test reads after rendering it in headless Chromium).
  */
-#include "status_page.h"
+#include "rendezvous/status_page.h"
 
 #include <string.h>
 
@@ -87,7 +87,7 @@ static const char page[] =
     "tick();setInterval(tick," STATUS_PAGE_REFRESH_MS ");\n"
     "</script></body></html>\n";
 
-const char *rdv_status_page(size_t *len)
+const char *srv_status_page(size_t *len)
 {
     *len = sizeof page - 1;
     return page;

@@ -4,8 +4,8 @@
  * red when /healthz does not answer 200. Self-contained (no external
  * scripts, fonts or CDNs) and readable on a phone.
  */
-#ifndef RDV_SERVER_STATUS_PAGE_H
-#define RDV_SERVER_STATUS_PAGE_H
+#ifndef SRV_STATUS_PAGE_H
+#define SRV_STATUS_PAGE_H
 
 #include <stddef.h>
 
@@ -13,6 +13,6 @@
 #define STATUS_PAGE_REFRESH_MS "3000"
 
 /* The page (static storage, length in *len). */
-const char *rdv_status_page(size_t *len);
+const char *srv_status_page(size_t *len);
 
 #endif

@@ -3,8 +3,8 @@
  * both created by db/migrations/001_init.sql through rdv_db_open().
  *
  * Statements. Every statement, including BEGIN/COMMIT/ROLLBACK, is prepared
- * once in rdv_store_open() with SQLITE_PREPARE_PERSISTENT and finalised in
- * rdv_store_close(). Every use ends with reset_stmt() (reset + clear
+ * once in srv_store_open() with SQLITE_PREPARE_PERSISTENT and finalised in
+ * srv_store_close(). Every use ends with reset_stmt() (reset + clear
  * bindings), on error paths too, so no statement is left active.
  *
  * Transactions. All transactions are BEGIN IMMEDIATE (the store always
@@ -13,7 +13,7 @@
  * autocommit flag is the single source of truth for "a transaction is
  * open": the store only ever leaves its presence batch open between calls.
  *  - Presence writes (node_online, node_offline, mark_all_offline) join the
- *    batch, opening it if none is open; rdv_store_flush() commits it.
+ *    batch, opening it if none is open; srv_store_flush() commits it.
  *  - queue_push inserts inside the batch (or a fresh transaction) and
  *    commits before returning, so the batch becomes durable with it. The
  *    same holds for queue_take and queue_expire: select, callbacks, delete
@@ -21,10 +21,10 @@
  *    (a crash between a callback and the commit can re-deliver after
  *    restart: at-least-once across crashes).
  *  - When a COMMIT fails the transaction is rolled back (the batch is lost)
- *    and the function reports RDV_STORE_ERR.
+ *    and the function reports SRV_STORE_ERR.
  * Reads run on the same connection and so see the batch's writes.
  *
- * rdv_store_writable() (for /healthz) does a real write:
+ * srv_store_writable() (for /healthz) does a real write:
  *   1. access(W_OK) on the database file - false when it was made
  *      read-only (the open descriptor would otherwise keep working until
  *      the next restart, which would then fail);
@@ -46,17 +46,17 @@
  * for minutes stalls the loop once, not once per offline message, flush
  * and /healthz probe.
  *
- * Causes. rdv_store_cause() names what the last failure means for a user
+ * Causes. srv_store_cause() names what the last failure means for a user
  * (busy database, full disk, read-only file, I/O error), from SQLite's
  * primary result code and errno (SQLite maps a short write with ENOSPC to
  * SQLITE_FULL; other paths, e.g. growing the -shm file, report an
  * SQLITE_IOERR_* whose errno is ENOSPC).
  *
  * Callbacks of queue_take/queue_expire must not call into the store; such
- * a re-entrant call fails with RDV_STORE_ERR instead of corrupting the
+ * a re-entrant call fails with SRV_STORE_ERR instead of corrupting the
  * iteration. Nothing here aborts; there is no global mutable state.
  */
-#include "store.h"
+#include "rendezvous/store.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -74,7 +74,7 @@
  * process (see "Busy database" above). */
 #define STORE_BUSY_RETRY_MS 20
 
-/* Indexes into rdv_store.stmt[]; SQL in stmt_sql[] below. */
+/* Indexes into srv_store.stmt[]; SQL in stmt_sql[] below. */
 enum {
     S_BEGIN,
     S_COMMIT,
@@ -140,7 +140,7 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_UV_GET] = "PRAGMA user_version",
 };
 
-struct rdv_store {
+struct srv_store {
     sqlite3 *db;
     sqlite3_stmt *stmt[S__COUNT];
     /* "PRAGMA user_version = N" for writable(): a PRAGMA value cannot be a
@@ -171,8 +171,8 @@ static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* Record "what: <SQLite's message>" as the store's error; returns
- * RDV_STORE_ERR for convenience. */
-static int sql_err(rdv_store *st, const char *what)
+ * SRV_STORE_ERR for convenience. */
+static int sql_err(srv_store *st, const char *what)
 {
     fmt_err(st->errmsg, sizeof st->errmsg, "%s: %s", what,
             sqlite3_errmsg(st->db));
@@ -181,18 +181,18 @@ static int sql_err(rdv_store *st, const char *what)
     if ((st->last_rc == SQLITE_BUSY || st->last_rc == SQLITE_LOCKED) && !st->busy_short &&
         sqlite3_busy_timeout(st->db, STORE_BUSY_RETRY_MS) == SQLITE_OK)
         st->busy_short = true;
-    return RDV_STORE_ERR;
+    return SRV_STORE_ERR;
 }
 
-static int arg_err(rdv_store *st, const char *msg)
+static int arg_err(srv_store *st, const char *msg)
 {
     fmt_err(st->errmsg, sizeof st->errmsg, "%s", msg);
     st->last_rc = 0;
     st->last_errno = 0;
-    return RDV_STORE_ERR;
+    return SRV_STORE_ERR;
 }
 
-const char *rdv_store_cause(const rdv_store *st)
+const char *srv_store_cause(const srv_store *st)
 {
     if (st == NULL)
         return NULL;
@@ -213,7 +213,7 @@ const char *rdv_store_cause(const rdv_store *st)
     }
 }
 
-const char *rdv_store_errmsg(const rdv_store *st)
+const char *srv_store_errmsg(const srv_store *st)
 {
     if (st == NULL)
         return "no store";
@@ -232,8 +232,8 @@ static int reset_stmt(sqlite3_stmt *s)
 }
 
 /* Step s once, expecting SQLITE_DONE, then reset it. On failure records
- * "what: ..." and returns RDV_STORE_ERR. */
-static int run_done(rdv_store *st, sqlite3_stmt *s, const char *what)
+ * "what: ..." and returns SRV_STORE_ERR. */
+static int run_done(srv_store *st, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
     if (rc != SQLITE_DONE) {
@@ -243,12 +243,12 @@ static int run_done(rdv_store *st, sqlite3_stmt *s, const char *what)
     }
     if (reset_stmt(s) != SQLITE_OK)
         return sql_err(st, what);
-    return RDV_STORE_OK;
+    return SRV_STORE_OK;
 }
 
 /* Step a "SELECT count(*)"-like statement (bindings already set) and
  * store its single integer in *out; reset afterwards. */
-static int run_int64(rdv_store *st, sqlite3_stmt *s, sqlite3_int64 *out,
+static int run_int64(srv_store *st, sqlite3_stmt *s, sqlite3_int64 *out,
                      const char *what)
 {
     int rc = sqlite3_step(s);
@@ -262,7 +262,7 @@ static int run_int64(rdv_store *st, sqlite3_stmt *s, sqlite3_int64 *out,
     *out = sqlite3_column_int64(s, 0);
     if (reset_stmt(s) != SQLITE_OK)
         return sql_err(st, what);
-    return RDV_STORE_OK;
+    return SRV_STORE_OK;
 }
 
 static int bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
@@ -274,14 +274,14 @@ static int bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 
 /* ---- transactions ---------------------------------------------------- */
 
-static bool txn_open(const rdv_store *st)
+static bool txn_open(const srv_store *st)
 {
     return !sqlite3_get_autocommit(st->db);
 }
 
 /* A write transaction began: the lock is free again, so waits get the
  * full busy timeout back. */
-static void busy_restore(rdv_store *st)
+static void busy_restore(srv_store *st)
 {
     if (st->busy_short &&
         sqlite3_busy_timeout(st->db, RDV_DB_BUSY_TIMEOUT_MS) == SQLITE_OK)
@@ -289,19 +289,19 @@ static void busy_restore(rdv_store *st)
 }
 
 /* Open a transaction unless one (the batch) is open already. */
-static int txn_begin(rdv_store *st)
+static int txn_begin(srv_store *st)
 {
     if (txn_open(st))
-        return RDV_STORE_OK;
-    if (run_done(st, st->stmt[S_BEGIN], "BEGIN") != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+        return SRV_STORE_OK;
+    if (run_done(st, st->stmt[S_BEGIN], "BEGIN") != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     busy_restore(st);
-    return RDV_STORE_OK;
+    return SRV_STORE_OK;
 }
 
 /* Roll back the open transaction, if any (SQLite may already have done so
  * after an I/O error). Keeps the message already recorded. */
-static void txn_rollback(rdv_store *st)
+static void txn_rollback(srv_store *st)
 {
     if (!txn_open(st))
         return;
@@ -316,30 +316,30 @@ static void txn_rollback(rdv_store *st)
 }
 
 /* Commit the open transaction, if any; on failure roll it back. */
-static int txn_commit(rdv_store *st)
+static int txn_commit(srv_store *st)
 {
     if (!txn_open(st))
-        return RDV_STORE_OK;
-    if (run_done(st, st->stmt[S_COMMIT], "COMMIT") != RDV_STORE_OK) {
+        return SRV_STORE_OK;
+    if (run_done(st, st->stmt[S_COMMIT], "COMMIT") != SRV_STORE_OK) {
         txn_rollback(st);
-        return RDV_STORE_ERR;
+        return SRV_STORE_ERR;
     }
-    return RDV_STORE_OK;
+    return SRV_STORE_OK;
 }
 
 /* Common entry check: store present, not called from a callback. */
-static int enter(rdv_store *st)
+static int enter(srv_store *st)
 {
     if (st == NULL)
-        return RDV_STORE_ERR;
+        return SRV_STORE_ERR;
     if (st->in_callback)
         return arg_err(st, "store called from inside a queue callback");
-    return RDV_STORE_OK;
+    return SRV_STORE_OK;
 }
 
 /* ---- open / close ---------------------------------------------------- */
 
-static void finalize_all(rdv_store *st)
+static void finalize_all(srv_store *st)
 {
     for (int i = 0; i < S__COUNT; i++) {
         /* finalize returns the last step error, already handled */
@@ -351,7 +351,7 @@ static void finalize_all(rdv_store *st)
 }
 
 /* (Re)prepare st->uv_set as "PRAGMA user_version = v". */
-static int prepare_uv_set(rdv_store *st, sqlite3_int64 v)
+static int prepare_uv_set(srv_store *st, sqlite3_int64 v)
 {
     char sql[64];
     fmt_err(sql, sizeof sql, "PRAGMA user_version = %lld", (long long)v);
@@ -363,7 +363,7 @@ static int prepare_uv_set(rdv_store *st, sqlite3_int64 v)
     (void)sqlite3_finalize(st->uv_set); /* NULL-safe; nothing pending */
     st->uv_set = s;
     st->uv_set_value = v;
-    return RDV_STORE_OK;
+    return SRV_STORE_OK;
 }
 
 static void close_db(sqlite3 *db)
@@ -375,25 +375,25 @@ static void close_db(sqlite3 *db)
     }
 }
 
-int rdv_store_open(const char *path, rdv_store **out, char *err,
+int srv_store_open(const char *path, srv_store **out, char *err,
                    size_t errlen)
 {
     fmt_err(err, errlen, "%s", "");
     if (out == NULL || path == NULL) {
-        fmt_err(err, errlen, "rdv_store_open: NULL argument");
-        return RDV_STORE_ERR;
+        fmt_err(err, errlen, "srv_store_open: NULL argument");
+        return SRV_STORE_ERR;
     }
     *out = NULL;
 
-    rdv_store *st = calloc(1, sizeof *st);
+    srv_store *st = calloc(1, sizeof *st);
     if (st == NULL) {
-        fmt_err(err, errlen, "rdv_store_open: out of memory");
-        return RDV_STORE_ERR;
+        fmt_err(err, errlen, "srv_store_open: out of memory");
+        return SRV_STORE_ERR;
     }
     int e = rdv_db_open(path, &st->db, err, errlen);
     if (e != 0) {
         free(st);
-        return RDV_STORE_ERR; /* err set by rdv_db_open */
+        return SRV_STORE_ERR; /* err set by rdv_db_open */
     }
 
     for (int i = 0; i < S__COUNT; i++) {
@@ -408,22 +408,22 @@ int rdv_store_open(const char *path, rdv_store **out, char *err,
     }
     sqlite3_int64 uv = 0;
     if (run_int64(st, st->stmt[S_UV_GET], &uv, "PRAGMA user_version")
-            != RDV_STORE_OK ||
-        prepare_uv_set(st, uv) != RDV_STORE_OK) {
+            != SRV_STORE_OK ||
+        prepare_uv_set(st, uv) != SRV_STORE_OK) {
         fmt_err(err, errlen, "%s: %s", path, st->errmsg);
         goto fail;
     }
     *out = st;
-    return RDV_STORE_OK;
+    return SRV_STORE_OK;
 
 fail:
     finalize_all(st);
     close_db(st->db);
     free(st);
-    return RDV_STORE_ERR;
+    return SRV_STORE_ERR;
 }
 
-void rdv_store_close(rdv_store *st)
+void srv_store_close(srv_store *st)
 {
     if (st == NULL)
         return;
@@ -434,21 +434,21 @@ void rdv_store_close(rdv_store *st)
     free(st);
 }
 
-int rdv_store_flush(rdv_store *st)
+int srv_store_flush(srv_store *st)
 {
-    if (enter(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (enter(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     return txn_commit(st);
 }
 
 /* ---- presence -------------------------------------------------------- */
 
-int rdv_store_mark_all_offline(rdv_store *st, int64_t now)
+int srv_store_mark_all_offline(srv_store *st, int64_t now)
 {
-    if (enter(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
-    if (txn_begin(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (enter(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
+    if (txn_begin(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     sqlite3_stmt *s = st->stmt[S_MARK_ALL_OFFLINE];
     if (sqlite3_bind_int64(s, 1, now) != SQLITE_OK) {
         int r = sql_err(st, "mark_all_offline: bind");
@@ -458,16 +458,16 @@ int rdv_store_mark_all_offline(rdv_store *st, int64_t now)
     return run_done(st, s, "mark_all_offline");
 }
 
-int rdv_store_node_online(rdv_store *st, const char *node_id,
+int srv_store_node_online(srv_store *st, const char *node_id,
                           const char *nat_type, const char *ip, int port,
                           int64_t now)
 {
-    if (enter(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (enter(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     if (node_id == NULL)
         return arg_err(st, "node_online: NULL node_id");
-    if (txn_begin(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (txn_begin(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     sqlite3_stmt *s = st->stmt[S_NODE_ONLINE];
     int rc = sqlite3_bind_text(s, 1, node_id, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -487,14 +487,14 @@ int rdv_store_node_online(rdv_store *st, const char *node_id,
     return run_done(st, s, "node_online");
 }
 
-int rdv_store_node_offline(rdv_store *st, const char *node_id, int64_t now)
+int srv_store_node_offline(srv_store *st, const char *node_id, int64_t now)
 {
-    if (enter(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (enter(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     if (node_id == NULL)
         return arg_err(st, "node_offline: NULL node_id");
-    if (txn_begin(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (txn_begin(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     sqlite3_stmt *s = st->stmt[S_NODE_OFFLINE];
     int rc = sqlite3_bind_text(s, 1, node_id, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -504,20 +504,20 @@ int rdv_store_node_offline(rdv_store *st, const char *node_id, int64_t now)
         (void)reset_stmt(s);
         return r;
     }
-    if (run_done(st, s, "node_offline") != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (run_done(st, s, "node_offline") != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     if (sqlite3_changes(st->db) == 0) {
         fmt_err(st->errmsg, sizeof st->errmsg,
                 "node_offline: unknown node %s", node_id);
-        return RDV_STORE_ENOTFOUND;
+        return SRV_STORE_ENOTFOUND;
     }
-    return RDV_STORE_OK;
+    return SRV_STORE_OK;
 }
 
-int rdv_store_lookup(rdv_store *st, const char *node_id, rdv_presence *out)
+int srv_store_lookup(srv_store *st, const char *node_id, srv_presence *out)
 {
-    if (enter(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (enter(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     if (node_id == NULL || out == NULL)
         return arg_err(st, "lookup: NULL argument");
     memset(out, 0, sizeof *out);
@@ -553,13 +553,13 @@ int rdv_store_lookup(rdv_store *st, const char *node_id, rdv_presence *out)
     }
     if (reset_stmt(s) != SQLITE_OK)
         return sql_err(st, "lookup");
-    return RDV_STORE_OK;
+    return SRV_STORE_OK;
 }
 
 /* ---- offline queue --------------------------------------------------- */
 
 /* Bind and run the insert of one message (transaction open). */
-static int queue_insert(rdv_store *st, const char *recipient,
+static int queue_insert(srv_store *st, const char *recipient,
                         const char *sender, const char *type,
                         const char *session_id, const uint8_t *raw,
                         size_t raw_len, int64_t created, int64_t expires)
@@ -588,22 +588,22 @@ static int queue_insert(rdv_store *st, const char *recipient,
     return run_done(st, s, "queue_push");
 }
 
-int rdv_store_queue_push(rdv_store *st, const char *recipient,
+int srv_store_queue_push(srv_store *st, const char *recipient,
                          const char *sender, const char *type,
                          const char *session_id, const uint8_t *raw,
                          size_t raw_len, int64_t created, int64_t expires,
                          int cap)
 {
-    if (enter(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (enter(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     if (recipient == NULL || sender == NULL || type == NULL ||
         (raw == NULL && raw_len > 0))
         return arg_err(st, "queue_push: NULL argument");
     /* On failure a transaction opened here is rolled back; a batch that
      * was open before stays open (only the failed statement is undone). */
     bool opened = !txn_open(st);
-    if (txn_begin(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (txn_begin(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
 
     sqlite3_stmt *s = st->stmt[S_Q_COUNT];
     if (sqlite3_bind_text(s, 1, recipient, -1, SQLITE_STATIC) != SQLITE_OK) {
@@ -614,40 +614,40 @@ int rdv_store_queue_push(rdv_store *st, const char *recipient,
         return r;
     }
     sqlite3_int64 waiting = 0;
-    if (run_int64(st, s, &waiting, "queue_push: count") != RDV_STORE_OK) {
+    if (run_int64(st, s, &waiting, "queue_push: count") != SRV_STORE_OK) {
         if (opened)
             txn_rollback(st);
-        return RDV_STORE_ERR;
+        return SRV_STORE_ERR;
     }
     if (waiting >= cap) {
         /* Nothing inserted; still commit, so the call always leaves the
          * store with nothing pending (as on success). */
-        if (txn_commit(st) != RDV_STORE_OK)
-            return RDV_STORE_ERR;
+        if (txn_commit(st) != SRV_STORE_OK)
+            return SRV_STORE_ERR;
         fmt_err(st->errmsg, sizeof st->errmsg,
                 "queue_push: %lld messages waiting for %s (cap %d)",
                 (long long)waiting, recipient, cap);
-        return RDV_STORE_EFULL;
+        return SRV_STORE_EFULL;
     }
     if (queue_insert(st, recipient, sender, type, session_id, raw, raw_len,
-                     created, expires) != RDV_STORE_OK) {
+                     created, expires) != SRV_STORE_OK) {
         if (opened)
             txn_rollback(st);
-        return RDV_STORE_ERR;
+        return SRV_STORE_ERR;
     }
     return txn_commit(st);
 }
 
 /* Step a SELECT of whole offline_queue rows (transaction open), calling cb
  * for each. *n gets the count, *first and *last the id range. Resets s. */
-static int deliver_rows(rdv_store *st, sqlite3_stmt *s, rdv_store_msg_cb cb,
+static int deliver_rows(srv_store *st, sqlite3_stmt *s, srv_store_msg_cb cb,
                         void *user, int *n, sqlite3_int64 *first,
                         sqlite3_int64 *last, const char *what)
 {
     *n = 0;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rdv_queued_msg m;
+        srv_queued_msg m;
         memset(&m, 0, sizeof m);
         m.id = sqlite3_column_int64(s, 0);
         m.recipient = (const char *)sqlite3_column_text(s, 1);
@@ -690,29 +690,29 @@ static int deliver_rows(rdv_store *st, sqlite3_stmt *s, rdv_store_msg_cb cb,
     }
     if (reset_stmt(s) != SQLITE_OK)
         return sql_err(st, what);
-    return RDV_STORE_OK;
+    return SRV_STORE_OK;
 }
 
 /* After deliver_rows(): delete the n delivered rows with d (bound by the
  * caller to exactly the delivered set) - done even when the iteration failed
  * part-way, so that what was handed out is not handed out again - and
  * commit. `failed` says the iteration failed (message already set).
- * Returns n or RDV_STORE_ERR. */
-static int finish_delivery(rdv_store *st, sqlite3_stmt *d, int n,
+ * Returns n or SRV_STORE_ERR. */
+static int finish_delivery(srv_store *st, sqlite3_stmt *d, int n,
                            bool failed, bool opened, const char *what)
 {
     if (n > 0) {
-        if (run_done(st, d, what) != RDV_STORE_OK) {
+        if (run_done(st, d, what) != SRV_STORE_OK) {
             if (opened)
                 txn_rollback(st);
-            return RDV_STORE_ERR;
+            return SRV_STORE_ERR;
         }
         if (sqlite3_changes(st->db) != n) {
             fmt_err(st->errmsg, sizeof st->errmsg,
                     "%s: handed out %d rows but deleted %d", what, n,
                     sqlite3_changes(st->db));
             txn_rollback(st);
-            return RDV_STORE_ERR;
+            return SRV_STORE_ERR;
         }
     } else if (reset_stmt(d) != SQLITE_OK) { /* drop its bindings */
         return sql_err(st, what);
@@ -720,31 +720,31 @@ static int finish_delivery(rdv_store *st, sqlite3_stmt *d, int n,
     if (failed && n == 0) {
         if (opened)
             txn_rollback(st);
-        return RDV_STORE_ERR;
+        return SRV_STORE_ERR;
     }
     if (n == 0) {
         /* Nothing written: end only a transaction opened for this read;
-         * a presence batch stays open for rdv_store_flush(), so an
+         * a presence batch stays open for srv_store_flush(), so an
          * authentication with an empty queue costs no commit. */
         if (opened)
             txn_rollback(st);
         return 0;
     }
-    if (txn_commit(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
-    return failed ? RDV_STORE_ERR : n;
+    if (txn_commit(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
+    return failed ? SRV_STORE_ERR : n;
 }
 
-int rdv_store_queue_take(rdv_store *st, const char *recipient, int64_t now,
-                         rdv_store_msg_cb cb, void *user)
+int srv_store_queue_take(srv_store *st, const char *recipient, int64_t now,
+                         srv_store_msg_cb cb, void *user)
 {
-    if (enter(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (enter(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     if (recipient == NULL)
         return arg_err(st, "queue_take: NULL recipient");
     bool opened = !txn_open(st);
-    if (txn_begin(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (txn_begin(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
 
     sqlite3_stmt *s = st->stmt[S_Q_SELECT_LIVE];
     int rc = sqlite3_bind_text(s, 1, recipient, -1, SQLITE_STATIC);
@@ -760,7 +760,7 @@ int rdv_store_queue_take(rdv_store *st, const char *recipient, int64_t now,
     int n = 0;
     sqlite3_int64 first = 0, last = 0;
     bool failed = deliver_rows(st, s, cb, user, &n, &first, &last,
-                               "queue_take") != RDV_STORE_OK;
+                               "queue_take") != SRV_STORE_OK;
 
     sqlite3_stmt *d = st->stmt[S_Q_DELETE_LIVE];
     rc = sqlite3_bind_text(d, 1, recipient, -1, SQLITE_STATIC);
@@ -780,14 +780,14 @@ int rdv_store_queue_take(rdv_store *st, const char *recipient, int64_t now,
     return finish_delivery(st, d, n, failed, opened, "queue_take: delete");
 }
 
-int rdv_store_queue_expire(rdv_store *st, int64_t now, rdv_store_msg_cb cb,
+int srv_store_queue_expire(srv_store *st, int64_t now, srv_store_msg_cb cb,
                            void *user)
 {
-    if (enter(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (enter(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     bool opened = !txn_open(st);
-    if (txn_begin(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (txn_begin(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
 
     sqlite3_stmt *s = st->stmt[S_Q_SELECT_EXPIRED];
     if (sqlite3_bind_int64(s, 1, now) != SQLITE_OK) {
@@ -800,7 +800,7 @@ int rdv_store_queue_expire(rdv_store *st, int64_t now, rdv_store_msg_cb cb,
     int n = 0;
     sqlite3_int64 first = 0, last = 0;
     bool failed = deliver_rows(st, s, cb, user, &n, &first, &last,
-                               "queue_expire") != RDV_STORE_OK;
+                               "queue_expire") != SRV_STORE_OK;
 
     sqlite3_stmt *d = st->stmt[S_Q_DELETE_EXPIRED];
     int rc = sqlite3_bind_int64(d, 1, now);
@@ -816,27 +816,27 @@ int rdv_store_queue_expire(rdv_store *st, int64_t now, rdv_store_msg_cb cb,
     return finish_delivery(st, d, n, failed, opened, "queue_expire: delete");
 }
 
-int64_t rdv_store_queue_depth(rdv_store *st)
+int64_t srv_store_queue_depth(srv_store *st)
 {
-    if (enter(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    if (enter(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     sqlite3_int64 n = 0;
     if (run_int64(st, st->stmt[S_Q_DEPTH], &n, "queue_depth")
-            != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+            != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     return n;
 }
 
 /* ---- health ---------------------------------------------------------- */
 
-sqlite3 *rdv_store_sqlite(rdv_store *st)
+sqlite3 *srv_store_sqlite(srv_store *st)
 {
     return st ? st->db : NULL;
 }
 
-bool rdv_store_writable(rdv_store *st)
+bool srv_store_writable(srv_store *st)
 {
-    if (enter(st) != RDV_STORE_OK)
+    if (enter(st) != SRV_STORE_OK)
         return false;
 
     const char *file = sqlite3_db_filename(st->db, "main");
@@ -848,25 +848,25 @@ bool rdv_store_writable(rdv_store *st)
         return false;
     }
     /* A pending batch would hide the probe's write inside it. */
-    if (txn_commit(st) != RDV_STORE_OK)
+    if (txn_commit(st) != SRV_STORE_OK)
         return false;
 
-    if (run_done(st, st->stmt[S_BEGIN], "writable: BEGIN") != RDV_STORE_OK)
+    if (run_done(st, st->stmt[S_BEGIN], "writable: BEGIN") != SRV_STORE_OK)
         return false;
     busy_restore(st);
     sqlite3_int64 uv = 0;
     if (run_int64(st, st->stmt[S_UV_GET], &uv, "writable: user_version")
-            != RDV_STORE_OK) {
+            != SRV_STORE_OK) {
         txn_rollback(st);
         return false;
     }
-    if (uv != st->uv_set_value && prepare_uv_set(st, uv) != RDV_STORE_OK) {
+    if (uv != st->uv_set_value && prepare_uv_set(st, uv) != SRV_STORE_OK) {
         txn_rollback(st);
         return false;
     }
-    if (run_done(st, st->uv_set, "writable: write") != RDV_STORE_OK) {
+    if (run_done(st, st->uv_set, "writable: write") != SRV_STORE_OK) {
         txn_rollback(st);
         return false;
     }
-    return txn_commit(st) == RDV_STORE_OK;
+    return txn_commit(st) == SRV_STORE_OK;
 }

@@ -9,23 +9,23 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "rendezvous/store.h"
 
-static const char *const kinds[RDV_ADM_LIST__COUNT] = {
-    [RDV_ADM_LIST_ALLOW] = NULL,
-    [RDV_ADM_LIST_REVOKED_NODE] = "node",
-    [RDV_ADM_LIST_REVOKED_SERIAL] = "serial",
+static const char *const kinds[SRV_ADM_LIST__COUNT] = {
+    [SRV_ADM_LIST_ALLOW] = NULL,
+    [SRV_ADM_LIST_REVOKED_NODE] = "node",
+    [SRV_ADM_LIST_REVOKED_SERIAL] = "serial",
 };
 
-int rdv_store_adm_set(rdv_store *st, int list, const char *key, bool present, int64_t added)
+int srv_store_adm_set(srv_store *st, int list, const char *key, bool present, int64_t added)
 {
-    sqlite3 *db = rdv_store_sqlite(st);
-    if (!db || !key || list < 0 || list >= RDV_ADM_LIST__COUNT)
-        return RDV_STORE_ERR;
-    if (rdv_store_flush(st) != RDV_STORE_OK)
-        return RDV_STORE_ERR;
+    sqlite3 *db = srv_store_sqlite(st);
+    if (!db || !key || list < 0 || list >= SRV_ADM_LIST__COUNT)
+        return SRV_STORE_ERR;
+    if (srv_store_flush(st) != SRV_STORE_OK)
+        return SRV_STORE_ERR;
     const char *sql;
-    if (list == RDV_ADM_LIST_ALLOW)
+    if (list == SRV_ADM_LIST_ALLOW)
         sql = present ? "INSERT INTO allowlist (node_id, added) VALUES (?1, ?3)"
                         " ON CONFLICT (node_id) DO NOTHING"
                       : "DELETE FROM allowlist WHERE node_id = ?1";
@@ -36,10 +36,10 @@ int rdv_store_adm_set(rdv_store *st, int list, const char *key, bool present, in
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
         sqlite3_finalize(s);
-        return RDV_STORE_ERR;
+        return SRV_STORE_ERR;
     }
     int rc = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK && list != RDV_ADM_LIST_ALLOW)
+    if (rc == SQLITE_OK && list != SRV_ADM_LIST_ALLOW)
         rc = sqlite3_bind_text(s, 2, kinds[list], -1, SQLITE_STATIC);
     if (rc == SQLITE_OK && present)
         rc = sqlite3_bind_int64(s, 3, added);
@@ -47,17 +47,17 @@ int rdv_store_adm_set(rdv_store *st, int list, const char *key, bool present, in
         rc = sqlite3_step(s);
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE)
-        return RDV_STORE_ERR;
+        return SRV_STORE_ERR;
     if (!present && sqlite3_changes(db) == 0)
-        return RDV_STORE_ENOTFOUND;
-    return RDV_STORE_OK;
+        return SRV_STORE_ENOTFOUND;
+    return SRV_STORE_OK;
 }
 
-int rdv_store_adm_load(rdv_store *st, rdv_store_adm_cb cb, void *user)
+int srv_store_adm_load(srv_store *st, srv_store_adm_cb cb, void *user)
 {
-    sqlite3 *db = rdv_store_sqlite(st);
+    sqlite3 *db = srv_store_sqlite(st);
     if (!db || !cb)
-        return RDV_STORE_ERR;
+        return SRV_STORE_ERR;
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(db,
                            "SELECT 0, node_id, added FROM allowlist UNION ALL"
@@ -65,7 +65,7 @@ int rdv_store_adm_load(rdv_store *st, rdv_store_adm_cb cb, void *user)
                            " FROM revoked",
                            -1, &s, NULL) != SQLITE_OK) {
         sqlite3_finalize(s);
-        return RDV_STORE_ERR;
+        return SRV_STORE_ERR;
     }
     int n = 0, rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -75,5 +75,5 @@ int rdv_store_adm_load(rdv_store *st, rdv_store_adm_cb cb, void *user)
         n++;
     }
     sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? n : RDV_STORE_ERR;
+    return rc == SQLITE_DONE ? n : SRV_STORE_ERR;
 }

@@ -7,7 +7,7 @@
  * Self-contained: uses only the codec in schema/stun.h and libc; no other
  * server module, no global state.
  */
-#include "stun_responder.h"
+#include "rendezvous/stun_responder.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,10 +16,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#ifdef RDV_VERSION
-#define RDV_STUN_SOFTWARE_DEFAULT RDV_STUN_SOFTWARE_PREFIX RDV_VERSION
+#ifdef SRV_VERSION
+#define SRV_STUN_SOFTWARE_DEFAULT SRV_STUN_SOFTWARE_PREFIX SRV_VERSION
 #else
-#define RDV_STUN_SOFTWARE_DEFAULT RDV_STUN_SOFTWARE_PREFIX "unknown"
+#define SRV_STUN_SOFTWARE_DEFAULT SRV_STUN_SOFTWARE_PREFIX "unknown"
 #endif
 
 /* Reason phrases of our error responses (RFC 8489 14.8 lets us choose). */
@@ -43,19 +43,19 @@ static socklen_t sa_len(const struct sockaddr *sa)
 
 /* Address of the server socket `v`, as seen from a request that arrived on
  * `here` through socket `in`. */
-static rdv_stun_addr sock_addr(const rdv_stun_responder_config *cfg, const rdv_stun_addr *here,
-                               rdv_stun_via in, rdv_stun_via v)
+static rdv_stun_addr sock_addr(const srv_stun_responder_config *cfg, const rdv_stun_addr *here,
+                               srv_stun_via in, srv_stun_via v)
 {
     rdv_stun_addr a;
     /* The arrival IP is authoritative for its side (it resolves a
      * wildcard primary); the configuration gives the other side. */
-    if ((v & RDV_STUN_VIA_ALT_ADDR) == (in & RDV_STUN_VIA_ALT_ADDR))
+    if ((v & SRV_STUN_VIA_ALT_ADDR) == (in & SRV_STUN_VIA_ALT_ADDR))
         a = *here;
-    else if (v & RDV_STUN_VIA_ALT_ADDR)
+    else if (v & SRV_STUN_VIA_ALT_ADDR)
         a = cfg->alt_addr;
     else
         a = cfg->addr;
-    a.port = (v & RDV_STUN_VIA_ALT_PORT) ? cfg->alt_port : cfg->port;
+    a.port = (v & SRV_STUN_VIA_ALT_PORT) ? cfg->alt_port : cfg->port;
     return a;
 }
 
@@ -72,15 +72,15 @@ static size_t answer_error(const rdv_stun_msg *m, int code, const char *reason,
     return n > 0 ? (size_t)n : 0;
 }
 
-size_t rdv_stun_responder_handle(const rdv_stun_responder_config *cfg, const uint8_t *in,
+size_t srv_stun_responder_handle(const srv_stun_responder_config *cfg, const uint8_t *in,
                                  size_t len, const struct sockaddr *from, socklen_t fromlen,
                                  const struct sockaddr *local, uint8_t *out, size_t outcap,
-                                 rdv_stun_route *route)
+                                 srv_stun_route *route)
 {
-    rdv_stun_route dummy;
+    srv_stun_route dummy;
     if (!route)
         route = &dummy;
-    route->via = RDV_STUN_VIA_PRIMARY;
+    route->via = SRV_STUN_VIA_PRIMARY;
     route->port = 0;
     if (!cfg || !in || !from || !out)
         return 0;
@@ -120,17 +120,17 @@ size_t rdv_stun_responder_handle(const rdv_stun_responder_config *cfg, const uin
     here.port = cfg->port;
     if (local && rdv_stun_addr_from_sockaddr(local, sa_len(local), &here) != 0)
         return 0;
-    unsigned in_bits = RDV_STUN_VIA_PRIMARY;
+    unsigned in_bits = SRV_STUN_VIA_PRIMARY;
     bool alt_ip_ok = cfg->has_alt_addr && cfg->alt_addr.family == here.family;
     bool alt_port_ok = cfg->alt_port != 0 && cfg->alt_port != cfg->port;
     if (alt_ip_ok && rdv_stun_ip_equal(&here, &cfg->alt_addr))
-        in_bits |= RDV_STUN_VIA_ALT_ADDR;
+        in_bits |= SRV_STUN_VIA_ALT_ADDR;
     if (alt_port_ok && here.port == cfg->alt_port)
-        in_bits |= RDV_STUN_VIA_ALT_PORT;
-    rdv_stun_via in_via = (rdv_stun_via)in_bits;
+        in_bits |= SRV_STUN_VIA_ALT_PORT;
+    srv_stun_via in_via = (srv_stun_via)in_bits;
     route->via = in_via;
 
-    const char *sw = cfg->software ? cfg->software : RDV_STUN_SOFTWARE_DEFAULT;
+    const char *sw = cfg->software ? cfg->software : SRV_STUN_SOFTWARE_DEFAULT;
 
     /* RFC 8489 6.3.1: a malformed request gets 400 Bad Request. */
     if (r < 0)
@@ -169,11 +169,11 @@ size_t rdv_stun_responder_handle(const rdv_stun_responder_config *cfg, const uin
                                 out, outcap);
         }
         if (want_ip)
-            out_bits ^= RDV_STUN_VIA_ALT_ADDR;
+            out_bits ^= SRV_STUN_VIA_ALT_ADDR;
         if (want_port)
-            out_bits ^= RDV_STUN_VIA_ALT_PORT;
+            out_bits ^= SRV_STUN_VIA_ALT_PORT;
     }
-    route->via = (rdv_stun_via)out_bits;
+    route->via = (srv_stun_via)out_bits;
 
     /* RFC 5780 6.1: RESPONSE-ORIGIN is the address the response is sent
      * from; OTHER-ADDRESS the one a change IP + change port reply would
@@ -191,11 +191,11 @@ size_t rdv_stun_responder_handle(const rdv_stun_responder_config *cfg, const uin
     if ((alt_ip_ok || alt_port_ok) && !rdv_stun_ip_is_any(&here)) {
         unsigned other_bits = in_bits;
         if (alt_ip_ok)
-            other_bits ^= RDV_STUN_VIA_ALT_ADDR;
+            other_bits ^= SRV_STUN_VIA_ALT_ADDR;
         if (alt_port_ok)
-            other_bits ^= RDV_STUN_VIA_ALT_PORT;
-        origin = sock_addr(cfg, &here, in_via, (rdv_stun_via)out_bits);
-        other = sock_addr(cfg, &here, in_via, (rdv_stun_via)other_bits);
+            other_bits ^= SRV_STUN_VIA_ALT_PORT;
+        origin = sock_addr(cfg, &here, in_via, (srv_stun_via)out_bits);
+        other = sock_addr(cfg, &here, in_via, (srv_stun_via)other_bits);
         o.response_origin = &origin;
         o.other_address = &other;
     }
@@ -244,7 +244,7 @@ static int open_one(rdv_stun_addr *a, bool wildcard)
     }
     if (rc == 0) {
         /* Best effort: a smaller buffer than asked for is not an error. */
-        int rcvbuf = RDV_STUN_SOCKET_RCVBUF;
+        int rcvbuf = SRV_STUN_SOCKET_RCVBUF;
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     }
     if (rc == 0)
@@ -262,11 +262,11 @@ static int open_one(rdv_stun_addr *a, bool wildcard)
     return fd;
 }
 
-int rdv_stun_server_release(rdv_stun_server *srv, int fd)
+int srv_stun_server_release(srv_stun_server *srv, int fd)
 {
     if (!srv || fd < 0)
         return -EBADF;
-    for (int i = 0; i < RDV_STUN_VIA__COUNT; i++) {
+    for (int i = 0; i < SRV_STUN_VIA__COUNT; i++) {
         if (srv->fd[i] == fd) {
             srv->fd[i] = -1;
             return 0;
@@ -275,23 +275,23 @@ int rdv_stun_server_release(rdv_stun_server *srv, int fd)
     return -EBADF;
 }
 
-void rdv_stun_server_close(rdv_stun_server *srv)
+void srv_stun_server_close(srv_stun_server *srv)
 {
     if (!srv)
         return;
-    for (int i = 0; i < RDV_STUN_VIA__COUNT; i++) {
+    for (int i = 0; i < SRV_STUN_VIA__COUNT; i++) {
         if (srv->fd[i] >= 0)
             close(srv->fd[i]);
         srv->fd[i] = -1;
     }
 }
 
-int rdv_stun_server_open(rdv_stun_server *srv, const rdv_stun_server_config *cfg)
+int srv_stun_server_open(srv_stun_server *srv, const srv_stun_server_config *cfg)
 {
     if (!srv)
         return -EINVAL;
     memset(srv, 0, sizeof(*srv));
-    for (int i = 0; i < RDV_STUN_VIA__COUNT; i++)
+    for (int i = 0; i < SRV_STUN_VIA__COUNT; i++)
         srv->fd[i] = -1;
     if (!cfg)
         return -EINVAL;
@@ -310,8 +310,8 @@ int rdv_stun_server_open(rdv_stun_server *srv, const rdv_stun_server_config *cfg
 
     srv->family = fam;
     srv->wildcard = rdv_stun_ip_is_any(&primary);
-    const char *sw = cfg->software ? cfg->software : RDV_STUN_SOFTWARE_DEFAULT;
-    size_t swlen = strnlen(sw, RDV_STUN_SOFTWARE_SERVER_MAX);
+    const char *sw = cfg->software ? cfg->software : SRV_STUN_SOFTWARE_DEFAULT;
+    size_t swlen = strnlen(sw, SRV_STUN_SOFTWARE_SERVER_MAX);
     memcpy(srv->software, sw, swlen);
     srv->software[swlen] = '\0';
     srv->cb_packet = cfg->cb_packet;
@@ -319,38 +319,38 @@ int rdv_stun_server_open(rdv_stun_server *srv, const rdv_stun_server_config *cfg
 
     /* Primary address: primary port, then the alternate port. */
     int fd;
-    srv->bound[RDV_STUN_VIA_PRIMARY] = primary;
-    srv->bound[RDV_STUN_VIA_PRIMARY].port = cfg->port;
-    if ((fd = open_one(&srv->bound[RDV_STUN_VIA_PRIMARY], srv->wildcard)) < 0)
+    srv->bound[SRV_STUN_VIA_PRIMARY] = primary;
+    srv->bound[SRV_STUN_VIA_PRIMARY].port = cfg->port;
+    if ((fd = open_one(&srv->bound[SRV_STUN_VIA_PRIMARY], srv->wildcard)) < 0)
         goto fail;
-    srv->fd[RDV_STUN_VIA_PRIMARY] = fd;
-    uint16_t port = srv->bound[RDV_STUN_VIA_PRIMARY].port;
+    srv->fd[SRV_STUN_VIA_PRIMARY] = fd;
+    uint16_t port = srv->bound[SRV_STUN_VIA_PRIMARY].port;
     uint16_t alt_port = 0;
     if (has_alt_port) {
-        srv->bound[RDV_STUN_VIA_ALT_PORT] = primary;
-        srv->bound[RDV_STUN_VIA_ALT_PORT].port = cfg->alt_port;
-        if ((fd = open_one(&srv->bound[RDV_STUN_VIA_ALT_PORT], srv->wildcard)) < 0)
+        srv->bound[SRV_STUN_VIA_ALT_PORT] = primary;
+        srv->bound[SRV_STUN_VIA_ALT_PORT].port = cfg->alt_port;
+        if ((fd = open_one(&srv->bound[SRV_STUN_VIA_ALT_PORT], srv->wildcard)) < 0)
             goto fail;
-        srv->fd[RDV_STUN_VIA_ALT_PORT] = fd;
-        alt_port = srv->bound[RDV_STUN_VIA_ALT_PORT].port;
+        srv->fd[SRV_STUN_VIA_ALT_PORT] = fd;
+        alt_port = srv->bound[SRV_STUN_VIA_ALT_PORT].port;
     }
     /* Alternate address: the same two ports. */
     if (has_alt) {
-        srv->bound[RDV_STUN_VIA_ALT_ADDR] = alt;
-        srv->bound[RDV_STUN_VIA_ALT_ADDR].port = port;
-        if ((fd = open_one(&srv->bound[RDV_STUN_VIA_ALT_ADDR], false)) < 0)
+        srv->bound[SRV_STUN_VIA_ALT_ADDR] = alt;
+        srv->bound[SRV_STUN_VIA_ALT_ADDR].port = port;
+        if ((fd = open_one(&srv->bound[SRV_STUN_VIA_ALT_ADDR], false)) < 0)
             goto fail;
-        srv->fd[RDV_STUN_VIA_ALT_ADDR] = fd;
+        srv->fd[SRV_STUN_VIA_ALT_ADDR] = fd;
         if (has_alt_port) {
-            srv->bound[RDV_STUN_VIA_ALT_BOTH] = alt;
-            srv->bound[RDV_STUN_VIA_ALT_BOTH].port = alt_port;
-            if ((fd = open_one(&srv->bound[RDV_STUN_VIA_ALT_BOTH], false)) < 0)
+            srv->bound[SRV_STUN_VIA_ALT_BOTH] = alt;
+            srv->bound[SRV_STUN_VIA_ALT_BOTH].port = alt_port;
+            if ((fd = open_one(&srv->bound[SRV_STUN_VIA_ALT_BOTH], false)) < 0)
                 goto fail;
-            srv->fd[RDV_STUN_VIA_ALT_BOTH] = fd;
+            srv->fd[SRV_STUN_VIA_ALT_BOTH] = fd;
         }
     }
 
-    rdv_stun_responder_config *rc = &srv->rcfg;
+    srv_stun_responder_config *rc = &srv->rcfg;
     rc->software = srv->software;
     rc->addr = primary;
     rc->port = port;
@@ -362,7 +362,7 @@ int rdv_stun_server_open(rdv_stun_server *srv, const rdv_stun_server_config *cfg
     return 0;
 
 fail:
-    rdv_stun_server_close(srv);
+    srv_stun_server_close(srv);
     return fd;
 }
 
@@ -442,21 +442,21 @@ static int send_reply(int fd, bool wildcard, const rdv_stun_addr *src, unsigned 
     return r == (ssize_t)n ? 0 : -1;
 }
 
-int rdv_stun_server_on_readable(rdv_stun_server *srv, int fd)
+int srv_stun_server_on_readable(srv_stun_server *srv, int fd)
 {
     if (!srv || fd < 0)
         return -EBADF;
     int in_idx = -1;
-    for (int i = 0; i < RDV_STUN_VIA__COUNT; i++)
+    for (int i = 0; i < SRV_STUN_VIA__COUNT; i++)
         if (srv->fd[i] == fd)
             in_idx = i;
     if (in_idx < 0)
         return -EBADF;
 
-    uint8_t buf[RDV_STUN_RECV_BUFFER];
-    uint8_t reply[RDV_STUN_REPLY_BUFFER];
+    uint8_t buf[SRV_STUN_RECV_BUFFER];
+    uint8_t reply[SRV_STUN_REPLY_BUFFER];
     int count = 0;
-    while (count < RDV_STUN_RECV_BUDGET) {
+    while (count < SRV_STUN_RECV_BUDGET) {
         struct sockaddr_storage from;
         struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
         pktinfo_ctl ctl;
@@ -489,14 +489,14 @@ int rdv_stun_server_on_readable(rdv_stun_server *srv, int fd)
         struct sockaddr_storage local;
         rdv_stun_addr_to_sockaddr(&here, &local);
 
-        rdv_stun_route route = {RDV_STUN_VIA_PRIMARY, 0};
-        size_t n = rdv_stun_responder_handle(&srv->rcfg, buf, (size_t)r,
+        srv_stun_route route = {SRV_STUN_VIA_PRIMARY, 0};
+        size_t n = srv_stun_responder_handle(&srv->rcfg, buf, (size_t)r,
                                              (const struct sockaddr *)&from, mh.msg_namelen,
                                              (const struct sockaddr *)&local, reply,
                                              sizeof(reply), &route);
         if (srv->cb_packet)
             srv->cb_packet(srv->user_ptr, (const struct sockaddr *)&from, mh.msg_namelen,
-                           (rdv_stun_via)in_idx, route.via, n);
+                           (srv_stun_via)in_idx, route.via, n);
         if (n == 0 || srv->fd[route.via] < 0) {
             srv->n_dropped++;
             continue;

@@ -3,13 +3,13 @@
  * schema/stun.h and the C library, not on the rest of the server.
  *
  * Two layers:
- *  - rdv_stun_responder_handle(): a pure function from one received
+ *  - srv_stun_responder_handle(): a pure function from one received
  *    datagram (plus who sent it and where it arrived) to the reply bytes
  *    and the socket that must send them. Unit-testable, fuzzable.
- *  - rdv_stun_server_*: non-blocking UDP sockets (IPv4 or IPv6; open one
+ *  - srv_stun_server_*: non-blocking UDP sockets (IPv4 or IPv6; open one
  *    server per family) read with recvmsg() and answered with sendmsg().
  *
- * Policy (see rdv_stun_responder_handle() for the details):
+ * Policy (see srv_stun_responder_handle() for the details):
  *  - Binding requests -> success with XOR-MAPPED-ADDRESS, SOFTWARE
  *    ("rendezvous/<version>"), FINGERPRINT; plus RESPONSE-ORIGIN and
  *    OTHER-ADDRESS when an alternate port or address is configured.
@@ -30,7 +30,7 @@
  *    only speaks RFC 3489). Classic error cases are dropped, never answered.
  *
  * Integration with the libwebsockets loop (server engineer): after
- * rdv_stun_server_open(), adopt each fd of srv.fd[] that is >= 0 as a raw
+ * srv_stun_server_open(), adopt each fd of srv.fd[] that is >= 0 as a raw
  * file descriptor, so lws only polls it and we do the recvmsg/sendmsg:
  *
  *     lws_sock_file_fd_type d = { .filefd = srv.fd[i] };
@@ -39,20 +39,20 @@
  *
  * with a protocol "rdv-stun" in the vhost's lws_protocols table whose
  * callback does, on LWS_CALLBACK_RAW_RX_FILE,
- *     rdv_stun_server_on_readable(srv, lws_get_socket_fd(wsi));
+ *     srv_stun_server_on_readable(srv, lws_get_socket_fd(wsi));
  * and returns 0 (nonzero makes lws close the wsi). An adopted descriptor
  * belongs to lws until the context is destroyed, and lws closes it then
  * (lws maintainer, warmcat/libwebsockets#1189): so on
- * LWS_CALLBACK_RAW_CLOSE_FILE call rdv_stun_server_release(srv, fd), and
- * rdv_stun_server_close() will not close that (maybe reused) fd number
+ * LWS_CALLBACK_RAW_CLOSE_FILE call srv_stun_server_release(srv, fd), and
+ * srv_stun_server_close() will not close that (maybe reused) fd number
  * again. Replies are sent inline from the read callback: UDP
  * sendmsg on a non-blocking socket never waits; if the kernel buffer is
  * full the reply is dropped and counted, and the client retransmits
  * (RFC 8489 6.2.1). (LWS_ADOPT_RAW_SOCKET_UDP is not used because lws
  * would then do the recvfrom itself and hide the destination address.)
  */
-#ifndef RDV_SERVER_STUN_H
-#define RDV_SERVER_STUN_H
+#ifndef SRV_STUN_H
+#define SRV_STUN_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,40 +61,40 @@
 
 #include "schema/stun.h"
 
-#define RDV_STUN_DEFAULT_PORT 3478      /* the IANA "stun" UDP port (RFC 8489) */
-#define RDV_STUN_SOFTWARE_PREFIX "rendezvous/"
-#define RDV_STUN_RECV_BUDGET 64         /* datagrams per on_readable call */
-#define RDV_STUN_RECV_BUFFER 2048       /* larger datagrams are dropped */
+#define SRV_STUN_DEFAULT_PORT 3478      /* the IANA "stun" UDP port (RFC 8489) */
+#define SRV_STUN_SOFTWARE_PREFIX "rendezvous/"
+#define SRV_STUN_RECV_BUDGET 64         /* datagrams per on_readable call */
+#define SRV_STUN_RECV_BUFFER 2048       /* larger datagrams are dropped */
 /* Kernel receive buffer asked for each STUN socket (SO_RCVBUF; Linux caps
  * it at net.core.rmem_max, raise that for more). The default (~212 KiB,
  * ~280 queued requests) dropped 1.4% of a 1,024-outstanding load in
  * bench/stun.sh; clients retransmit, but bursts of many NATed nodes are
  * the normal case for a rendezvous. */
-#define RDV_STUN_SOCKET_RCVBUF (4 * 1024 * 1024)
-#define RDV_STUN_REPLY_BUFFER RDV_STUN_MAX_UDP_MESSAGE
+#define SRV_STUN_SOCKET_RCVBUF (4 * 1024 * 1024)
+#define SRV_STUN_REPLY_BUFFER RDV_STUN_MAX_UDP_MESSAGE
 /* RFC 8489 14.14: SOFTWARE "fewer than 128 characters"; keeps every reply
- * inside RDV_STUN_REPLY_BUFFER. */
-#define RDV_STUN_SOFTWARE_SERVER_MAX 127
+ * inside SRV_STUN_REPLY_BUFFER. */
+#define SRV_STUN_SOFTWARE_SERVER_MAX 127
 
 /* Which of the (up to) four server sockets sends a reply: a bit set of
  * "alternate port" and "alternate address". */
-typedef enum rdv_stun_via {
-    RDV_STUN_VIA_PRIMARY = 0,  /* primary address, primary port */
-    RDV_STUN_VIA_ALT_PORT = 1, /* primary address, alternate port */
-    RDV_STUN_VIA_ALT_ADDR = 2, /* alternate address, primary port */
-    RDV_STUN_VIA_ALT_BOTH = 3, /* alternate address, alternate port */
-    RDV_STUN_VIA__COUNT = 4
-} rdv_stun_via;
+typedef enum srv_stun_via {
+    SRV_STUN_VIA_PRIMARY = 0,  /* primary address, primary port */
+    SRV_STUN_VIA_ALT_PORT = 1, /* primary address, alternate port */
+    SRV_STUN_VIA_ALT_ADDR = 2, /* alternate address, primary port */
+    SRV_STUN_VIA_ALT_BOTH = 3, /* alternate address, alternate port */
+    SRV_STUN_VIA__COUNT = 4
+} srv_stun_via;
 
 /* Where a reply goes: which socket sends it, and to which port of the
  * request's source IP. */
-typedef struct rdv_stun_route {
-    rdv_stun_via via; /* sending socket */
+typedef struct srv_stun_route {
+    srv_stun_via via; /* sending socket */
     uint16_t port;    /* the request's source port, or its RESPONSE-PORT */
-} rdv_stun_route;
+} srv_stun_route;
 
 /* The responder's view of the server's addresses. */
-typedef struct rdv_stun_responder_config {
+typedef struct srv_stun_responder_config {
     const char *software;   /* SOFTWARE value; NULL: "rendezvous/<version>" */
     rdv_stun_addr addr;     /* primary IP (port ignored); may be the wildcard
                              * (the arrival address is then used) unless
@@ -104,7 +104,7 @@ typedef struct rdv_stun_responder_config {
     bool has_alt_addr;
     rdv_stun_addr alt_addr; /* alternate IP (port ignored), same family */
     bool answer_classic;    /* answer RFC 3489 Binding requests */
-} rdv_stun_responder_config;
+} srv_stun_responder_config;
 
 /* Handles one datagram in[0..len) received from `from` on the local
  * address `local` (the destination IP and port of the datagram; NULL:
@@ -128,17 +128,17 @@ typedef struct rdv_stun_responder_config {
  *  - Otherwise the Binding success response (see the file comment).
  * Classic (RFC 3489) requests only ever get a success response or 0.
  * Pure function: no I/O, no state, no allocation. */
-size_t rdv_stun_responder_handle(const rdv_stun_responder_config *cfg, const uint8_t *in,
+size_t srv_stun_responder_handle(const srv_stun_responder_config *cfg, const uint8_t *in,
                                  size_t len, const struct sockaddr *from, socklen_t fromlen,
                                  const struct sockaddr *local, uint8_t *out, size_t outcap,
-                                 rdv_stun_route *route);
+                                 srv_stun_route *route);
 
 /* Called for every datagram handled by the socket layer (logging, tests). */
-typedef void (*rdv_stun_packet_cb)(void *user, const struct sockaddr *from, socklen_t fromlen,
-                                   rdv_stun_via in, rdv_stun_via out, size_t reply_len);
+typedef void (*srv_stun_packet_cb)(void *user, const struct sockaddr *from, socklen_t fromlen,
+                                   srv_stun_via in, srv_stun_via out, size_t reply_len);
 
 /* Socket layer configuration. */
-typedef struct rdv_stun_server_config {
+typedef struct srv_stun_server_config {
     const char *addr;        /* numeric IPv4 or IPv6 literal; "0.0.0.0" or
                               * "::" listens on all (not with alt_addr) */
     uint16_t port;           /* 0: an ephemeral port (tests) */
@@ -146,21 +146,21 @@ typedef struct rdv_stun_server_config {
     bool alt_port_ephemeral; /* tests: an ephemeral alternate port */
     const char *alt_addr;    /* NULL: none; same family as addr */
     const char *software;    /* NULL: "rendezvous/<version>"; copied, cut
-                              * to RDV_STUN_SOFTWARE_SERVER_MAX bytes */
+                              * to SRV_STUN_SOFTWARE_SERVER_MAX bytes */
     bool no_classic;         /* drop RFC 3489 requests instead of answering */
-    rdv_stun_packet_cb cb_packet; /* optional */
+    srv_stun_packet_cb cb_packet; /* optional */
     void *user_ptr;
-} rdv_stun_server_config;
+} srv_stun_server_config;
 
 /* An open responder. Fields are read-only for callers. */
-typedef struct rdv_stun_server {
-    int fd[RDV_STUN_VIA__COUNT];       /* -1 where no such socket */
-    rdv_stun_addr bound[RDV_STUN_VIA__COUNT]; /* their addresses (resolved ports) */
+typedef struct srv_stun_server {
+    int fd[SRV_STUN_VIA__COUNT];       /* -1 where no such socket */
+    rdv_stun_addr bound[SRV_STUN_VIA__COUNT]; /* their addresses (resolved ports) */
     bool wildcard;                     /* bound to 0.0.0.0 / :: (uses PKTINFO) */
     int family;                        /* AF_INET or AF_INET6 */
-    rdv_stun_responder_config rcfg;
+    srv_stun_responder_config rcfg;
     char software[RDV_STUN_SOFTWARE_MAX_BYTES + 1];
-    rdv_stun_packet_cb cb_packet;
+    srv_stun_packet_cb cb_packet;
     void *user_ptr;
     /* Counters: datagrams read (n_rx), replies sent (n_tx = n_tx_success +
      * n_tx_error, by the reply's STUN class), datagrams not answered
@@ -169,25 +169,25 @@ typedef struct rdv_stun_server {
      * n_rx == n_tx + n_dropped + n_send_errors. */
     uint64_t n_rx, n_tx, n_dropped, n_send_errors, n_recv_errors;
     uint64_t n_tx_success, n_tx_error;
-} rdv_stun_server;
+} srv_stun_server;
 
 /* Opens the sockets: primary address x {port, alt port} x {addr, alt
  * addr} as configured, non-blocking, close-on-exec, IPV6_V6ONLY for IPv6.
  * Returns 0, or a negative errno (EINVAL for a bad address or a wildcard
  * with alt_addr); on failure everything opened is closed again. */
-int rdv_stun_server_open(rdv_stun_server *srv, const rdv_stun_server_config *cfg);
+int srv_stun_server_open(srv_stun_server *srv, const srv_stun_server_config *cfg);
 
-/* Reads up to RDV_STUN_RECV_BUDGET datagrams from fd (one of srv->fd[])
+/* Reads up to SRV_STUN_RECV_BUDGET datagrams from fd (one of srv->fd[])
  * and answers them. Returns how many were read (0 when none was ready), or
  * -EBADF when fd is not one of ours. Transient errors are counted. */
-int rdv_stun_server_on_readable(rdv_stun_server *srv, int fd);
+int srv_stun_server_on_readable(srv_stun_server *srv, int fd);
 
 /* Forgets fd (one of srv->fd[]) without closing it: whoever adopted it
  * (libwebsockets) closes it. Returns 0, or -EBADF when it is not ours. */
-int rdv_stun_server_release(rdv_stun_server *srv, int fd);
+int srv_stun_server_release(srv_stun_server *srv, int fd);
 
 /* Closes every socket and marks them -1; safe to call twice and after a
- * failed rdv_stun_server_open() (which sets every fd to -1 first). */
-void rdv_stun_server_close(rdv_stun_server *srv);
+ * failed srv_stun_server_open() (which sets every fd to -1 first). */
+void srv_stun_server_close(srv_stun_server *srv);
 
 #endif

@@ -1,6 +1,6 @@
 /* tls.c - TLS 1.2+ on the wss:// listener and the certificate reload
  * (see tls.h). */
-#include "tls.h"
+#include "rendezvous/tls.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -9,16 +9,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "server.h"
+#include "rendezvous/log.h"
+#include "rendezvous/server.h"
 
-int rdv_tls_on_vhost_ctx(rdv_server *srv, void *ssl_ctx)
+int srv_tls_on_vhost_ctx(srv_server *srv, void *ssl_ctx)
 {
     SSL_CTX *ctx = ssl_ctx;
     if (!srv || !ctx)
         return 0;
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-        rdv_error(srv->log, "tls: cannot refuse TLS versions older than 1.2");
+        srv_error(srv->log, "tls: cannot refuse TLS versions older than 1.2");
         return -1;
     }
     srv->tls_ctx = ctx;
@@ -45,7 +45,7 @@ static void asn1_time_text(const ASN1_TIME *t, char *buf, size_t len)
 }
 
 /* Loads and checks cert + key into a new SSL_CTX; NULL with err set. */
-static SSL_CTX *load_checked(const rdv_config *cfg, char *err, size_t errlen)
+static SSL_CTX *load_checked(const srv_config *cfg, char *err, size_t errlen)
 {
     char why[160];
     SSL_CTX *tmp = SSL_CTX_new(TLS_server_method());
@@ -87,9 +87,9 @@ fail:
     return NULL;
 }
 
-int rdv_tls_reload(void *user, char *err, size_t errlen)
+int srv_tls_reload(void *user, char *err, size_t errlen)
 {
-    rdv_server *srv = user;
+    srv_server *srv = user;
     if (!srv || !srv->tls)
         return 0;
     if (!srv->tls_ctx) {
@@ -116,7 +116,7 @@ int rdv_tls_reload(void *user, char *err, size_t errlen)
     char subject[256] = "?", when[40];
     X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof subject);
     asn1_time_text(X509_get0_notAfter(x), when, sizeof when);
-    rdv_notice(srv->log, "tls: new handshakes use %.200s (subject %.200s, expires %s); "
+    srv_notice(srv->log, "tls: new handshakes use %.200s (subject %.200s, expires %s); "
                          "connected nodes keep theirs",
                srv->cfg->tls_cert, subject, when);
     SSL_CTX_free(tmp);

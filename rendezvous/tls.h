@@ -16,23 +16,23 @@
  * certificate before the key: a bad key file leaves the listener with the
  * new certificate and no key, and every later handshake fails.
  */
-#ifndef RDV_SERVER_TLS_H
-#define RDV_SERVER_TLS_H
+#ifndef SRV_TLS_H
+#define SRV_TLS_H
 
 #include <stddef.h>
 
-struct rdv_server;
+struct srv_server;
 
 /* LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS of the wss://
  * vhost: applies the policy to its SSL_CTX (`ssl_ctx`) and remembers it
  * for reloads. Returns 0, or -1 (logged) when the policy cannot be set. */
-int rdv_tls_on_vhost_ctx(struct rdv_server *srv, void *ssl_ctx);
+int srv_tls_on_vhost_ctx(struct srv_server *srv, void *ssl_ctx);
 
-/* The "tls" reload hook (rdv_reload_fn; user is the rdv_server): loads
+/* The "tls" reload hook (srv_reload_fn; user is the srv_server): loads
  * --tls-cert / --tls-key again as described above. Returns 0 (logged at
  * NOTICE with the new certificate's subject and expiry), or -1 with the
  * reason in err, the previous certificate kept. Without TLS: 0, nothing
  * done. */
-int rdv_tls_reload(void *user, char *err, size_t errlen);
+int srv_tls_reload(void *user, char *err, size_t errlen);
 
 #endif

@@ -6,7 +6,7 @@
  * touches only the job's data, scan and result between taking it from
  * in_* and putting it on out_*.
  */
-#include "vpool.h"
+#include "rendezvous/vpool.h"
 
 #include <libwebsockets.h>
 #include <sched.h>
@@ -14,17 +14,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conn.h"
-#include "log.h"
-#include "route.h"
-#include "server.h"
+#include "rendezvous/conn.h"
+#include "rendezvous/log.h"
+#include "rendezvous/route.h"
+#include "rendezvous/server.h"
 
 enum { VJ_VERIFY, VJ_HOLD };
 
-struct rdv_vjob {
-    rdv_vjob *next;   /* in_* / out_* of the pool */
-    rdv_vjob *cnext;  /* the connection's queue */
-    rdv_conn *c;      /* NULL once the connection is gone */
+struct srv_vjob {
+    srv_vjob *next;   /* in_* / out_* of the pool */
+    srv_vjob *cnext;  /* the connection's queue */
+    srv_conn *c;      /* NULL once the connection is gone */
     rdv_scan scan;    /* VJ_VERIFY: pointers rebased onto data */
     int result;       /* VJ_VERIFY: rdv_scan_verify's */
     uint32_t len;
@@ -36,14 +36,14 @@ struct rdv_vjob {
 
 static void *worker(void *arg)
 {
-    rdv_vpool *p = arg;
+    srv_vpool *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->in_head && !p->stop)
             pthread_cond_wait(&p->cond, &p->lock);
         if (p->stop)
             break;
-        rdv_vjob *j = p->in_head;
+        srv_vjob *j = p->in_head;
         p->in_head = j->next;
         if (!p->in_head)
             p->in_tail = NULL;
@@ -67,15 +67,15 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int rdv_vpool_start(rdv_vpool *p, int nthreads, struct lws_context *ctx)
+int srv_vpool_start(srv_vpool *p, int nthreads, struct lws_context *ctx)
 {
     memset(p, 0, sizeof *p);
     if (nthreads <= 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         nthreads = cores > 0 ? (int)cores : 1;
     }
-    if (nthreads > RDV_VPOOL_MAX_THREADS)
-        nthreads = RDV_VPOOL_MAX_THREADS;
+    if (nthreads > SRV_VPOOL_MAX_THREADS)
+        nthreads = SRV_VPOOL_MAX_THREADS;
     p->ctx = ctx;
     if (pthread_mutex_init(&p->lock, NULL) != 0)
         return -1;
@@ -97,7 +97,7 @@ int rdv_vpool_start(rdv_vpool *p, int nthreads, struct lws_context *ctx)
     return 0;
 }
 
-void rdv_vpool_stop(rdv_vpool *p)
+void srv_vpool_stop(srv_vpool *p)
 {
     if (!p->inited || p->nthreads == 0)
         return;
@@ -111,16 +111,16 @@ void rdv_vpool_stop(rdv_vpool *p)
     p->ctx = NULL;
 }
 
-static void free_list(rdv_vjob *j)
+static void free_list(srv_vjob *j)
 {
     while (j) {
-        rdv_vjob *n = j->next;
+        srv_vjob *n = j->next;
         free(j);
         j = n;
     }
 }
 
-void rdv_vpool_free(rdv_vpool *p)
+void srv_vpool_free(srv_vpool *p)
 {
     if (!p->inited)
         return;
@@ -133,11 +133,11 @@ void rdv_vpool_free(rdv_vpool *p)
 }
 
 /* A job for len bytes of data, or NULL (out of memory). */
-static rdv_vjob *job_new(const uint8_t *data, size_t len, int kind)
+static srv_vjob *job_new(const uint8_t *data, size_t len, int kind)
 {
     if (len > UINT32_MAX)
         return NULL;
-    rdv_vjob *j = malloc(sizeof *j + len);
+    srv_vjob *j = malloc(sizeof *j + len);
     if (!j)
         return NULL;
     memset(j, 0, sizeof *j);
@@ -148,7 +148,7 @@ static rdv_vjob *job_new(const uint8_t *data, size_t len, int kind)
 }
 
 /* Appends j to c's queue; pauses reading c when it is full. */
-static void conn_push(rdv_conn *c, rdv_vjob *j)
+static void conn_push(srv_conn *c, srv_vjob *j)
 {
     j->c = c;
     if (c->vq_tail)
@@ -156,7 +156,7 @@ static void conn_push(rdv_conn *c, rdv_vjob *j)
     else
         c->vq_head = j;
     c->vq_tail = j;
-    if (++c->vq_count >= RDV_VPOOL_CONN_MAX && !c->vq_paused) {
+    if (++c->vq_count >= SRV_VPOOL_CONN_MAX && !c->vq_paused) {
         c->vq_paused = 1;
         lws_rx_flow_control(c->wsi, 0);
     }
@@ -168,13 +168,13 @@ static const char *rebase(const char *ptr, const uint8_t *from, const uint8_t *t
     return (const char *)to + (ptr - (const char *)from);
 }
 
-bool rdv_vpool_defer(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len,
+bool srv_vpool_defer(srv_server *srv, srv_conn *c, const uint8_t *data, size_t len,
                      const rdv_scan *s)
 {
-    rdv_vpool *p = &srv->vpool;
+    srv_vpool *p = &srv->vpool;
     if (!p->inited || p->nthreads == 0)
         return false;
-    rdv_vjob *j = job_new(data, len, VJ_VERIFY);
+    srv_vjob *j = job_new(data, len, VJ_VERIFY);
     if (!j)
         return false;
     j->scan = *s;
@@ -194,14 +194,14 @@ bool rdv_vpool_defer(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t l
     return true;
 }
 
-bool rdv_vpool_hold(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t len, bool binary)
+bool srv_vpool_hold(srv_server *srv, srv_conn *c, const uint8_t *data, size_t len, bool binary)
 {
     if (!c->vq_head)
         return false;
-    rdv_vjob *j = job_new(data, len, VJ_HOLD);
+    srv_vjob *j = job_new(data, len, VJ_HOLD);
     if (!j) {
-        rdv_error(srv->log, "out of memory holding a %zu-byte message", len);
-        rdv_conn_close(srv, c, RDV_EC_INTERNAL, "server out of memory",
+        srv_error(srv->log, "out of memory holding a %zu-byte message", len);
+        srv_conn_close(srv, c, RDV_EC_INTERNAL, "server out of memory",
                        LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
         return true;
     }
@@ -212,9 +212,9 @@ bool rdv_vpool_hold(rdv_server *srv, rdv_conn *c, const uint8_t *data, size_t le
 }
 
 /* Takes the job at the head of c's queue off it. */
-static rdv_vjob *conn_pop(rdv_conn *c)
+static srv_vjob *conn_pop(srv_conn *c)
 {
-    rdv_vjob *j = c->vq_head;
+    srv_vjob *j = c->vq_head;
     c->vq_head = j->cnext;
     if (!c->vq_head)
         c->vq_tail = NULL;
@@ -224,18 +224,18 @@ static rdv_vjob *conn_pop(rdv_conn *c)
 
 /* Routes and frees the (done) job at the head of c's queue; the route
  * function's result. */
-static int route_head(rdv_server *srv, rdv_conn *c)
+static int route_head(srv_server *srv, srv_conn *c)
 {
-    rdv_vjob *j = conn_pop(c);
+    srv_vjob *j = conn_pop(c);
     int rc = j->kind == VJ_VERIFY
-                 ? rdv_route_verified(srv, c, j->data, j->len, &j->scan, j->result == 0)
-                 : rdv_route_held(srv, c, j->data, j->len, j->binary);
+                 ? srv_route_verified(srv, c, j->data, j->len, &j->scan, j->result == 0)
+                 : srv_route_held(srv, c, j->data, j->len, j->binary);
     free(j);
     return rc;
 }
 
 /* Routes c's queue from its head while the jobs there are done. */
-static void conn_advance(rdv_server *srv, rdv_conn *c)
+static void conn_advance(srv_server *srv, srv_conn *c)
 {
     while (c->vq_head && c->vq_head->done) {
         if (c->close_code) {
@@ -248,28 +248,28 @@ static void conn_advance(rdv_server *srv, rdv_conn *c)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         }
     }
-    if (c->vq_paused && c->vq_count <= RDV_VPOOL_CONN_MAX / 2) {
+    if (c->vq_paused && c->vq_count <= SRV_VPOOL_CONN_MAX / 2) {
         c->vq_paused = 0;
         lws_rx_flow_control(c->wsi, 1);
     }
 }
 
-void rdv_vpool_drain(rdv_server *srv)
+void srv_vpool_drain(srv_server *srv)
 {
-    rdv_vpool *p = &srv->vpool;
+    srv_vpool *p = &srv->vpool;
     if (!p->inited)
         return;
     pthread_mutex_lock(&p->lock);
-    rdv_vjob *list = p->out_head;
+    srv_vjob *list = p->out_head;
     p->out_head = p->out_tail = NULL;
     p->woken = false;
     pthread_mutex_unlock(&p->lock);
     /* Mark them all done first, keeping one job per connection (linked by
      * next) to advance from: advancing a connection routes and frees every
      * job of it that is done, this batch's included. */
-    rdv_vjob *ready = NULL;
+    srv_vjob *ready = NULL;
     while (list) {
-        rdv_vjob *j = list;
+        srv_vjob *j = list;
         list = j->next;
         p->jobs++;
         if (!j->c) {
@@ -284,7 +284,7 @@ void rdv_vpool_drain(rdv_server *srv)
         }
     }
     while (ready) {
-        rdv_conn *c = ready->c;
+        srv_conn *c = ready->c;
         ready = ready->next; /* before conn_advance frees it */
         c->vq_mark = 0;
         conn_advance(srv, c);
@@ -293,10 +293,10 @@ void rdv_vpool_drain(rdv_server *srv)
 
 /* Removes j from the pool list head..tail (linked by next); false when it
  * is not on it. Under p->lock. */
-static bool list_unlink(rdv_vjob **head, rdv_vjob **tail, rdv_vjob *j)
+static bool list_unlink(srv_vjob **head, srv_vjob **tail, srv_vjob *j)
 {
-    rdv_vjob *prev = NULL;
-    for (rdv_vjob *k = *head; k; prev = k, k = k->next) {
+    srv_vjob *prev = NULL;
+    for (srv_vjob *k = *head; k; prev = k, k = k->next) {
         if (k != j)
             continue;
         if (prev)
@@ -316,7 +316,7 @@ static bool list_unlink(rdv_vjob **head, rdv_vjob **tail, rdv_vjob *j)
  * While a worker holds it, waits: one signature check, tens of µs. Jobs a
  * drain has taken are all marked done before any is routed, so a job that
  * is not done is always on one of the two lists or at a worker. */
-static bool take_back(rdv_vpool *p, rdv_vjob *j)
+static bool take_back(srv_vpool *p, srv_vjob *j)
 {
     for (;;) {
         pthread_mutex_lock(&p->lock);
@@ -334,11 +334,11 @@ static bool take_back(rdv_vpool *p, rdv_vjob *j)
     }
 }
 
-void rdv_vpool_conn_flush(rdv_server *srv, rdv_conn *c)
+void srv_vpool_conn_flush(srv_server *srv, srv_conn *c)
 {
-    rdv_vpool *p = &srv->vpool;
+    srv_vpool *p = &srv->vpool;
     while (c->vq_head) {
-        rdv_vjob *j = c->vq_head;
+        srv_vjob *j = c->vq_head;
         if (j->kind == VJ_VERIFY && !j->done) {
             if (!take_back(p, j))
                 j->result = rdv_scan_verify(j->data, &j->scan);
@@ -348,12 +348,12 @@ void rdv_vpool_conn_flush(rdv_server *srv, rdv_conn *c)
     }
 }
 
-void rdv_vpool_conn_gone(rdv_server *srv, rdv_conn *c)
+void srv_vpool_conn_gone(srv_server *srv, srv_conn *c)
 {
     (void)srv;
-    rdv_vjob *j = c->vq_head;
+    srv_vjob *j = c->vq_head;
     while (j) {
-        rdv_vjob *n = j->cnext;
+        srv_vjob *n = j->cnext;
         if (j->kind == VJ_VERIFY && !j->done)
             j->c = NULL; /* at a worker or on the done list: freed there */
         else

@@ -6,7 +6,7 @@
  * handed to one of --verify-threads worker threads. A worker verifies,
  * puts the job on the done list and, when that list was empty, wakes the
  * loop with lws_cancel_service() (the one lws call another thread may
- * make; LWS_CALLBACK_EVENT_WAIT_CANCELLED then runs rdv_vpool_drain() on
+ * make; LWS_CALLBACK_EVENT_WAIT_CANCELLED then runs srv_vpool_drain() on
  * the loop). Everything else about a job happens on the loop thread.
  *
  * Order: while a connection has jobs queued, every later message of it,
@@ -14,13 +14,13 @@
  * handled only when everything before it is; the loop routes a
  * connection's queue from its head as far as the jobs are done. So
  * messages leave in the order they came, whichever worker finishes
- * first. A connection with RDV_VPOOL_CONN_MAX jobs queued stops being
+ * first. A connection with SRV_VPOOL_CONN_MAX jobs queued stops being
  * read (lws_rx_flow_control) until half of them are done. A connection
- * that its node closes has its queue routed first (rdv_vpool_conn_flush);
+ * that its node closes has its queue routed first (srv_vpool_conn_flush);
  * one the server closes leaves its jobs to be freed when they come back.
  */
-#ifndef RDV_SERVER_VPOOL_H
-#define RDV_SERVER_VPOOL_H
+#ifndef SRV_VPOOL_H
+#define SRV_VPOOL_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -30,65 +30,65 @@
 #include "schema/scan.h"
 
 struct lws_context;
-struct rdv_server;
-struct rdv_conn;
+struct srv_server;
+struct srv_conn;
 
-#define RDV_VPOOL_MAX_THREADS 64
-#define RDV_VPOOL_CONN_MAX 64 /* queued jobs per connection before reads pause */
+#define SRV_VPOOL_MAX_THREADS 64
+#define SRV_VPOOL_CONN_MAX 64 /* queued jobs per connection before reads pause */
 
-typedef struct rdv_vjob rdv_vjob;
+typedef struct srv_vjob srv_vjob;
 
-typedef struct rdv_vpool {
+typedef struct srv_vpool {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    rdv_vjob *in_head, *in_tail;   /* waiting for a worker (lock) */
-    rdv_vjob *out_head, *out_tail; /* verified, for the loop (lock) */
+    srv_vjob *in_head, *in_tail;   /* waiting for a worker (lock) */
+    srv_vjob *out_head, *out_tail; /* verified, for the loop (lock) */
     bool stop;                     /* (lock) */
     bool woken;                    /* a wake-up is on its way (lock) */
     bool inited;                   /* started: lock and cond exist */
     int nthreads;                  /* workers running; 0: verify inline */
-    pthread_t threads[RDV_VPOOL_MAX_THREADS];
+    pthread_t threads[SRV_VPOOL_MAX_THREADS];
     struct lws_context *ctx;
     uint64_t jobs;                 /* verified off the loop (metrics) */
-} rdv_vpool;
+} srv_vpool;
 
 /* Starts nthreads workers (0: one per online CPU core) that wake ctx.
  * Returns 0, or -1 when none could start (p is then unused: verify
  * inline). */
-int rdv_vpool_start(rdv_vpool *p, int nthreads, struct lws_context *ctx);
+int srv_vpool_start(srv_vpool *p, int nthreads, struct lws_context *ctx);
 
 /* Stops and joins the workers (no wake-ups after it returns). */
-void rdv_vpool_stop(rdv_vpool *p);
+void srv_vpool_stop(srv_vpool *p);
 
-/* Frees every job left (after rdv_vpool_stop and after the connections
+/* Frees every job left (after srv_vpool_stop and after the connections
  * are gone). */
-void rdv_vpool_free(rdv_vpool *p);
+void srv_vpool_free(srv_vpool *p);
 
 /* Verifies the scanned message data[0..len) of c on a worker and routes it
- * in order afterwards (rdv_route_verified). Returns true when queued;
+ * in order afterwards (srv_route_verified). Returns true when queued;
  * false when there is no pool (verify inline) or no memory for the job. */
-bool rdv_vpool_defer(struct rdv_server *srv, struct rdv_conn *c, const uint8_t *data,
+bool srv_vpool_defer(struct srv_server *srv, struct srv_conn *c, const uint8_t *data,
                      size_t len, const rdv_scan *s);
 
 /* When c has jobs queued, queues a copy of this message behind them
- * (handled by rdv_route_held once they are) and returns true; false when
+ * (handled by srv_route_held once they are) and returns true; false when
  * nothing is queued (handle it now). Out of memory: c is closed, true. */
-bool rdv_vpool_hold(struct rdv_server *srv, struct rdv_conn *c, const uint8_t *data,
+bool srv_vpool_hold(struct srv_server *srv, struct srv_conn *c, const uint8_t *data,
                     size_t len, bool binary);
 
 /* Loop thread, on LWS_CALLBACK_EVENT_WAIT_CANCELLED: takes the verified
  * jobs and routes every connection's queue from its head while done. */
-void rdv_vpool_drain(struct rdv_server *srv);
+void srv_vpool_drain(struct srv_server *srv);
 
 /* c was closed by its node (not refused by the server): routes what it
  * sent before it hung up, in order, verifying on the loop thread what no
  * worker has taken yet (a node may send its answer and close at once; the
  * answer must still reach its peer). Nothing is sent to c: the caller has
  * set c->close_code. */
-void rdv_vpool_conn_flush(struct rdv_server *srv, struct rdv_conn *c);
+void srv_vpool_conn_flush(struct srv_server *srv, struct srv_conn *c);
 
 /* c is going away: its queued messages are dropped (jobs still at a
  * worker are freed when they come back). */
-void rdv_vpool_conn_gone(struct rdv_server *srv, struct rdv_conn *c);
+void srv_vpool_conn_gone(struct srv_server *srv, struct srv_conn *c);
 
 #endif

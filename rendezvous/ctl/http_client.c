@@ -1,6 +1,6 @@
 /* http_client.c - one HTTP request over libwebsockets' client (see
  * http_client.h). */
-#include "http_client.h"
+#include "rendezvous/ctl/http_client.h"
 
 #include <libwebsockets.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * library the server already links), for rdvctl: method, URL, bearer
  * token, optional JSON body; the status and the whole response body.
  */
-#ifndef RDV_CTL_HTTP_CLIENT_H
-#define RDV_CTL_HTTP_CLIENT_H
+#ifndef SRV_CTL_HTTP_CLIENT_H
+#define SRV_CTL_HTTP_CLIENT_H
 
 #include <stddef.h>
 

@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "http_client.h"
+#include "rendezvous/ctl/http_client.h"
 
-#ifndef RDV_VERSION
-#define RDV_VERSION "0.1.0"
+#ifndef SRV_VERSION
+#define SRV_VERSION "0.1.0"
 #endif
 
 #define DEFAULT_URL "http://127.0.0.1:9080"
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--version")) {
-            printf("rdvctl %s\n", RDV_VERSION);
+            printf("rdvctl %s\n", SRV_VERSION);
             return 0;
         } else if (!strcmp(a, "--json")) {
             json = true;

@@ -37,7 +37,7 @@
 struct fx {
     char dir[PATH_LEN];
     char path[PATH_LEN + 16]; /* dir/rdv.db */
-    rdv_store *st;
+    srv_store *st;
 };
 
 static int fx_setup(void **state)
@@ -61,7 +61,7 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
     struct fx *f = *state;
-    rdv_store_close(f->st);
+    srv_store_close(f->st);
     (void)chmod(f->dir, 0700);
     static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
@@ -74,13 +74,13 @@ static int fx_teardown(void **state)
     return rc;
 }
 
-static rdv_store *open_ok(const char *path)
+static srv_store *open_ok(const char *path)
 {
-    rdv_store *st = NULL;
+    srv_store *st = NULL;
     char err[256] = "";
-    int rc = rdv_store_open(path, &st, err, sizeof err);
-    if (rc != RDV_STORE_OK)
-        fail_msg("rdv_store_open(%s): %s", path, err);
+    int rc = srv_store_open(path, &st, err, sizeof err);
+    if (rc != SRV_STORE_OK)
+        fail_msg("srv_store_open(%s): %s", path, err);
     assert_non_null(st);
     return st;
 }
@@ -126,11 +126,11 @@ struct got_msg {
 struct got {
     int n;
     struct got_msg m[MAXGOT];
-    rdv_store *st;      /* for the re-entrancy test */
+    srv_store *st;      /* for the re-entrancy test */
     int reentry_rc;
 };
 
-static void collect(const rdv_queued_msg *msg, void *user)
+static void collect(const srv_queued_msg *msg, void *user)
 {
     struct got *g = user;
     assert_true(g->n < MAXGOT);
@@ -149,15 +149,15 @@ static void collect(const rdv_queued_msg *msg, void *user)
     m->created = msg->created;
     m->expires = msg->expires;
     if (g->st != NULL)
-        g->reentry_rc = (int)rdv_store_queue_depth(g->st);
+        g->reentry_rc = (int)srv_store_queue_depth(g->st);
 }
 
 /* Push a message whose raw bytes are the text `body`. */
-static int push(rdv_store *st, const char *to, const char *from,
+static int push(srv_store *st, const char *to, const char *from,
                 const char *session, const char *body, int64_t expires,
                 int cap)
 {
-    return rdv_store_queue_push(st, to, from, "offer", session,
+    return srv_store_queue_push(st, to, from, "offer", session,
                                 (const uint8_t *)body, strlen(body), T0,
                                 expires, cap);
 }
@@ -169,14 +169,14 @@ static void test_open_error(void **state)
     struct fx *f = *state;
     char path[PATH_LEN + 32];
     snprintf(path, sizeof path, "%s/missing/dir/rdv.db", f->dir);
-    rdv_store *st = (rdv_store *)&st; /* must be reset to NULL */
+    srv_store *st = (srv_store *)&st; /* must be reset to NULL */
     char err[256] = "";
-    assert_int_equal(rdv_store_open(path, &st, err, sizeof err),
-                     RDV_STORE_ERR);
+    assert_int_equal(srv_store_open(path, &st, err, sizeof err),
+                     SRV_STORE_ERR);
     assert_null(st);
     assert_non_null(strstr(err, "rdv.db"));
-    rdv_store_close(NULL); /* NULL-safe */
-    assert_string_equal(rdv_store_errmsg(NULL), "no store");
+    srv_store_close(NULL); /* NULL-safe */
+    assert_string_equal(srv_store_errmsg(NULL), "no store");
 }
 
 /* ---- presence ------------------------------------------------------------- */
@@ -186,9 +186,9 @@ static void test_lookup_unknown(void **state)
     struct fx *f = *state;
     f->st = open_ok(f->path);
     char a[65];
-    rdv_presence p;
+    srv_presence p;
     memset(&p, 0x5a, sizeof p);
-    assert_int_equal(rdv_store_lookup(f->st, nid(a, 'a'), &p), RDV_STORE_OK);
+    assert_int_equal(srv_store_lookup(f->st, nid(a, 'a'), &p), SRV_STORE_OK);
     assert_false(p.known);
     assert_false(p.online);
     assert_int_equal(p.first_seen, 0);
@@ -201,11 +201,11 @@ static void test_node_online_first(void **state)
     struct fx *f = *state;
     f->st = open_ok(f->path);
     char a[65];
-    assert_int_equal(rdv_store_node_online(f->st, nid(a, 'a'), "symmetric",
+    assert_int_equal(srv_store_node_online(f->st, nid(a, 'a'), "symmetric",
                                            "203.0.113.7", 40000, T0),
-                     RDV_STORE_OK);
-    rdv_presence p;
-    assert_int_equal(rdv_store_lookup(f->st, a, &p), RDV_STORE_OK);
+                     SRV_STORE_OK);
+    srv_presence p;
+    assert_int_equal(srv_store_lookup(f->st, a, &p), SRV_STORE_OK);
     assert_true(p.known);
     assert_true(p.online);
     assert_int_equal(p.first_seen, T0);
@@ -218,15 +218,15 @@ static void test_node_online_again(void **state)
     struct fx *f = *state;
     f->st = open_ok(f->path);
     char a[65];
-    assert_int_equal(rdv_store_node_online(f->st, nid(a, 'a'), "symmetric",
+    assert_int_equal(srv_store_node_online(f->st, nid(a, 'a'), "symmetric",
                                            "203.0.113.7", 40000, T0),
-                     RDV_STORE_OK);
-    assert_int_equal(rdv_store_node_offline(f->st, a, T0 + 500),
-                     RDV_STORE_OK);
-    assert_int_equal(rdv_store_node_online(f->st, a, "fullCone", NULL, -1,
-                                           T0 + 1000), RDV_STORE_OK);
-    rdv_presence p;
-    assert_int_equal(rdv_store_lookup(f->st, a, &p), RDV_STORE_OK);
+                     SRV_STORE_OK);
+    assert_int_equal(srv_store_node_offline(f->st, a, T0 + 500),
+                     SRV_STORE_OK);
+    assert_int_equal(srv_store_node_online(f->st, a, "fullCone", NULL, -1,
+                                           T0 + 1000), SRV_STORE_OK);
+    srv_presence p;
+    assert_int_equal(srv_store_lookup(f->st, a, &p), SRV_STORE_OK);
     assert_true(p.known);
     assert_true(p.online);
     assert_int_equal(p.first_seen, T0);
@@ -234,7 +234,7 @@ static void test_node_online_again(void **state)
     assert_string_equal(p.nat_type, "fullCone");
 
     /* Endpoint columns as stored (NULL ip/port for "not known"). */
-    assert_int_equal(rdv_store_flush(f->st), RDV_STORE_OK);
+    assert_int_equal(srv_store_flush(f->st), SRV_STORE_OK);
     assert_int_equal(committed_ll(f->path, "SELECT count(*) FROM nodes"
                                   " WHERE observed_ip IS NULL"
                                   " AND observed_port IS NULL"), 1);
@@ -246,21 +246,21 @@ static void test_node_online_invalid(void **state)
     f->st = open_ok(f->path);
     char a[65];
     /* Not a NatType: the schema's CHECK refuses it, message copied. */
-    assert_int_equal(rdv_store_node_online(f->st, nid(a, 'a'), "weird",
-                                           NULL, -1, T0), RDV_STORE_ERR);
-    assert_non_null(strstr(rdv_store_errmsg(f->st), "CHECK"));
+    assert_int_equal(srv_store_node_online(f->st, nid(a, 'a'), "weird",
+                                           NULL, -1, T0), SRV_STORE_ERR);
+    assert_non_null(strstr(srv_store_errmsg(f->st), "CHECK"));
     /* Not a node ID. */
-    assert_int_equal(rdv_store_node_online(f->st, "xyz", "unknown", NULL,
-                                           -1, T0), RDV_STORE_ERR);
+    assert_int_equal(srv_store_node_online(f->st, "xyz", "unknown", NULL,
+                                           -1, T0), SRV_STORE_ERR);
     /* The store is still usable, nothing was recorded. */
-    rdv_presence p;
-    assert_int_equal(rdv_store_lookup(f->st, a, &p), RDV_STORE_OK);
+    srv_presence p;
+    assert_int_equal(srv_store_lookup(f->st, a, &p), SRV_STORE_OK);
     assert_false(p.known);
-    assert_int_equal(rdv_store_node_online(f->st, a, NULL, NULL, -1, T0),
-                     RDV_STORE_OK);
-    assert_int_equal(rdv_store_lookup(f->st, a, &p), RDV_STORE_OK);
+    assert_int_equal(srv_store_node_online(f->st, a, NULL, NULL, -1, T0),
+                     SRV_STORE_OK);
+    assert_int_equal(srv_store_lookup(f->st, a, &p), SRV_STORE_OK);
     assert_string_equal(p.nat_type, "unknown");
-    assert_int_equal(rdv_store_flush(f->st), RDV_STORE_OK);
+    assert_int_equal(srv_store_flush(f->st), SRV_STORE_OK);
 }
 
 static void test_node_offline(void **state)
@@ -268,13 +268,13 @@ static void test_node_offline(void **state)
     struct fx *f = *state;
     f->st = open_ok(f->path);
     char a[65], b[65];
-    assert_int_equal(rdv_store_node_online(f->st, nid(a, 'a'),
+    assert_int_equal(srv_store_node_online(f->st, nid(a, 'a'),
                                            "portRestricted", "198.51.100.1",
-                                           5000, T0), RDV_STORE_OK);
-    assert_int_equal(rdv_store_node_offline(f->st, a, T0 + 60000),
-                     RDV_STORE_OK);
-    rdv_presence p;
-    assert_int_equal(rdv_store_lookup(f->st, a, &p), RDV_STORE_OK);
+                                           5000, T0), SRV_STORE_OK);
+    assert_int_equal(srv_store_node_offline(f->st, a, T0 + 60000),
+                     SRV_STORE_OK);
+    srv_presence p;
+    assert_int_equal(srv_store_lookup(f->st, a, &p), SRV_STORE_OK);
     assert_true(p.known);
     assert_false(p.online);
     assert_int_equal(p.first_seen, T0);
@@ -282,9 +282,9 @@ static void test_node_offline(void **state)
     assert_string_equal(p.nat_type, "portRestricted");
 
     /* A node never seen: ENOTFOUND, and it stays unknown. */
-    assert_int_equal(rdv_store_node_offline(f->st, nid(b, 'b'), T0),
-                     RDV_STORE_ENOTFOUND);
-    assert_int_equal(rdv_store_lookup(f->st, b, &p), RDV_STORE_OK);
+    assert_int_equal(srv_store_node_offline(f->st, nid(b, 'b'), T0),
+                     SRV_STORE_ENOTFOUND);
+    assert_int_equal(srv_store_lookup(f->st, b, &p), SRV_STORE_OK);
     assert_false(p.known);
 }
 
@@ -293,35 +293,35 @@ static void test_mark_all_offline(void **state)
     struct fx *f = *state;
     f->st = open_ok(f->path);
     char a[65], b[65], c[65];
-    assert_int_equal(rdv_store_node_online(f->st, nid(a, 'a'), "fullCone",
-                                           NULL, -1, T0), RDV_STORE_OK);
-    assert_int_equal(rdv_store_node_online(f->st, nid(b, 'b'), "symmetric",
-                                           NULL, -1, T0 + 1), RDV_STORE_OK);
-    assert_int_equal(rdv_store_node_online(f->st, nid(c, 'c'), "symmetric",
-                                           NULL, -1, T0), RDV_STORE_OK);
-    assert_int_equal(rdv_store_node_offline(f->st, c, T0 + 2),
-                     RDV_STORE_OK);
-    assert_int_equal(rdv_store_flush(f->st), RDV_STORE_OK);
-    rdv_store_close(f->st);
+    assert_int_equal(srv_store_node_online(f->st, nid(a, 'a'), "fullCone",
+                                           NULL, -1, T0), SRV_STORE_OK);
+    assert_int_equal(srv_store_node_online(f->st, nid(b, 'b'), "symmetric",
+                                           NULL, -1, T0 + 1), SRV_STORE_OK);
+    assert_int_equal(srv_store_node_online(f->st, nid(c, 'c'), "symmetric",
+                                           NULL, -1, T0), SRV_STORE_OK);
+    assert_int_equal(srv_store_node_offline(f->st, c, T0 + 2),
+                     SRV_STORE_OK);
+    assert_int_equal(srv_store_flush(f->st), SRV_STORE_OK);
+    srv_store_close(f->st);
 
     /* Restart after a crash: a and b are still marked online. */
     f->st = open_ok(f->path);
-    assert_int_equal(rdv_store_mark_all_offline(f->st, T0 + 9000),
-                     RDV_STORE_OK);
-    rdv_presence p;
-    assert_int_equal(rdv_store_lookup(f->st, a, &p), RDV_STORE_OK);
+    assert_int_equal(srv_store_mark_all_offline(f->st, T0 + 9000),
+                     SRV_STORE_OK);
+    srv_presence p;
+    assert_int_equal(srv_store_lookup(f->st, a, &p), SRV_STORE_OK);
     assert_false(p.online);
     assert_int_equal(p.last_seen, T0 + 9000);
     assert_int_equal(p.first_seen, T0);
     assert_string_equal(p.nat_type, "fullCone");
-    assert_int_equal(rdv_store_lookup(f->st, b, &p), RDV_STORE_OK);
+    assert_int_equal(srv_store_lookup(f->st, b, &p), SRV_STORE_OK);
     assert_false(p.online);
     assert_int_equal(p.last_seen, T0 + 9000);
     /* c was offline already: its last_seen stays when it was last seen. */
-    assert_int_equal(rdv_store_lookup(f->st, c, &p), RDV_STORE_OK);
+    assert_int_equal(srv_store_lookup(f->st, c, &p), SRV_STORE_OK);
     assert_false(p.online);
     assert_int_equal(p.last_seen, T0 + 2);
-    assert_int_equal(rdv_store_flush(f->st), RDV_STORE_OK);
+    assert_int_equal(srv_store_flush(f->st), SRV_STORE_OK);
     assert_int_equal(committed_ll(f->path, "SELECT count(*) FROM nodes"
                                   " WHERE online = 1"), 0);
 }
@@ -333,22 +333,22 @@ static void test_presence_batched_until_flush(void **state)
     struct fx *f = *state;
     f->st = open_ok(f->path);
     char a[65];
-    assert_int_equal(rdv_store_node_online(f->st, nid(a, 'a'), "fullCone",
-                                           NULL, -1, T0), RDV_STORE_OK);
+    assert_int_equal(srv_store_node_online(f->st, nid(a, 'a'), "fullCone",
+                                           NULL, -1, T0), SRV_STORE_OK);
     /* The store's own reads see the batch ... */
-    rdv_presence p;
-    assert_int_equal(rdv_store_lookup(f->st, a, &p), RDV_STORE_OK);
+    srv_presence p;
+    assert_int_equal(srv_store_lookup(f->st, a, &p), SRV_STORE_OK);
     assert_true(p.known);
     /* ... other connections do not, until flush commits it. */
     assert_int_equal(committed_ll(f->path, "SELECT count(*) FROM nodes"), 0);
-    assert_int_equal(rdv_store_flush(f->st), RDV_STORE_OK);
+    assert_int_equal(srv_store_flush(f->st), SRV_STORE_OK);
     assert_int_equal(committed_ll(f->path, "SELECT count(*) FROM nodes"), 1);
     /* Flushing with nothing pending is fine. */
-    assert_int_equal(rdv_store_flush(f->st), RDV_STORE_OK);
+    assert_int_equal(srv_store_flush(f->st), SRV_STORE_OK);
 
-    rdv_store_close(f->st);
+    srv_store_close(f->st);
     f->st = open_ok(f->path);
-    assert_int_equal(rdv_store_lookup(f->st, a, &p), RDV_STORE_OK);
+    assert_int_equal(srv_store_lookup(f->st, a, &p), SRV_STORE_OK);
     assert_true(p.known);
     assert_true(p.online);
     assert_int_equal(p.first_seen, T0);
@@ -359,12 +359,12 @@ static void test_close_commits_batch(void **state)
     struct fx *f = *state;
     f->st = open_ok(f->path);
     char a[65];
-    assert_int_equal(rdv_store_node_online(f->st, nid(a, 'a'), "symmetric",
-                                           NULL, -1, T0), RDV_STORE_OK);
-    rdv_store_close(f->st); /* no flush */
+    assert_int_equal(srv_store_node_online(f->st, nid(a, 'a'), "symmetric",
+                                           NULL, -1, T0), SRV_STORE_OK);
+    srv_store_close(f->st); /* no flush */
     f->st = open_ok(f->path);
-    rdv_presence p;
-    assert_int_equal(rdv_store_lookup(f->st, a, &p), RDV_STORE_OK);
+    srv_presence p;
+    assert_int_equal(srv_store_lookup(f->st, a, &p), SRV_STORE_OK);
     assert_true(p.known);
 }
 
@@ -373,11 +373,11 @@ static void test_push_commits_batch(void **state)
     struct fx *f = *state;
     f->st = open_ok(f->path);
     char a[65], b[65];
-    assert_int_equal(rdv_store_node_online(f->st, nid(a, 'a'), "fullCone",
-                                           NULL, -1, T0), RDV_STORE_OK);
+    assert_int_equal(srv_store_node_online(f->st, nid(a, 'a'), "fullCone",
+                                           NULL, -1, T0), SRV_STORE_OK);
     assert_int_equal(committed_ll(f->path, "SELECT count(*) FROM nodes"), 0);
     assert_int_equal(push(f->st, nid(b, 'b'), a, NULL, "{}", T0 + 1000, CAP),
-                     RDV_STORE_OK);
+                     SRV_STORE_OK);
     assert_int_equal(committed_ll(f->path, "SELECT count(*) FROM nodes"), 1);
     assert_int_equal(committed_ll(f->path,
                                   "SELECT count(*) FROM offline_queue"), 1);
@@ -388,17 +388,17 @@ static void test_failed_push_keeps_batch(void **state)
     struct fx *f = *state;
     f->st = open_ok(f->path);
     char a[65];
-    assert_int_equal(rdv_store_node_online(f->st, nid(a, 'a'), "fullCone",
-                                           NULL, -1, T0), RDV_STORE_OK);
+    assert_int_equal(srv_store_node_online(f->st, nid(a, 'a'), "fullCone",
+                                           NULL, -1, T0), SRV_STORE_OK);
     /* Recipient is not a node ID: CHECK fails, message copied. */
     assert_int_equal(push(f->st, "not-a-node", a, NULL, "{}", T0 + 1, CAP),
-                     RDV_STORE_ERR);
-    assert_non_null(strstr(rdv_store_errmsg(f->st), "queue_push"));
-    assert_int_equal(rdv_store_queue_depth(f->st), 0);
-    rdv_presence p;
-    assert_int_equal(rdv_store_lookup(f->st, a, &p), RDV_STORE_OK);
+                     SRV_STORE_ERR);
+    assert_non_null(strstr(srv_store_errmsg(f->st), "queue_push"));
+    assert_int_equal(srv_store_queue_depth(f->st), 0);
+    srv_presence p;
+    assert_int_equal(srv_store_lookup(f->st, a, &p), SRV_STORE_OK);
     assert_true(p.known);
-    assert_int_equal(rdv_store_flush(f->st), RDV_STORE_OK);
+    assert_int_equal(srv_store_flush(f->st), SRV_STORE_OK);
     assert_int_equal(committed_ll(f->path, "SELECT count(*) FROM nodes"), 1);
 }
 
@@ -414,18 +414,18 @@ static void test_queue_order(void **state)
     nid(c, 'c');
     static const uint8_t bin[] = { 0x00, 0xff, 0x10, 0x00, 0x7b };
     assert_int_equal(push(f->st, a, b, "s-1", "{\"offer\":1}", T0 + 5000,
-                          CAP), RDV_STORE_OK);
+                          CAP), SRV_STORE_OK);
     assert_int_equal(push(f->st, c, b, "other", "{\"offer\":9}", T0 + 5000,
-                          CAP), RDV_STORE_OK);
-    assert_int_equal(rdv_store_queue_push(f->st, a, c, "iceCandidate", NULL,
+                          CAP), SRV_STORE_OK);
+    assert_int_equal(srv_store_queue_push(f->st, a, c, "iceCandidate", NULL,
                                           bin, sizeof bin, T0 + 1,
-                                          T0 + 6000, CAP), RDV_STORE_OK);
+                                          T0 + 6000, CAP), SRV_STORE_OK);
     assert_int_equal(push(f->st, a, b, "s-3", "{\"answer\":3}", T0 + 4000,
-                          CAP), RDV_STORE_OK);
-    assert_int_equal(rdv_store_queue_depth(f->st), 4);
+                          CAP), SRV_STORE_OK);
+    assert_int_equal(srv_store_queue_depth(f->st), 4);
 
     struct got g = { 0 };
-    assert_int_equal(rdv_store_queue_take(f->st, a, T0 + 100, collect, &g),
+    assert_int_equal(srv_store_queue_take(f->st, a, T0 + 100, collect, &g),
                      3);
     assert_int_equal(g.n, 3);
     assert_true(g.m[0].id < g.m[1].id && g.m[1].id < g.m[2].id);
@@ -449,7 +449,7 @@ static void test_queue_order(void **state)
     assert_memory_equal(g.m[2].raw, "{\"answer\":3}", g.m[2].raw_len);
 
     /* The other recipient's message is untouched. */
-    assert_int_equal(rdv_store_queue_depth(f->st), 1);
+    assert_int_equal(srv_store_queue_depth(f->st), 1);
     /* Committed: another connection sees the deletes. */
     assert_int_equal(committed_ll(f->path,
                                   "SELECT count(*) FROM offline_queue"), 1);
@@ -463,30 +463,30 @@ static void test_take_skips_expired_and_deletes(void **state)
     nid(a, 'a');
     nid(b, 'b');
     assert_int_equal(push(f->st, a, b, "old", "1", T0 + 10, CAP),
-                     RDV_STORE_OK);
+                     SRV_STORE_OK);
     assert_int_equal(push(f->st, a, b, "live", "2", T0 + 5000, CAP),
-                     RDV_STORE_OK);
+                     SRV_STORE_OK);
     assert_int_equal(push(f->st, a, b, "edge", "3", T0 + 100, CAP),
-                     RDV_STORE_OK); /* expires == now: expired */
+                     SRV_STORE_OK); /* expires == now: expired */
 
     struct got g = { 0 };
-    assert_int_equal(rdv_store_queue_take(f->st, a, T0 + 100, collect, &g),
+    assert_int_equal(srv_store_queue_take(f->st, a, T0 + 100, collect, &g),
                      1);
     assert_int_equal(g.n, 1);
     assert_string_equal(g.m[0].session, "live");
 
     /* Nothing is delivered twice. */
     memset(&g, 0, sizeof g);
-    assert_int_equal(rdv_store_queue_take(f->st, a, T0 + 100, collect, &g),
+    assert_int_equal(srv_store_queue_take(f->st, a, T0 + 100, collect, &g),
                      0);
     assert_int_equal(g.n, 0);
     /* The expired ones are left for queue_expire. */
-    assert_int_equal(rdv_store_queue_depth(f->st), 2);
-    assert_int_equal(rdv_store_queue_expire(f->st, T0 + 100, NULL, NULL), 2);
-    assert_int_equal(rdv_store_queue_depth(f->st), 0);
+    assert_int_equal(srv_store_queue_depth(f->st), 2);
+    assert_int_equal(srv_store_queue_expire(f->st, T0 + 100, NULL, NULL), 2);
+    assert_int_equal(srv_store_queue_depth(f->st), 0);
 
     /* Unknown recipient / empty queue: 0, callback never called. */
-    assert_int_equal(rdv_store_queue_take(f->st, b, T0, collect, &g), 0);
+    assert_int_equal(srv_store_queue_take(f->st, b, T0, collect, &g), 0);
     assert_int_equal(g.n, 0);
 }
 
@@ -498,27 +498,27 @@ static void test_cap(void **state)
     nid(a, 'a');
     nid(b, 'b');
     nid(c, 'c');
-    assert_int_equal(push(f->st, a, c, "1", "x", T0 + 1000, 2), RDV_STORE_OK);
-    assert_int_equal(push(f->st, a, c, "2", "x", T0 + 1000, 2), RDV_STORE_OK);
+    assert_int_equal(push(f->st, a, c, "1", "x", T0 + 1000, 2), SRV_STORE_OK);
+    assert_int_equal(push(f->st, a, c, "2", "x", T0 + 1000, 2), SRV_STORE_OK);
     assert_int_equal(push(f->st, a, c, "3", "x", T0 + 1000, 2),
-                     RDV_STORE_EFULL);
-    assert_int_equal(rdv_store_queue_depth(f->st), 2);
+                     SRV_STORE_EFULL);
+    assert_int_equal(srv_store_queue_depth(f->st), 2);
     /* Other recipients are unaffected. */
-    assert_int_equal(push(f->st, b, c, "4", "x", T0 + 1000, 2), RDV_STORE_OK);
-    assert_int_equal(push(f->st, b, c, "5", "x", T0 + 1000, 2), RDV_STORE_OK);
+    assert_int_equal(push(f->st, b, c, "4", "x", T0 + 1000, 2), SRV_STORE_OK);
+    assert_int_equal(push(f->st, b, c, "5", "x", T0 + 1000, 2), SRV_STORE_OK);
     assert_int_equal(push(f->st, b, c, "6", "x", T0 + 1000, 2),
-                     RDV_STORE_EFULL);
+                     SRV_STORE_EFULL);
     /* A bigger cap accepts more; take frees the space. */
-    assert_int_equal(push(f->st, a, c, "7", "x", T0 + 1000, 3), RDV_STORE_OK);
-    assert_int_equal(rdv_store_queue_take(f->st, a, T0, NULL, NULL), 3);
-    assert_int_equal(push(f->st, a, c, "8", "x", T0 + 1000, 2), RDV_STORE_OK);
-    assert_int_equal(rdv_store_queue_depth(f->st), 3);
+    assert_int_equal(push(f->st, a, c, "7", "x", T0 + 1000, 3), SRV_STORE_OK);
+    assert_int_equal(srv_store_queue_take(f->st, a, T0, NULL, NULL), 3);
+    assert_int_equal(push(f->st, a, c, "8", "x", T0 + 1000, 2), SRV_STORE_OK);
+    assert_int_equal(srv_store_queue_depth(f->st), 3);
 
     /* EFULL leaves a pending presence batch committed, nothing else. */
-    assert_int_equal(rdv_store_node_online(f->st, c, "unknown", NULL, -1,
-                                           T0), RDV_STORE_OK);
+    assert_int_equal(srv_store_node_online(f->st, c, "unknown", NULL, -1,
+                                           T0), SRV_STORE_OK);
     assert_int_equal(push(f->st, b, c, "9", "x", T0 + 1000, 2),
-                     RDV_STORE_EFULL);
+                     SRV_STORE_EFULL);
     assert_int_equal(committed_ll(f->path, "SELECT count(*) FROM nodes"), 1);
     assert_int_equal(committed_ll(f->path,
                                   "SELECT count(*) FROM offline_queue"), 3);
@@ -533,15 +533,15 @@ static void test_expire(void **state)
     nid(b, 'b');
     nid(c, 'c');
     assert_int_equal(push(f->st, a, b, "sess-late", "1", T0 + 300, CAP),
-                     RDV_STORE_OK);
+                     SRV_STORE_OK);
     assert_int_equal(push(f->st, c, b, "sess-live", "2", T0 + 9000, CAP),
-                     RDV_STORE_OK);
+                     SRV_STORE_OK);
     assert_int_equal(push(f->st, a, c, "sess-early", "3", T0 + 100, CAP),
-                     RDV_STORE_OK);
-    assert_int_equal(rdv_store_queue_depth(f->st), 3);
+                     SRV_STORE_OK);
+    assert_int_equal(srv_store_queue_depth(f->st), 3);
 
     struct got g = { 0 };
-    assert_int_equal(rdv_store_queue_expire(f->st, T0 + 300, collect, &g), 2);
+    assert_int_equal(srv_store_queue_expire(f->st, T0 + 300, collect, &g), 2);
     assert_int_equal(g.n, 2);
     /* In acceptance (id) order, with sender and session to tell. */
     assert_string_equal(g.m[0].sender, b);
@@ -552,14 +552,14 @@ static void test_expire(void **state)
     assert_string_equal(g.m[1].session, "sess-early");
     assert_true(g.m[0].id < g.m[1].id);
 
-    assert_int_equal(rdv_store_queue_depth(f->st), 1);
+    assert_int_equal(srv_store_queue_depth(f->st), 1);
     memset(&g, 0, sizeof g);
-    assert_int_equal(rdv_store_queue_expire(f->st, T0 + 300, collect, &g), 0);
+    assert_int_equal(srv_store_queue_expire(f->st, T0 + 300, collect, &g), 0);
     assert_int_equal(g.n, 0);
     assert_int_equal(committed_ll(f->path,
                                   "SELECT count(*) FROM offline_queue"), 1);
     /* The live one is still delivered. */
-    assert_int_equal(rdv_store_queue_take(f->st, c, T0 + 300, collect, &g),
+    assert_int_equal(srv_store_queue_take(f->st, c, T0 + 300, collect, &g),
                      1);
     assert_string_equal(g.m[0].session, "sess-live");
 }
@@ -571,15 +571,15 @@ static void test_depth(void **state)
     char a[65], b[65];
     nid(a, 'a');
     nid(b, 'b');
-    assert_int_equal(rdv_store_queue_depth(f->st), 0);
+    assert_int_equal(srv_store_queue_depth(f->st), 0);
     for (int i = 0; i < 5; i++)
         assert_int_equal(push(f->st, i % 2 ? a : b, a, NULL, "", T0 + 10,
-                              CAP), RDV_STORE_OK); /* empty raw is fine */
-    assert_int_equal(rdv_store_queue_depth(f->st), 5);
+                              CAP), SRV_STORE_OK); /* empty raw is fine */
+    assert_int_equal(srv_store_queue_depth(f->st), 5);
     struct got g = { 0 };
-    assert_int_equal(rdv_store_queue_take(f->st, b, T0, collect, &g), 3);
+    assert_int_equal(srv_store_queue_take(f->st, b, T0, collect, &g), 3);
     assert_int_equal(g.m[0].raw_len, 0);
-    assert_int_equal(rdv_store_queue_depth(f->st), 2);
+    assert_int_equal(srv_store_queue_depth(f->st), 2);
 }
 
 static void test_callback_may_not_reenter(void **state)
@@ -589,14 +589,14 @@ static void test_callback_may_not_reenter(void **state)
     char a[65], b[65];
     nid(a, 'a');
     nid(b, 'b');
-    assert_int_equal(push(f->st, a, b, "s", "x", T0 + 10, CAP), RDV_STORE_OK);
+    assert_int_equal(push(f->st, a, b, "s", "x", T0 + 10, CAP), SRV_STORE_OK);
     struct got g = { 0 };
     g.st = f->st;
     g.reentry_rc = 12345;
-    assert_int_equal(rdv_store_queue_take(f->st, a, T0, collect, &g), 1);
-    assert_int_equal(g.reentry_rc, RDV_STORE_ERR);
+    assert_int_equal(srv_store_queue_take(f->st, a, T0, collect, &g), 1);
+    assert_int_equal(g.reentry_rc, SRV_STORE_ERR);
     /* ... and the store works normally afterwards. */
-    assert_int_equal(rdv_store_queue_depth(f->st), 0);
+    assert_int_equal(srv_store_queue_depth(f->st), 0);
 }
 
 /* ---- durability across a crash ------------------------------------------- */
@@ -610,18 +610,18 @@ static int crash_child(const char *path, bool presence, bool push_msg,
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        rdv_store *st = NULL;
+        srv_store *st = NULL;
         char err[256];
-        if (rdv_store_open(path, &st, err, sizeof err) != RDV_STORE_OK)
+        if (srv_store_open(path, &st, err, sizeof err) != SRV_STORE_OK)
             _exit(10);
         char a[65], b[65];
         if (presence &&
-            rdv_store_node_online(st, nid(b, 'b'), "symmetric", NULL, -1,
-                                  T0) != RDV_STORE_OK)
+            srv_store_node_online(st, nid(b, 'b'), "symmetric", NULL, -1,
+                                  T0) != SRV_STORE_OK)
             _exit(11);
         if (push_msg &&
             push(st, nid(a, 'a'), nid(b, 'b'), "crash", "{\"offer\":{}}",
-                 T0 + 60000, CAP) != RDV_STORE_OK)
+                 T0 + 60000, CAP) != SRV_STORE_OK)
             _exit(12);
         if (sigkill)
             (void)raise(SIGKILL);
@@ -642,7 +642,7 @@ static void test_push_survives_crash(void **state)
     f->st = open_ok(f->path);
     char a[65];
     struct got g = { 0 };
-    assert_int_equal(rdv_store_queue_take(f->st, nid(a, 'a'), T0, collect,
+    assert_int_equal(srv_store_queue_take(f->st, nid(a, 'a'), T0, collect,
                                           &g), 1);
     assert_string_equal(g.m[0].session, "crash");
     assert_memory_equal(g.m[0].raw, "{\"offer\":{}}", g.m[0].raw_len);
@@ -657,11 +657,11 @@ static void test_push_commits_presence_before_crash(void **state)
 
     f->st = open_ok(f->path);
     char a[65], b[65];
-    rdv_presence p;
-    assert_int_equal(rdv_store_lookup(f->st, nid(b, 'b'), &p), RDV_STORE_OK);
+    srv_presence p;
+    assert_int_equal(srv_store_lookup(f->st, nid(b, 'b'), &p), SRV_STORE_OK);
     assert_true(p.known);
     assert_string_equal(p.nat_type, "symmetric");
-    assert_int_equal(rdv_store_queue_take(f->st, nid(a, 'a'), T0, NULL,
+    assert_int_equal(srv_store_queue_take(f->st, nid(a, 'a'), T0, NULL,
                                           NULL), 1);
 }
 
@@ -673,8 +673,8 @@ static void test_unflushed_presence_lost_on_crash(void **state)
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     f->st = open_ok(f->path);
     char b[65];
-    rdv_presence p;
-    assert_int_equal(rdv_store_lookup(f->st, nid(b, 'b'), &p), RDV_STORE_OK);
+    srv_presence p;
+    assert_int_equal(srv_store_lookup(f->st, nid(b, 'b'), &p), SRV_STORE_OK);
     assert_false(p.known);
 }
 
@@ -684,24 +684,24 @@ static void test_writable_normal(void **state)
 {
     struct fx *f = *state;
     f->st = open_ok(f->path);
-    assert_true(rdv_store_writable(f->st));
+    assert_true(srv_store_writable(f->st));
     /* With a batch open: true, and the batch is committed by the probe. */
     char a[65];
-    assert_int_equal(rdv_store_node_online(f->st, nid(a, 'a'), "fullCone",
-                                           NULL, -1, T0), RDV_STORE_OK);
-    assert_true(rdv_store_writable(f->st));
+    assert_int_equal(srv_store_node_online(f->st, nid(a, 'a'), "fullCone",
+                                           NULL, -1, T0), SRV_STORE_OK);
+    assert_true(srv_store_writable(f->st));
     assert_int_equal(committed_ll(f->path, "SELECT count(*) FROM nodes"), 1);
     /* The probe changes nothing visible. */
     assert_int_equal(committed_ll(f->path, "PRAGMA user_version"), 0);
-    assert_true(rdv_store_writable(f->st));
-    assert_false(rdv_store_writable(NULL));
+    assert_true(srv_store_writable(f->st));
+    assert_false(srv_store_writable(NULL));
 }
 
 static void test_writable_readonly_file(void **state)
 {
     struct fx *f = *state;
     f->st = open_ok(f->path);
-    assert_true(rdv_store_writable(f->st));
+    assert_true(srv_store_writable(f->st));
     assert_int_equal(chmod(f->path, 0444), 0);
     int fd = open(f->path, O_WRONLY);
     if (fd >= 0) {
@@ -714,10 +714,10 @@ static void test_writable_readonly_file(void **state)
                       "write\n");
         skip();
     }
-    assert_false(rdv_store_writable(f->st));
-    assert_non_null(strstr(rdv_store_errmsg(f->st), "not writable"));
+    assert_false(srv_store_writable(f->st));
+    assert_non_null(strstr(srv_store_errmsg(f->st), "not writable"));
     assert_int_equal(chmod(f->path, 0644), 0);
-    assert_true(rdv_store_writable(f->st));
+    assert_true(srv_store_writable(f->st));
 }
 
 /* A failing disk, even as root: in a child, RLIMIT_FSIZE = 1 makes every
@@ -730,11 +730,11 @@ static void test_writable_disk_failure(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        rdv_store *st = NULL;
+        srv_store *st = NULL;
         char err[256];
-        if (rdv_store_open(f->path, &st, err, sizeof err) != RDV_STORE_OK)
+        if (srv_store_open(f->path, &st, err, sizeof err) != SRV_STORE_OK)
             _exit(10);
-        if (!rdv_store_writable(st))
+        if (!srv_store_writable(st))
             _exit(11);
         char a[65];
         nid(a, 'a');
@@ -747,30 +747,30 @@ static void test_writable_disk_failure(void **state)
             setrlimit(RLIMIT_FSIZE, &lim) != 0)
             _exit(14);
         /* No batch open: only the probe's own write can fail. */
-        if (rdv_store_writable(st))
+        if (srv_store_writable(st))
             _exit(15); /* the failing write went unnoticed */
-        if (rdv_store_errmsg(st)[0] == '\0')
+        if (srv_store_errmsg(st)[0] == '\0')
             _exit(16);
         /* A presence batch: its commit fails, it is rolled back. */
-        if (rdv_store_node_online(st, a, "fullCone", NULL, -1, T0)
-                != RDV_STORE_OK)
+        if (srv_store_node_online(st, a, "fullCone", NULL, -1, T0)
+                != SRV_STORE_OK)
             _exit(12);
-        if (rdv_store_writable(st) || rdv_store_flush(st) != RDV_STORE_OK)
+        if (srv_store_writable(st) || srv_store_flush(st) != SRV_STORE_OK)
             _exit(22);
-        if (push(st, a, a, NULL, "x", T0 + 1, CAP) != RDV_STORE_ERR)
+        if (push(st, a, a, NULL, "x", T0 + 1, CAP) != SRV_STORE_ERR)
             _exit(17); /* push must not claim durability */
         if (setrlimit(RLIMIT_FSIZE, &old) != 0)
             _exit(18);
-        if (!rdv_store_writable(st))
+        if (!srv_store_writable(st))
             _exit(19); /* recovers once writes work again */
-        if (push(st, a, a, NULL, "x", T0 + 1, CAP) != RDV_STORE_OK)
+        if (push(st, a, a, NULL, "x", T0 + 1, CAP) != SRV_STORE_OK)
             _exit(20);
-        if (rdv_store_queue_depth(st) != 1)
+        if (srv_store_queue_depth(st) != 1)
             _exit(21);
-        rdv_presence p;
-        if (rdv_store_lookup(st, a, &p) != RDV_STORE_OK || p.known)
+        srv_presence p;
+        if (srv_store_lookup(st, a, &p) != SRV_STORE_OK || p.known)
             _exit(23); /* the failed batch was rolled back */
-        rdv_store_close(st);
+        srv_store_close(st);
         _exit(0);
     }
     int status = 0;

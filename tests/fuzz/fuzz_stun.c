@@ -1,7 +1,7 @@
 /* fuzz_stun.c - fuzz target for the STUN codec and responder:
  * rdv_stun_parse_opt() (strict and RFC 3489 modes) on arbitrary bytes,
  * attribute iteration over the body, and, for input that parses, the
- * responder (rdv_stun_responder_handle) with a full RFC 5780
+ * responder (srv_stun_responder_handle) with a full RFC 5780
  * configuration, IPv4 and IPv6 sources, whose reply must itself parse and
  * fit its buffer. Must never crash, read out of bounds, or trip a
  * sanitizer. Built as a libFuzzer target with -DRDV_FUZZ=ON (clang), and
@@ -40,7 +40,7 @@ static void mk(struct sockaddr_storage *ss, int family, const char *ip, uint16_t
  * and checks the reply. */
 static void respond(const uint8_t *data, size_t size, int family)
 {
-    rdv_stun_responder_config cfg;
+    srv_stun_responder_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     const char *ip = family == AF_INET ? "192.0.2.10" : "2001:db8::10";
     const char *alt = family == AF_INET ? "192.0.2.11" : "2001:db8::11";
@@ -59,14 +59,14 @@ static void respond(const uint8_t *data, size_t size, int family)
     /* Arrive on each of the four sockets in turn (by input size). */
     mk(&local, family, size % 2 ? alt : ip, size % 3 ? 3478 : 3479);
 
-    uint8_t out[RDV_STUN_REPLY_BUFFER];
-    rdv_stun_route route;
-    size_t n = rdv_stun_responder_handle(&cfg, data, size, (struct sockaddr *)&from,
+    uint8_t out[SRV_STUN_REPLY_BUFFER];
+    srv_stun_route route;
+    size_t n = srv_stun_responder_handle(&cfg, data, size, (struct sockaddr *)&from,
                                          sizeof(from), (struct sockaddr *)&local, out,
                                          sizeof(out), &route);
     if (n == 0)
         return;
-    if (n > sizeof(out) || route.via >= RDV_STUN_VIA__COUNT || route.port == 0)
+    if (n > sizeof(out) || route.via >= SRV_STUN_VIA__COUNT || route.port == 0)
         abort();
     /* What we send must parse, with the request's transaction ID. */
     rdv_stun_msg reply;

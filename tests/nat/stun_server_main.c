@@ -44,9 +44,9 @@ static void print_addr(const struct sockaddr *sa, socklen_t len)
     printf("%s %u", ip, (unsigned)a.port);
 }
 
-/* rdv_stun_packet_cb: one "rx" line per datagram. */
+/* srv_stun_packet_cb: one "rx" line per datagram. */
 static void on_packet(void *user, const struct sockaddr *from, socklen_t fromlen,
-                      rdv_stun_via in, rdv_stun_via out, size_t reply_len)
+                      srv_stun_via in, srv_stun_via out, size_t reply_len)
 {
     (void)user;
     printf("rx ");
@@ -67,7 +67,7 @@ static int usage(const char *argv0)
 
 int main(int argc, char **argv)
 {
-    rdv_stun_server_config cfg = {.addr = "127.0.0.1", .cb_packet = on_packet};
+    srv_stun_server_config cfg = {.addr = "127.0.0.1", .cb_packet = on_packet};
     long timeout_s = DEFAULT_TIMEOUT_S;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -96,21 +96,21 @@ int main(int argc, char **argv)
         }
     }
 
-    rdv_stun_server srv;
-    int rc = rdv_stun_server_open(&srv, &cfg);
+    srv_stun_server srv;
+    int rc = srv_stun_server_open(&srv, &cfg);
     if (rc < 0) {
         fprintf(stderr, "nat_stun_server: open %s: %s\n", cfg.addr, strerror(-rc));
         return 1;
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    printf("listening %s %u %u\n", cfg.addr, (unsigned)srv.bound[RDV_STUN_VIA_PRIMARY].port,
+    printf("listening %s %u %u\n", cfg.addr, (unsigned)srv.bound[SRV_STUN_VIA_PRIMARY].port,
            (unsigned)srv.rcfg.alt_port);
     fflush(stdout);
 
-    struct pollfd pfd[RDV_STUN_VIA__COUNT];
+    struct pollfd pfd[SRV_STUN_VIA__COUNT];
     nfds_t n = 0;
-    for (int i = 0; i < RDV_STUN_VIA__COUNT; i++)
+    for (int i = 0; i < SRV_STUN_VIA__COUNT; i++)
         if (srv.fd[i] >= 0)
             pfd[n++] = (struct pollfd){.fd = srv.fd[i], .events = POLLIN};
     time_t deadline = time(NULL) + timeout_s;
@@ -120,11 +120,11 @@ int main(int argc, char **argv)
             break;
         for (nfds_t i = 0; r > 0 && i < n; i++)
             if (pfd[i].revents & POLLIN)
-                (void)rdv_stun_server_on_readable(&srv, pfd[i].fd);
+                (void)srv_stun_server_on_readable(&srv, pfd[i].fd);
     }
     fprintf(stderr, "nat_stun_server: rx=%llu tx=%llu dropped=%llu send_errors=%llu\n",
             (unsigned long long)srv.n_rx, (unsigned long long)srv.n_tx,
             (unsigned long long)srv.n_dropped, (unsigned long long)srv.n_send_errors);
-    rdv_stun_server_close(&srv);
+    srv_stun_server_close(&srv);
     return 0;
 }

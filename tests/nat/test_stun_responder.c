@@ -1,5 +1,5 @@
 /* test_stun_responder.c - rendezvousd's STUN responder (rendezvous/stun_responder.c):
- * the pure rdv_stun_responder_handle() (IPv4/IPv6 mapping, RFC 5780
+ * the pure srv_stun_responder_handle() (IPv4/IPv6 mapping, RFC 5780
  * RESPONSE-ORIGIN / OTHER-ADDRESS and CHANGE-REQUEST socket choice, 420,
  * 400, drops, RFC 3489 requests), then the socket layer on loopback.
  */
@@ -51,9 +51,9 @@ static struct sockaddr_storage sa(const char *s, uint16_t port)
 }
 
 /* Full RFC 5780 configuration: 192.0.2.10/.11 x 3478/3479. */
-static rdv_stun_responder_config full_cfg(void)
+static srv_stun_responder_config full_cfg(void)
 {
-    rdv_stun_responder_config c;
+    srv_stun_responder_config c;
     memset(&c, 0, sizeof(c));
     c.addr = ip("192.0.2.10", 0);
     c.port = PORT;
@@ -66,9 +66,9 @@ static rdv_stun_responder_config full_cfg(void)
 
 typedef struct reply {
     size_t n;
-    rdv_stun_via via;
+    srv_stun_via via;
     uint16_t port; /* destination port */
-    uint8_t buf[RDV_STUN_REPLY_BUFFER];
+    uint8_t buf[SRV_STUN_REPLY_BUFFER];
     rdv_stun_msg m;
     int parsed;
 } reply;
@@ -76,7 +76,7 @@ typedef struct reply {
 /* Runs the responder on in[0..len) (exact-size heap copy) from `from`
  * arriving at `local`, and parses the reply into *rp (its pointers point
  * into rp->buf). */
-static void run(reply *rp, const rdv_stun_responder_config *c, const uint8_t *in, size_t len,
+static void run(reply *rp, const srv_stun_responder_config *c, const uint8_t *in, size_t len,
                 const char *from_ip, uint16_t from_port, const char *local_ip,
                 uint16_t local_port)
 {
@@ -89,8 +89,8 @@ static void run(reply *rp, const rdv_stun_responder_config *c, const uint8_t *in
     struct sockaddr_storage l;
     if (local_ip)
         l = sa(local_ip, local_port);
-    rdv_stun_route route = {(rdv_stun_via)99, 1};
-    rp->n = rdv_stun_responder_handle(c, copy, len, (struct sockaddr *)&f, sizeof(f),
+    srv_stun_route route = {(srv_stun_via)99, 1};
+    rp->n = srv_stun_responder_handle(c, copy, len, (struct sockaddr *)&f, sizeof(f),
                                       local_ip ? (struct sockaddr *)&l : NULL, rp->buf,
                                       sizeof(rp->buf), &route);
     rp->via = route.via;
@@ -110,23 +110,23 @@ static size_t request(uint8_t *buf, size_t cap, const rdv_stun_request_opts *o)
 static void test_ipv4_mapping(void **state)
 {
     (void)state;
-    rdv_stun_responder_config c = full_cfg();
+    srv_stun_responder_config c = full_cfg();
     uint8_t req[64];
     size_t n = request(req, sizeof(req), NULL);
     reply r;
     run(&r, &c, req, n, "198.51.100.7", 40000, "192.0.2.10", PORT);
     assert_true(r.n > 0);
     assert_int_equal(r.parsed, (int)r.n);
-    assert_int_equal(r.via, RDV_STUN_VIA_PRIMARY);
+    assert_int_equal(r.via, SRV_STUN_VIA_PRIMARY);
     assert_int_equal(r.m.type, RDV_STUN_BINDING_SUCCESS);
     assert_memory_equal(r.m.tid, TID, RDV_STUN_TID_BYTES);
     rdv_stun_addr want = ip("198.51.100.7", 40000);
     assert_true(r.m.has_xor_mapped);
     assert_true(rdv_stun_addr_equal(&r.m.xor_mapped, &want));
     assert_true(r.m.has_fingerprint);
-    assert_true(r.m.software_len > strlen(RDV_STUN_SOFTWARE_PREFIX));
-    assert_memory_equal(r.m.software, RDV_STUN_SOFTWARE_PREFIX,
-                        strlen(RDV_STUN_SOFTWARE_PREFIX));
+    assert_true(r.m.software_len > strlen(SRV_STUN_SOFTWARE_PREFIX));
+    assert_memory_equal(r.m.software, SRV_STUN_SOFTWARE_PREFIX,
+                        strlen(SRV_STUN_SOFTWARE_PREFIX));
     /* RFC 5780 6.1 */
     rdv_stun_addr ro = ip("192.0.2.10", PORT), oa = ip("192.0.2.11", ALT_PORT);
     assert_true(r.m.has_response_origin);
@@ -137,7 +137,7 @@ static void test_ipv4_mapping(void **state)
 
     /* local NULL: the primary socket. */
     run(&r, &c, req, n, "198.51.100.7", 40000, NULL, 0);
-    assert_int_equal(r.via, RDV_STUN_VIA_PRIMARY);
+    assert_int_equal(r.via, SRV_STUN_VIA_PRIMARY);
     assert_true(rdv_stun_addr_equal(&r.m.response_origin, &ro));
 
     /* Custom SOFTWARE. */
@@ -150,7 +150,7 @@ static void test_ipv4_mapping(void **state)
 static void test_ipv6_mapping(void **state)
 {
     (void)state;
-    rdv_stun_responder_config c;
+    srv_stun_responder_config c;
     memset(&c, 0, sizeof(c));
     c.addr = ip("::", 0); /* wildcard, no alternates */
     c.port = PORT;
@@ -159,7 +159,7 @@ static void test_ipv6_mapping(void **state)
     reply r;
     run(&r, &c, req, n, "2001:db8::5", 5000, "2001:db8::1", PORT);
     assert_int_equal(r.parsed, (int)r.n);
-    assert_int_equal(r.via, RDV_STUN_VIA_PRIMARY);
+    assert_int_equal(r.via, SRV_STUN_VIA_PRIMARY);
     rdv_stun_addr want = ip("2001:db8::5", 5000);
     assert_true(rdv_stun_addr_equal(&r.m.xor_mapped, &want));
     assert_false(r.m.has_response_origin); /* nothing to discover */
@@ -184,32 +184,32 @@ static void test_ipv6_mapping(void **state)
 static void test_change_request(void **state)
 {
     (void)state;
-    rdv_stun_responder_config c = full_cfg();
+    srv_stun_responder_config c = full_cfg();
     struct {
         const char *local_ip;
         uint16_t local_port;
         uint32_t flags;
-        rdv_stun_via via;
+        srv_stun_via via;
         const char *ro_ip;
         uint16_t ro_port;
         const char *oa_ip;
         uint16_t oa_port;
     } t[] = {
-        {"192.0.2.10", PORT, 0, RDV_STUN_VIA_PRIMARY, "192.0.2.10", PORT, "192.0.2.11", ALT_PORT},
-        {"192.0.2.10", PORT, RDV_STUN_CHANGE_PORT, RDV_STUN_VIA_ALT_PORT, "192.0.2.10", ALT_PORT,
+        {"192.0.2.10", PORT, 0, SRV_STUN_VIA_PRIMARY, "192.0.2.10", PORT, "192.0.2.11", ALT_PORT},
+        {"192.0.2.10", PORT, RDV_STUN_CHANGE_PORT, SRV_STUN_VIA_ALT_PORT, "192.0.2.10", ALT_PORT,
          "192.0.2.11", ALT_PORT},
-        {"192.0.2.10", PORT, RDV_STUN_CHANGE_IP, RDV_STUN_VIA_ALT_ADDR, "192.0.2.11", PORT,
+        {"192.0.2.10", PORT, RDV_STUN_CHANGE_IP, SRV_STUN_VIA_ALT_ADDR, "192.0.2.11", PORT,
          "192.0.2.11", ALT_PORT},
-        {"192.0.2.10", PORT, RDV_STUN_CHANGE_IP | RDV_STUN_CHANGE_PORT, RDV_STUN_VIA_ALT_BOTH,
+        {"192.0.2.10", PORT, RDV_STUN_CHANGE_IP | RDV_STUN_CHANGE_PORT, SRV_STUN_VIA_ALT_BOTH,
          "192.0.2.11", ALT_PORT, "192.0.2.11", ALT_PORT},
         /* Arriving on the alternate sockets: changes flip back. */
-        {"192.0.2.10", ALT_PORT, RDV_STUN_CHANGE_PORT, RDV_STUN_VIA_PRIMARY, "192.0.2.10", PORT,
+        {"192.0.2.10", ALT_PORT, RDV_STUN_CHANGE_PORT, SRV_STUN_VIA_PRIMARY, "192.0.2.10", PORT,
          "192.0.2.11", PORT},
-        {"192.0.2.11", PORT, RDV_STUN_CHANGE_IP, RDV_STUN_VIA_PRIMARY, "192.0.2.10", PORT,
+        {"192.0.2.11", PORT, RDV_STUN_CHANGE_IP, SRV_STUN_VIA_PRIMARY, "192.0.2.10", PORT,
          "192.0.2.10", ALT_PORT},
         {"192.0.2.11", ALT_PORT, RDV_STUN_CHANGE_IP | RDV_STUN_CHANGE_PORT,
-         RDV_STUN_VIA_PRIMARY, "192.0.2.10", PORT, "192.0.2.10", PORT},
-        {"192.0.2.11", ALT_PORT, 0, RDV_STUN_VIA_ALT_BOTH, "192.0.2.11", ALT_PORT, "192.0.2.10",
+         SRV_STUN_VIA_PRIMARY, "192.0.2.10", PORT, "192.0.2.10", PORT},
+        {"192.0.2.11", ALT_PORT, 0, SRV_STUN_VIA_ALT_BOTH, "192.0.2.11", ALT_PORT, "192.0.2.10",
          PORT},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -244,7 +244,7 @@ static void expect_420(const reply *r, const uint16_t *types, size_t n)
 static void test_change_unsupported(void **state)
 {
     (void)state;
-    rdv_stun_responder_config c = full_cfg();
+    srv_stun_responder_config c = full_cfg();
     c.has_alt_addr = false;
     uint8_t req[64];
     const uint16_t cr[] = {RDV_STUN_ATTR_CHANGE_REQUEST};
@@ -253,12 +253,12 @@ static void test_change_unsupported(void **state)
     reply r;
     run(&r, &c, req, n, "198.51.100.7", 40000, "192.0.2.10", PORT);
     expect_420(&r, cr, 1);
-    assert_int_equal(r.via, RDV_STUN_VIA_PRIMARY);
+    assert_int_equal(r.via, SRV_STUN_VIA_PRIMARY);
     /* Change port still works. */
     n = request(req, sizeof(req), &(rdv_stun_request_opts){.change_flags = RDV_STUN_CHANGE_PORT});
     run(&r, &c, req, n, "198.51.100.7", 40000, "192.0.2.10", PORT);
     assert_int_equal(r.m.type, RDV_STUN_BINDING_SUCCESS);
-    assert_int_equal(r.via, RDV_STUN_VIA_ALT_PORT);
+    assert_int_equal(r.via, SRV_STUN_VIA_ALT_PORT);
     /* Nothing configured: change port is 420 too. */
     c.alt_port = 0;
     run(&r, &c, req, n, "198.51.100.7", 40000, "192.0.2.10", PORT);
@@ -275,7 +275,7 @@ static void test_change_unsupported(void **state)
 static void test_response_port(void **state)
 {
     (void)state;
-    rdv_stun_responder_config c = full_cfg();
+    srv_stun_responder_config c = full_cfg();
     uint8_t req[64];
     size_t n = request(req, sizeof(req), NULL);
     reply r;
@@ -287,7 +287,7 @@ static void test_response_port(void **state)
     run(&r, &c, req, n, "198.51.100.7", 40000, "192.0.2.10", PORT);
     assert_int_equal(r.m.type, RDV_STUN_BINDING_SUCCESS);
     assert_int_equal(r.port, 40001);
-    assert_int_equal(r.via, RDV_STUN_VIA_ALT_PORT);
+    assert_int_equal(r.via, SRV_STUN_VIA_ALT_PORT);
     rdv_stun_addr want = ip("198.51.100.7", 40000); /* the mapping is the source */
     assert_true(rdv_stun_addr_equal(&r.m.xor_mapped, &want));
     /* An error answer follows RESPONSE-PORT too (coturn's client waits
@@ -325,7 +325,7 @@ static size_t request_with(uint8_t *buf, size_t cap, const uint8_t *attrs, size_
 static void test_unknown_required(void **state)
 {
     (void)state;
-    rdv_stun_responder_config c = full_cfg();
+    srv_stun_responder_config c = full_cfg();
     uint8_t req[128];
     static const uint8_t attrs[] = {
         0x7f, 0x01, 0x00, 0x00,                   /* unknown, required */
@@ -356,7 +356,7 @@ static void test_unknown_required(void **state)
 static void test_bad_request(void **state)
 {
     (void)state;
-    rdv_stun_responder_config c = full_cfg();
+    srv_stun_responder_config c = full_cfg();
     uint8_t req[128];
     /* Malformed XOR-MAPPED-ADDRESS in a request: 400. */
     static const uint8_t bad[] = {0x00, 0x20, 0x00, 0x08, 0, 9, 0, 0, 0, 0, 0, 0};
@@ -383,7 +383,7 @@ static void test_bad_request(void **state)
 static void test_dropped(void **state)
 {
     (void)state;
-    rdv_stun_responder_config c = full_cfg();
+    srv_stun_responder_config c = full_cfg();
     uint8_t req[128];
     size_t n = request(req, sizeof(req), &(rdv_stun_request_opts){.fingerprint = true});
     reply r;
@@ -421,14 +421,14 @@ static void test_dropped(void **state)
     n = request(req, sizeof(req), NULL);
     uint8_t tiny[16];
     struct sockaddr_storage f = sa("198.51.100.7", 1);
-    assert_int_equal(rdv_stun_responder_handle(&c, req, n, (struct sockaddr *)&f, sizeof(f), NULL,
+    assert_int_equal(srv_stun_responder_handle(&c, req, n, (struct sockaddr *)&f, sizeof(f), NULL,
                                                tiny, sizeof(tiny), NULL),
                      0);
     /* NULL arguments. */
-    assert_int_equal(rdv_stun_responder_handle(NULL, req, n, (struct sockaddr *)&f, sizeof(f),
+    assert_int_equal(srv_stun_responder_handle(NULL, req, n, (struct sockaddr *)&f, sizeof(f),
                                                NULL, tiny, sizeof(tiny), NULL),
                      0);
-    assert_int_equal(rdv_stun_responder_handle(&c, req, n, NULL, 0, NULL, tiny, sizeof(tiny),
+    assert_int_equal(srv_stun_responder_handle(&c, req, n, NULL, 0, NULL, tiny, sizeof(tiny),
                                                NULL),
                      0);
 }
@@ -437,7 +437,7 @@ static void test_dropped(void **state)
 static void test_classic(void **state)
 {
     (void)state;
-    rdv_stun_responder_config c = full_cfg();
+    srv_stun_responder_config c = full_cfg();
     uint8_t req[28] = {0x00, 0x01, 0x00, 0x08, 0x01, 0x83, 0x86, 0x5b, 0x00, 0x0b,
                        0x49, 0x42, 0xe5, 0x78, 0xd6, 0x35, 0x67, 0xf8, 0xe4, 0x1e,
                        0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x00, 0x02};
@@ -445,7 +445,7 @@ static void test_classic(void **state)
     run(&r, &c, req, sizeof(req), "198.51.100.7", 40000, "192.0.2.10", PORT);
     assert_int_equal(r.parsed, (int)r.n);
     assert_true(r.m.classic);
-    assert_int_equal(r.via, RDV_STUN_VIA_ALT_PORT);
+    assert_int_equal(r.via, SRV_STUN_VIA_ALT_PORT);
     assert_memory_equal(r.buf + 4, req + 4, RDV_STUN_CLASSIC_TID_BYTES);
     rdv_stun_addr want = ip("198.51.100.7", 40000);
     assert_true(r.m.has_mapped);
@@ -480,7 +480,7 @@ static void test_classic(void **state)
 
 /* Sends a Binding request from a fresh client socket to srv's socket
  * `to`, runs on_readable, and returns the reply and where it came from. */
-static int roundtrip(rdv_stun_server *srv, rdv_stun_via to, uint32_t flags, rdv_stun_msg *m,
+static int roundtrip(srv_stun_server *srv, srv_stun_via to, uint32_t flags, rdv_stun_msg *m,
                      uint8_t *buf, size_t cap, rdv_stun_addr *client, rdv_stun_addr *src)
 {
     int family = srv->family;
@@ -509,8 +509,8 @@ static int roundtrip(rdv_stun_server *srv, rdv_stun_via to, uint32_t flags, rdv_
 
     struct pollfd p = {.fd = srv->fd[to], .events = POLLIN};
     assert_int_equal(poll(&p, 1, POLL_MS), 1);
-    assert_int_equal(rdv_stun_server_on_readable(srv, srv->fd[to]), 1);
-    assert_int_equal(rdv_stun_server_on_readable(srv, srv->fd[to]), 0); /* drained */
+    assert_int_equal(srv_stun_server_on_readable(srv, srv->fd[to]), 1);
+    assert_int_equal(srv_stun_server_on_readable(srv, srv->fd[to]), 0); /* drained */
 
     p = (struct pollfd){.fd = cfd, .events = POLLIN};
     assert_int_equal(poll(&p, 1, POLL_MS), 1);
@@ -525,26 +525,26 @@ static int roundtrip(rdv_stun_server *srv, rdv_stun_via to, uint32_t flags, rdv_
 
 static void check_socket_server(const char *addr, const char *loop_ip)
 {
-    rdv_stun_server srv;
-    rdv_stun_server_config cfg = {.addr = addr, .alt_port_ephemeral = true};
-    int rc = rdv_stun_server_open(&srv, &cfg);
+    srv_stun_server srv;
+    srv_stun_server_config cfg = {.addr = addr, .alt_port_ephemeral = true};
+    int rc = srv_stun_server_open(&srv, &cfg);
     if (rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL) {
         print_message("[ SKIP     ] %s: %s\n", addr, strerror(-rc));
         skip();
     }
     assert_int_equal(rc, 0);
-    assert_true(srv.fd[RDV_STUN_VIA_PRIMARY] >= 0);
-    assert_true(srv.fd[RDV_STUN_VIA_ALT_PORT] >= 0);
-    assert_int_equal(srv.fd[RDV_STUN_VIA_ALT_ADDR], -1);
+    assert_true(srv.fd[SRV_STUN_VIA_PRIMARY] >= 0);
+    assert_true(srv.fd[SRV_STUN_VIA_ALT_PORT] >= 0);
+    assert_int_equal(srv.fd[SRV_STUN_VIA_ALT_ADDR], -1);
     assert_int_not_equal(srv.bound[0].port, 0);
     assert_int_not_equal(srv.bound[1].port, 0);
-    assert_int_equal(rdv_stun_server_on_readable(&srv, srv.fd[0]), 0);
-    assert_int_equal(rdv_stun_server_on_readable(&srv, 12345), -EBADF);
+    assert_int_equal(srv_stun_server_on_readable(&srv, srv.fd[0]), 0);
+    assert_int_equal(srv_stun_server_on_readable(&srv, 12345), -EBADF);
 
-    uint8_t buf[RDV_STUN_REPLY_BUFFER];
+    uint8_t buf[SRV_STUN_REPLY_BUFFER];
     rdv_stun_msg m;
     rdv_stun_addr client, src;
-    int n = roundtrip(&srv, RDV_STUN_VIA_PRIMARY, 0, &m, buf, sizeof(buf), &client, &src);
+    int n = roundtrip(&srv, SRV_STUN_VIA_PRIMARY, 0, &m, buf, sizeof(buf), &client, &src);
     assert_true(n > 0);
     assert_true(rdv_stun_addr_equal(&m.xor_mapped, &client));
     rdv_stun_addr primary = ip(loop_ip, srv.bound[0].port);
@@ -554,7 +554,7 @@ static void check_socket_server(const char *addr, const char *loop_ip)
     assert_true(rdv_stun_addr_equal(&m.other_address, &alt));
 
     /* CHANGE-REQUEST change port: the reply leaves from the alt port. */
-    n = roundtrip(&srv, RDV_STUN_VIA_PRIMARY, RDV_STUN_CHANGE_PORT, &m, buf, sizeof(buf),
+    n = roundtrip(&srv, SRV_STUN_VIA_PRIMARY, RDV_STUN_CHANGE_PORT, &m, buf, sizeof(buf),
                   &client, &src);
     assert_true(n > 0);
     assert_true(rdv_stun_addr_equal(&src, &alt));
@@ -562,14 +562,14 @@ static void check_socket_server(const char *addr, const char *loop_ip)
     assert_true(rdv_stun_addr_equal(&m.xor_mapped, &client));
 
     /* Sent to the alt port, asking for a port change: from the primary. */
-    n = roundtrip(&srv, RDV_STUN_VIA_ALT_PORT, RDV_STUN_CHANGE_PORT, &m, buf, sizeof(buf),
+    n = roundtrip(&srv, SRV_STUN_VIA_ALT_PORT, RDV_STUN_CHANGE_PORT, &m, buf, sizeof(buf),
                   &client, &src);
     assert_true(n > 0);
     assert_true(rdv_stun_addr_equal(&src, &primary));
     assert_true(rdv_stun_addr_equal(&m.other_address, &primary));
 
     /* Change IP: 420 from the receiving socket. */
-    n = roundtrip(&srv, RDV_STUN_VIA_PRIMARY, RDV_STUN_CHANGE_IP, &m, buf, sizeof(buf), &client,
+    n = roundtrip(&srv, SRV_STUN_VIA_PRIMARY, RDV_STUN_CHANGE_IP, &m, buf, sizeof(buf), &client,
                   &src);
     assert_true(n > 0);
     assert_int_equal(m.error_code, RDV_STUN_CODE_UNKNOWN_ATTRIBUTE);
@@ -578,13 +578,13 @@ static void check_socket_server(const char *addr, const char *loop_ip)
     assert_int_equal(srv.n_rx, 4);
     assert_int_equal(srv.n_tx, 4);
     /* Released fds (adopted by libwebsockets) are not closed by us. */
-    int alt_fd = srv.fd[RDV_STUN_VIA_ALT_PORT];
-    assert_int_equal(rdv_stun_server_release(&srv, alt_fd), 0);
-    assert_int_equal(srv.fd[RDV_STUN_VIA_ALT_PORT], -1);
-    assert_int_equal(rdv_stun_server_release(&srv, alt_fd), -EBADF);
-    rdv_stun_server_close(&srv);
+    int alt_fd = srv.fd[SRV_STUN_VIA_ALT_PORT];
+    assert_int_equal(srv_stun_server_release(&srv, alt_fd), 0);
+    assert_int_equal(srv.fd[SRV_STUN_VIA_ALT_PORT], -1);
+    assert_int_equal(srv_stun_server_release(&srv, alt_fd), -EBADF);
+    srv_stun_server_close(&srv);
     assert_int_equal(close(alt_fd), 0); /* still open: ours to close here */
-    rdv_stun_server_close(&srv);
+    srv_stun_server_close(&srv);
     assert_int_equal(srv.fd[0], -1);
 }
 
@@ -615,25 +615,25 @@ static void test_socket_ipv6_wildcard(void **state)
 static void test_socket_open_errors(void **state)
 {
     (void)state;
-    rdv_stun_server srv;
-    rdv_stun_server_config cfg = {.addr = "not-an-ip"};
-    assert_int_equal(rdv_stun_server_open(&srv, &cfg), -EINVAL);
-    rdv_stun_server_close(&srv);
-    cfg = (rdv_stun_server_config){.addr = "0.0.0.0", .alt_addr = "127.0.0.2"};
-    assert_int_equal(rdv_stun_server_open(&srv, &cfg), -EINVAL);
-    cfg = (rdv_stun_server_config){.addr = "127.0.0.1", .alt_addr = "::1"};
-    assert_int_equal(rdv_stun_server_open(&srv, &cfg), -EINVAL);
-    cfg = (rdv_stun_server_config){.addr = "127.0.0.1", .port = 5000, .alt_port = 5000};
-    assert_int_equal(rdv_stun_server_open(&srv, &cfg), -EINVAL);
-    assert_int_equal(rdv_stun_server_open(&srv, NULL), -EINVAL);
+    srv_stun_server srv;
+    srv_stun_server_config cfg = {.addr = "not-an-ip"};
+    assert_int_equal(srv_stun_server_open(&srv, &cfg), -EINVAL);
+    srv_stun_server_close(&srv);
+    cfg = (srv_stun_server_config){.addr = "0.0.0.0", .alt_addr = "127.0.0.2"};
+    assert_int_equal(srv_stun_server_open(&srv, &cfg), -EINVAL);
+    cfg = (srv_stun_server_config){.addr = "127.0.0.1", .alt_addr = "::1"};
+    assert_int_equal(srv_stun_server_open(&srv, &cfg), -EINVAL);
+    cfg = (srv_stun_server_config){.addr = "127.0.0.1", .port = 5000, .alt_port = 5000};
+    assert_int_equal(srv_stun_server_open(&srv, &cfg), -EINVAL);
+    assert_int_equal(srv_stun_server_open(&srv, NULL), -EINVAL);
     assert_int_equal(srv.fd[0], -1);
-    /* SOFTWARE is cut to RDV_STUN_SOFTWARE_SERVER_MAX bytes. */
+    /* SOFTWARE is cut to SRV_STUN_SOFTWARE_SERVER_MAX bytes. */
     char longsw[300];
     memset(longsw, 's', sizeof(longsw) - 1);
     longsw[sizeof(longsw) - 1] = '\0';
-    cfg = (rdv_stun_server_config){.addr = "127.0.0.1", .software = longsw};
-    assert_int_equal(rdv_stun_server_open(&srv, &cfg), 0);
-    assert_int_equal(strlen(srv.software), RDV_STUN_SOFTWARE_SERVER_MAX);
+    cfg = (srv_stun_server_config){.addr = "127.0.0.1", .software = longsw};
+    assert_int_equal(srv_stun_server_open(&srv, &cfg), 0);
+    assert_int_equal(strlen(srv.software), SRV_STUN_SOFTWARE_SERVER_MAX);
     assert_ptr_equal(srv.rcfg.software, srv.software);
     /* The socket asks for a large receive buffer (bursts of requests);
      * Linux grants min(2 x asked, 2 x net.core.rmem_max). */
@@ -648,18 +648,18 @@ static void test_socket_open_errors(void **state)
         int got = 0;
         socklen_t gl = sizeof(got);
         assert_int_equal(getsockopt(srv.fd[0], SOL_SOCKET, SO_RCVBUF, &got, &gl), 0);
-        long want = RDV_STUN_SOCKET_RCVBUF < rmem_max ? RDV_STUN_SOCKET_RCVBUF : rmem_max;
+        long want = SRV_STUN_SOCKET_RCVBUF < rmem_max ? SRV_STUN_SOCKET_RCVBUF : rmem_max;
         if (want > 0)
             assert_true(got >= want);
     }
-    rdv_stun_server_close(&srv);
+    srv_stun_server_close(&srv);
     /* Port already taken. */
-    rdv_stun_server a, b;
-    cfg = (rdv_stun_server_config){.addr = "127.0.0.1"};
-    assert_int_equal(rdv_stun_server_open(&a, &cfg), 0);
+    srv_stun_server a, b;
+    cfg = (srv_stun_server_config){.addr = "127.0.0.1"};
+    assert_int_equal(srv_stun_server_open(&a, &cfg), 0);
     cfg.port = a.bound[0].port;
-    assert_int_equal(rdv_stun_server_open(&b, &cfg), -EADDRINUSE);
-    rdv_stun_server_close(&a);
+    assert_int_equal(srv_stun_server_open(&b, &cfg), -EADDRINUSE);
+    srv_stun_server_close(&a);
 }
 
 /* Two loopback addresses (127.0.0.1 and 127.0.0.2 are both local on
@@ -667,32 +667,32 @@ static void test_socket_open_errors(void **state)
 static void test_socket_alt_addr(void **state)
 {
     (void)state;
-    rdv_stun_server srv;
-    rdv_stun_server_config cfg = {
+    srv_stun_server srv;
+    srv_stun_server_config cfg = {
         .addr = "127.0.0.1", .alt_addr = "127.0.0.2", .alt_port_ephemeral = true};
-    int rc = rdv_stun_server_open(&srv, &cfg);
+    int rc = srv_stun_server_open(&srv, &cfg);
     if (rc == -EADDRNOTAVAIL) {
         print_message("[ SKIP     ] 127.0.0.2 not local\n");
         skip();
     }
     assert_int_equal(rc, 0);
-    for (int i = 0; i < RDV_STUN_VIA__COUNT; i++)
+    for (int i = 0; i < SRV_STUN_VIA__COUNT; i++)
         assert_true(srv.fd[i] >= 0);
-    uint8_t buf[RDV_STUN_REPLY_BUFFER];
+    uint8_t buf[SRV_STUN_REPLY_BUFFER];
     rdv_stun_msg m;
     rdv_stun_addr client, src;
-    int n = roundtrip(&srv, RDV_STUN_VIA_PRIMARY, RDV_STUN_CHANGE_IP | RDV_STUN_CHANGE_PORT, &m,
+    int n = roundtrip(&srv, SRV_STUN_VIA_PRIMARY, RDV_STUN_CHANGE_IP | RDV_STUN_CHANGE_PORT, &m,
                       buf, sizeof(buf), &client, &src);
     assert_true(n > 0);
-    rdv_stun_addr both = ip("127.0.0.2", srv.bound[RDV_STUN_VIA_ALT_PORT].port);
+    rdv_stun_addr both = ip("127.0.0.2", srv.bound[SRV_STUN_VIA_ALT_PORT].port);
     assert_true(rdv_stun_addr_equal(&src, &both));
     assert_true(rdv_stun_addr_equal(&m.response_origin, &both));
     assert_true(rdv_stun_addr_equal(&m.other_address, &both));
-    n = roundtrip(&srv, RDV_STUN_VIA_PRIMARY, RDV_STUN_CHANGE_IP, &m, buf, sizeof(buf), &client,
+    n = roundtrip(&srv, SRV_STUN_VIA_PRIMARY, RDV_STUN_CHANGE_IP, &m, buf, sizeof(buf), &client,
                   &src);
-    rdv_stun_addr alt_ip = ip("127.0.0.2", srv.bound[RDV_STUN_VIA_PRIMARY].port);
+    rdv_stun_addr alt_ip = ip("127.0.0.2", srv.bound[SRV_STUN_VIA_PRIMARY].port);
     assert_true(rdv_stun_addr_equal(&src, &alt_ip));
-    rdv_stun_server_close(&srv);
+    srv_stun_server_close(&srv);
 }
 
 int main(void)

@@ -121,7 +121,7 @@ static void test_order_kept_with_workers(void **state)
 /* A node that sends a burst and hangs up at once (rdv listen --count 1
  * answers and exits): every message it sent before its close reaches the
  * recipient, in order, though most were still at a worker when the
- * connection closed (rdv_vpool_conn_flush). Both ways of hanging up: a
+ * connection closed (srv_vpool_conn_flush). Both ways of hanging up: a
  * close frame, and the TCP connection dropped without one. */
 #define HANGUP_COUNT 300
 static void test_sent_before_hangup(void **state)

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "reload.h"
+#include "rendezvous/reload.h"
 
 typedef struct calls {
     char order[64];
@@ -40,17 +40,17 @@ static int hook_b(void *u, char *err, size_t len)
 }
 static int hook_c(void *u, char *err, size_t len) { return hook(u, 'c', false, err, len); }
 
-/* Runs rdv_reload_run with stderr captured; returns its result, *out the
+/* Runs srv_reload_run with stderr captured; returns its result, *out the
  * text written (malloc'd). */
-static int run_captured(rdv_reload *r, char **out)
+static int run_captured(srv_reload *r, char **out)
 {
     fflush(stderr);
     FILE *tmp = tmpfile();
     assert_non_null(tmp);
     int saved = dup(2);
     dup2(fileno(tmp), 2);
-    rdv_logger log = {RDV_LOG_ERROR, false}; /* NOTICE and ERROR only */
-    int rc = rdv_reload_run(r, &log);
+    srv_logger log = {SRV_LOG_ERROR, false}; /* NOTICE and ERROR only */
+    int rc = srv_reload_run(r, &log);
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
@@ -67,13 +67,13 @@ static int run_captured(rdv_reload *r, char **out)
 static void test_order_and_failure(void **state)
 {
     (void)state;
-    rdv_reload r;
-    rdv_reload_init(&r);
+    srv_reload r;
+    srv_reload_init(&r);
     calls c = {"", 0};
     assert_int_equal(r.last_ok, 1);
-    assert_int_equal(rdv_reload_register(&r, "config", hook_a, &c), 0);
-    assert_int_equal(rdv_reload_register(&r, "policy", hook_b, &c), 0);
-    assert_int_equal(rdv_reload_register(&r, "tls", hook_c, &c), 0);
+    assert_int_equal(srv_reload_register(&r, "config", hook_a, &c), 0);
+    assert_int_equal(srv_reload_register(&r, "policy", hook_b, &c), 0);
+    assert_int_equal(srv_reload_register(&r, "tls", hook_c, &c), 0);
 
     char *out = NULL;
     assert_int_equal(run_captured(&r, &out), 0);
@@ -106,30 +106,30 @@ static void test_order_and_failure(void **state)
 static void test_register_refusals(void **state)
 {
     (void)state;
-    rdv_reload r;
-    rdv_reload_init(&r);
+    srv_reload r;
+    srv_reload_init(&r);
     calls c = {"", 0};
-    assert_int_equal(rdv_reload_register(&r, "", hook_a, &c), -1);
-    assert_int_equal(rdv_reload_register(&r, NULL, hook_a, &c), -1);
-    assert_int_equal(rdv_reload_register(&r, "x", NULL, &c), -1);
-    char longname[RDV_RELOAD_NAME_MAX + 1];
+    assert_int_equal(srv_reload_register(&r, "", hook_a, &c), -1);
+    assert_int_equal(srv_reload_register(&r, NULL, hook_a, &c), -1);
+    assert_int_equal(srv_reload_register(&r, "x", NULL, &c), -1);
+    char longname[SRV_RELOAD_NAME_MAX + 1];
     memset(longname, 'n', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    assert_int_equal(rdv_reload_register(&r, longname, hook_a, &c), -1);
-    longname[RDV_RELOAD_NAME_MAX - 1] = '\0'; /* the longest allowed */
-    assert_int_equal(rdv_reload_register(&r, longname, hook_a, &c), 0);
-    assert_int_equal(rdv_reload_register(&r, longname, hook_b, &c), -1); /* twice */
-    for (int i = 1; i < RDV_RELOAD_MAX_HOOKS; i++) {
+    assert_int_equal(srv_reload_register(&r, longname, hook_a, &c), -1);
+    longname[SRV_RELOAD_NAME_MAX - 1] = '\0'; /* the longest allowed */
+    assert_int_equal(srv_reload_register(&r, longname, hook_a, &c), 0);
+    assert_int_equal(srv_reload_register(&r, longname, hook_b, &c), -1); /* twice */
+    for (int i = 1; i < SRV_RELOAD_MAX_HOOKS; i++) {
         char name[8];
         snprintf(name, sizeof name, "h%d", i);
-        assert_int_equal(rdv_reload_register(&r, name, hook_c, &c), 0);
+        assert_int_equal(srv_reload_register(&r, name, hook_c, &c), 0);
     }
-    assert_int_equal(rdv_reload_register(&r, "onemore", hook_c, &c), -1); /* full */
-    assert_int_equal(r.n_hooks, RDV_RELOAD_MAX_HOOKS);
+    assert_int_equal(srv_reload_register(&r, "onemore", hook_c, &c), -1); /* full */
+    assert_int_equal(r.n_hooks, SRV_RELOAD_MAX_HOOKS);
 
     /* no hooks: still one line, counted */
-    rdv_reload empty;
-    rdv_reload_init(&empty);
+    srv_reload empty;
+    srv_reload_init(&empty);
     char *out = NULL;
     assert_int_equal(run_captured(&empty, &out), 0);
     assert_non_null(strstr(out, "reload 1: ok (nothing to reload)"));
