@@ -221,6 +221,13 @@ static void start(rdv_client *c)
         set_off_status(c, "off (portmap_disable)");
         return;
     }
+    /* A server on this host: the peers are here too, and a gateway
+     * mapping (or any packet to the gateway) is of no use. */
+    const char *h = c->url.host;
+    if (strcmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0) {
+        set_off_status(c, "off (the server is on this host)");
+        return;
+    }
     if (c->udp4 < 0 || c->udp4_port == 0) {
         set_off_status(c, "off (no IPv4 UDP socket)");
         return;

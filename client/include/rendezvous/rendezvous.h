@@ -579,7 +579,8 @@ typedef struct rdv_client_config {
      * else UPnP-IGD, on a thread of its own (never delaying a session),
      * offers the mapped address as a candidate, renews the mapping at half
      * its lifetime and deletes it in rdv_client_destroy(). On by default
-     * (as Tailscale does); it lets symmetric NATs connect directly. */
+     * (as Tailscale does); it lets symmetric NATs connect directly. Never
+     * with a server on this host (localhost, 127.x, ::1). */
     int portmap_disable;       /* 1: never ask the gateway */
     int portmap_lease_s;       /* lifetime asked, s (default 7200; at most
                                 * RDV_MAX_PORTMAP_LEASE_S) */
