@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <natpmp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "client/nat/portmap_proto.h"
@@ -19,13 +21,40 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits for the answer to the pending request, letting libnatpmp
- * retransmit, until `deadline` (monotonic ms). Returns what
- * readnatpmpresponseorretry returned last (0: *resp is the answer), or
- * NATPMP_TRYAGAIN when the deadline passed. */
-static int wait_answer(natpmp_t *n, int64_t deadline, natpmpresp_t *resp)
+#define NATPMP_HDR_BYTES 8       /* version, opcode, result code, epoch */
+#define NATPMP_ADDR_BYTES 12     /* the public address answer */
+#define NATPMP_MAP_BYTES 16      /* a mapping answer */
+#define TRUNCATED (-1000)        /* our code: an answer too short */
+
+/* libnatpmp parses an answer without checking its length (a truncated one
+ * would be read past its end), so the next datagram is looked at first:
+ * shorter than the header, or a success shorter than `full` bytes, it is
+ * taken off the socket and TRUNCATED returned; else 0 (also when nothing
+ * is there). An error answer may be just the header (RFC 6886 3.5). */
+static int check_length(natpmp_t *n, size_t full)
+{
+    uint8_t b[NATPMP_MAP_BYTES];
+    ssize_t len = recv(n->s, b, sizeof(b), MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    if (len < 0)
+        return 0; /* nothing, or an error libnatpmp reports itself */
+    bool ok = (size_t)len >= NATPMP_HDR_BYTES &&
+              ((size_t)len >= full || (b[2] | b[3]) != 0); /* result code */
+    if (ok)
+        return 0;
+    (void)recv(n->s, b, sizeof(b), MSG_DONTWAIT); /* drop it */
+    return TRUNCATED;
+}
+
+/* Waits for the answer (at least `full` bytes when it is a success) to
+ * the pending request, letting libnatpmp retransmit, until `deadline`
+ * (monotonic ms). Returns what readnatpmpresponseorretry returned last
+ * (0: *resp is the answer), TRUNCATED, or NATPMP_TRYAGAIN when the
+ * deadline passed. */
+static int wait_answer(natpmp_t *n, size_t full, int64_t deadline, natpmpresp_t *resp)
 {
     for (;;) {
+        if (check_length(n, full) != 0)
+            return TRUNCATED;
         int r = readnatpmpresponseorretry(n, resp);
         if (r != NATPMP_TRYAGAIN)
             return r;
@@ -51,6 +80,8 @@ static void say(char *why, size_t cap, const char *what, int r)
         return;
     if (r == NATPMP_TRYAGAIN)
         snprintf(why, cap, "NAT-PMP: %s: no answer", what);
+    else if (r == TRUNCATED)
+        snprintf(why, cap, "NAT-PMP: %s: truncated answer", what);
     else
         snprintf(why, cap, "NAT-PMP: %s: %.60s", what, strnatpmperr(r));
 }
@@ -74,7 +105,7 @@ int rdv__pm_natpmp_map(uint16_t iport, uint16_t eport, uint32_t lifetime_s, int 
     memset(&resp, 0, sizeof(resp));
     r = sendpublicaddressrequest(&n);
     if (r >= 0)
-        r = wait_answer(&n, deadline, &resp);
+        r = wait_answer(&n, NATPMP_ADDR_BYTES, deadline, &resp);
     if (r < 0) {
         say(why, cap, "public address", r);
         goto fail;
@@ -88,7 +119,7 @@ int rdv__pm_natpmp_map(uint16_t iport, uint16_t eport, uint32_t lifetime_s, int 
     memset(&resp, 0, sizeof(resp));
     r = sendnewportmappingrequest(&n, NATPMP_PROTOCOL_UDP, iport, eport, lifetime_s);
     if (r >= 0)
-        r = wait_answer(&n, deadline, &resp);
+        r = wait_answer(&n, NATPMP_MAP_BYTES, deadline, &resp);
     if (r < 0) {
         say(why, cap, "mapping", r);
         goto fail;
@@ -126,7 +157,7 @@ int rdv__pm_natpmp_unmap(uint16_t iport, int budget_ms)
     memset(&resp, 0, sizeof(resp));
     int r = sendnewportmappingrequest(&n, NATPMP_PROTOCOL_UDP, iport, 0, 0);
     if (r >= 0)
-        r = wait_answer(&n, now_ms() + budget_ms, &resp);
+        r = wait_answer(&n, NATPMP_MAP_BYTES, now_ms() + budget_ms, &resp);
     closenatpmp(&n);
     return r == 0 && resp.type == NATPMP_RESPTYPE_UDPPORTMAPPING ? 0 : -1;
 }

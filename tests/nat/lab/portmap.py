@@ -20,11 +20,17 @@ Cases (two symmetric NATs each: without a mapping they stay relayed):
             (cfg.portmap_disable): no mapping requested (the boxes' rule
             lists stay empty, miniupnpd logs no request), the session stays
             relayed.
+  bad_gateway  a fake NAT-PMP gateway (fake_natpmp.py) in a box answers
+            wrongly: garbage, truncated, refused (result code 2), a mapping
+            of another port, lifetime 0, public address 0.0.0.0, a wrong
+            opcode, a wrong version. Each time the node reports no mapping
+            and why (NAT-PMP), offers no mapped address, and exits cleanly.
 Exit 0 when every case passed, 1 otherwise, 77 ("SKIP: ...") when the
 machine cannot run the lab.
 """
 import argparse
 import os
+import subprocess
 import sys
 import time
 
@@ -212,17 +218,63 @@ def case_off(lab, a, url):
     return c
 
 
+FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_natpmp.py")
+BAD_MODES = ("garbage", "short", "refused", "otherport", "zerolife", "zeroaddr", "wrongop",
+             "version")
+MAPPING_ASKED = ("refused", "otherport", "zerolife")  # the address answer was right
+
+
+def case_bad_gateway(lab, a, url):
+    c = Case("bad_gateway: wrong NAT-PMP answers -> no mapping, no crash")
+    for mode in BAD_MODES:
+        s = lab.add_site("portRestricted")
+        node = None
+        try:
+            flog = os.path.join(lab.tmp, "fake_%s.log" % mode)
+            lab.popen(s.box_ns, [sys.executable, FAKE, mode, flog],
+                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (
+                    os.path.exists(flog) and "ready" in open(flog).read()):
+                time.sleep(0.05)
+            node = Node(lab, s.node_ns, node_argv(a, url, ["--listen"]),
+                        os.path.join(lab.tmp, "bad_%s.err" % mode))
+            ready = node.wait_event("ready", time.monotonic() + READY_S) or {}
+            status = str(ready.get("portmap_status", ""))
+            c.notes.append("%s: %s" % (mode, status))
+            c.check(ready.get("node") and ready.get("portmap") == "" and
+                    ready.get("portmap_public") == "",
+                    "%s: ready %s portmap %r public %r (want ready, no mapping)" %
+                    (mode, bool(ready.get("node")), ready.get("portmap"),
+                     ready.get("portmap_public")))
+            c.check(status.startswith("no mapping: NAT-PMP:"),
+                    "%s: status %r (want the NAT-PMP failure)" % (mode, status))
+            text = open(flog).read() if os.path.exists(flog) else ""
+            c.check("req op=0" in text, "%s: the fake gateway saw no request" % mode)
+            if mode in MAPPING_ASKED:
+                c.check("req op=1" in text, "%s: no mapping request after a right address "
+                        "answer" % mode)
+            finish(c, node, "node (%s)" % mode, stdin_eof=True)
+            node = None
+        finally:
+            if node is not None and node.p.poll() is None:
+                node.finish()
+            lab.remove_site(s)
+    return c
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rendezvousd", required=True)
     ap.add_argument("--nat-node", required=True)
-    ap.add_argument("--cases", default="natpmp,upnp,off")
+    ap.add_argument("--cases", default="natpmp,upnp,off,bad_gateway")
     a = ap.parse_args()
     rc = natlab.prepare((a.rendezvousd, a.nat_node, natlab.MINIUPNPD))
     if rc is not None:
         return rc
     natlab.cleanup_stale()
-    cases = {"natpmp": case_natpmp, "upnp": case_upnp, "off": case_off}
+    cases = {"natpmp": case_natpmp, "upnp": case_upnp, "off": case_off,
+             "bad_gateway": case_bad_gateway}
     done = []
     t0 = time.monotonic()
     with natlab.Lab() as lab:
@@ -241,9 +293,8 @@ def main():
                                             time.monotonic() - t))
             for f in c.failures:
                 log("  - " + f)
-            if c.failures:
-                for n in c.notes:
-                    log("    " + n)
+            for n in c.notes:
+                log("    " + n)
         st = lab.stop_server()
         server_bad = st is not None and (st[0] != 0 or any(m in st[1] for m in SANITIZER_MARKS))
     left = [ns for ns in natlab.list_netns() if ns.startswith(prefix)]
