@@ -98,6 +98,8 @@ typedef struct rdv__direct {
     int64_t no_path_since;           /* open without any path since; 0 */
     rdv_path path;                   /* now */
     int64_t first_path_ms, relayed_ms, direct_ms;
+    int64_t cands_ms, checks_ms;     /* rdv_session_info candidates_ms / checks_ms */
+    uint32_t probe_rounds;           /* check rounds sent while no direct path */
     bool announced;                  /* initiator: cb_session_ready given */
     bool upgraded, via_spray;
     /* Many-port probing. Symmetric side: sockets that each probe the

@@ -102,6 +102,7 @@ static int64_t probe_interval(int64_t since_start)
 static void probe_round_locked(rdv__session *r)
 {
     rdv__direct *d = r->direct;
+    d->probe_rounds++;
     for (size_t i = 0; i < d->npairs; i++)
         if (!d->pairs[i].valid)
             rdv__direct_send_probe_locked(r, d->pairs[i].fd, &d->pairs[i].addr, d->pairs[i].len,
@@ -141,6 +142,8 @@ void rdv__direct_start_probing_locked(rdv_client *c, rdv__session *r, int64_t no
     rdv_nat_type me = rdv__nat_effective_locked(c);
     rdv_nat_type peer = d->peer_nat;
     d->checks_deferred = false;
+    if (d->checks_ms < 0)
+        d->checks_ms = rdv__direct_ms_since(d, now);
     d->probe_start = now;
     d->next_probe = now;
     int spray = c->cfg.spray_ports;

@@ -264,6 +264,7 @@ static void session_init(rdv__direct *d, int64_t now)
     d->t0 = now;
     d->dfd = -1;
     d->first_path_ms = d->relayed_ms = d->direct_ms = -1;
+    d->cands_ms = d->checks_ms = -1;
     for (size_t i = 0; i < RDV__SPRAY_MAX; i++)
         d->spray_fd[i] = -1;
 }

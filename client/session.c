@@ -276,6 +276,8 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
     rdv_nat_type peer = d->peer_nat;
     rdv__path_wire_mac_keys(&r->e2e, d->tx_mac, d->rx_mac);
     d->keys = true;
+    if (d->cands_ms < 0)
+        d->cands_ms = rdv__direct_ms_since(d, now);
     if (d->path == RDV_PATH_UNKNOWN)
         d->no_path_since = now;
     bool sym_me = rdv__nat_is_symmetric(me), sym_peer = rdv__nat_is_symmetric(peer);
@@ -573,6 +575,7 @@ int rdv_session_get_info(rdv_client *c, const char *sid, rdv_session_info *out)
         memcpy(out->peer_node_id, r->peer, sizeof(out->peer_node_id));
         out->open = r->st == RDV__SS_OPEN;
         out->first_path_ms = out->relayed_ms = out->direct_ms = -1;
+        out->candidates_ms = out->checks_ms = -1;
         if (!r->direct) {
             out->path = r->st == RDV__SS_OPEN ? RDV_PATH_RELAYED : RDV_PATH_UNKNOWN;
         } else {
@@ -590,6 +593,9 @@ int rdv_session_get_info(rdv_client *c, const char *sid, rdv_session_info *out)
                                         sizeof(out->remote));
             out->direct_tx_datagrams = d->dtx;
             out->direct_rx_datagrams = d->drx;
+            out->candidates_ms = d->cands_ms;
+            out->checks_ms = d->checks_ms;
+            out->probe_rounds = d->probe_rounds;
             out->last_direct_error = d->last_err;
             memcpy(out->last_direct_error_text, d->last_err_text,
                    sizeof(out->last_direct_error_text));

@@ -868,6 +868,13 @@ static void test_direct(void **state)
     assert_true(ia.direct_ms >= 0 && ia.direct_ms <= WAIT_MS);
     assert_true(ib.direct_ms >= 0 && ib.direct_ms <= WAIT_MS);
     assert_true(ia.first_path_ms >= 0 && ia.first_path_ms <= ia.direct_ms);
+    /* The timeline: candidates, then checks (at once: direct first), then
+     * the path; at least one round of checks went out on each side. */
+    assert_true(ia.candidates_ms >= 0 && ia.candidates_ms <= ia.direct_ms);
+    assert_int_equal(ia.checks_ms, ia.candidates_ms);
+    assert_true(ib.candidates_ms >= 0 && ib.checks_ms == ib.candidates_ms);
+    assert_true(ib.checks_ms <= ib.direct_ms);
+    assert_true(ia.probe_rounds >= 1 && ib.probe_rounds >= 1);
     assert_int_equal(ia.upgraded, 0);
     assert_int_equal(ia.via_spray, 0);
     /* The remote is the peer's own endpoint on this host, and STUN saw
@@ -1159,6 +1166,10 @@ static void test_upgrade(void **state)
     assert_int_equal(ib.path, RDV_PATH_DIRECT);
     assert_int_equal(ia.upgraded, 1);
     assert_true(ia.relayed_ms >= 0 && ia.direct_ms >= ia.relayed_ms);
+    /* Relay first: the checks started only once the relay leg was up. */
+    assert_true(ia.candidates_ms >= 0 && ia.candidates_ms <= ia.relayed_ms);
+    assert_true(ia.checks_ms >= ia.relayed_ms && ia.checks_ms <= ia.direct_ms);
+    assert_true(ia.probe_rounds >= 1);
     assert_int_not_equal(ia.peer_nat, RDV_NAT_SYMMETRIC); /* B's type */
     assert_int_equal(ib.peer_nat, RDV_NAT_SYMMETRIC);     /* A's claim */
     check_remote(ia.remote, 0);
@@ -1202,6 +1213,10 @@ static void test_both_symmetric(void **state)
     assert_int_equal(ib.path, RDV_PATH_RELAYED);
     assert_int_equal(ia.direct_ms, -1);
     assert_int_equal(ia.upgraded, 0);
+    /* Relay only: keys and candidates, but no check ever started. */
+    assert_true(ia.candidates_ms >= 0);
+    assert_int_equal(ia.checks_ms, -1);
+    assert_int_equal(ia.probe_rounds, 0);
     exchange_hashed(a, b, sid, 20, 500);
 }
 

@@ -1,11 +1,14 @@
 #!/bin/sh
-# test_example.sh SOURCE_DIR RENDEZVOUSD - client_example: the README
-# example (client/examples/lookup.c, also quoted in client/README.md) builds
-# with `pkg-config --cflags --libs librendezvous` against an installed
-# librendezvous, and runs against a real rendezvousd: it looks itself up.
+# test_example.sh SOURCE_DIR RENDEZVOUSD BUILD_DIR - client_example: the
+# README example (client/examples/lookup.c, also quoted in client/README.md)
+# builds with `pkg-config --cflags --libs librendezvous` against the
+# librendezvous installed from BUILD_DIR (a built Release tree: the
+# release_build fixture's), and runs against a real rendezvousd: it looks
+# itself up.
 set -u
 SRC=$1
 SERVERD=$2
+BUILD=$3
 work=$(mktemp -d /tmp/rdv-example-XXXXXX)
 spid=""
 cleanup() {
@@ -23,11 +26,7 @@ cmp -s "$work/readme.c" "$SRC/client/examples/lookup.c" ||
 [ "$(wc -l <"$SRC/client/examples/lookup.c")" -le 40 ] || fail "example longer than 40 lines"
 
 prefix=$work/prefix
-cmake -S "$SRC" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DRDV_BUILD_TESTS=OFF \
-      -DCMAKE_INSTALL_PREFIX="$prefix" >"$work/build.log" 2>&1 || { cat "$work/build.log"; fail configure; }
-cmake --build "$work/build" -j2 >>"$work/build.log" 2>&1 ||
-  { cat "$work/build.log"; fail build; }
-cmake --install "$work/build" >>"$work/build.log" 2>&1 || { cat "$work/build.log"; fail install; }
+cmake --install "$BUILD" --prefix "$prefix" >"$work/build.log" 2>&1 || { cat "$work/build.log"; fail install; }
 pcdir=$(dirname "$(find "$prefix" -name librendezvous.pc | head -n1)")
 libdir=$(dirname "$pcdir")
 export PKG_CONFIG_PATH=$pcdir

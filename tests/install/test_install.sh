@@ -1,5 +1,7 @@
 #!/bin/sh
-# test_install.sh SOURCE_DIR - `cmake --install` gives a usable package:
+# test_install.sh SOURCE_DIR BUILD_DIR CONFIGURED_PREFIX - `cmake --install`
+# gives a usable package (BUILD_DIR: a built Release tree configured with
+# CMAKE_INSTALL_PREFIX=CONFIGURED_PREFIX, the release_build fixture's):
 # binaries, headers, librendezvous (shared + static), librendezvous.pc and
 # a CMake package; a consumer program builds and runs against it both via
 # pkg-config and via find_package(rendezvous).
@@ -13,6 +15,8 @@
 # scripts/install PREFIX and the PATH / PKG_CONFIG_PATH lines it prints.
 set -eu
 SRC=$1
+REL=$2
+CONFIGURED=$3
 work=$(mktemp -d /tmp/rdv-install-XXXXXX)
 spid=""
 cleanup() {
@@ -21,12 +25,10 @@ cleanup() {
 }
 trap cleanup EXIT
 prefix=$work/prefix
-# Configured for a prefix nothing is ever installed to.
-cmake -S "$SRC" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DRDV_BUILD_TESTS=OFF \
-      -DCMAKE_INSTALL_PREFIX="$work/configured-prefix" >/dev/null
-cmake --build "$work/build" -j2 >/dev/null
-cmake --install "$work/build" --prefix "$prefix" >/dev/null
-[ ! -e "$work/configured-prefix" ] || { echo "FAIL: installed to the configure-time prefix"; exit 1; }
+# REL is configured for a prefix nothing is ever installed to.
+[ ! -e "$CONFIGURED" ] || { echo "FAIL: $CONFIGURED exists before the test"; exit 1; }
+cmake --install "$REL" --prefix "$prefix" >/dev/null
+[ ! -e "$CONFIGURED" ] || { echo "FAIL: installed to the configure-time prefix"; exit 1; }
 
 fail=0
 for f in bin/rdv include/rendezvous/rendezvous.h include/rendezvous/version.h lib/librendezvous.a \
@@ -156,7 +158,8 @@ check_prefix "$prefix" default-libdir
 
 # A Debian multiarch libdir (what GNUInstallDirs picks for prefix /usr):
 # the .pc file sits three levels below the prefix.
-cmake -S "$SRC" -B "$work/build" -DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu >/dev/null
+cmake -S "$SRC" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DRDV_BUILD_TESTS=OFF \
+      -DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu >/dev/null
 cmake --build "$work/build" -j2 >/dev/null
 cmake --install "$work/build" --prefix "$work/prefix2" >/dev/null
 [ -e "$work/prefix2/lib/x86_64-linux-gnu/pkgconfig/librendezvous.pc" ] ||

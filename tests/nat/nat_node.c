@@ -145,6 +145,13 @@ static void sleep_ms(int ms)
         ;
 }
 
+/* "ipv6" / "ipv4" for a session info's remote ("[ip]:port" / "ip:port"),
+ * "" when there is none. */
+static const char *remote_family(const char *remote)
+{
+    return remote[0] == '[' ? "ipv6" : remote[0] ? "ipv4" : "";
+}
+
 static const char *path_name(int path)
 {
     return rdv_path_name((rdv_path)path);
@@ -335,12 +342,15 @@ static void cb_path(rdv_client *c, const char *sid, const char *peer, rdv_path p
     char remote[64];
     if (rdv_session_get_info(c, sid, &si) != 0) {
         memset(&si, 0, sizeof(si));
-        si.direct_ms = -1;
+        si.direct_ms = si.candidates_ms = si.checks_ms = -1;
     }
     emit("{\"event\":\"path\",\"session\":\"%s\",\"path\":\"%s\",\"ms\":%" PRId64
-         ",\"remote\":\"%s\",\"via_spray\":%d,\"upgraded\":%d,\"t\":%" PRId64 "}",
+         ",\"remote\":\"%s\",\"family\":\"%s\",\"via_spray\":%d,\"upgraded\":%d,"
+         "\"candidates_ms\":%" PRId64 ",\"checks_ms\":%" PRId64 ",\"probe_rounds\":%" PRIu32
+         ",\"t\":%" PRId64 "}",
          sid, path_name(path), elapsed_ms, jesc(si.remote, remote, sizeof(remote)),
-         si.via_spray, si.upgraded, t_now);
+         remote_family(si.remote), si.via_spray, si.upgraded, si.candidates_ms, si.checks_ms,
+         si.probe_rounds, t_now);
 }
 
 static void cb_closed(rdv_client *c, const char *sid, int err, const char *reason, void *u)
@@ -877,7 +887,7 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
 
     rdv_session_info si;
     memset(&si, 0, sizeof(si));
-    si.first_path_ms = si.relayed_ms = si.direct_ms = -1;
+    si.first_path_ms = si.relayed_ms = si.direct_ms = si.candidates_ms = si.checks_ms = -1;
     int si_rc = rdv_session_get_info(c, a->sid, &si);
 
     pthread_mutex_lock(&a->mu);
@@ -900,7 +910,9 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
          ",\"upgraded\":%d,\"via_spray\":%d,\"final_path\":\"%s\",\"sent\":%ld,\"intact\":%ld,"
          "\"missing\":%ld,\"corrupt\":%ld,\"resent\":%ld,\"dups\":%ld,\"send_errors\":%ld,"
          "\"ping_echoes\":%ld,\"phase2\":%d,\"nat\":\"%s\",\"peer_nat\":\"%s\","
-         "\"remote\":\"%s\",\"direct_tx\":%" PRIu64 ",\"direct_rx\":%" PRIu64
+         "\"remote\":\"%s\",\"family\":\"%s\",\"t_connect\":%" PRId64
+         ",\"candidates_ms\":%" PRId64 ",\"checks_ms\":%" PRId64 ",\"probe_rounds\":%" PRIu32
+         ",\"direct_tx\":%" PRIu64 ",\"direct_rx\":%" PRIu64
          ",\"info_rc\":%d,\"direct_error\":\"%s\",\"closed\":%d,\"close_reason\":\"%s\","
          "\"paths\":[%s]}",
          a->sid, a->first_path ? path_name(a->first_path) : "none",
@@ -908,6 +920,7 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
          upgraded, si.via_spray, path_name(a->path), total, intact, missing, corrupt, resent,
          a->dups, send_errs, a->ping_echoes, phase2, rdv_nat_type_name(st0->nat_type),
          rdv_nat_type_name(si.peer_nat), jesc(si.remote, remote, sizeof(remote)),
+         remote_family(si.remote), t_connect, si.candidates_ms, si.checks_ms, si.probe_rounds,
          si.direct_tx_datagrams, si.direct_rx_datagrams, si_rc,
          jesc(si.last_direct_error_text, err, sizeof(err)), a->closed,
          jesc(a->close_reason, reason, sizeof(reason)), paths);

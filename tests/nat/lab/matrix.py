@@ -52,6 +52,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import natlab  # noqa: E402
+import wanreport  # noqa: E402
 from natlab import log  # noqa: E402
 
 TYPES = ["fullCone", "restrictedCone", "portRestricted", "symmetric", "none"]
@@ -186,6 +187,7 @@ class Cell:
         self.out = {}            # "init"/"resp" -> (stdout lines, stderr text, rc)
         self.wire = (-1, -1)     # UDP datagrams bridged initiator->responder, back
         self.wall_s = 0.0
+        self.init_paths = []     # the initiator's path events
 
     def fail(self, msg):
         self.failures.append(msg)
@@ -281,6 +283,7 @@ def run_cell(lab, a, url, init, resp):
         cell.out["init"] = (con.lines, err_i, rc_i)
         cell.out["resp"] = (lst.lines, err_r, rc_r)
         cell.listener_paths = [e for e in lst.events if e.get("event") == "path"]
+        cell.init_paths = [e for e in con.events if e.get("event") == "path"]
         check_cell(cell, a, res, rc_i, rc_r, err_i, err_r, up_wait)
     except natlab.LabError as e:
         cell.fail("lab error: %s" % e)
@@ -335,7 +338,7 @@ def check_cell(cell, a, res, rc_i, rc_r, err_i, err_r, up_wait):
     direct_batches = (1 if res.get("first_path") == "Direct" else 0) + \
         (1 if res.get("phase2") else 0)
     if direct_batches and res.get("final_path") == "Direct" and \
-            min(cell.wire) < direct_batches * a.count:
+            min(cell.wire) < wanreport.wire_floor(direct_batches * a.count, a):
         cell.fail("the path is Direct but only %d/%d UDP datagrams went between the two "
                   "sites' public addresses (want >= %d each way)" %
                   (cell.wire[0], cell.wire[1], direct_batches * a.count))
@@ -469,6 +472,7 @@ def main():
                     help="boxes run miniupnpd with these protocols (default both)")
     ap.add_argument("--portmap-side", default="both", choices=("both", "init", "resp"),
                     help="with --portmap: whose boxes map")
+    wanreport.add_arguments(ap)
     a = ap.parse_args()
     try:
         sys.stdout.reconfigure(encoding="utf-8", errors="replace")
@@ -496,9 +500,14 @@ def main():
     t0 = time.monotonic()
     cells = []
     server_fail = None
-    with natlab.Lab() as lab:
+    wan = wanreport.wan_link(a)
+    pairs = pairs * a.runs
+    with natlab.Lab(wan=wan) as lab:
         prefix = lab.prefix
         lab.setup_pub()
+        if wan:
+            log("WAN emulation: site-to-site RTT %.0f ms, one-way loss %.1f%% (%s); "
+                "%d run(s)" % (a.rtt_ms, a.loss, wan.describe(), a.runs))
         url = lab.start_server(a.rendezvousd)
         log("rendezvousd at %s, STUN %s:%d (alternate %s:%d); %d cells" %
             (url, natlab.SERVER_IP, natlab.STUN_PORT, natlab.SERVER_ALT_IP,
@@ -532,6 +541,8 @@ def main():
     left = [ns for ns in natlab.list_netns() if ns.startswith(prefix)]
 
     print_report(cells, types if not a.cells else TYPES)
+    if wan or a.runs > 1:
+        wanreport.print_summary(cells, a, lab.wan_totals() if wan else None)
     for c in cells:
         if not c.ok:
             print_failure(c)
@@ -541,7 +552,8 @@ def main():
                         "failures": c.failures, "notes": c.notes, "result": c.result,
                         "ready": c.ready, "listener_paths": c.listener_paths,
                         "wire_datagrams": list(c.wire),
-                        "wall_s": c.wall_s} for c in cells], f, indent=1)
+                        "wall_s": c.wall_s, "init_paths": c.init_paths,
+                        "metrics": wanreport.metrics(c)} for c in cells], f, indent=1)
     passed = sum(1 for c in cells if c.ok)
     if server_fail:
         log("FAIL:", server_fail)

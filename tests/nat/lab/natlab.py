@@ -57,6 +57,16 @@ lists its live mappings (the rules of prerouting_miniupnpd).
 IPv6 is disabled in every lab namespace (an IPv4 lab; link-local IPv6
 between two no-NAT nodes on the bridge would bypass the emulation).
 
+WAN emulation (Lab(wan=WanLink(...)), matrix.py --rtt-ms / --loss): every
+site's link to the bridge goes through its own namespace "<prefix>w<k>"
+where tests/nat/wanem.c bridges two veths ("e0" towards the site, "e1"
+towards br0) and delays / jitters / drops frames per direction (this
+kernel has no sch_netem); a tbf qdisc on e0 / e1 limits the rate when
+asked. A datagram between two sites crosses two links, one between a site
+and the server one: WanLink.for_path(rtt_ms, loss_pct) gives the per-link
+values for a site-to-site round trip of rtt_ms and a one-way loss of
+loss_pct (the server is then rtt_ms / 2 away, with half the loss).
+
 Namespaces are named "rl<pid>-..." (pid of the process that made them);
 cleanup_stale() deletes those of dead processes, Lab.close() its own.
 Processes started with Lab.popen() get PR_SET_PDEATHSIG(SIGKILL), so they
@@ -71,6 +81,7 @@ import ctypes
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -124,6 +135,26 @@ def _pdeathsig():
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except Exception:  # best effort; cleanup_stale() is the backstop
         pass
+
+
+def _read_line(f, timeout):
+    """One line from a pipe (binary file object), waiting at most timeout
+    seconds; "" on timeout or EOF."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    fd = f.fileno()
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            break
+        ch = os.read(fd, 1)
+        if not ch:
+            break
+        buf += ch
+    return buf.decode("utf-8", "replace")
 
 
 def run(cmd, check=True, input=None, timeout=CMD_TIMEOUT_S):
@@ -321,6 +352,45 @@ def miniupnpd_conf(mode, k, pidfile):
         ""])
 
 
+class WanLink:
+    """Per-link WAN model of a lab (one direction's values apply to both
+    directions): one-way delay and jitter (ms, uniform +-jitter), loss
+    (percent, per frame), optional rate (kbit/s, tbf) and reordering."""
+
+    def __init__(self, wanem, delay_ms=0.0, jitter_ms=0.0, loss_pct=0.0, rate_kbit=0,
+                 reorder=False):
+        self.wanem = wanem
+        self.delay_ms = float(delay_ms)
+        self.jitter_ms = float(jitter_ms)
+        self.loss_pct = float(loss_pct)
+        self.rate_kbit = int(rate_kbit)
+        self.reorder = bool(reorder)
+
+    @classmethod
+    def for_path(cls, wanem, rtt_ms, loss_pct, jitter_ms=0.0, rate_kbit=0, reorder=False):
+        """The link model that gives two sites a round trip of rtt_ms and a
+        one-way loss of loss_pct percent (two links in a row: each has
+        rtt_ms / 4 of delay and 1 - sqrt(1 - loss) of loss)."""
+        link_loss = (1.0 - (1.0 - loss_pct / 100.0) ** 0.5) * 100.0
+        return cls(wanem, rtt_ms / 4.0, jitter_ms, link_loss, rate_kbit, reorder)
+
+    def argv(self, a_if, b_if):
+        argv = [self.wanem, "--a", a_if, "--b", b_if, "--delay-ms", "%.3f" % self.delay_ms,
+                "--jitter-ms", "%.3f" % self.jitter_ms, "--loss", "%.4f" % self.loss_pct]
+        if self.reorder:
+            argv.append("--reorder")
+        return argv
+
+    def describe(self):
+        return ("per link: delay %.2f ms, jitter +-%.2f ms, loss %.3f%%%s%s" %
+                (self.delay_ms, self.jitter_ms, self.loss_pct,
+                 ", rate %d kbit/s" % self.rate_kbit if self.rate_kbit else "",
+                 ", reordering" if self.reorder else ""))
+
+
+WANEM_READY_TIMEOUT_S = 10     # wanem prints its ready line
+
+
 class Site:
     """One node's place in the lab: its namespace, and its box's."""
 
@@ -334,6 +404,7 @@ class Site:
         self.portmap = None          # the box's miniupnpd mode, None
         self.miniupnpd = None        # its Popen
         self.miniupnpd_log = None
+        self.wan_ns = None           # the link's emulator namespace (Lab(wan=...))
 
     def __repr__(self):
         return "Site(%s node=%s %s public=%s)" % (self.nat_type, self.node_ns, self.node_ip,
@@ -344,8 +415,11 @@ class Lab:
     """A lab: the pub namespace and its bridge, sites, processes. Use as a
     context manager (close() deletes everything, also on exceptions)."""
 
-    def __init__(self, tag=""):
+    def __init__(self, tag="", wan=None):
         self.prefix = "rl%d-%s" % (os.getpid(), tag)
+        self.wan = wan               # WanLink: every site's link emulated
+        self.wan_procs = {}          # wan namespace -> wanem Popen
+        self.wan_stats = []          # final stats line of every wanem stopped
         self.namespaces = []         # ours, in creation order
         self.procs = []              # Popen objects we started
         self.tmp = tempfile.mkdtemp(prefix="rdv-natlab-")
@@ -408,8 +482,12 @@ class Lab:
         self.next_host += 1
         return k, "%s.%d" % (PUB_NET, host)
 
-    def _veth_to_pub(self, ns, ifname, pub_ifname):
-        """A veth pair: ifname in ns, pub_ifname on the pub bridge."""
+    def _veth_to_pub(self, ns, ifname, pub_ifname, k=None):
+        """A veth pair: ifname in ns, pub_ifname on the pub bridge. With a
+        WAN model (and the site number k) the link goes through an
+        emulator namespace instead (_wan_link); returns its name or None."""
+        if self.wan is not None and k is not None:
+            return self._wan_link(ns, ifname, pub_ifname, k)
         run(["ip", "-n", self.pub, "link", "add", pub_ifname, "type", "veth",
              "peer", "name", ifname, "netns", ns])
         self.ip(self.pub, "link", "set", pub_ifname, "master", "br0")
@@ -428,15 +506,17 @@ class Lab:
         node_ns = "%sn%d" % (self.prefix, k)
         self._add_ns(node_ns)
         if nat_type == "none":
-            self._veth_to_pub(node_ns, "eth0", "h%d" % k)
+            wan_ns = self._veth_to_pub(node_ns, "eth0", "h%d" % k, k)
             self.ip(node_ns, "addr", "add", public_ip + "/24", "dev", "eth0")
             self.ip(node_ns, "link", "set", "eth0", "up")
             self.ip(node_ns, "route", "add", "default", "via", SERVER_IP)
-            return Site(k, nat_type, node_ns, None, public_ip, public_ip)
+            site = Site(k, nat_type, node_ns, None, public_ip, public_ip)
+            site.wan_ns = wan_ns
+            return site
         box_ns = "%sb%d" % (self.prefix, k)
         self._add_ns(box_ns)
         lan_box, lan_node = "10.%d.0.1" % k, "10.%d.0.2" % k
-        self._veth_to_pub(box_ns, "wan", "b%d" % k)
+        wan_ns = self._veth_to_pub(box_ns, "wan", "b%d" % k, k)
         self.ip(box_ns, "addr", "add", public_ip + "/24", "dev", "wan")
         self.ip(box_ns, "link", "set", "wan", "up")
         self.ip(box_ns, "route", "add", "default", "via", SERVER_IP)
@@ -451,6 +531,7 @@ class Lab:
         run(["ip", "netns", "exec", box_ns, "nft", "-f", "-"],
             input=nft_ruleset(nat_type, public_ip, lan_node, portmap=bool(portmap)))
         site = Site(k, nat_type, node_ns, box_ns, lan_node, public_ip)
+        site.wan_ns = wan_ns
         if portmap:
             self._start_miniupnpd(site, portmap)
         return site
@@ -505,10 +586,78 @@ class Lab:
 
     def remove_site(self, site):
         """Kills the site's processes and deletes its namespaces."""
-        for ns in (site.node_ns, site.box_ns):
+        if site.wan_ns:
+            self._wan_stop(site.wan_ns)
+        for ns in (site.node_ns, site.box_ns, site.wan_ns):
             if ns and ns in self.namespaces:
                 delete_netns(ns)
                 self.namespaces.remove(ns)
+
+    def _wan_link(self, ns, ifname, pub_ifname, k):
+        """ifname in ns <-> e0 [wanem] e1 <-> pub_ifname on br0, the
+        emulator in namespace <prefix>w<k>. Returns that namespace."""
+        wan_ns = "%sw%d" % (self.prefix, k)
+        self._add_ns(wan_ns)
+        run(["ip", "-n", wan_ns, "link", "add", "e0", "type", "veth",
+             "peer", "name", ifname, "netns", ns])
+        run(["ip", "-n", self.pub, "link", "add", pub_ifname, "type", "veth",
+             "peer", "name", "e1", "netns", wan_ns])
+        self.ip(self.pub, "link", "set", pub_ifname, "master", "br0")
+        self.ip(self.pub, "link", "set", pub_ifname, "up")
+        for dev in ("e0", "e1"):
+            self.ip(wan_ns, "link", "set", dev, "up")
+            if self.wan.rate_kbit:
+                # burst: at least one MTU and ~5 ms at the rate
+                burst = max(1600, self.wan.rate_kbit * 1000 // 8 // 200)
+                run(["ip", "netns", "exec", wan_ns, "tc", "qdisc", "add", "dev", dev, "root",
+                     "tbf", "rate", "%dkbit" % self.wan.rate_kbit, "burst", str(burst),
+                     "latency", "100ms"])
+        p = self.popen(wan_ns, self.wan.argv("e0", "e1"), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.wan_procs[wan_ns] = p
+        line = _read_line(p.stdout, WANEM_READY_TIMEOUT_S)
+        if '"ready"' not in line:
+            self.stop(p)
+            raise LabError("wanem in %s did not start: %s %s" % (
+                wan_ns, line.strip(), p.stderr.read().decode("utf-8", "replace")[-2000:]))
+        return wan_ns
+
+    def _wan_stop(self, wan_ns):
+        """Stops the emulator of a link; its final counters (a dict, or
+        None) are appended to self.wan_stats and returned."""
+        p = self.wan_procs.pop(wan_ns, None)
+        if p is None:
+            return None
+        self.stop(p)
+        stats = None
+        try:
+            for line in p.stdout.read().decode("utf-8", "replace").splitlines():
+                if '"stats"' in line:
+                    stats = json.loads(line)
+        except (ValueError, OSError):
+            stats = None
+        if stats:
+            stats["ns"] = wan_ns
+            self.wan_stats.append(stats)
+        return stats
+
+    def wan_totals(self):
+        """Sums of the stopped emulators' counters over both directions:
+        {"rx", "tx", "lost", "overflow", "tx_err", "control", "late_max_us",
+        "late_avg_us"}
+        (control: ARP / neighbour discovery frames, passed unmodelled)."""
+        tot = {"rx": 0, "tx": 0, "lost": 0, "overflow": 0, "tx_err": 0, "control": 0,
+               "late_max_us": 0, "late_avg_us": 0}
+        late_sum = 0
+        for st in self.wan_stats:
+            for d in ("ab", "ba"):
+                x = st.get(d, {})
+                for key in ("rx", "tx", "lost", "overflow", "tx_err", "control"):
+                    tot[key] += x.get(key, 0)
+                tot["late_max_us"] = max(tot["late_max_us"], x.get("late_max_us", 0))
+                late_sum += x.get("late_avg_us", 0) * x.get("tx", 0)
+        tot["late_avg_us"] = late_sum // max(1, tot["tx"])
+        return tot
 
     def box_ruleset(self, site):
         """The box's live ruleset (nft list ruleset), "" for no box."""
@@ -632,6 +781,8 @@ class Lab:
         if self._closed:
             return
         self._closed = True
+        for wan_ns in list(self.wan_procs):
+            self._wan_stop(wan_ns)
         for p in self.procs:
             if p.poll() is None:
                 try:
