@@ -5,7 +5,7 @@
  * configuration, IPv4 and IPv6 sources, whose reply must itself parse and
  * fit its buffer. Must never crash, read out of bounds, or trip a
  * sanitizer. Built as a libFuzzer target with -DRDV_FUZZ=ON (clang), and
- * always as the replay driver of replay_main.c for ctest (nat_fuzz_stun).
+ * always as the replay driver of replay_main.c for ctest (server_fuzz_stun).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

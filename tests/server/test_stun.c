@@ -1,7 +1,7 @@
 /* test_stun.c - server_stun: rendezvousd's own STUN responder (--stun,
  * rendezvous/stun_responder.h) wired into the daemon (issue 7, "Server: STUN
- * responder"). Interop with Debian's clients is tests/nat/interop_stun.py
- * --rendezvousd (nat_interop_rendezvousd_*).
+ * responder"). The responder alone and its interop with Debian's clients:
+ * tests/server/stun.cmake (server_stun_responder, server_stun_interop_*).
  *
  * A Binding request to the port of the "stun on udp://ADDR:PORT" line is
  * answered with XOR-MAPPED-ADDRESS equal to the client's own address, over

@@ -2,62 +2,45 @@
  *
  * A node holds an Ed25519 identity; its node ID is the lowercase hex of the
  * public key. It keeps one WebSocket open to a rendezvous server
- * (`rendezvousd`, wire protocol v1: schema/PROTOCOL.md) and through it
- * exchanges signed offer / answer / iceCandidate messages with other nodes,
- * looks up and watches their presence, and - when no direct path exists -
- * exchanges end-to-end encrypted datagrams with them through the server's
- * relay. This header (with rendezvous/version.h) is the library's whole
- * public API. Functions return 0 (or a count) on success and a negative
- * rdv_err code on failure; rdv_strerror() names the code.
+ * (`rendezvousd`, wire protocol v1: schema/PROTOCOL.md), through which it
+ * exchanges signed messages with other nodes, looks up and watches their
+ * presence, and opens end-to-end encrypted sessions with them: on a direct
+ * UDP path when the NATs allow one, through the server's relay otherwise.
+ * This header (with rendezvous/version.h) is the whole public API.
+ * Functions return 0 (or a count) on success, a negative rdv_err on
+ * failure; rdv_strerror() names the code.
  *
- * Names: rdv_client_* act on a client (its connection, presence, watches,
- * NAT status); rdv_session_* act on one session between two nodes (open,
- * connect, accept, send, close, its info); rdv_identity_* on a key.
+ * Names: rdv_client_* act on a client (connection, presence, watches, NAT
+ * status); rdv_session_* on one session between two nodes; rdv_identity_*
+ * on a key.
  *
- * Which level to use. Applications use sessions: rdv_session_connect()
- * (a direct UDP path when the NATs allow one, the server's relay
- * otherwise, end-to-end encrypted either way) or rdv_session_open() (relay
- * only), then rdv_session_send() / cb_session_data, or rdv_session_proxy()
- * for a UDP application. The raw signaling calls
+ * Which level to use: sessions. rdv_session_connect() (direct first, the
+ * relay as fallback) or rdv_session_open() (relay only), then
+ * rdv_session_send() / cb_session_data, or rdv_session_proxy() for a UDP
+ * application such as WireGuard. The raw signaling level
  * (rdv_client_send_offer / _answer / _candidate with cb_offer / cb_answer /
- * cb_candidate) stay public for applications that run their own NAT
- * traversal (e.g. exchange WireGuard endpoints and punch themselves): the
+ * cb_candidate) is for applications that run their own NAT traversal: the
  * library then only signs, routes and verifies those messages.
  *
- * Minimal use (see README.md for a complete program):
+ * Use: fill an rdv_client_config, rdv_client_create(), run the client
+ * (below); client/README.md has a complete program. Running a client: EITHER rdv_client_start() (the library's thread runs
+ * the connection and calls the callbacks) OR embedded mode: poll
+ * rdv_client_fd() for readability with rdv_client_timeout_ms() as the
+ * timeout and call rdv_client_process() when it is readable or the timeout
+ * expired; callbacks then run inside rdv_client_process(). Never both.
  *
- *     rdv_client_config cfg = {0};
- *     cfg.server_url = "ws://127.0.0.1:8080/v1";
- *     cfg.identity = &id;                      // rdv_identity_load(&id, path)
- *     cfg.cb_offer = on_offer;                 // all callbacks are optional
- *     cfg.user_ptr = app;
- *     rdv_client *c;
- *     if (rdv_client_create(&cfg, &c) == 0 && rdv_client_start(c) == 0) ...
+ * Threads: every rdv_client_* / rdv_session_* function may be called from
+ * any thread and from callbacks, except rdv_client_process() (one thread
+ * at a time; from a callback RDV_ERR_BUSY, or RDV_ERR_STATE in threaded
+ * mode) and rdv_client_destroy() (refused from a callback; must not race
+ * other calls on the client). Callbacks of one client never run
+ * concurrently and never with an internal lock held; pointers passed to a
+ * callback are valid only during the call. rdv_identity_* are thread safe
+ * on different structs.
  *
- * Running a client: EITHER rdv_client_start() (the library's own thread runs
- * the connection and calls the callbacks from it) OR the embedded mode: the
- * application polls rdv_client_fd() for readability, with
- * rdv_client_timeout_ms() as the timeout, and calls rdv_client_process()
- * whenever the fd is readable or the timeout expired; callbacks are then
- * called from inside rdv_client_process(). Never both on one client.
- *
- * Thread safety: every rdv_client_* function may be called from any thread
- * at any time, except that rdv_client_process() runs on one thread at a
- * time (the application's loop) and rdv_client_destroy() must not race with
- * other calls on the same client. Callbacks are never called with an
- * internal lock held; a callback may call any rdv_client_* function of its
- * client except rdv_client_process() (returns RDV_ERR_BUSY, or
- * RDV_ERR_STATE in threaded mode) and rdv_client_destroy() (refused).
- * Callbacks of one client never run concurrently.
- * Pointers passed to a callback are valid only during that call.
- *
- * The identity functions (rdv_identity_*) work on the caller's struct and
- * are thread safe on different structs.
- *
- * Process-wide effects: the first rdv_client_create() points
- * libwebsockets' (global) log at the library's log (rdv_log_set_handler():
- * a callback, else stderr when the environment has RDV_DEBUG=1);
- * libwebsockets ignores SIGPIPE. The background thread blocks all signals.
+ * Process-wide effects: the first rdv_client_create() points libwebsockets'
+ * (global) log at the library's log (rdv_log_set_handler()); libwebsockets
+ * ignores SIGPIPE; the background thread blocks all signals.
  */
 #ifndef RENDEZVOUS_RENDEZVOUS_H
 #define RENDEZVOUS_RENDEZVOUS_H
@@ -79,82 +62,65 @@ extern "C" {
 #define RDV_MUST_CHECK
 #endif
 
-/* Error codes: 0 is success, failures are negative. Functions return int
- * (some return a count); the values are these. */
+/* Error codes: 0 is success, failures are negative ("received message":
+ * a message from another node that the library dropped). */
 typedef enum rdv_err {
     RDV_OK = 0,
-    RDV_ERR_INVALID = -1,       /* invalid argument */
-    RDV_ERR_NOMEM = -2,         /* allocation failed */
-    RDV_ERR_IO = -3,            /* file or socket error (errno kept) */
-    RDV_ERR_PERM = -4,          /* key file readable by others: refused */
-    RDV_ERR_FORMAT = -5,        /* file or message content malformed */
-    RDV_ERR_CRYPTO = -6,        /* libsodium failed to initialise */
-    RDV_ERR_EXISTS = -7,        /* refusing to overwrite an existing file */
-    /* not authenticated to the server now: the message was not sent (fail fast) */
-    RDV_ERR_NOT_CONNECTED = -8,
-    /* call not valid in this state (e.g. rdv_client_start twice, process() on a started
-     * client) */
-    RDV_ERR_STATE = -9,
-    RDV_ERR_BUSY = -10,         /* called re-entrantly (process() from a callback) */
-    /* connect or authentication timed out, or the server stopped answering */
-    RDV_ERR_TIMEOUT = -11,
-    /* could not connect: DNS, TCP, TLS or WebSocket upgrade failed, or the connection dropped */
-    RDV_ERR_CONNECT = -12,
-    /* the server refused our hello, or its welcome did not match our identity */
-    RDV_ERR_AUTH = -13,
-    /* another connection authenticated with this identity; the client stops (FAILED) */
-    RDV_ERR_REPLACED = -14,
-    /* received message: signature does not verify with its fromNodeID */
-    RDV_ERR_BAD_SIGNATURE = -15,
-    RDV_ERR_STALE = -16,        /* received message: timestamp outside the freshness window */
-    /* received message: a replayed copy of one already accepted; dropped */
-    RDV_ERR_DUPLICATE = -17,
-    RDV_ERR_MISROUTED = -18,    /* received message: toNodeID is not us, or fromNodeID is us */
-    /* the server sent something malformed or unexpected (PROTOCOL.md violation) */
-    RDV_ERR_PROTOCOL = -19,
-    /* the server reported an error not mapped below (server_code tells which) */
-    RDV_ERR_SERVER = -20,
-    /* the recipient is offline and the message expired or could not wait */
-    RDV_ERR_PEER_OFFLINE = -21,
-    RDV_ERR_PEER_QUEUE_FULL = -22, /* the recipient's offline queue on the server is full */
-    RDV_ERR_RATE_LIMITED = -23, /* the server dropped a message: over the message rate */
-    RDV_ERR_LIMIT = -24,        /* a server limit (watches, relay sessions) was exceeded */
-    RDV_ERR_TOO_LARGE = -25,    /* message larger than the server's maxMessageBytes */
-    RDV_ERR_BACKLOG = -26,      /* the client's bounded send queue is full */
-    RDV_ERR_NOT_SUPPORTED = -27, /* feature not available (yet) */
-    /* received relay data failed end-to-end authentication (tampered, wrong key or session);
-     * dropped */
-    RDV_ERR_DECRYPT = -28,
-    /* no such session here (never opened, not yet open, or closed) */
-    RDV_ERR_NO_SESSION = -29,
-    /* no such file, or its directory does not exist (identity load / save) */
-    RDV_ERR_NOT_FOUND = -30,
-    RDV_ERR_BAD_URL = -31,      /* the server URL is not ws://HOST[:PORT][/PATH] or wss://... */
-    /* wss://: the server's certificate was refused (not signed by a trusted CA, not valid for
-     * the URL's host, expired); last_error_text names the cause */
-    RDV_ERR_TLS_VERIFY = -32,
-    /* the server admits only its fleet and refused this node (not on its allowlist, no or an
-     * invalid fleet certificate: last_error_text says which); retried only every 60 s .. 15 min */
-    RDV_ERR_NOT_ADMITTED = -33,
-    /* the operator revoked this node ID or its certificate; retried as NOT_ADMITTED */
-    RDV_ERR_REVOKED = -34,
-    /* the operator's policy refused this message for this node's groups (e.g. a relayOpen);
-     * the connection stays */
-    RDV_ERR_FORBIDDEN = -35,
+    RDV_ERR_INVALID = -1,         /* invalid argument */
+    RDV_ERR_NOMEM = -2,           /* allocation failed */
+    RDV_ERR_IO = -3,              /* file or socket error (errno kept) */
+    RDV_ERR_PERM = -4,            /* key file readable by others: refused */
+    RDV_ERR_FORMAT = -5,          /* file or message content malformed */
+    RDV_ERR_CRYPTO = -6,          /* libsodium failed to initialise */
+    RDV_ERR_EXISTS = -7,          /* refusing to overwrite an existing file */
+    RDV_ERR_NOT_CONNECTED = -8,   /* not authenticated now: not sent (fail fast) */
+    RDV_ERR_STATE = -9,           /* not valid in this state (e.g. start twice) */
+    RDV_ERR_BUSY = -10,           /* called re-entrantly (process() from a callback) */
+    RDV_ERR_TIMEOUT = -11,        /* connect / authentication timed out, or the
+                                   * server stopped answering */
+    RDV_ERR_CONNECT = -12,        /* DNS, TCP, TLS or WebSocket upgrade failed,
+                                   * or the connection dropped */
+    RDV_ERR_AUTH = -13,           /* the server refused our hello, or its welcome
+                                   * did not match our identity */
+    RDV_ERR_REPLACED = -14,       /* another connection authenticated with this
+                                   * identity; the client stops (FAILED) */
+    RDV_ERR_BAD_SIGNATURE = -15,  /* received message: signature does not verify */
+    RDV_ERR_STALE = -16,          /* received message: timestamp not fresh */
+    RDV_ERR_DUPLICATE = -17,      /* received message: a replayed copy */
+    RDV_ERR_MISROUTED = -18,      /* received message: not to us, or from us */
+    RDV_ERR_PROTOCOL = -19,       /* the server broke PROTOCOL.md */
+    RDV_ERR_SERVER = -20,         /* a server error not mapped here (server_code) */
+    RDV_ERR_PEER_OFFLINE = -21,   /* recipient offline; the message expired */
+    RDV_ERR_PEER_QUEUE_FULL = -22, /* recipient's offline queue on the server full */
+    RDV_ERR_RATE_LIMITED = -23,   /* the server dropped a message: over the rate */
+    RDV_ERR_LIMIT = -24,          /* a server limit (watches, sessions) exceeded */
+    RDV_ERR_TOO_LARGE = -25,      /* larger than the server's maxMessageBytes */
+    RDV_ERR_BACKLOG = -26,        /* the client's bounded send queue is full */
+    RDV_ERR_NOT_SUPPORTED = -27,  /* feature not available */
+    RDV_ERR_DECRYPT = -28,        /* session data failed end-to-end authentication
+                                   * (tampered, wrong key or session); dropped */
+    RDV_ERR_NO_SESSION = -29,     /* no such session (never, not yet, or no more) */
+    RDV_ERR_NOT_FOUND = -30,      /* no such file or directory (identity files) */
+    RDV_ERR_BAD_URL = -31,        /* not ws://HOST[:PORT][/PATH] or wss://... */
+    RDV_ERR_TLS_VERIFY = -32,     /* wss://: the server's certificate was refused
+                                   * (CA, host name, expiry: last_error_text) */
+    RDV_ERR_NOT_ADMITTED = -33,   /* the server admits only its fleet and refused
+                                   * us (allowlist, fleet certificate: see
+                                   * last_error_text); retried every 60 s .. 15 min */
+    RDV_ERR_REVOKED = -34,        /* the operator revoked our node ID or
+                                   * certificate; retried as NOT_ADMITTED */
+    RDV_ERR_FORBIDDEN = -35,      /* the operator's policy refused this message
+                                   * for our groups; the connection stays */
 } rdv_err;
 
-/* Returns a static, human-readable description of an rdv_err code. */
+/* A static, human-readable description of an rdv_err code. */
 RDV_API const char *rdv_strerror(int err);
 
 /* The library's version (RDV_VERSION_STRING of the build that made it). */
 RDV_API const char *rdv_version(void);
 
-/* Log messages of the library and of libwebsockets under it. */
 typedef enum rdv_log_level {
-    RDV_LOG_ERROR = 0,
-    RDV_LOG_WARN,
-    RDV_LOG_INFO,
-    RDV_LOG_DEBUG
+    RDV_LOG_ERROR = 0, RDV_LOG_WARN, RDV_LOG_INFO, RDV_LOG_DEBUG
 } rdv_log_level;
 
 /* "error", "warn", "info", "debug". */
@@ -163,32 +129,31 @@ RDV_API const char *rdv_log_level_name(rdv_log_level level);
 /* A log message: one line, no trailing newline; valid during the call. */
 typedef void (*rdv_cb_log)(rdv_log_level level, const char *message, void *user_ptr);
 
-/* Sends the library's log messages up to `max_level` to `cb` (NULL: back
- * to the default, which prints to stderr only when the environment has
- * RDV_DEBUG=1, every level). Process-wide, like libwebsockets' log it
- * includes; safe from any thread. The callback may run on any client's
- * service thread, must not block for long and must not call
- * rdv_log_set_handler(); once this returns the previous callback is no
- * longer called. */
+/* Sends the log messages of the library and of libwebsockets under it, up
+ * to `max_level`, to `cb` (NULL: the default, stderr at every level only
+ * when the environment has RDV_DEBUG=1). Process-wide; safe from any
+ * thread. The callback may run on any client's thread, must not block for
+ * long nor call rdv_log_set_handler(); once this returns the previous
+ * callback is no longer called. */
 RDV_API void rdv_log_set_handler(rdv_log_level max_level, rdv_cb_log cb, void *user_ptr);
 
-/* Sizes of an identity and of the strings of the protocol. */
+/* Sizes of an identity and of the protocol's strings; *_LEN excludes the NUL. */
 #define RDV_PUBLIC_KEY_BYTES 32
 #define RDV_SECRET_KEY_BYTES 64
-#define RDV_NODE_ID_LEN 64       /* hex characters, without the NUL */
-#define RDV_SESSION_ID_LEN 36    /* UUID 8-4-4-4-12, without the NUL */
-#define RDV_IP_LEN 45            /* longest IP text (IPv6), without NUL */
-#define RDV_KEY_HEX_LEN 64       /* wgPublicKey / e2eKey hex, without NUL */
-#define RDV_REQUEST_ID_LEN 64    /* longest requestID, without NUL */
-#define RDV_MAX_IDS_PER_CALL 64  /* node IDs per lookup()/watch() call */
-#define RDV_CANDIDATE_TYPE_LEN 15 /* "serverReflexive", without the NUL */
-#define RDV_FOUNDATION_LEN 32    /* ICE foundation (RFC 8445 5.1.1.3) */
-#define RDV_MSG_TYPE_LEN 15      /* a message type ("iceCandidate") */
-#define RDV_SERVER_NAME_LEN 253  /* a DNS name */
-#define RDV_URL_LEN 255          /* a server URL as reported (cut to fit) */
+#define RDV_NODE_ID_LEN 64        /* hex characters */
+#define RDV_SESSION_ID_LEN 36     /* UUID 8-4-4-4-12 */
+#define RDV_IP_LEN 45             /* longest IP text (IPv6) */
+#define RDV_KEY_HEX_LEN 64        /* wgPublicKey / e2eKey hex */
+#define RDV_REQUEST_ID_LEN 64     /* longest requestID */
+#define RDV_MAX_IDS_PER_CALL 64   /* node IDs per lookup() / watch() call */
+#define RDV_CANDIDATE_TYPE_LEN 15 /* "serverReflexive" */
+#define RDV_FOUNDATION_LEN 32     /* ICE foundation (RFC 8445 5.1.1.3) */
+#define RDV_MSG_TYPE_LEN 15       /* a message type ("iceCandidate") */
+#define RDV_SERVER_NAME_LEN 253   /* a DNS name */
+#define RDV_URL_LEN 255           /* a server URL as reported (cut to fit) */
 #define RDV_ENDPOINT_LEN (RDV_IP_LEN + 8) /* "[ip]:port" / "ip:port" */
-#define RDV_NAT_METHOD_LEN 159   /* how the NAT type was found */
-#define RDV_ERROR_TEXT_LEN 399   /* the explanation of a connection error */
+#define RDV_NAT_METHOD_LEN 159    /* how the NAT type was found */
+#define RDV_ERROR_TEXT_LEN 399    /* the explanation of a connection error */
 #define RDV_SESSION_ERROR_TEXT_LEN 127 /* a session's last error */
 
 /* An Ed25519 identity. Wipe it with rdv_identity_wipe() when done. */
@@ -197,37 +162,34 @@ typedef struct rdv_identity {
     uint8_t secret_key[RDV_SECRET_KEY_BYTES]; /* libsodium form: seed||pk */
 } rdv_identity;
 
-/* Generates a new random identity. */
+/* Generates a new random identity. Returns 0, RDV_ERR_INVALID, RDV_ERR_CRYPTO. */
 RDV_API int rdv_identity_generate(rdv_identity *id) RDV_MUST_CHECK;
 
 /* Writes the node ID (64 lowercase hex chars and a NUL) of id into out. */
-RDV_API void rdv_identity_node_id(const rdv_identity *id,
-                                  char out[RDV_NODE_ID_LEN + 1]);
+RDV_API void rdv_identity_node_id(const rdv_identity *id, char out[RDV_NODE_ID_LEN + 1]);
 
-/* Saves id to `path`, created with mode 0600 (never wider). Refuses to
- * overwrite an existing file (RDV_ERR_EXISTS) unless `overwrite` is
- * non-zero; RDV_ERR_NOT_FOUND when the directory of `path` does not exist,
- * RDV_ERR_IO for other failures (errno kept). The file holds one line:
- * "rendezvous-ed25519-v1 <seed hex>". */
+/* Saves id to `path` (one line "rendezvous-ed25519-v1 <seed hex>"), created
+ * with mode 0600 (never wider). RDV_ERR_EXISTS when the file exists and
+ * `overwrite` is 0, RDV_ERR_NOT_FOUND when its directory does not exist,
+ * RDV_ERR_IO for other failures (errno kept). */
 RDV_API int rdv_identity_save(const rdv_identity *id, const char *path,
                               int overwrite) RDV_MUST_CHECK;
 
-/* Loads an identity from `path`. Refuses (RDV_ERR_PERM) a file that its
- * group or others can read or write, or that is not a regular file.
- * RDV_ERR_NOT_FOUND when there is no such file (create one with
- * rdv_identity_generate() + rdv_identity_save(), or `rdv keygen`),
- * RDV_ERR_FORMAT when it is not a key file, RDV_ERR_IO for other failures
- * (errno kept). */
+/* Loads an identity from `path`. RDV_ERR_PERM for a file its group or
+ * others can read or write, or that is not a regular file;
+ * RDV_ERR_NOT_FOUND when there is none (make one with
+ * rdv_identity_generate() + rdv_identity_save(), or `rdv keygen`);
+ * RDV_ERR_FORMAT when it is no key file; RDV_ERR_IO (errno kept). */
 RDV_API int rdv_identity_load(rdv_identity *id, const char *path) RDV_MUST_CHECK;
 
 /* Overwrites the secret key material with zeros. */
 RDV_API void rdv_identity_wipe(rdv_identity *id);
 
-/* Writes a fresh random (version 4) UUID, lowercase 8-4-4-4-12 and a NUL,
- * into out: a new SessionID for rdv_client_send_offer(). Never fails. */
+/* Writes a fresh random (version 4) UUID, lowercase 8-4-4-4-12 and a NUL:
+ * a new SessionID for rdv_client_send_offer(). Never fails. */
 RDV_API void rdv_session_id_generate(char out[RDV_SESSION_ID_LEN + 1]);
 
-/* True (1) when s is a valid node ID (64 lowercase hex digits), else 0. */
+/* 1 when s is a valid node ID (64 lowercase hex digits), else 0. */
 RDV_API int rdv_node_id_is_valid(const char *s);
 
 /* ------------------------------------------------------------------------
@@ -236,11 +198,11 @@ RDV_API int rdv_node_id_is_valid(const char *s);
 
 typedef struct rdv_client rdv_client;
 
-/* Connection state. The client starts DISCONNECTED, goes CONNECTING (TCP,
- * TLS, WebSocket upgrade, challenge/hello) and AUTHENTICATED (welcome
- * received: messages may be sent). After any drop it is DISCONNECTED and
- * retries after a backoff. FAILED is final: the identity was replaced by
- * another connection, or reconnect.max_attempts was reached. */
+/* Connection state. DISCONNECTED at first and after any drop (retried
+ * after a backoff); CONNECTING (TCP, TLS, WebSocket upgrade,
+ * challenge/hello); AUTHENTICATED (welcome received: messages may be
+ * sent). FAILED is final: the identity was replaced by another connection,
+ * or reconnect.max_attempts was reached. */
 typedef enum rdv_state {
     RDV_STATE_DISCONNECTED = 0,
     RDV_STATE_CONNECTING = 1,
@@ -248,7 +210,7 @@ typedef enum rdv_state {
     RDV_STATE_FAILED = 3
 } rdv_state;
 
-/* Returns a static name for a state ("authenticated", ...). */
+/* A static name for a state ("authenticated", ...). */
 RDV_API const char *rdv_state_name(rdv_state state);
 
 /* NAT classification (PROTOCOL.md 3, NatType). */
@@ -263,136 +225,8 @@ typedef enum rdv_nat_type {
 /* Wire name of a NAT type ("fullCone", ...; "unknown" when out of range). */
 RDV_API const char *rdv_nat_type_name(rdv_nat_type nat);
 
-/* Parses a wire name; returns RDV_NAT_UNKNOWN for anything unknown. */
+/* Parses a wire name; RDV_NAT_UNKNOWN for anything unknown. */
 RDV_API rdv_nat_type rdv_nat_type_from_name(const char *name);
-
-/* How a node can be reached (PROTOCOL.md 3.1). Unknown addresses are
- * "0.0.0.0" (an empty string is sent as "0.0.0.0") and port 0.
- * wg_public_key is "" when absent. */
-typedef struct rdv_connection_info {
-    char public_ip[RDV_IP_LEN + 1];
-    uint16_t public_port;
-    char local_ip[RDV_IP_LEN + 1];
-    uint16_t local_port;
-    rdv_nat_type nat_type;
-    char wg_public_key[RDV_KEY_HEX_LEN + 1];
-} rdv_connection_info;
-
-/* One ICE candidate (PROTOCOL.md 3.2). type is "host", "serverReflexive",
- * "peerReflexive" or "relayed"; foundation and related_ip are "" and
- * related_port 0 when absent. */
-typedef struct rdv_candidate {
-    char ip[RDV_IP_LEN + 1];
-    uint16_t port;               /* 1 ... 65535 */
-    char type[RDV_CANDIDATE_TYPE_LEN + 1];
-    uint32_t priority;
-    char foundation[RDV_FOUNDATION_LEN + 1];
-    char related_ip[RDV_IP_LEN + 1];
-    uint16_t related_port;
-} rdv_candidate;
-
-/* A verified offer or answer, as given to cb_offer / cb_answer. e2e_key is
- * "" when absent. `json` is the received body (NUL-terminated, unknown
- * fields included), for extensions. */
-typedef struct rdv_session_msg {
-    char from_node_id[RDV_NODE_ID_LEN + 1];
-    char to_node_id[RDV_NODE_ID_LEN + 1];
-    char session_id[RDV_SESSION_ID_LEN + 1];
-    int64_t timestamp;           /* sender's signing time, ms since epoch */
-    rdv_connection_info info;
-    char e2e_key[RDV_KEY_HEX_LEN + 1];
-    const char *json;
-} rdv_session_msg;
-
-/* A verified iceCandidate, as given to cb_candidate. */
-typedef struct rdv_candidate_msg {
-    char from_node_id[RDV_NODE_ID_LEN + 1];
-    char to_node_id[RDV_NODE_ID_LEN + 1];
-    char session_id[RDV_SESSION_ID_LEN + 1];
-    int64_t timestamp;
-    rdv_candidate candidate;
-    const char *json;
-} rdv_candidate_msg;
-
-/* Presence of one node (a `presence` entry, `peerOnline`, `peerOffline`).
- * last_seen is ms since epoch, 0 = never seen. */
-typedef struct rdv_peer {
-    char node_id[RDV_NODE_ID_LEN + 1];
-    int online;
-    int64_t last_seen;
-    rdv_nat_type nat_type;       /* RDV_NAT_UNKNOWN in peerOffline */
-} rdv_peer;
-
-/* The server queued a message for an offline recipient (`queued`). */
-typedef struct rdv_queued {
-    char session_id[RDV_SESSION_ID_LEN + 1];
-    char to_node_id[RDV_NODE_ID_LEN + 1];
-    char type[RDV_MSG_TYPE_LEN + 1]; /* "offer", "answer", "iceCandidate" */
-    int64_t expires_at;          /* ms since epoch (server clock) */
-} rdv_queued;
-
-/* An error, given to cb_error. `code` is an RDV_ERR_* value. Strings are
- * NULL when not applicable:
- *   server_code   the wire code of a server `error` ("peer_offline"), NULL
- *                 for errors found locally (e.g. a bad signature);
- *   message       human-readable text (never NULL);
- *   ref           sessionID or requestID the error is about;
- *   msg_type      type of the message concerned ("offer", ...);
- *   field         offending field (dotted) when the server names one;
- *   from_node_id  claimed sender of a received message that was rejected. */
-typedef struct rdv_error_info {
-    int code;
-    const char *server_code;
-    const char *message;
-    const char *ref;
-    const char *msg_type;
-    const char *field;
-    const char *from_node_id;
-} rdv_error_info;
-
-/* Limits announced by the server in `welcome` (PROTOCOL.md 6); 0 before
- * the first welcome; optional members the server left out have their
- * PROTOCOL.md defaults (maxRelaySessions 8, maxRelayPayload 16384,
- * relayIdleTimeoutMs 60000, the rest 0 = not announced). */
-typedef struct rdv_limits {
-    int64_t max_message_bytes;
-    int64_t messages_per_second;
-    int64_t message_burst;
-    int64_t offline_ttl_ms;
-    int64_t offline_queue_max;
-    int64_t max_watches;
-    int64_t ping_interval_ms;
-    int64_t idle_timeout_ms;
-    int64_t fresh_past_ms;
-    int64_t fresh_future_ms;
-    int64_t max_relay_sessions;
-    int64_t max_relay_payload;
-    int64_t relay_bytes_per_second;
-    int64_t relay_global_bytes_per_second; /* 0: none announced */
-    int64_t relay_session_quota;           /* bytes per session; 0: none */
-    int64_t relay_idle_timeout_ms;         /* open session without data */
-} rdv_limits;
-
-/* A snapshot of the client, from rdv_client_get_info(). The observed
- * address, server name, time offset and limits are those of the last
- * welcome (kept while disconnected; empty/0 before the first). */
-typedef struct rdv_client_info {
-    rdv_state state;
-    char node_id[RDV_NODE_ID_LEN + 1];
-    char server_name[RDV_SERVER_NAME_LEN + 1];
-    char observed_ip[RDV_IP_LEN + 1];
-    uint16_t observed_port;
-    int64_t server_time_offset_ms; /* server clock - local clock */
-    rdv_limits limits;
-    unsigned connects;             /* welcomes received so far */
-    unsigned reconnect_attempt;    /* failed attempts since the last welcome */
-    int last_error;                /* last RDV_ERR_* of the connection, 0 */
-    char last_error_text[RDV_ERROR_TEXT_LEN + 1]; /* what cb_error said about it: names the
-                                    * URL, the cause and the fix (e.g. "the
-                                    * server ... refused the WebSocket
-                                    * upgrade at path /x (HTTP 404): the
-                                    * rendezvous endpoint is /v1"); "" */
-} rdv_client_info;
 
 /* The path that carries a session's datagrams (cb_path,
  * rdv_session_get_info) and the latest one any session got
@@ -406,156 +240,245 @@ typedef enum rdv_path {
 /* "Unknown", "Direct", "Relayed". */
 RDV_API const char *rdv_path_name(rdv_path path);
 
+/* Raw signaling messages (cb_offer / cb_answer / cb_candidate and
+ * rdv_client_send_*; sessions do not need them).
+ *
+ * How a node can be reached (PROTOCOL.md 3.1). Unknown addresses are
+ * "0.0.0.0" (an empty string is sent as "0.0.0.0") and port 0;
+ * wg_public_key is "" when absent. */
+typedef struct rdv_connection_info {
+    char public_ip[RDV_IP_LEN + 1];
+    uint16_t public_port;
+    char local_ip[RDV_IP_LEN + 1];
+    uint16_t local_port;
+    rdv_nat_type nat_type;
+    char wg_public_key[RDV_KEY_HEX_LEN + 1];
+} rdv_connection_info;
+
+/* One ICE candidate (PROTOCOL.md 3.2). foundation and related_ip are ""
+ * and related_port 0 when absent. */
+typedef struct rdv_candidate {
+    char ip[RDV_IP_LEN + 1];
+    uint16_t port;               /* 1 ... 65535 */
+    char type[RDV_CANDIDATE_TYPE_LEN + 1]; /* "host", "serverReflexive",
+                                            * "peerReflexive", "relayed" */
+    uint32_t priority;
+    char foundation[RDV_FOUNDATION_LEN + 1];
+    char related_ip[RDV_IP_LEN + 1];
+    uint16_t related_port;
+} rdv_candidate;
+
+/* A verified offer or answer. e2e_key is "" when absent; `json` is the
+ * received body (unknown fields included), for extensions. */
+typedef struct rdv_session_msg {
+    char from_node_id[RDV_NODE_ID_LEN + 1];
+    char to_node_id[RDV_NODE_ID_LEN + 1];
+    char session_id[RDV_SESSION_ID_LEN + 1];
+    int64_t timestamp;           /* sender's signing time, ms since epoch */
+    rdv_connection_info info;
+    char e2e_key[RDV_KEY_HEX_LEN + 1];
+    const char *json;
+} rdv_session_msg;
+
+/* A verified iceCandidate. */
+typedef struct rdv_candidate_msg {
+    char from_node_id[RDV_NODE_ID_LEN + 1];
+    char to_node_id[RDV_NODE_ID_LEN + 1];
+    char session_id[RDV_SESSION_ID_LEN + 1];
+    int64_t timestamp;
+    rdv_candidate candidate;
+    const char *json;
+} rdv_candidate_msg;
+
+/* Presence of one node (a `presence` entry, `peerOnline`, `peerOffline`). */
+typedef struct rdv_peer {
+    char node_id[RDV_NODE_ID_LEN + 1];
+    int online;
+    int64_t last_seen;           /* ms since epoch, 0 = never seen */
+    rdv_nat_type nat_type;       /* RDV_NAT_UNKNOWN in peerOffline */
+} rdv_peer;
+
+/* The server queued a message for an offline recipient (`queued`). */
+typedef struct rdv_queued {
+    char session_id[RDV_SESSION_ID_LEN + 1];
+    char to_node_id[RDV_NODE_ID_LEN + 1];
+    char type[RDV_MSG_TYPE_LEN + 1]; /* "offer", "answer", "iceCandidate" */
+    int64_t expires_at;          /* ms since epoch (server clock) */
+} rdv_queued;
+
+/* An error, given to cb_error. Strings other than message are NULL when
+ * not applicable. */
+typedef struct rdv_error_info {
+    int code;                    /* an rdv_err */
+    const char *server_code;     /* wire code of a server `error`
+                                  * ("peer_offline"); NULL when found locally */
+    const char *message;         /* human-readable, never NULL */
+    const char *ref;             /* sessionID or requestID it is about */
+    const char *msg_type;        /* type of the message concerned */
+    const char *field;           /* offending field (dotted), if named */
+    const char *from_node_id;    /* claimed sender of a rejected message */
+} rdv_error_info;
+
+/* Limits the server announced in `welcome` (PROTOCOL.md 6); 0 before the
+ * first welcome; members it left out have PROTOCOL.md's defaults
+ * (maxRelaySessions 8, maxRelayPayload 16384, relayIdleTimeoutMs 60000,
+ * the rest 0 = not announced). */
+typedef struct rdv_limits {
+    int64_t max_message_bytes, messages_per_second, message_burst;
+    int64_t offline_ttl_ms, offline_queue_max, max_watches;
+    int64_t ping_interval_ms, idle_timeout_ms, fresh_past_ms, fresh_future_ms;
+    int64_t max_relay_sessions, max_relay_payload, relay_bytes_per_second;
+    int64_t relay_global_bytes_per_second; /* 0: none announced */
+    int64_t relay_session_quota;           /* bytes per session; 0: none */
+    int64_t relay_idle_timeout_ms;         /* open session without data */
+} rdv_limits;
+
+/* A snapshot of the client (rdv_client_get_info()). Observed address,
+ * server name, time offset and limits are those of the last welcome (kept
+ * while disconnected; empty/0 before the first). */
+typedef struct rdv_client_info {
+    rdv_state state;
+    char node_id[RDV_NODE_ID_LEN + 1];
+    char server_name[RDV_SERVER_NAME_LEN + 1];
+    char observed_ip[RDV_IP_LEN + 1];
+    uint16_t observed_port;
+    int64_t server_time_offset_ms; /* server clock - local clock */
+    rdv_limits limits;
+    unsigned connects;             /* welcomes received so far */
+    unsigned reconnect_attempt;    /* failed attempts since the last welcome */
+    int last_error;                /* last rdv_err of the connection, 0 */
+    /* what cb_error said about it: the URL, the cause and the fix (e.g.
+     * "... refused the WebSocket upgrade at path /x (HTTP 404): the
+     * rendezvous endpoint is /v1"); "" */
+    char last_error_text[RDV_ERROR_TEXT_LEN + 1];
+} rdv_client_info;
+
 /* Callbacks. `user_ptr` is rdv_client_config.user_ptr. All are optional. */
 typedef void (*rdv_cb_state)(rdv_client *c, rdv_state state, void *user_ptr);
-typedef void (*rdv_cb_session_msg)(rdv_client *c, const rdv_session_msg *msg,
-                                   void *user_ptr);
-typedef void (*rdv_cb_candidate)(rdv_client *c, const rdv_candidate_msg *msg,
-                                 void *user_ptr);
-typedef void (*rdv_cb_presence)(rdv_client *c, const char *request_id,
-                                const rdv_peer *peers, size_t count,
-                                void *user_ptr);
-typedef void (*rdv_cb_peer)(rdv_client *c, const rdv_peer *peer,
-                            void *user_ptr);
-typedef void (*rdv_cb_queued)(rdv_client *c, const rdv_queued *q,
-                              void *user_ptr);
-typedef void (*rdv_cb_error)(rdv_client *c, const rdv_error_info *err,
-                             void *user_ptr);
-/* Sessions (see "Sessions" below): end-to-end encrypted datagrams
- * between two nodes, on a direct path or through the server's relay.
- *
- * A node asked us for a session (a verified relayOpen, or an offer from
- * rdv_session_connect(), carrying its e2eKey). Answer with
- * rdv_session_accept() or rdv_session_reject() - from the callback or later
- * (a request not answered within RDV_SESSION_ANSWER_MS is rejected with
- * reason "timeout"). Without cb_session_request every request
- * is rejected ("no relay handler"). */
+typedef void (*rdv_cb_session_msg)(rdv_client *c, const rdv_session_msg *msg, void *user_ptr);
+typedef void (*rdv_cb_candidate)(rdv_client *c, const rdv_candidate_msg *msg, void *user_ptr);
+typedef void (*rdv_cb_presence)(rdv_client *c, const char *request_id, const rdv_peer *peers,
+                                size_t count, void *user_ptr);
+typedef void (*rdv_cb_peer)(rdv_client *c, const rdv_peer *peer, void *user_ptr);
+typedef void (*rdv_cb_queued)(rdv_client *c, const rdv_queued *q, void *user_ptr);
+typedef void (*rdv_cb_error)(rdv_client *c, const rdv_error_info *err, void *user_ptr);
+
+/* A node asked us for a session (a verified relayOpen, or an offer from
+ * its rdv_session_connect() carrying its e2eKey). Answer with
+ * rdv_session_accept() or rdv_session_reject(), in the callback or later;
+ * unanswered within RDV_SESSION_ANSWER_MS it is rejected ("timeout").
+ * Without cb_session_request every request is rejected ("no relay
+ * handler"). */
 typedef struct rdv_session_request {
     char session_id[RDV_SESSION_ID_LEN + 1];
     char from_node_id[RDV_NODE_ID_LEN + 1];
     int64_t timestamp;           /* sender's signing time, ms since epoch */
-    int direct;                  /* 1: a direct-then-relay session asked for
-                                  * with rdv_session_connect() (an offer carrying
-                                  * e2eKey); 0: a plain relayOpen */
+    int direct;                  /* 1: from rdv_session_connect() (an offer
+                                  * with e2eKey); 0: a plain relayOpen */
     rdv_nat_type peer_nat;       /* direct: the NAT type the peer reported */
 } rdv_session_request;
 typedef void (*rdv_cb_session_request)(rdv_client *c, const rdv_session_request *req,
                                        void *user_ptr);
-/* A session we opened is now usable: the peer's verified relayReady
- * arrived and the keys are derived (rdv_session_open()), or its first path
- * is up (rdv_session_connect()). */
+/* A session we opened is usable: the peer's verified relayReady arrived
+ * (rdv_session_open()), or its first path is up (rdv_session_connect()). */
 typedef void (*rdv_cb_session_ready)(rdv_client *c, const char *session_id,
                                      const char *peer_node_id, void *user_ptr);
 /* One datagram received on an open session, decrypted and authenticated
- * (replays and forgeries never get here: they go to cb_error with
- * RDV_ERR_DUPLICATE / RDV_ERR_DECRYPT). Not called for a session bound to
- * a UDP proxy (rdv_session_proxy): its data goes to the proxy socket. */
+ * (replays and forgeries go to cb_error as RDV_ERR_DUPLICATE /
+ * RDV_ERR_DECRYPT). Not called for a session with a UDP proxy. */
 typedef void (*rdv_cb_session_data)(rdv_client *c, const char *session_id,
                                     const uint8_t *data, size_t len, void *user_ptr);
-/* A session ended other than by our own rdv_session_close() /
- * rdv_session_reject(). `err` says why: 0 the peer closed or rejected it
- * deliberately (reason = the peer's text, e.g. "closed_by_peer",
- * "rejected"); RDV_ERR_PEER_OFFLINE the peer is offline or disconnected;
- * RDV_ERR_CONNECT our connection to the server dropped or the server is
- * shutting down (the server ends every session of a connection);
- * RDV_ERR_TIMEOUT no relayReady within RDV_SESSION_OPEN_TIMEOUT_MS, an
- * unanswered request expired, or the server's idle timeout; RDV_ERR_LIMIT
- * session limit or quota; RDV_ERR_REPLACED our identity connected
- * elsewhere; RDV_ERR_PROTOCOL the peer sent no usable e2eKey; another
- * RDV_ERR_* for a server error about the session. `reason` is never
- * NULL. The session ID is no longer valid after this call. */
+/* A session ended other than by our rdv_session_close() / _reject().
+ * `err`: 0 the peer closed or rejected it (reason: its text, e.g.
+ * "closed_by_peer"); PEER_OFFLINE; CONNECT (our connection dropped, the
+ * server shuts down); TIMEOUT (no relayReady in time, an unanswered
+ * request, the server's idle timeout); LIMIT (a session limit or quota);
+ * REPLACED; PROTOCOL (no usable e2eKey from the peer); another rdv_err for
+ * a server error about it. `reason` is never NULL. The session ID is
+ * invalid after this call. */
 typedef void (*rdv_cb_session_closed)(rdv_client *c, const char *session_id, int err,
                                       const char *reason, void *user_ptr);
-/* The path of a session made with rdv_session_connect() changed: the first usable
- * path (DIRECT or RELAYED), an upgrade from RELAYED to DIRECT, a fallback
- * from DIRECT to RELAYED when the direct path stopped answering, or
- * UNKNOWN while the session has no path for a moment (e.g. between a lost
- * direct path and the relay leg the opener reopens). `elapsed_ms` is the
- * time since rdv_session_connect() / rdv_session_accept(). */
+/* The path of an rdv_session_connect() session changed: its first path,
+ * an upgrade RELAYED -> DIRECT, a fallback DIRECT -> RELAYED when the
+ * direct path stopped answering, or UNKNOWN while it has none for a moment
+ * (e.g. between a lost direct path and the relay leg the opener reopens).
+ * `elapsed_ms`: since rdv_session_connect() / rdv_session_accept(). */
 typedef void (*rdv_cb_path)(rdv_client *c, const char *session_id,
                             const char *peer_node_id, rdv_path path,
                             int64_t elapsed_ms, void *user_ptr);
 
 /* Reconnect policy: after a drop, wait
  *   d = min(max_backoff_ms, initial_backoff_ms * 2^attempt)
- * reduced by a random fraction up to jitter_percent % (so d*(1-j) ... d),
- * then connect again. 0 in a field means its default. */
+ * less a random fraction up to jitter_percent % (d*(1-j) ... d), then
+ * connect again. 0 in a field means its default. */
 #define RDV_DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define RDV_DEFAULT_AUTH_TIMEOUT_MS 10000
-#define RDV_DEFAULT_KEEPALIVE_MS 15000   /* ping after this much silence,
-                                          * below the 55-60 s proxies allow */
+#define RDV_DEFAULT_KEEPALIVE_MS 15000   /* below the 55-60 s proxies allow */
 #define RDV_DEFAULT_INITIAL_BACKOFF_MS 500
 #define RDV_DEFAULT_MAX_BACKOFF_MS 30000
 #define RDV_DEFAULT_JITTER_PERCENT 50
 
 typedef struct rdv_reconnect_policy {
-    int initial_backoff_ms;    /* first delay (default 500) */
-    int max_backoff_ms;        /* cap (default 30000) */
-    int jitter_percent;        /* 0..100 (default 50); -1 = no jitter */
-    int max_attempts;          /* consecutive failed attempts before FAILED;
-                                * 0 = retry forever */
+    int initial_backoff_ms;    /* first delay */
+    int max_backoff_ms;        /* cap */
+    int jitter_percent;        /* 0..100; -1 = no jitter */
+    int max_attempts;          /* consecutive failures before FAILED; 0 = forever */
 } rdv_reconnect_policy;
 
+/* A client's configuration. 0 / NULL in a field means its default. */
 typedef struct rdv_client_config {
-    /* ws://host[:port][/path] or wss://...; path defaults to "/v1". IPv6
-     * literals in brackets. Required. Copied. Several URLs separated by
-     * commas (at most 8) are the instances of one cluster (rendezvousd
-     * --redis): the client starts at a random one and, when a connection
-     * fails or ends (the instance died, or drains with shutting_down),
-     * goes to the next after a short random delay of up to
-     * reconnect.initial_backoff_ms; the backoff grows once every URL failed
-     * in a row. Watches are sent again after every reconnect. */
+    /* ws://host[:port][/path] or wss://...; path defaults to "/v1"; IPv6
+     * literals in brackets. Required. Copied. Up to 8 URLs separated by
+     * commas are one cluster's instances (rendezvousd --redis): the client
+     * starts at a random one and moves to the next when a connection fails
+     * or ends (client/README "Connection"). */
     const char *server_url;
-    /* The node's identity. Required. Copied (and wiped on destroy). */
-    const rdv_identity *identity;
-    /* PEM CA bundle to verify a wss:// server; NULL: system default. */
-    const char *tls_ca_file;
+    const rdv_identity *identity; /* Required. Copied (wiped on destroy). */
+    const char *tls_ca_file;   /* PEM CAs to verify a wss:// server; NULL: system's */
     /* The node's fleet certificate file (`rdv fleet sign` writes one), for
      * a server in --admission fleet mode: read at create (RDV_ERR_NOT_FOUND,
      * RDV_ERR_FORMAT when it is no certificate or one for another node)
      * and sent in every hello. NULL: none. */
     const char *cert_file;
-    /* Optional hello.software, 1..64 chars (default "librendezvous/"
+    /* hello.software, 1..64 chars (default "librendezvous/"
      * RDV_VERSION_STRING); "" to omit. */
     const char *software;
-    /* hello.natType (what lookup shows others). RDV_NAT_UNKNOWN (the
-     * default): the type found by NAT discovery, when it finished before
-     * the hello. */
+    /* hello.natType (what lookup shows others). RDV_NAT_UNKNOWN (default):
+     * the type NAT discovery found, when it finished before the hello. */
     rdv_nat_type nat_type;
-    int connect_timeout_ms;    /* TCP+TLS+upgrade (default 10000) */
-    int auth_timeout_ms;       /* upgrade -> welcome (default 10000) */
+    int connect_timeout_ms;    /* TCP+TLS+upgrade (RDV_DEFAULT_CONNECT_TIMEOUT_MS) */
+    int auth_timeout_ms;       /* upgrade -> welcome (RDV_DEFAULT_AUTH_TIMEOUT_MS) */
     /* Silence after which the client sends a `ping`; a connection silent
      * for twice this long is dropped and reconnected (default 15000). */
     int keepalive_ms;
     rdv_reconnect_policy reconnect;
 
     rdv_cb_state cb_state_changed;
-    rdv_cb_session_msg cb_offer;
-    rdv_cb_session_msg cb_answer;
-    rdv_cb_candidate cb_candidate;
+    rdv_cb_session_msg cb_offer;     /* raw level */
+    rdv_cb_session_msg cb_answer;    /* raw level */
+    rdv_cb_candidate cb_candidate;   /* raw level */
     rdv_cb_presence cb_presence;     /* answers to lookup() and watch() */
     rdv_cb_peer cb_peer_online;      /* a watched node came online */
     rdv_cb_peer cb_peer_offline;     /* a watched node went offline */
     rdv_cb_queued cb_queued;
-    /* Server errors; received messages rejected by the library's own
-     * checks (signature, recipient, freshness, replay, malformed) - a
-     * rejected message never reaches cb_offer/cb_answer/cb_candidate; why
-     * a connection attempt failed or a connection dropped (RDV_ERR_CONNECT,
-     * RDV_ERR_TIMEOUT, RDV_ERR_AUTH...); and messages accepted by a send
-     * call but dropped unsent by a disconnect (RDV_ERR_NOT_CONNECTED). */
+    /* Server errors; received messages the library rejected (signature,
+     * recipient, freshness, replay, malformed: they never reach
+     * cb_offer/cb_answer/cb_candidate); why a connection attempt failed or
+     * a connection dropped (RDV_ERR_CONNECT, RDV_ERR_TIMEOUT,
+     * RDV_ERR_AUTH...); messages accepted by a send call but dropped unsent
+     * by a disconnect (RDV_ERR_NOT_CONNECTED). */
     rdv_cb_error cb_error;
-    rdv_cb_session_request cb_session_request; /* a peer asks for a relay */
-    rdv_cb_session_ready cb_session_ready;     /* our rdv_session_open() is open */
-    rdv_cb_session_data cb_session_data;       /* decrypted relay datagram */
+    rdv_cb_session_request cb_session_request; /* a peer asks for a session */
+    rdv_cb_session_ready cb_session_ready;     /* a session we opened is usable */
+    rdv_cb_session_data cb_session_data;       /* a decrypted datagram */
     rdv_cb_session_closed cb_session_closed;   /* a session ended */
-    rdv_cb_path cb_path;                   /* rdv_session_connect() path changes */
+    rdv_cb_path cb_path;                       /* rdv_session_connect() path changes */
 
-    /* NAT traversal (rdv_session_connect(), README "Direct connections"). The
-     * client owns one UDP socket per address family for STUN and for every
-     * direct path. 0 / NULL in a field means its default. */
-    /* STUN servers as "host:port" or "[IPv6]:port", tried in order (a
-     * server that does not answer within the retransmission schedule is
-     * skipped for the next). NULL: the server URL's host at
+    /* NAT traversal (rdv_session_connect(), README "Direct connections").
+     * The client owns one UDP socket per address family for STUN and every
+     * direct path. STUN servers as "host:port" or "[IPv6]:port", tried in
+     * order (one that does not answer within the retransmission schedule
+     * is skipped for the next). NULL: the server URL's host at
      * RDV_DEFAULT_STUN_PORT. At most RDV_MAX_STUN_SERVERS. Copied. */
     const char *const *stun_servers;
     size_t stun_server_count;
@@ -577,47 +500,44 @@ typedef struct rdv_client_config {
     void *user_ptr;
 } rdv_client_config;
 
-/* Creates a client from `config` (copied; the caller's strings and identity
- * may be freed afterwards). Does not connect yet (the first
- * rdv_client_process() or rdv_client_start() does; host names are resolved
- * synchronously there). Returns 0 and the client in *out, or
- * RDV_ERR_INVALID (missing identity or one whose public key does not match
- * its secret key, out-of-range value), RDV_ERR_BAD_URL (server_url is not
- * ws://HOST[:PORT][/PATH] or wss://HOST[:PORT][/PATH]), RDV_ERR_NOMEM,
- * RDV_ERR_CRYPTO, RDV_ERR_IO (no event fd, or the tls_ca_file / system CA
- * store of a wss:// URL cannot be loaded). */
+/* Creates a client from `config` (copied: the caller's strings and
+ * identity may be freed afterwards). Does not connect yet: the first
+ * rdv_client_process() or rdv_client_start() does (resolving host names
+ * synchronously). Returns 0 and the client in *out, or RDV_ERR_INVALID
+ * (no identity, or one whose public key does not match its secret key; a
+ * value out of range), RDV_ERR_BAD_URL, RDV_ERR_NOMEM, RDV_ERR_CRYPTO,
+ * RDV_ERR_IO (no event fd; tls_ca_file or the system CA store of a wss://
+ * URL unreadable), cert_file's RDV_ERR_NOT_FOUND / RDV_ERR_FORMAT. */
 RDV_API int rdv_client_create(const rdv_client_config *config,
                               rdv_client **out) RDV_MUST_CHECK;
 
-/* Stops the client (closing the connection, joining the background thread
- * if started) and frees it. Pending messages are dropped without error
- * callbacks; no callback runs once this returns. Must not be called from a
- * callback of this client (such a call is refused with a message on
- * stderr and does nothing). NULL is fine. */
+/* Stops the client (closes the connection, joins the background thread if
+ * started) and frees it. Pending messages are dropped without error
+ * callbacks; no callback runs once this returns. Refused (a message on
+ * stderr, nothing done) from a callback of this client. NULL is fine. */
 RDV_API void rdv_client_destroy(rdv_client *c);
 
 /* Threaded mode: starts the library's background thread, which connects
- * and then keeps the client connected; callbacks run on that thread.
- * Returns 0, RDV_ERR_STATE (already started, or used in embedded mode:
- * rdv_client_process() was called), RDV_ERR_IO (thread creation failed). */
+ * and keeps the client connected; callbacks run on that thread. Returns 0,
+ * RDV_ERR_STATE (already started, or rdv_client_process() was called),
+ * RDV_ERR_IO (thread creation failed). */
 RDV_API int rdv_client_start(rdv_client *c) RDV_MUST_CHECK;
 
-/* Embedded mode: the file descriptor to poll for POLLIN. It is an epoll
- * descriptor that becomes readable when the WebSocket needs service, a
- * relay proxy socket (rdv_session_proxy) received a datagram, or an API call
- * from any thread queued work. It is owned by the client (do not
- * close it) and stays the same for the client's life. */
+/* Embedded mode: the descriptor to poll for POLLIN, an epoll fd readable
+ * when the WebSocket needs service, a proxy socket (rdv_session_proxy) or
+ * the client's UDP sockets received a datagram, or an API call from any
+ * thread queued work. Owned by the client (do not close it); the same for
+ * the client's life. */
 RDV_API int rdv_client_fd(const rdv_client *c);
 
 /* Embedded mode: the longest the application may wait before calling
- * rdv_client_process() even when the fd is not readable, in ms (0 = call
- * now; at most 1000). While a connection is being set up the value is at
- * most 10 ms (connection set-up is ticked). Never negative. Call it from
- * the thread that calls rdv_client_process(). */
+ * rdv_client_process() even when the fd is not readable, in ms (0 = now;
+ * at most 1000; at most 10 while a connection is being set up). Never
+ * negative. Call it from the thread that calls rdv_client_process(). */
 RDV_API int rdv_client_timeout_ms(rdv_client *c);
 
 /* Embedded mode: does all due work without blocking: connects (the first
- * call starts the first connection), reads and writes the socket, runs
+ * call starts the first connection), reads and writes the sockets, runs
  * timers, and calls the callbacks. Returns 0, RDV_ERR_STATE on a client
  * started with rdv_client_start(), RDV_ERR_BUSY when called from a
  * callback or from two threads at once. */
@@ -636,48 +556,41 @@ RDV_API const char *rdv_client_node_id(const rdv_client *c);
  * at the last challenge/welcome. Signed messages carry this time. */
 RDV_API int64_t rdv_client_server_time_ms(rdv_client *c);
 
-/* Sending. The messages below are queued for the current connection
- * (bounded: RDV_ERR_BACKLOG when full) and sent by the service loop. They
- * fail fast with RDV_ERR_NOT_CONNECTED unless the client is AUTHENTICATED;
- * nothing is queued across reconnects. A message accepted (0) but dropped
- * because the connection went down before it was written is reported to
- * cb_error with RDV_ERR_NOT_CONNECTED and its ref. Delivery failures the
- * server reports (peer_offline, queue_full...) arrive through cb_error.
- * RDV_ERR_INVALID: bad node ID (or to = self), session ID, or field. */
+/* Sending (the send, lookup and watch calls below, and the session calls).
+ * Messages are queued for the current connection (bounded:
+ * RDV_ERR_BACKLOG when full) and written by the service loop. They fail
+ * fast with RDV_ERR_NOT_CONNECTED unless AUTHENTICATED; nothing is queued
+ * across reconnects. One accepted (0) but dropped by a disconnect before
+ * it was written is reported to cb_error (RDV_ERR_NOT_CONNECTED, its ref),
+ * as are failures the server reports (peer_offline, queue_full...).
+ * RDV_ERR_INVALID: a bad node ID (or to = self), session ID, or field. */
 
-/* Signs and sends an `offer` to `to_node_id` for `session_id` (a new UUID
- * from rdv_session_id_generate()) with the node's connection info. */
-RDV_API int rdv_client_send_offer(rdv_client *c, const char *to_node_id,
-                                  const char *session_id,
-                                  const rdv_connection_info *info)
-    RDV_MUST_CHECK;
+/* Raw level: signs and sends an `offer` to `to_node_id` for `session_id`
+ * (a new UUID from rdv_session_id_generate()) with our connection info. */
+RDV_API int rdv_client_send_offer(rdv_client *c, const char *to_node_id, const char *session_id,
+                                  const rdv_connection_info *info) RDV_MUST_CHECK;
 
-/* Signs and sends an `answer` (same session_id as the offer). */
-RDV_API int rdv_client_send_answer(rdv_client *c, const char *to_node_id,
-                                   const char *session_id,
-                                   const rdv_connection_info *info)
-    RDV_MUST_CHECK;
+/* Raw level: signs and sends an `answer` (the offer's session_id). */
+RDV_API int rdv_client_send_answer(rdv_client *c, const char *to_node_id, const char *session_id,
+                                   const rdv_connection_info *info) RDV_MUST_CHECK;
 
-/* Signs and sends an `iceCandidate` for session_id. */
+/* Raw level: signs and sends an `iceCandidate` for session_id. */
 RDV_API int rdv_client_send_candidate(rdv_client *c, const char *to_node_id,
                                       const char *session_id,
-                                      const rdv_candidate *cand)
-    RDV_MUST_CHECK;
+                                      const rdv_candidate *cand) RDV_MUST_CHECK;
 
-/* Sends `lookup` for `count` (1..RDV_MAX_IDS_PER_CALL) node IDs. The answer
+/* Sends `lookup` for `count` (1..RDV_MAX_IDS_PER_CALL) node IDs; the answer
  * arrives at cb_presence with the request ID written to request_id_out
  * (may be NULL). */
-RDV_API int rdv_client_lookup(rdv_client *c, const char *const *node_ids,
-                              size_t count,
-                              char request_id_out[RDV_REQUEST_ID_LEN + 1])
-    RDV_MUST_CHECK;
+RDV_API int rdv_client_lookup(rdv_client *c, const char *const *node_ids, size_t count,
+                              char request_id_out[RDV_REQUEST_ID_LEN + 1]) RDV_MUST_CHECK;
 
-/* Adds node IDs to the client's watch set. Watches are state, not a
- * message: the set is sent now when AUTHENTICATED (answered by cb_presence)
- * and re-sent after every reconnect, so watch() succeeds while
- * disconnected too. IDs already watched are ignored. cb_peer_online /
- * cb_peer_offline report changes. RDV_ERR_LIMIT when the set would exceed
- * the server's maxWatches (or 4096 before the first welcome). */
+/* Adds node IDs to the watch set. Watches are state, not a message: the
+ * set is sent now when AUTHENTICATED (answered by cb_presence) and again
+ * after every reconnect, so this succeeds while disconnected too. IDs
+ * already watched are ignored; cb_peer_online / cb_peer_offline report
+ * changes. RDV_ERR_LIMIT when the set would exceed the server's
+ * maxWatches (4096 before the first welcome). */
 RDV_API int rdv_client_watch(rdv_client *c, const char *const *node_ids,
                              size_t count) RDV_MUST_CHECK;
 
@@ -690,8 +603,8 @@ RDV_API int rdv_client_unwatch(rdv_client *c, const char *const *node_ids,
 RDV_API size_t rdv_client_watch_count(rdv_client *c);
 
 /* Number of messages (text and relay frames) queued and not yet handed to
- * the socket. A program that wants its last messages delivered (e.g. data
- * then rdv_session_close()) waits for 0 before rdv_client_destroy(). */
+ * the socket. To have its last messages delivered (e.g. data then
+ * rdv_session_close()), a program waits for 0 before rdv_client_destroy(). */
 RDV_API size_t rdv_client_pending(rdv_client *c);
 
 /* ------------------------------------------------------------------------
@@ -706,70 +619,65 @@ RDV_API size_t rdv_client_pending(rdv_client *c);
  * nodes (X25519 keys per session as `e2eKey`, ChaCha20-Poly1305, a replay
  * window); no retransmission. Sessions live with the connection: a drop
  * ends those without a direct path (cb_session_closed, RDV_ERR_CONNECT).
- * Every function may be called from any thread and from callbacks.
  * ---------------------------------------------------------------------- */
 
 #define RDV_RELAY_OVERHEAD 24          /* counter (8) + tag (16) per datagram */
-#define RDV_RELAY_DEFAULT_PAYLOAD 16384 /* maxRelayPayload when the server
-                                         * does not announce one */
+#define RDV_RELAY_DEFAULT_PAYLOAD 16384 /* maxRelayPayload if not announced */
 #define RDV_SESSION_OPEN_TIMEOUT_MS 30000 /* opener waits this for relayReady */
-#define RDV_SESSION_ANSWER_MS 30000      /* an unanswered request is rejected */
-#define RDV_MAX_SESSIONS 64      /* sessions (any state) per client */
+#define RDV_SESSION_ANSWER_MS 30000    /* an unanswered request is rejected */
+#define RDV_MAX_SESSIONS 64            /* sessions (any state) per client */
 
 /* Opens a relay session to `peer_node_id`: makes an ephemeral key, signs
  * and sends relayOpen with it. The new session ID is written to
- * session_id_out before relayOpen is queued (a callback on the service
- * thread may name it before this returns); "" on failure. Returns 0,
- * RDV_ERR_INVALID (bad node ID, ourselves), RDV_ERR_NOT_CONNECTED, RDV_ERR_NOT_SUPPORTED (the server announced
- * maxRelaySessions 0: its relay is off), RDV_ERR_LIMIT
- * (RDV_MAX_SESSIONS, or the server's maxRelaySessions counted
- * locally: our open and opening sessions), RDV_ERR_BACKLOG,
- * RDV_ERR_NOMEM, RDV_ERR_CRYPTO. Delivery problems (peer offline, server
- * limits) arrive as cb_session_closed. */
+ * session_id_out before relayOpen is queued (a callback may name it before
+ * this returns); "" on failure. Returns 0, RDV_ERR_INVALID (bad node ID,
+ * ourselves), RDV_ERR_NOT_CONNECTED, RDV_ERR_NOT_SUPPORTED (the server's
+ * relay is off: maxRelaySessions 0), RDV_ERR_LIMIT (RDV_MAX_SESSIONS, or
+ * the server's maxRelaySessions counting our open and opening sessions),
+ * RDV_ERR_BACKLOG, RDV_ERR_NOMEM, RDV_ERR_CRYPTO. Delivery problems (peer
+ * offline, server limits) arrive as cb_session_closed. */
 RDV_API int rdv_session_open(rdv_client *c, const char *peer_node_id,
                              char session_id_out[RDV_SESSION_ID_LEN + 1]) RDV_MUST_CHECK;
 
 /* Accepts a pending request (cb_session_request): makes our ephemeral key,
- * derives the session keys, signs and sends relayReady. The session is
- * open when this returns 0: rdv_session_send() works at once (no
- * cb_session_ready on this side). For a direct-capable request (req->direct)
- * it sends the answer and our candidates instead, and the session has no
- * path until cb_path reports one (rdv_session_send() returns RDV_ERR_STATE
- * until then). Returns 0, RDV_ERR_NO_SESSION (no such
- * pending request: answered, expired or closed by the peer),
+ * derives the session keys, signs and sends relayReady; the session is
+ * open when this returns 0 (no cb_session_ready on this side). A
+ * direct-capable request (req->direct) gets the answer and our candidates
+ * instead, and has no path until cb_path reports one (rdv_session_send()
+ * returns RDV_ERR_STATE until then). Returns 0, RDV_ERR_NO_SESSION (no
+ * such pending request: answered, expired or closed by the peer),
  * RDV_ERR_NOT_CONNECTED, RDV_ERR_BACKLOG, RDV_ERR_CRYPTO (the peer's key
  * is unusable; the request is rejected). */
 RDV_API int rdv_session_accept(rdv_client *c, const char *session_id) RDV_MUST_CHECK;
 
 /* Rejects a pending request: sends relayClose with `reason` (NULL:
  * "rejected"; at most 512 characters) and forgets it. A direct-capable
- * request (req->direct) is declined with an answer without e2eKey instead
- * (the reason is not carried; the opener sees "rejected"). Returns 0,
- * RDV_ERR_NO_SESSION, RDV_ERR_INVALID (reason too long). */
+ * request is declined with an answer without e2eKey instead (the opener
+ * sees "rejected"). Returns 0, RDV_ERR_NO_SESSION, RDV_ERR_INVALID (reason
+ * too long). */
 RDV_API int rdv_session_reject(rdv_client *c, const char *session_id, const char *reason);
 
-/* Encrypts buf[0..len) and sends it on an open session as one binary
- * relayData frame (PROTOCOL.md 9.3), or, for an rdv_session_connect() session, on
- * its current path. len may be 0. Returns 0, RDV_ERR_NO_SESSION (unknown
- * or not open yet), RDV_ERR_STATE (an rdv_session_connect() session before its
- * first path), RDV_ERR_TOO_LARGE (len > rdv_client_max_payload()),
- * RDV_ERR_NOT_CONNECTED, RDV_ERR_BACKLOG (the send queue is full: the
- * datagram was not sent; drop it or retry after the queue drained),
+/* Encrypts buf[0..len) (len may be 0) and sends it on an open session: as
+ * one binary relayData frame (PROTOCOL.md 9.3), or on an
+ * rdv_session_connect() session's current path. Returns 0,
+ * RDV_ERR_NO_SESSION (unknown or not open yet), RDV_ERR_STATE (an
+ * rdv_session_connect() session before its first path), RDV_ERR_TOO_LARGE
+ * (len > rdv_client_max_payload()), RDV_ERR_NOT_CONNECTED,
+ * RDV_ERR_BACKLOG (send queue full: not sent; drop it or retry later),
  * RDV_ERR_LIMIT (2^64 datagrams sent: close and reopen), RDV_ERR_NOMEM.
- * An rdv_session_connect() session between two paths (cb_path reported
- * RDV_PATH_UNKNOWN after a first path) holds what is sent, up to
- * RDV_PATH_GAP_MAX_DATAGRAMS datagrams and RDV_PATH_GAP_MAX_BYTES bytes
- * (beyond: RDV_ERR_BACKLOG), and sends it in order on the next path; held
- * datagrams of a session that ends are dropped. */
+ * Between two paths (cb_path reported RDV_PATH_UNKNOWN after a first
+ * path) a session holds what is sent, up to RDV_PATH_GAP_MAX_DATAGRAMS
+ * datagrams and RDV_PATH_GAP_MAX_BYTES bytes (beyond: RDV_ERR_BACKLOG),
+ * and sends it in order on the next path; held datagrams of a session
+ * that ends are dropped. */
 RDV_API int rdv_session_send(rdv_client *c, const char *session_id, const void *buf,
                              size_t len) RDV_MUST_CHECK;
 
-/* Ends a session in any state (open, opening, or a request not yet
- * answered = a reject): sends relayClose with reason "closed_by_peer" (the
- * protocol's name, PROTOCOL.md 9.3; the peer's cb_session_closed gets err 0
- * and that reason, on a relay or a direct path alike), wipes the keys,
- * closes its UDP proxy. No cb_session_closed for it. Returns 0 or
- * RDV_ERR_NO_SESSION. */
+/* Ends a session in any state (open, opening, or an unanswered request =
+ * a reject): sends relayClose with reason "closed_by_peer" (PROTOCOL.md
+ * 9.3; the peer's cb_session_closed gets err 0 and that reason, on either
+ * path), wipes the keys, closes its UDP proxy. No cb_session_closed for
+ * it here. Returns 0 or RDV_ERR_NO_SESSION. */
 RDV_API int rdv_session_close(rdv_client *c, const char *session_id);
 
 /* Largest datagram rdv_session_send() takes: the server's maxRelayPayload
@@ -780,24 +688,16 @@ RDV_API size_t rdv_client_max_payload(rdv_client *c);
 /* Number of sessions that are open now. */
 RDV_API unsigned rdv_client_session_count(rdv_client *c);
 
-/* UDP proxy on a session: binds a UDP socket to `listen_addr`
- * ("127.0.0.1:PORT" or "[::1]:PORT"; port 0 picks one, written to
- * *port_out when not NULL) and ties it to the OPEN session `session_id`:
- * every datagram received on the socket is sent to the peer through the
- * relay (encrypted; datagrams over rdv_client_max_payload() or meeting a
- * full queue are dropped and counted), and every datagram received from
- * the peer is written to the address of the last local sender - or, until
- * something was received, to `forward_addr` (NULL: none; data arriving
- * before any local sender is dropped). So WireGuard (or any UDP
- * application) uses the relay unchanged: point its peer endpoint at the
- * listen address, or give its own port as forward_addr on the side that
- * does not send first. The socket is serviced by the client's loop (it is
- * part of rdv_client_fd()) and closed when the session ends; cb_session_data
- * is not called for this session. Bind to loopback: any local process
- * that can send to the socket can send into the relay. Returns 0,
- * RDV_ERR_NO_SESSION, RDV_ERR_INVALID (bad address), RDV_ERR_STATE (the
- * session already has a proxy), RDV_ERR_IO (socket/bind failed, errno
- * kept). */
+/* UDP proxy on an OPEN session, e.g. for WireGuard (client/README "UDP
+ * proxy"): binds a UDP socket to `listen_addr` ("127.0.0.1:PORT" or
+ * "[::1]:PORT"; port 0 picks one, written to *port_out if not NULL).
+ * Datagrams received on it go to the peer (too big or meeting a full
+ * queue: dropped and counted); the peer's go to the last local sender,
+ * or before any to `forward_addr` (NULL: dropped). The socket is part of
+ * rdv_client_fd(), closed with the session; no cb_session_data for it.
+ * Bind to loopback: any local process that can send to it can send into
+ * the session. Returns 0, RDV_ERR_NO_SESSION, RDV_ERR_INVALID (bad
+ * address), RDV_ERR_STATE (already has a proxy), RDV_ERR_IO (errno). */
 RDV_API int rdv_session_proxy(rdv_client *c, const char *session_id,
                               const char *listen_addr, const char *forward_addr,
                               uint16_t *port_out) RDV_MUST_CHECK;
@@ -830,36 +730,35 @@ RDV_API int rdv_session_proxy(rdv_client *c, const char *session_id,
 /* Opens a direct-then-relay session to `peer_node_id` (see above). The
  * session ID is written to session_id_out before anything is queued.
  * Returns 0, RDV_ERR_INVALID, RDV_ERR_NOT_CONNECTED, RDV_ERR_LIMIT,
- * RDV_ERR_BACKLOG, RDV_ERR_NOMEM, RDV_ERR_CRYPTO. Failures after that
- * arrive as cb_session_closed. */
+ * RDV_ERR_BACKLOG, RDV_ERR_NOMEM, RDV_ERR_CRYPTO; later failures arrive
+ * as cb_session_closed. */
 RDV_API int rdv_session_connect(rdv_client *c, const char *peer_node_id,
                                 char session_id_out[RDV_SESSION_ID_LEN + 1]) RDV_MUST_CHECK;
 
-/* What `icnctl network status` shows, for this client (rdv network
- * status). NAT fields are filled once discovery finished
- * (nat_discovered); times not reached are -1. */
+/* The client's NAT traversal, as `rdv network status` shows it. NAT fields
+ * are filled once discovery finished (nat_discovered); times not reached
+ * are -1. */
 typedef struct rdv_network_status {
     rdv_state state;
     char relay_server[RDV_URL_LEN + 1]; /* the server URL (relay of last resort) */
     char server_name[RDV_SERVER_NAME_LEN + 1]; /* as its challenge names it, "" before */
-    char public_ip[RDV_IP_LEN + 1];  /* public endpoint: from STUN when
-                                      * discovery answered, else the address
-                                      * the server observed for our
-                                      * WebSocket */
+    /* public endpoint: from STUN when discovery answered
+     * (public_endpoint_from_stun), else the address the server observed
+     * for our WebSocket */
+    char public_ip[RDV_IP_LEN + 1];
     uint16_t public_port;
-    int public_endpoint_from_stun;   /* 0: observed TCP address, see above */
+    int public_endpoint_from_stun;
     rdv_nat_type nat_type;           /* discovered (or config nat_type) */
     int nat_discovered;              /* discovery finished (even "unknown") */
     int no_nat;                      /* STUN saw our own address: no NAT */
     char nat_method[RDV_NAT_METHOD_LEN + 1]; /* how the type was found */
     char stun_server[RDV_ENDPOINT_LEN + 1]; /* "ip:port" that answered, "" none */
-    int64_t nat_discovery_ms;        /* how long discovery took, -1 */
+    int64_t nat_discovery_ms;        /* how long discovery took */
     uint64_t direct_sessions;        /* sessions that reached a direct path */
-    int64_t last_connect_ms;         /* last session (relay or connect):
-                                      * time to its first path (relay:
-                                      * relayOpen to relayReady; 0 on the
-                                      * accepting side), -1 none yet */
-    int64_t last_direct_ms;          /* last session: time to direct, -1 */
+    int64_t last_connect_ms;         /* last session: time to its first path
+                                      * (relay: relayOpen to relayReady; 0 on
+                                      * the accepting side) */
+    int64_t last_direct_ms;          /* last session: time to direct */
     int relay_available;             /* server announced maxRelaySessions>0 */
     int64_t max_relay_sessions;
     unsigned active_relays;          /* open sessions */
@@ -869,9 +768,9 @@ typedef struct rdv_network_status {
     uint64_t relay_tx_bytes, relay_rx_bytes; /* plaintext bytes */
     uint64_t relay_dropped;          /* replayed, forged, too big, backlog */
     rdv_path last_path;
-    int last_direct_error;           /* RDV_ERR_*; 0 none (no direct path yet) */
+    int last_direct_error;           /* rdv_err; 0 none (no direct path yet) */
     char last_direct_error_text[RDV_SESSION_ERROR_TEXT_LEN + 1];
-    int last_relay_error;            /* RDV_ERR_* of the last failed or
+    int last_relay_error;            /* rdv_err of the last failed or
                                       * abnormally ended session, 0 none */
     char last_relay_error_text[RDV_SESSION_ERROR_TEXT_LEN + 1];
 } rdv_network_status;
@@ -879,16 +778,15 @@ typedef struct rdv_network_status {
 /* Fills *st. Returns 0 or RDV_ERR_INVALID. */
 RDV_API int rdv_client_get_network_status(rdv_client *c, rdv_network_status *st);
 
-/* Tells the client that the host's network changed: an interface or an
- * address came or went, a Wi-Fi or VPN switch (e.g. on a netlink or
- * NetworkManager event). Soon after, on its own thread (or in the next
- * rdv_client_process()): NAT discovery runs again and our candidates are
- * gathered again; new ones go to the peers of open rdv_session_connect() sessions
- * as iceCandidate (one session every 200 ms); direct paths are checked at
- * once and sessions without one probe on the fast schedule again. Without
- * this call the client finds changes by itself, more slowly (the mapping
- * is refreshed every 20 s, discovery runs every 5 min). Safe from any
- * thread and from callbacks. Returns 0 or RDV_ERR_INVALID. */
+/* Tells the client that the host's network changed (an interface or
+ * address came or went, a Wi-Fi or VPN switch). Soon after, on its thread
+ * (or in the next rdv_client_process()): NAT discovery runs again, our
+ * candidates are gathered again and new ones go to the peers of open
+ * rdv_session_connect() sessions (one session every 200 ms); direct paths
+ * are checked at once and sessions without one probe on the fast schedule
+ * again. Without this call the client finds changes itself, more slowly
+ * (mapping refreshed every 20 s, discovery every 5 min). Returns 0 or
+ * RDV_ERR_INVALID. */
 RDV_API int rdv_client_network_changed(rdv_client *c);
 
 /* One session's path, from rdv_session_get_info(). Times are ms since

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""interop_stun.py - runs a Debian STUN client against nat_stun_server
+"""interop_stun.py - runs a Debian STUN client against stun_responder
 (rendezvousd's STUN responder alone) on loopback with ephemeral ports and
 checks that the mapped address the client prints is the loopback address
 and the client's own port (as the server saw it in recvmsg, or as the
@@ -306,7 +306,7 @@ def main():
                              "stunclient-nattype"])
     ap.add_argument("--family", type=int, choices=[4, 6], default=4)
     ap.add_argument("--rendezvousd", action="store_true",
-                    help="--server is rendezvousd (its STUN service), not nat_stun_server")
+                    help="--server is rendezvousd (its STUN service), not stun_responder")
     a = ap.parse_args()
     global RDV
     RDV = a.rendezvousd

@@ -1,7 +1,7 @@
-/* stun_server_main.c - runs only rendezvousd's STUN responder
+/* stun_responder_main.c - runs only rendezvousd's STUN responder
  * (rendezvous/stun_responder.c) on given ports, for the interop tests. Not installed.
  *
- *   nat_stun_server [--addr IP] [--port N] [--alt-port N|--alt-ephemeral]
+ *   stun_responder [--addr IP] [--port N] [--alt-port N|--alt-ephemeral]
  *                   [--alt-addr IP] [--no-classic] [--timeout SECONDS]
  *
  * Prints "listening ADDR PORT ALT_PORT" (ALT_PORT 0 when none) once the
@@ -99,7 +99,7 @@ int main(int argc, char **argv)
     srv_stun_server srv;
     int rc = srv_stun_server_open(&srv, &cfg);
     if (rc < 0) {
-        fprintf(stderr, "nat_stun_server: open %s: %s\n", cfg.addr, strerror(-rc));
+        fprintf(stderr, "stun_responder: open %s: %s\n", cfg.addr, strerror(-rc));
         return 1;
     }
     signal(SIGINT, on_signal);
@@ -122,7 +122,7 @@ int main(int argc, char **argv)
             if (pfd[i].revents & POLLIN)
                 (void)srv_stun_server_on_readable(&srv, pfd[i].fd);
     }
-    fprintf(stderr, "nat_stun_server: rx=%llu tx=%llu dropped=%llu send_errors=%llu\n",
+    fprintf(stderr, "stun_responder: rx=%llu tx=%llu dropped=%llu send_errors=%llu\n",
             (unsigned long long)srv.n_rx, (unsigned long long)srv.n_tx,
             (unsigned long long)srv.n_dropped, (unsigned long long)srv.n_send_errors);
     srv_stun_server_close(&srv);
