@@ -289,6 +289,7 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
     c->cert = cert;
     c->epfd = c->evfd = c->reg_fd = -1;
     c->udp4 = c->udp6 = -1;
+    c->stun_aux4 = c->stun_aux6 = -1;
     c->cfg = *config;
     if (rdv__url_list_parse(config->server_url, c->urls, c->url_text, &c->n_urls) != 0)
         goto nomem; /* parsed above: cannot fail */

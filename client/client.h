@@ -124,7 +124,9 @@ struct rdv_client {
     struct sockaddr_storage *stun_addrs; /* (S) resolved servers */
     socklen_t *stun_lens;        /* (S) */
     size_t nstun;                /* (S) */
-    bool stun_resolved, stun_reported; /* (S) */
+    bool stun_resolved, stun_reported, stun_early_reported; /* (S) */
+    int stun_aux4, stun_aux6;    /* (S) second sockets: the filtering tests,
+                                  * beside the mapping test (stun_client.h) */
     uint64_t stun_changes;       /* (S) mapping changes seen by refreshes */
     int64_t stun_started_at, stun_next_refresh, stun_next_rediscover, stun_due; /* (S) */
     bool net_changed;            /* (L) rdv_client_network_changed() asked */

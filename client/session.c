@@ -10,7 +10,10 @@
  * checks once the leg carries the session (unless both are symmetric),
  * switching to a direct path as soon as one is confirmed (direct_probe.c,
  * direct_path.c). Between a symmetric and a cone NAT both sides also run
- * many-port probing (direct_probe.c).
+ * many-port probing (direct_probe.c). Two sides with the same public
+ * (server-reflexive) IP are most likely behind one NAT, where their host
+ * candidates reach each other without the NAT: then even two symmetric
+ * sides check (relay first, upgrade) instead of staying on the relay.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +269,19 @@ void rdv__session_close_relay_leg_locked(rdv__session *r, rdv__session_events *q
     memcpy(q->relay_close[q->nclose++], r->sid, sizeof(r->sid));
 }
 
+/* Our server-reflexive IP is the peer's (its connectionInfo publicIP):
+ * both are most likely behind one NAT. (L held) */
+static bool same_public_ip_locked(rdv_client *c, const rdv__direct *d)
+{
+    if (!c->nat.have_mapped || c->nat.no_nat)
+        return false;
+    for (size_t i = 0; i < d->nremote; i++)
+        if (d->remote[i].type == RDV__CAND_SRFLX &&
+            rdv__addr_ip_equal(&d->remote[i].addr, &c->nat.mapped))
+            return true;
+    return false;
+}
+
 /* RDV__SS_OPEN with keys: the decision (client/README "Direct connections",
  * after TealeNet's matrix). */
 void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
@@ -282,10 +298,11 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
         d->no_path_since = now;
     bool sym_me = rdv__nat_is_symmetric(me), sym_peer = rdv__nat_is_symmetric(peer);
     bool direct_expected = !c->cfg.direct_disable && !sym_me && !sym_peer;
+    bool one_nat = sym_me && sym_peer && same_public_ip_locked(c, d);
     /* A port mapping on either side gives that side a fixed public
      * address open to anyone: two symmetric NATs can meet there. */
     bool mapped = rdv__portmap_active_locked(c) || d->peer_mapped;
-    bool upgrade = !c->cfg.direct_disable && (!(sym_me && sym_peer) || mapped);
+    bool upgrade = !c->cfg.direct_disable && (!(sym_me && sym_peer) || one_nat || mapped);
     if (r->initiator) {
         if (direct_expected) {
             d->direct_deadline = now + c->cfg.direct_timeout_ms;
@@ -296,7 +313,9 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
             else
                 rdv__direct_set_error(
                     d, RDV_ERR_NOT_SUPPORTED,
-                    sym_me && sym_peer && !mapped
+                    one_nat ? "both sides are behind one symmetric NAT (same public IP): relay "
+                              "first, host candidates tried"
+                    : sym_me && sym_peer && !mapped
                         ? "both sides are behind symmetric NATs: relay only"
                     : sym_me && sym_peer
                         ? "both sides are behind symmetric NATs: relay first, upgrade "

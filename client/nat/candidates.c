@@ -575,6 +575,19 @@ bool rdv__addr_equal(const struct sockaddr_storage *a, const struct sockaddr_sto
     return false;
 }
 
+bool rdv__addr_ip_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    struct sockaddr_storage x, y;
+    socklen_t lx = a->ss_family == AF_INET ? (socklen_t)sizeof(struct sockaddr_in)
+                                           : (socklen_t)sizeof(struct sockaddr_in6);
+    socklen_t ly = b->ss_family == AF_INET ? (socklen_t)sizeof(struct sockaddr_in)
+                                           : (socklen_t)sizeof(struct sockaddr_in6);
+    if (normalize((const struct sockaddr *)a, lx, &x) == 0 ||
+        normalize((const struct sockaddr *)b, ly, &y) == 0)
+        return false;
+    return same_ip(&x, &y);
+}
+
 uint16_t rdv__addr_port(const struct sockaddr_storage *a)
 {
     return ntohs(a->ss_family == AF_INET ? ((const struct sockaddr_in *)a)->sin_port

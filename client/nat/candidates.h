@@ -170,6 +170,10 @@ bool rdv__addr_ip_text(const struct sockaddr_storage *ss, char buf[INET6_ADDRSTR
  * (false for any other family). */
 bool rdv__addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
+/* True when a and b are AF_INET / AF_INET6 addresses with the same IP
+ * (ports ignored; IPv4-mapped IPv6 equals its IPv4). */
+bool rdv__addr_ip_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
 /* The port of an AF_INET / AF_INET6 address (host order). */
 uint16_t rdv__addr_port(const struct sockaddr_storage *a);
 

@@ -690,6 +690,28 @@ static void test_from_json_rejects(void **state)
     json_decref(ok);
 }
 
+/* rdv__addr_ip_equal: the IP only (the same-NAT test of the decision). */
+static void test_addr_ip_equal(void **state)
+{
+    (void)state;
+    struct sockaddr_storage a, b, c, m, x;
+    mk4(&a, "203.0.113.11", 4000);
+    mk4(&b, "203.0.113.11", 5000);
+    mk4(&c, "203.0.113.12", 4000);
+    mk6(&m, "::ffff:203.0.113.11", 6000);
+    mk6(&x, "2001:db8::11", 4000);
+    assert_true(rdv__addr_ip_equal(&a, &b));
+    assert_true(rdv__addr_ip_equal(&a, &m));
+    assert_true(rdv__addr_ip_equal(&m, &b));
+    assert_false(rdv__addr_ip_equal(&a, &c));
+    assert_false(rdv__addr_ip_equal(&a, &x));
+    assert_true(rdv__addr_ip_equal(&x, &x));
+    struct sockaddr_storage u;
+    memset(&u, 0, sizeof(u));
+    u.ss_family = AF_UNIX;
+    assert_false(rdv__addr_ip_equal(&u, &u));
+}
+
 static void test_addr_usable(void **state)
 {
     (void)state;
@@ -1230,6 +1252,7 @@ int main(void)
         cmocka_unit_test(test_from_json_rejects),
         cmocka_unit_test(test_json_port_mapped),
         cmocka_unit_test(test_addr_usable),
+        cmocka_unit_test(test_addr_ip_equal),
         cmocka_unit_test(test_mac_keys),
         cmocka_unit_test(test_probe_roundtrip),
         cmocka_unit_test(test_ack_roundtrip),

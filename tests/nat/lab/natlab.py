@@ -16,6 +16,12 @@ Topology (all addresses private to the lab's own namespaces):
          node "<prefix>n<k>": veth "eth0" 10.<k>.0.2/24, default via the box.
     site without NAT (type "none"): only the node namespace, its "eth0" on
          br0 with a fresh public address.
+    shared site (lab.add_shared_site(T, n), T portRestricted or symmetric):
+         one box as above whose "lan" is a bridge with n node namespaces
+         "<prefix>n<k>", "<prefix>n<k>x2", ... on it (10.<k>.0.2, .3, ...):
+         nodes behind one NAT that reach each other on their LAN. A bridge
+         table in the box counts UDP between every two of them
+         (lan_pair_counts()).
     Boxes and no-NAT nodes route by default via 203.0.113.1; pub has a
     blackhole default route, so traffic to anything outside the lab (a
     peer's private host candidate, say) is dropped silently there.
@@ -75,7 +81,9 @@ die with the Python process even when that is killed with SIGKILL.
 Also a small CLI for manual work:
     natlab.py cleanup            delete leftovers of dead runs
     natlab.py shell TYPE [TYPE]  build sites and wait (prints the commands
-                                 to enter them); Ctrl-C tears down
+                                 to enter them); Ctrl-C tears down;
+                                 TYPEx2 (portRestrictedx2, symmetricx2):
+                                 two nodes behind one box
 """
 import ctypes
 import json
@@ -404,6 +412,8 @@ class Site:
         self.portmap = None          # the box's miniupnpd mode, None
         self.miniupnpd = None        # its Popen
         self.miniupnpd_log = None
+        self.node_nses = [node_ns]   # a shared site: every node behind the box
+        self.node_ips = [node_ip]
         self.wan_ns = None           # the link's emulator namespace (Lab(wan=...))
 
     def __repr__(self):
@@ -584,8 +594,110 @@ class Lab:
             return None
         return [ln.strip() for ln in r.stdout.splitlines() if "dnat" in ln]
 
+    def add_shared_site(self, nat_type, nodes=2):
+        """A box of nat_type (portRestricted or symmetric: their filtering is
+        conntrack's, so it holds for any number of nodes) with `nodes` node
+        namespaces on one LAN bridge behind it (see the module comment).
+        Returns the Site; site.node_nses / site.node_ips list the nodes."""
+        if nat_type not in ("portRestricted", "symmetric"):
+            raise ValueError("a shared site needs a conntrack-filtering box, not %r" % nat_type)
+        if not 2 <= nodes <= 8:
+            raise ValueError("2..8 nodes behind one box")
+        k, public_ip = self._alloc()
+        box_ns = "%sb%d" % (self.prefix, k)
+        self._add_ns(box_ns)
+        lan_box = "10.%d.0.1" % k
+        wan_ns = self._veth_to_pub(box_ns, "wan", "b%d" % k, k)
+        self.ip(box_ns, "addr", "add", public_ip + "/24", "dev", "wan")
+        self.ip(box_ns, "link", "set", "wan", "up")
+        self.ip(box_ns, "route", "add", "default", "via", SERVER_IP)
+        self.ip(box_ns, "link", "add", "lan", "type", "bridge")
+        self.ip(box_ns, "addr", "add", lan_box + "/24", "dev", "lan")
+        self.ip(box_ns, "link", "set", "lan", "up")
+        # Bridged LAN traffic must not meet the box's ip forward chain
+        # (br_netfilter, when loaded, would send it there: policy drop).
+        for key in ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-arptables"):
+            run(["ip", "netns", "exec", box_ns, "sysctl", "-qw", key + "=0"], check=False)
+        self.sysctl(box_ns, "net.ipv4.ip_forward", "1")
+        nses, ips = [], []
+        for j in range(nodes):
+            ns = "%sn%d" % (self.prefix, k) + ("" if j == 0 else "x%d" % (j + 1))
+            ip = "10.%d.0.%d" % (k, j + 2)
+            self._add_ns(ns)
+            port = "l%d" % (j + 1)
+            run(["ip", "-n", box_ns, "link", "add", port, "type", "veth",
+                 "peer", "name", "eth0", "netns", ns])
+            self.ip(box_ns, "link", "set", port, "master", "lan")
+            self.ip(box_ns, "link", "set", port, "up")
+            self.ip(ns, "addr", "add", ip + "/24", "dev", "eth0")
+            self.ip(ns, "link", "set", "eth0", "up")
+            self.ip(ns, "route", "add", "default", "via", lan_box)
+            nses.append(ns)
+            ips.append(ip)
+        run(["ip", "netns", "exec", box_ns, "nft", "-f", "-"],
+            input=nft_ruleset(nat_type, public_ip, ips[0]))
+        # Counters of UDP bridged between two nodes on the LAN.
+        rules = "".join(
+            "    ip saddr %s ip daddr %s meta l4proto udp counter comment \"%s_%s\"\n" %
+            (a, b, a, b) for a in ips for b in ips if a != b)
+        run(["ip", "netns", "exec", box_ns, "nft", "-f", "-"],
+            input="table bridge natlab_lan {\n  chain lanfwd {\n"
+                  "    type filter hook forward priority filter; policy accept;\n"
+                  + rules + "  }\n}\n")
+        site = Site(k, nat_type, nses[0], box_ns, ips[0], public_ip)
+        site.node_nses, site.node_ips = nses, ips
+        site.wan_ns = wan_ns
+        return site
+
+    def lan_pair_counts(self, site, ip_a, ip_b):
+        """(UDP datagrams a->b, b->a) bridged on a shared site's LAN;
+        (-1, -1) when the counters cannot be read."""
+        r = run(["ip", "netns", "exec", site.box_ns, "nft", "-j", "list", "chain", "bridge",
+                 "natlab_lan", "lanfwd"], check=False)
+        got = {}
+        try:
+            for item in json.loads(r.stdout)["nftables"]:
+                rule = item.get("rule")
+                if not rule:
+                    continue
+                for e in rule["expr"]:
+                    if "counter" in e:
+                        got[rule.get("comment", "")] = e["counter"]["packets"]
+        except (ValueError, KeyError, TypeError):
+            return -1, -1
+        return got.get("%s_%s" % (ip_a, ip_b), -1), got.get("%s_%s" % (ip_b, ip_a), -1)
+
+    def box_input_udp(self, site):
+        """UDP datagrams from the box's LAN to its own wan address so far
+        (hairpin attempts: a node probing a peer's public address behind
+        the same box); -1 when unknown. Counted by a rule this adds on the
+        first call (0 then)."""
+        tag = "natlab_hairpin"
+        r = run(["ip", "netns", "exec", site.box_ns, "nft", "-j", "list", "table", "ip", tag],
+                check=False)
+        if r.returncode != 0:
+            run(["ip", "netns", "exec", site.box_ns, "nft", "-f", "-"],
+                input="table ip %s {\n  chain pre {\n"
+                      "    type filter hook prerouting priority raw; policy accept;\n"
+                      "    iifname \"lan\" ip daddr %s meta l4proto udp counter\n  }\n}\n" %
+                      (tag, site.public_ip))
+            return 0
+        try:
+            for item in json.loads(r.stdout)["nftables"]:
+                rule = item.get("rule")
+                for e in (rule or {}).get("expr", []):
+                    if "counter" in e:
+                        return e["counter"]["packets"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        return -1
+
     def remove_site(self, site):
         """Kills the site's processes and deletes its namespaces."""
+        for ns in list(site.node_nses[1:]):
+            if ns in self.namespaces:
+                delete_netns(ns)
+                self.namespaces.remove(ns)
         if site.wan_ns:
             self._wan_stop(site.wan_ns)
         for ns in (site.node_ns, site.box_ns, site.wan_ns):
@@ -845,8 +957,12 @@ def _cli(argv):
             lab.setup_pub()
             log("pub:", lab.pub, "(server addresses %s, %s)" % (SERVER_IP, SERVER_ALT_IP))
             for t in argv[1:]:
-                s = lab.add_site(t)
-                log(s, "-> ip netns exec %s bash" % s.node_ns)
+                if t.endswith("x2"):  # e.g. symmetricx2: two nodes behind one box
+                    s = lab.add_shared_site(t[:-2], 2)
+                else:
+                    s = lab.add_site(t)
+                for ns in s.node_nses:
+                    log(s, "-> ip netns exec %s bash" % ns)
             log("Ctrl-C to tear down")
             try:
                 while True:
