@@ -304,14 +304,11 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
     bool v6 = rdv__direct_v6_both_locked(c, d);
     bool direct_expected = !c->cfg.direct_disable && ((!sym_me && !sym_peer) || v6);
     bool one_nat = sym_me && sym_peer && same_public_ip_locked(c, d);
-<<<<<<< HEAD
-    bool upgrade = !c->cfg.direct_disable && (!(sym_me && sym_peer) || one_nat || v6);
-=======
     /* A port mapping on either side gives that side a fixed public
      * address open to anyone: two symmetric NATs can meet there. */
     bool mapped = rdv__portmap_active_locked(c) || d->peer_mapped;
-    bool upgrade = !c->cfg.direct_disable && (!(sym_me && sym_peer) || one_nat || mapped);
->>>>>>> main
+    bool upgrade =
+        !c->cfg.direct_disable && (!(sym_me && sym_peer) || one_nat || mapped || v6);
     if (r->initiator) {
         if (direct_expected) {
             d->direct_deadline = now + c->cfg.direct_timeout_ms;

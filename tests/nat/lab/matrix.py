@@ -267,15 +267,11 @@ def run_cell(lab, a, url, init, resp):
         common += ["--direct-timeout-ms", str(a.direct_timeout_ms)]
     if a.spray_ports:
         common += ["--spray-ports", str(a.spray_ports)]
-<<<<<<< HEAD
-    if a.ipv6:
-        up_wait = 0  # direct first in every cell (global IPv6 on both sides)
-    elif is_sym(init) and is_sym(resp):
-=======
     if a.portmap:
         common += ["--portmap-wait-ms", str(PORTMAP_WAIT_MS)]
-    if is_sym(init) and is_sym(resp) and not upgrade_expected(init, resp):
->>>>>>> main
+    if a.ipv6:
+        up_wait = 0  # direct first in every cell (global IPv6 on both sides)
+    elif is_sym(init) and is_sym(resp) and not upgrade_expected(init, resp):
         up_wait = a.sym_sym_wait_ms
     elif upgrade_expected(init, resp):
         up_wait = a.upgrade_wait_ms
