@@ -48,7 +48,8 @@
 #define RDV__CONSENT_DEAD_MS 10000   /* ...and give the path up after this */
 #define RDV__REASON_DIRECT "direct"  /* relayClose of a leg no longer needed */
 #define RDV__NO_PATH_MS 30000        /* an open session without a path ends */
-#define RDV__OFFER_WAIT_MS 5000      /* rdv_session_connect() waits for discovery */
+#define RDV__OFFER_WAIT_MS 5000      /* an offer / answer waits for the
+                                      * mapping behaviour (nat.decided) */
 #define RDV__LEG_LINGER_MS 3000      /* relay leg kept after the direct path
                                       * came up, while the peer confirms its own */
 #define RDV__RETRICKLE_GAP_MS 200    /* new candidates: one session per gap
@@ -70,6 +71,7 @@ typedef struct rdv__direct {
     uint8_t my_pk[32];               /* our e2eKey, sent again in relayOpen/Ready */
     uint8_t tx_mac[32], rx_mac[32];  /* probe MAC keys (nat/path_wire.h) */
     bool keys;                       /* e2e keys and MAC keys derived */
+    bool peer_mapped;                /* a remote candidate is portMapped */
     rdv__cand remote[RDV__MAX_REMOTE_CANDS];
     size_t nremote;
     rdv__pair pairs[RDV__MAX_PAIRS];
@@ -92,7 +94,9 @@ typedef struct rdv__direct {
     bool relay_wanted;               /* initiator: the decision needs the leg */
     int64_t next_relay_try;          /* retry of a relayOpen that failed */
     int64_t leg_close_at;            /* initiator: close the relay leg then */
-    bool offer_pending;              /* initiator: offer waits for discovery */
+    bool offer_pending;              /* initiator: offer waits for nat.decided */
+    bool answer_pending;             /* answerer: accepted, the answer waits
+                                      * for nat.decided (then the decision) */
     bool retrickle;                  /* our candidates changed: send them again */
     int64_t no_path_since;           /* open without any path since; 0 */
     rdv_path path;                   /* now */
@@ -161,8 +165,8 @@ void rdv__direct_candidates_gained_locked(rdv_client *c, int64_t now);
  * keepalive now), sessions without one probe on the fast schedule
  * again. (L held) */
 void rdv__direct_network_changed_locked(rdv_client *c, int64_t now);
-/* Sends the offers that waited for discovery and the candidates of one
- * session that wants them again (paced). (S) */
+/* Sends the offers and answers that waited for the mapping behaviour and
+ * the candidates of one session that wants them again (paced). (S) */
 void rdv__direct_signal_service(rdv_client *c, int64_t now);
 
 /* ---- direct_probe.c ---- */

@@ -1,6 +1,7 @@
 /* direct_signal.c - the signaling of the direct leg (see direct.h,
- * PROTOCOL.md 14.1-14.2): rdv_session_connect() and its offer (sent once discovery
- * ended, at most RDV__OFFER_WAIT_MS later), a peer's offer carrying e2eKey
+ * PROTOCOL.md 14.1-14.2): rdv_session_connect() and its offer (sent once
+ * discovery knows the mapping behaviour, nat.decided, at most
+ * RDV__OFFER_WAIT_MS later; the answer waits likewise), a peer's offer carrying e2eKey
  * (a connect request, cb_session_request), accepting or declining it, the
  * answer, our connectionInfo and candidates (trickled, and again when they
  * change), and the peer's candidates into checks.
@@ -104,7 +105,7 @@ void rdv__direct_candidates_gained_locked(rdv_client *c, int64_t now)
 {
     for (rdv__session *r = c->sessions; r; r = r->next) {
         rdv__direct *d = r->direct;
-        if (!d || d->offer_pending || r->st == RDV__SS_REQUESTED)
+        if (!d || d->offer_pending || d->answer_pending || r->st == RDV__SS_REQUESTED)
             continue; /* the offer / answer will carry them */
         d->retrickle = true;
         if (d->keys && !d->direct_up && d->probe_start) {
@@ -172,19 +173,21 @@ int rdv__direct_send_refusal(rdv_client *c, const char *peer, const char *sid)
     return rdv__send_body(c, RDV_MSG_ANSWER, body, sid, false);
 }
 
-/* Sends the offers rdv_session_connect() left for the end of discovery. (S) */
+/* Sends the offers rdv_session_connect() and the answers
+ * rdv__direct_accept() left for nat.decided (the answerer then decides). (S) */
 static void send_pending_offers(rdv_client *c, int64_t now)
 {
     for (;;) {
         char sid[RDV_SESSION_ID_LEN + 1], peer[RDV_NODE_ID_LEN + 1];
         uint8_t pk[32];
-        bool found = false;
+        bool found = false, answer = false;
         pthread_mutex_lock(&c->lock);
         for (rdv__session *r = c->sessions; r && !found; r = r->next) {
-            if (!r->direct || !r->direct->offer_pending ||
-                (!c->nat.done && now - r->direct->t0 < RDV__OFFER_WAIT_MS))
+            if (!r->direct || !(r->direct->offer_pending || r->direct->answer_pending) ||
+                (!c->nat.decided && now - r->direct->t0 < RDV__OFFER_WAIT_MS))
                 continue;
-            r->direct->offer_pending = false;
+            answer = r->direct->answer_pending;
+            r->direct->offer_pending = r->direct->answer_pending = false;
             memcpy(sid, r->sid, sizeof(sid));
             memcpy(peer, r->peer, sizeof(peer));
             memcpy(pk, r->direct->my_pk, sizeof(pk));
@@ -193,16 +196,16 @@ static void send_pending_offers(rdv_client *c, int64_t now)
         pthread_mutex_unlock(&c->lock);
         if (!found)
             return;
-        int rc = send_signaling(c, RDV_MSG_OFFER, peer, sid, pk);
-        if (rc == 0)
-            continue;
+        int rc = send_signaling(c, answer ? RDV_MSG_ANSWER : RDV_MSG_OFFER, peer, sid, pk);
         rdv__session_events q;
         memset(&q, 0, sizeof(q));
         pthread_mutex_lock(&c->lock);
         rdv__session *r = rdv__session_find_locked(c, sid);
-        if (r) {
+        if (r && rc != 0) {
             q.ended_err[0] = rc;
             q.ended[q.nended++] = rdv__session_end_locked(c, r);
+        } else if (r && r->direct && answer) {
+            rdv__session_decide_locked(c, r, rdv__mono_ms(), &q);
         }
         pthread_mutex_unlock(&c->lock);
         rdv__session_run_events(c, &q);
@@ -230,10 +233,11 @@ int rdv_session_connect(rdv_client *c, const char *peer, char session_id_out[RDV
     memcpy(pk, r->kp.pk, 32);
     pthread_mutex_lock(&c->lock);
     int rc = rdv__session_count_locked(c, -1) >= RDV_MAX_SESSIONS ? RDV_ERR_LIMIT : 0;
-    /* Our NAT type and server-reflexive candidate go into the offer: while
-     * discovery still runs, the service thread sends it when discovery
-     * ends (at most RDV__OFFER_WAIT_MS later). */
-    bool wait = !c->nat.done;
+    /* Our NAT type and server-reflexive candidate go into the offer: until
+     * discovery knows the mapping behaviour (symmetric or not: what the
+     * decision needs), the service thread holds it (at most
+     * RDV__OFFER_WAIT_MS); the filtering tests are not waited for. */
+    bool wait = !c->nat.decided;
     if (rc == 0) {
         d->offer_pending = wait;
         r->next = c->sessions;
@@ -281,7 +285,7 @@ static void conn_info_to_remote_locked(rdv_client *c, rdv__direct *d, const json
     for (int i = 0; i < 2; i++) {
         const char *ip = rdv_msg_get_str(ci, f[i].ip);
         int64_t port = 0;
-        if (!ip || rdv_msg_get_int(ci, f[i].port, &port) != 0 || port < 1 || port > 65535)
+        if (!ip || !rdv_msg_get_int(ci, f[i].port, &port) || port < 1 || port > 65535)
             continue;
         json_t *o = json_pack("{s:s, s:I, s:s, s:I}", "ip", ip, "port", (json_int_t)port,
                               "type", rdv__cand_type_name(f[i].t), "priority",
@@ -410,6 +414,8 @@ bool rdv__direct_on_routed(rdv_client *c, const rdv_msg *m)
             rdv__cand k;
             if (rdv__cand_from_json(json_object_get(m->body, "candidate"), &k) == 0) {
                 rdv__direct_add_remote_locked(c, r->direct, &k);
+                if (k.port_mapped) /* relay only no more (PROTOCOL.md 14.6) */
+                    rdv__session_mapping_gained_locked(c, r, rdv__mono_ms());
                 if (r->direct->keys && !r->direct->direct_up && r->direct->probe_start)
                     r->direct->next_probe = rdv__mono_ms(); /* check it now */
             }
@@ -433,6 +439,7 @@ int rdv__direct_accept(rdv_client *c, const char *sid)
     memset(&q, 0, sizeof(q));
     int rc = 0;
     rdv__session *dead = NULL; /* the peer's key is unusable: declined */
+    bool wait = false;
     pthread_mutex_lock(&c->lock);
     rdv__session *r = rdv__session_find_locked(c, sid);
     if (r)
@@ -447,8 +454,17 @@ int rdv__direct_accept(rdv_client *c, const char *sid)
         c->rstats.opened++;
         memcpy(r->direct->my_pk, kp.pk, 32);
         r->direct->t0 = rdv__mono_ms();
+        /* Like the offer, the answer carries our type: held until the
+         * mapping behaviour is known (the service thread sends it). */
+        r->direct->answer_pending = !c->nat.decided;
+        wait = r->direct->answer_pending;
     }
     pthread_mutex_unlock(&c->lock);
+    if (wait) {
+        rdv__e2e_keypair_wipe(&kp);
+        rdv__wake(c);
+        return 0;
+    }
     if (dead) {
         rdv__session_free(dead); /* no callback: the caller gets rc */
         (void)rdv__direct_send_refusal(c, peer, sid);

@@ -10,7 +10,10 @@
  * checks once the leg carries the session (unless both are symmetric),
  * switching to a direct path as soon as one is confirmed (direct_probe.c,
  * direct_path.c). Between a symmetric and a cone NAT both sides also run
- * many-port probing (direct_probe.c).
+ * many-port probing (direct_probe.c). Two sides with the same public
+ * (server-reflexive) IP are most likely behind one NAT, where their host
+ * candidates reach each other without the NAT: then even two symmetric
+ * sides check (relay first, upgrade) instead of staying on the relay.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@
 #include "client/client.h"
 #include "client/direct.h"
 #include "client/nat/discovery.h"
+#include "client/nat/portmap.h"
 #include "client/proxy.h"
 #include "client/relay.h"
 #include "client/session.h"
@@ -265,6 +269,19 @@ void rdv__session_close_relay_leg_locked(rdv__session *r, rdv__session_events *q
     memcpy(q->relay_close[q->nclose++], r->sid, sizeof(r->sid));
 }
 
+/* Our server-reflexive IP is the peer's (its connectionInfo publicIP):
+ * both are most likely behind one NAT. (L held) */
+static bool same_public_ip_locked(rdv_client *c, const rdv__direct *d)
+{
+    if (!c->nat.have_mapped || c->nat.no_nat)
+        return false;
+    for (size_t i = 0; i < d->nremote; i++)
+        if (d->remote[i].type == RDV__CAND_SRFLX &&
+            rdv__addr_ip_equal(&d->remote[i].addr, &c->nat.mapped))
+            return true;
+    return false;
+}
+
 /* RDV__SS_OPEN with keys: the decision (client/README "Direct connections",
  * after TealeNet's matrix). */
 void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
@@ -281,7 +298,11 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
         d->no_path_since = now;
     bool sym_me = rdv__nat_is_symmetric(me), sym_peer = rdv__nat_is_symmetric(peer);
     bool direct_expected = !c->cfg.direct_disable && !sym_me && !sym_peer;
-    bool upgrade = !c->cfg.direct_disable && !(sym_me && sym_peer);
+    bool one_nat = sym_me && sym_peer && same_public_ip_locked(c, d);
+    /* A port mapping on either side gives that side a fixed public
+     * address open to anyone: two symmetric NATs can meet there. */
+    bool mapped = rdv__portmap_active_locked(c) || d->peer_mapped;
+    bool upgrade = !c->cfg.direct_disable && (!(sym_me && sym_peer) || one_nat || mapped);
     if (r->initiator) {
         if (direct_expected) {
             d->direct_deadline = now + c->cfg.direct_timeout_ms;
@@ -292,8 +313,13 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
             else
                 rdv__direct_set_error(
                     d, RDV_ERR_NOT_SUPPORTED,
-                    sym_me && sym_peer
+                    one_nat ? "both sides are behind one symmetric NAT (same public IP): relay "
+                              "first, host candidates tried"
+                    : sym_me && sym_peer && !mapped
                         ? "both sides are behind symmetric NATs: relay only"
+                    : sym_me && sym_peer
+                        ? "both sides are behind symmetric NATs: relay first, upgrade "
+                          "through the port mapping"
                         : "a side is behind a symmetric NAT: relay first, upgrade tried");
             rdv__session_want_relay_locked(r, q);
         }
@@ -307,6 +333,18 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
         return;
     }
     rdv__direct_start_probing_locked(c, r, now);
+}
+
+void rdv__session_mapping_gained_locked(rdv_client *c, rdv__session *r, int64_t now)
+{
+    rdv__direct *d = r->direct;
+    if (!d || r->st != RDV__SS_OPEN || !d->keys || c->cfg.direct_disable || d->probe_start ||
+        d->checks_deferred || d->direct_up)
+        return; /* not decided yet (the decision sees it), or already checking */
+    if (d->relay_up)
+        rdv__direct_start_probing_locked(c, r, now);
+    else
+        d->checks_deferred = true;
 }
 
 /* ---- the relay leg of a direct-then-relay session ------------------------------ */
@@ -485,6 +523,7 @@ void rdv__session_service(rdv_client *c, int64_t now)
     if (c->udp4 < 0 && c->udp6 < 0)
         return;
     rdv__discovery_tick(c, now);
+    rdv__portmap_service(c, now);
     rdv__direct_read_main(c, now);
     rdv__discovery_after_read(c, now);
     rdv__direct_signal_service(c, now);

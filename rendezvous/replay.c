@@ -19,9 +19,15 @@ struct srv_replay {
     replay_entry e[];
 };
 
-/* The first 16 hex digits of sig_hex as a number; false unless sig_hex is
- * RDV_SIG_HEXLEN lowercase-or-uppercase hex digits. */
-static bool sig_key(const char *sig_hex, uint64_t *key)
+uint64_t srv_replay_key(const uint8_t *sig)
+{
+    uint64_t k = 0;
+    for (size_t i = 0; i < 8; i++)
+        k = (k << 8) | sig[i];
+    return k;
+}
+
+bool srv_replay_key_hex(const char *sig_hex, uint64_t *key)
 {
     uint64_t k = 0;
     size_t i = 0;
@@ -59,10 +65,9 @@ static srv_replay *ring_resize(srv_replay *r, uint32_t cap)
     return nr;
 }
 
-bool srv_replay_seen(const srv_replay *r, const char *sig_hex, int64_t now)
+bool srv_replay_seen(const srv_replay *r, uint64_t key, int64_t now)
 {
-    uint64_t key;
-    if (!r || !sig_key(sig_hex, &key))
+    if (!r)
         return false;
     for (uint32_t i = 0; i < r->n; i++) {
         const replay_entry *e = &r->e[(r->head + i) % r->cap];
@@ -72,10 +77,9 @@ bool srv_replay_seen(const srv_replay *r, const char *sig_hex, int64_t now)
     return false;
 }
 
-void srv_replay_add(srv_replay **rp, const char *sig_hex, int64_t ts, int64_t now, uint32_t max)
+void srv_replay_add(srv_replay **rp, uint64_t key, int64_t ts, int64_t now, uint32_t max)
 {
-    uint64_t key;
-    if (max == 0 || !sig_key(sig_hex, &key))
+    if (max == 0)
         return;
     srv_replay *r = *rp;
     /* forget the expired ones at the old end */
@@ -105,15 +109,6 @@ void srv_replay_add(srv_replay **rp, const char *sig_hex, int64_t ts, int64_t no
         r->e[(r->head + r->n) % r->cap] = ne;
         r->n++;
     }
-}
-
-int srv_replay_check(srv_replay **r, const char *sig_hex, int64_t ts, int64_t now,
-                     uint32_t max)
-{
-    if (srv_replay_seen(*r, sig_hex, now))
-        return 1;
-    srv_replay_add(r, sig_hex, ts, now, max);
-    return 0;
 }
 
 void srv_replay_free(srv_replay **r)

@@ -21,21 +21,24 @@
 
 typedef struct srv_replay srv_replay;
 
-/* True when the signature sig_hex (128 hex digits; anything else is never
- * a replay) is remembered in r (NULL: empty) and its entry has not expired
- * at wall-clock now (ms). */
-bool srv_replay_seen(const srv_replay *r, const char *sig_hex, int64_t now);
+/* The filter's key of a signature given as its RDV_SIG_BYTES bytes (the
+ * first 8, big-endian). */
+uint64_t srv_replay_key(const uint8_t *sig);
 
-/* Remembers sig_hex of a message with timestamp ts until ts + 30 s. max is
+/* The same key from the signature's RDV_SIG_HEXLEN hex digits (either
+ * case). False when sig_hex (NULL allowed) is anything else: such a
+ * message is never a replay and never remembered. */
+bool srv_replay_key_hex(const char *sig_hex, uint64_t *key);
+
+/* True when key is remembered in r (NULL: empty) and its entry has not
+ * expired at wall-clock now (ms). */
+bool srv_replay_seen(const srv_replay *r, uint64_t key, int64_t now);
+
+/* Remembers key of a message with timestamp ts until ts + 30 s. max is
  * the cap on entries (0: the filter is off, nothing is kept). *r may be
  * replaced or freed (when everything in it expired). Out of memory: the
- * signature is not kept (a copy would pass; nothing worse). */
-void srv_replay_add(srv_replay **r, const char *sig_hex, int64_t ts, int64_t now, uint32_t max);
-
-/* srv_replay_seen(), and srv_replay_add() when not seen. Returns 1 when it
- * was seen (a replay), else 0. */
-int srv_replay_check(srv_replay **r, const char *sig_hex, int64_t ts, int64_t now,
-                     uint32_t max);
+ * key is not kept (a copy would pass; nothing worse). */
+void srv_replay_add(srv_replay **r, uint64_t key, int64_t ts, int64_t now, uint32_t max);
 
 /* Frees *r and sets it to NULL (safe on NULL). */
 void srv_replay_free(srv_replay **r);

@@ -184,12 +184,10 @@ static int route_parsed(srv_server *srv, srv_conn *c, const uint8_t *data, size_
 int srv_route_verified(srv_server *srv, srv_conn *c, const uint8_t *data, size_t len,
                        const rdv_scan *s, bool valid)
 {
-    char sig[RDV_SIG_HEXLEN + 1];
-    memcpy(sig, s->sig, RDV_SIG_HEXLEN);
-    sig[RDV_SIG_HEXLEN] = '\0';
+    uint64_t key = srv_replay_key(s->sig_bin);
     int64_t now = rdv_now_ms();
     /* a bad signature or a replay: the parsing path answers it (h_signal) */
-    if (!valid || srv_replay_seen(c->replay, sig, now))
+    if (!valid || srv_replay_seen(c->replay, key, now))
         return route_parsed(srv, c, data, len);
     uint32_t cap = (uint32_t)srv->cfg->replay_cache;
     srv_conn *target = srv_presence_find(srv, s->to_id);
@@ -199,12 +197,12 @@ int srv_route_verified(srv_server *srv, srv_conn *c, const uint8_t *data, size_t
     if (target && !target->close_code) {
         if (srv_conn_send(srv, target, data, len, false) == 0) {
             srv->m.routed[s->type]++;
-            srv_replay_add(&c->replay, sig, s->timestamp, now, cap);
+            srv_replay_add(&c->replay, key, s->timestamp, now, cap);
         }
         return 0;
     }
     /* not connected here: another instance, or the offline queue */
-    srv_replay_add(&c->replay, sig, s->timestamp, now, cap);
+    srv_replay_add(&c->replay, key, s->timestamp, now, cap);
     char from[RDV_NODE_ID_HEXLEN + 1], to[RDV_NODE_ID_HEXLEN + 1], sid[RDV_UUID_STRLEN + 1];
     memcpy(from, s->from, RDV_NODE_ID_HEXLEN);
     from[RDV_NODE_ID_HEXLEN] = '\0';
@@ -313,7 +311,9 @@ static rdv_ec check_signed(srv_server *srv, const srv_conn *c, const rdv_msg *ms
  * server routed, whose timestamp is still in the ingress window. */
 static bool refuse_replay(srv_server *srv, srv_conn *c, const rdv_msg *msg, const char *sid)
 {
-    if (!srv_replay_seen(c->replay, rdv_msg_get_str(msg->body, "signature"), rdv_now_ms()))
+    uint64_t key;
+    if (!srv_replay_key_hex(rdv_msg_get_str(msg->body, "signature"), &key) ||
+        !srv_replay_seen(c->replay, key, rdv_now_ms()))
         return false;
     (void)srv_conn_send_error(srv, c, RDV_EC_INVALID_FIELD,
                               "an exact copy of a message this connection already sent (a "
@@ -326,9 +326,11 @@ static bool refuse_replay(srv_server *srv, srv_conn *c, const rdv_msg *msg, cons
 static void remember_routed(srv_server *srv, srv_conn *c, const rdv_msg *msg)
 {
     int64_t ts = 0;
+    uint64_t key;
+    if (!srv_replay_key_hex(rdv_msg_get_str(msg->body, "signature"), &key))
+        return;
     (void)rdv_msg_get_int(msg->body, "timestamp", &ts);
-    srv_replay_add(&c->replay, rdv_msg_get_str(msg->body, "signature"), ts, rdv_now_ms(),
-                   (uint32_t)srv->cfg->replay_cache);
+    srv_replay_add(&c->replay, key, ts, rdv_now_ms(), (uint32_t)srv->cfg->replay_cache);
 }
 
 /* offer, answer, iceCandidate: forward to the recipient's connection here,

@@ -3,8 +3,10 @@
  * STUN servers, driving the STUN engine (stun_client.c) from the service loop
  * (first run, a refresh every RDV__STUN_REFRESH_MS, a new discovery every
  * RDV__STUN_REDISCOVER_MS or when a refresh saw the mapping change),
- * gathering our candidates when it ends, and the NAT fields of the network
- * status. Sessions are session.c; the direct leg direct_*.c.
+ * gathering our candidates as soon as the mapping behaviour is known (the
+ * filtering tests run beside the mapping test on a second socket and only
+ * refine a cone type later: offers and answers need not wait for them),
+ * and the NAT fields of the network status. Sessions are session.c; the direct leg direct_*.c.
  *
  * Threads: sockets are immutable after create; c->nat and c->lcand are
  * (L); the engine and its timers are (S).
@@ -21,6 +23,7 @@
 
 #include "client/client.h"
 #include "client/direct.h"
+#include "client/nat/portmap.h"
 #include "client/nat/stun_client.h"
 
 static socklen_t fam_len(int fam)
@@ -69,12 +72,13 @@ int rdv__udp_for(rdv_client *c, int fam)
 int rdv__discovery_init(rdv_client *c)
 {
     c->udp4 = c->udp6 = -1;
+    c->stun_aux4 = c->stun_aux6 = -1;
     c->nat.nat = c->cfg.nat_type;
     c->nat.ms = -1;
     c->last_direct_ms = -1;
     c->last_connect_ms = -1;
     if (c->cfg.stun_disable) {
-        c->nat.done = true;
+        c->nat.done = c->nat.decided = true;
         snprintf(c->nat.method, sizeof(c->nat.method), "NAT discovery disabled (stun_disable)");
     }
     if (c->cfg.stun_disable && c->cfg.direct_disable)
@@ -127,6 +131,11 @@ void rdv__discovery_free(rdv_client *c)
     if (c->udp6 >= 0)
         close(c->udp6);
     c->udp4 = c->udp6 = -1;
+    if (c->stun_aux4 >= 0)
+        close(c->stun_aux4);
+    if (c->stun_aux6 >= 0)
+        close(c->stun_aux6);
+    c->stun_aux4 = c->stun_aux6 = -1;
     free(c->stun_client);
     c->stun_client = NULL;
     free(c->dtx_buf);
@@ -160,6 +169,43 @@ static int stun_send(void *ctx, const uint8_t *buf, size_t len, const struct soc
     if (fd < 0)
         return -1;
     return sendto(fd, buf, len, MSG_NOSIGNAL, to, tolen) < 0 ? -1 : 0;
+}
+
+/* The filtering tests' socket (stun_client.h, send_aux). */
+static int stun_send_aux(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
+                         socklen_t tolen)
+{
+    rdv_client *c = ctx;
+    int fd = to->sa_family == AF_INET ? c->stun_aux4 : to->sa_family == AF_INET6 ? c->stun_aux6 : -1;
+    if (fd < 0)
+        return -1;
+    return sendto(fd, buf, len, MSG_NOSIGNAL, to, tolen) < 0 ? -1 : 0;
+}
+
+/* Opens the second sockets, one per family the client has, read by the
+ * service loop (rdv__discovery_after_read). Returns true when every
+ * family has one (else none is kept: RFC 5780's order on one socket). */
+static bool open_aux(rdv_client *c)
+{
+    int fds[2] = {-1, -1};
+    int fams[2] = {AF_INET, AF_INET6};
+    bool ok = true;
+    for (int i = 0; i < 2 && ok; i++) {
+        if (rdv__udp_for(c, fams[i]) < 0)
+            continue;
+        fds[i] = rdv__udp_socket(fams[i], 0);
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
+        ok = fds[i] >= 0 && epoll_ctl(c->epfd, EPOLL_CTL_ADD, fds[i], &ev) == 0;
+    }
+    if (!ok) {
+        for (int i = 0; i < 2; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        return false;
+    }
+    c->stun_aux4 = fds[0];
+    c->stun_aux6 = fds[1];
+    return true;
 }
 
 /* Splits "host:port" / "[v6]:port" / "host" into host and port. */
@@ -261,7 +307,7 @@ static void gather_local(rdv_client *c)
 {
     rdv__cand tmp[RDV__MAX_LOCAL_CANDS];
     int n = rdv__cand_gather_host(c->udp4_port, c->udp6_port, server_is_loopback(c), tmp,
-                                  RDV__MAX_LOCAL_CANDS - 1);
+                                  RDV__MAX_LOCAL_CANDS - 2);
     if (n < 0)
         n = 0;
     pthread_mutex_lock(&c->lock);
@@ -277,6 +323,17 @@ static void gather_local(rdv_client *c)
                            &tmp[n]) == 0)
             n++;
     }
+    /* A gateway mapping of our IPv4 port (portmap.h), based like the
+     * server-reflexive one. */
+    if (n < RDV__MAX_LOCAL_CANDS) {
+        const rdv__cand *base = NULL;
+        for (int i = 0; i < n && !base; i++)
+            if (tmp[i].type == RDV__CAND_HOST && tmp[i].addr.ss_family == AF_INET)
+                base = &tmp[i];
+        if (rdv__portmap_candidate_locked(c, base ? (const struct sockaddr *)&base->addr : NULL,
+                                          base ? base->addr_len : 0, &tmp[n]))
+            n++;
+    }
     /* An address we did not have: the peers of open sessions learn it. */
     bool gained = false;
     for (int i = 0; i < n && !gained; i++) {
@@ -290,6 +347,11 @@ static void gather_local(rdv_client *c)
     if (gained)
         rdv__direct_candidates_gained_locked(c, rdv__mono_ms());
     pthread_mutex_unlock(&c->lock);
+}
+
+void rdv__discovery_regather(rdv_client *c)
+{
+    gather_local(c);
 }
 
 static void stun_start(rdv_client *c, int64_t now)
@@ -309,6 +371,8 @@ static void stun_start(rdv_client *c, int64_t now)
         sc.nservers = c->nstun;
         sc.rto_ms = c->cfg.stun_rto_ms;
         sc.send = stun_send;
+        if (open_aux(c))
+            sc.send_aux = stun_send_aux;
         sc.ctx = c;
         sc.software = c->cfg.software;
         /* Our socket's address (wildcard IP: the engine finds the one
@@ -328,6 +392,7 @@ static void stun_start(rdv_client *c, int64_t now)
     }
     c->stun_started_at = now;
     c->stun_reported = false;
+    c->stun_early_reported = false;
     rdv__stun_client_start(c->stun_client, now);
     c->stun_due = now;
 }
@@ -340,7 +405,7 @@ static void stun_collect(rdv_client *c, int64_t now)
         return;
     c->stun_reported = true;
     pthread_mutex_lock(&c->lock);
-    c->nat.done = true;
+    c->nat.done = c->nat.decided = true;
     c->nat.nat = r->nat;
     c->nat.no_nat = r->no_nat;
     c->nat.have_mapped = r->mapped_known;
@@ -360,6 +425,54 @@ static void stun_collect(rdv_client *c, int64_t now)
     gather_local(c);
 }
 
+/* The mapping behaviour is known while the filtering tests still run
+ * (first discovery only: a rediscovery keeps the last full result until
+ * it ends): the type so far, and our candidates gathered once. (S) */
+static void stun_collect_early(rdv_client *c)
+{
+    const rdv__stun_client_result *r = rdv__stun_client_get_result(c->stun_client);
+    if (r->done || !r->mapping_decided || !r->mapped_known)
+        return;
+    bool first = !c->stun_early_reported;
+    pthread_mutex_lock(&c->lock);
+    if (c->nat.done) {
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    c->nat.decided = true;
+    c->nat.nat = r->nat;
+    c->nat.no_nat = r->no_nat;
+    c->nat.have_mapped = true;
+    c->nat.mapped = r->mapped;
+    c->nat.mapped_len = r->mapped_len;
+    snprintf(c->nat.method, sizeof(c->nat.method), "%s", r->method);
+    c->nat.server[0] = '\0';
+    if (r->server_len)
+        (void)rdv__addr_to_text((const struct sockaddr *)&r->server, c->nat.server,
+                                sizeof(c->nat.server));
+    pthread_mutex_unlock(&c->lock);
+    c->stun_early_reported = true;
+    if (first)
+        gather_local(c);
+}
+
+/* Feeds what arrived on the second sockets to the engine. (S) */
+static void read_aux(rdv_client *c, int64_t now)
+{
+    int fds[2] = {c->stun_aux4, c->stun_aux6};
+    for (int i = 0; i < 2; i++) {
+        for (int k = 0; fds[i] >= 0 && k < RDV__STUN_AUX_RX_BUDGET; k++) {
+            uint8_t buf[RDV__STUN_CLIENT_REQ_MAX * 4];
+            struct sockaddr_storage from;
+            socklen_t flen = sizeof(from);
+            ssize_t n = recvfrom(fds[i], buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+            if (n < 0)
+                break;
+            (void)rdv__discovery_on_packet(c, buf, (size_t)n, &from, flen, now);
+        }
+    }
+}
+
 /* ---- the service loop (S) ------------------------------------------------- */
 
 /* Discovery ends without asking anyone: `why` is the method shown;
@@ -368,7 +481,7 @@ static void finish_without_stun(rdv_client *c, int64_t now, const char *why)
 {
     c->stun_started_at = now;
     pthread_mutex_lock(&c->lock);
-    c->nat.done = true;
+    c->nat.done = c->nat.decided = true;
     snprintf(c->nat.method, sizeof(c->nat.method), "%s", why);
     pthread_mutex_unlock(&c->lock);
     gather_local(c);
@@ -383,6 +496,8 @@ void rdv__discovery_tick(rdv_client *c, int64_t now)
     if (changed)
         rdv__direct_network_changed_locked(c, now);
     pthread_mutex_unlock(&c->lock);
+    if (changed)
+        rdv__portmap_network_changed(c); /* another gateway, perhaps */
     if (changed && c->stun_started_at) {
         if (c->stun_client)
             c->stun_next_rediscover = now; /* below */
@@ -421,7 +536,9 @@ void rdv__discovery_after_read(rdv_client *c, int64_t now)
 {
     if (!c->stun_client)
         return;
+    read_aux(c, now);
     c->stun_due = rdv__stun_client_tick(c->stun_client, now);
+    stun_collect_early(c);
     stun_collect(c, now);
     /* The refresh saw our mapping change: discover again. */
     if (c->stun_reported && rdv__stun_client_get_result(c->stun_client)->mapping_changes != c->stun_changes)
@@ -459,6 +576,7 @@ void rdv__discovery_status_locked(rdv_client *c, rdv_network_status *st)
     snprintf(st->nat_method, sizeof(st->nat_method), "%s", c->nat.method);
     snprintf(st->stun_server, sizeof(st->stun_server), "%s", c->nat.server);
     st->nat_discovery_ms = c->nat.ms;
+    rdv__portmap_status_locked(c, st);
     char ip[INET6_ADDRSTRLEN];
     if (c->nat.have_mapped && rdv__addr_ip_text(&c->nat.mapped, ip, &st->public_port)) {
         snprintf(st->public_ip, sizeof(st->public_ip), "%s", ip);

@@ -16,10 +16,17 @@
 #define RDV__UDP_BUFFER_BYTES (4 * 1024 * 1024) /* SO_RCVBUF / SO_SNDBUF asked */
 #define RDV__STUN_REFRESH_MS 20000   /* keeps the server-reflexive mapping */
 #define RDV__STUN_REDISCOVER_MS 300000 /* full discovery again */
+#define RDV__STUN_AUX_RX_BUDGET 16   /* datagrams read per call from a second socket */
 
 /* What NAT discovery found (discovery.c), (L). */
 typedef struct rdv__natinfo {
     bool done;                      /* finished (even without an answer) */
+    bool decided;                   /* the mapping behaviour is known (or
+                                     * done): `nat` is symmetric or not for
+                                     * good and the server-reflexive address
+                                     * is known; offers and answers may go.
+                                     * Before done, the filtering part of a
+                                     * cone type is the strictest so far. */
     rdv_nat_type nat;
     bool no_nat;
     bool have_mapped;
@@ -45,6 +52,9 @@ int rdv__udp_for(rdv_client *c, int fam);
  * (_locked: L held; the other takes the lock). */
 rdv_nat_type rdv__nat_effective(rdv_client *c);
 rdv_nat_type rdv__nat_effective_locked(rdv_client *c);
+/* Gathers our candidates again now (a port mapping came, changed or
+ * went); peers of open sessions learn new addresses. (S) */
+void rdv__discovery_regather(rdv_client *c);
 /* Starts, refreshes and repeats discovery when due. (S) */
 void rdv__discovery_tick(rdv_client *c, int64_t now);
 /* A datagram from a UDP socket: true when it was STUN (fed to the

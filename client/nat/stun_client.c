@@ -13,11 +13,15 @@
 
 #include <sodium.h>
 
-/* Discovery phases. */
-enum { PH_IDLE = 0, PH_DISCOVER, PH_FILTER, PH_MAPPING, PH_DONE };
+/* Discovery phases (PH_TESTS: filtering and mapping in parallel). */
+enum { PH_IDLE = 0, PH_DISCOVER, PH_FILTER, PH_MAPPING, PH_TESTS, PH_DONE };
 
-/* Transaction kinds. */
-enum { K_TEST1 = 1, K_II, K_III, K_MAPPING, K_REFRESH };
+/* Transaction kinds (K_MAPPING3: RFC 5780 4.3 test III, to A's IP and
+ * port). */
+enum { K_TEST1 = 1, K_II, K_III, K_MAPPING, K_REFRESH, K_MAPPING3 };
+
+/* State of the mapping test III. */
+enum { M3_NONE = 0, M3_PENDING, M3_SAME, M3_DIFF, M3_SILENT };
 
 /* State of one filtering test. */
 enum { FT_NONE = 0, FT_PENDING, FT_ANSWERED, FT_SILENT, FT_CANNOT };
@@ -92,7 +96,8 @@ static void tx_cancel_kind(rdv__stun_client *s, int kind)
  * 6.2.1: the wait doubles; rm*RTO after the last transmission). */
 static void tx_transmit(rdv__stun_client *s, rdv__stun_client_tx *t, int64_t now)
 {
-    (void)s->send(s->ctx, t->req, t->req_len, (const struct sockaddr *)&t->to, t->tolen);
+    rdv__stun_client_send_fn fn = t->aux && s->send_aux ? s->send_aux : s->send;
+    (void)fn(s->ctx, t->req, t->req_len, (const struct sockaddr *)&t->to, t->tolen);
     s->res.requests_sent++;
     t->sent++;
     if (t->sent < t->rc) {
@@ -105,11 +110,11 @@ static void tx_transmit(rdv__stun_client *s, rdv__stun_client_tx *t, int64_t now
 
 /* Starts a Binding transaction of `kind` for server `server` to `dest`
  * with CHANGE-REQUEST flags `change` (0: none), on the normal (short ==
- * false) or short schedule, and sends it. Returns 0 or -1 (no free slot,
- * address not expressible, build failure: the caller treats it like a
- * transaction that failed). */
-static int tx_start(rdv__stun_client *s, int kind, size_t server, const rdv_stun_addr *dest,
-                    uint32_t change, bool short_schedule, int64_t now)
+ * false) or short schedule, and sends it (on the second socket when aux).
+ * Returns 0 or -1 (no free slot, address not expressible, build failure:
+ * the caller treats it like a transaction that failed). */
+static int tx_start_on(rdv__stun_client *s, int kind, size_t server, const rdv_stun_addr *dest,
+                       uint32_t change, bool short_schedule, bool aux, int64_t now)
 {
     rdv__stun_client_tx *t = NULL;
     for (size_t i = 0; i < RDV__STUN_CLIENT_MAX_TX && !t; i++)
@@ -138,9 +143,16 @@ static int tx_start(rdv__stun_client *s, int kind, size_t server, const rdv_stun
     t->rc = short_schedule && s->rc > RDV__STUN_CLIENT_SHORT_RC ? RDV__STUN_CLIENT_SHORT_RC : s->rc;
     t->rm = short_schedule && s->rm > RDV__STUN_CLIENT_SHORT_RM ? RDV__STUN_CLIENT_SHORT_RM : s->rm;
     t->wait = s->rto;
+    t->aux = aux;
     t->active = true;
     tx_transmit(s, t, now);
     return 0;
+}
+
+static int tx_start(rdv__stun_client *s, int kind, size_t server, const rdv_stun_addr *dest,
+                    uint32_t change, bool short_schedule, int64_t now)
+{
+    return tx_start_on(s, kind, server, dest, change, short_schedule, false, now);
 }
 
 /* Is a response from `src` plausible for t? A plain request is answered
@@ -198,26 +210,69 @@ static rdv__stun_client_behaviour filter_result(const rdv__stun_client *s)
     return RDV__STUN_CLIENT_UNTESTED;
 }
 
+/* The mapping part of result.method: exactly what the tests showed
+ * (RFC 4787 terms; the list is in PROTOCOL.md 13.1). */
 static const char *mapping_text(const rdv__stun_client *s)
 {
-    bool dep = s->res.mapping == RDV__STUN_CLIENT_ADDRESS_PORT;
+    rdv__stun_client_behaviour m = s->res.mapping;
+    bool dep = m == RDV__STUN_CLIENT_ADDRESS || m == RDV__STUN_CLIENT_ADDRESS_PORT;
     switch (s->map_via) {
     case MV_NO_NAT:
         return "no NAT (mapped address is the local address)";
     case MV_ALT_IP:
-        return dep ? "mapping address-dependent (alternate IP)"
-                   : "mapping endpoint-independent (alternate IP)";
+        if (!dep)
+            return "mapping endpoint-independent (alternate IP)";
+        if (s->map3 == M3_DIFF)
+            return "mapping address-and-port-dependent (alternate IP, then port)";
+        if (s->map3 == M3_SAME)
+            return "mapping address-dependent (alternate IP, then port)";
+        return "mapping address-dependent or stricter (alternate IP)";
     case MV_ALT_PORT:
         return dep ? "mapping address-and-port-dependent (alternate port)"
-                   : "mapping endpoint-independent (alternate port only)";
+                   : "mapping port-independent (alternate port only)";
     case MV_SERVER:
-        return dep ? "mapping address-dependent (second server)"
+        return dep ? "mapping address-dependent or stricter (second server)"
                    : "mapping endpoint-independent (second server)";
     case MV_UNANSWERED:
         return "mapping not tested (mapping test unanswered)";
     default:
         return "mapping not tested (no alternate address or second server)";
     }
+}
+
+/* The type of a mapping and a filtering behaviour (stun_client.h). */
+static rdv_nat_type type_of(rdv__stun_client_behaviour mapping,
+                            rdv__stun_client_behaviour filtering)
+{
+    if (mapping == RDV__STUN_CLIENT_ADDRESS || mapping == RDV__STUN_CLIENT_ADDRESS_PORT)
+        return RDV_NAT_SYMMETRIC;
+    if (mapping == RDV__STUN_CLIENT_UNTESTED)
+        return RDV_NAT_UNKNOWN;
+    if (filtering == RDV__STUN_CLIENT_INDEPENDENT)
+        return RDV_NAT_FULL_CONE;
+    if (filtering == RDV__STUN_CLIENT_ADDRESS)
+        return RDV_NAT_RESTRICTED_CONE;
+    if (filtering == RDV__STUN_CLIENT_ADDRESS_PORT)
+        return RDV_NAT_PORT_RESTRICTED;
+    return RDV_NAT_UNKNOWN;
+}
+
+/* The mapping is decided while the filtering tests still run (parallel
+ * mode): the type so far, with the strictest filtering the answers so
+ * far allow (stun_client.h). */
+static void publish_early(rdv__stun_client *s)
+{
+    rdv__stun_client_result *r = &s->res;
+    if (s->map_via == MV_NO_NAT)
+        r->mapping = RDV__STUN_CLIENT_INDEPENDENT;
+    rdv__stun_client_behaviour f = !s->has_other        ? RDV__STUN_CLIENT_UNTESTED
+                                   : s->ii == FT_ANSWERED  ? RDV__STUN_CLIENT_INDEPENDENT
+                                   : s->iii == FT_ANSWERED ? RDV__STUN_CLIENT_ADDRESS
+                                                           : RDV__STUN_CLIENT_ADDRESS_PORT;
+    r->nat = type_of(r->mapping, f);
+    r->mapping_decided = true;
+    snprintf(r->method, sizeof(r->method), "RFC 5780: %s, %s", mapping_text(s),
+             s->filter_done ? filter_text(s) : "filtering being tested");
 }
 
 /* Ends discovery successfully (a server answered Test I). */
@@ -228,18 +283,8 @@ static void finish(rdv__stun_client *s, int64_t now)
     r->filtering = filter_result(s);
     if (s->map_via == MV_NO_NAT)
         r->mapping = RDV__STUN_CLIENT_INDEPENDENT;
-    if (r->mapping == RDV__STUN_CLIENT_ADDRESS_PORT)
-        r->nat = RDV_NAT_SYMMETRIC;
-    else if (r->mapping == RDV__STUN_CLIENT_UNTESTED)
-        r->nat = RDV_NAT_UNKNOWN;
-    else if (r->filtering == RDV__STUN_CLIENT_INDEPENDENT)
-        r->nat = RDV_NAT_FULL_CONE;
-    else if (r->filtering == RDV__STUN_CLIENT_ADDRESS)
-        r->nat = RDV_NAT_RESTRICTED_CONE;
-    else if (r->filtering == RDV__STUN_CLIENT_ADDRESS_PORT)
-        r->nat = RDV_NAT_PORT_RESTRICTED;
-    else
-        r->nat = RDV_NAT_UNKNOWN;
+    r->nat = type_of(r->mapping, r->filtering);
+    r->mapping_decided = true;
     snprintf(r->method, sizeof(r->method), "RFC 5780: %s, %s", mapping_text(s), filter_text(s));
     r->elapsed_ms = now - s->started;
     r->running = false;
@@ -285,13 +330,38 @@ static void discover_from(rdv__stun_client *s, int64_t now)
     finish_error(s, now);
 }
 
+/* The mapping tests are over: discovery ends when the filtering tests
+ * are over too; until then (parallel mode) the type so far is out. */
+static void mapping_end(rdv__stun_client *s, int64_t now)
+{
+    s->map_done = true;
+    if (s->filter_done)
+        finish(s, now);
+    else
+        publish_early(s);
+}
+
+static void mapping_next(rdv__stun_client *s, int64_t now);
+
+/* The filtering tests are over: RFC 5780's order starts the mapping
+ * test now; in parallel mode discovery ends if that is over too. */
+static void filter_end(rdv__stun_client *s, int64_t now)
+{
+    s->filter_done = true;
+    if (s->phase != PH_TESTS)
+        mapping_next(s, now);
+    else if (s->map_done)
+        finish(s, now);
+}
+
 /* Next mapping candidate: the alternate address once, then the other
- * servers; finishes when none is left. */
+ * servers; ends the mapping tests when none is left. */
 static void mapping_next(rdv__stun_client *s, int64_t now)
 {
-    s->phase = PH_MAPPING;
+    if (s->phase != PH_TESTS)
+        s->phase = PH_MAPPING;
     if (s->map_via == MV_NO_NAT) {
-        finish(s, now);
+        mapping_end(s, now);
         return;
     }
     if (s->map_step == 0) {
@@ -323,7 +393,30 @@ static void mapping_next(rdv__stun_client *s, int64_t now)
     if (s->map_via != MV_NONE)
         s->map_via = MV_UNANSWERED;
     s->res.mapping = RDV__STUN_CLIENT_UNTESTED;
-    finish(s, now);
+    mapping_end(s, now);
+}
+
+/* The mapping test answered M2 (not M1 when `dep`). After A's IP, a
+ * dependent mapping is told apart by a Binding to A's IP and port (test
+ * III, M3); meanwhile the type (symmetric) is out. */
+static void on_mapping(rdv__stun_client *s, const rdv_stun_addr *m, int64_t now)
+{
+    rdv__stun_client_result *r = &s->res;
+    if (rdv_stun_addr_equal(m, &s->m1)) {
+        r->mapping = RDV__STUN_CLIENT_INDEPENDENT;
+    } else if (s->map_via == MV_ALT_PORT) {
+        r->mapping = RDV__STUN_CLIENT_ADDRESS_PORT;
+    } else {
+        r->mapping = RDV__STUN_CLIENT_ADDRESS; /* or stricter: test III tells */
+        s->m2 = *m;
+        if (s->map_via == MV_ALT_IP && s->alt_port &&
+            tx_start(s, K_MAPPING3, (size_t)r->server_index, &s->other, 0, true, now) == 0) {
+            s->map3 = M3_PENDING;
+            publish_early(s);
+            return;
+        }
+    }
+    mapping_end(s, now);
 }
 
 /* The IP the socket uses toward server i, for a wildcard local address:
@@ -387,18 +480,22 @@ static void on_test1(rdv__stun_client *s, const rdv__stun_client_tx *t, const rd
         s->alt_port = s->other.port != s->primary.port;
     }
     s->map_next = i + 1;
-    s->phase = PH_FILTER;
+    /* Parallel mode: filtering on the second socket, mapping beside it. */
+    bool par = s->send_aux != NULL;
+    s->phase = par ? PH_TESTS : PH_FILTER;
     s->ii = s->iii = FT_CANNOT;
     if (s->has_other && s->alt_ip) {
         uint32_t f = RDV_STUN_CHANGE_IP | (s->alt_port ? RDV_STUN_CHANGE_PORT : 0u);
-        if (tx_start(s, K_II, i, &s->primary, f, true, now) == 0)
+        if (tx_start_on(s, K_II, i, &s->primary, f, true, par, now) == 0)
             s->ii = FT_PENDING;
     }
     if (s->has_other && s->alt_port) {
-        if (tx_start(s, K_III, i, &s->primary, RDV_STUN_CHANGE_PORT, true, now) == 0)
+        if (tx_start_on(s, K_III, i, &s->primary, RDV_STUN_CHANGE_PORT, true, par, now) == 0)
             s->iii = FT_PENDING;
     }
     if (s->ii != FT_PENDING && s->iii != FT_PENDING)
+        filter_end(s, now);
+    if (par && s->phase == PH_TESTS)
         mapping_next(s, now);
 }
 
@@ -415,7 +512,9 @@ static void on_filter(rdv__stun_client *s, int kind, int state, int64_t now)
         s->iii = state;
     }
     if (!tx_any_of(s, K_II) && !tx_any_of(s, K_III))
-        mapping_next(s, now);
+        filter_end(s, now);
+    else if (s->res.mapping_decided)
+        publish_early(s); /* a better type so far */
 }
 
 /* A transaction ended: `m` is the mapped address of a success, NULL for a
@@ -441,19 +540,24 @@ static void tx_done(rdv__stun_client *s, rdv__stun_client_tx *t, const rdv_stun_
         return;
     case K_II:
     case K_III:
-        if (s->phase == PH_FILTER)
+        if (s->phase == PH_FILTER || (s->phase == PH_TESTS && !s->filter_done))
             on_filter(s, copy.kind, m ? FT_ANSWERED : error ? FT_CANNOT : FT_SILENT, now);
         return;
     case K_MAPPING:
-        if (s->phase != PH_MAPPING)
+        if (s->phase != PH_MAPPING && (s->phase != PH_TESTS || s->map_done))
             return;
-        if (m) {
-            r->mapping = rdv_stun_addr_equal(m, &s->m1) ? RDV__STUN_CLIENT_INDEPENDENT
-                                                        : RDV__STUN_CLIENT_ADDRESS_PORT;
-            finish(s, now);
-        } else {
+        if (m)
+            on_mapping(s, m, now);
+        else
             mapping_next(s, now);
-        }
+        return;
+    case K_MAPPING3:
+        if (s->phase != PH_MAPPING && (s->phase != PH_TESTS || s->map_done))
+            return;
+        s->map3 = !m ? M3_SILENT : rdv_stun_addr_equal(m, &s->m2) ? M3_SAME : M3_DIFF;
+        if (s->map3 == M3_DIFF)
+            r->mapping = RDV__STUN_CLIENT_ADDRESS_PORT;
+        mapping_end(s, now);
         return;
     case K_REFRESH:
         if (!m) {
@@ -513,6 +617,7 @@ int rdv__stun_client_init(rdv__stun_client *s, const rdv__stun_client_cfg *cfg)
     s->rc = cfg->rc ? cfg->rc : RDV__STUN_CLIENT_RC;
     s->rm = cfg->rm ? cfg->rm : RDV__STUN_CLIENT_RM;
     s->send = cfg->send;
+    s->send_aux = cfg->send_aux;
     s->ctx = cfg->ctx;
     if (cfg->software) {
         size_t n = strnlen(cfg->software, RDV__STUN_CLIENT_SOFTWARE_MAX);
@@ -548,6 +653,9 @@ void rdv__stun_client_start(rdv__stun_client *s, int64_t now)
     s->map_step = 0;
     s->map_via = MV_NONE;
     s->map_next = 0;
+    s->map3 = M3_NONE;
+    memset(&s->m2, 0, sizeof(s->m2));
+    s->filter_done = s->map_done = false;
     s->phase = PH_DISCOVER;
     discover_from(s, now);
 }

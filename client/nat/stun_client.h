@@ -63,13 +63,29 @@
  *            rendezvousd without --stun-alt-address, so reports a host
  *            with no NAT and no firewall as a restricted cone.) Once II
  *            is answered, III is abandoned (it cannot change the result).
- *   Mapping  (after filtering; skipped when no_nat) on the short schedule:
+ *   Mapping  (after filtering, or beside it: see send_aux; skipped when
+ *            no_nat) on the short schedule:
  *            Binding to A's IP at P's port when A has another IP, else to
  *            P's IP at A's port -> M2. When the server gave no A, or A did
  *            not answer, Binding to the next configured server (in order,
  *            skipping those that already failed and any equal to P) ->
- *            M2. M2 != M1 -> address(-and-port)-dependent mapping.
- *   Type     mapping dependent                    -> RDV_NAT_SYMMETRIC;
+ *            M2. M2 == M1 -> endpoint-independent mapping. M2 != M1 after
+ *            A's IP, when A has another port too: Binding to A (A's IP
+ *            and port) -> M3 (RFC 5780 4.3 test III); M3 == M2 ->
+ *            address-dependent, M3 != M2 -> address-and-port-dependent;
+ *            without M3 "address-dependent or stricter". M2 != M1 after
+ *            A's port only -> address-and-port-dependent.
+ *   In parallel (cfg.send_aux set): Test II and III go out on the
+ *            caller's second socket (a fresh mapping on the NAT that has
+ *            contacted only P), so nothing the mapping test sends to A
+ *            opens the filter they test; they start together with the
+ *            mapping test when Test I answers. result.mapping_decided is
+ *            set as soon as the mapping test ends, with result.nat the
+ *            type so far: symmetric (final) or, for an independent
+ *            mapping, the strictest cone type the filtering answers so
+ *            far allow (no answer yet: RDV_NAT_PORT_RESTRICTED); the
+ *            filtering result refines it when discovery ends.
+ *   Type     mapping dependent (either kind)      -> RDV_NAT_SYMMETRIC;
  *            mapping independent (or no NAT):
  *              filtering endpoint-independent      -> RDV_NAT_FULL_CONE,
  *              address-dependent                   -> RDV_NAT_RESTRICTED_CONE,
@@ -81,12 +97,15 @@
  *   port only (same IP), an address-dependent mapping is not detected
  *   (result.method says so).
  *
- * result.method says how the type was decided, e.g.
+ * result.method says exactly which behaviour the tests showed, in RFC
+ * 4787 / RFC 5780 terms, "RFC 5780: <mapping>, <filtering>" (the texts
+ * are listed in PROTOCOL.md 13.1 and stay stable), e.g.
  *   "RFC 5780: mapping endpoint-independent (alternate IP), filtering
  *    address-dependent (change port answered, change IP+port not)".
  * In a lab where every test answers within a few ms or never, discovery
  * ends within about 1.3 s at the default RTO (one short-schedule timeout
- * for the filtering tests, answered mapping test).
+ * for the filtering tests); in parallel mode the mapping is decided one
+ * round trip after Test I.
  */
 #ifndef RDV_CLIENT_STUNC_H
 #define RDV_CLIENT_STUNC_H
@@ -134,6 +153,12 @@ typedef struct rdv__stun_client_cfg {
     int rc;                   /* transmissions per transaction (default 5) */
     int rm;                   /* last wait = rm * rto_ms (default 4) */
     rdv__stun_client_send_fn send;  /* required */
+    /* Optional: sends on a second socket of the caller (same family,
+     * another local port) whose datagrams the caller feeds to
+     * rdv__stun_client_on_packet too. Set: the filtering tests run there,
+     * in parallel with the mapping test (see above). NULL: RFC 5780's
+     * order on one socket, filtering first. */
+    rdv__stun_client_send_fn send_aux;
     void *ctx;                /* passed to send */
     const char *software;     /* SOFTWARE attribute or NULL (truncated to
                                * RDV__STUN_CLIENT_SOFTWARE_MAX bytes) */
@@ -150,9 +175,9 @@ typedef struct rdv__stun_client_cfg {
 typedef enum rdv__stun_client_behaviour {
     RDV__STUN_CLIENT_UNTESTED = 0,     /* not known */
     RDV__STUN_CLIENT_INDEPENDENT,      /* endpoint-independent */
-    RDV__STUN_CLIENT_ADDRESS,          /* address-dependent */
-    RDV__STUN_CLIENT_ADDRESS_PORT,     /* address-and-port-dependent (mapping:
-                                  * "dependent", either kind) */
+    RDV__STUN_CLIENT_ADDRESS,          /* address-dependent (mapping: or
+                                        * stricter, when not told apart) */
+    RDV__STUN_CLIENT_ADDRESS_PORT,     /* address-and-port-dependent */
 } rdv__stun_client_behaviour;
 
 /* What discovery found. Valid fields depend on the flags. */
@@ -163,6 +188,8 @@ typedef struct rdv__stun_client_result {
     struct sockaddr_storage mapped; /* server-reflexive address (M1; updated
                                      * by refresh) */
     socklen_t mapped_len;
+    bool mapping_decided;     /* the mapping behaviour is known: `nat`
+                               * holds the type so far (final once done) */
     rdv_nat_type nat;         /* RDV_NAT_UNKNOWN unless decided */
     bool no_nat;              /* M1 == our local address */
     rdv__stun_client_behaviour mapping, filtering;
@@ -189,6 +216,7 @@ typedef struct rdv__stun_client_tx {
     uint8_t server;           /* index of the server it belongs to */
     uint8_t tid[RDV_STUN_TID_BYTES];
     uint32_t change;          /* CHANGE-REQUEST flags sent */
+    bool aux;                 /* sent with send_aux */
     rdv_stun_addr dest;       /* where it goes */
     struct sockaddr_storage to;
     socklen_t tolen;
@@ -207,7 +235,7 @@ typedef struct rdv__stun_client {
     socklen_t server_lens[RDV__STUN_CLIENT_MAX_SERVERS];
     size_t nservers;
     int rto, rc, rm;
-    rdv__stun_client_send_fn send;
+    rdv__stun_client_send_fn send, send_aux;
     void *ctx;
     char software[RDV__STUN_CLIENT_SOFTWARE_MAX + 1];
     struct sockaddr_storage local;
@@ -221,6 +249,9 @@ typedef struct rdv__stun_client {
     bool has_other, alt_ip, alt_port;
     int ii, iii;              /* filtering test states (stun_client.c) */
     int map_step;             /* mapping candidates tried (stun_client.c) */
+    int map3;                 /* mapping test III (A's IP and port) state */
+    rdv_stun_addr m2;         /* mapped address of the mapping test */
+    bool filter_done, map_done; /* both tests over: discovery ends */
     int map_via;              /* what decided the mapping */
     size_t map_next;          /* next server for the mapping test */
     rdv__stun_client_tx tx[RDV__STUN_CLIENT_MAX_TX];

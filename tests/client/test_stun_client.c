@@ -36,7 +36,12 @@
  *   cannot_change           420 to change IP: the stricter type;
  *   ignore_change           answers from the wrong source are ignored;
  *   second_server           no OTHER-ADDRESS: two servers compared;
- *   refresh                 keepalive, changed mapping, dead server.
+ *   refresh                 keepalive, changed mapping, dead server;
+ *   address_mapping         address-dependent mapping told apart from
+ *                           address-and-port-dependent (mapping test III);
+ *   parallel_*              a second socket (send_aux) for the filtering
+ *                           tests: the mapping decided at once, the final
+ *                           type unchanged (issue 19).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,6 +70,7 @@
 #define QUIET_MS 20        /* virtual clock: sockets quiet this long */
 #define REAL_POLL_MAX_MS 50
 #define PUB_PORT 40000     /* simulated NAT's public port */
+#define AUX_PUB_PORT 41000 /* ... of the second client socket */
 #define T0 100000          /* virtual start time */
 
 /* The simulated NAT in front of the client socket. */
@@ -74,6 +80,7 @@ typedef enum sim_nat {
     SIM_RESTRICTED,        /* EIM, address-dependent filtering */
     SIM_PORT_RESTRICTED,   /* EIM, address-and-port-dependent filtering */
     SIM_SYMMETRIC,         /* APDM, APDF */
+    SIM_ADDR_MAP,          /* address-dependent mapping, APDF */
 } sim_nat;
 
 /* Via index of a fake's sockets. */
@@ -105,6 +112,7 @@ typedef struct sentrec {
     rdv_stun_addr to;
     uint8_t tid[RDV_STUN_TID_BYTES];
     uint32_t change;
+    bool aux;               /* sent with send_aux (the second socket) */
     uint8_t buf[RDV__STUN_CLIENT_REQ_MAX];
     size_t len;
 } sentrec;
@@ -127,6 +135,15 @@ typedef struct harness {
     size_t ndests;
     rdv_stun_addr contacted[MAX_CONTACTED];
     size_t ncontacted;
+    /* The second client socket (parallel mode, send_aux): its own NAT
+     * mapping and filter state, public ports from AUX_PUB_PORT. */
+    int afd;
+    rdv_stun_addr astun;
+    rdv_stun_addr adests[MAX_CONTACTED];
+    size_t nadests;
+    rdv_stun_addr acontacted[MAX_CONTACTED];
+    size_t nacontacted;
+    bool cur_aux;           /* fake_handle: the request came from afd */
 } harness;
 
 static harness H;
@@ -200,10 +217,9 @@ static void client_open(const char *ip)
 
 /* ---- The send callback ------------------------------------------- */
 
-static int send_cb(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
-                   socklen_t tolen)
+static int send_on(harness *h, int fd, bool aux, const uint8_t *buf, size_t len,
+                   const struct sockaddr *to, socklen_t tolen)
 {
-    harness *h = ctx;
     rdv_stun_msg m;
     /* Every request is a well-formed, FINGERPRINTed Binding request. */
     assert_int_equal(rdv_stun_parse(buf, len, &m), (int)len);
@@ -216,11 +232,27 @@ static int send_cb(void *ctx, const uint8_t *buf, size_t len, const struct socka
         assert_int_equal(rdv_stun_addr_from_sockaddr(to, tolen, &r->to), 0);
         memcpy(r->tid, m.tid, sizeof r->tid);
         r->change = m.has_change_request ? m.change_flags : 0;
+        r->aux = aux;
         memcpy(r->buf, buf, len);
         r->len = len;
     }
-    ssize_t n = sendto(h->cfd, buf, len, 0, to, tolen);
+    ssize_t n = sendto(fd, buf, len, 0, to, tolen);
     return n == (ssize_t)len ? 0 : -1;
+}
+
+static int send_cb(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
+                   socklen_t tolen)
+{
+    harness *h = ctx;
+    return send_on(h, h->cfd, false, buf, len, to, tolen);
+}
+
+static int send_aux_cb(void *ctx, const uint8_t *buf, size_t len, const struct sockaddr *to,
+                       socklen_t tolen)
+{
+    harness *h = ctx;
+    assert_true(h->afd >= 0);
+    return send_on(h, h->afd, true, buf, len, to, tolen);
 }
 
 /* ---- The simulated NAT and the fake servers ---------------------- */
@@ -238,12 +270,20 @@ static void remember(rdv_stun_addr *set, size_t *n, const rdv_stun_addr *a)
 static rdv_stun_addr sim_mapped(const rdv_stun_addr *dest)
 {
     if (H.sim == SIM_OPEN)
-        return H.cstun;
-    rdv_stun_addr m = v4("203.0.113.7", H.pub_port);
+        return H.cur_aux ? H.astun : H.cstun;
+    rdv_stun_addr m = v4("203.0.113.7", H.cur_aux ? AUX_PUB_PORT : H.pub_port);
+    const rdv_stun_addr *dests = H.cur_aux ? H.adests : H.dests;
+    size_t nd = H.cur_aux ? H.nadests : H.ndests;
+    uint16_t base = m.port;
     if (H.sim == SIM_SYMMETRIC) {
-        for (size_t i = 0; i < H.ndests; i++)
-            if (rdv_stun_addr_equal(&H.dests[i], dest))
-                m.port = (uint16_t)(H.pub_port + i);
+        for (size_t i = 0; i < nd; i++)
+            if (rdv_stun_addr_equal(&dests[i], dest))
+                m.port = (uint16_t)(base + i);
+    } else if (H.sim == SIM_ADDR_MAP) {
+        /* One port per destination IP (the first such destination's). */
+        for (size_t i = nd; i-- > 0;)
+            if (memcmp(dests[i].addr, dest->addr, 4) == 0)
+                m.port = (uint16_t)(base + i);
     }
     return m;
 }
@@ -251,8 +291,10 @@ static rdv_stun_addr sim_mapped(const rdv_stun_addr *dest)
 /* Does the NAT let a packet from `src` in? */
 static bool sim_allows(const rdv_stun_addr *src)
 {
-    for (size_t i = 0; i < H.ncontacted; i++) {
-        const rdv_stun_addr *c = &H.contacted[i];
+    const rdv_stun_addr *set = H.cur_aux ? H.acontacted : H.contacted;
+    size_t n = H.cur_aux ? H.nacontacted : H.ncontacted;
+    for (size_t i = 0; i < n; i++) {
+        const rdv_stun_addr *c = &set[i];
         if (H.sim == SIM_RESTRICTED && c->family == src->family &&
             memcmp(c->addr, src->addr, 4) == 0)
             return true;
@@ -308,15 +350,21 @@ static void fake_close(fake *f)
 }
 
 /* Handles one request that arrived at f's socket `via` from the client. */
-static void fake_handle(fake *f, int via, const uint8_t *buf, size_t len)
+static void fake_handle(fake *f, int via, const uint8_t *buf, size_t len, bool aux)
 {
     rdv_stun_msg m;
     int n = rdv_stun_parse(buf, len, &m);
     if (n < 0)
         return;
+    H.cur_aux = aux;
     const rdv_stun_addr *here = &f->addr[via];
-    remember(H.contacted, &H.ncontacted, here); /* the NAT saw us send there */
-    remember(H.dests, &H.ndests, here);
+    if (aux) {
+        remember(H.acontacted, &H.nacontacted, here);
+        remember(H.adests, &H.nadests, here);
+    } else {
+        remember(H.contacted, &H.ncontacted, here); /* the NAT saw us send there */
+        remember(H.dests, &H.ndests, here);
+    }
     if (f->nrx < MAX_LOG) {
         rxrec *r = &f->rx[f->nrx++];
         r->at = H.now;
@@ -363,9 +411,10 @@ static void fake_handle(fake *f, int via, const uint8_t *buf, size_t len)
     if (!sim_allows(&f->addr[out_via]))
         return; /* filtered by the NAT */
     struct sockaddr_storage to;
-    socklen_t tl = to_ss(&H.cstun, &to);
-    if (H.cstun.addr[0] == 0) /* client on 0.0.0.0: reach it on 127.0.0.1 */
-        tl = to_ss(&(rdv_stun_addr){RDV_STUN_FAMILY_IPV4, H.cstun.port, {127, 0, 0, 1}}, &to);
+    const rdv_stun_addr *dst = aux ? &H.astun : &H.cstun;
+    socklen_t tl = to_ss(dst, &to);
+    if (dst->addr[0] == 0) /* client on 0.0.0.0: reach it on 127.0.0.1 */
+        tl = to_ss(&(rdv_stun_addr){RDV_STUN_FAMILY_IPV4, dst->port, {127, 0, 0, 1}}, &to);
     ssize_t s = sendto(f->fd[out_via], out, (size_t)rlen, 0, (struct sockaddr *)&to, tl);
     assert_int_equal(s, rlen);
 }
@@ -376,13 +425,18 @@ static void fake_handle(fake *f, int via, const uint8_t *buf, size_t len)
  * everything readable. Returns the number of datagrams handled. */
 static int poll_once(int timeout_ms)
 {
-    struct pollfd p[1 + MAX_FAKES * V_N];
-    fake *pf[1 + MAX_FAKES * V_N];
-    int pv[1 + MAX_FAKES * V_N];
+    struct pollfd p[2 + MAX_FAKES * V_N];
+    fake *pf[2 + MAX_FAKES * V_N];
+    int pv[2 + MAX_FAKES * V_N];
     int n = 0;
     p[n] = (struct pollfd){.fd = H.cfd, .events = POLLIN};
     pf[n] = NULL;
     pv[n++] = 0;
+    if (H.afd >= 0) {
+        p[n] = (struct pollfd){.fd = H.afd, .events = POLLIN};
+        pf[n] = NULL;
+        pv[n++] = 0;
+    }
     for (int i = 0; i < MAX_FAKES; i++) {
         if (!H.fakes[i].used)
             continue;
@@ -412,7 +466,11 @@ static int poll_once(int timeout_ms)
             if (H.real)
                 H.now = mono_ms();
             if (pf[i]) {
-                fake_handle(pf[i], pv[i], buf, (size_t)len);
+                rdv_stun_addr src;
+                bool aux = H.afd >= 0 &&
+                           rdv_stun_addr_from_sockaddr((struct sockaddr *)&from, fl, &src) == 0 &&
+                           src.port == H.astun.port;
+                fake_handle(pf[i], pv[i], buf, (size_t)len, aux);
             } else if (rdv_stun_looks_like(buf, (size_t)len)) {
                 if (rdv__stun_client_on_packet(&H.st, buf, (size_t)len, (struct sockaddr *)&from, fl,
                                          H.now))
@@ -497,6 +555,8 @@ static void engine_init(const rdv_stun_addr *servers, size_t n, int rto, bool pa
     cfg.nservers = n;
     cfg.rto_ms = rto;
     cfg.send = send_cb;
+    if (H.afd >= 0)
+        cfg.send_aux = send_aux_cb;
     cfg.ctx = &H;
     cfg.software = "rendezvous-test";
     if (pass_local) {
@@ -529,7 +589,7 @@ static int setup(void **state)
 {
     (void)state;
     memset(&H, 0, sizeof H);
-    H.cfd = -1;
+    H.cfd = H.afd = -1;
     H.pub_port = PUB_PORT;
     return 0;
 }
@@ -539,7 +599,9 @@ static int teardown(void **state)
     (void)state;
     if (H.cfd >= 0)
         close(H.cfd);
-    H.cfd = -1;
+    if (H.afd >= 0)
+        close(H.afd);
+    H.cfd = H.afd = -1;
     for (int i = 0; i < MAX_FAKES; i++)
         if (H.fakes[i].used)
             fake_close(&H.fakes[i]);
@@ -985,10 +1047,108 @@ static void test_symmetric(void **state)
     print_result("symmetric", r);
     assert_int_equal(r->nat, RDV_NAT_SYMMETRIC);
     assert_int_equal(r->mapping, RDV__STUN_CLIENT_ADDRESS_PORT);
-    assert_non_null(strstr(r->method, "mapping address-dependent (alternate IP)"));
+    assert_non_null(
+        strstr(r->method, "mapping address-and-port-dependent (alternate IP, then port)"));
     rdv_stun_addr pub = v4("203.0.113.7", PUB_PORT); /* M1 stays the result */
     expect_mapped(r, &pub);
     assert_true(r->elapsed_ms < 2000);
+}
+
+/* An address-dependent mapping: the alternate IP changes the mapped
+ * address, A's port then does not (RFC 5780 4.3 test III). */
+static void test_address_mapping(void **state)
+{
+    (void)state;
+    if (!alt_ip_usable())
+        skip();
+    const rdv__stun_client_result *r = classify(SIM_ADDR_MAP, NULL);
+    print_result("address-dependent mapping", r);
+    assert_int_equal(r->nat, RDV_NAT_SYMMETRIC);
+    assert_int_equal(r->mapping, RDV__STUN_CLIENT_ADDRESS);
+    assert_string_equal(r->method, "RFC 5780: mapping address-dependent (alternate IP, then port), "
+                                   "filtering address-and-port-dependent (no change request "
+                                   "answered)");
+}
+
+/* Parallel mode (send_aux): the filtering tests go out on the second
+ * socket at the moment the mapping test goes out on the first; the
+ * mapping is decided (with the final type here, where every test answers
+ * at once or never) at T0, long before the filtering tests end; the
+ * final type is the one of the sequential order, restricted cone
+ * included (the mapping test to A's IP must not open the filter the
+ * second socket tests). */
+static void parallel_case(sim_nat sim, rdv_nat_type want, int64_t want_elapsed)
+{
+    if (!alt_ip_usable())
+        skip();
+    fake *f = fake_new(true);
+    H.sim = sim;
+    client_open("127.0.0.1");
+    H.afd = udp_bind("127.0.0.1", 0, &H.astun);
+    assert_true(H.afd >= 0);
+    engine_init(&f->addr[V_P], 1, 0, true);
+    const rdv__stun_client_result *r = rdv__stun_client_get_result(&H.st);
+    H.real = false;
+    H.now = T0;
+    rdv__stun_client_start(&H.st, H.now);
+    int64_t decided_at = -1;
+    rdv_nat_type early = RDV_NAT_UNKNOWN;
+    for (int i = 0; i < 10000 && !r->done; i++) {
+        pump();
+        if (decided_at < 0 && r->mapping_decided) {
+            decided_at = H.now;
+            early = r->nat;
+            if (!r->done)
+                assert_non_null(strstr(r->method, "filtering being tested"));
+        }
+        if (r->done)
+            break;
+        size_t before = H.nlog;
+        int64_t next = rdv__stun_client_tick(&H.st, H.now);
+        if (r->done || H.nlog != before)
+            continue;
+        assert_true(next != INT64_MAX && next > H.now);
+        H.now = next;
+    }
+    print_result("parallel", r);
+    assert_true(r->done);
+    assert_int_equal(r->nat, want);
+    assert_int_equal(decided_at, T0);
+    assert_int_equal(early, want);
+    assert_int_equal(r->elapsed_ms, want_elapsed);
+    /* Change requests only on the second socket, the rest on the first. */
+    size_t changes = 0;
+    for (size_t i = 0; i < H.nlog; i++) {
+        assert_int_equal(H.log[i].aux, H.log[i].change != 0);
+        changes += H.log[i].change != 0;
+    }
+    assert_true(changes >= 1);
+}
+
+static void test_parallel_full_cone(void **state)
+{
+    (void)state;
+    parallel_case(SIM_FULL, RDV_NAT_FULL_CONE, 0);
+}
+
+static void test_parallel_restricted(void **state)
+{
+    (void)state;
+    parallel_case(SIM_RESTRICTED, RDV_NAT_RESTRICTED_CONE, 1250);
+}
+
+static void test_parallel_port_restricted(void **state)
+{
+    (void)state;
+    parallel_case(SIM_PORT_RESTRICTED, RDV_NAT_PORT_RESTRICTED, 1250);
+}
+
+static void test_parallel_symmetric(void **state)
+{
+    (void)state;
+    parallel_case(SIM_SYMMETRIC, RDV_NAT_SYMMETRIC, 1250);
+    assert_non_null(strstr(rdv__stun_client_get_result(&H.st)->method,
+                           "mapping address-and-port-dependent (alternate IP, then port)"));
 }
 
 /* No NAT (the fake reports the socket's own address): no_nat, full cone,
@@ -1213,6 +1373,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_ignore_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_address_mapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parallel_full_cone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parallel_restricted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parallel_port_restricted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parallel_symmetric, setup, teardown),
     };
     if (argc > 1) {
         static char filter[64];

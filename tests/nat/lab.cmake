@@ -10,11 +10,26 @@
 #                   nat_node (the real librendezvous): Direct / Relayed as
 #                   the decision matrix says, data intact, reported NAT types,
 #                   symmetric<->cone upgrades. Prints the matrix.
+#   nat_lab_first   the matrix with a fresh initiator (matrix.py --fresh)
+#                   behind restrictedCone / portRestricted / symmetric boxes,
+#                   against every responder type: it connects once
+#                   AUTHENTICATED; its offer must not wait for the filtering
+#                   tests (issue 19 goal 1), its final type and natMethod
+#                   must be right. Prints the times to the first path.
+#   nat_lab_same_nat two nodes behind one portRestricted / symmetric box (a
+#                   LAN bridge in the box) and two nodes on one host (one
+#                   namespace, behind a box and without NAT): Direct over
+#                   the host candidates, never the box's public address;
+#                   the datagrams crossed the LAN (issue 19 goal 3).
 #   nat_lab_fallback two portRestricted sites on a Direct path; the path is
 #                   blocked in A's box (nft), both sides fall back to the
 #                   relay, the block goes, both come back to Direct; echoes
 #                   intact throughout (losses only while switching). Prints
 #                   the timeline.
+#   nat_lab_portmap port mapping: boxes run Debian's miniupnpd (NAT-PMP or
+#                   UPnP-IGD); a mapping on one side gets two symmetric
+#                   NATs direct, the lease is renewed, the mapping deleted
+#                   when the node exits, --no-portmap asks nothing.
 #
 # All build and tear down their own namespaces (rl<pid>-*), so they run
 # one at a time (RESOURCE_LOCK) to keep the timings meaningful.
@@ -46,11 +61,43 @@ if(TARGET rendezvousd)
 endif()
 
 if(TARGET rendezvousd)
+  add_test(NAME nat_lab_first
+    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/matrix.py --fresh
+            --rendezvousd $<TARGET_FILE:rendezvousd>
+            --nat-node $<TARGET_FILE:nat_node>
+            --types restrictedCone,portRestricted,symmetric,fullCone,none
+            --cells restrictedCone:fullCone,restrictedCone:restrictedCone,restrictedCone:portRestricted,restrictedCone:symmetric,restrictedCone:none,portRestricted:fullCone,portRestricted:restrictedCone,portRestricted:portRestricted,portRestricted:symmetric,portRestricted:none,symmetric:fullCone,symmetric:restrictedCone,symmetric:portRestricted,symmetric:symmetric,symmetric:none)
+  set_tests_properties(nat_lab_first PROPERTIES TIMEOUT 600
+    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
+    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+endif()
+
+if(TARGET rendezvousd)
+  add_test(NAME nat_lab_same_nat
+    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/same_nat.py
+            --rendezvousd $<TARGET_FILE:rendezvousd>
+            --nat-node $<TARGET_FILE:nat_node>)
+  set_tests_properties(nat_lab_same_nat PROPERTIES TIMEOUT 300
+    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
+    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+endif()
+
+if(TARGET rendezvousd)
   add_test(NAME nat_lab_fallback
     COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/fallback.py
             --rendezvousd $<TARGET_FILE:rendezvousd>
             --nat-node $<TARGET_FILE:nat_node>)
   set_tests_properties(nat_lab_fallback PROPERTIES TIMEOUT 300
+    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
+    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+endif()
+
+if(TARGET rendezvousd)
+  add_test(NAME nat_lab_portmap
+    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/portmap.py
+            --rendezvousd $<TARGET_FILE:rendezvousd>
+            --nat-node $<TARGET_FILE:nat_node>)
+  set_tests_properties(nat_lab_portmap PROPERTIES TIMEOUT 300
     SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
     ENVIRONMENT "${RDV_NAT_LAB_ENV}")
 endif()

@@ -47,6 +47,18 @@
  * "rc":..}; the result line counts them ("gap_sends", "gap_send_errors",
  * "gap_seqs").
  *
+ * --fresh (connect mode): a fresh node, as an application that connects
+ * as soon as it can: ready (and rdv_session_connect()) once AUTHENTICATED,
+ * without waiting for NAT discovery; the ready line then has the type so
+ * far. Before the result line it waits (--ready-timeout-ms) for discovery
+ * to end, and the result adds "nat_end", "no_nat_end", "method_end",
+ * "discovered_end", "t_start" (mono ms before rdv_client_start),
+ * "t_connect", "t_discovered" (t_start + nat_discovery_ms: when discovery
+ * ended), "discovered_at_connect" and "discovered_at_first_path" (0/1:
+ * nat_discovered when rdv_session_connect() was called / in the first
+ * cb_path) - the matrix's time to first path of a fresh node and whether
+ * the offer waited for the filtering tests. Request events carry "t".
+ *
  * Every wait is bounded; the longest run is ready + path + data + upgrade
  * timeouts (about 60 s with the defaults).
  */
@@ -177,7 +189,11 @@ struct opts {
     long ready_timeout_ms, path_timeout_ms, pace_ms, peer_timeout_ms;
     long keepalive_ms;             /* 0: library default */
     long stream_ms;                /* >0: stream mode (connect), upper bound */
+    int fresh;                     /* connect as soon as AUTHENTICATED */
     long interval_ms;              /* stream mode: one datagram per interval */
+    int no_portmap;                /* cfg.portmap_disable */
+    long portmap_lease_s;          /* 0: library default */
+    long portmap_wait_ms;          /* ready also waits for the port mapper */
 };
 
 struct app {
@@ -189,6 +205,7 @@ struct app {
     int path;                      /* current rdv_path (0: none) */
     int first_path;
     int64_t first_ms;              /* cb_path elapsed_ms of the first path */
+    int discovered_at_first;       /* nat_discovered in the first cb_path, -1 */
     int64_t direct_ms;             /* first Direct, -1 */
     int ready_cb;                  /* cb_session_ready seen */
     int closed;                    /* cb_session_closed seen */
@@ -211,8 +228,11 @@ struct app {
     char peer_buf[RDV_NODE_ID_LEN + 2];
 };
 
-static struct app g_app = {
-    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .direct_ms = -1};
+static struct app g_app = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                            .cv = PTHREAD_COND_INITIALIZER,
+                            .direct_ms = -1,
+                            .discovered_at_first = -1};
+static int64_t g_t_start;          /* mono ms before rdv_client_start */
 
 static void put_be64(uint8_t *p, uint64_t v)
 {
@@ -271,8 +291,8 @@ static void cb_request(rdv_client *c, const rdv_session_request *req, void *u)
     a->requests++;
     pthread_mutex_unlock(&a->mu);
     emit("{\"event\":\"request\",\"session\":\"%s\",\"direct\":%d,\"peer_nat\":\"%s\","
-         "\"accept\":%d}",
-         req->session_id, req->direct, rdv_nat_type_name(req->peer_nat), rc);
+         "\"accept\":%d,\"t\":%" PRId64 "}",
+         req->session_id, req->direct, rdv_nat_type_name(req->peer_nat), rc, mono_ms());
 }
 
 static void cb_ready(rdv_client *c, const char *sid, const char *peer, void *u)
@@ -294,11 +314,15 @@ static void cb_path(rdv_client *c, const char *sid, const char *peer, rdv_path p
     (void)peer;
     struct app *a = u;
     int64_t t_now = mono_ms();
+    rdv_network_status nst;
+    memset(&nst, 0, sizeof(nst));
+    int nst_rc = rdv_client_get_network_status(c, &nst);
     pthread_mutex_lock(&a->mu);
     if (!a->o.listen && strcmp(sid, a->sid) == 0) {
         if (a->first_path == RDV_PATH_UNKNOWN) {
             a->first_path = path;
             a->first_ms = elapsed_ms;
+            a->discovered_at_first = nst_rc == 0 ? nst.nat_discovered : -1;
         }
         if (path == RDV_PATH_DIRECT && a->direct_ms < 0)
             a->direct_ms = elapsed_ms;
@@ -404,8 +428,17 @@ static void cb_data(rdv_client *c, const char *sid, const uint8_t *data, size_t 
 
 /* ---- common --------------------------------------------------------------- */
 
-/* Waits until AUTHENTICATED and nat_discovered (or the timeout / a signal),
- * then prints the ready line. Returns 0 when ready, -1 otherwise. */
+/* The port mapper settled: a mapping, off, or its search failed. */
+static int portmap_settled(const rdv_network_status *st)
+{
+    return st->portmap_protocol[0] || strncmp(st->portmap_status, "off", 3) == 0 ||
+           strncmp(st->portmap_status, "no mapping", 10) == 0;
+}
+
+/* Waits until AUTHENTICATED and nat_discovered (--fresh: AUTHENTICATED
+ * only) or the timeout / a signal, and with --portmap-wait-ms until the port mapper settled (at most that
+ * long), then prints the ready line with the port mapper's fields.
+ * Returns 0 when ready, -1 otherwise. */
 static int wait_ready(rdv_client *c, const struct opts *o, rdv_network_status *st)
 {
     int64_t deadline = mono_ms() + o->ready_timeout_ms;
@@ -413,7 +446,7 @@ static int wait_ready(rdv_client *c, const struct opts *o, rdv_network_status *s
     for (;;) {
         memset(st, 0, sizeof(*st));
         if (rdv_client_get_network_status(c, st) == 0 && st->state == RDV_STATE_AUTHENTICATED &&
-            st->nat_discovered) {
+            (st->nat_discovered || o->fresh)) {
             ok = 1;
             break;
         }
@@ -421,23 +454,57 @@ static int wait_ready(rdv_client *c, const struct opts *o, rdv_network_status *s
             break;
         sleep_ms(POLL_MS);
     }
-    char method[400], stun[64];
+    int64_t pm_deadline = mono_ms() + o->portmap_wait_ms;
+    while (ok && o->portmap_wait_ms > 0 && !portmap_settled(st) && mono_ms() < pm_deadline &&
+           !g_sig) {
+        sleep_ms(POLL_MS);
+        memset(st, 0, sizeof(*st));
+        if (rdv_client_get_network_status(c, st) != 0)
+            break;
+    }
+    char method[400], stun[64], pms[400];
     emit("{\"event\":\"ready\",\"node\":\"%s\",\"nat\":\"%s\",\"no_nat\":%d,"
          "\"public\":\"%s:%u\",\"from_stun\":%d,\"nat_ms\":%" PRId64 ",\"method\":\"%s\","
-         "\"stun_server\":\"%s\",\"state\":\"%s\",\"discovered\":%d%s}",
+         "\"stun_server\":\"%s\",\"state\":\"%s\",\"discovered\":%d,\"portmap\":\"%s\","
+         "\"portmap_public\":\"%s\",\"portmap_lifetime_s\":%u,\"portmap_status\":\"%s\"%s}",
          rdv_client_node_id(c), rdv_nat_type_name(st->nat_type), st->no_nat, st->public_ip,
          st->public_port, st->public_endpoint_from_stun, st->nat_discovery_ms,
          jesc(st->nat_method, method, sizeof(method)),
          jesc(st->stun_server, stun, sizeof(stun)), rdv_state_name(st->state),
-         st->nat_discovered, ok ? "" : ",\"timeout\":1");
+         st->nat_discovered, st->portmap_protocol, st->portmap_public, st->portmap_lifetime_s,
+         jesc(st->portmap_status, pms, sizeof(pms)), ok ? "" : ",\"timeout\":1");
     return ok ? 0 : -1;
+}
+
+/* Prints {"event":"portmap",...} when the port mapper's fields differ from
+ * *last (then *last becomes them). */
+static void emit_portmap(rdv_client *c, rdv_network_status *last)
+{
+    rdv_network_status st;
+    memset(&st, 0, sizeof(st));
+    if (rdv_client_get_network_status(c, &st) != 0)
+        return;
+    if (strcmp(st.portmap_protocol, last->portmap_protocol) == 0 &&
+        strcmp(st.portmap_public, last->portmap_public) == 0 &&
+        strcmp(st.portmap_status, last->portmap_status) == 0 &&
+        st.portmap_renewals == last->portmap_renewals)
+        return;
+    *last = st;
+    char pms[400];
+    emit("{\"event\":\"portmap\",\"protocol\":\"%s\",\"public\":\"%s\",\"lifetime_s\":%u,"
+         "\"renewals\":%u,\"status\":\"%s\",\"t\":%" PRId64 "}",
+         st.portmap_protocol, st.portmap_public, st.portmap_lifetime_s, st.portmap_renewals,
+         jesc(st.portmap_status, pms, sizeof(pms)), mono_ms());
 }
 
 /* ---- listen mode ------------------------------------------------------------ */
 
 static int run_listen(rdv_client *c, struct app *a)
 {
+    rdv_network_status pm_last;
+    memset(&pm_last, 0, sizeof(pm_last));
     while (!g_sig) {
+        emit_portmap(c, &pm_last);
         struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
         int n = poll(&p, 1, LISTEN_POLL_MS);
         if (n < 0 && errno != EINTR)
@@ -449,7 +516,6 @@ static int run_listen(rdv_client *c, struct app *a)
                 break; /* EOF (or a broken stdin): done */
         }
     }
-    (void)c;
     pthread_mutex_lock(&a->mu);
     emit("{\"event\":\"bye\",\"requests\":%ld,\"echoed\":%ld,\"echo_fail\":%ld}", a->requests,
          a->echoed, a->echo_fail);
@@ -748,6 +814,9 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
         emit("{\"event\":\"result\",\"error\":\"no peer ID on stdin\",\"first_path\":\"none\"}");
         return 2;
     }
+    rdv_network_status cst;
+    memset(&cst, 0, sizeof(cst));
+    (void)rdv_client_get_network_status(c, &cst);
     int64_t t_connect = mono_ms();
     /* the session ID is written before anything is queued, so callbacks
      * for it find it: hold the lock across the call */
@@ -845,6 +914,24 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
     si.first_path_ms = si.relayed_ms = si.direct_ms = si.candidates_ms = si.checks_ms = -1;
     int si_rc = rdv_session_get_info(c, a->sid, &si);
 
+    /* --fresh: the type discovery ends with (bounded wait). */
+    rdv_network_status est;
+    memset(&est, 0, sizeof(est));
+    int64_t until = mono_ms() + a->o.ready_timeout_ms;
+    while (rdv_client_get_network_status(c, &est) == 0 && !est.nat_discovered && a->o.fresh &&
+           !g_sig && mono_ms() < until)
+        sleep_ms(POLL_MS);
+    char fresh[1200] = "", mend[400];
+    if (a->o.fresh)
+        snprintf(fresh, sizeof(fresh),
+                 ",\"nat_end\":\"%s\",\"no_nat_end\":%d,\"method_end\":\"%s\",\"discovered_end\":%d,"
+                 "\"t_start\":%" PRId64 ",\"t_connect\":%" PRId64 ",\"t_discovered\":%" PRId64
+                 ",\"discovered_at_connect\":%d,\"discovered_at_first_path\":%d",
+                 rdv_nat_type_name(est.nat_type), est.no_nat,
+                 jesc(est.nat_method, mend, sizeof(mend)), est.nat_discovered, g_t_start,
+                 t_connect, est.nat_discovered ? g_t_start + est.nat_discovery_ms : (int64_t)-1,
+                 cst.nat_discovered, a->discovered_at_first);
+
     pthread_mutex_lock(&a->mu);
     long total = phase2 ? 2 * n : n, intact = 0, corrupt = 0;
     if (got_path)
@@ -869,7 +956,7 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
          ",\"candidates_ms\":%" PRId64 ",\"checks_ms\":%" PRId64 ",\"probe_rounds\":%" PRIu32
          ",\"direct_tx\":%" PRIu64 ",\"direct_rx\":%" PRIu64
          ",\"info_rc\":%d,\"direct_error\":\"%s\",\"closed\":%d,\"close_reason\":\"%s\","
-         "\"paths\":[%s]}",
+         "\"paths\":[%s]%s}",
          a->sid, a->first_path ? path_name(a->first_path) : "none",
          a->first_path ? a->first_ms : (int64_t)-1, direct_ms, si.relayed_ms, path_wall_ms,
          upgraded, si.via_spray, path_name(a->path), total, intact, missing, corrupt, resent,
@@ -878,7 +965,7 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
          remote_family(si.remote), t_connect, si.candidates_ms, si.checks_ms, si.probe_rounds,
          si.direct_tx_datagrams, si.direct_rx_datagrams, si_rc,
          jesc(si.last_direct_error_text, err, sizeof(err)), a->closed,
-         jesc(a->close_reason, reason, sizeof(reason)), paths);
+         jesc(a->close_reason, reason, sizeof(reason)), paths, fresh);
     int ok = got_path && intact == total && corrupt == 0;
     int closed = a->closed;
     pthread_mutex_unlock(&a->mu);
@@ -888,6 +975,9 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
     int64_t flush_until = mono_ms() + CLOSE_FLUSH_MS;
     while (rdv_client_pending(c) > 0 && mono_ms() < flush_until)
         sleep_ms(POLL_MS);
+    rdv_network_status pm_last;
+    memset(&pm_last, 0, sizeof(pm_last));
+    emit_portmap(c, &pm_last);
     return ok ? 0 : 1;
 }
 
@@ -903,8 +993,12 @@ static void usage(FILE *f)
             "         --ready-timeout-ms N (%d) --path-timeout-ms N (%d) --pace-ms N (%d)\n"
             "         --peer-timeout-ms N (%d; --connect - reads the peer ID from stdin)\n"
             "         --keepalive-ms N (library default; cfg.direct_keepalive_ms)\n"
+            "         --no-portmap (cfg.portmap_disable) --portmap-lease-s N (library default)\n"
+            "         --portmap-wait-ms N (0; ready also waits for the port mapper)\n"
             "         --stream-ms D [--interval-ms I (%d)]: connect mode streams one\n"
-            "           datagram per I ms for at most D ms (a line / EOF on stdin stops)\n",
+            "           datagram per I ms for at most D ms (a line / EOF on stdin stops)\n"
+            "         --fresh: connect mode connects once AUTHENTICATED, not waiting for\n"
+            "           NAT discovery (the result adds the final type and the timeline)\n",
             READY_TIMEOUT_MS, PATH_TIMEOUT_MS, PACE_MS, PEER_TIMEOUT_MS, STREAM_INTERVAL_MS);
 }
 
@@ -936,6 +1030,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
         long *num = NULL, lo = 0, hi = 0;
         if (strcmp(k, "--listen") == 0) {
             o->listen = 1;
+            continue;
+        }
+        if (strcmp(k, "--no-portmap") == 0) {
+            o->no_portmap = 1;
+            continue;
+        }
+        if (strcmp(k, "--fresh") == 0) {
+            o->fresh = 1;
             continue;
         }
         if (!v)
@@ -970,13 +1072,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
             num = &o->stream_ms, lo = 1, hi = 600000;
         else if (strcmp(k, "--interval-ms") == 0)
             num = &o->interval_ms, lo = 1, hi = 10000;
+        else if (strcmp(k, "--portmap-lease-s") == 0)
+            num = &o->portmap_lease_s, lo = 1, hi = RDV_MAX_PORTMAP_LEASE_S;
+        else if (strcmp(k, "--portmap-wait-ms") == 0)
+            num = &o->portmap_wait_ms, lo = 0, hi = 600000;
         else
             return -1;
         if (num && parse_long(v, lo, hi, num) != 0)
             return -1;
         i++;
     }
-    if (!o->server || !o->stun || o->listen == (o->peer != NULL))
+    if (!o->server || !o->stun || o->listen == (o->peer != NULL) ||
+        (o->fresh && (o->listen || o->stream_ms > 0)))
         return -1;
     if (o->peer && strcmp(o->peer, "-") != 0 && !rdv_node_id_is_valid(o->peer))
         return -1;
@@ -1037,6 +1144,8 @@ int main(int argc, char **argv)
     cfg.direct_timeout_ms = (int)a->o.direct_timeout_ms;
     cfg.spray_ports = (int)a->o.spray_ports;
     cfg.direct_keepalive_ms = (int)a->o.keepalive_ms;
+    cfg.portmap_disable = a->o.no_portmap;
+    cfg.portmap_lease_s = (int)a->o.portmap_lease_s;
     cfg.cb_state_changed = cb_state;
     cfg.cb_error = cb_error;
     cfg.cb_session_request = cb_request;
@@ -1056,6 +1165,7 @@ int main(int argc, char **argv)
         return 2;
     }
     int status = 2;
+    g_t_start = mono_ms();
     rc = rdv_client_start(c);
     if (rc != 0) {
         fprintf(stderr, "nat_node: rdv_client_start: %s\n", rdv_strerror(rc));

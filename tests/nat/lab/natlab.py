@@ -16,6 +16,12 @@ Topology (all addresses private to the lab's own namespaces):
          node "<prefix>n<k>": veth "eth0" 10.<k>.0.2/24, default via the box.
     site without NAT (type "none"): only the node namespace, its "eth0" on
          br0 with a fresh public address.
+    shared site (lab.add_shared_site(T, n), T portRestricted or symmetric):
+         one box as above whose "lan" is a bridge with n node namespaces
+         "<prefix>n<k>", "<prefix>n<k>x2", ... on it (10.<k>.0.2, .3, ...):
+         nodes behind one NAT that reach each other on their LAN. A bridge
+         table in the box counts UDP between every two of them
+         (lan_pair_counts()).
     Boxes and no-NAT nodes route by default via 203.0.113.1; pub has a
     blackhole default route, so traffic to anything outside the lab (a
     peer's private host candidate, say) is dropped silently there.
@@ -41,6 +47,19 @@ NAT types (the names are the library's wire names; "none" = no NAT):
 Anything a box does not forward and that is addressed to the box itself is
 dropped on its wan (no ICMP errors towards the public side).
 
+Port mapping (add_site(T, portmap=True), or "natpmp" / "upnp" for one
+protocol): the box also runs Debian's miniupnpd (nftables backend) on its
+lan side, NAT-PMP and/or UPnP-IGD enabled, secure_mode, mappings allowed
+for 10.0.0.0/8 only. Its tables are those of /etc/miniupnpd/nft_init.sh
+(table inet filter: chains forward -> miniupnpd, prerouting ->
+prerouting_miniupnpd, postrouting -> postrouting_miniupnpd), with the
+forward chain's policy accept (the box's own filter_fwd decides; it lets
+DNATed traffic in). miniupnpd refuses to map behind a reserved wan address
+(203.0.113.0/24 is TEST-NET-3) unless its own STUN test (ext_perform_stun,
+against the lab's rendezvousd) finds no filtering; so such a box keeps its
+own traffic out of its NAT and lets the STUN answers in. box_mappings()
+lists its live mappings (the rules of prerouting_miniupnpd).
+
 IPv6 is disabled in every lab namespace (an IPv4 lab; link-local IPv6
 between two no-NAT nodes on the bridge would bypass the emulation).
 
@@ -62,7 +81,9 @@ die with the Python process even when that is killed with SIGKILL.
 Also a small CLI for manual work:
     natlab.py cleanup            delete leftovers of dead runs
     natlab.py shell TYPE [TYPE]  build sites and wait (prints the commands
-                                 to enter them); Ctrl-C tears down
+                                 to enter them); Ctrl-C tears down;
+                                 TYPEx2 (portRestrictedx2, symmetricx2):
+                                 two nodes behind one box
 """
 import ctypes
 import json
@@ -93,6 +114,11 @@ SET_SIZE = 65535
 CMD_TIMEOUT_S = 20             # any ip / nft / sysctl command
 SERVER_READY_TIMEOUT_S = 20    # rendezvousd start (ASan builds are slow)
 STOP_TIMEOUT_S = 10            # SIGTERM -> exit, then SIGKILL
+
+MINIUPNPD = "/usr/sbin/miniupnpd"
+MINIUPNPD_READY_TIMEOUT_S = 15  # its STUN test and sockets
+PORTMAP_NET = "10.0.0.0/8"      # the lab's private range: mappings allowed
+PORTMAP_MODES = (True, "both", "natpmp", "upnp")
 
 NS_RE = re.compile(r"^rl(\d+)-")
 _PR_SET_PDEATHSIG = 1
@@ -226,9 +252,11 @@ def preflight():
         delete_netns(ns)
 
 
-def nft_ruleset(nat_type, wan_ip, node_ip):
+def nft_ruleset(nat_type, wan_ip, node_ip, portmap=False):
     """The nftables ruleset (text for nft -f) of a box of nat_type whose
-    wan address is wan_ip and whose node is node_ip."""
+    wan address is wan_ip and whose node is node_ip. portmap: the box's own
+    traffic is not NATed and the lab's STUN answers reach it (miniupnpd's
+    STUN test, see the module doc)."""
     if nat_type not in NAT_TYPES or nat_type == "none":
         raise ValueError("no box for NAT type %r" % nat_type)
     sets, pre, fwd_learn = "", "", ""
@@ -254,6 +282,11 @@ def nft_ruleset(nat_type, wan_ip, node_ip):
         post = "    oifname \"wan\" snat to %s fully-random\n" % wan_ip
     else:
         post = "    oifname \"wan\" snat to %s\n" % wan_ip
+    own_in = ""
+    if portmap:
+        post = "    ip saddr %s accept\n" % wan_ip + post
+        own_in = ("    iifname \"wan\" ip saddr { %s, %s } udp sport { %d, %d } accept\n" %
+                  (SERVER_IP, SERVER_ALT_IP, STUN_PORT, STUN_ALT_PORT))
     return (
         "table ip natlab {\n"
         + sets +
@@ -274,9 +307,57 @@ def nft_ruleset(nat_type, wan_ip, node_ip):
         "  }\n"
         "  chain filter_in {\n"
         "    type filter hook input priority filter; policy accept;\n"
+        + own_in +
         "    iifname \"wan\" drop\n"
         "  }\n"
         "}\n")
+
+
+MINIUPNPD_NFT = """table inet filter {
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    jump miniupnpd
+  }
+  chain miniupnpd {
+  }
+  chain prerouting {
+    type nat hook prerouting priority -100; policy accept;
+    jump prerouting_miniupnpd
+  }
+  chain postrouting {
+    type nat hook postrouting priority 100; policy accept;
+    jump postrouting_miniupnpd
+  }
+  chain prerouting_miniupnpd {
+  }
+  chain postrouting_miniupnpd {
+  }
+}
+"""
+
+
+def miniupnpd_conf(mode, k, pidfile):
+    """miniupnpd's configuration for box k: mode True / "both", "natpmp"
+    or "upnp" (the protocols enabled)."""
+    natpmp = mode in (True, "both", "natpmp")
+    upnp = mode in (True, "both", "upnp")
+    return "\n".join([
+        "ext_ifname=wan",
+        "listening_ip=lan",
+        "http_port=0",
+        "enable_natpmp=%s" % ("yes" if natpmp else "no"),
+        "enable_upnp=%s" % ("yes" if upnp else "no"),
+        "secure_mode=yes",
+        "system_uptime=yes",
+        "ipv6_disable=yes",
+        "ext_perform_stun=yes",
+        "ext_stun_host=%s" % SERVER_IP,
+        "ext_stun_port=%d" % STUN_PORT,
+        "min_lifetime=1",
+        "uuid=3d3a6f3e-0000-4000-8000-%012x" % k,
+        "allow 1024-65535 %s 1024-65535" % PORTMAP_NET,
+        "deny 0-65535 0.0.0.0/0 0-65535",
+        ""])
 
 
 class WanLink:
@@ -328,6 +409,11 @@ class Site:
         self.box_ns = box_ns         # None for "none"
         self.node_ip = node_ip
         self.public_ip = public_ip   # the box's wan address, or the node's
+        self.portmap = None          # the box's miniupnpd mode, None
+        self.miniupnpd = None        # its Popen
+        self.miniupnpd_log = None
+        self.node_nses = [node_ns]   # a shared site: every node behind the box
+        self.node_ips = [node_ip]
         self.wan_ns = None           # the link's emulator namespace (Lab(wan=...))
 
     def __repr__(self):
@@ -417,11 +503,15 @@ class Lab:
         self.ip(self.pub, "link", "set", pub_ifname, "master", "br0")
         self.ip(self.pub, "link", "set", pub_ifname, "up")
 
-    def add_site(self, nat_type):
+    def add_site(self, nat_type, portmap=None):
         """Builds a node (and its box unless nat_type is "none") with fresh
-        addresses and fresh NAT state. Returns the Site."""
+        addresses and fresh NAT state. portmap (True / "both", "natpmp",
+        "upnp"): the box runs miniupnpd with those protocols (the server
+        must run: miniupnpd's STUN test asks it). Returns the Site."""
         if nat_type not in NAT_TYPES:
             raise ValueError("unknown NAT type %r" % nat_type)
+        if portmap and (nat_type == "none" or portmap not in PORTMAP_MODES):
+            raise ValueError("no port mapping %r for a %r site" % (portmap, nat_type))
         k, public_ip = self._alloc()
         node_ns = "%sn%d" % (self.prefix, k)
         self._add_ns(node_ns)
@@ -449,13 +539,165 @@ class Lab:
         self.ip(node_ns, "route", "add", "default", "via", lan_box)
         self.sysctl(box_ns, "net.ipv4.ip_forward", "1")
         run(["ip", "netns", "exec", box_ns, "nft", "-f", "-"],
-            input=nft_ruleset(nat_type, public_ip, lan_node))
+            input=nft_ruleset(nat_type, public_ip, lan_node, portmap=bool(portmap)))
         site = Site(k, nat_type, node_ns, box_ns, lan_node, public_ip)
+        site.wan_ns = wan_ns
+        if portmap:
+            self._start_miniupnpd(site, portmap)
+        return site
+
+    def _start_miniupnpd(self, site, mode):
+        """Runs miniupnpd in the site's box (module doc) and waits until it
+        listens with port forwarding enabled. Raises LabError otherwise."""
+        run(["ip", "netns", "exec", site.box_ns, "nft", "-f", "-"], input=MINIUPNPD_NFT)
+        conf = os.path.join(self.tmp, "miniupnpd%d.conf" % site.k)
+        pidfile = os.path.join(self.tmp, "miniupnpd%d.pid" % site.k)
+        with open(conf, "w") as f:
+            f.write(miniupnpd_conf(mode, site.k, pidfile))
+        site.portmap = mode
+        site.miniupnpd_log = os.path.join(self.tmp, "miniupnpd%d.log" % site.k)
+        with open(site.miniupnpd_log, "wb") as lf:
+            site.miniupnpd = self.popen(site.box_ns, [MINIUPNPD, "-f", conf, "-d", "-P", pidfile],
+                                        stdout=lf, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+        want = []
+        if mode in (True, "both", "natpmp"):
+            want.append("Listening for NAT-PMP")
+        if mode in (True, "both", "upnp"):
+            want.append("HTTP listening on port")
+        deadline = time.time() + MINIUPNPD_READY_TIMEOUT_S
+        text = ""
+        while time.time() < deadline:
+            text = self.miniupnpd_text(site)
+            if "Port forwarding is now disabled" in text or "EXITING" in text:
+                break
+            if all(w in text for w in want) and "Port forwarding is now enabled" in text:
+                return
+            if site.miniupnpd.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise LabError("miniupnpd did not come up in %s:\n%s" % (site.box_ns, text[-3000:]))
+
+    def miniupnpd_text(self, site):
+        if not site.miniupnpd_log or not os.path.exists(site.miniupnpd_log):
+            return ""
+        with open(site.miniupnpd_log, "r", errors="replace") as f:
+            return f.read()
+
+    def box_mappings(self, site):
+        """The live port mappings of the site's miniupnpd: one text per rule
+        of its prerouting_miniupnpd chain (nft), [] when none; None when
+        the chain cannot be read."""
+        r = run(["ip", "netns", "exec", site.box_ns, "nft", "list", "chain", "inet", "filter",
+                 "prerouting_miniupnpd"], check=False)
+        if r.returncode != 0:
+            return None
+        return [ln.strip() for ln in r.stdout.splitlines() if "dnat" in ln]
+
+    def add_shared_site(self, nat_type, nodes=2):
+        """A box of nat_type (portRestricted or symmetric: their filtering is
+        conntrack's, so it holds for any number of nodes) with `nodes` node
+        namespaces on one LAN bridge behind it (see the module comment).
+        Returns the Site; site.node_nses / site.node_ips list the nodes."""
+        if nat_type not in ("portRestricted", "symmetric"):
+            raise ValueError("a shared site needs a conntrack-filtering box, not %r" % nat_type)
+        if not 2 <= nodes <= 8:
+            raise ValueError("2..8 nodes behind one box")
+        k, public_ip = self._alloc()
+        box_ns = "%sb%d" % (self.prefix, k)
+        self._add_ns(box_ns)
+        lan_box = "10.%d.0.1" % k
+        wan_ns = self._veth_to_pub(box_ns, "wan", "b%d" % k, k)
+        self.ip(box_ns, "addr", "add", public_ip + "/24", "dev", "wan")
+        self.ip(box_ns, "link", "set", "wan", "up")
+        self.ip(box_ns, "route", "add", "default", "via", SERVER_IP)
+        self.ip(box_ns, "link", "add", "lan", "type", "bridge")
+        self.ip(box_ns, "addr", "add", lan_box + "/24", "dev", "lan")
+        self.ip(box_ns, "link", "set", "lan", "up")
+        # Bridged LAN traffic must not meet the box's ip forward chain
+        # (br_netfilter, when loaded, would send it there: policy drop).
+        for key in ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-arptables"):
+            run(["ip", "netns", "exec", box_ns, "sysctl", "-qw", key + "=0"], check=False)
+        self.sysctl(box_ns, "net.ipv4.ip_forward", "1")
+        nses, ips = [], []
+        for j in range(nodes):
+            ns = "%sn%d" % (self.prefix, k) + ("" if j == 0 else "x%d" % (j + 1))
+            ip = "10.%d.0.%d" % (k, j + 2)
+            self._add_ns(ns)
+            port = "l%d" % (j + 1)
+            run(["ip", "-n", box_ns, "link", "add", port, "type", "veth",
+                 "peer", "name", "eth0", "netns", ns])
+            self.ip(box_ns, "link", "set", port, "master", "lan")
+            self.ip(box_ns, "link", "set", port, "up")
+            self.ip(ns, "addr", "add", ip + "/24", "dev", "eth0")
+            self.ip(ns, "link", "set", "eth0", "up")
+            self.ip(ns, "route", "add", "default", "via", lan_box)
+            nses.append(ns)
+            ips.append(ip)
+        run(["ip", "netns", "exec", box_ns, "nft", "-f", "-"],
+            input=nft_ruleset(nat_type, public_ip, ips[0]))
+        # Counters of UDP bridged between two nodes on the LAN.
+        rules = "".join(
+            "    ip saddr %s ip daddr %s meta l4proto udp counter comment \"%s_%s\"\n" %
+            (a, b, a, b) for a in ips for b in ips if a != b)
+        run(["ip", "netns", "exec", box_ns, "nft", "-f", "-"],
+            input="table bridge natlab_lan {\n  chain lanfwd {\n"
+                  "    type filter hook forward priority filter; policy accept;\n"
+                  + rules + "  }\n}\n")
+        site = Site(k, nat_type, nses[0], box_ns, ips[0], public_ip)
+        site.node_nses, site.node_ips = nses, ips
         site.wan_ns = wan_ns
         return site
 
+    def lan_pair_counts(self, site, ip_a, ip_b):
+        """(UDP datagrams a->b, b->a) bridged on a shared site's LAN;
+        (-1, -1) when the counters cannot be read."""
+        r = run(["ip", "netns", "exec", site.box_ns, "nft", "-j", "list", "chain", "bridge",
+                 "natlab_lan", "lanfwd"], check=False)
+        got = {}
+        try:
+            for item in json.loads(r.stdout)["nftables"]:
+                rule = item.get("rule")
+                if not rule:
+                    continue
+                for e in rule["expr"]:
+                    if "counter" in e:
+                        got[rule.get("comment", "")] = e["counter"]["packets"]
+        except (ValueError, KeyError, TypeError):
+            return -1, -1
+        return got.get("%s_%s" % (ip_a, ip_b), -1), got.get("%s_%s" % (ip_b, ip_a), -1)
+
+    def box_input_udp(self, site):
+        """UDP datagrams from the box's LAN to its own wan address so far
+        (hairpin attempts: a node probing a peer's public address behind
+        the same box); -1 when unknown. Counted by a rule this adds on the
+        first call (0 then)."""
+        tag = "natlab_hairpin"
+        r = run(["ip", "netns", "exec", site.box_ns, "nft", "-j", "list", "table", "ip", tag],
+                check=False)
+        if r.returncode != 0:
+            run(["ip", "netns", "exec", site.box_ns, "nft", "-f", "-"],
+                input="table ip %s {\n  chain pre {\n"
+                      "    type filter hook prerouting priority raw; policy accept;\n"
+                      "    iifname \"lan\" ip daddr %s meta l4proto udp counter\n  }\n}\n" %
+                      (tag, site.public_ip))
+            return 0
+        try:
+            for item in json.loads(r.stdout)["nftables"]:
+                rule = item.get("rule")
+                for e in (rule or {}).get("expr", []):
+                    if "counter" in e:
+                        return e["counter"]["packets"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        return -1
+
     def remove_site(self, site):
         """Kills the site's processes and deletes its namespaces."""
+        for ns in list(site.node_nses[1:]):
+            if ns in self.namespaces:
+                delete_netns(ns)
+                self.namespaces.remove(ns)
         if site.wan_ns:
             self._wan_stop(site.wan_ns)
         for ns in (site.node_ns, site.box_ns, site.wan_ns):
@@ -715,8 +957,12 @@ def _cli(argv):
             lab.setup_pub()
             log("pub:", lab.pub, "(server addresses %s, %s)" % (SERVER_IP, SERVER_ALT_IP))
             for t in argv[1:]:
-                s = lab.add_site(t)
-                log(s, "-> ip netns exec %s bash" % s.node_ns)
+                if t.endswith("x2"):  # e.g. symmetricx2: two nodes behind one box
+                    s = lab.add_shared_site(t[:-2], 2)
+                else:
+                    s = lab.add_site(t)
+                for ns in s.node_nses:
+                    log(s, "-> ip netns exec %s bash" % ns)
             log("Ctrl-C to tear down")
             try:
                 while True:
