@@ -158,6 +158,7 @@ RDV_API void rdv_log_set_handler(rdv_log_level max_level, rdv_cb_log cb, void *u
 #define RDV_NAT_METHOD_LEN 159    /* how the NAT type was found */
 #define RDV_ERROR_TEXT_LEN 399    /* the explanation of a connection error */
 #define RDV_SESSION_ERROR_TEXT_LEN 127 /* a session's last error */
+#define RDV_PORTMAP_PROTOCOL_LEN 7 /* "natpmp", "upnp" */
 
 /* An Ed25519 identity. Wipe it with rdv_identity_wipe() when done. */
 typedef struct rdv_identity {
@@ -788,7 +789,7 @@ typedef struct rdv_network_status {
                                       * abnormally ended session, 0 none */
     char last_relay_error_text[RDV_SESSION_ERROR_TEXT_LEN + 1];
     /* Port mapping (cfg.portmap_disable): */
-    char portmap_protocol[8];        /* "natpmp", "upnp"; "" no mapping */
+    char portmap_protocol[RDV_PORTMAP_PROTOCOL_LEN + 1]; /* "natpmp", "upnp"; "" none */
     char portmap_public[RDV_ENDPOINT_LEN + 1]; /* mapped "ip:port", "" none */
     uint32_t portmap_lifetime_s;     /* granted (0: permanent or none) */
     uint32_t portmap_renewals;       /* renewals the gateway granted */
