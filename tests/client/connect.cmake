@@ -4,7 +4,7 @@ add_executable(test_connect ${CMAKE_CURRENT_SOURCE_DIR}/test_connect.c)
 target_link_libraries(test_connect PRIVATE rendezvous rdv_test_support
   PkgConfig::CMOCKA PkgConfig::SODIUM Threads::Threads)
 add_dependencies(test_connect rendezvousd)
-foreach(t discovery dead_stun direct relay_only direct_timeout upgrade both_symmetric close
+foreach(t discovery dead_stun answer_waits direct relay_only direct_timeout upgrade both_symmetric close
         relay_limit reject session_limit low_order_answer spray_cap network_changed proxy stranger
         reconnect_survives)
   add_test(NAME client_connect_${t} COMMAND test_connect ${t})

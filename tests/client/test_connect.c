@@ -16,6 +16,12 @@
  *   dead_stun      the first STUN server is a test socket that never
  *                  answers: it receives retransmissions (>= 2 copies of one
  *                  request), discovery still finishes with the second;
+ *   answer_waits   B's only STUN server never answers (discovery ends
+ *                  after 19 RTO, the type unknown); B accepts A's request
+ *                  before that: its answer (with its type) waits for the end
+ *                  of its discovery, so A's first path comes only after it
+ *                  (issue 19: the answer, like the offer, waits for the
+ *                  mapping behaviour);
  *   direct         A rdv_session_connect()s B (accepted from cb_session_request with
  *                  req->direct = 1): first and only path DIRECT on both,
  *                  one cb_session_ready on A, session info (path, times,
@@ -728,6 +734,10 @@ static void test_discovery(void **state)
     assert_string_equal(st.public_ip, "127.0.0.1");
     assert_int_equal(st.public_port, o.udp_port); /* no NAT: our own port */
     assert_true(st.nat_method[0] != '\0');
+    /* A server on this host: the port mapper never asks the gateway. */
+    assert_string_equal(st.portmap_status, "off (the server is on this host)");
+    assert_string_equal(st.portmap_protocol, "");
+    assert_string_equal(st.portmap_public, "");
     assert_string_equal(st.stun_server, stun);
     assert_true(st.nat_discovery_ms >= 0 && st.nat_discovery_ms <= WAIT_MS);
     assert_int_equal(st.last_path, RDV_PATH_UNKNOWN);
@@ -800,6 +810,47 @@ static void test_dead_stun(void **state)
             n_same);
     assert_true(n_stun >= 2);
     assert_true(n_same >= 2);
+    close(dead);
+}
+
+static void test_answer_waits(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = start_server(NULL);
+    uint16_t dead_port = 0;
+    int dead = udp_socket(&dead_port);
+    char dead_s[64];
+    snprintf(dead_s, sizeof(dead_s), "127.0.0.1:%u", dead_port);
+    popts ob = {0};
+    ob.stun[0] = dead_s;
+    ob.nstun = 1;
+    ob.stun_rto_ms = 200; /* a silent server costs 19 RTO = 3.8 s */
+    cpeer *a = peer_new(s, "alice", NULL);
+    cpeer *b = peer_new(s, "bob", &ob);
+    wait_up(a);
+    WAIT_FOR(b, b->state == RDV_STATE_AUTHENTICATED, WAIT_MS);
+    b->accept_mode = 0;
+    char sid[RDV_SESSION_ID_LEN + 1], bsid[RDV_SESSION_ID_LEN + 1];
+    assert_int_equal(rdv_session_connect(a->c, b->id, sid), 0);
+    WAIT_FOR(b, b->n_request == 1, WAIT_MS);
+    pthread_mutex_lock(&b->mu);
+    snprintf(bsid, sizeof(bsid), "%s", b->sid);
+    pthread_mutex_unlock(&b->mu);
+    rdv_network_status sb;
+    status_of(b, &sb);
+    int before = sb.nat_discovered;
+    assert_int_equal(rdv_session_accept(b->c, bsid), 0);
+    WAIT_FOR(a, a->n_path >= 1, 2 * WAIT_MS);
+    status_of(b, &sb);
+    fprintf(stderr, "answer_waits: B discovered at accept %d, at A's first path %d (%s, "
+            "'%s')\n", before, sb.nat_discovered, rdv_nat_type_name(sb.nat_type), sb.nat_method);
+    if (before)
+        fprintf(stderr, "answer_waits: B's discovery ended before the accept (slow machine?): "
+                        "nothing to show\n");
+    else
+        assert_int_equal(sb.nat_discovered, 1);
+    assert_int_equal(sb.nat_type, RDV_NAT_UNKNOWN);
+    assert_int_not_equal(peer_get(a, &a->paths[0]), RDV_PATH_UNKNOWN);
     close(dead);
 }
 
@@ -1906,6 +1957,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_discovery, rdv_ts_peers_teardown),
         cmocka_unit_test_teardown(test_dead_stun, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_answer_waits, rdv_ts_peers_teardown),
         cmocka_unit_test_teardown(test_direct, rdv_ts_peers_teardown),
         cmocka_unit_test_teardown(test_relay_only, rdv_ts_peers_teardown),
         cmocka_unit_test_teardown(test_direct_timeout, rdv_ts_peers_teardown),

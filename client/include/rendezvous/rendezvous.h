@@ -497,6 +497,16 @@ typedef struct rdv_client_config {
                                 * sockets the symmetric side opens; the
                                 * cone side probes 32x as many ports
                                 * (default 256; -1 disables) */
+    /* Port mapping (README "Port mapping"): unless disabled, the client
+     * asks the gateway for a UDP mapping of its IPv4 port with NAT-PMP,
+     * else UPnP-IGD, on a thread of its own (never delaying a session),
+     * offers the mapped address as a candidate, renews the mapping at half
+     * its lifetime and deletes it in rdv_client_destroy(). On by default
+     * (as Tailscale does); it lets symmetric NATs connect directly. Never
+     * with a server on this host (localhost, 127.x, ::1). */
+    int portmap_disable;       /* 1: never ask the gateway */
+    int portmap_lease_s;       /* lifetime asked, s (default 7200; at most
+                                * RDV_MAX_PORTMAP_LEASE_S) */
     void *user_ptr;
 } rdv_client_config;
 
@@ -721,6 +731,7 @@ RDV_API int rdv_session_proxy(rdv_client *c, const char *session_id,
 #define RDV_DEFAULT_DIRECT_TIMEOUT_MS 2500
 #define RDV_DEFAULT_DIRECT_KEEPALIVE_MS 15000
 #define RDV_DEFAULT_SPRAY_PORTS 256
+#define RDV_MAX_PORTMAP_LEASE_S 604800 /* a week: UPnP-IGD's longest lease */
 #define RDV_DIRECT_OVERHEAD 41   /* kind (1) + session (16) + counter (8) +
                                   * tag (16) per direct datagram */
 /* Held per session while it is between two paths (see rdv_session_send). */
@@ -773,6 +784,12 @@ typedef struct rdv_network_status {
     int last_relay_error;            /* rdv_err of the last failed or
                                       * abnormally ended session, 0 none */
     char last_relay_error_text[RDV_SESSION_ERROR_TEXT_LEN + 1];
+    /* Port mapping (cfg.portmap_disable): */
+    char portmap_protocol[8];        /* "natpmp", "upnp"; "" no mapping */
+    char portmap_public[RDV_ENDPOINT_LEN + 1]; /* mapped "ip:port", "" none */
+    uint32_t portmap_lifetime_s;     /* granted (0: permanent or none) */
+    uint32_t portmap_renewals;       /* renewals the gateway granted */
+    char portmap_status[RDV_NAT_METHOD_LEN + 1]; /* what the mapper did last */
 } rdv_network_status;
 
 /* Fills *st. Returns 0 or RDV_ERR_INVALID. */
