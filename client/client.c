@@ -22,6 +22,7 @@
 #include "client/client.h"
 #include "client/proxy.h"
 #include "client/direct.h"
+#include "client/nat/portmap.h"
 #include "schema/ids.h"
 #include "schema/nat_type.h"
 #include "schema/sign.h"
@@ -256,6 +257,7 @@ int rdv_client_create(const rdv_client_config *config, rdv_client **out)
         (unsigned)config->nat_type > RDV_NAT_SYMMETRIC || config->stun_rto_ms < 0 ||
         config->direct_timeout_ms < 0 || config->direct_keepalive_ms < 0 ||
         config->spray_ports < -1 || config->stun_server_count > RDV_MAX_STUN_SERVERS ||
+        config->portmap_lease_s < 0 || config->portmap_lease_s > RDV_MAX_PORTMAP_LEASE_S ||
         (config->stun_server_count && !config->stun_servers))
         return RDV_ERR_INVALID;
     for (size_t i = 0; i < config->stun_server_count; i++)
@@ -407,6 +409,7 @@ void rdv_client_destroy(rdv_client *c)
     }
     atomic_store(&c->destroying, true);
     rdv__loop_stop_thread(c);
+    rdv__portmap_stop(c); /* deletes the gateway mapping */
     rdv__loop_free(c);
     rdv__session_free_all(c);
     rdv__discovery_free(c);

@@ -61,6 +61,7 @@ typedef enum rdv__phase {
 } rdv__phase;
 
 struct rdv__stun_client;
+struct rdv__portmap;
 struct rdv__cand;
 
 typedef enum rdv__mode { RDV__MODE_NONE = 0, RDV__MODE_THREAD, RDV__MODE_EMBED } rdv__mode;
@@ -130,6 +131,12 @@ struct rdv_client {
     int64_t stun_started_at, stun_next_refresh, stun_next_rediscover, stun_due; /* (S) */
     bool net_changed;            /* (L) rdv_client_network_changed() asked */
     int64_t next_retrickle;      /* (S) candidates go to one session then */
+    /* Port mapping (nat/portmap.h): the worker's state, NULL when it does
+     * not run; written (L) by the service thread (start) and destroy. */
+    struct rdv__portmap *portmap;
+    bool portmap_tried;          /* (S) start() ran */
+    uint64_t portmap_seen;       /* (S) last generation taken */
+    char portmap_status[RDV_NAT_METHOD_LEN + 1]; /* (L) why none runs */
     struct sockaddr_storage server_addr; /* (L) the WebSocket's peer */
     socklen_t server_addr_len;   /* (L) 0: unknown */
 

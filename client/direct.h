@@ -71,6 +71,7 @@ typedef struct rdv__direct {
     uint8_t my_pk[32];               /* our e2eKey, sent again in relayOpen/Ready */
     uint8_t tx_mac[32], rx_mac[32];  /* probe MAC keys (nat/path_wire.h) */
     bool keys;                       /* e2e keys and MAC keys derived */
+    bool peer_mapped;                /* a remote candidate is portMapped */
     rdv__cand remote[RDV__MAX_REMOTE_CANDS];
     size_t nremote;
     rdv__pair pairs[RDV__MAX_PAIRS];

@@ -79,6 +79,8 @@ void rdv__direct_add_remote_locked(rdv_client *c, rdv__direct *d, const rdv__can
     if (d->nremote >= RDV__MAX_REMOTE_CANDS)
         return;
     d->remote[d->nremote++] = *k;
+    if (k->port_mapped)
+        d->peer_mapped = true;
     int fd = rdv__udp_for(c, k->addr.ss_family);
     if (fd >= 0)
         (void)add_pair_locked(d, fd, &k->addr, k->addr_len, k->priority);

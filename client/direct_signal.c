@@ -414,6 +414,8 @@ bool rdv__direct_on_routed(rdv_client *c, const rdv_msg *m)
             rdv__cand k;
             if (rdv__cand_from_json(json_object_get(m->body, "candidate"), &k) == 0) {
                 rdv__direct_add_remote_locked(c, r->direct, &k);
+                if (k.port_mapped) /* relay only no more (PROTOCOL.md 14.6) */
+                    rdv__session_mapping_gained_locked(c, r, rdv__mono_ms());
                 if (r->direct->keys && !r->direct->direct_up && r->direct->probe_start)
                     r->direct->next_probe = rdv__mono_ms(); /* check it now */
             }

@@ -24,6 +24,7 @@
 #include "client/client.h"
 #include "client/direct.h"
 #include "client/nat/discovery.h"
+#include "client/nat/portmap.h"
 #include "client/proxy.h"
 #include "client/relay.h"
 #include "client/session.h"
@@ -298,7 +299,10 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
     bool sym_me = rdv__nat_is_symmetric(me), sym_peer = rdv__nat_is_symmetric(peer);
     bool direct_expected = !c->cfg.direct_disable && !sym_me && !sym_peer;
     bool one_nat = sym_me && sym_peer && same_public_ip_locked(c, d);
-    bool upgrade = !c->cfg.direct_disable && (!(sym_me && sym_peer) || one_nat);
+    /* A port mapping on either side gives that side a fixed public
+     * address open to anyone: two symmetric NATs can meet there. */
+    bool mapped = rdv__portmap_active_locked(c) || d->peer_mapped;
+    bool upgrade = !c->cfg.direct_disable && (!(sym_me && sym_peer) || one_nat || mapped);
     if (r->initiator) {
         if (direct_expected) {
             d->direct_deadline = now + c->cfg.direct_timeout_ms;
@@ -311,8 +315,11 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
                     d, RDV_ERR_NOT_SUPPORTED,
                     one_nat ? "both sides are behind one symmetric NAT (same public IP): relay "
                               "first, host candidates tried"
-                    : sym_me && sym_peer
+                    : sym_me && sym_peer && !mapped
                         ? "both sides are behind symmetric NATs: relay only"
+                    : sym_me && sym_peer
+                        ? "both sides are behind symmetric NATs: relay first, upgrade "
+                          "through the port mapping"
                         : "a side is behind a symmetric NAT: relay first, upgrade tried");
             rdv__session_want_relay_locked(r, q);
         }
@@ -326,6 +333,18 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
         return;
     }
     rdv__direct_start_probing_locked(c, r, now);
+}
+
+void rdv__session_mapping_gained_locked(rdv_client *c, rdv__session *r, int64_t now)
+{
+    rdv__direct *d = r->direct;
+    if (!d || r->st != RDV__SS_OPEN || !d->keys || c->cfg.direct_disable || d->probe_start ||
+        d->checks_deferred || d->direct_up)
+        return; /* not decided yet (the decision sees it), or already checking */
+    if (d->relay_up)
+        rdv__direct_start_probing_locked(c, r, now);
+    else
+        d->checks_deferred = true;
 }
 
 /* ---- the relay leg of a direct-then-relay session ------------------------------ */
@@ -504,6 +523,7 @@ void rdv__session_service(rdv_client *c, int64_t now)
     if (c->udp4 < 0 && c->udp6 < 0)
         return;
     rdv__discovery_tick(c, now);
+    rdv__portmap_service(c, now);
     rdv__direct_read_main(c, now);
     rdv__discovery_after_read(c, now);
     rdv__direct_signal_service(c, now);

@@ -129,6 +129,11 @@ void rdv__session_set_path_locked(rdv_client *c, rdv__session *r, rdv_path path,
  * or the relay leg first and checks once it is up. (L held) */
 void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
                                 rdv__session_events *q);
+/* A port mapping appeared (ours, or a portMapped candidate of the peer):
+ * a session the decision left relay only (both symmetric) starts its
+ * checks now if its relay leg is up, else once it is (PROTOCOL.md 14.6).
+ * Nothing for other sessions. (L held) */
+void rdv__session_mapping_gained_locked(rdv_client *c, rdv__session *r, int64_t now);
 /* Asks for the relay leg (initiator; sent after unlock). (L held) */
 void rdv__session_want_relay_locked(rdv__session *r, rdv__session_events *q);
 /* Closes the relay leg (sent after unlock) when there is one. (L held) */

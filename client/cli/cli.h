@@ -50,6 +50,7 @@ struct cli_opts {
     long direct_timeout_ms; /* --direct-timeout; 0: the library's default */
     int relay_only;    /* --relay-only: direct_disable */
     int no_spray;      /* --no-spray: spray_ports -1 */
+    int no_portmap;    /* --no-portmap: portmap_disable */
     int direct;        /* relay / proxy --direct: rdv_session_connect() */
 };
 

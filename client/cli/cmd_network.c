@@ -94,6 +94,13 @@ static void print_status(const rdv_network_status *st, const char *source, int j
         rdv_cli_json_str(st->nat_method);
         printf(",\"stunServer\":");
         rdv_cli_json_str(st->stun_server);
+        printf(",\"portmapProtocol\":");
+        rdv_cli_json_str(st->portmap_protocol);
+        printf(",\"portmapPublic\":");
+        rdv_cli_json_str(st->portmap_public);
+        printf(",\"portmapLifetimeS\":%u,\"portmapRenewals\":%u,\"portmapStatus\":",
+               st->portmap_lifetime_s, st->portmap_renewals);
+        rdv_cli_json_str(st->portmap_status);
         printf(",\"natDiscoveryMs\":%lld,\"relayServer\":", (long long)st->nat_discovery_ms);
         rdv_cli_json_str(st->relay_server);
         printf(",\"relayAvailable\":%s,\"maxRelaySessions\":%lld,\"activeRelays\":%u,"
@@ -136,6 +143,7 @@ static void print_status(const rdv_network_status *st, const char *source, int j
         printf("  NAT discovery:      done\n");
     printf("  NAT method:         %s\n", st->nat_method[0] ? st->nat_method : "none");
     printf("  STUN server:        %s\n", st->stun_server[0] ? st->stun_server : "none");
+    printf("  Port mapping:       %s\n", st->portmap_status[0] ? st->portmap_status : "none yet");
     printf("  Relay server:       %s (%s)\n", st->relay_server,
            st->state == RDV_STATE_AUTHENTICATED || st->max_relay_sessions
                ? (st->relay_available ? "relay available" : "no relay announced")

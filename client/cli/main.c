@@ -23,7 +23,7 @@
  * ./rendezvous.key; the server from --url, else $RENDEZVOUS_URL, else
  * ws://127.0.0.1:8080/v1. Every command that connects also takes the NAT
  * traversal options (--stun, --no-stun, --udp-port, --direct-timeout,
- * --relay-only, --no-spray: rdv_cli_apply_nat(), options.c). The network
+ * --relay-only, --no-spray, --no-portmap: rdv_cli_apply_nat(), options.c). The network
  * commands run
  * the client in embedded mode (one poll() loop); --json prints one JSON
  * object per line.
@@ -68,7 +68,8 @@ static const char *const usage_main =
     "  --json       machine-readable output (one JSON object per line)\n"
     "  --help       this text; `rdv <command> --help` for one command\n"
     "  NAT traversal (every command that connects): --stun HOST:PORT,\n"
-    "  --no-stun, --udp-port N, --direct-timeout MS, --relay-only, --no-spray\n";
+    "  --no-stun, --udp-port N, --direct-timeout MS, --relay-only, --no-spray,\n"
+    "  --no-portmap\n";
 
 static const char *const usage_net =
     "  --url URL        rendezvous server (env RENDEZVOUS_URL, default " DEFAULT_URL ");\n"
@@ -91,7 +92,9 @@ static const char *const usage_nat =
     "                   over (default 2500; relay/proxy --direct)\n"
     "  --relay-only     never use a direct path: the opening side goes straight\n"
     "                   to the relay, the accepting side answers no probes\n"
-    "  --no-spray       no many-port probing between symmetric and cone NATs\n";
+    "  --no-spray       no many-port probing between symmetric and cone NATs\n"
+    "  --no-portmap     never ask the gateway for a port mapping (UPnP-IGD,\n"
+    "                   NAT-PMP; asked by default)\n";
 
 static const char *const usage_info =
     "  --local-ip IP    connectionInfo.localIP (default 0.0.0.0)\n"

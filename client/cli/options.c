@@ -61,6 +61,7 @@ void rdv_cli_apply_nat(const struct cli_opts *o, rdv_client_config *cfg)
     cfg->direct_timeout_ms = (int)o->direct_timeout_ms;
     if (o->no_spray)
         cfg->spray_ports = -1;
+    cfg->portmap_disable = o->no_portmap;
 }
 
 static int copy_opt(char *dst, size_t cap, const char *src)
@@ -165,6 +166,8 @@ int rdv_cli_parse_opts(int argc, char **argv, struct cli_opts *o)
                 o->relay_only = 1;
             else if (strcmp(a, "--no-spray") == 0)
                 o->no_spray = 1;
+            else if (strcmp(a, "--no-portmap") == 0)
+                o->no_portmap = 1;
             else if (strcmp(a, "--direct") == 0)
                 o->direct = 1;
             else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)

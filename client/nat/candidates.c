@@ -446,6 +446,8 @@ json_t *rdv__cand_to_json(const rdv__cand *c)
         ok = put(o, "foundation", json_string(c->foundation));
     if (ok && c->base_len != 0)
         ok = put(o, "relatedIP", json_string(rip)) && put(o, "relatedPort", json_integer(rport));
+    if (ok && c->port_mapped)
+        ok = put(o, "portMapped", json_true());
     if (!ok) {
         json_decref(o);
         return NULL;
@@ -533,6 +535,9 @@ int rdv__cand_from_json(const json_t *o, rdv__cand *out)
     if (json_object_get(o, "relatedPort") != NULL &&
         !get_range(o, "relatedPort", 0, 65535, &rport))
         return RDV_ERR_FORMAT;
+    const json_t *pm = json_object_get(o, "portMapped");
+    if (pm != NULL && !json_is_boolean(pm))
+        return RDV_ERR_FORMAT;
     socklen_t blen = 0;
     if (json_object_get(o, "relatedIP") != NULL) {
         blen = parse_ip(get_text(o, "relatedIP"), (uint16_t)rport, &base);
@@ -548,6 +553,7 @@ int rdv__cand_from_json(const json_t *o, rdv__cand *out)
                        blen ? (const struct sockaddr *)&base : NULL, blen, 0, out) != 0)
         return RDV_ERR_FORMAT;
     out->priority = (uint32_t)prio;
+    out->port_mapped = pm != NULL && json_is_true(pm);
     if (f != NULL)
         snprintf(out->foundation, sizeof(out->foundation), "%s", json_string_value(f));
     return 0;

@@ -76,6 +76,8 @@ typedef struct rdv__cand {
     socklen_t base_len;           /* 0: none */
     uint32_t priority;
     char foundation[RDV__CAND_FOUNDATION_MAX + 1];
+    bool port_mapped;             /* a gateway mapping (portmap.h): the
+                                   * JSON member "portMapped": true */
 } rdv__cand;
 
 /* RFC 8445 5.1.2.1 priority of a candidate of type `t` with local
@@ -134,7 +136,7 @@ int rdv__cand_gather_host(uint16_t port4, uint16_t port6, bool include_loopback,
 
 /* The PROTOCOL.md 3.2 object of `c`: ip (no brackets, no zone), port,
  * type, priority, foundation (when not empty), relatedIP / relatedPort
- * (when the base is set). Returns a new reference, or NULL on allocation
+ * (when the base is set), portMapped true (when port_mapped). Returns a new reference, or NULL on allocation
  * failure or an invalid candidate (unknown type or family). */
 json_t *rdv__cand_to_json(const rdv__cand *c);
 
@@ -145,8 +147,9 @@ json_t *rdv__cand_to_json(const rdv__cand *c);
  * integer 0..2^32-1; "foundation", if present, 1..32 RFC 8445 ice-chars
  * (ALPHA / DIGIT / "+" / "/"); "relatedIP" / "relatedPort", if present, a
  * parseable IP and an integer 0..65535 (relatedIP 0.0.0.0 / :: or absent
- * means no base). Without a foundation one is computed as for
- * rdv__cand_make. Unknown members are ignored. Returns 0, or
+ * means no base); "portMapped", if present, a boolean (port_mapped). Without a
+ * foundation one is computed as for rdv__cand_make. Unknown members are
+ * ignored. Returns 0, or
  * RDV_ERR_FORMAT (*out zeroed). */
 int rdv__cand_from_json(const json_t *o, rdv__cand *out)
     __attribute__((warn_unused_result));

@@ -23,6 +23,7 @@
 
 #include "client/client.h"
 #include "client/direct.h"
+#include "client/nat/portmap.h"
 #include "client/nat/stun_client.h"
 
 static socklen_t fam_len(int fam)
@@ -306,7 +307,7 @@ static void gather_local(rdv_client *c)
 {
     rdv__cand tmp[RDV__MAX_LOCAL_CANDS];
     int n = rdv__cand_gather_host(c->udp4_port, c->udp6_port, server_is_loopback(c), tmp,
-                                  RDV__MAX_LOCAL_CANDS - 1);
+                                  RDV__MAX_LOCAL_CANDS - 2);
     if (n < 0)
         n = 0;
     pthread_mutex_lock(&c->lock);
@@ -322,6 +323,17 @@ static void gather_local(rdv_client *c)
                            &tmp[n]) == 0)
             n++;
     }
+    /* A gateway mapping of our IPv4 port (portmap.h), based like the
+     * server-reflexive one. */
+    if (n < RDV__MAX_LOCAL_CANDS) {
+        const rdv__cand *base = NULL;
+        for (int i = 0; i < n && !base; i++)
+            if (tmp[i].type == RDV__CAND_HOST && tmp[i].addr.ss_family == AF_INET)
+                base = &tmp[i];
+        if (rdv__portmap_candidate_locked(c, base ? (const struct sockaddr *)&base->addr : NULL,
+                                          base ? base->addr_len : 0, &tmp[n]))
+            n++;
+    }
     /* An address we did not have: the peers of open sessions learn it. */
     bool gained = false;
     for (int i = 0; i < n && !gained; i++) {
@@ -335,6 +347,11 @@ static void gather_local(rdv_client *c)
     if (gained)
         rdv__direct_candidates_gained_locked(c, rdv__mono_ms());
     pthread_mutex_unlock(&c->lock);
+}
+
+void rdv__discovery_regather(rdv_client *c)
+{
+    gather_local(c);
 }
 
 static void stun_start(rdv_client *c, int64_t now)
@@ -479,6 +496,8 @@ void rdv__discovery_tick(rdv_client *c, int64_t now)
     if (changed)
         rdv__direct_network_changed_locked(c, now);
     pthread_mutex_unlock(&c->lock);
+    if (changed)
+        rdv__portmap_network_changed(c); /* another gateway, perhaps */
     if (changed && c->stun_started_at) {
         if (c->stun_client)
             c->stun_next_rediscover = now; /* below */
@@ -557,6 +576,7 @@ void rdv__discovery_status_locked(rdv_client *c, rdv_network_status *st)
     snprintf(st->nat_method, sizeof(st->nat_method), "%s", c->nat.method);
     snprintf(st->stun_server, sizeof(st->stun_server), "%s", c->nat.server);
     st->nat_discovery_ms = c->nat.ms;
+    rdv__portmap_status_locked(c, st);
     char ip[INET6_ADDRSTRLEN];
     if (c->nat.have_mapped && rdv__addr_ip_text(&c->nat.mapped, ip, &st->public_port)) {
         snprintf(st->public_ip, sizeof(st->public_ip), "%s", ip);

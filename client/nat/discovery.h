@@ -52,6 +52,9 @@ int rdv__udp_for(rdv_client *c, int fam);
  * (_locked: L held; the other takes the lock). */
 rdv_nat_type rdv__nat_effective(rdv_client *c);
 rdv_nat_type rdv__nat_effective_locked(rdv_client *c);
+/* Gathers our candidates again now (a port mapping came, changed or
+ * went); peers of open sessions learn new addresses. (S) */
+void rdv__discovery_regather(rdv_client *c);
 /* Starts, refreshes and repeats discovery when due. (S) */
 void rdv__discovery_tick(rdv_client *c, int64_t now);
 /* A datagram from a UDP socket: true when it was STUN (fed to the

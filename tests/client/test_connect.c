@@ -734,6 +734,10 @@ static void test_discovery(void **state)
     assert_string_equal(st.public_ip, "127.0.0.1");
     assert_int_equal(st.public_port, o.udp_port); /* no NAT: our own port */
     assert_true(st.nat_method[0] != '\0');
+    /* A server on this host: the port mapper never asks the gateway. */
+    assert_string_equal(st.portmap_status, "off (the server is on this host)");
+    assert_string_equal(st.portmap_protocol, "");
+    assert_string_equal(st.portmap_public, "");
     assert_string_equal(st.stun_server, stun);
     assert_true(st.nat_discovery_ms >= 0 && st.nat_discovery_ms <= WAIT_MS);
     assert_int_equal(st.last_path, RDV_PATH_UNKNOWN);

@@ -447,6 +447,36 @@ static void assert_same_cand(const rdv__cand *x, const rdv__cand *y)
     assert_int_equal(x->base_len, y->base_len);
     if (x->base_len)
         assert_string_equal(text(&x->base, t1), text(&y->base, t2));
+    assert_int_equal(x->port_mapped, y->port_mapped);
+}
+
+/* A port-mapped candidate (client/nat/portmap.h) carries "portMapped":
+ * true; "false" reads as not mapped; absent is not mapped. */
+static void test_json_port_mapped(void **state)
+{
+    (void)state;
+    struct sockaddr_storage a, b;
+    socklen_t al = mk4(&a, "203.0.113.9", 40001), bl = mk4(&b, "10.0.0.2", 40001);
+    rdv__cand c, back;
+    assert_int_equal(rdv__cand_make(RDV__CAND_SRFLX, SA(&a), al, SA(&b), bl, 65535, &c), 0);
+    json_t *o = rdv__cand_to_json(&c);
+    assert_non_null(o);
+    assert_null(json_object_get(o, "portMapped")); /* not mapped: not sent */
+    assert_int_equal(rdv__cand_from_json(o, &back), 0);
+    assert_false(back.port_mapped);
+    json_decref(o);
+    c.port_mapped = true;
+    o = rdv__cand_to_json(&c);
+    assert_non_null(o);
+    assert_true(json_is_true(json_object_get(o, "portMapped")));
+    assert_string_equal(json_string_value(json_object_get(o, "type")), "serverReflexive");
+    assert_int_equal(rdv__cand_from_json(o, &back), 0);
+    assert_true(back.port_mapped);
+    assert_same_cand(&c, &back);
+    json_object_set_new(o, "portMapped", json_false());
+    assert_int_equal(rdv__cand_from_json(o, &back), 0);
+    assert_false(back.port_mapped);
+    json_decref(o);
 }
 
 static void test_json_roundtrip_v4(void **state)
@@ -627,6 +657,13 @@ static void test_from_json_rejects(void **state)
         "\"relatedIP\":\"10.0.0.1\",\"relatedPort\":70000}",
         "{\"ip\":\"192.0.2.1\",\"port\":1,\"type\":\"serverReflexive\",\"priority\":1,"
         "\"relatedIP\":\"10.0.0.1\",\"relatedPort\":\"1\"}",
+        /* portMapped is a boolean */
+        "{\"ip\":\"192.0.2.1\",\"port\":1,\"type\":\"serverReflexive\",\"priority\":1,"
+        "\"portMapped\":1}",
+        "{\"ip\":\"192.0.2.1\",\"port\":1,\"type\":\"serverReflexive\",\"priority\":1,"
+        "\"portMapped\":\"true\"}",
+        "{\"ip\":\"192.0.2.1\",\"port\":1,\"type\":\"serverReflexive\",\"priority\":1,"
+        "\"portMapped\":null}",
     };
     rdv__cand c;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -645,7 +682,8 @@ static void test_from_json_rejects(void **state)
     /* The baseline of those cases is accepted (so each case tests one thing). */
     json_t *ok = json_loads("{\"ip\":\"192.0.2.1\",\"port\":1,\"type\":\"serverReflexive\","
                             "\"priority\":1,\"relatedIP\":\"10.0.0.1\",\"relatedPort\":1,"
-                            "\"foundation\":\"12345678901234567890123456789012\"}",
+                            "\"foundation\":\"12345678901234567890123456789012\","
+                            "\"portMapped\":true}",
                             0, NULL);
     assert_non_null(ok);
     assert_int_equal(rdv__cand_from_json(ok, &c), 0);
@@ -1212,6 +1250,7 @@ int main(void)
         cmocka_unit_test(test_json_roundtrip_v4),
         cmocka_unit_test(test_json_roundtrip_v6),
         cmocka_unit_test(test_from_json_rejects),
+        cmocka_unit_test(test_json_port_mapped),
         cmocka_unit_test(test_addr_usable),
         cmocka_unit_test(test_addr_ip_equal),
         cmocka_unit_test(test_mac_keys),

@@ -26,6 +26,10 @@
 #                   relay, the block goes, both come back to Direct; echoes
 #                   intact throughout (losses only while switching). Prints
 #                   the timeline.
+#   nat_lab_portmap port mapping: boxes run Debian's miniupnpd (NAT-PMP or
+#                   UPnP-IGD); a mapping on one side gets two symmetric
+#                   NATs direct, the lease is renewed, the mapping deleted
+#                   when the node exits, --no-portmap asks nothing.
 #
 # All build and tear down their own namespaces (rl<pid>-*), so they run
 # one at a time (RESOURCE_LOCK) to keep the timings meaningful.
@@ -84,6 +88,16 @@ if(TARGET rendezvousd)
             --rendezvousd $<TARGET_FILE:rendezvousd>
             --nat-node $<TARGET_FILE:nat_node>)
   set_tests_properties(nat_lab_fallback PROPERTIES TIMEOUT 300
+    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
+    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+endif()
+
+if(TARGET rendezvousd)
+  add_test(NAME nat_lab_portmap
+    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/portmap.py
+            --rendezvousd $<TARGET_FILE:rendezvousd>
+            --nat-node $<TARGET_FILE:nat_node>)
+  set_tests_properties(nat_lab_portmap PROPERTIES TIMEOUT 300
     SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
     ENVIRONMENT "${RDV_NAT_LAB_ENV}")
 endif()

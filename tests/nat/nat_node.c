@@ -191,6 +191,9 @@ struct opts {
     long stream_ms;                /* >0: stream mode (connect), upper bound */
     int fresh;                     /* connect as soon as AUTHENTICATED */
     long interval_ms;              /* stream mode: one datagram per interval */
+    int no_portmap;                /* cfg.portmap_disable */
+    long portmap_lease_s;          /* 0: library default */
+    long portmap_wait_ms;          /* ready also waits for the port mapper */
 };
 
 struct app {
@@ -425,9 +428,17 @@ static void cb_data(rdv_client *c, const char *sid, const uint8_t *data, size_t 
 
 /* ---- common --------------------------------------------------------------- */
 
+/* The port mapper settled: a mapping, off, or its search failed. */
+static int portmap_settled(const rdv_network_status *st)
+{
+    return st->portmap_protocol[0] || strncmp(st->portmap_status, "off", 3) == 0 ||
+           strncmp(st->portmap_status, "no mapping", 10) == 0;
+}
+
 /* Waits until AUTHENTICATED and nat_discovered (--fresh: AUTHENTICATED
- * only) or the timeout / a signal, then prints the ready line. Returns 0
- * when ready, -1 otherwise. */
+ * only) or the timeout / a signal, and with --portmap-wait-ms until the port mapper settled (at most that
+ * long), then prints the ready line with the port mapper's fields.
+ * Returns 0 when ready, -1 otherwise. */
 static int wait_ready(rdv_client *c, const struct opts *o, rdv_network_status *st)
 {
     int64_t deadline = mono_ms() + o->ready_timeout_ms;
@@ -443,23 +454,57 @@ static int wait_ready(rdv_client *c, const struct opts *o, rdv_network_status *s
             break;
         sleep_ms(POLL_MS);
     }
-    char method[400], stun[64];
+    int64_t pm_deadline = mono_ms() + o->portmap_wait_ms;
+    while (ok && o->portmap_wait_ms > 0 && !portmap_settled(st) && mono_ms() < pm_deadline &&
+           !g_sig) {
+        sleep_ms(POLL_MS);
+        memset(st, 0, sizeof(*st));
+        if (rdv_client_get_network_status(c, st) != 0)
+            break;
+    }
+    char method[400], stun[64], pms[400];
     emit("{\"event\":\"ready\",\"node\":\"%s\",\"nat\":\"%s\",\"no_nat\":%d,"
          "\"public\":\"%s:%u\",\"from_stun\":%d,\"nat_ms\":%" PRId64 ",\"method\":\"%s\","
-         "\"stun_server\":\"%s\",\"state\":\"%s\",\"discovered\":%d%s}",
+         "\"stun_server\":\"%s\",\"state\":\"%s\",\"discovered\":%d,\"portmap\":\"%s\","
+         "\"portmap_public\":\"%s\",\"portmap_lifetime_s\":%u,\"portmap_status\":\"%s\"%s}",
          rdv_client_node_id(c), rdv_nat_type_name(st->nat_type), st->no_nat, st->public_ip,
          st->public_port, st->public_endpoint_from_stun, st->nat_discovery_ms,
          jesc(st->nat_method, method, sizeof(method)),
          jesc(st->stun_server, stun, sizeof(stun)), rdv_state_name(st->state),
-         st->nat_discovered, ok ? "" : ",\"timeout\":1");
+         st->nat_discovered, st->portmap_protocol, st->portmap_public, st->portmap_lifetime_s,
+         jesc(st->portmap_status, pms, sizeof(pms)), ok ? "" : ",\"timeout\":1");
     return ok ? 0 : -1;
+}
+
+/* Prints {"event":"portmap",...} when the port mapper's fields differ from
+ * *last (then *last becomes them). */
+static void emit_portmap(rdv_client *c, rdv_network_status *last)
+{
+    rdv_network_status st;
+    memset(&st, 0, sizeof(st));
+    if (rdv_client_get_network_status(c, &st) != 0)
+        return;
+    if (strcmp(st.portmap_protocol, last->portmap_protocol) == 0 &&
+        strcmp(st.portmap_public, last->portmap_public) == 0 &&
+        strcmp(st.portmap_status, last->portmap_status) == 0 &&
+        st.portmap_renewals == last->portmap_renewals)
+        return;
+    *last = st;
+    char pms[400];
+    emit("{\"event\":\"portmap\",\"protocol\":\"%s\",\"public\":\"%s\",\"lifetime_s\":%u,"
+         "\"renewals\":%u,\"status\":\"%s\",\"t\":%" PRId64 "}",
+         st.portmap_protocol, st.portmap_public, st.portmap_lifetime_s, st.portmap_renewals,
+         jesc(st.portmap_status, pms, sizeof(pms)), mono_ms());
 }
 
 /* ---- listen mode ------------------------------------------------------------ */
 
 static int run_listen(rdv_client *c, struct app *a)
 {
+    rdv_network_status pm_last;
+    memset(&pm_last, 0, sizeof(pm_last));
     while (!g_sig) {
+        emit_portmap(c, &pm_last);
         struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
         int n = poll(&p, 1, LISTEN_POLL_MS);
         if (n < 0 && errno != EINTR)
@@ -471,7 +516,6 @@ static int run_listen(rdv_client *c, struct app *a)
                 break; /* EOF (or a broken stdin): done */
         }
     }
-    (void)c;
     pthread_mutex_lock(&a->mu);
     emit("{\"event\":\"bye\",\"requests\":%ld,\"echoed\":%ld,\"echo_fail\":%ld}", a->requests,
          a->echoed, a->echo_fail);
@@ -931,6 +975,9 @@ static int run_connect(rdv_client *c, struct app *a, const rdv_network_status *s
     int64_t flush_until = mono_ms() + CLOSE_FLUSH_MS;
     while (rdv_client_pending(c) > 0 && mono_ms() < flush_until)
         sleep_ms(POLL_MS);
+    rdv_network_status pm_last;
+    memset(&pm_last, 0, sizeof(pm_last));
+    emit_portmap(c, &pm_last);
     return ok ? 0 : 1;
 }
 
@@ -946,6 +993,8 @@ static void usage(FILE *f)
             "         --ready-timeout-ms N (%d) --path-timeout-ms N (%d) --pace-ms N (%d)\n"
             "         --peer-timeout-ms N (%d; --connect - reads the peer ID from stdin)\n"
             "         --keepalive-ms N (library default; cfg.direct_keepalive_ms)\n"
+            "         --no-portmap (cfg.portmap_disable) --portmap-lease-s N (library default)\n"
+            "         --portmap-wait-ms N (0; ready also waits for the port mapper)\n"
             "         --stream-ms D [--interval-ms I (%d)]: connect mode streams one\n"
             "           datagram per I ms for at most D ms (a line / EOF on stdin stops)\n"
             "         --fresh: connect mode connects once AUTHENTICATED, not waiting for\n"
@@ -981,6 +1030,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
         long *num = NULL, lo = 0, hi = 0;
         if (strcmp(k, "--listen") == 0) {
             o->listen = 1;
+            continue;
+        }
+        if (strcmp(k, "--no-portmap") == 0) {
+            o->no_portmap = 1;
             continue;
         }
         if (strcmp(k, "--fresh") == 0) {
@@ -1019,6 +1072,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
             num = &o->stream_ms, lo = 1, hi = 600000;
         else if (strcmp(k, "--interval-ms") == 0)
             num = &o->interval_ms, lo = 1, hi = 10000;
+        else if (strcmp(k, "--portmap-lease-s") == 0)
+            num = &o->portmap_lease_s, lo = 1, hi = RDV_MAX_PORTMAP_LEASE_S;
+        else if (strcmp(k, "--portmap-wait-ms") == 0)
+            num = &o->portmap_wait_ms, lo = 0, hi = 600000;
         else
             return -1;
         if (num && parse_long(v, lo, hi, num) != 0)
@@ -1087,6 +1144,8 @@ int main(int argc, char **argv)
     cfg.direct_timeout_ms = (int)a->o.direct_timeout_ms;
     cfg.spray_ports = (int)a->o.spray_ports;
     cfg.direct_keepalive_ms = (int)a->o.keepalive_ms;
+    cfg.portmap_disable = a->o.no_portmap;
+    cfg.portmap_lease_s = (int)a->o.portmap_lease_s;
     cfg.cb_state_changed = cb_state;
     cfg.cb_error = cb_error;
     cfg.cb_session_request = cb_request;

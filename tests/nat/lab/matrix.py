@@ -28,6 +28,11 @@ Asserted per cell:
   - both nat_node processes exit 0 with no sanitizer report.
   - each node's natMethod names the behaviours of its box in RFC 4787
     terms (METHOD_WANT; PROTOCOL.md 13.1).
+With --portmap [both|natpmp|upnp] the boxes also run miniupnpd (natlab.py;
+--portmap-side init / resp: only that side's box), each node waits for its
+port mapping before it is ready, and a symmetric<->symmetric cell where a
+box maps must upgrade to Direct like symmetric<->cone (relay first; the
+nodes meet at the mapped address); every mapping side must report one.
 With --fresh the initiator is a fresh node (nat_node --fresh): it starts
 once the listener is ready and connects as soon as it is AUTHENTICATED,
 without waiting for NAT discovery; its type is checked when discovery has
@@ -92,8 +97,18 @@ METHOD_WANT = {
 }
 
 
+PORTMAP = {"mode": None, "side": "both"}  # set from --portmap in main()
+PORTMAP_WAIT_MS = 8000         # nat_node --portmap-wait-ms with --portmap
+
+
 def is_sym(t):
     return t == "symmetric"
+
+
+def maps(role, t):
+    """True when the box of this role ("init" / "resp") of type t runs
+    miniupnpd in this run."""
+    return bool(PORTMAP["mode"]) and t != "none" and PORTMAP["side"] in ("both", role)
 
 
 def expected_first(init, resp):
@@ -101,6 +116,8 @@ def expected_first(init, resp):
 
 
 def upgrade_expected(init, resp):
+    if is_sym(init) and is_sym(resp):
+        return maps("init", init) or maps("resp", resp)
     return is_sym(init) != is_sym(resp)
 
 
@@ -250,7 +267,9 @@ def run_cell(lab, a, url, init, resp):
         common += ["--direct-timeout-ms", str(a.direct_timeout_ms)]
     if a.spray_ports:
         common += ["--spray-ports", str(a.spray_ports)]
-    if is_sym(init) and is_sym(resp):
+    if a.portmap:
+        common += ["--portmap-wait-ms", str(PORTMAP_WAIT_MS)]
+    if is_sym(init) and is_sym(resp) and not upgrade_expected(init, resp):
         up_wait = a.sym_sym_wait_ms
     elif upgrade_expected(init, resp):
         up_wait = a.upgrade_wait_ms
@@ -260,8 +279,8 @@ def run_cell(lab, a, url, init, resp):
     lst = con = None
     tag = "%s-%s" % (SHORT[init], SHORT[resp])
     try:
-        site_r = lab.add_site(resp)
-        site_i = lab.add_site(init)
+        site_r = lab.add_site(resp, portmap=PORTMAP["mode"] if maps("resp", resp) else None)
+        site_i = lab.add_site(init, portmap=PORTMAP["mode"] if maps("init", init) else None)
         watch = lab.watch_pair(site_i, site_r)
         lst = Node(lab, site_r.node_ns, common + ["--listen"],
                    os.path.join(lab.tmp, tag + ".listener.err"))
@@ -285,6 +304,9 @@ def run_cell(lab, a, url, init, resp):
             if ev.get("timeout"):
                 cell.fail("%s (%s): not ready within %d ms (state %s, discovered %s)" %
                           (role, t, READY_TIMEOUT_MS, ev.get("state"), ev.get("discovered")))
+            if maps(role, t) and not ev.get("portmap"):
+                cell.fail("%s (%s): no port mapping from its box (%s)" %
+                          (role, t, ev.get("portmap_status")))
             if role == "init" and a.fresh:
                 continue  # the type so far: checked in the result (nat_end)
             if ev.get("nat") != want_nat or ev.get("no_nat") != want_no:
@@ -572,6 +594,11 @@ def main():
     ap.add_argument("--budget", type=float, default=BUDGET_S,
                     help="seconds for all cells; cells that would start later fail as not run")
     ap.add_argument("--json", default="", help="write every cell's data to this file")
+    ap.add_argument("--portmap", nargs="?", const="both", default=None,
+                    choices=("both", "natpmp", "upnp"),
+                    help="boxes run miniupnpd with these protocols (default both)")
+    ap.add_argument("--portmap-side", default="both", choices=("both", "init", "resp"),
+                    help="with --portmap: whose boxes map")
     ap.add_argument("--fresh", action="store_true",
                     help="the initiator is a fresh node: it connects once AUTHENTICATED, "
                          "without waiting for NAT discovery (nat_node --fresh)")
@@ -581,6 +608,7 @@ def main():
         sys.stdout.reconfigure(encoding="utf-8", errors="replace")
     except AttributeError:
         pass
+    PORTMAP["mode"], PORTMAP["side"] = a.portmap, a.portmap_side
     types = [t for t in a.types.split(",") if t]
     for t in types:
         if t not in TYPES:
@@ -594,7 +622,7 @@ def main():
                 log("bad --cells entry", ":".join(p))
                 return 2
         pairs = want
-    rc = natlab.prepare((a.rendezvousd, a.nat_node))
+    rc = natlab.prepare((a.rendezvousd, a.nat_node) + ((natlab.MINIUPNPD,) if a.portmap else ()))
     if rc is not None:
         return rc
     natlab.cleanup_stale()

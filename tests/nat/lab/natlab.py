@@ -47,6 +47,19 @@ NAT types (the names are the library's wire names; "none" = no NAT):
 Anything a box does not forward and that is addressed to the box itself is
 dropped on its wan (no ICMP errors towards the public side).
 
+Port mapping (add_site(T, portmap=True), or "natpmp" / "upnp" for one
+protocol): the box also runs Debian's miniupnpd (nftables backend) on its
+lan side, NAT-PMP and/or UPnP-IGD enabled, secure_mode, mappings allowed
+for 10.0.0.0/8 only. Its tables are those of /etc/miniupnpd/nft_init.sh
+(table inet filter: chains forward -> miniupnpd, prerouting ->
+prerouting_miniupnpd, postrouting -> postrouting_miniupnpd), with the
+forward chain's policy accept (the box's own filter_fwd decides; it lets
+DNATed traffic in). miniupnpd refuses to map behind a reserved wan address
+(203.0.113.0/24 is TEST-NET-3) unless its own STUN test (ext_perform_stun,
+against the lab's rendezvousd) finds no filtering; so such a box keeps its
+own traffic out of its NAT and lets the STUN answers in. box_mappings()
+lists its live mappings (the rules of prerouting_miniupnpd).
+
 IPv6 is disabled in every lab namespace (an IPv4 lab; link-local IPv6
 between two no-NAT nodes on the bridge would bypass the emulation).
 
@@ -101,6 +114,11 @@ SET_SIZE = 65535
 CMD_TIMEOUT_S = 20             # any ip / nft / sysctl command
 SERVER_READY_TIMEOUT_S = 20    # rendezvousd start (ASan builds are slow)
 STOP_TIMEOUT_S = 10            # SIGTERM -> exit, then SIGKILL
+
+MINIUPNPD = "/usr/sbin/miniupnpd"
+MINIUPNPD_READY_TIMEOUT_S = 15  # its STUN test and sockets
+PORTMAP_NET = "10.0.0.0/8"      # the lab's private range: mappings allowed
+PORTMAP_MODES = (True, "both", "natpmp", "upnp")
 
 NS_RE = re.compile(r"^rl(\d+)-")
 _PR_SET_PDEATHSIG = 1
@@ -234,9 +252,11 @@ def preflight():
         delete_netns(ns)
 
 
-def nft_ruleset(nat_type, wan_ip, node_ip):
+def nft_ruleset(nat_type, wan_ip, node_ip, portmap=False):
     """The nftables ruleset (text for nft -f) of a box of nat_type whose
-    wan address is wan_ip and whose node is node_ip."""
+    wan address is wan_ip and whose node is node_ip. portmap: the box's own
+    traffic is not NATed and the lab's STUN answers reach it (miniupnpd's
+    STUN test, see the module doc)."""
     if nat_type not in NAT_TYPES or nat_type == "none":
         raise ValueError("no box for NAT type %r" % nat_type)
     sets, pre, fwd_learn = "", "", ""
@@ -262,6 +282,11 @@ def nft_ruleset(nat_type, wan_ip, node_ip):
         post = "    oifname \"wan\" snat to %s fully-random\n" % wan_ip
     else:
         post = "    oifname \"wan\" snat to %s\n" % wan_ip
+    own_in = ""
+    if portmap:
+        post = "    ip saddr %s accept\n" % wan_ip + post
+        own_in = ("    iifname \"wan\" ip saddr { %s, %s } udp sport { %d, %d } accept\n" %
+                  (SERVER_IP, SERVER_ALT_IP, STUN_PORT, STUN_ALT_PORT))
     return (
         "table ip natlab {\n"
         + sets +
@@ -282,9 +307,57 @@ def nft_ruleset(nat_type, wan_ip, node_ip):
         "  }\n"
         "  chain filter_in {\n"
         "    type filter hook input priority filter; policy accept;\n"
+        + own_in +
         "    iifname \"wan\" drop\n"
         "  }\n"
         "}\n")
+
+
+MINIUPNPD_NFT = """table inet filter {
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    jump miniupnpd
+  }
+  chain miniupnpd {
+  }
+  chain prerouting {
+    type nat hook prerouting priority -100; policy accept;
+    jump prerouting_miniupnpd
+  }
+  chain postrouting {
+    type nat hook postrouting priority 100; policy accept;
+    jump postrouting_miniupnpd
+  }
+  chain prerouting_miniupnpd {
+  }
+  chain postrouting_miniupnpd {
+  }
+}
+"""
+
+
+def miniupnpd_conf(mode, k, pidfile):
+    """miniupnpd's configuration for box k: mode True / "both", "natpmp"
+    or "upnp" (the protocols enabled)."""
+    natpmp = mode in (True, "both", "natpmp")
+    upnp = mode in (True, "both", "upnp")
+    return "\n".join([
+        "ext_ifname=wan",
+        "listening_ip=lan",
+        "http_port=0",
+        "enable_natpmp=%s" % ("yes" if natpmp else "no"),
+        "enable_upnp=%s" % ("yes" if upnp else "no"),
+        "secure_mode=yes",
+        "system_uptime=yes",
+        "ipv6_disable=yes",
+        "ext_perform_stun=yes",
+        "ext_stun_host=%s" % SERVER_IP,
+        "ext_stun_port=%d" % STUN_PORT,
+        "min_lifetime=1",
+        "uuid=3d3a6f3e-0000-4000-8000-%012x" % k,
+        "allow 1024-65535 %s 1024-65535" % PORTMAP_NET,
+        "deny 0-65535 0.0.0.0/0 0-65535",
+        ""])
 
 
 class WanLink:
@@ -336,6 +409,9 @@ class Site:
         self.box_ns = box_ns         # None for "none"
         self.node_ip = node_ip
         self.public_ip = public_ip   # the box's wan address, or the node's
+        self.portmap = None          # the box's miniupnpd mode, None
+        self.miniupnpd = None        # its Popen
+        self.miniupnpd_log = None
         self.node_nses = [node_ns]   # a shared site: every node behind the box
         self.node_ips = [node_ip]
         self.wan_ns = None           # the link's emulator namespace (Lab(wan=...))
@@ -427,11 +503,15 @@ class Lab:
         self.ip(self.pub, "link", "set", pub_ifname, "master", "br0")
         self.ip(self.pub, "link", "set", pub_ifname, "up")
 
-    def add_site(self, nat_type):
+    def add_site(self, nat_type, portmap=None):
         """Builds a node (and its box unless nat_type is "none") with fresh
-        addresses and fresh NAT state. Returns the Site."""
+        addresses and fresh NAT state. portmap (True / "both", "natpmp",
+        "upnp"): the box runs miniupnpd with those protocols (the server
+        must run: miniupnpd's STUN test asks it). Returns the Site."""
         if nat_type not in NAT_TYPES:
             raise ValueError("unknown NAT type %r" % nat_type)
+        if portmap and (nat_type == "none" or portmap not in PORTMAP_MODES):
+            raise ValueError("no port mapping %r for a %r site" % (portmap, nat_type))
         k, public_ip = self._alloc()
         node_ns = "%sn%d" % (self.prefix, k)
         self._add_ns(node_ns)
@@ -459,10 +539,60 @@ class Lab:
         self.ip(node_ns, "route", "add", "default", "via", lan_box)
         self.sysctl(box_ns, "net.ipv4.ip_forward", "1")
         run(["ip", "netns", "exec", box_ns, "nft", "-f", "-"],
-            input=nft_ruleset(nat_type, public_ip, lan_node))
+            input=nft_ruleset(nat_type, public_ip, lan_node, portmap=bool(portmap)))
         site = Site(k, nat_type, node_ns, box_ns, lan_node, public_ip)
         site.wan_ns = wan_ns
+        if portmap:
+            self._start_miniupnpd(site, portmap)
         return site
+
+    def _start_miniupnpd(self, site, mode):
+        """Runs miniupnpd in the site's box (module doc) and waits until it
+        listens with port forwarding enabled. Raises LabError otherwise."""
+        run(["ip", "netns", "exec", site.box_ns, "nft", "-f", "-"], input=MINIUPNPD_NFT)
+        conf = os.path.join(self.tmp, "miniupnpd%d.conf" % site.k)
+        pidfile = os.path.join(self.tmp, "miniupnpd%d.pid" % site.k)
+        with open(conf, "w") as f:
+            f.write(miniupnpd_conf(mode, site.k, pidfile))
+        site.portmap = mode
+        site.miniupnpd_log = os.path.join(self.tmp, "miniupnpd%d.log" % site.k)
+        with open(site.miniupnpd_log, "wb") as lf:
+            site.miniupnpd = self.popen(site.box_ns, [MINIUPNPD, "-f", conf, "-d", "-P", pidfile],
+                                        stdout=lf, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+        want = []
+        if mode in (True, "both", "natpmp"):
+            want.append("Listening for NAT-PMP")
+        if mode in (True, "both", "upnp"):
+            want.append("HTTP listening on port")
+        deadline = time.time() + MINIUPNPD_READY_TIMEOUT_S
+        text = ""
+        while time.time() < deadline:
+            text = self.miniupnpd_text(site)
+            if "Port forwarding is now disabled" in text or "EXITING" in text:
+                break
+            if all(w in text for w in want) and "Port forwarding is now enabled" in text:
+                return
+            if site.miniupnpd.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise LabError("miniupnpd did not come up in %s:\n%s" % (site.box_ns, text[-3000:]))
+
+    def miniupnpd_text(self, site):
+        if not site.miniupnpd_log or not os.path.exists(site.miniupnpd_log):
+            return ""
+        with open(site.miniupnpd_log, "r", errors="replace") as f:
+            return f.read()
+
+    def box_mappings(self, site):
+        """The live port mappings of the site's miniupnpd: one text per rule
+        of its prerouting_miniupnpd chain (nft), [] when none; None when
+        the chain cannot be read."""
+        r = run(["ip", "netns", "exec", site.box_ns, "nft", "list", "chain", "inet", "filter",
+                 "prerouting_miniupnpd"], check=False)
+        if r.returncode != 0:
+            return None
+        return [ln.strip() for ln in r.stdout.splitlines() if "dnat" in ln]
 
     def add_shared_site(self, nat_type, nodes=2):
         """A box of nat_type (portRestricted or symmetric: their filtering is
