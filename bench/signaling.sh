@@ -18,7 +18,9 @@
 #          and server CPU per offer against the bare verify cost.
 #   paced  goal 3: window 1 at PACED_RATE msgs/s in total, rendezvousd at its
 #          defaults (verification on) vs PeerJS, pinned as in `off`: one-way
-#          p50 / p99.
+#          p50 / p99; and the raw TCP baseline (tcp_pair: a poll() forwarder
+#          of the same bytes between the same number of pairs, pinned the
+#          same way), so the table shows what the server adds over TCP.
 # Every run starts a fresh server, builds its messages (loadgen_signal: one
 # canonical template per direction, every offer unique; signed for
 # verification, random signatures with --unsigned for verify off, PeerJS
@@ -81,6 +83,24 @@ run_one() {
     if [ "$who" = rdv ]; then stop_rdv; else stop_peerjs; fi
     [ -n "$line" ] || line="RESULT status=failed msgs_per_s=0"
     [ "$(field status "$line")" = ok ] || log "bench: $who $verify $pin w=$w: $line"
+    printf '%s\n' "$line"
+}
+
+# run_tcp: one paced run through tcp_pair (the raw TCP forwarder), pinned
+# like the servers; prints its RESULT line.
+run_tcp() {
+    local n=$1 port=18790 spid line tsrv=() tgen=()
+    tsrv=(taskset -c "$SERVER_CORE"); tgen=(taskset -c "$GEN_CORE")
+    wait_quiet
+    port_free "$port" || die "port $port is in use"
+    "${tsrv[@]}" "$GEN_BUILD/tcp_pair" serve --port "$port" 2>>"$OUT/tcp_pair.log" &
+    spid=$!
+    sleep 0.3
+    line=$(timeout $((RUN_TIMEOUT + 60)) "${tgen[@]}" "$GEN_BUILD/tcp_pair" load --port "$port" \
+        --pairs "$PAIRS" --rate "$PACED_RATE" --messages "$n" --size "$RDV_BYTES" \
+        --warmup $((PACED_RATE * 10)) --timeout "$RUN_TIMEOUT" 2>>"$OUT/tcp_pair.log" | grep '^RESULT')
+    stop_pid "$spid"
+    [ -n "$line" ] || line="RESULT status=failed msgs_per_s=0"
     printf '%s\n' "$line"
 }
 
@@ -175,23 +195,27 @@ on)
     ;;
 paced)
     rdv_bytes
-    fa="$OUT/paced-rdv.txt" fb="$OUT/paced-peerjs.txt"
-    : >"$fa"; : >"$fb"
+    fa="$OUT/paced-rdv.txt" fb="$OUT/paced-peerjs.txt" fc="$OUT/paced-tcp.txt"
+    : >"$fa"; : >"$fb"; : >"$fc"
     n=$((PACED_RATE * (SECONDS_RUN + 10)))
     for rep in $(seq 1 "$REPS"); do
-        order="A B"; [ $((rep % 2)) = 0 ] && order="B A"
+        order="A B C"; [ $((rep % 2)) = 0 ] && order="C B A"
         for x in $order; do
             if [ "$x" = A ]; then
                 run_one rdv on pin 1 --rate "$PACED_RATE" --messages "$n" >>"$fa"
-            else
+            elif [ "$x" = B ]; then
                 run_one peerjs - pin 1 --rate "$PACED_RATE" --pad-to "$RDV_BYTES" \
                     --messages "$n" >>"$fb"
+            else
+                run_tcp "$n" >>"$fc"
             fi
         done
     done
     row "rendezvousd (defaults, verify on), window 1 paced $PACED_RATE/s, pinned" "$fa"
     row "PeerJS, window 1 paced $PACED_RATE/s, pinned" "$fb"
+    row "raw TCP forwarder (tcp_pair), paced $PACED_RATE/s, pinned" "$fc"
     NOTES+=("- paced $PACED_RATE/s: p50 ours / PeerJS per round (goal <= 0.5): $(ratio_range "$fb" "$fa" p50_us); p99 ours / PeerJS: $(ratio_range "$fb" "$fa" p99_us)")
+    NOTES+=("- paced $PACED_RATE/s: p50 ours - raw TCP per round, us (goal <= 50): $(paste -d' ' <(col "$fc" p50_us) <(col "$fa" p50_us) | awk '{printf "%.1f\n", $2 - $1}' | stats)")
     ;;
 esac
 done

@@ -2,9 +2,12 @@
  *
  * Pending connections sit in a FIFO ordered by connect time; since they all
  * have the same timeout, one timer for the oldest covers them all.
- * Ed25519 verification of hello runs inline on the event loop (~50 us);
- * srv_auth_hello() is split into check and complete so it can move to a
- * worker thread without changing its callers.
+ * The Ed25519 check of hello (~35-50 us) runs on a --verify-threads
+ * worker (vpool.h) when there are any, so handshakes use every core: the
+ * cheap checks run first on the loop, the signature on a worker, and
+ * hello_complete() back on the loop (the connection's later messages wait
+ * behind it, in order). Without workers, or for a hello whose nodeID or
+ * signature is malformed, it all runs inline.
  */
 #include "rendezvous/auth.h"
 
@@ -18,6 +21,7 @@
 #include "rendezvous/log.h"
 #include "rendezvous/presence.h"
 #include "rendezvous/server.h"
+#include "rendezvous/vpool.h"
 #include "schema/sign.h"
 
 /* Appends c to the pending FIFO. */
@@ -147,13 +151,35 @@ static rdv_ec check_hello(srv_server *srv, const srv_conn *c, const json_t *body
         *field = "timestamp";
         return RDV_EC_STALE_TIMESTAMP;
     }
-    if (rdv_sig_verify_from(RDV_MSG_HELLO, body, "nodeID") != 0) {
-        *why = "hello signature does not verify with nodeID; sign with the key of that "
-               "node ID";
-        *field = "signature";
-        return RDV_EC_AUTH_FAILED;
-    }
     return RDV_EC_NONE;
+}
+
+#define BAD_HELLO_SIG                                                                   \
+    "hello signature does not verify with nodeID; sign with the key of that node ID"
+
+/* Hands hello's signature check to a verify worker. True when queued
+ * (srv_auth_hello_verified() follows); false when it must run inline:
+ * no workers, or a nodeID / signature that is not well-formed (the inline
+ * path names the fault). */
+static bool defer_hello(srv_server *srv, srv_conn *c, json_t *body)
+{
+    const char *id = rdv_msg_get_str(body, "nodeID");
+    const char *sig_hex = rdv_msg_get_str(body, "signature");
+    uint8_t pk[RDV_NODE_ID_BYTES], sig[RDV_SIG_BYTES];
+    size_t sig_len = 0;
+    if (srv->vpool.nthreads == 0 || !id || !sig_hex ||
+        !rdv_node_id_valid(id, strlen(id)) || rdv_node_id_to_pk(id, pk) != 0 ||
+        !rdv_hex_valid(sig_hex, strlen(sig_hex), RDV_SIG_HEXLEN) ||
+        sodium_hex2bin(sig, sizeof sig, sig_hex, RDV_SIG_HEXLEN, NULL, &sig_len, NULL) != 0 ||
+        sig_len != sizeof sig)
+        return false;
+    uint8_t *input = NULL;
+    size_t len = 0;
+    if (rdv_sig_input(RDV_MSG_HELLO, body, &input, &len) != 0)
+        return false;
+    bool queued = srv_vpool_defer_hello(srv, c, input, len, sig, pk, body);
+    free(input);
+    return queued;
 }
 
 /* Closes c refused by admission: `error` code (not_admitted, revoked or
@@ -166,34 +192,24 @@ static void admission_refuse(srv_server *srv, srv_conn *c, rdv_ec code, const ch
     srv_conn_close(srv, c, code, why, LWS_CLOSE_STATUS_POLICY_VIOLATION);
 }
 
-int srv_auth_hello(srv_server *srv, srv_conn *c, const rdv_msg *msg)
+/* The rest of a hello whose checks and signature passed: nodeID,
+ * admission, then c is AUTHED, welcomed and present. Returns 0. */
+static int hello_complete(srv_server *srv, srv_conn *c, const json_t *body)
 {
-    const char *why = NULL, *field = NULL;
-    if (c->state != SRV_CONN_PENDING) {
-        (void)srv_conn_send_error(srv, c, RDV_EC_UNSUPPORTED_TYPE,
-                                  "already authenticated: hello is accepted once, before "
-                                  "welcome",
-                                  NULL, "hello", NULL);
-        return 0;
-    }
-    rdv_ec ec = check_hello(srv, c, msg->body, &why, &field);
-    if (ec != RDV_EC_NONE) {
-        srv_auth_fail(srv, c, ec, why, field);
-        return 0;
-    }
-    const char *hex = rdv_msg_get_str(msg->body, "nodeID");
+    rdv_ec ec;
+    const char *hex = rdv_msg_get_str(body, "nodeID");
     if (!hex || rdv_node_id_to_pk(hex, c->node_id) != 0) {
         srv_auth_fail(srv, c, RDV_EC_INVALID_FIELD, "nodeID is not a node ID", "nodeID");
         return 0;
     }
     /* admission (PROTOCOL.md 6.1): the node has proven its key */
     char adm_why[400];
-    ec = srv_admission_check(srv, c, msg->body, hex, adm_why, sizeof adm_why);
+    ec = srv_admission_check(srv, c, body, hex, adm_why, sizeof adm_why);
     if (ec != RDV_EC_NONE) {
         admission_refuse(srv, c, ec, hex, adm_why);
         return 0;
     }
-    int nat = rdv_wire_nat_parse(rdv_msg_get_str(msg->body, "natType"));
+    int nat = rdv_wire_nat_parse(rdv_msg_get_str(body, "natType"));
     c->nat_type = (uint8_t)(nat < 0 ? RDV_WIRE_NAT_UNKNOWN : nat);
 
     /* complete: from here on the node is authenticated */
@@ -232,6 +248,41 @@ int srv_auth_hello(srv_server *srv, srv_conn *c, const rdv_msg *msg)
                  rdv_wire_nat_name(c->nat_type));
     srv_presence_joined(srv, c, hex, ip, !old);
     return 0;
+}
+
+int srv_auth_hello(srv_server *srv, srv_conn *c, const rdv_msg *msg)
+{
+    const char *why = NULL, *field = NULL;
+    if (c->state != SRV_CONN_PENDING) {
+        (void)srv_conn_send_error(srv, c, RDV_EC_UNSUPPORTED_TYPE,
+                                  "already authenticated: hello is accepted once, before "
+                                  "welcome",
+                                  NULL, "hello", NULL);
+        return 0;
+    }
+    rdv_ec ec = check_hello(srv, c, msg->body, &why, &field);
+    if (ec != RDV_EC_NONE) {
+        srv_auth_fail(srv, c, ec, why, field);
+        return 0;
+    }
+    if (defer_hello(srv, c, msg->body))
+        return 0; /* srv_auth_hello_verified() completes it */
+    if (rdv_sig_verify_from(RDV_MSG_HELLO, msg->body, "nodeID") != 0) {
+        srv_auth_fail(srv, c, RDV_EC_AUTH_FAILED, BAD_HELLO_SIG, "signature");
+        return 0;
+    }
+    return hello_complete(srv, c, msg->body);
+}
+
+int srv_auth_hello_verified(srv_server *srv, srv_conn *c, const json_t *body, bool valid)
+{
+    if (c->state != SRV_CONN_PENDING || c->close_code)
+        return 0; /* timed out or closed meanwhile */
+    if (!valid) {
+        srv_auth_fail(srv, c, RDV_EC_AUTH_FAILED, BAD_HELLO_SIG, "signature");
+        return 0;
+    }
+    return hello_complete(srv, c, body);
 }
 
 void srv_auth_expire(srv_server *srv)

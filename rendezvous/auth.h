@@ -20,8 +20,15 @@ void srv_auth_forget(struct srv_server *srv, srv_conn *c);
 
 /* Handles a parsed `hello`. On success c is AUTHED, in the node map, has
  * `welcome` and its queued messages on the way; on failure c is closing.
- * Returns 0 (the connection is closed through srv_conn_close). */
+ * With verify workers, the signature check is handed to one and
+ * srv_auth_hello_verified() finishes the hello later (c stays PENDING
+ * until then). Returns 0 (the connection is closed through srv_conn_close). */
 int srv_auth_hello(struct srv_server *srv, srv_conn *c, const rdv_msg *msg);
+
+/* Completes a hello whose signature a verify worker checked (vpool.h):
+ * valid, as srv_auth_hello's success; not, auth_failed. Nothing when c is
+ * no longer pending (timed out meanwhile). Returns 0. */
+int srv_auth_hello_verified(struct srv_server *srv, srv_conn *c, const json_t *body, bool valid);
 
 /* Closes every pending connection whose deadline passed with
  * `auth_timeout`; re-arms the timer. Called from the auth timer. */

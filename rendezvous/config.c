@@ -80,8 +80,8 @@ static const opt options[] = {
      F(verify_signatures), "on", 0, 0,
      "check Ed25519 signatures of routed messages (sender binding always checked)", LIVE},
     {"--verify-threads", "RENDEZVOUS_VERIFY_THREADS", "N", K_INT, F(verify_threads), "0", 0, 64,
-     "threads that verify signatures of routed messages, each node's messages kept in order "
-     "(0 = one per CPU core)"},
+     "threads that verify signatures of hellos and routed messages, each node's messages "
+     "kept in order (0 = one per CPU core)"},
     {"--auth-timeout", "RENDEZVOUS_AUTH_TIMEOUT", "MS", K_INT, F(auth_timeout_ms), "10000", 1,
      3600000, "time allowed between connect and a valid hello", LIVE},
     {"--offline-ttl", "RENDEZVOUS_OFFLINE_TTL", "MS", K_INT, F(offline_ttl_ms), "60000", 1, 90000,

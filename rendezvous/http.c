@@ -168,6 +168,10 @@ static void build_metrics(srv_server *srv, tbuf *b)
     metric(b, "rendezvous_auth_failures_total", "counter",
            "Handshakes refused or timed out.");
     tb_printf(b, "rendezvous_auth_failures_total %llu\n", (unsigned long long)m->auth_failures);
+    metric(b, "rendezvous_verify_offloaded_total", "counter",
+           "Signatures (hellos and routed messages) checked on the --verify-threads workers.");
+    tb_printf(b, "rendezvous_verify_offloaded_total %llu\n",
+              (unsigned long long)srv->vpool.jobs);
     metric(b, "rendezvous_rate_limited_total", "counter",
            "Messages dropped by the per-connection rate limit.");
     tb_printf(b, "rendezvous_rate_limited_total %llu\n", (unsigned long long)m->rate_limited);

@@ -8,31 +8,63 @@
  */
 #include "rendezvous/vpool.h"
 
+#include <jansson.h>
 #include <libwebsockets.h>
 #include <sched.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "rendezvous/auth.h"
 #include "rendezvous/conn.h"
 #include "rendezvous/log.h"
 #include "rendezvous/route.h"
 #include "rendezvous/server.h"
 
-enum { VJ_VERIFY, VJ_HOLD };
+/* VJ_VERIFY: a scanned message; VJ_HELLO: a hello's signing input, then
+ * its signature and key (data[len..len+96)); VJ_HOLD: a message behind. */
+enum { VJ_VERIFY, VJ_HOLD, VJ_HELLO };
 
 struct srv_vjob {
     srv_vjob *next;   /* in_* / out_* of the pool */
     srv_vjob *cnext;  /* the connection's queue */
     srv_conn *c;      /* NULL once the connection is gone */
     rdv_scan scan;    /* VJ_VERIFY: pointers rebased onto data */
-    int result;       /* VJ_VERIFY: rdv_scan_verify's */
+    json_t *hello;    /* VJ_HELLO: the hello's body (a reference; loop only) */
+    int result;       /* VJ_VERIFY, VJ_HELLO: 0 when the signature is valid */
     uint32_t len;
     uint8_t kind;
     uint8_t binary;   /* VJ_HOLD: a binary frame */
-    uint8_t done;     /* VJ_HOLD always; VJ_VERIFY once back from a worker */
+    uint8_t done;     /* VJ_HOLD always; VJ_VERIFY / VJ_HELLO once back from a worker */
     uint8_t data[];
 };
+
+/* Whether a job waits for a worker (not done until it comes back). */
+static bool needs_worker(const srv_vjob *j)
+{
+    return j->kind == VJ_VERIFY || j->kind == VJ_HELLO;
+}
+
+/* The signature check of a job, on whichever thread runs it. */
+static int job_verify(const srv_vjob *j)
+{
+    if (j->kind == VJ_HELLO)
+        return crypto_sign_verify_detached(j->data + j->len, j->data, j->len,
+                                           j->data + j->len + RDV_SIG_BYTES) == 0
+                   ? 0
+                   : -1;
+    return rdv_scan_verify(j->data, &j->scan);
+}
+
+/* Frees a job and what it holds. Loop thread (a hello's body is a jansson
+ * reference the loop owns). */
+static void job_free(srv_vjob *j)
+{
+    if (j->hello)
+        json_decref(j->hello);
+    free(j);
+}
 
 static void *worker(void *arg)
 {
@@ -49,7 +81,7 @@ static void *worker(void *arg)
             p->in_tail = NULL;
         pthread_mutex_unlock(&p->lock);
 
-        j->result = rdv_scan_verify(j->data, &j->scan);
+        j->result = job_verify(j);
 
         pthread_mutex_lock(&p->lock);
         j->next = NULL;
@@ -115,7 +147,7 @@ static void free_list(srv_vjob *j)
 {
     while (j) {
         srv_vjob *n = j->next;
-        free(j);
+        job_free(j);
         j = n;
     }
 }
@@ -132,12 +164,13 @@ void srv_vpool_free(srv_vpool *p)
     p->inited = false;
 }
 
-/* A job for len bytes of data, or NULL (out of memory). */
-static srv_vjob *job_new(const uint8_t *data, size_t len, int kind)
+/* A job for len bytes of data (and room for extra bytes after them), or
+ * NULL (out of memory). */
+static srv_vjob *job_new(const uint8_t *data, size_t len, int kind, size_t extra)
 {
-    if (len > UINT32_MAX)
+    if (len > UINT32_MAX - extra)
         return NULL;
-    srv_vjob *j = malloc(sizeof *j + len);
+    srv_vjob *j = malloc(sizeof *j + len + extra);
     if (!j)
         return NULL;
     memset(j, 0, sizeof *j);
@@ -168,20 +201,9 @@ static const char *rebase(const char *ptr, const uint8_t *from, const uint8_t *t
     return (const char *)to + (ptr - (const char *)from);
 }
 
-bool srv_vpool_defer(srv_server *srv, srv_conn *c, const uint8_t *data, size_t len,
-                     const rdv_scan *s)
+/* Queues j on c and hands it to a worker. */
+static void submit(srv_vpool *p, srv_conn *c, srv_vjob *j)
 {
-    srv_vpool *p = &srv->vpool;
-    if (!p->inited || p->nthreads == 0)
-        return false;
-    srv_vjob *j = job_new(data, len, VJ_VERIFY);
-    if (!j)
-        return false;
-    j->scan = *s;
-    j->scan.from = rebase(s->from, data, j->data);
-    j->scan.to = rebase(s->to, data, j->data);
-    j->scan.sid = rebase(s->sid, data, j->data);
-    j->scan.sig = rebase(s->sig, data, j->data);
     conn_push(c, j);
     pthread_mutex_lock(&p->lock);
     if (p->in_tail)
@@ -191,6 +213,39 @@ bool srv_vpool_defer(srv_server *srv, srv_conn *c, const uint8_t *data, size_t l
     p->in_tail = j;
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->lock);
+}
+
+bool srv_vpool_defer(srv_server *srv, srv_conn *c, const uint8_t *data, size_t len,
+                     const rdv_scan *s)
+{
+    srv_vpool *p = &srv->vpool;
+    if (!p->inited || p->nthreads == 0)
+        return false;
+    srv_vjob *j = job_new(data, len, VJ_VERIFY, 0);
+    if (!j)
+        return false;
+    j->scan = *s;
+    j->scan.from = rebase(s->from, data, j->data);
+    j->scan.to = rebase(s->to, data, j->data);
+    j->scan.sid = rebase(s->sid, data, j->data);
+    j->scan.sig = rebase(s->sig, data, j->data);
+    submit(p, c, j);
+    return true;
+}
+
+bool srv_vpool_defer_hello(srv_server *srv, srv_conn *c, const uint8_t *input, size_t len,
+                           const uint8_t *sig, const uint8_t *pk, json_t *body)
+{
+    srv_vpool *p = &srv->vpool;
+    if (!p->inited || p->nthreads == 0 || c->vq_head)
+        return false;
+    srv_vjob *j = job_new(input, len, VJ_HELLO, RDV_SIG_BYTES + RDV_NODE_ID_BYTES);
+    if (!j)
+        return false;
+    memcpy(j->data + len, sig, RDV_SIG_BYTES);
+    memcpy(j->data + len + RDV_SIG_BYTES, pk, RDV_NODE_ID_BYTES);
+    j->hello = json_incref(body);
+    submit(p, c, j);
     return true;
 }
 
@@ -198,7 +253,7 @@ bool srv_vpool_hold(srv_server *srv, srv_conn *c, const uint8_t *data, size_t le
 {
     if (!c->vq_head)
         return false;
-    srv_vjob *j = job_new(data, len, VJ_HOLD);
+    srv_vjob *j = job_new(data, len, VJ_HOLD, 0);
     if (!j) {
         srv_error(srv->log, "out of memory holding a %zu-byte message", len);
         srv_conn_close(srv, c, RDV_EC_INTERNAL, "server out of memory",
@@ -227,10 +282,14 @@ static srv_vjob *conn_pop(srv_conn *c)
 static int route_head(srv_server *srv, srv_conn *c)
 {
     srv_vjob *j = conn_pop(c);
-    int rc = j->kind == VJ_VERIFY
-                 ? srv_route_verified(srv, c, j->data, j->len, &j->scan, j->result == 0)
-                 : srv_route_held(srv, c, j->data, j->len, j->binary);
-    free(j);
+    int rc;
+    if (j->kind == VJ_VERIFY)
+        rc = srv_route_verified(srv, c, j->data, j->len, &j->scan, j->result == 0);
+    else if (j->kind == VJ_HELLO)
+        rc = srv_auth_hello_verified(srv, c, j->hello, j->result == 0);
+    else
+        rc = srv_route_held(srv, c, j->data, j->len, j->binary);
+    job_free(j);
     return rc;
 }
 
@@ -239,7 +298,7 @@ static void conn_advance(srv_server *srv, srv_conn *c)
 {
     while (c->vq_head && c->vq_head->done) {
         if (c->close_code) {
-            free(conn_pop(c)); /* refused by the server: dropped */
+            job_free(conn_pop(c)); /* refused by the server: dropped */
             continue;
         }
         if (route_head(srv, c) < 0 && !c->close_code) {
@@ -273,7 +332,7 @@ void srv_vpool_drain(srv_server *srv)
         list = j->next;
         p->jobs++;
         if (!j->c) {
-            free(j); /* its connection is gone */
+            job_free(j); /* its connection is gone */
             continue;
         }
         j->done = 1;
@@ -339,9 +398,9 @@ void srv_vpool_conn_flush(srv_server *srv, srv_conn *c)
     srv_vpool *p = &srv->vpool;
     while (c->vq_head) {
         srv_vjob *j = c->vq_head;
-        if (j->kind == VJ_VERIFY && !j->done) {
+        if (needs_worker(j) && !j->done) {
             if (!take_back(p, j))
-                j->result = rdv_scan_verify(j->data, &j->scan);
+                j->result = job_verify(j);
             j->done = 1;
         }
         (void)route_head(srv, c);
@@ -354,10 +413,10 @@ void srv_vpool_conn_gone(srv_server *srv, srv_conn *c)
     srv_vjob *j = c->vq_head;
     while (j) {
         srv_vjob *n = j->cnext;
-        if (j->kind == VJ_VERIFY && !j->done)
+        if (needs_worker(j) && !j->done)
             j->c = NULL; /* at a worker or on the done list: freed there */
         else
-            free(j);     /* only on this queue */
+            job_free(j); /* only on this queue */
         j = n;
     }
     c->vq_head = c->vq_tail = NULL;

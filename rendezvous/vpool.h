@@ -2,7 +2,7 @@
  * messages kept in their order (issue 15).
  *
  * A routed message that needs its Ed25519 check (scan.h fast path, verify
- * on) becomes a job: a copy of its bytes, queued on the connection and
+ * on), or a hello (auth.c), becomes a job: a copy of its bytes, queued on the connection and
  * handed to one of --verify-threads worker threads. A worker verifies,
  * puts the job on the done list and, when that list was empty, wakes the
  * loop with lws_cancel_service() (the one lws call another thread may
@@ -69,6 +69,16 @@ void srv_vpool_free(srv_vpool *p);
  * false when there is no pool (verify inline) or no memory for the job. */
 bool srv_vpool_defer(struct srv_server *srv, struct srv_conn *c, const uint8_t *data,
                      size_t len, const rdv_scan *s);
+
+/* Verifies a hello's Ed25519 signature sig (RDV_SIG_BYTES) over its
+ * signing input input[0..len) with the key pk (RDV_NODE_ID_BYTES) on a
+ * worker; srv_auth_hello_verified(srv, c, body, valid) then completes it
+ * on the loop, and c's later messages wait behind it. Keeps a reference to
+ * body until then. Returns true when queued; false when there is no pool,
+ * c already has jobs queued, or no memory (verify inline then). */
+bool srv_vpool_defer_hello(struct srv_server *srv, struct srv_conn *c, const uint8_t *input,
+                           size_t len, const uint8_t *sig, const uint8_t *pk,
+                           struct json_t *body);
 
 /* When c has jobs queued, queues a copy of this message behind them
  * (handled by srv_route_held once they are) and returns true; false when

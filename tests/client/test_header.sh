@@ -3,8 +3,8 @@
 # <rendezvous/rendezvous.h> compiles on its own (nothing but its own
 # includes, version.h from the build) as C99, C11 and C++11/17, with
 # -Wall -Wextra -pedantic -Werror; the callbacks take the enums (cb_path
-# an rdv_path), and every fixed string field has the size of its named
-# constant + 1, the sizes of 0.1 (client/MIGRATION.md: same ABI).
+# an rdv_path), and every fixed string field is sized by a named constant
+# + 1, with the sizes of 0.1 (client/MIGRATION.md: same ABI).
 set -eu
 inc="-I$1 -I$2"
 work=$(mktemp -d /tmp/rdv-header-XXXXXX)
@@ -31,6 +31,7 @@ _Static_assert(FIELD(rdv_network_status, last_relay_error_text) == 128, "relay e
 _Static_assert(FIELD(rdv_session_info, remote) == RDV_ENDPOINT_LEN + 1, "remote");
 _Static_assert(FIELD(rdv_session_info, last_direct_error_text) == RDV_SESSION_ERROR_TEXT_LEN + 1, "text");
 _Static_assert(sizeof(rdv_limits) == 16 * sizeof(int64_t), "rdv_limits: 16 int64_t");
+_Static_assert(FIELD(rdv_network_status, portmap_protocol) == RDV_PORTMAP_PROTOCOL_LEN + 1, "pm");
 static void on_path(rdv_client *c, const char *sid, const char *peer, rdv_path path,
                     int64_t ms, void *user) { (void)c; (void)sid; (void)peer; (void)path; (void)ms; (void)user; }
 int main(void) {
@@ -54,6 +55,10 @@ int main() {
     return cfg.server_url == nullptr && e < 0 ? 0 : 1;
 }
 C
+# every fixed string field has a named size (RDV_..._LEN + 1), no bare number
+if grep -nE '^[[:space:]]*char [a-z_0-9]+\[[0-9]' "$1/rendezvous/rendezvous.h"; then
+  echo "FAIL: a char array above is sized by a number, not a named constant"; fail=1
+fi
 run() { # LABEL COMMAND...
   label=$1; shift
   if ! "$@" >"$work/out" 2>&1; then echo "FAIL: $label:"; cat "$work/out"; fail=1; else echo "ok: $label"; fi

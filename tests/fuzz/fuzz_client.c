@@ -17,7 +17,9 @@
  *      opened DATA packet yields len - 41 bytes and is refused as a replay
  *      the second time; sealed-then-opened plaintext is unchanged.
  *   1  a STUN datagram for a rdv__stun_client engine started against 127.0.0.1:3478
- *      and 127.0.0.2:3478 (send callback records nothing). Over a dozen
+ *      and 127.0.0.2:3478 (send callback records nothing), once in RFC
+ *      5780's order and once with the filtering tests on a second socket
+ *      (cfg.send_aux; the same callback). Over a dozen
  *      rounds of increasing fake time, the datagram is fed from each
  *      server, from 127.0.0.3:3479 (the seeds' OTHER-ADDRESS) and from
  *      127.0.0.1:3479 (P's IP, other port: Test III), once as is and once
@@ -26,7 +28,8 @@
  *      deterministic generator reset per input, so a run reproduces and the
  *      seeds can carry Test I's TID. Invariants: result fields in range
  *      (nat in the enum, behaviours in theirs, method and error_text
- *      NUL-terminated, server_index -1..1), and once nothing answers any
+ *      NUL-terminated, server_index -1..1), a type before the end only
+ *      once the mapping is decided, and once nothing answers any
  *      more, discovery finishes (done, not running) within bounded ticks.
  *   2  JSON text (at most 64 KiB, nesting at most 32) loaded with jansson;
  *      the value, each member of an object and each element of an array go
@@ -393,11 +396,17 @@ static void check_result(const rdv__stun_client *s)
               r->mapped_len == (socklen_t)sizeof(struct sockaddr_in6)))
             fail("mapped address family / length");
     }
-    if (r->nat != RDV_NAT_UNKNOWN && !r->done)
-        fail("nat decided before done");
+    /* A type before the end only once the mapping is decided (the type
+     * so far, stun_client.h), and that needs Test I's answer. */
+    if (r->nat != RDV_NAT_UNKNOWN && !r->done && !r->mapping_decided)
+        fail("nat decided before done or the mapping");
+    if (r->mapping_decided && !r->mapped_known)
+        fail("mapping decided without a mapped address");
 }
 
-static void fuzz_stunc(const uint8_t *buf, size_t len)
+/* One run: RFC 5780's order on one socket, or (par) the filtering tests
+ * on a second one beside the mapping test (cfg.send_aux). */
+static void fuzz_stunc_mode(const uint8_t *buf, size_t len, bool par)
 {
     rng_reset();
     struct sockaddr_storage servers[2], local, from[4];
@@ -416,6 +425,7 @@ static void fuzz_stunc(const uint8_t *buf, size_t len)
     cfg.server_lens = lens;
     cfg.nservers = 2;
     cfg.send = stunc_send;
+    cfg.send_aux = par ? stunc_send : NULL;
     cfg.software = "rdv-fuzz";
     cfg.local = (const struct sockaddr *)&local;
     cfg.local_len = local_len;
@@ -483,6 +493,12 @@ static void fuzz_stunc(const uint8_t *buf, size_t len)
         fail("elapsed_ms");
     free(patched);
     free(s);
+}
+
+static void fuzz_stunc(const uint8_t *buf, size_t len)
+{
+    fuzz_stunc_mode(buf, len, false);
+    fuzz_stunc_mode(buf, len, true);
 }
 
 /* ---- Mode 2: candidate JSON --------------------------------------------- */

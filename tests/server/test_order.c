@@ -12,6 +12,11 @@
  * sender's numbers arrive complete and in order. With 2 workers a later
  * message of a sender is often verified before an earlier one. Also run
  * under ThreadSanitizer (scripts/test-tsan).
+ *
+ * The hello's signature is checked on the workers too: a node that sends
+ * its hello and, without waiting for welcome, its first messages, gets
+ * welcome first and then has every message routed in order; hellos with a
+ * bad signature still fail; /metrics counts the signatures checked there.
  */
 #include "itest.h"
 
@@ -160,11 +165,87 @@ static void test_sent_before_hangup(void **state)
     json_decref(itest_alive(r, rx.id));
 }
 
+/* The value of the un-labelled metric `name` in the /metrics text m. */
+static unsigned long long metric_value(const char *m, const char *name)
+{
+    char key[96];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(m, key);
+    if (!p)
+        fail_msg("%s missing from /metrics", name);
+    return strtoull(p + strlen(key), NULL, 10);
+}
+
+static unsigned long long offloaded(rdv_ts_server *s)
+{
+    char *m = NULL;
+    assert_int_equal(rdv_http_get(rdv_ts_server_operator_port(s), "/metrics", &m, T_MS), 200);
+    unsigned long long v = metric_value(m, "rendezvous_verify_offloaded_total");
+    free(m);
+    return v;
+}
+
+#define EARLY_COUNT 50
+static void test_hello_on_workers(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = START("--verify-threads", "2", "--rate", "1000000", "--burst", "1000000");
+    rdv_tn rx, tx;
+    rdv_ws *r = itest_join(s, &rx, "early-rx");
+    /* rx's hello, the one signature so far, was checked on a worker */
+    assert_int_equal(offloaded(s), 1);
+
+    /* hello, then EARLY_COUNT messages, all written before welcome */
+    rdv_tn_init(&tx, "early-tx");
+    rdv_ws *c = itest_connect(s);
+    json_t *ch = rdv_tn_read_challenge(c, T_MS);
+    assert_non_null(ch);
+    size_t len = 0;
+    char *hello = rdv_tn_hello(&tx, ch, NULL, NULL, NULL, NULL, &len);
+    json_decref(ch);
+    assert_non_null(hello);
+    assert_int_equal(rdv_ws_queue_text(c, hello, len), 0);
+    free(hello);
+    for (int k = 0; k < EARLY_COUNT; k++) {
+        char *text = numbered(&tx, rx.id, k);
+        assert_int_equal(rdv_ws_queue_text(c, text, strlen(text)), 0);
+        free(text);
+    }
+    assert_int_equal(rdv_ws_flush(c, T_MS), 0);
+    json_decref(itest_expect(c, "welcome"));
+    for (int k = 0; k < EARLY_COUNT; k++) {
+        char *text = rdv_ws_recv(r, T_MS, &len);
+        if (!text)
+            fail_msg("received %d of the %d messages sent before welcome", k, EARLY_COUNT);
+        int seq = -1;
+        if (parse_received(text, &tx, 1, &seq) != 0 || seq != k)
+            fail_msg("message %d due, got %.200s", k, text);
+        free(text);
+    }
+
+    /* a hello whose signature does not verify: auth_failed, closed 1008 */
+    rdv_tn_forge f = {.bad_signature = true};
+    rdv_ws *m = itest_connect(s);
+    ch = rdv_tn_read_challenge(m, T_MS);
+    assert_non_null(ch);
+    hello = rdv_tn_hello(&tx, ch, NULL, NULL, NULL, &f, &len);
+    json_decref(ch);
+    assert_non_null(hello);
+    itest_send(m, hello);
+    free(hello);
+    json_decref(itest_expect_error(m, "auth_failed"));
+    itest_expect_close(m, 1008);
+    rdv_ws_close(m);
+    json_decref(itest_alive(r, rx.id));
+    rdv_ws_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_order_kept_with_workers, itest_teardown),
         cmocka_unit_test_teardown(test_sent_before_hangup, itest_teardown),
+        cmocka_unit_test_teardown(test_hello_on_workers, itest_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

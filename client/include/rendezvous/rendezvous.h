@@ -22,12 +22,13 @@
  * cb_candidate) is for applications that run their own NAT traversal: the
  * library then only signs, routes and verifies those messages.
  *
- * Use: fill an rdv_client_config, rdv_client_create(), run the client
- * (below); client/README.md has a complete program. Running a client: EITHER rdv_client_start() (the library's thread runs
- * the connection and calls the callbacks) OR embedded mode: poll
- * rdv_client_fd() for readability with rdv_client_timeout_ms() as the
- * timeout and call rdv_client_process() when it is readable or the timeout
- * expired; callbacks then run inside rdv_client_process(). Never both.
+ * Use: fill an rdv_client_config, rdv_client_create(), then run the client
+ * (client/README.md has a complete program) EITHER with rdv_client_start()
+ * (the library's thread runs the connection and calls the callbacks) OR in
+ * embedded mode: poll rdv_client_fd() for readability with
+ * rdv_client_timeout_ms() as the timeout and call rdv_client_process() when
+ * it is readable or the timeout expired; callbacks then run inside
+ * rdv_client_process(). Never both.
  *
  * Threads: every rdv_client_* / rdv_session_* function may be called from
  * any thread and from callbacks, except rdv_client_process() (one thread
@@ -90,7 +91,8 @@ typedef enum rdv_err {
     RDV_ERR_MISROUTED = -18,      /* received message: not to us, or from us */
     RDV_ERR_PROTOCOL = -19,       /* the server broke PROTOCOL.md */
     RDV_ERR_SERVER = -20,         /* a server error not mapped here (server_code) */
-    RDV_ERR_PEER_OFFLINE = -21,   /* recipient offline; the message expired */
+    RDV_ERR_PEER_OFFLINE = -21,   /* recipient offline; the message expired or
+                                   * could not wait */
     RDV_ERR_PEER_QUEUE_FULL = -22, /* recipient's offline queue on the server full */
     RDV_ERR_RATE_LIMITED = -23,   /* the server dropped a message: over the rate */
     RDV_ERR_LIMIT = -24,          /* a server limit (watches, sessions) exceeded */
@@ -119,6 +121,7 @@ RDV_API const char *rdv_strerror(int err);
 /* The library's version (RDV_VERSION_STRING of the build that made it). */
 RDV_API const char *rdv_version(void);
 
+/* Levels of the log (rdv_log_set_handler()). */
 typedef enum rdv_log_level {
     RDV_LOG_ERROR = 0, RDV_LOG_WARN, RDV_LOG_INFO, RDV_LOG_DEBUG
 } rdv_log_level;
@@ -155,6 +158,7 @@ RDV_API void rdv_log_set_handler(rdv_log_level max_level, rdv_cb_log cb, void *u
 #define RDV_NAT_METHOD_LEN 159    /* how the NAT type was found */
 #define RDV_ERROR_TEXT_LEN 399    /* the explanation of a connection error */
 #define RDV_SESSION_ERROR_TEXT_LEN 127 /* a session's last error */
+#define RDV_PORTMAP_PROTOCOL_LEN 7 /* "natpmp", "upnp" */
 
 /* An Ed25519 identity. Wipe it with rdv_identity_wipe() when done. */
 typedef struct rdv_identity {
@@ -785,7 +789,7 @@ typedef struct rdv_network_status {
                                       * abnormally ended session, 0 none */
     char last_relay_error_text[RDV_SESSION_ERROR_TEXT_LEN + 1];
     /* Port mapping (cfg.portmap_disable): */
-    char portmap_protocol[8];        /* "natpmp", "upnp"; "" no mapping */
+    char portmap_protocol[RDV_PORTMAP_PROTOCOL_LEN + 1]; /* "natpmp", "upnp"; "" none */
     char portmap_public[RDV_ENDPOINT_LEN + 1]; /* mapped "ip:port", "" none */
     uint32_t portmap_lifetime_s;     /* granted (0: permanent or none) */
     uint32_t portmap_renewals;       /* renewals the gateway granted */

@@ -437,6 +437,10 @@ def check_fresh(cell, res):
         cell.fail("initiator (%s) ends with nat %s no_nat %s, want %s no_nat %d" %
                   (init, res.get("nat_end"), res.get("no_nat_end"), want_nat, want_no))
     check_method(cell, "initiator", init, res.get("method_end"))
+    sent_nat = cell.requests[0].get("peer_nat") if cell.requests else None
+    if sent_nat and sent_nat != want_nat:
+        cell.notes.append("the offer carried natType %s (the type so far), final %s: the "
+                          "next offer carries it" % (sent_nat, want_nat))
     if init not in FILTERING_BOXES or not res.get("discovered_end"):
         return
     t_req = cell.requests[0].get("t") if cell.requests else None

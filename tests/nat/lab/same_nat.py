@@ -16,6 +16,8 @@ Cases (each with fresh boxes):
   portRestricted-host both nodes in ONE namespace behind a portRestricted
                       box (two nodes on one host; the server is not on
                       loopback, so no loopback candidate is offered).
+  symmetric-host      the same behind a symmetric box (relay first, then
+                      Direct over the host address).
   none-host           both nodes in one namespace on the public bridge (one
                       host without NAT).
 
@@ -45,7 +47,8 @@ import natlab  # noqa: E402
 from natlab import log  # noqa: E402
 from matrix import Node, SANITIZER_MARKS, READY_TIMEOUT_MS  # noqa: E402
 
-CASES = ("portRestricted-lan", "symmetric-lan", "portRestricted-host", "none-host")
+CASES = ("portRestricted-lan", "symmetric-lan", "portRestricted-host", "symmetric-host",
+         "none-host")
 CASE_TIMEOUT_S = 60
 UPGRADE_WAIT_MS = 15000
 LISTENER_EXIT_S = 10
