@@ -171,6 +171,10 @@ void rdv__direct_signal_service(rdv_client *c, int64_t now);
 
 /* ---- direct_probe.c ---- */
 
+/* True when both sides have a global IPv6 address (our host candidates,
+ * the peer's candidates so far): a direct path over IPv6 is expected
+ * whatever the IPv4 NATs are (rdv__cand_addr_global_v6). (L held) */
+bool rdv__direct_v6_both_locked(const rdv_client *c, const rdv__direct *d);
 /* Adds a remote candidate (deduplicated) and its check. (L held) */
 void rdv__direct_add_remote_locked(rdv_client *c, rdv__direct *d, const rdv__cand *k);
 /* Sends one probe (txid, our role's flags | extra) from fd to `to`.

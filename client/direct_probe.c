@@ -86,6 +86,17 @@ void rdv__direct_add_remote_locked(rdv_client *c, rdv__direct *d, const rdv__can
         (void)add_pair_locked(d, fd, &k->addr, k->addr_len, k->priority);
 }
 
+bool rdv__direct_v6_both_locked(const rdv_client *c, const rdv__direct *d)
+{
+    bool mine = false, theirs = false;
+    for (size_t i = 0; i < c->nlcand && !mine; i++)
+        mine = c->lcand[i].type == RDV__CAND_HOST && rdv__cand_addr_global_v6(&c->lcand[i].addr);
+    for (size_t i = 0; i < d->nremote && !theirs; i++)
+        theirs = d->remote[i].type != RDV__CAND_RELAYED &&
+                 rdv__cand_addr_global_v6(&d->remote[i].addr);
+    return mine && theirs && c->udp6 >= 0;
+}
+
 /* The probe interval: fast at first, then slower (background upgrade). */
 static int64_t probe_interval(int64_t since_start)
 {

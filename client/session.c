@@ -14,6 +14,8 @@
  * (server-reflexive) IP are most likely behind one NAT, where their host
  * candidates reach each other without the NAT: then even two symmetric
  * sides check (relay first, upgrade) instead of staying on the relay.
+ * When both sides have a global IPv6 address the NAT types do not matter:
+ * direct first (PROTOCOL.md 14.6).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,12 +299,16 @@ void rdv__session_decide_locked(rdv_client *c, rdv__session *r, int64_t now,
     if (d->path == RDV_PATH_UNKNOWN)
         d->no_path_since = now;
     bool sym_me = rdv__nat_is_symmetric(me), sym_peer = rdv__nat_is_symmetric(peer);
-    bool direct_expected = !c->cfg.direct_disable && !sym_me && !sym_peer;
+    /* Global IPv6 on both sides: no NAT there, so direct is expected
+     * even between symmetric IPv4 NATs. */
+    bool v6 = rdv__direct_v6_both_locked(c, d);
+    bool direct_expected = !c->cfg.direct_disable && ((!sym_me && !sym_peer) || v6);
     bool one_nat = sym_me && sym_peer && same_public_ip_locked(c, d);
     /* A port mapping on either side gives that side a fixed public
      * address open to anyone: two symmetric NATs can meet there. */
     bool mapped = rdv__portmap_active_locked(c) || d->peer_mapped;
-    bool upgrade = !c->cfg.direct_disable && (!(sym_me && sym_peer) || one_nat || mapped);
+    bool upgrade =
+        !c->cfg.direct_disable && (!(sym_me && sym_peer) || one_nat || mapped || v6);
     if (r->initiator) {
         if (direct_expected) {
             d->direct_deadline = now + c->cfg.direct_timeout_ms;

@@ -187,6 +187,15 @@ bool rdv__cand_addr_usable(const struct sockaddr *sa, socklen_t len)
     return !v6_unspecified(ip) && !v6_multicast(ip) && !v6_link_local(ip);
 }
 
+bool rdv__cand_addr_global_v6(const struct sockaddr_storage *ss)
+{
+    uint8_t ip[16];
+    uint16_t port;
+    if (ss == NULL || ss->ss_family != AF_INET6 || addr_parts(ss, ip, &port) != 16)
+        return false;
+    return (ip[0] & 0xe0) == 0x20 && !v6_teredo(ip) && !v6_6to4(ip);
+}
+
 uint16_t rdv__cand_host_local_pref(const struct sockaddr *sa, unsigned rank)
 {
     struct sockaddr_storage ss;

@@ -106,6 +106,12 @@ int rdv__cand_type_from_name(const char *name, rdv__cand_type *out);
  * a zone). Loopback is allowed (same-host peers and tests). */
 bool rdv__cand_addr_usable(const struct sockaddr *sa, socklen_t len);
 
+/* True when `ss` is a global unicast IPv6 address a peer elsewhere can
+ * reach without NAT (2000::/3, not Teredo 2001::/32 nor 6to4 2002::/16):
+ * two such hosts behind stateful firewalls punch a hole like two
+ * port-restricted cones, whatever their IPv4 NATs are. */
+bool rdv__cand_addr_global_v6(const struct sockaddr_storage *ss);
+
 /* Fills *out with a candidate of type `t` on address addr (len bytes,
  * AF_INET / AF_INET6) whose base is `base` (NULL / 0: none), priority
  * rdv__cand_priority(t, local_pref, RDV__CAND_COMPONENT) and the

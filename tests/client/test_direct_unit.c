@@ -739,6 +739,33 @@ static void test_addr_usable(void **state)
     assert_false(rdv__cand_addr_usable(NULL, 0));
 }
 
+/* Global IPv6 (the decision's "both sides have one"): 2000::/3 but not
+ * Teredo nor 6to4; never IPv4, ULA, link-local, loopback, multicast. */
+static void test_addr_global_v6(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    static const char *const global[] = {"2001:db8::1", "2a00:1450::1", "3fff:ffff::1",
+                                         "2001:1::1"};
+    static const char *const other[] = {"::1",      "fd00::2",    "fc00::1", "fe80::1",
+                                        "ff02::1",  "2001::1",    "2001:0:1::1",
+                                        "2002:c000:201::1", "4000::1", "::",
+                                        "::ffff:192.0.2.1", "1fff::1"};
+    for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++) {
+        mk6(&ss, global[i], 9);
+        if (!rdv__cand_addr_global_v6(&ss))
+            fail_msg("not global: %s", global[i]);
+    }
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+        mk6(&ss, other[i], 9);
+        if (rdv__cand_addr_global_v6(&ss))
+            fail_msg("global: %s", other[i]);
+    }
+    mk4(&ss, "192.0.2.1", 9);
+    assert_false(rdv__cand_addr_global_v6(&ss));
+    assert_false(rdv__cand_addr_global_v6(NULL));
+}
+
 /* ---- dwire: probes and acks ------------------------------------------------------ */
 
 static void test_mac_keys(void **state)
@@ -1252,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_from_json_rejects),
         cmocka_unit_test(test_json_port_mapped),
         cmocka_unit_test(test_addr_usable),
+        cmocka_unit_test(test_addr_global_v6),
         cmocka_unit_test(test_addr_ip_equal),
         cmocka_unit_test(test_mac_keys),
         cmocka_unit_test(test_probe_roundtrip),

@@ -128,3 +128,19 @@ if(TARGET rendezvousd)
     SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
     ENVIRONMENT "${RDV_NAT_LAB_ENV}")
 endif()
+
+# nat_lab_ipv6: the IPv6 variant (natlab.Lab(ipv6=True)): every node also
+# has a global IPv6 address behind its box's stateful nftables firewall (no
+# NAT66). Symmetric <-> symmetric and symmetric <-> port-restricted must go
+# Direct first over IPv6 (the node reports the family of the direct path);
+# a cone pair and a no-NAT <-> symmetric pair Direct first too.
+if(TARGET rendezvousd)
+  add_test(NAME nat_lab_ipv6
+    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/matrix.py
+            --rendezvousd $<TARGET_FILE:rendezvousd>
+            --nat-node $<TARGET_FILE:nat_node> --ipv6
+            --cells symmetric:symmetric,symmetric:portRestricted,portRestricted:symmetric,fullCone:restrictedCone,none:symmetric)
+  set_tests_properties(nat_lab_ipv6 PROPERTIES TIMEOUT 300
+    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
+    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+endif()

@@ -269,7 +269,9 @@ def run_cell(lab, a, url, init, resp):
         common += ["--spray-ports", str(a.spray_ports)]
     if a.portmap:
         common += ["--portmap-wait-ms", str(PORTMAP_WAIT_MS)]
-    if is_sym(init) and is_sym(resp) and not upgrade_expected(init, resp):
+    if a.ipv6:
+        up_wait = 0  # direct first in every cell (global IPv6 on both sides)
+    elif is_sym(init) and is_sym(resp) and not upgrade_expected(init, resp):
         up_wait = a.sym_sym_wait_ms
     elif upgrade_expected(init, resp):
         up_wait = a.upgrade_wait_ms
@@ -364,8 +366,21 @@ def check_cell(cell, a, res, rc_i, rc_r, err_i, err_r, up_wait):
         cell.fail("initiator: %s" % res["error"])
     if a.fresh:
         check_fresh(cell, res)
-    want = expected_first(init, resp)
-    direct_first_race = (upgrade_expected(init, resp) and res.get("first_path") == "Direct")
+    want = "Direct" if a.ipv6 else expected_first(init, resp)
+    direct_first_race = (not a.ipv6 and upgrade_expected(init, resp) and
+                         res.get("first_path") == "Direct")
+    # Pairs no IPv4 check can open at once (symmetric with symmetric or
+    # port-restricted; many-port probing runs only relay first): Direct
+    # first there means IPv6.
+    v4_closed = is_sym(init) and resp in ("symmetric", "portRestricted") or \
+        is_sym(resp) and init in ("symmetric", "portRestricted")
+    if a.ipv6 and v4_closed and res.get("family") != "ipv6":
+        cell.fail("IPv6 variant: no IPv4 pair of %s <-> %s opens at once, so the direct "
+                  "path must be IPv6, but it is %r (remote %s)" %
+                  (init, resp, res.get("family"), res.get("remote")))
+    if a.ipv6 and res.get("final_path") != "Direct":
+        cell.fail("IPv6 variant: final path %s, want Direct (paths %s)" %
+                  (res.get("final_path"), ", ".join(res.get("paths", []))))
     if direct_first_race and a.allow_direct_first:
         cell.notes.append("first path Direct at %s ms, no Relayed path reported first "
                           "[allowed by --allow-direct-first]" % res.get("first_ms"))
@@ -394,7 +409,7 @@ def check_cell(cell, a, res, rc_i, rc_r, err_i, err_r, up_wait):
                   (cell.wire[0], cell.wire[1], direct_batches * a.count))
     direct_ms = res.get("direct_ms", -1)
     upgraded = res.get("first_path") == "Relayed" and direct_ms is not None and direct_ms >= 0
-    if upgrade_expected(init, resp) and not direct_first_race:
+    if upgrade_expected(init, resp) and not direct_first_race and not a.ipv6:
         if not upgraded:
             msg = "no upgrade to Direct within %d ms (final path %s%s)" % (
                 up_wait, res.get("final_path"),
@@ -603,6 +618,10 @@ def main():
                     help="the initiator is a fresh node: it connects once AUTHENTICATED, "
                          "without waiting for NAT discovery (nat_node --fresh)")
     wanreport.add_arguments(ap)
+    ap.add_argument("--ipv6", action="store_true",
+                    help="the IPv6 variant: every node also has a global IPv6 address behind "
+                         "its box's stateful firewall; every cell must be Direct first, over "
+                         "IPv6 when a side is symmetric")
     a = ap.parse_args()
     try:
         sys.stdout.reconfigure(encoding="utf-8", errors="replace")
@@ -632,7 +651,7 @@ def main():
     server_fail = None
     wan = wanreport.wan_link(a)
     pairs = pairs * a.runs
-    with natlab.Lab(wan=wan) as lab:
+    with natlab.Lab(wan=wan, ipv6=a.ipv6) as lab:
         prefix = lab.prefix
         lab.setup_pub()
         if wan:

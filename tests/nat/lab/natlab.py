@@ -61,7 +61,16 @@ own traffic out of its NAT and lets the STUN answers in. box_mappings()
 lists its live mappings (the rules of prerouting_miniupnpd).
 
 IPv6 is disabled in every lab namespace (an IPv4 lab; link-local IPv6
-between two no-NAT nodes on the bridge would bypass the emulation).
+between two no-NAT nodes on the bridge would bypass the emulation),
+except in the IPv6 variant (Lab(ipv6=True)): global IPv6 beside the IPv4
+NAT, no NAT66. pub has 2001:db8:ffff::1 and ::2 on br0 and routes
+(forwarding on) to every site's /64; a box has 2001:db8:ffff::<host> on
+"wan" and 2001:db8:<k>::1/64 on "lan", its node 2001:db8:<k>::2 (a no-NAT
+node 2001:db8:ffff::<host> on the bridge); DAD and router advertisements
+are off. The box's IPv6 ruleset is a stateful firewall (nft_ruleset6()):
+out from the lan anything, in only established / related and the
+neighbour discovery the box itself needs. Site-to-site IPv6 is routed
+through pub (watch_pair() counts it there too).
 
 WAN emulation (Lab(wan=WanLink(...)), matrix.py --rtt-ms / --loss): every
 site's link to the bridge goes through its own namespace "<prefix>w<k>"
@@ -252,6 +261,32 @@ def preflight():
         delete_netns(ns)
 
 
+PUB_NET6 = "2001:db8:ffff::"    # the pub bridge's /64 (IPv6 variant)
+SERVER_IP6 = PUB_NET6 + "1"
+SERVER_ALT_IP6 = PUB_NET6 + "2"
+
+
+def nft_ruleset6():
+    """The IPv6 ruleset of every box in the IPv6 variant: a stateful
+    firewall (no NAT) - the lan may send anything, the wan side gets in
+    only what answers it (ct established / related), and the box itself
+    answers neighbour discovery on its wan."""
+    return (
+        "table ip6 natlab6 {\n"
+        "  chain filter_fwd {\n"
+        "    type filter hook forward priority filter; policy drop;\n"
+        "    iifname \"lan\" oifname \"wan\" accept\n"
+        "    iifname \"wan\" oifname \"lan\" ct state established,related accept\n"
+        "  }\n"
+        "  chain filter_in {\n"
+        "    type filter hook input priority filter; policy accept;\n"
+        "    iifname \"wan\" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept\n"
+        "    iifname \"wan\" ct state established,related accept\n"
+        "    iifname \"wan\" drop\n"
+        "  }\n"
+        "}\n")
+
+
 def nft_ruleset(nat_type, wan_ip, node_ip, portmap=False):
     """The nftables ruleset (text for nft -f) of a box of nat_type whose
     wan address is wan_ip and whose node is node_ip. portmap: the box's own
@@ -415,6 +450,7 @@ class Site:
         self.node_nses = [node_ns]   # a shared site: every node behind the box
         self.node_ips = [node_ip]
         self.wan_ns = None           # the link's emulator namespace (Lab(wan=...))
+        self.node_ip6 = None         # the node's global IPv6 address (Lab(ipv6=True))
 
     def __repr__(self):
         return "Site(%s node=%s %s public=%s)" % (self.nat_type, self.node_ns, self.node_ip,
@@ -425,8 +461,9 @@ class Lab:
     """A lab: the pub namespace and its bridge, sites, processes. Use as a
     context manager (close() deletes everything, also on exceptions)."""
 
-    def __init__(self, tag="", wan=None):
+    def __init__(self, tag="", wan=None, ipv6=False):
         self.prefix = "rl%d-%s" % (os.getpid(), tag)
+        self.ipv6 = ipv6             # the IPv6 variant (module comment)
         self.wan = wan               # WanLink: every site's link emulated
         self.wan_procs = {}          # wan namespace -> wanem Popen
         self.wan_stats = []          # final stats line of every wanem stopped
@@ -449,12 +486,19 @@ class Lab:
 
     # ---- namespaces ------------------------------------------------------
 
-    def _add_ns(self, ns):
+    def _add_ns(self, ns, v6=False):
+        """A new namespace with lo up and IPv6 off, or (v6) on without DAD
+        and router advertisements (the IPv6 variant's pub, boxes, nodes)."""
         run(["ip", "netns", "add", ns])
         self.namespaces.append(ns)
         self.ip(ns, "link", "set", "lo", "up")
-        self.sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1")
-        self.sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1")
+        on = "0" if v6 else "1"
+        self.sysctl(ns, "net.ipv6.conf.all.disable_ipv6", on)
+        self.sysctl(ns, "net.ipv6.conf.default.disable_ipv6", on)
+        if v6:
+            for key in ("accept_dad", "accept_ra", "autoconf"):
+                self.sysctl(ns, "net.ipv6.conf.all.%s" % key, "0")
+                self.sysctl(ns, "net.ipv6.conf.default.%s" % key, "0")
 
     def ip(self, ns, *args):
         return run(["ip", "-n", ns] + list(args))
@@ -469,7 +513,7 @@ class Lab:
     def setup_pub(self):
         """Makes the pub namespace with its bridge and the server's two
         addresses."""
-        self._add_ns(self.pub)
+        self._add_ns(self.pub, v6=self.ipv6)
         self.ip(self.pub, "link", "add", "br0", "type", "bridge")
         self.ip(self.pub, "addr", "add", SERVER_IP + "/24", "dev", "br0")
         self.ip(self.pub, "addr", "add", SERVER_ALT_IP + "/24", "dev", "br0")
@@ -483,6 +527,39 @@ class Lab:
         run(["ip", "netns", "exec", self.pub, "nft", "-f", "-"],
             input="table bridge natlab_watch {\n  chain bridged {\n"
                   "    type filter hook forward priority filter; policy accept;\n  }\n}\n")
+        if self.ipv6:
+            self._setup_pub6()
+
+    def _setup_pub6(self):
+        """IPv6 variant: the server's IPv6 addresses on br0, forwarding
+        between the sites' /64s (routes added per site), a counting chain
+        for site-to-site IPv6 (routed, not bridged)."""
+        for a6 in (SERVER_IP6, SERVER_ALT_IP6):
+            self.ip(self.pub, "-6", "addr", "add", a6 + "/64", "dev", "br0", "nodad")
+        self.sysctl(self.pub, "net.ipv6.conf.all.forwarding", "1")
+        self.ip(self.pub, "-6", "route", "add", "blackhole", "default")
+        run(["ip", "netns", "exec", self.pub, "nft", "-f", "-"],
+            input="table ip6 natlab_watch6 {\n  chain routed {\n"
+                  "    type filter hook forward priority filter; policy accept;\n  }\n}\n")
+
+    def _site6(self, k, host, node_ns, box_ns):
+        """IPv6 variant: addresses and routes of site k (public host
+        number host); returns the node's global address."""
+        wan6 = "%s%x" % (PUB_NET6, host)
+        if box_ns is None:
+            self.ip(node_ns, "-6", "addr", "add", wan6 + "/64", "dev", "eth0", "nodad")
+            self.ip(node_ns, "-6", "route", "add", "default", "via", SERVER_IP6)
+            return wan6
+        lan_box6, node6 = "2001:db8:%x::1" % k, "2001:db8:%x::2" % k
+        self.ip(box_ns, "-6", "addr", "add", wan6 + "/64", "dev", "wan", "nodad")
+        self.ip(box_ns, "-6", "addr", "add", lan_box6 + "/64", "dev", "lan", "nodad")
+        self.ip(box_ns, "-6", "route", "add", "default", "via", SERVER_IP6)
+        self.sysctl(box_ns, "net.ipv6.conf.all.forwarding", "1")
+        self.ip(node_ns, "-6", "addr", "add", node6 + "/64", "dev", "eth0", "nodad")
+        self.ip(node_ns, "-6", "route", "add", "default", "via", lan_box6)
+        self.ip(self.pub, "-6", "route", "add", "2001:db8:%x::/64" % k, "via", wan6)
+        run(["ip", "netns", "exec", box_ns, "nft", "-f", "-"], input=nft_ruleset6())
+        return node6
 
     def _alloc(self):
         if self.next_host > LAST_SITE_HOST or self.next_k > 250:
@@ -514,7 +591,7 @@ class Lab:
             raise ValueError("no port mapping %r for a %r site" % (portmap, nat_type))
         k, public_ip = self._alloc()
         node_ns = "%sn%d" % (self.prefix, k)
-        self._add_ns(node_ns)
+        self._add_ns(node_ns, v6=self.ipv6)
         if nat_type == "none":
             wan_ns = self._veth_to_pub(node_ns, "eth0", "h%d" % k, k)
             self.ip(node_ns, "addr", "add", public_ip + "/24", "dev", "eth0")
@@ -522,9 +599,11 @@ class Lab:
             self.ip(node_ns, "route", "add", "default", "via", SERVER_IP)
             site = Site(k, nat_type, node_ns, None, public_ip, public_ip)
             site.wan_ns = wan_ns
+            if self.ipv6:
+                site.node_ip6 = self._site6(k, int(public_ip.rsplit(".", 1)[1]), node_ns, None)
             return site
         box_ns = "%sb%d" % (self.prefix, k)
-        self._add_ns(box_ns)
+        self._add_ns(box_ns, v6=self.ipv6)
         lan_box, lan_node = "10.%d.0.1" % k, "10.%d.0.2" % k
         wan_ns = self._veth_to_pub(box_ns, "wan", "b%d" % k, k)
         self.ip(box_ns, "addr", "add", public_ip + "/24", "dev", "wan")
@@ -542,6 +621,8 @@ class Lab:
             input=nft_ruleset(nat_type, public_ip, lan_node, portmap=bool(portmap)))
         site = Site(k, nat_type, node_ns, box_ns, lan_node, public_ip)
         site.wan_ns = wan_ns
+        if self.ipv6:
+            site.node_ip6 = self._site6(k, int(public_ip.rsplit(".", 1)[1]), node_ns, box_ns)
         if portmap:
             self._start_miniupnpd(site, portmap)
         return site
@@ -700,6 +781,9 @@ class Lab:
                 self.namespaces.remove(ns)
         if site.wan_ns:
             self._wan_stop(site.wan_ns)
+        if site.node_ip6 and site.box_ns:
+            run(["ip", "-n", self.pub, "-6", "route", "del", "2001:db8:%x::/64" % site.k],
+                check=False)
         for ns in (site.node_ns, site.box_ns, site.wan_ns):
             if ns and ns in self.namespaces:
                 delete_netns(ns)
@@ -806,24 +890,35 @@ class Lab:
                  "natlab_watch", "bridged", "ip", "saddr", x.public_ip, "ip", "daddr",
                  y.public_ip, "meta", "l4proto", "udp", "counter", "comment",
                  "%s_%s" % (tag, d)])
+            if x.node_ip6 and y.node_ip6:
+                run(["ip", "netns", "exec", self.pub, "nft", "add", "rule", "ip6",
+                     "natlab_watch6", "routed", "ip6", "saddr", x.node_ip6, "ip6", "daddr",
+                     y.node_ip6, "meta", "l4proto", "udp", "counter", "comment",
+                     "%s_%s" % (tag, d)])
         return tag
 
     def pair_counts(self, tag):
         """(datagrams a->b, datagrams b->a) since watch_pair(); (-1, -1)
-        when the counters cannot be read."""
-        r = run(["ip", "netns", "exec", self.pub, "nft", "-j", "list", "chain", "bridge",
-                 "natlab_watch", "bridged"], check=False)
+        when the counters cannot be read. IPv6 variant: bridged IPv4 plus
+        routed IPv6 between the two nodes."""
+        chains = [("bridge", "natlab_watch", "bridged")]
+        if self.ipv6:
+            chains.append(("ip6", "natlab_watch6", "routed"))
         got = {}
-        try:
-            for item in json.loads(r.stdout)["nftables"]:
-                rule = item.get("rule")
-                if not rule or not str(rule.get("comment", "")).startswith(tag + "_"):
-                    continue
-                for e in rule["expr"]:
-                    if "counter" in e:
-                        got[rule["comment"][len(tag) + 1:]] = e["counter"]["packets"]
-        except (ValueError, KeyError, TypeError):
-            return -1, -1
+        for fam, table, chain in chains:
+            r = run(["ip", "netns", "exec", self.pub, "nft", "-j", "list", "chain", fam,
+                     table, chain], check=False)
+            try:
+                for item in json.loads(r.stdout)["nftables"]:
+                    rule = item.get("rule")
+                    if not rule or not str(rule.get("comment", "")).startswith(tag + "_"):
+                        continue
+                    for e in rule["expr"]:
+                        if "counter" in e:
+                            d = rule["comment"][len(tag) + 1:]
+                            got[d] = got.get(d, 0) + e["counter"]["packets"]
+            except (ValueError, KeyError, TypeError):
+                return -1, -1
         return got.get("ab", -1), got.get("ba", -1)
 
     # ---- processes -------------------------------------------------------
