@@ -283,7 +283,12 @@ void rdv__portmap_service(rdv_client *c, int64_t now)
 
 void rdv__portmap_stop(rdv_client *c)
 {
+    /* Unpublished first: a status reader (under c->lock) never meets a
+     * mapper being freed. */
+    pthread_mutex_lock(&c->lock);
     rdv__portmap *pm = c->portmap;
+    c->portmap = NULL;
+    pthread_mutex_unlock(&c->lock);
     if (!pm)
         return;
     pthread_mutex_lock(&pm->mu);
@@ -293,9 +298,6 @@ void rdv__portmap_stop(rdv_client *c)
     pthread_join(pm->thread, NULL);
     pthread_cond_destroy(&pm->cv);
     pthread_mutex_destroy(&pm->mu);
-    pthread_mutex_lock(&c->lock);
-    c->portmap = NULL;
-    pthread_mutex_unlock(&c->lock);
     free(pm);
 }
 

@@ -25,7 +25,8 @@
  *   rendezvousd_alt_port    alternate port only: no change-IP request,
  *                           restricted cone ("server cannot change IP");
  *   dead_first_rendezvousd  dead server 1 (real clock, RTO 40): rc requests at
- *                           doubling intervals, then rendezvousd answers;
+ *                           doubling intervals (never sooner; later is the
+ *                           load's), then rendezvousd answers;
  *   dead_first              the same on the virtual clock, exact schedule;
  *   retransmit              two requests dropped, the third answered;
  *   all_dead                error, UNKNOWN, full schedule on each server;
@@ -748,7 +749,10 @@ static void test_dead_first_rendezvousd(void **state)
         int64_t d = H.log[i].at - H.log[i - 1].at;
         print_message("interval %zu: %lld ms (schedule %lld)\n", i, (long long)d,
                       (long long)expect);
-        assert_true(d >= expect && d < expect + 100);
+        /* never sooner than the schedule; how much later is the machine's
+         * load, not the engine (dead_first checks the exact schedule on the
+         * virtual clock) */
+        assert_true(d >= expect);
     }
     size_t first2 = H.nlog;
     for (size_t i = 0; i < H.nlog && first2 == H.nlog; i++)
@@ -758,7 +762,7 @@ static void test_dead_first_rendezvousd(void **state)
     int64_t on_dead = H.log[first2].at - H.log[0].at;
     print_message("time on the dead server: %lld ms (schedule %d)\n", (long long)on_dead,
                   19 * rto);
-    assert_true(on_dead >= 19 * rto && on_dead < 19 * rto + 150);
+    assert_true(on_dead >= 19 * rto);
 }
 
 /* ---- Fake servers, virtual clock --------------------------------- */

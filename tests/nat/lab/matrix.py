@@ -432,7 +432,8 @@ def check_cell(cell, a, res, rc_i, rc_r, err_i, err_r, up_wait):
     if res.get("peer_nat") != want_peer:
         cell.notes.append("peer_nat %s (responder is %s)" % (res.get("peer_nat"), want_peer))
     spray_l = any(e.get("via_spray") for e in cell.listener_paths)
-    if upgraded and not res.get("via_spray") and not spray_l and (init, resp) in (
+    if upgraded and not res.get("via_spray") and not spray_l and not PORTMAP["mode"] and (
+            init, resp) in (
             ("portRestricted", "symmetric"), ("symmetric", "portRestricted")):
         cell.notes.append("port-restricted<->symmetric upgraded, but neither side reports "
                           "via_spray (this pair needs many-port probing)")
