@@ -131,9 +131,10 @@ endif()
 
 # nat_lab_ipv6: the IPv6 variant (natlab.Lab(ipv6=True)): every node also
 # has a global IPv6 address behind its box's stateful nftables firewall (no
-# NAT66). Symmetric <-> symmetric and symmetric <-> port-restricted must go
-# Direct first over IPv6 (the node reports the family of the direct path);
-# a cone pair and a no-NAT <-> symmetric pair Direct first too.
+# NAT66). Symmetric <-> symmetric must go Direct first over IPv6 (the node
+# reports the family of the direct path); symmetric <-> port-restricted, a
+# cone pair and no-NAT <-> symmetric Direct first too (over either family:
+# many-port probing may win over IPv4).
 if(TARGET rendezvousd)
   add_test(NAME nat_lab_ipv6
     COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/matrix.py

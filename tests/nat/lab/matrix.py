@@ -369,11 +369,10 @@ def check_cell(cell, a, res, rc_i, rc_r, err_i, err_r, up_wait):
     want = "Direct" if a.ipv6 else expected_first(init, resp)
     direct_first_race = (not a.ipv6 and upgrade_expected(init, resp) and
                          res.get("first_path") == "Direct")
-    # Pairs no IPv4 check can open at once (symmetric with symmetric or
-    # port-restricted; many-port probing runs only relay first): Direct
-    # first there means IPv6.
-    v4_closed = is_sym(init) and resp in ("symmetric", "portRestricted") or \
-        is_sym(resp) and init in ("symmetric", "portRestricted")
+    # Symmetric <-> symmetric: no IPv4 pair opens (many-port probing runs
+    # only between a symmetric and a cone side, and it may win the race
+    # there), so Direct means IPv6.
+    v4_closed = is_sym(init) and is_sym(resp)
     if a.ipv6 and v4_closed and res.get("family") != "ipv6":
         cell.fail("IPv6 variant: no IPv4 pair of %s <-> %s opens at once, so the direct "
                   "path must be IPv6, but it is %r (remote %s)" %
@@ -622,7 +621,7 @@ def main():
     ap.add_argument("--ipv6", action="store_true",
                     help="the IPv6 variant: every node also has a global IPv6 address behind "
                          "its box's stateful firewall; every cell must be Direct first, over "
-                         "IPv6 when a side is symmetric")
+                         "IPv6 when both sides are symmetric")
     a = ap.parse_args()
     try:
         sys.stdout.reconfigure(encoding="utf-8", errors="replace")
