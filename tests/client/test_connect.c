@@ -535,6 +535,26 @@ static bool ip_is_local(const char *ip, int fam)
     return found;
 }
 
+/* Whether this host has a global IPv6 address (2000::/3 minus Teredo
+ * 2001::/32 and 6to4 2002::/16): the library's rule (PROTOCOL.md 14.6)
+ * then takes two nodes on it direct over IPv6 whatever their NAT types. */
+static bool host_has_global_v6(void)
+{
+    struct ifaddrs *ifs = NULL;
+    bool found = false;
+    if (getifaddrs(&ifs) != 0)
+        return false;
+    for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET6)
+            continue;
+        const uint8_t *b = ((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr.s6_addr;
+        found = (b[0] & 0xe0) == 0x20 && !(b[0] == 0x20 && b[1] == 0x01 && !b[2] && !b[3]) &&
+                !(b[0] == 0x20 && b[1] == 0x02);
+    }
+    freeifaddrs(ifs);
+    return found;
+}
+
 /* Checks that `remote` is an endpoint of this host (IPv4 or IPv6) at
  * `port` (0: any). */
 static void check_remote(const char *remote, unsigned port)
@@ -1237,6 +1257,26 @@ static void test_upgrade(void **state)
 static void test_both_symmetric(void **state)
 {
     (void)state;
+    if (host_has_global_v6()) {
+        /* both ends have a global IPv6 address: direct first over it
+         * (PROTOCOL.md 14.6), the NAT types notwithstanding */
+        print_message("this host has a global IPv6 address: expecting Direct over IPv6\n");
+        rdv_ts_server *s = start_server(NULL);
+        popts o = {0};
+        o.nat = RDV_NAT_SYMMETRIC;
+        cpeer *a = peer_new(s, "alice", &o);
+        cpeer *b = peer_new(s, "bob", &o);
+        char sid[RDV_SESSION_ID_LEN + 1];
+        connect_pair(a, b, sid);
+        expect_only_path(a, RDV_PATH_DIRECT, "both with global IPv6");
+        expect_only_path(b, RDV_PATH_DIRECT, "both with global IPv6");
+        rdv_session_info ia;
+        info_of(a, sid, &ia);
+        print_info("A", &ia);
+        assert_int_equal(ia.remote[0], '['); /* an IPv6 peer address */
+        exchange_hashed(a, b, sid, 20, 500);
+        return;
+    }
     rdv_ts_server *s = start_server(NULL);
     popts o = {0};
     o.nat = RDV_NAT_SYMMETRIC;
