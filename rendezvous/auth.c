@@ -163,19 +163,11 @@ static rdv_ec check_hello(srv_server *srv, const srv_conn *c, const json_t *body
  * path names the fault). */
 static bool defer_hello(srv_server *srv, srv_conn *c, json_t *body)
 {
-    const char *id = rdv_msg_get_str(body, "nodeID");
-    const char *sig_hex = rdv_msg_get_str(body, "signature");
     uint8_t pk[RDV_NODE_ID_BYTES], sig[RDV_SIG_BYTES];
-    size_t sig_len = 0;
-    if (srv->vpool.nthreads == 0 || !id || !sig_hex ||
-        !rdv_node_id_valid(id, strlen(id)) || rdv_node_id_to_pk(id, pk) != 0 ||
-        !rdv_hex_valid(sig_hex, strlen(sig_hex), RDV_SIG_HEXLEN) ||
-        sodium_hex2bin(sig, sizeof sig, sig_hex, RDV_SIG_HEXLEN, NULL, &sig_len, NULL) != 0 ||
-        sig_len != sizeof sig)
-        return false;
     uint8_t *input = NULL;
     size_t len = 0;
-    if (rdv_sig_input(RDV_MSG_HELLO, body, &input, &len) != 0)
+    if (srv->vpool.nthreads == 0 || rdv_sig_key_from(body, "nodeID", pk) != 0 ||
+        rdv_sig_prepare(RDV_MSG_HELLO, body, sig, &input, &len) != 0)
         return false;
     bool queued = srv_vpool_defer_hello(srv, c, input, len, sig, pk, body);
     free(input);

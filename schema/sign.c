@@ -137,11 +137,9 @@ int rdv_sig_sign(rdv_msg_type type, json_t *body,
     return 0;
 }
 
-int rdv_sig_verify(rdv_msg_type type, const json_t *body,
-                   const uint8_t pk[RDV_NODE_ID_BYTES])
+int rdv_sig_prepare(rdv_msg_type type, const json_t *body, uint8_t sig[RDV_SIG_BYTES],
+                    uint8_t **input, size_t *len)
 {
-    if (pk == NULL)
-        return -RDV_EC_INTERNAL;
     if (!rdv_msg_type_is_signed(type))
         return -RDV_EC_UNSUPPORTED_TYPE;
     if (!json_is_object(body))
@@ -151,18 +149,26 @@ int rdv_sig_verify(rdv_msg_type type, const json_t *body,
         !rdv_hex_valid(json_string_value(sv), json_string_length(sv),
                        RDV_SIG_HEXLEN))
         return -RDV_EC_BAD_SIGNATURE;
-    uint8_t sig[RDV_SIG_BYTES];
     size_t sig_len = 0;
-    if (sodium_hex2bin(sig, sizeof sig, json_string_value(sv),
+    if (sodium_hex2bin(sig, RDV_SIG_BYTES, json_string_value(sv),
                        RDV_SIG_HEXLEN, NULL, &sig_len, NULL) != 0 ||
-        sig_len != sizeof sig)
+        sig_len != RDV_SIG_BYTES)
         return -RDV_EC_BAD_SIGNATURE;
     int rc = sodium_ready();
     if (rc != 0)
         return rc;
+    return rdv_sig_input(type, body, input, len);
+}
+
+int rdv_sig_verify(rdv_msg_type type, const json_t *body,
+                   const uint8_t pk[RDV_NODE_ID_BYTES])
+{
+    if (pk == NULL)
+        return -RDV_EC_INTERNAL;
+    uint8_t sig[RDV_SIG_BYTES];
     uint8_t *input = NULL;
     size_t input_len = 0;
-    rc = rdv_sig_input(type, body, &input, &input_len);
+    int rc = rdv_sig_prepare(type, body, sig, &input, &input_len);
     if (rc != 0)
         return rc;
     rc = crypto_sign_verify_detached(sig, input, input_len, pk);
@@ -170,19 +176,25 @@ int rdv_sig_verify(rdv_msg_type type, const json_t *body,
     return rc == 0 ? 0 : -RDV_EC_BAD_SIGNATURE;
 }
 
-int rdv_sig_verify_from(rdv_msg_type type, const json_t *body,
-                        const char *key_field)
+int rdv_sig_key_from(const json_t *body, const char *key_field,
+                     uint8_t pk[RDV_NODE_ID_BYTES])
 {
     if (key_field == NULL || !json_is_object(body))
         return -RDV_EC_BAD_SIGNATURE;
     const json_t *kv = json_object_get(body, key_field);
     if (!json_is_string(kv) ||
-        !rdv_node_id_valid(json_string_value(kv), json_string_length(kv)))
+        !rdv_node_id_valid(json_string_value(kv), json_string_length(kv)) ||
+        rdv_node_id_to_pk(json_string_value(kv), pk) != 0)
         return -RDV_EC_BAD_SIGNATURE;
+    return 0;
+}
+
+int rdv_sig_verify_from(rdv_msg_type type, const json_t *body,
+                        const char *key_field)
+{
     uint8_t pk[RDV_NODE_ID_BYTES];
-    if (rdv_node_id_to_pk(json_string_value(kv), pk) != 0)
-        return -RDV_EC_BAD_SIGNATURE;
-    return rdv_sig_verify(type, body, pk);
+    int rc = rdv_sig_key_from(body, key_field, pk);
+    return rc != 0 ? rc : rdv_sig_verify(type, body, pk);
 }
 
 /* now - past_ms <= ts <= now + future_ms, without overflow for any input

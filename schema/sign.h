@@ -35,6 +35,20 @@ int rdv_sig_sign(rdv_msg_type type, json_t *body,
                  const uint8_t sk[RDV_SECRET_KEY_BYTES])
     __attribute__((warn_unused_result));
 
+/* The parts of a verification, for a caller that runs the Ed25519 check
+ * itself (e.g. on another thread): body.signature's bytes into sig and
+ * the signing input into *input (malloc'd, length *len; caller frees).
+ * Returns 0, or the -RDV_EC_* rdv_sig_verify would return before checking
+ * (-RDV_EC_BAD_SIGNATURE for a missing or malformed signature). */
+int rdv_sig_prepare(rdv_msg_type type, const json_t *body, uint8_t sig[RDV_SIG_BYTES],
+                    uint8_t **input, size_t *len) __attribute__((warn_unused_result));
+
+/* The public key named by body[key_field] (a node ID, e.g. "fromNodeID"
+ * or "nodeID") into pk. Returns 0, or -RDV_EC_BAD_SIGNATURE when it is
+ * missing or not a node ID. */
+int rdv_sig_key_from(const json_t *body, const char *key_field,
+                     uint8_t pk[RDV_NODE_ID_BYTES]) __attribute__((warn_unused_result));
+
 /* Verifies body.signature against public key `pk`. Returns 0 when valid,
  * -RDV_EC_BAD_SIGNATURE when not (or missing/malformed), another -RDV_EC_*
  * when the body cannot be canonicalised. Does not check freshness. */
