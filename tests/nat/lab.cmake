@@ -37,6 +37,19 @@ set(RDV_NAT_LAB_DIR ${CMAKE_CURRENT_SOURCE_DIR}/lab)
 set(RDV_NAT_LAB_ENV
   "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 
+# rdv_nat_lab_node_test(NAME SCRIPT TIMEOUT [ARGS ...]): a lab script run
+# with the test build's rendezvousd and nat_node (plus ARGS), skipped (77)
+# without root, one lab at a time.
+function(rdv_nat_lab_node_test name script timeout)
+  add_test(NAME ${name}
+    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/${script}
+            --rendezvousd $<TARGET_FILE:rendezvousd>
+            --nat-node $<TARGET_FILE:nat_node> ${ARGN})
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${timeout}
+    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
+    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+endfunction()
+
 if(TARGET rendezvousd)
   add_test(NAME nat_lab_boxes
     COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/check_boxes.py
@@ -51,55 +64,25 @@ add_executable(nat_node nat_node.c)
 target_link_libraries(nat_node PRIVATE rendezvous Threads::Threads)
 
 if(TARGET rendezvousd)
-  add_test(NAME nat_lab_matrix
-    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/matrix.py
-            --rendezvousd $<TARGET_FILE:rendezvousd>
-            --nat-node $<TARGET_FILE:nat_node>)
-  set_tests_properties(nat_lab_matrix PROPERTIES TIMEOUT 600
-    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
-    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+  rdv_nat_lab_node_test(nat_lab_matrix matrix.py 600)
 endif()
 
 if(TARGET rendezvousd)
-  add_test(NAME nat_lab_first
-    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/matrix.py --fresh
-            --rendezvousd $<TARGET_FILE:rendezvousd>
-            --nat-node $<TARGET_FILE:nat_node>
-            --types restrictedCone,portRestricted,symmetric,fullCone,none
-            --cells restrictedCone:fullCone,restrictedCone:restrictedCone,restrictedCone:portRestricted,restrictedCone:symmetric,restrictedCone:none,portRestricted:fullCone,portRestricted:restrictedCone,portRestricted:portRestricted,portRestricted:symmetric,portRestricted:none,symmetric:fullCone,symmetric:restrictedCone,symmetric:portRestricted,symmetric:symmetric,symmetric:none)
-  set_tests_properties(nat_lab_first PROPERTIES TIMEOUT 600
-    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
-    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+  rdv_nat_lab_node_test(nat_lab_first matrix.py 600 --fresh
+    --types restrictedCone,portRestricted,symmetric,fullCone,none
+    --cells restrictedCone:fullCone,restrictedCone:restrictedCone,restrictedCone:portRestricted,restrictedCone:symmetric,restrictedCone:none,portRestricted:fullCone,portRestricted:restrictedCone,portRestricted:portRestricted,portRestricted:symmetric,portRestricted:none,symmetric:fullCone,symmetric:restrictedCone,symmetric:portRestricted,symmetric:symmetric,symmetric:none)
 endif()
 
 if(TARGET rendezvousd)
-  add_test(NAME nat_lab_same_nat
-    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/same_nat.py
-            --rendezvousd $<TARGET_FILE:rendezvousd>
-            --nat-node $<TARGET_FILE:nat_node>)
-  set_tests_properties(nat_lab_same_nat PROPERTIES TIMEOUT 300
-    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
-    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+  rdv_nat_lab_node_test(nat_lab_same_nat same_nat.py 300)
 endif()
 
 if(TARGET rendezvousd)
-  add_test(NAME nat_lab_fallback
-    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/fallback.py
-            --rendezvousd $<TARGET_FILE:rendezvousd>
-            --nat-node $<TARGET_FILE:nat_node>)
-  set_tests_properties(nat_lab_fallback PROPERTIES TIMEOUT 300
-    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
-    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+  rdv_nat_lab_node_test(nat_lab_fallback fallback.py 300)
 endif()
 
 if(TARGET rendezvousd)
-  add_test(NAME nat_lab_portmap
-    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/portmap.py
-            --rendezvousd $<TARGET_FILE:rendezvousd>
-            --nat-node $<TARGET_FILE:nat_node>)
-  set_tests_properties(nat_lab_portmap PROPERTIES TIMEOUT 300
-    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
-    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+  rdv_nat_lab_node_test(nat_lab_portmap portmap.py 300)
 endif()
 
 # wanem: the lab's WAN emulator (delay, jitter, loss per direction on a
@@ -118,15 +101,9 @@ if(TARGET rendezvousd)
             --wanem $<TARGET_FILE:wanem> --rtt-ms 40 --loss 3 --count 500)
   set_tests_properties(nat_lab_wan_check PROPERTIES TIMEOUT 120
     SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab)
-  add_test(NAME nat_lab_wan
-    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/matrix.py
-            --rendezvousd $<TARGET_FILE:rendezvousd>
-            --nat-node $<TARGET_FILE:nat_node>
-            --wanem $<TARGET_FILE:wanem> --rtt-ms 40 --loss 3
-            --cells portRestricted:portRestricted,fullCone:restrictedCone,none:portRestricted,symmetric:fullCone,portRestricted:symmetric,symmetric:symmetric)
-  set_tests_properties(nat_lab_wan PROPERTIES TIMEOUT 300
-    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
-    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+  rdv_nat_lab_node_test(nat_lab_wan matrix.py 300
+    --wanem $<TARGET_FILE:wanem> --rtt-ms 40 --loss 3
+    --cells portRestricted:portRestricted,fullCone:restrictedCone,none:portRestricted,symmetric:fullCone,portRestricted:symmetric,symmetric:symmetric)
 endif()
 
 # nat_lab_ipv6: the IPv6 variant (natlab.Lab(ipv6=True)): every node also
@@ -136,12 +113,6 @@ endif()
 # cone pair and no-NAT <-> symmetric Direct first too (over either family:
 # many-port probing may win over IPv4).
 if(TARGET rendezvousd)
-  add_test(NAME nat_lab_ipv6
-    COMMAND ${RDV_PYTHON} ${RDV_NAT_LAB_DIR}/matrix.py
-            --rendezvousd $<TARGET_FILE:rendezvousd>
-            --nat-node $<TARGET_FILE:nat_node> --ipv6
-            --cells symmetric:symmetric,symmetric:portRestricted,portRestricted:symmetric,fullCone:restrictedCone,none:symmetric)
-  set_tests_properties(nat_lab_ipv6 PROPERTIES TIMEOUT 300
-    SKIP_RETURN_CODE 77 RESOURCE_LOCK rdv_nat_lab
-    ENVIRONMENT "${RDV_NAT_LAB_ENV}")
+  rdv_nat_lab_node_test(nat_lab_ipv6 matrix.py 300 --ipv6
+    --cells symmetric:symmetric,symmetric:portRestricted,portRestricted:symmetric,fullCone:restrictedCone,none:symmetric)
 endif()
