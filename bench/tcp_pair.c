@@ -31,20 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
 
 #define MAX_CONNS 4096
 #define MAX_SIZE 65536
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Writes all of buf to fd (blocking socket); -1 on error. */
 static int write_all(int fd, const uint8_t *buf, size_t len)
@@ -152,17 +144,17 @@ static int load(int port, int pairs, long rate, long messages, long warmup, size
     long sent = 0, received = 0, errors = 0;
     int next = 0;
     double tokens = 0;
-    int64_t t0 = mono_ns(), last = t0, deadline = t0 + (int64_t)timeout_s * 1000000000;
+    int64_t t0 = bench_mono_ns(), last = t0, deadline = t0 + (int64_t)timeout_s * 1000000000;
     int64_t m0 = 0;
     long measured = 0;
-    while (received < messages && mono_ns() < deadline) {
-        int64_t now = mono_ns();
+    while (received < messages && bench_mono_ns() < deadline) {
+        int64_t now = bench_mono_ns();
         tokens += (double)(now - last) * (double)rate / 1e9;
         if (tokens > 10)
             tokens = 10; /* no bursts after a stall */
         last = now;
         while (tokens >= 1 && sent < messages) {
-            int64_t ts = mono_ns();
+            int64_t ts = bench_mono_ns();
             memcpy(msg, &ts, sizeof ts);
             if (write_all(tx[next], msg, size) != 0) {
                 errors++;
@@ -195,14 +187,14 @@ static int load(int port, int pairs, long rate, long messages, long warmup, size
             memcpy(&ts, inbuf[i], sizeof ts);
             received++;
             if (received == warmup)
-                m0 = mono_ns();
+                m0 = bench_mono_ns();
             if (received > warmup) {
-                bench_lat_add(&lat, mono_ns() - ts);
+                bench_lat_add(&lat, bench_mono_ns() - ts);
                 measured++;
             }
         }
     }
-    double secs = (double)(mono_ns() - (m0 ? m0 : t0)) / 1e9;
+    double secs = (double)(bench_mono_ns() - (m0 ? m0 : t0)) / 1e9;
     double p50, p99, p999, max;
     bench_lat_summary(&lat, &p50, &p99, &p999, &max);
     long bad = errors + (messages - received);
