@@ -20,6 +20,7 @@
 #include "rendezvous/conn_limits.h"
 #include "rendezvous/log.h"
 #include "rendezvous/presence.h"
+#include "rendezvous/relay_channel.h"
 #include "rendezvous/server.h"
 #include "rendezvous/vpool.h"
 #include "schema/sign.h"
@@ -110,7 +111,9 @@ static int send_welcome(srv_server *srv, srv_conn *c, const char *hex, const cha
     /* the presence scanning limit (presence.c): 0 = none */
     int pburst = cfg->presence_burst > cfg->max_watches ? cfg->presence_burst : cfg->max_watches;
     if (json_object_set_new(limits, "presenceIDsPerMinute", json_integer(cfg->presence_rate)) ||
-        json_object_set_new(limits, "presenceIDBurst", json_integer(pburst))) {
+        json_object_set_new(limits, "presenceIDBurst", json_integer(pburst)) ||
+        (cfg->relay_channel && cfg->relay_max_sessions > 0 &&
+         json_object_set_new(limits, "relayChannel", json_integer(1)))) {
         json_decref(limits);
         return -1;
     }
@@ -184,6 +187,33 @@ static void admission_refuse(srv_server *srv, srv_conn *c, rdv_ec code, const ch
     srv_conn_close(srv, c, code, why, LWS_CLOSE_STATUS_POLICY_VIOLATION);
 }
 
+/* The rest of a relay channel's hello (relay_channel.h): bound to the
+ * node's main connection here, or refused with not_authenticated. No
+ * presence, no offline delivery, no peerOnline. Returns 0. */
+static int channel_complete(srv_server *srv, srv_conn *c, const char *hex)
+{
+    const char *why = NULL;
+    rdv_ec ec = srv_channel_attach(srv, c, &why);
+    if (ec != RDV_EC_NONE) {
+        srv->m.auth_failures++;
+        srv_info(srv->log, "relay channel of node %s refused: %s", hex, rdv_ec_name(ec));
+        srv_conn_close(srv, c, ec, why, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return 0;
+    }
+    char ip[64] = "0.0.0.0";
+    uint8_t key[16];
+    uint16_t port = c->observed_port;
+    if (srv_peer_address(c->wsi, key, ip, sizeof ip, &port) == 0)
+        c->observed_port = port;
+    if (send_welcome(srv, c, hex, ip) != 0) {
+        srv_conn_close(srv, c, RDV_EC_INTERNAL, "cannot build welcome",
+                       LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+        return 0;
+    }
+    srv_info(srv->log, "node %s opened a relay channel from %s:%u", hex, ip, c->observed_port);
+    return 0;
+}
+
 /* The rest of a hello whose checks and signature passed: nodeID,
  * admission, then c is AUTHED, welcomed and present. Returns 0. */
 static int hello_complete(srv_server *srv, srv_conn *c, const json_t *body)
@@ -201,6 +231,8 @@ static int hello_complete(srv_server *srv, srv_conn *c, const json_t *body)
         admission_refuse(srv, c, ec, hex, adm_why);
         return 0;
     }
+    if (c->channel)
+        return channel_complete(srv, c, hex);
     int nat = rdv_wire_nat_parse(rdv_msg_get_str(body, "natType"));
     c->nat_type = (uint8_t)(nat < 0 ? RDV_WIRE_NAT_UNKNOWN : nat);
 

@@ -136,8 +136,11 @@ static const opt options[] = {
      "payload bytes per relayData (lowered to fit --max-message-bytes as base64)"},
     {"--relay-max-sessions", "RENDEZVOUS_RELAY_MAX_SESSIONS", "N", K_INT, F(relay_max_sessions),
      "8", 0, 1000000, "relay sessions per node (0 disables the relay)"},
-    {"--relay-rate", "RENDEZVOUS_RELAY_RATE", "BYTES", K_INT, F(relay_rate), "134217728", 0,
+    {"--relay-rate", "RENDEZVOUS_RELAY_RATE", "BYTES", K_INT, F(relay_rate), "0", 0,
      1099511627776LL, "relayed payload bytes per second per node, 1 s burst (0 = unlimited)"},
+    {"--relay-channel", "RENDEZVOUS_RELAY_CHANNEL", "on|off", K_ONOFF, F(relay_channel), "on", 0,
+     0, "accept relay channels: a node's second WebSocket (rendezvous.relay.v1) for relay data "
+        "only, with a 64 KiB receive buffer"},
     {"--relay-quota", "RENDEZVOUS_RELAY_QUOTA", "BYTES", K_INT, F(relay_quota), "0", 0, 1LL << 53,
      "payload bytes per relay session, then it is closed (0 = unlimited)"},
     {"--relay-global-rate", "RENDEZVOUS_RELAY_GLOBAL_RATE", "BYTES", K_INT, F(relay_global_rate),

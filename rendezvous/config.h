@@ -48,6 +48,8 @@ typedef struct srv_config {
     uint64_t relay_global_rate;  /* --relay-global-rate: bytes/s, 0 = unlimited */
     int64_t relay_idle_timeout_ms; /* --relay-idle-timeout */
     bool stun;                   /* --stun on|off: the UDP STUN responder */
+    bool relay_channel;          /* --relay-channel on|off: accept relay
+                                  * channels (PROTOCOL.md 9.5) */
     int stun_port;               /* --stun-port: 0 = any free port */
     int stun_alt_port;           /* --stun-alt-port: 0 = none (RFC 5780) */
     bool stun_alt_auto;          /* "auto": --stun-port + 1, and a port

@@ -27,6 +27,7 @@
 #include "rendezvous/conn_limits.h"
 #include "rendezvous/log.h"
 #include "rendezvous/relay.h"
+#include "rendezvous/relay_channel.h"
 #include "rendezvous/replay.h"
 #include "rendezvous/route.h"
 #include "rendezvous/server.h"
@@ -219,6 +220,7 @@ void srv_conn_close(srv_server *srv, srv_conn *c, rdv_ec code, const char *messa
 {
     if (c->close_code)
         return;
+    srv_channel_main_ends(srv, c); /* a main connection's channel goes with it */
     if (code != RDV_EC_NONE) {
         json_t *b = error_body(code, message, NULL, NULL, NULL);
         json_t *env = b ? rdv_msg_wrap(RDV_MSG_ERROR, b) : NULL;

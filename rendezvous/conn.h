@@ -93,6 +93,8 @@ typedef struct srv_conn {
     uint16_t vq_count;               /* jobs on vq_* (about SRV_VPOOL_CONN_MAX at most) */
     uint8_t vq_paused;               /* reading paused: vq_* is full */
     uint8_t vq_mark;                 /* vpool.c: in the batch being drained */
+    uint8_t channel;                 /* a relay channel (relay_channel.h), not
+                                      * a main connection */
     union {
         uint8_t nonce[RDV_NONCE_BYTES];     /* PENDING: the challenge's nonce */
         uint8_t node_id[RDV_NODE_ID_BYTES]; /* AUTHED (and CLOSING after it) */

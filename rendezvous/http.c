@@ -98,6 +98,14 @@ static void build_relay_metrics(srv_server *srv, tbuf *b)
         tb_printf(b, "rendezvous_relay_dropped_bytes_total{reason=\"%s\"} %llu\n",
                   srv_relay_drop_name((srv_relay_drop)d),
                   (unsigned long long)r->m.dropped_bytes[d]);
+    metric(b, "rendezvous_relay_channel_frames_total", "counter",
+           "Relay data frames received on relay channels (in) and sent down them (out).");
+    tb_printf(b, "rendezvous_relay_channel_frames_total{direction=\"in\"} %llu\n",
+              (unsigned long long)r->m.channel_in);
+    tb_printf(b, "rendezvous_relay_channel_frames_total{direction=\"out\"} %llu\n",
+              (unsigned long long)r->m.channel_out);
+    metric(b, "rendezvous_relay_channels", "gauge", "Relay channels open (PROTOCOL.md 9.5).");
+    tb_printf(b, "rendezvous_relay_channels %llu\n", (unsigned long long)srv->channels.count);
     metric(b, "rendezvous_relay_sessions_opened_total", "counter",
            "Relay sessions that reached OPEN (consented).");
     tb_printf(b, "rendezvous_relay_sessions_opened_total %llu\n",

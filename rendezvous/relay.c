@@ -43,6 +43,7 @@
 #include "schema/ids.h"
 #include "rendezvous/log.h"
 #include "rendezvous/presence.h"
+#include "rendezvous/relay_channel.h"
 #include "rendezvous/server.h"
 
 enum { S_OPENING = 0, S_OPEN = 1 };
@@ -664,7 +665,7 @@ int srv_relay_close_msg(srv_relay *r, struct srv_server *srv, srv_conn *c, const
 
 /* The checks and forwarding shared by both forms. id: the session; n: the
  * payload size; raw/len/binary: the frame to forward unchanged. */
-static void relay_data(srv_relay *r, struct srv_server *srv, srv_conn *c,
+static void relay_data(srv_relay *r, struct srv_server *srv, srv_conn *c, srv_conn *via,
                        const uint8_t id[RDV_UUID_BYTES], size_t n, const uint8_t *raw,
                        size_t len, bool binary)
 {
@@ -676,17 +677,17 @@ static void relay_data(srv_relay *r, struct srv_server *srv, srv_conn *c,
         rdv_uuid_from_bytes(id, sid);
         if (!s) {
             count_drop(r, SRV_RELAY_DROP_UNKNOWN_SESSION, n);
-            refuse(srv, c, RDV_EC_UNKNOWN_SESSION,
+            refuse(srv, via, RDV_EC_UNKNOWN_SESSION,
                    "no relay session with this sessionID; open one with relayOpen", sid, type,
                    NULL);
         } else if (c != s->side[0]->conn && c != s->side[1]->conn) {
             count_drop(r, SRV_RELAY_DROP_NOT_IN_SESSION, n);
-            refuse(srv, c, RDV_EC_NOT_IN_SESSION,
+            refuse(srv, via, RDV_EC_NOT_IN_SESSION,
                    "this relay session belongs to other nodes; nothing was delivered", sid,
                    type, NULL);
         } else if (s->state != S_OPEN) {
             count_drop(r, SRV_RELAY_DROP_NO_CONSENT, n);
-            refuse(srv, c, RDV_EC_NO_CONSENT,
+            refuse(srv, via, RDV_EC_NO_CONSENT,
                    "the peer has not consented (no relayReady yet); nothing was delivered",
                    sid, type, NULL);
         } else {
@@ -694,7 +695,7 @@ static void relay_data(srv_relay *r, struct srv_server *srv, srv_conn *c,
             snprintf(m, sizeof m, "payload of %zu bytes is over the limit of %zu; dropped", n,
                      r->lim.max_payload);
             count_drop(r, SRV_RELAY_DROP_TOO_LARGE, n);
-            refuse(srv, c, RDV_EC_LIMIT_EXCEEDED, m, sid, type, "data");
+            refuse(srv, via, RDV_EC_LIMIT_EXCEEDED, m, sid, type, "data");
         }
         return;
     }
@@ -712,9 +713,10 @@ static void relay_data(srv_relay *r, struct srv_server *srv, srv_conn *c,
         count_drop(r, SRV_RELAY_DROP_CLOSING, n);
         return;
     }
+    srv_conn *out = to ? srv_channel_out(srv, to) : NULL; /* its channel, if any */
     /* datagram semantics: never queue relay data past the threshold (a
      * remote receiver's instance checks its own queue) */
-    if (to && (uint64_t)to->out_bytes + len > r->lim.queue_threshold) {
+    if (out && (uint64_t)out->out_bytes + len > r->lim.queue_threshold) {
         count_drop(r, SRV_RELAY_DROP_CONGESTED, n);
         return;
     }
@@ -740,10 +742,12 @@ static void relay_data(srv_relay *r, struct srv_server *srv, srv_conn *c,
         r->m.bytes += n;
         return;
     }
-    if (srv_conn_send(srv, to, raw, len, binary) != 0) {
+    if (srv_conn_send(srv, out, raw, len, binary) != 0) {
         count_drop(r, SRV_RELAY_DROP_CLOSING, n);
         return;
     }
+    if (out != to)
+        r->m.channel_out++;
     r->m.messages++;
     r->m.bytes += n;
 }
@@ -754,14 +758,14 @@ bool srv_relay_is_data_text(const uint8_t *data, size_t len)
     return len > sizeof prefix - 1 && !memcmp(data, prefix, sizeof prefix - 1);
 }
 
-int srv_relay_data_text(srv_relay *r, struct srv_server *srv, srv_conn *c, const rdv_msg *msg,
-                        const uint8_t *raw, size_t len)
+int srv_relay_data_text(srv_relay *r, struct srv_server *srv, srv_conn *c, srv_conn *via,
+                        const rdv_msg *msg, const uint8_t *raw, size_t len)
 {
     uint8_t id[RDV_UUID_BYTES];
     const char *sid = NULL;
     const char *data = rdv_msg_get_str(msg->body, "data");
     if (!body_sid(msg->body, id, &sid) || !data) {
-        refuse(srv, c, RDV_EC_INVALID_FIELD, NULL, sid, "relayData", "sessionID");
+        refuse(srv, via, RDV_EC_INVALID_FIELD, NULL, sid, "relayData", "sessionID");
         return 0;
     }
     /* the codec checked standard padded base64: 4 characters per 3 bytes,
@@ -772,20 +776,20 @@ int srv_relay_data_text(srv_relay *r, struct srv_server *srv, srv_conn *c, const
         n--;
     if (chars >= 2 && data[chars - 2] == '=')
         n--;
-    relay_data(r, srv, c, id, n, raw, len, false);
+    relay_data(r, srv, c, via, id, n, raw, len, false);
     return 0;
 }
 
-int srv_relay_data_binary(srv_relay *r, struct srv_server *srv, srv_conn *c,
+int srv_relay_data_binary(srv_relay *r, struct srv_server *srv, srv_conn *c, srv_conn *via,
                           const uint8_t *data, size_t len)
 {
     if (len < RDV_RELAY_FRAME_HEADER || data[0] != RDV_RELAY_FRAME_KIND_DATA) {
-        refuse(srv, c, RDV_EC_INVALID_FIELD,
+        refuse(srv, via, RDV_EC_INVALID_FIELD,
                "binary frame is not relay data (kind 0x01, 16-byte sessionID, payload)", NULL,
                "relayData", NULL);
         return 0;
     }
-    relay_data(r, srv, c, data + 1, len - RDV_RELAY_FRAME_HEADER, data, len, true);
+    relay_data(r, srv, c, via, data + 1, len - RDV_RELAY_FRAME_HEADER, data, len, true);
     return 0;
 }
 
@@ -885,16 +889,19 @@ void srv_relay_bus_in(void *user, const uint8_t *payload, size_t len)
         }
         size_t n = kind == 'b' && blen >= RDV_RELAY_FRAME_HEADER ? blen - RDV_RELAY_FRAME_HEADER
                                                                   : blen;
-        if ((uint64_t)local->out_bytes + blen > r->lim.queue_threshold) {
+        srv_conn *out = srv_channel_out(srv, local); /* its channel, if any */
+        if ((uint64_t)out->out_bytes + blen > r->lim.queue_threshold) {
             count_drop(r, SRV_RELAY_DROP_CONGESTED, n);
             return;
         }
         s->bytes += n;
         s->last_ms = srv_mono_ms();
-        if (srv_conn_send(srv, local, body, blen, kind == 'b') != 0) {
+        if (srv_conn_send(srv, out, body, blen, kind == 'b') != 0) {
             count_drop(r, SRV_RELAY_DROP_CLOSING, n);
             return;
         }
+        if (out != local)
+            r->m.channel_out++;
         r->m.messages++;
         r->m.bytes += n;
         return;

@@ -81,6 +81,9 @@ typedef struct srv_relay_metrics {
     uint64_t dropped_bytes[SRV_RELAY_DROP__COUNT];  /* payload bytes (0 if unknown) */
     uint64_t opened;                                /* sessions that reached OPEN */
     uint64_t closed[SRV_RELAY_END__COUNT];          /* sessions ended, by reason */
+    uint64_t channel_in;                            /* relay data frames received on
+                                                     * relay channels (relay_channel.h) */
+    uint64_t channel_out;                           /* relay data frames sent down them */
 } srv_relay_metrics;
 
 typedef struct srv_relay {
@@ -123,14 +126,18 @@ int srv_relay_ready(srv_relay *r, struct srv_server *srv, srv_conn *c, const rdv
                     const uint8_t *raw, size_t len);
 
 /* relayData in a parsed text message (raw: its original bytes, forwarded
- * unchanged). Always returns 0; refusals are answered with an error. */
-int srv_relay_data_text(srv_relay *r, struct srv_server *srv, srv_conn *c, const rdv_msg *msg,
-                        const uint8_t *raw, size_t len);
+ * unchanged) from main connection c, received on `via` (c, or c's relay
+ * channel: relay_channel.h). Always returns 0; refusals are answered with
+ * an error on `via`. Data for the peer goes down its channel when it has
+ * one, else its main connection. */
+int srv_relay_data_text(srv_relay *r, struct srv_server *srv, srv_conn *c, srv_conn *via,
+                        const rdv_msg *msg, const uint8_t *raw, size_t len);
 
-/* One complete binary frame from c: kind 0x01, 16-byte session ID,
+/* One complete binary frame from c (received on `via`, as above): kind
+ * 0x01, 16-byte session ID,
  * payload (never parsed), forwarded unchanged. Frames of another kind or
  * shorter than the header get invalid_field. Always returns 0. */
-int srv_relay_data_binary(srv_relay *r, struct srv_server *srv, srv_conn *c,
+int srv_relay_data_binary(srv_relay *r, struct srv_server *srv, srv_conn *c, srv_conn *via,
                           const uint8_t *data, size_t len);
 
 /* True when a text frame is a compact relayData ('{"relayData":' first):

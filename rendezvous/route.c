@@ -20,6 +20,7 @@
 #include "rendezvous/policy.h"
 #include "rendezvous/presence.h"
 #include "rendezvous/relay.h"
+#include "rendezvous/relay_channel.h"
 #include "rendezvous/replay.h"
 #include "schema/scan.h"
 #include "rendezvous/vpool.h"
@@ -174,6 +175,7 @@ static int route_parsed(srv_server *srv, srv_conn *c, const uint8_t *data, size_
     }
     int rc = 0;
     if ((unsigned)msg.type < RDV_MSG__COUNT &&
+        (!c->channel || srv_channel_accepts(srv, c, msg.type, ref_of(msg.body))) &&
         !refuse_type(srv, c, msg.type, ref_of(msg.body)))
         rc = routes[msg.type].raw_fn ? routes[msg.type].raw_fn(srv, c, &msg, data, len)
                                      : routes[msg.type].fn(srv, c, &msg);
@@ -216,11 +218,32 @@ int srv_route_verified(srv_server *srv, srv_conn *c, const uint8_t *data, size_t
 
 int srv_route_message(srv_server *srv, srv_conn *c, const uint8_t *data, size_t len)
 {
-    if (signal_fast(srv, c, data, len))
+    if (!c->channel && signal_fast(srv, c, data, len))
         return 0;
     if (srv_vpool_hold(srv, c, data, len, false))
         return 0; /* behind messages still at a worker */
     return route_parsed(srv, c, data, len);
+}
+
+/* Relay data that arrived on channel ch (binary when msg is NULL, else
+ * the parsed text form): handled as sent on its main connection, errors
+ * answered on ch. */
+static int relay_via_channel(srv_server *srv, srv_conn *ch, const uint8_t *data, size_t len,
+                             const rdv_msg *msg)
+{
+    srv_conn *m = srv_channel_main(srv, ch);
+    srv->relay.m.channel_in++;
+    if (!m) {
+        /* the main connection is closing: so is ch (relay_channel.h) */
+        if (srv_limits_admit(srv, ch))
+            (void)srv_conn_send_error(srv, ch, RDV_EC_NOT_AUTHENTICATED,
+                                      "this relay channel's main connection is gone", NULL,
+                                      "relayData", NULL);
+        return 0;
+    }
+    if (msg)
+        return srv_relay_data_text(&srv->relay, srv, m, ch, msg, data, len);
+    return srv_relay_data_binary(&srv->relay, srv, m, ch, data, len);
 }
 
 static int route_binary_now(srv_server *srv, srv_conn *c, const uint8_t *data, size_t len)
@@ -232,7 +255,9 @@ static int route_binary_now(srv_server *srv, srv_conn *c, const uint8_t *data, s
                                       "relayData", NULL);
         return 0;
     }
-    return srv_relay_data_binary(&srv->relay, srv, c, data, len);
+    if (c->channel)
+        return relay_via_channel(srv, c, data, len, NULL);
+    return srv_relay_data_binary(&srv->relay, srv, c, c, data, len);
 }
 
 int srv_route_binary(srv_server *srv, srv_conn *c, const uint8_t *data, size_t len)
@@ -433,7 +458,9 @@ static int h_relay_signed(srv_server *srv, srv_conn *c, const rdv_msg *msg, cons
 static int h_relay_data(srv_server *srv, srv_conn *c, const rdv_msg *msg, const uint8_t *raw,
                         size_t len)
 {
-    return srv_relay_data_text(&srv->relay, srv, c, msg, raw, len);
+    if (c->channel)
+        return relay_via_channel(srv, c, raw, len, msg);
+    return srv_relay_data_text(&srv->relay, srv, c, c, msg, raw, len);
 }
 
 static int h_relay_close(srv_server *srv, srv_conn *c, const rdv_msg *msg)

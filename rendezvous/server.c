@@ -54,6 +54,7 @@
 #include "rendezvous/operator.h"
 #include "rendezvous/port_owner.h"
 #include "rendezvous/presence.h"
+#include "rendezvous/relay_channel.h"
 #include "rendezvous/route.h"
 #include "schema/sign.h"
 #include "rendezvous/vpool.h"
@@ -328,6 +329,9 @@ static void begin_shutdown(srv_server *srv)
 /* Undoes everything a connection holds in the server. Idempotent. */
 static void conn_gone(srv_server *srv, srv_conn *c)
 {
+    if (!c->close_code)
+        srv_channel_main_ends(srv, c); /* closed by its node: its channel too */
+    srv_channel_gone(srv, c);
     if (!c->close_code && c->vq_head) {
         /* closed by its node: what it sent before still goes out (and
          * nothing more to c) */
@@ -411,6 +415,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c ? srv_conn_on_writeable(srv, c) : -1;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c)
+            srv_channel_gone(srv, c); /* relay data goes down main from now on */
         return c ? srv_conn_on_peer_close(c) : 0;
     case LWS_CALLBACK_CLOSED:
         if (c)
@@ -428,6 +434,36 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         break;
     }
     return 0;
+}
+
+/* The rendezvous.relay.v1 protocol (relay_channel.h): the same handling
+ * as rendezvous.v1 for a connection marked as a channel; refused at the
+ * upgrade with --relay-channel off. */
+static int ws_channel_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                               void *in, size_t len)
+{
+    srv_server *srv = server_of(wsi);
+    if (!srv)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (!srv->cfg->relay_channel) {
+            srv_debug(srv->log, "refusing a relay channel: --relay-channel off");
+            lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN,
+                                   "relay channels are off on this server (--relay-channel off)");
+            return 1;
+        }
+        break;
+    case LWS_CALLBACK_ESTABLISHED:
+        if (user)
+            ((srv_conn *)user)->channel = 1;
+        break;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        return 0; /* rendezvous.v1's callback handles the wake-up */
+    default:
+        break;
+    }
+    return ws_callback(wsi, reason, user, in, len);
 }
 
 /* ---- STUN ------------------------------------------------------------ */
@@ -708,6 +744,10 @@ static struct lws_context *create_context(srv_server *srv, bool uv)
     info.user = srv;
     /* lws never reads more than this at once: room for a whole rx chunk */
     size_t serv_buf = cfg->rx_buffer_size + LWS_PRE;
+    /* and for a relay channel's (one buffer per service thread, not per
+     * connection: lws reads into it, then copies to the connection's) */
+    if (serv_buf < SRV_RELAY_CHANNEL_RX_BUFFER + LWS_PRE)
+        serv_buf = SRV_RELAY_CHANNEL_RX_BUFFER + LWS_PRE;
     info.pt_serv_buf_size = (unsigned int)(serv_buf > PT_SERV_BUF_MIN ? serv_buf
                                                                       : PT_SERV_BUF_MIN);
     info.max_http_header_data = HTTP_HEADER_DATA;
@@ -761,7 +801,7 @@ int srv_server_start(srv_server *srv)
         .open_timeout_ms = cfg->offline_ttl_ms,
         .queue_threshold = cfg->send_queue_max / 2,
     };
-    if (srv_relay_init(&srv->relay, &rl) != 0) {
+    if (srv_relay_init(&srv->relay, &rl) != 0 || srv_channel_init(srv) != 0) {
         srv_error(srv->log, "out of memory");
         return -1;
     }
@@ -784,6 +824,11 @@ int srv_server_start(srv_server *srv)
     srv->protocols[1].tx_packet_size = cfg->max_message_bytes + 64;
     srv->protocols[2].name = "rdv-stun";
     srv->protocols[2].callback = stun_callback;
+    srv->protocols[3].name = SRV_RELAY_CHANNEL_SUBPROTOCOL;
+    srv->protocols[3].callback = ws_channel_callback;
+    srv->protocols[3].per_session_data_size = sizeof(srv_conn);
+    srv->protocols[3].rx_buffer_size = SRV_RELAY_CHANNEL_RX_BUFFER;
+    srv->protocols[3].tx_packet_size = cfg->max_message_bytes + 64;
 
     int lws_levels = LLL_ERR | LLL_WARN;
     lws_set_log_level(lws_levels,
@@ -890,6 +935,7 @@ void srv_server_destroy(srv_server *srv)
         srv_stun_server_close(&srv->stun[i]);
     srv->n_stun = 0;
     srv_relay_free(&srv->relay);
+    srv_channel_free(srv);
     srv_presence_free(srv);
     srv_operator_free(srv);
     srv_hmap_free(&srv->ips);

@@ -37,8 +37,8 @@ typedef struct srv_server {
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     lws_retry_bo_t retry;            /* ping / idle policy of the vhost */
-    struct lws_protocols protocols[4]; /* http, rendezvous.v1, rdv-stun,
-                                        * terminator */
+    struct lws_protocols protocols[5]; /* http, rendezvous.v1, rdv-stun,
+                                        * rendezvous.relay.v1, terminator */
     struct lws_vhost *op_vhost;      /* the operator's listener (operator.h), or NULL */
     struct lws_protocols op_protocols[2]; /* its table: http, terminator */
     int op_port;                     /* its actual port (0: none) */
@@ -56,6 +56,8 @@ typedef struct srv_server {
     srv_hmap watches;                /* node ID -> srv_watch_entry */
     srv_hmap ips;                    /* address -> srv_ip_entry */
     srv_relay relay;                 /* relay sessions (relay.c) */
+    srv_hmap channels;               /* node ID -> its relay channel
+                                      * (relay_channel.h) */
     srv_vpool vpool;                 /* signature verification threads (vpool.h) */
     uint64_t trim_peak;              /* most connections since the last
                                       * malloc_trim (server.c) */
