@@ -13,6 +13,12 @@
  * the forwarder, which pairs A_i and B_i by session ID and copies bytes
  * A -> B with a blocking read/write loop per pair (a thread each).
  *
+ * --channel (ws): after the sessions are open, every node also opens its
+ * relay channel (PROTOCOL.md 9.5: subprotocol rendezvous.relay.v1, same
+ * identity, same handshake); A sends its relay frames on it and B receives
+ * them on its own (the server sends relay data down a node's channel).
+ * The main connections stay open and only answer pings.
+ *
  * Phase 1, throughput (--seconds): each A keeps at most --window payload
  * bytes in flight (sent, not yet received by its B: the loss-free rate of
  * a flow-controlled application; relay data would be dropped past the
@@ -62,9 +68,14 @@ typedef struct opts {
     int lat_interval_ms;
     size_t lat_payload;
     const char *name;
+    bool channel; /* ws: relay data over each node's relay channel */
 } opts;
 
-static opts O = {"ws", "127.0.0.1", 0, 1, 5.0, 16384, 262144, 3.0, 10, 1200, "bench"};
+static opts O = {"ws", "127.0.0.1", 0, 1, 5.0, 16384, 262144, 3.0, 10, 1200, "bench", false};
+
+/* The relay channel's subprotocol (PROTOCOL.md 9.5). */
+#define CHANNEL_SUBPROTOCOL "rendezvous.relay.v1"
+
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -485,8 +496,9 @@ static void ws_send_signed(int fd, const ident *me, rdv_msg_type type, json_t *b
     free(t);
 }
 
-/* Upgrade (blocking) and authenticate connection i as identity i. */
-static void ws_handshake(tconn *c, int i)
+/* Upgrade (blocking) to `proto` and authenticate connection i as
+ * identity i. */
+static void ws_handshake(tconn *c, int i, const char *proto)
 {
     if (!IDS && !(IDS = calloc((size_t)O.sessions * 2, sizeof *IDS)))
         die("out of memory");
@@ -498,7 +510,7 @@ static void ws_handshake(tconn *c, int i)
                       "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
-                      RDV_WS_PATH, O.host, O.port, RDV_WS_SUBPROTOCOL);
+                      RDV_WS_PATH, O.host, O.port, proto);
     write_all(c->fd, req, (size_t)rl);
     char resp[2048];
     size_t have = 0;
@@ -557,6 +569,47 @@ static size_t ws_parse(tconn *c, tconn *T)
     return p;
 }
 
+/* --channel: a node's main connection while its channel carries the
+ * data: pings answered, anything else read and dropped. */
+static void main_service(tconn *m)
+{
+    ssize_t r = read(m->fd, m->buf + m->len, TCP_RXBUF - m->len);
+    if (r == 0)
+        die("the server closed a main connection");
+    if (r < 0)
+        return;
+    m->len += (size_t)r;
+    size_t p = 0;
+    for (;;) {
+        int op;
+        size_t pl, plen, fl = ws_frame_at(m->buf + p, m->len - p, &op, &pl, &plen);
+        if (!fl)
+            break;
+        if (op == 9)
+            ws_send(m->fd, 10, m->buf + p + pl, plen);
+        p += fl;
+    }
+    if (p == 0 && m->len == TCP_RXBUF)
+        die("a frame over %d bytes on a main connection", TCP_RXBUF);
+    memmove(m->buf, m->buf + p, m->len - p);
+    m->len -= p;
+}
+
+/* --channel: moves every node's data connection to a new relay channel
+ * (authenticated as the same node); its main connection goes to M[i]. */
+static void open_channels(tconn *T, tconn *M, int n)
+{
+    for (int i = 0; i < n; i++) {
+        M[i] = T[i];
+        M[i].len = 0;
+        M[i].buf = malloc(TCP_RXBUF);
+        if (!M[i].buf)
+            die("out of memory");
+        T[i].fd = tcp_connect();
+        ws_handshake(&T[i], i, CHANNEL_SUBPROTOCOL);
+    }
+}
+
 static void run_stream(bool ws)
 {
     int n = 2 * O.sessions;
@@ -570,7 +623,7 @@ static void run_stream(bool ws)
         c->role = i % 2;
         c->fd = tcp_connect();
         if (ws) {
-            ws_handshake(c, i);
+            ws_handshake(c, i, RDV_WS_SUBPROTOCOL);
         } else {
             uint8_t hello[1 + RDV_UUID_BYTES];
             hello[0] = c->role ? 'B' : 'A';
@@ -589,6 +642,24 @@ static void run_stream(bool ws)
     }
     if (ws)
         ws_open_sessions(T);
+    tconn *M = NULL; /* --channel: the main connections */
+    int nm = 0;
+    if (ws && O.channel) {
+        nm = n;
+        M = calloc((size_t)n, sizeof *M);
+        struct pollfd *npf = realloc(pf, (size_t)(2 * n) * sizeof *pf);
+        if (!M || !npf)
+            die("out of memory");
+        pf = npf;
+        open_channels(T, M, n);
+        for (int i = 0; i < n; i++) {
+            pf[i].fd = T[i].fd;
+            pf[n + i].fd = M[i].fd;
+            pf[n + i].events = POLLIN;
+            if (fcntl(M[i].fd, F_SETFL, O_NONBLOCK) != 0)
+                die("fcntl: %s", strerror(errno));
+        }
+    }
     for (int i = 0; i < n; i++)
         if (fcntl(T[i].fd, F_SETFL, O_NONBLOCK) != 0)
             die("fcntl: %s", strerror(errno));
@@ -601,9 +672,12 @@ static void run_stream(bool ws)
             if (c->role == 0 && (c->off < c->len || may_send(c->s, now)))
                 pf[i].events |= POLLOUT;
         }
-        if (poll(pf, (nfds_t)n, 1) < 0 && errno != EINTR)
+        if (poll(pf, (nfds_t)(n + nm), 1) < 0 && errno != EINTR)
             die("poll: %s", strerror(errno));
         now = now_ns();
+        for (int i = 0; i < nm; i++)
+            if (pf[n + i].revents & (POLLIN | POLLHUP | POLLERR))
+                main_service(&M[i]);
         for (int i = 0; i < n; i++) {
             tconn *c = &T[i];
             if (c->role == 1 && (pf[i].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -643,6 +717,11 @@ static void run_stream(bool ws)
         close(T[i].fd);
         free(T[i].buf);
     }
+    for (int i = 0; i < nm; i++) {
+        close(M[i].fd);
+        free(M[i].buf);
+    }
+    free(M);
     free(T);
     free(pf);
 }
@@ -747,7 +826,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: loadgen_relay --mode ws|tcp|forwarder --port N [--host 127.0.0.1]\n"
             "  [--sessions N] [--seconds S] [--payload BYTES] [--window BYTES]\n"
-            "  [--lat-seconds S] [--lat-interval MS] [--lat-payload BYTES]\n");
+            "  [--lat-seconds S] [--lat-interval MS] [--lat-payload BYTES] [--channel]\n");
     exit(2);
 }
 
@@ -755,6 +834,10 @@ int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--channel")) {
+            O.channel = true;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             usage();
