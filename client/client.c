@@ -197,32 +197,43 @@ static int64_t next_sign_ts(rdv_client *c)
     return ts;
 }
 
-int rdv__send_body(rdv_client *c, rdv_msg_type type, json_t *body,
-                   const char *ref, bool force)
+char *rdv__build_text(rdv_client *c, rdv_msg_type type, json_t *body, size_t *len, int *rc)
 {
+    *rc = RDV_ERR_NOMEM;
     if (!body)
-        return RDV_ERR_NOMEM;
+        return NULL;
     if (rdv_msg_type_is_signed(type)) {
         if (json_object_set_new(body, "timestamp", json_integer(next_sign_ts(c))) != 0 ||
             rdv_sig_sign(type, body, c->id.secret_key) != 0) {
             json_decref(body);
-            return RDV_ERR_NOMEM;
+            return NULL;
         }
     }
     rdv_msg_error err;
     if (rdv_msg_validate(type, body, &err) != 0) {
         json_decref(body);
-        return RDV_ERR_INVALID;
+        *rc = RDV_ERR_INVALID;
+        return NULL;
     }
     json_t *env = rdv_msg_wrap(type, body);
     if (!env)
-        return RDV_ERR_NOMEM;
-    size_t len = 0;
-    char *text = rdv_msg_dump(env, &len);
+        return NULL;
+    char *text = rdv_msg_dump(env, len);
     json_decref(env);
+    if (text)
+        *rc = 0;
+    return text;
+}
+
+int rdv__send_body(rdv_client *c, rdv_msg_type type, json_t *body,
+                   const char *ref, bool force)
+{
+    size_t len = 0;
+    int rc;
+    char *text = rdv__build_text(c, type, body, &len, &rc);
     if (!text)
-        return RDV_ERR_NOMEM;
-    int rc = rdv__enqueue(c, text, len, rdv_msg_type_name(type), ref, force);
+        return rc;
+    rc = rdv__enqueue(c, text, len, rdv_msg_type_name(type), ref, force);
     free(text);
     return rc;
 }

@@ -24,6 +24,7 @@
 
 #include "client/nat/discovery.h"
 #include "client/relay.h"
+#include "client/relay_channel.h"
 #include "client/session.h"
 #include "client/url.h"
 #include "client/verify.h"
@@ -169,6 +170,7 @@ struct rdv_client {
     uint8_t *scratch;            /* decrypted relay datagram (S) */
     rdv__replay replay;
     rdv__fresh fresh;
+    rdv__chan chan;              /* the relay channel (relay_channel.h) */
 
     /* Mode and threads. */
     atomic_int mode;             /* rdv__mode */
@@ -198,6 +200,11 @@ void rdv__wake(rdv_client *c);
  * RDV_ERR_BACKLOG, RDV_ERR_TOO_LARGE, RDV_ERR_NOMEM. Takes the lock. */
 int rdv__enqueue(rdv_client *c, const char *text, size_t len,
                  const char *type, const char *ref, bool force);
+
+/* Builds, validates and optionally signs (with the client's key) a message
+ * of `type` whose body is `body` (reference stolen): its text (malloc'd,
+ * length *len), or NULL with *rc an RDV_ERR_*. */
+char *rdv__build_text(rdv_client *c, rdv_msg_type type, json_t *body, size_t *len, int *rc);
 
 /* Builds, validates, optionally signs (with the client's key) and queues a
  * message of `type` whose body is `body` (reference stolen). */

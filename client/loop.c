@@ -311,6 +311,7 @@ static void on_conn_end(rdv_client *c, int reason, const char *detail)
                  (long long)(c->next_connect_at - rdv__mono_ms()));
     rdv__set_state(c, failed ? RDV_STATE_FAILED : RDV_STATE_DISCONNECTED);
     rdv__report(c, reason, NULL, text, NULL, NULL, NULL, NULL);
+    rdv__chan_main_lost(c); /* the server closes the relay channel with it */
     /* The server ends every relay session of a connection. */
     rdv__relay_on_conn_lost(c);
     while (dropped) {
@@ -532,8 +533,16 @@ static int lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     }
 }
 
+/* The relay channel's callback (relay_channel.h) with lws' signature. */
+static int chan_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len)
+{
+    return rdv__chan_lws_cb(wsi, (int)reason, user, in, len);
+}
+
 static const struct lws_protocols protocols[] = {
     {RDV_WS_SUBPROTOCOL, lws_cb, 0, 0, 0, NULL, 0},
+    {RDV__CHAN_SUBPROTOCOL, chan_cb, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -572,6 +581,7 @@ int rdv__loop_init(rdv_client *c)
         info.provided_client_ssl_ctx = ssl;
         c->ssl_ctx = ssl;
     }
+    rdv__chan_init(c);
     c->ctx = lws_create_context(&info);
     if (!c->ctx)
         return RDV_ERR_NOMEM;
@@ -590,6 +600,7 @@ void rdv__loop_free(rdv_client *c)
         c->ssl_ctx = NULL;
     }
     c->wsi = NULL;
+    rdv__chan_free(c);
 }
 
 /* ---- the service step ------------------------------------------------------ */
@@ -640,6 +651,7 @@ static void service(rdv_client *c)
     rdv__relay_tick(c, rdv__mono_ms());
     rdv__session_service(c, rdv__mono_ms());
     rdv__proxy_service(c);
+    rdv__chan_service(c, rdv__mono_ms());
     for (int round = 0; round < 2; round++) {
         if (c->wsi && c->phase >= RDV__PH_AUTH) {
             pthread_mutex_lock(&c->lock);
@@ -649,11 +661,14 @@ static void service(rdv_client *c)
                 lws_callback_on_writable(c->wsi);
         }
         lws_service(c->ctx, -1); /* never waits */
+        /* a session that opened just now wants the channel */
+        rdv__chan_service(c, rdv__mono_ms());
     }
     if (c->phase == RDV__PH_IDLE && !c->wsi && rdv_client_state(c) != RDV_STATE_FAILED &&
         rdv__mono_ms() >= c->next_connect_at)
         rdv__wake(c);
     sync_fd(c);
+    rdv__chan_sync_fd(c);
 }
 
 /* The service thread's wait: see rdv_client_timeout_ms(). (S) */
@@ -683,6 +698,7 @@ static int service_timeout(rdv_client *c)
         }
         }
     }
+    t = rdv__chan_timeout(c, t);
     int64_t dd = rdv__session_next_due(c);
     if (dd != INT64_MAX && dd - now < t)
         t = dd - now;

@@ -93,6 +93,30 @@ void rdv__proto_send_watches(rdv_client *c)
     free(copy);
 }
 
+/* The body of our hello answering a challenge with nonce and server
+ * (NULL on OOM): the same on the main connection and the relay channel. */
+static json_t *hello_body(rdv_client *c, const char *nonce, const char *server)
+{
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "nodeID", c->node_id,
+                             "nonce", nonce, "server", server, "natType",
+                             rdv_nat_type_name(rdv__nat_effective(c)));
+    if (body && c->cfg.software[0])
+        json_object_set_new(body, "software", json_string(c->cfg.software));
+    if (body && c->cert) /* PROTOCOL.md 6.1: covered by the hello signature */
+        json_object_set_new(body, "cert", json_deep_copy(c->cert));
+    return body;
+}
+
+char *rdv__proto_hello_text(rdv_client *c, const json_t *challenge, size_t *len)
+{
+    const char *server = rdv_msg_get_str(challenge, "server");
+    const char *nonce = rdv_msg_get_str(challenge, "nonce");
+    int rc;
+    if (!server || !nonce)
+        return NULL;
+    return rdv__build_text(c, RDV_MSG_HELLO, hello_body(c, nonce, server), len, &rc);
+}
+
 /* challenge: remember the server's clock and name, answer with hello. */
 static int on_challenge(rdv_client *c, const json_t *b)
 {
@@ -111,13 +135,7 @@ static int on_challenge(rdv_client *c, const json_t *b)
     copy_str(c->server_name, sizeof(c->server_name), server);
     pthread_mutex_unlock(&c->lock);
 
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "nodeID", c->node_id,
-                             "nonce", nonce, "server", server, "natType",
-                             rdv_nat_type_name(rdv__nat_effective(c)));
-    if (body && c->cfg.software[0])
-        json_object_set_new(body, "software", json_string(c->cfg.software));
-    if (body && c->cert) /* PROTOCOL.md 6.1: covered by the hello signature */
-        json_object_set_new(body, "cert", json_deep_copy(c->cert));
+    json_t *body = hello_body(c, nonce, server);
     int rc = rdv__send_body(c, RDV_MSG_HELLO, body, NULL, true);
     if (rc != 0) {
         c->end_reason = rc;
@@ -167,6 +185,8 @@ static int on_welcome(rdv_client *c, const json_t *b)
     c->observed_port = (uint16_t)get_int(b, "observedPort", 0);
     c->time_offset_ms = get_int(b, "serverTime", rdv_now_ms()) - rdv_now_ms();
     c->limits = lim;
+    /* PROTOCOL.md 9.5: relay data may go on a relay channel (relay_channel.h) */
+    c->chan.offered = get_int(json_object_get(b, "limits"), "relayChannel", 0) == 1;
     c->connects++;
     c->attempt = 0;
     c->refusals = 0;
@@ -396,7 +416,7 @@ int rdv__proto_on_text(rdv_client *c, const char *text, size_t len)
         (void)rdv__send_body(c, RDV_MSG_PONG, body, id, true);
         break;
     }
-    case RDV_MSG_PONG: break;
+    case RDV_MSG_PONG: rdv__chan_on_pong(c, rdv_msg_get_str(m.body, "id")); break;
     case RDV_MSG_RELAY_DATA: rdv__relay_on_data_text(c, m.body); break;
     case RDV_MSG_RELAY_CLOSE: rdv__relay_on_close(c, m.body); break;
     default:

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "rendezvous/rendezvous.h"
 
 /* Handles one complete received text message. Returns 0, or -1 to close
@@ -21,5 +23,10 @@ void rdv__proto_send_watches(rdv_client *c);
 
 /* Queues a `ping` keep-alive. (S) */
 void rdv__proto_send_ping(rdv_client *c);
+
+/* The text of a signed hello answering `challenge` (its body), as the
+ * main connection sends it: for the relay channel (relay_channel.h).
+ * malloc'd (length *len), or NULL. */
+char *rdv__proto_hello_text(rdv_client *c, const json_t *challenge, size_t *len);
 
 #endif

@@ -276,7 +276,10 @@ int rdv__relay_send_locked(rdv_client *c, rdv__session *r, const void *buf, size
         free(m);
         return (int)n;
     }
-    int rc = rdv__outq_append_locked(c, m, false);
+    /* the relay channel when it is ready (relay_channel.h), else main */
+    int rc = rdv__chan_append_locked(c, m);
+    if (rc == 1)
+        rc = rdv__outq_append_locked(c, m, false);
     if (rc != 0) {
         free(m);
         c->rstats.dropped++;

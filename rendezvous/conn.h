@@ -95,6 +95,8 @@ typedef struct srv_conn {
     uint8_t vq_mark;                 /* vpool.c: in the batch being drained */
     uint8_t channel;                 /* a relay channel (relay_channel.h), not
                                       * a main connection */
+    uint8_t chan_live;               /* channel: relay data for the node goes
+                                      * down it (relay_channel.c) */
     union {
         uint8_t nonce[RDV_NONCE_BYTES];     /* PENDING: the challenge's nonce */
         uint8_t node_id[RDV_NODE_ID_BYTES]; /* AUTHED (and CLOSING after it) */

@@ -65,6 +65,13 @@ srv_conn *srv_channel_out(srv_server *srv, srv_conn *c)
     srv_conn *ch = find(srv, c->node_id);
     if (!ch || ch->serial != c->serial || ch->state != SRV_CONN_AUTHED || ch->close_code)
         return c;
+    if (!ch->chan_live) {
+        /* switch once nothing waits on main: what was queued there is not
+         * overtaken by what follows on the channel */
+        if (c->out_head || lws_partial_buffered(c->wsi))
+            return c;
+        ch->chan_live = 1;
+    }
     return ch;
 }
 

@@ -49,7 +49,8 @@ rdv_ec srv_channel_attach(struct srv_server *srv, srv_conn *ch, const char **why
 srv_conn *srv_channel_main(struct srv_server *srv, const srv_conn *ch);
 
 /* The connection relay data for main connection c goes down: its channel
- * when it has a usable one, else c. */
+ * when it has a usable one, else c. The switch to the channel happens when
+ * nothing waits in c's queue (order is kept across it); it is final. */
 srv_conn *srv_channel_out(struct srv_server *srv, srv_conn *c);
 
 /* Main connection c is ending (closed by us or by its node): closes its

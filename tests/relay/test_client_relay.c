@@ -33,7 +33,13 @@
  *              relay off (RDV_ERR_NOT_SUPPORTED);
  *   proxy      two local UDP sockets talk through two rdv_session_proxy
  *              sockets and the relay, both ways, with the proxy following
- *              the last local sender.
+ *              the last local sender;
+ *   channel    the relay channel (PROTOCOL.md 9.5): both clients open it
+ *              once a session is open and their data goes over it (the
+ *              server's channel metrics), a stream both ways arrives whole;
+ *   channel_refused  the server offers it but refuses the upgrade (its
+ *              connection limit): the clients relay over main instead;
+ *   channel_off  --relay-channel off: none opened, data over main.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -558,6 +564,134 @@ static void test_relay_off(void **state)
     assert_int_equal(b->n_request, 0);
 }
 
+/* ---- the relay channel (PROTOCOL.md 9.5) -------------------------------- */
+
+/* Value of /metrics series `series` (line "series value"), -1 if absent. */
+static long long metric(rdv_ts_server *s, const char *series)
+{
+    char *body = NULL;
+    int st = rdv_http_get(rdv_ts_server_operator_port(s), "/metrics", &body, 5000);
+    long long v = -1;
+    size_t n = strlen(series);
+    for (char *line = st == 200 ? body : NULL; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (!strncmp(line, series, n) && line[n] == ' ') {
+            v = atoll(line + n + 1);
+            break;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    free(body);
+    return v;
+}
+
+#define CHAN_IN "rendezvous_relay_channel_frames_total{direction=\"in\"}"
+#define CHAN_OUT "rendezvous_relay_channel_frames_total{direction=\"out\"}"
+
+/* Sends 4-byte probes both ways (no sequence number: on_data checks none)
+ * until cond holds, bounded; returns whether it did. */
+#define PROBE_UNTIL(s, a, b, sid, cond)                                         \
+    ({                                                                          \
+        bool ok_ = false;                                                       \
+        long long end_ = rdv_ts_mono_ms() + WAIT_MS;                            \
+        while (!ok_ && rdv_ts_mono_ms() < end_) {                               \
+            int rca_ = rdv_session_send((a)->c, sid, "prb", 4);                 \
+            int rcb_ = rdv_session_send((b)->c, sid, "prb", 4);                 \
+            (void)rca_;                                                         \
+            (void)rcb_;                                                         \
+            usleep(20000);                                                      \
+            ok_ = (cond);                                                       \
+        }                                                                       \
+        ok_;                                                                    \
+    })
+
+/* Both directions of a sequence stream of n datagrams arrive in full. */
+static void stream_both(rpeer *a, rpeer *b, const char *sid, int n)
+{
+    crypto_generichash_state ha, hb;
+    crypto_generichash_init(&ha, NULL, 0, 32);
+    crypto_generichash_init(&hb, NULL, 0, 32);
+    pthread_mutex_lock(&a->mu);
+    int a0 = a->n_data;
+    a->next_seq = 0;
+    pthread_mutex_unlock(&a->mu);
+    pthread_mutex_lock(&b->mu);
+    int b0 = b->n_data;
+    b->next_seq = 0;
+    pthread_mutex_unlock(&b->mu);
+    for (int i = 0; i < n; i++) {
+        send_seq(a, sid, (uint64_t)i, 64 + (size_t)i * 97 % 9000, &ha);
+        send_seq(b, sid, (uint64_t)i, 64 + (size_t)i * 89 % 9000, &hb);
+        if (i % 16 == 15)
+            usleep(2000); /* datagrams: keep far from the server's drop threshold */
+    }
+    WAIT_FOR(b, b->n_data == b0 + n, WAIT_MS);
+    WAIT_FOR(a, a->n_data == a0 + n, WAIT_MS);
+    assert_int_equal(a->seq_errors + b->seq_errors, 0);
+}
+
+/* The welcome offers a channel: once a session is open both clients open
+ * theirs, their relay data goes on it (frames in and out of channels),
+ * and a stream both ways arrives whole. */
+static void test_channel(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(NULL);
+    int port = rdv_ts_server_port(s);
+    rpeer *a = peer_new(port, "alice", true);
+    rpeer *b = peer_new(port, "bob", true);
+    char sid[RDV_SESSION_ID_LEN + 1];
+    open_pair(a, b, sid);
+    assert_true(PROBE_UNTIL(s, a, b, sid,
+                            metric(s, "rendezvous_relay_channels") == 2 &&
+                                metric(s, CHAN_IN) > 0 && metric(s, CHAN_OUT) > 0));
+    long long in0 = metric(s, CHAN_IN), out0 = metric(s, CHAN_OUT);
+    stream_both(a, b, sid, 100);
+    /* every frame of the stream came in on a channel and left on one */
+    assert_true(metric(s, CHAN_IN) >= in0 + 200);
+    assert_true(metric(s, CHAN_OUT) >= out0 + 200);
+    assert_int_equal(metric(s, "rendezvous_nodes_authenticated"), 2);
+}
+
+/* The server offers channels but refuses the upgrade (its connection
+ * limit is full with the two main connections): both clients try, fall
+ * back, and relay over their main connections. */
+static void test_channel_refused(void **state)
+{
+    (void)state;
+    const char *args[] = {"--max-connections", "2", NULL};
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(args);
+    int port = rdv_ts_server_port(s);
+    rpeer *a = peer_new(port, "alice", true);
+    rpeer *b = peer_new(port, "bob", true);
+    char sid[RDV_SESSION_ID_LEN + 1];
+    open_pair(a, b, sid);
+    assert_true(PROBE_UNTIL(s, a, b, sid,
+                            metric(s, "rendezvous_connections_refused_total") >= 2));
+    stream_both(a, b, sid, 60);
+    assert_int_equal(metric(s, CHAN_IN), 0);
+    assert_int_equal(metric(s, CHAN_OUT), 0);
+    assert_int_equal(metric(s, "rendezvous_relay_channels"), 0);
+}
+
+/* --relay-channel off: no channel offered, none opened, relay data on the
+ * main connections. */
+static void test_channel_off(void **state)
+{
+    (void)state;
+    const char *args[] = {"--relay-channel", "off", NULL};
+    rdv_ts_server *s = rdv_ts_server_start_or_fail(args);
+    int port = rdv_ts_server_port(s);
+    rpeer *a = peer_new(port, "alice", true);
+    rpeer *b = peer_new(port, "bob", true);
+    char sid[RDV_SESSION_ID_LEN + 1];
+    open_pair(a, b, sid);
+    stream_both(a, b, sid, 60);
+    assert_int_equal(metric(s, CHAN_IN), 0);
+    assert_int_equal(metric(s, CHAN_OUT), 0);
+    assert_int_equal(metric(s, "rendezvous_connections_total"), 2);
+}
+
 /* ---- raw relay end (the test plays the peer with libsodium only) ---- */
 
 typedef struct raw_end {
@@ -835,6 +969,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_proxy, rdv_ts_peers_teardown),
         cmocka_unit_test_teardown(test_limits, rdv_ts_peers_teardown),
         cmocka_unit_test_teardown(test_relay_off, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_channel, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_channel_refused, rdv_ts_peers_teardown),
+        cmocka_unit_test_teardown(test_channel_off, rdv_ts_peers_teardown),
     };
     if (argc > 1) {
         static char filter[64];
