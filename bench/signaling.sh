@@ -104,16 +104,6 @@ run_tcp() {
     printf '%s\n' "$line"
 }
 
-# stats: "min / median / max" of the numbers on stdin (1 decimal when < 100)
-stats() {
-    sort -g | awk '{a[NR]=$1} END {
-        if (!NR) { print "-"; exit }
-        f = (a[NR] < 100) ? "%.1f" : "%.0f"
-        printf(f " / " f " / " f "\n", a[1], a[int((NR+1)/2)], a[NR]) }'
-}
-col() { # col FILE FIELD: that field of every RESULT line in FILE
-    while read -r l; do field "$2" "$l"; done <"$1"
-}
 
 TABLES=()
 row() { # row LABEL FILE: one table row over the runs in FILE
@@ -129,18 +119,6 @@ HEADER='| configuration | runs | msgs/s | srv us/msg | p50 us | p99 us | srv cor
 |---|---|---|---|---|---|---|---|---|---|'
 NOTES=()
 
-# stats2: "min / median / max" with 2 decimals (ratios)
-stats2() {
-    sort -g | awk '{a[NR]=$1} END {
-        if (!NR) { print "-"; exit }
-        printf("%.2f / %.2f / %.2f\n", a[1], a[int((NR+1)/2)], a[NR]) }'
-}
-
-# ratio_range FILE_A FILE_B FIELD: per-round B/A, "min / median / max"
-ratio_range() {
-    paste -d' ' <(col "$1" "$3") <(col "$2" "$3") |
-        awk '$1 > 0 {printf "%.3f\n", $2 / $1}' | stats2
-}
 
 rdv_bytes() { # the size of our offer frame (from a short run's RESULT line)
     [ -n "$RDV_BYTES" ] && return
