@@ -47,7 +47,10 @@
  * The first --warmup messages (default M/20) are not measured.
  * --rate R paces the sends to R messages/s in total (token bucket, 1 ms
  * ticks) instead of as fast as the window allows (the churn workload uses
- * it). Every loop is bounded: --timeout (default 120 s) ends the run.
+ * it). --tick-us T sets the tick: with 1e6 / R, one message leaves per
+ * tick instead of R / 1000 back to back each millisecond (the paced
+ * latency figure; lws' poll() timeout is in whole ms, so under 1 ms the
+ * generator spins between ticks: its CPU is then not a load figure). Every loop is bounded: --timeout (default 120 s) ends the run.
  *
  * Output: a human summary on stderr and one line on stdout:
  *   RESULT proto=.. pairs=.. window=.. messages=.. msg_bytes=.. elapsed_s=..
@@ -116,8 +119,9 @@ static struct {
     double seconds;      /* --seconds: measure this long after the warm-up */
     bool unsigned_sig;   /* --unsigned: random signatures (verify off) */
     int pad_to;          /* --pad-to: PeerJS frames padded to this many bytes */
+    long tick_us;        /* --tick-us: the pacing tick */
 } opt = {PROTO_RDV, "127.0.0.1", 8080, "rendezvous", 100, 200000, -1, 10, 0, 120, NULL, 1,
-         20000, 2, false, true, 0, 0, 0, 0, 0, false, 0};
+         20000, 2, false, true, 0, 0, 0, 0, 0, false, 0, 1000};
 
 static bench B;
 static node *nodes;          /* 2 * pairs; conn idx = node idx */
@@ -601,7 +605,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         n_blocked -= wake;
     }
     last_tick_ns = now;
-    lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, 1000);
+    lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, opt.tick_us);
 }
 
 static bool all_ready(bench *b)
@@ -633,7 +637,7 @@ static void usage(void)
             "         [--timeout S] [--src-ips IP,IP..] [--family F] [--ts-ahead-ms MS]\n"
             "         [--sign-threads T] [--quiet] [--poll] [--server-pid PID]\n"
             "         [--port2 N] [--server2-pid PID] [--redis-pid PID]\n"
-            "         [--seconds S] [--unsigned] [--pad-to BYTES]\n"
+            "         [--seconds S] [--unsigned] [--pad-to BYTES] [--tick-us T]\n"
             "  --poll        use lws's poll() loop instead of libuv (epoll)\n"
             "  --server-pid  report the server's CPU use during the run (server_cores)\n"
             "  --port2       B nodes connect to this port (another cluster instance)\n"
@@ -652,7 +656,8 @@ int main(int argc, char **argv)
         {"ts-ahead-ms", 1, 0, 'a'}, {"sign-threads", 1, 0, 'T'}, {"quiet", 0, 0, 'q'},
         {"poll", 0, 0, 'L'},     {"server-pid", 1, 0, 'S'}, {"port2", 1, 0, '2'},
         {"server2-pid", 1, 0, 'X'}, {"redis-pid", 1, 0, 'Y'}, {"seconds", 1, 0, 'D'},
-        {"unsigned", 0, 0, 'U'}, {"pad-to", 1, 0, 'Z'}, {0, 0, 0, 0}};
+        {"unsigned", 0, 0, 'U'}, {"pad-to", 1, 0, 'Z'}, {"tick-us", 1, 0, 'K'},
+        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -686,12 +691,14 @@ int main(int argc, char **argv)
         case 'D': opt.seconds = atof(optarg); break;
         case 'U': opt.unsigned_sig = true; break;
         case 'Z': opt.pad_to = atoi(optarg); break;
+        case 'K': opt.tick_us = atol(optarg); break;
         default: usage();
         }
     }
     if (opt.pairs < 1 || opt.pairs > 5000 || opt.messages < 1 || opt.messages > 20000000 ||
         opt.window < 1 || opt.window > 1000 || opt.timeout_s <= 0 || opt.timeout_s > 3600 ||
-        opt.ts_ahead_ms < 0 || opt.ts_ahead_ms > 29000 || opt.port2 < 0 || opt.port2 > 65535)
+        opt.ts_ahead_ms < 0 || opt.ts_ahead_ms > 29000 || opt.port2 < 0 || opt.port2 > 65535 ||
+        opt.tick_us < 10 || opt.tick_us > 1000000)
         usage();
     if (opt.warmup < 0)
         opt.warmup = opt.messages / 20;
@@ -737,7 +744,7 @@ int main(int argc, char **argv)
     last_tick_ns = bench_mono_ns();
     token_cap = opt.rate > 0 ? opt.rate / 100.0 + 1.0 : 0;
     if (opt.rate > 0)
-        lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, 1000);
+        lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, opt.tick_us);
     int rc = bench_run(&B, deadline, all_ready);
     if (rc != 0 || B.stop) {
         fprintf(stderr, "loadgen_signal: only %ld of %d nodes ready (%s)\n", ready_nodes, n_nodes,
