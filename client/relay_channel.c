@@ -117,10 +117,18 @@ static void chan_kill(rdv_client *c, int64_t retry_ms)
 
 void rdv__chan_main_lost(rdv_client *c)
 {
+    rdv__chan *ch = &c->chan;
     pthread_mutex_lock(&c->lock);
-    c->chan.offered = false;
+    ch->offered = false;
+    ch->ready = false; /* from now on nothing is queued on the channel */
+    rdv__outmsg *dropped = take_queue_locked(ch);
     pthread_mutex_unlock(&c->lock);
-    chan_kill(c, 0);
+    free_list(dropped);
+    ch->barrier = false;
+    /* possibly inside the main connection's callback: lws closes the
+     * channel from its loop (chan_end runs then) */
+    if (ch->wsi)
+        lws_set_timeout(ch->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 /* Starts the channel's connection to the main connection's URL. */
@@ -299,7 +307,17 @@ static int on_text(rdv_client *c, const char *text, size_t len)
     case RDV_MSG_RELAY_DATA:
         rdv__relay_on_data_text(c, m.body);
         break;
+    case RDV_MSG_RELAY_CLOSE: /* after the session's data (PROTOCOL.md 9.5) */
+        rdv__relay_on_close(c, m.body);
+        break;
     case RDV_MSG_ERROR:
+        if (rdv_msg_get_str(m.body, "ref")) {
+            /* about relay data sent here: handled as on the main connection */
+            rdv_msg_free(&m);
+            if (c->phase == RDV__PH_READY)
+                (void)rdv__proto_on_text(c, text, len);
+            return 0;
+        }
         rdv__log(RDV_LOG_INFO, "%.16s: relay channel: server error %s: %s", c->node_id,
                  rdv_msg_get_str(m.body, "code") ? rdv_msg_get_str(m.body, "code") : "?",
                  rdv_msg_get_str(m.body, "message") ? rdv_msg_get_str(m.body, "message")

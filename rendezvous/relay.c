@@ -323,14 +323,16 @@ static void session_destroy(srv_relay *r, srv_relay_session *s)
     free(s);
 }
 
-/* Queues {"relayClose":{"sessionID":..., "reason":...}} for c (unless it is
- * closing: nothing can reach it then). */
+/* Queues {"relayClose":{"sessionID":..., "reason":...}} for c, or for its
+ * relay channel (unless c is closing: nothing can reach it then). */
 static void send_close(struct srv_server *srv, srv_conn *c, const char *sid, const char *reason)
 {
     if (!c || c->close_code)
         return;
     json_t *b = json_pack("{s:s, s:s}", "sessionID", sid, "reason", reason);
-    if (!b || srv_conn_send_json(srv, c, RDV_MSG_RELAY_CLOSE, b) != 0)
+    /* down the node's relay channel when its data goes there: after the
+     * data it ends (relay_channel.h) */
+    if (!b || srv_conn_send_json(srv, srv_channel_out(srv, c), RDV_MSG_RELAY_CLOSE, b) != 0)
         srv_debug(srv->log, "relayClose for %s not queued", sid);
 }
 

@@ -1607,7 +1607,10 @@ static void test_spray_cap(void **state)
     map_stun ms;
     map_stun_start(&ms, hole_port);
     char ms_addr[32];
-    rdv_ts_server *s = start_server((const char *const[]){"--relay-max-sessions", "16", NULL});
+    /* the relay channel (PROTOCOL.md 9.5) would add its own sockets to the
+     * count */
+    rdv_ts_server *s = start_server(
+        (const char *const[]){"--relay-max-sessions", "16", "--relay-channel", "off", NULL});
     popts oa = {0}, ob = {0};
     oa.nat = RDV_NAT_SYMMETRIC;
     mapped_relay_only(&ob, &ms, ms_addr);
