@@ -25,6 +25,12 @@
 # signed before the run (--ts-ahead-ms 29000: a run must end ~55 s after
 # signing, which bounds QUIET_S + storm + AFTER_S).
 #
+# SERVERS ("rdv peerjs") lists what each round runs, in that order (reversed
+# every other round); "rdv_uv" adds rendezvousd with --event-loop uv (its
+# default poll() loop walks every connection on every wake-up, which costs
+# latency and CPU with thousands of idle nodes held), e.g.
+# SERVERS="rdv rdv_uv peerjs".
+#
 # Per run: p99 (and p50) of the one-way signaling latency in the quiet and
 # the storm window and their ratio (goal: storm / quiet <= 3); the storm's
 # handshakes/s (K / (last node back - SIGUSR2), over all generators; goal:
@@ -78,11 +84,14 @@ snap() {
 # run_storm rdv|peerjs REP: one run on a fresh server; appends its line
 # ("RUN key=value ...") to $OUT/storm-WHO.txt
 run_storm() {
-    local who=$1 rep=$2 spid port per i tag="$1-$2"
+    local who=$1 rep=$2 spid port per i tag="$1-$2" proto=rdv
     wait_quiet
     if [ "$who" = rdv ]; then
         start_rdv on --stun off; spid=$RDV_PID; port=$RDV_PORT
+    elif [ "$who" = rdv_uv ]; then
+        start_rdv on --stun off --event-loop uv; spid=$RDV_PID; port=$RDV_PORT
     else
+        proto=peerjs
         start_peerjs; spid=$PEER_PID; port=$PEER_PORT
     fi
     per=$(( (K_NODES + PROCS - 1) / PROCS ))
@@ -93,7 +102,7 @@ run_storm() {
         local n=$per
         [ $(( (i + 1) * per )) -gt "$K_NODES" ] && n=$(( K_NODES - i * per ))
         [ "$n" -gt 0 ] || continue
-        "$GEN_BUILD/loadgen_idle" --proto "$who" --port "$port" --name bench --conns "$n" \
+        "$GEN_BUILD/loadgen_idle" --proto "$proto" --port "$port" --name bench --conns "$n" \
             --inflight "$INFLIGHT" --offset $((i * 100000)) --family 7 --hold "$hold" \
             --timeout "$CONNECT_TIMEOUT" --ready-file "$OUT/ready.$i" \
             >"$OUT/storm-$tag.idle.$i.out" 2>"$OUT/storm-$tag.idle.$i.err" &
@@ -113,7 +122,7 @@ run_storm() {
     done
     # the paced signaling stream; budget: every window at the full rate, with room
     local msgs=$((SIG_RATE * (QUIET_S + STORM_MAX + AFTER_S + 15)))
-    "$GEN_BUILD/loadgen_signal" --proto "$who" --port "$port" --name bench \
+    "$GEN_BUILD/loadgen_signal" --proto "$proto" --port "$port" --name bench \
         --pairs "$SIG_PAIRS" --window "$SIG_WINDOW" --rate "$SIG_RATE" --messages "$msgs" \
         --warmup "$SIG_RATE" --family 11 --ts-ahead-ms 29000 --phases 3 \
         --measure-file "$OUT/measuring" --timeout $((QUIET_S + STORM_MAX + AFTER_S + 60)) \
@@ -149,7 +158,7 @@ run_storm() {
         stop_pid "$i"
     done
     GEN_PIDS=()
-    if [ "$who" = rdv ]; then stop_rdv; else stop_peerjs; fi
+    if [ "$proto" = rdv ]; then stop_rdv; else stop_peerjs; fi
     # combine: storm handshakes over all generators
     local dropped=0 back=0 failed=0 s0= e0= hp99=0 st en pp
     for f in "$OUT"/storm-$tag.idle.*.out; do
@@ -184,7 +193,9 @@ run_storm() {
         | tee -a "$OUT/storm-$who.txt" >&2
 }
 
-: >"$OUT/storm-rdv.txt"; : >"$OUT/storm-peerjs.txt"
+for who in $SERVERS; do
+    case $who in rdv | rdv_uv | peerjs) : >"$OUT/storm-$who.txt" ;; *) die "unknown server $who in SERVERS" ;; esac
+done
 for rep in $(seq 1 "$REPS"); do
     order=$SERVERS
     [ $((rep % 2)) = 0 ] && order=$(printf '%s\n' $SERVERS | tac | tr '\n' ' ')
@@ -216,8 +227,8 @@ row() { # row LABEL FILE
             END {printf "%d / %d", bad + 0, bad2 + 0}' "$f")"
 }
 # per round: ours / PeerJS storm handshakes/s (and per server CPU second)
-round_ratio() {
-    paste -d' ' <(col "$OUT/storm-peerjs.txt" "$1") <(col "$OUT/storm-rdv.txt" "$1") |
+round_ratio() { # round_ratio FIELD [rdv|rdv_uv]
+    paste -d' ' <(col "$OUT/storm-peerjs.txt" "$1") <(col "$OUT/storm-${2:-rdv}.txt" "$1") |
         awk '$1 > 0 {printf "%.3f\n", $2 / $1}' | stats
 }
 
@@ -236,10 +247,11 @@ echo
 echo "| server | runs | quiet p99 | storm p99 | storm/quiet p99 | quiet p50 | storm p50 | storm msgs/s | storm hs/s | hs per srv CPU s | storm s | cores srv / gen / sig / other | bad |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 row "rendezvousd (defaults, verify on)" "$OUT/storm-rdv.txt"
+row "rendezvousd --event-loop uv (verify on)" "$OUT/storm-rdv_uv.txt"
 row "PeerJS (peer@1.0.2)" "$OUT/storm-peerjs.txt"
 echo
-if [ -s "$OUT/storm-rdv.txt" ] && [ -s "$OUT/storm-peerjs.txt" ]; then
-    echo "- storm handshakes/s, ours / PeerJS per round (goal >= 2): $(round_ratio hs_per_s)"
-    echo "- handshakes per server CPU second, ours / PeerJS per round: $(round_ratio hs_per_srv_cpu_s)"
-fi
+for r in rdv rdv_uv; do
+    [ -s "$OUT/storm-$r.txt" ] && [ -s "$OUT/storm-peerjs.txt" ] || continue
+    echo "- $r: storm handshakes/s, ours / PeerJS per round (goal >= 2): $(round_ratio hs_per_s "$r"); handshakes per server CPU second, ours / PeerJS: $(round_ratio hs_per_srv_cpu_s "$r")"
+done
 } | tee "$OUT/table.md"
