@@ -77,12 +77,13 @@ echo "CALLGRIND_HANDSHAKE server=$RDVD n1=$N1 ir1=$ir1 n2=$N2 ir2=$ir2 ir_per_ha
 if [ "${PROFILE:-0}" = 1 ] && [ $rc = 0 ]; then
     # self cost per function, N2 run minus N1 run, per handshake: the top 30
     for n in "$N1" "$N2"; do
-        callgrind_annotate --threshold=100 --inclusive=no "$OUT/cg.out.$n" 2>/dev/null |
-            awk '/^ *[0-9,]+ .*:/ {v = $1; gsub(",", "", v); $1 = ""; sub(/^ +/, ""); sub(/ \[.*$/, ""); print v "\t" $0}' \
-            >"$OUT/fn.$n.txt"
+        callgrind_annotate --auto=no --threshold=100 --inclusive=no "$OUT/cg.out.$n" 2>/dev/null |
+            awk '/^ *[0-9,]+ \( *[0-9.]+%\) +[^ ]/ {v = $1; gsub(",", "", v); l = $0
+                sub(/^ *[0-9,]+ \( *[0-9.]+%\) +/, "", l); print v "\t" l}' >"$OUT/fn.$n.txt"
     done
+    echo "self instructions per handshake (N2 run - N1 run) / (N2 - N1), the top 30:"
     awk -F'\t' -v n1="$N1" -v n2="$N2" -v tot="$per" 'NR == FNR {a[$2] = $1; next}
-        {d = ($1 - a[$2]) / (n2 - n1); if (d > 0) printf "%9.0f %5.1f%%  %s\n", d, 100 * d / tot, $2}' \
+        $2 != "PROGRAM TOTALS" {d = ($1 - a[$2]) / (n2 - n1); if (d > 0) printf "%9.0f %5.1f%%  %s\n", d, 100 * d / tot, $2}' \
         "$OUT/fn.$N1.txt" "$OUT/fn.$N2.txt" | sort -rn | head -30
 fi
 [ "${KEEP:-0}" = 1 ] || rm -f "$OUT"/cg.out.*
