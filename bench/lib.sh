@@ -1,4 +1,6 @@
-# lib.sh - shared by bench/signaling.sh, idle.sh, churn.sh (sourced, not run).
+# shellcheck shell=bash
+# lib.sh - shared by bench/signaling.sh, idle.sh, churn.sh, relay.sh, stun.sh
+# (sourced, not run).
 #
 # Builds rendezvousd (Release, no sanitizers) into build-bench/ and the load
 # generators into build-bench-gen/, installs the PeerJS server, starts and
@@ -39,13 +41,18 @@ build_all() {
     command -v node >/dev/null || die "node (>= 14) and npm are needed for the PeerJS server"
     command -v curl >/dev/null || die "curl not found"
     build_server_tree "$REPO_DIR/build-bench-src" rendezvousd
+    build_gens
+    "$BENCH_DIR/install_peerjs.sh" >"$OUT/npm.log" 2>&1 \
+        || die "installing the PeerJS server failed; see $OUT/npm.log"
+}
+
+# build_gens: bench/ (the load generators, Release) into $GEN_BUILD.
+build_gens() {
     log "building the load generators (Release) in $GEN_BUILD"
     cmake -S "$BENCH_DIR" -B "$GEN_BUILD" -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake-gen.log" 2>&1 \
         || die "configuring bench/ failed; see $OUT/cmake-gen.log"
     cmake --build "$GEN_BUILD" -j2 >>"$OUT/cmake-gen.log" 2>&1 \
         || die "building bench/ failed; see $OUT/cmake-gen.log"
-    "$BENCH_DIR/install_peerjs.sh" >"$OUT/npm.log" 2>&1 \
-        || die "installing the PeerJS server failed; see $OUT/npm.log"
 }
 
 # build_server_tree SRCDIR TARGET...: builds TARGETs of the main project
@@ -79,15 +86,19 @@ build_server_tree() {
 
 port_free() { ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
 
-# start_rdv on|off [extra flags...]: a fresh database each time.
+# start_rdv on|off|defaults [extra flags...]: a fresh database each time.
+# on|off: verification so, and the per-node message rate and per-address
+# caps lifted (all load comes from 127.0.0.1); defaults: none of that.
 start_rdv() {
-    local verify=$1; shift
+    local verify=$1 lifts=(); shift
+    [ "$verify" = defaults ] || lifts=(--verify-signatures "$verify" --rate 1000000 --burst 1000000 \
+        --max-connections-per-ip 0 --max-handshakes-per-ip 0)
     port_free "$RDV_PORT" || die "port $RDV_PORT is in use (set RDV_PORT)"
     rm -f "$OUT"/rdv.db "$OUT"/rdv.db-*
     # RDVD_PREFIX: a command to run it under (e.g. "taskset -c 0")
+    # shellcheck disable=SC2086 # RDVD_PREFIX and RDV_FLAGS are word lists
     ${RDVD_PREFIX:-} "$RDVD" --port "$RDV_PORT" --db "$OUT/rdv.db" --name bench --operator-listen off \
-        --verify-signatures "$verify" --rate 1000000 --burst 1000000 \
-        --max-connections-per-ip 0 --max-handshakes-per-ip 0 --log-level warn $RDV_FLAGS "$@" >>"$OUT/rdv.log" 2>&1 &
+        "${lifts[@]}" --log-level warn $RDV_FLAGS "$@" >>"$OUT/rdv.log" 2>&1 &
     RDV_PID=$!
     local i
     for i in $(seq 1 100); do
@@ -192,4 +203,34 @@ wait_quiet() {
         t=$((t + 1))
     done
     log "bench: machine still busy ($cores cores of other work) after ${QUIET_WAIT}s; running anyway"
+}
+
+# ---- tables of the issue 15 method (signaling.sh, relay.sh, stun.sh) ----
+# stats: "min / median / max" of the numbers on stdin (1 decimal when < 100)
+stats() {
+    sort -g | awk '{a[NR]=$1} END {
+        if (!NR) { print "-"; exit }
+        f = (a[NR] < 100) ? "%.1f" : "%.0f"
+        printf(f " / " f " / " f "\n", a[1], a[int((NR+1)/2)], a[NR]) }'
+}
+col() { # col FILE FIELD: that field of every RESULT line in FILE
+    while read -r l; do field "$2" "$l"; done <"$1"
+}
+# stats2: "min / median / max" with 2 decimals (ratios)
+stats2() {
+    sort -g | awk '{a[NR]=$1} END {
+        if (!NR) { print "-"; exit }
+        printf("%.2f / %.2f / %.2f\n", a[1], a[int((NR+1)/2)], a[NR]) }'
+}
+# stats3: "min / median / max" with 3 decimals (loss %)
+stats3() {
+    sort -g | awk '{a[NR]=$1} END {
+        if (!NR) { print "-"; exit }
+        printf("%.3f / %.3f / %.3f\n", a[1], a[int((NR+1)/2)], a[NR]) }'
+}
+
+# ratio_range FILE_A FILE_B FIELD: per-round B/A, "min / median / max"
+ratio_range() {
+    paste -d' ' <(col "$1" "$3") <(col "$2" "$3") |
+        awk '$1 > 0 {printf "%.3f\n", $2 / $1}' | stats2
 }

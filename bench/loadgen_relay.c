@@ -11,7 +11,12 @@
  * binary relay frames (kind 0x01, 16-byte session ID, payload) to B_i.
  * tcp: the same traffic as length-prefixed frames over plain TCP through
  * the forwarder, which pairs A_i and B_i by session ID and copies bytes
- * A -> B with a blocking read/write loop per pair (a thread each).
+ * A -> B and B -> A with a blocking read/write loop per direction (a
+ * thread each).
+ *
+ * With --warmup the run is instead one fixed-duration window (issue 15's
+ * method, see "windowed runs" below: optional B -> A traffic, uclient-like
+ * pacing, CPU of the server and of this generator, a RESULT line).
  *
  * Phase 1, throughput (--seconds): each A keeps at most --window payload
  * bytes in flight (sent, not yet received by its B: the loss-free rate of
@@ -47,6 +52,8 @@
 #include "schema/wire_limits.h"
 #include "schema/message.h"
 #include "schema/sign.h"
+
+#include "common.h" /* bench_proc_cpu_s, bench_self_cpu_s, bench_machine_busy_s */
 
 /* ---- options, clock, stats ---------------------------------------------- */
 
@@ -652,21 +659,32 @@ static void run_stream(bool ws)
 typedef struct pair {
     uint8_t sid[RDV_UUID_BYTES];
     int fd[2];
+    int refs; /* copy threads still running (one per direction) */
 } pair;
 
+typedef struct copy_dir {
+    pair *p;
+    int from, to;
+} copy_dir;
+
+/* Copies one direction of a pair until EOF or an error; the last of the
+ * two threads closes both sockets and frees the pair. */
 static void *copy_thread(void *arg)
 {
-    pair *p = arg;
+    copy_dir *cd = arg;
+    pair *p = cd->p;
+    int from = cd->from, to = cd->to;
+    free(cd);
     size_t cap = 256 * 1024;
     uint8_t *buf = malloc(cap);
     while (buf) {
-        ssize_t r = read(p->fd[0], buf, cap);
+        ssize_t r = read(from, buf, cap);
         if (r <= 0)
             break;
         const uint8_t *q = buf;
         size_t n = (size_t)r;
         while (n) {
-            ssize_t w = write(p->fd[1], q, n);
+            ssize_t w = write(to, q, n);
             if (w <= 0)
                 goto out;
             q += w;
@@ -675,9 +693,13 @@ static void *copy_thread(void *arg)
     }
 out:
     free(buf);
-    close(p->fd[0]);
-    close(p->fd[1]);
-    free(p);
+    shutdown(to, SHUT_WR);
+    shutdown(from, SHUT_RD);
+    if (__atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        close(p->fd[0]);
+        close(p->fd[1]);
+        free(p);
+    }
     return NULL;
 }
 
@@ -733,11 +755,368 @@ static void run_forwarder(void)
             continue;
         }
         p->fd[role] = fd;
-        pthread_t t;
-        if (pthread_create(&t, NULL, copy_thread, p) != 0)
-            die("pthread_create failed");
-        pthread_detach(t);
+        p->refs = 2;
+        for (int d = 0; d < 2; d++) { /* A -> B, and B -> A for two-way runs */
+            copy_dir *cd = malloc(sizeof *cd);
+            pthread_t t;
+            if (!cd)
+                die("out of memory");
+            *cd = (copy_dir){p, p->fd[d], p->fd[1 - d]};
+            if (pthread_create(&t, NULL, copy_thread, cd) != 0)
+                die("pthread_create failed");
+            pthread_detach(t);
+        }
     }
+}
+
+/* ---- windowed runs (issue 15's method) -------------------------------------
+ * With --warmup S the run is one fixed-duration measurement instead of the
+ * two phases above: traffic starts on every session, the first S seconds
+ * are not measured, then --seconds are, then --drain seconds let what is in
+ * flight arrive (nothing new is sent). Every figure is taken from counters
+ * read at the two ends of the measured window, the same way for every path
+ * (relay.sh's coturn runner, turn_uclient.py, reads uclient's counters the
+ * same way): payload messages and bytes sent and received, the server's
+ * (--server-pid), this generator's and everything else's CPU, and the
+ * one-way delay of messages received inside the window.
+ *
+ * --directions 2 makes B send to A as well, the same way (TURN clients of
+ * turnutils_uclient -y are always two-way). --interval-ms Z paces every
+ * sender the way turnutils_uclient does: a 1 ms tick, one message due every
+ * Z ms, at most --tick-max (50) sent per tick, so Z = 0 is 50 messages per
+ * tick per sender (uclient -z 0). Without --interval-ms each sender keeps at
+ * most --window payload bytes in flight (flow-controlled bulk, goal 6).
+ *
+ * Output: one line "RESULT key=value ..." on stdout. */
+
+typedef struct wflow {          /* one direction of one session */
+    uint64_t sent_msgs, sent_bytes, recv_msgs, recv_bytes;
+    uint64_t gave_up;           /* window mode: bytes written off after a stall */
+    int64_t due;                /* paced: next message due (ns) */
+    int64_t progress;           /* window mode: last receive or write-off (ns) */
+    int credit;                 /* paced: messages this sender may write now */
+} wflow;
+
+typedef struct wconn {
+    int fd;
+    session *s;
+    wflow *out, *in;            /* the flow it sends (NULL: none) and receives */
+    uint8_t *rx;
+    size_t rx_len;
+    uint8_t *tx;
+    size_t tx_len, tx_off;
+} wconn;
+
+static struct {
+    double warmup;              /* < 0: the two-phase run above */
+    int directions;
+    int interval_ms;            /* < 0: window flow control */
+    int tick_max;
+    int server_pid;
+    double drain;
+} W = {-1, 1, -1, 50, 0, 1.0};
+
+/* Parses one option of the windowed run; false when a is not one. */
+static bool window_opt(const char *a, const char *v)
+{
+    if (!strcmp(a, "--warmup"))
+        W.warmup = atof(v);
+    else if (!strcmp(a, "--directions"))
+        W.directions = atoi(v);
+    else if (!strcmp(a, "--interval-ms"))
+        W.interval_ms = atoi(v);
+    else if (!strcmp(a, "--tick-max"))
+        W.tick_max = atoi(v);
+    else if (!strcmp(a, "--server-pid"))
+        W.server_pid = atoi(v);
+    else if (!strcmp(a, "--drain"))
+        W.drain = atof(v);
+    else
+        return false;
+    return true;
+}
+
+#define W_TICK_NS 1000000
+
+/* True when the sender of f may start one more message now. */
+static bool w_may_send(wflow *f, int64_t now)
+{
+    if (W.interval_ms >= 0)
+        return f->credit > 0;
+    int64_t inflight = (int64_t)(f->sent_bytes - f->recv_bytes - f->gave_up);
+    if (inflight >= (int64_t)O.window && now - f->progress > STALL_NS) {
+        /* relay data is datagrams: what has not come by now was dropped */
+        f->gave_up += (uint64_t)inflight;
+        f->progress = now;
+        inflight = 0;
+    }
+    return inflight < (int64_t)O.window;
+}
+
+/* One 1 ms tick of the uclient pacing for f. */
+static void w_tick(wflow *f, int64_t now)
+{
+    int64_t step = (int64_t)W.interval_ms * 1000000;
+    while (f->credit < W.tick_max && now >= f->due) {
+        f->credit++;
+        f->due += step;
+    }
+}
+
+typedef struct wsnap {
+    uint64_t sent_msgs, sent_bytes, recv_msgs, recv_bytes;
+    double srv_cpu, gen_cpu, busy;
+    int64_t t;
+} wsnap;
+
+static void w_snap(wsnap *x, const wflow *F, int nf)
+{
+    memset(x, 0, sizeof *x);
+    for (int i = 0; i < nf; i++) {
+        x->sent_msgs += F[i].sent_msgs;
+        x->sent_bytes += F[i].sent_bytes;
+        x->recv_msgs += F[i].recv_msgs;
+        x->recv_bytes += F[i].recv_bytes;
+    }
+    x->srv_cpu = bench_proc_cpu_s(W.server_pid);
+    x->gen_cpu = bench_self_cpu_s();
+    x->busy = bench_machine_busy_s();
+    x->t = now_ns();
+}
+
+/* Consumes complete frames from c->rx (ws: server frames; tcp: length-
+ * prefixed); payloads count for c->in, and for the delay samples when
+ * `measure`. Returns the bytes used. */
+static size_t w_parse(wconn *c, bool ws, bool measure)
+{
+    size_t p = 0;
+    for (;;) {
+        const uint8_t *d;
+        size_t n;
+        if (ws) {
+            int op;
+            size_t pl, plen, fl = ws_frame_at(c->rx + p, c->rx_len - p, &op, &pl, &plen);
+            if (!fl)
+                break;
+            d = c->rx + p + pl;
+            p += fl;
+            if (op == 9) {
+                ws_send(c->fd, 10, d, plen);
+                continue;
+            }
+            if (op == 10)
+                continue;
+            if (op != 2 || plen < RDV_RELAY_FRAME_HEADER + 8)
+                die("unexpected frame (opcode %d): %.200s", op, op == 1 ? (const char *)d : "");
+            d += RDV_RELAY_FRAME_HEADER;
+            n = plen - RDV_RELAY_FRAME_HEADER;
+        } else {
+            uint32_t fl;
+            if (c->rx_len - p < 4)
+                break;
+            memcpy(&fl, c->rx + p, 4);
+            if (c->rx_len - p < 4 + (size_t)fl)
+                break;
+            d = c->rx + p + 4;
+            n = fl;
+            p += 4 + fl;
+        }
+        if (!c->in)
+            die("data on a connection that receives none");
+        int64_t ts, now = now_ns();
+        memcpy(&ts, d, sizeof ts);
+        c->in->recv_msgs++;
+        c->in->recv_bytes += n;
+        c->in->progress = now;
+        if (measure)
+            sample_add(&lat_load, now - ts);
+    }
+    return p;
+}
+
+/* Writes what c may send now; stops at EAGAIN. `may_start`: new messages
+ * may begin (false while draining: only a frame already begun finishes). */
+static void w_send(wconn *c, bool ws, bool may_start, int64_t now)
+{
+    wflow *f = c->out;
+    for (;;) {
+        if (c->tx_off == c->tx_len) {
+            if (!may_start || !w_may_send(f, now))
+                return;
+            c->tx_len = ws ? ws_data_frame(c->tx, c->s, O.payload) : tcp_frame(c->tx, O.payload);
+            c->tx_off = 0;
+            f->sent_msgs++;
+            f->sent_bytes += O.payload;
+            if (W.interval_ms >= 0)
+                f->credit--;
+        }
+        ssize_t w = write(c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (w <= 0)
+            die("write: %s", strerror(errno));
+        c->tx_off += (size_t)w;
+    }
+}
+
+/* Connects and opens every session (ws: authenticated nodes and relay
+ * sessions; tcp: through the forwarder); fills C (2 per session). */
+static void w_connect(wconn *C, wflow *F, bool ws)
+{
+    int n = 2 * O.sessions;
+    tconn *T = calloc((size_t)n, sizeof *T);
+    if (!T)
+        die("out of memory");
+    for (int i = 0; i < n; i++) {
+        tconn *c = &T[i];
+        c->s = &S[i / 2];
+        c->role = i % 2;
+        c->fd = tcp_connect();
+        if (ws) {
+            ws_handshake(c, i);
+        } else {
+            uint8_t hello[1 + RDV_UUID_BYTES];
+            hello[0] = c->role ? 'B' : 'A';
+            memcpy(hello + 1, c->s->sid, RDV_UUID_BYTES);
+            write_all(c->fd, hello, sizeof hello);
+        }
+    }
+    if (ws)
+        ws_open_sessions(T);
+    for (int i = 0; i < n; i++) {
+        wconn *c = &C[i];
+        wflow *ab = &F[2 * (i / 2)], *ba = &F[2 * (i / 2) + 1];
+        c->fd = T[i].fd;
+        c->s = T[i].s;
+        if (i % 2 == 0) {
+            c->out = ab;
+            c->in = W.directions == 2 ? ba : NULL;
+        } else {
+            c->out = W.directions == 2 ? ba : NULL;
+            c->in = ab;
+        }
+        c->rx = malloc(TCP_RXBUF);
+        c->tx = malloc(14 + RDV_RELAY_FRAME_HEADER + O.payload);
+        if (!c->rx || !c->tx)
+            die("out of memory");
+        if (fcntl(c->fd, F_SETFL, O_NONBLOCK) != 0)
+            die("fcntl: %s", strerror(errno));
+    }
+    free(T);
+}
+
+static void w_report(const wsnap *a, const wsnap *b, const wflow *F, int nf)
+{
+    double secs = (double)(b->t - a->t) / 1e9;
+    uint64_t sm = b->sent_msgs - a->sent_msgs, rm = b->recv_msgs - a->recv_msgs;
+    uint64_t rb = b->recv_bytes - a->recv_bytes;
+    uint64_t run_sent = 0, run_recv = 0;
+    for (int i = 0; i < nf; i++) {
+        run_sent += F[i].sent_msgs;
+        run_recv += F[i].recv_msgs;
+    }
+    double srv = W.server_pid > 0 ? (b->srv_cpu - a->srv_cpu) / secs : -1;
+    double gen = (b->gen_cpu - a->gen_cpu) / secs;
+    double other = (b->busy - a->busy) / secs - gen - (srv > 0 ? srv : 0);
+    double p50 = pct_us(&lat_load, 0.5), p99 = pct_us(&lat_load, 0.99);
+    printf("RESULT status=ok mode=%s sessions=%d directions=%d payload=%zu interval_ms=%d "
+           "window=%zu secs=%.2f sent_msgs=%llu recv_msgs=%llu msgs_per_s=%.0f mbps=%.1f "
+           "loss_pct=%.3f run_sent=%llu run_recv=%llu run_lost=%lld p50_us=%.0f p99_us=%.0f "
+           "win_server_cores=%.2f win_gen_cores=%.2f win_other_cores=%.2f "
+           "srv_us_per_msg=%.2f srv_us_per_mb=%.1f gen_us_per_msg=%.2f\n",
+           O.mode, O.sessions, W.directions, O.payload, W.interval_ms,
+           W.interval_ms < 0 ? O.window : 0, secs, (unsigned long long)sm,
+           (unsigned long long)rm, (double)rm / secs, (double)rb / 1e6 / secs,
+           sm ? 100.0 * (1.0 - (double)rm / (double)sm) : 0.0, (unsigned long long)run_sent,
+           (unsigned long long)run_recv, (long long)run_sent - (long long)run_recv, p50, p99,
+           srv, gen, other, rm && srv >= 0 ? srv * secs * 1e6 / (double)rm : -1,
+           rb && srv >= 0 ? srv * secs * 1e6 / ((double)rb / 1e6) : -1,
+           rm ? gen * secs * 1e6 / (double)rm : -1);
+    fflush(stdout);
+}
+
+static void run_window(bool ws)
+{
+    int n = 2 * O.sessions, nf = 2 * O.sessions;
+    wconn *C = calloc((size_t)n, sizeof *C);
+    wflow *F = calloc((size_t)nf, sizeof *F);
+    struct pollfd *pf = calloc((size_t)n, sizeof *pf);
+    if (!C || !F || !pf)
+        die("out of memory");
+    w_connect(C, F, ws);
+    int64_t t0 = now_ns(), next_tick = t0;
+    int64_t t_ws = t0 + (int64_t)(W.warmup * 1e9), t_we = t_ws + (int64_t)(O.seconds * 1e9);
+    int64_t t_end = t_we + (int64_t)(W.drain * 1e9);
+    for (int i = 0; i < nf; i++)
+        F[i].due = F[i].progress = t0;
+    fprintf(stderr, "loadgen_relay: %d session(s) open, %d direction(s); warm-up %.1f s\n",
+            O.sessions, W.directions, W.warmup);
+    wsnap a, b;
+    int stage = 0; /* 0 warm-up, 1 measured, 2 drain */
+    for (;;) {
+        int64_t now = now_ns();
+        if (stage == 0 && now >= t_ws) {
+            lat_load.n = 0;
+            w_snap(&a, F, nf);
+            stage = 1;
+        }
+        if (stage == 1 && now >= t_we) {
+            w_snap(&b, F, nf);
+            stage = 2;
+        }
+        if (stage == 2) {
+            bool all = true;
+            for (int i = 0; i < nf; i++)
+                all = all && F[i].recv_msgs >= F[i].sent_msgs;
+            if (all || now >= t_end)
+                break;
+        }
+        if (W.interval_ms >= 0 && now >= next_tick) {
+            for (int i = 0; i < nf; i++)
+                w_tick(&F[i], now);
+            next_tick += W_TICK_NS;
+            if (next_tick < now)
+                next_tick = now + W_TICK_NS;
+        }
+        for (int i = 0; i < n; i++) {
+            wconn *c = &C[i];
+            pf[i].fd = c->fd;
+            pf[i].events = POLLIN;
+            if (c->out && (c->tx_off < c->tx_len || (stage < 2 && w_may_send(c->out, now))))
+                pf[i].events |= POLLOUT;
+        }
+        int64_t wait = W.interval_ms >= 0 ? next_tick - now : W_TICK_NS;
+        struct timespec ts = {0, wait > 0 ? (long)wait : 0};
+        if (ppoll(pf, (nfds_t)n, &ts, NULL) < 0 && errno != EINTR)
+            die("poll: %s", strerror(errno));
+        now = now_ns();
+        for (int i = 0; i < n; i++) {
+            wconn *c = &C[i];
+            if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                ssize_t r = read(c->fd, c->rx + c->rx_len, TCP_RXBUF - c->rx_len);
+                if (r == 0)
+                    die("the %s closed a connection", ws ? "server" : "forwarder");
+                if (r < 0 && errno != EAGAIN)
+                    die("read: %s", strerror(errno));
+                if (r > 0)
+                    c->rx_len += (size_t)r;
+                size_t p = w_parse(c, ws, stage == 1);
+                memmove(c->rx, c->rx + p, c->rx_len - p);
+                c->rx_len -= p;
+            }
+            if (c->out && (pf[i].revents & POLLOUT))
+                w_send(c, ws, stage < 2, now);
+        }
+    }
+    w_report(&a, &b, F, nf);
+    for (int i = 0; i < n; i++) {
+        close(C[i].fd);
+        free(C[i].rx);
+        free(C[i].tx);
+    }
+    free(C);
+    free(F);
+    free(pf);
 }
 
 /* ---- main ----------------------------------------------------------------- */
@@ -747,7 +1126,9 @@ static void usage(void)
     fprintf(stderr,
             "usage: loadgen_relay --mode ws|tcp|forwarder --port N [--host 127.0.0.1]\n"
             "  [--sessions N] [--seconds S] [--payload BYTES] [--window BYTES]\n"
-            "  [--lat-seconds S] [--lat-interval MS] [--lat-payload BYTES]\n");
+            "  [--lat-seconds S] [--lat-interval MS] [--lat-payload BYTES]\n"
+            "  windowed run (issue 15): --warmup S [--directions 1|2] [--interval-ms Z]\n"
+            "  [--tick-max 50] [--server-pid PID] [--drain S]\n");
     exit(2);
 }
 
@@ -779,7 +1160,7 @@ int main(int argc, char **argv)
             O.lat_interval_ms = atoi(v);
         else if (!strcmp(a, "--lat-payload"))
             O.lat_payload = (size_t)atol(v);
-        else
+        else if (!window_opt(a, v))
             usage();
     }
     if (O.port <= 0 || O.sessions < 1 || O.payload < 8 || O.lat_payload < 8 ||
@@ -799,11 +1180,11 @@ int main(int argc, char **argv)
         if (rdv_uuid_to_bytes(S[i].sid_text, S[i].sid) != 0)
             die("uuid");
     }
-    if (!strcmp(O.mode, "ws"))
-        run_stream(true);
-    else if (!strcmp(O.mode, "tcp"))
-        run_stream(false);
-    else
+    if (strcmp(O.mode, "ws") && strcmp(O.mode, "tcp"))
         usage();
+    if (W.warmup >= 0)
+        run_window(!strcmp(O.mode, "ws"));
+    else
+        run_stream(!strcmp(O.mode, "ws"));
     return 0;
 }

@@ -62,7 +62,10 @@
  * The first --warmup messages (default M/20) are not measured.
  * --rate R paces the sends to R messages/s in total (token bucket, 1 ms
  * ticks) instead of as fast as the window allows (the churn workload uses
- * it). Every loop is bounded: --timeout (default 120 s) ends the run.
+ * it). --tick-us T sets the tick: with 1e6 / R, one message leaves per
+ * tick instead of R / 1000 back to back each millisecond (the paced
+ * latency figure; lws' poll() timeout is in whole ms, so under 1 ms the
+ * generator spins between ticks: its CPU is then not a load figure). Every loop is bounded: --timeout (default 120 s) ends the run.
  *
  * Output: a human summary on stderr and one line on stdout:
  *   RESULT proto=.. pairs=.. window=.. messages=.. msg_bytes=.. elapsed_s=..
@@ -131,10 +134,11 @@ static struct {
     double seconds;      /* --seconds: measure this long after the warm-up */
     bool unsigned_sig;   /* --unsigned: random signatures (verify off) */
     int pad_to;          /* --pad-to: PeerJS frames padded to this many bytes */
+    long tick_us;        /* --tick-us: the pacing tick */
     int phases;          /* --phases: measured windows, advanced by SIGUSR2 */
     const char *measure_file; /* --measure-file: touched when measuring starts */
 } opt = {PROTO_RDV, "127.0.0.1", 8080, "rendezvous", 100, 200000, -1, 10, 0, 120, NULL, 1,
-         20000, 2, false, true, 0, 0, 0, 0, 0, false, 0, 0, NULL};
+         20000, 2, false, true, 0, 0, 0, 0, 0, false, 0, 1000, 0, NULL};
 
 static bench B;
 static node *nodes;          /* 2 * pairs; conn idx = node idx */
@@ -710,7 +714,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         n_blocked -= wake;
     }
     last_tick_ns = now;
-    lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, 1000);
+    lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, opt.tick_us);
 }
 
 static bool all_ready(bench *b)
@@ -749,7 +753,7 @@ static void usage(void)
             "         [--timeout S] [--src-ips IP,IP..] [--family F] [--ts-ahead-ms MS]\n"
             "         [--sign-threads T] [--quiet] [--poll] [--server-pid PID]\n"
             "         [--port2 N] [--server2-pid PID] [--redis-pid PID]\n"
-            "         [--seconds S] [--unsigned] [--pad-to BYTES]\n"
+            "         [--seconds S] [--unsigned] [--pad-to BYTES] [--tick-us T]\n"
             "         [--phases N] [--measure-file PATH]\n"
             "  --poll        use lws's poll() loop instead of libuv (epoll)\n"
             "  --server-pid  report the server's CPU use during the run (server_cores)\n"
@@ -769,8 +773,8 @@ int main(int argc, char **argv)
         {"ts-ahead-ms", 1, 0, 'a'}, {"sign-threads", 1, 0, 'T'}, {"quiet", 0, 0, 'q'},
         {"poll", 0, 0, 'L'},     {"server-pid", 1, 0, 'S'}, {"port2", 1, 0, '2'},
         {"server2-pid", 1, 0, 'X'}, {"redis-pid", 1, 0, 'Y'}, {"seconds", 1, 0, 'D'},
-        {"unsigned", 0, 0, 'U'}, {"pad-to", 1, 0, 'Z'}, {"phases", 1, 0, 'G'},
-        {"measure-file", 1, 0, 'F'}, {0, 0, 0, 0}};
+        {"unsigned", 0, 0, 'U'}, {"pad-to", 1, 0, 'Z'}, {"tick-us", 1, 0, 'K'},
+        {"phases", 1, 0, 'G'},   {"measure-file", 1, 0, 'F'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -804,6 +808,7 @@ int main(int argc, char **argv)
         case 'D': opt.seconds = atof(optarg); break;
         case 'U': opt.unsigned_sig = true; break;
         case 'Z': opt.pad_to = atoi(optarg); break;
+        case 'K': opt.tick_us = atol(optarg); break;
         case 'G': opt.phases = atoi(optarg); break;
         case 'F': opt.measure_file = optarg; break;
         default: usage();
@@ -812,7 +817,7 @@ int main(int argc, char **argv)
     if (opt.pairs < 1 || opt.pairs > 5000 || opt.messages < 1 || opt.messages > 20000000 ||
         opt.window < 1 || opt.window > 1000 || opt.timeout_s <= 0 || opt.timeout_s > 3600 ||
         opt.ts_ahead_ms < 0 || opt.ts_ahead_ms > 29000 || opt.port2 < 0 || opt.port2 > 65535 ||
-        opt.phases < 0 || opt.phases > MAX_PHASES)
+        opt.tick_us < 10 || opt.tick_us > 1000000 || opt.phases < 0 || opt.phases > MAX_PHASES)
         usage();
     if (opt.warmup < 0)
         opt.warmup = opt.messages / 20;
@@ -861,7 +866,7 @@ int main(int argc, char **argv)
     last_tick_ns = bench_mono_ns();
     token_cap = opt.rate > 0 ? opt.rate / 100.0 + 1.0 : 0;
     if (opt.rate > 0)
-        lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, 1000);
+        lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, opt.tick_us);
     int rc = bench_run(&B, deadline, all_ready);
     if (rc != 0 || B.stop) {
         fprintf(stderr, "loadgen_signal: only %ld of %d nodes ready (%s)\n", ready_nodes, n_nodes,

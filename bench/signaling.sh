@@ -41,6 +41,9 @@ WARMUP=${WARMUP:-20000}
 BUDGET_OFF=${BUDGET_OFF:-3000000}   # messages built per verify-off / PeerJS run
 BUDGET_ON=${BUDGET_ON:-1500000}     # signed messages per verify-on run
 PACED_RATE=${PACED_RATE:-5000}
+# one message per tick, evenly spaced (not PACED_RATE/1000 back to back
+# each millisecond, which queues a burst's last message behind the others)
+PACED_TICK_US=${PACED_TICK_US:-$((1000000 / PACED_RATE))}
 PARTS=${PARTS:-"off on paced"}
 SERVER_CORE=${SERVER_CORE:-0}
 GEN_CORE=${GEN_CORE:-1}
@@ -97,23 +100,13 @@ run_tcp() {
     spid=$!
     sleep 0.3
     line=$(timeout $((RUN_TIMEOUT + 60)) "${tgen[@]}" "$GEN_BUILD/tcp_pair" load --port "$port" \
-        --pairs "$PAIRS" --rate "$PACED_RATE" --messages "$n" --size "$RDV_BYTES" \
+        --pairs "$PAIRS" --rate "$PACED_RATE" --tick-us "$PACED_TICK_US" --messages "$n" --size "$RDV_BYTES" \
         --warmup $((PACED_RATE * 10)) --timeout "$RUN_TIMEOUT" 2>>"$OUT/tcp_pair.log" | grep '^RESULT')
     stop_pid "$spid"
     [ -n "$line" ] || line="RESULT status=failed msgs_per_s=0"
     printf '%s\n' "$line"
 }
 
-# stats: "min / median / max" of the numbers on stdin (1 decimal when < 100)
-stats() {
-    sort -g | awk '{a[NR]=$1} END {
-        if (!NR) { print "-"; exit }
-        f = (a[NR] < 100) ? "%.1f" : "%.0f"
-        printf(f " / " f " / " f "\n", a[1], a[int((NR+1)/2)], a[NR]) }'
-}
-col() { # col FILE FIELD: that field of every RESULT line in FILE
-    while read -r l; do field "$2" "$l"; done <"$1"
-}
 
 TABLES=()
 row() { # row LABEL FILE: one table row over the runs in FILE
@@ -129,18 +122,6 @@ HEADER='| configuration | runs | msgs/s | srv us/msg | p50 us | p99 us | srv cor
 |---|---|---|---|---|---|---|---|---|---|'
 NOTES=()
 
-# stats2: "min / median / max" with 2 decimals (ratios)
-stats2() {
-    sort -g | awk '{a[NR]=$1} END {
-        if (!NR) { print "-"; exit }
-        printf("%.2f / %.2f / %.2f\n", a[1], a[int((NR+1)/2)], a[NR]) }'
-}
-
-# ratio_range FILE_A FILE_B FIELD: per-round B/A, "min / median / max"
-ratio_range() {
-    paste -d' ' <(col "$1" "$3") <(col "$2" "$3") |
-        awk '$1 > 0 {printf "%.3f\n", $2 / $1}' | stats2
-}
 
 rdv_bytes() { # the size of our offer frame (from a short run's RESULT line)
     [ -n "$RDV_BYTES" ] && return
@@ -202,9 +183,11 @@ paced)
         order="A B C"; [ $((rep % 2)) = 0 ] && order="C B A"
         for x in $order; do
             if [ "$x" = A ]; then
-                run_one rdv on pin 1 --rate "$PACED_RATE" --messages "$n" >>"$fa"
+                run_one rdv on pin 1 --rate "$PACED_RATE" --tick-us "$PACED_TICK_US" \
+                    --messages "$n" >>"$fa"
             elif [ "$x" = B ]; then
-                run_one peerjs - pin 1 --rate "$PACED_RATE" --pad-to "$RDV_BYTES" \
+                run_one peerjs - pin 1 --rate "$PACED_RATE" --tick-us "$PACED_TICK_US" \
+                    --pad-to "$RDV_BYTES" \
                     --messages "$n" >>"$fb"
             else
                 run_tcp "$n" >>"$fc"

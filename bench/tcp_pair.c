@@ -4,7 +4,7 @@
  *
  *   tcp_pair serve [--port N]
  *   tcp_pair load  [--port N] [--pairs P] [--rate R] [--messages M]
- *                  [--warmup W] [--size B] [--timeout S]
+ *                  [--warmup W] [--size B] [--timeout S] [--tick-us T]
  *
  * serve: a single-threaded poll() forwarder, the least a rendezvous can
  * do: connections are paired in accept order (1st with 2nd, 3rd with 4th,
@@ -13,7 +13,8 @@
  *
  * load: P pairs; the first connection of each pair sends B-byte messages
  * (the send time in the first 8 bytes) paced to R messages/s in total over
- * all pairs (1 ms ticks, round robin), the second reads whole B-byte
+ * all pairs (--tick-us ticks, default 1 ms, round robin; 1e6 / R sends
+ * one message per tick), the second reads whole B-byte
  * messages and takes the latency. The first W messages are not measured.
  * Prints, like loadgen_signal, one line on stdout:
  *   RESULT status=ok|failed proto=tcp pairs=.. messages=.. msg_bytes=.. elapsed_s=..
@@ -28,6 +29,7 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -123,7 +125,7 @@ static int dial(int port)
     return fd;
 }
 
-static int load(int port, int pairs, long rate, long messages, long warmup, size_t size,
+static int load(int port, int pairs, long rate, long tick_us, long messages, long warmup, size_t size,
                 int timeout_s)
 {
     static int tx[MAX_CONNS / 2], rx[MAX_CONNS / 2];
@@ -164,7 +166,8 @@ static int load(int port, int pairs, long rate, long messages, long warmup, size
             sent++;
             tokens -= 1;
         }
-        int pr = poll(pf, (nfds_t)pairs, 1);
+        struct timespec tick = {tick_us / 1000000, (tick_us % 1000000) * 1000};
+        int pr = ppoll(pf, (nfds_t)pairs, &tick, NULL);
         if (pr <= 0)
             continue;
         for (int i = 0; i < pairs; i++) {
@@ -210,7 +213,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: tcp_pair serve [--port N]\n"
                     "       tcp_pair load [--port N] [--pairs P] [--rate R] [--messages M]\n"
-                    "                     [--warmup W] [--size B] [--timeout S]\n");
+                    "                     [--warmup W] [--size B] [--timeout S] [--tick-us T]\n");
 }
 
 int main(int argc, char **argv)
@@ -221,12 +224,13 @@ int main(int argc, char **argv)
     }
     const char *mode = argv[1];
     int port = 18790, pairs = 100, timeout_s = 120;
-    long rate = 5000, messages = 100000, warmup = -1;
+    long rate = 5000, messages = 100000, warmup = -1, tick_us = 1000;
     size_t size = 535;
     static const struct option o[] = {{"port", 1, 0, 'p'},    {"pairs", 1, 0, 'n'},
                                       {"rate", 1, 0, 'r'},    {"messages", 1, 0, 'm'},
                                       {"warmup", 1, 0, 'w'},  {"size", 1, 0, 's'},
-                                      {"timeout", 1, 0, 't'}, {0, 0, 0, 0}};
+                                      {"timeout", 1, 0, 't'}, {"tick-us", 1, 0, 'k'},
+                                      {0, 0, 0, 0}};
     int ch;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", o, NULL)) != -1) {
@@ -238,17 +242,19 @@ int main(int argc, char **argv)
         case 'w': warmup = atol(optarg); break;
         case 's': size = (size_t)atol(optarg); break;
         case 't': timeout_s = atoi(optarg); break;
+        case 'k': tick_us = atol(optarg); break;
         default: usage(); return 2;
         }
     }
     if (!strcmp(mode, "serve"))
         return serve(port);
     if (strcmp(mode, "load") != 0 || pairs < 1 || pairs > MAX_CONNS / 2 || rate < 1 ||
+        tick_us < 10 || tick_us > 1000000 ||
         messages < 1 || size < 8 || size > MAX_SIZE) {
         usage();
         return 2;
     }
     if (warmup < 0)
         warmup = messages / 20;
-    return load(port, pairs, rate, messages, warmup, size, timeout_s);
+    return load(port, pairs, rate, tick_us, messages, warmup, size, timeout_s);
 }

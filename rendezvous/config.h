@@ -20,6 +20,7 @@ typedef struct srv_config {
     char name[254];              /* --name: signed by nodes in hello */
     bool verify_signatures;      /* --verify-signatures on|off */
     int verify_threads;          /* --verify-threads: workers (0: one per core) */
+    int verify_inline;           /* --verify-inline: % of the loop's time verifying itself */
     int64_t auth_timeout_ms;     /* --auth-timeout */
     int64_t offline_ttl_ms;      /* --offline-ttl (<= 90000) */
     int offline_queue_max;       /* --offline-queue-max */

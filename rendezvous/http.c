@@ -172,6 +172,11 @@ static void build_metrics(srv_server *srv, tbuf *b)
            "Signatures (hellos and routed messages) checked on the --verify-threads workers.");
     tb_printf(b, "rendezvous_verify_offloaded_total %llu\n",
               (unsigned long long)srv->vpool.jobs);
+    metric(b, "rendezvous_verify_inline_total", "counter",
+           "Signatures the event loop checked itself at light load although workers exist "
+           "(--verify-inline).");
+    tb_printf(b, "rendezvous_verify_inline_total %llu\n",
+              (unsigned long long)srv->vpool.inline_jobs);
     metric(b, "rendezvous_rate_limited_total", "counter",
            "Messages dropped by the per-connection rate limit.");
     tb_printf(b, "rendezvous_rate_limited_total %llu\n", (unsigned long long)m->rate_limited);

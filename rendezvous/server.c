@@ -804,7 +804,7 @@ int srv_server_start(srv_server *srv)
         return -1;
     }
     signal_ctx = srv->ctx;
-    if (srv_vpool_start(&srv->vpool, cfg->verify_threads, srv->ctx) != 0)
+    if (srv_vpool_start(&srv->vpool, cfg->verify_threads, cfg->verify_inline, srv->ctx) != 0)
         srv_warn(srv->log, "cannot start signature verification threads; verifying on the "
                            "event loop");
     else

@@ -12,6 +12,7 @@
 #include <libwebsockets.h>
 #include <sched.h>
 #include <sodium.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -99,7 +100,60 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int srv_vpool_start(srv_vpool *p, int nthreads, struct lws_context *ctx)
+/* Nanoseconds of one Ed25519 check here, timed over a few of them on a
+ * message the size of an offer's signing input; 0 when it cannot tell. */
+static int64_t verify_cost_ns(void)
+{
+    enum { ROUNDS = 16, INPUT = 400 };
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    unsigned char msg[INPUT], sig[crypto_sign_BYTES];
+    memset(msg, 'x', sizeof msg);
+    if (crypto_sign_keypair(pk, sk) != 0 ||
+        crypto_sign_detached(sig, NULL, msg, sizeof msg, sk) != 0)
+        return 0;
+    sodium_memzero(sk, sizeof sk);
+    struct timespec a, b;
+    if (clock_gettime(CLOCK_MONOTONIC, &a) != 0)
+        return 0;
+    int ok = 0;
+    for (int i = 0; i < ROUNDS; i++)
+        ok += crypto_sign_verify_detached(sig, msg, sizeof msg, pk) == 0;
+    if (clock_gettime(CLOCK_MONOTONIC, &b) != 0 || ok != ROUNDS)
+        return 0;
+    return ((int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec)) / ROUNDS;
+}
+
+/* How many checks per window inline_pct percent of it holds. */
+static int inline_budget(int inline_pct)
+{
+    if (inline_pct <= 0)
+        return 0;
+    int64_t cost = verify_cost_ns();
+    if (cost <= 0)
+        cost = 50000; /* a slow core's figure */
+    int64_t n = (int64_t)SRV_VPOOL_INLINE_WINDOW_MS * 1000000 * inline_pct / 100 / cost;
+    return n < 1 ? 1 : n > 100000 ? 100000 : (int)n;
+}
+
+/* Loop thread: whether the loop may verify one more by itself in this
+ * window (and counts it when so). */
+static bool take_inline(srv_vpool *p)
+{
+    if (p->inline_max <= 0)
+        return false;
+    int64_t now = srv_mono_ms();
+    if (now - p->inline_window_ms >= SRV_VPOOL_INLINE_WINDOW_MS) {
+        p->inline_window_ms = now;
+        p->inline_used = 0;
+    }
+    if (p->inline_used >= p->inline_max)
+        return false;
+    p->inline_used++;
+    p->inline_jobs++;
+    return true;
+}
+
+int srv_vpool_start(srv_vpool *p, int nthreads, int inline_pct, struct lws_context *ctx)
 {
     memset(p, 0, sizeof *p);
     if (nthreads <= 0) {
@@ -125,6 +179,7 @@ int srv_vpool_start(srv_vpool *p, int nthreads, struct lws_context *ctx)
         pthread_mutex_destroy(&p->lock);
         return -1;
     }
+    p->inline_max = inline_budget(inline_pct);
     p->inited = true;
     return 0;
 }
@@ -219,7 +274,7 @@ bool srv_vpool_defer(srv_server *srv, srv_conn *c, const uint8_t *data, size_t l
                      const rdv_scan *s)
 {
     srv_vpool *p = &srv->vpool;
-    if (!p->inited || p->nthreads == 0)
+    if (!p->inited || p->nthreads == 0 || (!c->vq_head && take_inline(p)))
         return false;
     srv_vjob *j = job_new(data, len, VJ_VERIFY, 0);
     if (!j)
@@ -237,7 +292,7 @@ bool srv_vpool_defer_hello(srv_server *srv, srv_conn *c, const uint8_t *input, s
                            const uint8_t *sig, const uint8_t *pk, json_t *body)
 {
     srv_vpool *p = &srv->vpool;
-    if (!p->inited || p->nthreads == 0 || c->vq_head)
+    if (!p->inited || p->nthreads == 0 || c->vq_head || take_inline(p))
         return false;
     srv_vjob *j = job_new(input, len, VJ_HELLO, RDV_SIG_BYTES + RDV_NODE_ID_BYTES);
     if (!j)

@@ -9,6 +9,15 @@
  * make; LWS_CALLBACK_EVENT_WAIT_CANCELLED then runs srv_vpool_drain() on
  * the loop). Everything else about a job happens on the loop thread.
  *
+ * Light load: a hand-off costs two thread wake-ups, more than the check
+ * itself when the loop has time to spare (and, on one core, the latency of
+ * both). So a message of a connection with nothing queued is verified by
+ * the loop itself while the loop has spent less than --verify-inline
+ * percent of the current SRV_VPOOL_INLINE_WINDOW_MS on it (counted in
+ * verifications: the share over the cost of one, timed at start); past
+ * that, in that window, it goes to the workers. Order is unaffected: a
+ * connection with jobs queued never has a message verified inline.
+ *
  * Order: while a connection has jobs queued, every later message of it,
  * text or binary, verified or not, is queued behind them ("held") and
  * handled only when everything before it is; the loop routes a
@@ -35,6 +44,7 @@ struct srv_conn;
 
 #define SRV_VPOOL_MAX_THREADS 64
 #define SRV_VPOOL_CONN_MAX 64 /* queued jobs per connection before reads pause */
+#define SRV_VPOOL_INLINE_WINDOW_MS 10 /* the window of the --verify-inline share */
 
 typedef struct srv_vjob srv_vjob;
 
@@ -50,12 +60,18 @@ typedef struct srv_vpool {
     pthread_t threads[SRV_VPOOL_MAX_THREADS];
     struct lws_context *ctx;
     uint64_t jobs;                 /* verified off the loop (metrics) */
+    /* loop thread only: the --verify-inline budget (see the top) */
+    int inline_max;                /* verifications per window the loop may do */
+    int inline_used;               /* ... done in the current window */
+    int64_t inline_window_ms;      /* its start, monotonic */
+    uint64_t inline_jobs;          /* verified on the loop instead (metrics) */
 } srv_vpool;
 
-/* Starts nthreads workers (0: one per online CPU core) that wake ctx.
- * Returns 0, or -1 when none could start (p is then unused: verify
- * inline). */
-int srv_vpool_start(srv_vpool *p, int nthreads, struct lws_context *ctx);
+/* Starts nthreads workers (0: one per online CPU core) that wake ctx, and
+ * lets the loop verify by itself up to inline_pct percent of its time
+ * (0..100; see the top). Returns 0, or -1 when none could start (p is then
+ * unused: verify inline). */
+int srv_vpool_start(srv_vpool *p, int nthreads, int inline_pct, struct lws_context *ctx);
 
 /* Stops and joins the workers (no wake-ups after it returns). */
 void srv_vpool_stop(srv_vpool *p);
@@ -66,7 +82,8 @@ void srv_vpool_free(srv_vpool *p);
 
 /* Verifies the scanned message data[0..len) of c on a worker and routes it
  * in order afterwards (srv_route_verified). Returns true when queued;
- * false when there is no pool (verify inline) or no memory for the job. */
+ * false when there is no pool, the loop's inline budget allows it (light
+ * load, c has nothing queued) or no memory for the job: verify inline. */
 bool srv_vpool_defer(struct srv_server *srv, struct srv_conn *c, const uint8_t *data,
                      size_t len, const rdv_scan *s);
 
@@ -75,7 +92,8 @@ bool srv_vpool_defer(struct srv_server *srv, struct srv_conn *c, const uint8_t *
  * worker; srv_auth_hello_verified(srv, c, body, valid) then completes it
  * on the loop, and c's later messages wait behind it. Keeps a reference to
  * body until then. Returns true when queued; false when there is no pool,
- * c already has jobs queued, or no memory (verify inline then). */
+ * c already has jobs queued, the loop's inline budget allows it, or no
+ * memory (verify inline then). */
 bool srv_vpool_defer_hello(struct srv_server *srv, struct srv_conn *c, const uint8_t *input,
                            size_t len, const uint8_t *sig, const uint8_t *pk,
                            struct json_t *body);
