@@ -250,7 +250,7 @@ label() {
 }
 bad_runs() { grep -vc 'status=ok' "$1"; }
 runlost() { # "min / median / max" of run_lost, "-" when unknown in any run
-    if col "$1" run_lost | grep -q '^-1$'; then echo "-"; else col "$1" run_lost | stats; fi
+    if col "$1" run_lost | grep -q '^-1$'; then echo "-"; else col "$1" run_lost | statsi; fi
 }
 
 BULK_TABLES=()
