@@ -322,13 +322,31 @@ static void connect_cb(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(b->ctx, 0, &b->sul_connect, connect_cb, b->q_len ? 1000 : 20000);
 }
 
+/* Sets the soft open-file limit to what n_conns connections need (the
+ * hard limit at most). lws sizes its fd table by that limit when the
+ * context is created, and Debian's lws 4.1.6 is built with _DEBUG: on
+ * every close sanity_assert_no_sockfd_traces() walks the whole table
+ * (~6 instructions a slot, 120k per close at 20,000 slots: 15 % of a
+ * handshake in loadgen_idle, issue 15). A table sized to the connections
+ * keeps that walk short. */
+static void fit_nofile(int n_conns)
+{
+    long hard = bench_raise_nofile();
+    long want = (long)n_conns + 256; /* listeners, libuv, stdio, files */
+    struct rlimit rl;
+    if (hard > 0 && want < hard && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = (rlim_t)want;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int bench_init(bench *b, const bench_ops *ops, const char *host, int port,
                const char *subprotocol, const char *src_ips_csv, int n_conns, int max_inflight,
                bool use_uv)
 {
     memset(b, 0, sizeof *b);
     b->uv = use_uv;
-    bench_raise_nofile();
+    fit_nofile(n_conns);
     b->ops = ops;
     b->host = host;
     b->port = port;

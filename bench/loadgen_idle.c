@@ -20,6 +20,17 @@
  * and the wall-clock time the last one came back, and prints
  * "BACK back=N real_ns=T" at once whenever every lost node is back.
  *
+ * Storm (SIGUSR2 while holding, bench/storm.sh): every connection that is
+ * ready then is closed by this side (a WebSocket close) and reconnects at
+ * once (rdv: the same identity; PeerJS: a new ID, as in churn), at most
+ * --inflight handshakes at a time. When the last of them is back (welcome /
+ * OPEN) it prints at once
+ *   STORM dropped=N back=N failed=F start_real_ns=T0 end_real_ns=T1
+ *         seconds=S handshakes_per_s=R hs_p50_ms=.. hs_p99_ms=..
+ * (T0: the signal, T1: the last one back; failed: reconnects that did not
+ * complete and were retried). One storm per process; a second SIGUSR2 is
+ * ignored.
+ *
  * Churn (--churn SECONDS): K slots each loop connect -> authenticate (or
  * OPEN) -> close -> reconnect with the same identity (PeerJS: a new ID each
  * time, as PeerJS sends no OPEN to a second socket under an ID it still
@@ -86,6 +97,12 @@ static volatile sig_atomic_t got_signal;
 static int fo_ports[16], n_fo_ports, fo_next;
 static long back, back_failed;
 static int64_t back_last_real_ns, lost_first_real_ns;
+/* the storm (SIGUSR2 while holding) */
+static volatile sig_atomic_t storm_asked;
+static bool storming, storm_done;
+static long storm_n, storm_back, storm_failed;
+static int64_t storm_real0, storm_mono0;
+static bench_lat storm_lat;
 
 static void path_cb(bconn *c, char *buf, size_t size)
 {
@@ -93,7 +110,7 @@ static void path_cb(bconn *c, char *buf, size_t size)
     n->gen++;
     if (opt.proto == PROTO_RDV)
         snprintf(buf, size, "%s", RDV_WS_PATH);
-    else if (!churning)
+    else if (!churning && !storming)
         snprintf(buf, size, "/peerjs?key=peerjs&id=%s&token=tk%u", n->id, opt.offset);
     else /* PeerJS answers a reconnect under a live ID without OPEN: use a new ID */
         snprintf(buf, size, "/peerjs?key=peerjs&id=%.56s-%u&token=tk%u", n->id, n->gen,
@@ -107,9 +124,18 @@ static void note_error(const char *msg, size_t len)
         snprintf(first_error, sizeof first_error, "%.*s", (int)(len > 300 ? 300 : len), msg);
 }
 
+static void storm_report(void);
+
 static void became_ready(bconn *c)
 {
     bench_conn_ready(c);
+    if (storming) {
+        storm_back++;
+        bench_lat_add(&storm_lat, c->t_ready_ns - c->t_start_ns);
+        if (storm_back == storm_n)
+            storm_report();
+        return;
+    }
     if (holding) { /* a failed-over node back on another instance */
         back++;
         back_last_real_ns = bench_real_ns();
@@ -191,6 +217,15 @@ static void on_closed(bconn *c, const char *why, bool established)
             bench_queue_connect(&B, c->idx); /* storm: reconnect at once */
         return;
     }
+    if (storming && !B.stop) {
+        /* the storm: dropped by us (or a reconnect that failed): again, at once */
+        n->closing = false;
+        if (!was_ready)
+            storm_failed++;
+        if (storm_failed < 10L * opt.conns) /* bounded */
+            bench_queue_connect(&B, c->idx);
+        return;
+    }
     if (holding && n_fo_ports > 0 && !B.stop) {
         /* failover: this connection (lost, or a reconnect that failed)
          * tries the next instance, at once */
@@ -229,6 +264,57 @@ static bool all_settled(bench *b)
 {
     (void)b;
     return ready + failed >= opt.conns;
+}
+
+/* Prints the STORM line (once). */
+static void storm_report(void)
+{
+    if (storm_done)
+        return;
+    storm_done = true;
+    int64_t real1 = bench_real_ns();
+    double el = (double)(bench_mono_ns() - storm_mono0) / 1e9;
+    double p50, p99, p999, mx;
+    bench_lat_summary(&storm_lat, &p50, &p99, &p999, &mx);
+    printf("STORM dropped=%ld back=%ld failed=%ld start_real_ns=%lld end_real_ns=%lld "
+           "seconds=%.3f handshakes_per_s=%.0f hs_p50_ms=%.2f hs_p99_ms=%.2f status=%s\n",
+           storm_n, storm_back, storm_failed, (long long)storm_real0, (long long)real1, el,
+           el > 0 ? (double)storm_back / el : 0, p50 / 1e3, p99 / 1e3,
+           storm_back == storm_n ? "ok" : "incomplete");
+    fflush(stdout);
+}
+
+/* The storm: closes every ready connection; on_closed() reconnects each. */
+static void storm_start(void)
+{
+    storm_real0 = bench_real_ns();
+    storm_mono0 = bench_mono_ns();
+    storm_n = 0;
+    for (int i = 0; i < opt.conns; i++) {
+        if (B.conns[i].state == BC_READY) {
+            storm_n++;
+            nodes[i].closing = true;
+            bench_close(&B.conns[i]);
+        }
+    }
+    storming = true;
+    if (!storm_n)
+        storm_report();
+}
+
+/* bench_run's check while holding: starts the storm when SIGUSR2 came. */
+static bool hold_check(bench *b)
+{
+    (void)b;
+    if (storm_asked && !storming && !storm_done)
+        storm_start();
+    return false;
+}
+
+static void on_storm_sig(int s)
+{
+    (void)s;
+    storm_asked = 1;
 }
 
 static void on_sig(int s)
@@ -295,6 +381,7 @@ int main(int argc, char **argv)
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
     signal(SIGUSR1, on_sig);
+    signal(SIGUSR2, on_storm_sig);
     signal(SIGPIPE, SIG_IGN);
 
     long nofile = bench_raise_nofile();
@@ -378,7 +465,10 @@ int main(int argc, char **argv)
     if (!B.stop && opt.hold_s > 0) {
         holding = true;
         first_error[0] = '\0';
-        (void)bench_run(&B, bench_mono_ns() + (int64_t)(opt.hold_s * 1e9), NULL);
+        bench_lat_init(&storm_lat, (size_t)opt.conns);
+        (void)bench_run(&B, bench_mono_ns() + (int64_t)(opt.hold_s * 1e9), hold_check);
+        if (storming && !storm_done)
+            storm_report(); /* ended before every node was back */
     }
     printf("HOLD proto=%s held=%ld lost=%ld end=%s back=%ld back_retries=%ld "
            "lost_first_real_ns=%lld back_last_real_ns=%lld\n",
