@@ -12,9 +12,10 @@
 # Part `bulk` (goal 6: one session >= 50 % of raw TCP at defaults): one-way,
 # flow-controlled: each sender keeps at most WINDOW_BYTES (256 KiB) of
 # PAYLOAD-byte (16 KiB) messages in flight; SESSIONS_LIST ("1 50") sessions.
-#   A  rendezvousd at its defaults (loadgen_relay --mode ws: authenticated
-#      nodes, consented relay sessions, binary relay frames on the main
-#      connection)
+#   A  rendezvousd at its defaults (only --stun off and --operator-listen
+#      off, so it binds nothing but its port; loadgen_relay --mode ws:
+#      authenticated nodes, consented relay sessions, binary relay frames on
+#      the main connection)
 #   B  the same with the relay channel (loadgen_relay --channel: a second
 #      WebSocket per node for relay data, PROTOCOL.md 9.5); only when
 #      `loadgen_relay --help` lists --channel (CHANNEL=auto|0|1)
