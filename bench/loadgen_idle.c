@@ -31,6 +31,11 @@
  * complete and were retried). One storm per process; a second SIGUSR2 is
  * ignored.
  *
+ * --heartbeat-ms MS (PeerJS): every ready connection sends {"type":
+ * "HEARTBEAT"} once per MS, spread over it (PeerJS closes a client silent
+ * for 90 s; its own client sends one every 5 s). rendezvousd needs none
+ * (its WebSocket pings are answered by lws).
+ *
  * Churn (--churn SECONDS): K slots each loop connect -> authenticate (or
  * OPEN) -> close -> reconnect with the same identity (PeerJS: a new ID each
  * time, as PeerJS sends no OPEN to a second socket under an ID it still
@@ -84,8 +89,9 @@ static struct {
     bool uv;
     bool quiet;
     const char *failover_ports;
+    int heartbeat_ms;   /* --heartbeat-ms: PeerJS HEARTBEAT interval (0: none) */
 } opt = {PROTO_RDV, "127.0.0.1", 8080, "rendezvous", 1000, 256, NULL, 2, 0,
-         60, 120, 0, NULL, true, false, NULL};
+         60, 120, 0, NULL, true, false, NULL, 0};
 
 static bench B;
 static node *nodes;
@@ -330,7 +336,8 @@ static void usage(void)
             "usage: loadgen_idle [--proto rdv|peerjs] [--host IP] [--port N] [--name NAME]\n"
             "         [--conns K] [--inflight C] [--src-ips IP,IP..] [--family F]\n"
             "         [--offset O] [--hold S] [--timeout S] [--ready-file PATH]\n"
-            "         [--churn S] [--poll] [--quiet] [--failover-ports P,P..]\n");
+            "         [--churn S] [--poll] [--quiet] [--failover-ports P,P..]\n"
+            "         [--heartbeat-ms MS]\n");
     exit(2);
 }
 
@@ -342,7 +349,7 @@ int main(int argc, char **argv)
         {"src-ips", 1, 0, 's'}, {"family", 1, 0, 'f'},     {"offset", 1, 0, 'o'},
         {"hold", 1, 0, 'H'},    {"timeout", 1, 0, 't'},    {"ready-file", 1, 0, 'R'},
         {"churn", 1, 0, 'c'},   {"poll", 0, 0, 'L'},       {"quiet", 0, 0, 'q'},
-        {"failover-ports", 1, 0, 'F'}, {0, 0, 0, 0}};
+        {"failover-ports", 1, 0, 'F'}, {"heartbeat-ms", 1, 0, 'B'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -369,6 +376,7 @@ int main(int argc, char **argv)
         case 'L': opt.uv = false; break;
         case 'q': opt.quiet = true; break;
         case 'F': opt.failover_ports = optarg; break;
+        case 'B': opt.heartbeat_ms = atoi(optarg); break;
         default: usage();
         }
     }
@@ -400,6 +408,8 @@ int main(int argc, char **argv)
                    opt.proto == PROTO_RDV ? RDV_WS_SUBPROTOCOL : NULL, opt.src_ips, opt.conns,
                    opt.inflight, opt.uv) != 0)
         bench_die("cannot create the lws context");
+    if (opt.proto == PROTO_PEERJS)
+        bench_heartbeat(&B, opt.heartbeat_ms, "{\"type\":\"HEARTBEAT\"}");
     if (opt.failover_ports) {
         char *copy = strdup(opt.failover_ports), *parts[16];
         int n = bench_split(copy, parts, 16);
