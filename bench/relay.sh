@@ -61,9 +61,10 @@
 #   p50 / p99 us   one-way delay of messages received in the window
 #                  (loadgen_relay only; uclient's clock has 1 ms resolution)
 # Raw RESULT lines: $OUT/relay-*.txt; the tables: $OUT/table.md.
-# Ports: RDV_PORT (18480), FWD_PORT (18581), TURN_PORT (18582). Every wait is
+# Ports: RDV_PORT (18580), FWD_PORT (18581), TURN_PORT (18582). Every wait is
 # bounded; everything started here is stopped by PID on exit.
 set -u
+RDV_PORT=${RDV_PORT:-18580}
 . "$(dirname "$0")/lib.sh"
 
 PARTS=${PARTS:-"bulk turn"}
