@@ -8,7 +8,7 @@
 # One run (either server):
 #   1. K idle nodes (K_NODES, 19,500) connect over PROCS (4) loadgen_idle
 #      processes (each under its own 20,000 open-file limit), at most
-#      INFLIGHT (250) handshakes in flight each, and are held;
+#      INFLIGHT (250) handshakes in flight each, and are held; SETTLE_S (5) s;
 #   2. loadgen_signal: SIG_PAIRS (20) pairs, window SIG_WINDOW (4), paced at
 #      SIG_RATE (2000) msgs/s in total, --phases 3; after its warm-up
 #      (one second of messages):
@@ -68,6 +68,7 @@ SIG_RATE=${SIG_RATE:-2000}
 QUIET_S=${QUIET_S:-10}
 STORM_MAX=${STORM_MAX:-30}
 AFTER_S=${AFTER_S:-5}
+SETTLE_S=${SETTLE_S:-5}   # after the K nodes are in, before the signaling stream
 CONNECT_TIMEOUT=${CONNECT_TIMEOUT:-120}
 SERVERS=${SERVERS:-"rdv peerjs"}
 HB_MS=${HB_MS:-20000}   # PeerJS nodes' HEARTBEAT interval (ours: the server pings every 20 s)
@@ -126,6 +127,9 @@ run_storm() {
     for f in "$OUT"/storm-$tag.idle.*.out; do
         l=$(grep '^RESULT' "$f"); [ -n "$l" ] && held=$((held + $(field ready "$l")))
     done
+    # let the connect phase's tail settle (the presence batch's commit of
+    # K rows, lws' timers) so the quiet window is quiet
+    sleep "$SETTLE_S"
     # the paced signaling stream; budget: every window at the full rate, with room
     local msgs=$((SIG_RATE * (QUIET_S + STORM_MAX + AFTER_S + 15)))
     "$GEN_BUILD/loadgen_signal" --proto "$proto" --port "$port" --name bench \
