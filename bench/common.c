@@ -246,6 +246,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
             return -1;
         }
+        if (c->hb_due) {
+            c->hb_due = false;
+            if (c->state == BC_READY && bench_send(c, c->b->hb_msg, c->b->hb_len) != 0)
+                return -1;
+        }
         if (c->b->ops->on_writable)
             c->b->ops->on_writable(c);
         if (c->want_close) {
@@ -422,6 +427,36 @@ void bench_want_write(bconn *c)
         lws_callback_on_writable(c->wsi);
 }
 
+#define HB_TICK_MS 100
+
+static void hb_cb(lws_sorted_usec_list_t *sul)
+{
+    bench *b = lws_container_of(sul, bench, sul_hb);
+    /* this tick's share of the connections, round robin */
+    b->hb_carry += (double)b->n_conns * HB_TICK_MS / b->hb_ms;
+    int n = (int)b->hb_carry;
+    b->hb_carry -= n;
+    for (int i = 0; i < n && i < b->n_conns; i++) {
+        bconn *c = &b->conns[b->hb_cursor];
+        b->hb_cursor = (b->hb_cursor + 1) % b->n_conns;
+        if (c->state == BC_READY && c->wsi) {
+            c->hb_due = true;
+            lws_callback_on_writable(c->wsi);
+        }
+    }
+    lws_sul_schedule(b->ctx, 0, &b->sul_hb, hb_cb, HB_TICK_MS * 1000);
+}
+
+void bench_heartbeat(bench *b, int interval_ms, const char *msg)
+{
+    if (interval_ms <= 0 || !msg)
+        return;
+    b->hb_ms = interval_ms;
+    b->hb_msg = msg;
+    b->hb_len = strlen(msg);
+    lws_sul_schedule(b->ctx, 0, &b->sul_hb, hb_cb, HB_TICK_MS * 1000);
+}
+
 void bench_close(bconn *c)
 {
     if (!c->wsi || c->state == BC_IDLE)
@@ -453,6 +488,7 @@ void bench_destroy(bench *b)
 {
     if (b->ctx) {
         lws_sul_cancel(&b->sul_connect);
+        lws_sul_cancel(&b->sul_hb);
         lws_context_destroy(b->ctx);
         if (b->uv) {
             /* let lws's handles finish closing, boundedly */

@@ -5,6 +5,9 @@
  *   --proto rdv     WebSocket to /v1 (subprotocol rendezvous.v1), challenge,
  *                   hello signed with the node's key (signed when the
  *                   challenge arrives: the nonce is per connection), welcome.
+ *                   The hello is written in canonical form directly
+ *                   (fast_hello); --slow-hello builds it with jansson and
+ *                   the codec's rdv_sig_sign() instead (the same bytes).
  *   --proto peerjs  WebSocket to /peerjs?key=peerjs&id=ID&token=T, OPEN.
  * Prints a RESULT line (handshakes/s from the first connect to the last
  * welcome/OPEN, with wall-clock start/end so a script can combine several
@@ -30,6 +33,11 @@
  * (T0: the signal, T1: the last one back; failed: reconnects that did not
  * complete and were retried). One storm per process; a second SIGUSR2 is
  * ignored.
+ *
+ * --heartbeat-ms MS (PeerJS): every ready connection sends {"type":
+ * "HEARTBEAT"} once per MS, spread over it (PeerJS closes a client silent
+ * for 90 s; its own client sends one every 5 s). rendezvousd needs none
+ * (its WebSocket pings are answered by lws).
  *
  * Churn (--churn SECONDS): K slots each loop connect -> authenticate (or
  * OPEN) -> close -> reconnect with the same identity (PeerJS: a new ID each
@@ -84,8 +92,10 @@ static struct {
     bool uv;
     bool quiet;
     const char *failover_ports;
+    int heartbeat_ms;   /* --heartbeat-ms: PeerJS HEARTBEAT interval (0: none) */
+    bool slow_hello;    /* --slow-hello: build each hello with jansson + JCS */
 } opt = {PROTO_RDV, "127.0.0.1", 8080, "rendezvous", 1000, 256, NULL, 2, 0,
-         60, 120, 0, NULL, true, false, NULL};
+         60, 120, 0, NULL, true, false, NULL, 0, false};
 
 static bench B;
 static node *nodes;
@@ -154,6 +164,74 @@ static void became_ready(bconn *c)
     }
 }
 
+/* The string value of "key" in a flat JSON text (the challenge): copies
+ * it to out when it is 1..cap-1 plain characters ([A-Za-z0-9._-], nothing
+ * to escape); false otherwise. */
+static bool plain_value(const char *msg, size_t len, const char *key, char *out, size_t cap)
+{
+    char pat[32];
+    int pn = snprintf(pat, sizeof pat, "\"%.20s\":\"", key);
+    const char *p = memmem(msg, len, pat, (size_t)pn);
+    if (!p)
+        return false;
+    p += pn;
+    size_t i = 0;
+    for (; p + i < msg + len && p[i] != '"'; i++) {
+        char ch = p[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+        if (!ok || i + 1 >= cap)
+            return false;
+        out[i] = ch;
+    }
+    if (!i || p + i >= msg + len)
+        return false;
+    out[i] = '\0';
+    return true;
+}
+
+/* The signed hello for a challenge, written directly in canonical form
+ * (PROTOCOL.md 4: keys sorted, no spaces) and signed over the domain tag,
+ * a 0 byte and the body without its signature: the bytes rdv_sig_sign()
+ * signs, without the jansson tree, JCS pass and dump of the slow path
+ * (~60k instructions a handshake). False when the challenge's nonce or
+ * server would need escaping (the caller then takes the slow path). */
+static bool fast_hello(node *n, const char *msg, size_t len)
+{
+    char nonce[2 * RDV_NONCE_BYTES + 1], server[128];
+    if (!plain_value(msg, len, "nonce", nonce, sizeof nonce) ||
+        !plain_value(msg, len, "server", server, sizeof server))
+        return false;
+    static const char tag[] = RDV_DOMAIN_PREFIX "hello"; /* + its NUL: the 0 separator */
+    char in[512];
+    memcpy(in, tag, sizeof tag);
+    long long ts = (long long)rdv_now_ms();
+    int bn = snprintf(in + sizeof tag, sizeof in - sizeof tag,
+                      "{\"nodeID\":\"%s\",\"nonce\":\"%s\",\"server\":\"%s\",\"software\":"
+                      "\"rdv-bench/1\",\"timestamp\":%lld}",
+                      n->id, nonce, server, ts);
+    if (bn < 0 || (size_t)bn >= sizeof in - sizeof tag)
+        return false;
+    uint8_t sig[RDV_SIG_BYTES];
+    char hex[RDV_SIG_HEXLEN + 1];
+    crypto_sign_detached(sig, NULL, (const unsigned char *)in, sizeof tag + (size_t)bn, n->sk);
+    sodium_bin2hex(hex, sizeof hex, sig, sizeof sig);
+    char out[640];
+    int on = snprintf(out, sizeof out,
+                      "{\"hello\":{\"nodeID\":\"%s\",\"nonce\":\"%s\",\"server\":\"%s\","
+                      "\"signature\":\"%s\",\"software\":\"rdv-bench/1\",\"timestamp\":%lld}}",
+                      n->id, nonce, server, hex, ts);
+    if (on < 0 || (size_t)on >= sizeof out)
+        return false;
+    free(n->hello);
+    n->hello = malloc((size_t)on + 1);
+    if (!n->hello)
+        bench_die("out of memory");
+    memcpy(n->hello, out, (size_t)on + 1);
+    n->hello_len = (size_t)on;
+    return true;
+}
+
 static void on_message(bconn *c, const char *msg, size_t len)
 {
     node *n = &nodes[c->idx];
@@ -164,7 +242,10 @@ static void on_message(bconn *c, const char *msg, size_t len)
             note_error(msg, len);
         return;
     }
-    if (len > 14 && !memcmp(msg, "{\"challenge\":", 13)) {
+    if (len > 14 && !memcmp(msg, "{\"challenge\":", 13) && !opt.slow_hello &&
+        fast_hello(n, msg, len)) {
+        bench_want_write(c);
+    } else if (len > 14 && !memcmp(msg, "{\"challenge\":", 13)) {
         rdv_msg m;
         rdv_msg_error e;
         if (rdv_msg_parse((const uint8_t *)msg, len, RDV_MAX_MESSAGE_BYTES, &m, &e) != 0) {
@@ -330,7 +411,8 @@ static void usage(void)
             "usage: loadgen_idle [--proto rdv|peerjs] [--host IP] [--port N] [--name NAME]\n"
             "         [--conns K] [--inflight C] [--src-ips IP,IP..] [--family F]\n"
             "         [--offset O] [--hold S] [--timeout S] [--ready-file PATH]\n"
-            "         [--churn S] [--poll] [--quiet] [--failover-ports P,P..]\n");
+            "         [--churn S] [--poll] [--quiet] [--failover-ports P,P..]\n"
+            "         [--heartbeat-ms MS] [--slow-hello]\n");
     exit(2);
 }
 
@@ -342,7 +424,8 @@ int main(int argc, char **argv)
         {"src-ips", 1, 0, 's'}, {"family", 1, 0, 'f'},     {"offset", 1, 0, 'o'},
         {"hold", 1, 0, 'H'},    {"timeout", 1, 0, 't'},    {"ready-file", 1, 0, 'R'},
         {"churn", 1, 0, 'c'},   {"poll", 0, 0, 'L'},       {"quiet", 0, 0, 'q'},
-        {"failover-ports", 1, 0, 'F'}, {0, 0, 0, 0}};
+        {"failover-ports", 1, 0, 'F'}, {"heartbeat-ms", 1, 0, 'B'},
+        {"slow-hello", 0, 0, 'Y'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -369,6 +452,8 @@ int main(int argc, char **argv)
         case 'L': opt.uv = false; break;
         case 'q': opt.quiet = true; break;
         case 'F': opt.failover_ports = optarg; break;
+        case 'B': opt.heartbeat_ms = atoi(optarg); break;
+        case 'Y': opt.slow_hello = true; break;
         default: usage();
         }
     }
@@ -400,6 +485,8 @@ int main(int argc, char **argv)
                    opt.proto == PROTO_RDV ? RDV_WS_SUBPROTOCOL : NULL, opt.src_ips, opt.conns,
                    opt.inflight, opt.uv) != 0)
         bench_die("cannot create the lws context");
+    if (opt.proto == PROTO_PEERJS)
+        bench_heartbeat(&B, opt.heartbeat_ms, "{\"type\":\"HEARTBEAT\"}");
     if (opt.failover_ports) {
         char *copy = strdup(opt.failover_ports), *parts[16];
         int n = bench_split(copy, parts, 16);

@@ -55,6 +55,9 @@
  *         p999_us=.. max_us=.. server_cores=.. loadgen_cores=.. other_cores=..
  *                 A run that ends before its N-th SIGUSR2 (messages used
  *                 up, --timeout) has status=exhausted.
+ * --heartbeat-ms MS (PeerJS) every node sends {"type":"HEARTBEAT"} once per
+ *                 MS (PeerJS closes a client silent for 90 s; its client
+ *                 sends one every 5 s). Not counted as messages.
  * --measure-file PATH  created when the warm-up is over (and a line
  *                 "MEASURING real_ns=T" printed), so a script can time its
  *                 windows from there.
@@ -137,8 +140,9 @@ static struct {
     long tick_us;        /* --tick-us: the pacing tick */
     int phases;          /* --phases: measured windows, advanced by SIGUSR2 */
     const char *measure_file; /* --measure-file: touched when measuring starts */
+    int heartbeat_ms;    /* --heartbeat-ms: PeerJS HEARTBEAT interval (0: none) */
 } opt = {PROTO_RDV, "127.0.0.1", 8080, "rendezvous", 100, 200000, -1, 10, 0, 120, NULL, 1,
-         20000, 2, false, true, 0, 0, 0, 0, 0, false, 0, 1000, 0, NULL};
+         20000, 2, false, true, 0, 0, 0, 0, 0, false, 0, 1000, 0, NULL, 0};
 
 static bench B;
 static node *nodes;          /* 2 * pairs; conn idx = node idx */
@@ -754,7 +758,7 @@ static void usage(void)
             "         [--sign-threads T] [--quiet] [--poll] [--server-pid PID]\n"
             "         [--port2 N] [--server2-pid PID] [--redis-pid PID]\n"
             "         [--seconds S] [--unsigned] [--pad-to BYTES] [--tick-us T]\n"
-            "         [--phases N] [--measure-file PATH]\n"
+            "         [--phases N] [--measure-file PATH] [--heartbeat-ms MS]\n"
             "  --poll        use lws's poll() loop instead of libuv (epoll)\n"
             "  --server-pid  report the server's CPU use during the run (server_cores)\n"
             "  --port2       B nodes connect to this port (another cluster instance)\n"
@@ -774,7 +778,8 @@ int main(int argc, char **argv)
         {"poll", 0, 0, 'L'},     {"server-pid", 1, 0, 'S'}, {"port2", 1, 0, '2'},
         {"server2-pid", 1, 0, 'X'}, {"redis-pid", 1, 0, 'Y'}, {"seconds", 1, 0, 'D'},
         {"unsigned", 0, 0, 'U'}, {"pad-to", 1, 0, 'Z'}, {"tick-us", 1, 0, 'K'},
-        {"phases", 1, 0, 'G'},   {"measure-file", 1, 0, 'F'}, {0, 0, 0, 0}};
+        {"phases", 1, 0, 'G'},   {"measure-file", 1, 0, 'F'}, {"heartbeat-ms", 1, 0, 'J'},
+        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -811,6 +816,7 @@ int main(int argc, char **argv)
         case 'K': opt.tick_us = atol(optarg); break;
         case 'G': opt.phases = atoi(optarg); break;
         case 'F': opt.measure_file = optarg; break;
+        case 'J': opt.heartbeat_ms = atoi(optarg); break;
         default: usage();
         }
     }
@@ -854,6 +860,8 @@ int main(int argc, char **argv)
                    opt.proto == PROTO_RDV ? RDV_WS_SUBPROTOCOL : NULL, opt.src_ips, n_nodes,
                    64, opt.uv) != 0)
         bench_die("cannot create the lws context");
+    if (opt.proto == PROTO_PEERJS)
+        bench_heartbeat(&B, opt.heartbeat_ms, "{\"type\":\"HEARTBEAT\"}");
     if (opt.port2 > 0) {
         B.conn_port = calloc((size_t)n_nodes, sizeof *B.conn_port);
         if (!B.conn_port)

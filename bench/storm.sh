@@ -8,7 +8,7 @@
 # One run (either server):
 #   1. K idle nodes (K_NODES, 19,500) connect over PROCS (4) loadgen_idle
 #      processes (each under its own 20,000 open-file limit), at most
-#      INFLIGHT (250) handshakes in flight each, and are held;
+#      INFLIGHT (250) handshakes in flight each, and are held; SETTLE_S (5) s;
 #   2. loadgen_signal: SIG_PAIRS (20) pairs, window SIG_WINDOW (4), paced at
 #      SIG_RATE (2000) msgs/s in total, --phases 3; after its warm-up
 #      (one second of messages):
@@ -19,7 +19,10 @@
 #      it ends when every generator printed STORM (all its nodes back:
 #      welcome / OPEN), or after STORM_MAX (30) s;
 #   5. after window, AFTER_S (5) s; then the run ends.
-# The signaling nodes stay connected throughout. rendezvousd runs at its
+# The signaling nodes stay connected throughout. PeerJS nodes (idle and
+# signaling) send a HEARTBEAT every HB_MS (20,000) ms, spread out: PeerJS
+# closes a client silent for 90 s (its own client sends one every 5 s);
+# rendezvousd pings every 20 s and lws answers. rendezvousd runs at its
 # defaults (verification on, hello verified on the --verify-threads
 # workers) with the rate and per-IP caps lifted (lib.sh); its offers are
 # signed before the run (--ts-ahead-ms 29000: a run must end ~55 s after
@@ -65,8 +68,10 @@ SIG_RATE=${SIG_RATE:-2000}
 QUIET_S=${QUIET_S:-10}
 STORM_MAX=${STORM_MAX:-30}
 AFTER_S=${AFTER_S:-5}
+SETTLE_S=${SETTLE_S:-5}   # after the K nodes are in, before the signaling stream
 CONNECT_TIMEOUT=${CONNECT_TIMEOUT:-120}
 SERVERS=${SERVERS:-"rdv peerjs"}
+HB_MS=${HB_MS:-20000}   # PeerJS nodes' HEARTBEAT interval (ours: the server pings every 20 s)
 
 build_all
 log "output in $OUT"
@@ -96,6 +101,8 @@ run_storm() {
     fi
     per=$(( (K_NODES + PROCS - 1) / PROCS ))
     rm -f "$OUT"/ready.* "$OUT/measuring"
+    local hb=()
+    [ "$proto" = peerjs ] && hb=(--heartbeat-ms "$HB_MS")
     GEN_PIDS=()
     local hold=$((CONNECT_TIMEOUT + QUIET_S + STORM_MAX + AFTER_S + 120))
     for i in $(seq 0 $((PROCS - 1))); do
@@ -104,7 +111,7 @@ run_storm() {
         [ "$n" -gt 0 ] || continue
         "$GEN_BUILD/loadgen_idle" --proto "$proto" --port "$port" --name bench --conns "$n" \
             --inflight "$INFLIGHT" --offset $((i * 100000)) --family 7 --hold "$hold" \
-            --timeout "$CONNECT_TIMEOUT" --ready-file "$OUT/ready.$i" \
+            --timeout "$CONNECT_TIMEOUT" --ready-file "$OUT/ready.$i" "${hb[@]}" \
             >"$OUT/storm-$tag.idle.$i.out" 2>"$OUT/storm-$tag.idle.$i.err" &
         GEN_PIDS+=($!)
     done
@@ -120,13 +127,16 @@ run_storm() {
     for f in "$OUT"/storm-$tag.idle.*.out; do
         l=$(grep '^RESULT' "$f"); [ -n "$l" ] && held=$((held + $(field ready "$l")))
     done
+    # let the connect phase's tail settle (the presence batch's commit of
+    # K rows, lws' timers) so the quiet window is quiet
+    sleep "$SETTLE_S"
     # the paced signaling stream; budget: every window at the full rate, with room
     local msgs=$((SIG_RATE * (QUIET_S + STORM_MAX + AFTER_S + 15)))
     "$GEN_BUILD/loadgen_signal" --proto "$proto" --port "$port" --name bench \
         --pairs "$SIG_PAIRS" --window "$SIG_WINDOW" --rate "$SIG_RATE" --messages "$msgs" \
         --warmup "$SIG_RATE" --family 11 --ts-ahead-ms 29000 --phases 3 \
         --measure-file "$OUT/measuring" --timeout $((QUIET_S + STORM_MAX + AFTER_S + 60)) \
-        --server-pid "$spid" --quiet >"$OUT/storm-$tag.sig.out" 2>"$OUT/storm-$tag.sig.err" &
+        --server-pid "$spid" --quiet "${hb[@]}" >"$OUT/storm-$tag.sig.out" 2>"$OUT/storm-$tag.sig.err" &
     SIG_PID=$!
     t=0
     while [ ! -e "$OUT/measuring" ] && kill -0 "$SIG_PID" 2>/dev/null && [ $t -lt 600 ]; do
@@ -138,10 +148,10 @@ run_storm() {
     c0=$(snap "$spid")
     kill -USR2 "$SIG_PID" 2>/dev/null
     for i in "${GEN_PIDS[@]}"; do kill -USR2 "$i" 2>/dev/null; done
-    t=0
-    while [ $t -lt $((STORM_MAX * 20)) ]; do
+    local until=$(($(date +%s) + STORM_MAX))
+    while [ "$(date +%s)" -lt "$until" ]; do
         [ "$(cat "$OUT"/storm-$tag.idle.*.out 2>/dev/null | grep -c '^STORM')" -ge "${#GEN_PIDS[@]}" ] && break
-        sleep 0.05; t=$((t + 1))
+        sleep 0.05
     done
     c1=$(snap "$spid")
     kill -USR2 "$SIG_PID" 2>/dev/null
