@@ -246,6 +246,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
             return -1;
         }
+        if (c->hb_due) {
+            c->hb_due = false;
+            if (c->state == BC_READY && bench_send(c, c->b->hb_msg, c->b->hb_len) != 0)
+                return -1;
+        }
         if (c->b->ops->on_writable)
             c->b->ops->on_writable(c);
         if (c->want_close) {
@@ -322,13 +327,31 @@ static void connect_cb(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(b->ctx, 0, &b->sul_connect, connect_cb, b->q_len ? 1000 : 20000);
 }
 
+/* Sets the soft open-file limit to what n_conns connections need (the
+ * hard limit at most). lws sizes its fd table by that limit when the
+ * context is created, and Debian's lws 4.1.6 is built with _DEBUG: on
+ * every close sanity_assert_no_sockfd_traces() walks the whole table
+ * (~6 instructions a slot, 120k per close at 20,000 slots: 15 % of a
+ * handshake in loadgen_idle, issue 15). A table sized to the connections
+ * keeps that walk short. */
+static void fit_nofile(int n_conns)
+{
+    long hard = bench_raise_nofile();
+    long want = (long)n_conns + 256; /* listeners, libuv, stdio, files */
+    struct rlimit rl;
+    if (hard > 0 && want < hard && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = (rlim_t)want;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int bench_init(bench *b, const bench_ops *ops, const char *host, int port,
                const char *subprotocol, const char *src_ips_csv, int n_conns, int max_inflight,
                bool use_uv)
 {
     memset(b, 0, sizeof *b);
     b->uv = use_uv;
-    bench_raise_nofile();
+    fit_nofile(n_conns);
     b->ops = ops;
     b->host = host;
     b->port = port;
@@ -404,6 +427,36 @@ void bench_want_write(bconn *c)
         lws_callback_on_writable(c->wsi);
 }
 
+#define HB_TICK_MS 100
+
+static void hb_cb(lws_sorted_usec_list_t *sul)
+{
+    bench *b = lws_container_of(sul, bench, sul_hb);
+    /* this tick's share of the connections, round robin */
+    b->hb_carry += (double)b->n_conns * HB_TICK_MS / b->hb_ms;
+    int n = (int)b->hb_carry;
+    b->hb_carry -= n;
+    for (int i = 0; i < n && i < b->n_conns; i++) {
+        bconn *c = &b->conns[b->hb_cursor];
+        b->hb_cursor = (b->hb_cursor + 1) % b->n_conns;
+        if (c->state == BC_READY && c->wsi) {
+            c->hb_due = true;
+            lws_callback_on_writable(c->wsi);
+        }
+    }
+    lws_sul_schedule(b->ctx, 0, &b->sul_hb, hb_cb, HB_TICK_MS * 1000);
+}
+
+void bench_heartbeat(bench *b, int interval_ms, const char *msg)
+{
+    if (interval_ms <= 0 || !msg)
+        return;
+    b->hb_ms = interval_ms;
+    b->hb_msg = msg;
+    b->hb_len = strlen(msg);
+    lws_sul_schedule(b->ctx, 0, &b->sul_hb, hb_cb, HB_TICK_MS * 1000);
+}
+
 void bench_close(bconn *c)
 {
     if (!c->wsi || c->state == BC_IDLE)
@@ -435,6 +488,7 @@ void bench_destroy(bench *b)
 {
     if (b->ctx) {
         lws_sul_cancel(&b->sul_connect);
+        lws_sul_cancel(&b->sul_hb);
         lws_context_destroy(b->ctx);
         if (b->uv) {
             /* let lws's handles finish closing, boundedly */

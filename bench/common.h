@@ -72,6 +72,7 @@ typedef struct bconn {
     bconn_state state;
     bool want_close;        /* close at the next WRITEABLE */
     bool counted_inflight;  /* counts against bench.max_inflight */
+    bool hb_due;            /* send the heartbeat at the next WRITEABLE */
     int64_t t_start_ns;     /* connect started (mono) */
     int64_t t_ready_ns;     /* bench_conn_ready() (mono) */
     char *rx;               /* reassembly of fragmented messages */
@@ -112,6 +113,13 @@ struct bench {
     /* counters */
     uint64_t connects_started, connects_failed, closed_established;
     int open_now;              /* WebSockets currently open */
+    /* bench_heartbeat(): every ready connection sends hb_msg each hb_ms */
+    int hb_ms;
+    const char *hb_msg;
+    size_t hb_len;
+    int hb_cursor;
+    double hb_carry;
+    lws_sorted_usec_list_t sul_hb;
     bool uv;                   /* libuv event loop (epoll) instead of poll() */
     uv_loop_t loop;            /* our (foreign) libuv loop when uv */
     volatile int stop;
@@ -132,6 +140,11 @@ void bench_conn_ready(bconn *c);
 int bench_send(bconn *c, const void *data, size_t len);
 /* Asks for on_writable. */
 void bench_want_write(bconn *c);
+/* From now on every ready connection sends the text msg (kept, not
+ * copied) once per interval_ms, spread evenly over the interval (PeerJS
+ * closes a client silent for its alive_timeout, 90 s; its own client sends
+ * a HEARTBEAT every 5 s). interval_ms <= 0: none. */
+void bench_heartbeat(bench *b, int interval_ms, const char *msg);
 /* Closes c (at its next WRITEABLE) with a normal close. */
 void bench_close(bconn *c);
 /* Services the loop until b->stop, done(b) or the deadline (mono ns);

@@ -222,6 +222,12 @@ stats2() {
         if (!NR) { print "-"; exit }
         printf("%.2f / %.2f / %.2f\n", a[1], a[int((NR+1)/2)], a[NR]) }'
 }
+# statsi: "min / median / max" as integers (counts)
+statsi() {
+    sort -g | awk '{a[NR]=$1} END {
+        if (!NR) { print "-"; exit }
+        printf("%.0f / %.0f / %.0f\n", a[1], a[int((NR+1)/2)], a[NR]) }'
+}
 # stats3: "min / median / max" with 3 decimals (loss %)
 stats3() {
     sort -g | awk '{a[NR]=$1} END {

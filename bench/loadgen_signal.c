@@ -44,6 +44,24 @@
  *                 wire as the rdv offer: their payload loses connectionInfo
  *                 when the envelope makes it longer, then gets a "pad".
  *
+ * --phases N     splits the measured part into N windows (bench/storm.sh):
+ *                 the first starts after the warm-up; each SIGUSR2 ends
+ *                 the current one and starts the next; the N-th SIGUSR2
+ *                 ends the run. Each window gets a line on stdout before
+ *                 RESULT (latency of the messages received in it, msgs/s,
+ *                 the CPU of the server, this process and everything else
+ *                 in it):
+ *   PHASE i=.. seconds=.. received=.. msgs_per_s=.. p50_us=.. p99_us=..
+ *         p999_us=.. max_us=.. server_cores=.. loadgen_cores=.. other_cores=..
+ *                 A run that ends before its N-th SIGUSR2 (messages used
+ *                 up, --timeout) has status=exhausted.
+ * --heartbeat-ms MS (PeerJS) every node sends {"type":"HEARTBEAT"} once per
+ *                 MS (PeerJS closes a client silent for 90 s; its client
+ *                 sends one every 5 s). Not counted as messages.
+ * --measure-file PATH  created when the warm-up is over (and a line
+ *                 "MEASURING real_ns=T" printed), so a script can time its
+ *                 windows from there.
+ *
  * The first --warmup messages (default M/20) are not measured.
  * --rate R paces the sends to R messages/s in total (token bucket, 1 ms
  * ticks) instead of as fast as the window allows (the churn workload uses
@@ -120,8 +138,11 @@ static struct {
     bool unsigned_sig;   /* --unsigned: random signatures (verify off) */
     int pad_to;          /* --pad-to: PeerJS frames padded to this many bytes */
     long tick_us;        /* --tick-us: the pacing tick */
+    int phases;          /* --phases: measured windows, advanced by SIGUSR2 */
+    const char *measure_file; /* --measure-file: touched when measuring starts */
+    int heartbeat_ms;    /* --heartbeat-ms: PeerJS HEARTBEAT interval (0: none) */
 } opt = {PROTO_RDV, "127.0.0.1", 8080, "rendezvous", 100, 200000, -1, 10, 0, 120, NULL, 1,
-         20000, 2, false, true, 0, 0, 0, 0, 0, false, 0, 1000};
+         20000, 2, false, true, 0, 0, 0, 0, 0, false, 0, 1000, 0, NULL, 0};
 
 static bench B;
 static node *nodes;          /* 2 * pairs; conn idx = node idx */
@@ -144,6 +165,19 @@ static int64_t last_tick_ns;
 static bool started;
 static long err_counts[8];
 static char first_error[512];
+
+/* --phases: measured windows (PHASE lines) */
+#define MAX_PHASES 8
+typedef struct phase {
+    bench_lat lat;
+    long received;
+    int64_t t0, t1;                 /* mono ns */
+    double srv0, lg0, busy0;        /* CPU seconds at t0 */
+    double srv, lg, busy;           /* CPU seconds in the window */
+} phase;
+static phase phases[MAX_PHASES];
+static int cur_phase = -1;          /* -1: warm-up */
+static volatile sig_atomic_t phase_asked;
 
 /* ---- building the messages --------------------------------------------- */
 
@@ -438,6 +472,80 @@ static long parse_seq(const char *msg, size_t len)
     return v - SEQ_BASE;
 }
 
+/* Starts window i (--phases) now. */
+static void phase_begin(int i, int64_t now)
+{
+    phase *p = &phases[i];
+    p->t0 = now;
+    p->srv0 = bench_proc_cpu_s(opt.server_pid);
+    p->lg0 = bench_self_cpu_s();
+    p->busy0 = bench_machine_busy_s();
+    cur_phase = i;
+}
+
+/* Ends the current window now. */
+static void phase_end(int64_t now)
+{
+    if (cur_phase < 0 || cur_phase >= opt.phases)
+        return;
+    phase *p = &phases[cur_phase];
+    p->t1 = now;
+    p->srv = bench_proc_cpu_s(opt.server_pid) - p->srv0;
+    p->lg = bench_self_cpu_s() - p->lg0;
+    p->busy = bench_machine_busy_s() - p->busy0;
+}
+
+/* The warm-up is over: the first window starts; tells the script. */
+static void measuring_started(int64_t now)
+{
+    if (opt.phases > 0)
+        phase_begin(0, now);
+    printf("MEASURING real_ns=%lld\n", (long long)bench_real_ns());
+    fflush(stdout);
+    if (opt.measure_file) {
+        FILE *f = fopen(opt.measure_file, "w");
+        if (f)
+            fclose(f);
+    }
+}
+
+/* Called from the loop: a SIGUSR2 ends the window, the last one the run. */
+static void phase_check(void)
+{
+    if (!opt.phases || cur_phase < 0 || t_stop)
+        return;
+    while (phase_asked > cur_phase) {
+        int64_t now = bench_mono_ns();
+        phase_end(now);
+        if (cur_phase + 1 >= opt.phases) {
+            t_stop = now;
+            cur_phase = opt.phases;
+            return;
+        }
+        phase_begin(cur_phase + 1, now);
+    }
+}
+
+/* Prints the PHASE lines. */
+static void phase_print(void)
+{
+    for (int i = 0; i < opt.phases && i < MAX_PHASES; i++) {
+        phase *p = &phases[i];
+        double p50, p99, p999, mx;
+        bench_lat_summary(&p->lat, &p50, &p99, &p999, &mx);
+        double el = p->t1 > p->t0 ? (double)(p->t1 - p->t0) / 1e9 : 0;
+        double srv = el > 0 && opt.server_pid > 0 ? p->srv / el : -1;
+        double lg = el > 0 ? p->lg / el : 0;
+        double oth = el > 0 ? (p->busy - p->lg - (p->srv > 0 ? p->srv : 0)) / el : 0;
+        printf("PHASE i=%d seconds=%.3f received=%ld msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f "
+               "p999_us=%.0f max_us=%.0f server_cores=%.2f loadgen_cores=%.2f "
+               "other_cores=%.2f\n",
+               i, el, p->received, el > 0 ? (double)p->received / el : 0, p50, p99, p999, mx,
+               srv, lg, oth < 0 ? 0 : oth);
+        bench_lat_free(&p->lat);
+    }
+}
+
 static void on_offer(bconn *c, const char *msg, size_t len)
 {
     int64_t now = bench_mono_ns();
@@ -454,12 +562,17 @@ static void on_offer(bconn *c, const char *msg, size_t len)
         win_srv0 = bench_proc_cpu_s(opt.server_pid);
         win_lg0 = bench_self_cpu_s();
         win_busy0 = bench_machine_busy_s();
+        measuring_started(now);
     }
     if (t_stop)
         return; /* --seconds is over: nothing more is sent or counted */
     if (received > opt.warmup) {
         measured++;
         bench_lat_add(&lat, now - send_ns[g]);
+        if (cur_phase >= 0 && cur_phase < opt.phases) {
+            phases[cur_phase].received++;
+            bench_lat_add(&phases[cur_phase].lat, now - send_ns[g]);
+        }
     }
     node *n = &nodes[c->idx];
     if (pair_sent[n->pair] < quota)
@@ -617,6 +730,7 @@ static bool all_ready(bench *b)
 static bool all_done(bench *b)
 {
     (void)b;
+    phase_check();
     if (opt.seconds > 0 && t_measure_start && !t_stop &&
         bench_mono_ns() - t_measure_start >= (int64_t)(opt.seconds * 1e9))
         t_stop = bench_mono_ns();
@@ -629,6 +743,12 @@ static void on_sig(int s)
     B.stop = 1;
 }
 
+static void on_phase_sig(int s)
+{
+    (void)s;
+    phase_asked++;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -638,6 +758,7 @@ static void usage(void)
             "         [--sign-threads T] [--quiet] [--poll] [--server-pid PID]\n"
             "         [--port2 N] [--server2-pid PID] [--redis-pid PID]\n"
             "         [--seconds S] [--unsigned] [--pad-to BYTES] [--tick-us T]\n"
+            "         [--phases N] [--measure-file PATH] [--heartbeat-ms MS]\n"
             "  --poll        use lws's poll() loop instead of libuv (epoll)\n"
             "  --server-pid  report the server's CPU use during the run (server_cores)\n"
             "  --port2       B nodes connect to this port (another cluster instance)\n"
@@ -657,6 +778,7 @@ int main(int argc, char **argv)
         {"poll", 0, 0, 'L'},     {"server-pid", 1, 0, 'S'}, {"port2", 1, 0, '2'},
         {"server2-pid", 1, 0, 'X'}, {"redis-pid", 1, 0, 'Y'}, {"seconds", 1, 0, 'D'},
         {"unsigned", 0, 0, 'U'}, {"pad-to", 1, 0, 'Z'}, {"tick-us", 1, 0, 'K'},
+        {"phases", 1, 0, 'G'},   {"measure-file", 1, 0, 'F'}, {"heartbeat-ms", 1, 0, 'J'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -692,13 +814,16 @@ int main(int argc, char **argv)
         case 'U': opt.unsigned_sig = true; break;
         case 'Z': opt.pad_to = atoi(optarg); break;
         case 'K': opt.tick_us = atol(optarg); break;
+        case 'G': opt.phases = atoi(optarg); break;
+        case 'F': opt.measure_file = optarg; break;
+        case 'J': opt.heartbeat_ms = atoi(optarg); break;
         default: usage();
         }
     }
     if (opt.pairs < 1 || opt.pairs > 5000 || opt.messages < 1 || opt.messages > 20000000 ||
         opt.window < 1 || opt.window > 1000 || opt.timeout_s <= 0 || opt.timeout_s > 3600 ||
         opt.ts_ahead_ms < 0 || opt.ts_ahead_ms > 29000 || opt.port2 < 0 || opt.port2 > 65535 ||
-        opt.tick_us < 10 || opt.tick_us > 1000000)
+        opt.tick_us < 10 || opt.tick_us > 1000000 || opt.phases < 0 || opt.phases > MAX_PHASES)
         usage();
     if (opt.warmup < 0)
         opt.warmup = opt.messages / 20;
@@ -707,6 +832,7 @@ int main(int argc, char **argv)
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR2, on_phase_sig);
 
     long total_msgs = opt.messages + opt.warmup;
     quota = (total_msgs + opt.pairs - 1) / opt.pairs;
@@ -725,6 +851,8 @@ int main(int argc, char **argv)
         snprintf(nodes[i].token, sizeof nodes[i].token, "t%08x", randombytes_random());
     }
     bench_lat_init(&lat, (size_t)opt.messages + 16);
+    for (int i = 0; i < opt.phases; i++)
+        bench_lat_init(&phases[i].lat, (size_t)opt.messages + 16);
     build_all();
 
     int64_t deadline = bench_mono_ns() + (int64_t)(opt.timeout_s * 1e9);
@@ -732,6 +860,8 @@ int main(int argc, char **argv)
                    opt.proto == PROTO_RDV ? RDV_WS_SUBPROTOCOL : NULL, opt.src_ips, n_nodes,
                    64, opt.uv) != 0)
         bench_die("cannot create the lws context");
+    if (opt.proto == PROTO_PEERJS)
+        bench_heartbeat(&B, opt.heartbeat_ms, "{\"type\":\"HEARTBEAT\"}");
     if (opt.port2 > 0) {
         B.conn_port = calloc((size_t)n_nodes, sizeof *B.conn_port);
         if (!B.conn_port)
@@ -793,7 +923,7 @@ int main(int argc, char **argv)
     double w_lg = elapsed > 0 ? win_lg / elapsed : 0;
     double w_other = elapsed > 0 ? (win_busy - win_lg - (win_srv > 0 ? win_srv : 0)) / elapsed : 0;
     double us_msg = measured > 0 && win_srv > 0 ? win_srv * 1e6 / (double)measured : -1;
-    bool short_run = opt.seconds > 0 && !t_stop; /* ran out of messages first */
+    bool short_run = (opt.seconds > 0 || opt.phases > 0) && !t_stop; /* ran out first */
     double rate = elapsed > 0 ? (double)measured / elapsed : 0;
     double p50, p99, p999, mx;
     bench_lat_summary(&lat, &p50, &p99, &p999, &mx);
@@ -810,6 +940,11 @@ int main(int argc, char **argv)
                     "unexpected %ld bad_seq %ld; first: %s\n",
                     err_counts[0], err_counts[1], err_counts[2], err_counts[3], err_counts[4],
                     err_counts[5], err_counts[7], first_error);
+    }
+    if (opt.phases > 0) {
+        if (cur_phase >= 0 && cur_phase < opt.phases)
+            phase_end(end); /* cut short: close the open window */
+        phase_print();
     }
     printf("RESULT proto=%s status=%s pairs=%d window=%d rate=%.0f messages=%ld msg_bytes=%u "
            "elapsed_s=%.3f msgs_per_s=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f "

@@ -2,7 +2,7 @@
  *
  *   loadgen_stun --port P [--host 127.0.0.1] [--sockets 16] [--window 16]
  *                [--seconds 5] [--warmup-ms 500] [--timeout-ms 200]
- *                [--fingerprint]
+ *                [--fingerprint] [--server-pid PID]
  *
  * One thread, plain POSIX UDP: --sockets connected UDP sockets, each with
  * --window Binding requests outstanding (built by the project's codec,
@@ -23,6 +23,11 @@
  * to arrive). Latency = receive - send on CLOCK_MONOTONIC (per batch clock
  * reads), p50/p99/p999/max over the answers in the interval.
  *
+ * CPU over the measured interval (read at its two ends): the server's
+ * (--server-pid, all threads, /proc), this generator's, and everything
+ * else on the machine: win_server_cores, win_gen_cores, win_other_cores,
+ * srv_us_per_resp (server CPU per response in the interval).
+ *
  * Output: a human summary on stderr and one line on stdout:
  *   RESULT rps=... sent=... answered=... lost=... loss_pct=... p50_us=...
  *   p99_us=... p999_us=... max_us=... bad=... late=... gen_cpu_s=... secs=...
@@ -32,6 +37,8 @@
  * (--host takes any IPv4 literal; the bench scripts pass 127.0.0.1).
  */
 #include "schema/stun.h"
+
+#include "common.h" /* bench_proc_cpu_s, bench_self_cpu_s, bench_machine_busy_s */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -123,14 +130,14 @@ static void usage(void)
 {
     fprintf(stderr, "usage: loadgen_stun --port P [--host 127.0.0.1] [--sockets 16] "
                     "[--window 16] [--seconds 5] [--warmup-ms 500] [--timeout-ms 200] "
-                    "[--fingerprint]\n");
+                    "[--fingerprint] [--server-pid PID]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
-    int port = 0, nsock = 16, secs_ms = 5000, warm_ms = 500, timeout_ms = 200;
+    int port = 0, nsock = 16, secs_ms = 5000, warm_ms = 500, timeout_ms = 200, server_pid = 0;
     g_window = 16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -156,6 +163,8 @@ int main(int argc, char **argv)
             warm_ms = atoi(v);
         else if (!strcmp(a, "--timeout-ms"))
             timeout_ms = atoi(v);
+        else if (!strcmp(a, "--server-pid"))
+            server_pid = atoi(v);
         else
             usage();
     }
@@ -286,8 +295,19 @@ int main(int argc, char **argv)
     for (int s = 0; s < nsock; s++)
         FLUSH(s, now);
 
+    /* CPU at the two ends of the measured interval: [0] at t0, [1] at t1 */
+    double c_srv[2] = {0, 0}, c_gen[2] = {0, 0}, c_busy[2] = {0, 0};
+    uint64_t c_t[2] = {0, 0};
+    int c_n = 0;
+
     /* Bounded by time: t_end is at most ~11 min after start (argument caps). */
     while ((now = now_ns()) < t_end) {
+        if (c_n < 2 && now >= (c_n ? t1 : t0)) {
+            c_srv[c_n] = bench_proc_cpu_s(server_pid);
+            c_gen[c_n] = bench_self_cpu_s();
+            c_busy[c_n] = bench_machine_busy_s();
+            c_t[c_n++] = now;
+        }
         if (now >= next_scan) {
             next_scan = now + tmo / 4;
             for (int s = 0; s < nsock; s++) {
@@ -379,6 +399,10 @@ int main(int argc, char **argv)
     double secs = secs_ms / 1000.0;
     double rps = (double)resp_in_window / secs;
     double loss = sent_meas ? 100.0 * (double)lost_meas / (double)sent_meas : 0;
+    double cs = c_n == 2 ? (double)(c_t[1] - c_t[0]) / 1e9 : 0;
+    double w_srv = cs > 0 && server_pid > 0 ? (c_srv[1] - c_srv[0]) / cs : -1;
+    double w_gen = cs > 0 ? (c_gen[1] - c_gen[0]) / cs : -1;
+    double w_oth = cs > 0 ? (c_busy[1] - c_busy[0]) / cs - w_gen - (w_srv > 0 ? w_srv : 0) : -1;
     fprintf(stderr,
             "loadgen_stun: %s:%d, %d sockets x window %d, %.1f s: %.0f responses/s, "
             "sent %llu answered %llu lost %llu (%.3f%%), p50 %.0f us p99 %.0f us, "
@@ -389,12 +413,14 @@ int main(int argc, char **argv)
             (unsigned long long)late, (unsigned long long)send_fail, cpu);
     printf("RESULT rps=%.0f sent=%llu answered=%llu lost=%llu loss_pct=%.3f p50_us=%.0f "
            "p99_us=%.0f p999_us=%.0f max_us=%.0f bad=%llu late=%llu send_fail=%llu "
-           "gen_cpu_s=%.2f secs=%.1f sockets=%d window=%d total_sent=%llu total_resp=%llu\n",
+           "gen_cpu_s=%.2f secs=%.1f sockets=%d window=%d total_sent=%llu total_resp=%llu "
+           "win_server_cores=%.2f win_gen_cores=%.2f win_other_cores=%.2f srv_us_per_resp=%.2f\n",
            rps, (unsigned long long)sent_meas, (unsigned long long)answered_meas,
            (unsigned long long)lost_meas, loss, lat_pct(0.50), lat_pct(0.99), lat_pct(0.999),
            (double)g_max_ns / 1000.0, (unsigned long long)bad, (unsigned long long)late,
            (unsigned long long)send_fail, cpu, secs, nsock, g_window,
-           (unsigned long long)sent_total, (unsigned long long)resp_total);
+           (unsigned long long)sent_total, (unsigned long long)resp_total, w_srv, w_gen, w_oth,
+           w_srv >= 0 && resp_in_window ? w_srv * cs * 1e6 / (double)resp_in_window : -1);
     for (int s = 0; s < nsock; s++)
         close(socks[s].fd);
     close(ep);

@@ -12,9 +12,10 @@
 # Part `bulk` (goal 6: one session >= 50 % of raw TCP at defaults): one-way,
 # flow-controlled: each sender keeps at most WINDOW_BYTES (256 KiB) of
 # PAYLOAD-byte (16 KiB) messages in flight; SESSIONS_LIST ("1 50") sessions.
-#   A  rendezvousd at its defaults (loadgen_relay --mode ws: authenticated
-#      nodes, consented relay sessions, binary relay frames on the main
-#      connection)
+#   A  rendezvousd at its defaults (only --stun off and --operator-listen
+#      off, so it binds nothing but its port; loadgen_relay --mode ws:
+#      authenticated nodes, consented relay sessions, binary relay frames on
+#      the main connection)
 #   B  the same with the relay channel (loadgen_relay --channel: a second
 #      WebSocket per node for relay data, PROTOCOL.md 9.5); only when
 #      `loadgen_relay --help` lists --channel (CHANNEL=auto|0|1)
@@ -61,9 +62,10 @@
 #   p50 / p99 us   one-way delay of messages received in the window
 #                  (loadgen_relay only; uclient's clock has 1 ms resolution)
 # Raw RESULT lines: $OUT/relay-*.txt; the tables: $OUT/table.md.
-# Ports: RDV_PORT (18480), FWD_PORT (18581), TURN_PORT (18582). Every wait is
+# Ports: RDV_PORT (18580), FWD_PORT (18581), TURN_PORT (18582). Every wait is
 # bounded; everything started here is stopped by PID on exit.
 set -u
+RDV_PORT=${RDV_PORT:-18580}
 . "$(dirname "$0")/lib.sh"
 
 PARTS=${PARTS:-"bulk turn"}
@@ -250,7 +252,7 @@ label() {
 }
 bad_runs() { grep -vc 'status=ok' "$1"; }
 runlost() { # "min / median / max" of run_lost, "-" when unknown in any run
-    if col "$1" run_lost | grep -q '^-1$'; then echo "-"; else col "$1" run_lost | stats; fi
+    if col "$1" run_lost | grep -q '^-1$'; then echo "-"; else col "$1" run_lost | statsi; fi
 }
 
 BULK_TABLES=()

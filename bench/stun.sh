@@ -1,38 +1,43 @@
 #!/usr/bin/env bash
-# stun.sh - workload 5 of issue 8: STUN Binding responses per second,
-# rendezvousd's built-in responder against coturn (`turnserver --stun-only`),
-# same load, back to back, on this machine.
+# stun.sh - workload 5: STUN Binding responses per second, rendezvousd's
+# built-in responder against coturn (`turnserver --stun-only`) with ONE
+# relay thread, measured the way issue 15 asks: fixed-duration runs after a
+# warm-up, REPS runs per configuration, interleaved (A B, B A, ...), each on
+# a fresh server, server and generator pinned to different cores, every
+# cell min / median / max over the runs, the ratio per round with its range,
+# never a best run.
 #
-#   bench/stun.sh                  # builds, runs, prints the table
-#   SECONDS_RUN=10 LOADS="16x16 32x8" bench/stun.sh
-#   APPEND=1 bench/stun.sh         # also appends the table to bench/RESULTS.md
+#   bench/stun.sh                                  # defaults below
+#   REPS=1 SECONDS_RUN=3 LOADS=8x4 bench/stun.sh   # a quick check only
 #
 # The load: bench/loadgen_stun (one thread, plain UDP sockets; requests
 # built and responses parsed by the project's codec, schema/stun.c), S
 # connected sockets with W Binding requests outstanding on each, responses
 # matched by transaction ID and refilled at once; LOADS lists SxW pairs
-# (default "8x4 16x16 32x32"). Measured SECONDS_RUN (5) s after 0.5 s of
-# warm-up; loss = requests sent in the interval never answered within
-# TIMEOUT_MS (200). Each row is the best of REPS (2) runs by responses/s.
+# (default "8x4 16x16 32x32"). Measured SECONDS_RUN (20) s after WARMUP_MS
+# (2000) ms; a request sent in the measured interval and not answered within
+# TIMEOUT_MS (200) is lost (a timeout; its slot is refilled).
 #
-# The servers:
-#   rendezvousd  built from `git archive HEAD` (SERVER_FROM=head, the default
-#                here; see lib.sh) in Release, run as
-#                `rendezvousd --port 0 --stun-port $STUN_PORT --db $OUT/rdv.db
-#                --log-level warn` (listens on 127.0.0.1, its default).
-#   coturn       Debian's turnserver with a temporary config: listening-ip
-#                127.0.0.1, listening-port $TURN_PORT, stun-only, no-tls,
-#                no-dtls, no-cli, no-auth, log to $OUT/turn.log; run twice:
-#                its relay threads at its default (one per CPU), and with
-#                relay-threads=1 (one thread, as rendezvousd's one loop).
-# Each row is the run with the median responses/s of REPS runs, with the
-# min / median / max beside it (issue 15: never a best run).
-# srv rx drops: datagrams the kernel dropped at the server's socket(s)
-# (receive buffer full; /proc/net/udp). CPU columns: cores used during the run by the server (/proc/PID/stat) and
-# by the generator (its getrusage / run length); srv us/resp = server CPU
-# time per response (srv cores / responses/s), which the generator sharing
-# the 2 cores does not inflate. Everything started here is
-# stopped by PID on exit; every wait is bounded; loopback only.
+# Rows (ROWS, default "rdv turn1"):
+#   rdv    rendezvousd `--port 0 --stun-port $STUN_PORT --db ... --log-level
+#          warn` (listens on 127.0.0.1, everything else default)
+#   turn1  coturn (Debian turnserver) with a temporary config: listening-ip
+#          127.0.0.1, listening-port $TURN_PORT, stun-only, no-tls, no-dtls,
+#          no-cli, no-auth, relay-threads=1 (`turnserver --relay-threads`, -m:
+#          one relay thread, as rendezvousd's one loop)
+#   turn   the same with coturn's default thread count (one per CPU); add it
+#          with ROWS="rdv turn1 turn"
+# Server on core SERVER_CORE (0), generator on GEN_CORE (1) (taskset).
+# Columns: responses/s in the measured interval; loss % and lost = requests
+# of the interval never answered (timeouts); srv rx drops = datagrams the
+# kernel dropped at the server's socket(s) during the run (/proc/net/udp);
+# srv / gen / other cores = CPU of the server process (all threads), of the
+# generator, and of everything else during the measured interval (read by
+# loadgen_stun at its two ends); srv us/resp = server CPU per response;
+# threads = the server's threads (/proc/PID/task) during the run; bad =
+# malformed or wrong responses, late = answers after their timeout.
+# Raw RESULT lines: $OUT/stun-*.txt; the table: $OUT/table.md. Everything
+# started here is stopped by PID on exit; every wait is bounded; loopback.
 set -u
 OUT=${OUT:-$(mktemp -d /tmp/rdv-stun-bench.XXXXXX)}
 SERVER_FROM=${SERVER_FROM:-head}
@@ -41,32 +46,34 @@ SERVER_FROM=${SERVER_FROM:-head}
 
 STUN_PORT=${STUN_PORT:-18590}
 TURN_PORT=${TURN_PORT:-18592}
-SECONDS_RUN=${SECONDS_RUN:-5}
+SECONDS_RUN=${SECONDS_RUN:-20}
+WARMUP_MS=${WARMUP_MS:-2000}
 LOADS=${LOADS:-"8x4 16x16 32x32"}
 TIMEOUT_MS=${TIMEOUT_MS:-200}
-REPS=${REPS:-3}
-GEN_DIR=${GEN_DIR:-$REPO_DIR/build-bench-stun}
-GEN=$GEN_DIR/loadgen_stun
+REPS=${REPS:-5}
+ROWS=${ROWS:-"rdv turn1"}
+SERVER_CORE=${SERVER_CORE:-0}
+GEN_CORE=${GEN_CORE:-1}
+GEN=$GEN_BUILD/loadgen_stun
 TURN_PID=
 
 cleanup_stun() { stop_rdv; stop_pid "$TURN_PID"; TURN_PID=; }
 trap cleanup_stun EXIT
+trap 'exit 130' INT TERM
 
 command -v turnserver >/dev/null || die "turnserver not found (apt-get install coturn)"
 command -v ss >/dev/null || die "ss not found"
+command -v taskset >/dev/null || die "taskset not found (util-linux)"
 
-# ---- build ---------------------------------------------------------------
-build_server() {
-    build_server_tree "$REPO_DIR/build-bench-src" rendezvousd
-    local src=$SRC
-    # the generator from the same sources as the server's codec
-    log "building loadgen_stun in $GEN_DIR"
-    mkdir -p "$GEN_DIR"
-    cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I "$src" \
-        -o "$GEN" "$BENCH_DIR/loadgen_stun.c" "$src/schema/stun.c" >"$OUT/cc.log" 2>&1 \
-        || die "building loadgen_stun failed; see $OUT/cc.log"
-}
-build_server
+if [ "${BOOTSTRAP:-1}" = 1 ] && [ -x "$REPO_DIR/scripts/bootstrap" ]; then
+    "$REPO_DIR/scripts/bootstrap" || die "scripts/bootstrap failed"
+fi
+build_server_tree "$REPO_DIR/build-bench-src" rendezvousd
+build_gens
+[ -x "$GEN" ] || die "no $GEN"
+log "output in $OUT"
+TSRV=(taskset -c "$SERVER_CORE")
+TGEN=(taskset -c "$GEN_CORE")
 
 # ---- servers --------------------------------------------------------------
 udp_bound() { ss -Hlnu "sport = :$1" 2>/dev/null | grep -q .; }
@@ -79,11 +86,11 @@ udp_drops() {
 start_rdv_stun() {
     udp_bound "$STUN_PORT" && die "UDP port $STUN_PORT is in use (set STUN_PORT)"
     rm -f "$OUT"/rdv.db "$OUT"/rdv.db-*
-    "$RDVD" --port 0 --stun-port "$STUN_PORT" --db "$OUT/rdv.db" --name bench \
+    # shellcheck disable=SC2086 # RDV_FLAGS is a word list
+    "${TSRV[@]}" "$RDVD" --port 0 --stun-port "$STUN_PORT" --db "$OUT/rdv.db" --name bench \
         --log-level warn $RDV_FLAGS >>"$OUT/rdv.log" 2>&1 &
     RDV_PID=$!
-    local i
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         udp_bound "$STUN_PORT" && return 0
         kill -0 "$RDV_PID" 2>/dev/null || die "rendezvousd exited at start; see $OUT/rdv.log"
         sleep 0.1
@@ -107,10 +114,9 @@ log-file=$OUT/turn.log
 pidfile=$OUT/turn.pid
 userdb=$OUT/turndb
 EOF
-    turnserver -c "$OUT/turn.conf" >"$OUT/turn.out" 2>&1 &
+    "${TSRV[@]}" turnserver -c "$OUT/turn.conf" >>"$OUT/turn.out" 2>&1 &
     TURN_PID=$!
-    local i
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         udp_bound "$TURN_PORT" && { sleep 0.5; return 0; }
         kill -0 "$TURN_PID" 2>/dev/null || die "turnserver exited at start; see $OUT/turn.out"
         sleep 0.1
@@ -118,106 +124,81 @@ EOF
     die "turnserver not listening after 10 s; see $OUT/turn.out"
 }
 
-# run_load PORT PID S W -> a RESULT line with srv_cores= appended
-run_load() {
-    local port=$1 pid=$2 s=$3 w=$4 a b line tck d0 d1
-    tck=$(getconf CLK_TCK)
+# run_one ROW S W -> one RESULT line (loadgen_stun's, plus srv_rx_drops and
+# threads), on a fresh server
+run_one() {
+    local row=$1 s=$2 w=$3 port pid line d0 d1 th
     wait_quiet
+    case $row in
+    rdv) start_rdv_stun; port=$STUN_PORT; pid=$RDV_PID ;;
+    turn1) start_turn "relay-threads=1"; port=$TURN_PORT; pid=$TURN_PID ;;
+    turn) start_turn; port=$TURN_PORT; pid=$TURN_PID ;;
+    *) die "unknown row $row (rdv, turn1, turn)" ;;
+    esac
+    th=$(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
     d0=$(udp_drops "$port")
-    a=$(proc_ticks "$pid")
-    line=$(timeout $((SECONDS_RUN + 30)) "$GEN" --port "$port" --sockets "$s" --window "$w" \
-        --seconds "$SECONDS_RUN" --timeout-ms "$TIMEOUT_MS" 2>>"$OUT/loadgen.log" | grep '^RESULT')
-    b=$(proc_ticks "$pid")
+    line=$(timeout $((SECONDS_RUN + WARMUP_MS / 1000 + 30)) "${TGEN[@]}" "$GEN" --port "$port" \
+        --sockets "$s" --window "$w" --seconds "$SECONDS_RUN" --warmup-ms "$WARMUP_MS" \
+        --timeout-ms "$TIMEOUT_MS" --server-pid "$pid" 2>>"$OUT/loadgen.log" | grep '^RESULT')
     d1=$(udp_drops "$port")
-    [ -n "$line" ] || die "loadgen_stun gave no result; see $OUT/loadgen.log"
-    # server ticks cover warm-up + run + drain; divide by that span
-    printf '%s srv_rx_drops=%s srv_cores=%s\n' "$line" "$((d1 - d0))" "$(awk -v a="$a" -v b="$b" -v t="$tck" \
-        -v s="$SECONDS_RUN" -v m="$TIMEOUT_MS" 'BEGIN {printf "%.2f", (b - a) / t / (s + 0.5 + m / 1000)}')"
+    if [ "$row" = rdv ]; then stop_rdv; else stop_pid "$TURN_PID"; TURN_PID=; fi
+    if [ -z "$line" ]; then
+        log "stun.sh: $row ${s}x$w: no result; see $OUT/loadgen.log"
+        line="RESULT status=failed rps=0"
+    else
+        line="$line status=ok"
+    fi
+    printf '%s srv_rx_drops=%s threads=%s\n' "$line" "$((d1 - d0))" "$th"
 }
 
-# best PORT PID S W -> the RESULT line of the run with the median
-# responses/s of REPS runs, with rps_range=MIN/MEDIAN/MAX appended
-best() {
-    local r line lines=() rpss=() med
-    for r in $(seq 1 "$REPS"); do
-        line=$(run_load "$@")
-        [ -n "$line" ] || die "a run failed; see $OUT/loadgen.log"
-        echo "$1 $3x$4 rep$r $line" >>"$OUT/results.txt"
-        lines+=("$line")
-        rpss+=("$(field rps "$line")")
+TABLE=()
+NOTES=()
+label() {
+    case $1 in
+    rdv) echo "rendezvousd" ;;
+    turn1) echo "coturn --stun-only, relay-threads=1" ;;
+    turn) echo "coturn --stun-only, default threads" ;;
+    esac
+}
+for l in $LOADS; do
+    s=${l%x*} w=${l#*x}
+    for r in $ROWS; do : >"$OUT/stun-$l-$r.txt"; done
+    for rep in $(seq 1 "$REPS"); do
+        order=$ROWS
+        # shellcheck disable=SC2086 # a word list
+        [ $((rep % 2)) = 0 ] && order=$(printf '%s\n' $ROWS | tac | tr '\n' ' ')
+        for r in $order; do
+            log "stun.sh: round $rep/$REPS: $r $l"
+            run_one "$r" "$s" "$w" >>"$OUT/stun-$l-$r.txt"
+        done
     done
-    med=$(printf '%s\n' "${rpss[@]}" | median)
-    for r in "${!rpss[@]}"; do
-        if [ "${rpss[$r]}" = "$med" ]; then
-            printf '%s rps_range=%s/%s/%s\n' "${lines[$r]}" \
-                "$(printf '%s\n' "${rpss[@]}" | sort -g | head -1)" "$med" \
-                "$(printf '%s\n' "${rpss[@]}" | sort -g | tail -1)"
-            return
-        fi
+    for r in $ROWS; do
+        f="$OUT/stun-$l-$r.txt"
+        TABLE+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' \
+            "$(label "$r")" "$l" "$(wc -l <"$f")" "$(col "$f" rps | stats)" \
+            "$(col "$f" loss_pct | stats3)" "$(col "$f" lost | statsi)" "$(col "$f" srv_rx_drops | statsi)" \
+            "$(col "$f" p50_us | stats)" "$(col "$f" p99_us | stats)" "$(col "$f" p999_us | stats)" \
+            "$(col "$f" win_server_cores | stats2)" "$(col "$f" srv_us_per_resp | stats2)" \
+            "$(col "$f" win_gen_cores | stats2)" "$(col "$f" win_other_cores | stats2)" \
+            "$(col "$f" threads | median)" \
+            "$(col "$f" bad | awk '{s+=$1} END {print s+0}') / $(col "$f" late | awk '{s+=$1} END {print s+0}')" \
+            "$(grep -vc 'status=ok' "$f")")")
     done
-}
+    for r in $ROWS; do
+        [ "$r" = rdv ] && continue
+        NOTES+=("- $l: rendezvousd / $(label "$r"), per round: responses/s $(ratio_range "$OUT/stun-$l-$r.txt" "$OUT/stun-$l-rdv.txt" rps); server CPU per response, coturn / ours: $(ratio_range "$OUT/stun-$l-rdv.txt" "$OUT/stun-$l-$r.txt" srv_us_per_resp)")
+    done
+done
 
-declare -A RES
-start_rdv_stun
-for l in $LOADS; do
-    log "rendezvousd: $l (sockets x window)"
-    RES[rdv,$l]=$(best "$STUN_PORT" "$RDV_PID" "${l%x*}" "${l#*x}")
-done
-stop_rdv
-start_turn
-for l in $LOADS; do
-    log "coturn: $l (sockets x window)"
-    RES[turn,$l]=$(best "$TURN_PORT" "$TURN_PID" "${l%x*}" "${l#*x}")
-done
-TURN_VERSION=$(turnserver --version 2>/dev/null | head -1)
-stop_pid "$TURN_PID"; TURN_PID=
-start_turn "relay-threads=1"
-for l in $LOADS; do
-    log "coturn, one relay thread: $l (sockets x window)"
-    RES[turn1,$l]=$(best "$TURN_PORT" "$TURN_PID" "${l%x*}" "${l#*x}")
-done
-stop_pid "$TURN_PID"; TURN_PID=
-
-row() { # name line
-    local line=$2 gen us
-    gen=$(awk -v c="$(field gen_cpu_s "$line")" -v s="$SECONDS_RUN" -v m="$TIMEOUT_MS" \
-        'BEGIN {printf "%.2f", c / (s + 0.5 + m / 1000)}')
-    us=$(awk -v c="$(field srv_cores "$line")" -v r="$(field rps "$line")" \
-        'BEGIN {if (r > 0) printf "%.2f", c * 1e6 / r; else print "n/a"}')
-    printf '| %-24s | %7s | %9s | %7s | %8s | %6s | %6s | %7s | %4s | %5s | %4s | %s | %s |\n' "$1" \
-        "$(field sockets "$line")x$(field window "$line")" "$(field rps "$line")" \
-        "$(field loss_pct "$line")" "$(field srv_rx_drops "$line")" "$(field p50_us "$line")" "$(field p99_us "$line")" \
-        "$(field p999_us "$line")" "$(field srv_cores "$line")" "$us" "$gen" "$(field bad "$line")" \
-        "$(field rps_range "$line" | sed 's|/| / |g')"
-}
 {
     machine_line
     echo
-    echo "coturn: turnserver ${TURN_VERSION:-?} --stun-only; ${SECONDS_RUN} s per run after 0.5 s warm-up; each row the run with the median responses/s of $REPS (min / median / max in the last column); loss timeout ${TIMEOUT_MS} ms"
+    echo "coturn $(turnserver --version 2>/dev/null | head -1) --stun-only. $REPS runs per row, interleaved (A B, B A, ...), each on a fresh server; $SECONDS_RUN s measured after $WARMUP_MS ms; a request unanswered after $TIMEOUT_MS ms is lost; server on core $SERVER_CORE, generator on core $GEN_CORE (taskset). Each cell: min / median / max over the runs."
     echo
-    echo "| server                   | sockets x window | responses/s | loss % | srv rx drops | p50 us | p99 us | p999 us | srv cores | srv us/resp | gen cores | bad | responses/s min / median / max |"
-    echo "|--------------------------|---------|-----------|---------|----------|--------|--------|---------|------|-------|------|-----|-----|"
-    for l in $LOADS; do
-        row "rendezvousd" "${RES[rdv,$l]}"
-        row "coturn --stun-only" "${RES[turn,$l]}"
-        row "coturn, relay-threads=1" "${RES[turn1,$l]}"
-    done
+    echo "| server | sockets x window | runs | responses/s | loss % | lost | srv rx drops | p50 us | p99 us | p999 us | srv cores | srv us/resp | gen cores | other cores | threads | bad / late | bad runs |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${TABLE[@]}"
     echo
-    for l in $LOADS; do
-        a=$(field rps "${RES[rdv,$l]}"); b=$(field rps "${RES[turn,$l]}"); c=$(field rps "${RES[turn1,$l]}")
-        echo "- $l: rendezvousd / coturn = $(awk -v a="$a" -v b="$b" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}')x responses/s (medians); / coturn with one relay thread = $(awk -v a="$a" -v b="$c" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}')x"
-    done
-} >"$OUT/table.md"
-cat "$OUT/table.md"
+    printf '%s\n' "${NOTES[@]}"
+} | tee "$OUT/table.md"
 log "raw results: $OUT"
-if [ "${APPEND:-0}" = 1 ]; then
-    {
-        echo
-        echo "## STUN"
-        echo
-        echo "Command: \`bench/stun.sh\` (LOADS=\"$LOADS\", SECONDS_RUN=$SECONDS_RUN, REPS=$REPS)"
-        echo
-        cat "$OUT/table.md"
-    } >>"$BENCH_DIR/RESULTS.md"
-    log "appended to bench/RESULTS.md"
-fi

@@ -18,7 +18,7 @@ on arrival (stdout line-buffered with stdbuf) and reads the turnserver's,
 uclient's and the machine's CPU at that moment. Clients start sending at a
 random 1-6 s after the allocations are done ("Total connect time"), so the
 measured window starts W s after that + 6 s, when every client sends, and
-ends at the first counters line T s later: the same window as loadgen_relay
+ends at the counters line about T s later (lines come once a second): the same window as loadgen_relay
 (W s after the last sender started, T s long, counters at both ends).
 Paced runs (Z > 0) send enough messages to outlast the window and are left
 to finish (uclient then waits for stragglers up to 10 s), so its final
@@ -128,7 +128,7 @@ def main():
                     continue
                 if A is None and now >= t_conn + stagger + a.warmup:
                     A = snap(vals, a.server_pid, p.pid)
-                elif A is not None and B is None and now >= A["t"] + a.seconds:
+                elif A is not None and B is None and now >= A["t"] + a.seconds - 0.5:
                     B = snap(vals, a.server_pid, p.pid)
                     if a.interval_ms <= 0:
                         break
