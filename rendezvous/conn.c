@@ -8,7 +8,8 @@
  *
  * Send: a message for an authenticated node whose queue is empty, while
  * lws holds none of its earlier output, is written at once (copied into a
- * stack buffer with LWS_PRE bytes of headroom): no heap copy, and no
+ * stack buffer with LWS_PRE bytes of headroom, or for a relay frame over
+ * 4 KiB the server's one SRV_TX_BIG buffer): no heap copy, and no
  * service round for a writeable callback. When the kernel takes only part
  * of it, lws keeps the rest (lws_partial_buffered) and asks for writeable
  * itself; until that has drained, messages are queued. Otherwise every
@@ -40,7 +41,8 @@
 /* Most queued messages written in one WRITEABLE callback. */
 #define WRITES_PER_CALLBACK 32
 
-/* Largest message written directly (the stack copy); longer ones queue. */
+/* Largest message written directly from a stack copy; up to SRV_TX_BIG
+ * (a relay frame) from the server's big buffer; longer ones queue. */
 #define DIRECT_WRITE_MAX 4096
 
 /* Bound on how long a closing connection may take to drain (seconds). */
@@ -104,10 +106,16 @@ int srv_conn_send_backlog(srv_server *srv, srv_conn *c, const void *data, size_t
  * socket failed (c is then being closed). */
 static int write_now(srv_server *srv, srv_conn *c, const void *data, size_t len, bool binary)
 {
-    if (c->out_head || c->state != SRV_CONN_AUTHED || len > DIRECT_WRITE_MAX ||
-        lws_partial_buffered(c->wsi))
+    if (c->out_head || c->state != SRV_CONN_AUTHED || lws_partial_buffered(c->wsi))
         return 0;
-    uint8_t buf[LWS_PRE + DIRECT_WRITE_MAX];
+    uint8_t stack[LWS_PRE + DIRECT_WRITE_MAX];
+    uint8_t *buf = stack;
+    if (len > DIRECT_WRITE_MAX) {
+        /* relay frames: the loop's one big buffer (server.h) */
+        if (len > SRV_TX_BIG || !srv->tx_big)
+            return 0;
+        buf = srv->tx_big;
+    }
     memcpy(buf + LWS_PRE, data, len);
     if (lws_write(c->wsi, buf + LWS_PRE, len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
         (int)len) {

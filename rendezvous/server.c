@@ -41,6 +41,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -801,6 +802,7 @@ int srv_server_start(srv_server *srv)
         .open_timeout_ms = cfg->offline_ttl_ms,
         .queue_threshold = cfg->send_queue_max / 2,
     };
+    srv->tx_big = malloc(LWS_PRE + SRV_TX_BIG); /* NULL: large messages queue */
     if (srv_relay_init(&srv->relay, &rl) != 0 || srv_channel_init(srv) != 0) {
         srv_error(srv->log, "out of memory");
         return -1;
@@ -936,6 +938,8 @@ void srv_server_destroy(srv_server *srv)
     srv->n_stun = 0;
     srv_relay_free(&srv->relay);
     srv_channel_free(srv);
+    free(srv->tx_big);
+    srv->tx_big = NULL;
     srv_presence_free(srv);
     srv_operator_free(srv);
     srv_hmap_free(&srv->ips);

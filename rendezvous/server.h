@@ -27,6 +27,10 @@
  * dual-stack server get answers too. */
 #define SRV_SERVER_STUN_MAX 2
 
+/* Largest message conn.c writes directly (a relay frame of the largest
+ * payload with its headers fits); one buffer per server, not per node. */
+#define SRV_TX_BIG 65600
+
 typedef struct srv_server {
     const srv_config *cfg;
     const srv_logger *log;
@@ -79,6 +83,8 @@ typedef struct srv_server {
                                       * initialises it before start */
     uint32_t drain_batch;                /* nodes closed per drain tick */
     int64_t handshake_log_ms;        /* last "refusing connections" line */
+    uint8_t *tx_big;                 /* LWS_PRE + SRV_TX_BIG bytes: direct writes
+                                      * of large messages (conn.c); NULL: queue */
     bool flush_armed;
     bool auth_armed;
     bool shutting_down;
