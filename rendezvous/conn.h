@@ -77,6 +77,11 @@ typedef struct srv_conn {
     uint32_t rx_seen;                /* bytes the callbacks saw since the sweep */
     uint8_t rx_fragmented;           /* the message being received has had a
                                       * frame without FIN (frame_guard.h) */
+    uint8_t channel;                 /* a relay channel (relay_channel.h), not
+                                      * a main connection (in padding: no
+                                      * bytes per idle node) */
+    uint8_t chan_live;               /* channel: relay data for the node goes
+                                      * down it (relay_channel.c) */
     uint32_t rx_debt;                /* bytes taken off the socket the
                                       * callbacks never saw (frame_guard.h) */
     int64_t frames_ms;               /* monotonic ms the frame window began */
@@ -93,10 +98,6 @@ typedef struct srv_conn {
     uint16_t vq_count;               /* jobs on vq_* (about SRV_VPOOL_CONN_MAX at most) */
     uint8_t vq_paused;               /* reading paused: vq_* is full */
     uint8_t vq_mark;                 /* vpool.c: in the batch being drained */
-    uint8_t channel;                 /* a relay channel (relay_channel.h), not
-                                      * a main connection */
-    uint8_t chan_live;               /* channel: relay data for the node goes
-                                      * down it (relay_channel.c) */
     union {
         uint8_t nonce[RDV_NONCE_BYTES];     /* PENDING: the challenge's nonce */
         uint8_t node_id[RDV_NODE_ID_BYTES]; /* AUTHED (and CLOSING after it) */
