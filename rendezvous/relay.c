@@ -667,10 +667,19 @@ int srv_relay_close_msg(srv_relay *r, struct srv_server *srv, srv_conn *c, const
 
 /* The checks and forwarding shared by both forms. id: the session; n: the
  * payload size; raw/len/binary: the frame to forward unchanged. */
+/* Where refusals of relay data from c that arrived on `via` go: c when
+ * it came on c; else where c's relay data and relayClose go (its channel
+ * once delivery switched to it), so they stay in order with relayClose. */
+static srv_conn *reply_to(struct srv_server *srv, srv_conn *c, srv_conn *via)
+{
+    return via == c ? c : srv_channel_out(srv, c);
+}
+
 static void relay_data(srv_relay *r, struct srv_server *srv, srv_conn *c, srv_conn *via,
                        const uint8_t id[RDV_UUID_BYTES], size_t n, const uint8_t *raw,
                        size_t len, bool binary)
 {
+    via = reply_to(srv, c, via);
     const char *type = "relayData";
     srv_relay_session *s = session_get(r, id);
     if (!s || (c != s->side[0]->conn && c != s->side[1]->conn) || s->state != S_OPEN ||
@@ -767,7 +776,8 @@ int srv_relay_data_text(srv_relay *r, struct srv_server *srv, srv_conn *c, srv_c
     const char *sid = NULL;
     const char *data = rdv_msg_get_str(msg->body, "data");
     if (!body_sid(msg->body, id, &sid) || !data) {
-        refuse(srv, via, RDV_EC_INVALID_FIELD, NULL, sid, "relayData", "sessionID");
+        refuse(srv, reply_to(srv, c, via), RDV_EC_INVALID_FIELD, NULL, sid, "relayData",
+               "sessionID");
         return 0;
     }
     /* the codec checked standard padded base64: 4 characters per 3 bytes,
@@ -786,7 +796,7 @@ int srv_relay_data_binary(srv_relay *r, struct srv_server *srv, srv_conn *c, srv
                           const uint8_t *data, size_t len)
 {
     if (len < RDV_RELAY_FRAME_HEADER || data[0] != RDV_RELAY_FRAME_KIND_DATA) {
-        refuse(srv, via, RDV_EC_INVALID_FIELD,
+        refuse(srv, reply_to(srv, c, via), RDV_EC_INVALID_FIELD,
                "binary frame is not relay data (kind 0x01, 16-byte sessionID, payload)", NULL,
                "relayData", NULL);
         return 0;

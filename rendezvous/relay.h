@@ -128,8 +128,9 @@ int srv_relay_ready(srv_relay *r, struct srv_server *srv, srv_conn *c, const rdv
 /* relayData in a parsed text message (raw: its original bytes, forwarded
  * unchanged) from main connection c, received on `via` (c, or c's relay
  * channel: relay_channel.h). Always returns 0; refusals are answered with
- * an error on `via`. Data for the peer goes down its channel when it has
- * one, else its main connection. */
+ * an error on c when via is c, else where c's relay data and relayClose
+ * go (in order with them). Data for the peer goes down its channel when it
+ * has one, else its main connection. */
 int srv_relay_data_text(srv_relay *r, struct srv_server *srv, srv_conn *c, srv_conn *via,
                         const rdv_msg *msg, const uint8_t *raw, size_t len);
 
