@@ -672,7 +672,7 @@ int srv_relay_close_msg(srv_relay *r, struct srv_server *srv, srv_conn *c, const
  * once delivery switched to it), so they stay in order with relayClose. */
 static srv_conn *reply_to(struct srv_server *srv, srv_conn *c, srv_conn *via)
 {
-    return via == c ? c : srv_channel_out(srv, c);
+    return via == c ? c : srv_channel_current(srv, c);
 }
 
 static void relay_data(srv_relay *r, struct srv_server *srv, srv_conn *c, srv_conn *via,

@@ -75,6 +75,15 @@ srv_conn *srv_channel_out(srv_server *srv, srv_conn *c)
     return ch;
 }
 
+srv_conn *srv_channel_current(srv_server *srv, srv_conn *c)
+{
+    srv_conn *ch = find(srv, c->node_id);
+    if (!ch || !ch->chan_live || ch->serial != c->serial || ch->state != SRV_CONN_AUTHED ||
+        ch->close_code)
+        return c;
+    return ch;
+}
+
 void srv_channel_main_ends(srv_server *srv, srv_conn *c)
 {
     if (c->channel || c->state != SRV_CONN_AUTHED)

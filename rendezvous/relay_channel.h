@@ -53,6 +53,10 @@ srv_conn *srv_channel_main(struct srv_server *srv, const srv_conn *ch);
  * nothing waits in c's queue (order is kept across it); it is final. */
 srv_conn *srv_channel_out(struct srv_server *srv, srv_conn *c);
 
+/* Where c's relay data goes now, without switching: its channel once
+ * srv_channel_out switched to it, else c. */
+srv_conn *srv_channel_current(struct srv_server *srv, srv_conn *c);
+
 /* Main connection c is ending (closed by us or by its node): closes its
  * channel. No-op for channels and connections that never authenticated. */
 void srv_channel_main_ends(struct srv_server *srv, srv_conn *c);

@@ -261,9 +261,12 @@ static void test_channel_off(void **state)
 }
 
 /* Bad input on a channel: a binary frame that is not relay data
- * (invalid_field), data for an unknown session (unknown_session), a frame
- * over maxMessageBytes (too_large, 1009); the server and the main
- * connection go on. */
+ * (invalid_field), data for an unknown session (unknown_session) -
+ * answered on main, where the node's relay data goes until some was
+ * delivered to its channel -; text relayData the codec refuses
+ * (invalid_field) and text that is not JSON (bad_json), answered on the
+ * channel; a frame over maxMessageBytes (too_large, 1009); the server and
+ * the main connection go on. */
 static void test_channel_bad_input(void **state)
 {
     (void)state;
@@ -272,13 +275,16 @@ static void test_channel_bad_input(void **state)
     rdv_ws *a = itest_join(s, &alice, "alice");
     rdv_ws *b = itest_join(s, &bob, "bob");
     rdv_ws *ac = chan_open(s, &alice);
+    /* refused relay data: answered where alice's relay data and relayClose
+     * go, her main connection while nothing has been delivered to her */
     static const uint8_t garbage[] = {0x7f, 1, 2, 3};
     assert_int_equal(rdv_ws_send_binary(ac, garbage, sizeof garbage), 0);
-    itest_expect_error(ac, "invalid_field");
+    itest_expect_error(a, "invalid_field");
     char sid[RDV_UUID_STRLEN + 1];
     rdv_uuid_v4(sid);
     relay_send_binary(ac, sid, PAYLOAD, sizeof PAYLOAD);
-    relay_expect_error(ac, "unknown_session", sid);
+    relay_expect_error(a, "unknown_session", sid);
+    /* what the codec refuses: on the channel */
     itest_send(ac, "{\"relayData\":{\"sessionID\":\"nope\",\"data\":\"AA==\"}}");
     itest_expect_error(ac, "invalid_field");
     itest_send(ac, "not json at all");
