@@ -1131,6 +1131,10 @@ static void w_report(const wsnap *a, const wsnap *b, const wflow *F, int nf)
 
 static void run_window(bool ws)
 {
+    if (W.directions != 1 && W.directions != 2)
+        die("--directions is 1 or 2");
+    if (W.tick_max < 1 || W.drain < 0)
+        die("--tick-max must be >= 1 and --drain >= 0");
     int n = 2 * O.sessions, nf = 2 * O.sessions;
     wconn *C = calloc((size_t)n, sizeof *C);
     wflow *F = calloc((size_t)nf, sizeof *F);

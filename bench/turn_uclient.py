@@ -99,6 +99,9 @@ def main():
     cmd.append("127.0.0.1")
     if a.core != "":
         cmd = ["taskset", "-c", a.core] + cmd
+    # a SIGTERM (relay.sh's timeout) unwinds through the finally below,
+    # which stops uclient
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     log = open(a.out, "w") if a.out else open(os.devnull, "w")
     log.write(" ".join(cmd) + "\n")
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
