@@ -18,6 +18,7 @@
  * per callback while lws buffers nothing.
  */
 #include "rendezvous/conn.h"
+#include "rendezvous/keepalive.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -417,6 +418,14 @@ int srv_conn_on_peer_close(srv_conn *c)
 
 int srv_conn_on_writeable(srv_server *srv, srv_conn *c)
 {
+    if (c->ping_due && !c->close_code) {
+        if (srv_keepalive_write(c) != 0)
+            return -1;
+        if (lws_partial_buffered(c->wsi)) {
+            lws_callback_on_writable(c->wsi);
+            return 0;
+        }
+    }
     if (!c->out_head) {
         if (c->close_code && !c->close_sent)
             return send_close(srv, c);

@@ -5,7 +5,9 @@
  * knobs are set small: the rendezvous.v1 protocol's rx_buffer_size (256 B
  * by default, --rx-buffer; conn.c reassembles longer messages), pt_serv_buf_size, and a bounded pool
  * of HTTP header buffers (only in use during the upgrade). WebSocket pings
- * and the idle close come from the vhost's retry_and_idle_policy.
+ * and the idle close come from the sweep (keepalive.h), not from lws'
+ * per-connection timers (retry_and_idle_policy), whose every re-arm walks
+ * a list of all of them.
  *
  * Event loop: lws' poll() loop by default; --event-loop uv asks for its
  * libuv loop (a plugin; poll() when it is missing). Measured here
@@ -49,6 +51,7 @@
 #include "rendezvous/http.h"
 #include "rendezvous/conn_limits.h"
 #include "rendezvous/frame_guard.h"
+#include "rendezvous/keepalive.h"
 #include "rendezvous/log.h"
 #include "rendezvous/notify.h"
 #include "rendezvous/offline.h"
@@ -191,6 +194,7 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
     srv_relay_sweep(&srv->relay, srv, srv_mono_ms());
     srv_accept_gate_probe(srv);
     srv_frame_guard_sweep(srv);
+    srv_keepalive_sweep(srv, srv_mono_ms());
     trim_memory(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
 }
@@ -394,6 +398,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         c->wsi = wsi;
         srv_limits_handshake_end(srv, wsi);
         srv_frame_guard_begin(c);
+        srv_keepalive_start(c, srv_mono_ms());
         if (srv_limits_attach(srv, c) != 0 || srv_auth_on_connect(srv, c) != 0) {
             conn_gone(srv, c);
             return -1;
@@ -410,8 +415,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return 0;
         return srv_conn_on_receive(srv, c, in, len);
     case LWS_CALLBACK_RECEIVE_PONG:
-        if (c)
-            (void)srv_frame_guard_pong(srv, c);
+        if (c && srv_frame_guard_pong(srv, c))
+            srv_keepalive_pong(c, srv_mono_ms());
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c ? srv_conn_on_writeable(srv, c) : -1;
@@ -749,11 +754,14 @@ static struct lws_context *create_context(srv_server *srv, bool uv)
      * connection: lws reads into it, then copies to the connection's) */
     if (serv_buf < SRV_RELAY_CHANNEL_RX_BUFFER + LWS_PRE)
         serv_buf = SRV_RELAY_CHANNEL_RX_BUFFER + LWS_PRE;
+    /* no lws validity timers: without a policy lws uses its default
+     * (ping at 300 s), and every pong would re-arm a timer at the end of
+     * a list of all connections' (keepalive.h) */
+    info.retry_and_idle_policy = &srv->no_validity;
     info.pt_serv_buf_size = (unsigned int)(serv_buf > PT_SERV_BUF_MIN ? serv_buf
                                                                       : PT_SERV_BUF_MIN);
     info.max_http_header_data = HTTP_HEADER_DATA;
     info.max_http_header_pool = HTTP_HEADER_POOL;
-    info.retry_and_idle_policy = &srv->retry;
     /* the HTTP upgrade (and a TLS handshake) must finish within
      * --handshake-timeout: lws counts whole seconds */
     unsigned hs_secs = (unsigned)((cfg->handshake_timeout_ms + 999) / 1000);
@@ -807,14 +815,6 @@ int srv_server_start(srv_server *srv)
         srv_error(srv->log, "out of memory");
         return -1;
     }
-    uint32_t ping_s = (uint32_t)(cfg->ping_interval_ms / 1000);
-    uint32_t hup_s = (uint32_t)(cfg->idle_timeout_ms / 1000);
-    if (ping_s < 1)
-        ping_s = 1;
-    if (hup_s <= ping_s)
-        hup_s = ping_s + 1;
-    srv->retry.secs_since_valid_ping = (uint16_t)(ping_s > 65534 ? 65534 : ping_s);
-    srv->retry.secs_since_valid_hangup = (uint16_t)(hup_s > 65535 ? 65535 : hup_s);
 
     memset(srv->protocols, 0, sizeof srv->protocols);
     srv->protocols[0].name = "http";

@@ -40,7 +40,6 @@ typedef struct srv_server {
     char instance_id[33];            /* this instance in the cluster ("" alone) */
     struct lws_context *ctx;
     struct lws_vhost *vhost;
-    lws_retry_bo_t retry;            /* ping / idle policy of the vhost */
     struct lws_protocols protocols[5]; /* http, rendezvous.v1, rdv-stun,
                                         * rendezvous.relay.v1, terminator */
     struct lws_vhost *op_vhost;      /* the operator's listener (operator.h), or NULL */
@@ -60,6 +59,8 @@ typedef struct srv_server {
     srv_hmap watches;                /* node ID -> srv_watch_entry */
     srv_hmap ips;                    /* address -> srv_ip_entry */
     srv_relay relay;                 /* relay sessions (relay.c) */
+    lws_retry_bo_t no_validity;      /* all zero: lws' own per-connection
+                                      * ping / idle timers off (keepalive.h) */
     srv_hmap channels;               /* node ID -> its relay channel
                                       * (relay_channel.h) */
     srv_vpool vpool;                 /* signature verification threads (vpool.h) */

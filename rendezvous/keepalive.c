@@ -1,0 +1,83 @@
+/* keepalive.c - pings and the idle close from the sweep (see
+ * keepalive.h). */
+#include "rendezvous/keepalive.h"
+
+#include <libwebsockets.h>
+#include <string.h>
+
+#include "rendezvous/log.h"
+#include "rendezvous/server.h"
+
+void srv_keepalive_start(srv_conn *c, int64_t now)
+{
+    c->alive_ms = now;
+    c->ping_ms = 0;
+    c->ping_due = 0;
+}
+
+void srv_keepalive_pong(srv_conn *c, int64_t now)
+{
+    c->alive_ms = now;
+    c->ping_ms = 0;
+}
+
+static void check_conn(srv_server *srv, srv_conn *c, int64_t now)
+{
+    if (!c->wsi || c->close_code || !c->alive_ms)
+        return;
+    int64_t quiet = now - c->alive_ms;
+    if (quiet >= srv->cfg->idle_timeout_ms) {
+        char hex[RDV_NODE_ID_HEXLEN + 1] = "(unauthenticated)";
+        if (c->state == SRV_CONN_AUTHED)
+            srv_conn_node_hex(c, hex);
+        srv_info(srv->log, "closing %s%s: no pong for %lld ms (--idle-timeout)", hex,
+                 c->channel ? "'s relay channel" : "", (long long)quiet);
+        /* lws' way of dropping a connection from outside its callbacks */
+        c->close_code = LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
+        c->close_sent = 1;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (quiet >= srv->cfg->ping_interval_ms && !c->ping_ms) {
+        c->ping_ms = now;
+        c->ping_due = 1;
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+typedef struct sweep {
+    srv_server *srv;
+    int64_t now;
+} sweep;
+
+static void check_node(srv_hnode *n, void *user)
+{
+    sweep *s = user;
+    check_conn(s->srv, srv_container_of(n, srv_conn, link.node), s->now);
+}
+
+void srv_keepalive_sweep(srv_server *srv, int64_t now)
+{
+    for (srv_conn *c = srv->pending_head; c;) {
+        srv_conn *next = c->link.pending.next; /* c may close, not leave the list */
+        check_conn(srv, c, now);
+        c = next;
+    }
+    sweep s = {srv, now};
+    srv_hmap_each(&srv->nodes, check_node, &s);
+    srv_hmap_each(&srv->channels, check_node, &s);
+}
+
+int srv_keepalive_write(srv_conn *c)
+{
+    if (!c->ping_due)
+        return 0;
+    c->ping_due = 0;
+    /* a payload: lws 4.1.6 hands only non-empty pongs to the protocol
+     * (ops-ws.c: an empty one ends at already_done), and the pong echoes it */
+    uint8_t buf[LWS_PRE + sizeof SRV_KEEPALIVE_PING - 1];
+    memcpy(buf + LWS_PRE, SRV_KEEPALIVE_PING, sizeof SRV_KEEPALIVE_PING - 1);
+    return lws_write(c->wsi, buf + LWS_PRE, sizeof SRV_KEEPALIVE_PING - 1, LWS_WRITE_PING) < 0
+               ? -1
+               : 0;
+}
