@@ -184,8 +184,9 @@ static const opt options[] = {
      "trusted fleet public keys (hex or base64), comma separated: two while rotating"},
     {"--fleet-key-file", "RENDEZVOUS_FLEET_KEY_FILE", "FILE", K_STR, F(fleet_key_file), "", 0,
      0, "file of more trusted fleet public keys, one a line ('#' comments)"},
-    {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "poll|uv", K_LOOP, F(event_loop_poll), "poll", 0, 0,
-     "lws' poll() loop, or its libuv loop (plugin; poll when missing)"},
+    {"--event-loop", "RENDEZVOUS_EVENT_LOOP", "uv|poll", K_LOOP, F(event_loop_poll), "uv", 0, 0,
+     "lws' libuv loop (epoll; a plugin, poll when missing), or its poll() loop, whose every "
+     "wake-up scans all connections"},
     {"--log-level", "RENDEZVOUS_LOG_LEVEL", "LEVEL", K_LEVEL, F(log.level), "info", 0, 0,
      "debug, info, warn or error (NOTICE lines are always written)", LIVE},
     {"--log-json", "RENDEZVOUS_LOG_JSON", NULL, K_FLAG, F(log.json), "off", 0, 0,

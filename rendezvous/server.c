@@ -9,11 +9,14 @@
  * per-connection timers (retry_and_idle_policy), whose every re-arm walks
  * a list of all of them.
  *
- * Event loop: lws' poll() loop by default; --event-loop uv asks for its
- * libuv loop (a plugin; poll() when it is missing). Measured here
- * (bench/idle.sh, bench/signaling.sh): poll() used ~30% less server CPU per
- * routed message, ~0.2 KiB less per idle connection, and authenticated
- * 3.1k/s vs 2.5k/s at 19.5k connections.
+ * Event loop: lws' libuv loop (epoll) by default, a plugin: poll() when
+ * it is missing; --event-loop poll asks for lws' poll() loop, whose every
+ * wake-up scans every connection. Once lws' per-connection validity timers
+ * were off (keepalive.h), the scan dominated at scale: 10,000 idle nodes
+ * plus 2,000 msgs/s cost 0.60 server cores and a p50 of 42 ms with poll(),
+ * 0.26 cores and 312 us with libuv; libuv costs ~0.13 KiB more per idle
+ * node (1.91 vs 1.78 KiB at 19,500). Earlier, with those timers, poll()
+ * had measured cheaper (bench/RESULTS.md).
  *
  * STUN (--stun, stun_responder.h): the responder's UDP sockets are adopted into the
  * same loop as raw file descriptors of the "rdv-stun" protocol; lws only
