@@ -614,6 +614,10 @@ static void open_channels(tconn *T, tconn *M, int n)
             die("out of memory");
         T[i].fd = tcp_connect();
         ws_handshake(&T[i], i, CHANNEL_SUBPROTOCOL);
+        /* the server switches this node's delivery to the channel when it
+         * answers a ping on main (PROTOCOL.md 9.5) */
+        static const char ping[] = "{\"ping\":{\"id\":\"switch\"}}";
+        ws_send(M[i].fd, 1, ping, sizeof ping - 1);
     }
 }
 

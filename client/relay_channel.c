@@ -16,6 +16,8 @@
 /* Most queued frames written per writeable callback. */
 #define CHAN_WRITES_PER_CALLBACK 16
 
+static int on_text(rdv_client *c, const char *text, size_t len);
+
 void rdv__chan_init(rdv_client *c)
 {
     memset(&c->chan, 0, sizeof(c->chan));
@@ -47,6 +49,8 @@ void rdv__chan_free(rdv_client *c)
     c->chan.ready = false;
     pthread_mutex_unlock(&c->lock);
     free_list(m);
+    free_list(c->chan.held_head);
+    c->chan.held_head = c->chan.held_tail = NULL;
     free(c->chan.hello);
     free(c->chan.rx);
     c->chan.hello = NULL;
@@ -91,6 +95,9 @@ static void chan_end(rdv_client *c, int64_t retry_ms)
     ch->rx_skip = false;
     free(ch->hello);
     ch->hello = NULL;
+    free_list(ch->held_head);
+    ch->held_head = ch->held_tail = NULL;
+    ch->held_count = ch->held_bytes = 0;
     ch->next_try = retry_ms ? rdv__mono_ms() + retry_ms : 0;
     pthread_mutex_lock(&c->lock);
     ch->ready = false;
@@ -210,8 +217,49 @@ void rdv__chan_on_pong(rdv_client *c, const char *id)
     if (!ch->barrier || !id || strcmp(id, ch->barrier_id) != 0)
         return;
     ch->barrier = false;
+    /* what the channel brought before the switch's pong: in order now */
+    rdv__outmsg *m = ch->held_head;
+    ch->held_head = ch->held_tail = NULL;
+    ch->held_count = ch->held_bytes = 0;
+    while (m) {
+        rdv__outmsg *n = m->next;
+        if (m->binary)
+            rdv__relay_on_binary(c, m->buf + RDV__LWS_PRE, m->len);
+        else
+            (void)on_text(c, (const char *)m->buf + RDV__LWS_PRE, m->len);
+        free(m);
+        m = n;
+    }
     if (ch->wsi)
         lws_callback_on_writable(ch->wsi);
+}
+
+/* Keeps a message the channel received before the barrier's pong (a copy;
+ * over the outbound queue's bounds it is dropped: datagrams). */
+static void hold(rdv_client *c, const char *data, size_t len, bool binary)
+{
+    rdv__chan *ch = &c->chan;
+    rdv__outmsg *m = NULL;
+    if (ch->held_count < RDV__OUTQ_MAX_MSGS && ch->held_bytes + len <= RDV__OUTQ_MAX_BYTES)
+        m = malloc(sizeof(*m) + RDV__LWS_PRE + len + 1);
+    if (!m) {
+        pthread_mutex_lock(&c->lock);
+        c->rstats.dropped++;
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    memset(m, 0, sizeof(*m));
+    m->len = len;
+    m->binary = binary;
+    memcpy(m->buf + RDV__LWS_PRE, data, len);
+    m->buf[RDV__LWS_PRE + len] = '\0';
+    if (ch->held_tail)
+        ch->held_tail->next = m;
+    else
+        ch->held_head = m;
+    ch->held_tail = m;
+    ch->held_count++;
+    ch->held_bytes += len;
 }
 
 void rdv__chan_sync_fd(rdv_client *c)
@@ -367,6 +415,10 @@ static int on_receive(rdv_client *c, struct lws *wsi, const void *in, size_t len
     ch->rx_len = 0;
     if (ch->rx_skip) {
         ch->rx_skip = false;
+        return 0;
+    }
+    if (ch->barrier && ch->phase == RDV__CHAN_READY) {
+        hold(c, ch->rx, n, ch->rx_binary); /* before the switch's pong */
         return 0;
     }
     if (ch->rx_binary) {

@@ -8,7 +8,10 @@
  * welcome arrived, relay data frames are queued on it, and written once a
  * `ping` sent on the main connection behind the frames already there is
  * answered (the server handles one connection in order, so nothing sent
- * later on the channel overtakes them); before that, and after it
+ * later on the channel overtakes them); the server switches our delivery
+ * to the channel when it answers that ping, so what the channel brings
+ * before the pong is held and handled after it (order kept both ways);
+ * before that, and after it
  * failed or closed, they go on the main connection (relay.c asks
  * rdv__chan_append_locked first). Relay data is read from both. Closed
  * after RDV__CHAN_IDLE_MS without an OPEN relay session, when the main
@@ -59,6 +62,10 @@ typedef struct rdv__chan {
                                   * barrier_id on main: everything sent on
                                   * main before is then handled (order) */
     char barrier_id[24];
+    struct rdv__outmsg *held_head, *held_tail; /* messages the channel
+                                  * received before the barrier's pong: the
+                                  * server's switch (handled in order then) */
+    size_t held_count, held_bytes;
     char *hello;                 /* hello text to write, or NULL */
     size_t hello_len;
     char *rx;

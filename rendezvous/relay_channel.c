@@ -65,14 +65,18 @@ srv_conn *srv_channel_out(srv_server *srv, srv_conn *c)
     srv_conn *ch = find(srv, c->node_id);
     if (!ch || ch->serial != c->serial || ch->state != SRV_CONN_AUTHED || ch->close_code)
         return c;
-    if (!ch->chan_live) {
-        /* switch once nothing waits on main: what was queued there is not
-         * overtaken by what follows on the channel */
-        if (c->out_head || lws_partial_buffered(c->wsi))
-            return c;
-        ch->chan_live = 1;
-    }
+    if (!ch->chan_live)
+        return c; /* until srv_channel_ping_seen() */
     return ch;
+}
+
+void srv_channel_ping_seen(srv_server *srv, srv_conn *c)
+{
+    if (c->channel || c->state != SRV_CONN_AUTHED)
+        return;
+    srv_conn *ch = find(srv, c->node_id);
+    if (ch && ch->serial == c->serial && ch->state == SRV_CONN_AUTHED && !ch->close_code)
+        ch->chan_live = 1;
 }
 
 srv_conn *srv_channel_current(srv_server *srv, srv_conn *c)

@@ -49,12 +49,16 @@ rdv_ec srv_channel_attach(struct srv_server *srv, srv_conn *ch, const char **why
 srv_conn *srv_channel_main(struct srv_server *srv, const srv_conn *ch);
 
 /* The connection relay data for main connection c goes down: its channel
- * when it has a usable one, else c. The switch to the channel happens when
- * nothing waits in c's queue (order is kept across it); it is final. */
+ * once delivery switched to it (srv_channel_ping_seen), else c. */
 srv_conn *srv_channel_out(struct srv_server *srv, srv_conn *c);
 
-/* Where c's relay data goes now, without switching: its channel once
- * srv_channel_out switched to it, else c. */
+/* Main connection c sent `ping` (its pong is queued on c): when c has a
+ * channel, relay data for the node goes down it from now on. Everything
+ * sent on c before stays ahead of the pong, which marks the switch for the
+ * node (PROTOCOL.md 9.5). */
+void srv_channel_ping_seen(struct srv_server *srv, srv_conn *c);
+
+/* Where c's relay data goes now: the same as srv_channel_out. */
 srv_conn *srv_channel_current(struct srv_server *srv, srv_conn *c);
 
 /* Main connection c is ending (closed by us or by its node): closes its

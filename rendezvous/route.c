@@ -280,6 +280,7 @@ static int h_ping(srv_server *srv, srv_conn *c, const rdv_msg *msg)
         (void)json_object_set_new(b, "id", json_string(id));
     if (!b || srv_conn_send_json(srv, c, RDV_MSG_PONG, b) != 0)
         srv_debug(srv->log, "pong not queued");
+    srv_channel_ping_seen(srv, c); /* after the pong: it marks the switch */
     return 0;
 }
 

@@ -26,14 +26,20 @@ static rdv_ws *chan_connect(rdv_ts_server *s)
     return c;
 }
 
-/* A channel of node n, authenticated; the welcome must offer channels. */
-static rdv_ws *chan_open(rdv_ts_server *s, const rdv_tn *n)
+/* A channel of node n, authenticated. With its main connection `main`
+ * (else NULL): a ping there, answered, switches the node's delivery to
+ * the channel (PROTOCOL.md 9.5). */
+static rdv_ws *chan_open(rdv_ts_server *s, const rdv_tn *n, rdv_ws *main_ws)
 {
     rdv_ws *c = chan_connect(s);
     json_t *w = rdv_tn_authenticate(c, n);
     if (!w)
         fail_msg("relay channel of %s did not authenticate", n->label);
     assert_string_equal(rdv_json_str(w, "nodeID"), n->id);
+    if (main_ws) {
+        itest_send(main_ws, "{\"ping\":{\"id\":\"switch\"}}");
+        itest_expect(main_ws, "pong");
+    }
     return c;
 }
 
@@ -62,8 +68,8 @@ static void test_channel_carries_data(void **state)
     rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
-    rdv_ws *ac = chan_open(s, &alice);
-    rdv_ws *bc = chan_open(s, &bob);
+    rdv_ws *ac = chan_open(s, &alice, a);
+    rdv_ws *bc = chan_open(s, &bob, b);
     assert_int_equal(relay_metric(s, "rendezvous_relay_channels"), 2);
     size_t flen;
     uint8_t *frame = relay_frame(sid, PAYLOAD, sizeof PAYLOAD, &flen);
@@ -115,7 +121,7 @@ static void test_channel_needs_main(void **state)
     itest_expect_close(cc, 1008);
     /* the server is fine, and carol can connect normally afterwards */
     rdv_ws *c = itest_node(s, &carol);
-    rdv_ws *cc2 = chan_open(s, &carol);
+    rdv_ws *cc2 = chan_open(s, &carol, NULL);
     itest_alive(c, carol.id);
     (void)cc2;
 }
@@ -133,7 +139,7 @@ static void test_channel_no_presence(void **state)
     itest_send(b, w);
     free(w);
     itest_expect(b, "presence");
-    rdv_ws *ac = chan_open(s, &alice);
+    rdv_ws *ac = chan_open(s, &alice, NULL);
     /* no peerOnline (or anything else) for bob before his lookup answer */
     json_t *p = itest_alive(b, alice.id);
     (void)p;
@@ -159,7 +165,7 @@ static void test_channel_unsupported_type(void **state)
     rdv_tn alice, bob;
     rdv_ws *a = itest_join(s, &alice, "alice");
     rdv_ws *b = itest_join(s, &bob, "bob");
-    rdv_ws *ac = chan_open(s, &alice);
+    rdv_ws *ac = chan_open(s, &alice, NULL);
     char *req = rdv_tn_id_request("lookup", (const char *[]){bob.id}, 1, "l1");
     itest_send(ac, req);
     free(req);
@@ -187,7 +193,7 @@ static void test_channel_lifetime(void **state)
     rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
-    rdv_ws *bc = chan_open(s, &bob);
+    rdv_ws *bc = chan_open(s, &bob, b);
     rdv_ws_close(bc);
     /* the client's close returns before the server has seen it */
     wait_channels(s, 0);
@@ -198,7 +204,7 @@ static void test_channel_lifetime(void **state)
     free(frame);
     assert_int_equal(relay_metric(s, "rendezvous_relay_sessions{state=\"open\"}"), 1);
     /* alice's main goes: her channel is closed by the server */
-    rdv_ws *ac = chan_open(s, &alice);
+    rdv_ws *ac = chan_open(s, &alice, NULL);
     rdv_ws_close(a);
     itest_expect_close(ac, 1000);
     relay_expect_close(b, sid, "peer_disconnected");
@@ -214,8 +220,8 @@ static void test_channel_replaced(void **state)
     rdv_ws *b = itest_join(s, &bob, "bob");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
-    rdv_ws *ac1 = chan_open(s, &alice);
-    rdv_ws *ac2 = chan_open(s, &alice);
+    rdv_ws *ac1 = chan_open(s, &alice, a);
+    rdv_ws *ac2 = chan_open(s, &alice, a);
     itest_expect_error(ac1, "replaced");
     itest_expect_close(ac1, 4001);
     size_t flen;
@@ -274,7 +280,7 @@ static void test_channel_bad_input(void **state)
     rdv_tn alice, bob;
     rdv_ws *a = itest_join(s, &alice, "alice");
     rdv_ws *b = itest_join(s, &bob, "bob");
-    rdv_ws *ac = chan_open(s, &alice);
+    rdv_ws *ac = chan_open(s, &alice, NULL);
     /* refused relay data: answered where alice's relay data and relayClose
      * go, her main connection while nothing has been delivered to her */
     static const uint8_t garbage[] = {0x7f, 1, 2, 3};
@@ -299,7 +305,7 @@ static void test_channel_bad_input(void **state)
     itest_expect_close(ac, 1009);
     itest_alive(a, bob.id);
     itest_alive(b, alice.id);
-    rdv_ws *ac2 = chan_open(s, &alice);
+    rdv_ws *ac2 = chan_open(s, &alice, NULL);
     itest_send(ac2, "{\"ping\":{}}");
     itest_expect(ac2, "pong");
 }
