@@ -537,7 +537,7 @@ def build_example():
                      "pingIntervalMs": 20000, "idleTimeoutMs": 60000,
                      "freshPastMs": 120000, "freshFutureMs": 30000,
                      "maxRelaySessions": 8, "maxRelayPayload": 16384,
-                     "relayBytesPerSecond": 134217728}})
+                     "relayBytesPerSecond": 0, "relayChannel": 1}})
     step("S → B", "B connects on its own WebSocket and gets its own nonce.",
          "challenge", {"nonce": NONCE["B"], "server": SERVER, "version": 1,
                        "serverTime": T0 + 2000})
