@@ -470,6 +470,18 @@ static void test_revoke_live_redis(void **state)
     rdv_ws *c = admitted(s2, &carol, NULL); /* on the allowlist in Redis */
     rdv_ws *a = admitted(s1, &alice, valid_cert(&f, &alice));
     rdv_ws *b = admitted(s2, &bob, valid_cert(&f, &bob));
+    /* bob's presence reaches Redis from s2's engine thread: until s1 sees
+     * it, alice's relayOpen would get peer_offline (a loaded machine) */
+    bool seen = false;
+    for (long long until = rdv_ts_mono_ms() + 10000; !seen && rdv_ts_mono_ms() < until;) {
+        json_t *e = itest_alive(a, bob.id);
+        seen = json_is_true(json_object_get(e, "online"));
+        json_decref(e);
+        if (!seen)
+            usleep(20 * 1000);
+    }
+    if (!seen)
+        fail_msg("bob (on instance 2) not online in a lookup on instance 1 within 10 s");
     char sid[RDV_UUID_STRLEN + 1];
     relay_establish(a, &alice, b, &bob, sid);
 
