@@ -67,8 +67,9 @@
  * ticks) instead of as fast as the window allows (the churn workload uses
  * it). --tick-us T sets the tick: with 1e6 / R, one message leaves per
  * tick instead of R / 1000 back to back each millisecond (the paced
- * latency figure; lws' poll() timeout is in whole ms, so under 1 ms the
- * generator spins between ticks: its CPU is then not a load figure). Every loop is bounded: --timeout (default 120 s) ends the run.
+ * latency figure; under 1 ms the generator uses lws' poll() loop, whose
+ * timeout is in whole ms, so it spins between ticks: its CPU is then not
+ * a load figure). Every loop is bounded: --timeout (default 120 s) ends the run.
  *
  * Output: a human summary on stderr and one line on stdout:
  *   RESULT proto=.. pairs=.. window=.. messages=.. msg_bytes=.. elapsed_s=..
@@ -827,6 +828,11 @@ int main(int argc, char **argv)
         usage();
     if (opt.warmup < 0)
         opt.warmup = opt.messages / 20;
+    /* libuv timers are in whole ms: a sub-ms tick re-armed from its own
+     * callback is due again at once and uv never returns to its poll (no
+     * connection ever opens); lws' poll() loop spins between ticks instead */
+    if (opt.tick_us < 1000)
+        opt.uv = false;
     if (sodium_init() < 0)
         bench_die("libsodium");
     signal(SIGINT, on_sig);
