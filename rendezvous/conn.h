@@ -87,7 +87,6 @@ typedef struct srv_conn {
     int64_t frames_ms;               /* monotonic ms the frame window began */
     int64_t alive_ms;                /* monotonic ms of the open or the last
                                       * pong (keepalive.h); 0: not yet open */
-    int64_t ping_ms;                 /* our ping outstanding since; 0: none */
     uint64_t rx_wire;                /* bytes taken off the socket at the last
                                       * sweep */
     uint16_t close_code;             /* nonzero: close after draining */
@@ -99,6 +98,7 @@ typedef struct srv_conn {
     uint8_t rx_binary;               /* message being reassembled is binary */
     uint8_t close_sent;              /* our close frame is written */
     uint8_t ping_due;                /* a ping to write (keepalive.h) */
+    uint8_t ping_sent;               /* our ping is unanswered (keepalive.h) */
     uint16_t vq_count;               /* jobs on vq_* (about SRV_VPOOL_CONN_MAX at most) */
     uint8_t vq_paused;               /* reading paused: vq_* is full */
     uint8_t vq_mark;                 /* vpool.c: in the batch being drained */

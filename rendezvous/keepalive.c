@@ -11,14 +11,14 @@
 void srv_keepalive_start(srv_conn *c, int64_t now)
 {
     c->alive_ms = now;
-    c->ping_ms = 0;
+    c->ping_sent = 0;
     c->ping_due = 0;
 }
 
 void srv_keepalive_pong(srv_conn *c, int64_t now)
 {
     c->alive_ms = now;
-    c->ping_ms = 0;
+    c->ping_sent = 0;
 }
 
 static void check_conn(srv_server *srv, srv_conn *c, int64_t now)
@@ -38,8 +38,8 @@ static void check_conn(srv_server *srv, srv_conn *c, int64_t now)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
-    if (quiet >= srv->cfg->ping_interval_ms && !c->ping_ms) {
-        c->ping_ms = now;
+    if (quiet >= srv->cfg->ping_interval_ms && !c->ping_sent) {
+        c->ping_sent = 1;
         c->ping_due = 1;
         lws_callback_on_writable(c->wsi);
     }
