@@ -70,11 +70,14 @@ typedef struct srv_conn {
     float tokens;                    /* token bucket */
     float presence_tokens;           /* IDs this node may still look up or
                                       * watch (presence.c) */
+    uint32_t rx_debt;                /* bytes taken off the socket the
+                                      * callbacks never saw (frame_guard.h) */
     int64_t presence_ms;             /* monotonic ms of its last refill; 0:
                                       * not used yet (full) */
     uint16_t strikes;                /* consecutive rate-limited messages */
     uint32_t frames;                 /* frames in the window (frame_guard.h) */
-    uint32_t rx_seen;                /* bytes the callbacks saw since the sweep */
+    uint32_t rx_seen;                /* bytes the callbacks saw since the
+                                      * last check (frame_guard.h) */
     uint8_t rx_fragmented;           /* the message being received has had a
                                       * frame without FIN (frame_guard.h) */
     uint8_t channel;                 /* a relay channel (relay_channel.h), not
@@ -82,15 +85,14 @@ typedef struct srv_conn {
                                       * bytes per idle node) */
     uint8_t chan_live;               /* channel: relay data for the node goes
                                       * down it (relay_channel.c) */
-    uint32_t rx_debt;                /* bytes taken off the socket the
-                                      * callbacks never saw (frame_guard.h) */
     int64_t frames_ms;               /* monotonic ms the frame window began */
-    int64_t alive_ms;                /* monotonic ms of the open or the last
-                                      * pong (keepalive.h); 0: not yet open */
-    uint64_t rx_wire;                /* bytes taken off the socket at the last
-                                      * sweep */
+    uint32_t alive_ds;               /* monotonic deciseconds (ms / 100) of
+                                      * the open or the last pong
+                                      * (keepalive.h); 0: not yet open */
     uint16_t close_code;             /* nonzero: close after draining */
     uint16_t observed_port;
+    uint64_t rx_wire;                /* bytes taken off the socket at the last
+                                      * check (frame_guard.h) */
     uint32_t serial;                 /* this connection among the node's
                                       * connections (engine.h): set at hello */
     uint8_t state;                   /* srv_conn_state */
@@ -107,6 +109,11 @@ typedef struct srv_conn {
         uint8_t node_id[RDV_NODE_ID_BYTES]; /* AUTHED (and CLOSING after it) */
     };
 } srv_conn;
+
+/* lws allocates one per connection: 232 bytes are a 240-byte malloc chunk,
+ * one more byte a 256-byte one, 16 bytes more per idle node (issue 15's
+ * budget of 2 KiB a node, bench/idle.sh). Grow it on purpose. */
+_Static_assert(sizeof(srv_conn) <= 232, "srv_conn grew past a malloc size class");
 
 
 /* Queues len bytes (text frame, or binary) for c. Over the send cap the

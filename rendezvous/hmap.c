@@ -108,3 +108,20 @@ void srv_hmap_each(srv_hmap *m, void (*fn)(srv_hnode *n, void *user), void *user
         }
     }
 }
+
+size_t srv_hmap_each_from(srv_hmap *m, size_t *bucket, size_t max,
+                          void (*fn)(srv_hnode *n, void *user), void *user)
+{
+    size_t i = *bucket, seen = 0;
+    for (; m->buckets && i < m->nbuckets && seen < max; i++) {
+        srv_hnode *n = m->buckets[i];
+        while (n) {
+            srv_hnode *next = n->next;
+            fn(n, user);
+            seen++;
+            n = next;
+        }
+    }
+    *bucket = m->buckets && i < m->nbuckets ? i : 0;
+    return seen;
+}

@@ -45,6 +45,15 @@ void srv_hmap_del(srv_hmap *m, srv_hnode *n);
 /* Calls fn for every entry; fn may remove (and free) the entry it gets. */
 void srv_hmap_each(srv_hmap *m, void (*fn)(srv_hnode *n, void *user), void *user);
 
+/* Calls fn for the entries of the buckets from `*bucket` on, whole buckets
+ * at a time, until at least `max` entries were visited or the table ends;
+ * fn may remove (and free) the entry it gets. Leaves in *bucket where the
+ * next call goes on (0 once the end was reached: a pass is over). Entries
+ * added or moved by a growth between calls may be visited twice or not at
+ * all in that pass. Returns how many entries fn got. */
+size_t srv_hmap_each_from(srv_hmap *m, size_t *bucket, size_t max,
+                          void (*fn)(srv_hnode *n, void *user), void *user);
+
 #define srv_container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 

@@ -8,24 +8,32 @@
 #include "rendezvous/log.h"
 #include "rendezvous/server.h"
 
+/* now (monotonic ms) in the deciseconds of srv_conn.alive_ds; never 0 */
+static uint32_t to_ds(int64_t now)
+{
+    uint32_t ds = (uint32_t)(now / 100);
+    return ds ? ds : 1;
+}
+
 void srv_keepalive_start(srv_conn *c, int64_t now)
 {
-    c->alive_ms = now;
+    c->alive_ds = to_ds(now);
     c->ping_sent = 0;
     c->ping_due = 0;
 }
 
 void srv_keepalive_pong(srv_conn *c, int64_t now)
 {
-    c->alive_ms = now;
+    c->alive_ds = to_ds(now);
     c->ping_sent = 0;
 }
 
 static void check_conn(srv_server *srv, srv_conn *c, int64_t now)
 {
-    if (!c->wsi || c->close_code || !c->alive_ms)
+    if (!c->wsi || c->close_code || !c->alive_ds)
         return;
-    int64_t quiet = now - c->alive_ms;
+    /* unsigned: the monotonic deciseconds wrap after 13 years */
+    int64_t quiet = (int64_t)(uint32_t)(to_ds(now) - c->alive_ds) * 100;
     if (quiet >= srv->cfg->idle_timeout_ms) {
         char hex[RDV_NODE_ID_HEXLEN + 1] = "(unauthenticated)";
         if (c->state == SRV_CONN_AUTHED)

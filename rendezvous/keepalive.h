@@ -7,8 +7,9 @@
  * pong) walks it: ~45 instructions per connection held, ~900k per re-arm at
  * 19,500 nodes, so an idle server of 19,500 nodes spent 0.7-1 core on it
  * (perf: 77 % in lws_dll2_add_sorted) and a handshake cost grew with the
- * nodes held. Here a connection costs one timestamp and two flags, and the server a
- * pass over its connections every sweep (server.c, SWEEP_INTERVAL_US).
+ * nodes held. Here a connection costs a 4-byte time (in deciseconds) and
+ * two flags, and the server a pass over its connections every sweep
+ * (server.c, SWEEP_INTERVAL_US).
  *
  * The rules are lws' (README --ping-interval, --idle-timeout): a ping when
  * --ping-interval has passed since the connection opened or last answered
