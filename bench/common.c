@@ -577,10 +577,10 @@ void bench_destroy(bench *b)
                 ;
             (void)uv_loop_close(&b->loop);
         }
+        if (b->tick_fd >= 0) /* only bench_init()ed benches have one */
+            close(b->tick_fd);
+        b->tick_fd = -1;
     }
-    if (b->tick_fd >= 0)
-        close(b->tick_fd);
-    b->tick_fd = -1;
     b->ctx = NULL;
     for (int i = 0; i < b->n_conns; i++)
         free(b->conns[i].rx);
