@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +68,46 @@ double bench_self_cpu_s(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+int bench_timerfd_open(long period_us)
+{
+    if (period_us <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct timespec now;
+    if (clock_gettime(CLOCK_MONOTONIC, &now) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    long long first_ns = (long long)now.tv_sec * 1000000000 + now.tv_nsec + period_us * 1000LL;
+    struct itimerspec its = {
+        .it_interval = {period_us / 1000000, (period_us % 1000000) * 1000},
+        .it_value = {(time_t)(first_ns / 1000000000), (long)(first_ns % 1000000000)},
+    };
+    if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+uint64_t bench_timerfd_read(int fd)
+{
+    uint64_t n = 0;
+    ssize_t r;
+    do
+        r = read(fd, &n, sizeof n);
+    while (r < 0 && errno == EINTR);
+    return r == (ssize_t)sizeof n ? n : 0;
 }
 
 void bench_die(const char *fmt, ...)
@@ -350,6 +391,7 @@ int bench_init(bench *b, const bench_ops *ops, const char *host, int port,
                bool use_uv)
 {
     memset(b, 0, sizeof *b);
+    b->tick_fd = -1;
     b->uv = use_uv;
     fit_nofile(n_conns);
     b->ops = ops;
@@ -465,6 +507,43 @@ void bench_close(bconn *c)
     lws_callback_on_writable(c->wsi);
 }
 
+static void tick_poll_cb(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    bench *b = h->data;
+    if (status < 0)
+        bench_die("bench tick: %s", uv_strerror(status));
+    uint64_t n = bench_timerfd_read(b->tick_fd);
+    if (n)
+        b->tick_cb(b, n);
+}
+
+int bench_tick(bench *b, long period_us, void (*cb)(bench *b, uint64_t expirations))
+{
+    if (!b->uv || b->tick_fd >= 0 || !cb) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = bench_timerfd_open(period_us);
+    if (fd < 0)
+        return -1;
+    int rc = uv_poll_init(&b->loop, &b->tick_poll, fd);
+    if (rc == 0) {
+        b->tick_poll.data = b;
+        rc = uv_poll_start(&b->tick_poll, UV_READABLE, tick_poll_cb);
+        if (rc != 0)
+            uv_close((uv_handle_t *)&b->tick_poll, NULL);
+    }
+    if (rc != 0) {
+        close(fd); /* after uv_close: libuv has forgotten it (not closed it) */
+        errno = -rc;
+        return -1;
+    }
+    b->tick_fd = fd;
+    b->tick_cb = cb;
+    return 0;
+}
+
 int bench_run(bench *b, int64_t deadline_ns, bool (*done)(bench *b))
 {
     if (b->uv) {
@@ -489,6 +568,8 @@ void bench_destroy(bench *b)
     if (b->ctx) {
         lws_sul_cancel(&b->sul_connect);
         lws_sul_cancel(&b->sul_hb);
+        if (b->tick_fd >= 0)
+            uv_close((uv_handle_t *)&b->tick_poll, NULL); /* freed by the drain below */
         lws_context_destroy(b->ctx);
         if (b->uv) {
             /* let lws's handles finish closing, boundedly */
@@ -496,6 +577,9 @@ void bench_destroy(bench *b)
                 ;
             (void)uv_loop_close(&b->loop);
         }
+        if (b->tick_fd >= 0) /* only bench_init()ed benches have one */
+            close(b->tick_fd);
+        b->tick_fd = -1;
     }
     b->ctx = NULL;
     for (int i = 0; i < b->n_conns; i++)

@@ -29,6 +29,19 @@ double bench_machine_busy_s(void);
 /* CPU seconds used so far by this process. */
 double bench_self_cpu_s(void);
 
+/* ---- paced ticks --------------------------------------------------------- */
+
+/* Opens a non-blocking timerfd on CLOCK_MONOTONIC that expires every
+ * period_us (> 0), the first expiry one period from now, on an absolute
+ * schedule (TFD_TIMER_ABSTIME): the k-th expiry is at start + k periods
+ * whatever the wake-ups, and an hrtimer wake carries no timer slack (a
+ * relative poll() timeout gets the thread's 50 us slack). Returns the fd, or
+ * -1 with errno set. The caller closes it. */
+int bench_timerfd_open(long period_us);
+/* Reads and returns the expirations since the last read: 0 when none (the
+ * fd is non-blocking) or on error. */
+uint64_t bench_timerfd_read(int fd);
+
 /* ---- misc -------------------------------------------------------------- */
 
 void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -122,6 +135,10 @@ struct bench {
     lws_sorted_usec_list_t sul_hb;
     bool uv;                   /* libuv event loop (epoll) instead of poll() */
     uv_loop_t loop;            /* our (foreign) libuv loop when uv */
+    /* bench_tick(): a timerfd watched by the libuv loop */
+    int tick_fd;               /* -1: none */
+    uv_poll_t tick_poll;
+    void (*tick_cb)(bench *b, uint64_t expirations);
     volatile int stop;
 };
 
@@ -147,6 +164,16 @@ void bench_want_write(bconn *c);
 void bench_heartbeat(bench *b, int interval_ms, const char *msg);
 /* Closes c (at its next WRITEABLE) with a normal close. */
 void bench_close(bconn *c);
+/* Calls cb(b, expirations) from the loop once per period_us, on an absolute
+ * schedule (bench_timerfd_open): a timerfd watched by the libuv loop, so the
+ * loop sleeps in epoll_wait between ticks and wakes on the tick (libuv's own
+ * timers are in whole ms, and a sub-ms one re-armed from its callback never
+ * lets the loop poll; lws' sul timers on the poll() loop are in whole ms
+ * too, so that loop spins between sub-ms ticks). expirations: the periods
+ * elapsed since the last call (> 1 after a late wake-up). Needs use_uv;
+ * one tick per bench. Returns 0, or -1 (errno) when the timerfd cannot be
+ * made or watched, or without use_uv. */
+int bench_tick(bench *b, long period_us, void (*cb)(bench *b, uint64_t expirations));
 /* Services the loop until b->stop, done(b) or the deadline (mono ns);
  * returns 0, or -1 when the deadline passed. done() is checked after every
  * loop iteration (at least every 20 ms). */

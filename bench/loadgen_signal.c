@@ -67,9 +67,15 @@
  * ticks) instead of as fast as the window allows (the churn workload uses
  * it). --tick-us T sets the tick: with 1e6 / R, one message leaves per
  * tick instead of R / 1000 back to back each millisecond (the paced
- * latency figure; under 1 ms the generator uses lws' poll() loop, whose
- * timeout is in whole ms, so it spins between ticks: its CPU is then not
- * a load figure). Every loop is bounded: --timeout (default 120 s) ends the run.
+ * latency figure). The tick is a timerfd on an absolute CLOCK_MONOTONIC
+ * schedule watched by the libuv loop (bench_tick): the generator sleeps in
+ * epoll_wait between ticks, wakes on each, adds R x T tokens per elapsed
+ * period and wakes that many waiting nodes, oldest first (tcp_pair's paced
+ * load has the same loop). With --poll the tick is an lws timer instead,
+ * in whole ms: under 1 ms that loop spins between ticks (a core at 100 %,
+ * whose softirq work then stalls: p99 is the generator's), so do not
+ * combine --poll with a sub-ms tick for figures. Every loop is bounded:
+ * --timeout (default 120 s) ends the run.
  *
  * Output: a human summary on stderr and one line on stdout:
  *   RESULT proto=.. pairs=.. window=.. messages=.. msg_bytes=.. elapsed_s=..
@@ -82,6 +88,7 @@
  * and everything else on the machine, from /proc/stat; other_cores shows
  * interference from unrelated work.)
  */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -699,25 +706,37 @@ static void on_closed(bconn *c, const char *why, bool established)
 
 static const bench_ops ops = {path_cb, NULL, on_message, on_writable, on_closed};
 
+/* Adds `add` tokens (capped at token_cap) and wakes as many waiting nodes,
+ * oldest first. */
+static void tick_tokens(double add)
+{
+    tokens += add;
+    if (tokens > token_cap)
+        tokens = token_cap;
+    int wake = (int)tokens;
+    if (wake > n_blocked)
+        wake = n_blocked;
+    for (int i = 0; i < wake; i++) {
+        nodes[blocked_list[i]].blocked = false;
+        bench_want_write(&B.conns[blocked_list[i]]);
+    }
+    memmove(blocked_list, blocked_list + wake, (size_t)(n_blocked - wake) * sizeof *blocked_list);
+    n_blocked -= wake;
+}
+
+/* The timerfd tick (libuv loop): exactly R x T tokens per period. */
+static void tick_fd_cb(bench *b, uint64_t periods)
+{
+    (void)b;
+    tick_tokens(opt.rate * (double)opt.tick_us * (double)periods / 1e6);
+}
+
+/* The lws timer tick (--poll): tokens for the time since the last one. */
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     (void)sul;
     int64_t now = bench_mono_ns();
-    if (opt.rate > 0) {
-        tokens += opt.rate * (double)(now - last_tick_ns) / 1e9;
-        if (tokens > token_cap)
-            tokens = token_cap;
-        /* wake only as many waiting nodes as there are tokens, oldest first */
-        int wake = (int)tokens;
-        if (wake > n_blocked)
-            wake = n_blocked;
-        for (int i = 0; i < wake; i++) {
-            nodes[blocked_list[i]].blocked = false;
-            bench_want_write(&B.conns[blocked_list[i]]);
-        }
-        memmove(blocked_list, blocked_list + wake, (size_t)(n_blocked - wake) * sizeof *blocked_list);
-        n_blocked -= wake;
-    }
+    tick_tokens(opt.rate * (double)(now - last_tick_ns) / 1e9);
     last_tick_ns = now;
     lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, opt.tick_us);
 }
@@ -760,7 +779,10 @@ static void usage(void)
             "         [--port2 N] [--server2-pid PID] [--redis-pid PID]\n"
             "         [--seconds S] [--unsigned] [--pad-to BYTES] [--tick-us T]\n"
             "         [--phases N] [--measure-file PATH] [--heartbeat-ms MS]\n"
-            "  --poll        use lws's poll() loop instead of libuv (epoll)\n"
+            "  --poll        use lws's poll() loop instead of libuv (epoll); its --rate\n"
+            "                tick is an lws timer in whole ms (spins under 1 ms)\n"
+            "  --rate R      R messages/s in total, paced by a timerfd tick (epoll)\n"
+            "  --tick-us T   the pacing tick (default 1000; 1e6 / R: one message a tick)\n"
             "  --server-pid  report the server's CPU use during the run (server_cores)\n"
             "  --port2       B nodes connect to this port (another cluster instance)\n"
             "  --server2-pid, --redis-pid  also report their CPU use (server2_cores,\n"
@@ -828,11 +850,6 @@ int main(int argc, char **argv)
         usage();
     if (opt.warmup < 0)
         opt.warmup = opt.messages / 20;
-    /* libuv timers are in whole ms: a sub-ms tick re-armed from its own
-     * callback is due again at once and uv never returns to its poll (no
-     * connection ever opens); lws' poll() loop spins between ticks instead */
-    if (opt.tick_us < 1000)
-        opt.uv = false;
     if (sodium_init() < 0)
         bench_die("libsodium");
     signal(SIGINT, on_sig);
@@ -879,7 +896,12 @@ int main(int argc, char **argv)
         bench_queue_connect(&B, i);
     last_tick_ns = bench_mono_ns();
     token_cap = opt.rate > 0 ? opt.rate / 100.0 + 1.0 : 0;
-    if (opt.rate > 0)
+    /* the tick: a timerfd in the libuv loop (libuv's own timers are in
+     * whole ms, and a sub-ms one re-armed from its callback never lets the
+     * loop poll); lws' timer in whole ms on the poll() loop (--poll) */
+    if (opt.rate > 0 && opt.uv && bench_tick(&B, opt.tick_us, tick_fd_cb) != 0)
+        bench_die("cannot start the %ld us tick: %s", opt.tick_us, strerror(errno));
+    if (opt.rate > 0 && !opt.uv)
         lws_sul_schedule(B.ctx, 0, &sul_tick, tick_cb, opt.tick_us);
     int rc = bench_run(&B, deadline, all_ready);
     if (rc != 0 || B.stop) {

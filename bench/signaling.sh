@@ -21,6 +21,10 @@
 #          p50 / p99; and the raw TCP baseline (tcp_pair: a poll() forwarder
 #          of the same bytes between the same number of pairs, pinned the
 #          same way), so the table shows what the server adds over TCP.
+#          Both generators pace the same way: one message per PACED_TICK_US
+#          tick of a timerfd on an absolute schedule, sleeping in epoll_wait
+#          between ticks (a generator that spun between ticks held its core
+#          at 100 % and stalled that core's softirq work: p99 was its own).
 # Every run starts a fresh server, builds its messages (loadgen_signal: one
 # canonical template per direction, every offer unique; signed for
 # verification, random signatures with --unsigned for verify off, PeerJS
@@ -101,7 +105,8 @@ run_tcp() {
     sleep 0.3
     line=$(timeout $((RUN_TIMEOUT + 60)) "${tgen[@]}" "$GEN_BUILD/tcp_pair" load --port "$port" \
         --pairs "$PAIRS" --rate "$PACED_RATE" --tick-us "$PACED_TICK_US" --messages "$n" --size "$RDV_BYTES" \
-        --warmup $((PACED_RATE * 10)) --timeout "$RUN_TIMEOUT" 2>>"$OUT/tcp_pair.log" | grep '^RESULT')
+        --warmup $((PACED_RATE * 10)) --timeout "$RUN_TIMEOUT" --server-pid "$spid" \
+        2>>"$OUT/tcp_pair.log" | grep '^RESULT')
     stop_pid "$spid"
     [ -n "$line" ] || line="RESULT status=failed msgs_per_s=0"
     printf '%s\n' "$line"

@@ -13,12 +13,20 @@
  *
  * load: P pairs; the first connection of each pair sends B-byte messages
  * (the send time in the first 8 bytes) paced to R messages/s in total over
- * all pairs (--tick-us ticks, default 1 ms, round robin; 1e6 / R sends
- * one message per tick), the second reads whole B-byte
- * messages and takes the latency. The first W messages are not measured.
- * Prints, like loadgen_signal, one line on stdout:
+ * all pairs, round robin, the second reads whole B-byte messages and takes
+ * the latency. The first W messages are not measured. The pacing is
+ * loadgen_signal's (bench_tick): one thread sleeps in epoll_wait on the
+ * receiving sockets and a timerfd on an absolute CLOCK_MONOTONIC schedule
+ * of --tick-us periods (default 1 ms; 1e6 / R sends one message per tick);
+ * each expiry adds R x T tokens per elapsed period and sends one message
+ * per whole token, at most 10 after a stall. --server-pid adds the
+ * forwarder's CPU. Prints, like loadgen_signal, one line on stdout:
  *   RESULT status=ok|failed proto=tcp pairs=.. messages=.. msg_bytes=.. elapsed_s=..
  *          msgs_per_s=.. p50_us=.. p99_us=.. p999_us=.. max_us=.. errors=..
+ *          win_loadgen_cores=.. win_server_cores=.. win_other_cores=..
+ *          srv_us_per_msg=..
+ * (win_*: CPU seconds per second in the measured window, this process, the
+ * --server-pid (-1 without) and everything else, from /proc/stat.)
  * Bounded: --timeout (default 120 s) ends the run.
  */
 #include <arpa/inet.h>
@@ -27,9 +35,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -125,87 +133,150 @@ static int dial(int port)
     return fd;
 }
 
+/* The rest of one B-byte message on rx connection i (its first 8 bytes:
+ * the send time); 1 when a whole message arrived (its send time in *ts),
+ * 0 when not yet, -1 on error or end of stream. */
+static int read_msg(int fd, size_t size, size_t *have, uint8_t head[8], int64_t *ts)
+{
+    static uint8_t sink[MAX_SIZE];
+    ssize_t r = read(fd, sink, size - *have);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (r <= 0)
+        return -1;
+    for (size_t k = 0; *have + k < 8 && k < (size_t)r; k++)
+        head[*have + k] = sink[k];
+    *have += (size_t)r;
+    if (*have < size)
+        return 0;
+    *have = 0;
+    memcpy(ts, head, sizeof *ts);
+    return 1;
+}
+
+#define TICK_KEY UINT64_MAX /* epoll data of the timerfd (the others: pair index) */
+
 static int load(int port, int pairs, long rate, long tick_us, long messages, long warmup, size_t size,
-                int timeout_s)
+                int timeout_s, int server_pid)
 {
     static int tx[MAX_CONNS / 2], rx[MAX_CONNS / 2];
     static size_t have[MAX_CONNS / 2];
     static uint8_t inbuf[MAX_CONNS / 2][8];
-    static uint8_t msg[MAX_SIZE], sink[MAX_SIZE];
-    static struct pollfd pf[MAX_CONNS / 2];
+    static uint8_t msg[MAX_SIZE];
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) {
+        perror("tcp_pair load: epoll_create1");
+        return 1;
+    }
     for (int i = 0; i < pairs; i++) {
         tx[i] = dial(port); /* the server pairs them in accept order */
         usleep(2000);
         rx[i] = dial(port);
         usleep(2000);
-        pf[i] = (struct pollfd){.fd = rx[i], .events = POLLIN};
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)i};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, rx[i], &ev) != 0) {
+            perror("tcp_pair load: epoll_ctl");
+            return 1;
+        }
+    }
+    /* the tick: the same absolute timerfd as loadgen_signal's (bench_tick) */
+    int tfd = bench_timerfd_open(tick_us);
+    struct epoll_event tev = {.events = EPOLLIN, .data.u64 = TICK_KEY};
+    if (tfd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &tev) != 0) {
+        perror("tcp_pair load: timerfd");
+        return 1;
     }
     memset(msg, 'x', size);
     bench_lat lat;
     bench_lat_init(&lat, (size_t)messages);
     long sent = 0, received = 0, errors = 0;
-    int next = 0;
-    double tokens = 0;
-    int64_t t0 = bench_mono_ns(), last = t0, deadline = t0 + (int64_t)timeout_s * 1000000000;
+    int next = 0, open_rx = pairs;
+    double tokens = 0, per_tick = (double)rate * (double)tick_us / 1e6;
+    int64_t t0 = bench_mono_ns(), deadline = t0 + (int64_t)timeout_s * 1000000000;
     int64_t m0 = 0;
+    double cpu_t0 = bench_self_cpu_s(), cpu_m0 = 0, srv_m0 = 0, busy_m0 = 0;
     long measured = 0;
-    while (received < messages && bench_mono_ns() < deadline) {
-        int64_t now = bench_mono_ns();
-        tokens += (double)(now - last) * (double)rate / 1e9;
-        if (tokens > 10)
-            tokens = 10; /* no bursts after a stall */
-        last = now;
-        while (tokens >= 1 && sent < messages) {
-            int64_t ts = bench_mono_ns();
-            memcpy(msg, &ts, sizeof ts);
-            if (write_all(tx[next], msg, size) != 0) {
-                errors++;
-                break;
-            }
-            next = (next + 1) % pairs;
-            sent++;
-            tokens -= 1;
-        }
-        struct timespec tick = {tick_us / 1000000, (tick_us % 1000000) * 1000};
-        int pr = ppoll(pf, (nfds_t)pairs, &tick, NULL);
-        if (pr <= 0)
+    while (received < messages && open_rx > 0 && bench_mono_ns() < deadline) {
+        struct epoll_event evs[64];
+        int n = epoll_wait(ep, evs, 64, 100); /* the tick wakes it; 100 ms: the deadline */
+        if (n < 0 && errno == EINTR)
             continue;
-        for (int i = 0; i < pairs; i++) {
-            if (!(pf[i].revents & POLLIN))
-                continue;
-            /* the rest of one message (its first 8 bytes: the send time) */
-            ssize_t r = read(rx[i], sink, size - have[i]);
-            if (r <= 0) {
-                errors++;
-                pf[i].fd = -1;
+        if (n < 0) {
+            perror("tcp_pair load: epoll_wait");
+            errors++;
+            break;
+        }
+        for (int e = 0; e < n; e++) {
+            if (evs[e].data.u64 == TICK_KEY) {
+                /* R x T tokens per elapsed period, one message per token */
+                tokens += per_tick * (double)bench_timerfd_read(tfd);
+                if (tokens > 10)
+                    tokens = 10; /* no bursts after a stall */
+                while (tokens >= 1 && sent < messages) {
+                    int64_t ts = bench_mono_ns();
+                    memcpy(msg, &ts, sizeof ts);
+                    if (write_all(tx[next], msg, size) != 0) {
+                        errors++;
+                        break;
+                    }
+                    next = (next + 1) % pairs;
+                    sent++;
+                    tokens -= 1;
+                }
                 continue;
             }
-            for (size_t k = 0; have[i] + k < 8 && k < (size_t)r; k++)
-                inbuf[i][have[i] + k] = sink[k];
-            have[i] += (size_t)r;
-            if (have[i] < size)
-                continue;
-            have[i] = 0;
+            int i = (int)evs[e].data.u64;
             int64_t ts;
-            memcpy(&ts, inbuf[i], sizeof ts);
+            int r = read_msg(rx[i], size, &have[i], inbuf[i], &ts);
+            if (r < 0) {
+                errors++;
+                (void)epoll_ctl(ep, EPOLL_CTL_DEL, rx[i], NULL);
+                open_rx--;
+                continue;
+            }
+            if (r == 0)
+                continue;
             received++;
-            if (received == warmup)
+            if (received == warmup) {
                 m0 = bench_mono_ns();
+                cpu_m0 = bench_self_cpu_s();
+                srv_m0 = bench_proc_cpu_s(server_pid);
+                busy_m0 = bench_machine_busy_s();
+            }
             if (received > warmup) {
                 bench_lat_add(&lat, bench_mono_ns() - ts);
                 measured++;
             }
         }
     }
-    double secs = (double)(bench_mono_ns() - (m0 ? m0 : t0)) / 1e9;
+    int64_t t1 = bench_mono_ns();
+    double secs = (double)(t1 - (m0 ? m0 : t0)) / 1e9;
+    /* CPU in the measured window (from the end of the warm-up), as
+     * loadgen_signal's win_* figures */
+    double lg = bench_self_cpu_s() - (m0 ? cpu_m0 : cpu_t0);
+    double srv = server_pid > 0 && m0 ? bench_proc_cpu_s(server_pid) - srv_m0 : -1;
+    double busy = m0 ? bench_machine_busy_s() - busy_m0 : -1;
+    double w_lg = secs > 0 ? lg / secs : 0;
+    double w_srv = secs > 0 && srv >= 0 ? srv / secs : -1;
+    double w_other = secs > 0 && busy >= 0 ? (busy - lg - (srv > 0 ? srv : 0)) / secs : -1;
+    double us_msg = measured > 0 && srv >= 0 ? srv * 1e6 / (double)measured : -1;
     double p50, p99, p999, max;
     bench_lat_summary(&lat, &p50, &p99, &p999, &max);
     long bad = errors + (messages - received);
     printf("RESULT status=%s proto=tcp pairs=%d messages=%ld msg_bytes=%zu elapsed_s=%.3f "
-           "msgs_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f errors=%ld\n",
+           "msgs_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f errors=%ld "
+           "win_loadgen_cores=%.2f win_server_cores=%.2f win_other_cores=%.2f "
+           "srv_us_per_msg=%.2f\n",
            bad ? "failed" : "ok", pairs, measured, size, secs,
-           secs > 0 ? (double)measured / secs : 0, p50, p99, p999, max, bad);
+           secs > 0 ? (double)measured / secs : 0, p50, p99, p999, max, bad, w_lg, w_srv,
+           w_other < 0 && busy >= 0 ? 0 : w_other, us_msg);
     bench_lat_free(&lat);
+    close(tfd);
+    close(ep);
+    for (int i = 0; i < pairs; i++) {
+        close(tx[i]);
+        close(rx[i]);
+    }
     return errors || received < messages ? 1 : 0;
 }
 
@@ -213,7 +284,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: tcp_pair serve [--port N]\n"
                     "       tcp_pair load [--port N] [--pairs P] [--rate R] [--messages M]\n"
-                    "                     [--warmup W] [--size B] [--timeout S] [--tick-us T]\n");
+                    "                     [--warmup W] [--size B] [--timeout S] [--tick-us T]\n"
+                    "                     [--server-pid PID]\n");
 }
 
 int main(int argc, char **argv)
@@ -223,14 +295,14 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *mode = argv[1];
-    int port = 18790, pairs = 100, timeout_s = 120;
+    int port = 18790, pairs = 100, timeout_s = 120, server_pid = 0;
     long rate = 5000, messages = 100000, warmup = -1, tick_us = 1000;
     size_t size = 535;
     static const struct option o[] = {{"port", 1, 0, 'p'},    {"pairs", 1, 0, 'n'},
                                       {"rate", 1, 0, 'r'},    {"messages", 1, 0, 'm'},
                                       {"warmup", 1, 0, 'w'},  {"size", 1, 0, 's'},
                                       {"timeout", 1, 0, 't'}, {"tick-us", 1, 0, 'k'},
-                                      {0, 0, 0, 0}};
+                                      {"server-pid", 1, 0, 'S'}, {0, 0, 0, 0}};
     int ch;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", o, NULL)) != -1) {
@@ -243,6 +315,7 @@ int main(int argc, char **argv)
         case 's': size = (size_t)atol(optarg); break;
         case 't': timeout_s = atoi(optarg); break;
         case 'k': tick_us = atol(optarg); break;
+        case 'S': server_pid = atoi(optarg); break;
         default: usage(); return 2;
         }
     }
@@ -256,5 +329,5 @@ int main(int argc, char **argv)
     }
     if (warmup < 0)
         warmup = messages / 20;
-    return load(port, pairs, rate, tick_us, messages, warmup, size, timeout_s);
+    return load(port, pairs, rate, tick_us, messages, warmup, size, timeout_s, server_pid);
 }
