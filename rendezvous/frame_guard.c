@@ -86,11 +86,7 @@ void srv_frame_guard_begin(srv_conn *c)
     c->rx_debt = 0;
 }
 
-/* Bytes taken off c's socket since its last check, against what the
- * callbacks saw: the difference accumulates (less `decay`, the allowance
- * for the time since that check) and is checked against the slack of what
- * lws and OpenSSL may hold read but not yet parsed. */
-static void check_conn(srv_server *srv, srv_conn *c, int64_t decay)
+void srv_frame_guard_check(srv_server *srv, srv_conn *c, int64_t decay)
 {
     if (!c->wsi || c->close_code)
         return;
@@ -110,66 +106,4 @@ static void check_conn(srv_server *srv, srv_conn *c, int64_t decay)
     c->rx_debt = debt < 0 ? 0 : debt > UINT32_MAX ? UINT32_MAX : (uint32_t)debt;
     if (debt > slack)
         close_flood(srv, c, "control frames the protocol never sees");
-}
-
-typedef struct tick_ctx {
-    srv_server *srv;
-    int64_t decay;
-} tick_ctx;
-
-static void check_node(srv_hnode *n, void *user)
-{
-    tick_ctx *t = user;
-    check_conn(t->srv, srv_container_of(n, srv_conn, link.node), t->decay);
-}
-
-enum { TICKS_PER_ROUND = SRV_FRAME_GUARD_ROUND_MS / SRV_FRAME_GUARD_TICK_MS };
-
-static void tick_cb(lws_sorted_usec_list_t *sul)
-{
-    srv_frame_guard *g = lws_container_of(sul, srv_frame_guard, sul);
-    srv_server *srv = lws_container_of(g, srv_server, guard);
-    int64_t now = srv_mono_ms();
-    /* the allowance: the previous pass's length, in rounds (a connection
-     * was last checked about that long ago) */
-    int64_t rounds = (g->last_pass_ms + SRV_FRAME_GUARD_ROUND_MS / 2) / SRV_FRAME_GUARD_ROUND_MS;
-    tick_ctx t = {srv, SRV_FRAME_GUARD_DECAY_BYTES * (rounds < 1 ? 1 : rounds)};
-    if (g->ticks == 0) { /* a pass begins */
-        g->pass_ms = now;
-        g->walked = false;
-        int n = 0;
-        for (srv_conn *c = srv->pending_head; c && n < SRV_FRAME_GUARD_PER_TICK; n++) {
-            srv_conn *next = c->link.pending.next; /* c may close, not leave the list */
-            check_conn(srv, c, t.decay);
-            c = next;
-        }
-    }
-    if (!g->walked) { /* this tick's slice of the node map, within the cap */
-        size_t share = (srv->nodes.count + TICKS_PER_ROUND - 1) / TICKS_PER_ROUND;
-        share = share < 1 ? 1 : share > SRV_FRAME_GUARD_PER_TICK ? SRV_FRAME_GUARD_PER_TICK : share;
-        srv_hmap_each_from(&srv->nodes, &g->bucket, share, check_node, &t);
-        g->walked = g->bucket == 0;
-    }
-    if (++g->ticks >= TICKS_PER_ROUND && g->walked) { /* the pass is over */
-        g->last_pass_ms = now - g->pass_ms + SRV_FRAME_GUARD_TICK_MS;
-        g->ticks = 0;
-    }
-    lws_sul_schedule(srv->ctx, 0, &g->sul, tick_cb,
-                     (lws_usec_t)SRV_FRAME_GUARD_TICK_MS * LWS_US_PER_MS);
-}
-
-void srv_frame_guard_start(srv_server *srv)
-{
-    srv_frame_guard *g = &srv->guard;
-    g->bucket = 0;
-    g->ticks = 0;
-    g->walked = false;
-    g->last_pass_ms = SRV_FRAME_GUARD_ROUND_MS;
-    lws_sul_schedule(srv->ctx, 0, &g->sul, tick_cb,
-                     (lws_usec_t)SRV_FRAME_GUARD_TICK_MS * LWS_US_PER_MS);
-}
-
-void srv_frame_guard_stop(srv_server *srv)
-{
-    lws_sul_cancel(&srv->guard.sul);
 }

@@ -28,7 +28,7 @@ void srv_keepalive_pong(srv_conn *c, int64_t now)
     c->ping_sent = 0;
 }
 
-static void check_conn(srv_server *srv, srv_conn *c, int64_t now)
+void srv_keepalive_check(srv_server *srv, srv_conn *c, int64_t now)
 {
     if (!c->wsi || c->close_code || !c->alive_ds)
         return;
@@ -51,29 +51,6 @@ static void check_conn(srv_server *srv, srv_conn *c, int64_t now)
         c->ping_due = 1;
         lws_callback_on_writable(c->wsi);
     }
-}
-
-typedef struct sweep {
-    srv_server *srv;
-    int64_t now;
-} sweep;
-
-static void check_node(srv_hnode *n, void *user)
-{
-    sweep *s = user;
-    check_conn(s->srv, srv_container_of(n, srv_conn, link.node), s->now);
-}
-
-void srv_keepalive_sweep(srv_server *srv, int64_t now)
-{
-    for (srv_conn *c = srv->pending_head; c;) {
-        srv_conn *next = c->link.pending.next; /* c may close, not leave the list */
-        check_conn(srv, c, now);
-        c = next;
-    }
-    sweep s = {srv, now};
-    srv_hmap_each(&srv->nodes, check_node, &s);
-    srv_hmap_each(&srv->channels, check_node, &s);
 }
 
 int srv_keepalive_write(srv_conn *c)

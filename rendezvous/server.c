@@ -5,7 +5,8 @@
  * knobs are set small: the rendezvous.v1 protocol's rx_buffer_size (256 B
  * by default, --rx-buffer; conn.c reassembles longer messages), pt_serv_buf_size, and a bounded pool
  * of HTTP header buffers (only in use during the upgrade). WebSocket pings
- * and the idle close come from the sweep (keepalive.h), not from lws'
+ * and the idle close come from the connection sweep (keepalive.h,
+ * conn_sweep.h), not from lws'
  * per-connection timers (retry_and_idle_policy), whose every re-arm walks
  * a list of all of them.
  *
@@ -196,7 +197,6 @@ static void sweep_cb(lws_sorted_usec_list_t *sul)
     srv_offline_expire(srv);
     srv_relay_sweep(&srv->relay, srv, srv_mono_ms());
     srv_accept_gate_probe(srv);
-    srv_keepalive_sweep(srv, srv_mono_ms());
     trim_memory(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
 }
@@ -884,7 +884,7 @@ int srv_server_start(srv_server *srv)
     srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
     srv_accept_gate_init(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, SWEEP_INTERVAL_US);
-    srv_frame_guard_start(srv);
+    srv_conn_sweep_start(srv);
     if (stun_adopt(srv) != 0 || srv_operator_open(srv) != 0)
         return -1;
     char host[80];
@@ -920,7 +920,7 @@ void srv_server_destroy(srv_server *srv)
         lws_sul_cancel(&srv->sul_flush);
         lws_sul_cancel(&srv->sul_auth);
         lws_sul_cancel(&srv->sul_sweep);
-        srv_frame_guard_stop(srv);
+        srv_conn_sweep_stop(srv);
         lws_sul_cancel(&srv->sul_stop);
         lws_sul_cancel(&srv->sul_drain);
         lws_sul_cancel(&srv->sul_uvstop);

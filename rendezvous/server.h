@@ -14,7 +14,7 @@
 #include "rendezvous/config.h"
 #include "rendezvous/conn.h"
 #include "rendezvous/engine.h"
-#include "rendezvous/frame_guard.h"
+#include "rendezvous/conn_sweep.h"
 #include "rendezvous/vpool.h"
 #include "rendezvous/hmap.h"
 #include "rendezvous/metrics.h"
@@ -69,7 +69,8 @@ typedef struct srv_server {
                                       * malloc_trim (server.c) */
     srv_admission adm;               /* admission mode, fleet keys, lists (admission.h) */
     srv_accept_gate gate;            /* pauses accepting near the fd limit */
-    srv_frame_guard guard;           /* the unseen-bytes check's pass (frame_guard.h) */
+    srv_conn_sweep conn_sweep;       /* pings, idle close, frame guard, in
+                                      * slices (conn_sweep.h) */
     srv_stun_server stun[SRV_SERVER_STUN_MAX]; /* UDP STUN responders; their
                                       * fds are adopted into the lws loop */
     int n_stun;                      /* how many of stun[] are open (0: off) */

@@ -1,0 +1,53 @@
+/* conn_sweep.h - the periodic per-connection checks, spread out in time
+ * (issue 15): pings and the idle close (keepalive.h) and the unseen-bytes
+ * check (frame_guard.h).
+ *
+ * Done for every connection at once, every half second, they held the
+ * loop at 19,500 nodes: the frame guard's two system calls per
+ * connection for ~60 ms, and every ping that came due in that half
+ * second went out (and its pong came back) in one burst, which for nodes
+ * that connected together is hundreds at a time. Either was the p99 of
+ * every message routed meanwhile (bench/storm.sh's quiet window).
+ *
+ * So every SRV_CONN_SWEEP_TICK_MS the sweep visits the next slice of the
+ * connections: the node map, then the relay channels (keepalive only:
+ * the frame guard counts the main connection's frames), at most
+ * SRV_CONN_SWEEP_PER_TICK a tick, a pass over all of them every
+ * SRV_CONN_SWEEP_PASS_MS at least. Past 2,560 connections a pass takes
+ * longer (~3.8 s at 19,500): a ping goes out up to one pass late and the
+ * idle close comes up to one pass late, and a connection hiding frames is
+ * caught within a pass. Connections awaiting their hello (the oldest
+ * SRV_CONN_SWEEP_PER_TICK of them) are visited once a pass, at its start;
+ * --auth-timeout closes them anyway.
+ */
+#ifndef SRV_CONN_SWEEP_H
+#define SRV_CONN_SWEEP_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct srv_server;
+
+#define SRV_CONN_SWEEP_TICK_MS 50    /* a slice of the connections visited */
+#define SRV_CONN_SWEEP_PASS_MS 500   /* a pass over all of them, at least */
+#define SRV_CONN_SWEEP_PER_TICK 256  /* connections visited per tick, at most */
+
+/* Where the sweep is in its pass (srv_server.conn_sweep). */
+typedef struct srv_conn_sweep {
+    lws_sorted_usec_list_t sul;  /* the tick */
+    size_t bucket;               /* the next bucket of the map being walked */
+    uint8_t map;                 /* 0: the node map, 1: the channels, 2: done */
+    int ticks;                   /* ticks into the current pass */
+    int64_t pass_ms;             /* monotonic ms the current pass began */
+    int64_t last_pass_ms;        /* how long the previous pass took */
+} srv_conn_sweep;
+
+/* Starts the sweep on srv's loop (srv->ctx exists). */
+void srv_conn_sweep_start(struct srv_server *srv);
+
+/* Stops it (before the context goes). */
+void srv_conn_sweep_stop(struct srv_server *srv);
+
+#endif
