@@ -13,6 +13,10 @@
 # throttles the generator. Without it, 127.0.0.1 has 28k ephemeral ports and
 # Linux reuses loopback TIME_WAIT ports (tcp_tw_reuse=2).
 #
+# SERVERS ("rdv peerjs") says which servers run for each K of CONNS_LIST;
+# a K listed several times is several runs (issue 15: goal 5's figure over
+# runs, e.g. CONNS_LIST="19500 19500 19500 19500 19500" SERVERS=rdv).
+#
 #   bench/idle.sh
 #   CONNS_LIST="2000" PROCS=2 bench/idle.sh
 set -u
@@ -23,6 +27,7 @@ trap 'stop_gens; cleanup' EXIT
 trap 'exit 130' INT TERM
 
 CONNS_LIST=${CONNS_LIST:-"10000 19500"}
+SERVERS=${SERVERS:-"rdv peerjs"}
 PROCS=${PROCS:-4}
 INFLIGHT=${INFLIGHT:-250}      # handshakes in progress per process
 SETTLE=${SETTLE:-3}            # seconds between the last handshake and the RSS reading
@@ -122,14 +127,21 @@ run_idle() {
 }
 
 for k in $CONNS_LIST; do
-    log "rendezvousd, $k idle nodes"
-    start_rdv on
-    run_idle "rendezvousd" rdv "$RDV_PORT" "$RDV_PID" "$k"
-    stop_rdv
-    log "PeerJS server, $k idle nodes"
-    start_peerjs
-    run_idle "PeerJS (peer@1.0.2)" peerjs "$PEER_PORT" "$PEER_PID" "$k"
-    stop_peerjs
+    for who in $SERVERS; do
+        case $who in
+        rdv)
+            log "rendezvousd, $k idle nodes"
+            start_rdv on
+            run_idle "rendezvousd" rdv "$RDV_PORT" "$RDV_PID" "$k"
+            stop_rdv ;;
+        peerjs)
+            log "PeerJS server, $k idle nodes"
+            start_peerjs
+            run_idle "PeerJS (peer@1.0.2)" peerjs "$PEER_PORT" "$PEER_PID" "$k"
+            stop_peerjs ;;
+        *) die "SERVERS: unknown server '$who' (rdv, peerjs)" ;;
+        esac
+    done
 done
 
 {
