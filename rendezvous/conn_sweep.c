@@ -27,11 +27,21 @@ static void visit_node(srv_hnode *n, void *user)
     visit(srv_container_of(n, srv_conn, link.node), user);
 }
 
+static void tick_cb(lws_sorted_usec_list_t *sul);
+
+static void schedule(srv_server *srv, srv_conn_sweep *w)
+{
+    w->due_ms = srv_mono_ms() + SRV_CONN_SWEEP_TICK_MS;
+    lws_sul_schedule(srv->ctx, 0, &w->sul, tick_cb,
+                     (lws_usec_t)SRV_CONN_SWEEP_TICK_MS * LWS_US_PER_MS);
+}
+
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     srv_conn_sweep *w = lws_container_of(sul, srv_conn_sweep, sul);
     srv_server *srv = lws_container_of(w, srv_server, conn_sweep);
     int64_t now = srv_mono_ms();
+    srv_loop_lag_note(&w->lag, w->due_ms, now);
     /* a connection was last visited about one pass ago */
     int64_t passes = (w->last_pass_ms + SRV_CONN_SWEEP_PASS_MS / 2) / SRV_CONN_SWEEP_PASS_MS;
     visit_ctx v = {srv, now, SRV_FRAME_GUARD_DECAY_BYTES * (passes < 1 ? 1 : passes), true};
@@ -62,8 +72,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         w->last_pass_ms = now - w->pass_ms + SRV_CONN_SWEEP_TICK_MS;
         w->ticks = 0;
     }
-    lws_sul_schedule(srv->ctx, 0, &w->sul, tick_cb,
-                     (lws_usec_t)SRV_CONN_SWEEP_TICK_MS * LWS_US_PER_MS);
+    schedule(srv, w);
 }
 
 void srv_conn_sweep_start(srv_server *srv)
@@ -73,8 +82,8 @@ void srv_conn_sweep_start(srv_server *srv)
     w->map = 0;
     w->ticks = 0;
     w->last_pass_ms = SRV_CONN_SWEEP_PASS_MS;
-    lws_sul_schedule(srv->ctx, 0, &w->sul, tick_cb,
-                     (lws_usec_t)SRV_CONN_SWEEP_TICK_MS * LWS_US_PER_MS);
+    w->lag = (srv_loop_lag){.window_ms = srv_mono_ms()};
+    schedule(srv, w);
 }
 
 void srv_conn_sweep_stop(srv_server *srv)

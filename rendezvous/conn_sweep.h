@@ -19,6 +19,8 @@
  * caught within a pass. Connections awaiting their hello (the oldest
  * SRV_CONN_SWEEP_PER_TICK of them) are visited once a pass, at its start;
  * --auth-timeout closes them anyway.
+ *
+ * The tick's lateness is the loop's lag (loop_lag.h).
  */
 #ifndef SRV_CONN_SWEEP_H
 #define SRV_CONN_SWEEP_H
@@ -27,6 +29,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "rendezvous/loop_lag.h"
 
 struct srv_server;
 
@@ -42,6 +46,8 @@ typedef struct srv_conn_sweep {
     int ticks;                   /* ticks into the current pass */
     int64_t pass_ms;             /* monotonic ms the current pass began */
     int64_t last_pass_ms;        /* how long the previous pass took */
+    int64_t due_ms;              /* monotonic ms the next tick is due */
+    srv_loop_lag lag;            /* its lateness: the loop's lag (loop_lag.h) */
 } srv_conn_sweep;
 
 /* Starts the sweep on srv's loop (srv->ctx exists). */

@@ -185,6 +185,12 @@ static void build_metrics(srv_server *srv, tbuf *b)
            "(--verify-inline).");
     tb_printf(b, "rendezvous_verify_inline_total %llu\n",
               (unsigned long long)srv->vpool.inline_jobs);
+    metric(b, "rendezvous_loop_lag_seconds", "gauge",
+           "Longest the event loop was busy without coming back to its timers over the "
+           "last 10 to 20 s (a 50 ms timer's lateness): every message arriving meanwhile "
+           "waited that long.");
+    tb_printf(b, "rendezvous_loop_lag_seconds %.3f\n",
+              (double)srv_loop_lag_ms(&srv->conn_sweep.lag, srv_mono_ms()) / 1000.0);
     metric(b, "rendezvous_rate_limited_total", "counter",
            "Messages dropped by the per-connection rate limit.");
     tb_printf(b, "rendezvous_rate_limited_total %llu\n", (unsigned long long)m->rate_limited);

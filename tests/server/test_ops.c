@@ -626,6 +626,43 @@ static void test_ops_event_loops(void **state)
     }
 }
 
+/* rendezvous_loop_lag_seconds in /metrics (-1 when missing). */
+static double loop_lag(rdv_ts_server *s)
+{
+    char *m = NULL;
+    assert_int_equal(rdv_http_get(rdv_ts_server_operator_port(s), "/metrics", &m, 5000), 200);
+    const char *p = strstr(m, "\nrendezvous_loop_lag_seconds ");
+    double v = p ? strtod(p + strlen("\nrendezvous_loop_lag_seconds "), NULL) : -1;
+    free(m);
+    return v;
+}
+
+/* The loop's lag (loop_lag.h): small while the server idles; a loop held
+ * for 600 ms (the process stopped: no timer can run) shows as a lag of
+ * about that, for the next 10 s at least. */
+static void test_ops_loop_lag(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = START_DEFAULT();
+    rdv_tn alice;
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    usleep(200 * 1000); /* a few ticks */
+    double idle = loop_lag(s);
+    assert_true(idle >= 0);
+    /* an idle server's loop comes back to its timers in time; sanitizer
+     * builds on a loaded machine can be a little late */
+    if (idle > 0.3)
+        fail_msg("loop lag %.3f s on an idle server", idle);
+    assert_int_equal(kill(rdv_ts_server_pid(s), SIGSTOP), 0);
+    usleep(600 * 1000);
+    assert_int_equal(kill(rdv_ts_server_pid(s), SIGCONT), 0);
+    usleep(200 * 1000);
+    double held = loop_lag(s);
+    if (held < 0.5)
+        fail_msg("loop held 600 ms, lag reported %.3f s", held);
+    itest_alive(a, alice.id); /* and it serves on */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -644,6 +681,7 @@ int main(void)
         ITEST(test_ops_sigint_like_sigterm),
         ITEST(test_ops_log_json),
         ITEST(test_ops_event_loops),
+        ITEST(test_ops_loop_lag),
     };
     return ITEST_RUN(tests);
 }
