@@ -41,7 +41,11 @@
 # server, the idle generators (together), the signaling generator and
 # everything else; and handshakes per server CPU second (K / the server's
 # CPU seconds in the storm window): the per-core figure, fair when the
-# generators, which share the 2 cores, are the limit.
+# generators, which share the 2 cores, are the limit; and rendezvousd's
+# loop lag (rendezvous_loop_lag_seconds from its /metrics on OP_PORT, the
+# longest its event loop was held in the last 10-20 s) at the end of the
+# quiet and of the storm window: the server's own stalls, apart from the
+# generators'.
 #
 #   bench/storm.sh                                   # ~12 min at the defaults
 #   REPS=1 K_NODES=2000 PROCS=2 QUIET_S=3 AFTER_S=2 bench/storm.sh   # ~1 min check
@@ -72,6 +76,7 @@ SETTLE_S=${SETTLE_S:-5}   # after the K nodes are in, before the signaling strea
 CONNECT_TIMEOUT=${CONNECT_TIMEOUT:-120}
 SERVERS=${SERVERS:-"rdv peerjs"}
 HB_MS=${HB_MS:-20000}   # PeerJS nodes' HEARTBEAT interval (ours: the server pings every 20 s)
+OP_PORT=${OP_PORT:-18489} # rendezvousd's operator listener: /metrics' rendezvous_loop_lag_seconds
 
 build_all
 log "output in $OUT"
@@ -86,15 +91,27 @@ snap() {
     printf '%s %s %s %s %s\n' "$s" "$g" "$(proc_ticks "$SIG_PID")" "$(busy_ticks)" "$(date +%s.%N)"
 }
 
+# loop_lag_ms rdv|peerjs: rendezvousd's rendezvous_loop_lag_seconds (the
+# longest its loop was held over the last 10-20 s) in ms; -1 for PeerJS or
+# when /metrics does not answer
+loop_lag_ms() {
+    [ "$1" = rdv ] || { echo -1; return; }
+    curl -sf --max-time 5 "http://127.0.0.1:$OP_PORT/metrics" 2>/dev/null |
+        awk '$1 == "rendezvous_loop_lag_seconds" {v = $2 * 1000} END {printf "%.0f\n", v == "" ? -1 : v}'
+}
+
 # run_storm rdv|peerjs REP: one run on a fresh server; appends its line
 # ("RUN key=value ...") to $OUT/storm-WHO.txt
 run_storm() {
     local who=$1 rep=$2 spid port per i tag="$1-$2" proto=rdv
     wait_quiet
     if [ "$who" = rdv ]; then
-        start_rdv on --stun off; spid=$RDV_PID; port=$RDV_PORT
+        port_free "$OP_PORT" || die "port $OP_PORT is in use (set OP_PORT)"
+        start_rdv on --stun off --operator-listen "127.0.0.1:$OP_PORT"; spid=$RDV_PID; port=$RDV_PORT
     elif [ "$who" = rdv_uv ]; then
-        start_rdv on --stun off --event-loop uv; spid=$RDV_PID; port=$RDV_PORT
+        port_free "$OP_PORT" || die "port $OP_PORT is in use (set OP_PORT)"
+        start_rdv on --stun off --event-loop uv --operator-listen "127.0.0.1:$OP_PORT"
+        spid=$RDV_PID; port=$RDV_PORT
     else
         proto=peerjs
         start_peerjs; spid=$PEER_PID; port=$PEER_PORT
@@ -143,6 +160,8 @@ run_storm() {
         sleep 0.1; t=$((t + 1))
     done
     sleep "$QUIET_S"
+    local lag_q lag_s
+    lag_q=$(loop_lag_ms "$proto")
     # the storm
     local c0 c1
     c0=$(snap "$spid")
@@ -154,6 +173,7 @@ run_storm() {
         sleep 0.05
     done
     c1=$(snap "$spid")
+    lag_s=$(loop_lag_ms "$proto")
     kill -USR2 "$SIG_PID" 2>/dev/null
     sleep "$AFTER_S"
     kill -USR2 "$SIG_PID" 2>/dev/null
@@ -195,11 +215,11 @@ run_storm() {
         srv_s = (b[1] - a[1]) / k; per = srv_s > 0 ? back / srv_s : 0
         printf "storm_s=%.3f hs_per_s=%.0f hs_per_srv_cpu_s=%.0f srv_cores=%.2f gen_cores=%.2f sig_cores=%.2f other_cores=%.2f ratio_p99=%.2f",
             secs, hs, per, srv, gen, sig, oth, (q99 > 0 ? s99 / q99 : 0) }')
-    printf 'RUN who=%s rep=%s held=%s dropped=%s back=%s failed=%s hs_p99_ms=%s %s q_p50_us=%s q_p99_us=%s q_msgs_per_s=%s s_p50_us=%s s_p99_us=%s s_msgs_per_s=%s a_p99_us=%s sig_status=%s sig_errors=%s\n' \
+    printf 'RUN who=%s rep=%s held=%s dropped=%s back=%s failed=%s hs_p99_ms=%s %s q_p50_us=%s q_p99_us=%s q_msgs_per_s=%s s_p50_us=%s s_p99_us=%s s_msgs_per_s=%s a_p99_us=%s sig_status=%s sig_errors=%s lag_q_ms=%s lag_s_ms=%s\n' \
         "$who" "$rep" "$held" "$dropped" "$back" "$failed" "$hp99" "$line" \
         "$(field p50_us "$q")" "$(field p99_us "$q")" "$(field msgs_per_s "$q")" \
         "$(field p50_us "$s")" "$(field p99_us "$s")" "$(field msgs_per_s "$s")" \
-        "$(field p99_us "$a")" "$(field status "$res")" "$(field errors "$res")" \
+        "$(field p99_us "$a")" "$(field status "$res")" "$(field errors "$res")" "$lag_q" "$lag_s" \
         | tee -a "$OUT/storm-$who.txt" >&2
 }
 
@@ -225,13 +245,14 @@ col() { while read -r l; do field "$2" "$l"; done <"$1"; }
 row() { # row LABEL FILE
     local f=$2
     [ -s "$f" ] || return 0
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s | %s |\n' "$1" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s | %s | %s | %s |\n' "$1" \
         "$(wc -l <"$f")" "$(col "$f" q_p99_us | stats)" "$(col "$f" s_p99_us | stats)" \
         "$(col "$f" ratio_p99 | stats)" "$(col "$f" q_p50_us | stats)" "$(col "$f" s_p50_us | stats)" \
         "$(col "$f" s_msgs_per_s | stats)" "$(col "$f" hs_per_s | stats)" \
         "$(col "$f" hs_per_srv_cpu_s | stats)" "$(col "$f" storm_s | stats)" \
         "$(col "$f" srv_cores | median)" "$(col "$f" gen_cores | median)" \
         "$(col "$f" sig_cores | median)" "$(col "$f" other_cores | median)" \
+        "$(col "$f" lag_q_ms | stats)" "$(col "$f" lag_s_ms | stats)" \
         "$(awk -v k="$K_NODES" '{ if ($0 !~ /sig_status=ok/ || $0 !~ /sig_errors=0/) bad++;
             for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "back" && kv[2] + 0 < k) bad2++ } }
             END {printf "%d / %d", bad + 0, bad2 + 0}' "$f")"
@@ -252,10 +273,11 @@ echo "quiet: ${QUIET_S} s after a 1 s warm-up; storm: from SIGUSR2 to the last n
 echo "storm/quiet: p99 of the storm window / p99 of the quiet window, per run (goal <= 3)."
 echo "hs/s: storm handshakes (rdv: authenticated, challenge + signed hello + welcome; PeerJS: open + OPEN) / (last back - SIGUSR2)."
 echo "hs per srv CPU s: K / the server's CPU seconds in the storm window. cores (storm window): server / idle generators / signaling generator / everything else."
+echo "loop lag quiet / storm: rendezvousd's rendezvous_loop_lag_seconds read at the end of each window, ms: the longest its event loop was held in the last 10-20 s (-1: PeerJS, not measured)."
 echo "bad: runs whose signaling stream had errors or did not end ok / runs with fewer than K nodes back."
 echo
-echo "| server | runs | quiet p99 | storm p99 | storm/quiet p99 | quiet p50 | storm p50 | storm msgs/s | storm hs/s | hs per srv CPU s | storm s | cores srv / gen / sig / other | bad |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| server | runs | quiet p99 | storm p99 | storm/quiet p99 | quiet p50 | storm p50 | storm msgs/s | storm hs/s | hs per srv CPU s | storm s | cores srv / gen / sig / other | loop lag quiet ms | loop lag storm ms | bad |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 row "rendezvousd (defaults, verify on)" "$OUT/storm-rdv.txt"
 row "rendezvousd --event-loop uv (verify on)" "$OUT/storm-rdv_uv.txt"
 row "PeerJS (peer@1.0.2)" "$OUT/storm-peerjs.txt"
