@@ -56,8 +56,11 @@ static void log_pause(srv_server *srv, int fd)
     g->refused_since_log = 0;
 }
 
-static void set_polling(srv_accept_gate *g, bool on)
+/* Applies the listener's wanted state: polling unless the fd reserve or
+ * a full --accept-batch in this loop turn stopped it. */
+static void apply(srv_accept_gate *g)
 {
+    bool on = !g->paused && !g->turn_paused;
     if (!g->listen_wsi)
         return;
     /* lws resumes the listener by itself when a socket closes, without
@@ -81,7 +84,7 @@ static void probe_cb(lws_sorted_usec_list_t *sul)
         return;
     }
     g->paused = false;
-    set_polling(g, true);
+    apply(g);
     srv_info(srv->log, "file descriptors available again; accepting new connections");
 }
 
@@ -92,7 +95,7 @@ static void pause_listener(srv_server *srv, int fd)
         g->paused = true;
         g->pauses_total++;
     }
-    set_polling(g, false); /* again: lws may have resumed it meanwhile */
+    apply(g); /* again: lws may have resumed it meanwhile */
     log_pause(srv, fd);
     if (!g->timer_armed && srv->ctx && !srv->stop_loop) {
         g->timer_armed = true;
@@ -106,23 +109,66 @@ void srv_accept_gate_init(srv_server *srv)
     srv->gate.limit = read_limit();
 }
 
+/* The next loop turn: a new batch of accepts. */
+static void turn_cb(lws_sorted_usec_list_t *sul)
+{
+    srv_accept_gate *g = lws_container_of(sul, srv_accept_gate, sul_turn);
+    srv_server *srv = lws_container_of(g, srv_server, gate);
+    g->turn_accepts = 0;
+    if (!g->turn_paused)
+        return;
+    g->turn_paused = false;
+    if (!srv->stop_loop)
+        apply(g);
+}
+
+/* Counts an accept in this turn; at --accept-batch stops the listener
+ * until the next turn. The first accept of a turn arms the timer that
+ * starts the next one. */
+static void batch_count(srv_server *srv)
+{
+    srv_accept_gate *g = &srv->gate;
+    int batch = srv->cfg->accept_batch;
+    if (batch <= 0 || !srv->ctx || srv->stop_loop)
+        return;
+    if (g->turn_accepts++ == 0)
+        lws_sul_schedule(srv->ctx, 0, &g->sul_turn, turn_cb, 0);
+    if (g->turn_accepts < (uint32_t)batch)
+        return;
+    if (!g->turn_paused) {
+        g->turn_paused = true;
+        g->turn_pauses_total++;
+    }
+    apply(g);
+}
+
 bool srv_accept_gate_on_accept(srv_server *srv, struct lws *listen_wsi, int fd)
 {
     srv_accept_gate *g = &srv->gate;
     g->listen_wsi = listen_wsi;
     if (fd < reserve_start(g)) {
         g->paused = false; /* lws resumed the listener when a socket closed */
+        batch_count(srv);
         return true;
     }
     /* the limit may have been raised (prlimit) since it was read */
     g->limit = read_limit();
-    if (fd < reserve_start(g))
+    if (fd < reserve_start(g)) {
+        batch_count(srv);
         return true;
+    }
     g->refused_total++;
     g->refused_since_log++;
     srv->m.connections_refused++;
     pause_listener(srv, fd);
     return false;
+}
+
+void srv_accept_gate_reassert(srv_server *srv)
+{
+    srv_accept_gate *g = &srv->gate;
+    if ((g->paused || g->turn_paused) && !srv->stop_loop)
+        apply(g);
 }
 
 void srv_accept_gate_probe(srv_server *srv)
@@ -136,5 +182,6 @@ void srv_accept_gate_probe(srv_server *srv)
 void srv_accept_gate_stop(srv_server *srv)
 {
     lws_sul_cancel(&srv->gate.sul);
+    lws_sul_cancel(&srv->gate.sul_turn);
     srv->gate.timer_armed = false;
 }

@@ -105,6 +105,11 @@ static const opt options[] = {
     {"--max-handshakes-per-ip", "RENDEZVOUS_MAX_HANDSHAKES_PER_IP", "N", K_INT,
      F(max_handshakes_per_ip), "32", 0, 100000000,
      "connections from one source address still in the HTTP upgrade (0 = no cap)", LIVE},
+    {"--accept-batch", "RENDEZVOUS_ACCEPT_BATCH", "N", K_INT, F(accept_batch), "8", 0,
+     100000000,
+     "new connections accepted per event-loop turn; at N the listener waits for the next "
+     "turn, so a reconnect storm cannot stall established nodes' messages (0 = no cap)",
+     LIVE},
     {"--handshake-timeout", "RENDEZVOUS_HANDSHAKE_TIMEOUT", "MS", K_INT, F(handshake_timeout_ms),
      "5000", 1000, 60000, "time allowed for the HTTP upgrade request (whole seconds, rounded up)"},
     {"--max-watches", "RENDEZVOUS_MAX_WATCHES", "N", K_INT, F(max_watches), "1024", 0, 1000000,

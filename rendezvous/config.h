@@ -30,6 +30,7 @@ typedef struct srv_config {
     int max_connections;         /* --max-connections: 0 = fd limit */
     int max_connections_per_ip;  /* --max-connections-per-ip: 0 = no cap */
     int max_handshakes_per_ip;   /* --max-handshakes-per-ip: 0 = no cap */
+    int accept_batch;            /* --accept-batch: accepts per loop turn, 0 = no cap */
     int64_t handshake_timeout_ms; /* --handshake-timeout */
     int max_watches;             /* --max-watches */
     int replay_cache;            /* --replay-cache: signatures kept per connection */

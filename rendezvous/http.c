@@ -260,6 +260,11 @@ static void build_metrics(srv_server *srv, tbuf *b)
            "Connections closed at accept because they took the last free descriptors.");
     tb_printf(b, "rendezvous_accept_fd_refused_total %llu\n",
               (unsigned long long)g->refused_total);
+    metric(b, "rendezvous_accept_batch_pauses_total", "counter",
+           "Times accepting waited for the next event-loop turn after --accept-batch "
+           "connections in one.");
+    tb_printf(b, "rendezvous_accept_batch_pauses_total %llu\n",
+              (unsigned long long)g->turn_pauses_total);
     build_reload_metrics(&srv->reload, b);
 }
 
@@ -487,8 +492,10 @@ int srv_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
     }
     case LWS_CALLBACK_WSI_DESTROY: {
         srv_server *srv = server_of(wsi);
-        if (srv)
+        if (srv) {
             srv_limits_handshake_end(srv, wsi);
+            srv_accept_gate_reassert(srv); /* lws resumed the listener on the close */
+        }
         break;
     }
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:

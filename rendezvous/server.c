@@ -430,6 +430,9 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (c)
             conn_gone(srv, c);
         return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        srv_accept_gate_reassert(srv); /* lws resumed the listener on the close */
+        return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (signal_seen && !srv->shutting_down)
             begin_shutdown(srv);

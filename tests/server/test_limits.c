@@ -10,7 +10,17 @@
  * fields, duplicate keys, excessive depth: the right error code and the
  * connection kept (a lookup afterwards is answered). Invalid UTF-8, which
  * closes the connection (1007), is in test_spec.c.
+ * --accept-batch 2 (rendezvous/accept_gate.h): connections waiting at
+ * once are accepted two per event-loop turn, all of them, and a node in
+ * is served meanwhile.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "itest.h"
 
 static void test_limits_rate_limited(void **state)
@@ -320,6 +330,75 @@ static void test_limits_fragmented(void **state)
     itest_alive(b, alice.id);
 }
 
+/* The value of the un-labelled metric `name` on s's /metrics. */
+static unsigned long long metric_of(rdv_ts_server *s, const char *name)
+{
+    char *m = NULL;
+    assert_int_equal(rdv_http_get(rdv_ts_server_operator_port(s), "/metrics", &m, 5000), 200);
+    char key[96];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(m, key);
+    if (!p)
+        fail_msg("%s missing from /metrics", name);
+    unsigned long long v = strtoull(p + strlen(key), NULL, 10);
+    free(m);
+    return v;
+}
+
+/* A reconnect storm must not fill one loop turn with handshakes: with
+ * --accept-batch 2, 8 connections that wait in the backlog at once (made
+ * while the server is stopped) are accepted 2 per turn - the listener
+ * pauses at least 3 times - and every one of them is accepted: the
+ * listener resumes on the next turn, and after closes. A node already in
+ * is served, and a new node gets in. */
+#define BATCH_WAITING 8
+#define UPGRADE                                                                          \
+    "GET /v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"     \
+    "Sec-WebSocket-Protocol: rendezvous.v1\r\n\r\n"
+static void test_limits_accept_batch(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = START("--accept-batch", "2", "--max-handshakes-per-ip", "0");
+    int port = rdv_ts_server_port(s);
+    rdv_tn alice, bob;
+    rdv_ws *a = itest_join(s, &alice, "alice");
+    assert_int_equal(metric_of(s, "rendezvous_accept_batch_pauses_total"), 0);
+
+    assert_int_equal(rdv_ts_server_signal(s, SIGSTOP), 0);
+    int fds[BATCH_WAITING];
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < BATCH_WAITING; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fds[i] >= 0);
+        /* completes in the kernel's backlog while the server is stopped */
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&to, sizeof to), 0);
+        assert_true(send(fds[i], UPGRADE, strlen(UPGRADE), 0) == (ssize_t)strlen(UPGRADE));
+    }
+    assert_int_equal(rdv_ts_server_signal(s, SIGCONT), 0);
+    json_decref(itest_alive(a, alice.id)); /* served while they are accepted */
+
+    /* every one is accepted and upgraded (101 and the challenge) */
+    for (int i = 0; i < BATCH_WAITING; i++) {
+        char resp[512];
+        struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+        assert_int_equal(poll(&pfd, 1, 5000), 1);
+        ssize_t n = recv(fds[i], resp, sizeof resp - 1, 0);
+        assert_true(n > 12);
+        resp[n] = '\0';
+        assert_non_null(strstr(resp, "HTTP/1.1 101"));
+    }
+    assert_true(metric_of(s, "rendezvous_accept_batch_pauses_total") >= BATCH_WAITING / 2 - 1);
+    for (int i = 0; i < BATCH_WAITING; i++)
+        close(fds[i]);
+
+    rdv_tn_init(&bob, "bob");
+    rdv_ws *b = rdv_tn_connect(port, &bob);
+    assert_non_null(b);
+    json_decref(itest_alive(b, alice.id));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +409,7 @@ int main(void)
         ITEST(test_limits_malformed_keeps_connection),
         ITEST(test_limits_bad_input_others_unaffected),
         ITEST(test_limits_fragmented),
+        ITEST(test_limits_accept_batch),
     };
     return ITEST_RUN(tests);
 }
