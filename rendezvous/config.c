@@ -84,7 +84,8 @@ static const opt options[] = {
      "kept in order (0 = one per CPU core)"},
     {"--verify-inline", "RENDEZVOUS_VERIFY_INLINE", "PERCENT", K_INT, F(verify_inline), "50", 0,
      100, "share of the event loop's time it may spend verifying signatures itself before "
-     "handing them to the workers: no hand-off at light load (0 = always the workers)"},
+     "handing them to the workers: no hand-off at light load, none inline while the loop "
+     "runs 5 ms behind (0 = always the workers)"},
     {"--auth-timeout", "RENDEZVOUS_AUTH_TIMEOUT", "MS", K_INT, F(auth_timeout_ms), "10000", 1,
      3600000, "time allowed between connect and a valid hello", LIVE},
     {"--offline-ttl", "RENDEZVOUS_OFFLINE_TTL", "MS", K_INT, F(offline_ttl_ms), "60000", 1, 90000,

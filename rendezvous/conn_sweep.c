@@ -41,6 +41,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     srv_conn_sweep *w = lws_container_of(sul, srv_conn_sweep, sul);
     srv_server *srv = lws_container_of(w, srv_server, conn_sweep);
     int64_t now = srv_mono_ms();
+    w->late_ms = now > w->due_ms ? now - w->due_ms : 0;
     srv_loop_lag_note(&w->lag, w->due_ms, now);
     /* a connection was last visited about one pass ago */
     int64_t passes = (w->last_pass_ms + SRV_CONN_SWEEP_PASS_MS / 2) / SRV_CONN_SWEEP_PASS_MS;
@@ -75,12 +76,19 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     schedule(srv, w);
 }
 
+int64_t srv_conn_sweep_behind_ms(const srv_conn_sweep *w, int64_t now)
+{
+    int64_t overdue = w->due_ms && now > w->due_ms ? now - w->due_ms : 0;
+    return overdue > w->late_ms ? overdue : w->late_ms;
+}
+
 void srv_conn_sweep_start(srv_server *srv)
 {
     srv_conn_sweep *w = &srv->conn_sweep;
     w->bucket = 0;
     w->map = 0;
     w->ticks = 0;
+    w->late_ms = 0;
     w->last_pass_ms = SRV_CONN_SWEEP_PASS_MS;
     w->lag = (srv_loop_lag){.window_ms = srv_mono_ms()};
     schedule(srv, w);

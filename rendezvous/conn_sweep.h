@@ -47,8 +47,13 @@ typedef struct srv_conn_sweep {
     int64_t pass_ms;             /* monotonic ms the current pass began */
     int64_t last_pass_ms;        /* how long the previous pass took */
     int64_t due_ms;              /* monotonic ms the next tick is due */
+    int64_t late_ms;             /* how late the last tick ran */
     srv_loop_lag lag;            /* its lateness: the loop's lag (loop_lag.h) */
 } srv_conn_sweep;
+
+/* How far behind the loop is at now (monotonic ms): how late its last
+ * tick ran or, when later, how overdue the next one is; 0 when on time. */
+int64_t srv_conn_sweep_behind_ms(const srv_conn_sweep *w, int64_t now);
 
 /* Starts the sweep on srv's loop (srv->ctx exists). */
 void srv_conn_sweep_start(struct srv_server *srv);

@@ -136,12 +136,16 @@ static int inline_budget(int inline_pct)
 }
 
 /* Loop thread: whether the loop may verify one more by itself in this
- * window (and counts it when so). */
-static bool take_inline(srv_vpool *p)
+ * window (and counts it when so): not while the loop is behind (see the
+ * top of vpool.h). */
+static bool take_inline(srv_server *srv)
 {
+    srv_vpool *p = &srv->vpool;
     if (p->inline_max <= 0)
         return false;
     int64_t now = srv_mono_ms();
+    if (srv_conn_sweep_behind_ms(&srv->conn_sweep, now) >= SRV_VPOOL_INLINE_LAG_MS)
+        return false;
     if (now - p->inline_window_ms >= SRV_VPOOL_INLINE_WINDOW_MS) {
         p->inline_window_ms = now;
         p->inline_used = 0;
@@ -274,7 +278,7 @@ bool srv_vpool_defer(srv_server *srv, srv_conn *c, const uint8_t *data, size_t l
                      const rdv_scan *s)
 {
     srv_vpool *p = &srv->vpool;
-    if (!p->inited || p->nthreads == 0 || (!c->vq_head && take_inline(p)))
+    if (!p->inited || p->nthreads == 0 || (!c->vq_head && take_inline(srv)))
         return false;
     srv_vjob *j = job_new(data, len, VJ_VERIFY, 0);
     if (!j)
@@ -292,7 +296,7 @@ bool srv_vpool_defer_hello(srv_server *srv, srv_conn *c, const uint8_t *input, s
                            const uint8_t *sig, const uint8_t *pk, json_t *body)
 {
     srv_vpool *p = &srv->vpool;
-    if (!p->inited || p->nthreads == 0 || c->vq_head || take_inline(p))
+    if (!p->inited || p->nthreads == 0 || c->vq_head || take_inline(srv))
         return false;
     srv_vjob *j = job_new(input, len, VJ_HELLO, RDV_SIG_BYTES + RDV_NODE_ID_BYTES);
     if (!j)

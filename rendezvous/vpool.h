@@ -15,7 +15,12 @@
  * the loop itself while the loop has spent less than --verify-inline
  * percent of the current SRV_VPOOL_INLINE_WINDOW_MS on it (counted in
  * verifications: the share over the cost of one, timed at start); past
- * that, in that window, it goes to the workers. Order is unaffected: a
+ * that, in that window, it goes to the workers. Nor while the loop is
+ * behind, whatever the share: when its 50 ms sweep tick ran or is due
+ * SRV_VPOOL_INLINE_LAG_MS late or more (conn_sweep.h), other work holds
+ * the loop (a reconnect storm's handshakes: there it did every check
+ * itself, ~19 % of its time, while the workers idled), so every check
+ * goes to the workers. Order is unaffected: a
  * connection with jobs queued never has a message verified inline.
  *
  * Order: while a connection has jobs queued, every later message of it,
@@ -45,6 +50,7 @@ struct srv_conn;
 #define SRV_VPOOL_MAX_THREADS 64
 #define SRV_VPOOL_CONN_MAX 64 /* queued jobs per connection before reads pause */
 #define SRV_VPOOL_INLINE_WINDOW_MS 10 /* the window of the --verify-inline share */
+#define SRV_VPOOL_INLINE_LAG_MS 5     /* the loop this late: no check inline */
 
 typedef struct srv_vjob srv_vjob;
 

@@ -23,7 +23,9 @@
  * out never reach a worker, and order still holds when bursts move checks
  * between the loop and the workers.
  */
+#include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -262,6 +264,41 @@ static void test_light_load_inline(void **state)
     json_decref(itest_alive(r, rx.id));
 }
 
+/* The loop behind (vpool.h): messages that arrive while the loop runs late
+ * go to the workers whatever the --verify-inline share, in order. Here the
+ * server is stopped 300 ms with them waiting in its socket: when it
+ * resumes, its 50 ms tick is long overdue. */
+#define BEHIND_COUNT 6
+static void test_behind_offloads(void **state)
+{
+    (void)state;
+    rdv_ts_server *s = START("--verify-threads", "2", "--rate", "1000000", "--burst", "1000000");
+    rdv_tn rx, tx;
+    rdv_ws *r = itest_join(s, &rx, "behind-rx");
+    rdv_ws *c = itest_join(s, &tx, "behind-tx");
+    unsigned long long before = offloaded(s);
+    unsigned long long inl = metric_of(s, "rendezvous_verify_inline_total");
+    assert_int_equal(kill(rdv_ts_server_pid(s), SIGSTOP), 0);
+    for (int k = 1; k <= BEHIND_COUNT; k++) { /* k % 7 != 0: all scanned */
+        char *text = numbered(&tx, rx.id, k);
+        assert_int_equal(rdv_ws_queue_text(c, text, strlen(text)), 0);
+        free(text);
+    }
+    assert_int_equal(rdv_ws_flush(c, T_MS), 0);
+    usleep(300 * 1000);
+    assert_int_equal(kill(rdv_ts_server_pid(s), SIGCONT), 0);
+    for (int k = 1; k <= BEHIND_COUNT; k++) {
+        size_t len = 0;
+        char *got = rdv_ws_recv(r, T_MS, &len);
+        int seq = -1;
+        if (!got || parse_received(got, &tx, 1, &seq) != 0 || seq != k)
+            fail_msg("message %d due, got %.200s", k, got ? got : "(nothing)");
+        free(got);
+    }
+    assert_int_equal(offloaded(s) - before, BEHIND_COUNT);
+    assert_int_equal(metric_of(s, "rendezvous_verify_inline_total"), inl);
+}
+
 #define EARLY_COUNT 50
 static void test_hello_on_workers(void **state)
 {
@@ -323,6 +360,7 @@ int main(void)
         cmocka_unit_test_teardown(test_order_kept_with_workers, itest_teardown),
         cmocka_unit_test_teardown(test_order_kept_mixed, itest_teardown),
         cmocka_unit_test_teardown(test_light_load_inline, itest_teardown),
+        cmocka_unit_test_teardown(test_behind_offloads, itest_teardown),
         cmocka_unit_test_teardown(test_sent_before_hangup, itest_teardown),
         cmocka_unit_test_teardown(test_hello_on_workers, itest_teardown),
     };
