@@ -936,12 +936,15 @@ static void test_direct(void **state)
     assert_true(ib.direct_ms >= 0 && ib.direct_ms <= WAIT_MS);
     assert_true(ia.first_path_ms >= 0 && ia.first_path_ms <= ia.direct_ms);
     /* The timeline: candidates, then checks (at once: direct first), then
-     * the path; at least one round of checks went out on each side. */
+     * the path; at least one round of checks went out. Not always on each
+     * side: a side whose first round is still due on its next timer pass
+     * when the peer's check arrives answers it, and the pair is valid
+     * before that round (seen once in CI). */
     assert_true(ia.candidates_ms >= 0 && ia.candidates_ms <= ia.direct_ms);
     assert_int_equal(ia.checks_ms, ia.candidates_ms);
     assert_true(ib.candidates_ms >= 0 && ib.checks_ms == ib.candidates_ms);
     assert_true(ib.checks_ms <= ib.direct_ms);
-    assert_true(ia.probe_rounds >= 1 && ib.probe_rounds >= 1);
+    assert_true(ia.probe_rounds + ib.probe_rounds >= 1);
     assert_int_equal(ia.upgraded, 0);
     assert_int_equal(ia.via_spray, 0);
     /* The remote is the peer's own endpoint on this host, and STUN saw
