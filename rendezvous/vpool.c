@@ -136,16 +136,15 @@ static int inline_budget(int inline_pct)
 }
 
 /* Loop thread: whether the loop may verify one more by itself in this
- * window (and counts it when so): not while the loop is behind and a
- * worker is free (see the top of vpool.h). */
+ * window (and counts it when so): not while the loop is behind (see the
+ * top of vpool.h). */
 static bool take_inline(srv_server *srv)
 {
     srv_vpool *p = &srv->vpool;
     if (p->inline_max <= 0)
         return false;
     int64_t now = srv_mono_ms();
-    if (p->outstanding < p->nthreads &&
-        srv_conn_sweep_behind_ms(&srv->conn_sweep, now) >= SRV_VPOOL_INLINE_LAG_MS)
+    if (srv_conn_sweep_behind_ms(&srv->conn_sweep, now) >= SRV_VPOOL_INLINE_LAG_MS)
         return false;
     if (now - p->inline_window_ms >= SRV_VPOOL_INLINE_WINDOW_MS) {
         p->inline_window_ms = now;
@@ -265,7 +264,6 @@ static const char *rebase(const char *ptr, const uint8_t *from, const uint8_t *t
 static void submit(srv_vpool *p, srv_conn *c, srv_vjob *j)
 {
     conn_push(c, j);
-    p->outstanding++;
     pthread_mutex_lock(&p->lock);
     if (p->in_tail)
         p->in_tail->next = j;
@@ -392,7 +390,6 @@ void srv_vpool_drain(srv_server *srv)
         srv_vjob *j = list;
         list = j->next;
         p->jobs++;
-        p->outstanding--;
         if (!j->c) {
             job_free(j); /* its connection is gone */
             continue;
@@ -443,12 +440,10 @@ static bool take_back(srv_vpool *p, srv_vjob *j)
         pthread_mutex_lock(&p->lock);
         if (list_unlink(&p->in_head, &p->in_tail, j)) {
             pthread_mutex_unlock(&p->lock);
-            p->outstanding--;
             return false;
         }
         if (list_unlink(&p->out_head, &p->out_tail, j)) {
             p->jobs++;
-            p->outstanding--;
             pthread_mutex_unlock(&p->lock);
             return true;
         }

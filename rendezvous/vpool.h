@@ -16,15 +16,11 @@
  * percent of the current SRV_VPOOL_INLINE_WINDOW_MS on it (counted in
  * verifications: the share over the cost of one, timed at start); past
  * that, in that window, it goes to the workers. Nor while the loop is
- * behind and a worker is free, whatever the share: when its 50 ms sweep
- * tick ran or is due SRV_VPOOL_INLINE_LAG_MS late or more
- * (conn_sweep.h), other work holds the loop (a reconnect storm's
- * handshakes: there it did every check itself, ~19 % of its time, while
- * the workers idled), so the check goes to an idle worker. With every
- * worker busy (the loop behind on verification itself) the share applies:
- * a check on the loop costs less CPU than a hand-off (two wake-ups), and
- * handing all of them off cost ~20 us more per offer at full load
- * (bench/RESULTS.md, eighth session). Order is unaffected: a
+ * behind, whatever the share: when its 50 ms sweep tick ran or is due
+ * SRV_VPOOL_INLINE_LAG_MS late or more (conn_sweep.h), other work holds
+ * the loop (a reconnect storm's handshakes: there it did every check
+ * itself, ~19 % of its time, while the workers idled), so every check
+ * goes to the workers. Order is unaffected: a
  * connection with jobs queued never has a message verified inline.
  *
  * Order: while a connection has jobs queued, every later message of it,
@@ -75,8 +71,6 @@ typedef struct srv_vpool {
     int inline_used;               /* ... done in the current window */
     int64_t inline_window_ms;      /* its start, monotonic */
     uint64_t inline_jobs;          /* verified on the loop instead (metrics) */
-    int outstanding;               /* jobs handed to the workers, not yet
-                                    * back on the loop (loop thread) */
 } srv_vpool;
 
 /* Starts nthreads workers (0: one per online CPU core) that wake ctx, and

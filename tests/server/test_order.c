@@ -299,48 +299,6 @@ static void test_behind_offloads(void **state)
     assert_int_equal(metric_of(s, "rendezvous_verify_inline_total"), inl);
 }
 
-/* Behind with every worker busy (here: the one worker has the first
- * sender's check): the --verify-inline share applies again, so the other
- * sender's messages are checked on the loop (a hand-off costs more CPU
- * than the check). Both arrive complete and in order. */
-static void test_behind_busy_inline(void **state)
-{
-    (void)state;
-    rdv_ts_server *s = START("--verify-threads", "1", "--rate", "1000000", "--burst", "1000000");
-    rdv_tn rx, tx[2];
-    rdv_ws *r = itest_join(s, &rx, "busy-rx");
-    rdv_ws *c[2] = {itest_join(s, &tx[0], "busy-a"), itest_join(s, &tx[1], "busy-b")};
-    unsigned long long off0 = offloaded(s);
-    unsigned long long inl0 = metric_of(s, "rendezvous_verify_inline_total");
-    assert_int_equal(kill(rdv_ts_server_pid(s), SIGSTOP), 0);
-    for (int i = 0; i < 2; i++) {
-        for (int k = 1; k <= 3; k++) {
-            char *text = numbered(&tx[i], rx.id, k);
-            assert_int_equal(rdv_ws_queue_text(c[i], text, strlen(text)), 0);
-            free(text);
-        }
-        assert_int_equal(rdv_ws_flush(c[i], T_MS), 0);
-    }
-    usleep(300 * 1000);
-    assert_int_equal(kill(rdv_ts_server_pid(s), SIGCONT), 0);
-    int next[2] = {1, 1};
-    for (int n = 0; n < 6; n++) {
-        size_t len = 0;
-        char *got = rdv_ws_recv(r, T_MS, &len);
-        int seq = -1;
-        int who = got ? parse_received(got, tx, 2, &seq) : -1;
-        if (who < 0 || seq != next[who])
-            fail_msg("message %d of 6: got %.200s", n, got ? got : "(nothing)");
-        next[who]++;
-        free(got);
-    }
-    unsigned long long off = offloaded(s) - off0;
-    unsigned long long inl = metric_of(s, "rendezvous_verify_inline_total") - inl0;
-    assert_int_equal(off + inl, 6);
-    if (off < 1 || inl < 1)
-        fail_msg("behind, one worker busy: %llu offloaded, %llu inline (want both)", off, inl);
-}
-
 #define EARLY_COUNT 50
 static void test_hello_on_workers(void **state)
 {
@@ -403,7 +361,6 @@ int main(void)
         cmocka_unit_test_teardown(test_order_kept_mixed, itest_teardown),
         cmocka_unit_test_teardown(test_light_load_inline, itest_teardown),
         cmocka_unit_test_teardown(test_behind_offloads, itest_teardown),
-        cmocka_unit_test_teardown(test_behind_busy_inline, itest_teardown),
         cmocka_unit_test_teardown(test_sent_before_hangup, itest_teardown),
         cmocka_unit_test_teardown(test_hello_on_workers, itest_teardown),
     };
