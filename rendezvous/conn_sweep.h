@@ -10,8 +10,9 @@
  * every message routed meanwhile (bench/storm.sh's quiet window).
  *
  * So every SRV_CONN_SWEEP_TICK_MS the sweep visits the next slice of the
- * connections: the node map, then the relay channels (keepalive only:
- * the frame guard counts the main connection's frames), at most
+ * connections: the node map, then the relay channels (keepalive only,
+ * as before: the unseen-bytes check's slack assumes --rx-buffer, and a
+ * channel's reads go up to 64 KiB), at most
  * SRV_CONN_SWEEP_PER_TICK a tick, a pass over all of them every
  * SRV_CONN_SWEEP_PASS_MS at least. Past 2,560 connections a pass takes
  * longer (~3.8 s at 19,500): a ping goes out up to one pass late and the
