@@ -30,8 +30,9 @@
  * connections are served every few ms while the loop still spends all
  * its time on the handshakes when it has nothing else to do (bench/
  * storm.sh, 19,500 nodes, 2 cores: storm signaling p99 0.7-2.3 s with no
- * cap, 0.36-0.68 s with 32, 0.17 s with 8; handshakes/s within the
- * runs' noise). Only the
+ * cap, 0.36-0.68 s with 32, 0.17 s with 8; the storm's handshakes/s
+ * ~20 % lower, the loop now also carrying the signaling: bench/RESULTS.md,
+ * eighth session; --accept-batch 0 is the old trade). Only the
  * loop's own pace is bounded: a slow client's handshake holds nothing (a
  * cap on handshakes in progress would let idle half-open connections stop
  * the listener). lws resumes its listener by itself whenever a socket

@@ -221,6 +221,17 @@ static unsigned long long offloaded(rdv_ts_server *s)
     return metric_of(s, "rendezvous_verify_offloaded_total");
 }
 
+/* Receives on r the next message, which must be tx's number k. */
+static void expect_numbered(rdv_ws *r, const rdv_tn *tx, int k)
+{
+    size_t len = 0;
+    char *got = rdv_ws_recv(r, T_MS, &len);
+    int seq = -1;
+    if (!got || parse_received(got, tx, 1, &seq) != 0 || seq != k)
+        fail_msg("message %d due, got %.200s", k, got ? got : "(nothing)");
+    free(got);
+}
+
 /* Light load with the default --verify-inline: hellos and messages one
  * at a time, more than a window apart, are all checked by the loop itself
  * (no hand-off, no worker wake-up); a bad signature is still refused. */
@@ -238,12 +249,7 @@ static void test_light_load_inline(void **state)
         char *text = numbered(&tx, rx.id, k);
         itest_send(c, text);
         free(text);
-        size_t len = 0;
-        char *got = rdv_ws_recv(r, T_MS, &len);
-        int seq = -1;
-        if (!got || parse_received(got, &tx, 1, &seq) != 0 || seq != k)
-            fail_msg("message %d due, got %.200s", k, got ? got : "(nothing)");
-        free(got);
+        expect_numbered(r, &tx, k);
     }
     assert_int_equal(offloaded(s), 0);
     /* the two hellos and every scanned message; numbered() writes each 7th
@@ -288,12 +294,7 @@ static void test_behind_offloads(void **state)
     usleep(300 * 1000);
     assert_int_equal(kill(rdv_ts_server_pid(s), SIGCONT), 0);
     for (int k = 1; k <= BEHIND_COUNT; k++) {
-        size_t len = 0;
-        char *got = rdv_ws_recv(r, T_MS, &len);
-        int seq = -1;
-        if (!got || parse_received(got, &tx, 1, &seq) != 0 || seq != k)
-            fail_msg("message %d due, got %.200s", k, got ? got : "(nothing)");
-        free(got);
+        expect_numbered(r, &tx, k);
     }
     assert_int_equal(offloaded(s) - before, BEHIND_COUNT);
     assert_int_equal(metric_of(s, "rendezvous_verify_inline_total"), inl);
